@@ -1,0 +1,78 @@
+# KOS verified boot. `make demo` and `make check` are the two entry points;
+# see README.md. Everything is built under build/.
+
+BUILD ?= build
+CC ?= gcc
+CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wmissing-prototypes -Wvla \
+	-Wshadow -Wno-unused-parameter -fstack-protector-strong -pthread -Ilib
+CFLAGS ?= -O2 -g
+HARDEN := -D_FORTIFY_SOURCE=2
+LDFLAGS_HARDEN := -Wl,-z,relro,-z,now
+LIBS := -ljansson -lcrypto -lblkid -pthread
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+LIB_SRC := $(wildcard lib/*.c)
+LIB_HDR := $(wildcard lib/*.h)
+KOS_SRC := $(wildcard tools/kos/*.c)
+KOS_HDR := $(wildcard tools/kos/*.h)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+
+.PHONY: all deps check demo bench clean asan fuzz unit host-tests
+
+all: $(BUILD)/kos
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/obj/%.o: lib/%.c $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libkos.a: $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itools/kos $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
+
+$(BUILD)/unit-tests: $(UNIT_SRC) $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit $(UNIT_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) $(LIBS) -o $@
+
+# The ASan+UBSan build: the unit tests and the kos tool, which the host tests
+# also run under.
+$(BUILD)/asan/unit-tests: $(UNIT_SRC) $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
+
+$(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itools/kos $(KOS_SRC) $(LIB_SRC) $(LIBS) -o $@
+
+asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
+
+FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
+		$< $(LIB_SRC) $(LIBS) -o $@
+
+fuzz: $(FUZZERS)
+
+check:
+	@scripts/deps.sh check
+	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests
+	@tests/run.sh
+
+demo:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+bench:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	@scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* SHA-256 through OpenSSL's libcrypto (SHA-NI where the CPU has it), and the
+ * parallel, memory-bounded hashing of whole files that selection relies on. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KOS_SHA256_LEN 32
+#define KOS_SHA256_HEX_LEN 64
+
+int kos_sha256(const void *data, size_t len, uint8_t ret_digest[static KOS_SHA256_LEN]);
+
+/* Constant-time comparison of two digests. */
+int kos_digest_equal(const uint8_t a[static KOS_SHA256_LEN], const uint8_t b[static KOS_SHA256_LEN]);
+
+enum kos_hash_status {
+        KOS_HASH_PENDING,
+        KOS_HASH_MATCH,
+        KOS_HASH_MISMATCH,
+        KOS_HASH_SIZE_CHANGED, /* the file ended early or went on past size */
+        KOS_HASH_IO_ERROR,     /* error holds the negative errno */
+        KOS_HASH_CANCELLED,    /* an earlier job failed, this one was not needed */
+};
+
+struct kos_hash_job {
+        /* in */
+        int fd;          /* read from offset 0 to size; owned by the caller */
+        uint64_t size;   /* exact number of bytes the file must hold */
+        uint8_t expected[KOS_SHA256_LEN];
+        int copy_fd;     /* -1, or an fd that receives exactly the bytes hashed */
+        bool compute_only; /* no expected digest: status is MATCH once hashed */
+        /* out */
+        enum kos_hash_status status;
+        int error;
+        uint8_t digest[KOS_SHA256_LEN];
+};
+
+/* Called from the calling thread about four times a second while hashing. */
+typedef void (*kos_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void *userdata);
+
+/* Hashes every job, one worker thread per CPU (at most one per job), each with
+ * a fixed 1 MiB buffer, so memory stays bounded whatever the file sizes.
+ * When job i fails, jobs after i are cancelled but jobs before i still run,
+ * so the first failure in list order is always reported, whatever the timing.
+ * Returns 0 when all jobs ran (look at each status), or a negative errno when
+ * the workers could not be started. */
+int kos_hash_jobs(struct kos_hash_job *jobs, size_t n_jobs, kos_progress_fn progress, void *userdata);

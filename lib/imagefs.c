@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+#include "imagefs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "manifest.h"
+
+static int mkdir_at(int dirfd, const char *name) {
+        if (mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int open_dir_at(int dirfd, const char *name) {
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        return fd < 0 ? -errno : fd;
+}
+
+int kos_imagefs_init(const char *path) {
+        int r;
+
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        _cleanup_close_ int root = open_dir_at(AT_FDCWD, path);
+        if (root < 0)
+                return root;
+        if ((r = mkdir_at(root, "components")) < 0 || (r = mkdir_at(root, "manifests")) < 0)
+                return r;
+        if (faccessat(root, KOS_ACTIVE_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                return kos_write_file_atomic_at(root, KOS_ACTIVE_FILE, "", 0, 0644);
+        return 0;
+}
+
+int kos_imagefs_open(const char *path, struct kos_imagefs *ret) {
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+
+        img.root_fd = open_dir_at(AT_FDCWD, path);
+        if (img.root_fd < 0)
+                return img.root_fd;
+        img.components_fd = open_dir_at(img.root_fd, "components");
+        img.manifests_fd = open_dir_at(img.root_fd, "manifests");
+        if (img.components_fd < 0 || img.manifests_fd < 0) {
+                int r = img.components_fd < 0 ? img.components_fd : img.manifests_fd;
+                kos_imagefs_close(&img);
+                return r == -ENOENT ? -ENOTDIR : r; /* "not an ImageFS" rather than "no such file" */
+        }
+        *ret = img;
+        return 0;
+}
+
+void kos_imagefs_close(struct kos_imagefs *img) {
+        kos_closep(&img->root_fd);
+        kos_closep(&img->components_fd);
+        kos_closep(&img->manifests_fd);
+        *img = (struct kos_imagefs)KOS_IMAGEFS_NULL;
+}
+
+static void add_active_line(struct kos_active_list *list, const char *line, size_t len) {
+        if (len == 0)
+                return;
+        if (list->n >= KOS_ACTIVE_MAX) {
+                list->n_ignored++;
+                return;
+        }
+        struct kos_active_entry *e = &list->entries[list->n++];
+        if (len > KOS_NAME_MAX) {
+                memcpy(e->name, line, KOS_NAME_MAX);
+                memcpy(e->name + KOS_NAME_MAX, "...", 4);
+                e->name_valid = false;
+                return;
+        }
+        memcpy(e->name, line, len);
+        e->name[len] = '\0';
+        e->name_valid = strlen(e->name) == len && kos_name_is_valid(e->name);
+}
+
+int kos_active_read(const struct kos_imagefs *img, struct kos_active_list *ret) {
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+
+        memset(ret, 0, sizeof *ret);
+        int r = kos_read_file_at(img->root_fd, KOS_ACTIVE_FILE, KOS_ACTIVE_FILE_MAX, &data, &len);
+        if (r < 0)
+                return r;
+        for (size_t pos = 0; pos < len;) {
+                const char *nl = memchr(data + pos, '\n', len - pos);
+                size_t line_len = nl ? (size_t)(nl - (data + pos)) : len - pos;
+                add_active_line(ret, data + pos, line_len);
+                pos += line_len + 1;
+        }
+        return 0;
+}
+
+int kos_active_write(const struct kos_imagefs *img, const struct kos_active_list *list) {
+        char buf[KOS_ACTIVE_MAX * (KOS_NAME_MAX + 1) + 1];
+        size_t len = 0;
+
+        for (size_t i = 0; i < list->n; i++) {
+                if (!list->entries[i].name_valid)
+                        continue; /* rewriting the list drops what could never boot */
+                size_t n = strlen(list->entries[i].name);
+                memcpy(buf + len, list->entries[i].name, n);
+                buf[len + n] = '\n';
+                len += n + 1;
+        }
+        return kos_write_file_atomic_at(img->root_fd, KOS_ACTIVE_FILE, buf, len, 0644);
+}
+
+int kos_active_find(const struct kos_active_list *list, const char *name) {
+        for (size_t i = 0; i < list->n; i++)
+                if (list->entries[i].name_valid && strcmp(list->entries[i].name, name) == 0)
+                        return (int)i;
+        return -1;
+}
+
+void kos_active_remove(struct kos_active_list *list, const char *name) {
+        int i;
+
+        while ((i = kos_active_find(list, name)) >= 0) {
+                memmove(&list->entries[i], &list->entries[i + 1], (list->n - (size_t)i - 1) * sizeof list->entries[0]);
+                list->n--;
+        }
+}
+
+int kos_active_insert(struct kos_active_list *list, const char *name, bool first) {
+        if (!kos_name_is_valid(name))
+                return -EINVAL;
+        kos_active_remove(list, name);
+        if (list->n >= KOS_ACTIVE_MAX)
+                return -E2BIG;
+        size_t at = first ? 0 : list->n;
+        memmove(&list->entries[at + 1], &list->entries[at], (list->n - at) * sizeof list->entries[0]);
+        snprintf(list->entries[at].name, sizeof list->entries[at].name, "%s", name);
+        list->entries[at].name_valid = true;
+        list->n++;
+        return 0;
+}
+
+void kos_manifest_file_names(const char *name, char json[static KOS_NAME_MAX + 8], char sig[static KOS_NAME_MAX + 12]) {
+        snprintf(json, KOS_NAME_MAX + 8, "%s.json", name);
+        snprintf(sig, KOS_NAME_MAX + 12, "%s.json.sig", name);
+}
+
+int kos_imagefs_add_component(const struct kos_imagefs *img, int src_fd, uint8_t ret_sha256[static KOS_SHA256_LEN],
+                              kos_progress_fn progress, void *userdata) {
+        char tmp[64], hex[KOS_SHA256_HEX_LEN + 1];
+        struct stat st;
+        int r;
+
+        if (fstat(src_fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        snprintf(tmp, sizeof tmp, ".tmp-add-%d", (int)getpid());
+        _cleanup_close_ int out = openat(img->components_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (out < 0)
+                return -errno;
+
+        struct kos_hash_job job = {.fd = src_fd, .size = (uint64_t)st.st_size, .copy_fd = out, .compute_only = true};
+        r = kos_hash_jobs(&job, 1, progress, userdata);
+        if (r >= 0 && job.status != KOS_HASH_MATCH)
+                r = job.status == KOS_HASH_IO_ERROR ? job.error : -EAGAIN; /* the source changed while copied */
+        if (r >= 0 && fsync(out) < 0)
+                r = -errno;
+        if (r >= 0) {
+                kos_hex_encode(job.digest, KOS_SHA256_LEN, hex);
+                /* Content-addressed: if the name exists it already holds these bytes. */
+                if (renameat(img->components_fd, tmp, img->components_fd, hex) < 0)
+                        r = -errno;
+        }
+        if (r < 0) {
+                (void)unlinkat(img->components_fd, tmp, 0);
+                return r;
+        }
+        if (fsync(img->components_fd) < 0)
+                return -errno;
+        memcpy(ret_sha256, job.digest, KOS_SHA256_LEN);
+        return 0;
+}
+
+static int same_file_content(int dirfd, const char *name, const char *data, size_t len, size_t cap) {
+        _cleanup_free_ char *old = NULL;
+        size_t old_len;
+        int r = kos_read_file_at(dirfd, name, cap, &old, &old_len);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        return old_len == len && memcmp(old, data, len) == 0;
+}
+
+int kos_imagefs_install_manifest(const struct kos_imagefs *img, const char *name, const char *json, size_t json_len,
+                                 const char *sig, size_t sig_len) {
+        char json_name[KOS_NAME_MAX + 8], sig_name[KOS_NAME_MAX + 12];
+        int r;
+
+        if (!kos_name_is_valid(name))
+                return -EINVAL;
+        kos_manifest_file_names(name, json_name, sig_name);
+        r = same_file_content(img->manifests_fd, json_name, json, json_len, KOS_MANIFEST_MAX);
+        if (r == -EFBIG)
+                r = 0; /* an oversized file there is certainly not these bytes */
+        if (r < 0)
+                return r;
+        if (r == 0 && faccessat(img->manifests_fd, json_name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return -EEXIST;
+        /* Signature first: until the .json exists the name is not installed,
+         * and a re-install of the same bytes may add signatures safely. */
+        r = kos_write_file_atomic_at(img->manifests_fd, sig_name, sig, sig_len, 0644);
+        if (r < 0)
+                return r;
+        return kos_write_file_atomic_at(img->manifests_fd, json_name, json, json_len, 0644);
+}

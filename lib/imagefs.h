@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/* The ImageFS: components/<sha256 hex>, manifests/<name>.json(.sig) and the
+ * ordered `active` list. Every path inside it is built from a validated name
+ * or a digest, never taken from a manifest. See docs/format.md. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash.h"
+#include "util.h"
+
+#define KOS_ACTIVE_FILE "active"
+#define KOS_ACTIVE_MAX 64
+#define KOS_ACTIVE_FILE_MAX 65536
+
+struct kos_imagefs {
+        int root_fd;
+        int components_fd;
+        int manifests_fd;
+};
+
+#define KOS_IMAGEFS_NULL {.root_fd = -1, .components_fd = -1, .manifests_fd = -1}
+
+/* Creates the layout in a new or empty directory; an existing ImageFS is left as it is. */
+int kos_imagefs_init(const char *path);
+int kos_imagefs_open(const char *path, struct kos_imagefs *ret);
+void kos_imagefs_close(struct kos_imagefs *img);
+
+struct kos_active_entry {
+        char name[KOS_NAME_MAX + 4]; /* as written; a longer line is cut and marked "..." */
+        bool name_valid;
+};
+
+struct kos_active_list {
+        size_t n;
+        struct kos_active_entry entries[KOS_ACTIVE_MAX];
+        size_t n_ignored; /* lines beyond KOS_ACTIVE_MAX */
+};
+
+/* Reads `active`. A missing file is an empty list (-ENOENT is returned so
+ * the caller can say so), empty lines are ignored, and a line that is not
+ * a valid name is kept as an entry with name_valid false, so selection can
+ * report it instead of silently skipping it. */
+int kos_active_read(const struct kos_imagefs *img, struct kos_active_list *ret);
+/* Replaces `active` atomically with the names of the list. */
+int kos_active_write(const struct kos_imagefs *img, const struct kos_active_list *list);
+int kos_active_find(const struct kos_active_list *list, const char *name);
+int kos_active_insert(struct kos_active_list *list, const char *name, bool first);
+void kos_active_remove(struct kos_active_list *list, const char *name);
+
+/* "<name>.json" and "<name>.json.sig" for a valid name. */
+void kos_manifest_file_names(const char *name, char json[static KOS_NAME_MAX + 8], char sig[static KOS_NAME_MAX + 12]);
+
+/* Copies src_fd (a regular file) into components/ under its sha256, through
+ * a temporary file that is fsynced and renamed into place. */
+int kos_imagefs_add_component(const struct kos_imagefs *img, int src_fd, uint8_t ret_sha256[static KOS_SHA256_LEN],
+                              kos_progress_fn progress, void *userdata);
+
+/* Writes manifests/<name>.json.sig then manifests/<name>.json, each
+ * atomically. Refuses (-EEXIST) to replace a different manifest of the same
+ * name: a name, once installed, always means the same bytes. */
+int kos_imagefs_install_manifest(const struct kos_imagefs *img, const char *name, const char *json, size_t json_len,
+                                 const char *sig, size_t sig_len);

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+#include "manifest.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const component_type_names[_KOS_COMPONENT_TYPE_MAX] = {
+        [KOS_COMPONENT_SQUASHFS] = "squashfs",
+        [KOS_COMPONENT_EROFS] = "erofs",
+        [KOS_COMPONENT_EXT4] = "ext4",
+};
+
+const char *kos_component_type_to_string(enum kos_component_type t) {
+        return t < _KOS_COMPONENT_TYPE_MAX ? component_type_names[t] : NULL;
+}
+
+int kos_component_type_from_string(const char *s) {
+        for (int i = 0; i < _KOS_COMPONENT_TYPE_MAX; i++)
+                if (strcmp(s, component_type_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+struct parse_error {
+        char *buf;
+        size_t size;
+};
+
+static int schema_error(struct parse_error *e, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static int schema_error(struct parse_error *e, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(e->buf, e->size, format, ap);
+        va_end(ap);
+        return -EBADMSG;
+}
+
+/* Every object has a fixed set of keys; anything else is rejected, so a
+ * manifest never carries a field that this code silently ignores. */
+static int check_keys(json_t *obj, const char *const *allowed, const char *where, struct parse_error *e) {
+        const char *key;
+        json_t *value;
+
+        json_object_foreach(obj, key, value) {
+                bool known = false;
+                for (const char *const *a = allowed; *a; a++)
+                        known = known || strcmp(key, *a) == 0;
+                if (!known)
+                        return schema_error(e, "%s: unknown key \"%s\"", where, key);
+        }
+        return 0;
+}
+
+static int get_string(json_t *obj, const char *key, const char *where, const char **ret, struct parse_error *e) {
+        json_t *v = json_object_get(obj, key);
+
+        if (!v)
+                return schema_error(e, "%s: missing \"%s\"", where, key);
+        if (!json_is_string(v))
+                return schema_error(e, "%s: \"%s\" must be a string", where, key);
+        *ret = json_string_value(v);
+        return 0;
+}
+
+static int get_uint(json_t *obj, const char *key, const char *where, uint64_t max, uint64_t *ret,
+                    struct parse_error *e) {
+        json_t *v = json_object_get(obj, key);
+
+        if (!v)
+                return schema_error(e, "%s: missing \"%s\"", where, key);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
+                return schema_error(e, "%s: \"%s\" must be an integer from 0 to %llu", where, key,
+                                    (unsigned long long)max);
+        *ret = (uint64_t)json_integer_value(v);
+        return 0;
+}
+
+static int get_name(json_t *obj, const char *where, char ret[static KOS_NAME_MAX + 1], struct parse_error *e) {
+        const char *s;
+        int r = get_string(obj, "name", where, &s, e);
+
+        if (r < 0)
+                return r;
+        if (!kos_name_is_valid(s))
+                return schema_error(e, "%s: \"name\" must match [A-Za-z0-9._-]{1,64} and not be . or ..", where);
+        strcpy(ret, s);
+        return 0;
+}
+
+static int parse_blob(json_t *obj, const char *where, struct kos_blob *ret, struct parse_error *e) {
+        const char *hex;
+        int r;
+
+        r = get_string(obj, "sha256", where, &hex, e);
+        if (r < 0)
+                return r;
+        if (kos_hex_decode(hex, strlen(hex), ret->sha256, KOS_SHA256_LEN) < 0)
+                return schema_error(e, "%s: \"sha256\" must be 64 lowercase hex digits", where);
+        return get_uint(obj, "size", where, KOS_BLOB_SIZE_MAX, &ret->size, e);
+}
+
+static int parse_boot_file(json_t *root, const char *key, struct kos_blob *ret, struct parse_error *e) {
+        static const char *const keys[] = {"sha256", "size", NULL};
+        json_t *obj = json_object_get(root, key);
+
+        if (!obj)
+                return schema_error(e, "missing \"%s\"", key);
+        if (!json_is_object(obj))
+                return schema_error(e, "\"%s\" must be an object", key);
+        int r = check_keys(obj, keys, key, e);
+        return r < 0 ? r : parse_blob(obj, key, ret, e);
+}
+
+static int parse_component(json_t *obj, size_t index, struct kos_component *ret, struct parse_error *e) {
+        static const char *const keys[] = {"name", "type", "sha256", "size", NULL};
+        char where[64];
+        const char *type;
+        int r;
+
+        snprintf(where, sizeof where, "components[%zu]", index);
+        if (!json_is_object(obj))
+                return schema_error(e, "%s must be an object", where);
+        if ((r = check_keys(obj, keys, where, e)) < 0 || (r = get_name(obj, where, ret->name, e)) < 0 ||
+            (r = get_string(obj, "type", where, &type, e)) < 0)
+                return r;
+        r = kos_component_type_from_string(type);
+        if (r < 0)
+                return schema_error(e, "%s: \"type\" must be \"squashfs\", \"erofs\" or \"ext4\"", where);
+        ret->type = (enum kos_component_type)r;
+        return parse_blob(obj, where, &ret->blob, e);
+}
+
+static int parse_components(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+        json_t *array = json_object_get(root, "components");
+        int r;
+
+        if (!array)
+                return schema_error(e, "missing \"components\"");
+        if (!json_is_array(array) || json_array_size(array) == 0 ||
+            json_array_size(array) > KOS_MANIFEST_MAX_COMPONENTS)
+                return schema_error(e, "\"components\" must be an array of 1 to %d components",
+                                    KOS_MANIFEST_MAX_COMPONENTS);
+        m->components = calloc(json_array_size(array), sizeof *m->components);
+        if (!m->components)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_array_size(array); i++) {
+                r = parse_component(json_array_get(array, i), i, &m->components[i], e);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(m->components[j].name, m->components[i].name) == 0)
+                                return schema_error(e, "components[%zu]: name \"%s\" is used twice", i,
+                                                    m->components[i].name);
+                m->n_components = i + 1;
+        }
+        return 0;
+}
+
+static int parse_cmdline(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+        const char *s;
+        int r = get_string(root, "cmdline", "manifest", &s, e);
+
+        if (r < 0)
+                return r;
+        if (strlen(s) > KOS_CMDLINE_MAX)
+                return schema_error(e, "\"cmdline\" is longer than %d bytes", KOS_CMDLINE_MAX);
+        for (const char *p = s; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        return schema_error(e, "\"cmdline\" holds a control character");
+        m->cmdline = strdup(s);
+        return m->cmdline ? 0 : -ENOMEM;
+}
+
+static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+        static const char *const keys[] = {"format", "name", "version", "kernel", "initrd", "cmdline", "components", NULL};
+        uint64_t format;
+        int r;
+
+        if (!json_is_object(root))
+                return schema_error(e, "the manifest must be a JSON object");
+        /* format first: an unknown format is reported as such, not as whatever
+         * field it happens to have changed. */
+        if ((r = get_uint(root, "format", "manifest", UINT32_MAX, &format, e)) < 0)
+                return r;
+        if (format != KOS_MANIFEST_FORMAT)
+                return schema_error(e, "unknown \"format\" %llu (this build reads format %d)",
+                                    (unsigned long long)format, KOS_MANIFEST_FORMAT);
+        m->format = (unsigned)format;
+        if ((r = check_keys(root, keys, "manifest", e)) < 0 || (r = get_name(root, "manifest", m->name, e)) < 0 ||
+            (r = get_uint(root, "version", "manifest", INT64_MAX, &m->version, e)) < 0 ||
+            (r = parse_boot_file(root, "kernel", &m->kernel, e)) < 0 ||
+            (r = parse_boot_file(root, "initrd", &m->initrd, e)) < 0 || (r = parse_cmdline(root, m, e)) < 0)
+                return r;
+        return parse_components(root, m, e);
+}
+
+int kos_manifest_parse(const char *data, size_t len, struct kos_manifest **ret, char *ret_error, size_t error_size) {
+        struct parse_error e = {ret_error, error_size};
+        json_error_t jerr;
+        int r;
+
+        if (len > KOS_MANIFEST_MAX)
+                return schema_error(&e, "manifest larger than %d bytes", KOS_MANIFEST_MAX);
+        /* Jansson checks UTF-8, rejects NUL in strings, trailing data after the
+         * value (no JSON_DISABLE_EOF_CHECK) and, with the flag, duplicate keys. */
+        json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return schema_error(&e, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+
+        struct kos_manifest *m = calloc(1, sizeof *m);
+        if (!m) {
+                json_decref(root);
+                return -ENOMEM;
+        }
+        r = parse_root(root, m, &e);
+        json_decref(root);
+        if (r < 0) {
+                kos_manifest_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+void kos_manifest_free(struct kos_manifest *m) {
+        if (!m)
+                return;
+        free(m->cmdline);
+        free(m->components);
+        free(m);
+}
+
+static json_t *blob_to_json(const struct kos_blob *b) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+
+        kos_hex_encode(b->sha256, KOS_SHA256_LEN, hex);
+        return json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)b->size);
+}
+
+int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *ret_len) {
+        json_t *components = json_array();
+        int r = -ENOMEM;
+
+        for (size_t i = 0; components && i < m->n_components; i++) {
+                const struct kos_component *c = &m->components[i];
+                char hex[KOS_SHA256_HEX_LEN + 1];
+                kos_hex_encode(c->blob.sha256, KOS_SHA256_LEN, hex);
+                json_array_append_new(components,
+                                      json_pack("{s:s, s:s, s:s, s:I}", "name", c->name, "type",
+                                                kos_component_type_to_string(c->type), "sha256", hex, "size",
+                                                (json_int_t)c->blob.size));
+        }
+        json_t *root = json_pack("{s:i, s:s, s:I, s:o, s:o, s:s, s:o}", "format", (int)m->format, "name", m->name,
+                                 "version", (json_int_t)m->version, "kernel", blob_to_json(&m->kernel), "initrd",
+                                 blob_to_json(&m->initrd), "cmdline", m->cmdline ? m->cmdline : "", "components",
+                                 components);
+        if (root) {
+                char *s = json_dumps(root, JSON_INDENT(2));
+                if (s) {
+                        size_t n = strlen(s);
+                        char *with_newline = realloc(s, n + 2);
+                        if (with_newline) {
+                                memcpy(with_newline + n, "\n", 2);
+                                *ret_json = with_newline;
+                                *ret_len = n + 1;
+                                r = 0;
+                        } else
+                                free(s);
+                }
+                json_decref(root);
+        }
+        return r;
+}
+
+size_t kos_manifest_blobs(const struct kos_manifest *m, const struct kos_blob **ret_blobs, const char **ret_labels,
+                          size_t max) {
+        size_t n = 0;
+
+        if (n < max) {
+                ret_blobs[n] = &m->kernel;
+                ret_labels[n++] = "kernel";
+        }
+        if (n < max) {
+                ret_blobs[n] = &m->initrd;
+                ret_labels[n++] = "initrd";
+        }
+        for (size_t i = 0; i < m->n_components && n < max; i++) {
+                ret_blobs[n] = &m->components[i].blob;
+                ret_labels[n++] = m->components[i].name;
+        }
+        return n;
+}

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+#include "select.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "signature.h"
+
+#define MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS)
+
+static const char *const reason_names[_KOS_REASON_MAX] = {
+        [KOS_REASON_NONE] = "none",
+        [KOS_REASON_MANIFEST_MISSING] = "manifest-missing",
+        [KOS_REASON_MANIFEST_TOO_LARGE] = "manifest-too-large",
+        [KOS_REASON_SIGNATURE_MISSING] = "signature-missing",
+        [KOS_REASON_SIGNATURE_MALFORMED] = "signature-malformed",
+        [KOS_REASON_KEY_UNTRUSTED] = "key-untrusted",
+        [KOS_REASON_SIGNATURE_INVALID] = "signature-invalid",
+        [KOS_REASON_MANIFEST_MALFORMED] = "manifest-malformed",
+        [KOS_REASON_NAME_MISMATCH] = "name-mismatch",
+        [KOS_REASON_COMPONENT_MISSING] = "component-missing",
+        [KOS_REASON_COMPONENT_NOT_REGULAR] = "component-not-regular",
+        [KOS_REASON_COMPONENT_SIZE_MISMATCH] = "component-size-mismatch",
+        [KOS_REASON_COMPONENT_HASH_MISMATCH] = "component-hash-mismatch",
+        [KOS_REASON_IO_ERROR] = "io-error",
+};
+
+const char *kos_reason_to_string(enum kos_reason r) {
+        return r < _KOS_REASON_MAX ? reason_names[r] : "unknown";
+}
+
+const char *kos_verdict_to_string(enum kos_verdict v) {
+        switch (v) {
+        case KOS_VERDICT_VALID:
+                return "valid";
+        case KOS_VERDICT_REJECTED:
+                return "rejected";
+        case KOS_VERDICT_SKIPPED:
+                return "skipped";
+        }
+        return "unknown";
+}
+
+static bool reject(struct kos_candidate *c, enum kos_reason reason, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+static bool reject(struct kos_candidate *c, enum kos_reason reason, const char *format, ...) {
+        va_list ap;
+
+        c->verdict = KOS_VERDICT_REJECTED;
+        c->reason = reason;
+        va_start(ap, format);
+        vsnprintf(c->detail, sizeof c->detail, format, ap);
+        va_end(ap);
+        return false;
+}
+
+/* Present, a regular file, within the size cap; then its id. */
+static bool read_manifest(const struct kos_imagefs *img, const char *json_name, struct kos_candidate *c,
+                          char **ret_data, size_t *ret_len) {
+        int r = kos_read_file_at(img->manifests_fd, json_name, KOS_MANIFEST_MAX, ret_data, ret_len);
+
+        if (r == -ENOENT)
+                return reject(c, KOS_REASON_MANIFEST_MISSING, "manifests/%s does not exist", json_name);
+        if (r == -ELOOP || r == -EBADFD)
+                return reject(c, KOS_REASON_MANIFEST_MISSING, "manifests/%s is not a regular file", json_name);
+        if (r == -EFBIG)
+                return reject(c, KOS_REASON_MANIFEST_TOO_LARGE, "manifests/%s is larger than %d bytes", json_name,
+                              KOS_MANIFEST_MAX);
+        if (r < 0)
+                return reject(c, KOS_REASON_IO_ERROR, "cannot read manifests/%s: %s", json_name, strerror(-r));
+        kos_sha256(*ret_data, *ret_len, c->id);
+        c->has_id = true;
+        return true;
+}
+
+static bool check_signature(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *sig_name,
+                            const char *data, size_t len, struct kos_candidate *c) {
+        _cleanup_free_ char *untrusted_sig = NULL;
+        struct kos_signature_file sigs;
+        uint8_t key_id[KOS_KEY_ID_LEN];
+        char key_hex[KOS_KEY_ID_HEX_LEN + 1], error[160];
+        size_t sig_len;
+
+        int r = kos_read_file_at(img->manifests_fd, sig_name, KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len);
+        if (r == -ENOENT)
+                return reject(c, KOS_REASON_SIGNATURE_MISSING, "manifests/%s does not exist", sig_name);
+        if (r == -EFBIG || r == -ELOOP || r == -EBADFD)
+                return reject(c, KOS_REASON_SIGNATURE_MALFORMED, "manifests/%s is %s", sig_name,
+                              r == -EFBIG ? "larger than 8192 bytes" : "not a regular file");
+        if (r < 0)
+                return reject(c, KOS_REASON_IO_ERROR, "cannot read manifests/%s: %s", sig_name, strerror(-r));
+        if (kos_signature_file_parse(untrusted_sig, sig_len, &sigs, error, sizeof error) < 0)
+                return reject(c, KOS_REASON_SIGNATURE_MALFORMED, "manifests/%s: %s", sig_name, error);
+
+        enum kos_signature_verdict v = kos_signature_file_verify(&sigs, ring, data, len, key_id);
+        kos_hex_encode(key_id, KOS_KEY_ID_LEN, key_hex);
+        switch (v) {
+        case KOS_SIGNATURE_VALID:
+                memcpy(c->signer, key_id, KOS_KEY_ID_LEN);
+                return true;
+        case KOS_SIGNATURE_KEY_UNTRUSTED:
+                return reject(c, KOS_REASON_KEY_UNTRUSTED, "signed only by key%s %s%s, not in the keyring",
+                              sigs.n > 1 ? "s" : "", key_hex, sigs.n > 1 ? " and others" : "");
+        case KOS_SIGNATURE_INVALID:
+                return reject(c, KOS_REASON_SIGNATURE_INVALID,
+                              "the signature by trusted key %s does not verify over the manifest's bytes", key_hex);
+        }
+        return reject(c, KOS_REASON_SIGNATURE_INVALID, "unknown signature verdict");
+}
+
+/* Present and a regular file (never following a symlink), of the declared
+ * size: all before a single byte is hashed. */
+static int open_blob(const struct kos_imagefs *img, const struct kos_blob *blob, const char *label,
+                     struct kos_candidate *c) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        struct stat st, st_open;
+
+        kos_hex_encode(blob->sha256, KOS_SHA256_LEN, hex);
+        if (fstatat(img->components_fd, hex, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                int r = errno;
+                if (r == ENOENT)
+                        reject(c, KOS_REASON_COMPONENT_MISSING, "%s: components/%s does not exist", label, hex);
+                else
+                        reject(c, KOS_REASON_IO_ERROR, "%s: cannot stat components/%s: %s", label, hex, strerror(r));
+                return -1;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                reject(c, KOS_REASON_COMPONENT_NOT_REGULAR, "%s: components/%s is a %s, not a regular file", label,
+                       hex, S_ISLNK(st.st_mode) ? "symlink" : S_ISDIR(st.st_mode) ? "directory" : "special file");
+                return -1;
+        }
+        if ((uint64_t)st.st_size != blob->size) {
+                reject(c, KOS_REASON_COMPONENT_SIZE_MISMATCH, "%s: components/%s has %llu bytes, manifest says %llu",
+                       label, hex, (unsigned long long)st.st_size, (unsigned long long)blob->size);
+                return -1;
+        }
+        int fd = openat(img->components_fd, hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0 || fstat(fd, &st_open) < 0 || st_open.st_ino != st.st_ino || st_open.st_dev != st.st_dev ||
+            !S_ISREG(st_open.st_mode) || st_open.st_size != st.st_size) {
+                /* Replaced between the checks: treat as not what was declared. */
+                int r = fd < 0 ? errno : 0;
+                if (fd >= 0)
+                        close(fd);
+                if (r == ELOOP)
+                        reject(c, KOS_REASON_COMPONENT_NOT_REGULAR, "%s: components/%s is a symlink", label, hex);
+                else if (r)
+                        reject(c, KOS_REASON_IO_ERROR, "%s: cannot open components/%s: %s", label, hex, strerror(r));
+                else
+                        reject(c, KOS_REASON_COMPONENT_SIZE_MISMATCH, "%s: components/%s changed while checked",
+                               label, hex);
+                return -1;
+        }
+        return fd;
+}
+
+static bool job_failed(const struct kos_hash_job *job, const char *label, struct kos_candidate *c) {
+        char hex[KOS_SHA256_HEX_LEN + 1], actual[KOS_SHA256_HEX_LEN + 1];
+
+        kos_hex_encode(job->expected, KOS_SHA256_LEN, hex);
+        switch (job->status) {
+        case KOS_HASH_MATCH:
+                return false;
+        case KOS_HASH_MISMATCH:
+                kos_hex_encode(job->digest, KOS_SHA256_LEN, actual);
+                reject(c, KOS_REASON_COMPONENT_HASH_MISMATCH, "%s: components/%s hashes to %s", label, hex, actual);
+                return true;
+        case KOS_HASH_SIZE_CHANGED:
+                reject(c, KOS_REASON_COMPONENT_SIZE_MISMATCH, "%s: components/%s changed size while read", label, hex);
+                return true;
+        case KOS_HASH_IO_ERROR:
+                reject(c, KOS_REASON_IO_ERROR, "%s: reading components/%s: %s", label, hex, strerror(-job->error));
+                return true;
+        case KOS_HASH_PENDING:
+        case KOS_HASH_CANCELLED:
+                reject(c, KOS_REASON_IO_ERROR, "%s: components/%s was not hashed", label, hex);
+                return true;
+        }
+        return true;
+}
+
+static int new_memfd(const char *name) {
+        int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        return fd < 0 ? -errno : fd;
+}
+
+static int seal_memfd(int fd) {
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return -errno;
+        return lseek(fd, 0, SEEK_SET) < 0 ? -errno : 0;
+}
+
+struct blob_check {
+        size_t n;
+        const struct kos_blob *blobs[MAX_BLOBS];
+        const char *labels[MAX_BLOBS];
+        struct kos_hash_job jobs[MAX_BLOBS];
+};
+
+static void blob_check_release(struct blob_check *bc) {
+        for (size_t i = 0; i < bc->n; i++) {
+                kos_closep(&bc->jobs[i].fd);
+                kos_closep(&bc->jobs[i].copy_fd);
+        }
+}
+
+bool kos_check_components(const struct kos_imagefs *img, const struct kos_manifest *m,
+                          const struct kos_select_options *options, struct kos_candidate *c, int *ret_kernel_fd,
+                          int *ret_initrd_fd) {
+        struct blob_check bc = {0};
+        bool ok = false;
+        int r;
+
+        bc.n = kos_manifest_blobs(m, bc.blobs, bc.labels, MAX_BLOBS);
+        for (size_t i = 0; i < bc.n; i++)
+                bc.jobs[i] = (struct kos_hash_job){.fd = -1, .copy_fd = -1};
+        for (size_t i = 0; i < bc.n; i++) {
+                bc.jobs[i].fd = open_blob(img, bc.blobs[i], bc.labels[i], c);
+                if (bc.jobs[i].fd < 0)
+                        goto out;
+                bc.jobs[i].size = bc.blobs[i]->size;
+                memcpy(bc.jobs[i].expected, bc.blobs[i]->sha256, KOS_SHA256_LEN);
+                c->hashed_bytes += bc.blobs[i]->size;
+        }
+        if (options->capture_boot_files) {
+                /* Jobs 0 and 1 are the kernel and initrd (kos_manifest_blobs). */
+                if ((r = bc.jobs[0].copy_fd = new_memfd("kos-kernel")) < 0 ||
+                    (r = bc.jobs[1].copy_fd = new_memfd("kos-initrd")) < 0) {
+                        reject(c, KOS_REASON_IO_ERROR, "cannot create memfd: %s", strerror(-r));
+                        goto out;
+                }
+        }
+        r = kos_hash_jobs(bc.jobs, bc.n, options->progress, options->userdata);
+        if (r < 0) {
+                reject(c, KOS_REASON_IO_ERROR, "cannot start hashing: %s", strerror(-r));
+                goto out;
+        }
+        for (size_t i = 0; i < bc.n; i++)
+                if (job_failed(&bc.jobs[i], bc.labels[i], c))
+                        goto out;
+        if (options->capture_boot_files) {
+                if ((r = seal_memfd(bc.jobs[0].copy_fd)) < 0 || (r = seal_memfd(bc.jobs[1].copy_fd)) < 0) {
+                        reject(c, KOS_REASON_IO_ERROR, "cannot seal memfd: %s", strerror(-r));
+                        goto out;
+                }
+                if (ret_kernel_fd)
+                        *ret_kernel_fd = TAKE_FD(bc.jobs[0].copy_fd);
+                if (ret_initrd_fd)
+                        *ret_initrd_fd = TAKE_FD(bc.jobs[1].copy_fd);
+        }
+        ok = true;
+out:
+        blob_check_release(&bc);
+        return ok;
+}
+
+static void examine(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+                    const struct kos_select_options *options, struct kos_candidate *c,
+                    struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
+        _cleanup_free_ char *data = NULL;
+        char json_name[KOS_NAME_MAX + 8], sig_name[KOS_NAME_MAX + 12], error[256];
+        struct kos_manifest *m = NULL;
+        size_t len;
+
+        if (!kos_name_is_valid(name)) {
+                reject(c, KOS_REASON_MANIFEST_MISSING, "\"%s\" in active is not a valid manifest name", name);
+                return;
+        }
+        kos_manifest_file_names(name, json_name, sig_name);
+        /* Authenticate, then parse: no JSON is looked at before the signature
+         * over these exact bytes has verified. */
+        if (!read_manifest(img, json_name, c, &data, &len) || !check_signature(img, ring, sig_name, data, len, c))
+                return;
+        if (kos_manifest_parse(data, len, &m, error, sizeof error) < 0) {
+                reject(c, KOS_REASON_MANIFEST_MALFORMED, "manifests/%s: %s", json_name, error);
+                return;
+        }
+        if (strcmp(m->name, name) != 0) {
+                reject(c, KOS_REASON_NAME_MISMATCH, "manifests/%s declares the name \"%s\"", json_name, m->name);
+                kos_manifest_free(m);
+                return;
+        }
+        if (!kos_check_components(img, m, options, c, ret_kernel_fd, ret_initrd_fd)) {
+                kos_manifest_free(m);
+                return;
+        }
+        c->verdict = KOS_VERDICT_VALID;
+        c->reason = KOS_REASON_NONE;
+        c->detail[0] = '\0';
+        if (ret_manifest)
+                *ret_manifest = m;
+        else
+                kos_manifest_free(m);
+}
+
+void kos_examine_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+                          const struct kos_select_options *options, struct kos_candidate *ret,
+                          struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
+        static const struct kos_select_options defaults = {0};
+        uint64_t start = kos_now_ns();
+
+        memset(ret, 0, sizeof *ret);
+        snprintf(ret->name, sizeof ret->name, "%s", name);
+        examine(img, ring, name, options ? options : &defaults, ret, ret_manifest, ret_kernel_fd, ret_initrd_fd);
+        ret->elapsed_ns = kos_now_ns() - start;
+}
+
+int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, const struct kos_select_options *options,
+               struct kos_selection *ret) {
+        struct kos_active_list active;
+
+        memset(ret, 0, sizeof *ret);
+        ret->selected = -1;
+        ret->kernel_fd = ret->initrd_fd = -1;
+        ret->active_error = kos_active_read(img, &active);
+        ret->n_ignored = active.n_ignored;
+
+        for (size_t i = 0; i < active.n; i++) {
+                struct kos_candidate *c = &ret->candidates[ret->n_candidates++];
+                if (ret->selected >= 0) {
+                        snprintf(c->name, sizeof c->name, "%s", active.entries[i].name);
+                        c->verdict = KOS_VERDICT_SKIPPED;
+                        continue;
+                }
+                kos_examine_manifest(img, ring, active.entries[i].name, options, c, &ret->manifest, &ret->kernel_fd,
+                                     &ret->initrd_fd);
+                if (c->verdict == KOS_VERDICT_VALID)
+                        ret->selected = (int)i;
+        }
+        return 0;
+}
+
+void kos_selection_done(struct kos_selection *s) {
+        kos_manifest_free(s->manifest);
+        s->manifest = NULL;
+        kos_closep(&s->kernel_fd);
+        kos_closep(&s->initrd_fd);
+}

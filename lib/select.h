@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/* Selection: walk `active` in order and return the first valid manifest,
+ * with a reason for every one rejected before it. Every stage (host tool,
+ * Boot Kernel, System Kernel) decides with this one function. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "imagefs.h"
+#include "keyring.h"
+#include "manifest.h"
+
+/* Stable, machine-readable codes: docs/format.md lists them; scripts match on
+ * the strings, so a code is never renamed. */
+enum kos_reason {
+        KOS_REASON_NONE,
+        KOS_REASON_MANIFEST_MISSING,
+        KOS_REASON_MANIFEST_TOO_LARGE,
+        KOS_REASON_SIGNATURE_MISSING,
+        KOS_REASON_SIGNATURE_MALFORMED,
+        KOS_REASON_KEY_UNTRUSTED,
+        KOS_REASON_SIGNATURE_INVALID,
+        KOS_REASON_MANIFEST_MALFORMED,
+        KOS_REASON_NAME_MISMATCH,
+        KOS_REASON_COMPONENT_MISSING,
+        KOS_REASON_COMPONENT_NOT_REGULAR,
+        KOS_REASON_COMPONENT_SIZE_MISMATCH,
+        KOS_REASON_COMPONENT_HASH_MISMATCH,
+        KOS_REASON_IO_ERROR,
+        _KOS_REASON_MAX,
+};
+
+enum kos_verdict {
+        KOS_VERDICT_VALID,
+        KOS_VERDICT_REJECTED,
+        KOS_VERDICT_SKIPPED, /* after the selected one: not examined */
+};
+
+const char *kos_reason_to_string(enum kos_reason r);
+const char *kos_verdict_to_string(enum kos_verdict v);
+
+struct kos_candidate {
+        char name[KOS_NAME_MAX + 4];
+        bool has_id;
+        uint8_t id[KOS_SHA256_LEN]; /* sha256 of the manifest file's bytes */
+        enum kos_verdict verdict;
+        enum kos_reason reason;
+        char detail[320];
+        uint8_t signer[KOS_KEY_ID_LEN]; /* valid only when verdict is VALID */
+        uint64_t elapsed_ns;
+        uint64_t hashed_bytes;
+};
+
+struct kos_select_options {
+        /* Read the kernel and initrd into sealed memfds while hashing them, so
+         * the caller boots exactly the verified bytes (Boot Kernel). */
+        bool capture_boot_files;
+        kos_progress_fn progress;
+        void *userdata;
+};
+
+struct kos_selection {
+        size_t n_candidates;
+        struct kos_candidate candidates[KOS_ACTIVE_MAX];
+        int active_error;  /* negative errno if `active` could not be read, else 0 */
+        size_t n_ignored;  /* entries of `active` beyond KOS_ACTIVE_MAX */
+        int selected;      /* index into candidates, or -1 when nothing is valid */
+        struct kos_manifest *manifest; /* the selected manifest, parsed */
+        int kernel_fd;     /* sealed memfds with capture_boot_files, else -1 */
+        int initrd_fd;
+};
+
+/* Returns 0 with ret->selected >= 0 or -1; a negative errno only when memory
+ * or threads ran out. Release with kos_selection_done(). */
+int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, const struct kos_select_options *options,
+               struct kos_selection *ret);
+void kos_selection_done(struct kos_selection *s);
+
+/* The component checks of selection alone, for a manifest already parsed
+ * (kos install uses it before copying a manifest in): true when every blob
+ * is present, regular, of its size and hash; else c says why. */
+bool kos_check_components(const struct kos_imagefs *img, const struct kos_manifest *m,
+                          const struct kos_select_options *options, struct kos_candidate *c, int *ret_kernel_fd,
+                          int *ret_initrd_fd);
+
+/* Examines one manifest by name with every check of selection. On VALID,
+ * *ret_manifest (if not NULL) gets the parsed manifest, and with
+ * capture_boot_files the memfds are returned in ret_kernel_fd/ret_initrd_fd. */
+void kos_examine_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+                          const struct kos_select_options *options, struct kos_candidate *ret,
+                          struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd);

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers shared by every KOS stage: cleanup attributes, bounded file
+ * reads relative to a directory fd, atomic replacement, hex, names, clocks. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define KOS_NAME_MAX 64 /* manifest and component names: [A-Za-z0-9._-]{1,64} */
+
+static inline void kos_freep(void *p) { free(*(void **)p); }
+static inline void kos_closep(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+}
+#define _cleanup_free_ __attribute__((cleanup(kos_freep)))
+#define _cleanup_close_ __attribute__((cleanup(kos_closep)))
+
+/* Hand ownership of a pointer or fd to the caller: the cleanup sees NULL / -1. */
+#define TAKE_PTR(p)                          \
+        ({                                   \
+                __typeof__(p) _tmp_ = (p);   \
+                (p) = NULL;                  \
+                _tmp_;                       \
+        })
+#define TAKE_FD(fd)                          \
+        ({                                   \
+                int _tmp_ = (fd);            \
+                (fd) = -1;                   \
+                _tmp_;                       \
+        })
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* True when s matches [A-Za-z0-9._-]{1,64} and is neither "." nor "..", so
+ * it is safe as a single path component. */
+bool kos_name_is_valid(const char *s);
+
+/* Lowercase hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
+void kos_hex_encode(const uint8_t *in, size_t len, char *out);
+/* Decodes exactly 2*len lowercase hex digits; anything else is -EINVAL. */
+int kos_hex_decode(const char *in, size_t in_len, uint8_t *out, size_t len);
+
+/* Reads a regular file relative to dirfd, never following a symlink, and
+ * refuses anything larger than cap bytes with -EFBIG. The buffer gets a NUL
+ * after the data (not counted in *ret_len) so text parsers may use it. */
+int kos_read_file_at(int dirfd, const char *name, size_t cap, char **ret_data, size_t *ret_len);
+
+/* Writes len bytes to fd, retrying short writes and EINTR. */
+int kos_write_all(int fd, const void *data, size_t len);
+
+/* Replaces dirfd/path atomically: temporary file beside it, fsync, rename,
+ * fsync of the directory. After a crash the file holds the old or the new
+ * bytes, never a mix. path may have directories; dirfd may be AT_FDCWD. */
+int kos_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t kos_now_ns(void);

@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+/* Subcommands that change or list an ImageFS: imagefs init, component add,
+ * install, activate, deactivate, list, gc. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kos.h"
+#include "select.h"
+#include "signature.h"
+
+int cmd_imagefs(int argc, char **argv) {
+        if (wants_help(argc, argv)) {
+                printf("Usage: kos imagefs init DIR\n\nCreates DIR/components/, DIR/manifests/ and an empty DIR/active.\n"
+                       "An existing ImageFS is left as it is.\n");
+                return EXIT_OK;
+        }
+        if (argc != 3 || strcmp(argv[1], "init") != 0)
+                return usage_error("imagefs", "expected 'init DIR'");
+        int r = kos_imagefs_init(argv[2]);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot create ImageFS %s: %s", argv[2], strerror(-r));
+        return EXIT_OK;
+}
+
+int cmd_component(int argc, char **argv) {
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        int r, code = EXIT_OK;
+
+        if (wants_help(argc, argv)) {
+                printf("Usage: kos component add DIR FILE...\n\nCopies each FILE into DIR/components/<sha256> (fsynced, renamed into\n"
+                       "place) and prints '<sha256>  FILE', as sha256sum does.\n");
+                return EXIT_OK;
+        }
+        if (argc < 4 || strcmp(argv[1], "add") != 0)
+                return usage_error("component", "expected 'add DIR FILE...'");
+        if ((code = open_imagefs_or_fail(argv[2], &img)) != EXIT_OK)
+                return code;
+        for (int i = 3; i < argc && code == EXIT_OK; i++) {
+                _cleanup_close_ int fd = open(argv[i], O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                uint8_t digest[KOS_SHA256_LEN];
+                char hex[KOS_SHA256_HEX_LEN + 1];
+                struct progress p;
+
+                if (fd < 0) {
+                        code = fail(EXIT_USAGE, "cannot open %s: %m", argv[i]);
+                        break;
+                }
+                progress_init(&p, argv[i]);
+                r = kos_imagefs_add_component(&img, fd, digest, progress_print, &p);
+                progress_finish(&p);
+                if (r < 0) {
+                        code = fail(EXIT_USAGE, "cannot add %s: %s", argv[i],
+                                    r == -EBADFD ? "not a regular file" : r == -EAGAIN ? "it changed while copied" : strerror(-r));
+                        break;
+                }
+                kos_hex_encode(digest, KOS_SHA256_LEN, hex);
+                printf("%s  %s\n", hex, argv[i]);
+        }
+        kos_imagefs_close(&img);
+        return code;
+}
+
+/* Reads MANIFEST and MANIFEST.sig, checks both as selection would (the
+ * signature too when a keyring is given), then copies them in. */
+static int install(const char *dir, const char *path, const char *keyring_dir) {
+        _cleanup_free_ char *json = NULL, *untrusted_sig = NULL, *sig_path = NULL;
+        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_signature_file sigs;
+        struct kos_candidate c = {0};
+        struct kos_select_options options = {0};
+        struct progress p;
+        size_t json_len, sig_len;
+        char error[256];
+        int r, code;
+
+        if (asprintf(&sig_path, "%s.sig", path) < 0)
+                return fail(EXIT_USAGE, "out of memory");
+        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &json_len)) < 0)
+                return fail(r == -EFBIG ? EXIT_INVALID : EXIT_USAGE, "cannot read %s: %s", path,
+                            r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+        if ((r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len)) < 0)
+                return fail(EXIT_INVALID, "cannot read %s: %s (sign the manifest with 'kos manifest sign')", sig_path,
+                            strerror(-r));
+        if (kos_signature_file_parse(untrusted_sig, sig_len, &sigs, error, sizeof error) < 0)
+                return fail(EXIT_INVALID, "%s: %s", sig_path, error);
+        if (keyring_dir) {
+                struct kos_keyring ring;
+                uint8_t id[KOS_KEY_ID_LEN];
+                if ((code = load_keyring_or_fail(keyring_dir, &ring)) != EXIT_OK)
+                        return code;
+                if (kos_signature_file_verify(&sigs, &ring, json, json_len, id) != KOS_SIGNATURE_VALID)
+                        return fail(EXIT_INVALID, "%s is not signed by a key of %s", path, keyring_dir);
+        }
+        if (kos_manifest_parse(json, json_len, &m, error, sizeof error) < 0)
+                return fail(EXIT_INVALID, "%s: %s", path, error);
+        if ((code = open_imagefs_or_fail(dir, &img)) != EXIT_OK)
+                return code;
+        progress_init(&p, "verifying components");
+        options.progress = progress_print;
+        options.userdata = &p;
+        bool ok = kos_check_components(&img, m, &options, &c, NULL, NULL);
+        progress_finish(&p);
+        if (!ok)
+                code = fail(EXIT_INVALID, "%s: %s: %s (add the files first with 'kos component add')", path,
+                            kos_reason_to_string(c.reason), c.detail);
+        else if ((r = kos_imagefs_install_manifest(&img, m->name, json, json_len, untrusted_sig, sig_len)) < 0)
+                code = fail(EXIT_USAGE, "cannot install %s: %s", m->name,
+                            r == -EEXIST ? "a different manifest with this name is installed; give the new one a new name" : strerror(-r));
+        else
+                printf("installed %s\n", m->name);
+        kos_imagefs_close(&img);
+        return code;
+}
+
+int cmd_install(int argc, char **argv) {
+        static const struct option options[] = {{"keyring", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'}, {}};
+        const char *keyring = NULL;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "k:h", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos install [--keyring DIR] IMAGEFS MANIFEST\n\n"
+                               "Copies MANIFEST and MANIFEST.sig into IMAGEFS/manifests/<name>.json(.sig).\n"
+                               "Every component it names must already be in IMAGEFS/components/ with\n"
+                               "the right size and sha256. With --keyring, the signature must verify.\n"
+                               "Installing does not activate: see 'kos activate'.\n");
+                        return EXIT_OK;
+                }
+                if (c != 'k')
+                        return usage_error("install", "unknown option");
+                keyring = optarg;
+        }
+        if (argc - optind != 2)
+                return usage_error("install", "expected IMAGEFS and MANIFEST");
+        return install(argv[optind], argv[optind + 1], keyring);
+}
+
+static int change_active(const char *command, const char *dir, const char *name, int where) {
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_active_list list;
+        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
+        int r, code;
+
+        if (!kos_name_is_valid(name))
+                return usage_error(command, "'%s' is not a valid manifest name ([A-Za-z0-9._-]{1,64})", name);
+        if ((code = open_imagefs_or_fail(dir, &img)) != EXIT_OK)
+                return code;
+        r = kos_active_read(&img, &list);
+        if (r < 0 && r != -ENOENT) {
+                code = fail(EXIT_USAGE, "cannot read %s/active: %s", dir, strerror(-r));
+                goto out;
+        }
+        kos_manifest_file_names(name, json, sig);
+        if (where == 0)
+                kos_active_remove(&list, name);
+        else if (faccessat(img.manifests_fd, json, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+                code = fail(EXIT_USAGE, "manifest %s is not installed in %s (see 'kos install')", name, dir);
+                goto out;
+        } else if ((r = kos_active_insert(&list, name, where < 0)) < 0) {
+                code = fail(EXIT_USAGE, "cannot activate %s: the active list is full (%d entries)", name, KOS_ACTIVE_MAX);
+                goto out;
+        }
+        r = kos_active_write(&img, &list);
+        if (r < 0)
+                code = fail(EXIT_USAGE, "cannot write %s/active: %s", dir, strerror(-r));
+out:
+        kos_imagefs_close(&img);
+        return code;
+}
+
+int cmd_activate(int argc, char **argv) {
+        static const struct option options[] = {
+                {"first", no_argument, NULL, 'f'}, {"last", no_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'}, {}};
+        int c, where = -1;
+
+        while ((c = getopt_long(argc, argv, "flh", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos activate IMAGEFS NAME [--first|--last]\n\n"
+                               "Puts an installed manifest first (default) or last in IMAGEFS/active,\n"
+                               "removing it from where it was. The file is replaced atomically.\n");
+                        return EXIT_OK;
+                }
+                if (c == 'f' || c == 'l')
+                        where = c == 'f' ? -1 : 1;
+                else
+                        return usage_error("activate", "unknown option");
+        }
+        if (argc - optind != 2)
+                return usage_error("activate", "expected IMAGEFS and NAME");
+        return change_active("activate", argv[optind], argv[optind + 1], where);
+}
+
+int cmd_deactivate(int argc, char **argv) {
+        if (wants_help(argc, argv)) {
+                printf("Usage: kos deactivate IMAGEFS NAME\n\nRemoves NAME from IMAGEFS/active (atomically); the manifest stays installed.\n");
+                return EXIT_OK;
+        }
+        if (argc != 3)
+                return usage_error("deactivate", "expected IMAGEFS and NAME");
+        return change_active("deactivate", argv[1], argv[2], 0);
+}
+
+/* Calls fn for each installed manifest name (manifests/<name>.json). */
+static int for_each_installed(const struct kos_imagefs *img, int (*fn)(const struct kos_imagefs *, const char *, void *),
+                              void *userdata) {
+        DIR *d = fdopendir(fcntl(img->manifests_fd, F_DUPFD_CLOEXEC, 3));
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        rewinddir(d);
+        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+                size_t n = strlen(de->d_name);
+                char name[KOS_NAME_MAX + 8];
+                if (n <= 5 || n - 5 > KOS_NAME_MAX || strcmp(de->d_name + n - 5, ".json") != 0)
+                        continue;
+                memcpy(name, de->d_name, n - 5);
+                name[n - 5] = '\0';
+                if (kos_name_is_valid(name))
+                        r = fn(img, name, userdata);
+        }
+        closedir(d);
+        return r;
+}
+
+static int print_if_inactive(const struct kos_imagefs *img, const char *name, void *userdata) {
+        const struct kos_active_list *list = userdata;
+
+        if (kos_active_find(list, name) < 0)
+                printf("   -  %s\n", name);
+        return 0;
+}
+
+int cmd_list(int argc, char **argv) {
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_active_list list;
+        int r, code;
+
+        if (wants_help(argc, argv)) {
+                printf("Usage: kos list IMAGEFS\n\nPrints the active list in boot order (position, name), then the\n"
+                       "installed manifests that are not active (marked -). Nothing is verified: see 'kos select'.\n");
+                return EXIT_OK;
+        }
+        if (argc != 2)
+                return usage_error("list", "expected IMAGEFS");
+        if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
+                return code;
+        r = kos_active_read(&img, &list);
+        if (r < 0 && r != -ENOENT)
+                code = fail(EXIT_USAGE, "cannot read active: %s", strerror(-r));
+        else {
+                for (size_t i = 0; i < list.n; i++)
+                        printf("%4zu  %s%s\n", i + 1, list.entries[i].name, list.entries[i].name_valid ? "" : "  (invalid name)");
+                r = for_each_installed(&img, print_if_inactive, &list);
+                if (r < 0)
+                        code = fail(EXIT_USAGE, "cannot list manifests: %s", strerror(-r));
+        }
+        kos_imagefs_close(&img);
+        return code;
+}
+
+struct referenced {
+        size_t n, allocated;
+        uint8_t (*digests)[KOS_SHA256_LEN];
+};
+
+static int add_reference(struct referenced *refs, const uint8_t digest[static KOS_SHA256_LEN]) {
+        if (refs->n == refs->allocated) {
+                size_t n = refs->allocated ? refs->allocated * 2 : 64;
+                void *p = realloc(refs->digests, n * KOS_SHA256_LEN);
+                if (!p)
+                        return -ENOMEM;
+                refs->digests = p;
+                refs->allocated = n;
+        }
+        memcpy(refs->digests[refs->n++], digest, KOS_SHA256_LEN);
+        return 0;
+}
+
+static int collect_references(const struct kos_imagefs *img, const char *name, void *userdata) {
+        _cleanup_free_ char *data = NULL;
+        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12], error[256];
+        const struct kos_blob *blobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        const char *labels[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        size_t len;
+        int r;
+
+        kos_manifest_file_names(name, json, sig);
+        r = kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &data, &len);
+        if (r >= 0)
+                r = kos_manifest_parse(data, len, &m, error, sizeof error);
+        if (r < 0) {
+                /* Without knowing what it references, nothing may be removed. */
+                fail(EXIT_USAGE, "manifests/%s cannot be read (%s); not collecting anything. Remove or fix it first.",
+                     json, r == -EBADMSG ? error : strerror(-r));
+                return -ECANCELED;
+        }
+        size_t n = kos_manifest_blobs(m, blobs, labels, ELEMENTSOF(blobs));
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = add_reference(userdata, blobs[i]->sha256);
+        return r;
+}
+
+static bool is_referenced(const struct referenced *refs, const char *file_name) {
+        uint8_t digest[KOS_SHA256_LEN];
+
+        if (kos_hex_decode(file_name, strlen(file_name), digest, KOS_SHA256_LEN) < 0)
+                return false;
+        for (size_t i = 0; i < refs->n; i++)
+                if (memcmp(refs->digests[i], digest, KOS_SHA256_LEN) == 0)
+                        return true;
+        return false;
+}
+
+static int sweep_components(const struct kos_imagefs *img, const struct referenced *refs, bool dry_run) {
+        DIR *d = fdopendir(fcntl(img->components_fd, F_DUPFD_CLOEXEC, 3));
+        uint8_t digest[KOS_SHA256_LEN];
+        unsigned removed = 0;
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        rewinddir(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                const char *n = de->d_name;
+                bool ours = kos_hex_decode(n, strlen(n), digest, KOS_SHA256_LEN) == 0 || strncmp(n, ".tmp-", 5) == 0;
+                if (!ours || is_referenced(refs, n))
+                        continue;
+                printf("%s components/%s\n", dry_run ? "would remove" : "removed", n);
+                if (!dry_run && unlinkat(img->components_fd, n, 0) < 0) {
+                        r = -errno;
+                        break;
+                }
+                removed++;
+        }
+        closedir(d);
+        if (r >= 0 && !dry_run && removed > 0 && fsync(img->components_fd) < 0)
+                r = -errno;
+        return r;
+}
+
+int cmd_gc(int argc, char **argv) {
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct referenced refs = {0};
+        bool dry_run = false;
+        int r, code;
+
+        if (wants_help(argc, argv)) {
+                printf("Usage: kos gc IMAGEFS [--dry-run]\n\nRemoves files of IMAGEFS/components/ that no installed manifest\n"
+                       "references, and leftover temporary files. If any manifest cannot be read,\n"
+                       "nothing is removed.\n");
+                return EXIT_OK;
+        }
+        if (argc == 3 && strcmp(argv[2], "--dry-run") == 0)
+                dry_run = true;
+        else if (argc != 2)
+                return usage_error("gc", "expected IMAGEFS [--dry-run]");
+        if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
+                return code;
+        r = for_each_installed(&img, collect_references, &refs);
+        if (r >= 0)
+                r = sweep_components(&img, &refs, dry_run);
+        if (r < 0 && r != -ECANCELED)
+                code = fail(EXIT_USAGE, "gc failed: %s", strerror(-r));
+        else if (r < 0)
+                code = EXIT_USAGE;
+        free(refs.digests);
+        kos_imagefs_close(&img);
+        return code;
+}

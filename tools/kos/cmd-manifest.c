@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/* kos manifest create | sign | verify | show */
+#include <blkid/blkid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kos.h"
+#include "signature.h"
+
+/* The filesystem type of an image file, as libblkid sees it. */
+static int detect_type(const char *path, enum kos_component_type *ret) {
+        const char *value = NULL;
+        int r = -EMEDIUMTYPE;
+
+        blkid_probe pr = blkid_new_probe_from_filename(path);
+        if (!pr)
+                return -errno ? -errno : -EIO;
+        blkid_probe_enable_superblocks(pr, 1);
+        blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+        if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "TYPE", &value, NULL) == 0) {
+                int t = kos_component_type_from_string(value);
+                if (t >= 0) {
+                        *ret = (enum kos_component_type)t;
+                        r = 0;
+                }
+        }
+        blkid_free_probe(pr);
+        return r;
+}
+
+struct input {
+        const char *path;
+        const char *label;
+        struct kos_blob *blob;
+};
+
+/* Hashes all inputs in parallel and fills in their blobs. */
+static int hash_inputs(struct input *inputs, size_t n) {
+        struct kos_hash_job jobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        struct progress p;
+        int code = EXIT_OK;
+        size_t opened = 0;
+
+        for (; opened < n; opened++) {
+                struct stat st;
+                int fd = open(inputs[opened].path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                        code = fail(EXIT_USAGE, "%s: cannot read %s: %s", inputs[opened].label, inputs[opened].path,
+                                    fd < 0 ? strerror(errno) : "not a regular file");
+                        if (fd >= 0)
+                                close(fd);
+                        break;
+                }
+                jobs[opened] = (struct kos_hash_job){.fd = fd, .size = (uint64_t)st.st_size, .copy_fd = -1, .compute_only = true};
+        }
+        if (code == EXIT_OK) {
+                progress_init(&p, "hashing");
+                int r = kos_hash_jobs(jobs, n, progress_print, &p);
+                progress_finish(&p);
+                for (size_t i = 0; i < n && code == EXIT_OK; i++) {
+                        if (r < 0 || jobs[i].status != KOS_HASH_MATCH)
+                                code = fail(EXIT_USAGE, "cannot hash %s (it changed or could not be read)", inputs[i].path);
+                        memcpy(inputs[i].blob->sha256, jobs[i].digest, KOS_SHA256_LEN);
+                        inputs[i].blob->size = jobs[i].size;
+                }
+        }
+        for (size_t i = 0; i < opened; i++)
+                close(jobs[i].fd);
+        return code;
+}
+
+/* NAME=FILE or NAME=FILE:TYPE; without TYPE it is detected. */
+static int parse_component_arg(char *arg, struct kos_component *c, const char **ret_path) {
+        char *eq = strchr(arg, '=');
+        int r;
+
+        if (!eq)
+                return usage_error("manifest create", "--component takes NAME=FILE[:TYPE], not '%s'", arg);
+        *eq = '\0';
+        if (!kos_name_is_valid(arg))
+                return usage_error("manifest create", "component name '%s' is not [A-Za-z0-9._-]{1,64}", arg);
+        strcpy(c->name, arg);
+        char *colon = strrchr(eq + 1, ':');
+        if (colon && kos_component_type_from_string(colon + 1) >= 0) {
+                *colon = '\0';
+                c->type = (enum kos_component_type)kos_component_type_from_string(colon + 1);
+        } else if ((r = detect_type(eq + 1, &c->type)) < 0)
+                return fail(EXIT_USAGE, "component %s: %s is not a squashfs, erofs or ext4 image (or give :TYPE)", arg, eq + 1);
+        *ret_path = eq + 1;
+        return EXIT_OK;
+}
+
+static int print_create_help(void) {
+        printf("Usage: kos manifest create --name NAME --version N --kernel FILE --initrd FILE\n"
+               "           [--cmdline TEXT] --component NAME=FILE[:TYPE]... [--output FILE]\n\n"
+               "Writes a manifest (JSON, format 1) for the given System Kernel, initrd and\n"
+               "components, bottom layer first. Sizes and sha256 are read from the files;\n"
+               "TYPE (squashfs, erofs, ext4) is detected with libblkid when not given.\n"
+               "Writes to standard output unless --output.\n");
+        return EXIT_OK;
+}
+
+static int manifest_create(int argc, char **argv) {
+        static const struct option options[] = {
+                {"name", required_argument, NULL, 'n'},   {"version", required_argument, NULL, 'v'},
+                {"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
+                {"cmdline", required_argument, NULL, 'c'}, {"component", required_argument, NULL, 'C'},
+                {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {}};
+        struct kos_component components[KOS_MANIFEST_MAX_COMPONENTS];
+        struct kos_manifest m = {.format = KOS_MANIFEST_FORMAT, .cmdline = (char *)"", .components = components};
+        struct input inputs[2 + KOS_MANIFEST_MAX_COMPONENTS] = {
+                {NULL, "kernel", &m.kernel},
+                {NULL, "initrd", &m.initrd},
+        };
+        const char *output = NULL, *version = NULL;
+        _cleanup_free_ char *json = NULL;
+        size_t len;
+        int c, code;
+
+        while ((c = getopt_long(argc, argv, "n:v:k:i:c:C:o:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        return print_create_help();
+                case 'n':
+                        if (!kos_name_is_valid(optarg))
+                                return usage_error("manifest create", "name '%s' is not [A-Za-z0-9._-]{1,64}", optarg);
+                        strcpy(m.name, optarg);
+                        break;
+                case 'v':
+                        version = optarg;
+                        break;
+                case 'k':
+                        inputs[0].path = optarg;
+                        break;
+                case 'i':
+                        inputs[1].path = optarg;
+                        break;
+                case 'c':
+                        m.cmdline = optarg;
+                        break;
+                case 'o':
+                        output = optarg;
+                        break;
+                case 'C':
+                        if (m.n_components >= KOS_MANIFEST_MAX_COMPONENTS)
+                                return usage_error("manifest create", "at most %d components", KOS_MANIFEST_MAX_COMPONENTS);
+                        struct kos_component *comp = &components[m.n_components];
+                        struct input *in = &inputs[2 + m.n_components];
+                        if ((code = parse_component_arg(optarg, comp, &in->path)) != EXIT_OK)
+                                return code;
+                        in->label = comp->name;
+                        in->blob = &comp->blob;
+                        for (size_t i = 0; i < m.n_components; i++)
+                                if (strcmp(components[i].name, comp->name) == 0)
+                                        return usage_error("manifest create", "component name '%s' given twice", comp->name);
+                        m.n_components++;
+                        break;
+                default:
+                        return usage_error("manifest create", "unknown option");
+                }
+        }
+        if (optind != argc)
+                return usage_error("manifest create", "unexpected argument '%s'", argv[optind]);
+        if (!m.name[0] || !version || !inputs[0].path || !inputs[1].path || m.n_components == 0)
+                return usage_error("manifest create", "--name, --version, --kernel, --initrd and at least one --component are required");
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(version, &end, 10);
+        if (errno || *end || !*version || version[0] == '-' || v > INT64_MAX)
+                return usage_error("manifest create", "--version must be a non-negative integer, not '%s'", version);
+        m.version = v;
+        if (strlen(m.cmdline) > KOS_CMDLINE_MAX)
+                return usage_error("manifest create", "--cmdline is longer than %d bytes", KOS_CMDLINE_MAX);
+        if ((code = hash_inputs(inputs, 2 + m.n_components)) != EXIT_OK)
+                return code;
+        if (kos_manifest_format(&m, &json, &len) < 0)
+                return fail(EXIT_USAGE, "cannot format the manifest");
+        if (!output)
+                return fwrite(json, 1, len, stdout) == len ? EXIT_OK : EXIT_USAGE;
+        int r = kos_write_file_atomic_at(AT_FDCWD, output, json, len, 0644);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot write %s: %s", output, strerror(-r));
+        return EXIT_OK;
+}
+
+/* Adds (or replaces) this key's line in MANIFEST.sig, keeping other keys' lines. */
+static int manifest_sign(int argc, char **argv) {
+        static const struct option options[] = {{"key", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'}, {}};
+        _cleanup_free_ char *secret = NULL, *json = NULL, *old = NULL, *sig_path = NULL;
+        const char *key = NULL;
+        struct kos_signature_file sigs = {0};
+        struct kos_signature mine;
+        char out[KOS_SIGNATURE_MAX_LINES * 128], error[160];
+        size_t secret_len, json_len, old_len, out_len = 0, kept = 0;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "k:h", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos manifest sign --key SECRET.pem MANIFEST\n\n"
+                               "Signs the exact bytes of MANIFEST with the Ed25519 key and writes the\n"
+                               "line into MANIFEST.sig, keeping lines by other keys (key rotation).\n");
+                        return EXIT_OK;
+                }
+                if (c != 'k')
+                        return usage_error("manifest sign", "unknown option");
+                key = optarg;
+        }
+        if (!key || argc - optind != 1)
+                return usage_error("manifest sign", "expected --key SECRET.pem and MANIFEST");
+        const char *path = argv[optind];
+        if ((r = read_path(key, KOS_KEY_FILE_MAX, &secret, &secret_len)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
+        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &json_len)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s: %s", path, r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+        if (kos_key_sign(secret, secret_len, json, json_len, mine.signature, mine.key_id) < 0)
+                return fail(EXIT_USAGE, "%s is not an Ed25519 secret key in PEM form", key);
+        if (asprintf(&sig_path, "%s.sig", path) < 0)
+                return fail(EXIT_USAGE, "out of memory");
+        r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &old, &old_len);
+        if (r >= 0 && kos_signature_file_parse(old, old_len, &sigs, error, sizeof error) < 0)
+                return fail(EXIT_USAGE, "%s: %s; remove it to start afresh", sig_path, error);
+        if (r < 0 && r != -ENOENT)
+                return fail(EXIT_USAGE, "cannot read %s: %s", sig_path, strerror(-r));
+        for (size_t i = 0; i < sigs.n; i++)
+                if (memcmp(sigs.lines[i].key_id, mine.key_id, KOS_KEY_ID_LEN) != 0) {
+                        kos_signature_format_line(&sigs.lines[i], out + out_len);
+                        out_len += strlen(out + out_len);
+                        kept++;
+                }
+        if (kept >= KOS_SIGNATURE_MAX_LINES)
+                return fail(EXIT_USAGE, "%s already holds %d signatures", sig_path, KOS_SIGNATURE_MAX_LINES);
+        kos_signature_format_line(&mine, out + out_len);
+        out_len += strlen(out + out_len);
+        r = kos_write_file_atomic_at(AT_FDCWD, sig_path, out, out_len, 0644);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot write %s: %s", sig_path, strerror(-r));
+        char id[KOS_KEY_ID_HEX_LEN + 1];
+        kos_hex_encode(mine.key_id, KOS_KEY_ID_LEN, id);
+        printf("signed %s with key %s\n", path, id);
+        return EXIT_OK;
+}
+
+/* Signature over the exact bytes, then the strict parse. */
+static int verify_file(const char *path, const char *keyring_dir, struct kos_manifest **ret, char ret_signer[static 17]) {
+        _cleanup_free_ char *json = NULL, *untrusted_sig = NULL, *sig_path = NULL;
+        struct kos_signature_file sigs;
+        struct kos_keyring ring;
+        uint8_t key_id[KOS_KEY_ID_LEN];
+        char error[256];
+        size_t len, sig_len;
+        int r, code;
+
+        if ((code = load_keyring_or_fail(keyring_dir, &ring)) != EXIT_OK)
+                return code;
+        if (asprintf(&sig_path, "%s.sig", path) < 0)
+                return fail(EXIT_USAGE, "out of memory");
+        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &len)) < 0)
+                return fail(r == -EFBIG ? EXIT_INVALID : EXIT_USAGE, "%s: %s", path,
+                            r == -EFBIG ? "manifest-too-large: larger than 1 MiB" : strerror(-r));
+        if ((r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len)) < 0)
+                return fail(EXIT_INVALID, "%s: signature-missing: cannot read %s: %s", path, sig_path, strerror(-r));
+        if (kos_signature_file_parse(untrusted_sig, sig_len, &sigs, error, sizeof error) < 0)
+                return fail(EXIT_INVALID, "%s: signature-malformed: %s", path, error);
+        switch (kos_signature_file_verify(&sigs, &ring, json, len, key_id)) {
+        case KOS_SIGNATURE_VALID:
+                break;
+        case KOS_SIGNATURE_KEY_UNTRUSTED:
+                return fail(EXIT_INVALID, "%s: key-untrusted: no signature by a key of %s", path, keyring_dir);
+        case KOS_SIGNATURE_INVALID:
+                return fail(EXIT_INVALID, "%s: signature-invalid: the signature does not verify over the file", path);
+        }
+        kos_hex_encode(key_id, KOS_KEY_ID_LEN, ret_signer);
+        if (kos_manifest_parse(json, len, ret, error, sizeof error) < 0)
+                return fail(EXIT_INVALID, "%s: manifest-malformed: %s", path, error);
+        return EXIT_OK;
+}
+
+static int manifest_verify(int argc, char **argv) {
+        static const struct option options[] = {{"keyring", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'}, {}};
+        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        const char *keyring = NULL;
+        char signer[KOS_KEY_ID_HEX_LEN + 1];
+        int c, code;
+
+        while ((c = getopt_long(argc, argv, "k:h", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos manifest verify --keyring DIR MANIFEST\n\n"
+                               "Checks MANIFEST.sig against the keyring (a directory of *.pem public\n"
+                               "keys) over the exact bytes, then parses MANIFEST strictly. Components\n"
+                               "are not checked: 'kos select' does that. Exit 0 valid, 1 invalid.\n");
+                        return EXIT_OK;
+                }
+                if (c != 'k')
+                        return usage_error("manifest verify", "unknown option");
+                keyring = optarg;
+        }
+        if (!keyring || argc - optind != 1)
+                return usage_error("manifest verify", "expected --keyring DIR and MANIFEST");
+        if ((code = verify_file(argv[optind], keyring, &m, signer)) != EXIT_OK)
+                return code;
+        printf("%s: valid manifest %s version %llu, signed by key %s\n", argv[optind], m->name,
+               (unsigned long long)m->version, signer);
+        return EXIT_OK;
+}
+
+static void print_blob(const char *label, const char *type, const struct kos_blob *b) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+
+        kos_hex_encode(b->sha256, KOS_SHA256_LEN, hex);
+        printf("  %-16s %-8s %s %12llu bytes\n", label, type, hex, (unsigned long long)b->size);
+}
+
+static int manifest_show(int argc, char **argv) {
+        static const struct option options[] = {{"keyring", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'}, {}};
+        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        _cleanup_free_ char *json = NULL;
+        const char *keyring = NULL;
+        char signer[KOS_KEY_ID_HEX_LEN + 1] = "", error[256], id[KOS_SHA256_HEX_LEN + 1];
+        uint8_t digest[KOS_SHA256_LEN];
+        size_t len;
+        int c, r, code;
+
+        while ((c = getopt_long(argc, argv, "k:h", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos manifest show [--keyring DIR] MANIFEST\n\n"
+                               "Prints the manifest's id, fields and components. With --keyring the\n"
+                               "signature is verified first; without, the output says it is unchecked.\n");
+                        return EXIT_OK;
+                }
+                if (c != 'k')
+                        return usage_error("manifest show", "unknown option");
+                keyring = optarg;
+        }
+        if (argc - optind != 1)
+                return usage_error("manifest show", "expected MANIFEST");
+        const char *path = argv[optind];
+        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &len)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s: %s", path, r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+        if (keyring) {
+                if ((code = verify_file(path, keyring, &m, signer)) != EXIT_OK)
+                        return code;
+        } else if (kos_manifest_parse(json, len, &m, error, sizeof error) < 0)
+                return fail(EXIT_INVALID, "%s: manifest-malformed: %s", path, error);
+        kos_sha256(json, len, digest);
+        kos_hex_encode(digest, KOS_SHA256_LEN, id);
+        printf("manifest  %s\nid        %s\nversion   %llu\nsignature %s%s\ncmdline   %s\n", m->name, id,
+               (unsigned long long)m->version, signer[0] ? "valid, key " : "not checked (use --keyring)", signer,
+               m->cmdline);
+        print_blob("kernel", "", &m->kernel);
+        print_blob("initrd", "", &m->initrd);
+        for (size_t i = 0; i < m->n_components; i++)
+                print_blob(m->components[i].name, kos_component_type_to_string(m->components[i].type),
+                           &m->components[i].blob);
+        return EXIT_OK;
+}
+
+int cmd_manifest(int argc, char **argv) {
+        if (argc >= 2 && strcmp(argv[1], "create") == 0)
+                return manifest_create(argc - 1, argv + 1);
+        if (argc >= 2 && strcmp(argv[1], "sign") == 0)
+                return manifest_sign(argc - 1, argv + 1);
+        if (argc >= 2 && strcmp(argv[1], "verify") == 0)
+                return manifest_verify(argc - 1, argv + 1);
+        if (argc >= 2 && strcmp(argv[1], "show") == 0)
+                return manifest_show(argc - 1, argv + 1);
+        if (wants_help(argc, argv)) {
+                printf("Usage: kos manifest create|sign|verify|show ...\n\n"
+                       "  create   write a manifest from kernel, initrd, cmdline and component files\n"
+                       "  sign     add an Ed25519 signature line to MANIFEST.sig\n"
+                       "  verify   check the signature against a keyring, then parse strictly\n"
+                       "  show     print a manifest\n\nEach takes --help.\n");
+                return EXIT_OK;
+        }
+        return usage_error("manifest", "expected create, sign, verify or show");
+}

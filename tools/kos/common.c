@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kos.h"
+
+int fail(int code, const char *format, ...) {
+        va_list ap;
+
+        fputs("kos: ", stderr);
+        va_start(ap, format);
+        vfprintf(stderr, format, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return code;
+}
+
+int usage_error(const char *command, const char *format, ...) {
+        va_list ap;
+
+        fprintf(stderr, "kos %s: ", command);
+        va_start(ap, format);
+        vfprintf(stderr, format, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry 'kos %s --help'.\n", command);
+        return EXIT_USAGE;
+}
+
+bool wants_help(int argc, char **argv) {
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+                        return true;
+        return false;
+}
+
+void progress_init(struct progress *p, const char *what) {
+        *p = (struct progress){.start_ns = kos_now_ns(), .what = what};
+}
+
+void progress_print(uint64_t done, uint64_t total, void *userdata) {
+        struct progress *p = userdata;
+
+        if (!isatty(STDERR_FILENO) || kos_now_ns() - p->start_ns < 1000000000ull || total == 0)
+                return;
+        fprintf(stderr, "\r%s: %llu/%llu MiB (%u%%)", p->what, (unsigned long long)(done >> 20),
+                (unsigned long long)(total >> 20), (unsigned)(done * 100 / total));
+        p->shown = true;
+}
+
+void progress_finish(struct progress *p) {
+        if (p->shown)
+                fputc('\n', stderr);
+        p->shown = false;
+}
+
+int read_path(const char *path, size_t cap, char **ret, size_t *ret_len) {
+        return kos_read_file_at(AT_FDCWD, path, cap, ret, ret_len);
+}
+
+int open_imagefs_or_fail(const char *path, struct kos_imagefs *ret) {
+        int r = kos_imagefs_open(path, ret);
+
+        if (r == -ENOTDIR)
+                return fail(EXIT_USAGE, "%s is not an ImageFS (no components/ or manifests/); create one with 'kos imagefs init %s'",
+                            path, path);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot open ImageFS %s: %s", path, strerror(-r));
+        return EXIT_OK;
+}
+
+int load_keyring_or_fail(const char *dir, struct kos_keyring *ret) {
+        char error[512];
+
+        if (kos_keyring_load(dir, ret, error, sizeof error) < 0)
+                return fail(EXIT_USAGE, "%s", error);
+        return EXIT_OK;
+}

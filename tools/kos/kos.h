@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* The kos host tool: shared helpers of its subcommands. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imagefs.h"
+#include "keyring.h"
+#include "manifest.h"
+
+/* Documented exit codes (docs/kos-tool.md). */
+#define EXIT_OK 0
+#define EXIT_INVALID 1 /* nothing valid / verification failed */
+#define EXIT_USAGE 2   /* usage or I/O error */
+
+int fail(int code, const char *format, ...) __attribute__((format(printf, 2, 3)));
+int usage_error(const char *command, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* True when argv asks for --help / -h as its first argument. */
+bool wants_help(int argc, char **argv);
+
+/* Prints hashing progress on stderr when it is a terminal and the work has
+ * taken more than a second. Pass as kos_progress_fn with a struct progress. */
+struct progress {
+        uint64_t start_ns;
+        bool shown;
+        const char *what;
+};
+void progress_init(struct progress *p, const char *what);
+void progress_print(uint64_t done, uint64_t total, void *userdata);
+void progress_finish(struct progress *p);
+
+int read_path(const char *path, size_t cap, char **ret, size_t *ret_len);
+int open_imagefs_or_fail(const char *path, struct kos_imagefs *ret);
+int load_keyring_or_fail(const char *dir, struct kos_keyring *ret);
+
+int cmd_keygen(int argc, char **argv);
+int cmd_key_id(int argc, char **argv);
+int cmd_imagefs(int argc, char **argv);
+int cmd_component(int argc, char **argv);
+int cmd_manifest(int argc, char **argv);
+int cmd_install(int argc, char **argv);
+int cmd_activate(int argc, char **argv);
+int cmd_deactivate(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_select(int argc, char **argv);

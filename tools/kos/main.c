@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* kos: build, sign, inspect and select from a KOS ImageFS on a host. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kos.h"
+
+static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+        const char *summary;
+} commands[] = {
+        {"keygen", cmd_keygen, "SECRET.pem PUBLIC.pem   generate an Ed25519 signing key"},
+        {"key-id", cmd_key_id, "KEY.pem                 print the id of a public or secret key"},
+        {"imagefs", cmd_imagefs, "init DIR               create an empty ImageFS"},
+        {"component", cmd_component, "add DIR FILE...      store files in components/, print their sha256"},
+        {"manifest", cmd_manifest, "create|sign|verify|show  write, sign and inspect manifests"},
+        {"install", cmd_install, "DIR MANIFEST            copy a signed manifest into the ImageFS"},
+        {"activate", cmd_activate, "DIR NAME [--first|--last]  put a manifest in the active list"},
+        {"deactivate", cmd_deactivate, "DIR NAME             take a manifest out of the active list"},
+        {"list", cmd_list, "DIR                        show the active list and installed manifests"},
+        {"gc", cmd_gc, "DIR [--dry-run]              remove components no manifest references"},
+        {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
+};
+
+static int help(void) {
+        printf("Usage: kos COMMAND [ARGS]\n\nBuild, sign, inspect and select from a KOS ImageFS.\n\nCommands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                printf("  %-11s %s\n", commands[i].name, commands[i].summary);
+        printf("\nEvery command takes --help. Exit status: 0 success, 1 nothing valid or verification\n"
+               "failed, 2 usage or I/O error. Formats: docs/format.md.\n");
+        return EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+        if (argc < 2)
+                return help(), EXIT_USAGE;
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)
+                return help();
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (strcmp(argv[1], commands[i].name) == 0)
+                        return commands[i].run(argc - 1, argv + 1);
+        fprintf(stderr, "kos: unknown command '%s'. Try 'kos --help'.\n", argv[1]);
+        return EXIT_USAGE;
+}
