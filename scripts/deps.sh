@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a target needs, or says which are missing.
+#   scripts/deps.sh build   compile kos and run the demo on the host
+#   scripts/deps.sh check   the whole test suite
+set -euo pipefail
+
+build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-dev
+       squashfs-tools erofs-utils e2fsprogs jq time)
+check=("${build[@]}" clang libclang-rt-14-dev)
+
+case "${1:-build}" in
+build) want=("${build[@]}") ;;
+check) want=("${check[@]}") ;;
+*) echo "usage: $0 build|check" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+        echo "Missing Debian packages: ${missing[*]}" >&2
+        echo "Install them with: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+fi
+echo "Installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* libFuzzer harness for the manifest parser: any input either parses into a
+ * manifest that re-serialises and parses again identically, or is rejected. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "manifest.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        struct kos_manifest *m = NULL, *again = NULL;
+        char error[256], *json = NULL;
+        size_t len;
+
+        if (kos_manifest_parse((const char *)data, size, &m, error, sizeof error) < 0)
+                return 0;
+        if (kos_manifest_format(m, &json, &len) < 0 || kos_manifest_parse(json, len, &again, error, sizeof error) < 0)
+                abort();
+        if (strcmp(m->name, again->name) != 0 || m->n_components != again->n_components || m->version != again->version ||
+            strcmp(m->cmdline, again->cmdline) != 0)
+                abort();
+        free(json);
+        kos_manifest_free(m);
+        kos_manifest_free(again);
+        return 0;
+}

@@ -1,0 +1,67 @@
+# Shared fixture and assertions for the host tests of the kos tool.
+# Each test runs in its own empty directory, with KOS pointing at the binary.
+
+fail() { echo "  $*" >&2; exit 1; }
+
+# A keyring with one trusted key, another key that is not trusted, a kernel,
+# an initrd and two real filesystem images, all added to the ImageFS img/.
+fixture() {
+        "$KOS" keygen secret.pem public.pem >/dev/null
+        "$KOS" keygen stranger.pem stranger.pub >/dev/null
+        mkdir keyring && cp public.pem keyring/dev.pem
+        head -c 300000 /dev/urandom >vmlinuz
+        head -c 200000 /dev/urandom >initrd
+        mkdir -p base/etc app/etc
+        echo base >base/etc/layer
+        echo app >app/etc/layer
+        mksquashfs base base.img -quiet -noappend >/dev/null
+        mkfs.erofs app.img app >/dev/null 2>&1
+        "$KOS" imagefs init img
+        "$KOS" component add img vmlinuz initrd base.img app.img >/dev/null
+}
+
+# manifest NAME [VERSION]: writes NAME.json (signed by the trusted key) and installs it.
+manifest() {
+        "$KOS" manifest create --name "$1" --version "${2:-1}" --kernel vmlinuz --initrd initrd \
+                --cmdline "console=ttyS0 kos.test=$1" --component base=base.img --component app=app.img -o "$1.json"
+        "$KOS" manifest sign --key secret.pem "$1.json" >/dev/null
+        "$KOS" install img "$1.json" >/dev/null
+}
+
+# Signs a file with openssl alone (the way docs/format.md describes) into FILE.sig.
+openssl_sign() {
+        local key=$1 file=$2 id
+        id=$(openssl pkey -in "$key" -pubout -outform DER | tail -c 32 | sha256sum | cut -c1-16)
+        printf 'ed25519 %s %s\n' "$id" "$(openssl pkeyutl -sign -inkey "$key" -rawin -in "$file" | base64 -w0)" >"$file.sig"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+select_json() { "$KOS" select img --keyring keyring --json; }
+
+# expect_selected NAME: selection picks NAME (exit 0).
+expect_selected() {
+        local out rc=0
+        out=$(select_json) || rc=$?
+        [ "$rc" = 0 ] || fail "select exited $rc, wanted 0: $out"
+        [ "$(jq -r .selected.name <<<"$out")" = "$1" ] || fail "selected $(jq -c .selected <<<"$out"), wanted $1"
+}
+
+# expect_reason NAME REASON: NAME was rejected with REASON.
+expect_reason() {
+        local out
+        out=$(select_json) || true
+        local got
+        got=$(jq -r --arg n "$1" '[.manifests[] | select(.name == $n)][0] | "\(.verdict) \(.reason)"' <<<"$out")
+        [ "$got" = "rejected $2" ] || fail "$1: got '$got', wanted 'rejected $2' in $out"
+}
+
+# expect_nothing_valid: exit 1 and selected null.
+expect_nothing_valid() {
+        local out rc=0
+        out=$(select_json) || rc=$?
+        [ "$rc" = 1 ] || fail "select exited $rc, wanted 1"
+        [ "$(jq -c .selected <<<"$out")" = null ] || fail "something was selected: $out"
+}
+
+activate() { printf '%s\n' "$@" >img/active; }
