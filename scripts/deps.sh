@@ -4,9 +4,9 @@
 #   scripts/deps.sh check   the whole test suite
 set -euo pipefail
 
-build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-dev
-       squashfs-tools erofs-utils e2fsprogs jq time)
-check=("${build[@]}" clang libclang-rt-14-dev)
+build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-dev zlib1g-dev
+       squashfs-tools erofs-utils e2fsprogs jq time cpio kmod apt)
+check=("${build[@]}" clang libclang-rt-14-dev qemu-system-x86 fdisk socat)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

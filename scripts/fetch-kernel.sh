@@ -30,6 +30,8 @@ if [ ! -e "$dest/.done" ]; then
         (cd "$tmp" && apt-get download "$pkg" >&2)
         rm -rf "$dest"
         dpkg-deb -x "$tmp"/*.deb "$dest"
+        # The package leaves modules.dep to its postinst; make it here.
+        depmod -b "$dest" "$version"
         rm -rf "$tmp"
         touch "$dest/.done"
 fi

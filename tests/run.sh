@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests (plain and ASan+UBSan), host tests of the
-# kos tool (plain and ASan+UBSan), bounded fuzzing of each parser.
+# kos tool (plain and ASan+UBSan), the Boot Kernel booted in QEMU, bounded
+# fuzzing of each parser.
 # Every test prints PASS or FAIL; the last line is "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -31,8 +32,9 @@ fuzz() { # NAME
 
 run "unit tests" "$BUILD/unit-tests"
 run "unit tests under ASan+UBSan" env PREFIX= "$BUILD/asan/unit-tests"
-run "host tests" env KOS="$BUILD/kos" tests/host/run.sh
-run "host tests under ASan+UBSan" env KOS="$BUILD/asan/kos" PREFIX=asan: tests/host/run.sh
+run "host tests" env KOS="$BUILD/kos" tests/runner.sh tests/host
+run "host tests under ASan+UBSan" env KOS="$BUILD/asan/kos" PREFIX=asan: tests/runner.sh tests/host
+run "Boot Kernel in QEMU" env KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 tests/runner.sh tests/vm
 run "fuzzing (${FUZZ_SECONDS}s per parser)" bash -c "$(declare -f fuzz); BUILD=$BUILD FUZZ_SECONDS=$FUZZ_SECONDS; fuzz manifest; fuzz signature"
 
 passed=$(grep -c '^PASS' "$log")

@@ -65,3 +65,8 @@ expect_nothing_valid() {
 }
 
 activate() { printf '%s\n' "$@" >img/active; }
+
+flip_byte() { # FILE OFFSET
+        local byte; byte=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+        printf "$(printf '\\%03o' $(((byte ^ 1) & 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}

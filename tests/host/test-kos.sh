@@ -176,11 +176,6 @@ test_rejects_component_size_mismatch() {
         expect_reason a component-size-mismatch
 }
 
-flip_byte() { # FILE OFFSET
-        local byte; byte=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
-        printf "$(printf '\\%03o' $(((byte ^ 1) & 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
-}
-
 test_rejects_one_flipped_byte_in_component() {
         fixture; manifest a
         flip_byte "img/components/$(sha base.img)" 2000

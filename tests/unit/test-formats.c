@@ -298,3 +298,17 @@ TEST(manifest_rejects_empty_or_too_many_components) {
         strcpy(p, "]}");
         CHECK(parse_manifest(s) == -EBADMSG);
 }
+
+#include "early.h"
+
+TEST(cmdline_values_stay_valid_and_last_wins) {
+        early_cmdline_set("console=ttyS0 kos.imagefs=UUID=ab-cd kos.imagefs_timeout=60 quiet kos.x=1 kos.x=2");
+        const char *spec = early_cmdline_get("kos.imagefs");
+        const char *timeout = early_cmdline_get("kos.imagefs_timeout");
+        CHECK(spec && strcmp(spec, "UUID=ab-cd") == 0); /* not overwritten by the second lookup */
+        CHECK(timeout && strcmp(timeout, "60") == 0);
+        CHECK(strcmp(early_cmdline_get("quiet"), "") == 0);
+        CHECK(strcmp(early_cmdline_get("kos.x"), "2") == 0);
+        CHECK(early_cmdline_get("kos") == NULL);
+        CHECK(early_cmdline_get("kos.imagefs_") == NULL);
+}

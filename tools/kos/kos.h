@@ -46,3 +46,4 @@ int cmd_deactivate(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_select(int argc, char **argv);
+int cmd_mkboot(int argc, char **argv);

@@ -20,6 +20,7 @@ static const struct {
         {"deactivate", cmd_deactivate, "DIR NAME             take a manifest out of the active list"},
         {"list", cmd_list, "DIR                        show the active list and installed manifests"},
         {"gc", cmd_gc, "DIR [--dry-run]              remove components no manifest references"},
+        {"mkboot", cmd_mkboot, "--kernel-dir DIR --keyring DIR --output DIR  build the Boot Kernel"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
 };
 

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Runs every test_* of tests/host/test-*.sh, each in a new empty directory,
-# and prints "PASS name" or "FAIL name". KOS names the binary under test.
+# tests/runner.sh SUITE_DIR [FILTER]: runs every test_* function of
+# SUITE_DIR/test-*.sh (after SUITE_DIR/lib.sh), each in a new empty directory,
+# and prints "PASS name" or "FAIL name" with the failing test's output.
+# KOS names the kos binary under test; PREFIX is put before each name.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+here=$(cd "$1" && pwd)
 : "${KOS:?set KOS to the kos binary}"
 KOS=$(realpath "$KOS")
-export KOS
+export KOS ROOT BUILD
 prefix=${PREFIX:-}
-filter=${1:-}
+filter=${2:-}
 
-# shellcheck source=lib.sh
+# shellcheck source=/dev/null
 . "$here/lib.sh"
 for f in "$here"/test-*.sh; do
         # shellcheck disable=SC1090
@@ -28,7 +32,7 @@ for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
                 echo "PASS ${prefix}${t#test_}"
         else
                 echo "FAIL ${prefix}${t#test_}"
-                sed 's/^/    /' "$dir.log" | tail -20
+                sed 's/^/    /' "$dir.log" | tail -${TAIL_LINES:-20}
                 status=1
         fi
         rm -rf "$dir" "$dir.log"

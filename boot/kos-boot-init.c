@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* kos-boot-init: PID 1 of the Boot Kernel's initramfs.
+ *
+ * Finds and mounts the ImageFS, selects the first valid manifest of its
+ * `active` list with the core library against the keyring built into this
+ * initramfs, and kexecs into that manifest's System Kernel, loading the very
+ * bytes it verified (sealed memfds). When nothing is valid it prints every
+ * reason and halts, or reboots after a delay with kos.on_fail=reboot. It
+ * never runs unverified code and never exits (an exiting PID 1 panics).
+ *
+ * Kernel command line (its own, never passed on):
+ *   kos.imagefs=LABEL=...|UUID=...|/dev/...   default LABEL=KOS-IMAGEFS
+ *   kos.imagefs_timeout=SECONDS               default 10
+ *   kos.on_fail=halt|reboot                   default halt
+ *   kos.on_fail_delay=SECONDS                 default 10
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/reboot.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "early.h"
+#include "keyring.h"
+#include "select.h"
+
+#define IMAGEFS_MOUNT "/imagefs"
+#define KEYRING_DIR "/etc/kos/keyring"
+#define MODULES_DIR "/lib/modules"
+#define MODULES_LIST "/etc/kos/modules"
+#define MAX_KEXEC_CMDLINE 2048 /* x86 COMMAND_LINE_SIZE */
+
+static unsigned parse_seconds(const char *key, unsigned fallback) {
+        const char *v = early_cmdline_get(key);
+        char *end;
+
+        if (!v || !*v)
+                return fallback;
+        errno = 0;
+        unsigned long n = strtoul(v, &end, 10);
+        if (errno || *end || n > 3600) {
+                early_log("ignoring %s=%s: not a number of seconds up to 3600", key, v);
+                return fallback;
+        }
+        return (unsigned)n;
+}
+
+/* The end of every failed boot: nothing unverified runs, PID 1 never exits. */
+static void __attribute__((noreturn)) fail_boot(void) {
+        const char *mode = early_cmdline_get("kos.on_fail");
+
+        sync();
+        if (mode && strcmp(mode, "reboot") == 0) {
+                unsigned delay = parse_seconds("kos.on_fail_delay", 10);
+                early_log("no verified system to boot: rebooting in %u s", delay);
+                sleep(delay);
+                reboot(RB_AUTOBOOT);
+        } else {
+                early_log("no verified system to boot: halting");
+                reboot(RB_HALT_SYSTEM);
+        }
+        for (;;)
+                pause();
+}
+
+/* The modules this initramfs carries, in the order computed when it was built. */
+static void load_modules(void) {
+        struct utsname u;
+        char dir[128];
+        unsigned loaded = 0;
+        double start = early_uptime();
+
+        if (uname(&u) < 0)
+                return;
+        snprintf(dir, sizeof dir, MODULES_DIR "/%s", u.release);
+        int r = early_load_modules(dir, MODULES_LIST, &loaded);
+        if (r < 0)
+                early_log("module loading stopped (%s); devices may be missing", strerror(-r));
+        else
+                early_log("loaded %u modules for kernel %s in %.3f s", loaded, u.release, early_uptime() - start);
+}
+
+static int mount_imagefs(struct early_device *ret) {
+        const char *spec = early_cmdline_get("kos.imagefs");
+        unsigned timeout = parse_seconds("kos.imagefs_timeout", 10);
+        double start = early_uptime();
+        int r;
+
+        if (!spec || !*spec)
+                spec = "LABEL=KOS-IMAGEFS";
+        early_log("looking for the ImageFS (%s), waiting up to %u s", spec, timeout);
+        r = early_find_device(spec, timeout * 1000, ret);
+        if (r == -ETIMEDOUT) {
+                early_log("ImageFS not found: no block device matched %s within %u s", spec, timeout);
+                return r;
+        }
+        early_log("ImageFS is %s (%s, UUID %s), found after %.3f s", ret->path, ret->type, ret->uuid,
+                  early_uptime() - start);
+        if (mkdir(IMAGEFS_MOUNT, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        /* Read-only, and nothing on it is ever executed or opened as a device. */
+        if (mount(ret->path, IMAGEFS_MOUNT, ret->type, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+                r = -errno;
+                early_log("cannot mount %s (%s) read-only: %s", ret->path, ret->type, strerror(-r));
+                return r;
+        }
+        return 0;
+}
+
+static void log_selection(const struct kos_selection *s, double seconds) {
+        char id[KOS_SHA256_HEX_LEN + 1], signer[KOS_KEY_ID_HEX_LEN + 1];
+
+        if (s->active_error < 0)
+                early_log("active list unreadable: %s", strerror(-s->active_error));
+        for (size_t i = 0; i < s->n_candidates; i++) {
+                const struct kos_candidate *c = &s->candidates[i];
+                kos_hex_encode(c->id, KOS_SHA256_LEN, id);
+                switch (c->verdict) {
+                case KOS_VERDICT_VALID:
+                        kos_hex_encode(c->signer, KOS_KEY_ID_LEN, signer);
+                        early_log("manifest %s: valid, signed by %s, %llu bytes verified in %.3f s", c->name, signer,
+                                  (unsigned long long)c->hashed_bytes, (double)c->elapsed_ns / 1e9);
+                        break;
+                case KOS_VERDICT_REJECTED:
+                        early_log("manifest %s: rejected: %s: %s", c->name, kos_reason_to_string(c->reason), c->detail);
+                        break;
+                case KOS_VERDICT_SKIPPED:
+                        early_log("manifest %s: skipped", c->name);
+                        break;
+                }
+        }
+        early_log("selection took %.3f s", seconds);
+}
+
+/* The signed cmdline, then what only the Boot Kernel knows. Nothing from
+ * this kernel's own command line is passed on. */
+static int build_cmdline(const struct kos_selection *s, const struct early_device *dev, char *out, size_t size) {
+        char id[KOS_SHA256_HEX_LEN + 1];
+
+        kos_hex_encode(s->candidates[s->selected].id, KOS_SHA256_LEN, id);
+        int n = snprintf(out, size, "%s%skos.manifest=%s kos.imagefs=UUID=%s", s->manifest->cmdline,
+                         s->manifest->cmdline[0] ? " " : "", id, dev->uuid);
+        return n < 0 || (size_t)n >= size ? -E2BIG : 0;
+}
+
+static int kexec_into(const struct kos_selection *s, const char *cmdline) {
+        if (syscall(SYS_kexec_file_load, s->kernel_fd, s->initrd_fd, strlen(cmdline) + 1, cmdline, 0UL) < 0) {
+                int r = -errno;
+                early_log("kexec_file_load failed: %s", strerror(-r));
+                return r;
+        }
+        return 0;
+}
+
+int main(void) {
+        struct early_device dev;
+        struct kos_keyring ring;
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_selection s;
+        struct rusage usage;
+        char error[512], cmdline[MAX_KEXEC_CMDLINE];
+        double t;
+        int r;
+
+        early_log_init("kos-boot");
+        if ((r = early_mount_api_filesystems()) < 0)
+                early_log("cannot mount /proc, /sys or /dev: %s", strerror(-r));
+        early_log("Boot Kernel init started");
+        if (early_cmdline_load() < 0)
+                early_log("cannot read /proc/cmdline; using defaults");
+
+        load_modules();
+
+        if (kos_keyring_load(KEYRING_DIR, &ring, error, sizeof error) < 0) {
+                early_log("%s", error);
+                fail_boot();
+        }
+        early_log("keyring: %zu trusted key(s)", ring.n_keys);
+
+        if (mount_imagefs(&dev) < 0 || kos_imagefs_open(IMAGEFS_MOUNT, &img) < 0) {
+                early_log("the ImageFS is missing or unusable");
+                fail_boot();
+        }
+
+        t = early_uptime();
+        struct kos_select_options options = {.capture_boot_files = true};
+        r = kos_select(&img, &ring, &options, &s);
+        if (r < 0) {
+                early_log("selection failed: %s", strerror(-r));
+                fail_boot();
+        }
+        log_selection(&s, early_uptime() - t);
+        kos_imagefs_close(&img);
+        if (s.selected < 0) {
+                early_log("no valid manifest among %zu in active", s.n_candidates);
+                fail_boot();
+        }
+        if (build_cmdline(&s, &dev, cmdline, sizeof cmdline) < 0) {
+                early_log("manifest %s: its cmdline is too long for the kernel", s.manifest->name);
+                fail_boot();
+        }
+        early_log("booting manifest %s version %llu", s.manifest->name, (unsigned long long)s.manifest->version);
+        early_log("System Kernel command line: %s", cmdline);
+        t = early_uptime();
+        if (kexec_into(&s, cmdline) < 0)
+                fail_boot();
+        getrusage(RUSAGE_SELF, &usage);
+        early_log("kexec loaded in %.3f s; peak memory of this init %ld KiB; jumping to the System Kernel",
+                  early_uptime() - t, usage.ru_maxrss);
+        umount(IMAGEFS_MOUNT);
+        sync();
+        reboot(LINUX_REBOOT_CMD_KEXEC);
+        early_log("kexec reboot failed: %s", strerror(errno));
+        fail_boot();
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers for the inits that run as PID 1 in the Boot Kernel and the System
+ * Kernel: timestamped console log, kernel command line, module loading,
+ * finding a block device by label/UUID with libblkid. None of them exits:
+ * in PID 1 an exit is a kernel panic, so errors are returned. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Log prefix, e.g. "kos-boot". Lines look like
+ *   kos-boot [    1.234567] message
+ * with the time since the kernel started (CLOCK_BOOTTIME). */
+void early_log_init(const char *prefix);
+void early_log(const char *format, ...) __attribute__((format(printf, 1, 2)));
+double early_uptime(void);
+
+/* Mounts /proc, /sys and /dev (devtmpfs) and points fds 0-2 at /dev/console. */
+int early_mount_api_filesystems(void);
+
+/* Reads /proc/cmdline once; early_cmdline_get returns the value of the last
+ * "key=value" (or "" for a bare "key"), or NULL when absent. */
+int early_cmdline_load(void);
+const char *early_cmdline_get(const char *key);
+/* Uses text instead of /proc/cmdline (tests). */
+void early_cmdline_set(const char *text);
+
+/* Loads each module listed (one path per line, relative to dir) in list_file,
+ * in order, with finit_module. Already loaded or built-in is fine. */
+int early_load_modules(const char *dir, const char *list_file, unsigned *ret_loaded);
+
+struct early_device {
+        char path[64];   /* /dev/vda1 */
+        char type[32];   /* ext4 */
+        char uuid[64];
+        char label[64];
+};
+
+/* spec is LABEL=..., UUID=... or a /dev path. Probes the block devices in
+ * /sys/class/block with libblkid every 50 ms until one matches or timeout_ms
+ * passes (-ETIMEDOUT). */
+int early_find_device(const char *spec, unsigned timeout_ms, struct early_device *ret);

@@ -1,0 +1,142 @@
+# The QEMU harness shared by the VM tests (and later stages): a cached Debian
+# kernel, disk images built without mounting anything, a headless QEMU whose
+# serial console is read with a time limit, always cleaned up.
+# Expects ROOT (the repository) and BUILD; tests run in their own directory.
+
+VM_CACHE=${VM_CACHE:-$ROOT/$BUILD/vm}
+mkdir -p "$VM_CACHE"
+
+# shellcheck source=../host/lib.sh
+. "$ROOT/tests/host/lib.sh"
+
+vm_kernel_dir() { "$ROOT/scripts/fetch-kernel.sh"; }
+
+# Use KVM only when a short probe shows it works; TCG otherwise. The probe
+# starts a paused machine: with a working KVM it keeps running until the
+# timeout stops it (status 124); a broken KVM makes QEMU exit at once.
+vm_accel() {
+        if [ -z "${VM_ACCEL:-}" ]; then
+                VM_ACCEL=tcg
+                local rc=0
+                [ -w /dev/kvm ] && { timeout 2 qemu-system-x86_64 -accel kvm -M pc -m 32 -display none \
+                        -monitor none -serial none -S </dev/null >/dev/null 2>&1 || rc=$?; }
+                [ "$rc" = 124 ] && VM_ACCEL=kvm
+                export VM_ACCEL
+        fi
+        echo "$VM_ACCEL"
+}
+
+# cpio_gz DIR OUT: a gzip newc archive of DIR, for test initrds.
+cpio_gz() {
+        (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 --reproducible | gzip -n) >"$2"
+}
+
+# imagefs_disk DIR OUT [UUID] [LABEL]: a GPT disk with one ext4 partition made
+# from DIR with mkfs.ext4 -d (nothing is mounted).
+imagefs_disk() {
+        local dir=$1 out=$2 uuid=${3:-$(cat /proc/sys/kernel/random/uuid)} label=${4:-KOS-IMAGEFS}
+        local mib=$(( $(du -sm "$dir" | cut -f1) * 3 / 2 + 16 ))
+        rm -f "$out.part" "$out"
+        mkfs.ext4 -q -F -L "$label" -U "$uuid" -d "$dir" -E root_owner=0:0 "$out.part" "${mib}M"
+        truncate -s $(((mib + 2) << 20)) "$out"
+        printf 'label: gpt\nstart=2048, size=%d, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="kos-imagefs"\n' \
+                $((mib * 2048)) | sfdisk -q "$out"
+        dd if="$out.part" of="$out" bs=1M seek=1 conv=notrunc,sparse status=none
+        rm -f "$out.part"
+}
+
+# vm_run LOG TIMEOUT DONE_REGEX QEMU_ARGS...: boots headless, console to LOG,
+# until DONE_REGEX appears, QEMU exits, or TIMEOUT seconds pass. The QEMU
+# process is always gone afterwards. Returns 0 when DONE_REGEX was seen.
+vm_run() {
+        local log=$1 timeout=$2 done_re=$3
+        shift 3
+        : >"$log"
+        local monitor=none
+        [ -n "${VM_MONITOR:-}" ] && monitor="unix:$VM_MONITOR,server,nowait"
+        qemu-system-x86_64 -accel "$(vm_accel)" -m 768 -smp 2 -display none -monitor "$monitor" \
+                -serial "file:$log" -no-reboot "$@" </dev/null >"$log.qemu" 2>&1 &
+        local pid=$! waited=0 seen=1
+        while [ "$waited" -lt $((timeout * 10)) ]; do
+                if grep -qE "$done_re" "$log" 2>/dev/null; then seen=0; break; fi
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+                waited=$((waited + 1))
+        done
+        grep -qE "$done_re" "$log" 2>/dev/null && seen=0
+        sleep 0.3 # let the last console lines land
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        [ "$waited" -ge $((timeout * 10)) ] && echo "  (timed out after ${timeout}s)" >&2
+        return $seen
+}
+
+# --- The Boot Kernel's fixture -------------------------------------------
+
+# The stand-in System Kernel initrd, built once.
+vm_test_initrd() {
+        local out=$VM_CACHE/test-system-initrd.img
+        if [ ! -s "$out" ] || [ "$ROOT/$BUILD/vm/test-system-init" -nt "$out" ]; then
+                local d; d=$(mktemp -d)
+                cp "$ROOT/$BUILD/vm/test-system-init" "$d/init"
+                cpio_gz "$d" "$out"
+                rm -rf "$d"
+        fi
+        echo "$out"
+}
+
+# Keys, Debian's kernel as the System Kernel, the test initrd, two squashfs
+# layers, an ImageFS img/, and the Boot Kernel bootk/ trusting keyring/.
+vm_fixture() {
+        local kd; kd=$(vm_kernel_dir)
+        "$KOS" keygen secret.pem public.pem >/dev/null
+        "$KOS" keygen stranger.pem stranger.pub >/dev/null
+        mkdir keyring && cp public.pem keyring/dev.pem
+        cp "$kd"/boot/vmlinuz-* vmlinuz
+        cp "$(vm_test_initrd)" initrd
+        mkdir -p base/etc base2/etc && echo one >base/etc/layer && echo two >base2/etc/layer
+        mksquashfs base base.img -quiet -noappend >/dev/null
+        mksquashfs base2 base2.img -quiet -noappend >/dev/null
+        "$KOS" imagefs init img
+        "$KOS" component add img vmlinuz initrd base.img base2.img >/dev/null
+        "$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk >/dev/null
+        IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
+}
+
+# vm_manifest NAME [LAYER] [KEY]: a manifest booting the test initrd with
+# cmdline "console=ttyS0 kos.test=NAME", installed in img/.
+vm_manifest() {
+        "$KOS" manifest create --name "$1" --version 1 --kernel vmlinuz --initrd initrd \
+                --cmdline "console=ttyS0 kos.test=$1" --component "base=${2:-base.img}" -o "$1.json"
+        "$KOS" manifest sign --key "${3:-secret.pem}" "$1.json" >/dev/null
+        cp "$1.json" "$1.json.sig" img/manifests/
+}
+
+VM_DONE='KOS-TEST-SYSTEM|reboot: System halted|rebooting in|reboot: Restarting'
+
+# vm_boot [APPEND] [QEMU ARGS...]: boots the Boot Kernel with img/ as its
+# disk (unless NO_DISK=1), console in console.log.
+vm_boot() {
+        local append=${1:-}
+        shift || true
+        local disk=()
+        [ "${NO_DISK:-}" = 1 ] || { imagefs_disk img disk.img "$IMAGEFS_UUID"; disk=(-drive file=disk.img,if=virtio,format=raw); }
+        vm_run console.log "${VM_TIMEOUT:-120}" "$VM_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
+                -append "console=ttyS0 panic=-1 loglevel=4 $append" "${disk[@]}" "$@" || true
+        grep -E 'kos-boot|KOS-TEST-SYSTEM' console.log | sed 's/^/  | /' >&2
+}
+
+# The command line the System Kernel received, or empty.
+system_cmdline() { sed -n 's/^KOS-TEST-SYSTEM cmdline=\[\(.*\)\]\r*$/\1/p' console.log; }
+
+expect_booted() { # NAME
+        local cmdline; cmdline=$(system_cmdline)
+        [ -n "$cmdline" ] || fail "no System Kernel started"
+        grep -q "kos.test=$1 " <<<"$cmdline" || fail "booted '$cmdline', wanted $1"
+        grep -q "kos.manifest=$(sha "img/manifests/$1.json")" <<<"$cmdline" || fail "wrong kos.manifest in '$cmdline'"
+        grep -q "kos.imagefs=UUID=$IMAGEFS_UUID" <<<"$cmdline" || fail "wrong kos.imagefs in '$cmdline'"
+}
+
+expect_log() { # REGEX
+        grep -qE "$1" console.log || fail "console lacks /$1/"
+}

@@ -1,0 +1,82 @@
+# The Boot Kernel in QEMU: a real Debian kernel with our initramfs selects a
+# manifest from a real ext4 ImageFS on a virtio disk and kexecs into it.
+
+test_boots_first_valid_manifest_with_its_signed_cmdline() {
+        vm_fixture
+        vm_manifest a; vm_manifest b
+        activate a b
+        vm_boot "kos.leak=boot-only"
+        expect_booted a
+        expect_log 'manifest b: skipped'
+        ! grep -q 'kos.leak' <<<"$(system_cmdline)" || fail "the Boot Kernel's own cmdline leaked"
+        expect_log 'kexec loaded in'
+}
+
+test_flipped_byte_in_squashfs_rejects_it_and_boots_the_next() {
+        vm_fixture
+        vm_manifest a base.img; vm_manifest b base2.img
+        activate a b
+        flip_byte "img/components/$(sha base.img)" 300
+        vm_boot
+        expect_log 'manifest a: rejected: component-hash-mismatch: base:'
+        expect_booted b
+}
+
+test_manifest_signed_by_untrusted_key_is_rejected() {
+        vm_fixture
+        vm_manifest a base.img stranger.pem; vm_manifest b
+        activate a b
+        vm_boot
+        expect_log 'manifest a: rejected: key-untrusted'
+        expect_booted b
+}
+
+test_missing_manifest_then_valid_one_boots() {
+        vm_fixture
+        vm_manifest a
+        activate ghost a
+        vm_boot
+        expect_log 'manifest ghost: rejected: manifest-missing'
+        expect_booted a
+}
+
+test_nothing_valid_prints_every_reason_and_halts_without_kexec() {
+        vm_fixture
+        vm_manifest a base.img stranger.pem; vm_manifest b
+        rm img/manifests/b.json.sig
+        activate ghost a b
+        vm_boot
+        expect_log 'manifest ghost: rejected: manifest-missing'
+        expect_log 'manifest a: rejected: key-untrusted'
+        expect_log 'manifest b: rejected: signature-missing'
+        expect_log 'no verified system to boot: halting'
+        expect_log 'reboot: System halted'
+        ! grep -q 'kexec loaded' console.log || fail "kexec happened"
+        [ -z "$(system_cmdline)" ] || fail "a System Kernel ran"
+}
+
+test_imagefs_found_by_uuid_when_its_disk_appears_late() {
+        vm_fixture
+        vm_manifest a
+        activate a
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
+        # Hot-plug the disk 5 s after QEMU starts, through the monitor.
+        VM_MONITOR=$PWD/monitor.sock
+        (sleep 5
+         printf 'drive_add 0 if=none,id=late,file=%s,format=raw\ndevice_add virtio-blk-pci,drive=late\n' "$PWD/disk.img" |
+                socat - "UNIX-CONNECT:$VM_MONITOR" >/dev/null) &
+        NO_DISK=1 VM_MONITOR=$VM_MONITOR vm_boot "kos.imagefs=UUID=$IMAGEFS_UUID kos.imagefs_timeout=60"
+        wait
+        expect_log "looking for the ImageFS \(UUID=$IMAGEFS_UUID\)"
+        expect_log 'found after ([1-9]|[0-9]{2,})\.' # it was waited for, not there at once
+        expect_booted a
+}
+
+test_absent_imagefs_times_out_then_takes_the_failure_path() {
+        vm_fixture
+        NO_DISK=1 vm_boot "kos.imagefs_timeout=2"
+        expect_log 'ImageFS not found: no block device matched LABEL=KOS-IMAGEFS within 2 s'
+        expect_log 'no verified system to boot: halting'
+        NO_DISK=1 vm_boot "kos.imagefs_timeout=1 kos.on_fail=reboot kos.on_fail_delay=1"
+        expect_log 'no verified system to boot: rebooting in 1 s'
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* kos mkboot: the Boot Kernel (kernel image + initramfs) from an unpacked
+ * Debian kernel package. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "initramfs.h"
+#include "kos.h"
+
+/* What the Boot Kernel needs to reach an ext4 ImageFS on a virtio disk. ext4
+ * needs crc32c through the crypto API, a soft dependency modules.dep does not
+ * list, hence crc32c_generic by name. */
+static const char *const default_modules[] = {"virtio_pci", "virtio_blk", "ext4", "crc32c_generic"};
+
+/* The single lib/modules/<version> of an unpacked kernel package. */
+static int kernel_version(const char *kernel_dir, char *ret, size_t size) {
+        char path[PATH_MAX];
+        struct dirent **names = NULL;
+        int n, found = 0;
+
+        snprintf(path, sizeof path, "%s/lib/modules", kernel_dir);
+        n = scandir(path, &names, NULL, alphasort);
+        if (n < 0)
+                return -errno;
+        for (int i = 0; i < n; i++) {
+                if (names[i]->d_name[0] != '.' && (size_t)snprintf(ret, size, "%s", names[i]->d_name) < size)
+                        found++;
+                free(names[i]);
+        }
+        free(names);
+        return found == 1 ? 0 : -ENOTUNIQ;
+}
+
+static int copy_file(const char *from, const char *to) {
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        int r = read_path(from, 256 << 20, &data, &len);
+        return r < 0 ? r : kos_write_file_atomic_at(AT_FDCWD, to, data, len, 0644);
+}
+
+static void default_init_path(char *out, size_t size) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+        self[n > 0 ? n : 0] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+                *slash = '\0';
+        if ((size_t)snprintf(out, size, "%s/kos-boot-init", self) >= size)
+                out[0] = '\0';
+}
+
+struct mkboot {
+        const char *kernel_dir, *init, *keyring, *output;
+        const char *modules[64];
+        size_t n_modules;
+};
+
+static int build(const struct mkboot *o) {
+        char version[128], modules_dir[PATH_MAX], path[PATH_MAX], vmlinuz[PATH_MAX];
+        _cleanup_free_ char *module_list = NULL;
+        size_t n_resolved = 0, size = 0;
+        struct initramfs *ir = NULL;
+        int r, code = EXIT_USAGE;
+
+        if ((r = kernel_version(o->kernel_dir, version, sizeof version)) < 0)
+                return fail(EXIT_USAGE, "%s/lib/modules must hold exactly one kernel version (%s)", o->kernel_dir, strerror(-r));
+        snprintf(modules_dir, sizeof modules_dir, "%s/lib/modules/%s", o->kernel_dir, version);
+        snprintf(vmlinuz, sizeof vmlinuz, "%s/boot/vmlinuz-%s", o->kernel_dir, version);
+        r = modules_resolve(modules_dir, o->modules, o->n_modules, &module_list, &n_resolved);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot resolve modules in %s: %s (run depmod -b %s %s?)", modules_dir,
+                            strerror(-r), o->kernel_dir, version);
+        if (!(ir = initramfs_new()))
+                return fail(EXIT_USAGE, "out of memory");
+        const char *dirs[] = {"dev", "proc", "sys", "imagefs", "etc/kos"};
+        for (size_t i = 0; i < ELEMENTSOF(dirs) && r >= 0; i++)
+                r = initramfs_add_dir(ir, dirs[i]);
+        if (r >= 0 && (r = initramfs_add_file(ir, "init", o->init, 0755)) < 0)
+                fail(EXIT_USAGE, "cannot add the init %s: %s", o->init, strerror(-r));
+        if (r >= 0 && (r = initramfs_add_pem_dir(ir, "etc/kos/keyring", o->keyring)) < 0)
+                fail(EXIT_USAGE, "cannot add the keyring %s: %s", o->keyring, r == -ENOKEY ? "no *.pem in it" : strerror(-r));
+        if (r >= 0)
+                r = initramfs_add_data(ir, "etc/kos/modules", module_list, strlen(module_list), 0644);
+        for (char *m = strtok(module_list, "\n"); m && r >= 0; m = strtok(NULL, "\n")) {
+                char dst[PATH_MAX];
+                if ((size_t)snprintf(path, sizeof path, "%s/%s", modules_dir, m) >= sizeof path ||
+                    (size_t)snprintf(dst, sizeof dst, "lib/modules/%s/%s", version, m) >= sizeof dst)
+                        r = -ENAMETOOLONG;
+                if (r >= 0 && (r = initramfs_add_file(ir, dst, path, 0644)) < 0)
+                        fail(EXIT_USAGE, "cannot add module %s: %s", path, strerror(-r));
+        }
+        if (r >= 0 && mkdir(o->output, 0755) < 0 && errno != EEXIST)
+                r = -errno;
+        snprintf(path, sizeof path, "%s/initramfs.img", o->output);
+        if (r >= 0 && (r = initramfs_write(ir, path, &size)) < 0)
+                fail(EXIT_USAGE, "cannot write %s: %s", path, strerror(-r));
+        initramfs_free(ir);
+        if (r < 0)
+                return code;
+        snprintf(path, sizeof path, "%s/vmlinuz", o->output);
+        if ((r = copy_file(vmlinuz, path)) < 0)
+                return fail(EXIT_USAGE, "cannot copy %s: %s", vmlinuz, strerror(-r));
+        printf("Boot Kernel %s: %s/vmlinuz, %s/initramfs.img (%zu bytes, %zu modules)\n", version, o->output,
+               o->output, size, n_resolved);
+        if (size > 4u << 20)
+                fprintf(stderr, "kos: warning: the initramfs is larger than 4 MiB\n");
+        return EXIT_OK;
+}
+
+int cmd_mkboot(int argc, char **argv) {
+        static const struct option options[] = {
+                {"kernel-dir", required_argument, NULL, 'k'}, {"init", required_argument, NULL, 'i'},
+                {"keyring", required_argument, NULL, 'r'},    {"output", required_argument, NULL, 'o'},
+                {"module", required_argument, NULL, 'm'},     {"help", no_argument, NULL, 'h'},
+                {}};
+        struct mkboot o = {0};
+        char init[PATH_MAX];
+        int c;
+
+        default_init_path(init, sizeof init);
+        o.init = init;
+        while ((c = getopt_long(argc, argv, "k:i:r:o:m:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: kos mkboot --kernel-dir DIR --keyring DIR --output DIR\n"
+                               "                  [--init FILE] [--module NAME]...\n\n"
+                               "Builds the Boot Kernel from an unpacked Debian kernel package (dpkg-deb -x;\n"
+                               "modules.dep made by depmod): OUTPUT/vmlinuz and OUTPUT/initramfs.img, a\n"
+                               "reproducible gzip cpio holding the init (default: kos-boot-init beside\n"
+                               "kos), the trusted keyring's *.pem files and the modules needed for an\n"
+                               "ext4 ImageFS on virtio (virtio_pci virtio_blk ext4 crc32c_generic, plus\n"
+                               "any --module) with their dependencies, in load order.\n");
+                        return EXIT_OK;
+                case 'k':
+                        o.kernel_dir = optarg;
+                        break;
+                case 'i':
+                        o.init = optarg;
+                        break;
+                case 'r':
+                        o.keyring = optarg;
+                        break;
+                case 'o':
+                        o.output = optarg;
+                        break;
+                case 'm':
+                        if (o.n_modules >= ELEMENTSOF(o.modules) - ELEMENTSOF(default_modules))
+                                return usage_error("mkboot", "too many --module");
+                        o.modules[o.n_modules++] = optarg;
+                        break;
+                default:
+                        return usage_error("mkboot", "unknown option");
+                }
+        }
+        if (!o.kernel_dir || !o.keyring || !o.output || optind != argc)
+                return usage_error("mkboot", "--kernel-dir, --keyring and --output are required");
+        for (size_t i = 0; i < ELEMENTSOF(default_modules); i++)
+                o.modules[o.n_modules++] = default_modules[i];
+        return build(&o);
+}

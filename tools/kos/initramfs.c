@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: MIT */
+#include "initramfs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "util.h"
+
+#define MAX_ENTRIES 4096
+
+struct entry {
+        char *path; /* without leading slash */
+        mode_t mode;
+        char *source;
+        void *data;
+        size_t len;
+};
+
+struct initramfs {
+        size_t n;
+        struct entry entries[MAX_ENTRIES];
+};
+
+struct initramfs *initramfs_new(void) {
+        return calloc(1, sizeof(struct initramfs));
+}
+
+void initramfs_free(struct initramfs *ir) {
+        if (!ir)
+                return;
+        for (size_t i = 0; i < ir->n; i++) {
+                free(ir->entries[i].path);
+                free(ir->entries[i].source);
+                free(ir->entries[i].data);
+        }
+        free(ir);
+}
+
+static int add(struct initramfs *ir, const char *path, mode_t mode, const char *source, const void *data, size_t len) {
+        while (*path == '/')
+                path++;
+        for (size_t i = 0; i < ir->n; i++)
+                if (strcmp(ir->entries[i].path, path) == 0)
+                        return S_ISDIR(mode) && S_ISDIR(ir->entries[i].mode) ? 0 : -EEXIST;
+        if (ir->n >= MAX_ENTRIES)
+                return -E2BIG;
+        struct entry *e = &ir->entries[ir->n];
+        *e = (struct entry){.path = strdup(path), .mode = mode, .len = len};
+        if (source)
+                e->source = strdup(source);
+        if (data) {
+                e->data = malloc(len ? len : 1);
+                if (e->data)
+                        memcpy(e->data, data, len);
+        }
+        if (!e->path || (source && !e->source) || (data && !e->data))
+                return -ENOMEM;
+        ir->n++;
+        return 0;
+}
+
+/* Adds path and every parent directory. */
+int initramfs_add_dir(struct initramfs *ir, const char *path) {
+        char buf[512];
+        int r;
+
+        snprintf(buf, sizeof buf, "%s", path);
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        if ((r = add(ir, buf, S_IFDIR | 0755, NULL, NULL, 0)) < 0)
+                                return r;
+                        *p = '/';
+                }
+        return add(ir, buf, S_IFDIR | 0755, NULL, NULL, 0);
+}
+
+static int add_parents(struct initramfs *ir, const char *path) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", path);
+        char *slash = strrchr(buf, '/');
+        if (!slash || slash == buf)
+                return 0;
+        *slash = '\0';
+        return initramfs_add_dir(ir, buf);
+}
+
+int initramfs_add_file(struct initramfs *ir, const char *path, const char *source, mode_t mode) {
+        struct stat st;
+        int r;
+
+        if (stat(source, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((r = add_parents(ir, path)) < 0)
+                return r;
+        return add(ir, path, S_IFREG | mode, source, NULL, (size_t)st.st_size);
+}
+
+int initramfs_add_data(struct initramfs *ir, const char *path, const void *data, size_t len, mode_t mode) {
+        int r = add_parents(ir, path);
+        return r < 0 ? r : add(ir, path, S_IFREG | mode, NULL, data, len);
+}
+
+int initramfs_add_pem_dir(struct initramfs *ir, const char *path, const char *dir) {
+        struct dirent **names = NULL;
+        int n = scandir(dir, &names, NULL, alphasort), r = 0, added = 0;
+
+        if (n < 0)
+                return -errno;
+        for (int i = 0; i < n; i++) {
+                const char *name = names[i]->d_name;
+                size_t len = strlen(name);
+                if (r >= 0 && name[0] != '.' && len > 4 && strcmp(name + len - 4, ".pem") == 0) {
+                        char src[1024], dst[512];
+                        snprintf(src, sizeof src, "%s/%s", dir, name);
+                        snprintf(dst, sizeof dst, "%s/%s", path, name);
+                        r = initramfs_add_file(ir, dst, src, 0644);
+                        added++;
+                }
+                free(names[i]);
+        }
+        free(names);
+        if (r >= 0 && added == 0)
+                r = -ENOKEY;
+        return r;
+}
+
+static int compare_entries(const void *a, const void *b) {
+        return strcmp(((const struct entry *)a)->path, ((const struct entry *)b)->path);
+}
+
+struct gz {
+        z_stream z;
+        int fd;
+        uint8_t out[65536];
+};
+
+static int gz_write(struct gz *g, const void *data, size_t len, int flush) {
+        g->z.next_in = (Bytef *)data;
+        g->z.avail_in = (uInt)len;
+        do {
+                g->z.next_out = g->out;
+                g->z.avail_out = sizeof g->out;
+                int zr = deflate(&g->z, flush);
+                if (zr == Z_STREAM_ERROR)
+                        return -EIO;
+                int r = kos_write_all(g->fd, g->out, sizeof g->out - g->z.avail_out);
+                if (r < 0)
+                        return r;
+        } while (g->z.avail_out == 0 || (flush == Z_FINISH && g->z.avail_in > 0));
+        return 0;
+}
+
+static int write_padding(struct gz *g, size_t written) {
+        static const char zeros[4];
+        return gz_write(g, zeros, (4 - written % 4) % 4, Z_NO_FLUSH);
+}
+
+static int write_header(struct gz *g, unsigned ino, mode_t mode, size_t size, const char *name) {
+        char header[128];
+        size_t name_len = strlen(name) + 1;
+        unsigned nlink = S_ISDIR(mode) ? 2 : 1;
+
+        snprintf(header, sizeof header, "070701%08X%08X%08X%08X%08X%08X%08zX%08X%08X%08X%08X%08zX%08X", ino,
+                 (unsigned)mode, 0u, 0u, nlink, 0u, size, 0u, 0u, 0u, 0u, name_len, 0u);
+        int r = gz_write(g, header, 110, Z_NO_FLUSH);
+        if (r >= 0)
+                r = gz_write(g, name, name_len, Z_NO_FLUSH);
+        return r < 0 ? r : write_padding(g, 110 + name_len);
+}
+
+static int write_body(struct gz *g, const struct entry *e) {
+        if (e->data)
+                return gz_write(g, e->data, e->len, Z_NO_FLUSH);
+        _cleanup_close_ int fd = open(e->source, O_RDONLY | O_CLOEXEC);
+        char buf[65536];
+        size_t total = 0;
+        if (fd < 0)
+                return -errno;
+        for (ssize_t n; (n = read(fd, buf, sizeof buf)) != 0; total += (size_t)n) {
+                if (n < 0)
+                        return -errno;
+                int r = gz_write(g, buf, (size_t)n, Z_NO_FLUSH);
+                if (r < 0)
+                        return r;
+        }
+        return total == e->len ? 0 : -EAGAIN; /* it changed since it was added */
+}
+
+static int write_archive(struct initramfs *ir, struct gz *g) {
+        int r = 0;
+
+        qsort(ir->entries, ir->n, sizeof ir->entries[0], compare_entries);
+        for (size_t i = 0; i < ir->n && r >= 0; i++) {
+                const struct entry *e = &ir->entries[i];
+                size_t size = S_ISREG(e->mode) ? e->len : 0;
+                r = write_header(g, (unsigned)i + 1, e->mode, size, e->path);
+                if (r >= 0 && S_ISREG(e->mode))
+                        r = write_body(g, e);
+                if (r >= 0)
+                        r = write_padding(g, size);
+        }
+        if (r >= 0)
+                r = write_header(g, 0, 0, 0, "TRAILER!!!");
+        return r < 0 ? r : gz_write(g, NULL, 0, Z_FINISH);
+}
+
+int initramfs_write(struct initramfs *ir, const char *output, size_t *ret_size) {
+        char tmp[1024];
+        struct gz *g = calloc(1, sizeof *g);
+        int r;
+
+        if (!g)
+                return -ENOMEM;
+        snprintf(tmp, sizeof tmp, "%s.tmp-%d", output, (int)getpid());
+        g->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (g->fd < 0) {
+                free(g);
+                return -errno;
+        }
+        /* windowBits 31: gzip framing; zlib's default header has mtime 0. */
+        if (deflateInit2(&g->z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+                r = -ENOMEM;
+        else {
+                r = write_archive(ir, g);
+                *ret_size = g->z.total_out;
+                deflateEnd(&g->z);
+        }
+        if (r >= 0 && fsync(g->fd) < 0)
+                r = -errno;
+        close(g->fd);
+        free(g);
+        if (r >= 0 && rename(tmp, output) < 0)
+                r = -errno;
+        if (r < 0)
+                unlink(tmp);
+        return r;
+}
+
+/* modules.dep lines: "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko ...". */
+struct module_index {
+        char *text;
+        size_t n;
+        char *lines[8192];
+};
+
+/* "kernel/fs/ext4/ext4.ko: ..." or "ext4" -> "ext4". */
+static void module_name_of(const char *path, char *out, size_t size) {
+        size_t path_len = strcspn(path, ":");
+        const char *base = path;
+        for (size_t i = 0; i < path_len; i++)
+                if (path[i] == '/')
+                        base = path + i + 1;
+        size_t n = strcspn(base, ".:");
+        if (n >= size)
+                n = size - 1;
+        for (size_t i = 0; i < n; i++)
+                out[i] = base[i] == '-' ? '_' : base[i]; /* modprobe treats - and _ alike */
+        out[n] = '\0';
+}
+
+static const char *find_module(const struct module_index *idx, const char *name) {
+        char want[128], have[128];
+
+        module_name_of(name, want, sizeof want);
+        for (size_t i = 0; i < idx->n; i++) {
+                module_name_of(idx->lines[i], have, sizeof have);
+                if (strcmp(want, have) == 0)
+                        return idx->lines[i];
+        }
+        return NULL;
+}
+
+struct resolve {
+        const struct module_index *idx;
+        char *out;
+        size_t len, count;
+        int depth;
+};
+
+static bool already_listed(const struct resolve *rs, const char *path, size_t path_len) {
+        for (const char *p = rs->out; p && *p;) {
+                size_t n = strcspn(p, "\n");
+                if (n == path_len && strncmp(p, path, n) == 0)
+                        return true;
+                p += n + (p[n] ? 1 : 0);
+        }
+        return false;
+}
+
+/* Depth-first: dependencies first, then the module itself. */
+static int visit(struct resolve *rs, const char *name) {
+        const char *line = find_module(rs->idx, name);
+        if (!line)
+                return -ENOENT;
+        size_t path_len = strcspn(line, ":");
+        if (already_listed(rs, line, path_len))
+                return 0;
+        if (++rs->depth > 64)
+                return -ELOOP;
+        const char *deps = line + path_len + (line[path_len] ? 1 : 0);
+        for (const char *p = deps; *p;) {
+                while (*p == ' ')
+                        p++;
+                size_t n = strcspn(p, " ");
+                if (n > 0) {
+                        char dep[256];
+                        snprintf(dep, sizeof dep, "%.*s", (int)n, p);
+                        int r = visit(rs, dep);
+                        if (r < 0)
+                                return r;
+                }
+                p += n;
+        }
+        rs->depth--;
+        char *grown = realloc(rs->out, rs->len + path_len + 2);
+        if (!grown)
+                return -ENOMEM;
+        rs->out = grown;
+        memcpy(rs->out + rs->len, line, path_len);
+        rs->len += path_len;
+        rs->out[rs->len++] = '\n';
+        rs->out[rs->len] = '\0';
+        rs->count++;
+        return 0;
+}
+
+int modules_resolve(const char *modules_dir, const char *const *names, size_t n_names, char **ret_paths,
+                    size_t *ret_count) {
+        struct module_index *idx = calloc(1, sizeof *idx);
+        struct resolve rs = {.idx = idx};
+        char path[1024];
+        size_t len;
+        int r;
+
+        if (!idx)
+                return -ENOMEM;
+        snprintf(path, sizeof path, "%s/modules.dep", modules_dir);
+        r = kos_read_file_at(AT_FDCWD, path, 16 << 20, &idx->text, &len);
+        for (char *line = r >= 0 ? strtok(idx->text, "\n") : NULL; line && idx->n < ELEMENTSOF(idx->lines);
+             line = strtok(NULL, "\n"))
+                idx->lines[idx->n++] = line;
+        for (size_t i = 0; r >= 0 && i < n_names; i++) {
+                r = visit(&rs, names[i]);
+                if (r == -ENOENT)
+                        fprintf(stderr, "kos: module %s is not in %s\n", names[i], path);
+        }
+        free(idx->text);
+        free(idx);
+        if (r < 0) {
+                free(rs.out);
+                return r;
+        }
+        *ret_paths = rs.out ? rs.out : strdup("");
+        *ret_count = rs.count;
+        return 0;
+}
