@@ -19,7 +19,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c) early/early.c
 
 .PHONY: all deps check demo bench clean asan fuzz unit host-tests
 
-all: $(BUILD)/kos $(BUILD)/kos-boot-init
+all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init
 
 # The Boot Kernel's PID 1: one static binary, no shell in its initramfs.
 # (glibc warns that libcrypto's unused DSO and name lookups need shared
@@ -90,3 +90,11 @@ clean:
 $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -Os -static -s $< -o $@
+
+# The System Kernel's PID 1: dynamically linked (libcryptsetup is shared
+# only); kos mkinitrd copies the libraries it needs next to it.
+SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c early/early.c
+$(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) early/early.h $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) \
+		-ljansson -lcrypto -lblkid -lcryptsetup -pthread -s -o $@

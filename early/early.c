@@ -135,7 +135,7 @@ const char *early_cmdline_get(const char *key) {
 int early_load_modules(const char *dir, const char *list_file, unsigned *ret_loaded) {
         _cleanup_free_ char *list = NULL;
         size_t len;
-        unsigned loaded = 0;
+        unsigned loaded = 0, failed = 0;
         int r = kos_read_file_at(AT_FDCWD, list_file, 65536, &list, &len);
 
         if (r < 0)
@@ -143,21 +143,19 @@ int early_load_modules(const char *dir, const char *list_file, unsigned *ret_loa
         _cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
                 return -errno;
+        /* A module that does not load (say, aesni_intel on a CPU without AES-NI)
+         * is logged and skipped: what actually needs it fails later, by name. */
         for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
                 _cleanup_close_ int fd = openat(dirfd, line, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (fd < 0) {
-                        early_log("cannot open module %s: %s", line, strerror(errno));
-                        return -errno;
-                }
-                if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST) {
-                        r = -errno;
-                        early_log("cannot load module %s: %s", line, strerror(-r));
-                        return r;
+                if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)) {
+                        early_log("module %s not loaded: %s", line, strerror(errno));
+                        failed++;
+                        continue;
                 }
                 loaded++;
         }
         *ret_loaded = loaded;
-        return 0;
+        return failed ? -ENOEXEC : 0;
 }
 
 static void probe_device(const char *path, struct early_device *ret) {
@@ -170,7 +168,11 @@ static void probe_device(const char *path, struct early_device *ret) {
                 return;
         blkid_probe_enable_superblocks(pr, 1);
         blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID | BLKID_SUBLKS_LABEL);
-        if (blkid_do_safeprobe(pr) == 0) {
+        blkid_probe_enable_partitions(pr, 1);
+        blkid_probe_set_partitions_flags(pr, BLKID_PARTS_ENTRY_DETAILS);
+        if (blkid_do_safeprobe(pr) >= 0) {
+                if (blkid_probe_lookup_value(pr, "PART_ENTRY_NAME", &v, NULL) == 0)
+                        snprintf(ret->partlabel, sizeof ret->partlabel, "%s", v);
                 if (blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0)
                         snprintf(ret->type, sizeof ret->type, "%s", v);
                 if (blkid_probe_lookup_value(pr, "UUID", &v, NULL) == 0)
@@ -181,12 +183,25 @@ static void probe_device(const char *path, struct early_device *ret) {
         blkid_free_probe(pr);
 }
 
-static bool device_matches(const struct early_device *d, const char *spec) {
+static bool device_matches_one(const struct early_device *d, const char *spec) {
+        if (strncmp(spec, "PARTLABEL=", 10) == 0)
+                return strcmp(d->partlabel, spec + 10) == 0; /* may hold no filesystem yet */
         if (strncmp(spec, "LABEL=", 6) == 0)
                 return d->type[0] && strcmp(d->label, spec + 6) == 0;
         if (strncmp(spec, "UUID=", 5) == 0)
                 return d->type[0] && strcasecmp(d->uuid, spec + 5) == 0;
         return strcmp(d->path, spec) == 0 && d->type[0];
+}
+
+/* "A|B": either. */
+static bool device_matches(const struct early_device *d, const char *spec) {
+        char buf[256];
+
+        snprintf(buf, sizeof buf, "%s", spec);
+        for (char *save = NULL, *one = strtok_r(buf, "|", &save); one; one = strtok_r(NULL, "|", &save))
+                if (device_matches_one(d, one))
+                        return true;
+        return false;
 }
 
 static int scan_once(const char *spec, struct early_device *ret) {

@@ -27,7 +27,8 @@ const char *early_cmdline_get(const char *key);
 void early_cmdline_set(const char *text);
 
 /* Loads each module listed (one path per line, relative to dir) in list_file,
- * in order, with finit_module. Already loaded or built-in is fine. */
+ * in order, with finit_module. Already loaded is fine; one that fails is
+ * logged and skipped (-ENOEXEC at the end). */
 int early_load_modules(const char *dir, const char *list_file, unsigned *ret_loaded);
 
 struct early_device {
@@ -35,9 +36,12 @@ struct early_device {
         char type[32];   /* ext4 */
         char uuid[64];
         char label[64];
+        char partlabel[64]; /* GPT partition name */
 };
 
-/* spec is LABEL=..., UUID=... or a /dev path. Probes the block devices in
+/* spec is LABEL=..., UUID=..., PARTLABEL=... or a /dev path, or several
+ * joined by '|' (any matches). All but PARTLABEL must name a device holding a
+ * filesystem. Probes the block devices in
  * /sys/class/block with libblkid every 50 ms until one matches or timeout_ms
  * passes (-ETIMEDOUT). */
 int early_find_device(const char *spec, unsigned timeout_ms, struct early_device *ret);

@@ -115,8 +115,46 @@ static int parse_boot_file(json_t *root, const char *key, struct kos_blob *ret, 
         return r < 0 ? r : parse_blob(obj, key, ret, e);
 }
 
+static int parse_encryption(json_t *obj, const char *where, struct kos_encryption *ret, struct parse_error *e) {
+        static const char *const keys[] = {"type", "key", NULL};
+        const char *type, *key;
+        int r;
+
+        if (!json_is_object(obj))
+                return schema_error(e, "%s: \"encryption\" must be an object", where);
+        if ((r = check_keys(obj, keys, where, e)) < 0 || (r = get_string(obj, "type", where, &type, e)) < 0 ||
+            (r = get_string(obj, "key", where, &key, e)) < 0)
+                return r;
+        if (strcmp(type, "luks2") != 0)
+                return schema_error(e, "%s: encryption \"type\" must be \"luks2\"", where);
+        if (!kos_name_is_valid(key))
+                return schema_error(e, "%s: encryption \"key\" must match [A-Za-z0-9._-]{1,64}", where);
+        strcpy(ret->key, key);
+        ret->enabled = true;
+        return 0;
+}
+
+static int parse_verity(json_t *obj, const char *where, uint64_t size, struct kos_verity *ret, struct parse_error *e) {
+        static const char *const keys[] = {"root_hash", "hash_offset", NULL};
+        const char *hex;
+        int r;
+
+        if (!json_is_object(obj))
+                return schema_error(e, "%s: \"verity\" must be an object", where);
+        if ((r = check_keys(obj, keys, where, e)) < 0 || (r = get_string(obj, "root_hash", where, &hex, e)) < 0)
+                return r;
+        if (kos_hex_decode(hex, strlen(hex), ret->root_hash, KOS_SHA256_LEN) < 0)
+                return schema_error(e, "%s: verity \"root_hash\" must be 64 lowercase hex digits", where);
+        if ((r = get_uint(obj, "hash_offset", where, size, &ret->hash_offset, e)) < 0)
+                return r;
+        if (ret->hash_offset == 0 || ret->hash_offset % 4096 != 0)
+                return schema_error(e, "%s: verity \"hash_offset\" must be a positive multiple of 4096 within the file", where);
+        ret->enabled = true;
+        return 0;
+}
+
 static int parse_component(json_t *obj, size_t index, struct kos_component *ret, struct parse_error *e) {
-        static const char *const keys[] = {"name", "type", "sha256", "size", NULL};
+        static const char *const keys[] = {"name", "type", "sha256", "size", "encryption", "verity", NULL};
         char where[64];
         const char *type;
         int r;
@@ -131,7 +169,13 @@ static int parse_component(json_t *obj, size_t index, struct kos_component *ret,
         if (r < 0)
                 return schema_error(e, "%s: \"type\" must be \"squashfs\", \"erofs\" or \"ext4\"", where);
         ret->type = (enum kos_component_type)r;
-        return parse_blob(obj, where, &ret->blob, e);
+        if ((r = parse_blob(obj, where, &ret->blob, e)) < 0)
+                return r;
+        json_t *v = json_object_get(obj, "encryption");
+        if (v && (r = parse_encryption(v, where, &ret->encryption, e)) < 0)
+                return r;
+        v = json_object_get(obj, "verity");
+        return v ? parse_verity(v, where, ret->blob.size, &ret->verity, e) : 0;
 }
 
 static int parse_components(json_t *root, struct kos_manifest *m, struct parse_error *e) {
@@ -241,19 +285,28 @@ static json_t *blob_to_json(const struct kos_blob *b) {
         return json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)b->size);
 }
 
+static json_t *component_to_json(const struct kos_component *c) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+
+        kos_hex_encode(c->blob.sha256, KOS_SHA256_LEN, hex);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "name", c->name, "type", kos_component_type_to_string(c->type),
+                              "sha256", hex, "size", (json_int_t)c->blob.size);
+        if (o && c->encryption.enabled)
+                json_object_set_new(o, "encryption", json_pack("{s:s, s:s}", "type", "luks2", "key", c->encryption.key));
+        if (o && c->verity.enabled) {
+                kos_hex_encode(c->verity.root_hash, KOS_SHA256_LEN, hex);
+                json_object_set_new(o, "verity", json_pack("{s:s, s:I}", "root_hash", hex, "hash_offset",
+                                                           (json_int_t)c->verity.hash_offset));
+        }
+        return o;
+}
+
 int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *ret_len) {
         json_t *components = json_array();
         int r = -ENOMEM;
 
-        for (size_t i = 0; components && i < m->n_components; i++) {
-                const struct kos_component *c = &m->components[i];
-                char hex[KOS_SHA256_HEX_LEN + 1];
-                kos_hex_encode(c->blob.sha256, KOS_SHA256_LEN, hex);
-                json_array_append_new(components,
-                                      json_pack("{s:s, s:s, s:s, s:I}", "name", c->name, "type",
-                                                kos_component_type_to_string(c->type), "sha256", hex, "size",
-                                                (json_int_t)c->blob.size));
-        }
+        for (size_t i = 0; components && i < m->n_components; i++)
+                json_array_append_new(components, component_to_json(&m->components[i]));
         json_t *root = json_pack("{s:i, s:s, s:I, s:o, s:o, s:s, s:o}", "format", (int)m->format, "name", m->name,
                                  "version", (json_int_t)m->version, "kernel", blob_to_json(&m->kernel), "initrd",
                                  blob_to_json(&m->initrd), "cmdline", m->cmdline ? m->cmdline : "", "components",

@@ -34,10 +34,28 @@ struct kos_blob {
         uint64_t size;
 };
 
+/* "encryption": {"type": "luks2", "key": "<key id>"}: the file is a LUKS2
+ * container opened with the key of that id from the System Kernel's key store. */
+struct kos_encryption {
+        bool enabled;
+        char key[KOS_NAME_MAX + 1];
+};
+
+/* "verity": {"root_hash": "<64 hex>", "hash_offset": N}: a dm-verity hash
+ * tree (veritysetup format, sha256, with its superblock) starts at byte N of
+ * the (decrypted) image; N is a multiple of 4096. */
+struct kos_verity {
+        bool enabled;
+        uint8_t root_hash[KOS_SHA256_LEN];
+        uint64_t hash_offset;
+};
+
 struct kos_component {
         char name[KOS_NAME_MAX + 1];
         enum kos_component_type type;
         struct kos_blob blob;
+        struct kos_encryption encryption;
+        struct kos_verity verity;
 };
 
 struct kos_manifest {

@@ -258,32 +258,38 @@ out:
         return ok;
 }
 
-static void examine(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
-                    const struct kos_select_options *options, struct kos_candidate *c,
-                    struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
+bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+                       struct kos_candidate *c, struct kos_manifest **ret_manifest) {
         _cleanup_free_ char *data = NULL;
         char json_name[KOS_NAME_MAX + 8], sig_name[KOS_NAME_MAX + 12], error[256];
         struct kos_manifest *m = NULL;
         size_t len;
 
-        if (!kos_name_is_valid(name)) {
-                reject(c, KOS_REASON_MANIFEST_MISSING, "\"%s\" in active is not a valid manifest name", name);
-                return;
-        }
+        if (!kos_name_is_valid(name))
+                return reject(c, KOS_REASON_MANIFEST_MISSING, "\"%s\" in active is not a valid manifest name", name);
         kos_manifest_file_names(name, json_name, sig_name);
         /* Authenticate, then parse: no JSON is looked at before the signature
          * over these exact bytes has verified. */
         if (!read_manifest(img, json_name, c, &data, &len) || !check_signature(img, ring, sig_name, data, len, c))
-                return;
-        if (kos_manifest_parse(data, len, &m, error, sizeof error) < 0) {
-                reject(c, KOS_REASON_MANIFEST_MALFORMED, "manifests/%s: %s", json_name, error);
-                return;
-        }
+                return false;
+        if (kos_manifest_parse(data, len, &m, error, sizeof error) < 0)
+                return reject(c, KOS_REASON_MANIFEST_MALFORMED, "manifests/%s: %s", json_name, error);
         if (strcmp(m->name, name) != 0) {
                 reject(c, KOS_REASON_NAME_MISMATCH, "manifests/%s declares the name \"%s\"", json_name, m->name);
                 kos_manifest_free(m);
-                return;
+                return false;
         }
+        *ret_manifest = m;
+        return true;
+}
+
+static void examine(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+                    const struct kos_select_options *options, struct kos_candidate *c,
+                    struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
+        struct kos_manifest *m = NULL;
+
+        if (!kos_load_manifest(img, ring, name, c, &m))
+                return;
         if (!kos_check_components(img, m, options, c, ret_kernel_fd, ret_initrd_fd)) {
                 kos_manifest_free(m);
                 return;

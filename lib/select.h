@@ -77,6 +77,12 @@ int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, co
                struct kos_selection *ret);
 void kos_selection_done(struct kos_selection *s);
 
+/* Checks 1 to 8 of selection (present, size cap, signature, strict parse,
+ * name) without touching components: true with *ret_manifest set, or false
+ * with c saying why. c->id is set once the bytes were read. */
+bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+                       struct kos_candidate *c, struct kos_manifest **ret_manifest);
+
 /* The component checks of selection alone, for a manifest already parsed
  * (kos install uses it before copying a manifest in): true when every blob
  * is present, regular, of its size and hash; else c says why. */

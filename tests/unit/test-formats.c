@@ -312,3 +312,32 @@ TEST(cmdline_values_stay_valid_and_last_wins) {
         CHECK(early_cmdline_get("kos") == NULL);
         CHECK(early_cmdline_get("kos.imagefs_") == NULL);
 }
+
+TEST(manifest_accepts_encryption_and_verity) {
+        struct kos_manifest *m = NULL;
+        char err[256];
+        int r = parse_variant("\"size\": 30}", "\"size\": 8192, \"encryption\": {\"type\": \"luks2\", \"key\": \"disk-key\"}, "
+                              "\"verity\": {\"root_hash\": " H64 ", \"hash_offset\": 4096}}");
+        CHECK(r == 0);
+        char s[4096];
+        const char *base = VALID_MANIFEST, *p = strstr(base, "\"size\": 30}");
+        snprintf(s, sizeof s, "%.*s%s%s", (int)(p - base), base,
+                 "\"size\": 8192, \"encryption\": {\"type\": \"luks2\", \"key\": \"k1\"}, \"verity\": {\"root_hash\": " H64
+                 ", \"hash_offset\": 4096}}", p + strlen("\"size\": 30}"));
+        CHECK(kos_manifest_parse(s, strlen(s), &m, err, sizeof err) == 0);
+        int ok = m->components[0].encryption.enabled && strcmp(m->components[0].encryption.key, "k1") == 0 &&
+                 m->components[0].verity.enabled && m->components[0].verity.hash_offset == 4096 &&
+                 !m->components[1].verity.enabled;
+        kos_manifest_free(m);
+        CHECK(ok);
+}
+
+TEST(manifest_rejects_bad_encryption_and_verity) {
+        CHECK(parse_variant("\"size\": 30}", "\"size\": 30, \"encryption\": {\"type\": \"luks1\", \"key\": \"k\"}}") == -EBADMSG);
+        CHECK(parse_variant("\"size\": 30}", "\"size\": 30, \"encryption\": {\"type\": \"luks2\", \"key\": \"../k\"}}") == -EBADMSG);
+        CHECK(parse_variant("\"size\": 30}", "\"size\": 30, \"encryption\": {\"type\": \"luks2\"}}") == -EBADMSG);
+        CHECK(parse_variant("\"size\": 30}", "\"size\": 8192, \"verity\": {\"root_hash\": " H64 ", \"hash_offset\": 100}}") == -EBADMSG);
+        CHECK(parse_variant("\"size\": 30}", "\"size\": 8192, \"verity\": {\"root_hash\": " H64 ", \"hash_offset\": 12288}}") == -EBADMSG);
+        CHECK(parse_variant("\"size\": 30}", "\"size\": 8192, \"verity\": {\"root_hash\": \"00\", \"hash_offset\": 4096}}") == -EBADMSG);
+        CHECK(parse_variant("\"size\": 30}", "\"size\": 8192, \"verity\": {\"root_hash\": " H64 ", \"hash_offset\": 4096, \"salt\": \"\"}}") == -EBADMSG);
+}

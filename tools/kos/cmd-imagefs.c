@@ -31,8 +31,11 @@ int cmd_component(int argc, char **argv) {
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         int r, code = EXIT_OK;
 
+        if (argc >= 2 && strcmp(argv[1], "build") == 0)
+                return cmd_component_build(argc - 1, argv + 1);
         if (wants_help(argc, argv)) {
-                printf("Usage: kos component add DIR FILE...\n\nCopies each FILE into DIR/components/<sha256> (fsynced, renamed into\n"
+                printf("Usage: kos component add DIR FILE...\n       kos component build ... (see its --help)\n\n"
+                       "add copies each FILE into DIR/components/<sha256> (fsynced, renamed into\n"
                        "place) and prints '<sha256>  FILE', as sha256sum does.\n");
                 return EXIT_OK;
         }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* kos manifest create | sign | verify | show */
 #include <blkid/blkid.h>
+#include <jansson.h>
+#include <unistd.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -73,8 +75,41 @@ static int hash_inputs(struct input *inputs, size_t n) {
         return code;
 }
 
-/* NAME=FILE or NAME=FILE:TYPE; without TYPE it is detected. */
+/* FILE.meta, written by `kos component build`: type, encryption, verity. */
+static int read_meta(const char *path, struct kos_component *c, bool *ret_found) {
+        char meta[4096];
+        json_error_t jerr;
+        const char *type = NULL, *key = NULL, *root_hash = NULL;
+        json_int_t hash_offset = 0;
+
+        *ret_found = false;
+        if ((size_t)snprintf(meta, sizeof meta, "%s.meta", path) >= sizeof meta || access(meta, F_OK) < 0)
+                return 0;
+        json_t *o = json_load_file(meta, JSON_REJECT_DUPLICATES, &jerr);
+        if (!o || json_unpack(o, "{s:s, s?{s:s}, s?{s:s, s:I}}", "type", &type, "encryption", "key", &key, "verity",
+                              "root_hash", &root_hash, "hash_offset", &hash_offset) < 0 ||
+            kos_component_type_from_string(type) < 0 || (key && !kos_name_is_valid(key)) ||
+            (root_hash && kos_hex_decode(root_hash, strlen(root_hash), c->verity.root_hash, KOS_SHA256_LEN) < 0)) {
+                json_decref(o);
+                return fail(EXIT_USAGE, "%s is not a component description written by 'kos component build'", meta);
+        }
+        c->type = (enum kos_component_type)kos_component_type_from_string(type);
+        if (key) {
+                c->encryption.enabled = true;
+                strcpy(c->encryption.key, key);
+        }
+        if (root_hash) {
+                c->verity.enabled = true;
+                c->verity.hash_offset = (uint64_t)hash_offset;
+        }
+        json_decref(o);
+        *ret_found = true;
+        return EXIT_OK;
+}
+
+/* NAME=FILE or NAME=FILE:TYPE; without TYPE it comes from FILE.meta or is detected. */
 static int parse_component_arg(char *arg, struct kos_component *c, const char **ret_path) {
+        bool found;
         char *eq = strchr(arg, '=');
         int r;
 
@@ -85,7 +120,11 @@ static int parse_component_arg(char *arg, struct kos_component *c, const char **
                 return usage_error("manifest create", "component name '%s' is not [A-Za-z0-9._-]{1,64}", arg);
         strcpy(c->name, arg);
         char *colon = strrchr(eq + 1, ':');
-        if (colon && kos_component_type_from_string(colon + 1) >= 0) {
+        if ((r = read_meta(eq + 1, c, &found)) != EXIT_OK)
+                return r;
+        if (found)
+                ;
+        else if (colon && kos_component_type_from_string(colon + 1) >= 0) {
                 *colon = '\0';
                 c->type = (enum kos_component_type)kos_component_type_from_string(colon + 1);
         } else if ((r = detect_type(eq + 1, &c->type)) < 0)
@@ -99,7 +138,9 @@ static int print_create_help(void) {
                "           [--cmdline TEXT] --component NAME=FILE[:TYPE]... [--output FILE]\n\n"
                "Writes a manifest (JSON, format 1) for the given System Kernel, initrd and\n"
                "components, bottom layer first. Sizes and sha256 are read from the files;\n"
-               "TYPE (squashfs, erofs, ext4) is detected with libblkid when not given.\n"
+               "TYPE (squashfs, erofs, ext4) is detected with libblkid when not given;\n"
+               "when FILE.meta exists (from 'kos component build') its type, encryption\n"
+               "and verity fields are used.\n"
                "Writes to standard output unless --output.\n");
         return EXIT_OK;
 }

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,62 @@ int initramfs_add_pem_dir(struct initramfs *ir, const char *path, const char *di
         free(names);
         if (r >= 0 && added == 0)
                 r = -ENOKEY;
+        return r;
+}
+
+int initramfs_add_dir_files(struct initramfs *ir, const char *path, const char *dir, mode_t mode) {
+        struct dirent **names = NULL;
+        int n = scandir(dir, &names, NULL, alphasort), r = 0;
+
+        if (n < 0)
+                return -errno;
+        for (int i = 0; i < n; i++) {
+                char src[1024], dst[512];
+                struct stat st;
+                if (r >= 0 && names[i]->d_name[0] != '.' &&
+                    (size_t)snprintf(src, sizeof src, "%s/%s", dir, names[i]->d_name) < sizeof src &&
+                    (size_t)snprintf(dst, sizeof dst, "%s/%s", path, names[i]->d_name) < sizeof dst &&
+                    stat(src, &st) == 0 && S_ISREG(st.st_mode))
+                        r = initramfs_add_file(ir, dst, src, mode);
+                free(names[i]);
+        }
+        free(names);
+        return r;
+}
+
+/* The libraries ldd names: "libx.so.1 => /lib/.../libx.so.1 (0x...)" and the
+ * loader "/lib64/ld-linux-x86-64.so.2 (0x...)". ldd runs the program's
+ * loader in list mode; it is only used on programs this build made or the
+ * host's own. */
+int initramfs_add_program(struct initramfs *ir, const char *path, const char *source) {
+        char command[1200], line[1024];
+        int r = initramfs_add_file(ir, path, source, 0755);
+
+        if (r < 0)
+                return r;
+        if ((size_t)snprintf(command, sizeof command, "ldd '%s'", source) >= sizeof command || strchr(source, '\''))
+                return -EINVAL;
+        FILE *p = popen(command, "re");
+        if (!p)
+                return -errno;
+        while (r >= 0 && fgets(line, sizeof line, p)) {
+                char *lib = strstr(line, "=> ");
+                lib = lib ? lib + 3 : line + strspn(line, " \t");
+                if (*lib != '/')
+                        continue; /* linux-vdso.so.1 and the like */
+                lib[strcspn(lib, " \n")] = '\0';
+                char real[PATH_MAX];
+                if (!realpath(lib, real)) {
+                        r = -errno;
+                        break;
+                }
+                r = initramfs_add_file(ir, lib, real, 0755);
+                if (r == -EEXIST)
+                        r = 0;
+        }
+        int status = pclose(p);
+        if (r >= 0 && status != 0)
+                r = -ENOEXEC;
         return r;
 }
 

@@ -18,6 +18,11 @@ int initramfs_add_file(struct initramfs *ir, const char *path, const char *sourc
 int initramfs_add_data(struct initramfs *ir, const char *path, const void *data, size_t len, mode_t mode);
 /* Adds every *.pem of dir under path. */
 int initramfs_add_pem_dir(struct initramfs *ir, const char *path, const char *dir);
+/* Adds every regular file of dir (not recursive) under path with mode. */
+int initramfs_add_dir_files(struct initramfs *ir, const char *path, const char *dir, mode_t mode);
+/* Adds a dynamically linked program at path and every shared library it
+ * needs (as ldd resolves them on this host) at the path the loader looks. */
+int initramfs_add_program(struct initramfs *ir, const char *path, const char *source);
 /* Writes the archive, gzip-compressed, atomically to output. */
 int initramfs_write(struct initramfs *ir, const char *output, size_t *ret_size);
 

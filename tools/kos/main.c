@@ -21,6 +21,7 @@ static const struct {
         {"list", cmd_list, "DIR                        show the active list and installed manifests"},
         {"gc", cmd_gc, "DIR [--dry-run]              remove components no manifest references"},
         {"mkboot", cmd_mkboot, "--kernel-dir DIR --keyring DIR --output DIR  build the Boot Kernel"},
+        {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
 };
 

@@ -1,0 +1,499 @@
+/* SPDX-License-Identifier: MIT */
+/* kos-system-init: PID 1 of the System Kernel's initrd.
+ *
+ * Rediscovers the manifest the Boot Kernel chose (kos.manifest=<id>), checks
+ * it again against this initrd's keyring, mounts each component read-only at
+ * /mnt/<name> (loop, then dm-crypt and dm-verity where the manifest says),
+ * makes the R/W runtime cache, stacks the OverlayFS root (first component at
+ * the bottom), mounts the DataFS at /data, writes /run/kos/boot.json, switches
+ * root and execs systemd. Any failure names the step and the component, then
+ * reboots after a delay, so the Boot Kernel selects again; no half-assembled
+ * root is ever started.
+ *
+ * Command line (signed, from the manifest, plus what the Boot Kernel adds):
+ *   kos.manifest=<sha256>     the manifest to boot (required)
+ *   kos.imagefs=UUID=...      the ImageFS (required)
+ *   kos.rw=tmpfs              R/W cache on a tmpfs (default): empty every boot
+ *   kos.rw=wipe:SPEC          on the partition SPEC (PARTLABEL=, LABEL=, UUID=),
+ *                             formatted afresh at every boot
+ *   kos.rw=persist:SPEC       kept across boots: development only, logged loudly
+ *   kos.rw_size=SIZE          tmpfs size (tmpfs syntax, e.g. 512M or 25%); default 50%
+ *   kos.data=SPEC             the DataFS; default LABEL=KOS-DATA, else
+ *                             PARTLABEL=KOS-DATA (formatted when empty)
+ *   kos.fail_delay=SECONDS    before the reboot on failure; default 10
+ *   kos.init=PATH             the init of the new root; default /sbin/init
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "early.h"
+#include "keystore.h"
+#include "select.h"
+#include "stack.h"
+
+#define IMAGEFS_MOUNT "/imagefs"
+#define LAYERS_DIR "/mnt"
+#define RW_MOUNT "/rw"
+#define NEW_ROOT "/newroot"
+#define MKFS "/sbin/mkfs.ext4"
+
+static const struct kos_key_provider *const key_providers[] = {&kos_key_provider_initrd, NULL};
+
+struct layer_report {
+        char device[160];
+        bool verity, encrypted;
+        double seconds;
+};
+
+struct boot {
+        struct kos_manifest *manifest;
+        char id[KOS_SHA256_HEX_LEN + 1];
+        struct layer_report layers[KOS_MANIFEST_MAX_COMPONENTS];
+        const char *rw_mode;
+        const char *data_state;
+        char data_device[64];
+        double t_init, t_modules, t_imagefs, t_manifest, t_layers, t_root;
+};
+
+static void __attribute__((noreturn)) fail_boot(const char *step, const char *component, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+static void __attribute__((noreturn)) fail_boot(const char *step, const char *component, const char *format, ...) {
+        char detail[512];
+        va_list ap;
+        unsigned delay = 10;
+        const char *v = early_cmdline_get("kos.fail_delay");
+
+        va_start(ap, format);
+        vsnprintf(detail, sizeof detail, format, ap);
+        va_end(ap);
+        if (v && *v && strspn(v, "0123456789") == strlen(v) && strlen(v) < 5)
+                delay = (unsigned)atoi(v); /* digits only, at most 4: no overflow */
+        early_log("BOOT FAILED at step '%s'%s%s: %s", step, component ? ", component " : "", component ? component : "",
+                  detail);
+        early_log("rebooting in %u s so that the Boot Kernel selects again", delay);
+        sync();
+        sleep(delay);
+        reboot(RB_AUTOBOOT);
+        for (;;)
+                pause();
+}
+
+static void load_modules(struct boot *b) {
+        struct utsname u;
+        char dir[128];
+        unsigned loaded = 0;
+
+        if (uname(&u) == 0 && (size_t)snprintf(dir, sizeof dir, "/lib/modules/%s", u.release) < sizeof dir)
+                (void)early_load_modules(dir, "/etc/kos/modules", &loaded);
+        b->t_modules = early_uptime();
+        early_log("loaded %u modules", loaded);
+}
+
+static int run_mkfs(const char *device, const char *label) {
+        pid_t pid = fork();
+        int status;
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                execl(MKFS, MKFS, "-q", "-F", "-L", label, device, (char *)NULL);
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static void mount_imagefs(struct boot *b, struct kos_imagefs *img) {
+        const char *spec = early_cmdline_get("kos.imagefs");
+        struct early_device dev;
+
+        if (!spec || !*spec)
+                fail_boot("find ImageFS", NULL, "no kos.imagefs= on the command line (this kernel must be started by the Boot Kernel)");
+        if (early_find_device(spec, 10000, &dev) < 0)
+                fail_boot("find ImageFS", NULL, "no device matches %s within 10 s", spec);
+        if (mkdir(IMAGEFS_MOUNT, 0755) < 0 && errno != EEXIST)
+                fail_boot("mount ImageFS", NULL, "mkdir: %m");
+        if (mount(dev.path, IMAGEFS_MOUNT, dev.type, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                fail_boot("mount ImageFS", NULL, "%s (%s): %m", dev.path, dev.type);
+        int r = kos_imagefs_open(IMAGEFS_MOUNT, img);
+        if (r < 0)
+                fail_boot("mount ImageFS", NULL, "%s is not an ImageFS: %s", dev.path, strerror(-r));
+        b->t_imagefs = early_uptime();
+        early_log("ImageFS %s mounted read-only", dev.path);
+}
+
+/* The manifest whose bytes hash to id: first among the active ones, then any
+ * installed. It is authenticated again with this initrd's keyring. */
+static void rediscover_manifest(struct boot *b, const struct kos_imagefs *img) {
+        const char *id = early_cmdline_get("kos.manifest");
+        uint8_t want[KOS_SHA256_LEN];
+        struct kos_keyring ring;
+        struct kos_active_list active;
+        char error[512];
+
+        if (!id || kos_hex_decode(id, strlen(id), want, sizeof want) < 0)
+                fail_boot("find manifest", NULL, "kos.manifest= is missing or not a sha256");
+        snprintf(b->id, sizeof b->id, "%s", id);
+        if (kos_keyring_load("/etc/kos/keyring", &ring, error, sizeof error) < 0)
+                fail_boot("find manifest", NULL, "%s", error);
+        if (kos_active_read(img, &active) < 0)
+                active.n = 0;
+        DIR *d = fdopendir(fcntl(img->manifests_fd, F_DUPFD_CLOEXEC, 3));
+        for (size_t i = 0;; i++) {
+                char name[KOS_NAME_MAX + 8];
+                if (i < active.n)
+                        snprintf(name, sizeof name, "%s", active.entries[i].name);
+                else {
+                        struct dirent *de = d ? readdir(d) : NULL;
+                        size_t n = de ? strlen(de->d_name) : 0;
+                        if (!de)
+                                break;
+                        if (n <= 5 || n - 5 > KOS_NAME_MAX || strcmp(de->d_name + n - 5, ".json") != 0)
+                                continue;
+                        snprintf(name, sizeof name, "%.*s", (int)(n - 5), de->d_name);
+                }
+                struct kos_candidate c = {0};
+                struct kos_manifest *m = NULL;
+                bool ok = kos_load_manifest(img, &ring, name, &c, &m);
+                if (c.has_id && kos_digest_equal(c.id, want)) {
+                        if (!ok)
+                                fail_boot("verify manifest", NULL, "manifest %s: %s: %s", name,
+                                          kos_reason_to_string(c.reason), c.detail);
+                        b->manifest = m;
+                        break;
+                }
+                kos_manifest_free(m);
+        }
+        if (d)
+                closedir(d);
+        if (!b->manifest)
+                fail_boot("find manifest", NULL, "no manifest on the ImageFS has id %s", id);
+        b->t_manifest = early_uptime();
+        early_log("manifest %s version %llu (id %.16s...) verified again", b->manifest->name,
+                  (unsigned long long)b->manifest->version, id);
+}
+
+/* Hashes the component file again (a component without verity data is
+ * checked in full before it is mounted). */
+static void rehash(const struct kos_component *c, int fd) {
+        struct kos_hash_job job = {.fd = fd, .size = c->blob.size, .copy_fd = -1};
+
+        memcpy(job.expected, c->blob.sha256, KOS_SHA256_LEN);
+        if (kos_hash_jobs(&job, 1, NULL, NULL) < 0 || job.status != KOS_HASH_MATCH)
+                fail_boot("verify component", c->name, "its file no longer hashes to the manifest's sha256 (%s)",
+                          job.status == KOS_HASH_MISMATCH ? "content changed" : "size changed or unreadable");
+}
+
+static int open_component_file(const struct kos_imagefs *img, const struct kos_component *c) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        struct stat st;
+
+        kos_hex_encode(c->blob.sha256, KOS_SHA256_LEN, hex);
+        int fd = openat(img->components_fd, hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                fail_boot("open component", c->name, "components/%s: %m", hex);
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != c->blob.size)
+                fail_boot("open component", c->name, "components/%s is not a regular file of %llu bytes", hex,
+                          (unsigned long long)c->blob.size);
+        return fd;
+}
+
+static void mount_component(struct boot *b, const struct kos_imagefs *img, size_t index) {
+        const struct kos_component *c = &b->manifest->components[index];
+        struct layer_report *rep = &b->layers[index];
+        char loop[32], crypt_dev[160], verity_dev[160], name[96], target[128], error[256];
+        const char *device = loop;
+        double start = early_uptime();
+        int r;
+
+        _cleanup_close_ int fd = open_component_file(img, c);
+        if (!c->verity.enabled)
+                rehash(c, fd);
+        _cleanup_close_ int loop_fd = stack_attach_loop(fd, loop);
+        if (loop_fd < 0)
+                fail_boot("attach loop device", c->name, "%s", strerror(-loop_fd));
+        if (c->encryption.enabled) {
+                uint8_t *key = NULL;
+                size_t key_len;
+                const char *provider = "none";
+                r = kos_key_lookup(key_providers, c->encryption.key, &key, &key_len, &provider);
+                if (r < 0)
+                        fail_boot("find key", c->name, "key id %s: %s (looked in: %s)", c->encryption.key,
+                                  r == -ENOKEY ? "no such key" : strerror(-r), kos_key_provider_initrd.name);
+                snprintf(name, sizeof name, "kos-%s-crypt", c->name);
+                r = stack_open_luks2(device, name, key, key_len, error, sizeof error);
+                explicit_bzero(key, key_len);
+                free(key);
+                if (r < 0)
+                        fail_boot("open dm-crypt", c->name, "key id %s: %s", c->encryption.key, error);
+                snprintf(crypt_dev, sizeof crypt_dev, "/dev/mapper/%s", name);
+                device = crypt_dev;
+                rep->encrypted = true;
+        }
+        if (c->verity.enabled) {
+                snprintf(name, sizeof name, "kos-%s-verity", c->name);
+                r = stack_open_verity(device, name, c->verity.hash_offset, c->verity.root_hash, error, sizeof error);
+                if (r < 0)
+                        fail_boot("open dm-verity", c->name, "%s", error);
+                snprintf(verity_dev, sizeof verity_dev, "/dev/mapper/%s", name);
+                device = verity_dev;
+                rep->verity = true;
+        }
+        snprintf(target, sizeof target, LAYERS_DIR "/%s", c->name);
+        if (mkdir(target, 0755) < 0 && errno != EEXIST)
+                fail_boot("mount component", c->name, "mkdir %s: %m", target);
+        if (mount(device, target, kos_component_type_to_string(c->type), MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+                fail_boot("mount component", c->name, "%s as %s: %m", device, kos_component_type_to_string(c->type));
+        snprintf(rep->device, sizeof rep->device, "%s", device);
+        rep->seconds = early_uptime() - start;
+        early_log("component %s: %s%s%s mounted at %s (%.3f s)", c->name, kos_component_type_to_string(c->type),
+                  rep->encrypted ? ", LUKS2" : "", rep->verity ? ", dm-verity" : ", re-hashed", target, rep->seconds);
+}
+
+static void mount_rw_cache(struct boot *b) {
+        const char *mode = early_cmdline_get("kos.rw");
+        const char *size = early_cmdline_get("kos.rw_size");
+        char options[128];
+        struct early_device dev;
+
+        if (mkdir(RW_MOUNT, 0755) < 0 && errno != EEXIST)
+                fail_boot("R/W cache", NULL, "mkdir: %m");
+        if (!mode || !*mode || strcmp(mode, "tmpfs") == 0) {
+                snprintf(options, sizeof options, "mode=0755,size=%s", size && *size ? size : "50%");
+                if (mount("kos-rw", RW_MOUNT, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0)
+                        fail_boot("R/W cache", NULL, "tmpfs (%s): %m", options);
+                b->rw_mode = "tmpfs";
+        } else if (strncmp(mode, "wipe:", 5) == 0 || strncmp(mode, "persist:", 8) == 0) {
+                bool wipe = mode[0] == 'w';
+                const char *spec = strchr(mode, ':') + 1;
+                if (early_find_device(spec, 5000, &dev) < 0)
+                        fail_boot("R/W cache", NULL, "no device matches %s", spec);
+                if (!wipe)
+                        early_log("WARNING: kos.rw=persist: runtime changes are KEPT across boots (development only)");
+                if ((wipe || !dev.type[0]) && run_mkfs(dev.path, "KOS-RW") < 0)
+                        fail_boot("R/W cache", NULL, "cannot format %s", dev.path);
+                if (mount(dev.path, RW_MOUNT, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0)
+                        fail_boot("R/W cache", NULL, "mount %s: %m", dev.path);
+                b->rw_mode = wipe ? "wipe" : "persist";
+        } else
+                fail_boot("R/W cache", NULL, "kos.rw=%s is not tmpfs, wipe:SPEC or persist:SPEC", mode);
+        if ((mkdir(RW_MOUNT "/upper", 0755) < 0 && errno != EEXIST) || (mkdir(RW_MOUNT "/work", 0755) < 0 && errno != EEXIST))
+                fail_boot("R/W cache", NULL, "mkdir upper/work: %m");
+        early_log("R/W cache: %s", b->rw_mode);
+}
+
+/* lowerdir lists the top layer first: the manifest's last component. */
+static void mount_overlay(struct boot *b) {
+        char options[8192];
+        size_t n = 0;
+
+        n += (size_t)snprintf(options + n, sizeof options - n, "lowerdir=");
+        for (size_t i = b->manifest->n_components; i-- > 0;)
+                n += (size_t)snprintf(options + n, sizeof options - n, LAYERS_DIR "/%s%s", b->manifest->components[i].name,
+                                      i ? ":" : "");
+        n += (size_t)snprintf(options + n, sizeof options - n, ",upperdir=" RW_MOUNT "/upper,workdir=" RW_MOUNT "/work");
+        if (n >= sizeof options)
+                fail_boot("overlay root", NULL, "too many layers for the mount options");
+        if (mkdir(NEW_ROOT, 0755) < 0 && errno != EEXIST)
+                fail_boot("overlay root", NULL, "mkdir: %m");
+        if (mount("kos-root", NEW_ROOT, "overlay", 0, options) < 0)
+                fail_boot("overlay root", NULL, "mount overlay (%s): %m", options);
+}
+
+static int mkdir_p(const char *path) {
+        char buf[512];
+
+        snprintf(buf, sizeof buf, "%s", path);
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = '/';
+                }
+        return mkdir(buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* /run in the new root is a tmpfs that systemd keeps (it does not mount over
+ * an existing mount); the layers and the R/W cache move there. */
+static void populate_run(struct boot *b) {
+        char target[256];
+
+        if (mkdir_p(NEW_ROOT "/run") < 0 ||
+            mount("tmpfs", NEW_ROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=20%") < 0)
+                fail_boot("populate /run", NULL, "tmpfs on /run: %m");
+        for (size_t i = 0; i < b->manifest->n_components; i++) {
+                const char *name = b->manifest->components[i].name;
+                char source[128];
+                snprintf(source, sizeof source, LAYERS_DIR "/%s", name);
+                snprintf(target, sizeof target, NEW_ROOT "/run/kos/layers/%s", name);
+                if (mkdir_p(target) < 0 || mount(source, target, NULL, MS_MOVE, NULL) < 0)
+                        fail_boot("populate /run", name, "move %s to %s: %m", source, target);
+        }
+        if (mkdir_p(NEW_ROOT "/run/kos/rw") < 0 || mount(RW_MOUNT, NEW_ROOT "/run/kos/rw", NULL, MS_MOVE, NULL) < 0)
+                fail_boot("populate /run", NULL, "move the R/W cache: %m");
+}
+
+static void mount_data(struct boot *b) {
+        const char *spec = early_cmdline_get("kos.data");
+        struct early_device dev;
+        int r;
+
+        b->data_state = "missing";
+        if (!spec || !*spec)
+                spec = "LABEL=KOS-DATA|PARTLABEL=KOS-DATA";
+        /* Its disk is normally the ImageFS's, already there: a short wait. */
+        r = early_find_device(spec, 2000, &dev);
+        if (r < 0) {
+                early_log("DataFS: no device matches %s; continuing without /data", spec);
+                return;
+        }
+        if (!dev.type[0]) {
+                early_log("DataFS: %s is empty: formatting it as ext4 (first boot)", dev.path);
+                if (run_mkfs(dev.path, "KOS-DATA") < 0) {
+                        early_log("DataFS: cannot format %s; continuing without /data", dev.path);
+                        return;
+                }
+                b->data_state = "formatted";
+        } else if (strcmp(dev.type, "ext4") != 0) {
+                early_log("DataFS: %s holds %s, not ext4; continuing without /data", dev.path, dev.type);
+                return;
+        } else
+                b->data_state = "mounted";
+        if (mkdir_p(NEW_ROOT "/data") < 0 || mount(dev.path, NEW_ROOT "/data", "ext4", MS_NOSUID | MS_NODEV, NULL) < 0) {
+                early_log("DataFS: cannot mount %s: %m; continuing without /data", dev.path);
+                b->data_state = "unmountable";
+                return;
+        }
+        snprintf(b->data_device, sizeof b->data_device, "%s", dev.path);
+        early_log("DataFS %s %s at /data", dev.path, b->data_state);
+}
+
+static void write_boot_json(const struct boot *b) {
+        json_t *components = json_array();
+        char hex[KOS_SHA256_HEX_LEN + 1];
+
+        for (size_t i = 0; i < b->manifest->n_components; i++) {
+                const struct kos_component *c = &b->manifest->components[i];
+                kos_hex_encode(c->blob.sha256, KOS_SHA256_LEN, hex);
+                json_array_append_new(components,
+                                      json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:f}", "name", c->name, "type",
+                                                kos_component_type_to_string(c->type), "sha256", hex, "device",
+                                                b->layers[i].device, "verity", b->layers[i].verity, "encrypted",
+                                                b->layers[i].encrypted, "mount_seconds", b->layers[i].seconds));
+        }
+        json_t *root = json_pack(
+                "{s:{s:s, s:s, s:I}, s:o, s:s, s:{s:s, s:s}, s:{s:f, s:f, s:f, s:f, s:f, s:f}}", "manifest", "name",
+                b->manifest->name, "id", b->id, "version", (json_int_t)b->manifest->version, "components", components,
+                "rw", b->rw_mode, "data", "state", b->data_state, "device", b->data_device, "timings", "init_start",
+                b->t_init, "modules_loaded", b->t_modules, "imagefs_mounted", b->t_imagefs, "manifest_verified",
+                b->t_manifest, "layers_mounted", b->t_layers, "root_assembled", b->t_root);
+        if (!root || json_dump_file(root, NEW_ROOT "/run/kos/boot.json", JSON_INDENT(2)) < 0)
+                fail_boot("write boot.json", NULL, "cannot write /run/kos/boot.json");
+        json_decref(root);
+}
+
+/* Frees the initramfs (it is a rootfs that cannot be unmounted): removes every
+ * file on the same device, never crossing into a mount. */
+static void delete_tree(int dirfd, dev_t root_dev) {
+        DIR *d = fdopendir(dirfd);
+        if (!d) {
+                close(dirfd);
+                return;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                struct stat st;
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != root_dev)
+                        continue;
+                if (S_ISDIR(st.st_mode)) {
+                        int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub >= 0)
+                                delete_tree(sub, root_dev);
+                        (void)unlinkat(dirfd, de->d_name, AT_REMOVEDIR);
+                } else
+                        (void)unlinkat(dirfd, de->d_name, 0);
+        }
+        closedir(d);
+}
+
+static void __attribute__((noreturn)) switch_root(void) {
+        const char *init = early_cmdline_get("kos.init");
+        const char *api[] = {"/proc", "/sys", "/dev"};
+        struct stat st;
+
+        if (!init || !*init)
+                init = "/sbin/init";
+        for (size_t i = 0; i < ELEMENTSOF(api); i++) {
+                char target[64];
+                snprintf(target, sizeof target, NEW_ROOT "%s", api[i]);
+                if (mkdir_p(target) < 0 || mount(api[i], target, NULL, MS_MOVE, NULL) < 0)
+                        fail_boot("switch root", NULL, "move %s: %m", api[i]);
+        }
+        if (chdir(NEW_ROOT) < 0 || stat("/", &st) < 0)
+                fail_boot("switch root", NULL, "chdir: %m");
+        delete_tree(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), st.st_dev);
+        if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
+                /* /proc was moved: no logging path through it is needed here. */
+                early_log("switch root failed: %m");
+                sync();
+                reboot(RB_AUTOBOOT);
+        }
+        early_log("starting %s", init);
+        execl(init, init, (char *)NULL);
+        early_log("cannot start %s: %m; rebooting", init);
+        sync();
+        sleep(10);
+        reboot(RB_AUTOBOOT);
+        for (;;)
+                pause();
+}
+
+int main(void) {
+        struct boot b = {0};
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        int r;
+
+        early_log_init("kos-system");
+        b.t_init = early_uptime();
+        if ((r = early_mount_api_filesystems()) < 0)
+                early_log("cannot mount /proc, /sys or /dev: %s", strerror(-r));
+        early_log("System Kernel init started");
+        if (early_cmdline_load() < 0)
+                fail_boot("read command line", NULL, "cannot read /proc/cmdline");
+        /* libdevmapper must create /dev/mapper nodes itself: no udev runs here. */
+        setenv("DM_DISABLE_UDEV", "1", 1);
+        load_modules(&b);
+        mount_imagefs(&b, &img);
+        rediscover_manifest(&b, &img);
+        if (mkdir(LAYERS_DIR, 0755) < 0 && errno != EEXIST)
+                fail_boot("mount component", NULL, "mkdir " LAYERS_DIR ": %m");
+        for (size_t i = 0; i < b.manifest->n_components; i++)
+                mount_component(&b, &img, i);
+        b.t_layers = early_uptime();
+        kos_imagefs_close(&img);
+        mount_rw_cache(&b);
+        mount_overlay(&b);
+        populate_run(&b);
+        mount_data(&b);
+        b.t_root = early_uptime();
+        write_boot_json(&b);
+        early_log("root assembled from %zu layers of manifest %s in %.3f s since init start",
+                  b.manifest->n_components, b.manifest->name, b.t_root - b.t_init);
+        /* The ImageFS stays mounted under the old root until the switch frees it. */
+        umount2(IMAGEFS_MOUNT, MNT_DETACH);
+        switch_root();
+}

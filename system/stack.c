@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+#include "stack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libcryptsetup.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int stack_attach_loop(int file_fd, char ret_path[static 32]) {
+        _cleanup_close_ int control = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+
+        if (control < 0)
+                return -errno;
+        /* Another process may take the free device between GET_FREE and
+         * CONFIGURE (EBUSY): ask again a few times. */
+        for (int attempt = 0; attempt < 16; attempt++) {
+                int n = ioctl(control, LOOP_CTL_GET_FREE);
+                if (n < 0)
+                        return -errno;
+                snprintf(ret_path, 32, "/dev/loop%d", n);
+                int fd = open(ret_path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return -errno;
+                struct loop_config config = {
+                        .fd = (uint32_t)file_fd,
+                        .info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+                };
+                if (ioctl(fd, LOOP_CONFIGURE, &config) == 0)
+                        return fd;
+                int r = -errno;
+                close(fd);
+                if (r != -EBUSY)
+                        return r;
+        }
+        return -EBUSY;
+}
+
+static void describe(int r, const char *what, char *error, size_t size) {
+        snprintf(error, size, "%s: %s", what, strerror(r < 0 ? -r : r));
+}
+
+int stack_open_luks2(const char *device, const char *name, const uint8_t *key, size_t key_len, char *error,
+                     size_t error_size) {
+        struct crypt_device *cd = NULL;
+        int r = crypt_init(&cd, device);
+
+        if (r < 0) {
+                describe(r, "cannot open the device", error, error_size);
+                return r;
+        }
+        r = crypt_load(cd, CRYPT_LUKS2, NULL);
+        if (r < 0)
+                describe(r, "not a LUKS2 container", error, error_size);
+        else {
+                r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *)key, key_len,
+                                                 CRYPT_ACTIVATE_READONLY);
+                if (r == -EPERM)
+                        snprintf(error, error_size, "the key does not open any key slot (wrong key)");
+                else if (r < 0)
+                        describe(r, "cannot activate dm-crypt", error, error_size);
+        }
+        crypt_free(cd);
+        return r < 0 ? r : 0;
+}
+
+int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
+                      char *error, size_t error_size) {
+        struct crypt_device *cd = NULL;
+        struct crypt_params_verity params = {.hash_area_offset = hash_offset};
+        int r = crypt_init_data_device(&cd, device, device);
+
+        if (r < 0) {
+                describe(r, "cannot open the device", error, error_size);
+                return r;
+        }
+        /* The superblock at hash_offset gives salt, block sizes and data
+         * size; the root hash comes only from the signed manifest, and a
+         * tree that does not lead to it cannot be activated. */
+        r = crypt_load(cd, CRYPT_VERITY, &params);
+        if (r < 0)
+                describe(r, "no dm-verity superblock at the declared hash offset", error, error_size);
+        else {
+                r = crypt_activate_by_volume_key(cd, name, (const char *)root_hash, 32, CRYPT_ACTIVATE_READONLY);
+                if (r < 0)
+                        describe(r, "dm-verity refused the root hash", error, error_size);
+        }
+        crypt_free(cd);
+        return r < 0 ? r : 0;
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* Block-device plumbing of the System Kernel: read-only loop devices, and
+ * dm-crypt / dm-verity mappings through libcryptsetup. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Attaches file_fd to a free loop device, read-only (LOOP_CONFIGURE); the
+ * device detaches by itself once unmounted and closed (LO_FLAGS_AUTOCLEAR).
+ * Returns an fd of the loop device; ret_path gets /dev/loopN. */
+int stack_attach_loop(int file_fd, char ret_path[static 32]);
+
+/* Opens the LUKS2 container on device as /dev/mapper/<name>, read-only. */
+int stack_open_luks2(const char *device, const char *name, const uint8_t *key, size_t key_len, char *error, size_t error_size);
+
+/* Opens dm-verity over device (data and hash tree at hash_offset in the same
+ * device) with the signed root hash, as /dev/mapper/<name>. A block that does
+ * not match the tree fails to read (EIO); it is never returned. */
+int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
+                      char *error, size_t error_size);

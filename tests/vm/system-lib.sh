@@ -1,0 +1,111 @@
+# Fixture for the full chain: Boot Kernel -> kexec -> System Kernel initrd ->
+# OverlayFS root of three components -> systemd. Sourced by test-system.sh.
+
+# The base OS component (mmdebstrap root as squashfs with dm-verity), built once.
+sys_base_image() {
+        local rootfs out=$VM_CACHE/base.img
+        rootfs=$("$ROOT/scripts/mkrootfs.sh")
+        if [ ! -s "$out.meta" ] || [ "$rootfs/.done" -nt "$out" ]; then
+                "$KOS" component build --type squashfs --verity "$rootfs" "$out" >&2
+        fi
+        echo "$out"
+}
+
+# The runtime layer: overrides /etc/kos-layer, carries a 16 KiB file whose
+# bytes are a known marker (for tampering tests).
+make_runtime_layer() { # DIR
+        mkdir -p "$1/etc"
+        echo runtime >"$1/etc/kos-layer"
+        echo runtime >"$1/etc/kos-runtime"
+        for _ in $(seq 512); do printf 'KOS-VICTIM-DATA-0123456789abcdef'; done >"$1/etc/kos-victim"
+}
+
+# The app layer: the report service, run once multi-user.target is reached.
+make_app_layer() { # DIR
+        mkdir -p "$1/etc/systemd/system/multi-user.target.wants" "$1/usr/local/bin"
+        echo app >"$1/etc/kos-layer"
+        cat >"$1/usr/local/bin/kos-test-report" <<'SH'
+#!/bin/sh
+say() { echo "KOS-REPORT $*" >/dev/console; }
+say "layer=$(cat /etc/kos-layer) runtime=$(cat /etc/kos-runtime)"
+say "manifest=$(grep -m1 '"name"' /run/kos/boot.json | cut -d'"' -f4)"
+if head -c 64 /etc/kos-victim >/tmp/victim 2>/tmp/victim.err; then say "victim=$(cat /tmp/victim)"; else say "victim-error=$(cat /tmp/victim.err)"; fi
+[ -e /etc/kos-written ] && say "etc-file=present" || say "etc-file=absent"
+[ -e /data/kos-persist ] && say "data-file=present" || say "data-file=absent"
+echo x >/etc/kos-written
+echo x >/data/kos-persist
+sync
+say "multi-user=$(systemctl is-active multi-user.target) uptime=$(cut -d' ' -f1 /proc/uptime)"
+systemctl poweroff --no-block
+SH
+        chmod 755 "$1/usr/local/bin/kos-test-report"
+        cat >"$1/etc/systemd/system/kos-test-report.service" <<'UNIT'
+[Unit]
+Description=KOS test report
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/kos-test-report
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+        ln -s ../kos-test-report.service "$1/etc/systemd/system/multi-user.target.wants/kos-test-report.service"
+}
+
+SYS_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1"
+
+# Keys, the Boot Kernel, the System Kernel initrd (keyring and key store), the
+# three components, an ImageFS img/ with manifest "sys" active.
+sys_fixture() {
+        local kd; kd=$(vm_kernel_dir)
+        "$KOS" keygen secret.pem public.pem >/dev/null
+        mkdir keyring keystore && cp public.pem keyring/dev.pem
+        cp "$kd"/boot/vmlinuz-* vmlinuz
+        "$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk >/dev/null
+        make_runtime_layer runtime && make_app_layer app
+        "$KOS" component build --type erofs --verity runtime runtime.img >/dev/null 2>&1
+        "$KOS" component build --type squashfs ${APP_ENCRYPT:+--encrypt appkey --keystore keystore} app app.img >/dev/null
+        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --keystore keystore --output initrd >/dev/null
+        cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
+        "$KOS" imagefs init img
+        IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
+        sys_manifest sys runtime.img
+        activate sys
+}
+
+# sys_manifest NAME RUNTIME_IMAGE [INITRD]: signs and installs a manifest of base, runtime, app.
+sys_manifest() {
+        "$KOS" component add img vmlinuz "${3:-initrd}" base.img "$2" app.img >/dev/null
+        "$KOS" manifest create --name "$1" --version 1 --kernel vmlinuz --initrd "${3:-initrd}" \
+                --cmdline "$SYS_CMDLINE" --component base=base.img --component "runtime=$2" --component app=app.img -o "$1.json"
+        "$KOS" manifest sign --key secret.pem "$1.json" >/dev/null
+        "$KOS" install img "$1.json" >/dev/null
+}
+
+SYS_DONE='KOS-REPORT multi-user|BOOT FAILED|reboot: Power down|reboot: Restarting|System halted'
+
+# sys_boot: the whole chain, console in console.log. KEEP_DISK=1 boots the
+# disk of the previous boot again (a reboot).
+sys_boot() {
+        [ "${KEEP_DISK:-}" = 1 ] || DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
+        vm_run console.log "${VM_TIMEOUT:-240}" "$SYS_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
+                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw || true
+        sleep 2 # let the report's last lines and the poweroff land
+        grep -aE 'kos-boot|kos-system|KOS-REPORT|Reached target.*Multi-User' console.log | sed 's/^/  | /' >&2
+}
+
+# sys_boot_direct MANIFEST: the System Kernel and its initrd started directly
+# (no Boot Kernel) with a valid kos.manifest= - what an attacker who changed
+# the disk after the Boot Kernel's check would leave the System Kernel with.
+sys_boot_direct() {
+        local id; id=$(sha "img/manifests/$1.json")
+        vm_run console.log "${VM_TIMEOUT:-240}" "$SYS_DONE" -kernel vmlinuz -initrd initrd \
+                -append "$SYS_CMDLINE kos.manifest=$id kos.imagefs=UUID=$IMAGEFS_UUID" \
+                -drive file=disk.img,if=virtio,format=raw || true
+        sleep 2
+        grep -aE 'kos-system|KOS-REPORT|device-mapper|verity' console.log | sed 's/^/  | /' >&2
+}
+
+report() { grep -a "KOS-REPORT $1" console.log | tail -1 | tr -d '\r'; }

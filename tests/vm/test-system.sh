@@ -1,0 +1,75 @@
+# The full chain in QEMU: Boot Kernel, kexec, System Kernel initrd, OverlayFS
+# root of three components (mmdebstrap base with dm-verity, an erofs runtime
+# layer with dm-verity, a squashfs app layer), systemd to multi-user.target.
+
+# shellcheck source=system-lib.sh
+. "$ROOT/tests/vm/system-lib.sh"
+
+test_full_chain_boots_systemd_on_the_layered_root_and_data_persists() {
+        sys_fixture
+        sys_boot
+        expect_log 'kos-system .* component base: squashfs, dm-verity'
+        expect_log 'kos-system .* component app: squashfs, re-hashed'
+        expect_log 'kos-system .* root assembled from 3 layers of manifest sys'
+        [ "$(report layer)" = "KOS-REPORT layer=app runtime=runtime" ] || fail "upper layer not on top: $(report layer)"
+        [ "$(report manifest)" = "KOS-REPORT manifest=sys" ] || fail "boot.json: $(report manifest)"
+        report multi-user | grep -q 'multi-user=active' || fail "multi-user.target not reached"
+        [ "$(report etc-file)" = "KOS-REPORT etc-file=absent" ] || fail "first boot: $(report etc-file)"
+        [ "$(report data-file)" = "KOS-REPORT data-file=absent" ] || fail "first boot: $(report data-file)"
+        expect_log 'DataFS /dev/vda2 formatted at /data'
+        # Reboot the same disk: /etc is clean again, /data kept its file.
+        mv console.log first-boot.log
+        KEEP_DISK=1 sys_boot
+        [ "$(report etc-file)" = "KOS-REPORT etc-file=absent" ] || fail "after reboot: $(report etc-file)"
+        [ "$(report data-file)" = "KOS-REPORT data-file=present" ] || fail "after reboot: $(report data-file)"
+        expect_log 'DataFS /dev/vda2 mounted at /data'
+}
+
+test_encrypted_component_mounts_with_its_key_and_stops_without_it() {
+        APP_ENCRYPT=1 sys_fixture
+        sys_boot
+        expect_log 'component app: squashfs, LUKS2, re-hashed'
+        [ "$(report layer)" = "KOS-REPORT layer=app runtime=runtime" ] || fail "$(report layer)"
+        # The same manifest with an initrd whose key store lacks the key.
+        rm keystore/appkey
+        "$KOS" mkinitrd --kernel-dir "$(vm_kernel_dir)" --keyring keyring --keystore keystore --output initrd-nokey >/dev/null
+        sys_manifest nokey runtime.img initrd-nokey
+        activate nokey
+        sys_boot
+        expect_log "BOOT FAILED at step 'find key', component app: key id appkey: no such key"
+        [ -z "$(report layer)" ] || fail "the system started without its key"
+}
+
+# Byte offset of the first copy of the marker inside an image file.
+marker_offset() { grep -obUa 'KOS-VICTIM-DATA' "$1" | head -1 | cut -d: -f1; }
+
+test_verity_component_altered_after_selection_gives_read_errors() {
+        sys_fixture
+        DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
+        # Change one byte of the runtime layer's file inside the disk image.
+        local comp offset part
+        comp=$(sha runtime.img)
+        offset=$(marker_offset runtime.img)
+        part=$(grep -obUa "KOS-VICTIM-DATA-0123456789abcdef" disk.img | head -1 | cut -d: -f1)
+        [ -n "$offset" ] && [ -n "$part" ] || fail "marker not found"
+        printf 'X' | dd of=disk.img bs=1 seek="$part" conv=notrunc status=none
+        sys_boot_direct sys
+        expect_log 'component runtime: erofs, dm-verity'
+        report victim | grep -q 'victim-error=.*Input/output error' || fail "altered block was read: $(report victim)"
+        ! grep -qa 'KOS-REPORT victim=XOS' console.log || fail "modified content was returned"
+        : "$comp"
+}
+
+test_component_without_verity_altered_after_selection_is_refused() {
+        sys_fixture
+        "$KOS" component build --type erofs runtime runtime-plain.img >/dev/null 2>&1
+        sys_manifest plain runtime-plain.img
+        activate plain
+        DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
+        local part; part=$(grep -obUa "KOS-VICTIM-DATA-0123456789abcdef" disk.img | head -1 | cut -d: -f1)
+        [ -n "$part" ] || fail "marker not found"
+        printf 'X' | dd of=disk.img bs=1 seek="$part" conv=notrunc status=none
+        sys_boot_direct plain
+        expect_log "BOOT FAILED at step 'verify component', component runtime: its file no longer hashes"
+        [ -z "$(report layer)" ] || fail "the altered component was mounted"
+}
