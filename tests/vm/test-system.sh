@@ -40,24 +40,22 @@ test_encrypted_component_mounts_with_its_key_and_stops_without_it() {
         [ -z "$(report layer)" ] || fail "the system started without its key"
 }
 
-# Byte offset of the first copy of the marker inside an image file.
-marker_offset() { grep -obUa 'KOS-VICTIM-DATA' "$1" | head -1 | cut -d: -f1; }
+# Changes one byte in every copy of the runtime layer's marker file inside the
+# disk image: the attacker's edit, made after the Boot Kernel's check.
+tamper_disk() {
+        local offsets; offsets=$(grep -obUa "KOS-VICTIM-DATA-0123456789abcdef" disk.img | cut -d: -f1)
+        [ -n "$offsets" ] || fail "marker not found in disk.img"
+        for o in $offsets; do printf 'X' | dd of=disk.img bs=1 seek="$o" conv=notrunc status=none; done
+}
 
 test_verity_component_altered_after_selection_gives_read_errors() {
         sys_fixture
         DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
-        # Change one byte of the runtime layer's file inside the disk image.
-        local comp offset part
-        comp=$(sha runtime.img)
-        offset=$(marker_offset runtime.img)
-        part=$(grep -obUa "KOS-VICTIM-DATA-0123456789abcdef" disk.img | head -1 | cut -d: -f1)
-        [ -n "$offset" ] && [ -n "$part" ] || fail "marker not found"
-        printf 'X' | dd of=disk.img bs=1 seek="$part" conv=notrunc status=none
+        tamper_disk
         sys_boot_direct sys
         expect_log 'component runtime: erofs, dm-verity'
         report victim | grep -q 'victim-error=.*Input/output error' || fail "altered block was read: $(report victim)"
         ! grep -qa 'KOS-REPORT victim=XOS' console.log || fail "modified content was returned"
-        : "$comp"
 }
 
 test_component_without_verity_altered_after_selection_is_refused() {
@@ -66,9 +64,7 @@ test_component_without_verity_altered_after_selection_is_refused() {
         sys_manifest plain runtime-plain.img
         activate plain
         DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
-        local part; part=$(grep -obUa "KOS-VICTIM-DATA-0123456789abcdef" disk.img | head -1 | cut -d: -f1)
-        [ -n "$part" ] || fail "marker not found"
-        printf 'X' | dd of=disk.img bs=1 seek="$part" conv=notrunc status=none
+        tamper_disk
         sys_boot_direct plain
         expect_log "BOOT FAILED at step 'verify component', component runtime: its file no longer hashes"
         [ -z "$(report layer)" ] || fail "the altered component was mounted"
