@@ -5,8 +5,9 @@
 set -euo pipefail
 
 build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-dev zlib1g-dev
-       squashfs-tools erofs-utils e2fsprogs jq time cpio kmod apt)
-check=("${build[@]}" clang libclang-rt-14-dev qemu-system-x86 fdisk socat)
+       libcryptsetup-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time cpio kmod apt
+       mmdebstrap fdisk qemu-system-x86)
+check=("${build[@]}" clang libclang-rt-14-dev socat)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
