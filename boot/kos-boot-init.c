@@ -28,6 +28,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "bootstate.h"
 #include "early.h"
 #include "keyring.h"
 #include "select.h"
@@ -115,6 +116,23 @@ static int mount_imagefs(struct early_device *ret) {
         return 0;
 }
 
+/* Records one boot of a manifest on trial before it is booted: the ImageFS is
+ * made writable for one rename and its fsync, then read-only again. */
+static struct kos_imagefs *imagefs_for_tries;
+
+static int consume_try(const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left, void *userdata) {
+        const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        int r;
+
+        if (mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | flags, NULL) < 0)
+                return -errno;
+        r = kos_boot_state_consume_try(imagefs_for_tries, id, ret_left);
+        syncfs(imagefs_for_tries->root_fd);
+        if (mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | MS_RDONLY | flags, NULL) < 0 && r >= 0)
+                r = -errno;
+        return r;
+}
+
 static void log_selection(const struct kos_selection *s, double seconds) {
         char id[KOS_SHA256_HEX_LEN + 1], signer[KOS_KEY_ID_HEX_LEN + 1];
 
@@ -128,6 +146,9 @@ static void log_selection(const struct kos_selection *s, double seconds) {
                         kos_hex_encode(c->signer, KOS_KEY_ID_LEN, signer);
                         early_log("manifest %s: valid, signed by %s, %llu bytes verified in %.3f s", c->name, signer,
                                   (unsigned long long)c->hashed_bytes, (double)c->elapsed_ns / 1e9);
+                        if (c->on_trial)
+                                early_log("manifest %s: on trial, this boot recorded, %u tries left after it", c->name,
+                                          c->tries_left);
                         break;
                 case KOS_VERDICT_REJECTED:
                         early_log("manifest %s: rejected: %s: %s", c->name, kos_reason_to_string(c->reason), c->detail);
@@ -191,7 +212,8 @@ int main(void) {
         }
 
         t = early_uptime();
-        struct kos_select_options options = {.capture_boot_files = true};
+        imagefs_for_tries = &img;
+        struct kos_select_options options = {.capture_boot_files = true, .consume_try = consume_try};
         r = kos_select(&img, &ring, &options, &s);
         if (r < 0) {
                 early_log("selection failed: %s", strerror(-r));

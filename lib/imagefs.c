@@ -28,7 +28,8 @@ int kos_imagefs_init(const char *path) {
         _cleanup_close_ int root = open_dir_at(AT_FDCWD, path);
         if (root < 0)
                 return root;
-        if ((r = mkdir_at(root, "components")) < 0 || (r = mkdir_at(root, "manifests")) < 0)
+        if ((r = mkdir_at(root, "components")) < 0 || (r = mkdir_at(root, "manifests")) < 0 ||
+            (r = mkdir_at(root, "boot-state")) < 0)
                 return r;
         if (faccessat(root, KOS_ACTIVE_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
                 return kos_write_file_atomic_at(root, KOS_ACTIVE_FILE, "", 0, 0644);

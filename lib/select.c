@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "bootstate.h"
 #include "signature.h"
 
 #define MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS)
@@ -28,6 +29,7 @@ static const char *const reason_names[_KOS_REASON_MAX] = {
         [KOS_REASON_COMPONENT_SIZE_MISMATCH] = "component-size-mismatch",
         [KOS_REASON_COMPONENT_HASH_MISMATCH] = "component-hash-mismatch",
         [KOS_REASON_IO_ERROR] = "io-error",
+        [KOS_REASON_TRIES_EXHAUSTED] = "tries-exhausted",
 };
 
 const char *kos_reason_to_string(enum kos_reason r) {
@@ -288,11 +290,33 @@ static void examine(const struct kos_imagefs *img, const struct kos_keyring *rin
                     struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
         struct kos_manifest *m = NULL;
 
+        struct kos_boot_state state;
+        int r;
+
         if (!kos_load_manifest(img, ring, name, c, &m))
                 return;
-        if (!kos_check_components(img, m, options, c, ret_kernel_fd, ret_initrd_fd)) {
-                kos_manifest_free(m);
-                return;
+        /* Boot counting before hashing: an exhausted manifest costs nothing. */
+        if ((r = kos_boot_state_read(img, c->id, &state)) < 0) {
+                reject(c, KOS_REASON_IO_ERROR, "cannot read boot-state/: %s", strerror(-r));
+                goto fail;
+        }
+        if (state.kind == KOS_BOOT_STATE_TRIES && state.tries_left == 0) {
+                reject(c, KOS_REASON_TRIES_EXHAUSTED, "every try was used and the manifest was never marked good");
+                goto fail;
+        }
+        if (!kos_check_components(img, m, options, c, ret_kernel_fd, ret_initrd_fd))
+                goto fail;
+        if (state.kind == KOS_BOOT_STATE_TRIES) {
+                c->on_trial = true;
+                c->tries_left = state.tries_left;
+                if (options->consume_try && (r = options->consume_try(c->id, &c->tries_left, options->consume_userdata)) < 0) {
+                        reject(c, KOS_REASON_IO_ERROR, "cannot record the boot try: %s", strerror(-r));
+                        if (ret_kernel_fd)
+                                kos_closep(ret_kernel_fd);
+                        if (ret_initrd_fd)
+                                kos_closep(ret_initrd_fd);
+                        goto fail;
+                }
         }
         c->verdict = KOS_VERDICT_VALID;
         c->reason = KOS_REASON_NONE;
@@ -301,6 +325,9 @@ static void examine(const struct kos_imagefs *img, const struct kos_keyring *rin
                 *ret_manifest = m;
         else
                 kos_manifest_free(m);
+        return;
+fail:
+        kos_manifest_free(m);
 }
 
 void kos_examine_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,

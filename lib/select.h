@@ -28,6 +28,7 @@ enum kos_reason {
         KOS_REASON_COMPONENT_SIZE_MISMATCH,
         KOS_REASON_COMPONENT_HASH_MISMATCH,
         KOS_REASON_IO_ERROR,
+        KOS_REASON_TRIES_EXHAUSTED,
         _KOS_REASON_MAX,
 };
 
@@ -50,9 +51,16 @@ struct kos_candidate {
         uint8_t signer[KOS_KEY_ID_LEN]; /* valid only when verdict is VALID */
         uint64_t elapsed_ns;
         uint64_t hashed_bytes;
+        bool on_trial;        /* valid, boot counting: tries_left after this boot */
+        unsigned tries_left;
 };
 
 struct kos_select_options {
+        /* Called for a manifest on trial that passed every check, before it is
+         * accepted: the Boot Kernel records the try here, durably. A negative
+         * return rejects the manifest (io-error) and selection goes on. */
+        int (*consume_try)(const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left, void *userdata);
+        void *consume_userdata;
         /* Read the kernel and initrd into sealed memfds while hashing them, so
          * the caller boots exactly the verified bytes (Boot Kernel). */
         bool capture_boot_files;

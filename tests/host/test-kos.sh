@@ -374,3 +374,33 @@ test_select_on_a_directory_that_is_not_an_imagefs() {
         local rc=0; "$KOS" select empty --keyring keyring 2>err || rc=$?
         [ "$rc" = 2 ] && grep -q 'not an ImageFS' err || fail "exit $rc: $(cat err)"
 }
+
+test_activate_with_tries_puts_manifest_on_trial_and_mark_good_ends_it() {
+        fixture; manifest a
+        "$KOS" activate img a --tries 3
+        local id; id=$(sha img/manifests/a.json)
+        [ -e "img/boot-state/$id.tries-3" ] || fail "no trial state: $(ls img/boot-state)"
+        "$KOS" select img --keyring keyring --explain | grep -q 'on trial, 3 tries left' || fail "explain"
+        [ -e "img/boot-state/$id.tries-3" ] || fail "kos select on a host must not consume a try"
+        "$KOS" mark-good img a
+        [ -e "img/boot-state/$id.good" ] && [ ! -e "img/boot-state/$id.tries-3" ] || fail "$(ls img/boot-state)"
+        "$KOS" list img | grep -q 'a  (marked good)' || fail "list"
+}
+
+test_rejects_manifest_whose_tries_are_exhausted() {
+        fixture; manifest a; manifest b
+        "$KOS" activate img b
+        "$KOS" activate img a --tries 2
+        local id; id=$(sha img/manifests/a.json)
+        mv "img/boot-state/$id.tries-2" "img/boot-state/$id.tries-0"
+        expect_reason a tries-exhausted
+        expect_selected b
+}
+
+test_boot_state_names_that_are_not_ours_are_ignored() {
+        fixture; manifest a
+        "$KOS" activate img a
+        local id; id=$(sha img/manifests/a.json)
+        touch "img/boot-state/$id.tries-x" "img/boot-state/$id.tries-100" "img/boot-state/$id.tries-"
+        expect_selected a
+}

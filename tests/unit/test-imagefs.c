@@ -188,3 +188,26 @@ TEST(reason_strings_are_stable) {
         for (int r = 0; r < _KOS_REASON_MAX; r++)
                 CHECK(kos_reason_to_string((enum kos_reason)r) != NULL);
 }
+
+#include "bootstate.h"
+
+TEST(boot_state_counts_down_durably_and_marks_good) {
+        struct kos_imagefs img;
+        struct kos_boot_state st;
+        uint8_t id[KOS_SHA256_LEN];
+        unsigned left = 99;
+        kos_sha256("manifest", 8, id);
+        CHECK(open_fresh_imagefs(&img) == 0);
+        CHECK(kos_boot_state_read(&img, id, &st) == 0 && st.kind == KOS_BOOT_STATE_NONE);
+        CHECK(kos_boot_state_consume_try(&img, id, &left) == -ESTALE); /* not on trial */
+        CHECK(kos_boot_state_set_tries(&img, id, 2) == 0);
+        CHECK(kos_boot_state_consume_try(&img, id, &left) == 0 && left == 1);
+        CHECK(kos_boot_state_consume_try(&img, id, &left) == 0 && left == 0);
+        CHECK(kos_boot_state_consume_try(&img, id, &left) == -ESTALE);
+        CHECK(kos_boot_state_read(&img, id, &st) == 0 && st.kind == KOS_BOOT_STATE_TRIES && st.tries_left == 0);
+        CHECK(kos_boot_state_mark_good(&img, id) == 0);
+        CHECK(kos_boot_state_read(&img, id, &st) == 0 && st.kind == KOS_BOOT_STATE_GOOD);
+        CHECK(kos_boot_state_set_tries(&img, id, 3) == 0); /* a re-install puts it on trial again */
+        CHECK(kos_boot_state_read(&img, id, &st) == 0 && st.kind == KOS_BOOT_STATE_TRIES && st.tries_left == 3);
+        kos_imagefs_close(&img);
+}

@@ -79,7 +79,7 @@ sys_fixture() {
 sys_manifest() {
         "$KOS" component add img vmlinuz "${3:-initrd}" base.img "$2" app.img >/dev/null
         "$KOS" manifest create --name "$1" --version 1 --kernel vmlinuz --initrd "${3:-initrd}" \
-                --cmdline "$SYS_CMDLINE" --component base=base.img --component "runtime=$2" --component app=app.img -o "$1.json"
+                --cmdline "$SYS_CMDLINE${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}" --component base=base.img --component "runtime=$2" --component app=app.img -o "$1.json"
         "$KOS" manifest sign --key secret.pem "$1.json" >/dev/null
         "$KOS" install img "$1.json" >/dev/null
 }

@@ -69,3 +69,22 @@ test_component_without_verity_altered_after_selection_is_refused() {
         expect_log "BOOT FAILED at step 'verify component', component runtime: its file no longer hashes"
         [ -z "$(report layer)" ] || fail "the altered component was mounted"
 }
+
+test_manifest_on_trial_that_never_comes_up_falls_back_by_itself() {
+        sys_fixture # manifest "sys", not on trial: the known-good fallback
+        # "new" has a broken kernel command line: its System Kernel fails and reboots.
+        CMDLINE_EXTRA="kos.rw=bogus" sys_manifest new runtime.img
+        "$KOS" activate img new --tries 2
+        local boot
+        for boot in 1 2 3; do
+                if [ "$boot" = 1 ]; then sys_boot; else KEEP_DISK=1 sys_boot; fi
+                mv console.log "boot-$boot.log"
+                grep -qa 'KOS-REPORT multi-user' "boot-$boot.log" && break
+        done
+        grep -qa 'manifest new: on trial, this boot recorded, 1 tries left' boot-1.log || fail "boot 1 did not count"
+        grep -qa "BOOT FAILED at step 'R/W cache'" boot-1.log || fail "boot 1 did not fail as staged"
+        grep -qa 'manifest new: on trial, this boot recorded, 0 tries left' boot-2.log || fail "boot 2 did not count"
+        grep -qa 'manifest new: rejected: tries-exhausted' boot-3.log || fail "boot 3 did not skip new"
+        grep -qa 'booting manifest sys' boot-3.log || fail "boot 3 did not fall back to sys"
+        grep -qa 'KOS-REPORT manifest=sys' boot-3.log || fail "the fallback did not reach multi-user"
+}

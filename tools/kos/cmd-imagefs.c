@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bootstate.h"
 #include "kos.h"
 #include "select.h"
 #include "signature.h"
@@ -144,7 +145,18 @@ int cmd_install(int argc, char **argv) {
         return install(argv[optind], argv[optind + 1], keyring);
 }
 
-static int change_active(const char *command, const char *dir, const char *name, int where) {
+/* The id (sha256 of the bytes) of an installed manifest. */
+static int installed_manifest_id(const struct kos_imagefs *img, const char *name, uint8_t ret[static KOS_SHA256_LEN]) {
+        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+
+        kos_manifest_file_names(name, json, sig);
+        int r = kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &data, &len);
+        return r < 0 ? r : kos_sha256(data, len, ret);
+}
+
+static int change_active(const char *command, const char *dir, const char *name, int where, unsigned tries) {
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_active_list list;
         char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
@@ -165,7 +177,15 @@ static int change_active(const char *command, const char *dir, const char *name,
         else if (faccessat(img.manifests_fd, json, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
                 code = fail(EXIT_USAGE, "manifest %s is not installed in %s (see 'kos install')", name, dir);
                 goto out;
-        } else if ((r = kos_active_insert(&list, name, where < 0)) < 0) {
+        } else if (tries > 0) {
+                /* The trial state first: the manifest is never active without it. */
+                uint8_t id[KOS_SHA256_LEN];
+                if ((r = installed_manifest_id(&img, name, id)) < 0 || (r = kos_boot_state_set_tries(&img, id, tries)) < 0) {
+                        code = fail(EXIT_USAGE, "cannot put %s on trial: %s", name, strerror(-r));
+                        goto out;
+                }
+        }
+        if (where != 0 && (r = kos_active_insert(&list, name, where < 0)) < 0) {
                 code = fail(EXIT_USAGE, "cannot activate %s: the active list is full (%d entries)", name, KOS_ACTIVE_MAX);
                 goto out;
         }
@@ -178,25 +198,38 @@ out:
 }
 
 int cmd_activate(int argc, char **argv) {
-        static const struct option options[] = {
-                {"first", no_argument, NULL, 'f'}, {"last", no_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'}, {}};
+        static const struct option options[] = {{"first", no_argument, NULL, 'f'},
+                                                {"last", no_argument, NULL, 'l'},
+                                                {"tries", required_argument, NULL, 't'},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {}};
         int c, where = -1;
+        unsigned tries = 0;
+        char *end;
 
-        while ((c = getopt_long(argc, argv, "flh", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "flt:h", options, NULL)) >= 0) {
                 if (c == 'h') {
-                        printf("Usage: kos activate IMAGEFS NAME [--first|--last]\n\n"
+                        printf("Usage: kos activate IMAGEFS NAME [--first|--last] [--tries N]\n\n"
                                "Puts an installed manifest first (default) or last in IMAGEFS/active,\n"
-                               "removing it from where it was. The file is replaced atomically.\n");
+                               "removing it from where it was. The file is replaced atomically.\n"
+                               "With --tries N (1 to 99) the manifest is on trial: the Boot Kernel\n"
+                               "boots it at most N times unless it is marked good (kos mark-good).\n");
                         return EXIT_OK;
                 }
                 if (c == 'f' || c == 'l')
                         where = c == 'f' ? -1 : 1;
-                else
+                else if (c == 't') {
+                        errno = 0;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (errno || *end || n < 1 || n > KOS_TRIES_MAX)
+                                return usage_error("activate", "--tries takes 1 to %d, not '%s'", KOS_TRIES_MAX, optarg);
+                        tries = (unsigned)n;
+                } else
                         return usage_error("activate", "unknown option");
         }
         if (argc - optind != 2)
                 return usage_error("activate", "expected IMAGEFS and NAME");
-        return change_active("activate", argv[optind], argv[optind + 1], where);
+        return change_active("activate", argv[optind], argv[optind + 1], where, tries);
 }
 
 int cmd_deactivate(int argc, char **argv) {
@@ -206,7 +239,41 @@ int cmd_deactivate(int argc, char **argv) {
         }
         if (argc != 3)
                 return usage_error("deactivate", "expected IMAGEFS and NAME");
-        return change_active("deactivate", argv[1], argv[2], 0);
+        return change_active("deactivate", argv[1], argv[2], 0, 0);
+}
+
+int cmd_mark_good(int argc, char **argv) {
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        uint8_t id[KOS_SHA256_LEN];
+        int r, code;
+
+        if (wants_help(argc, argv)) {
+                printf("Usage: kos mark-good IMAGEFS NAME\n\nEnds the trial of an installed manifest: the Boot Kernel no longer\n"
+                       "counts its boots (boot-state/<id>.good).\n");
+                return EXIT_OK;
+        }
+        if (argc != 3 || !kos_name_is_valid(argv[2]))
+                return usage_error("mark-good", "expected IMAGEFS and NAME");
+        if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
+                return code;
+        if ((r = installed_manifest_id(&img, argv[2], id)) < 0)
+                code = fail(EXIT_USAGE, "manifest %s is not installed: %s", argv[2], strerror(-r));
+        else if ((r = kos_boot_state_mark_good(&img, id)) < 0)
+                code = fail(EXIT_USAGE, "cannot mark %s good: %s", argv[2], strerror(-r));
+        kos_imagefs_close(&img);
+        return code;
+}
+
+static void print_state(const struct kos_imagefs *img, const char *name) {
+        uint8_t id[KOS_SHA256_LEN];
+        struct kos_boot_state st;
+
+        if (installed_manifest_id(img, name, id) < 0 || kos_boot_state_read(img, id, &st) < 0)
+                return;
+        if (st.kind == KOS_BOOT_STATE_TRIES)
+                printf("  (on trial: %u tries left)", st.tries_left);
+        else if (st.kind == KOS_BOOT_STATE_GOOD)
+                printf("  (marked good)");
 }
 
 /* Calls fn for each installed manifest name (manifests/<name>.json). */
@@ -258,8 +325,12 @@ int cmd_list(int argc, char **argv) {
         if (r < 0 && r != -ENOENT)
                 code = fail(EXIT_USAGE, "cannot read active: %s", strerror(-r));
         else {
-                for (size_t i = 0; i < list.n; i++)
-                        printf("%4zu  %s%s\n", i + 1, list.entries[i].name, list.entries[i].name_valid ? "" : "  (invalid name)");
+                for (size_t i = 0; i < list.n; i++) {
+                        printf("%4zu  %s%s", i + 1, list.entries[i].name, list.entries[i].name_valid ? "" : "  (invalid name)");
+                        if (list.entries[i].name_valid)
+                                print_state(&img, list.entries[i].name);
+                        printf("\n");
+                }
                 r = for_each_installed(&img, print_if_inactive, &list);
                 if (r < 0)
                         code = fail(EXIT_USAGE, "cannot list manifests: %s", strerror(-r));

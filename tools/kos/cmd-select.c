@@ -54,8 +54,11 @@ static void print_explain(const struct kos_selection *s, const char *dir) {
                 switch (c->verdict) {
                 case KOS_VERDICT_VALID:
                         kos_hex_encode(c->signer, KOS_KEY_ID_LEN, signer);
-                        printf("valid     signed by %s, %llu MiB verified in %.3f s\n", signer,
+                        printf("valid     signed by %s, %llu MiB verified in %.3f s", signer,
                                (unsigned long long)(c->hashed_bytes >> 20), (double)c->elapsed_ns / 1e9);
+                        if (c->on_trial)
+                                printf("; on trial, %u tries left", c->tries_left);
+                        printf("\n");
                         break;
                 case KOS_VERDICT_REJECTED:
                         printf("rejected  %s: %s\n", kos_reason_to_string(c->reason), c->detail);

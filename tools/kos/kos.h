@@ -44,6 +44,7 @@ int cmd_manifest(int argc, char **argv);
 int cmd_install(int argc, char **argv);
 int cmd_activate(int argc, char **argv);
 int cmd_deactivate(int argc, char **argv);
+int cmd_mark_good(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_select(int argc, char **argv);

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+#include "bootstate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static int open_state_dir(const struct kos_imagefs *img, bool create) {
+        if (create && mkdirat(img->root_fd, KOS_BOOT_STATE_DIR, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        int fd = openat(img->root_fd, KOS_BOOT_STATE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        return fd < 0 ? -errno : fd;
+}
+
+/* Finds "<hex>.tries-N" or "<hex>.good" in dirfd. ret_name gets the entry. */
+static int find_state(int dirfd, const char *hex, struct kos_boot_state *ret, char ret_name[static 256]) {
+        DIR *d = fdopendir(fcntl(dirfd, F_DUPFD_CLOEXEC, 3));
+        size_t hex_len = strlen(hex);
+
+        *ret = (struct kos_boot_state){KOS_BOOT_STATE_NONE, 0};
+        if (!d)
+                return -errno;
+        rewinddir(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                const char *n = de->d_name;
+                if (strncmp(n, hex, hex_len) != 0 || n[hex_len] != '.')
+                        continue;
+                const char *suffix = n + hex_len + 1;
+                if (strcmp(suffix, "good") == 0) {
+                        *ret = (struct kos_boot_state){KOS_BOOT_STATE_GOOD, 0};
+                        snprintf(ret_name, 256, "%s", n);
+                        break; /* good wins over any leftover tries entry */
+                }
+                if (strncmp(suffix, "tries-", 6) == 0) {
+                        char *end;
+                        unsigned long left = strtoul(suffix + 6, &end, 10);
+                        if (*end || end == suffix + 6 || left > KOS_TRIES_MAX)
+                                continue; /* not ours: ignored, never trusted */
+                        if (ret->kind != KOS_BOOT_STATE_TRIES || left < ret->tries_left) {
+                                *ret = (struct kos_boot_state){KOS_BOOT_STATE_TRIES, (unsigned)left};
+                                snprintf(ret_name, 256, "%s", n);
+                        }
+                }
+        }
+        closedir(d);
+        return 0;
+}
+
+int kos_boot_state_read(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], struct kos_boot_state *ret) {
+        char hex[KOS_SHA256_HEX_LEN + 1], name[256];
+        _cleanup_close_ int dirfd = open_state_dir(img, false);
+
+        *ret = (struct kos_boot_state){KOS_BOOT_STATE_NONE, 0};
+        if (dirfd == -ENOENT)
+                return 0;
+        if (dirfd < 0)
+                return dirfd;
+        kos_hex_encode(id, KOS_SHA256_LEN, hex);
+        return find_state(dirfd, hex, ret, name);
+}
+
+int kos_boot_state_set_tries(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned tries) {
+        char hex[KOS_SHA256_HEX_LEN + 1], old[256], name[96];
+        struct kos_boot_state st;
+        int r;
+
+        if (tries > KOS_TRIES_MAX)
+                return -ERANGE;
+        _cleanup_close_ int dirfd = open_state_dir(img, true);
+        if (dirfd < 0)
+                return dirfd;
+        kos_hex_encode(id, KOS_SHA256_LEN, hex);
+        if ((r = find_state(dirfd, hex, &st, old)) < 0)
+                return r;
+        snprintf(name, sizeof name, "%s.tries-%u", hex, tries);
+        if (st.kind != KOS_BOOT_STATE_NONE) {
+                /* One rename: never a moment with no state or two states. */
+                if (renameat(dirfd, old, dirfd, name) < 0)
+                        return -errno;
+                return fsync(dirfd) < 0 ? -errno : 0;
+        }
+        return kos_write_file_atomic_at(dirfd, name, "", 0, 0644);
+}
+
+int kos_boot_state_consume_try(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left) {
+        char hex[KOS_SHA256_HEX_LEN + 1], old[256], name[96];
+        struct kos_boot_state st;
+        int r;
+
+        _cleanup_close_ int dirfd = open_state_dir(img, false);
+        if (dirfd < 0)
+                return dirfd;
+        kos_hex_encode(id, KOS_SHA256_LEN, hex);
+        if ((r = find_state(dirfd, hex, &st, old)) < 0)
+                return r;
+        if (st.kind != KOS_BOOT_STATE_TRIES || st.tries_left == 0)
+                return -ESTALE;
+        snprintf(name, sizeof name, "%s.tries-%u", hex, st.tries_left - 1);
+        if (renameat(dirfd, old, dirfd, name) < 0 || fsync(dirfd) < 0)
+                return -errno;
+        *ret_left = st.tries_left - 1;
+        return 0;
+}
+
+int kos_boot_state_mark_good(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]) {
+        char hex[KOS_SHA256_HEX_LEN + 1], old[256], name[96];
+        struct kos_boot_state st;
+        int r;
+
+        _cleanup_close_ int dirfd = open_state_dir(img, true);
+        if (dirfd < 0)
+                return dirfd;
+        kos_hex_encode(id, KOS_SHA256_LEN, hex);
+        if ((r = find_state(dirfd, hex, &st, old)) < 0)
+                return r;
+        if (st.kind == KOS_BOOT_STATE_GOOD)
+                return 0;
+        snprintf(name, sizeof name, "%s.good", hex);
+        if (st.kind == KOS_BOOT_STATE_TRIES) {
+                if (renameat(dirfd, old, dirfd, name) < 0 || fsync(dirfd) < 0)
+                        return -errno;
+                return 0;
+        }
+        return kos_write_file_atomic_at(dirfd, name, "", 0, 0644);
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* Boot counting that survives kexec, kept on the ImageFS in boot-state/:
+ *   boot-state/<manifest id>.tries-<N>   on trial, N boots left (0 to 99)
+ *   boot-state/<manifest id>.good        marked good by Node Manager
+ *   neither                              not on trial (treated as good)
+ * Every change is one rename (or one atomic create) and an fsync of the
+ * directory, so a power cut leaves the old or the new state. See
+ * docs/format.md, "Boot counting". */
+#pragma once
+
+#include <stdint.h>
+
+#include "hash.h"
+#include "imagefs.h"
+
+#define KOS_BOOT_STATE_DIR "boot-state"
+#define KOS_TRIES_MAX 99
+
+enum kos_boot_state_kind {
+        KOS_BOOT_STATE_NONE,
+        KOS_BOOT_STATE_TRIES,
+        KOS_BOOT_STATE_GOOD,
+};
+
+struct kos_boot_state {
+        enum kos_boot_state_kind kind;
+        unsigned tries_left; /* with KOS_BOOT_STATE_TRIES */
+};
+
+/* Reads the state of a manifest id; a missing boot-state/ is NONE. */
+int kos_boot_state_read(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], struct kos_boot_state *ret);
+/* Puts a manifest on trial with tries boots (replacing any state). */
+int kos_boot_state_set_tries(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned tries);
+/* One boot used: tries-N becomes tries-(N-1), durably, before the caller boots it. */
+int kos_boot_state_consume_try(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left);
+/* tries-N becomes good; good stays good; NONE becomes good. */
+int kos_boot_state_mark_good(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]);
