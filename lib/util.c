@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -143,10 +144,13 @@ int kos_write_file_atomic_at(int dirfd, const char *path, const void *data, size
         if (fd < 0)
                 return -errno;
         r = kos_write_all(fd, data, len);
+        kos_fault_point();
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
+        kos_fault_point();
         if (r == 0 && renameat(parent, tmp, parent, name) < 0)
                 r = -errno;
+        kos_fault_point();
         if (r < 0) {
                 (void)unlinkat(parent, tmp, 0);
                 return r;
@@ -162,4 +166,17 @@ uint64_t kos_now_ns(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void kos_fault_point(void) {
+        static long remaining = -1;
+
+        if (remaining == -1) {
+                const char *v = getenv("KOS_FAULT_AT");
+                char *end;
+                long n = v ? strtol(v, &end, 10) : 0;
+                remaining = v && *end == '\0' && n > 0 ? n : 0;
+        }
+        if (remaining > 0 && --remaining == 0)
+                raise(SIGKILL);
 }

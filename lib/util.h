@@ -59,3 +59,8 @@ int kos_write_file_atomic_at(int dirfd, const char *path, const void *data, size
 
 /* Monotonic clock in nanoseconds. */
 uint64_t kos_now_ns(void);
+
+/* Test hook for crash-safety tests: when the environment variable
+ * KOS_FAULT_AT is N, the N-th call in this process kills it with SIGKILL (as
+ * a power cut would stop it, without cleanup). Unset, it does nothing. */
+void kos_fault_point(void);

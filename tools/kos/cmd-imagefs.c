@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "bootstate.h"
+#include "bundle.h"
 #include "kos.h"
 #include "select.h"
 #include "signature.h"
@@ -339,90 +340,12 @@ int cmd_list(int argc, char **argv) {
         return code;
 }
 
-struct referenced {
-        size_t n, allocated;
-        uint8_t (*digests)[KOS_SHA256_LEN];
-};
-
-static int add_reference(struct referenced *refs, const uint8_t digest[static KOS_SHA256_LEN]) {
-        if (refs->n == refs->allocated) {
-                size_t n = refs->allocated ? refs->allocated * 2 : 64;
-                void *p = realloc(refs->digests, n * KOS_SHA256_LEN);
-                if (!p)
-                        return -ENOMEM;
-                refs->digests = p;
-                refs->allocated = n;
-        }
-        memcpy(refs->digests[refs->n++], digest, KOS_SHA256_LEN);
-        return 0;
-}
-
-static int collect_references(const struct kos_imagefs *img, const char *name, void *userdata) {
-        _cleanup_free_ char *data = NULL;
-        _cleanup_manifest_ struct kos_manifest *m = NULL;
-        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12], error[256];
-        const struct kos_blob *blobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        const char *labels[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        size_t len;
-        int r;
-
-        kos_manifest_file_names(name, json, sig);
-        r = kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &data, &len);
-        if (r >= 0)
-                r = kos_manifest_parse(data, len, &m, error, sizeof error);
-        if (r < 0) {
-                /* Without knowing what it references, nothing may be removed. */
-                fail(EXIT_USAGE, "manifests/%s cannot be read (%s); not collecting anything. Remove or fix it first.",
-                     json, r == -EBADMSG ? error : strerror(-r));
-                return -ECANCELED;
-        }
-        size_t n = kos_manifest_blobs(m, blobs, labels, ELEMENTSOF(blobs));
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = add_reference(userdata, blobs[i]->sha256);
-        return r;
-}
-
-static bool is_referenced(const struct referenced *refs, const char *file_name) {
-        uint8_t digest[KOS_SHA256_LEN];
-
-        if (kos_hex_decode(file_name, strlen(file_name), digest, KOS_SHA256_LEN) < 0)
-                return false;
-        for (size_t i = 0; i < refs->n; i++)
-                if (memcmp(refs->digests[i], digest, KOS_SHA256_LEN) == 0)
-                        return true;
-        return false;
-}
-
-static int sweep_components(const struct kos_imagefs *img, const struct referenced *refs, bool dry_run) {
-        DIR *d = fdopendir(fcntl(img->components_fd, F_DUPFD_CLOEXEC, 3));
-        uint8_t digest[KOS_SHA256_LEN];
-        unsigned removed = 0;
-        int r = 0;
-
-        if (!d)
-                return -errno;
-        rewinddir(d);
-        for (struct dirent *de; (de = readdir(d));) {
-                const char *n = de->d_name;
-                bool ours = kos_hex_decode(n, strlen(n), digest, KOS_SHA256_LEN) == 0 || strncmp(n, ".tmp-", 5) == 0;
-                if (!ours || is_referenced(refs, n))
-                        continue;
-                printf("%s components/%s\n", dry_run ? "would remove" : "removed", n);
-                if (!dry_run && unlinkat(img->components_fd, n, 0) < 0) {
-                        r = -errno;
-                        break;
-                }
-                removed++;
-        }
-        closedir(d);
-        if (r >= 0 && !dry_run && removed > 0 && fsync(img->components_fd) < 0)
-                r = -errno;
-        return r;
+static void print_removed(const char *name, void *userdata) {
+        printf("%s components/%s\n", *(bool *)userdata ? "would remove" : "removed", name);
 }
 
 int cmd_gc(int argc, char **argv) {
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
-        struct referenced refs = {0};
         bool dry_run = false;
         int r, code;
 
@@ -438,14 +361,11 @@ int cmd_gc(int argc, char **argv) {
                 return usage_error("gc", "expected IMAGEFS [--dry-run]");
         if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
                 return code;
-        r = for_each_installed(&img, collect_references, &refs);
-        if (r >= 0)
-                r = sweep_components(&img, &refs, dry_run);
-        if (r < 0 && r != -ECANCELED)
-                code = fail(EXIT_USAGE, "gc failed: %s", strerror(-r));
+        r = kos_imagefs_gc(&img, dry_run, print_removed, &dry_run);
+        if (r == -EBADMSG)
+                code = fail(EXIT_USAGE, "an installed manifest cannot be read; not collecting anything. Remove or fix it first.");
         else if (r < 0)
-                code = EXIT_USAGE;
-        free(refs.digests);
+                code = fail(EXIT_USAGE, "gc failed: %s", strerror(-r));
         kos_imagefs_close(&img);
         return code;
 }

@@ -49,4 +49,5 @@ int cmd_list(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_select(int argc, char **argv);
 int cmd_mkboot(int argc, char **argv);
+int cmd_bundle(int argc, char **argv);
 int cmd_mkinitrd(int argc, char **argv);

@@ -15,6 +15,7 @@ static const struct {
         {"imagefs", cmd_imagefs, "init DIR               create an empty ImageFS"},
         {"component", cmd_component, "add DIR FILE...      store files in components/, print their sha256"},
         {"manifest", cmd_manifest, "create|sign|verify|show  write, sign and inspect manifests"},
+        {"bundle", cmd_bundle, "create|install          write or install an update bundle"},
         {"install", cmd_install, "DIR MANIFEST            copy a signed manifest into the ImageFS"},
         {"activate", cmd_activate, "DIR NAME [--first|--last] [--tries N]  put a manifest in the active list"},
         {"deactivate", cmd_deactivate, "DIR NAME             take a manifest out of the active list"},

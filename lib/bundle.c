@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: MIT */
+#include "bundle.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bootstate.h"
+#include "manifest.h"
+#include "select.h"
+#include "signature.h"
+#include "util.h"
+
+#define CPIO_HEADER_LEN 110
+#define CPIO_NAME_MAX 256
+#define STREAM_CHUNK (256u << 10)
+#define MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS)
+
+/* ---- reading the stream ---- */
+
+struct reader {
+        int fd;
+        uint64_t offset;
+};
+
+static int read_exact(struct reader *rd, void *buf, size_t len) {
+        uint8_t *p = buf;
+
+        while (len > 0) {
+                ssize_t n = read(rd->fd, p, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EBADMSG; /* truncated */
+                p += n;
+                len -= (size_t)n;
+                rd->offset += (uint64_t)n;
+        }
+        return 0;
+}
+
+static int skip_padding(struct reader *rd) {
+        uint8_t pad[4];
+        size_t n = (4 - rd->offset % 4) % 4;
+        int r = read_exact(rd, pad, n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (pad[i])
+                        return -EBADMSG;
+        return 0;
+}
+
+static int hex_field(const char *p, uint32_t *ret) {
+        uint32_t v = 0;
+        for (int i = 0; i < 8; i++) {
+                char c = p[i];
+                int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+                if (d < 0)
+                        return -EBADMSG;
+                v = v << 4 | (uint32_t)d;
+        }
+        *ret = v;
+        return 0;
+}
+
+struct entry {
+        char name[CPIO_NAME_MAX];
+        uint32_t mode;
+        uint64_t size;
+};
+
+/* One header and its name; the data follows in the stream. */
+static int read_entry(struct reader *rd, struct entry *ret) {
+        char h[CPIO_HEADER_LEN];
+        uint32_t fields[13];
+        int r;
+
+        if ((r = read_exact(rd, h, sizeof h)) < 0)
+                return r;
+        if (memcmp(h, "070701", 6) != 0)
+                return -EBADMSG;
+        for (int i = 0; i < 13; i++)
+                if (hex_field(h + 6 + 8 * i, &fields[i]) < 0)
+                        return -EBADMSG;
+        uint32_t name_size = fields[11];
+        if (name_size < 2 || name_size > CPIO_NAME_MAX)
+                return -EBADMSG;
+        if ((r = read_exact(rd, ret->name, name_size)) < 0)
+                return r;
+        if (ret->name[name_size - 1] != '\0' || strlen(ret->name) != name_size - 1)
+                return -EBADMSG;
+        ret->mode = fields[1];
+        ret->size = fields[6];
+        return skip_padding(rd);
+}
+
+/* ---- installing ---- */
+
+struct install {
+        const struct kos_imagefs *img;
+        const struct kos_bundle_options *options;
+        struct kos_bundle_result *result;
+        struct reader rd;
+        struct kos_manifest *manifest;
+        const struct kos_blob *blobs[MAX_BLOBS];
+        const char *labels[MAX_BLOBS];
+        size_t n_blobs;
+        bool seen[MAX_BLOBS];
+        uint8_t added[MAX_BLOBS][KOS_SHA256_LEN]; /* to undo on failure */
+        size_t n_added;
+        uint64_t total, done;
+};
+
+static int refuse(struct install *in, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static int refuse(struct install *in, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(in->result->error, sizeof in->result->error, format, ap);
+        va_end(ap);
+        return -EBADMSG;
+}
+
+static int read_small_entry(struct install *in, const char *want, size_t cap, char **ret, size_t *ret_len) {
+        struct entry e;
+        int r = read_entry(&in->rd, &e);
+
+        if (r < 0)
+                return refuse(in, "not a bundle: no valid cpio entry %s at the start", want);
+        if (strcmp(e.name, want) != 0)
+                return refuse(in, "entry \"%s\" where %s must be", e.name, want);
+        if (e.size > cap)
+                return refuse(in, "%s is larger than %zu bytes", want, cap);
+        char *buf = malloc(e.size + 1);
+        if (!buf)
+                return -ENOMEM;
+        if ((r = read_exact(&in->rd, buf, e.size)) < 0 || (r = skip_padding(&in->rd)) < 0) {
+                free(buf);
+                return refuse(in, "%s is truncated", want);
+        }
+        buf[e.size] = '\0';
+        *ret = buf;
+        *ret_len = e.size;
+        return 0;
+}
+
+/* Authenticate, then parse: nothing of the bundle is used before the
+ * signature over the manifest's exact bytes has verified. */
+static int read_manifest(struct install *in, const struct kos_keyring *ring, char **ret_json, size_t *ret_json_len,
+                         char **ret_sig, size_t *ret_sig_len) {
+        struct kos_signature_file sigs;
+        uint8_t key_id[KOS_KEY_ID_LEN];
+        char error[256];
+        int r;
+
+        if ((r = read_small_entry(in, "manifest.json", KOS_MANIFEST_MAX, ret_json, ret_json_len)) < 0 ||
+            (r = read_small_entry(in, "manifest.json.sig", KOS_SIGNATURE_FILE_MAX, ret_sig, ret_sig_len)) < 0)
+                return r;
+        if (kos_signature_file_parse(*ret_sig, *ret_sig_len, &sigs, error, sizeof error) < 0)
+                return refuse(in, "signature-malformed: %s", error);
+        switch (kos_signature_file_verify(&sigs, ring, *ret_json, *ret_json_len, key_id)) {
+        case KOS_SIGNATURE_VALID:
+                break;
+        case KOS_SIGNATURE_KEY_UNTRUSTED:
+                return refuse(in, "key-untrusted: the manifest is not signed by a trusted key");
+        case KOS_SIGNATURE_INVALID:
+                return refuse(in, "signature-invalid: the signature does not verify over the manifest");
+        }
+        if (kos_manifest_parse(*ret_json, *ret_json_len, &in->manifest, error, sizeof error) < 0)
+                return refuse(in, "manifest-malformed: %s", error);
+        kos_sha256(*ret_json, *ret_json_len, in->result->id);
+        snprintf(in->result->name, sizeof in->result->name, "%s", in->manifest->name);
+        in->n_blobs = kos_manifest_blobs(in->manifest, in->blobs, in->labels, MAX_BLOBS);
+        return 0;
+}
+
+static bool blob_present(const struct kos_imagefs *img, const struct kos_blob *b) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        struct stat st;
+
+        kos_hex_encode(b->sha256, KOS_SHA256_LEN, hex);
+        return fstatat(img->components_fd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+               (uint64_t)st.st_size == b->size;
+}
+
+/* Copies size bytes of the stream into components/.tmp-bundle-<hex> while
+ * hashing them; renames into place only when the hash matches. */
+static int stream_component(struct install *in, size_t index, uint64_t size) {
+        const struct kos_blob *b = in->blobs[index];
+        char hex[KOS_SHA256_HEX_LEN + 1], tmp[KOS_SHA256_HEX_LEN + 32];
+        uint8_t digest[KOS_SHA256_LEN];
+        unsigned digest_len;
+        int r = 0;
+
+        kos_hex_encode(b->sha256, KOS_SHA256_LEN, hex);
+        snprintf(tmp, sizeof tmp, ".tmp-bundle-%s", hex);
+        _cleanup_close_ int out = openat(in->img->components_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        _cleanup_free_ uint8_t *buf = malloc(STREAM_CHUNK);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (out < 0 || !buf || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+                r = out < 0 ? -errno : -ENOMEM;
+                goto out;
+        }
+        for (uint64_t left = size; left > 0 && r >= 0;) {
+                size_t n = left < STREAM_CHUNK ? (size_t)left : STREAM_CHUNK;
+                if ((r = read_exact(&in->rd, buf, n)) < 0) {
+                        r = refuse(in, "component %s is truncated", in->labels[index]);
+                        break;
+                }
+                EVP_DigestUpdate(ctx, buf, n);
+                r = kos_write_all(out, buf, n);
+                kos_fault_point();
+                left -= n;
+                in->done += n;
+                if (in->options->progress)
+                        in->options->progress(in->done, in->total, in->options->userdata);
+        }
+        if (r >= 0 && (EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || !kos_digest_equal(digest, b->sha256)))
+                r = refuse(in, "component-hash-mismatch: component %s does not hash to the manifest's sha256", in->labels[index]);
+        if (r >= 0 && fsync(out) < 0)
+                r = -errno;
+        kos_fault_point();
+        if (r >= 0 && renameat(in->img->components_fd, tmp, in->img->components_fd, hex) < 0)
+                r = -errno;
+        kos_fault_point();
+        if (r >= 0) {
+                memcpy(in->added[in->n_added++], b->sha256, KOS_SHA256_LEN);
+                in->result->added++;
+                in->result->bytes_added += size;
+        }
+out:
+        if (r < 0)
+                (void)unlinkat(in->img->components_fd, tmp, 0);
+        EVP_MD_CTX_free(ctx);
+        return r;
+}
+
+/* Each entry after the signature: a blob of the manifest, at most once. */
+static int read_components(struct install *in) {
+        for (;;) {
+                struct entry e;
+                uint8_t digest[KOS_SHA256_LEN];
+                size_t index = SIZE_MAX;
+                int r;
+
+                if (read_entry(&in->rd, &e) < 0)
+                        return refuse(in, "the bundle is truncated or not a cpio newc stream");
+                if (strcmp(e.name, "TRAILER!!!") == 0)
+                        return 0;
+                if (strncmp(e.name, "components/", 11) != 0 ||
+                    kos_hex_decode(e.name + 11, strlen(e.name + 11), digest, KOS_SHA256_LEN) < 0)
+                        return refuse(in, "unexpected entry \"%.64s\"", e.name);
+                for (size_t i = 0; i < in->n_blobs; i++)
+                        if (!in->seen[i] && memcmp(in->blobs[i]->sha256, digest, KOS_SHA256_LEN) == 0 && index == SIZE_MAX)
+                                index = i;
+                if (index == SIZE_MAX)
+                        return refuse(in, "entry %.80s is not a component of the manifest, or comes twice", e.name);
+                /* The same blob may serve several roles: mark them all. */
+                for (size_t i = 0; i < in->n_blobs; i++)
+                        if (memcmp(in->blobs[i]->sha256, digest, KOS_SHA256_LEN) == 0)
+                                in->seen[i] = true;
+                if (e.size != in->blobs[index]->size)
+                        return refuse(in, "component-size-mismatch: %s has %llu bytes, the manifest says %llu",
+                                      in->labels[index], (unsigned long long)e.size,
+                                      (unsigned long long)in->blobs[index]->size);
+                if (blob_present(in->img, in->blobs[index])) {
+                        /* Already on the device (verified when it came): skip the bytes. */
+                        uint8_t scratch[65536];
+                        for (uint64_t left = e.size; left > 0;) {
+                                size_t n = left < sizeof scratch ? (size_t)left : sizeof scratch;
+                                if (read_exact(&in->rd, scratch, n) < 0)
+                                        return refuse(in, "component %s is truncated", in->labels[index]);
+                                left -= n;
+                        }
+                        in->result->skipped++;
+                } else if ((r = stream_component(in, index, e.size)) < 0)
+                        return r;
+                if ((r = skip_padding(&in->rd)) < 0)
+                        return refuse(in, "bad padding after %s", in->labels[index]);
+        }
+}
+
+static void undo_added(struct install *in) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+
+        for (size_t i = 0; i < in->n_added; i++) {
+                kos_hex_encode(in->added[i], KOS_SHA256_LEN, hex);
+                (void)unlinkat(in->img->components_fd, hex, 0);
+        }
+        (void)fsync(in->img->components_fd);
+}
+
+/* New manifest first, the previous ones after it, at most keep in all; the
+ * ones dropped are uninstalled, then their unreferenced components removed. */
+static int update_active(struct install *in) {
+        struct kos_active_list list, dropped = {0};
+        unsigned keep = in->options->keep ? in->options->keep : KOS_BUNDLE_DEFAULT_KEEP;
+        int r = kos_active_read(in->img, &list);
+
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if ((r = kos_active_insert(&list, in->manifest->name, true)) < 0)
+                return r;
+        while (list.n > keep) {
+                dropped.entries[dropped.n++] = list.entries[list.n - 1];
+                list.n--;
+        }
+        if ((r = kos_active_write(in->img, &list)) < 0)
+                return r;
+        for (size_t i = 0; i < dropped.n; i++) {
+                char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
+                if (!dropped.entries[i].name_valid)
+                        continue;
+                kos_manifest_file_names(dropped.entries[i].name, json, sig);
+                (void)unlinkat(in->img->manifests_fd, json, 0);
+                kos_fault_point();
+                (void)unlinkat(in->img->manifests_fd, sig, 0);
+                in->result->removed_manifests++;
+        }
+        if (dropped.n > 0 && fsync(in->img->manifests_fd) < 0)
+                return -errno;
+        return kos_imagefs_gc(in->img, false, NULL, NULL);
+}
+
+int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *ring, int fd,
+                       const struct kos_bundle_options *options, struct kos_bundle_result *result) {
+        struct install *in = calloc(1, sizeof *in);
+        _cleanup_free_ char *json = NULL, *sig = NULL;
+        size_t json_len, sig_len;
+        int r;
+
+        if (!in)
+                return -ENOMEM;
+        memset(result, 0, sizeof *result);
+        *in = (struct install){.img = img, .options = options, .result = result, .rd = {.fd = fd}};
+        if ((r = read_manifest(in, ring, &json, &json_len, &sig, &sig_len)) < 0)
+                goto out;
+        for (size_t i = 0; i < in->n_blobs; i++)
+                in->total += in->blobs[i]->size;
+        if ((r = read_components(in)) < 0)
+                goto fail;
+        for (size_t i = 0; i < in->n_blobs; i++)
+                if (!blob_present(img, in->blobs[i])) {
+                        r = refuse(in, "component-missing: %s is neither in the bundle nor on the device", in->labels[i]);
+                        goto fail;
+                }
+        r = kos_imagefs_install_manifest(img, in->manifest->name, json, json_len, sig, sig_len);
+        if (r == -EEXIST) {
+                r = refuse(in, "a different manifest named %s is installed already: a new release needs a new name",
+                           in->manifest->name);
+                goto fail;
+        }
+        if (r < 0)
+                goto fail;
+        /* From here the ImageFS holds a complete, valid, inactive manifest. */
+        unsigned tries = options->tries ? options->tries : KOS_BUNDLE_DEFAULT_TRIES;
+        if ((r = kos_boot_state_set_tries(img, result->id, tries)) < 0 || (r = update_active(in)) < 0)
+                goto out;
+        goto out;
+fail:
+        undo_added(in);
+out:
+        kos_manifest_free(in->manifest);
+        free(in);
+        return r;
+}
+
+/* ---- writing a bundle ---- */
+
+static int write_header(int fd, const char *name, uint32_t mode, uint64_t size, uint32_t ino) {
+        char h[CPIO_HEADER_LEN + CPIO_NAME_MAX + 8];
+        size_t name_size = strlen(name) + 1;
+
+        if (size > UINT32_MAX || name_size > CPIO_NAME_MAX)
+                return -EFBIG;
+        int n = snprintf(h, sizeof h, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino, mode, 0u, 0u, 1u,
+                         0u, (uint32_t)size, 0u, 0u, 0u, 0u, (uint32_t)name_size, 0u);
+        memcpy(h + n, name, name_size);
+        size_t len = (size_t)n + name_size;
+        while (len % 4)
+                h[len++] = '\0';
+        return kos_write_all(fd, h, len);
+}
+
+static int write_padding(int fd, uint64_t size) {
+        static const char zeros[4];
+        return kos_write_all(fd, zeros, (4 - size % 4) % 4);
+}
+
+static int write_data_entry(int fd, const char *name, const void *data, size_t len, uint32_t ino) {
+        int r = write_header(fd, name, 0100644, len, ino);
+        if (r >= 0)
+                r = kos_write_all(fd, data, len);
+        return r < 0 ? r : write_padding(fd, len);
+}
+
+static int copy_fd(int out, int in, uint64_t size) {
+        uint8_t buf[65536];
+
+        for (uint64_t off = 0; off < size;) {
+                size_t want = size - off < sizeof buf ? (size_t)(size - off) : sizeof buf;
+                ssize_t n = pread(in, buf, want, (off_t)off);
+                if (n <= 0)
+                        return n < 0 ? -errno : -EAGAIN;
+                int r = kos_write_all(out, buf, (size_t)n);
+                if (r < 0)
+                        return r;
+                off += (uint64_t)n;
+        }
+        return 0;
+}
+
+int kos_bundle_write(int out_fd, const char *manifest, size_t manifest_len, const char *sig, size_t sig_len,
+                     const int *component_fds, const uint8_t (*component_sha256)[KOS_SHA256_LEN],
+                     const uint64_t *component_sizes, size_t n_components) {
+        char name[16 + KOS_SHA256_HEX_LEN];
+        int r;
+
+        if ((r = write_data_entry(out_fd, "manifest.json", manifest, manifest_len, 1)) < 0 ||
+            (r = write_data_entry(out_fd, "manifest.json.sig", sig, sig_len, 2)) < 0)
+                return r;
+        for (size_t i = 0; i < n_components; i++) {
+                memcpy(name, "components/", 11);
+                kos_hex_encode(component_sha256[i], KOS_SHA256_LEN, name + 11);
+                if ((r = write_header(out_fd, name, 0100644, component_sizes[i], (uint32_t)i + 3)) < 0 ||
+                    (r = copy_fd(out_fd, component_fds[i], component_sizes[i])) < 0 ||
+                    (r = write_padding(out_fd, component_sizes[i])) < 0)
+                        return r;
+        }
+        return write_header(out_fd, "TRAILER!!!", 0, 0, 0);
+}
+
+/* ---- garbage collection ---- */
+
+struct references {
+        size_t n, allocated;
+        uint8_t (*digests)[KOS_SHA256_LEN];
+};
+
+static int add_reference(struct references *refs, const uint8_t digest[static KOS_SHA256_LEN]) {
+        if (refs->n == refs->allocated) {
+                size_t n = refs->allocated ? refs->allocated * 2 : 64;
+                void *p = realloc(refs->digests, n * KOS_SHA256_LEN);
+                if (!p)
+                        return -ENOMEM;
+                refs->digests = p;
+                refs->allocated = n;
+        }
+        memcpy(refs->digests[refs->n++], digest, KOS_SHA256_LEN);
+        return 0;
+}
+
+static int collect_references(const struct kos_imagefs *img, struct references *refs) {
+        DIR *d = fdopendir(fcntl(img->manifests_fd, F_DUPFD_CLOEXEC, 3));
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        rewinddir(d);
+        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+                size_t n = strlen(de->d_name);
+                _cleanup_free_ char *data = NULL;
+                struct kos_manifest *m = NULL;
+                const struct kos_blob *blobs[MAX_BLOBS];
+                const char *labels[MAX_BLOBS];
+                char error[256];
+                size_t len;
+                if (n <= 5 || strcmp(de->d_name + n - 5, ".json") != 0 || de->d_name[0] == '.')
+                        continue;
+                r = kos_read_file_at(img->manifests_fd, de->d_name, KOS_MANIFEST_MAX, &data, &len);
+                if (r >= 0 && kos_manifest_parse(data, len, &m, error, sizeof error) < 0)
+                        r = -EBADMSG;
+                for (size_t i = 0, nb = r >= 0 ? kos_manifest_blobs(m, blobs, labels, MAX_BLOBS) : 0; i < nb && r >= 0; i++)
+                        r = add_reference(refs, blobs[i]->sha256);
+                kos_manifest_free(m);
+        }
+        closedir(d);
+        return r;
+}
+
+int kos_imagefs_gc(const struct kos_imagefs *img, bool dry_run, void (*on_remove)(const char *name, void *userdata),
+                   void *userdata) {
+        struct references refs = {0};
+        uint8_t digest[KOS_SHA256_LEN];
+        unsigned removed = 0;
+        int r = collect_references(img, &refs);
+
+        DIR *d = r >= 0 ? fdopendir(fcntl(img->components_fd, F_DUPFD_CLOEXEC, 3)) : NULL;
+        if (r >= 0 && !d)
+                r = -errno;
+        if (d)
+                rewinddir(d);
+        for (struct dirent *de; d && r >= 0 && (de = readdir(d));) {
+                const char *n = de->d_name;
+                bool referenced = false, ours = strncmp(n, ".tmp-", 5) == 0;
+                if (kos_hex_decode(n, strlen(n), digest, KOS_SHA256_LEN) == 0) {
+                        ours = true;
+                        for (size_t i = 0; i < refs.n && !referenced; i++)
+                                referenced = memcmp(refs.digests[i], digest, KOS_SHA256_LEN) == 0;
+                }
+                if (!ours || referenced)
+                        continue;
+                if (on_remove)
+                        on_remove(n, userdata);
+                if (!dry_run && unlinkat(img->components_fd, n, 0) < 0)
+                        r = -errno;
+                kos_fault_point();
+                removed++;
+        }
+        if (d)
+                closedir(d);
+        if (r >= 0 && !dry_run && removed > 0 && fsync(img->components_fd) < 0)
+                r = -errno;
+        free(refs.digests);
+        return r;
+}

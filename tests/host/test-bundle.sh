@@ -1,0 +1,92 @@
+# Update bundles: kos bundle create / install on real ImageFS trees.
+
+# A second release "b": same kernel and initrd, a new base layer of 10 MiB.
+release_b() {
+        mkdir -p base-b/etc && echo b >base-b/etc/layer && head -c 10M /dev/urandom >base-b/etc/blob
+        mksquashfs base-b base-b.img -quiet -noappend -noI -noD -noF -noX >/dev/null # uncompressed: 10 MiB
+        "$KOS" manifest create --name "${1:-b}" --version 2 --kernel vmlinuz --initrd initrd --component base=base-b.img \
+                --component app=app.img -o "${1:-b}.json"
+        "$KOS" manifest sign --key "${2:-secret.pem}" "${1:-b}.json" >/dev/null
+        "$KOS" bundle create -o "${1:-b}.kosb" "${1:-b}.json" vmlinuz base-b.img >/dev/null # vmlinuz: already there
+}
+
+snapshot() { (cd img && find . -type f | LC_ALL=C sort | xargs sha256sum); }
+
+test_bundle_installs_new_manifest_first_on_trial_with_previous_as_fallback() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        "$KOS" bundle install --keyring keyring img b.kosb >out || fail "install failed"
+        grep -q "1 component(s) added" out && grep -q "1 already present" out || fail "$(cat out)"
+        [ "$(tr '\n' ' ' <img/active)" = "b a " ] || fail "active: $(cat img/active)"
+        [ -e "img/boot-state/$(sha img/manifests/b.json).tries-3" ] || fail "b not on trial"
+        expect_selected b
+}
+
+test_bundle_with_untrusted_signature_changes_nothing() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b b stranger.pem
+        local before; before=$(snapshot)
+        local rc=0; "$KOS" bundle install --keyring keyring img b.kosb 2>err || rc=$?
+        [ "$rc" = 1 ] && grep -q 'key-untrusted' err || fail "exit $rc: $(cat err)"
+        [ "$(snapshot)" = "$before" ] || fail "the ImageFS changed"
+}
+
+test_bundle_with_one_flipped_byte_in_a_component_changes_nothing() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        flip_byte b.kosb 5000000
+        local before; before=$(snapshot)
+        local rc=0; "$KOS" bundle install --keyring keyring img b.kosb 2>err || rc=$?
+        [ "$rc" = 1 ] && grep -q 'component-hash-mismatch' err || fail "exit $rc: $(cat err)"
+        [ "$(snapshot)" = "$before" ] || fail "the ImageFS changed"
+}
+
+test_truncated_or_foreign_bundle_changes_nothing() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        local before; before=$(snapshot)
+        head -c 3000000 b.kosb >short.kosb
+        local rc=0; "$KOS" bundle install --keyring keyring img short.kosb 2>err || rc=$?
+        [ "$rc" = 1 ] && grep -q 'truncated' err || fail "exit $rc: $(cat err)"
+        rc=0; "$KOS" bundle install --keyring keyring img vmlinuz 2>err || rc=$?
+        [ "$rc" = 1 ] && grep -q 'not a bundle' err || fail "exit $rc: $(cat err)"
+        [ "$(snapshot)" = "$before" ] || fail "the ImageFS changed"
+}
+
+test_bundle_keeps_two_manifests_and_retires_the_oldest() {
+        fixture; manifest a; "$KOS" activate img a
+        local a_only; a_only=$(sha base.img)
+        release_b b
+        "$KOS" bundle install --keyring keyring img b.kosb >/dev/null
+        release_b c
+        "$KOS" bundle install --keyring keyring img c.kosb >/dev/null
+        [ "$(tr '\n' ' ' <img/active)" = "c b " ] || fail "active: $(cat img/active)"
+        [ ! -e img/manifests/a.json ] || fail "a was not uninstalled"
+        [ ! -e "img/components/$a_only" ] || fail "a's own component was not removed"
+        [ -e "img/components/$(sha app.img)" ] || fail "a shared component was removed"
+}
+
+# Power-loss safety: kill the installer (SIGKILL) at every write, fsync,
+# rename and unlink it makes; after each, selection still finds a valid
+# manifest (the old or the new), and a retried install completes.
+test_bundle_install_killed_at_every_point_never_leaves_nothing_to_boot() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        cp -a img pristine
+        local point=0 rc selected killed=0
+        while :; do
+                point=$((point + 1))
+                rm -rf img && cp -a pristine img
+                rc=0; KOS_FAULT_AT=$point "$KOS" bundle install --keyring keyring img b.kosb >/dev/null 2>&1 || rc=$?
+                [ "$rc" = 0 ] && break # past the last point: the install ran to its end
+                [ "$rc" = 137 ] || fail "point $point: exit $rc, not a kill"
+                killed=$((killed + 1))
+                selected=$(select_json | jq -r .selected.name)
+                [ "$selected" = a ] || [ "$selected" = b ] || fail "point $point: nothing bootable ($selected)"
+                "$KOS" bundle install --keyring keyring img b.kosb >/dev/null || fail "point $point: retry failed"
+                [ "$(select_json | jq -r .selected.name)" = b ] || fail "point $point: retry did not activate b"
+                [ "$point" -lt 500 ] || fail "no end in sight"
+        done
+        echo "killed at $killed points" >&2
+        [ "$killed" -ge 50 ] || fail "only $killed kill points"
+}

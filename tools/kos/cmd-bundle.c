@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* kos bundle create | install */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "kos.h"
+#include "signature.h"
+
+/* Hashes each file and matches it to a blob of the manifest. */
+static int match_components(const struct kos_manifest *m, char **files, size_t n, int *fds, uint8_t (*digests)[KOS_SHA256_LEN],
+                            uint64_t *sizes) {
+        struct kos_hash_job jobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        const struct kos_blob *blobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        const char *labels[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        size_t n_blobs = kos_manifest_blobs(m, blobs, labels, ELEMENTSOF(blobs));
+        struct progress p;
+
+        for (size_t i = 0; i < n; i++) {
+                struct stat st;
+                fds[i] = open(files[i], O_RDONLY | O_CLOEXEC);
+                if (fds[i] < 0 || fstat(fds[i], &st) < 0 || !S_ISREG(st.st_mode))
+                        return fail(EXIT_USAGE, "cannot read %s as a regular file", files[i]);
+                jobs[i] = (struct kos_hash_job){.fd = fds[i], .size = (uint64_t)st.st_size, .copy_fd = -1, .compute_only = true};
+        }
+        progress_init(&p, "hashing");
+        int r = kos_hash_jobs(jobs, n, progress_print, &p);
+        progress_finish(&p);
+        for (size_t i = 0; i < n; i++) {
+                bool known = false;
+                if (r < 0 || jobs[i].status != KOS_HASH_MATCH)
+                        return fail(EXIT_USAGE, "cannot hash %s", files[i]);
+                for (size_t b = 0; b < n_blobs; b++)
+                        known = known || (memcmp(blobs[b]->sha256, jobs[i].digest, KOS_SHA256_LEN) == 0 && blobs[b]->size == jobs[i].size);
+                for (size_t j = 0; j < i; j++)
+                        if (memcmp(digests[j], jobs[i].digest, KOS_SHA256_LEN) == 0)
+                                return fail(EXIT_USAGE, "%s is given twice", files[i]);
+                if (!known)
+                        return fail(EXIT_INVALID, "%s is not the kernel, initrd or a component of the manifest", files[i]);
+                memcpy(digests[i], jobs[i].digest, KOS_SHA256_LEN);
+                sizes[i] = jobs[i].size;
+        }
+        return EXIT_OK;
+}
+
+static int bundle_create(int argc, char **argv) {
+        static const struct option options[] = {{"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {}};
+        _cleanup_free_ char *json = NULL, *sig = NULL, *sig_path = NULL;
+        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        const char *output = NULL;
+        int fds[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        uint8_t digests[2 + KOS_MANIFEST_MAX_COMPONENTS][KOS_SHA256_LEN];
+        uint64_t sizes[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        struct kos_signature_file sigs;
+        char error[256];
+        size_t json_len, sig_len;
+        int c, r, code;
+
+        while ((c = getopt_long(argc, argv, "o:h", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos bundle create -o BUNDLE MANIFEST [FILE...]\n\n"
+                               "Writes an update bundle: MANIFEST, MANIFEST.sig, then each FILE (the\n"
+                               "kernel, initrd or component images the device may lack; each must be a\n"
+                               "blob of the manifest). Blobs left out must already be on the device.\n"
+                               "Format: docs/format.md, \"Update bundles\".\n");
+                        return EXIT_OK;
+                }
+                if (c != 'o')
+                        return usage_error("bundle create", "unknown option");
+                output = optarg;
+        }
+        if (!output || argc - optind < 1)
+                return usage_error("bundle create", "expected -o BUNDLE and MANIFEST");
+        size_t n = (size_t)(argc - optind - 1);
+        if (n > ELEMENTSOF(fds))
+                return usage_error("bundle create", "too many files");
+        const char *path = argv[optind];
+        if (asprintf(&sig_path, "%s.sig", path) < 0)
+                return fail(EXIT_USAGE, "out of memory");
+        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &json_len)) < 0 ||
+            (r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &sig, &sig_len)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s and %s: %s", path, sig_path, strerror(-r));
+        if (kos_signature_file_parse(sig, sig_len, &sigs, error, sizeof error) < 0)
+                return fail(EXIT_INVALID, "%s: %s", sig_path, error);
+        if (kos_manifest_parse(json, json_len, &m, error, sizeof error) < 0)
+                return fail(EXIT_INVALID, "%s: %s", path, error);
+        for (size_t i = 0; i < n; i++)
+                fds[i] = -1;
+        code = match_components(m, argv + optind + 1, n, fds, digests, sizes);
+        if (code == EXIT_OK) {
+                char tmp[4096];
+                snprintf(tmp, sizeof tmp, "%s.tmp-%d", output, (int)getpid());
+                _cleanup_close_ int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                r = out < 0 ? -errno : kos_bundle_write(out, json, json_len, sig, sig_len, fds, (const uint8_t(*)[KOS_SHA256_LEN])digests, sizes, n);
+                if (r >= 0 && fsync(out) < 0)
+                        r = -errno;
+                if (r >= 0 && rename(tmp, output) < 0)
+                        r = -errno;
+                if (r < 0) {
+                        unlink(tmp);
+                        code = fail(EXIT_USAGE, "cannot write %s: %s", output, strerror(-r));
+                } else
+                        printf("bundle %s: manifest %s with %zu file(s)\n", output, m->name, n);
+        }
+        for (size_t i = 0; i < n; i++)
+                kos_closep(&fds[i]);
+        return code;
+}
+
+static int parse_count(const char *arg, unsigned max, unsigned *ret) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(arg, &end, 10);
+        if (errno || *end || v < 1 || v > max)
+                return -EINVAL;
+        *ret = (unsigned)v;
+        return 0;
+}
+
+static int bundle_install(int argc, char **argv) {
+        static const struct option options[] = {{"keyring", required_argument, NULL, 'k'}, {"tries", required_argument, NULL, 't'},
+                                                {"keep", required_argument, NULL, 'K'},    {"help", no_argument, NULL, 'h'},
+                                                {}};
+        struct kos_bundle_options o = {0};
+        struct kos_bundle_result result;
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_keyring ring;
+        struct progress p;
+        const char *keyring = NULL;
+        int c, r, code;
+
+        while ((c = getopt_long(argc, argv, "k:t:K:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: kos bundle install --keyring DIR [--tries N] [--keep N] IMAGEFS BUNDLE\n\n"
+                               "Installs an update bundle (- reads standard input): verifies the\n"
+                               "manifest's signature first, streams each component in while hashing it,\n"
+                               "skips those already present, then makes the new manifest first in\n"
+                               "active, on trial for N boots (default 3), keeping N manifests active\n"
+                               "(default 2; older ones are uninstalled and their components removed).\n"
+                               "A bad bundle changes nothing. Safe to kill at any point and to retry.\n");
+                        return EXIT_OK;
+                case 'k':
+                        keyring = optarg;
+                        break;
+                case 't':
+                        if (parse_count(optarg, 99, &o.tries) < 0)
+                                return usage_error("bundle install", "--tries takes 1 to 99");
+                        break;
+                case 'K':
+                        if (parse_count(optarg, KOS_ACTIVE_MAX, &o.keep) < 0)
+                                return usage_error("bundle install", "--keep takes 1 to %d", KOS_ACTIVE_MAX);
+                        break;
+                default:
+                        return usage_error("bundle install", "unknown option");
+                }
+        }
+        if (!keyring || argc - optind != 2)
+                return usage_error("bundle install", "expected --keyring DIR, IMAGEFS and BUNDLE");
+        if ((code = load_keyring_or_fail(keyring, &ring)) != EXIT_OK || (code = open_imagefs_or_fail(argv[optind], &img)) != EXIT_OK)
+                return code;
+        const char *bundle = argv[optind + 1];
+        _cleanup_close_ int fd = strcmp(bundle, "-") == 0 ? dup(STDIN_FILENO) : open(bundle, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                kos_imagefs_close(&img);
+                return fail(EXIT_USAGE, "cannot open %s: %m", bundle);
+        }
+        progress_init(&p, "installing");
+        o.progress = progress_print;
+        o.userdata = &p;
+        uint64_t start = kos_now_ns();
+        r = kos_bundle_install(&img, &ring, fd, &o, &result);
+        progress_finish(&p);
+        kos_imagefs_close(&img);
+        if (r == -EBADMSG)
+                return fail(EXIT_INVALID, "bundle %s refused, nothing changed: %s", bundle, result.error);
+        if (r < 0)
+                return fail(EXIT_USAGE, "installing %s failed: %s", bundle, strerror(-r));
+        double seconds = (double)(kos_now_ns() - start) / 1e9;
+        printf("installed %s: %u component(s) added (%.1f MiB in %.2f s, %.0f MiB/s), %u already present; "
+               "first in active, on trial%s\n", result.name, result.added, (double)result.bytes_added / 1048576.0, seconds,
+               seconds > 0 ? (double)result.bytes_added / 1048576.0 / seconds : 0.0, result.skipped,
+               result.removed_manifests ? "; older manifests retired" : "");
+        return EXIT_OK;
+}
+
+int cmd_bundle(int argc, char **argv) {
+        if (argc >= 2 && strcmp(argv[1], "create") == 0)
+                return bundle_create(argc - 1, argv + 1);
+        if (argc >= 2 && strcmp(argv[1], "install") == 0)
+                return bundle_install(argc - 1, argv + 1);
+        if (wants_help(argc, argv)) {
+                printf("Usage: kos bundle create|install ...\n\n  create   write an update bundle\n"
+                       "  install  install one into an ImageFS\n\nEach takes --help.\n");
+                return EXIT_OK;
+        }
+        return usage_error("bundle", "expected create or install");
+}
