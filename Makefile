@@ -13,13 +13,13 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 
 LIB_SRC := $(wildcard lib/*.c)
 LIB_HDR := $(wildcard lib/*.h)
-KOS_SRC := $(wildcard tools/kos/*.c)
-KOS_HDR := $(wildcard tools/kos/*.h)
+KOS_SRC := $(wildcard tools/kos/*.c) node/varlink.c
+KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 UNIT_SRC := $(wildcard tests/unit/*.c) early/early.c
 
 .PHONY: all deps check demo bench clean asan fuzz unit host-tests
 
-all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init
+all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-static
 
 # The Boot Kernel's PID 1: one static binary, no shell in its initramfs.
 # (glibc warns that libcrypto's unused DSO and name lookups need shared
@@ -42,7 +42,7 @@ $(BUILD)/libkos.a: $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 	ar rcs $@ $^
 
 $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itools/kos $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itools/kos -Inode $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
@@ -56,7 +56,7 @@ $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(LIB_SRC) $(LIB_HDR)
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itools/kos $(KOS_SRC) $(LIB_SRC) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itools/kos -Inode $(KOS_SRC) $(LIB_SRC) $(LIBS) -o $@
 
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
@@ -98,3 +98,18 @@ $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) early/early.h $(L
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) \
 		-ljansson -lcrypto -lblkid -lcryptsetup -pthread -s -o $@
+
+# Node Manager: libsystemd is shared only and present in every systemd root;
+# jansson and libcrypto are linked in so the root needs nothing more.
+NODE_SRC := node/kos-node-manager.c node/varlink.c early/early.c
+$(BUILD)/kos-node-manager: $(NODE_SRC) node/varlink.h early/early.h $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) \
+		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -s -o $@
+
+# A static kos for the device's runtime layer (kos node ... on the device).
+$(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -static -Itools/kos -Inode $(KOS_SRC) $(LIB_SRC) $(LIBS) -s -o $@ 2>&1 | \
+		{ grep -v -e 'statically linked applications' -e 'in function' || true; }
+	@test -x $@

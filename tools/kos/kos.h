@@ -50,4 +50,5 @@ int cmd_gc(int argc, char **argv);
 int cmd_select(int argc, char **argv);
 int cmd_mkboot(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
+int cmd_node(int argc, char **argv);
 int cmd_mkinitrd(int argc, char **argv);

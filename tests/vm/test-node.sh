@@ -1,0 +1,136 @@
+# Node Manager in the full chain: staged bundles, hold, and the status a
+# fallback reports. The root is the mmdebstrap base, a runtime layer carrying
+# Node Manager and its units, and a demo app layer.
+
+# shellcheck source=system-lib.sh
+. "$ROOT/tests/vm/system-lib.sh"
+
+make_node_runtime_layer() { # DIR
+        make_runtime_layer "$1"
+        mkdir -p "$1/usr/lib/kos" "$1/usr/bin" "$1/etc/kos/keyring" "$1/etc/systemd/system/multi-user.target.wants"
+        cp "$ROOT/$BUILD/kos-node-manager" "$1/usr/lib/kos/"
+        cp "$ROOT/$BUILD/kos-static" "$1/usr/bin/kos"
+        cp keyring/*.pem "$1/etc/kos/keyring/"
+        cp "$ROOT"/node/units/kos-node-manager.service "$ROOT"/node/units/kos-app.target "$1/etc/systemd/system/"
+        ln -s ../kos-node-manager.service "$1/etc/systemd/system/multi-user.target.wants/"
+}
+
+# An app layer of the given version: a daemon that registers with kos-app.
+make_node_app_layer() { # DIR VERSION
+        mkdir -p "$1/etc/systemd/system/kos-app.target.wants" "$1/etc/systemd/system/multi-user.target.wants"
+        echo app >"$1/etc/kos-layer"
+        sed "s/@VERSION@/$2/g" "$ROOT/node/units/kos-demo-app.service" >"$1/etc/systemd/system/kos-demo-app.service"
+        ln -s ../kos-demo-app.service "$1/etc/systemd/system/kos-app.target.wants/"
+        # Test helper: prints Node Manager's status on the console, releases a hold.
+        cat >"$1/etc/systemd/system/kos-test-node.service" <<'UNIT'
+[Unit]
+Description=KOS test: report Node Manager's status, release a hold
+After=kos-node-manager.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'sleep 5; echo "KOS-STATUS $(kos node status | tr -d "\\n")" >/dev/console; \
+  if grep -q kos.hold /proc/cmdline; then echo "KOS-TEST releasing the hold" >/dev/console; kos node start-app; fi'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+        ln -s ../kos-test-node.service "$1/etc/systemd/system/multi-user.target.wants/"
+}
+
+NODE_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1 kos.settle=3"
+
+# node_manifest NAME APP_IMAGE [EXTRA CMDLINE]: writes and signs NAME.json.
+node_manifest() {
+        "$KOS" manifest create --name "$1" --version "${VERSION:-1}" --kernel vmlinuz --initrd initrd \
+                --cmdline "$NODE_CMDLINE${3:+ $3}" --component base=base.img --component runtime=runtime.img \
+                --component "app=$2" -o "$1.json"
+        "$KOS" manifest sign --key secret.pem "$1.json" >/dev/null
+}
+
+node_fixture() {
+        local kd; kd=$(vm_kernel_dir)
+        "$KOS" keygen secret.pem public.pem >/dev/null
+        mkdir keyring && cp public.pem keyring/dev.pem
+        cp "$kd"/boot/vmlinuz-* vmlinuz
+        "$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk >/dev/null
+        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
+        cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
+        make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
+        make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img >/dev/null
+        make_node_app_layer app2 2 && "$KOS" component build --type squashfs app2 app2.img >/dev/null
+        "$KOS" imagefs init img
+        "$KOS" component add img vmlinuz initrd base.img runtime.img app1.img >/dev/null
+        node_manifest v1 app1.img "${V1_EXTRA:-}"
+        "$KOS" install img v1.json >/dev/null
+        activate v1
+        IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
+        mkdir -p data/kos/inbox
+}
+
+# The disk: the ImageFS, then a DataFS made from data/ (so a bundle can be staged).
+node_disk() {
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
+        local data_mib=$(( $(du -sm data | cut -f1) + 48 ))
+        mkfs.ext4 -q -F -L KOS-DATA -d data data.img "${data_mib}M"
+        local size; size=$(stat -c %s disk.img)
+        truncate -s $((size + (data_mib << 20) + (1 << 20))) disk.img
+        # Append a partition after the ImageFS (sfdisk keeps the first).
+        local start=$(( (size >> 9) ))
+        echo "start=$start, size=$((data_mib * 2048)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"KOS-DATA\"" |
+                sfdisk -q --append disk.img
+        dd if=data.img of=disk.img bs=512 seek="$start" conv=notrunc,sparse status=none
+}
+
+NODE_DONE='marked good|KOS-STATUS|BOOT FAILED|reboot: Restarting|reboot: Power down|System halted'
+
+node_boot() { # LOG
+        vm_run "$1" "${VM_TIMEOUT:-240}" "${DONE_RE:-$NODE_DONE}" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
+                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw || true
+        sleep 1
+        grep -aE 'kos-boot .*(manifest|booting)|kos-node|KOS-APP|KOS-STATUS|KOS-TEST|BOOT FAILED' "$1" | sed 's/^/  | /' >&2
+}
+
+test_node_manager_installs_a_staged_bundle_reboots_into_it_and_marks_it_good() {
+        node_fixture
+        VERSION=2 node_manifest v2 app2.img
+        "$KOS" bundle create -o data/kos/inbox/v2.kosb v2.json app2.img >/dev/null
+        node_disk
+        DONE_RE='reboot: Restarting|BOOT FAILED|System halted' node_boot boot-1.log
+        grep -qa 'kos-node .*installed manifest v2 from v2.kosb' boot-1.log || fail "the bundle was not installed"
+        grep -qa 'kos-node .*rebooting: to boot the new manifest' boot-1.log || fail "no reboot after the install"
+        DONE_RE='marked good|BOOT FAILED|System halted' node_boot boot-2.log
+        grep -qa 'manifest v2: on trial, this boot recorded, 2 tries left' boot-2.log || fail "v2 not booted on trial"
+        grep -qa 'KOS-APP started version 2' boot-2.log || fail "the new app did not start"
+        grep -qa 'kos-node .*boot of manifest v2 marked good' boot-2.log || fail "the boot was not marked good"
+}
+
+test_kos_hold_keeps_the_app_stopped_until_start_app() {
+        V1_EXTRA=kos.hold node_fixture
+        node_disk
+        DONE_RE='marked good|BOOT FAILED|System halted' node_boot boot.log
+        grep -qa 'kos-node .*kos.hold: the app waits for start-app' boot.log || fail "no hold"
+        local held started
+        held=$(grep -an 'KOS-TEST releasing the hold' boot.log | head -1 | cut -d: -f1)
+        started=$(grep -an 'KOS-APP started version 1' boot.log | head -1 | cut -d: -f1)
+        [ -n "$held" ] && [ -n "$started" ] || fail "the app never started after start-app"
+        [ "$started" -gt "$held" ] || fail "the app started before start-app was called"
+        grep -qa 'KOS-STATUS .*"state": "holding"' boot.log || fail "status did not say holding"
+}
+
+test_failed_update_falls_back_and_status_reports_it() {
+        node_fixture
+        # v2's System Kernel fails (broken kernel command line) every time.
+        VERSION=2 node_manifest v2 app2.img kos.rw=bogus
+        "$KOS" bundle create -o data/kos/inbox/v2.kosb v2.json app2.img >/dev/null
+        node_disk
+        local boot
+        for boot in 1 2 3 4 5 6; do
+                DONE_RE='KOS-STATUS|reboot: Restarting|System halted' node_boot "boot-$boot.log"
+                grep -qa 'KOS-STATUS' "boot-$boot.log" && [ "$boot" -gt 1 ] && break
+        done
+        grep -qa 'manifest v2: rejected: tries-exhausted' "boot-$boot.log" || fail "no fallback by the Boot Kernel"
+        grep -qa 'booting manifest v1' "boot-$boot.log" || fail "v1 was not booted"
+        grep -qa 'KOS-STATUS .*"fallback": "v2 is first in active but v1 was booted: its tries were used up' "boot-$boot.log" ||
+                fail "status does not report the fallback"
+}
