@@ -332,6 +332,24 @@ static int update_active(struct install *in) {
         return kos_imagefs_gc(in->img, false, NULL, NULL);
 }
 
+/* True when manifests/<name>.json holds the manifest of id and is first in active. */
+static bool is_active_first(const struct kos_imagefs *img, const char *name, const uint8_t id[static KOS_SHA256_LEN]) {
+        struct kos_active_list list;
+        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
+        _cleanup_free_ char *data = NULL;
+        uint8_t have[KOS_SHA256_LEN];
+        size_t len;
+
+        if (kos_active_read(img, &list) < 0 || list.n == 0 || !list.entries[0].name_valid ||
+            strcmp(list.entries[0].name, name) != 0)
+                return false;
+        kos_manifest_file_names(name, json, sig);
+        if (kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &data, &len) < 0)
+                return false;
+        kos_sha256(data, len, have);
+        return kos_digest_equal(have, id);
+}
+
 int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *ring, int fd,
                        const struct kos_bundle_options *options, struct kos_bundle_result *result) {
         struct install *in = calloc(1, sizeof *in);
@@ -347,6 +365,13 @@ int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *
                 goto out;
         for (size_t i = 0; i < in->n_blobs; i++)
                 in->total += in->blobs[i]->size;
+        if (is_active_first(img, in->manifest->name, result->id)) {
+                /* A bundle seen again (say, on a KOS-UPDATE drive left in): no
+                 * change, and no reason for the caller to reboot. */
+                result->already_active = true;
+                r = 0;
+                goto out;
+        }
         if ((r = read_components(in)) < 0)
                 goto fail;
         for (size_t i = 0; i < in->n_blobs; i++)

@@ -28,6 +28,7 @@ struct kos_bundle_result {
         char name[KOS_NAME_MAX + 1];
         uint8_t id[KOS_SHA256_LEN];
         unsigned added, skipped, removed_manifests;
+        bool already_active; /* the same manifest was installed and first in active: nothing to do */
         uint64_t bytes_added;
         char error[320]; /* why, when the bundle was refused */
 };

@@ -38,6 +38,7 @@
 #define IMAGEFS_MOUNT "/run/kos/imagefs"
 #define BOOT_JSON "/run/kos/boot.json"
 #define INBOX "/data/kos/inbox"
+#define UPDATE_MOUNT "/run/kos/update"
 #define EVENTS "/data/kos/events"
 #define KEYRING "/etc/kos/keyring"
 #define APP_TARGET "kos-app.target"
@@ -240,9 +241,12 @@ static int compare_names(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Installs the first bundle of the inbox; true when a reboot was requested. */
-static bool process_inbox(struct node *n) {
-        DIR *d = opendir(INBOX);
+/* Installs the bundles of one directory, in name order, until one installs:
+ * true when a reboot was requested. From the inbox (on the DataFS) each
+ * bundle is moved to processed/ or rejected/; a KOS-UPDATE drive is read-only
+ * to us, and a bundle on it that is installed already changes nothing. */
+static bool process_bundles(struct node *n, const char *dir, bool move_after) {
+        DIR *d = opendir(dir);
         char *names[64];
         size_t count = 0;
         bool rebooting = false;
@@ -256,8 +260,6 @@ static bool process_inbox(struct node *n) {
         }
         closedir(d);
         qsort(names, count, sizeof names[0], compare_names);
-        mkdir("/data/kos/processed", 0755);
-        mkdir("/data/kos/rejected", 0755);
         for (size_t i = 0; i < count; i++) {
                 char path[512], done[512];
                 struct kos_bundle_result result;
@@ -266,30 +268,53 @@ static bool process_inbox(struct node *n) {
                         free(names[i]);
                         continue;
                 }
-                snprintf(path, sizeof path, INBOX "/%s", names[i]);
+                snprintf(path, sizeof path, "%s/%s", dir, names[i]);
                 set_state(n, INSTALLING);
                 event("installing bundle %s", path);
                 int fd = open(path, O_RDONLY | O_CLOEXEC);
                 int r = fd < 0 ? -errno : kos_bundle_install(&n->img, &n->ring, fd, &o, &result);
                 if (fd >= 0)
                         close(fd);
-                if (r >= 0) {
+                if (r >= 0 && result.already_active)
+                        event("manifest %s of %s is installed and active already", result.name, names[i]);
+                else if (r >= 0)
                         event("installed manifest %s from %s: %u component(s) added, %u present", result.name, names[i],
                               result.added, result.skipped);
-                        snprintf(done, sizeof done, "/data/kos/processed/%s", names[i]);
-                } else {
+                else
                         event("bundle %s refused: %s", names[i], r == -EBADMSG ? result.error : strerror(-r));
-                        snprintf(done, sizeof done, "/data/kos/rejected/%s", names[i]);
+                if (move_after) {
+                        mkdir("/data/kos/processed", 0755);
+                        mkdir("/data/kos/rejected", 0755);
+                        snprintf(done, sizeof done, "/data/kos/%s/%s", r >= 0 ? "processed" : "rejected", names[i]);
+                        if (rename(path, done) < 0)
+                                unlink(path); /* never install the same file again */
+                        sync();
                 }
-                if (rename(path, done) < 0)
-                        unlink(path); /* never install the same file again */
-                sync();
-                if (r >= 0) {
+                if (r >= 0 && !result.already_active) {
                         request_reboot(n, "to boot the new manifest");
                         rebooting = true;
                 }
                 free(names[i]);
         }
+        return rebooting;
+}
+
+/* The inbox on the DataFS, then a drive labelled KOS-UPDATE if one is there. */
+static bool process_updates(struct node *n) {
+        struct early_device dev;
+
+        if (process_bundles(n, INBOX, true))
+                return true;
+        if (early_find_device("LABEL=KOS-UPDATE", 0, &dev) < 0)
+                return false;
+        mkdir(UPDATE_MOUNT, 0700);
+        if (mount(dev.path, UPDATE_MOUNT, dev.type, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+                event("cannot mount the update drive %s: %m", dev.path);
+                return false;
+        }
+        event("update drive %s found", dev.path);
+        bool rebooting = process_bundles(n, UPDATE_MOUNT, false);
+        umount(UPDATE_MOUNT);
         return rebooting;
 }
 
@@ -478,7 +503,7 @@ int main(int argc, char **argv) {
         }
         event("Node Manager started on manifest %s version %lld", n.name, n.version);
         sd_notify(false, "READY=1");
-        if (!(n.have_imagefs && n.have_keyring && process_inbox(&n))) {
+        if (!(n.have_imagefs && n.have_keyring && process_updates(&n))) {
                 if (early_cmdline_get("kos.hold")) {
                         set_state(&n, HOLDING);
                         event("kos.hold: the app waits for start-app");

@@ -90,3 +90,13 @@ test_bundle_install_killed_at_every_point_never_leaves_nothing_to_boot() {
         echo "killed at $killed points" >&2
         [ "$killed" -ge 50 ] || fail "only $killed kill points"
 }
+
+test_bundle_installed_and_active_again_is_a_no_op() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        "$KOS" bundle install --keyring keyring img b.kosb >/dev/null
+        local before; before=$(snapshot)
+        "$KOS" bundle install --keyring keyring img b.kosb >out || fail "second install failed"
+        grep -q 'already' out || fail "$(cat out)"
+        [ "$(snapshot)" = "$before" ] || fail "the ImageFS changed (the trial must not restart)"
+}

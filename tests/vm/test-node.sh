@@ -134,3 +134,57 @@ test_failed_update_falls_back_and_status_reports_it() {
         grep -qa 'KOS-STATUS .*"fallback": "v2 is first in active but v1 was booted: its tries were used up' "boot-$boot.log" ||
                 fail "status does not report the fallback"
 }
+
+# "ls -l" of the ImageFS's directories inside disk.img, read with debugfs
+# (nothing mounted).
+imagefs_listing() {
+        local start size
+        start=$(sfdisk -J disk.img | jq '.partitiontable.partitions[0].start')
+        size=$(sfdisk -J disk.img | jq '.partitiontable.partitions[0].size')
+        dd if=disk.img of=p1.img bs=512 skip="$start" count="$size" status=none
+        for d in / /components /manifests /boot-state; do debugfs -R "ls -p $d" p1.img 2>/dev/null; done | cut -d/ -f2-6,8- 
+        debugfs -R "cat /active" p1.img 2>/dev/null
+}
+
+test_bad_bundles_in_the_inbox_are_refused_and_change_nothing() {
+        node_fixture
+        "$KOS" keygen stranger.pem stranger.pub >/dev/null
+        VERSION=2 node_manifest v2 app2.img
+        "$KOS" manifest sign --key stranger.pem v2.json >/dev/null
+        grep -v "$("$KOS" key-id public.pem)" v2.json.sig >s && mv s v2.json.sig # signed by the stranger only
+        "$KOS" bundle create -o data/kos/inbox/1-untrusted.kosb v2.json app2.img >/dev/null
+        VERSION=3 node_manifest v3 app2.img
+        "$KOS" bundle create -o data/kos/inbox/2-flipped.kosb v3.json app2.img >/dev/null
+        flip_byte data/kos/inbox/2-flipped.kosb 3000
+        node_disk
+        local before; before=$(imagefs_listing)
+        DONE_RE='marked good|BOOT FAILED|System halted|reboot: Restarting' node_boot boot.log
+        grep -qa 'bundle 1-untrusted.kosb refused: key-untrusted' boot.log || fail "untrusted bundle not refused"
+        grep -qa 'bundle 2-flipped.kosb refused: component-hash-mismatch' boot.log || fail "flipped bundle not refused"
+        grep -qa 'boot of manifest v1 marked good' boot.log || fail "v1 did not carry on"
+        # Only v1's own boot state may have changed (marked good).
+        [ "$(imagefs_listing | grep -v boot-state -v | grep -v '\.good')" = "$(echo "$before" | grep -v '\.good')" ] ||
+                fail "the ImageFS changed: $(diff <(echo "$before") <(imagefs_listing))"
+}
+
+test_hard_power_off_during_an_install_still_boots_and_the_install_completes() {
+        node_fixture
+        # A large new app layer, so that the install takes a while.
+        head -c 80M /dev/urandom >app2/blob
+        "$KOS" component build --type squashfs app2 app2.img >/dev/null
+        VERSION=2 node_manifest v2 app2.img
+        "$KOS" bundle create -o data/kos/inbox/v2.kosb v2.json app2.img >/dev/null
+        node_disk
+        # Pull the plug as soon as the install starts.
+        DONE_RE='kos-node .*installing bundle' node_boot boot-1.log
+        grep -qa 'installing bundle' boot-1.log || fail "the install did not start"
+        ! grep -qa 'installed manifest v2' boot-1.log || fail "the install finished before the power cut"
+        local boot
+        for boot in 2 3 4; do
+                DONE_RE='marked good|BOOT FAILED|System halted|reboot: Restarting' node_boot "boot-$boot.log"
+                grep -qaE 'booting manifest v[12] ' "boot-$boot.log" || fail "boot $boot: nothing valid to boot"
+                grep -qa 'boot of manifest v2 marked good' "boot-$boot.log" && break
+        done
+        grep -qa 'installed manifest v2 from v2.kosb' boot-2.log || fail "the install was not retried after the power cut"
+        grep -qa 'boot of manifest v2 marked good' "boot-$boot.log" || fail "v2 never came up"
+}

@@ -181,6 +181,10 @@ static int bundle_install(int argc, char **argv) {
                 return fail(EXIT_INVALID, "bundle %s refused, nothing changed: %s", bundle, result.error);
         if (r < 0)
                 return fail(EXIT_USAGE, "installing %s failed: %s", bundle, strerror(-r));
+        if (result.already_active) {
+                printf("%s is installed and first in active already: nothing changed\n", result.name);
+                return EXIT_OK;
+        }
         double seconds = (double)(kos_now_ns() - start) / 1e9;
         printf("installed %s: %u component(s) added (%.1f MiB in %.2f s, %.0f MiB/s), %u already present; "
                "first in active, on trial%s\n", result.name, result.added, (double)result.bytes_added / 1048576.0, seconds,
