@@ -282,6 +282,11 @@ static bool process_bundles(struct node *n, const char *dir, bool move_after) {
                               result.added, result.skipped);
                 else
                         event("bundle %s refused: %s", names[i], r == -EBADMSG ? result.error : strerror(-r));
+                if (move_after && r < 0 && r != -EBADMSG) {
+                        /* Not the bundle's fault (no space, I/O): keep it for the next boot. */
+                        free(names[i]);
+                        continue;
+                }
                 if (move_after) {
                         mkdir("/data/kos/processed", 0755);
                         mkdir("/data/kos/rejected", 0755);

@@ -34,10 +34,11 @@ cpio_gz() {
 # imagefs_disk DIR OUT [UUID] [LABEL]: a GPT disk with one ext4 partition made
 # from DIR with mkfs.ext4 -d (nothing is mounted). With DATA_MIB set, a second,
 # empty partition named KOS-DATA of that size follows (the DataFS, formatted
-# by the System Kernel on first boot).
+# by the System Kernel on first boot). IMAGEFS_EXTRA_MIB adds free space for
+# updates.
 imagefs_disk() {
         local dir=$1 out=$2 uuid=${3:-$(cat /proc/sys/kernel/random/uuid)} label=${4:-KOS-IMAGEFS}
-        local mib=$(( $(du -sm "$dir" | cut -f1) * 3 / 2 + 16 )) data=${DATA_MIB:-0}
+        local mib=$(( $(du -sm "$dir" | cut -f1) * 3 / 2 + 16 + ${IMAGEFS_EXTRA_MIB:-0} )) data=${DATA_MIB:-0}
         rm -f "$out.part" "$out"
         mkfs.ext4 -q -F -L "$label" -U "$uuid" -d "$dir" -E root_owner=0:0 "$out.part" "${mib}M"
         truncate -s $(((mib + data + 2) << 20)) "$out"

@@ -70,7 +70,7 @@ node_fixture() {
 
 # The disk: the ImageFS, then a DataFS made from data/ (so a bundle can be staged).
 node_disk() {
-        imagefs_disk img disk.img "$IMAGEFS_UUID"
+        IMAGEFS_EXTRA_MIB=${IMAGEFS_EXTRA_MIB:-64} imagefs_disk img disk.img "$IMAGEFS_UUID"
         local data_mib=$(( $(du -sm data | cut -f1) + 48 ))
         mkfs.ext4 -q -F -L KOS-DATA -d data data.img "${data_mib}M"
         local size; size=$(stat -c %s disk.img)
@@ -173,11 +173,11 @@ test_bad_bundles_in_the_inbox_are_refused_and_change_nothing() {
 test_hard_power_off_during_an_install_still_boots_and_the_install_completes() {
         node_fixture
         # A large new app layer, so that the install takes a while.
-        head -c 80M /dev/urandom >app2/blob
+        head -c 200M /dev/urandom >app2/blob
         "$KOS" component build --type squashfs app2 app2.img >/dev/null
         VERSION=2 node_manifest v2 app2.img
         "$KOS" bundle create -o data/kos/inbox/v2.kosb v2.json app2.img >/dev/null
-        node_disk
+        IMAGEFS_EXTRA_MIB=400 node_disk
         # Pull the plug as soon as the install starts.
         DONE_RE='kos-node .*installing bundle' node_boot boot-1.log
         grep -qa 'installing bundle' boot-1.log || fail "the install did not start"
