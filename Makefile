@@ -17,7 +17,7 @@ KOS_SRC := $(wildcard tools/kos/*.c) node/varlink.c
 KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 UNIT_SRC := $(wildcard tests/unit/*.c) early/early.c
 
-.PHONY: all deps check demo bench clean asan fuzz unit host-tests
+.PHONY: all deps check demo run bench clean asan fuzz unit host-tests
 
 all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-static
 
@@ -77,6 +77,11 @@ demo:
 	@scripts/deps.sh build
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
+
+run:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	@RUN=1 scripts/demo.sh
 
 bench:
 	@scripts/deps.sh build

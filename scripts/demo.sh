@@ -1,66 +1,104 @@
 #!/usr/bin/env bash
-# make demo (until the QEMU boot lands): builds a signed demo ImageFS on this
-# host from real parts - Debian's kernel, a squashfs base layer, erofs app
-# layers - and shows the Boot Kernel's decision with `kos select --explain`:
-# a tampered manifest rejected, the current one selected, the fallback kept.
+# make demo: builds a whole signed KOS device from Debian's packages and boots
+# it in QEMU, then prints what happened at each stage. `make run` (RUN=1)
+# boots the same disk with an interactive console.
+#
+#   Debian kernel, mmdebstrap root -> components (base OS with dm-verity; a
+#   runtime layer with Node Manager and the units; the demo app, two versions)
+#   -> a development key -> two signed manifests (demo-previous, demo-current
+#   on trial) -> Boot Kernel, System Kernel initrd -> GPT disk with ImageFS and
+#   DataFS -> QEMU: Boot Kernel, kexec, System Kernel, systemd, Node Manager,
+#   kos-app, boot marked good.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KOS=$PWD/build/kos
-kernel_dir=$(scripts/fetch-kernel.sh)
+ROOT=$PWD BUILD=build KOS=$PWD/build/kos
+export ROOT BUILD KOS
+# shellcheck source=../tests/vm/lib.sh
+. tests/vm/lib.sh
+# shellcheck source=../tests/vm/system-lib.sh
+. tests/vm/system-lib.sh
+
 demo=$PWD/build/demo
+mkdir -p "$demo"
+cd "$demo"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-rm -rf "$demo/img" "$demo/layers" && mkdir -p "$demo/layers"
-cd "$demo"
+step "Debian kernel and systemd root (downloaded and built once, then reused)"
+kd=$(vm_kernel_dir)
+echo "kernel: $kd"
+base=$(sys_base_image)
+echo "base OS component: $base ($(du -h "$base" | cut -f1), squashfs with dm-verity)"
 
-step "Development signing key (build/demo/kos-dev-DO-NOT-SHIP.key; never for real devices)"
-if [ ! -s kos-dev-DO-NOT-SHIP.key ]; then
-        "$KOS" keygen kos-dev-DO-NOT-SHIP.key kos-dev-DO-NOT-SHIP.pem
-fi
+step "Development signing key: build/demo/kos-dev-DO-NOT-SHIP.key (never for real devices)"
+[ -s kos-dev-DO-NOT-SHIP.key ] || "$KOS" keygen kos-dev-DO-NOT-SHIP.key kos-dev-DO-NOT-SHIP.pem >/dev/null
 rm -rf keyring && mkdir keyring && cp kos-dev-DO-NOT-SHIP.pem keyring/
-echo "key id $("$KOS" key-id keyring/kos-dev-DO-NOT-SHIP.pem); keyring: build/demo/keyring/"
+echo "key id $("$KOS" key-id keyring/kos-dev-DO-NOT-SHIP.pem)"
 
-step "Layers: a squashfs base, two versions of an erofs app layer"
-mkdir -p layers/base/etc layers/app1/etc layers/app2/etc
-printf 'NAME="KOS demo"\n' >layers/base/etc/os-release
-echo "demo app 1" >layers/app1/etc/kos-app
-echo "demo app 2" >layers/app2/etc/kos-app
-mksquashfs layers/base base.img -quiet -noappend -all-root >/dev/null
-mkfs.erofs app1.img layers/app1 >/dev/null 2>&1
-mkfs.erofs app2.img layers/app2 >/dev/null 2>&1
-# Stand-in System Kernel initrd: a cpio of the app tree, until the System
-# Kernel's own initrd (issue 3/5) replaces it.
-(cd layers/app2 && find . | cpio -o -H newc --quiet | gzip -n) >initrd.img
-cp "$kernel_dir"/boot/vmlinuz-* vmlinuz
-ls -l vmlinuz initrd.img base.img app1.img app2.img | awk '{printf "  %-12s %10d bytes\n", $9, $5}'
+step "Components"
+rm -rf runtime app1 app2 img
+KEYRING_DIR=keyring make_node_runtime_layer runtime
+"$KOS" component build --type erofs runtime runtime.img 2>/dev/null | grep -v '^mkfs.erofs'
+make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img
+make_node_app_layer app2 2 && "$KOS" component build --type squashfs app2 app2.img
+cp "$base" base.img && cp "$base.meta" base.img.meta
+cp "$kd"/boot/vmlinuz-* vmlinuz
 
-step "ImageFS: components, three signed manifests, the active list"
+step "Boot Kernel and System Kernel initrd"
+"$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk
+"$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd
+
+step "ImageFS: two signed manifests; demo-current first and on trial, demo-previous as fallback"
 "$KOS" imagefs init img
-"$KOS" component add img vmlinuz initrd.img base.img app1.img app2.img | sed 's/^/  /'
-make_manifest() { # NAME VERSION APP
-        "$KOS" manifest create --name "$1" --version "$2" --kernel vmlinuz --initrd initrd.img \
-                --cmdline "console=ttyS0 quiet" --component base=base.img --component "app=$3" -o "$1.json"
-        "$KOS" manifest sign --key kos-dev-DO-NOT-SHIP.key "$1.json" | sed 's/^/  /'
-        "$KOS" install --keyring keyring img "$1.json" | sed 's/^/  /'
-}
-make_manifest demo-previous 1 app1.img
-make_manifest demo-current 2 app2.img
-# demo-next's app layer is the only one no other manifest shares: tamper with it below.
-mkdir -p layers/app3/etc && echo "demo app 3" >layers/app3/etc/kos-app
-mkfs.erofs app3.img layers/app3 >/dev/null 2>&1
-"$KOS" component add img app3.img >/dev/null
-make_manifest demo-next 3 app3.img
+"$KOS" component add img vmlinuz initrd base.img runtime.img app1.img app2.img >/dev/null
+for m in "demo-previous 1 app1.img" "demo-current 2 app2.img"; do
+        set -- $m
+        "$KOS" manifest create --name "$1" --version "$2" --kernel vmlinuz --initrd initrd \
+                --cmdline "console=ttyS0 loglevel=4 panic=-1 kos.settle=5" --component base=base.img \
+                --component runtime=runtime.img --component "app=$3" -o "$1.json"
+        "$KOS" manifest sign --key kos-dev-DO-NOT-SHIP.key "$1.json" >/dev/null
+        "$KOS" install --keyring keyring img "$1.json"
+done
 "$KOS" activate img demo-previous
-"$KOS" activate img demo-current
-"$KOS" activate img demo-next
-"$KOS" list img | sed 's/^/  /'
+"$KOS" activate img demo-current --tries 3
+"$KOS" list img
 
-step "Tampering: one byte of demo-next's app layer flipped on the ImageFS"
-target=img/components/$(sha256sum <app3.img | cut -d' ' -f1)
-printf '\xff' | dd of="$target" bs=1 seek=1100 conv=notrunc status=none
-echo "  changed byte 1100 of components/$(basename "$target" | cut -c1-16)..."
+step "Disk: GPT with the ImageFS and an empty DataFS partition"
+IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
+IMAGEFS_EXTRA_MIB=256 DATA_MIB=128 imagefs_disk img disk.img "$IMAGEFS_UUID" 2>/dev/null
+ls -lh disk.img | awk '{print "build/demo/disk.img", $5}'
 
-step "kos select --explain (the decision the Boot Kernel makes)"
-"$KOS" select img --keyring keyring --explain | sed 's/^/  /'
+if [ "${RUN:-}" = 1 ]; then
+        step "Booting with an interactive console (exit: Ctrl-A X)"
+        cpu=max; [ "$(vm_accel)" = kvm ] && cpu=host
+        exec qemu-system-x86_64 -accel "$(vm_accel)" -cpu "$cpu" -m 1024 -smp 2 -nographic -serial mon:stdio \
+                -kernel bootk/vmlinuz -initrd bootk/initramfs.img -append "console=ttyS0 panic=-1 loglevel=4" \
+                -drive file=disk.img,if=virtio,format=raw
+fi
+
+step "Booting in QEMU ($(vm_accel)); the console goes to build/demo/console.log"
+start=$(date +%s)
+vm_run console.log 300 'KOS-STATUS|BOOT FAILED|System halted' -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
+        -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw || true
+echo "done in $(($(date +%s) - start)) s of wall time"
+
+step "Report"
+log=console.log
+t() { grep -a "$1" "$log" | head -1 | sed -n 's/.*\[ *\([0-9.]*\)\].*/\1/p'; }
+printf '%-44s %s\n' "Boot Kernel: init started" "$(t 'kos-boot .*init started') s"
+grep -a 'kos-boot .*manifest ' "$log" | sed 's/^kos-boot \[ *\([0-9.]*\)\] /  \1 s  /'
+printf '%-44s %s\n' "Boot Kernel: kexec into the System Kernel" "$(t 'kos-boot .*jumping') s"
+printf '%-44s %s\n' "System Kernel: init started" "$(t 'kos-system .*init started') s (new clock)"
+printf '%-44s %s\n' "System Kernel: root assembled" "$(t 'kos-system .*root assembled') s"
+printf '%-44s %s\n' "Node Manager started (systemd running)" "$(t 'Node Manager started') s"
+printf '%-44s %s\n' "kos-app started" "$(t 'kos-app.target started') s"
+printf '%-44s %s\n' "boot marked good" "$(t 'marked good') s"
 echo
-echo "The ImageFS is in build/demo/img; try: build/kos select build/demo/img --keyring build/demo/keyring --json"
+grep -a 'KOS-APP started' "$log" | head -1 | sed 's/^/proof: /' || true
+status=$(grep -a 'KOS-STATUS' "$log" | head -1 | sed 's/^KOS-STATUS //' | tr -d '\r')
+if [ -n "$status" ] && jq -e '.app == "active"' >/dev/null <<<"$status"; then
+        echo "kos node status: $(jq -c '{state, booted: .booted.name, app, marked_good}' <<<"$status")"
+        echo "DEMO OK: manifest $(jq -r .booted.name <<<"$status") booted, kos-app.target active"
+else
+        echo "DEMO FAILED: see build/demo/console.log" >&2
+        exit 1
+fi

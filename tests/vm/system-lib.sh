@@ -109,3 +109,39 @@ sys_boot_direct() {
 }
 
 report() { grep -a "KOS-REPORT $1" console.log | tail -1 | tr -d '\r'; }
+
+# --- Layers with Node Manager (node tests and make demo) ---
+
+make_node_runtime_layer() { # DIR
+        make_runtime_layer "$1"
+        mkdir -p "$1/usr/lib/kos" "$1/usr/bin" "$1/etc/kos/keyring" "$1/etc/systemd/system/multi-user.target.wants"
+        cp "$ROOT/$BUILD/kos-node-manager" "$1/usr/lib/kos/"
+        cp "$ROOT/$BUILD/kos-static" "$1/usr/bin/kos"
+        cp "${KEYRING_DIR:-keyring}"/*.pem "$1/etc/kos/keyring/"
+        cp "$ROOT"/node/units/kos-node-manager.service "$ROOT"/node/units/kos-app.target "$1/etc/systemd/system/"
+        ln -s ../kos-node-manager.service "$1/etc/systemd/system/multi-user.target.wants/"
+}
+
+# An app layer of the given version: a daemon that registers with kos-app.
+make_node_app_layer() { # DIR VERSION
+        mkdir -p "$1/etc/systemd/system/kos-app.target.wants" "$1/etc/systemd/system/multi-user.target.wants"
+        echo app >"$1/etc/kos-layer"
+        sed "s/@VERSION@/$2/g" "$ROOT/node/units/kos-demo-app.service" >"$1/etc/systemd/system/kos-demo-app.service"
+        ln -s ../kos-demo-app.service "$1/etc/systemd/system/kos-app.target.wants/"
+        # Test helper: prints Node Manager's status on the console, releases a hold.
+        cat >"$1/etc/systemd/system/kos-test-node.service" <<'UNIT'
+[Unit]
+Description=KOS test: report Node Manager's status, release a hold
+After=kos-node-manager.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'sleep 5; echo "KOS-STATUS $(kos node status | tr -d "\\n")" >/dev/console; \
+  if grep -q kos.hold /proc/cmdline; then echo "KOS-TEST releasing the hold" >/dev/console; kos node start-app; fi'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+        ln -s ../kos-test-node.service "$1/etc/systemd/system/multi-user.target.wants/"
+}
+
