@@ -392,7 +392,7 @@ static json_t *dispatch(struct node *n, const char *method, json_t *parameters, 
         } else if (strcmp(method, "io.kos.Node.Activate") == 0 || strcmp(method, "io.kos.Node.Install") == 0) {
                 const char *arg = NULL;
                 bool install = method[12] == 'I';
-                if (json_unpack(parameters, install ? "{s:s}" : "{s:s}", install ? "path" : "name", &arg) < 0)
+                if (json_unpack(parameters, "{s:s}", install ? "path" : "name", &arg) < 0)
                         return reply_error("org.varlink.service.InvalidParameter", install ? "path" : "name");
                 if (!n->have_imagefs)
                         return reply_error("io.kos.Node.Failed", "the ImageFS is not mounted");
@@ -415,8 +415,7 @@ static json_t *dispatch(struct node *n, const char *method, json_t *parameters, 
                         kos_manifest_file_names(arg, json_name, sig);
                         if (faccessat(n->img.manifests_fd, json_name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
                                 return reply_error("io.kos.Node.NoSuchManifest", arg);
-                        if (kos_active_read(&n->img, &list) < 0 && errno != ENOENT)
-                                list.n = 0;
+                        (void)kos_active_read(&n->img, &list); /* empty on error: a missing list starts afresh */
                         if (kos_active_insert(&list, arg, true) < 0 || kos_active_write(&n->img, &list) < 0)
                                 return reply_error("io.kos.Node.Failed", "cannot write active");
                         event("manifest %s activated first through the API", arg);
