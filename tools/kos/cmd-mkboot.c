@@ -46,7 +46,8 @@ static int copy_file(const char *from, const char *to) {
         return r < 0 ? r : kos_write_file_atomic_at(AT_FDCWD, to, data, len, 0644);
 }
 
-static void default_init_path(char *out, size_t size) {
+/* PATH of a program installed beside this kos binary (kos-boot-init, kos-system-init). */
+static void program_beside_self(const char *name, char *out, size_t size) {
         char self[PATH_MAX];
         ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 
@@ -54,8 +55,33 @@ static void default_init_path(char *out, size_t size) {
         char *slash = strrchr(self, '/');
         if (slash)
                 *slash = '\0';
-        if ((size_t)snprintf(out, size, "%s/kos-boot-init", self) >= size)
+        if ((size_t)snprintf(out, size, "%s/%s", self, name) >= size)
                 out[0] = '\0';
+}
+
+/* The modules named and their dependencies, in load order, with
+ * etc/kos/modules listing them for the init. */
+static int add_modules(struct initramfs *ir, const char *kernel_dir, const char *const *names, size_t n_names,
+                       char ret_version[static 128], size_t *ret_count) {
+        char modules_dir[PATH_MAX], path[PATH_MAX], dst[PATH_MAX];
+        _cleanup_free_ char *list = NULL;
+        int r;
+
+        if ((r = kernel_version(kernel_dir, ret_version, 128)) < 0)
+                return fail(EXIT_USAGE, "%s/lib/modules must hold exactly one kernel version", kernel_dir), r;
+        snprintf(modules_dir, sizeof modules_dir, "%s/lib/modules/%s", kernel_dir, ret_version);
+        if ((r = modules_resolve(modules_dir, names, n_names, &list, ret_count)) < 0)
+                return fail(EXIT_USAGE, "cannot resolve modules in %s: %s (run depmod -b %s %s?)", modules_dir, strerror(-r),
+                            kernel_dir, ret_version), r;
+        if ((r = initramfs_add_data(ir, "etc/kos/modules", list, strlen(list), 0644)) < 0)
+                return r;
+        for (char *m = strtok(list, "\n"); m && r >= 0; m = strtok(NULL, "\n")) {
+                if ((size_t)snprintf(path, sizeof path, "%s/%s", modules_dir, m) >= sizeof path ||
+                    (size_t)snprintf(dst, sizeof dst, "lib/modules/%s/%s", ret_version, m) >= sizeof dst)
+                        return -ENAMETOOLONG;
+                r = initramfs_add_file(ir, dst, path, 0644);
+        }
+        return r;
 }
 
 struct mkboot {
@@ -65,21 +91,12 @@ struct mkboot {
 };
 
 static int build(const struct mkboot *o) {
-        char version[128], modules_dir[PATH_MAX], path[PATH_MAX], vmlinuz[PATH_MAX];
-        _cleanup_free_ char *module_list = NULL;
+        char version[128] = "", path[PATH_MAX], vmlinuz[PATH_MAX];
         size_t n_resolved = 0, size = 0;
-        struct initramfs *ir = NULL;
-        int r, code = EXIT_USAGE;
+        int r = 0, code = EXIT_USAGE;
 
-        if ((r = kernel_version(o->kernel_dir, version, sizeof version)) < 0)
-                return fail(EXIT_USAGE, "%s/lib/modules must hold exactly one kernel version (%s)", o->kernel_dir, strerror(-r));
-        snprintf(modules_dir, sizeof modules_dir, "%s/lib/modules/%s", o->kernel_dir, version);
-        snprintf(vmlinuz, sizeof vmlinuz, "%s/boot/vmlinuz-%s", o->kernel_dir, version);
-        r = modules_resolve(modules_dir, o->modules, o->n_modules, &module_list, &n_resolved);
-        if (r < 0)
-                return fail(EXIT_USAGE, "cannot resolve modules in %s: %s (run depmod -b %s %s?)", modules_dir,
-                            strerror(-r), o->kernel_dir, version);
-        if (!(ir = initramfs_new()))
+        struct initramfs *ir = initramfs_new();
+        if (!ir)
                 return fail(EXIT_USAGE, "out of memory");
         const char *dirs[] = {"dev", "proc", "sys", "imagefs", "etc/kos"};
         for (size_t i = 0; i < ELEMENTSOF(dirs) && r >= 0; i++)
@@ -89,15 +106,8 @@ static int build(const struct mkboot *o) {
         if (r >= 0 && (r = initramfs_add_pem_dir(ir, "etc/kos/keyring", o->keyring)) < 0)
                 fail(EXIT_USAGE, "cannot add the keyring %s: %s", o->keyring, r == -ENOKEY ? "no *.pem in it" : strerror(-r));
         if (r >= 0)
-                r = initramfs_add_data(ir, "etc/kos/modules", module_list, strlen(module_list), 0644);
-        for (char *m = strtok(module_list, "\n"); m && r >= 0; m = strtok(NULL, "\n")) {
-                char dst[PATH_MAX];
-                if ((size_t)snprintf(path, sizeof path, "%s/%s", modules_dir, m) >= sizeof path ||
-                    (size_t)snprintf(dst, sizeof dst, "lib/modules/%s/%s", version, m) >= sizeof dst)
-                        r = -ENAMETOOLONG;
-                if (r >= 0 && (r = initramfs_add_file(ir, dst, path, 0644)) < 0)
-                        fail(EXIT_USAGE, "cannot add module %s: %s", path, strerror(-r));
-        }
+                r = add_modules(ir, o->kernel_dir, o->modules, o->n_modules, version, &n_resolved);
+        snprintf(vmlinuz, sizeof vmlinuz, "%s/boot/vmlinuz-%s", o->kernel_dir, version);
         if (r >= 0 && mkdir(o->output, 0755) < 0 && errno != EEXIST)
                 r = -errno;
         snprintf(path, sizeof path, "%s/initramfs.img", o->output);
@@ -126,7 +136,7 @@ int cmd_mkboot(int argc, char **argv) {
         char init[PATH_MAX];
         int c;
 
-        default_init_path(init, sizeof init);
+        program_beside_self("kos-boot-init", init, sizeof init);
         o.init = init;
         while ((c = getopt_long(argc, argv, "k:i:r:o:m:h", options, NULL)) >= 0) {
                 switch (c) {
@@ -179,18 +189,6 @@ static const char *const system_modules[] = {
         "algif_skcipher", "algif_hash", "aesni_intel", "sha256_ssse3",
 };
 
-static void default_system_init_path(char *out, size_t size) {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-
-        self[n > 0 ? n : 0] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash)
-                *slash = '\0';
-        if ((size_t)snprintf(out, size, "%s/kos-system-init", self) >= size)
-                out[0] = '\0';
-}
-
 struct mkinitrd {
         const char *kernel_dir, *init, *keyring, *keystore, *output;
         const char *modules[64];
@@ -217,28 +215,6 @@ static int add_system_files(struct initramfs *ir, const struct mkinitrd *o) {
         return 0;
 }
 
-static int add_modules(struct initramfs *ir, const char *kernel_dir, const char *const *names, size_t n_names,
-                       char ret_version[static 128], size_t *ret_count) {
-        char modules_dir[PATH_MAX], path[PATH_MAX], dst[PATH_MAX];
-        _cleanup_free_ char *list = NULL;
-        int r;
-
-        if ((r = kernel_version(kernel_dir, ret_version, 128)) < 0)
-                return fail(EXIT_USAGE, "%s/lib/modules must hold exactly one kernel version", kernel_dir), r;
-        snprintf(modules_dir, sizeof modules_dir, "%s/lib/modules/%s", kernel_dir, ret_version);
-        if ((r = modules_resolve(modules_dir, names, n_names, &list, ret_count)) < 0)
-                return fail(EXIT_USAGE, "cannot resolve modules in %s: %s", modules_dir, strerror(-r)), r;
-        if ((r = initramfs_add_data(ir, "etc/kos/modules", list, strlen(list), 0644)) < 0)
-                return r;
-        for (char *m = strtok(list, "\n"); m && r >= 0; m = strtok(NULL, "\n")) {
-                if ((size_t)snprintf(path, sizeof path, "%s/%s", modules_dir, m) >= sizeof path ||
-                    (size_t)snprintf(dst, sizeof dst, "lib/modules/%s/%s", ret_version, m) >= sizeof dst)
-                        return -ENAMETOOLONG;
-                r = initramfs_add_file(ir, dst, path, 0644);
-        }
-        return r;
-}
-
 int cmd_mkinitrd(int argc, char **argv) {
         static const struct option options[] = {
                 {"kernel-dir", required_argument, NULL, 'k'}, {"init", required_argument, NULL, 'i'},
@@ -250,7 +226,7 @@ int cmd_mkinitrd(int argc, char **argv) {
         size_t n_modules = 0, size = 0;
         int c, r;
 
-        default_system_init_path(init, sizeof init);
+        program_beside_self("kos-system-init", init, sizeof init);
         o.init = init;
         while ((c = getopt_long(argc, argv, "k:i:r:s:o:m:h", options, NULL)) >= 0) {
                 switch (c) {
