@@ -17,7 +17,7 @@ KOS_SRC := $(wildcard tools/kos/*.c) node/varlink.c
 KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 UNIT_SRC := $(wildcard tests/unit/*.c) early/early.c
 
-.PHONY: all deps check demo run bench clean asan fuzz unit host-tests
+.PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests
 
 all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-static
 
@@ -87,6 +87,11 @@ bench:
 	@scripts/deps.sh build
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
+
+bench-boot:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	@scripts/bench-boot.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -15,6 +15,9 @@
  *   kos.on_fail_delay=SECONDS                 default 10
  */
 #include <errno.h>
+#include <linux/kexec.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/reboot.h>
 #include <stdio.h>
@@ -163,26 +166,76 @@ static void log_selection(const struct kos_selection *s, double seconds) {
 
 /* The signed cmdline, then what only the Boot Kernel knows. Nothing from
  * this kernel's own command line is passed on. */
-static int build_cmdline(const struct kos_selection *s, const struct early_device *dev, char *out, size_t size) {
-        char id[KOS_SHA256_HEX_LEN + 1];
+static int build_cmdline(const struct kos_manifest *m, const uint8_t id[static KOS_SHA256_LEN],
+                         const struct early_device *dev, char *out, size_t size) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
 
-        kos_hex_encode(s->candidates[s->selected].id, KOS_SHA256_LEN, id);
-        int n = snprintf(out, size, "%s%skos.manifest=%s kos.imagefs=UUID=%s", s->manifest->cmdline,
-                         s->manifest->cmdline[0] ? " " : "", id, dev->uuid);
+        kos_hex_encode(id, KOS_SHA256_LEN, hex);
+        int n = snprintf(out, size, "%s%skos.manifest=%s kos.imagefs=UUID=%s", m->cmdline, m->cmdline[0] ? " " : "",
+                         hex, dev->uuid);
         return n < 0 || (size_t)n >= size ? -E2BIG : 0;
 }
 
-static int kexec_into(const struct kos_selection *s, const char *cmdline) {
-        if (syscall(SYS_kexec_file_load, s->kernel_fd, s->initrd_fd, strlen(cmdline) + 1, cmdline, 0UL) < 0) {
-                int r = -errno;
-                early_log("kexec_file_load failed: %s", strerror(-r));
-                return r;
-        }
+static int kexec_load(int kernel_fd, int initrd_fd, const char *cmdline) {
+        if (syscall(SYS_kexec_file_load, kernel_fd, initrd_fd, strlen(cmdline) + 1, cmdline, 0UL) < 0)
+                return -errno;
         return 0;
 }
 
+/* Loading the System Kernel (kexec_file_load: the kernel copies and hashes
+ * the images and checks the bzImage's own signature) takes as long as hashing
+ * the components, so it runs on a thread of its own as soon as the kernel
+ * and initrd are verified. Nothing is executed before the whole manifest
+ * has passed: if it fails, the next candidate's load replaces this one, and
+ * main() loads again whenever what was loaded is not what was selected. */
+struct preload {
+        pthread_t thread;
+        bool running;
+        uint8_t id[KOS_SHA256_LEN];
+        int kernel_fd, initrd_fd; /* our own dups */
+        char cmdline[MAX_KEXEC_CMDLINE];
+        int result;               /* 0 when loaded, else a negative errno */
+        double seconds;
+};
+
+static void *preload_run(void *userdata) {
+        struct preload *p = userdata;
+        double start = early_uptime();
+
+        p->result = kexec_load(p->kernel_fd, p->initrd_fd, p->cmdline);
+        p->seconds = early_uptime() - start;
+        return NULL;
+}
+
+static void preload_join(struct preload *p) {
+        if (p->running)
+                pthread_join(p->thread, NULL);
+        p->running = false;
+        kos_closep(&p->kernel_fd);
+        kos_closep(&p->initrd_fd);
+}
+
+static struct early_device imagefs_device;
+
+static void preload_start(const struct kos_candidate *c, const struct kos_manifest *m, int kernel_fd, int initrd_fd,
+                          void *userdata) {
+        struct preload *p = userdata;
+
+        preload_join(p);
+        p->result = -EAGAIN;
+        if (build_cmdline(m, c->id, &imagefs_device, p->cmdline, sizeof p->cmdline) < 0)
+                return; /* main() reports it for the selected manifest */
+        memcpy(p->id, c->id, KOS_SHA256_LEN);
+        p->kernel_fd = fcntl(kernel_fd, F_DUPFD_CLOEXEC, 3);
+        p->initrd_fd = fcntl(initrd_fd, F_DUPFD_CLOEXEC, 3);
+        if (p->kernel_fd < 0 || p->initrd_fd < 0 || pthread_create(&p->thread, NULL, preload_run, p) != 0) {
+                preload_join(p);
+                return; /* main() loads it itself */
+        }
+        p->running = true;
+}
+
 int main(void) {
-        struct early_device dev;
         struct kos_keyring ring;
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_selection s;
@@ -194,7 +247,7 @@ int main(void) {
         early_log_init("kos-boot");
         if ((r = early_mount_api_filesystems()) < 0)
                 early_log("cannot mount /proc, /sys or /dev: %s", strerror(-r));
-        early_log("Boot Kernel init started");
+        early_log("Boot Kernel init started (cycles %llu)", (unsigned long long)early_cycles());
         if (early_cmdline_load() < 0)
                 early_log("cannot read /proc/cmdline; using defaults");
 
@@ -206,14 +259,20 @@ int main(void) {
         }
         early_log("keyring: %zu trusted key(s)", ring.n_keys);
 
-        if (mount_imagefs(&dev) < 0 || kos_imagefs_open(IMAGEFS_MOUNT, &img) < 0) {
+        if (mount_imagefs(&imagefs_device) < 0 || kos_imagefs_open(IMAGEFS_MOUNT, &img) < 0) {
                 early_log("the ImageFS is missing or unusable");
                 fail_boot();
         }
 
         t = early_uptime();
         imagefs_for_tries = &img;
-        struct kos_select_options options = {.capture_boot_files = true, .consume_try = consume_try};
+        struct preload preload = {.kernel_fd = -1, .initrd_fd = -1, .result = -EAGAIN};
+        struct kos_select_options options = {
+                .capture_boot_files = true,
+                .consume_try = consume_try,
+                .boot_files_verified = preload_start,
+                .boot_files_userdata = &preload,
+        };
         r = kos_select(&img, &ring, &options, &s);
         if (r < 0) {
                 early_log("selection failed: %s", strerror(-r));
@@ -221,24 +280,37 @@ int main(void) {
         }
         log_selection(&s, early_uptime() - t);
         kos_imagefs_close(&img);
+        preload_join(&preload);
         if (s.selected < 0) {
+                if (preload.result == 0) /* a rejected candidate's kernel: never run it */
+                        (void)syscall(SYS_kexec_file_load, -1, -1, 0UL, NULL, (unsigned long)KEXEC_FILE_UNLOAD);
                 early_log("no valid manifest among %zu in active", s.n_candidates);
                 fail_boot();
         }
-        if (build_cmdline(&s, &dev, cmdline, sizeof cmdline) < 0) {
+        const uint8_t *id = s.candidates[s.selected].id;
+        if (build_cmdline(s.manifest, id, &imagefs_device, cmdline, sizeof cmdline) < 0) {
                 early_log("manifest %s: its cmdline is too long for the kernel", s.manifest->name);
                 fail_boot();
         }
         early_log("booting manifest %s version %llu", s.manifest->name, (unsigned long long)s.manifest->version);
         early_log("System Kernel command line: %s", cmdline);
-        t = early_uptime();
-        if (kexec_into(&s, cmdline) < 0)
-                fail_boot();
         getrusage(RUSAGE_SELF, &usage);
-        early_log("kexec loaded in %.3f s; peak memory of this init %ld KiB; jumping to the System Kernel",
-                  early_uptime() - t, usage.ru_maxrss);
+        if (preload.result == 0 && memcmp(preload.id, id, KOS_SHA256_LEN) == 0 && strcmp(preload.cmdline, cmdline) == 0)
+                early_log("System Kernel loaded by kexec in %.3f s, alongside verification; peak memory of this "
+                          "init %ld KiB", preload.seconds, usage.ru_maxrss);
+        else {
+                t = early_uptime();
+                if ((r = kexec_load(s.kernel_fd, s.initrd_fd, cmdline)) < 0) {
+                        early_log("kexec_file_load failed: %s", strerror(-r));
+                        fail_boot();
+                }
+                getrusage(RUSAGE_SELF, &usage);
+                early_log("System Kernel loaded by kexec in %.3f s; peak memory of this init %ld KiB",
+                          early_uptime() - t, usage.ru_maxrss);
+        }
         umount(IMAGEFS_MOUNT);
         sync();
+        early_log("jumping to the System Kernel (cycles %llu)", (unsigned long long)early_cycles());
         reboot(LINUX_REBOOT_CMD_KEXEC);
         early_log("kexec reboot failed: %s", strerror(errno));
         fail_boot();

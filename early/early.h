@@ -15,6 +15,10 @@
 void early_log_init(const char *prefix);
 void early_log(const char *format, ...) __attribute__((format(printf, 1, 2)));
 double early_uptime(void);
+/* The CPU's cycle counter (x86 TSC; 0 elsewhere). It is not reset by kexec,
+ * so the Boot Kernel's and the System Kernel's logs can be put on one time
+ * line (make bench-boot does, with the rate from two Boot Kernel lines). */
+uint64_t early_cycles(void);
 
 /* Mounts /proc, /sys and /dev (devtmpfs) and points fds 0-2 at /dev/console. */
 int early_mount_api_filesystems(void);
@@ -26,9 +30,13 @@ const char *early_cmdline_get(const char *key);
 /* Uses text instead of /proc/cmdline (tests). */
 void early_cmdline_set(const char *text);
 
-/* Loads each module listed (one path per line, relative to dir) in list_file,
- * in order, with finit_module. Already loaded is fine; one that fails is
- * logged and skipped (-ENOEXEC at the end). */
+/* Loads the modules listed in list_file (one per line, "path: dep dep",
+ * paths relative to dir; a line without ':' waits for all lines before it)
+ * with finit_module, on up to 4 threads: a module starts once the modules it
+ * names are done. Already loaded is fine; one that fails is logged and
+ * skipped (-ENOEXEC at the end). */
+/* What loads one module (finit_module by default; tests replace it). */
+extern int (*early_module_loader)(int dirfd, const char *path);
 int early_load_modules(const char *dir, const char *list_file, unsigned *ret_loaded);
 
 struct early_device {

@@ -210,6 +210,27 @@ static void blob_check_release(struct blob_check *bc) {
         }
 }
 
+/* Hashes jobs [from, to) and checks each in list order. */
+static bool hash_range(struct blob_check *bc, size_t from, size_t to, const struct kos_select_options *options,
+                       struct kos_candidate *c) {
+        int r = kos_hash_jobs(bc->jobs + from, to - from, options->progress, options->userdata);
+
+        if (r < 0)
+                return reject(c, KOS_REASON_IO_ERROR, "cannot start hashing: %s", strerror(-r));
+        for (size_t i = from; i < to; i++)
+                if (job_failed(&bc->jobs[i], bc->labels[i], c))
+                        return false;
+        return true;
+}
+
+static bool seal_boot_files(struct blob_check *bc, struct kos_candidate *c) {
+        int r;
+
+        if ((r = seal_memfd(bc->jobs[0].copy_fd)) < 0 || (r = seal_memfd(bc->jobs[1].copy_fd)) < 0)
+                return reject(c, KOS_REASON_IO_ERROR, "cannot seal memfd: %s", strerror(-r));
+        return true;
+}
+
 bool kos_check_components(const struct kos_imagefs *img, const struct kos_manifest *m,
                           const struct kos_select_options *options, struct kos_candidate *c, int *ret_kernel_fd,
                           int *ret_initrd_fd) {
@@ -236,19 +257,19 @@ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manife
                         goto out;
                 }
         }
-        r = kos_hash_jobs(bc.jobs, bc.n, options->progress, options->userdata);
-        if (r < 0) {
-                reject(c, KOS_REASON_IO_ERROR, "cannot start hashing: %s", strerror(-r));
+        if (options->capture_boot_files && options->boot_files_verified) {
+                /* The kernel and initrd first, so the caller can start using
+                 * them while the components are hashed. */
+                if (!hash_range(&bc, 0, 2, options, c) || !seal_boot_files(&bc, c))
+                        goto out;
+                options->boot_files_verified(c, m, bc.jobs[0].copy_fd, bc.jobs[1].copy_fd,
+                                             options->boot_files_userdata);
+                if (!hash_range(&bc, 2, bc.n, options, c))
+                        goto out;
+        } else if (!hash_range(&bc, 0, bc.n, options, c) ||
+                   (options->capture_boot_files && !seal_boot_files(&bc, c)))
                 goto out;
-        }
-        for (size_t i = 0; i < bc.n; i++)
-                if (job_failed(&bc.jobs[i], bc.labels[i], c))
-                        goto out;
         if (options->capture_boot_files) {
-                if ((r = seal_memfd(bc.jobs[0].copy_fd)) < 0 || (r = seal_memfd(bc.jobs[1].copy_fd)) < 0) {
-                        reject(c, KOS_REASON_IO_ERROR, "cannot seal memfd: %s", strerror(-r));
-                        goto out;
-                }
                 if (ret_kernel_fd)
                         *ret_kernel_fd = TAKE_FD(bc.jobs[0].copy_fd);
                 if (ret_initrd_fd)

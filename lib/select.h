@@ -64,6 +64,14 @@ struct kos_select_options {
         /* Read the kernel and initrd into sealed memfds while hashing them, so
          * the caller boots exactly the verified bytes (Boot Kernel). */
         bool capture_boot_files;
+        /* With capture_boot_files: called as soon as the kernel and initrd are
+         * verified and sealed, before the components are hashed, so the Boot
+         * Kernel can load the System Kernel while they are. The candidate may
+         * still be rejected afterwards. The fds stay the selection's: dup
+         * them to keep them. */
+        void (*boot_files_verified)(const struct kos_candidate *c, const struct kos_manifest *m, int kernel_fd,
+                                    int initrd_fd, void *userdata);
+        void *boot_files_userdata;
         kos_progress_fn progress;
         void *userdata;
 };

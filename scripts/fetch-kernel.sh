@@ -27,6 +27,7 @@ if [ ! -e "$dest/.done" ]; then
         echo "fetching Debian kernel $pkg..." >&2
         tmp=$(mktemp -d "$top/.fetch-XXXXXX")
         chmod 755 "$tmp" # apt downloads as the _apt user where it can
+        id _apt >/dev/null 2>&1 && chown _apt "$tmp"
         (cd "$tmp" && apt-get download "$pkg" >&2)
         rm -rf "$dest"
         dpkg-deb -x "$tmp"/*.deb "$dest"

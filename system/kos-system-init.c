@@ -471,7 +471,7 @@ int main(void) {
         b.t_init = early_uptime();
         if ((r = early_mount_api_filesystems()) < 0)
                 early_log("cannot mount /proc, /sys or /dev: %s", strerror(-r));
-        early_log("System Kernel init started");
+        early_log("System Kernel init started (cycles %llu)", (unsigned long long)early_cycles());
         if (early_cmdline_load() < 0)
                 fail_boot("read command line", NULL, "cannot read /proc/cmdline");
         /* libdevmapper must create /dev/mapper nodes itself: no udev runs here. */

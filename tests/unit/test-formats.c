@@ -341,3 +341,78 @@ TEST(manifest_rejects_bad_encryption_and_verity) {
         CHECK(parse_variant("\"size\": 30}", "\"size\": 8192, \"verity\": {\"root_hash\": \"00\", \"hash_offset\": 4096}}") == -EBADMSG);
         CHECK(parse_variant("\"size\": 30}", "\"size\": 8192, \"verity\": {\"root_hash\": " H64 ", \"hash_offset\": 4096, \"salt\": \"\"}}") == -EBADMSG);
 }
+
+/* --- early_load_modules: parallel, but never before a dependency --- */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+
+static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
+static char fake_done[64][32];
+static size_t fake_n_done;
+static int fake_violations, fake_concurrent, fake_max_concurrent;
+
+static bool fake_is_done(const char *name) {
+        for (size_t i = 0; i < fake_n_done; i++)
+                if (strcmp(fake_done[i], name) == 0)
+                        return true;
+        return false;
+}
+
+/* Records the order; checks what each module must follow; "slow" modules
+ * take 20 ms so that independent ones overlap. */
+static int fake_loader(int dirfd, const char *path) {
+        static const char *const after[][2] = {{"jbd2", "crc"}, {"ext4", "jbd2"}, {"ext4", "crc"}, {"blk", "virtio"}};
+        pthread_mutex_lock(&fake_lock);
+        for (size_t i = 0; i < sizeof after / sizeof after[0]; i++)
+                if (strcmp(path, after[i][0]) == 0 && !fake_is_done(after[i][1]))
+                        fake_violations++;
+        if (++fake_concurrent > fake_max_concurrent)
+                fake_max_concurrent = fake_concurrent;
+        pthread_mutex_unlock(&fake_lock);
+        usleep(20000);
+        pthread_mutex_lock(&fake_lock);
+        fake_concurrent--;
+        snprintf(fake_done[fake_n_done++], sizeof fake_done[0], "%s", path);
+        pthread_mutex_unlock(&fake_lock);
+        return strcmp(path, "broken") == 0 ? -ENOEXEC : 0;
+}
+
+static int run_fake_modules(const char *list, unsigned *loaded) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/modules", test_tmpdir());
+        if (kos_write_file_atomic_at(AT_FDCWD, path, list, strlen(list), 0644) < 0)
+                return -EIO;
+        fake_n_done = 0;
+        fake_violations = fake_concurrent = fake_max_concurrent = 0;
+        int (*saved)(int, const char *) = early_module_loader;
+        early_module_loader = fake_loader;
+        int r = early_load_modules(test_tmpdir(), path, loaded);
+        early_module_loader = saved;
+        return r;
+}
+
+TEST(modules_load_after_their_dependencies_and_in_parallel) {
+        unsigned loaded = 0;
+        CHECK(run_fake_modules("crc:\nvirtio:\nblk: virtio\njbd2: crc\next4: crc jbd2\nother:\n", &loaded) == 0);
+        CHECK(loaded == 6 && fake_n_done == 6);
+        CHECK(fake_violations == 0);
+        if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+                CHECK(fake_max_concurrent > 1);
+}
+
+TEST(modules_without_deps_field_load_strictly_in_order) {
+        unsigned loaded = 0;
+        /* The old format: every line waits for all before it. */
+        CHECK(run_fake_modules("virtio\nblk\ncrc\njbd2\next4\n", &loaded) == 0);
+        CHECK(loaded == 5 && fake_violations == 0 && fake_max_concurrent == 1);
+        CHECK(strcmp(fake_done[0], "virtio") == 0 && strcmp(fake_done[4], "ext4") == 0);
+}
+
+TEST(module_that_fails_is_reported_and_the_rest_still_load) {
+        unsigned loaded = 0;
+        CHECK(run_fake_modules("crc:\nbroken: crc\njbd2: crc\next4: crc jbd2 broken\n", &loaded) == -ENOEXEC);
+        CHECK(loaded == 3 && fake_n_done == 4 && fake_violations == 0);
+}

@@ -211,3 +211,99 @@ TEST(boot_state_counts_down_durably_and_marks_good) {
         CHECK(kos_boot_state_read(&img, id, &st) == 0 && st.kind == KOS_BOOT_STATE_TRIES && st.tries_left == 3);
         kos_imagefs_close(&img);
 }
+
+/* --- kos_check_components hands the kernel and initrd over early --- */
+
+struct handover {
+        int calls;
+        char kernel[8], initrd[8];
+        bool sealed;
+};
+
+static void record_handover(const struct kos_candidate *c, const struct kos_manifest *m, int kernel_fd,
+                            int initrd_fd, void *userdata) {
+        struct handover *h = userdata;
+        h->calls++;
+        h->sealed = (fcntl(kernel_fd, F_GET_SEALS) & F_SEAL_WRITE) && (fcntl(initrd_fd, F_GET_SEALS) & F_SEAL_WRITE);
+        memset(h->kernel, 0, sizeof h->kernel);
+        memset(h->initrd, 0, sizeof h->initrd);
+        (void)!pread(kernel_fd, h->kernel, sizeof h->kernel - 1, 0);
+        (void)!pread(initrd_fd, h->initrd, sizeof h->initrd - 1, 0);
+}
+
+/* An ImageFS in the temporary directory holding the given blob contents
+ * under the hashes of "KERNEL", "INITRD" and "BASE"; returns the manifest. */
+static struct kos_manifest *handover_fixture(struct kos_imagefs *img, const char *kernel, const char *initrd,
+                                             const char *base) {
+        const char *declared[3] = {"KERNEL", "INITRD", "BASE"}, *stored[3] = {kernel, initrd, base};
+        char hex[3][KOS_SHA256_HEX_LEN + 1], path[512], json[1024], error[128];
+        struct kos_manifest *m = NULL;
+
+        snprintf(path, sizeof path, "%s/img", test_tmpdir());
+        if (kos_imagefs_init(path) < 0 || kos_imagefs_open(path, img) < 0)
+                return NULL;
+        for (int i = 0; i < 3; i++) {
+                uint8_t d[KOS_SHA256_LEN];
+                kos_sha256(declared[i], strlen(declared[i]), d);
+                kos_hex_encode(d, KOS_SHA256_LEN, hex[i]);
+                char name[600];
+                snprintf(name, sizeof name, "img/components/%s", hex[i]);
+                close(make_file(name, stored[i], strlen(stored[i])));
+        }
+        snprintf(json, sizeof json,
+                 "{\"format\":1,\"name\":\"m\",\"version\":1,\"kernel\":{\"sha256\":\"%s\",\"size\":6},"
+                 "\"initrd\":{\"sha256\":\"%s\",\"size\":6},\"cmdline\":\"\",\"components\":[{\"name\":\"base\","
+                 "\"type\":\"squashfs\",\"sha256\":\"%s\",\"size\":4}]}",
+                 hex[0], hex[1], hex[2]);
+        if (kos_manifest_parse(json, strlen(json), &m, error, sizeof error) < 0)
+                return NULL;
+        return m;
+}
+
+static bool run_handover(const char *kernel, const char *initrd, const char *base, struct handover *h,
+                         struct kos_candidate *c) {
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_manifest *m = handover_fixture(&img, kernel, initrd, base);
+        struct kos_select_options o = {
+                .capture_boot_files = true, .boot_files_verified = record_handover, .boot_files_userdata = h};
+        int kfd = -1, ifd = -1;
+
+        memset(c, 0, sizeof *c);
+        bool ok = m && kos_check_components(&img, m, &o, c, &kfd, &ifd);
+        if (kfd >= 0)
+                close(kfd);
+        if (ifd >= 0)
+                close(ifd);
+        kos_manifest_free(m);
+        kos_imagefs_close(&img);
+        return ok;
+}
+
+TEST(check_components_hands_over_sealed_boot_files_before_the_components) {
+        struct handover h = {0};
+        struct kos_candidate c;
+
+        CHECK(run_handover("KERNEL", "INITRD", "BASE", &h, &c));
+        CHECK(h.calls == 1 && h.sealed);
+        CHECK(strcmp(h.kernel, "KERNEL") == 0 && strcmp(h.initrd, "INITRD") == 0);
+}
+
+TEST(check_components_rejects_after_the_handover_when_a_component_is_wrong) {
+        struct handover h = {0};
+        struct kos_candidate c;
+
+        /* The kernel and initrd are good, so they were handed over; the
+         * manifest must still be rejected for its component. */
+        CHECK(!run_handover("KERNEL", "INITRD", "BASf", &h, &c));
+        CHECK(h.calls == 1);
+        CHECK(c.reason == KOS_REASON_COMPONENT_HASH_MISMATCH);
+}
+
+TEST(check_components_hands_nothing_over_when_the_kernel_is_wrong) {
+        struct handover h = {0};
+        struct kos_candidate c;
+
+        CHECK(!run_handover("KERNEl", "INITRD", "BASE", &h, &c));
+        CHECK(h.calls == 0);
+        CHECK(c.reason == KOS_REASON_COMPONENT_HASH_MISMATCH);
+}

@@ -34,8 +34,8 @@ cpio_gz() {
 # imagefs_disk DIR OUT [UUID] [LABEL]: a GPT disk with one ext4 partition made
 # from DIR with mkfs.ext4 -d (nothing is mounted). With DATA_MIB set, a second,
 # empty partition named KOS-DATA of that size follows (the DataFS, formatted
-# by the System Kernel on first boot). IMAGEFS_EXTRA_MIB adds free space for
-# updates.
+# by the System Kernel on first boot; already formatted with DATA_FORMAT=1).
+# IMAGEFS_EXTRA_MIB adds free space for updates.
 imagefs_disk() {
         local dir=$1 out=$2 uuid=${3:-$(cat /proc/sys/kernel/random/uuid)} label=${4:-KOS-IMAGEFS}
         local mib=$(( $(du -sm "$dir" | cut -f1) * 3 / 2 + 16 + ${IMAGEFS_EXTRA_MIB:-0} )) data=${DATA_MIB:-0}
@@ -48,12 +48,18 @@ imagefs_disk() {
                 [ "$data" = 0 ] || echo "size=$((data * 2048)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"KOS-DATA\""
         } | sfdisk -q "$out"
         dd if="$out.part" of="$out" bs=1M seek=1 conv=notrunc,sparse status=none
+        if [ "$data" != 0 ] && [ "${DATA_FORMAT:-}" = 1 ]; then
+                rm -f "$out.part"
+                mkfs.ext4 -q -F -L KOS-DATA "$out.part" "${data}M"
+                dd if="$out.part" of="$out" bs=1M seek=$((mib + 1)) conv=notrunc,sparse status=none
+        fi
         rm -f "$out.part"
 }
 
 # vm_run LOG TIMEOUT DONE_REGEX QEMU_ARGS...: boots headless, console to LOG,
 # until DONE_REGEX appears, QEMU exits, or TIMEOUT seconds pass. The QEMU
-# process is always gone afterwards. Returns 0 when DONE_REGEX was seen.
+# process is always gone afterwards. Returns 0 when DONE_REGEX was seen, with
+# VM_SEEN_AT set to the host time it was ($EPOCHREALTIME, 0.1 s polling).
 vm_run() {
         local log=$1 timeout=$2 done_re=$3
         shift 3
@@ -66,7 +72,7 @@ vm_run() {
                 -serial "file:$log" -no-reboot "$@" </dev/null >"$log.qemu" 2>&1 &
         local pid=$! waited=0 seen=1
         while [ "$waited" -lt $((timeout * 10)) ]; do
-                if grep -qE "$done_re" "$log" 2>/dev/null; then seen=0; break; fi
+                if grep -qE "$done_re" "$log" 2>/dev/null; then seen=0 VM_SEEN_AT=$EPOCHREALTIME; break; fi
                 kill -0 "$pid" 2>/dev/null || break
                 sleep 0.1
                 waited=$((waited + 1))

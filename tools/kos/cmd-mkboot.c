@@ -76,6 +76,7 @@ static int add_modules(struct initramfs *ir, const char *kernel_dir, const char 
         if ((r = initramfs_add_data(ir, "etc/kos/modules", list, strlen(list), 0644)) < 0)
                 return r;
         for (char *m = strtok(list, "\n"); m && r >= 0; m = strtok(NULL, "\n")) {
+                m[strcspn(m, ":")] = '\0'; /* "path: deps" */
                 if ((size_t)snprintf(path, sizeof path, "%s/%s", modules_dir, m) >= sizeof path ||
                     (size_t)snprintf(dst, sizeof dst, "lib/modules/%s/%s", ret_version, m) >= sizeof dst)
                         return -ENAMETOOLONG;

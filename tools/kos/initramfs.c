@@ -391,7 +391,89 @@ static int visit(struct resolve *rs, const char *name) {
         return 0;
 }
 
-int modules_resolve(const char *modules_dir, const char *const *names, size_t n_names, char **ret_paths,
+/* Whether modules.softdep asks for `earlier` before `module` ("softdep ext4
+ * pre: crypto-crc32c"), by module name or through modules.alias ("alias
+ * crypto-crc32c crc32c_generic"): modules the kernel looks up by name at run
+ * time, which modules.dep does not list. */
+static bool soft_pre_dep(const char *softdep, const char *alias, const char *module, const char *earlier) {
+        char head[160];
+        int n = snprintf(head, sizeof head, "softdep %s pre:", module);
+
+        for (const char *line = softdep; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+                if (strncmp(line, head, (size_t)n) != 0)
+                        continue;
+                for (const char *p = line + n; *p && *p != '\n';) {
+                        p += strspn(p, " ");
+                        size_t len = strcspn(p, " \n");
+                        if (len == 5 && strncmp(p, "post:", 5) == 0)
+                                break;
+                        char want[128], pattern[300];
+                        snprintf(want, sizeof want, "%.*s", (int)(len < 127 ? len : 127), p);
+                        snprintf(pattern, sizeof pattern, "\nalias %s %s\n", want, earlier);
+                        if (len > 0 && (strcmp(want, earlier) == 0 || (alias && strstr(alias, pattern))))
+                                return true;
+                        p += len;
+                }
+        }
+        return false;
+}
+
+/* "path: dep dep" for each module of the ordered list: what modules.dep says
+ * it needs, and any earlier module modules.softdep asks for. */
+static int add_load_deps(const char *modules_dir, const struct module_index *idx, const char *order, char **ret) {
+        _cleanup_free_ char *softdep = NULL, *alias_text = NULL, *alias = NULL;
+        char path[1024], name[128], other[128];
+        const char *mods[512];
+        size_t n = 0, len, out_len = 0;
+        char *out = NULL;
+
+        snprintf(path, sizeof path, "%s/modules.softdep", modules_dir);
+        (void)kos_read_file_at(AT_FDCWD, path, 16 << 20, &softdep, &len);
+        snprintf(path, sizeof path, "%s/modules.alias", modules_dir);
+        if (kos_read_file_at(AT_FDCWD, path, 64 << 20, &alias_text, &len) >= 0 && (alias = malloc(len + 2))) {
+                alias[0] = '\n'; /* so that every line starts after a newline */
+                memcpy(alias + 1, alias_text, len + 1);
+        }
+        for (const char *p = order; *p && n < ELEMENTSOF(mods); p += strcspn(p, "\n") + 1)
+                mods[n++] = p;
+        for (size_t i = 0; i < n; i++) {
+                size_t path_len = strcspn(mods[i], "\n");
+                snprintf(path, sizeof path, "%.*s", (int)path_len, mods[i]);
+                const char *line = find_module(idx, path);
+                size_t deps_len = line ? strlen(line + strcspn(line, ":")) : 0;
+                char *grown = realloc(out, out_len + path_len + deps_len + 2 + 64 * (i + 1));
+                if (!grown) {
+                        free(out);
+                        return -ENOMEM;
+                }
+                out = grown;
+                /* modules.dep's line already is "path: deps". */
+                out_len += (size_t)sprintf(out + out_len, "%.*s:%s", (int)path_len, mods[i],
+                                           line ? line + strcspn(line, ":") + (line[strcspn(line, ":")] ? 1 : 0) : "");
+                module_name_of(path, name, sizeof name);
+                for (size_t j = 0; j < i; j++) {
+                        char earlier[1024];
+                        snprintf(earlier, sizeof earlier, "%.*s", (int)strcspn(mods[j], "\n"), mods[j]);
+                        module_name_of(earlier, other, sizeof other);
+                        if (!soft_pre_dep(softdep, alias, name, other))
+                                continue;
+                        size_t other_len = strcspn(mods[j], "\n");
+                        grown = realloc(out, out_len + other_len + 2 + 64 * (n - i));
+                        if (!grown) {
+                                free(out);
+                                return -ENOMEM;
+                        }
+                        out = grown;
+                        out_len += (size_t)sprintf(out + out_len, " %.*s", (int)other_len, mods[j]);
+                }
+                out[out_len++] = '\n';
+                out[out_len] = '\0';
+        }
+        *ret = out ? out : strdup("");
+        return *ret ? 0 : -ENOMEM;
+}
+
+int modules_resolve(const char *modules_dir, const char *const *names, size_t n_names, char **ret_list,
                     size_t *ret_count) {
         struct module_index *idx = calloc(1, sizeof *idx);
         struct resolve rs = {.idx = idx};
@@ -411,13 +493,13 @@ int modules_resolve(const char *modules_dir, const char *const *names, size_t n_
                 if (r == -ENOENT)
                         fprintf(stderr, "kos: module %s is not in %s\n", names[i], path);
         }
+        if (r >= 0)
+                r = add_load_deps(modules_dir, idx, rs.out ? rs.out : "", ret_list);
+        free(rs.out);
         free(idx->text);
         free(idx);
-        if (r < 0) {
-                free(rs.out);
+        if (r < 0)
                 return r;
-        }
-        *ret_paths = rs.out ? rs.out : strdup("");
         *ret_count = rs.count;
         return 0;
 }

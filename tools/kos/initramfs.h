@@ -28,7 +28,10 @@ int initramfs_write(struct initramfs *ir, const char *output, size_t *ret_size);
 
 /* Resolves the modules named in names (module names as modprobe takes them)
  * and all their dependencies from <modules_dir>/modules.dep, in an order
- * where each module comes after what it needs. ret_paths gets a malloc'd
- * newline-separated list of paths relative to modules_dir. */
-int modules_resolve(const char *modules_dir, const char *const *names, size_t n_names, char **ret_paths,
+ * where each module comes after what it needs. ret_list gets a malloc'd list,
+ * one line per module: "path: dep dep", paths relative to modules_dir, the
+ * deps being what modules.dep lists and the earlier modules modules.softdep
+ * asks for (crc32c_generic before ext4): what the init must wait for before
+ * loading that module, so it can load the others in parallel. */
+int modules_resolve(const char *modules_dir, const char *const *names, size_t n_names, char **ret_list,
                     size_t *ret_count);
