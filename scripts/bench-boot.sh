@@ -22,7 +22,7 @@
 # Kernel's clock; the kexec itself (purgatory, decompression) is counted.
 # Host wall time from QEMU's start to the marker is shown as a cross-check.
 #
-#   BENCH_BOOTS=N   boots of each kind (default 3; the median is reported)
+#   BENCH_BOOTS=N   boots of each kind (default 5; the median is reported)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD BUILD=build KOS=$PWD/build/kos
@@ -32,7 +32,7 @@ export ROOT BUILD KOS
 # shellcheck source=../tests/vm/system-lib.sh
 . tests/vm/system-lib.sh
 
-boots=${BENCH_BOOTS:-3}
+boots=${BENCH_BOOTS:-5}
 work=$PWD/build/bench-boot
 mkdir -p "$work"
 cd "$work"
@@ -149,35 +149,8 @@ boot() {
         echo $(( ${VM_SEEN_AT/./} - start ))
 }
 
-# timeline MODE LOG: "name seconds" pairs on the first kernel's clock.
-timeline() {
-        awk -v mode="$1" '
-        function num(s, key,   v) { v = s; sub(".*" key, "", v); sub(/[ )].*/, "", v); return v + 0 }
-        function stamp(s,   v) { v = s; sub(/^[^[]*\[ */, "", v); sub(/\].*/, "", v); return v + 0 }
-        { sub(/\r$/, "") }
-        /kos-boot .*Boot Kernel init started/ { b0 = stamp($0); c0 = num($0, "cycles ") }
-        /kos-boot .*selection took/            { sel = stamp($0) }
-        /kos-boot .*System Kernel loaded by kexec/ { kl = stamp($0) }
-        /kos-boot .*jumping to the System/     { b1 = stamp($0); c1 = num($0, "cycles ") }
-        /kos-system .*System Kernel init started/ { s0 = stamp($0); c2 = num($0, "cycles ") }
-        /kos-system .*root assembled/          { ra = stamp($0) }
-        /KOS-BENCH-MARKER/ { up = num($0, "uptime="); ini = num($0, "initramfs="); sd = num($0, "systemd_us=") / 1e6 }
-        END {
-                if (!up) { print "error no KOS-BENCH-MARKER line"; exit 1 }
-                off = 0
-                if (mode == "kos") {
-                        if (c1 <= c0 || b1 <= b0 || c2 <= c1) { print "error cycle counter missing or not increasing"; exit 1 }
-                        hz = (c1 - c0) / (b1 - b0)
-                        # The System Kernel started s0 seconds before its init logged c2.
-                        off = (c2 - c0) / hz + b0 - s0
-                        printf "boot-init %.3f\nselected %.3f\nkexec-loaded %.3f\njump %.3f\n", b0, sel, kl, b1
-                        printf "system-kernel %.3f\n", off
-                }
-                if (s0) printf "initrd-init %.3f\nroot-assembled %.3f\n", off + s0, off + ra
-                else printf "initrd-init %.3f\n", ini
-                printf "systemd %.3f\nmarker %.3f\n", off + sd, off + up
-        }' "$2"
-}
+# timeline MODE LOG: "stage seconds" lines on the first kernel's clock.
+timeline() { awk -v mode="$1" -f "$ROOT/scripts/bench-boot-timeline.awk" "$2"; }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
