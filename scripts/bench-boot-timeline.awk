@@ -13,7 +13,10 @@ function stamp(s,   v) { v = s; sub(/^[^[]*\[ */, "", v); sub(/\].*/, "", v); re
 /kos-boot .*jumping to the System/     { b1 = stamp($0); c1 = num($0, "cycles ") }
 /kos-system .*System Kernel init started/ { s0 = stamp($0); c2 = num($0, "cycles ") }
 /kos-system .*root assembled/          { ra = stamp($0) }
-/KOS-BENCH-MARKER/ { up = num($0, "uptime="); ini = num($0, "initramfs="); sd = num($0, "systemd_us=") / 1e6 }
+/KOS-BENCH-MARKER/ {
+        up = num($0, "uptime="); ini = num($0, "initramfs="); sd = num($0, "systemd_us=") / 1e6
+        si = num($0, "sysinit_us=") / 1e6; ba = num($0, "basic_us=") / 1e6; mu = num($0, "multiuser_us=") / 1e6
+}
 END {
         if (!up) { print "error no KOS-BENCH-MARKER line"; exit 1 }
         off = 0
@@ -27,5 +30,7 @@ END {
         }
         if (s0) printf "initrd-init %.3f\nroot-assembled %.3f\n", off + s0, off + ra
         else printf "initrd-init %.3f\n", ini
-        printf "systemd %.3f\nmarker %.3f\n", off + sd, off + up
+        printf "systemd %.3f\n", off + sd
+        if (si) printf "sysinit %.3f\nbasic %.3f\nmulti-user %.3f\n", off + si, off + ba, off + mu
+        printf "marker %.3f\n", off + up
 }

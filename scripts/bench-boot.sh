@@ -73,7 +73,10 @@ make_marker_layer() { # DIR
 read -r up _ </proc/uptime
 init=$(dmesg | sed -n 's/^\[ *\([0-9.]*\)\] Run \/init as init process.*/\1/p' | head -1)
 sd=$(systemctl show -P UserspaceTimestampMonotonic)
-echo "KOS-BENCH-MARKER uptime=$up initramfs=${init:-0} systemd_us=$sd" >/dev/console
+t() { systemctl show -P ActiveEnterTimestampMonotonic "$1"; }
+echo "KOS-BENCH-MARKER uptime=$up initramfs=${init:-0} systemd_us=$sd sysinit_us=$(t sysinit.target)" \
+        "basic_us=$(t basic.target) multiuser_us=$(t multi-user.target) cpus=$(nproc)" \
+        "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)" >/dev/console
 SH
         chmod 755 "$1/usr/local/bin/kos-bench-marker"
         cat >"$1/etc/systemd/system/kos-bench-marker.service" <<'UNIT'
@@ -102,7 +105,9 @@ base=$(sys_base_image)
 rm -rf marker merged img keyring
 make_marker_layer marker
 "$KOS" component build --type squashfs marker marker.img >/dev/null
-if [ ! -s stock-root.img ] || [ "$rootfs/.done" -nt stock-root.img ] || [ "$0" -nt stock-root.img ]; then
+# Rebuilt whenever the root or the marker changes.
+stamp=$( (echo "$rootfs"; stat -c %Y "$rootfs/.done"; cd marker && find . -type f -exec sha256sum {} + | sort) | sha256sum)
+if [ ! -s stock-root.img ] || [ "$(cat stock-root.stamp 2>/dev/null)" != "$stamp" ]; then
         say "building the stock root: the same root and marker as one squashfs..."
         cp -a "$rootfs" merged && cp -a marker/. merged/ && rm -f merged/.done
         # (mksquashfs warns that it cannot store the root's ACLs; the KOS base
@@ -110,6 +115,7 @@ if [ ! -s stock-root.img ] || [ "$rootfs/.done" -nt stock-root.img ] || [ "$0" -
         "$KOS" component build --type squashfs merged stock-root.img 2>&1 >/dev/null | grep -v 'xattr prefix' >&2 || true
         [ -s stock-root.img ] || { say "cannot build stock-root.img"; exit 1; }
         rm -rf merged
+        echo "$stamp" >stock-root.stamp
 fi
 
 [ -s bench.key ] || "$KOS" keygen bench.key bench.pem >/dev/null
@@ -191,6 +197,9 @@ row "System Kernel: kernel started (after kexec)" system-kernel
 row "initramfs init started" initrd-init
 row "System Kernel init: root assembled" root-assembled
 row "systemd started in the root" systemd
+row "systemd: sysinit.target reached" sysinit
+row "systemd: basic.target reached" basic
+row "systemd: multi-user.target reached" multi-user
 row "marker unit ran (after multi-user.target)" marker
 printf '%-46s %8.2f %8.2f %8.2f\n' "host wall time, QEMU start to marker" "$(hostmed kos)" "$(hostmed stock)" "$(hostmed direct)"
 
@@ -205,7 +214,9 @@ span "Boot Kernel init: rest of the kexec load, then jump" selected jump
 span "kexec: purgatory's hash check, decompression, early boot" jump system-kernel
 span "System Kernel: kernel start to our init" system-kernel initrd-init
 span "System Kernel init: modules, verity, overlay, DataFS" initrd-init root-assembled
-span "systemd: from the switch to our root until the marker" root-assembled marker
+span "System Kernel init: switch root, systemd starts" root-assembled systemd
+span "systemd: to sysinit.target (udev, journald, mounts)" systemd sysinit
+span "systemd: to multi-user.target, then the marker" sysinit marker
 printf '  %-58s %6.2f s\n' "direct boot, for comparison: kernel start to the marker" "$(med direct marker)"
 
 echo

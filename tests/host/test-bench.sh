@@ -12,7 +12,7 @@ kos-boot [    4.900000] System Kernel loaded by kexec in 1.800 s, alongside veri
 kos-boot [    5.000000] jumping to the System Kernel (cycles 5000000000)
 kos-system [    3.000000] System Kernel init started (cycles 12000000000)
 kos-system [    4.500000] root assembled from 2 layers of manifest bench in 1.500 s since init start
-KOS-BENCH-MARKER uptime=20.00 initramfs=2.990000 systemd_us=6000000
+KOS-BENCH-MARKER uptime=20.00 initramfs=2.990000 systemd_us=6000000 sysinit_us=10000000 basic_us=10500000 multiuser_us=19000000 cpus=2 clocksource=hpet
 LOG
         awk -v mode=kos -f "$ROOT/scripts/bench-boot-timeline.awk" kos.log >times
         expect_line() { grep -qx "$1" times || fail "no '$1' in: $(tr '\n' ' ' <times)"; }
@@ -23,6 +23,8 @@ LOG
         expect_line "initrd-init 12.000"
         expect_line "root-assembled 13.500"
         expect_line "systemd 15.000"
+        expect_line "sysinit 19.000"
+        expect_line "multi-user 28.000"
         expect_line "marker 29.000"
 }
 
@@ -31,6 +33,7 @@ test_bench_timeline_of_a_one_kernel_boot_and_of_a_broken_one() {
         awk -v mode=stock -f "$ROOT/scripts/bench-boot-timeline.awk" stock.log >times
         grep -qx "initrd-init 4.410" times && grep -qx "systemd 8.230" times && grep -qx "marker 14.950" times ||
                 fail "$(cat times)"
+        ! grep -q "^sysinit" times || fail "a stage the marker did not report: $(cat times)"
         # No marker, or a kos log without the counter: an error, not a number.
         echo 'kos-boot [ 2.0] Boot Kernel init started' >bad.log
         ! awk -v mode=stock -f "$ROOT/scripts/bench-boot-timeline.awk" bad.log >/dev/null || fail "no marker accepted"
