@@ -128,7 +128,8 @@ make_node_app_layer() { # DIR VERSION
         echo app >"$1/etc/kos-layer"
         sed "s/@VERSION@/$2/g" "$ROOT/node/units/kos-demo-app.service" >"$1/etc/systemd/system/kos-demo-app.service"
         ln -s ../kos-demo-app.service "$1/etc/systemd/system/kos-app.target.wants/"
-        # Test helper: prints Node Manager's status on the console, releases a hold.
+        # Test helper: prints Node Manager's status on the console; under kos.hold,
+        # tries start-app as nobody (must be refused), then releases the hold as root.
         cat >"$1/etc/systemd/system/kos-test-node.service" <<'UNIT'
 [Unit]
 Description=KOS test: report Node Manager's status, release a hold
@@ -137,7 +138,9 @@ After=kos-node-manager.service
 [Service]
 Type=oneshot
 ExecStart=/bin/sh -c 'sleep 5; echo "KOS-STATUS $(kos node status | tr -d "\\n")" >/dev/console; \
-  if grep -q kos.hold /proc/cmdline; then echo "KOS-TEST releasing the hold" >/dev/console; kos node start-app; fi'
+  if grep -q kos.hold /proc/cmdline; then \
+    echo "KOS-TEST non-root start-app: $(setpriv --reuid=65534 --regid=65534 --clear-groups kos node start-app 2>&1 | tr -d "\\n")" >/dev/console; \
+    sleep 2; echo "KOS-TEST releasing the hold" >/dev/console; kos node start-app; fi'
 
 [Install]
 WantedBy=multi-user.target

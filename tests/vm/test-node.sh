@@ -51,9 +51,11 @@ node_disk() {
 
 NODE_DONE='marked good|KOS-STATUS|BOOT FAILED|reboot: Restarting|reboot: Power down|System halted'
 
-node_boot() { # LOG
+node_boot() { # LOG (EXTRA_DRIVE=FILE attaches a second disk)
+        local extra=()
+        [ -n "${EXTRA_DRIVE:-}" ] && extra=(-drive "file=$EXTRA_DRIVE,if=virtio,format=raw")
         vm_run "$1" "${VM_TIMEOUT:-240}" "${DONE_RE:-$NODE_DONE}" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw || true
+                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw "${extra[@]}" || true
         sleep 1
         grep -aE 'kos-boot .*(manifest|booting)|kos-node|KOS-APP|KOS-STATUS|KOS-TEST|BOOT FAILED' "$1" | sed 's/^/  | /' >&2
 }
@@ -83,6 +85,26 @@ test_kos_hold_keeps_the_app_stopped_until_start_app() {
         [ -n "$held" ] && [ -n "$started" ] || fail "the app never started after start-app"
         [ "$started" -gt "$held" ] || fail "the app started before start-app was called"
         grep -qa 'KOS-STATUS .*"state": "holding"' boot.log || fail "status did not say holding"
+        # The API's socket is open to all, its mutating methods to root only.
+        grep -qa 'KOS-TEST non-root start-app: .*PermissionDenied' boot.log || fail "start-app as nobody was not refused"
+}
+
+test_bundle_on_a_kos_update_drive_is_installed_once_and_booted() {
+        node_fixture
+        VERSION=2 node_manifest v2 app2.img
+        mkdir usb && "$KOS" bundle create -o usb/v2.kosb v2.json app2.img >/dev/null
+        mkfs.ext4 -q -F -L KOS-UPDATE -d usb usb.img 32M
+        node_disk
+        EXTRA_DRIVE=usb.img DONE_RE='reboot: Restarting|BOOT FAILED|System halted' node_boot boot-1.log
+        grep -qa 'kos-node .*update drive /dev/vd[a-z]* found' boot-1.log || fail "the drive was not found"
+        grep -qa 'kos-node .*installed manifest v2 from v2.kosb' boot-1.log || fail "the bundle was not installed"
+        # The drive stays plugged in: the next boot runs v2, finds the same
+        # bundle installed and active, and does not reboot again.
+        EXTRA_DRIVE=usb.img DONE_RE='marked good|BOOT FAILED|System halted|reboot: Restarting' node_boot boot-2.log
+        grep -qa 'KOS-APP started version 2' boot-2.log || fail "v2 did not start"
+        grep -qa 'kos-node .*manifest v2 of v2.kosb is installed and active already' boot-2.log || fail "no no-op"
+        grep -qa 'kos-node .*boot of manifest v2 marked good' boot-2.log || fail "v2 not marked good"
+        ! grep -qa 'reboot: Restarting' boot-2.log || fail "rebooted again for the same bundle"
 }
 
 test_failed_update_falls_back_and_status_reports_it() {
