@@ -66,67 +66,83 @@ int kos_boot_state_read(const struct kos_imagefs *img, const uint8_t id[static K
         return find_state(dirfd, hex, ret, name);
 }
 
-int kos_boot_state_set_tries(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned tries) {
-        char hex[KOS_SHA256_HEX_LEN + 1], old[256], name[96];
+/* The state entry of one manifest, with boot-state/ open. */
+struct state_entry {
+        int dirfd;
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        char name[256]; /* the entry found, if st.kind != NONE */
         struct kos_boot_state st;
+};
+
+static int state_open(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], bool create,
+                      struct state_entry *e) {
+        int r;
+
+        e->dirfd = open_state_dir(img, create);
+        if (e->dirfd < 0)
+                return e->dirfd;
+        kos_hex_encode(id, KOS_SHA256_LEN, e->hex);
+        if ((r = find_state(e->dirfd, e->hex, &e->st, e->name)) < 0)
+                kos_closep(&e->dirfd);
+        return r;
+}
+
+/* Makes "<hex>.<suffix>" the entry: one rename of the old entry when there is
+ * one, so there is never a moment with no state or two states, else a new
+ * empty file; durable either way. Closes e->dirfd. */
+static int state_replace(struct state_entry *e, const char *suffix) {
+        char name[96];
+        int r = 0;
+
+        snprintf(name, sizeof name, "%s.%s", e->hex, suffix);
+        if (e->st.kind == KOS_BOOT_STATE_NONE)
+                r = kos_write_file_atomic_at(e->dirfd, name, "", 0, 0644);
+        else if (renameat(e->dirfd, e->name, e->dirfd, name) < 0 || fsync(e->dirfd) < 0)
+                r = -errno;
+        kos_closep(&e->dirfd);
+        return r;
+}
+
+int kos_boot_state_set_tries(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned tries) {
+        struct state_entry e;
+        char suffix[32];
         int r;
 
         if (tries > KOS_TRIES_MAX)
                 return -ERANGE;
-        _cleanup_close_ int dirfd = open_state_dir(img, true);
-        if (dirfd < 0)
-                return dirfd;
-        kos_hex_encode(id, KOS_SHA256_LEN, hex);
-        if ((r = find_state(dirfd, hex, &st, old)) < 0)
+        if ((r = state_open(img, id, true, &e)) < 0)
                 return r;
-        snprintf(name, sizeof name, "%s.tries-%u", hex, tries);
-        if (st.kind != KOS_BOOT_STATE_NONE) {
-                /* One rename: never a moment with no state or two states. */
-                if (renameat(dirfd, old, dirfd, name) < 0)
-                        return -errno;
-                return fsync(dirfd) < 0 ? -errno : 0;
-        }
-        return kos_write_file_atomic_at(dirfd, name, "", 0, 0644);
+        snprintf(suffix, sizeof suffix, "tries-%u", tries);
+        return state_replace(&e, suffix);
 }
 
 int kos_boot_state_consume_try(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left) {
-        char hex[KOS_SHA256_HEX_LEN + 1], old[256], name[96];
-        struct kos_boot_state st;
+        struct state_entry e;
+        char suffix[32];
         int r;
 
-        _cleanup_close_ int dirfd = open_state_dir(img, false);
-        if (dirfd < 0)
-                return dirfd;
-        kos_hex_encode(id, KOS_SHA256_LEN, hex);
-        if ((r = find_state(dirfd, hex, &st, old)) < 0)
+        if ((r = state_open(img, id, false, &e)) < 0)
                 return r;
-        if (st.kind != KOS_BOOT_STATE_TRIES || st.tries_left == 0)
+        if (e.st.kind != KOS_BOOT_STATE_TRIES || e.st.tries_left == 0) {
+                kos_closep(&e.dirfd);
                 return -ESTALE;
-        snprintf(name, sizeof name, "%s.tries-%u", hex, st.tries_left - 1);
-        if (renameat(dirfd, old, dirfd, name) < 0 || fsync(dirfd) < 0)
-                return -errno;
-        *ret_left = st.tries_left - 1;
+        }
+        snprintf(suffix, sizeof suffix, "tries-%u", e.st.tries_left - 1);
+        if ((r = state_replace(&e, suffix)) < 0)
+                return r;
+        *ret_left = e.st.tries_left - 1;
         return 0;
 }
 
 int kos_boot_state_mark_good(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]) {
-        char hex[KOS_SHA256_HEX_LEN + 1], old[256], name[96];
-        struct kos_boot_state st;
+        struct state_entry e;
         int r;
 
-        _cleanup_close_ int dirfd = open_state_dir(img, true);
-        if (dirfd < 0)
-                return dirfd;
-        kos_hex_encode(id, KOS_SHA256_LEN, hex);
-        if ((r = find_state(dirfd, hex, &st, old)) < 0)
+        if ((r = state_open(img, id, true, &e)) < 0)
                 return r;
-        if (st.kind == KOS_BOOT_STATE_GOOD)
-                return 0;
-        snprintf(name, sizeof name, "%s.good", hex);
-        if (st.kind == KOS_BOOT_STATE_TRIES) {
-                if (renameat(dirfd, old, dirfd, name) < 0 || fsync(dirfd) < 0)
-                        return -errno;
+        if (e.st.kind == KOS_BOOT_STATE_GOOD) {
+                kos_closep(&e.dirfd);
                 return 0;
         }
-        return kos_write_file_atomic_at(dirfd, name, "", 0, 0644);
+        return state_replace(&e, "good");
 }

@@ -485,31 +485,23 @@ static int add_reference(struct references *refs, const uint8_t digest[static KO
         return 0;
 }
 
-static int collect_references(const struct kos_imagefs *img, struct references *refs) {
-        DIR *d = fdopendir(fcntl(img->manifests_fd, F_DUPFD_CLOEXEC, 3));
-        int r = 0;
+/* Every blob an installed manifest names. A manifest that cannot be read or
+ * parsed stops gc: nothing is removed on a partial picture. */
+static int add_manifest_references(const struct kos_imagefs *img, const char *name, void *userdata) {
+        char json_name[KOS_NAME_MAX + 8], sig_name[KOS_NAME_MAX + 12], error[256];
+        const struct kos_blob *blobs[MAX_BLOBS];
+        const char *labels[MAX_BLOBS];
+        _cleanup_free_ char *data = NULL;
+        struct kos_manifest *m = NULL;
+        size_t len;
 
-        if (!d)
-                return -errno;
-        rewinddir(d);
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
-                size_t n = strlen(de->d_name);
-                _cleanup_free_ char *data = NULL;
-                struct kos_manifest *m = NULL;
-                const struct kos_blob *blobs[MAX_BLOBS];
-                const char *labels[MAX_BLOBS];
-                char error[256];
-                size_t len;
-                if (n <= 5 || strcmp(de->d_name + n - 5, ".json") != 0 || de->d_name[0] == '.')
-                        continue;
-                r = kos_read_file_at(img->manifests_fd, de->d_name, KOS_MANIFEST_MAX, &data, &len);
-                if (r >= 0 && kos_manifest_parse(data, len, &m, error, sizeof error) < 0)
-                        r = -EBADMSG;
-                for (size_t i = 0, nb = r >= 0 ? kos_manifest_blobs(m, blobs, labels, MAX_BLOBS) : 0; i < nb && r >= 0; i++)
-                        r = add_reference(refs, blobs[i]->sha256);
-                kos_manifest_free(m);
-        }
-        closedir(d);
+        kos_manifest_file_names(name, json_name, sig_name);
+        int r = kos_read_file_at(img->manifests_fd, json_name, KOS_MANIFEST_MAX, &data, &len);
+        if (r >= 0 && kos_manifest_parse(data, len, &m, error, sizeof error) < 0)
+                r = -EBADMSG;
+        for (size_t i = 0, nb = r >= 0 ? kos_manifest_blobs(m, blobs, labels, MAX_BLOBS) : 0; i < nb && r >= 0; i++)
+                r = add_reference(userdata, blobs[i]->sha256);
+        kos_manifest_free(m);
         return r;
 }
 
@@ -518,7 +510,7 @@ int kos_imagefs_gc(const struct kos_imagefs *img, bool dry_run, void (*on_remove
         struct references refs = {0};
         uint8_t digest[KOS_SHA256_LEN];
         unsigned removed = 0;
-        int r = collect_references(img, &refs);
+        int r = kos_imagefs_for_each_manifest(img, add_manifest_references, &refs);
 
         DIR *d = r >= 0 ? fdopendir(fcntl(img->components_fd, F_DUPFD_CLOEXEC, 3)) : NULL;
         if (r >= 0 && !d)

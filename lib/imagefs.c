@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "imagefs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -216,4 +217,27 @@ int kos_imagefs_install_manifest(const struct kos_imagefs *img, const char *name
         if (r < 0)
                 return r;
         return kos_write_file_atomic_at(img->manifests_fd, json_name, json, json_len, 0644);
+}
+
+int kos_imagefs_for_each_manifest(const struct kos_imagefs *img,
+                                  int (*fn)(const struct kos_imagefs *img, const char *name, void *userdata),
+                                  void *userdata) {
+        DIR *d = fdopendir(fcntl(img->manifests_fd, F_DUPFD_CLOEXEC, 3));
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        rewinddir(d);
+        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+                size_t n = strlen(de->d_name);
+                char name[KOS_NAME_MAX + 8];
+                if (n <= 5 || n - 5 > KOS_NAME_MAX || strcmp(de->d_name + n - 5, ".json") != 0)
+                        continue;
+                memcpy(name, de->d_name, n - 5);
+                name[n - 5] = '\0';
+                if (kos_name_is_valid(name))
+                        r = fn(img, name, userdata);
+        }
+        closedir(d);
+        return r;
 }

@@ -51,6 +51,13 @@ int kos_active_insert(struct kos_active_list *list, const char *name, bool first
 void kos_active_remove(struct kos_active_list *list, const char *name);
 
 /* "<name>.json" and "<name>.json.sig" for a valid name. */
+/* Calls fn with the name of each installed manifest (manifests/<name>.json
+ * with a valid name), in directory order, until fn returns a negative errno,
+ * which is returned. */
+int kos_imagefs_for_each_manifest(const struct kos_imagefs *img,
+                                  int (*fn)(const struct kos_imagefs *img, const char *name, void *userdata),
+                                  void *userdata);
+
 void kos_manifest_file_names(const char *name, char json[static KOS_NAME_MAX + 8], char sig[static KOS_NAME_MAX + 12]);
 
 /* Copies src_fd (a regular file) into components/ under its sha256, through

@@ -131,7 +131,7 @@ cp "$base" base.img && cp "$base.meta" base.img.meta
 "$KOS" manifest sign --key bench.key bench.json >/dev/null
 "$KOS" install --keyring keyring img bench.json >/dev/null
 "$KOS" activate img bench
-id=$(sha256sum bench.json | cut -d' ' -f1)
+id=$(sha bench.json)
 uuid=$(cat /proc/sys/kernel/random/uuid)
 DATA_MIB=64 DATA_FORMAT=1 imagefs_disk img kos-disk.img "$uuid" >/dev/null 2>&1
 

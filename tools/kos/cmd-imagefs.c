@@ -277,29 +277,6 @@ static void print_state(const struct kos_imagefs *img, const char *name) {
                 printf("  (marked good)");
 }
 
-/* Calls fn for each installed manifest name (manifests/<name>.json). */
-static int for_each_installed(const struct kos_imagefs *img, int (*fn)(const struct kos_imagefs *, const char *, void *),
-                              void *userdata) {
-        DIR *d = fdopendir(fcntl(img->manifests_fd, F_DUPFD_CLOEXEC, 3));
-        int r = 0;
-
-        if (!d)
-                return -errno;
-        rewinddir(d);
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
-                size_t n = strlen(de->d_name);
-                char name[KOS_NAME_MAX + 8];
-                if (n <= 5 || n - 5 > KOS_NAME_MAX || strcmp(de->d_name + n - 5, ".json") != 0)
-                        continue;
-                memcpy(name, de->d_name, n - 5);
-                name[n - 5] = '\0';
-                if (kos_name_is_valid(name))
-                        r = fn(img, name, userdata);
-        }
-        closedir(d);
-        return r;
-}
-
 static int print_if_inactive(const struct kos_imagefs *img, const char *name, void *userdata) {
         const struct kos_active_list *list = userdata;
 
@@ -332,7 +309,7 @@ int cmd_list(int argc, char **argv) {
                                 print_state(&img, list.entries[i].name);
                         printf("\n");
                 }
-                r = for_each_installed(&img, print_if_inactive, &list);
+                r = kos_imagefs_for_each_manifest(&img, print_if_inactive, &list);
                 if (r < 0)
                         code = fail(EXIT_USAGE, "cannot list manifests: %s", strerror(-r));
         }

@@ -422,7 +422,7 @@ static bool soft_pre_dep(const char *softdep, const char *alias, const char *mod
  * it needs, and any earlier module modules.softdep asks for. */
 static int add_load_deps(const char *modules_dir, const struct module_index *idx, const char *order, char **ret) {
         _cleanup_free_ char *softdep = NULL, *alias_text = NULL, *alias = NULL;
-        char path[1024], name[128], other[128];
+        char path[1024], name[128], earlier[1024], other[128];
         const char *mods[512];
         size_t n = 0, len, out_len = 0;
         char *out = NULL;
@@ -436,41 +436,29 @@ static int add_load_deps(const char *modules_dir, const struct module_index *idx
         }
         for (const char *p = order; *p && n < ELEMENTSOF(mods); p += strcspn(p, "\n") + 1)
                 mods[n++] = p;
+        FILE *f = open_memstream(&out, &out_len);
+        if (!f)
+                return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                size_t path_len = strcspn(mods[i], "\n");
-                snprintf(path, sizeof path, "%.*s", (int)path_len, mods[i]);
-                const char *line = find_module(idx, path);
-                size_t deps_len = line ? strlen(line + strcspn(line, ":")) : 0;
-                char *grown = realloc(out, out_len + path_len + deps_len + 2 + 64 * (i + 1));
-                if (!grown) {
-                        free(out);
-                        return -ENOMEM;
-                }
-                out = grown;
+                snprintf(path, sizeof path, "%.*s", (int)strcspn(mods[i], "\n"), mods[i]);
                 /* modules.dep's line already is "path: deps". */
-                out_len += (size_t)sprintf(out + out_len, "%.*s:%s", (int)path_len, mods[i],
-                                           line ? line + strcspn(line, ":") + (line[strcspn(line, ":")] ? 1 : 0) : "");
+                const char *line = find_module(idx, path), *deps = line ? line + strcspn(line, ":") : "";
+                fprintf(f, "%s:%s", path, *deps ? deps + 1 : "");
                 module_name_of(path, name, sizeof name);
                 for (size_t j = 0; j < i; j++) {
-                        char earlier[1024];
                         snprintf(earlier, sizeof earlier, "%.*s", (int)strcspn(mods[j], "\n"), mods[j]);
                         module_name_of(earlier, other, sizeof other);
-                        if (!soft_pre_dep(softdep, alias, name, other))
-                                continue;
-                        size_t other_len = strcspn(mods[j], "\n");
-                        grown = realloc(out, out_len + other_len + 2 + 64 * (n - i));
-                        if (!grown) {
-                                free(out);
-                                return -ENOMEM;
-                        }
-                        out = grown;
-                        out_len += (size_t)sprintf(out + out_len, " %.*s", (int)other_len, mods[j]);
+                        if (soft_pre_dep(softdep, alias, name, other))
+                                fprintf(f, " %s", earlier);
                 }
-                out[out_len++] = '\n';
-                out[out_len] = '\0';
+                fputc('\n', f);
         }
-        *ret = out ? out : strdup("");
-        return *ret ? 0 : -ENOMEM;
+        if (fclose(f) != 0 || !out) {
+                free(out);
+                return -ENOMEM;
+        }
+        *ret = out;
+        return 0;
 }
 
 int modules_resolve(const char *modules_dir, const char *const *names, size_t n_names, char **ret_list,
