@@ -42,28 +42,13 @@
 #define MODULES_LIST "/etc/kos/modules"
 #define MAX_KEXEC_CMDLINE 2048 /* x86 COMMAND_LINE_SIZE */
 
-static unsigned parse_seconds(const char *key, unsigned fallback) {
-        const char *v = early_cmdline_get(key);
-        char *end;
-
-        if (!v || !*v)
-                return fallback;
-        errno = 0;
-        unsigned long n = strtoul(v, &end, 10);
-        if (errno || *end || n > 3600) {
-                early_log("ignoring %s=%s: not a number of seconds up to 3600", key, v);
-                return fallback;
-        }
-        return (unsigned)n;
-}
-
 /* The end of every failed boot: nothing unverified runs, PID 1 never exits. */
 static void __attribute__((noreturn)) fail_boot(void) {
         const char *mode = early_cmdline_get("kos.on_fail");
 
         sync();
         if (mode && strcmp(mode, "reboot") == 0) {
-                unsigned delay = parse_seconds("kos.on_fail_delay", 10);
+                unsigned delay = early_cmdline_seconds("kos.on_fail_delay", 10);
                 early_log("no verified system to boot: rebooting in %u s", delay);
                 sleep(delay);
                 reboot(RB_AUTOBOOT);
@@ -94,7 +79,7 @@ static void load_modules(void) {
 
 static int mount_imagefs(struct early_device *ret) {
         const char *spec = early_cmdline_get("kos.imagefs");
-        unsigned timeout = parse_seconds("kos.imagefs_timeout", 10);
+        unsigned timeout = early_cmdline_seconds("kos.imagefs_timeout", 10);
         double start = early_uptime();
         int r;
 

@@ -2,6 +2,7 @@
 #include "early.h"
 
 #include <blkid/blkid.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -131,6 +132,21 @@ void early_cmdline_set(const char *text) {
         snprintf(cmdline, sizeof cmdline, "%s", text);
         n_words = 0;
         split_cmdline(cmdline);
+}
+
+unsigned early_cmdline_seconds(const char *key, unsigned fallback) {
+        const char *v = early_cmdline_get(key);
+        char *end;
+
+        if (!v || !*v)
+                return fallback;
+        errno = 0;
+        unsigned long n = strtoul(v, &end, 10);
+        if (errno || *end || !isdigit((unsigned char)v[0]) || n > 3600) {
+                early_log("ignoring %s=%s: not a number of seconds up to 3600", key, v);
+                return fallback;
+        }
+        return (unsigned)n;
 }
 
 const char *early_cmdline_get(const char *key) {

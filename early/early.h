@@ -27,6 +27,8 @@ int early_mount_api_filesystems(void);
  * "key=value" (or "" for a bare "key"), or NULL when absent. */
 int early_cmdline_load(void);
 const char *early_cmdline_get(const char *key);
+/* "key=SECONDS", 0 to 3600; fallback when absent, or (logged) when not that. */
+unsigned early_cmdline_seconds(const char *key, unsigned fallback);
 /* Uses text instead of /proc/cmdline (tests). */
 void early_cmdline_set(const char *text);
 

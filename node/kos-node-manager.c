@@ -489,9 +489,7 @@ int main(int argc, char **argv) {
 
         early_log_init("kos-node");
         early_cmdline_load();
-        const char *settle = early_cmdline_get("kos.settle");
-        if (settle && *settle && strspn(settle, "0123456789") == strlen(settle) && strlen(settle) < 5)
-                n.settle = (unsigned)atoi(settle); /* at most 4 digits: no overflow */
+        n.settle = early_cmdline_seconds("kos.settle", n.settle);
         if ((r = read_boot_json(&n)) < 0)
                 early_log("cannot read %s: %s; was this system booted by KOS?", BOOT_JSON, strerror(-r));
         if ((r = mount_imagefs(&n)) < 0)

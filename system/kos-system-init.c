@@ -71,14 +71,11 @@ static void __attribute__((noreturn)) fail_boot(const char *step, const char *co
 static void __attribute__((noreturn)) fail_boot(const char *step, const char *component, const char *format, ...) {
         char detail[512];
         va_list ap;
-        unsigned delay = 10;
-        const char *v = early_cmdline_get("kos.fail_delay");
+        unsigned delay = early_cmdline_seconds("kos.fail_delay", 10);
 
         va_start(ap, format);
         vsnprintf(detail, sizeof detail, format, ap);
         va_end(ap);
-        if (v && *v && strspn(v, "0123456789") == strlen(v) && strlen(v) < 5)
-                delay = (unsigned)atoi(v); /* digits only, at most 4: no overflow */
         early_log("BOOT FAILED at step '%s'%s%s: %s", step, component ? ", component " : "", component ? component : "",
                   detail);
         early_log("rebooting in %u s so that the Boot Kernel selects again", delay);

@@ -416,3 +416,15 @@ TEST(module_that_fails_is_reported_and_the_rest_still_load) {
         CHECK(run_fake_modules("crc:\nbroken: crc\njbd2: crc\next4: crc jbd2 broken\n", &loaded) == -ENOEXEC);
         CHECK(loaded == 3 && fake_n_done == 4 && fake_violations == 0);
 }
+
+TEST(cmdline_seconds_take_0_to_3600_and_fall_back_otherwise) {
+        early_cmdline_set("kos.a=0 kos.b=3600 kos.c=3601 kos.d=-1 kos.e=5s kos.f= kos.g=+7");
+        CHECK(early_cmdline_seconds("kos.a", 9) == 0);
+        CHECK(early_cmdline_seconds("kos.b", 9) == 3600);
+        CHECK(early_cmdline_seconds("kos.c", 9) == 9);
+        CHECK(early_cmdline_seconds("kos.d", 9) == 9);
+        CHECK(early_cmdline_seconds("kos.e", 9) == 9);
+        CHECK(early_cmdline_seconds("kos.f", 9) == 9);
+        CHECK(early_cmdline_seconds("kos.g", 9) == 9);
+        CHECK(early_cmdline_seconds("kos.absent", 9) == 9);
+}
