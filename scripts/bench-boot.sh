@@ -137,7 +137,7 @@ DATA_MIB=64 DATA_FORMAT=1 imagefs_disk img kos-disk.img "$uuid" >/dev/null 2>&1
 
 # --- Boot ------------------------------------------------------------------
 
-# boot MODE N: one boot, console in MODE-N.log; prints the host seconds from
+# boot MODE N: one boot, console in MODE-N.log; prints the host microseconds from
 # QEMU's start to the marker.
 boot() {
         local log=$1-$2.log start
