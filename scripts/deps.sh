@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-dev zlib1g-dev
-       libcryptsetup-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time cpio kmod apt
+       libcryptsetup-dev libsystemd-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time cpio kmod apt
        mmdebstrap fdisk qemu-system-x86)
 check=("${build[@]}" clang libclang-rt-14-dev socat)
 
