@@ -8,6 +8,7 @@ CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wmis
 CFLAGS ?= -O2 -g
 HARDEN := -D_FORTIFY_SOURCE=2
 LDFLAGS_HARDEN := -Wl,-z,relro,-z,now
+LDFLAGS_GC := -Wl,--gc-sections
 LIBS := -ljansson -lcrypto -lblkid -lz -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -24,18 +25,20 @@ all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-n
 # The Boot Kernel's PID 1: one static binary, no shell in its initramfs.
 # (glibc warns that libcrypto's unused DSO and name lookups need shared
 # libraries at run time; the init never calls them.)
-$(BUILD)/kos-boot-init: boot/kos-boot-init.c early/early.c early/early.h $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/kos-boot-init: boot/kos-boot-init.c early/early.c early/early.h $(BUILD)/libkos.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -Iearly -static boot/kos-boot-init.c early/early.c $(LIB_SRC) \
-		-ljansson -lcrypto -lblkid -pthread -s -o $@ 2>&1 | { grep -v -e 'statically linked applications' -e 'in function' || true; }
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -Iearly -static boot/kos-boot-init.c early/early.c $(BUILD)/libkos.a \
+		$(LDFLAGS_GC) -ljansson -lcrypto -lblkid -pthread -s -o $@ 2>&1 | { grep -v -e 'statically linked applications' -e 'in function' || true; }
 	@test -x $@
 
 deps:
 	@scripts/deps.sh build
 
+# The library archive every program links: each function and object in its
+# own section, so a static PID 1 keeps only what it calls (--gc-sections).
 $(BUILD)/obj/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -ffunction-sections -fdata-sections -c $< -o $@
 
 $(BUILD)/libkos.a: $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 	@rm -f $@
@@ -44,9 +47,9 @@ $(BUILD)/libkos.a: $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itools/kos -Inode $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
 
-$(BUILD)/unit-tests: $(UNIT_SRC) $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/unit-tests: $(UNIT_SRC) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly $(UNIT_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly $(UNIT_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
 
 # The ASan+UBSan build: the unit tests and the kos tool, which the host tests
 # also run under.
@@ -104,22 +107,22 @@ $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 # The System Kernel's PID 1: dynamically linked (libcryptsetup is shared
 # only); kos mkinitrd copies the libraries it needs next to it.
 SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c early/early.c
-$(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) early/early.h $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) early/early.h $(BUILD)/libkos.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) \
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
 		-ljansson -lcrypto -lblkid -lcryptsetup -pthread -s -o $@
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
 NODE_SRC := node/kos-node-manager.c node/varlink.c early/early.c
-$(BUILD)/kos-node-manager: $(NODE_SRC) node/varlink.h early/early.h $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/kos-node-manager: $(NODE_SRC) node/varlink.h early/early.h $(BUILD)/libkos.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) \
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
 		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -s -o $@
 
 # A static kos for the device's runtime layer (kos node ... on the device).
-$(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -static -Itools/kos -Inode $(KOS_SRC) $(LIB_SRC) $(LIBS) -s -o $@ 2>&1 | \
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -static -Itools/kos -Inode $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_GC) $(LIBS) -s -o $@ 2>&1 | \
 		{ grep -v -e 'statically linked applications' -e 'in function' || true; }
 	@test -x $@
