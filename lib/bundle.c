@@ -204,11 +204,11 @@ static int stream_component(struct install *in, size_t index, uint64_t size) {
 
         kos_hex_encode(b->sha256, KOS_SHA256_LEN, hex);
         snprintf(tmp, sizeof tmp, ".tmp-bundle-%s", hex);
-        _cleanup_close_ int out = openat(in->img->components_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        _cleanup_close_ int out = kos_create_file_at(in->img->components_fd, tmp, 0644);
         _cleanup_free_ uint8_t *buf = malloc(STREAM_CHUNK);
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         if (out < 0 || !buf || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-                r = out < 0 ? -errno : -ENOMEM;
+                r = out < 0 ? out : -ENOMEM;
                 goto out;
         }
         for (uint64_t left = size; left > 0 && r >= 0;) {

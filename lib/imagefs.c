@@ -158,9 +158,9 @@ int kos_imagefs_add_component(const struct kos_imagefs *img, int src_fd, uint8_t
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
         snprintf(tmp, sizeof tmp, ".tmp-add-%d", (int)getpid());
-        _cleanup_close_ int out = openat(img->components_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        _cleanup_close_ int out = kos_create_file_at(img->components_fd, tmp, 0644);
         if (out < 0)
-                return -errno;
+                return out;
 
         struct kos_hash_job job = {.fd = src_fd, .size = (uint64_t)st.st_size, .copy_fd = out, .compute_only = true};
         r = kos_hash_jobs(&job, 1, progress, userdata);

@@ -141,17 +141,16 @@ static int open_blob(const struct kos_imagefs *img, const struct kos_blob *blob,
                        label, hex, (unsigned long long)st.st_size, (unsigned long long)blob->size);
                 return -1;
         }
-        int fd = openat(img->components_fd, hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0 || fstat(fd, &st_open) < 0 || st_open.st_ino != st.st_ino || st_open.st_dev != st.st_dev ||
-            !S_ISREG(st_open.st_mode) || st_open.st_size != st.st_size) {
+        int fd = kos_open_regular_at(img->components_fd, hex, O_NOFOLLOW, &st_open);
+        if (fd < 0 || st_open.st_ino != st.st_ino || st_open.st_dev != st.st_dev || st_open.st_size != st.st_size) {
                 /* Replaced between the checks: treat as not what was declared. */
-                int r = fd < 0 ? errno : 0;
                 if (fd >= 0)
                         close(fd);
-                if (r == ELOOP)
-                        reject(c, KOS_REASON_COMPONENT_NOT_REGULAR, "%s: components/%s is a symlink", label, hex);
-                else if (r)
-                        reject(c, KOS_REASON_IO_ERROR, "%s: cannot open components/%s: %s", label, hex, strerror(r));
+                if (fd == -ELOOP || fd == -EBADFD)
+                        reject(c, KOS_REASON_COMPONENT_NOT_REGULAR, "%s: components/%s is no longer a regular file",
+                               label, hex);
+                else if (fd < 0)
+                        reject(c, KOS_REASON_IO_ERROR, "%s: cannot open components/%s: %s", label, hex, strerror(-fd));
                 else
                         reject(c, KOS_REASON_COMPONENT_SIZE_MISMATCH, "%s: components/%s changed while checked",
                                label, hex);

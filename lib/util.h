@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KOS_NAME_MAX 64 /* manifest and component names: [A-Za-z0-9._-]{1,64} */
@@ -44,8 +45,21 @@ void kos_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Decodes exactly 2*len lowercase hex digits; anything else is -EINVAL. */
 int kos_hex_decode(const char *in, size_t in_len, uint8_t *out, size_t len);
 
+/* Opens dirfd/path read-only if it is a regular file: a symlink is -ELOOP
+ * (with O_NOFOLLOW in flags), anything else that is not a regular file
+ * (FIFO, socket, device, directory) -EBADFD. Never blocks on a FIFO and never
+ * opens a device node; O_CLOEXEC, O_NOCTTY are implied. Returns the fd, with
+ * its fstat() in *ret_st (may be NULL). */
+int kos_open_regular_at(int dirfd, const char *path, int flags, struct stat *ret_st);
+
+/* Creates dirfd/name as a new, empty regular file for writing, removing
+ * whatever was there first (a temporary file's leftover, or a FIFO that
+ * would otherwise block the open). Returns the fd or a negative errno. */
+int kos_create_file_at(int dirfd, const char *name, mode_t mode);
+
 /* Reads a regular file relative to dirfd, never following a symlink, and
- * refuses anything larger than cap bytes with -EFBIG. The buffer gets a NUL
+ * refuses anything larger than cap bytes with -EFBIG; anything not a regular
+ * file is -EBADFD (a symlink -ELOOP), without blocking on a FIFO. The buffer gets a NUL
  * after the data (not counted in *ret_len) so text parsers may use it. */
 int kos_read_file_at(int dirfd, const char *name, size_t cap, char **ret_data, size_t *ret_len);
 

@@ -23,9 +23,9 @@ static int match_components(const struct kos_manifest *m, char **files, size_t n
 
         for (size_t i = 0; i < n; i++) {
                 struct stat st;
-                fds[i] = open(files[i], O_RDONLY | O_CLOEXEC);
-                if (fds[i] < 0 || fstat(fds[i], &st) < 0 || !S_ISREG(st.st_mode))
-                        return fail(EXIT_USAGE, "cannot read %s as a regular file", files[i]);
+                fds[i] = kos_open_regular_at(AT_FDCWD, files[i], 0, &st);
+                if (fds[i] < 0)
+                        return fail(EXIT_USAGE, "cannot read %s: %s", files[i], file_error_string(fds[i]));
                 jobs[i] = (struct kos_hash_job){.fd = fds[i], .size = (uint64_t)st.st_size, .copy_fd = -1, .compute_only = true};
         }
         progress_init(&p, "hashing");

@@ -46,13 +46,13 @@ int cmd_component(int argc, char **argv) {
         if ((code = open_imagefs_or_fail(argv[2], &img)) != EXIT_OK)
                 return code;
         for (int i = 3; i < argc && code == EXIT_OK; i++) {
-                _cleanup_close_ int fd = open(argv[i], O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                _cleanup_close_ int fd = kos_open_regular_at(AT_FDCWD, argv[i], 0, NULL);
                 uint8_t digest[KOS_SHA256_LEN];
                 char hex[KOS_SHA256_HEX_LEN + 1];
                 struct progress p;
 
                 if (fd < 0) {
-                        code = fail(EXIT_USAGE, "cannot open %s: %m", argv[i]);
+                        code = fail(EXIT_USAGE, "cannot open %s: %s", argv[i], file_error_string(fd));
                         break;
                 }
                 progress_init(&p, argv[i]);

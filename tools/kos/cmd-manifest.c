@@ -49,12 +49,10 @@ static int hash_inputs(struct input *inputs, size_t n) {
 
         for (; opened < n; opened++) {
                 struct stat st;
-                int fd = open(inputs[opened].path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                int fd = kos_open_regular_at(AT_FDCWD, inputs[opened].path, 0, &st);
+                if (fd < 0) {
                         code = fail(EXIT_USAGE, "%s: cannot read %s: %s", inputs[opened].label, inputs[opened].path,
-                                    fd < 0 ? strerror(errno) : "not a regular file");
-                        if (fd >= 0)
-                                close(fd);
+                                    file_error_string(fd));
                         break;
                 }
                 jobs[opened] = (struct kos_hash_job){.fd = fd, .size = (uint64_t)st.st_size, .copy_fd = -1, .compute_only = true};

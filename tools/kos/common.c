@@ -57,6 +57,16 @@ void progress_finish(struct progress *p) {
         p->shown = false;
 }
 
+const char *file_error_string(int r) {
+        if (r == -EBADFD)
+                return "not a regular file";
+        if (r == -ELOOP)
+                return "a symbolic link";
+        if (r == -EFBIG)
+                return "too large";
+        return strerror(-r);
+}
+
 int read_path(const char *path, size_t cap, char **ret, size_t *ret_len) {
         return kos_read_file_at(AT_FDCWD, path, cap, ret, ret_len);
 }

@@ -31,6 +31,9 @@ void progress_init(struct progress *p, const char *what);
 void progress_print(uint64_t done, uint64_t total, void *userdata);
 void progress_finish(struct progress *p);
 
+/* strerror() for the errors of kos_read_file_at() and kos_open_regular_at(),
+ * saying "not a regular file" for -EBADFD. */
+const char *file_error_string(int r);
 int read_path(const char *path, size_t cap, char **ret, size_t *ret_len);
 int open_imagefs_or_fail(const char *path, struct kos_imagefs *ret);
 int load_keyring_or_fail(const char *dir, struct kos_keyring *ret);
