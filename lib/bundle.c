@@ -108,6 +108,7 @@ static int read_entry(struct reader *rd, struct entry *ret) {
 
 struct install {
         const struct kos_imagefs *img;
+        const struct kos_keyring *ring;
         const struct kos_bundle_options *options;
         struct kos_bundle_result *result;
         struct reader rd;
@@ -120,6 +121,16 @@ struct install {
         size_t n_added;
         uint64_t total, done;
 };
+
+/* After the commit point: the install stands, the caller hears what was left undone. */
+static void warn(struct install *in, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct install *in, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(in->result->warning, sizeof in->result->warning, format, ap);
+        va_end(ap);
+}
 
 static int refuse(struct install *in, const char *format, ...) __attribute__((format(printf, 2, 3)));
 static int refuse(struct install *in, const char *format, ...) {
@@ -300,6 +311,30 @@ static void undo_added(struct install *in) {
         (void)fsync(in->img->components_fd);
 }
 
+/* Uninstalls the manifests that fell off `active`, then removes the
+ * components no manifest references any more. Runs after the commit point:
+ * a failure here is a warning, never a refusal. */
+static void retire(struct install *in, const struct kos_active_list *dropped) {
+        int r = 0;
+
+        for (size_t i = 0; i < dropped->n; i++) {
+                char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
+                if (!dropped->entries[i].name_valid)
+                        continue;
+                kos_manifest_file_names(dropped->entries[i].name, json, sig);
+                (void)unlinkat(in->img->manifests_fd, json, 0);
+                kos_fault_point();
+                (void)unlinkat(in->img->manifests_fd, sig, 0);
+                in->result->removed_manifests++;
+        }
+        if (dropped->n > 0 && fsync(in->img->manifests_fd) < 0) {
+                warn(in, "cannot sync manifests/ after retiring old manifests: %s", strerror(errno));
+                return;
+        }
+        if ((r = kos_imagefs_gc(in->img, &(struct kos_gc_options){.ring = in->ring})) < 0)
+                warn(in, "garbage collection of components/ failed: %s", strerror(-r));
+}
+
 /* New manifest first, the previous ones after it, at most keep in all; the
  * ones dropped are uninstalled, then their unreferenced components removed. */
 static int update_active(struct install *in) {
@@ -317,19 +352,10 @@ static int update_active(struct install *in) {
         }
         if ((r = kos_active_write(in->img, &list)) < 0)
                 return r;
-        for (size_t i = 0; i < dropped.n; i++) {
-                char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
-                if (!dropped.entries[i].name_valid)
-                        continue;
-                kos_manifest_file_names(dropped.entries[i].name, json, sig);
-                (void)unlinkat(in->img->manifests_fd, json, 0);
-                kos_fault_point();
-                (void)unlinkat(in->img->manifests_fd, sig, 0);
-                in->result->removed_manifests++;
-        }
-        if (dropped.n > 0 && fsync(in->img->manifests_fd) < 0)
-                return -errno;
-        return kos_imagefs_gc(in->img, false, NULL, NULL);
+        /* The commit point: the device now boots the new manifest. */
+        in->result->committed = true;
+        retire(in, &dropped);
+        return 0;
 }
 
 /* True when manifests/<name>.json holds the manifest of id and is first in active. */
@@ -360,7 +386,7 @@ int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *
         if (!in)
                 return -ENOMEM;
         memset(result, 0, sizeof *result);
-        *in = (struct install){.img = img, .options = options, .result = result, .rd = {.fd = fd}};
+        *in = (struct install){.img = img, .ring = ring, .options = options, .result = result, .rd = {.fd = fd}};
         if ((r = read_manifest(in, ring, &json, &json_len, &sig, &sig_len)) < 0)
                 goto out;
         for (size_t i = 0; i < in->n_blobs; i++)
@@ -485,33 +511,42 @@ static int add_reference(struct references *refs, const uint8_t digest[static KO
         return 0;
 }
 
-/* Every blob an installed manifest names. A manifest that cannot be read or
- * parsed stops gc: nothing is removed on a partial picture. */
+struct gc_walk {
+        const struct kos_gc_options *options;
+        struct references refs;
+};
+
+/* Every blob an authenticated installed manifest names. What cannot be
+ * authenticated is ignored: it protects nothing, and must not block gc. An
+ * I/O error stops gc: nothing is removed on a partial picture. */
 static int add_manifest_references(const struct kos_imagefs *img, const char *name, void *userdata) {
-        char json_name[KOS_NAME_MAX + 8], sig_name[KOS_NAME_MAX + 12], error[256];
+        struct gc_walk *walk = userdata;
         const struct kos_blob *blobs[MAX_BLOBS];
         const char *labels[MAX_BLOBS];
-        _cleanup_free_ char *data = NULL;
-        struct kos_manifest *m = NULL;
-        size_t len;
+        struct kos_candidate c = {0};
+        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        int r = 0;
 
-        kos_manifest_file_names(name, json_name, sig_name);
-        int r = kos_read_file_at(img->manifests_fd, json_name, KOS_MANIFEST_MAX, &data, &len);
-        if (r >= 0 && kos_manifest_parse(data, len, &m, error, sizeof error) < 0)
-                r = -EBADMSG;
-        for (size_t i = 0, nb = r >= 0 ? kos_manifest_blobs(m, blobs, labels, MAX_BLOBS) : 0; i < nb && r >= 0; i++)
-                r = add_reference(userdata, blobs[i]->sha256);
-        kos_manifest_free(m);
+        if (!kos_load_manifest(img, walk->options->ring, name, &c, &m)) {
+                if (c.reason == KOS_REASON_IO_ERROR)
+                        return -EIO;
+                if (walk->options->on_ignored)
+                        walk->options->on_ignored(name, c.detail, walk->options->userdata);
+                return 0;
+        }
+        for (size_t i = 0, nb = kos_manifest_blobs(m, blobs, labels, MAX_BLOBS); i < nb && r >= 0; i++)
+                r = add_reference(&walk->refs, blobs[i]->sha256);
         return r;
 }
 
-int kos_imagefs_gc(const struct kos_imagefs *img, bool dry_run, void (*on_remove)(const char *name, void *userdata),
-                   void *userdata) {
-        struct references refs = {0};
+int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *options) {
+        struct gc_walk walk = {.options = options};
         uint8_t digest[KOS_SHA256_LEN];
         unsigned removed = 0;
-        int r = kos_imagefs_for_each_manifest(img, add_manifest_references, &refs);
 
+        if (!options->ring)
+                return -EINVAL;
+        int r = kos_imagefs_for_each_manifest(img, add_manifest_references, &walk);
         DIR *d = r >= 0 ? fdopendir(fcntl(img->components_fd, F_DUPFD_CLOEXEC, 3)) : NULL;
         if (r >= 0 && !d)
                 r = -errno;
@@ -522,22 +557,22 @@ int kos_imagefs_gc(const struct kos_imagefs *img, bool dry_run, void (*on_remove
                 bool referenced = false, ours = strncmp(n, ".tmp-", 5) == 0;
                 if (kos_hex_decode(n, strlen(n), digest, KOS_SHA256_LEN) == 0) {
                         ours = true;
-                        for (size_t i = 0; i < refs.n && !referenced; i++)
-                                referenced = memcmp(refs.digests[i], digest, KOS_SHA256_LEN) == 0;
+                        for (size_t i = 0; i < walk.refs.n && !referenced; i++)
+                                referenced = memcmp(walk.refs.digests[i], digest, KOS_SHA256_LEN) == 0;
                 }
                 if (!ours || referenced)
                         continue;
-                if (on_remove)
-                        on_remove(n, userdata);
-                if (!dry_run && unlinkat(img->components_fd, n, 0) < 0)
+                if (options->on_remove)
+                        options->on_remove(n, options->userdata);
+                if (!options->dry_run && unlinkat(img->components_fd, n, 0) < 0)
                         r = -errno;
                 kos_fault_point();
                 removed++;
         }
         if (d)
                 closedir(d);
-        if (r >= 0 && !dry_run && removed > 0 && fsync(img->components_fd) < 0)
+        if (r >= 0 && !options->dry_run && removed > 0 && fsync(img->components_fd) < 0)
                 r = -errno;
-        free(refs.digests);
+        free(walk.refs.digests);
         return r;
 }

@@ -31,12 +31,21 @@ struct kos_bundle_result {
         bool already_active; /* the same manifest was installed and first in active: nothing to do */
         uint64_t bytes_added;
         char error[320]; /* why, when the bundle was refused */
+        /* Set once `active` names the new manifest (the commit point): the
+         * install stands whatever happens after. */
+        bool committed;
+        /* Non-empty when the clean-up after the commit point (retiring old
+         * manifests, gc) failed: the bundle is installed all the same and
+         * kos_bundle_install() returns 0; only disk space is left over. */
+        char warning[320];
 };
 
-/* Installs the bundle read from fd. 0 on success; -EBADMSG when the bundle is
+/* Installs the bundle read from fd. 0 on success (result->warning says if
+ * the clean-up after the commit point failed); -EBADMSG when the bundle is
  * bad in any way (result->error says why; the ImageFS is as before, but for
  * unreferenced temporary files a crash may leave, which kos gc removes);
- * another negative errno on I/O errors. */
+ * another negative errno on I/O errors before the commit point (the new
+ * manifest may then be installed, but it is not in `active`). */
 int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *ring, int fd,
                        const struct kos_bundle_options *options, struct kos_bundle_result *result);
 
@@ -46,8 +55,20 @@ int kos_bundle_write(int out_fd, const char *manifest, size_t manifest_len, cons
                      const int *component_fds, const uint8_t (*component_sha256)[KOS_SHA256_LEN],
                      const uint64_t *component_sizes, size_t n_components);
 
-/* Removes components no installed manifest references, and .tmp-* leftovers.
- * Refuses (-EBADMSG) when an installed manifest cannot be read: then nothing
- * is known to be unreferenced. on_remove (may be NULL) hears each name. */
-int kos_imagefs_gc(const struct kos_imagefs *img, bool dry_run, void (*on_remove)(const char *name, void *userdata),
-                   void *userdata);
+struct kos_gc_options {
+        /* Only manifests whose signature verifies against this keyring count
+         * as references: what cannot be authenticated protects nothing (and
+         * is left where it is). Required. */
+        const struct kos_keyring *ring;
+        bool dry_run;
+        void (*on_remove)(const char *component, void *userdata);   /* may be NULL */
+        /* A manifests/<name>.json that was not counted, and why (may be NULL). */
+        void (*on_ignored)(const char *name, const char *why, void *userdata);
+        void *userdata;
+};
+
+/* Removes components no authenticated installed manifest references, and
+ * .tmp-* leftovers. A manifest that cannot be authenticated or parsed is
+ * ignored (on_ignored hears it); an I/O error reading one stops gc with
+ * nothing removed, since then nothing is known to be unreferenced. */
+int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *options);

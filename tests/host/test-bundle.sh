@@ -100,3 +100,37 @@ test_bundle_installed_and_active_again_is_a_no_op() {
         grep -q 'already' out || fail "$(cat out)"
         [ "$(snapshot)" = "$before" ] || fail "the ImageFS changed (the trial must not restart)"
 }
+
+# A junk file in manifests/ must not turn an install into "refused" after
+# active already names the new manifest, nor block gc from then on.
+test_bundle_install_with_junk_manifest_on_device_is_installed_and_gc_ignores_it() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        head -c 200 /dev/urandom >img/manifests/junk.json
+        local rc=0; "$KOS" bundle install --keyring keyring img b.kosb >out 2>err || rc=$?
+        [ "$rc" = 0 ] || fail "exit $rc: $(cat err)"
+        grep -q '^installed b' out || fail "$(cat out)"
+        [ "$(tr '\n' ' ' <img/active)" = "b a " ] || fail "active: $(cat img/active)"
+        for f in vmlinuz initrd base.img app.img base-b.img; do
+                [ -e "img/components/$(sha $f)" ] || fail "$f was removed"
+        done
+        "$KOS" gc img --keyring keyring >/dev/null 2>&1 || fail "gc blocked by the junk manifest"
+        [ -e img/manifests/junk.json ] || fail "gc removed the junk file (it only ignores it)"
+        expect_selected b
+}
+
+# Errors after the commit point (active names the new manifest) are reported
+# as such: installed (exit 0), "cleanup failed", never "refused, nothing changed".
+test_bundle_install_failing_after_commit_point_reports_installed_not_refused() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        # An unreferenced "component" gc cannot unlink: a non-empty directory.
+        local stuck=img/components/0000000000000000000000000000000000000000000000000000000000000000
+        mkdir "$stuck" && touch "$stuck/x"
+        local rc=0; "$KOS" bundle install --keyring keyring img b.kosb >out 2>err || rc=$?
+        [ "$rc" = 0 ] || fail "exit $rc: $(cat out err)"
+        grep -q 'installed b, but cleanup failed' err || fail "no cleanup warning: $(cat err)"
+        ! grep -q 'refused' err || fail "reported refused: $(cat err)"
+        [ "$(head -1 img/active)" = b ] || fail "active: $(cat img/active)"
+        expect_selected b
+}

@@ -185,6 +185,10 @@ static int bundle_install(int argc, char **argv) {
                 printf("%s is installed and first in active already: nothing changed\n", result.name);
                 return EXIT_OK;
         }
+        if (result.warning[0])
+                /* The install stands (active names it): exit 0, say what is left over. */
+                fprintf(stderr, "kos: installed %s, but cleanup failed: %s (run 'kos gc' later)\n", result.name,
+                        result.warning);
         double seconds = (double)(kos_now_ns() - start) / 1e9;
         printf("installed %s: %u component(s) added (%.1f MiB in %.2f s, %.0f MiB/s), %u already present; "
                "first in active, on trial%s\n", result.name, result.added, (double)result.bytes_added / 1048576.0, seconds,

@@ -321,26 +321,48 @@ static void print_removed(const char *name, void *userdata) {
         printf("%s components/%s\n", *(bool *)userdata ? "would remove" : "removed", name);
 }
 
-int cmd_gc(int argc, char **argv) {
-        struct kos_imagefs img = KOS_IMAGEFS_NULL;
-        bool dry_run = false;
-        int r, code;
+static void print_ignored(const char *name, const char *why, void *userdata) {
+        fprintf(stderr, "kos gc: ignoring manifests/%s.json, it protects nothing: %s\n", name, why);
+}
 
-        if (wants_help(argc, argv)) {
-                printf("Usage: kos gc IMAGEFS [--dry-run]\n\nRemoves files of IMAGEFS/components/ that no installed manifest\n"
-                       "references, and leftover temporary files. If any manifest cannot be read,\n"
-                       "nothing is removed.\n");
-                return EXIT_OK;
+int cmd_gc(int argc, char **argv) {
+        static const struct option options[] = {{"keyring", required_argument, NULL, 'k'},
+                                                {"dry-run", no_argument, NULL, 'n'},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {}};
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_keyring ring;
+        const char *keyring = NULL;
+        bool dry_run = false;
+        int c, r, code;
+
+        while ((c = getopt_long(argc, argv, "k:nh", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos gc IMAGEFS --keyring DIR [--dry-run]\n\n"
+                               "Removes files of IMAGEFS/components/ that no installed manifest\n"
+                               "references, and leftover temporary files. Only manifests whose signature\n"
+                               "verifies against the keyring count: others are reported and ignored (they\n"
+                               "protect nothing and are not removed). If a manifest cannot be read (I/O\n"
+                               "error), nothing is removed.\n");
+                        return EXIT_OK;
+                }
+                if (c == 'k')
+                        keyring = optarg;
+                else if (c == 'n')
+                        dry_run = true;
+                else
+                        return usage_error("gc", "unknown option");
         }
-        if (argc == 3 && strcmp(argv[2], "--dry-run") == 0)
-                dry_run = true;
-        else if (argc != 2)
-                return usage_error("gc", "expected IMAGEFS [--dry-run]");
-        if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
+        if (!keyring || argc - optind != 1)
+                return usage_error("gc", "expected IMAGEFS and --keyring DIR");
+        if ((code = load_keyring_or_fail(keyring, &ring)) != EXIT_OK ||
+            (code = open_imagefs_or_fail(argv[optind], &img)) != EXIT_OK)
                 return code;
-        r = kos_imagefs_gc(&img, dry_run, print_removed, &dry_run);
-        if (r == -EBADMSG)
-                code = fail(EXIT_USAGE, "an installed manifest cannot be read; not collecting anything. Remove or fix it first.");
+        struct kos_gc_options o = {
+                .ring = &ring, .dry_run = dry_run, .on_remove = print_removed, .on_ignored = print_ignored, .userdata = &dry_run};
+        r = kos_imagefs_gc(&img, &o);
+        if (r == -EIO)
+                code = fail(EXIT_USAGE, "an installed manifest cannot be read (I/O error); not collecting anything");
         else if (r < 0)
                 code = fail(EXIT_USAGE, "gc failed: %s", strerror(-r));
         kos_imagefs_close(&img);
