@@ -335,21 +335,98 @@ static void retire(struct install *in, const struct kos_active_list *dropped) {
                 warn(in, "garbage collection of components/ failed: %s", strerror(-r));
 }
 
-/* New manifest first, the previous ones after it, at most keep in all; the
- * ones dropped are uninstalled, then their unreferenced components removed. */
+/* The manifests an install never retires, by name ("" for none). */
+struct protected_names {
+        char running[KOS_NAME_MAX + 1];
+        char newest_good[KOS_NAME_MAX + 1];
+};
+
+static bool is_protected(const struct protected_names *p, const struct kos_active_entry *e) {
+        return e->name_valid && (strcmp(e->name, p->running) == 0 || strcmp(e->name, p->newest_good) == 0);
+}
+
+/* The newest manifest marked good among entries 1.. of list (entry 0 is the
+ * new one): one that authenticates against the keyring, whose boot state is
+ * good (or none: installed by hand, treated as good), with the highest
+ * `version`; on equal versions the earlier in active. An I/O error is
+ * returned: without the answer nothing may be retired. */
+static int find_newest_good(struct install *in, const struct kos_active_list *list, char ret_name[static KOS_NAME_MAX + 1]) {
+        uint64_t best_version = 0;
+        bool found = false;
+
+        ret_name[0] = '\0';
+        for (size_t i = 1; i < list->n; i++) {
+                _cleanup_manifest_ struct kos_manifest *m = NULL;
+                struct kos_candidate c = {0};
+                struct kos_boot_state st;
+                int r;
+
+                if (!list->entries[i].name_valid)
+                        continue;
+                if (!kos_load_manifest(in->img, in->ring, list->entries[i].name, &c, &m)) {
+                        if (c.reason == KOS_REASON_IO_ERROR)
+                                return -EIO;
+                        continue; /* cannot boot, so it is not good */
+                }
+                if ((r = kos_boot_state_read(in->img, c.id, &st)) < 0)
+                        return r;
+                if (st.kind == KOS_BOOT_STATE_TRIES || (found && m->version <= best_version))
+                        continue;
+                found = true;
+                best_version = m->version;
+                snprintf(ret_name, KOS_NAME_MAX + 1, "%s", m->name);
+        }
+        return 0;
+}
+
+static int find_protected(struct install *in, const struct kos_active_list *list, struct protected_names *ret) {
+        int r;
+
+        *ret = (struct protected_names){0};
+        if (in->options->running_id) {
+                r = kos_imagefs_find_manifest_by_id(in->img, in->options->running_id, ret->running);
+                if (r < 0 && r != -ENOENT)
+                        return r; /* not installed at all: nothing of it to retire */
+        }
+        return find_newest_good(in, list, ret->newest_good);
+}
+
+/* Entry 0 (the new manifest) stays; the protected ones stay wherever they
+ * are; the others stay in order while there is room for keep in all. */
+static void trim_active(struct kos_active_list *list, unsigned keep, const struct protected_names *protected,
+                        struct kos_active_list *dropped) {
+        struct kos_active_list kept = {.n = 1, .entries = {list->entries[0]}, .n_ignored = list->n_ignored};
+        size_t n_protected = 0;
+
+        for (size_t i = 1; i < list->n; i++)
+                n_protected += is_protected(protected, &list->entries[i]);
+        size_t room = keep > 1 + n_protected ? keep - 1 - n_protected : 0;
+        for (size_t i = 1; i < list->n; i++) {
+                if (is_protected(protected, &list->entries[i]))
+                        kept.entries[kept.n++] = list->entries[i];
+                else if (room > 0) {
+                        room--;
+                        kept.entries[kept.n++] = list->entries[i];
+                } else
+                        dropped->entries[dropped->n++] = list->entries[i];
+        }
+        *list = kept;
+}
+
+/* New manifest first, the previous ones after it, at most keep in all but
+ * never without the running and the newest good manifest; the ones dropped
+ * are uninstalled, then their unreferenced components removed. */
 static int update_active(struct install *in) {
         struct kos_active_list list, dropped = {0};
+        struct protected_names protected;
         unsigned keep = in->options->keep ? in->options->keep : KOS_BUNDLE_DEFAULT_KEEP;
         int r = kos_active_read(in->img, &list);
 
         if (r < 0 && r != -ENOENT)
                 return r;
-        if ((r = kos_active_insert(&list, in->manifest->name, true)) < 0)
+        if ((r = kos_active_insert(&list, in->manifest->name, true)) < 0 || (r = find_protected(in, &list, &protected)) < 0)
                 return r;
-        while (list.n > keep) {
-                dropped.entries[dropped.n++] = list.entries[list.n - 1];
-                list.n--;
-        }
+        trim_active(&list, keep, &protected, &dropped);
         if ((r = kos_active_write(in->img, &list)) < 0)
                 return r;
         /* The commit point: the device now boots the new manifest. */

@@ -19,7 +19,12 @@
 
 struct kos_bundle_options {
         unsigned tries;      /* boot tries of the new manifest (0: default) */
-        unsigned keep;       /* manifests kept active, the new one included (0: default) */
+        unsigned keep;       /* manifests kept active, the new one included (0: default); the
+                              * running and the newest good manifest are kept beyond it */
+        /* The id (sha256 of the bytes) of the manifest the device is running
+         * (Node Manager: "manifest"."id" of /run/kos/boot.json), or NULL when
+         * unknown (on a host). That manifest is never retired. */
+        const uint8_t *running_id;
         kos_progress_fn progress;
         void *userdata;
 };

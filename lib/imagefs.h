@@ -50,15 +50,28 @@ int kos_active_find(const struct kos_active_list *list, const char *name);
 int kos_active_insert(struct kos_active_list *list, const char *name, bool first);
 void kos_active_remove(struct kos_active_list *list, const char *name);
 
-/* "<name>.json" and "<name>.json.sig" for a valid name. */
 /* Calls fn with the name of each installed manifest (manifests/<name>.json
- * with a valid name), in directory order, until fn returns a negative errno,
- * which is returned. */
+ * with a valid name), in directory order, until fn returns non-zero: a
+ * negative errno, or a positive value meaning "found, stop"; that value is
+ * returned (0 when fn always returned 0). */
 int kos_imagefs_for_each_manifest(const struct kos_imagefs *img,
                                   int (*fn)(const struct kos_imagefs *img, const char *name, void *userdata),
                                   void *userdata);
 
+/* "<name>.json" and "<name>.json.sig" for a valid name. */
 void kos_manifest_file_names(const char *name, char json[static KOS_NAME_MAX + 8], char sig[static KOS_NAME_MAX + 12]);
+
+/* The id (sha256 of the exact bytes) of the installed manifests/<name>.json.
+ * Nothing is authenticated: the id only names bytes. -ENOENT when not
+ * installed, -EINVAL for an invalid name. */
+int kos_imagefs_manifest_id(const struct kos_imagefs *img, const char *name, uint8_t ret_id[static KOS_SHA256_LEN]);
+
+/* Finds the installed manifest whose exact bytes hash to id: the names of
+ * `active` first, in order, then every manifests/<name>.json. 0 with its name
+ * in ret_name, or -ENOENT. Nothing is authenticated: load it with
+ * kos_load_manifest() and compare the id that returns before trusting it. */
+int kos_imagefs_find_manifest_by_id(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN],
+                                    char ret_name[static KOS_NAME_MAX + 1]);
 
 /* Copies src_fd (a regular file) into components/ under its sha256, through
  * a temporary file that is fsynced and renamed into place. */

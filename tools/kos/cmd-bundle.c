@@ -122,19 +122,31 @@ static int parse_count(const char *arg, unsigned max, unsigned *ret) {
         return 0;
 }
 
+/* --running takes a manifest id (64 hex digits) or the name of an installed manifest. */
+static int running_manifest_id(const struct kos_imagefs *img, const char *arg, uint8_t ret[static KOS_SHA256_LEN]) {
+        if (kos_hex_decode(arg, strlen(arg), ret, KOS_SHA256_LEN) == 0)
+                return EXIT_OK;
+        int r = kos_imagefs_manifest_id(img, arg, ret);
+        if (r < 0)
+                return usage_error("bundle install", "--running %s: not a manifest id nor an installed manifest (%s)", arg,
+                                   file_error_string(r));
+        return EXIT_OK;
+}
+
 static int bundle_install(int argc, char **argv) {
         static const struct option options[] = {{"keyring", required_argument, NULL, 'k'}, {"tries", required_argument, NULL, 't'},
-                                                {"keep", required_argument, NULL, 'K'},    {"help", no_argument, NULL, 'h'},
-                                                {}};
+                                                {"keep", required_argument, NULL, 'K'},    {"running", required_argument, NULL, 'r'},
+                                                {"help", no_argument, NULL, 'h'},          {}};
         struct kos_bundle_options o = {0};
         struct kos_bundle_result result;
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_keyring ring;
         struct progress p;
-        const char *keyring = NULL;
+        const char *keyring = NULL, *running = NULL;
+        uint8_t running_id[KOS_SHA256_LEN];
         int c, r, code;
 
-        while ((c = getopt_long(argc, argv, "k:t:K:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "k:t:K:r:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         printf("Usage: kos bundle install --keyring DIR [--tries N] [--keep N] IMAGEFS BUNDLE\n\n"
@@ -143,7 +155,11 @@ static int bundle_install(int argc, char **argv) {
                                "skips those already present, then makes the new manifest first in\n"
                                "active, on trial for N boots (default 3), keeping N manifests active\n"
                                "(default 2; older ones are uninstalled and their components removed).\n"
-                               "A bad bundle changes nothing. Safe to kill at any point and to retry.\n");
+                               "The manifest the device runs (--running, its id or installed name) and\n"
+                               "the newest one marked good are never retired.\n"
+                               "A bad bundle changes nothing (exit 1). Exit 0 when installed, also if\n"
+                               "the clean-up afterwards failed (a warning says so). Safe to kill at any\n"
+                               "point and to retry.\n");
                         return EXIT_OK;
                 case 'k':
                         keyring = optarg;
@@ -156,6 +172,9 @@ static int bundle_install(int argc, char **argv) {
                         if (parse_count(optarg, KOS_ACTIVE_MAX, &o.keep) < 0)
                                 return usage_error("bundle install", "--keep takes 1 to %d", KOS_ACTIVE_MAX);
                         break;
+                case 'r':
+                        running = optarg;
+                        break;
                 default:
                         return usage_error("bundle install", "unknown option");
                 }
@@ -164,6 +183,11 @@ static int bundle_install(int argc, char **argv) {
                 return usage_error("bundle install", "expected --keyring DIR, IMAGEFS and BUNDLE");
         if ((code = load_keyring_or_fail(keyring, &ring)) != EXIT_OK || (code = open_imagefs_or_fail(argv[optind], &img)) != EXIT_OK)
                 return code;
+        if (running && (code = running_manifest_id(&img, running, running_id)) != EXIT_OK) {
+                kos_imagefs_close(&img);
+                return code;
+        }
+        o.running_id = running ? running_id : NULL;
         const char *bundle = argv[optind + 1];
         _cleanup_close_ int fd = strcmp(bundle, "-") == 0 ? dup(STDIN_FILENO) : open(bundle, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
