@@ -17,6 +17,7 @@
 #include "select.h"
 #include "signature.h"
 #include "util.h"
+#include "verify.h"
 
 #define CPIO_HEADER_LEN 110
 #define CPIO_NAME_MAX 256
@@ -169,29 +170,28 @@ static int read_small_entry(struct install *in, const char *want, size_t cap, ch
  * signature over the manifest's exact bytes has verified. */
 static int read_manifest(struct install *in, const struct kos_keyring *ring, char **ret_json, size_t *ret_json_len,
                          char **ret_sig, size_t *ret_sig_len) {
-        struct kos_signature_file sigs;
-        uint8_t key_id[KOS_KEY_ID_LEN];
-        char error[256];
+        _cleanup_free_ char *untrusted_json = NULL, *untrusted_sig = NULL;
+        struct kos_loaded_manifest loaded;
         int r;
 
-        if ((r = read_small_entry(in, "manifest.json", KOS_MANIFEST_MAX, ret_json, ret_json_len)) < 0 ||
-            (r = read_small_entry(in, "manifest.json.sig", KOS_SIGNATURE_FILE_MAX, ret_sig, ret_sig_len)) < 0)
+        if ((r = read_small_entry(in, "manifest.json", KOS_MANIFEST_MAX, &untrusted_json, ret_json_len)) < 0 ||
+            (r = read_small_entry(in, "manifest.json.sig", KOS_SIGNATURE_FILE_MAX, &untrusted_sig, ret_sig_len)) < 0)
                 return r;
-        if (kos_signature_file_parse(*ret_sig, *ret_sig_len, &sigs, error, sizeof error) < 0)
-                return refuse(in, "signature-malformed: %s", error);
-        switch (kos_signature_file_verify(&sigs, ring, *ret_json, *ret_json_len, key_id)) {
-        case KOS_SIGNATURE_VALID:
-                break;
-        case KOS_SIGNATURE_KEY_UNTRUSTED:
-                return refuse(in, "key-untrusted: the manifest is not signed by a trusted key");
-        case KOS_SIGNATURE_INVALID:
-                return refuse(in, "signature-invalid: the signature does not verify over the manifest");
+        r = kos_manifest_load_verified(ring, untrusted_json, *ret_json_len, untrusted_sig, *ret_sig_len, "manifest.json",
+                                       &loaded);
+        if (r == -EBADMSG)
+                r = refuse(in, "%s: %s", kos_reason_to_string(loaded.reason), loaded.detail);
+        if (r < 0) {
+                kos_loaded_manifest_done(&loaded);
+                return r;
         }
-        if (kos_manifest_parse(*ret_json, *ret_json_len, &in->manifest, error, sizeof error) < 0)
-                return refuse(in, "manifest-malformed: %s", error);
-        kos_sha256(*ret_json, *ret_json_len, in->result->id);
+        in->manifest = TAKE_PTR(loaded.manifest);
+        memcpy(in->result->id, loaded.id, KOS_SHA256_LEN);
+        kos_loaded_manifest_done(&loaded);
         snprintf(in->result->name, sizeof in->result->name, "%s", in->manifest->name);
         in->n_blobs = kos_manifest_blobs(in->manifest, in->blobs, in->labels, MAX_BLOBS);
+        *ret_json = TAKE_PTR(untrusted_json); /* authenticated now */
+        *ret_sig = TAKE_PTR(untrusted_sig);
         return 0;
 }
 

@@ -10,27 +10,7 @@
 #include "imagefs.h"
 #include "keyring.h"
 #include "manifest.h"
-
-/* Stable, machine-readable codes: docs/format.md lists them; scripts match on
- * the strings, so a code is never renamed. */
-enum kos_reason {
-        KOS_REASON_NONE,
-        KOS_REASON_MANIFEST_MISSING,
-        KOS_REASON_MANIFEST_TOO_LARGE,
-        KOS_REASON_SIGNATURE_MISSING,
-        KOS_REASON_SIGNATURE_MALFORMED,
-        KOS_REASON_KEY_UNTRUSTED,
-        KOS_REASON_SIGNATURE_INVALID,
-        KOS_REASON_MANIFEST_MALFORMED,
-        KOS_REASON_NAME_MISMATCH,
-        KOS_REASON_COMPONENT_MISSING,
-        KOS_REASON_COMPONENT_NOT_REGULAR,
-        KOS_REASON_COMPONENT_SIZE_MISMATCH,
-        KOS_REASON_COMPONENT_HASH_MISMATCH,
-        KOS_REASON_IO_ERROR,
-        KOS_REASON_TRIES_EXHAUSTED,
-        _KOS_REASON_MAX,
-};
+#include "reason.h"
 
 enum kos_verdict {
         KOS_VERDICT_VALID,
@@ -38,7 +18,6 @@ enum kos_verdict {
         KOS_VERDICT_SKIPPED, /* after the selected one: not examined */
 };
 
-const char *kos_reason_to_string(enum kos_reason r);
 const char *kos_verdict_to_string(enum kos_verdict v);
 
 struct kos_candidate {

@@ -170,6 +170,21 @@ TEST(read_file_refuses_symlink_and_oversize) {
         free(data);
 }
 
+TEST(read_file_refuses_fifo_without_blocking) {
+        char *data = NULL;
+        size_t len;
+        char path[512];
+        snprintf(path, sizeof path, "%s/fifo", test_tmpdir());
+        CHECK(mkfifo(path, 0644) == 0);
+        CHECK(kos_read_file_at(AT_FDCWD, path, 100, &data, &len) == -EBADFD);
+        CHECK(kos_open_regular_at(AT_FDCWD, path, O_NOFOLLOW, NULL) == -EBADFD);
+        /* A writer finds a new regular file, not the FIFO. */
+        int fd = kos_create_file_at(AT_FDCWD, path, 0644);
+        struct stat st;
+        CHECK(fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode));
+        close(fd);
+}
+
 TEST(select_with_no_active_file_is_a_result) {
         struct kos_imagefs img;
         struct kos_keyring ring = {0};

@@ -10,7 +10,7 @@
 
 #include "bundle.h"
 #include "kos.h"
-#include "signature.h"
+#include "verify.h"
 
 /* Hashes each file and matches it to a blob of the manifest. */
 static int match_components(const struct kos_manifest *m, char **files, size_t n, int *fds, uint8_t (*digests)[KOS_SHA256_LEN],
@@ -50,15 +50,13 @@ static int match_components(const struct kos_manifest *m, char **files, size_t n
 
 static int bundle_create(int argc, char **argv) {
         static const struct option options[] = {{"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {}};
-        _cleanup_free_ char *json = NULL, *sig = NULL, *sig_path = NULL;
-        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        _cleanup_free_ char *sig_path = NULL;
+        struct kos_loaded_manifest loaded;
+        const struct kos_manifest *m;
         const char *output = NULL;
         int fds[2 + KOS_MANIFEST_MAX_COMPONENTS];
         uint8_t digests[2 + KOS_MANIFEST_MAX_COMPONENTS][KOS_SHA256_LEN];
         uint64_t sizes[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        struct kos_signature_file sigs;
-        char error[256];
-        size_t json_len, sig_len;
         int c, r, code;
 
         while ((c = getopt_long(argc, argv, "o:h", options, NULL)) >= 0) {
@@ -82,13 +80,11 @@ static int bundle_create(int argc, char **argv) {
         const char *path = argv[optind];
         if (asprintf(&sig_path, "%s.sig", path) < 0)
                 return fail(EXIT_USAGE, "out of memory");
-        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &json_len)) < 0 ||
-            (r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &sig, &sig_len)) < 0)
-                return fail(EXIT_USAGE, "cannot read %s and %s: %s", path, sig_path, strerror(-r));
-        if (kos_signature_file_parse(sig, sig_len, &sigs, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: %s", sig_path, error);
-        if (kos_manifest_parse(json, json_len, &m, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: %s", path, error);
+        /* The signer's host: no keyring here, the device verifies. */
+        if (kos_manifest_load_unverified_at(AT_FDCWD, path, sig_path, "", &loaded) < 0) {
+                return fail_manifest_load(path, &loaded, "");
+        }
+        m = loaded.manifest;
         for (size_t i = 0; i < n; i++)
                 fds[i] = -1;
         code = match_components(m, argv + optind + 1, n, fds, digests, sizes);
@@ -96,7 +92,7 @@ static int bundle_create(int argc, char **argv) {
                 char tmp[4096];
                 snprintf(tmp, sizeof tmp, "%s.tmp-%d", output, (int)getpid());
                 _cleanup_close_ int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-                r = out < 0 ? -errno : kos_bundle_write(out, json, json_len, sig, sig_len, fds, (const uint8_t(*)[KOS_SHA256_LEN])digests, sizes, n);
+                r = out < 0 ? -errno : kos_bundle_write(out, loaded.json, loaded.json_len, loaded.sig, loaded.sig_len, fds, (const uint8_t(*)[KOS_SHA256_LEN])digests, sizes, n);
                 if (r >= 0 && fsync(out) < 0)
                         r = -errno;
                 if (r >= 0 && rename(tmp, output) < 0)
@@ -109,6 +105,7 @@ static int bundle_create(int argc, char **argv) {
         }
         for (size_t i = 0; i < n; i++)
                 kos_closep(&fds[i]);
+        kos_loaded_manifest_done(&loaded);
         return code;
 }
 

@@ -14,6 +14,7 @@
 #include "kos.h"
 #include "select.h"
 #include "signature.h"
+#include "verify.h"
 
 int cmd_imagefs(int argc, char **argv) {
         if (wants_help(argc, argv)) {
@@ -73,39 +74,32 @@ int cmd_component(int argc, char **argv) {
 /* Reads MANIFEST and MANIFEST.sig, checks both as selection would (the
  * signature too when a keyring is given), then copies them in. */
 static int install(const char *dir, const char *path, const char *keyring_dir) {
-        _cleanup_free_ char *json = NULL, *untrusted_sig = NULL, *sig_path = NULL;
-        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        _cleanup_free_ char *sig_path = NULL;
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
-        struct kos_signature_file sigs;
+        struct kos_loaded_manifest loaded;
         struct kos_candidate c = {0};
         struct kos_select_options options = {0};
+        struct kos_keyring ring;
         struct progress p;
-        size_t json_len, sig_len;
-        char error[256];
         int r, code;
 
         if (asprintf(&sig_path, "%s.sig", path) < 0)
                 return fail(EXIT_USAGE, "out of memory");
-        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &json_len)) < 0)
-                return fail(r == -EFBIG ? EXIT_INVALID : EXIT_USAGE, "cannot read %s: %s", path,
-                            r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
-        if ((r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len)) < 0)
-                return fail(EXIT_INVALID, "cannot read %s: %s (sign the manifest with 'kos manifest sign')", sig_path,
-                            strerror(-r));
-        if (kos_signature_file_parse(untrusted_sig, sig_len, &sigs, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: %s", sig_path, error);
-        if (keyring_dir) {
-                struct kos_keyring ring;
-                uint8_t id[KOS_KEY_ID_LEN];
-                if ((code = load_keyring_or_fail(keyring_dir, &ring)) != EXIT_OK)
-                        return code;
-                if (kos_signature_file_verify(&sigs, &ring, json, json_len, id) != KOS_SIGNATURE_VALID)
-                        return fail(EXIT_INVALID, "%s is not signed by a key of %s", path, keyring_dir);
-        }
-        if (kos_manifest_parse(json, json_len, &m, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: %s", path, error);
-        if ((code = open_imagefs_or_fail(dir, &img)) != EXIT_OK)
+        if (keyring_dir && (code = load_keyring_or_fail(keyring_dir, &ring)) != EXIT_OK)
                 return code;
+        /* Without --keyring the operator vouches for the manifest; every
+         * stage that boots it verifies it. */
+        r = keyring_dir ? kos_manifest_load_verified_at(&ring, AT_FDCWD, path, sig_path, "", &loaded)
+                        : kos_manifest_load_unverified_at(AT_FDCWD, path, sig_path, "", &loaded);
+        if (r < 0) {
+                return fail_manifest_load(path, &loaded,
+                                          loaded.reason == KOS_REASON_SIGNATURE_MISSING ? " (sign the manifest with 'kos manifest sign')" : "");
+        }
+        const struct kos_manifest *m = loaded.manifest;
+        if ((code = open_imagefs_or_fail(dir, &img)) != EXIT_OK) {
+                kos_loaded_manifest_done(&loaded);
+                return code;
+        }
         progress_init(&p, "verifying components");
         options.progress = progress_print;
         options.userdata = &p;
@@ -114,12 +108,13 @@ static int install(const char *dir, const char *path, const char *keyring_dir) {
         if (!ok)
                 code = fail(EXIT_INVALID, "%s: %s: %s (add the files first with 'kos component add')", path,
                             kos_reason_to_string(c.reason), c.detail);
-        else if ((r = kos_imagefs_install_manifest(&img, m->name, json, json_len, untrusted_sig, sig_len)) < 0)
+        else if ((r = kos_imagefs_install_manifest(&img, m->name, loaded.json, loaded.json_len, loaded.sig, loaded.sig_len)) < 0)
                 code = fail(EXIT_USAGE, "cannot install %s: %s", m->name,
                             r == -EEXIST ? "a different manifest with this name is installed; give the new one a new name" : strerror(-r));
         else
                 printf("installed %s\n", m->name);
         kos_imagefs_close(&img);
+        kos_loaded_manifest_done(&loaded);
         return code;
 }
 
