@@ -438,19 +438,11 @@ static int update_active(struct install *in) {
 /* True when manifests/<name>.json holds the manifest of id and is first in active. */
 static bool is_active_first(const struct kos_imagefs *img, const char *name, const uint8_t id[static KOS_SHA256_LEN]) {
         struct kos_active_list list;
-        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
-        _cleanup_free_ char *data = NULL;
         uint8_t have[KOS_SHA256_LEN];
-        size_t len;
 
-        if (kos_active_read(img, &list) < 0 || list.n == 0 || !list.entries[0].name_valid ||
-            strcmp(list.entries[0].name, name) != 0)
-                return false;
-        kos_manifest_file_names(name, json, sig);
-        if (kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &data, &len) < 0)
-                return false;
-        kos_sha256(data, len, have);
-        return kos_digest_equal(have, id);
+        return kos_active_read(img, &list) >= 0 && list.n > 0 && list.entries[0].name_valid &&
+               strcmp(list.entries[0].name, name) == 0 && kos_imagefs_manifest_id(img, name, have) >= 0 &&
+               kos_digest_equal(have, id);
 }
 
 int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *ring, int fd,

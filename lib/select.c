@@ -232,6 +232,29 @@ bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *
         return true;
 }
 
+bool kos_load_manifest_by_id(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                             const uint8_t id[static KOS_SHA256_LEN], struct kos_candidate *c,
+                             struct kos_manifest **ret_manifest) {
+        char hex[KOS_SHA256_HEX_LEN + 1], name[KOS_NAME_MAX + 1];
+        struct kos_manifest *m = NULL;
+
+        kos_hex_encode(id, KOS_SHA256_LEN, hex);
+        int r = kos_imagefs_find_manifest_by_id(img, id, name);
+        if (r == -ENOENT)
+                return reject(c, KOS_REASON_MANIFEST_MISSING, "no installed manifest has id %s", hex);
+        if (r < 0)
+                return reject(c, KOS_REASON_IO_ERROR, "cannot look for manifest %s: %s", hex, strerror(-r));
+        snprintf(c->name, sizeof c->name, "%s", name);
+        if (!kos_load_manifest(img, ring, name, c, &m))
+                return false;
+        if (!kos_digest_equal(c->id, id)) {
+                kos_manifest_free(m);
+                return reject(c, KOS_REASON_MANIFEST_MISSING, "manifests/%s.json changed while it was read", name);
+        }
+        *ret_manifest = m;
+        return true;
+}
+
 static void examine(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
                     const struct kos_select_options *options, struct kos_candidate *c,
                     struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {

@@ -78,6 +78,14 @@ void kos_selection_done(struct kos_selection *s);
 bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
                        struct kos_candidate *c, struct kos_manifest **ret_manifest);
 
+/* kos_load_manifest() for the installed manifest whose bytes hash to id
+ * (kos_imagefs_find_manifest_by_id(): active first, then every installed
+ * one): true with *ret_manifest set, or false with c saying why
+ * (manifest-missing when no installed manifest has that id). */
+bool kos_load_manifest_by_id(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                             const uint8_t id[static KOS_SHA256_LEN], struct kos_candidate *c,
+                             struct kos_manifest **ret_manifest);
+
 /* The component checks of selection alone, for a manifest already parsed
  * (kos install uses it before copying a manifest in): true when every blob
  * is present, regular, of its size and hash; else c says why. */

@@ -322,3 +322,21 @@ TEST(check_components_hands_nothing_over_when_the_kernel_is_wrong) {
         CHECK(h.calls == 0);
         CHECK(c.reason == KOS_REASON_COMPONENT_HASH_MISMATCH);
 }
+
+TEST(find_manifest_by_id_looks_in_active_then_everywhere) {
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        uint8_t id_x[KOS_SHA256_LEN], id_y[KOS_SHA256_LEN], id_none[KOS_SHA256_LEN], have[KOS_SHA256_LEN];
+        char name[KOS_NAME_MAX + 1];
+
+        CHECK(open_fresh_imagefs(&img) == 0);
+        CHECK(kos_write_file_atomic_at(img.manifests_fd, "x.json", "xx", 2, 0644) == 0);
+        CHECK(kos_write_file_atomic_at(img.manifests_fd, "y.json", "yy", 2, 0644) == 0);
+        CHECK(kos_write_file_atomic_at(img.root_fd, KOS_ACTIVE_FILE, "y\n", 2, 0644) == 0);
+        CHECK(kos_sha256("xx", 2, id_x) == 0 && kos_sha256("yy", 2, id_y) == 0 && kos_sha256("zz", 2, id_none) == 0);
+        CHECK(kos_imagefs_manifest_id(&img, "x", have) == 0 && kos_digest_equal(have, id_x));
+        CHECK(kos_imagefs_manifest_id(&img, "nosuch", have) == -ENOENT);
+        CHECK(kos_imagefs_find_manifest_by_id(&img, id_y, name) == 0 && strcmp(name, "y") == 0);
+        CHECK(kos_imagefs_find_manifest_by_id(&img, id_x, name) == 0 && strcmp(name, "x") == 0);
+        CHECK(kos_imagefs_find_manifest_by_id(&img, id_none, name) == -ENOENT);
+        kos_imagefs_close(&img);
+}

@@ -141,17 +141,6 @@ int cmd_install(int argc, char **argv) {
         return install(argv[optind], argv[optind + 1], keyring);
 }
 
-/* The id (sha256 of the bytes) of an installed manifest. */
-static int installed_manifest_id(const struct kos_imagefs *img, const char *name, uint8_t ret[static KOS_SHA256_LEN]) {
-        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
-        _cleanup_free_ char *data = NULL;
-        size_t len;
-
-        kos_manifest_file_names(name, json, sig);
-        int r = kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &data, &len);
-        return r < 0 ? r : kos_sha256(data, len, ret);
-}
-
 static int change_active(const char *command, const char *dir, const char *name, int where, unsigned tries) {
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_active_list list;
@@ -176,7 +165,7 @@ static int change_active(const char *command, const char *dir, const char *name,
         } else if (tries > 0) {
                 /* The trial state first: the manifest is never active without it. */
                 uint8_t id[KOS_SHA256_LEN];
-                if ((r = installed_manifest_id(&img, name, id)) < 0 || (r = kos_boot_state_set_tries(&img, id, tries)) < 0) {
+                if ((r = kos_imagefs_manifest_id(&img, name, id)) < 0 || (r = kos_boot_state_set_tries(&img, id, tries)) < 0) {
                         code = fail(EXIT_USAGE, "cannot put %s on trial: %s", name, strerror(-r));
                         goto out;
                 }
@@ -252,7 +241,7 @@ int cmd_mark_good(int argc, char **argv) {
                 return usage_error("mark-good", "expected IMAGEFS and NAME");
         if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
                 return code;
-        if ((r = installed_manifest_id(&img, argv[2], id)) < 0)
+        if ((r = kos_imagefs_manifest_id(&img, argv[2], id)) < 0)
                 code = fail(EXIT_USAGE, "manifest %s is not installed: %s", argv[2], strerror(-r));
         else if ((r = kos_boot_state_mark_good(&img, id)) < 0)
                 code = fail(EXIT_USAGE, "cannot mark %s good: %s", argv[2], strerror(-r));
@@ -264,7 +253,7 @@ static void print_state(const struct kos_imagefs *img, const char *name) {
         uint8_t id[KOS_SHA256_LEN];
         struct kos_boot_state st;
 
-        if (installed_manifest_id(img, name, id) < 0 || kos_boot_state_read(img, id, &st) < 0)
+        if (kos_imagefs_manifest_id(img, name, id) < 0 || kos_boot_state_read(img, id, &st) < 0)
                 return;
         if (st.kind == KOS_BOOT_STATE_TRIES)
                 printf("  (on trial: %u tries left)", st.tries_left);
