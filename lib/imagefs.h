@@ -8,12 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "active.h" /* the `active` list; here for callers of the ImageFS */
 #include "hash.h"
 #include "util.h"
-
-#define KOS_ACTIVE_FILE "active"
-#define KOS_ACTIVE_MAX 64
-#define KOS_ACTIVE_FILE_MAX 65536
 
 struct kos_imagefs {
         int root_fd;
@@ -27,28 +24,6 @@ struct kos_imagefs {
 int kos_imagefs_init(const char *path);
 int kos_imagefs_open(const char *path, struct kos_imagefs *ret);
 void kos_imagefs_close(struct kos_imagefs *img);
-
-struct kos_active_entry {
-        char name[KOS_NAME_MAX + 4]; /* as written; a longer line is cut and marked "..." */
-        bool name_valid;
-};
-
-struct kos_active_list {
-        size_t n;
-        struct kos_active_entry entries[KOS_ACTIVE_MAX];
-        size_t n_ignored; /* lines beyond KOS_ACTIVE_MAX */
-};
-
-/* Reads `active`. A missing file is an empty list (-ENOENT is returned so
- * the caller can say so), empty lines are ignored, and a line that is not
- * a valid name is kept as an entry with name_valid false, so selection can
- * report it instead of silently skipping it. */
-int kos_active_read(const struct kos_imagefs *img, struct kos_active_list *ret);
-/* Replaces `active` atomically with the names of the list. */
-int kos_active_write(const struct kos_imagefs *img, const struct kos_active_list *list);
-int kos_active_find(const struct kos_active_list *list, const char *name);
-int kos_active_insert(struct kos_active_list *list, const char *name, bool first);
-void kos_active_remove(struct kos_active_list *list, const char *name);
 
 /* Calls fn with the name of each installed manifest (manifests/<name>.json
  * with a valid name), in directory order, until fn returns non-zero: a

@@ -15,6 +15,7 @@
 #define KOS_MANIFEST_MAX (1024 * 1024)
 #define KOS_MANIFEST_FORMAT 1
 #define KOS_MANIFEST_MAX_COMPONENTS 64
+#define KOS_MANIFEST_MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS) /* kernel, initrd, components */
 #define KOS_CMDLINE_MAX 4096
 #define KOS_BLOB_SIZE_MAX (UINT64_C(1) << 44) /* 16 TiB: a cap, not a hint */
 

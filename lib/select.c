@@ -12,8 +12,6 @@
 #include "bootstate.h"
 #include "verify.h"
 
-#define MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS)
-
 const char *kos_verdict_to_string(enum kos_verdict v) {
         switch (v) {
         case KOS_VERDICT_VALID:
@@ -121,9 +119,9 @@ static int seal_memfd(int fd) {
 
 struct blob_check {
         size_t n;
-        const struct kos_blob *blobs[MAX_BLOBS];
-        const char *labels[MAX_BLOBS];
-        struct kos_hash_job jobs[MAX_BLOBS];
+        const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
+        const char *labels[KOS_MANIFEST_MAX_BLOBS];
+        struct kos_hash_job jobs[KOS_MANIFEST_MAX_BLOBS];
 };
 
 static void blob_check_release(struct blob_check *bc) {
@@ -161,7 +159,7 @@ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manife
         bool ok = false;
         int r;
 
-        bc.n = kos_manifest_blobs(m, bc.blobs, bc.labels, MAX_BLOBS);
+        bc.n = kos_manifest_blobs(m, bc.blobs, bc.labels, KOS_MANIFEST_MAX_BLOBS);
         for (size_t i = 0; i < bc.n; i++)
                 bc.jobs[i] = (struct kos_hash_job){.fd = -1, .copy_fd = -1};
         for (size_t i = 0; i < bc.n; i++) {

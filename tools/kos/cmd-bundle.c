@@ -8,16 +8,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundle-install.h"
+#include "bundle-write.h"
 #include "kos.h"
 #include "verify.h"
 
 /* Hashes each file and matches it to a blob of the manifest. */
 static int match_components(const struct kos_manifest *m, char **files, size_t n, int *fds, uint8_t (*digests)[KOS_SHA256_LEN],
                             uint64_t *sizes) {
-        struct kos_hash_job jobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        const struct kos_blob *blobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        const char *labels[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        struct kos_hash_job jobs[KOS_MANIFEST_MAX_BLOBS];
+        const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
+        const char *labels[KOS_MANIFEST_MAX_BLOBS];
         size_t n_blobs = kos_manifest_blobs(m, blobs, labels, ELEMENTSOF(blobs));
         struct progress p;
 
@@ -54,9 +55,9 @@ static int bundle_create(int argc, char **argv) {
         struct kos_loaded_manifest loaded;
         const struct kos_manifest *m;
         const char *output = NULL;
-        int fds[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        uint8_t digests[2 + KOS_MANIFEST_MAX_COMPONENTS][KOS_SHA256_LEN];
-        uint64_t sizes[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        int fds[KOS_MANIFEST_MAX_BLOBS];
+        uint8_t digests[KOS_MANIFEST_MAX_BLOBS][KOS_SHA256_LEN];
+        uint64_t sizes[KOS_MANIFEST_MAX_BLOBS];
         int c, r, code;
 
         while ((c = getopt_long(argc, argv, "o:h", options, NULL)) >= 0) {

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "bootstate.h"
-#include "bundle.h"
+#include "gc.h"
 #include "kos.h"
 #include "select.h"
 #include "signature.h"

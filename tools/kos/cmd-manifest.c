@@ -43,7 +43,7 @@ struct input {
 
 /* Hashes all inputs in parallel and fills in their blobs. */
 static int hash_inputs(struct input *inputs, size_t n) {
-        struct kos_hash_job jobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        struct kos_hash_job jobs[KOS_MANIFEST_MAX_BLOBS];
         struct progress p;
         int code = EXIT_OK;
         size_t opened = 0;
@@ -152,7 +152,7 @@ static int manifest_create(int argc, char **argv) {
                 {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {}};
         struct kos_component components[KOS_MANIFEST_MAX_COMPONENTS];
         struct kos_manifest m = {.format = KOS_MANIFEST_FORMAT, .cmdline = (char *)"", .components = components};
-        struct input inputs[2 + KOS_MANIFEST_MAX_COMPONENTS] = {
+        struct input inputs[KOS_MANIFEST_MAX_BLOBS] = {
                 {NULL, "kernel", &m.kernel},
                 {NULL, "initrd", &m.initrd},
         };

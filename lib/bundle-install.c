@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#include "bundle.h"
+#include "bundle-install.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -13,18 +12,15 @@
 #include <unistd.h>
 
 #include "bootstate.h"
+#include "cpio.h"
+#include "gc.h"
 #include "manifest.h"
 #include "select.h"
 #include "signature.h"
 #include "util.h"
 #include "verify.h"
 
-#define CPIO_HEADER_LEN 110
-#define CPIO_NAME_MAX 256
 #define STREAM_CHUNK (256u << 10)
-#define MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS)
-
-/* ---- reading the stream ---- */
 
 struct reader {
         int fd;
@@ -75,26 +71,26 @@ static int hex_field(const char *p, uint32_t *ret) {
 }
 
 struct entry {
-        char name[CPIO_NAME_MAX];
+        char name[KOS_CPIO_NAME_MAX];
         uint32_t mode;
         uint64_t size;
 };
 
 /* One header and its name; the data follows in the stream. */
 static int read_entry(struct reader *rd, struct entry *ret) {
-        char h[CPIO_HEADER_LEN];
+        char h[KOS_CPIO_HEADER_LEN];
         uint32_t fields[13];
         int r;
 
         if ((r = read_exact(rd, h, sizeof h)) < 0)
                 return r;
-        if (memcmp(h, "070701", 6) != 0)
+        if (memcmp(h, KOS_CPIO_MAGIC, 6) != 0)
                 return -EBADMSG;
         for (int i = 0; i < 13; i++)
                 if (hex_field(h + 6 + 8 * i, &fields[i]) < 0)
                         return -EBADMSG;
         uint32_t name_size = fields[11];
-        if (name_size < 2 || name_size > CPIO_NAME_MAX)
+        if (name_size < 2 || name_size > KOS_CPIO_NAME_MAX)
                 return -EBADMSG;
         if ((r = read_exact(rd, ret->name, name_size)) < 0)
                 return r;
@@ -105,8 +101,6 @@ static int read_entry(struct reader *rd, struct entry *ret) {
         return skip_padding(rd);
 }
 
-/* ---- installing ---- */
-
 struct install {
         const struct kos_imagefs *img;
         const struct kos_keyring *ring;
@@ -114,11 +108,11 @@ struct install {
         struct kos_bundle_result *result;
         struct reader rd;
         struct kos_manifest *manifest;
-        const struct kos_blob *blobs[MAX_BLOBS];
-        const char *labels[MAX_BLOBS];
+        const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
+        const char *labels[KOS_MANIFEST_MAX_BLOBS];
         size_t n_blobs;
-        bool seen[MAX_BLOBS];
-        uint8_t added[MAX_BLOBS][KOS_SHA256_LEN]; /* to undo on failure */
+        bool seen[KOS_MANIFEST_MAX_BLOBS];
+        uint8_t added[KOS_MANIFEST_MAX_BLOBS][KOS_SHA256_LEN]; /* to undo on failure */
         size_t n_added;
         uint64_t total, done;
 };
@@ -189,7 +183,7 @@ static int read_manifest(struct install *in, const struct kos_keyring *ring, cha
         memcpy(in->result->id, loaded.id, KOS_SHA256_LEN);
         kos_loaded_manifest_done(&loaded);
         snprintf(in->result->name, sizeof in->result->name, "%s", in->manifest->name);
-        in->n_blobs = kos_manifest_blobs(in->manifest, in->blobs, in->labels, MAX_BLOBS);
+        in->n_blobs = kos_manifest_blobs(in->manifest, in->blobs, in->labels, KOS_MANIFEST_MAX_BLOBS);
         *ret_json = TAKE_PTR(untrusted_json); /* authenticated now */
         *ret_sig = TAKE_PTR(untrusted_sig);
         return 0;
@@ -492,156 +486,5 @@ fail:
 out:
         kos_manifest_free(in->manifest);
         free(in);
-        return r;
-}
-
-/* ---- writing a bundle ---- */
-
-static int write_header(int fd, const char *name, uint32_t mode, uint64_t size, uint32_t ino) {
-        char h[CPIO_HEADER_LEN + CPIO_NAME_MAX + 8];
-        size_t name_size = strlen(name) + 1;
-
-        if (size > UINT32_MAX || name_size > CPIO_NAME_MAX)
-                return -EFBIG;
-        int n = snprintf(h, sizeof h, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino, mode, 0u, 0u, 1u,
-                         0u, (uint32_t)size, 0u, 0u, 0u, 0u, (uint32_t)name_size, 0u);
-        memcpy(h + n, name, name_size);
-        size_t len = (size_t)n + name_size;
-        while (len % 4)
-                h[len++] = '\0';
-        return kos_write_all(fd, h, len);
-}
-
-static int write_padding(int fd, uint64_t size) {
-        static const char zeros[4];
-        return kos_write_all(fd, zeros, (4 - size % 4) % 4);
-}
-
-static int write_data_entry(int fd, const char *name, const void *data, size_t len, uint32_t ino) {
-        int r = write_header(fd, name, 0100644, len, ino);
-        if (r >= 0)
-                r = kos_write_all(fd, data, len);
-        return r < 0 ? r : write_padding(fd, len);
-}
-
-static int copy_fd(int out, int in, uint64_t size) {
-        uint8_t buf[65536];
-
-        for (uint64_t off = 0; off < size;) {
-                size_t want = size - off < sizeof buf ? (size_t)(size - off) : sizeof buf;
-                ssize_t n = pread(in, buf, want, (off_t)off);
-                if (n <= 0)
-                        return n < 0 ? -errno : -EAGAIN;
-                int r = kos_write_all(out, buf, (size_t)n);
-                if (r < 0)
-                        return r;
-                off += (uint64_t)n;
-        }
-        return 0;
-}
-
-int kos_bundle_write(int out_fd, const char *manifest, size_t manifest_len, const char *sig, size_t sig_len,
-                     const int *component_fds, const uint8_t (*component_sha256)[KOS_SHA256_LEN],
-                     const uint64_t *component_sizes, size_t n_components) {
-        char name[16 + KOS_SHA256_HEX_LEN];
-        int r;
-
-        if ((r = write_data_entry(out_fd, "manifest.json", manifest, manifest_len, 1)) < 0 ||
-            (r = write_data_entry(out_fd, "manifest.json.sig", sig, sig_len, 2)) < 0)
-                return r;
-        for (size_t i = 0; i < n_components; i++) {
-                memcpy(name, "components/", 11);
-                kos_hex_encode(component_sha256[i], KOS_SHA256_LEN, name + 11);
-                if ((r = write_header(out_fd, name, 0100644, component_sizes[i], (uint32_t)i + 3)) < 0 ||
-                    (r = copy_fd(out_fd, component_fds[i], component_sizes[i])) < 0 ||
-                    (r = write_padding(out_fd, component_sizes[i])) < 0)
-                        return r;
-        }
-        return write_header(out_fd, "TRAILER!!!", 0, 0, 0);
-}
-
-/* ---- garbage collection ---- */
-
-struct references {
-        size_t n, allocated;
-        uint8_t (*digests)[KOS_SHA256_LEN];
-};
-
-static int add_reference(struct references *refs, const uint8_t digest[static KOS_SHA256_LEN]) {
-        if (refs->n == refs->allocated) {
-                size_t n = refs->allocated ? refs->allocated * 2 : 64;
-                void *p = realloc(refs->digests, n * KOS_SHA256_LEN);
-                if (!p)
-                        return -ENOMEM;
-                refs->digests = p;
-                refs->allocated = n;
-        }
-        memcpy(refs->digests[refs->n++], digest, KOS_SHA256_LEN);
-        return 0;
-}
-
-struct gc_walk {
-        const struct kos_gc_options *options;
-        struct references refs;
-};
-
-/* Every blob an authenticated installed manifest names. What cannot be
- * authenticated is ignored: it protects nothing, and must not block gc. An
- * I/O error stops gc: nothing is removed on a partial picture. */
-static int add_manifest_references(const struct kos_imagefs *img, const char *name, void *userdata) {
-        struct gc_walk *walk = userdata;
-        const struct kos_blob *blobs[MAX_BLOBS];
-        const char *labels[MAX_BLOBS];
-        struct kos_candidate c = {0};
-        _cleanup_manifest_ struct kos_manifest *m = NULL;
-        int r = 0;
-
-        if (!kos_load_manifest(img, walk->options->ring, name, &c, &m)) {
-                if (c.reason == KOS_REASON_IO_ERROR)
-                        return -EIO;
-                if (walk->options->on_ignored)
-                        walk->options->on_ignored(name, c.detail, walk->options->userdata);
-                return 0;
-        }
-        for (size_t i = 0, nb = kos_manifest_blobs(m, blobs, labels, MAX_BLOBS); i < nb && r >= 0; i++)
-                r = add_reference(&walk->refs, blobs[i]->sha256);
-        return r;
-}
-
-int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *options) {
-        struct gc_walk walk = {.options = options};
-        uint8_t digest[KOS_SHA256_LEN];
-        unsigned removed = 0;
-
-        if (!options->ring)
-                return -EINVAL;
-        int r = kos_imagefs_for_each_manifest(img, add_manifest_references, &walk);
-        DIR *d = r >= 0 ? fdopendir(fcntl(img->components_fd, F_DUPFD_CLOEXEC, 3)) : NULL;
-        if (r >= 0 && !d)
-                r = -errno;
-        if (d)
-                rewinddir(d);
-        for (struct dirent *de; d && r >= 0 && (de = readdir(d));) {
-                const char *n = de->d_name;
-                bool referenced = false, ours = strncmp(n, ".tmp-", 5) == 0;
-                if (kos_hex_decode(n, strlen(n), digest, KOS_SHA256_LEN) == 0) {
-                        ours = true;
-                        for (size_t i = 0; i < walk.refs.n && !referenced; i++)
-                                referenced = memcmp(walk.refs.digests[i], digest, KOS_SHA256_LEN) == 0;
-                }
-                if (!ours || referenced)
-                        continue;
-                if (options->on_remove)
-                        options->on_remove(n, options->userdata);
-                if (!options->dry_run && unlinkat(img->components_fd, n, 0) < 0)
-                        r = -errno;
-                kos_fault_point();
-                removed++;
-        }
-        if (d)
-                closedir(d);
-        if (r >= 0 && !options->dry_run && removed > 0 && fsync(img->components_fd) < 0)
-                r = -errno;
-        free(walk.refs.digests);
         return r;
 }
