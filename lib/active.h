@@ -29,13 +29,13 @@ struct kos_active_list {
  * the caller can say so), empty lines are ignored, and a line that is not
  * a valid name is kept as an entry with name_valid false, so selection can
  * report it instead of silently skipping it. */
-int kos_active_read(const struct kos_imagefs *img, struct kos_active_list *ret);
+_kos_must_check_ int kos_active_read(const struct kos_imagefs *img, struct kos_active_list *ret);
 /* Replaces `active` atomically with the names of the list. */
-int kos_active_write(const struct kos_imagefs *img, const struct kos_active_list *list);
+_kos_must_check_ int kos_active_write(const struct kos_imagefs *img, const struct kos_active_list *list);
 /* The index of name in the list, or -1. */
-int kos_active_find(const struct kos_active_list *list, const char *name);
+_kos_must_check_ int kos_active_find(const struct kos_active_list *list, const char *name);
 /* Puts name first or last, removing it from where it was; -EINVAL for an
  * invalid name, -E2BIG when the list is full. */
-int kos_active_insert(struct kos_active_list *list, const char *name, bool first);
+_kos_must_check_ int kos_active_insert(struct kos_active_list *list, const char *name, bool first);
 /* Removes every entry of that name. */
 void kos_active_remove(struct kos_active_list *list, const char *name);

@@ -222,7 +222,11 @@ static int stream_component(struct install *in, size_t index, uint64_t size) {
                         r = refuse(in, "component %s is truncated", in->labels[index]);
                         break;
                 }
-                EVP_DigestUpdate(ctx, buf, n);
+                /* A failing digest is our failure (-EIO), not the bundle's. */
+                if (EVP_DigestUpdate(ctx, buf, n) != 1) {
+                        r = -EIO;
+                        break;
+                }
                 r = kos_write_all(out, buf, n);
                 kos_fault_point();
                 left -= n;
@@ -230,7 +234,9 @@ static int stream_component(struct install *in, size_t index, uint64_t size) {
                 if (in->options->progress)
                         in->options->progress(in->done, in->total, in->options->userdata);
         }
-        if (r >= 0 && (EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || !kos_digest_equal(digest, b->sha256)))
+        if (r >= 0 && (EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || digest_len != KOS_SHA256_LEN))
+                r = -EIO;
+        if (r >= 0 && !kos_digest_equal(digest, b->sha256))
                 r = refuse(in, "component-hash-mismatch: component %s does not hash to the manifest's sha256", in->labels[index]);
         if (r >= 0 && fsync(out) < 0)
                 r = -errno;

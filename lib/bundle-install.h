@@ -51,5 +51,5 @@ struct kos_bundle_result {
  * unreferenced temporary files a crash may leave, which kos gc removes);
  * another negative errno on I/O errors before the commit point (the new
  * manifest may then be installed, but it is not in `active`). */
-int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *ring, int fd,
+_kos_must_check_ int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *ring, int fd,
                        const struct kos_bundle_options *options, struct kos_bundle_result *result);

@@ -8,6 +8,7 @@
 
 #include "imagefs.h"
 #include "keyring.h"
+#include "util.h"
 
 struct kos_gc_options {
         /* Only manifests whose signature verifies against this keyring count
@@ -25,4 +26,4 @@ struct kos_gc_options {
  * .tmp-* leftovers. A manifest that cannot be authenticated or parsed is
  * ignored (on_ignored hears it); an I/O error reading one stops gc with
  * nothing removed, since then nothing is known to be unreferenced. */
-int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *options);
+_kos_must_check_ int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *options);

@@ -15,6 +15,7 @@
 #include "keyring.h"
 #include "manifest.h"
 #include "reason.h"
+#include "util.h"
 
 struct kos_loaded_manifest {
         struct kos_manifest *manifest; /* parsed; NULL unless loading succeeded */
@@ -34,7 +35,7 @@ struct kos_loaded_manifest {
  * bytes of untrusted_json, then parses untrusted_json strictly. label names
  * the manifest in messages. 0 with ret->manifest set; -EBADMSG with
  * ret->reason and ret->detail; -ENOMEM. Release with kos_loaded_manifest_done(). */
-int kos_manifest_load_verified(const struct kos_keyring *ring, const char *untrusted_json, size_t json_len,
+_kos_must_check_ int kos_manifest_load_verified(const struct kos_keyring *ring, const char *untrusted_json, size_t json_len,
                                const char *untrusted_sig, size_t sig_len, const char *label,
                                struct kos_loaded_manifest *ret);
 
@@ -43,7 +44,7 @@ int kos_manifest_load_verified(const struct kos_keyring *ring, const char *untru
  * symlink, never blocking on a FIFO. label_dir is put before the paths in
  * messages ("manifests/"). Returns as above; I/O errors are reason
  * KOS_REASON_IO_ERROR with their negative errno. */
-int kos_manifest_load_verified_at(const struct kos_keyring *ring, int dirfd, const char *json_path, const char *sig_path,
+_kos_must_check_ int kos_manifest_load_verified_at(const struct kos_keyring *ring, int dirfd, const char *json_path, const char *sig_path,
                                   const char *label_dir, struct kos_loaded_manifest *ret);
 
 /* Host tools only, where no keyring was given (kos install without
@@ -51,7 +52,7 @@ int kos_manifest_load_verified_at(const struct kos_keyring *ring, int dirfd, con
  * checks the signature file is well formed, but parses the manifest WITHOUT
  * authenticating it (ret->authenticated is false). Never decide what boots
  * or what is deleted with it. */
-int kos_manifest_load_unverified_at(int dirfd, const char *json_path, const char *sig_path, const char *label_dir,
+_kos_must_check_ int kos_manifest_load_unverified_at(int dirfd, const char *json_path, const char *sig_path, const char *label_dir,
                                     struct kos_loaded_manifest *ret);
 
 void kos_loaded_manifest_done(struct kos_loaded_manifest *m);

@@ -51,7 +51,7 @@ TEST(key_id_golden_vector) {
         uint8_t raw[32], id[KOS_KEY_ID_LEN];
         char hex[KOS_KEY_ID_HEX_LEN + 1];
         CHECK(kos_hex_decode(rfc8032_public, 64, raw, 32) == 0);
-        kos_key_id_of(raw, id);
+        CHECK(kos_key_id_of(raw, id) == 0);
         kos_hex_encode(id, sizeof id, hex);
         CHECK(strcmp(hex, "21fe31dfa154a261") == 0);
 }
@@ -171,7 +171,7 @@ TEST(signature_verdicts_untrusted_invalid_valid) {
         CHECK(kos_signature_file_verify(&f, &ring, "", 0, id) == KOS_SIGNATURE_KEY_UNTRUSTED);
         ring.n_keys = 1;
         CHECK(kos_hex_decode(rfc8032_public, 64, ring.keys[0].raw, 32) == 0);
-        kos_key_id_of(ring.keys[0].raw, ring.keys[0].id);
+        CHECK(kos_key_id_of(ring.keys[0].raw, ring.keys[0].id) == 0);
         CHECK(kos_signature_file_verify(&f, &ring, "", 0, id) == KOS_SIGNATURE_VALID);
         CHECK(kos_signature_file_verify(&f, &ring, "tampered", 8, id) == KOS_SIGNATURE_INVALID);
 }
@@ -449,9 +449,10 @@ static int sign_into(const char *text, struct kos_keyring *ring, char sig_file[s
 
 static enum kos_reason load_reason(const struct kos_keyring *ring, const char *json, const char *sig) {
         struct kos_loaded_manifest m;
-        kos_manifest_load_verified(ring, json, strlen(json), sig, strlen(sig), "test.json", &m);
+        int r = kos_manifest_load_verified(ring, json, strlen(json), sig, strlen(sig), "test.json", &m);
         enum kos_reason reason = m.reason;
-        bool consistent = (reason == KOS_REASON_NONE) == (m.manifest != NULL) && (reason != KOS_REASON_NONE || m.authenticated);
+        bool consistent = (reason == KOS_REASON_NONE) == (r == 0) && (r == 0) == (m.manifest != NULL) &&
+                          (reason != KOS_REASON_NONE || m.authenticated);
         kos_loaded_manifest_done(&m);
         return consistent ? reason : _KOS_REASON_MAX;
 }
