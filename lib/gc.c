@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,8 +49,11 @@ static int add_manifest_references(const struct kos_imagefs *img, const char *na
         if (!kos_load_manifest(img, walk->options->ring, name, &c, &m)) {
                 if (c.reason == KOS_REASON_IO_ERROR)
                         return -EIO;
-                if (walk->options->on_ignored)
-                        walk->options->on_ignored(name, c.detail, walk->options->userdata);
+                if (walk->options->on_ignored) {
+                        char why[400];
+                        snprintf(why, sizeof why, "%s: %s", kos_reason_to_string(c.reason), c.detail);
+                        walk->options->on_ignored(name, why, walk->options->userdata);
+                }
                 return 0;
         }
         for (size_t i = 0, nb = kos_manifest_blobs(m, blobs, labels, KOS_MANIFEST_MAX_BLOBS); i < nb && r >= 0; i++)

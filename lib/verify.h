@@ -26,7 +26,8 @@ struct kos_loaded_manifest {
         enum kos_reason reason;        /* KOS_REASON_NONE on success */
         char detail[320];              /* for people: what failed and where */
         /* With the _at() functions: the bytes read (owned; freed by
-         * kos_loaded_manifest_done()), so a caller installs exactly them. */
+         * kos_loaded_manifest_done()), so a caller installs exactly them.
+         * They are authenticated only when authenticated is true. */
         char *json, *sig;
         size_t json_len, sig_len;
 };

@@ -110,7 +110,7 @@ static int install(const char *dir, const char *path, const char *keyring_dir) {
                             kos_reason_to_string(c.reason), c.detail);
         else if ((r = kos_imagefs_install_manifest(&img, m->name, loaded.json, loaded.json_len, loaded.sig, loaded.sig_len)) < 0)
                 code = fail(EXIT_USAGE, "cannot install %s: %s", m->name,
-                            r == -EEXIST ? "a different manifest with this name is installed; give the new one a new name" : strerror(-r));
+                            r == -EEXIST ? "a different manifest with this name is installed; give the new one a new name" : file_error_string(r));
         else
                 printf("installed %s\n", m->name);
         kos_imagefs_close(&img);
@@ -153,7 +153,7 @@ static int change_active(const char *command, const char *dir, const char *name,
                 return code;
         r = kos_active_read(&img, &list);
         if (r < 0 && r != -ENOENT) {
-                code = fail(EXIT_USAGE, "cannot read %s/active: %s", dir, strerror(-r));
+                code = fail(EXIT_USAGE, "cannot read %s/active: %s", dir, file_error_string(r));
                 goto out;
         }
         kos_manifest_file_names(name, json, sig);
@@ -166,7 +166,7 @@ static int change_active(const char *command, const char *dir, const char *name,
                 /* The trial state first: the manifest is never active without it. */
                 uint8_t id[KOS_SHA256_LEN];
                 if ((r = kos_imagefs_manifest_id(&img, name, id)) < 0 || (r = kos_boot_state_set_tries(&img, id, tries)) < 0) {
-                        code = fail(EXIT_USAGE, "cannot put %s on trial: %s", name, strerror(-r));
+                        code = fail(EXIT_USAGE, "cannot put %s on trial: %s", name, file_error_string(r));
                         goto out;
                 }
         }
@@ -242,7 +242,7 @@ int cmd_mark_good(int argc, char **argv) {
         if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
                 return code;
         if ((r = kos_imagefs_manifest_id(&img, argv[2], id)) < 0)
-                code = fail(EXIT_USAGE, "manifest %s is not installed: %s", argv[2], strerror(-r));
+                code = fail(EXIT_USAGE, "manifest %s is not installed: %s", argv[2], file_error_string(r));
         else if ((r = kos_boot_state_mark_good(&img, id)) < 0)
                 code = fail(EXIT_USAGE, "cannot mark %s good: %s", argv[2], strerror(-r));
         kos_imagefs_close(&img);
@@ -285,7 +285,7 @@ int cmd_list(int argc, char **argv) {
                 return code;
         r = kos_active_read(&img, &list);
         if (r < 0 && r != -ENOENT)
-                code = fail(EXIT_USAGE, "cannot read active: %s", strerror(-r));
+                code = fail(EXIT_USAGE, "cannot read active: %s", file_error_string(r));
         else {
                 for (size_t i = 0; i < list.n; i++) {
                         printf("%4zu  %s%s", i + 1, list.entries[i].name, list.entries[i].name_valid ? "" : "  (invalid name)");
