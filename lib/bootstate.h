@@ -12,6 +12,7 @@
 
 #include "hash.h"
 #include "imagefs.h"
+#include "util.h"
 
 #define KOS_BOOT_STATE_DIR "boot-state"
 #define KOS_TRIES_MAX 99
@@ -28,10 +29,10 @@ struct kos_boot_state {
 };
 
 /* Reads the state of a manifest id; a missing boot-state/ is NONE. */
-int kos_boot_state_read(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], struct kos_boot_state *ret);
+_kos_must_check_ int kos_boot_state_read(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], struct kos_boot_state *ret);
 /* Puts a manifest on trial with tries boots (replacing any state). */
-int kos_boot_state_set_tries(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned tries);
+_kos_must_check_ int kos_boot_state_set_tries(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned tries);
 /* One boot used: tries-N becomes tries-(N-1), durably, before the caller boots it. */
-int kos_boot_state_consume_try(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left);
+_kos_must_check_ int kos_boot_state_consume_try(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left);
 /* tries-N becomes good; good stays good; NONE becomes good. */
-int kos_boot_state_mark_good(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]);
+_kos_must_check_ int kos_boot_state_mark_good(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]);

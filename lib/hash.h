@@ -7,13 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 #define KOS_SHA256_LEN 32
 #define KOS_SHA256_HEX_LEN 64
 
-int kos_sha256(const void *data, size_t len, uint8_t ret_digest[static KOS_SHA256_LEN]);
+_kos_must_check_ int kos_sha256(const void *data, size_t len, uint8_t ret_digest[static KOS_SHA256_LEN]);
 
 /* Constant-time comparison of two digests. */
-int kos_digest_equal(const uint8_t a[static KOS_SHA256_LEN], const uint8_t b[static KOS_SHA256_LEN]);
+_kos_must_check_ int kos_digest_equal(const uint8_t a[static KOS_SHA256_LEN], const uint8_t b[static KOS_SHA256_LEN]);
 
 enum kos_hash_status {
         KOS_HASH_PENDING,
@@ -46,4 +48,4 @@ typedef void (*kos_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void 
  * so the first failure in list order is always reported, whatever the timing.
  * Returns 0 when all jobs ran (look at each status), or a negative errno when
  * the workers could not be started. */
-int kos_hash_jobs(struct kos_hash_job *jobs, size_t n_jobs, kos_progress_fn progress, void *userdata);
+_kos_must_check_ int kos_hash_jobs(struct kos_hash_job *jobs, size_t n_jobs, kos_progress_fn progress, void *userdata);

@@ -61,87 +61,6 @@ void kos_imagefs_close(struct kos_imagefs *img) {
         *img = (struct kos_imagefs)KOS_IMAGEFS_NULL;
 }
 
-static void add_active_line(struct kos_active_list *list, const char *line, size_t len) {
-        if (len == 0)
-                return;
-        if (list->n >= KOS_ACTIVE_MAX) {
-                list->n_ignored++;
-                return;
-        }
-        struct kos_active_entry *e = &list->entries[list->n++];
-        if (len > KOS_NAME_MAX) {
-                memcpy(e->name, line, KOS_NAME_MAX);
-                memcpy(e->name + KOS_NAME_MAX, "...", 4);
-                e->name_valid = false;
-                return;
-        }
-        memcpy(e->name, line, len);
-        e->name[len] = '\0';
-        e->name_valid = strlen(e->name) == len && kos_name_is_valid(e->name);
-}
-
-int kos_active_read(const struct kos_imagefs *img, struct kos_active_list *ret) {
-        _cleanup_free_ char *data = NULL;
-        size_t len;
-
-        memset(ret, 0, sizeof *ret);
-        int r = kos_read_file_at(img->root_fd, KOS_ACTIVE_FILE, KOS_ACTIVE_FILE_MAX, &data, &len);
-        if (r < 0)
-                return r;
-        for (size_t pos = 0; pos < len;) {
-                const char *nl = memchr(data + pos, '\n', len - pos);
-                size_t line_len = nl ? (size_t)(nl - (data + pos)) : len - pos;
-                add_active_line(ret, data + pos, line_len);
-                pos += line_len + 1;
-        }
-        return 0;
-}
-
-int kos_active_write(const struct kos_imagefs *img, const struct kos_active_list *list) {
-        char buf[KOS_ACTIVE_MAX * (KOS_NAME_MAX + 1) + 1];
-        size_t len = 0;
-
-        for (size_t i = 0; i < list->n; i++) {
-                if (!list->entries[i].name_valid)
-                        continue; /* rewriting the list drops what could never boot */
-                size_t n = strlen(list->entries[i].name);
-                memcpy(buf + len, list->entries[i].name, n);
-                buf[len + n] = '\n';
-                len += n + 1;
-        }
-        return kos_write_file_atomic_at(img->root_fd, KOS_ACTIVE_FILE, buf, len, 0644);
-}
-
-int kos_active_find(const struct kos_active_list *list, const char *name) {
-        for (size_t i = 0; i < list->n; i++)
-                if (list->entries[i].name_valid && strcmp(list->entries[i].name, name) == 0)
-                        return (int)i;
-        return -1;
-}
-
-void kos_active_remove(struct kos_active_list *list, const char *name) {
-        int i;
-
-        while ((i = kos_active_find(list, name)) >= 0) {
-                memmove(&list->entries[i], &list->entries[i + 1], (list->n - (size_t)i - 1) * sizeof list->entries[0]);
-                list->n--;
-        }
-}
-
-int kos_active_insert(struct kos_active_list *list, const char *name, bool first) {
-        if (!kos_name_is_valid(name))
-                return -EINVAL;
-        kos_active_remove(list, name);
-        if (list->n >= KOS_ACTIVE_MAX)
-                return -E2BIG;
-        size_t at = first ? 0 : list->n;
-        memmove(&list->entries[at + 1], &list->entries[at], (list->n - at) * sizeof list->entries[0]);
-        snprintf(list->entries[at].name, sizeof list->entries[at].name, "%s", name);
-        list->entries[at].name_valid = true;
-        list->n++;
-        return 0;
-}
-
 void kos_manifest_file_names(const char *name, char json[static KOS_NAME_MAX + 8], char sig[static KOS_NAME_MAX + 12]) {
         snprintf(json, KOS_NAME_MAX + 8, "%s.json", name);
         snprintf(sig, KOS_NAME_MAX + 12, "%s.json.sig", name);
@@ -158,9 +77,9 @@ int kos_imagefs_add_component(const struct kos_imagefs *img, int src_fd, uint8_t
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
         snprintf(tmp, sizeof tmp, ".tmp-add-%d", (int)getpid());
-        _cleanup_close_ int out = openat(img->components_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        _cleanup_close_ int out = kos_create_file_at(img->components_fd, tmp, 0644);
         if (out < 0)
-                return -errno;
+                return out;
 
         struct kos_hash_job job = {.fd = src_fd, .size = (uint64_t)st.st_size, .copy_fd = out, .compute_only = true};
         r = kos_hash_jobs(&job, 1, progress, userdata);
@@ -228,7 +147,7 @@ int kos_imagefs_for_each_manifest(const struct kos_imagefs *img,
         if (!d)
                 return -errno;
         rewinddir(d);
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+        for (struct dirent *de; r == 0 && (de = readdir(d));) {
                 size_t n = strlen(de->d_name);
                 char name[KOS_NAME_MAX + 8];
                 if (n <= 5 || n - 5 > KOS_NAME_MAX || strcmp(de->d_name + n - 5, ".json") != 0)
@@ -240,4 +159,45 @@ int kos_imagefs_for_each_manifest(const struct kos_imagefs *img,
         }
         closedir(d);
         return r;
+}
+
+int kos_imagefs_manifest_id(const struct kos_imagefs *img, const char *name, uint8_t ret_id[static KOS_SHA256_LEN]) {
+        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
+        _cleanup_free_ char *untrusted = NULL;
+        size_t len;
+
+        if (!kos_name_is_valid(name))
+                return -EINVAL;
+        kos_manifest_file_names(name, json, sig);
+        int r = kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &untrusted, &len);
+        return r < 0 ? r : kos_sha256(untrusted, len, ret_id);
+}
+
+struct id_search {
+        const uint8_t *id;
+        char *ret_name;
+};
+
+static int match_id(const struct kos_imagefs *img, const char *name, void *userdata) {
+        struct id_search *search = userdata;
+        uint8_t have[KOS_SHA256_LEN];
+
+        if (kos_imagefs_manifest_id(img, name, have) < 0 || !kos_digest_equal(have, search->id))
+                return 0;
+        snprintf(search->ret_name, KOS_NAME_MAX + 1, "%s", name);
+        return 1; /* found: stops the walk */
+}
+
+int kos_imagefs_find_manifest_by_id(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN],
+                                    char ret_name[static KOS_NAME_MAX + 1]) {
+        struct id_search search = {.id = id, .ret_name = ret_name};
+        struct kos_active_list active;
+
+        /* active first: where the manifest a device runs almost always is. */
+        if (kos_active_read(img, &active) >= 0)
+                for (size_t i = 0; i < active.n; i++)
+                        if (active.entries[i].name_valid && match_id(img, active.entries[i].name, &search) > 0)
+                                return 0;
+        int r = kos_imagefs_for_each_manifest(img, match_id, &search);
+        return r < 0 ? r : r > 0 ? 0 : -ENOENT;
 }

@@ -8,12 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "active.h" /* the `active` list; here for callers of the ImageFS */
 #include "hash.h"
 #include "util.h"
-
-#define KOS_ACTIVE_FILE "active"
-#define KOS_ACTIVE_MAX 64
-#define KOS_ACTIVE_FILE_MAX 65536
 
 struct kos_imagefs {
         int root_fd;
@@ -24,49 +21,40 @@ struct kos_imagefs {
 #define KOS_IMAGEFS_NULL {.root_fd = -1, .components_fd = -1, .manifests_fd = -1}
 
 /* Creates the layout in a new or empty directory; an existing ImageFS is left as it is. */
-int kos_imagefs_init(const char *path);
-int kos_imagefs_open(const char *path, struct kos_imagefs *ret);
+_kos_must_check_ int kos_imagefs_init(const char *path);
+_kos_must_check_ int kos_imagefs_open(const char *path, struct kos_imagefs *ret);
 void kos_imagefs_close(struct kos_imagefs *img);
 
-struct kos_active_entry {
-        char name[KOS_NAME_MAX + 4]; /* as written; a longer line is cut and marked "..." */
-        bool name_valid;
-};
-
-struct kos_active_list {
-        size_t n;
-        struct kos_active_entry entries[KOS_ACTIVE_MAX];
-        size_t n_ignored; /* lines beyond KOS_ACTIVE_MAX */
-};
-
-/* Reads `active`. A missing file is an empty list (-ENOENT is returned so
- * the caller can say so), empty lines are ignored, and a line that is not
- * a valid name is kept as an entry with name_valid false, so selection can
- * report it instead of silently skipping it. */
-int kos_active_read(const struct kos_imagefs *img, struct kos_active_list *ret);
-/* Replaces `active` atomically with the names of the list. */
-int kos_active_write(const struct kos_imagefs *img, const struct kos_active_list *list);
-int kos_active_find(const struct kos_active_list *list, const char *name);
-int kos_active_insert(struct kos_active_list *list, const char *name, bool first);
-void kos_active_remove(struct kos_active_list *list, const char *name);
-
-/* "<name>.json" and "<name>.json.sig" for a valid name. */
 /* Calls fn with the name of each installed manifest (manifests/<name>.json
- * with a valid name), in directory order, until fn returns a negative errno,
- * which is returned. */
-int kos_imagefs_for_each_manifest(const struct kos_imagefs *img,
+ * with a valid name), in directory order, until fn returns non-zero: a
+ * negative errno, or a positive value meaning "found, stop"; that value is
+ * returned (0 when fn always returned 0). */
+_kos_must_check_ int kos_imagefs_for_each_manifest(const struct kos_imagefs *img,
                                   int (*fn)(const struct kos_imagefs *img, const char *name, void *userdata),
                                   void *userdata);
 
+/* "<name>.json" and "<name>.json.sig" for a valid name. */
 void kos_manifest_file_names(const char *name, char json[static KOS_NAME_MAX + 8], char sig[static KOS_NAME_MAX + 12]);
+
+/* The id (sha256 of the exact bytes) of the installed manifests/<name>.json.
+ * Nothing is authenticated: the id only names bytes. -ENOENT when not
+ * installed, -EINVAL for an invalid name. */
+_kos_must_check_ int kos_imagefs_manifest_id(const struct kos_imagefs *img, const char *name, uint8_t ret_id[static KOS_SHA256_LEN]);
+
+/* Finds the installed manifest whose exact bytes hash to id: the names of
+ * `active` first, in order, then every manifests/<name>.json. 0 with its name
+ * in ret_name, or -ENOENT. Nothing is authenticated: load it with
+ * kos_load_manifest() and compare the id that returns before trusting it. */
+_kos_must_check_ int kos_imagefs_find_manifest_by_id(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN],
+                                    char ret_name[static KOS_NAME_MAX + 1]);
 
 /* Copies src_fd (a regular file) into components/ under its sha256, through
  * a temporary file that is fsynced and renamed into place. */
-int kos_imagefs_add_component(const struct kos_imagefs *img, int src_fd, uint8_t ret_sha256[static KOS_SHA256_LEN],
+_kos_must_check_ int kos_imagefs_add_component(const struct kos_imagefs *img, int src_fd, uint8_t ret_sha256[static KOS_SHA256_LEN],
                               kos_progress_fn progress, void *userdata);
 
 /* Writes manifests/<name>.json.sig then manifests/<name>.json, each
  * atomically. Refuses (-EEXIST) to replace a different manifest of the same
  * name: a name, once installed, always means the same bytes. */
-int kos_imagefs_install_manifest(const struct kos_imagefs *img, const char *name, const char *json, size_t json_len,
+_kos_must_check_ int kos_imagefs_install_manifest(const struct kos_imagefs *img, const char *name, const char *json, size_t json_len,
                                  const char *sig, size_t sig_len);

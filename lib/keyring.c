@@ -13,11 +13,14 @@
 #include "hash.h"
 #include "util.h"
 
-void kos_key_id_of(const uint8_t raw[static KOS_ED25519_PUBLIC_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]) {
+int kos_key_id_of(const uint8_t raw[static KOS_ED25519_PUBLIC_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]) {
         uint8_t digest[KOS_SHA256_LEN];
+        int r = kos_sha256(raw, KOS_ED25519_PUBLIC_LEN, digest);
 
-        kos_sha256(raw, KOS_ED25519_PUBLIC_LEN, digest);
+        if (r < 0)
+                return r;
         memcpy(ret_id, digest, KOS_KEY_ID_LEN);
+        return 0;
 }
 
 static int raw_public_of(EVP_PKEY *pkey, uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN]) {
@@ -54,7 +57,8 @@ int kos_keyring_add_pem(struct kos_keyring *ring, const char *pem, size_t len, c
         r = kos_key_public_from_pem(pem, len, key.raw);
         if (r < 0)
                 return r;
-        kos_key_id_of(key.raw, key.id);
+        if ((r = kos_key_id_of(key.raw, key.id)) < 0)
+                return r;
         snprintf(key.file, sizeof key.file, "%s", file);
         if (kos_keyring_find(ring, key.id))
                 return 0; /* the same key twice is harmless */
@@ -159,7 +163,7 @@ int kos_key_generate(char **ret_secret_pem, char **ret_public_pem, uint8_t ret_i
                         free(TAKE_PTR(*ret_secret_pem));
         }
         if (r >= 0)
-                kos_key_id_of(raw, ret_id);
+                r = kos_key_id_of(raw, ret_id);
         EVP_PKEY_free(pkey);
         return r;
 }
@@ -186,7 +190,7 @@ int kos_key_sign(const char *secret_pem, size_t secret_len, const void *message,
                        sig_len != KOS_ED25519_SIGNATURE_LEN))
                 r = -EIO;
         if (r >= 0)
-                kos_key_id_of(raw, ret_id);
+                r = kos_key_id_of(raw, ret_id);
         EVP_MD_CTX_free(ctx);
         EVP_PKEY_free(pkey);
         return r;

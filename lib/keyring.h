@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 #define KOS_KEY_ID_LEN 8     /* first 8 bytes of sha256(raw public key) */
 #define KOS_KEY_ID_HEX_LEN 16
 #define KOS_ED25519_PUBLIC_LEN 32
@@ -24,25 +26,25 @@ struct kos_keyring {
         struct kos_public_key keys[KOS_KEYRING_MAX_KEYS];
 };
 
-void kos_key_id_of(const uint8_t raw[static KOS_ED25519_PUBLIC_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]);
+_kos_must_check_ int kos_key_id_of(const uint8_t raw[static KOS_ED25519_PUBLIC_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]);
 
 /* Loads every *.pem file of the directory; each must be an Ed25519 public key.
  * Any unreadable or foreign file is an error (-EBADMSG with a message in
  * ret_error), since a keyring is built deliberately and should be exact. */
-int kos_keyring_load(const char *dir, struct kos_keyring *ret, char *ret_error, size_t error_size);
+_kos_must_check_ int kos_keyring_load(const char *dir, struct kos_keyring *ret, char *ret_error, size_t error_size);
 
 /* Adds one PEM public key from memory. */
-int kos_keyring_add_pem(struct kos_keyring *ring, const char *pem, size_t len, const char *file);
+_kos_must_check_ int kos_keyring_add_pem(struct kos_keyring *ring, const char *pem, size_t len, const char *file);
 
-const struct kos_public_key *kos_keyring_find(const struct kos_keyring *ring, const uint8_t id[static KOS_KEY_ID_LEN]);
+_kos_must_check_ const struct kos_public_key *kos_keyring_find(const struct kos_keyring *ring, const uint8_t id[static KOS_KEY_ID_LEN]);
 
 /* Ed25519 verification of signature over the exact message bytes: 1 valid, 0 invalid. */
-int kos_ed25519_verify(const uint8_t raw_public[static KOS_ED25519_PUBLIC_LEN], const void *message, size_t len,
+_kos_must_check_ int kos_ed25519_verify(const uint8_t raw_public[static KOS_ED25519_PUBLIC_LEN], const void *message, size_t len,
                        const uint8_t signature[static KOS_ED25519_SIGNATURE_LEN]);
 
 /* Host-side only: key generation and signing with a PEM secret key. */
-int kos_key_generate(char **ret_secret_pem, char **ret_public_pem, uint8_t ret_id[static KOS_KEY_ID_LEN]);
-int kos_key_sign(const char *secret_pem, size_t secret_len, const void *message, size_t len,
+_kos_must_check_ int kos_key_generate(char **ret_secret_pem, char **ret_public_pem, uint8_t ret_id[static KOS_KEY_ID_LEN]);
+_kos_must_check_ int kos_key_sign(const char *secret_pem, size_t secret_len, const void *message, size_t len,
                  uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]);
 /* The raw public key of a PEM public key. */
-int kos_key_public_from_pem(const char *pem, size_t len, uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN]);
+_kos_must_check_ int kos_key_public_from_pem(const char *pem, size_t len, uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN]);

@@ -15,6 +15,7 @@
 #define KOS_MANIFEST_MAX (1024 * 1024)
 #define KOS_MANIFEST_FORMAT 1
 #define KOS_MANIFEST_MAX_COMPONENTS 64
+#define KOS_MANIFEST_MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS) /* kernel, initrd, components */
 #define KOS_CMDLINE_MAX 4096
 #define KOS_BLOB_SIZE_MAX (UINT64_C(1) << 44) /* 16 TiB: a cap, not a hint */
 
@@ -26,7 +27,7 @@ enum kos_component_type {
 };
 
 const char *kos_component_type_to_string(enum kos_component_type t);
-int kos_component_type_from_string(const char *s);
+_kos_must_check_ int kos_component_type_from_string(const char *s);
 
 /* A file stored content-addressed as components/<sha256 hex>. */
 struct kos_blob {
@@ -71,14 +72,14 @@ struct kos_manifest {
 
 /* Strict parse; on -EBADMSG ret_error says what is wrong (JSON position or
  * the schema rule broken). The caller must already have authenticated data. */
-int kos_manifest_parse(const char *data, size_t len, struct kos_manifest **ret, char *ret_error, size_t error_size);
+_kos_must_check_ int kos_manifest_parse(const char *data, size_t len, struct kos_manifest **ret, char *ret_error, size_t error_size);
 void kos_manifest_free(struct kos_manifest *m);
 static inline void kos_manifest_freep(struct kos_manifest **m) { kos_manifest_free(*m); }
 #define _cleanup_manifest_ __attribute__((cleanup(kos_manifest_freep)))
 
 /* Serialises a manifest as the canonical JSON kos writes (2-space indent,
  * keys in documented order, trailing newline). */
-int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *ret_len);
+_kos_must_check_ int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *ret_len);
 
 /* The blobs a manifest needs, kernel and initrd first, then the components
  * in order: ret[i] with *ret_n entries, labels for messages. */

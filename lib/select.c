@@ -10,31 +10,7 @@
 #include <sys/stat.h>
 
 #include "bootstate.h"
-#include "signature.h"
-
-#define MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS)
-
-static const char *const reason_names[_KOS_REASON_MAX] = {
-        [KOS_REASON_NONE] = "none",
-        [KOS_REASON_MANIFEST_MISSING] = "manifest-missing",
-        [KOS_REASON_MANIFEST_TOO_LARGE] = "manifest-too-large",
-        [KOS_REASON_SIGNATURE_MISSING] = "signature-missing",
-        [KOS_REASON_SIGNATURE_MALFORMED] = "signature-malformed",
-        [KOS_REASON_KEY_UNTRUSTED] = "key-untrusted",
-        [KOS_REASON_SIGNATURE_INVALID] = "signature-invalid",
-        [KOS_REASON_MANIFEST_MALFORMED] = "manifest-malformed",
-        [KOS_REASON_NAME_MISMATCH] = "name-mismatch",
-        [KOS_REASON_COMPONENT_MISSING] = "component-missing",
-        [KOS_REASON_COMPONENT_NOT_REGULAR] = "component-not-regular",
-        [KOS_REASON_COMPONENT_SIZE_MISMATCH] = "component-size-mismatch",
-        [KOS_REASON_COMPONENT_HASH_MISMATCH] = "component-hash-mismatch",
-        [KOS_REASON_IO_ERROR] = "io-error",
-        [KOS_REASON_TRIES_EXHAUSTED] = "tries-exhausted",
-};
-
-const char *kos_reason_to_string(enum kos_reason r) {
-        return r < _KOS_REASON_MAX ? reason_names[r] : "unknown";
-}
+#include "verify.h"
 
 const char *kos_verdict_to_string(enum kos_verdict v) {
         switch (v) {
@@ -59,60 +35,6 @@ static bool reject(struct kos_candidate *c, enum kos_reason reason, const char *
         vsnprintf(c->detail, sizeof c->detail, format, ap);
         va_end(ap);
         return false;
-}
-
-/* Present, a regular file, within the size cap; then its id. */
-static bool read_manifest(const struct kos_imagefs *img, const char *json_name, struct kos_candidate *c,
-                          char **ret_data, size_t *ret_len) {
-        int r = kos_read_file_at(img->manifests_fd, json_name, KOS_MANIFEST_MAX, ret_data, ret_len);
-
-        if (r == -ENOENT)
-                return reject(c, KOS_REASON_MANIFEST_MISSING, "manifests/%s does not exist", json_name);
-        if (r == -ELOOP || r == -EBADFD)
-                return reject(c, KOS_REASON_MANIFEST_MISSING, "manifests/%s is not a regular file", json_name);
-        if (r == -EFBIG)
-                return reject(c, KOS_REASON_MANIFEST_TOO_LARGE, "manifests/%s is larger than %d bytes", json_name,
-                              KOS_MANIFEST_MAX);
-        if (r < 0)
-                return reject(c, KOS_REASON_IO_ERROR, "cannot read manifests/%s: %s", json_name, strerror(-r));
-        kos_sha256(*ret_data, *ret_len, c->id);
-        c->has_id = true;
-        return true;
-}
-
-static bool check_signature(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *sig_name,
-                            const char *data, size_t len, struct kos_candidate *c) {
-        _cleanup_free_ char *untrusted_sig = NULL;
-        struct kos_signature_file sigs;
-        uint8_t key_id[KOS_KEY_ID_LEN];
-        char key_hex[KOS_KEY_ID_HEX_LEN + 1], error[160];
-        size_t sig_len;
-
-        int r = kos_read_file_at(img->manifests_fd, sig_name, KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len);
-        if (r == -ENOENT)
-                return reject(c, KOS_REASON_SIGNATURE_MISSING, "manifests/%s does not exist", sig_name);
-        if (r == -EFBIG || r == -ELOOP || r == -EBADFD)
-                return reject(c, KOS_REASON_SIGNATURE_MALFORMED, "manifests/%s is %s", sig_name,
-                              r == -EFBIG ? "larger than 8192 bytes" : "not a regular file");
-        if (r < 0)
-                return reject(c, KOS_REASON_IO_ERROR, "cannot read manifests/%s: %s", sig_name, strerror(-r));
-        if (kos_signature_file_parse(untrusted_sig, sig_len, &sigs, error, sizeof error) < 0)
-                return reject(c, KOS_REASON_SIGNATURE_MALFORMED, "manifests/%s: %s", sig_name, error);
-
-        enum kos_signature_verdict v = kos_signature_file_verify(&sigs, ring, data, len, key_id);
-        kos_hex_encode(key_id, KOS_KEY_ID_LEN, key_hex);
-        switch (v) {
-        case KOS_SIGNATURE_VALID:
-                memcpy(c->signer, key_id, KOS_KEY_ID_LEN);
-                return true;
-        case KOS_SIGNATURE_KEY_UNTRUSTED:
-                return reject(c, KOS_REASON_KEY_UNTRUSTED, "signed only by key%s %s%s, not in the keyring",
-                              sigs.n > 1 ? "s" : "", key_hex, sigs.n > 1 ? " and others" : "");
-        case KOS_SIGNATURE_INVALID:
-                return reject(c, KOS_REASON_SIGNATURE_INVALID,
-                              "the signature by trusted key %s does not verify over the manifest's bytes", key_hex);
-        }
-        return reject(c, KOS_REASON_SIGNATURE_INVALID, "unknown signature verdict");
 }
 
 /* Present and a regular file (never following a symlink), of the declared
@@ -141,17 +63,16 @@ static int open_blob(const struct kos_imagefs *img, const struct kos_blob *blob,
                        label, hex, (unsigned long long)st.st_size, (unsigned long long)blob->size);
                 return -1;
         }
-        int fd = openat(img->components_fd, hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0 || fstat(fd, &st_open) < 0 || st_open.st_ino != st.st_ino || st_open.st_dev != st.st_dev ||
-            !S_ISREG(st_open.st_mode) || st_open.st_size != st.st_size) {
+        int fd = kos_open_regular_at(img->components_fd, hex, O_NOFOLLOW, &st_open);
+        if (fd < 0 || st_open.st_ino != st.st_ino || st_open.st_dev != st.st_dev || st_open.st_size != st.st_size) {
                 /* Replaced between the checks: treat as not what was declared. */
-                int r = fd < 0 ? errno : 0;
                 if (fd >= 0)
                         close(fd);
-                if (r == ELOOP)
-                        reject(c, KOS_REASON_COMPONENT_NOT_REGULAR, "%s: components/%s is a symlink", label, hex);
-                else if (r)
-                        reject(c, KOS_REASON_IO_ERROR, "%s: cannot open components/%s: %s", label, hex, strerror(r));
+                if (fd == -ELOOP || fd == -EBADFD)
+                        reject(c, KOS_REASON_COMPONENT_NOT_REGULAR, "%s: components/%s is no longer a regular file",
+                               label, hex);
+                else if (fd < 0)
+                        reject(c, KOS_REASON_IO_ERROR, "%s: cannot open components/%s: %s", label, hex, strerror(-fd));
                 else
                         reject(c, KOS_REASON_COMPONENT_SIZE_MISMATCH, "%s: components/%s changed while checked",
                                label, hex);
@@ -198,9 +119,9 @@ static int seal_memfd(int fd) {
 
 struct blob_check {
         size_t n;
-        const struct kos_blob *blobs[MAX_BLOBS];
-        const char *labels[MAX_BLOBS];
-        struct kos_hash_job jobs[MAX_BLOBS];
+        const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
+        const char *labels[KOS_MANIFEST_MAX_BLOBS];
+        struct kos_hash_job jobs[KOS_MANIFEST_MAX_BLOBS];
 };
 
 static void blob_check_release(struct blob_check *bc) {
@@ -238,7 +159,7 @@ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manife
         bool ok = false;
         int r;
 
-        bc.n = kos_manifest_blobs(m, bc.blobs, bc.labels, MAX_BLOBS);
+        bc.n = kos_manifest_blobs(m, bc.blobs, bc.labels, KOS_MANIFEST_MAX_BLOBS);
         for (size_t i = 0; i < bc.n; i++)
                 bc.jobs[i] = (struct kos_hash_job){.fd = -1, .copy_fd = -1};
         for (size_t i = 0; i < bc.n; i++) {
@@ -283,24 +204,50 @@ out:
 
 bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
                        struct kos_candidate *c, struct kos_manifest **ret_manifest) {
-        _cleanup_free_ char *data = NULL;
-        char json_name[KOS_NAME_MAX + 8], sig_name[KOS_NAME_MAX + 12], error[256];
-        struct kos_manifest *m = NULL;
-        size_t len;
+        char json_name[KOS_NAME_MAX + 8], sig_name[KOS_NAME_MAX + 12];
+        struct kos_loaded_manifest loaded;
 
         if (!kos_name_is_valid(name))
                 return reject(c, KOS_REASON_MANIFEST_MISSING, "\"%s\" in active is not a valid manifest name", name);
         kos_manifest_file_names(name, json_name, sig_name);
-        /* Authenticate, then parse: no JSON is looked at before the signature
-         * over these exact bytes has verified. */
-        if (!read_manifest(img, json_name, c, &data, &len) || !check_signature(img, ring, sig_name, data, len, c))
+        int r = kos_manifest_load_verified_at(ring, img->manifests_fd, json_name, sig_name, "manifests/", &loaded);
+        c->has_id = loaded.has_id;
+        memcpy(c->id, loaded.id, KOS_SHA256_LEN);
+        if (r < 0) {
+                reject(c, loaded.reason, "%s", loaded.detail);
+                kos_loaded_manifest_done(&loaded);
                 return false;
-        if (kos_manifest_parse(data, len, &m, error, sizeof error) < 0)
-                return reject(c, KOS_REASON_MANIFEST_MALFORMED, "manifests/%s: %s", json_name, error);
+        }
+        memcpy(c->signer, loaded.signer, KOS_KEY_ID_LEN);
+        struct kos_manifest *m = TAKE_PTR(loaded.manifest);
+        kos_loaded_manifest_done(&loaded);
         if (strcmp(m->name, name) != 0) {
                 reject(c, KOS_REASON_NAME_MISMATCH, "manifests/%s declares the name \"%s\"", json_name, m->name);
                 kos_manifest_free(m);
                 return false;
+        }
+        *ret_manifest = m;
+        return true;
+}
+
+bool kos_load_manifest_by_id(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                             const uint8_t id[static KOS_SHA256_LEN], struct kos_candidate *c,
+                             struct kos_manifest **ret_manifest) {
+        char hex[KOS_SHA256_HEX_LEN + 1], name[KOS_NAME_MAX + 1];
+        struct kos_manifest *m = NULL;
+
+        kos_hex_encode(id, KOS_SHA256_LEN, hex);
+        int r = kos_imagefs_find_manifest_by_id(img, id, name);
+        if (r == -ENOENT)
+                return reject(c, KOS_REASON_MANIFEST_MISSING, "no installed manifest has id %s", hex);
+        if (r < 0)
+                return reject(c, KOS_REASON_IO_ERROR, "cannot look for manifest %s: %s", hex, strerror(-r));
+        snprintf(c->name, sizeof c->name, "%s", name);
+        if (!kos_load_manifest(img, ring, name, c, &m))
+                return false;
+        if (!kos_digest_equal(c->id, id)) {
+                kos_manifest_free(m);
+                return reject(c, KOS_REASON_MANIFEST_MISSING, "manifests/%s.json changed while it was read", name);
         }
         *ret_manifest = m;
         return true;

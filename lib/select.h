@@ -10,27 +10,7 @@
 #include "imagefs.h"
 #include "keyring.h"
 #include "manifest.h"
-
-/* Stable, machine-readable codes: docs/format.md lists them; scripts match on
- * the strings, so a code is never renamed. */
-enum kos_reason {
-        KOS_REASON_NONE,
-        KOS_REASON_MANIFEST_MISSING,
-        KOS_REASON_MANIFEST_TOO_LARGE,
-        KOS_REASON_SIGNATURE_MISSING,
-        KOS_REASON_SIGNATURE_MALFORMED,
-        KOS_REASON_KEY_UNTRUSTED,
-        KOS_REASON_SIGNATURE_INVALID,
-        KOS_REASON_MANIFEST_MALFORMED,
-        KOS_REASON_NAME_MISMATCH,
-        KOS_REASON_COMPONENT_MISSING,
-        KOS_REASON_COMPONENT_NOT_REGULAR,
-        KOS_REASON_COMPONENT_SIZE_MISMATCH,
-        KOS_REASON_COMPONENT_HASH_MISMATCH,
-        KOS_REASON_IO_ERROR,
-        KOS_REASON_TRIES_EXHAUSTED,
-        _KOS_REASON_MAX,
-};
+#include "reason.h"
 
 enum kos_verdict {
         KOS_VERDICT_VALID,
@@ -38,7 +18,6 @@ enum kos_verdict {
         KOS_VERDICT_SKIPPED, /* after the selected one: not examined */
 };
 
-const char *kos_reason_to_string(enum kos_reason r);
 const char *kos_verdict_to_string(enum kos_verdict v);
 
 struct kos_candidate {
@@ -89,20 +68,28 @@ struct kos_selection {
 
 /* Returns 0 with ret->selected >= 0 or -1; a negative errno only when memory
  * or threads ran out. Release with kos_selection_done(). */
-int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, const struct kos_select_options *options,
+_kos_must_check_ int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, const struct kos_select_options *options,
                struct kos_selection *ret);
 void kos_selection_done(struct kos_selection *s);
 
 /* Checks 1 to 8 of selection (present, size cap, signature, strict parse,
  * name) without touching components: true with *ret_manifest set, or false
  * with c saying why. c->id is set once the bytes were read. */
-bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+_kos_must_check_ bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
                        struct kos_candidate *c, struct kos_manifest **ret_manifest);
+
+/* kos_load_manifest() for the installed manifest whose bytes hash to id
+ * (kos_imagefs_find_manifest_by_id(): active first, then every installed
+ * one): true with *ret_manifest set, or false with c saying why
+ * (manifest-missing when no installed manifest has that id). */
+_kos_must_check_ bool kos_load_manifest_by_id(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                             const uint8_t id[static KOS_SHA256_LEN], struct kos_candidate *c,
+                             struct kos_manifest **ret_manifest);
 
 /* The component checks of selection alone, for a manifest already parsed
  * (kos install uses it before copying a manifest in): true when every blob
  * is present, regular, of its size and hash; else c says why. */
-bool kos_check_components(const struct kos_imagefs *img, const struct kos_manifest *m,
+_kos_must_check_ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manifest *m,
                           const struct kos_select_options *options, struct kos_candidate *c, int *ret_kernel_fd,
                           int *ret_initrd_fd);
 

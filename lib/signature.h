@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "keyring.h"
+#include "util.h"
 
 #define KOS_SIGNATURE_FILE_MAX 8192
 #define KOS_SIGNATURE_MAX_LINES 16
@@ -25,7 +26,7 @@ struct kos_signature_file {
 
 /* Strict parse of an untrusted signature file. On -EBADMSG, ret_error says
  * which line and what is wrong. */
-int kos_signature_file_parse(const char *untrusted, size_t len, struct kos_signature_file *ret, char *ret_error,
+_kos_must_check_ int kos_signature_file_parse(const char *untrusted, size_t len, struct kos_signature_file *ret, char *ret_error,
                              size_t error_size);
 
 /* Formats one line (with its newline) into out, which must hold 128 bytes. */
@@ -40,6 +41,6 @@ enum kos_signature_verdict {
 /* One valid line by a trusted key is enough. ret_key_id gets the id of the
  * key that verified, or of the first trusted key that failed, or of the
  * first untrusted key, for messages. */
-enum kos_signature_verdict kos_signature_file_verify(const struct kos_signature_file *sigs,
+_kos_must_check_ enum kos_signature_verdict kos_signature_file_verify(const struct kos_signature_file *sigs,
                                                      const struct kos_keyring *ring, const void *message,
                                                      size_t len, uint8_t ret_key_id[static KOS_KEY_ID_LEN]);

@@ -51,16 +51,56 @@ int kos_hex_decode(const char *in, size_t in_len, uint8_t *out, size_t len) {
         return 0;
 }
 
-int kos_read_file_at(int dirfd, const char *name, size_t cap, char **ret_data, size_t *ret_len) {
-        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-
+int kos_open_regular_at(int dirfd, const char *path, int flags, struct stat *ret_st) {
         struct stat st;
-        if (fstat(fd, &st) < 0)
+        int r;
+
+        /* Look before opening: opening a device node can have side effects,
+         * and opening a FIFO for reading blocks until a writer comes. */
+        if (fstatat(dirfd, path, &st, flags & O_NOFOLLOW ? AT_SYMLINK_NOFOLLOW : 0) < 0)
                 return -errno;
+        if (S_ISLNK(st.st_mode))
+                return -ELOOP;
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
+        /* O_NONBLOCK in case it was swapped for a FIFO since: then the open
+         * returns at once and fstat() below sees what was opened. */
+        int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | flags);
+        if (fd < 0)
+                return -errno;
+        r = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EBADFD;
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        /* A regular file ignores O_NONBLOCK today; clear it anyway, so no
+         * read can ever see EAGAIN. */
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        if (ret_st)
+                *ret_st = st;
+        return fd;
+}
+
+int kos_create_file_at(int dirfd, const char *name, mode_t mode) {
+        /* Whatever is there (a leftover, a FIFO, a symlink) goes first: with
+         * O_EXCL the open then creates a new regular file or fails, and never
+         * opens, follows or blocks on something else. */
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, mode);
+        return fd < 0 ? -errno : fd;
+}
+
+int kos_read_file_at(int dirfd, const char *name, size_t cap, char **ret_data, size_t *ret_len) {
+        struct stat st;
+        _cleanup_close_ int fd = kos_open_regular_at(dirfd, name, O_NOFOLLOW, &st);
+        if (fd < 0)
+                return fd;
         if ((uint64_t)st.st_size > cap)
                 return -EFBIG;
 
@@ -140,9 +180,9 @@ int kos_write_file_atomic_at(int dirfd, const char *path, const void *data, size
         if ((size_t)snprintf(tmp, sizeof tmp, ".tmp-%s-%d", name, (int)getpid()) >= sizeof tmp)
                 return -ENAMETOOLONG;
 
-        _cleanup_close_ int fd = openat(parent, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        _cleanup_close_ int fd = kos_create_file_at(parent, tmp, mode);
         if (fd < 0)
-                return -errno;
+                return fd;
         r = kos_write_all(fd, data, len);
         kos_fault_point();
         if (r == 0 && fsync(fd) < 0)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KOS_NAME_MAX 64 /* manifest and component names: [A-Za-z0-9._-]{1,64} */
@@ -33,29 +34,47 @@ static inline void kos_closep(int *fd) {
                 _tmp_;                       \
         })
 
+/* For functions whose result must be looked at (an error, or the answer
+ * itself). GCC does not accept a (void) cast as looking: a call whose error
+ * truly does not matter says why in an if with a comment. */
+#define _kos_must_check_ __attribute__((warn_unused_result))
+
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* True when s matches [A-Za-z0-9._-]{1,64} and is neither "." nor "..", so
  * it is safe as a single path component. */
-bool kos_name_is_valid(const char *s);
+_kos_must_check_ bool kos_name_is_valid(const char *s);
 
 /* Lowercase hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
 void kos_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Decodes exactly 2*len lowercase hex digits; anything else is -EINVAL. */
-int kos_hex_decode(const char *in, size_t in_len, uint8_t *out, size_t len);
+_kos_must_check_ int kos_hex_decode(const char *in, size_t in_len, uint8_t *out, size_t len);
+
+/* Opens dirfd/path read-only if it is a regular file: a symlink is -ELOOP
+ * (with O_NOFOLLOW in flags), anything else that is not a regular file
+ * (FIFO, socket, device, directory) -EBADFD. Never blocks on a FIFO and never
+ * opens a device node; O_CLOEXEC, O_NOCTTY are implied. Returns the fd, with
+ * its fstat() in *ret_st (may be NULL). */
+_kos_must_check_ int kos_open_regular_at(int dirfd, const char *path, int flags, struct stat *ret_st);
+
+/* Creates dirfd/name as a new, empty regular file for writing, removing
+ * whatever was there first (a temporary file's leftover, or a FIFO that
+ * would otherwise block the open). Returns the fd or a negative errno. */
+_kos_must_check_ int kos_create_file_at(int dirfd, const char *name, mode_t mode);
 
 /* Reads a regular file relative to dirfd, never following a symlink, and
- * refuses anything larger than cap bytes with -EFBIG. The buffer gets a NUL
+ * refuses anything larger than cap bytes with -EFBIG; anything not a regular
+ * file is -EBADFD (a symlink -ELOOP), without blocking on a FIFO. The buffer gets a NUL
  * after the data (not counted in *ret_len) so text parsers may use it. */
-int kos_read_file_at(int dirfd, const char *name, size_t cap, char **ret_data, size_t *ret_len);
+_kos_must_check_ int kos_read_file_at(int dirfd, const char *name, size_t cap, char **ret_data, size_t *ret_len);
 
 /* Writes len bytes to fd, retrying short writes and EINTR. */
-int kos_write_all(int fd, const void *data, size_t len);
+_kos_must_check_ int kos_write_all(int fd, const void *data, size_t len);
 
 /* Replaces dirfd/path atomically: temporary file beside it, fsync, rename,
  * fsync of the directory. After a crash the file holds the old or the new
  * bytes, never a mix. path may have directories; dirfd may be AT_FDCWD. */
-int kos_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
+_kos_must_check_ int kos_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t kos_now_ns(void);

@@ -58,6 +58,7 @@ test_bundle_keeps_two_manifests_and_retires_the_oldest() {
         local a_only; a_only=$(sha base.img)
         release_b b
         "$KOS" bundle install --keyring keyring img b.kosb >/dev/null
+        "$KOS" mark-good img b # b booted fine: now the newest good one, a is just old
         release_b c
         "$KOS" bundle install --keyring keyring img c.kosb >/dev/null
         [ "$(tr '\n' ' ' <img/active)" = "c b " ] || fail "active: $(cat img/active)"
@@ -99,4 +100,81 @@ test_bundle_installed_and_active_again_is_a_no_op() {
         "$KOS" bundle install --keyring keyring img b.kosb >out || fail "second install failed"
         grep -q 'already' out || fail "$(cat out)"
         [ "$(snapshot)" = "$before" ] || fail "the ImageFS changed (the trial must not restart)"
+}
+
+# A junk file in manifests/ must not turn an install into "refused" after
+# active already names the new manifest, nor block gc from then on.
+test_bundle_install_with_junk_manifest_on_device_is_installed_and_gc_ignores_it() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        head -c 200 /dev/urandom >img/manifests/junk.json
+        local rc=0; "$KOS" bundle install --keyring keyring img b.kosb >out 2>err || rc=$?
+        [ "$rc" = 0 ] || fail "exit $rc: $(cat err)"
+        grep -q '^installed b' out || fail "$(cat out)"
+        [ "$(tr '\n' ' ' <img/active)" = "b a " ] || fail "active: $(cat img/active)"
+        for f in vmlinuz initrd base.img app.img base-b.img; do
+                [ -e "img/components/$(sha $f)" ] || fail "$f was removed"
+        done
+        "$KOS" gc img --keyring keyring >/dev/null 2>&1 || fail "gc blocked by the junk manifest"
+        [ -e img/manifests/junk.json ] || fail "gc removed the junk file (it only ignores it)"
+        expect_selected b
+}
+
+# Errors after the commit point (active names the new manifest) are reported
+# as such: installed (exit 0), "cleanup failed", never "refused, nothing changed".
+test_bundle_install_failing_after_commit_point_reports_installed_not_refused() {
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        # An unreferenced "component" gc cannot unlink: a non-empty directory.
+        local stuck=img/components/0000000000000000000000000000000000000000000000000000000000000000
+        mkdir "$stuck" && touch "$stuck/x"
+        local rc=0; "$KOS" bundle install --keyring keyring img b.kosb >out 2>err || rc=$?
+        [ "$rc" = 0 ] || fail "exit $rc: $(cat out err)"
+        grep -q 'installed b, but cleanup failed' err || fail "no cleanup warning: $(cat err)"
+        ! grep -q 'refused' err || fail "reported refused: $(cat err)"
+        [ "$(head -1 img/active)" = b ] || fail "active: $(cat img/active)"
+        expect_selected b
+}
+
+# mark_b_exhausted NAME: every try of NAME was used, it was never marked good.
+mark_exhausted() {
+        local id; id=$(sha "img/manifests/$1.json")
+        mv "img/boot-state/$id".tries-* "img/boot-state/$id.tries-0"
+}
+
+# a is marked good and the device runs it; b failed (tries-0). Installing c
+# must not retire a, whatever the order of active: if c fails too, a is all
+# that boots.
+test_bundle_install_never_retires_the_newest_manifest_marked_good() {
+        fixture; manifest a; "$KOS" activate img a; "$KOS" mark-good img a
+        release_b b
+        "$KOS" bundle install --keyring keyring img b.kosb >/dev/null
+        mark_exhausted b
+        release_b c
+        "$KOS" bundle install --keyring keyring img c.kosb >/dev/null || fail "installing c failed"
+        [ -e img/manifests/a.json ] && [ -e img/manifests/a.json.sig ] || fail "a was uninstalled"
+        grep -qx a img/active || fail "a is not in active: $(cat img/active)"
+        for f in vmlinuz initrd base.img app.img; do
+                [ -e "img/components/$(sha $f)" ] || fail "a's $f was removed"
+        done
+        [ "$(tr '\n' ' ' <img/active)" = "c a " ] || fail "active: $(cat img/active) (b, which failed, should go)"
+        mark_exhausted c
+        expect_selected a
+}
+
+# The running manifest (--running, Node Manager passes /run/kos/boot.json's
+# id) stays too, even when it is neither first nor good: here the device fell
+# back to a while b, newer and marked good, is first.
+test_bundle_install_never_retires_the_running_manifest() {
+        fixture; manifest a; "$KOS" activate img a --tries 3
+        release_b b
+        "$KOS" bundle install --keyring keyring img b.kosb >/dev/null
+        "$KOS" mark-good img b
+        release_b c
+        "$KOS" bundle install --keyring keyring --running "$(sha img/manifests/a.json)" img c.kosb >/dev/null ||
+                fail "installing c failed"
+        [ "$(tr '\n' ' ' <img/active)" = "c b a " ] || fail "active: $(cat img/active)"
+        [ -e img/manifests/a.json ] && [ -e "img/components/$(sha base.img)" ] || fail "a was retired"
+        local rc=0; "$KOS" bundle install --keyring keyring --running nosuch img c.kosb 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q 'running nosuch' err || fail "unknown --running accepted: exit $rc $(cat err)"
 }

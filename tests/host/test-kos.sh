@@ -305,20 +305,35 @@ test_gc_removes_only_unreferenced_components() {
         "$KOS" manifest create --name a --version 1 --kernel vmlinuz --initrd initrd --component base=base.img -o a.json
         "$KOS" manifest sign --key secret.pem a.json >/dev/null && "$KOS" install img a.json >/dev/null
         touch img/components/.tmp-add-99
-        "$KOS" gc img --dry-run >/dev/null
+        "$KOS" gc img --keyring keyring --dry-run >/dev/null
         [ -e "img/components/$(sha app.img)" ] || fail "dry run removed something"
-        "$KOS" gc img >/dev/null
+        "$KOS" gc img --keyring keyring >/dev/null
         [ ! -e "img/components/$(sha app.img)" ] || fail "unreferenced app.img kept"
         [ ! -e img/components/.tmp-add-99 ] || fail "temporary file kept"
         [ -e "img/components/$(sha base.img)" ] && [ -e "img/components/$(sha vmlinuz)" ] || fail "referenced removed"
 }
 
-test_gc_refuses_when_a_manifest_cannot_be_read() {
-        fixture; manifest a
+# gc trusts only what it can authenticate: junk, an unsigned manifest or one
+# signed by an unknown key neither protects a component nor blocks gc, and a
+# component a valid manifest references is never removed.
+test_gc_ignores_manifests_it_cannot_authenticate() {
+        fixture
+        "$KOS" manifest create --name a --version 1 --kernel vmlinuz --initrd initrd --component base=base.img -o a.json
+        "$KOS" manifest sign --key secret.pem a.json >/dev/null && "$KOS" install img a.json >/dev/null
+        "$KOS" manifest create --name evil --version 9 --kernel vmlinuz --initrd initrd --component app=app.img -o evil.json
+        "$KOS" manifest sign --key stranger.pem evil.json >/dev/null && cp evil.json evil.json.sig img/manifests/
         echo '{' >img/manifests/broken.json
-        local rc=0; "$KOS" gc img 2>/dev/null || rc=$?
-        [ "$rc" = 2 ] || fail "exit $rc"
-        [ "$(ls img/components | wc -l)" = 4 ] || fail "components were removed"
+        head -c 100 /dev/urandom >img/manifests/junk.json
+        local rc=0; "$KOS" gc img --keyring keyring >out 2>err || rc=$?
+        [ "$rc" = 0 ] || fail "gc exit $rc: $(cat err)"
+        for m in evil broken junk; do
+                grep -q "ignoring manifests/$m.json" err || fail "$m not reported: $(cat err)"
+                [ -e "img/manifests/$m.json" ] || fail "gc removed manifests/$m.json"
+        done
+        [ ! -e "img/components/$(sha app.img)" ] || fail "an unauthenticated manifest protected app.img"
+        for f in vmlinuz initrd base.img; do
+                [ -e "img/components/$(sha $f)" ] || fail "$f, referenced by the valid a, was removed"
+        done
 }
 
 test_keygen_refuses_to_overwrite() {

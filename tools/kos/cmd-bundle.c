@@ -8,24 +8,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundle-install.h"
+#include "bundle-write.h"
 #include "kos.h"
-#include "signature.h"
+#include "verify.h"
 
 /* Hashes each file and matches it to a blob of the manifest. */
 static int match_components(const struct kos_manifest *m, char **files, size_t n, int *fds, uint8_t (*digests)[KOS_SHA256_LEN],
                             uint64_t *sizes) {
-        struct kos_hash_job jobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        const struct kos_blob *blobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        const char *labels[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        struct kos_hash_job jobs[KOS_MANIFEST_MAX_BLOBS];
+        const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
+        const char *labels[KOS_MANIFEST_MAX_BLOBS];
         size_t n_blobs = kos_manifest_blobs(m, blobs, labels, ELEMENTSOF(blobs));
         struct progress p;
 
         for (size_t i = 0; i < n; i++) {
                 struct stat st;
-                fds[i] = open(files[i], O_RDONLY | O_CLOEXEC);
-                if (fds[i] < 0 || fstat(fds[i], &st) < 0 || !S_ISREG(st.st_mode))
-                        return fail(EXIT_USAGE, "cannot read %s as a regular file", files[i]);
+                fds[i] = kos_open_regular_at(AT_FDCWD, files[i], 0, &st);
+                if (fds[i] < 0)
+                        return fail(EXIT_USAGE, "cannot read %s: %s", files[i], file_error_string(fds[i]));
                 jobs[i] = (struct kos_hash_job){.fd = fds[i], .size = (uint64_t)st.st_size, .copy_fd = -1, .compute_only = true};
         }
         progress_init(&p, "hashing");
@@ -50,15 +51,13 @@ static int match_components(const struct kos_manifest *m, char **files, size_t n
 
 static int bundle_create(int argc, char **argv) {
         static const struct option options[] = {{"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {}};
-        _cleanup_free_ char *json = NULL, *sig = NULL, *sig_path = NULL;
-        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        _cleanup_free_ char *sig_path = NULL;
+        struct kos_loaded_manifest loaded;
+        const struct kos_manifest *m;
         const char *output = NULL;
-        int fds[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        uint8_t digests[2 + KOS_MANIFEST_MAX_COMPONENTS][KOS_SHA256_LEN];
-        uint64_t sizes[2 + KOS_MANIFEST_MAX_COMPONENTS];
-        struct kos_signature_file sigs;
-        char error[256];
-        size_t json_len, sig_len;
+        int fds[KOS_MANIFEST_MAX_BLOBS];
+        uint8_t digests[KOS_MANIFEST_MAX_BLOBS][KOS_SHA256_LEN];
+        uint64_t sizes[KOS_MANIFEST_MAX_BLOBS];
         int c, r, code;
 
         while ((c = getopt_long(argc, argv, "o:h", options, NULL)) >= 0) {
@@ -82,13 +81,11 @@ static int bundle_create(int argc, char **argv) {
         const char *path = argv[optind];
         if (asprintf(&sig_path, "%s.sig", path) < 0)
                 return fail(EXIT_USAGE, "out of memory");
-        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &json_len)) < 0 ||
-            (r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &sig, &sig_len)) < 0)
-                return fail(EXIT_USAGE, "cannot read %s and %s: %s", path, sig_path, strerror(-r));
-        if (kos_signature_file_parse(sig, sig_len, &sigs, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: %s", sig_path, error);
-        if (kos_manifest_parse(json, json_len, &m, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: %s", path, error);
+        /* The signer's host: no keyring here, the device verifies. */
+        if (kos_manifest_load_unverified_at(AT_FDCWD, path, sig_path, "", &loaded) < 0) {
+                return fail_manifest_load(path, &loaded, "");
+        }
+        m = loaded.manifest;
         for (size_t i = 0; i < n; i++)
                 fds[i] = -1;
         code = match_components(m, argv + optind + 1, n, fds, digests, sizes);
@@ -96,7 +93,7 @@ static int bundle_create(int argc, char **argv) {
                 char tmp[4096];
                 snprintf(tmp, sizeof tmp, "%s.tmp-%d", output, (int)getpid());
                 _cleanup_close_ int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-                r = out < 0 ? -errno : kos_bundle_write(out, json, json_len, sig, sig_len, fds, (const uint8_t(*)[KOS_SHA256_LEN])digests, sizes, n);
+                r = out < 0 ? -errno : kos_bundle_write(out, loaded.json, loaded.json_len, loaded.sig, loaded.sig_len, fds, (const uint8_t(*)[KOS_SHA256_LEN])digests, sizes, n);
                 if (r >= 0 && fsync(out) < 0)
                         r = -errno;
                 if (r >= 0 && rename(tmp, output) < 0)
@@ -109,6 +106,7 @@ static int bundle_create(int argc, char **argv) {
         }
         for (size_t i = 0; i < n; i++)
                 kos_closep(&fds[i]);
+        kos_loaded_manifest_done(&loaded);
         return code;
 }
 
@@ -122,19 +120,31 @@ static int parse_count(const char *arg, unsigned max, unsigned *ret) {
         return 0;
 }
 
+/* --running takes a manifest id (64 hex digits) or the name of an installed manifest. */
+static int running_manifest_id(const struct kos_imagefs *img, const char *arg, uint8_t ret[static KOS_SHA256_LEN]) {
+        if (kos_hex_decode(arg, strlen(arg), ret, KOS_SHA256_LEN) == 0)
+                return EXIT_OK;
+        int r = kos_imagefs_manifest_id(img, arg, ret);
+        if (r < 0)
+                return usage_error("bundle install", "--running %s: not a manifest id nor an installed manifest (%s)", arg,
+                                   file_error_string(r));
+        return EXIT_OK;
+}
+
 static int bundle_install(int argc, char **argv) {
         static const struct option options[] = {{"keyring", required_argument, NULL, 'k'}, {"tries", required_argument, NULL, 't'},
-                                                {"keep", required_argument, NULL, 'K'},    {"help", no_argument, NULL, 'h'},
-                                                {}};
+                                                {"keep", required_argument, NULL, 'K'},    {"running", required_argument, NULL, 'r'},
+                                                {"help", no_argument, NULL, 'h'},          {}};
         struct kos_bundle_options o = {0};
         struct kos_bundle_result result;
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_keyring ring;
         struct progress p;
-        const char *keyring = NULL;
+        const char *keyring = NULL, *running = NULL;
+        uint8_t running_id[KOS_SHA256_LEN];
         int c, r, code;
 
-        while ((c = getopt_long(argc, argv, "k:t:K:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "k:t:K:r:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         printf("Usage: kos bundle install --keyring DIR [--tries N] [--keep N] IMAGEFS BUNDLE\n\n"
@@ -143,7 +153,11 @@ static int bundle_install(int argc, char **argv) {
                                "skips those already present, then makes the new manifest first in\n"
                                "active, on trial for N boots (default 3), keeping N manifests active\n"
                                "(default 2; older ones are uninstalled and their components removed).\n"
-                               "A bad bundle changes nothing. Safe to kill at any point and to retry.\n");
+                               "The manifest the device runs (--running, its id or installed name) and\n"
+                               "the newest one marked good are never retired.\n"
+                               "A bad bundle changes nothing (exit 1). Exit 0 when installed, also if\n"
+                               "the clean-up afterwards failed (a warning says so). Safe to kill at any\n"
+                               "point and to retry.\n");
                         return EXIT_OK;
                 case 'k':
                         keyring = optarg;
@@ -156,6 +170,9 @@ static int bundle_install(int argc, char **argv) {
                         if (parse_count(optarg, KOS_ACTIVE_MAX, &o.keep) < 0)
                                 return usage_error("bundle install", "--keep takes 1 to %d", KOS_ACTIVE_MAX);
                         break;
+                case 'r':
+                        running = optarg;
+                        break;
                 default:
                         return usage_error("bundle install", "unknown option");
                 }
@@ -164,6 +181,11 @@ static int bundle_install(int argc, char **argv) {
                 return usage_error("bundle install", "expected --keyring DIR, IMAGEFS and BUNDLE");
         if ((code = load_keyring_or_fail(keyring, &ring)) != EXIT_OK || (code = open_imagefs_or_fail(argv[optind], &img)) != EXIT_OK)
                 return code;
+        if (running && (code = running_manifest_id(&img, running, running_id)) != EXIT_OK) {
+                kos_imagefs_close(&img);
+                return code;
+        }
+        o.running_id = running ? running_id : NULL;
         const char *bundle = argv[optind + 1];
         _cleanup_close_ int fd = strcmp(bundle, "-") == 0 ? dup(STDIN_FILENO) : open(bundle, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
@@ -185,6 +207,10 @@ static int bundle_install(int argc, char **argv) {
                 printf("%s is installed and first in active already: nothing changed\n", result.name);
                 return EXIT_OK;
         }
+        if (result.warning[0])
+                /* The install stands (active names it): exit 0, say what is left over. */
+                fprintf(stderr, "kos: installed %s, but cleanup failed: %s (run 'kos gc' later)\n", result.name,
+                        result.warning);
         double seconds = (double)(kos_now_ns() - start) / 1e9;
         printf("installed %s: %u component(s) added (%.1f MiB in %.2f s, %.0f MiB/s), %u already present; "
                "first in active, on trial%s\n", result.name, result.added, (double)result.bytes_added / 1048576.0, seconds,

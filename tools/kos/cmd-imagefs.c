@@ -10,10 +10,11 @@
 #include <sys/stat.h>
 
 #include "bootstate.h"
-#include "bundle.h"
+#include "gc.h"
 #include "kos.h"
 #include "select.h"
 #include "signature.h"
+#include "verify.h"
 
 int cmd_imagefs(int argc, char **argv) {
         if (wants_help(argc, argv)) {
@@ -46,13 +47,13 @@ int cmd_component(int argc, char **argv) {
         if ((code = open_imagefs_or_fail(argv[2], &img)) != EXIT_OK)
                 return code;
         for (int i = 3; i < argc && code == EXIT_OK; i++) {
-                _cleanup_close_ int fd = open(argv[i], O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                _cleanup_close_ int fd = kos_open_regular_at(AT_FDCWD, argv[i], 0, NULL);
                 uint8_t digest[KOS_SHA256_LEN];
                 char hex[KOS_SHA256_HEX_LEN + 1];
                 struct progress p;
 
                 if (fd < 0) {
-                        code = fail(EXIT_USAGE, "cannot open %s: %m", argv[i]);
+                        code = fail(EXIT_USAGE, "cannot open %s: %s", argv[i], file_error_string(fd));
                         break;
                 }
                 progress_init(&p, argv[i]);
@@ -73,39 +74,32 @@ int cmd_component(int argc, char **argv) {
 /* Reads MANIFEST and MANIFEST.sig, checks both as selection would (the
  * signature too when a keyring is given), then copies them in. */
 static int install(const char *dir, const char *path, const char *keyring_dir) {
-        _cleanup_free_ char *json = NULL, *untrusted_sig = NULL, *sig_path = NULL;
-        _cleanup_manifest_ struct kos_manifest *m = NULL;
+        _cleanup_free_ char *sig_path = NULL;
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
-        struct kos_signature_file sigs;
+        struct kos_loaded_manifest loaded;
         struct kos_candidate c = {0};
         struct kos_select_options options = {0};
+        struct kos_keyring ring;
         struct progress p;
-        size_t json_len, sig_len;
-        char error[256];
         int r, code;
 
         if (asprintf(&sig_path, "%s.sig", path) < 0)
                 return fail(EXIT_USAGE, "out of memory");
-        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &json_len)) < 0)
-                return fail(r == -EFBIG ? EXIT_INVALID : EXIT_USAGE, "cannot read %s: %s", path,
-                            r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
-        if ((r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len)) < 0)
-                return fail(EXIT_INVALID, "cannot read %s: %s (sign the manifest with 'kos manifest sign')", sig_path,
-                            strerror(-r));
-        if (kos_signature_file_parse(untrusted_sig, sig_len, &sigs, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: %s", sig_path, error);
-        if (keyring_dir) {
-                struct kos_keyring ring;
-                uint8_t id[KOS_KEY_ID_LEN];
-                if ((code = load_keyring_or_fail(keyring_dir, &ring)) != EXIT_OK)
-                        return code;
-                if (kos_signature_file_verify(&sigs, &ring, json, json_len, id) != KOS_SIGNATURE_VALID)
-                        return fail(EXIT_INVALID, "%s is not signed by a key of %s", path, keyring_dir);
-        }
-        if (kos_manifest_parse(json, json_len, &m, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: %s", path, error);
-        if ((code = open_imagefs_or_fail(dir, &img)) != EXIT_OK)
+        if (keyring_dir && (code = load_keyring_or_fail(keyring_dir, &ring)) != EXIT_OK)
                 return code;
+        /* Without --keyring the operator vouches for the manifest; every
+         * stage that boots it verifies it. */
+        r = keyring_dir ? kos_manifest_load_verified_at(&ring, AT_FDCWD, path, sig_path, "", &loaded)
+                        : kos_manifest_load_unverified_at(AT_FDCWD, path, sig_path, "", &loaded);
+        if (r < 0) {
+                return fail_manifest_load(path, &loaded,
+                                          loaded.reason == KOS_REASON_SIGNATURE_MISSING ? " (sign the manifest with 'kos manifest sign')" : "");
+        }
+        const struct kos_manifest *m = loaded.manifest;
+        if ((code = open_imagefs_or_fail(dir, &img)) != EXIT_OK) {
+                kos_loaded_manifest_done(&loaded);
+                return code;
+        }
         progress_init(&p, "verifying components");
         options.progress = progress_print;
         options.userdata = &p;
@@ -114,12 +108,13 @@ static int install(const char *dir, const char *path, const char *keyring_dir) {
         if (!ok)
                 code = fail(EXIT_INVALID, "%s: %s: %s (add the files first with 'kos component add')", path,
                             kos_reason_to_string(c.reason), c.detail);
-        else if ((r = kos_imagefs_install_manifest(&img, m->name, json, json_len, untrusted_sig, sig_len)) < 0)
+        else if ((r = kos_imagefs_install_manifest(&img, m->name, loaded.json, loaded.json_len, loaded.sig, loaded.sig_len)) < 0)
                 code = fail(EXIT_USAGE, "cannot install %s: %s", m->name,
-                            r == -EEXIST ? "a different manifest with this name is installed; give the new one a new name" : strerror(-r));
+                            r == -EEXIST ? "a different manifest with this name is installed; give the new one a new name" : file_error_string(r));
         else
                 printf("installed %s\n", m->name);
         kos_imagefs_close(&img);
+        kos_loaded_manifest_done(&loaded);
         return code;
 }
 
@@ -146,17 +141,6 @@ int cmd_install(int argc, char **argv) {
         return install(argv[optind], argv[optind + 1], keyring);
 }
 
-/* The id (sha256 of the bytes) of an installed manifest. */
-static int installed_manifest_id(const struct kos_imagefs *img, const char *name, uint8_t ret[static KOS_SHA256_LEN]) {
-        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
-        _cleanup_free_ char *data = NULL;
-        size_t len;
-
-        kos_manifest_file_names(name, json, sig);
-        int r = kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &data, &len);
-        return r < 0 ? r : kos_sha256(data, len, ret);
-}
-
 static int change_active(const char *command, const char *dir, const char *name, int where, unsigned tries) {
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_active_list list;
@@ -169,7 +153,7 @@ static int change_active(const char *command, const char *dir, const char *name,
                 return code;
         r = kos_active_read(&img, &list);
         if (r < 0 && r != -ENOENT) {
-                code = fail(EXIT_USAGE, "cannot read %s/active: %s", dir, strerror(-r));
+                code = fail(EXIT_USAGE, "cannot read %s/active: %s", dir, file_error_string(r));
                 goto out;
         }
         kos_manifest_file_names(name, json, sig);
@@ -181,8 +165,8 @@ static int change_active(const char *command, const char *dir, const char *name,
         } else if (tries > 0) {
                 /* The trial state first: the manifest is never active without it. */
                 uint8_t id[KOS_SHA256_LEN];
-                if ((r = installed_manifest_id(&img, name, id)) < 0 || (r = kos_boot_state_set_tries(&img, id, tries)) < 0) {
-                        code = fail(EXIT_USAGE, "cannot put %s on trial: %s", name, strerror(-r));
+                if ((r = kos_imagefs_manifest_id(&img, name, id)) < 0 || (r = kos_boot_state_set_tries(&img, id, tries)) < 0) {
+                        code = fail(EXIT_USAGE, "cannot put %s on trial: %s", name, file_error_string(r));
                         goto out;
                 }
         }
@@ -257,8 +241,8 @@ int cmd_mark_good(int argc, char **argv) {
                 return usage_error("mark-good", "expected IMAGEFS and NAME");
         if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
                 return code;
-        if ((r = installed_manifest_id(&img, argv[2], id)) < 0)
-                code = fail(EXIT_USAGE, "manifest %s is not installed: %s", argv[2], strerror(-r));
+        if ((r = kos_imagefs_manifest_id(&img, argv[2], id)) < 0)
+                code = fail(EXIT_USAGE, "manifest %s is not installed: %s", argv[2], file_error_string(r));
         else if ((r = kos_boot_state_mark_good(&img, id)) < 0)
                 code = fail(EXIT_USAGE, "cannot mark %s good: %s", argv[2], strerror(-r));
         kos_imagefs_close(&img);
@@ -269,7 +253,7 @@ static void print_state(const struct kos_imagefs *img, const char *name) {
         uint8_t id[KOS_SHA256_LEN];
         struct kos_boot_state st;
 
-        if (installed_manifest_id(img, name, id) < 0 || kos_boot_state_read(img, id, &st) < 0)
+        if (kos_imagefs_manifest_id(img, name, id) < 0 || kos_boot_state_read(img, id, &st) < 0)
                 return;
         if (st.kind == KOS_BOOT_STATE_TRIES)
                 printf("  (on trial: %u tries left)", st.tries_left);
@@ -301,7 +285,7 @@ int cmd_list(int argc, char **argv) {
                 return code;
         r = kos_active_read(&img, &list);
         if (r < 0 && r != -ENOENT)
-                code = fail(EXIT_USAGE, "cannot read active: %s", strerror(-r));
+                code = fail(EXIT_USAGE, "cannot read active: %s", file_error_string(r));
         else {
                 for (size_t i = 0; i < list.n; i++) {
                         printf("%4zu  %s%s", i + 1, list.entries[i].name, list.entries[i].name_valid ? "" : "  (invalid name)");
@@ -321,26 +305,48 @@ static void print_removed(const char *name, void *userdata) {
         printf("%s components/%s\n", *(bool *)userdata ? "would remove" : "removed", name);
 }
 
-int cmd_gc(int argc, char **argv) {
-        struct kos_imagefs img = KOS_IMAGEFS_NULL;
-        bool dry_run = false;
-        int r, code;
+static void print_ignored(const char *name, const char *why, void *userdata) {
+        fprintf(stderr, "kos gc: ignoring manifests/%s.json, it protects nothing: %s\n", name, why);
+}
 
-        if (wants_help(argc, argv)) {
-                printf("Usage: kos gc IMAGEFS [--dry-run]\n\nRemoves files of IMAGEFS/components/ that no installed manifest\n"
-                       "references, and leftover temporary files. If any manifest cannot be read,\n"
-                       "nothing is removed.\n");
-                return EXIT_OK;
+int cmd_gc(int argc, char **argv) {
+        static const struct option options[] = {{"keyring", required_argument, NULL, 'k'},
+                                                {"dry-run", no_argument, NULL, 'n'},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {}};
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_keyring ring;
+        const char *keyring = NULL;
+        bool dry_run = false;
+        int c, r, code;
+
+        while ((c = getopt_long(argc, argv, "k:nh", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos gc IMAGEFS --keyring DIR [--dry-run]\n\n"
+                               "Removes files of IMAGEFS/components/ that no installed manifest\n"
+                               "references, and leftover temporary files. Only manifests whose signature\n"
+                               "verifies against the keyring count: others are reported and ignored (they\n"
+                               "protect nothing and are not removed). If a manifest cannot be read (I/O\n"
+                               "error), nothing is removed.\n");
+                        return EXIT_OK;
+                }
+                if (c == 'k')
+                        keyring = optarg;
+                else if (c == 'n')
+                        dry_run = true;
+                else
+                        return usage_error("gc", "unknown option");
         }
-        if (argc == 3 && strcmp(argv[2], "--dry-run") == 0)
-                dry_run = true;
-        else if (argc != 2)
-                return usage_error("gc", "expected IMAGEFS [--dry-run]");
-        if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
+        if (!keyring || argc - optind != 1)
+                return usage_error("gc", "expected IMAGEFS and --keyring DIR");
+        if ((code = load_keyring_or_fail(keyring, &ring)) != EXIT_OK ||
+            (code = open_imagefs_or_fail(argv[optind], &img)) != EXIT_OK)
                 return code;
-        r = kos_imagefs_gc(&img, dry_run, print_removed, &dry_run);
-        if (r == -EBADMSG)
-                code = fail(EXIT_USAGE, "an installed manifest cannot be read; not collecting anything. Remove or fix it first.");
+        struct kos_gc_options o = {
+                .ring = &ring, .dry_run = dry_run, .on_remove = print_removed, .on_ignored = print_ignored, .userdata = &dry_run};
+        r = kos_imagefs_gc(&img, &o);
+        if (r == -EIO)
+                code = fail(EXIT_USAGE, "an installed manifest cannot be read (I/O error); not collecting anything");
         else if (r < 0)
                 code = fail(EXIT_USAGE, "gc failed: %s", strerror(-r));
         kos_imagefs_close(&img);

@@ -76,9 +76,10 @@ int cmd_key_id(int argc, char **argv) {
         r = read_path(argv[1], KOS_KEY_FILE_MAX, &pem, &len);
         if (r < 0)
                 return fail(EXIT_USAGE, "cannot read %s: %s", argv[1], strerror(-r));
-        if (kos_key_public_from_pem(pem, len, raw) >= 0)
-                kos_key_id_of(raw, id);
-        else if (kos_key_sign(pem, len, "", 0, sig, id) < 0)
+        if (kos_key_public_from_pem(pem, len, raw) >= 0) {
+                if ((r = kos_key_id_of(raw, id)) < 0)
+                        return fail(EXIT_USAGE, "cannot hash the key: %s", strerror(-r));
+        } else if (kos_key_sign(pem, len, "", 0, sig, id) < 0)
                 return fail(EXIT_USAGE, "%s is not an Ed25519 PEM key", argv[1]);
         kos_hex_encode(id, KOS_KEY_ID_LEN, id_hex);
         printf("%s\n", id_hex);

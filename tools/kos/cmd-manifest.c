@@ -12,6 +12,7 @@
 
 #include "kos.h"
 #include "signature.h"
+#include "verify.h"
 
 /* The filesystem type of an image file, as libblkid sees it. */
 static int detect_type(const char *path, enum kos_component_type *ret) {
@@ -42,19 +43,17 @@ struct input {
 
 /* Hashes all inputs in parallel and fills in their blobs. */
 static int hash_inputs(struct input *inputs, size_t n) {
-        struct kos_hash_job jobs[2 + KOS_MANIFEST_MAX_COMPONENTS];
+        struct kos_hash_job jobs[KOS_MANIFEST_MAX_BLOBS];
         struct progress p;
         int code = EXIT_OK;
         size_t opened = 0;
 
         for (; opened < n; opened++) {
                 struct stat st;
-                int fd = open(inputs[opened].path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                int fd = kos_open_regular_at(AT_FDCWD, inputs[opened].path, 0, &st);
+                if (fd < 0) {
                         code = fail(EXIT_USAGE, "%s: cannot read %s: %s", inputs[opened].label, inputs[opened].path,
-                                    fd < 0 ? strerror(errno) : "not a regular file");
-                        if (fd >= 0)
-                                close(fd);
+                                    file_error_string(fd));
                         break;
                 }
                 jobs[opened] = (struct kos_hash_job){.fd = fd, .size = (uint64_t)st.st_size, .copy_fd = -1, .compute_only = true};
@@ -153,7 +152,7 @@ static int manifest_create(int argc, char **argv) {
                 {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {}};
         struct kos_component components[KOS_MANIFEST_MAX_COMPONENTS];
         struct kos_manifest m = {.format = KOS_MANIFEST_FORMAT, .cmdline = (char *)"", .components = components};
-        struct input inputs[2 + KOS_MANIFEST_MAX_COMPONENTS] = {
+        struct input inputs[KOS_MANIFEST_MAX_BLOBS] = {
                 {NULL, "kernel", &m.kernel},
                 {NULL, "initrd", &m.initrd},
         };
@@ -286,37 +285,24 @@ static int manifest_sign(int argc, char **argv) {
 }
 
 /* Signature over the exact bytes, then the strict parse. */
-static int verify_file(const char *path, const char *keyring_dir, struct kos_manifest **ret, char ret_signer[static 17]) {
-        _cleanup_free_ char *json = NULL, *untrusted_sig = NULL, *sig_path = NULL;
-        struct kos_signature_file sigs;
+static int verify_file(const char *path, const char *keyring_dir, struct kos_manifest **ret, char ret_signer[static 17],
+                       uint8_t ret_id[static KOS_SHA256_LEN]) {
+        _cleanup_free_ char *sig_path = NULL;
+        struct kos_loaded_manifest loaded;
         struct kos_keyring ring;
-        uint8_t key_id[KOS_KEY_ID_LEN];
-        char error[256];
-        size_t len, sig_len;
-        int r, code;
+        int code;
 
         if ((code = load_keyring_or_fail(keyring_dir, &ring)) != EXIT_OK)
                 return code;
         if (asprintf(&sig_path, "%s.sig", path) < 0)
                 return fail(EXIT_USAGE, "out of memory");
-        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &len)) < 0)
-                return fail(r == -EFBIG ? EXIT_INVALID : EXIT_USAGE, "%s: %s", path,
-                            r == -EFBIG ? "manifest-too-large: larger than 1 MiB" : strerror(-r));
-        if ((r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len)) < 0)
-                return fail(EXIT_INVALID, "%s: signature-missing: cannot read %s: %s", path, sig_path, strerror(-r));
-        if (kos_signature_file_parse(untrusted_sig, sig_len, &sigs, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: signature-malformed: %s", path, error);
-        switch (kos_signature_file_verify(&sigs, &ring, json, len, key_id)) {
-        case KOS_SIGNATURE_VALID:
-                break;
-        case KOS_SIGNATURE_KEY_UNTRUSTED:
-                return fail(EXIT_INVALID, "%s: key-untrusted: no signature by a key of %s", path, keyring_dir);
-        case KOS_SIGNATURE_INVALID:
-                return fail(EXIT_INVALID, "%s: signature-invalid: the signature does not verify over the file", path);
+        if (kos_manifest_load_verified_at(&ring, AT_FDCWD, path, sig_path, "", &loaded) < 0) {
+                return fail_manifest_load(path, &loaded, "");
         }
-        kos_hex_encode(key_id, KOS_KEY_ID_LEN, ret_signer);
-        if (kos_manifest_parse(json, len, ret, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: manifest-malformed: %s", path, error);
+        kos_hex_encode(loaded.signer, KOS_KEY_ID_LEN, ret_signer);
+        memcpy(ret_id, loaded.id, KOS_SHA256_LEN);
+        *ret = TAKE_PTR(loaded.manifest);
+        kos_loaded_manifest_done(&loaded);
         return EXIT_OK;
 }
 
@@ -341,7 +327,8 @@ static int manifest_verify(int argc, char **argv) {
         }
         if (!keyring || argc - optind != 1)
                 return usage_error("manifest verify", "expected --keyring DIR and MANIFEST");
-        if ((code = verify_file(argv[optind], keyring, &m, signer)) != EXIT_OK)
+        uint8_t id[KOS_SHA256_LEN];
+        if ((code = verify_file(argv[optind], keyring, &m, signer, id)) != EXIT_OK)
                 return code;
         printf("%s: valid manifest %s version %llu, signed by key %s\n", argv[optind], m->name,
                (unsigned long long)m->version, signer);
@@ -358,7 +345,6 @@ static void print_blob(const char *label, const char *type, const struct kos_blo
 static int manifest_show(int argc, char **argv) {
         static const struct option options[] = {{"keyring", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'}, {}};
         _cleanup_manifest_ struct kos_manifest *m = NULL;
-        _cleanup_free_ char *json = NULL;
         const char *keyring = NULL;
         char signer[KOS_KEY_ID_HEX_LEN + 1] = "", error[256], id[KOS_SHA256_HEX_LEN + 1];
         uint8_t digest[KOS_SHA256_LEN];
@@ -379,14 +365,19 @@ static int manifest_show(int argc, char **argv) {
         if (argc - optind != 1)
                 return usage_error("manifest show", "expected MANIFEST");
         const char *path = argv[optind];
-        if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &len)) < 0)
-                return fail(EXIT_USAGE, "cannot read %s: %s", path, r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
         if (keyring) {
-                if ((code = verify_file(path, keyring, &m, signer)) != EXIT_OK)
+                if ((code = verify_file(path, keyring, &m, signer, digest)) != EXIT_OK)
                         return code;
-        } else if (kos_manifest_parse(json, len, &m, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: manifest-malformed: %s", path, error);
-        kos_sha256(json, len, digest);
+        } else {
+                /* Shown, not trusted: the output says the signature was not checked. */
+                _cleanup_free_ char *untrusted_json = NULL;
+                if ((r = read_path(path, KOS_MANIFEST_MAX, &untrusted_json, &len)) < 0)
+                        return fail(EXIT_USAGE, "cannot read %s: %s", path, file_error_string(r));
+                if (kos_manifest_parse(untrusted_json, len, &m, error, sizeof error) < 0)
+                        return fail(EXIT_INVALID, "%s: manifest-malformed: %s", path, error);
+                if ((r = kos_sha256(untrusted_json, len, digest)) < 0)
+                        return fail(EXIT_USAGE, "cannot hash %s: %s", path, strerror(-r));
+        }
         kos_hex_encode(digest, KOS_SHA256_LEN, id);
         printf("manifest  %s\nid        %s\nversion   %llu\nsignature %s%s\ncmdline   %s\n", m->name, id,
                (unsigned long long)m->version, signer[0] ? "valid, key " : "not checked (use --keyring)", signer,

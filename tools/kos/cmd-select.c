@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* kos select: the same decision the Boot Kernel makes, on a host. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -44,7 +45,7 @@ static void print_explain(const struct kos_selection *s, const char *dir) {
         char id[KOS_SHA256_HEX_LEN + 1], signer[KOS_KEY_ID_HEX_LEN + 1];
 
         if (s->active_error < 0)
-                printf("%s/active cannot be read (%s): no manifest is active\n", dir, strerror(-s->active_error));
+                printf("%s/active cannot be read (%s): no manifest is active\n", dir, file_error_string(s->active_error));
         else if (s->n_candidates == 0)
                 printf("%s/active lists no manifest\n", dir);
         for (size_t i = 0; i < s->n_candidates; i++) {
@@ -132,7 +133,10 @@ int cmd_select(int argc, char **argv) {
                 char id[KOS_SHA256_HEX_LEN + 1];
                 kos_hex_encode(s.candidates[s.selected].id, KOS_SHA256_LEN, id);
                 printf("%sselected %s %s\n", explain ? "\n" : "", s.candidates[s.selected].name, id);
-        } else if (s.selected < 0 && !json)
+        } else if (s.selected < 0 && !json && s.active_error < 0 && s.active_error != -ENOENT)
+                fprintf(stderr, "kos: %s/active cannot be read (%s): no manifest is active\n", argv[optind],
+                        file_error_string(s.active_error));
+        else if (s.selected < 0 && !json)
                 fprintf(stderr, "kos: no valid manifest in %s/active%s\n", argv[optind], explain ? "" : " (use --explain for the reasons)");
         if (code == EXIT_OK && s.selected < 0)
                 code = EXIT_INVALID;

@@ -57,6 +57,24 @@ void progress_finish(struct progress *p) {
         p->shown = false;
 }
 
+const char *file_error_string(int r) {
+        if (r == -EBADFD)
+                return "not a regular file";
+        if (r == -ELOOP)
+                return "a symbolic link";
+        if (r == -EFBIG)
+                return "too large";
+        return strerror(-r);
+}
+
+int fail_manifest_load(const char *path, struct kos_loaded_manifest *loaded, const char *hint) {
+        bool unreadable = loaded->reason == KOS_REASON_IO_ERROR || loaded->reason == KOS_REASON_MANIFEST_MISSING;
+        int code = fail(unreadable ? EXIT_USAGE : EXIT_INVALID, "%s: %s: %s%s", path, kos_reason_to_string(loaded->reason),
+                        loaded->detail, hint);
+        kos_loaded_manifest_done(loaded);
+        return code;
+}
+
 int read_path(const char *path, size_t cap, char **ret, size_t *ret_len) {
         return kos_read_file_at(AT_FDCWD, path, cap, ret, ret_len);
 }

@@ -428,7 +428,8 @@ static int add_load_deps(const char *modules_dir, const struct module_index *idx
         char *out = NULL;
 
         snprintf(path, sizeof path, "%s/modules.softdep", modules_dir);
-        (void)kos_read_file_at(AT_FDCWD, path, 16 << 20, &softdep, &len);
+        if (kos_read_file_at(AT_FDCWD, path, 16 << 20, &softdep, &len) < 0)
+                softdep = NULL; /* optional: a kernel without soft dependencies has none */
         snprintf(path, sizeof path, "%s/modules.alias", modules_dir);
         if (kos_read_file_at(AT_FDCWD, path, 64 << 20, &alias_text, &len) >= 0 && (alias = malloc(len + 2))) {
                 alias[0] = '\n'; /* so that every line starts after a newline */

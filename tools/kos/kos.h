@@ -9,6 +9,7 @@
 #include "imagefs.h"
 #include "keyring.h"
 #include "manifest.h"
+#include "verify.h"
 
 /* Documented exit codes (docs/kos-tool.md). */
 #define EXIT_OK 0
@@ -31,6 +32,13 @@ void progress_init(struct progress *p, const char *what);
 void progress_print(uint64_t done, uint64_t total, void *userdata);
 void progress_finish(struct progress *p);
 
+/* strerror() for the errors of kos_read_file_at() and kos_open_regular_at(),
+ * saying "not a regular file" for -EBADFD. */
+const char *file_error_string(int r);
+/* Says why kos_manifest_load_*() failed for path (hint appended) and returns
+ * the exit code: 2 when it could not be read, 1 when it is invalid. Releases
+ * loaded. */
+int fail_manifest_load(const char *path, struct kos_loaded_manifest *loaded, const char *hint);
 int read_path(const char *path, size_t cap, char **ret, size_t *ret_len);
 int open_imagefs_or_fail(const char *path, struct kos_imagefs *ret);
 int load_keyring_or_fail(const char *dir, struct kos_keyring *ret);

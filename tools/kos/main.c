@@ -21,7 +21,7 @@ static const struct {
         {"deactivate", cmd_deactivate, "DIR NAME             take a manifest out of the active list"},
         {"mark-good", cmd_mark_good, "DIR NAME              end a manifest's trial (no more boot counting)"},
         {"list", cmd_list, "DIR                        show the active list and installed manifests"},
-        {"gc", cmd_gc, "DIR [--dry-run]              remove components no manifest references"},
+        {"gc", cmd_gc, "DIR --keyring DIR [--dry-run]  remove components no manifest references"},
         {"node", cmd_node, "status|install|hold|start-app|activate|mark-good|reboot  talk to Node Manager"},
         {"mkboot", cmd_mkboot, "--kernel-dir DIR --keyring DIR --output DIR  build the Boot Kernel"},
         {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},

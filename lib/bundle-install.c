@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#include "bundle.h"
+#include "bundle-install.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -13,17 +12,15 @@
 #include <unistd.h>
 
 #include "bootstate.h"
+#include "cpio.h"
+#include "gc.h"
 #include "manifest.h"
 #include "select.h"
 #include "signature.h"
 #include "util.h"
+#include "verify.h"
 
-#define CPIO_HEADER_LEN 110
-#define CPIO_NAME_MAX 256
 #define STREAM_CHUNK (256u << 10)
-#define MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS)
-
-/* ---- reading the stream ---- */
 
 struct reader {
         int fd;
@@ -74,26 +71,26 @@ static int hex_field(const char *p, uint32_t *ret) {
 }
 
 struct entry {
-        char name[CPIO_NAME_MAX];
+        char name[KOS_CPIO_NAME_MAX];
         uint32_t mode;
         uint64_t size;
 };
 
 /* One header and its name; the data follows in the stream. */
 static int read_entry(struct reader *rd, struct entry *ret) {
-        char h[CPIO_HEADER_LEN];
+        char h[KOS_CPIO_HEADER_LEN];
         uint32_t fields[13];
         int r;
 
         if ((r = read_exact(rd, h, sizeof h)) < 0)
                 return r;
-        if (memcmp(h, "070701", 6) != 0)
+        if (memcmp(h, KOS_CPIO_MAGIC, 6) != 0)
                 return -EBADMSG;
         for (int i = 0; i < 13; i++)
                 if (hex_field(h + 6 + 8 * i, &fields[i]) < 0)
                         return -EBADMSG;
         uint32_t name_size = fields[11];
-        if (name_size < 2 || name_size > CPIO_NAME_MAX)
+        if (name_size < 2 || name_size > KOS_CPIO_NAME_MAX)
                 return -EBADMSG;
         if ((r = read_exact(rd, ret->name, name_size)) < 0)
                 return r;
@@ -104,22 +101,31 @@ static int read_entry(struct reader *rd, struct entry *ret) {
         return skip_padding(rd);
 }
 
-/* ---- installing ---- */
-
 struct install {
         const struct kos_imagefs *img;
+        const struct kos_keyring *ring;
         const struct kos_bundle_options *options;
         struct kos_bundle_result *result;
         struct reader rd;
         struct kos_manifest *manifest;
-        const struct kos_blob *blobs[MAX_BLOBS];
-        const char *labels[MAX_BLOBS];
+        const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
+        const char *labels[KOS_MANIFEST_MAX_BLOBS];
         size_t n_blobs;
-        bool seen[MAX_BLOBS];
-        uint8_t added[MAX_BLOBS][KOS_SHA256_LEN]; /* to undo on failure */
+        bool seen[KOS_MANIFEST_MAX_BLOBS];
+        uint8_t added[KOS_MANIFEST_MAX_BLOBS][KOS_SHA256_LEN]; /* to undo on failure */
         size_t n_added;
         uint64_t total, done;
 };
+
+/* After the commit point: the install stands, the caller hears what was left undone. */
+static void warn(struct install *in, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct install *in, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(in->result->warning, sizeof in->result->warning, format, ap);
+        va_end(ap);
+}
 
 static int refuse(struct install *in, const char *format, ...) __attribute__((format(printf, 2, 3)));
 static int refuse(struct install *in, const char *format, ...) {
@@ -158,29 +164,28 @@ static int read_small_entry(struct install *in, const char *want, size_t cap, ch
  * signature over the manifest's exact bytes has verified. */
 static int read_manifest(struct install *in, const struct kos_keyring *ring, char **ret_json, size_t *ret_json_len,
                          char **ret_sig, size_t *ret_sig_len) {
-        struct kos_signature_file sigs;
-        uint8_t key_id[KOS_KEY_ID_LEN];
-        char error[256];
+        _cleanup_free_ char *untrusted_json = NULL, *untrusted_sig = NULL;
+        struct kos_loaded_manifest loaded;
         int r;
 
-        if ((r = read_small_entry(in, "manifest.json", KOS_MANIFEST_MAX, ret_json, ret_json_len)) < 0 ||
-            (r = read_small_entry(in, "manifest.json.sig", KOS_SIGNATURE_FILE_MAX, ret_sig, ret_sig_len)) < 0)
+        if ((r = read_small_entry(in, "manifest.json", KOS_MANIFEST_MAX, &untrusted_json, ret_json_len)) < 0 ||
+            (r = read_small_entry(in, "manifest.json.sig", KOS_SIGNATURE_FILE_MAX, &untrusted_sig, ret_sig_len)) < 0)
                 return r;
-        if (kos_signature_file_parse(*ret_sig, *ret_sig_len, &sigs, error, sizeof error) < 0)
-                return refuse(in, "signature-malformed: %s", error);
-        switch (kos_signature_file_verify(&sigs, ring, *ret_json, *ret_json_len, key_id)) {
-        case KOS_SIGNATURE_VALID:
-                break;
-        case KOS_SIGNATURE_KEY_UNTRUSTED:
-                return refuse(in, "key-untrusted: the manifest is not signed by a trusted key");
-        case KOS_SIGNATURE_INVALID:
-                return refuse(in, "signature-invalid: the signature does not verify over the manifest");
+        r = kos_manifest_load_verified(ring, untrusted_json, *ret_json_len, untrusted_sig, *ret_sig_len, "manifest.json",
+                                       &loaded);
+        if (r == -EBADMSG)
+                r = refuse(in, "%s: %s", kos_reason_to_string(loaded.reason), loaded.detail);
+        if (r < 0) {
+                kos_loaded_manifest_done(&loaded);
+                return r;
         }
-        if (kos_manifest_parse(*ret_json, *ret_json_len, &in->manifest, error, sizeof error) < 0)
-                return refuse(in, "manifest-malformed: %s", error);
-        kos_sha256(*ret_json, *ret_json_len, in->result->id);
+        in->manifest = TAKE_PTR(loaded.manifest);
+        memcpy(in->result->id, loaded.id, KOS_SHA256_LEN);
+        kos_loaded_manifest_done(&loaded);
         snprintf(in->result->name, sizeof in->result->name, "%s", in->manifest->name);
-        in->n_blobs = kos_manifest_blobs(in->manifest, in->blobs, in->labels, MAX_BLOBS);
+        in->n_blobs = kos_manifest_blobs(in->manifest, in->blobs, in->labels, KOS_MANIFEST_MAX_BLOBS);
+        *ret_json = TAKE_PTR(untrusted_json); /* authenticated now */
+        *ret_sig = TAKE_PTR(untrusted_sig);
         return 0;
 }
 
@@ -204,11 +209,11 @@ static int stream_component(struct install *in, size_t index, uint64_t size) {
 
         kos_hex_encode(b->sha256, KOS_SHA256_LEN, hex);
         snprintf(tmp, sizeof tmp, ".tmp-bundle-%s", hex);
-        _cleanup_close_ int out = openat(in->img->components_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        _cleanup_close_ int out = kos_create_file_at(in->img->components_fd, tmp, 0644);
         _cleanup_free_ uint8_t *buf = malloc(STREAM_CHUNK);
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         if (out < 0 || !buf || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-                r = out < 0 ? -errno : -ENOMEM;
+                r = out < 0 ? out : -ENOMEM;
                 goto out;
         }
         for (uint64_t left = size; left > 0 && r >= 0;) {
@@ -217,7 +222,11 @@ static int stream_component(struct install *in, size_t index, uint64_t size) {
                         r = refuse(in, "component %s is truncated", in->labels[index]);
                         break;
                 }
-                EVP_DigestUpdate(ctx, buf, n);
+                /* A failing digest is our failure (-EIO), not the bundle's. */
+                if (EVP_DigestUpdate(ctx, buf, n) != 1) {
+                        r = -EIO;
+                        break;
+                }
                 r = kos_write_all(out, buf, n);
                 kos_fault_point();
                 left -= n;
@@ -225,7 +234,9 @@ static int stream_component(struct install *in, size_t index, uint64_t size) {
                 if (in->options->progress)
                         in->options->progress(in->done, in->total, in->options->userdata);
         }
-        if (r >= 0 && (EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || !kos_digest_equal(digest, b->sha256)))
+        if (r >= 0 && (EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || digest_len != KOS_SHA256_LEN))
+                r = -EIO;
+        if (r >= 0 && !kos_digest_equal(digest, b->sha256))
                 r = refuse(in, "component-hash-mismatch: component %s does not hash to the manifest's sha256", in->labels[index]);
         if (r >= 0 && fsync(out) < 0)
                 r = -errno;
@@ -300,54 +311,138 @@ static void undo_added(struct install *in) {
         (void)fsync(in->img->components_fd);
 }
 
-/* New manifest first, the previous ones after it, at most keep in all; the
- * ones dropped are uninstalled, then their unreferenced components removed. */
-static int update_active(struct install *in) {
-        struct kos_active_list list, dropped = {0};
-        unsigned keep = in->options->keep ? in->options->keep : KOS_BUNDLE_DEFAULT_KEEP;
-        int r = kos_active_read(in->img, &list);
+/* Uninstalls the manifests that fell off `active`, then removes the
+ * components no manifest references any more. Runs after the commit point:
+ * a failure here is a warning, never a refusal. */
+static void retire(struct install *in, const struct kos_active_list *dropped) {
+        int r = 0;
 
-        if (r < 0 && r != -ENOENT)
-                return r;
-        if ((r = kos_active_insert(&list, in->manifest->name, true)) < 0)
-                return r;
-        while (list.n > keep) {
-                dropped.entries[dropped.n++] = list.entries[list.n - 1];
-                list.n--;
-        }
-        if ((r = kos_active_write(in->img, &list)) < 0)
-                return r;
-        for (size_t i = 0; i < dropped.n; i++) {
+        for (size_t i = 0; i < dropped->n; i++) {
                 char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
-                if (!dropped.entries[i].name_valid)
+                if (!dropped->entries[i].name_valid)
                         continue;
-                kos_manifest_file_names(dropped.entries[i].name, json, sig);
+                kos_manifest_file_names(dropped->entries[i].name, json, sig);
                 (void)unlinkat(in->img->manifests_fd, json, 0);
                 kos_fault_point();
                 (void)unlinkat(in->img->manifests_fd, sig, 0);
                 in->result->removed_manifests++;
         }
-        if (dropped.n > 0 && fsync(in->img->manifests_fd) < 0)
-                return -errno;
-        return kos_imagefs_gc(in->img, false, NULL, NULL);
+        if (dropped->n > 0 && fsync(in->img->manifests_fd) < 0) {
+                warn(in, "cannot sync manifests/ after retiring old manifests: %s", strerror(errno));
+                return;
+        }
+        if ((r = kos_imagefs_gc(in->img, &(struct kos_gc_options){.ring = in->ring})) < 0)
+                warn(in, "garbage collection of components/ failed: %s", strerror(-r));
+}
+
+/* The manifests an install never retires, by name ("" for none). */
+struct protected_names {
+        char running[KOS_NAME_MAX + 1];
+        char newest_good[KOS_NAME_MAX + 1];
+};
+
+static bool is_protected(const struct protected_names *p, const struct kos_active_entry *e) {
+        return e->name_valid && (strcmp(e->name, p->running) == 0 || strcmp(e->name, p->newest_good) == 0);
+}
+
+/* The newest manifest marked good among entries 1.. of list (entry 0 is the
+ * new one): one that authenticates against the keyring, whose boot state is
+ * good (or none: installed by hand, treated as good), with the highest
+ * `version`; on equal versions the earlier in active. An I/O error is
+ * returned: without the answer nothing may be retired. */
+static int find_newest_good(struct install *in, const struct kos_active_list *list, char ret_name[static KOS_NAME_MAX + 1]) {
+        uint64_t best_version = 0;
+        bool found = false;
+
+        ret_name[0] = '\0';
+        for (size_t i = 1; i < list->n; i++) {
+                _cleanup_manifest_ struct kos_manifest *m = NULL;
+                struct kos_candidate c = {0};
+                struct kos_boot_state st;
+                int r;
+
+                if (!list->entries[i].name_valid)
+                        continue;
+                if (!kos_load_manifest(in->img, in->ring, list->entries[i].name, &c, &m)) {
+                        if (c.reason == KOS_REASON_IO_ERROR)
+                                return -EIO;
+                        continue; /* cannot boot, so it is not good */
+                }
+                if ((r = kos_boot_state_read(in->img, c.id, &st)) < 0)
+                        return r;
+                if (st.kind == KOS_BOOT_STATE_TRIES || (found && m->version <= best_version))
+                        continue;
+                found = true;
+                best_version = m->version;
+                snprintf(ret_name, KOS_NAME_MAX + 1, "%s", m->name);
+        }
+        return 0;
+}
+
+static int find_protected(struct install *in, const struct kos_active_list *list, struct protected_names *ret) {
+        int r;
+
+        *ret = (struct protected_names){0};
+        if (in->options->running_id) {
+                r = kos_imagefs_find_manifest_by_id(in->img, in->options->running_id, ret->running);
+                if (r < 0 && r != -ENOENT)
+                        return r; /* not installed at all: nothing of it to retire */
+        }
+        return find_newest_good(in, list, ret->newest_good);
+}
+
+/* Entry 0 (the new manifest) stays; the protected ones stay wherever they
+ * are; the others stay in order while there is room for keep in all. */
+static void trim_active(struct kos_active_list *list, unsigned keep, const struct protected_names *protected,
+                        struct kos_active_list *dropped) {
+        struct kos_active_list kept = {.n = 1, .entries = {list->entries[0]}, .n_ignored = list->n_ignored};
+        size_t n_protected = 0;
+
+        for (size_t i = 1; i < list->n; i++)
+                n_protected += is_protected(protected, &list->entries[i]);
+        size_t room = keep > 1 + n_protected ? keep - 1 - n_protected : 0;
+        for (size_t i = 1; i < list->n; i++) {
+                if (is_protected(protected, &list->entries[i]))
+                        kept.entries[kept.n++] = list->entries[i];
+                else if (room > 0) {
+                        room--;
+                        kept.entries[kept.n++] = list->entries[i];
+                } else
+                        dropped->entries[dropped->n++] = list->entries[i];
+        }
+        *list = kept;
+}
+
+/* New manifest first, the previous ones after it, at most keep in all but
+ * never without the running and the newest good manifest; the ones dropped
+ * are uninstalled, then their unreferenced components removed. */
+static int update_active(struct install *in) {
+        struct kos_active_list list, dropped = {0};
+        struct protected_names protected;
+        unsigned keep = in->options->keep ? in->options->keep : KOS_BUNDLE_DEFAULT_KEEP;
+        int r = kos_active_read(in->img, &list);
+
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if ((r = kos_active_insert(&list, in->manifest->name, true)) < 0 || (r = find_protected(in, &list, &protected)) < 0)
+                return r;
+        trim_active(&list, keep, &protected, &dropped);
+        if ((r = kos_active_write(in->img, &list)) < 0)
+                return r;
+        /* The commit point: the device now boots the new manifest. */
+        in->result->committed = true;
+        retire(in, &dropped);
+        return 0;
 }
 
 /* True when manifests/<name>.json holds the manifest of id and is first in active. */
 static bool is_active_first(const struct kos_imagefs *img, const char *name, const uint8_t id[static KOS_SHA256_LEN]) {
         struct kos_active_list list;
-        char json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
-        _cleanup_free_ char *data = NULL;
         uint8_t have[KOS_SHA256_LEN];
-        size_t len;
 
-        if (kos_active_read(img, &list) < 0 || list.n == 0 || !list.entries[0].name_valid ||
-            strcmp(list.entries[0].name, name) != 0)
-                return false;
-        kos_manifest_file_names(name, json, sig);
-        if (kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &data, &len) < 0)
-                return false;
-        kos_sha256(data, len, have);
-        return kos_digest_equal(have, id);
+        return kos_active_read(img, &list) >= 0 && list.n > 0 && list.entries[0].name_valid &&
+               strcmp(list.entries[0].name, name) == 0 && kos_imagefs_manifest_id(img, name, have) >= 0 &&
+               kos_digest_equal(have, id);
 }
 
 int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *ring, int fd,
@@ -360,7 +455,7 @@ int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *
         if (!in)
                 return -ENOMEM;
         memset(result, 0, sizeof *result);
-        *in = (struct install){.img = img, .options = options, .result = result, .rd = {.fd = fd}};
+        *in = (struct install){.img = img, .ring = ring, .options = options, .result = result, .rd = {.fd = fd}};
         if ((r = read_manifest(in, ring, &json, &json_len, &sig, &sig_len)) < 0)
                 goto out;
         for (size_t i = 0; i < in->n_blobs; i++)
@@ -397,147 +492,5 @@ fail:
 out:
         kos_manifest_free(in->manifest);
         free(in);
-        return r;
-}
-
-/* ---- writing a bundle ---- */
-
-static int write_header(int fd, const char *name, uint32_t mode, uint64_t size, uint32_t ino) {
-        char h[CPIO_HEADER_LEN + CPIO_NAME_MAX + 8];
-        size_t name_size = strlen(name) + 1;
-
-        if (size > UINT32_MAX || name_size > CPIO_NAME_MAX)
-                return -EFBIG;
-        int n = snprintf(h, sizeof h, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino, mode, 0u, 0u, 1u,
-                         0u, (uint32_t)size, 0u, 0u, 0u, 0u, (uint32_t)name_size, 0u);
-        memcpy(h + n, name, name_size);
-        size_t len = (size_t)n + name_size;
-        while (len % 4)
-                h[len++] = '\0';
-        return kos_write_all(fd, h, len);
-}
-
-static int write_padding(int fd, uint64_t size) {
-        static const char zeros[4];
-        return kos_write_all(fd, zeros, (4 - size % 4) % 4);
-}
-
-static int write_data_entry(int fd, const char *name, const void *data, size_t len, uint32_t ino) {
-        int r = write_header(fd, name, 0100644, len, ino);
-        if (r >= 0)
-                r = kos_write_all(fd, data, len);
-        return r < 0 ? r : write_padding(fd, len);
-}
-
-static int copy_fd(int out, int in, uint64_t size) {
-        uint8_t buf[65536];
-
-        for (uint64_t off = 0; off < size;) {
-                size_t want = size - off < sizeof buf ? (size_t)(size - off) : sizeof buf;
-                ssize_t n = pread(in, buf, want, (off_t)off);
-                if (n <= 0)
-                        return n < 0 ? -errno : -EAGAIN;
-                int r = kos_write_all(out, buf, (size_t)n);
-                if (r < 0)
-                        return r;
-                off += (uint64_t)n;
-        }
-        return 0;
-}
-
-int kos_bundle_write(int out_fd, const char *manifest, size_t manifest_len, const char *sig, size_t sig_len,
-                     const int *component_fds, const uint8_t (*component_sha256)[KOS_SHA256_LEN],
-                     const uint64_t *component_sizes, size_t n_components) {
-        char name[16 + KOS_SHA256_HEX_LEN];
-        int r;
-
-        if ((r = write_data_entry(out_fd, "manifest.json", manifest, manifest_len, 1)) < 0 ||
-            (r = write_data_entry(out_fd, "manifest.json.sig", sig, sig_len, 2)) < 0)
-                return r;
-        for (size_t i = 0; i < n_components; i++) {
-                memcpy(name, "components/", 11);
-                kos_hex_encode(component_sha256[i], KOS_SHA256_LEN, name + 11);
-                if ((r = write_header(out_fd, name, 0100644, component_sizes[i], (uint32_t)i + 3)) < 0 ||
-                    (r = copy_fd(out_fd, component_fds[i], component_sizes[i])) < 0 ||
-                    (r = write_padding(out_fd, component_sizes[i])) < 0)
-                        return r;
-        }
-        return write_header(out_fd, "TRAILER!!!", 0, 0, 0);
-}
-
-/* ---- garbage collection ---- */
-
-struct references {
-        size_t n, allocated;
-        uint8_t (*digests)[KOS_SHA256_LEN];
-};
-
-static int add_reference(struct references *refs, const uint8_t digest[static KOS_SHA256_LEN]) {
-        if (refs->n == refs->allocated) {
-                size_t n = refs->allocated ? refs->allocated * 2 : 64;
-                void *p = realloc(refs->digests, n * KOS_SHA256_LEN);
-                if (!p)
-                        return -ENOMEM;
-                refs->digests = p;
-                refs->allocated = n;
-        }
-        memcpy(refs->digests[refs->n++], digest, KOS_SHA256_LEN);
-        return 0;
-}
-
-/* Every blob an installed manifest names. A manifest that cannot be read or
- * parsed stops gc: nothing is removed on a partial picture. */
-static int add_manifest_references(const struct kos_imagefs *img, const char *name, void *userdata) {
-        char json_name[KOS_NAME_MAX + 8], sig_name[KOS_NAME_MAX + 12], error[256];
-        const struct kos_blob *blobs[MAX_BLOBS];
-        const char *labels[MAX_BLOBS];
-        _cleanup_free_ char *data = NULL;
-        struct kos_manifest *m = NULL;
-        size_t len;
-
-        kos_manifest_file_names(name, json_name, sig_name);
-        int r = kos_read_file_at(img->manifests_fd, json_name, KOS_MANIFEST_MAX, &data, &len);
-        if (r >= 0 && kos_manifest_parse(data, len, &m, error, sizeof error) < 0)
-                r = -EBADMSG;
-        for (size_t i = 0, nb = r >= 0 ? kos_manifest_blobs(m, blobs, labels, MAX_BLOBS) : 0; i < nb && r >= 0; i++)
-                r = add_reference(userdata, blobs[i]->sha256);
-        kos_manifest_free(m);
-        return r;
-}
-
-int kos_imagefs_gc(const struct kos_imagefs *img, bool dry_run, void (*on_remove)(const char *name, void *userdata),
-                   void *userdata) {
-        struct references refs = {0};
-        uint8_t digest[KOS_SHA256_LEN];
-        unsigned removed = 0;
-        int r = kos_imagefs_for_each_manifest(img, add_manifest_references, &refs);
-
-        DIR *d = r >= 0 ? fdopendir(fcntl(img->components_fd, F_DUPFD_CLOEXEC, 3)) : NULL;
-        if (r >= 0 && !d)
-                r = -errno;
-        if (d)
-                rewinddir(d);
-        for (struct dirent *de; d && r >= 0 && (de = readdir(d));) {
-                const char *n = de->d_name;
-                bool referenced = false, ours = strncmp(n, ".tmp-", 5) == 0;
-                if (kos_hex_decode(n, strlen(n), digest, KOS_SHA256_LEN) == 0) {
-                        ours = true;
-                        for (size_t i = 0; i < refs.n && !referenced; i++)
-                                referenced = memcmp(refs.digests[i], digest, KOS_SHA256_LEN) == 0;
-                }
-                if (!ours || referenced)
-                        continue;
-                if (on_remove)
-                        on_remove(n, userdata);
-                if (!dry_run && unlinkat(img->components_fd, n, 0) < 0)
-                        r = -errno;
-                kos_fault_point();
-                removed++;
-        }
-        if (d)
-                closedir(d);
-        if (r >= 0 && !dry_run && removed > 0 && fsync(img->components_fd) < 0)
-                r = -errno;
-        free(refs.digests);
         return r;
 }
