@@ -2,7 +2,10 @@
 /* Helpers for the inits that run as PID 1 in the Boot Kernel and the System
  * Kernel: timestamped console log, kernel command line, module loading,
  * finding a block device by label/UUID with libblkid. None of them exits:
- * in PID 1 an exit is a kernel panic, so errors are returned. */
+ * in PID 1 an exit is a kernel panic, so errors are returned.
+ *
+ * One file per job: log.c (log, clocks, API filesystems), cmdline.c,
+ * modules.c, device.c. */
 #pragma once
 
 #include <stdbool.h>
