@@ -17,9 +17,9 @@ KOS_SRC := $(wildcard tools/kos/*.c) node/varlink.c
 KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 # The PID 1 helpers (early/), one file per job; every program that runs
 # early in boot links all of them.
-EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c
+EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
 EARLY_HDR := $(wildcard early/*.h)
-UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC)
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) system/verity.c
 
 .PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests
 
@@ -50,13 +50,13 @@ $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly $(UNIT_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem $(UNIT_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) $(LIBS) -o $@
 
 # The ASan+UBSan build: the unit tests and the kos tool, which the host tests
 # also run under.
 $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
@@ -107,7 +107,7 @@ $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 
 # The System Kernel's PID 1: dynamically linked (libcryptsetup is shared
 # only); kos mkinitrd copies the libraries it needs next to it.
-SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c $(EARLY_SRC)
+SYSTEM_SRC := system/kos-system-init.c system/stack.c system/verity.c system/keystore.c $(EARLY_SRC)
 $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) \

@@ -13,6 +13,7 @@
 #include "util.h"
 
 static char cmdline[8192];
+static char raw_cmdline[8192]; /* as read, for early_cmdline_raw() */
 
 /* The command line split in place into words: "key=value" becomes key and
  * value strings that stay valid for the life of the process. */
@@ -54,6 +55,7 @@ int early_cmdline_load(void) {
         if (n < 0)
                 return -errno;
         cmdline[n] = '\0';
+        memcpy(raw_cmdline, cmdline, (size_t)n + 1);
         n_words = 0;
         split_cmdline(cmdline);
         return 0;
@@ -61,6 +63,7 @@ int early_cmdline_load(void) {
 
 void early_cmdline_set(const char *text) {
         snprintf(cmdline, sizeof cmdline, "%s", text);
+        snprintf(raw_cmdline, sizeof raw_cmdline, "%s", text);
         n_words = 0;
         split_cmdline(cmdline);
 }
@@ -87,4 +90,8 @@ const char *early_cmdline_get(const char *key) {
                 if (strcmp(words[i].key, key) == 0)
                         found = words[i].value; /* the last one wins, as in the kernel */
         return found;
+}
+
+const char *early_cmdline_raw(void) {
+        return raw_cmdline;
 }
