@@ -176,6 +176,8 @@ static void check_cmdline(const struct boot *b) {
                 size_t at = 0;
                 while (expected[at] && expected[at] == actual[at])
                         at++;
+                while (at > 0 && expected[at - 1] != ' ') /* from the start of that word */
+                        at--;
                 fail_boot("check command line", NULL,
                           "/proc/cmdline is not manifest %s's signed cmdline followed by the Boot Kernel's handoff; "
                           "they differ from byte %zu: \"%.80s\" where \"%.80s\" was signed", b->manifest->name, at,
