@@ -4,7 +4,10 @@
  * Finds and mounts the ImageFS, selects the first valid manifest of its
  * `active` list with the core library against the keyring built into this
  * initramfs, and kexecs into that manifest's System Kernel, loading the very
- * bytes it verified (sealed memfds). When nothing is valid it prints every
+ * bytes it verified (sealed memfds), with the manifest's signed cmdline and
+ * the handoff (early_handoff_format: manifest id, ImageFS filesystem and
+ * partition UUIDs). An ImageFS spec that matches more than one device is
+ * refused, never guessed. When nothing is valid it prints every
  * reason and halts, or reboots after a delay with kos.on_fail=reboot. It
  * never runs unverified code and never exits (an exiting PID 1 panics).
  *

@@ -331,8 +331,10 @@ static void mount_rw_cache(struct boot *b) {
         } else if (strncmp(mode, "wipe:", 5) == 0 || strncmp(mode, "persist:", 8) == 0) {
                 bool wipe = mode[0] == 'w';
                 const char *spec = strchr(mode, ':') + 1;
-                if (early_find_device(spec, 5000, &dev) < 0)
-                        fail_boot("R/W cache", NULL, "no device matches %s", spec);
+                int r = early_find_device(spec, 5000, &dev);
+                if (r < 0)
+                        fail_boot("R/W cache", NULL, "%s %s",
+                                  r == -ENOTUNIQ ? "more than one device (listed above) matches" : "no device matches", spec);
                 if (!wipe)
                         early_log("WARNING: kos.rw=persist: runtime changes are KEPT across boots (development only)");
                 if ((wipe || !dev.type[0]) && run_mkfs(dev.path, "KOS-RW") < 0)
@@ -423,7 +425,8 @@ static void mount_data(struct boot *b) {
         /* Its disk is normally the ImageFS's, already there: a short wait. */
         r = early_find_device(spec, 2000, &dev);
         if (r < 0) {
-                early_log("DataFS: no device matches %s; continuing without /data", spec);
+                early_log("DataFS: %s %s; continuing without /data",
+                          r == -ENOTUNIQ ? "more than one device (listed above) matches" : "no device matches", spec);
                 return;
         }
         if (!dev.type[0]) {
