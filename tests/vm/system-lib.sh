@@ -56,14 +56,20 @@ UNIT
 
 SYS_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1"
 
+# chain_keys_and_boot_kernel KERNEL_DIR: keys (secret.pem, keyring/, an empty
+# keystore/), Debian's kernel as vmlinuz, the Boot Kernel bootk/.
+chain_keys_and_boot_kernel() {
+        "$KOS" keygen secret.pem public.pem >/dev/null
+        mkdir keyring keystore && cp public.pem keyring/dev.pem
+        cp "$1"/boot/vmlinuz-* vmlinuz
+        "$KOS" mkboot --kernel-dir "$1" --keyring keyring --output bootk >/dev/null
+}
+
 # Keys, the Boot Kernel, the System Kernel initrd (keyring and key store), the
 # three components, an ImageFS img/ with manifest "sys" active.
 sys_fixture() {
         local kd; kd=$(vm_kernel_dir)
-        "$KOS" keygen secret.pem public.pem >/dev/null
-        mkdir keyring keystore && cp public.pem keyring/dev.pem
-        cp "$kd"/boot/vmlinuz-* vmlinuz
-        "$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk >/dev/null
+        chain_keys_and_boot_kernel "$kd"
         make_runtime_layer runtime && make_app_layer app
         "$KOS" component build --type erofs --verity runtime runtime.img >/dev/null 2>&1
         "$KOS" component build --type squashfs ${APP_ENCRYPT:+--encrypt appkey --keystore keystore} app app.img >/dev/null
@@ -127,10 +133,7 @@ sys_boot_direct() {
 # which reports what was assembled (KOS-TEST-ROOT) and powers off.
 mini_fixture() {
         local kd; kd=$(vm_kernel_dir)
-        "$KOS" keygen secret.pem public.pem >/dev/null
-        mkdir keyring keystore && cp public.pem keyring/dev.pem
-        cp "$kd"/boot/vmlinuz-* vmlinuz
-        "$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk >/dev/null
+        chain_keys_and_boot_kernel "$kd"
         "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --keystore keystore --output initrd >/dev/null
         mkdir -p mini/sbin mini/etc && cp "$ROOT/$BUILD/vm/test-system-init" mini/sbin/init && echo 0 >mini/etc/kos-layer-0
         mksquashfs mini mini.img -quiet -noappend >/dev/null
