@@ -65,10 +65,10 @@ $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR) system/verity.c system/stack.h
 	@mkdir -p $(@D)
 	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		$< $(LIB_SRC) $(LIBS) -o $@
+		-Iearly -Isystem $< $(LIB_SRC) $(EARLY_SRC) system/verity.c $(LIBS) -o $@
 
 fuzz: $(FUZZERS)
 
