@@ -16,7 +16,11 @@ LIB_SRC := $(wildcard lib/*.c)
 LIB_HDR := $(wildcard lib/*.h)
 KOS_SRC := $(wildcard tools/kos/*.c) node/varlink.c
 KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
-UNIT_SRC := $(wildcard tests/unit/*.c) early/early.c
+# The PID 1 helpers (early/), one file per job; every program that runs
+# early in boot links all of them.
+EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
+EARLY_HDR := $(wildcard early/*.h)
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) system/verity.c
 
 .PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests
 
@@ -25,9 +29,9 @@ all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-n
 # The Boot Kernel's PID 1: one static binary, no shell in its initramfs.
 # (glibc warns that libcrypto's unused DSO and name lookups need shared
 # libraries at run time; the init never calls them.)
-$(BUILD)/kos-boot-init: boot/kos-boot-init.c early/early.c early/early.h $(BUILD)/libkos.a
+$(BUILD)/kos-boot-init: boot/kos-boot-init.c $(EARLY_SRC) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -Iearly -static boot/kos-boot-init.c early/early.c $(BUILD)/libkos.a \
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -Iearly -static boot/kos-boot-init.c $(EARLY_SRC) $(BUILD)/libkos.a \
 		$(LDFLAGS_GC) -ljansson -lcrypto -lblkid -pthread -s -o $@ 2>&1 | { grep -v -e 'statically linked applications' -e 'in function' || true; }
 	@test -x $@
 
@@ -47,15 +51,15 @@ $(BUILD)/libkos.a: $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itools/kos -Inode $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
 
-$(BUILD)/unit-tests: $(UNIT_SRC) $(BUILD)/libkos.a
+$(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly $(UNIT_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem $(UNIT_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
 
 # The ASan+UBSan build: the unit tests and the kos tool, which the host tests
 # also run under.
-$(BUILD)/asan/unit-tests: $(UNIT_SRC) $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
@@ -64,10 +68,10 @@ $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR) system/verity.c system/stack.h
 	@mkdir -p $(@D)
 	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		$< $(LIB_SRC) $(LIBS) -o $@
+		-Iearly -Isystem $< $(LIB_SRC) $(EARLY_SRC) system/verity.c $(LIBS) -o $@
 
 fuzz: $(FUZZERS)
 
@@ -106,16 +110,16 @@ $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 
 # The System Kernel's PID 1: dynamically linked (libcryptsetup is shared
 # only); kos mkinitrd copies the libraries it needs next to it.
-SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c early/early.c
-$(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) early/early.h $(BUILD)/libkos.a
+SYSTEM_SRC := system/kos-system-init.c system/stack.c system/verity.c system/keystore.c $(EARLY_SRC)
+$(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
 		-ljansson -lcrypto -lblkid -lcryptsetup -pthread -s -o $@
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
-NODE_SRC := node/kos-node-manager.c node/varlink.c early/early.c
-$(BUILD)/kos-node-manager: $(NODE_SRC) node/varlink.h early/early.h $(BUILD)/libkos.a
+NODE_SRC := node/kos-node-manager.c node/varlink.c $(EARLY_SRC)
+$(BUILD)/kos-node-manager: $(NODE_SRC) node/varlink.h $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
 		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -s -o $@

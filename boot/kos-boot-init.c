@@ -4,7 +4,10 @@
  * Finds and mounts the ImageFS, selects the first valid manifest of its
  * `active` list with the core library against the keyring built into this
  * initramfs, and kexecs into that manifest's System Kernel, loading the very
- * bytes it verified (sealed memfds). When nothing is valid it prints every
+ * bytes it verified (sealed memfds), with the manifest's signed cmdline and
+ * the handoff (early_handoff_format: manifest id, ImageFS filesystem and
+ * partition UUIDs). An ImageFS spec that matches more than one device is
+ * refused, never guessed. When nothing is valid it prints every
  * reason and halts, or reboots after a delay with kos.on_fail=reboot. It
  * never runs unverified code and never exits (an exiting PID 1 panics).
  *
@@ -91,8 +94,16 @@ static int mount_imagefs(struct early_device *ret) {
                 early_log("ImageFS not found: no block device matched %s within %u s", spec, timeout);
                 return r;
         }
-        early_log("ImageFS is %s (%s, UUID %s), found after %.3f s", ret->path, ret->type, ret->uuid,
-                  early_uptime() - start);
+        if (r == -ENOTUNIQ) {
+                early_log("ImageFS ambiguous: more than one device matches %s (listed above); booting none", spec);
+                return r;
+        }
+        if (r < 0) {
+                early_log("ImageFS not found: %s", strerror(-r));
+                return r;
+        }
+        early_log("ImageFS is %s (%s, UUID %s, PARTUUID %s), found after %.3f s", ret->path, ret->type, ret->uuid,
+                  ret->partuuid[0] ? ret->partuuid : EARLY_NO_PARTUUID, early_uptime() - start);
         if (mkdir(IMAGEFS_MOUNT, 0755) < 0 && errno != EEXIST)
                 return -errno;
         /* Read-only, and nothing on it is ever executed or opened as a device. */
@@ -149,16 +160,18 @@ static void log_selection(const struct kos_selection *s, double seconds) {
         early_log("selection took %.3f s", seconds);
 }
 
-/* The signed cmdline, then what only the Boot Kernel knows. Nothing from
- * this kernel's own command line is passed on. */
+/* The signed cmdline, then the handoff (early_handoff_format: the manifest id
+ * and the identity of the ImageFS verified here). Nothing from this kernel's
+ * own command line is passed on. */
 static int build_cmdline(const struct kos_manifest *m, const uint8_t id[static KOS_SHA256_LEN],
                          const struct early_device *dev, char *out, size_t size) {
-        char hex[KOS_SHA256_HEX_LEN + 1];
+        struct early_handoff handoff;
 
-        kos_hex_encode(id, KOS_SHA256_LEN, hex);
-        int n = snprintf(out, size, "%s%skos.manifest=%s kos.imagefs=UUID=%s", m->cmdline, m->cmdline[0] ? " " : "",
-                         hex, dev->uuid);
-        return n < 0 || (size_t)n >= size ? -E2BIG : 0;
+        kos_hex_encode(id, KOS_SHA256_LEN, handoff.manifest_id);
+        snprintf(handoff.imagefs_uuid, sizeof handoff.imagefs_uuid, "%s", dev->uuid);
+        snprintf(handoff.imagefs_partuuid, sizeof handoff.imagefs_partuuid, "%s",
+                 dev->partuuid[0] ? dev->partuuid : EARLY_NO_PARTUUID);
+        return early_handoff_format(m->cmdline, &handoff, out, size);
 }
 
 static int kexec_load(int kernel_fd, int initrd_fd, const char *cmdline) {
@@ -273,8 +286,12 @@ int main(void) {
                 fail_boot();
         }
         const uint8_t *id = s.candidates[s.selected].id;
-        if (build_cmdline(s.manifest, id, &imagefs_device, cmdline, sizeof cmdline) < 0) {
-                early_log("manifest %s: its cmdline is too long for the kernel", s.manifest->name);
+        if ((r = build_cmdline(s.manifest, id, &imagefs_device, cmdline, sizeof cmdline)) < 0) {
+                if (r == -E2BIG)
+                        early_log("manifest %s: its cmdline is too long for the kernel", s.manifest->name);
+                else
+                        early_log("the ImageFS %s has no usable filesystem UUID (\"%s\") to hand on", imagefs_device.path,
+                                  imagefs_device.uuid);
                 fail_boot();
         }
         early_log("booting manifest %s version %llu", s.manifest->name, (unsigned long long)s.manifest->version);

@@ -2,7 +2,10 @@
 /* Helpers for the inits that run as PID 1 in the Boot Kernel and the System
  * Kernel: timestamped console log, kernel command line, module loading,
  * finding a block device by label/UUID with libblkid. None of them exits:
- * in PID 1 an exit is a kernel panic, so errors are returned. */
+ * in PID 1 an exit is a kernel panic, so errors are returned.
+ *
+ * One file per job: log.c (log, clocks, API filesystems), cmdline.c,
+ * modules.c, device.c. */
 #pragma once
 
 #include <stdbool.h>
@@ -29,6 +32,8 @@ int early_cmdline_load(void);
 const char *early_cmdline_get(const char *key);
 /* "key=SECONDS", 0 to 3600; fallback when absent, or (logged) when not that. */
 unsigned early_cmdline_seconds(const char *key, unsigned fallback);
+/* The command line exactly as read (with /proc/cmdline's final newline). */
+const char *early_cmdline_raw(void);
 /* Uses text instead of /proc/cmdline (tests). */
 void early_cmdline_set(const char *text);
 
@@ -47,11 +52,59 @@ struct early_device {
         char uuid[64];
         char label[64];
         char partlabel[64]; /* GPT partition name */
+        char partuuid[64];  /* GPT partition UUID (MBR: disk id-partition number) */
 };
+
+#define EARLY_MAX_DEVICES 256
+/* What the handoff says for a device that is not a partition. */
+#define EARLY_NO_PARTUUID "none"
 
 /* spec is LABEL=..., UUID=..., PARTLABEL=... or a /dev path, or several
  * joined by '|' (any matches). All but PARTLABEL must name a device holding a
- * filesystem. Probes the block devices in
- * /sys/class/block with libblkid every 50 ms until one matches or timeout_ms
- * passes (-ETIMEDOUT). */
+ * filesystem. Lists the block devices every 50 ms until exactly one matches
+ * (0), or timeout_ms passes (-ETIMEDOUT). When more than one matches it does
+ * not guess: it logs every one of them and returns -ENOTUNIQ at once. */
 int early_find_device(const char *spec, unsigned timeout_ms, struct early_device *ret);
+
+/* The device the Boot Kernel verified, by the identity it handed on: the one
+ * device whose filesystem UUID is uuid (errors as above), and whose
+ * partition UUID is partuuid (EARLY_NO_PARTUUID for a whole disk), or
+ * -EXDEV. */
+int early_find_identified_device(const char *uuid, const char *partuuid, unsigned timeout_ms, struct early_device *ret);
+
+/* The matcher on its own: 0 and ret_index when exactly one of devices
+ * matches spec, -ENOENT for none, -ENOTUNIQ for more; ret_n_matches counts
+ * them. */
+int early_match_devices(const struct early_device *devices, size_t n, const char *spec, size_t *ret_index,
+                        size_t *ret_n_matches);
+
+/* The porting layer under early_find_device: fills devices (at most max)
+ * with every block device, probed. The default reads /sys/class/block with
+ * libblkid; unit tests put a list of their own here. */
+extern int (*early_device_lister)(struct early_device *devices, size_t max, size_t *ret_n);
+
+/* The Boot Kernel's handoff: what it appends to the manifest's signed
+ * cmdline, and all the System Kernel takes from it. One format, built by one
+ * function on both sides:
+ *
+ *   <signed cmdline> kos.manifest=<id> kos.imagefs=UUID=<uuid> kos.imagefs_partuuid=<partuuid>
+ *
+ * (no space before kos.manifest= when the signed cmdline is empty). id is the
+ * manifest id (64 lowercase hex); uuid the ImageFS's filesystem UUID and
+ * partuuid its partition's UUID (EARLY_NO_PARTUUID on a whole disk), both
+ * 1 to 63 of [0-9A-Za-z-]. The System Kernel boots only when its
+ * /proc/cmdline is exactly early_handoff_format(manifest cmdline, handoff). */
+struct early_handoff {
+        char manifest_id[65];
+        char imagefs_uuid[64];
+        char imagefs_partuuid[64];
+};
+
+/* -EINVAL when a field breaks the rules above, -E2BIG when out is too small. */
+int early_handoff_format(const char *signed_cmdline, const struct early_handoff *handoff, char *out, size_t size);
+/* Takes the handoff from the end of cmdline (a trailing newline, as in
+ * /proc/cmdline, is ignored): -EBADMSG unless it ends with exactly the three
+ * parameters above. It does not check the part before them: the caller
+ * compares the whole with early_handoff_format() once the manifest's signed
+ * cmdline is known. */
+int early_handoff_parse(const char *cmdline, struct early_handoff *ret);

@@ -134,6 +134,8 @@ cp "$base" base.img && cp "$base.meta" base.img.meta
 id=$(sha bench.json)
 uuid=$(cat /proc/sys/kernel/random/uuid)
 DATA_MIB=64 DATA_FORMAT=1 imagefs_disk img kos-disk.img "$uuid" >/dev/null 2>&1
+# The Boot Kernel's handoff (docs/boot-kernel.md), which "direct" passes as it would.
+partuuid=$(sfdisk --part-uuid kos-disk.img 1 | tr 'A-Z' 'a-z')
 
 # --- Boot ------------------------------------------------------------------
 
@@ -149,7 +151,7 @@ boot() {
                 -append "$COMMON root=/dev/vda rootfstype=squashfs" \
                 -drive file=stock-root.img,if=virtio,format=raw,readonly=on ;;
         direct) vm_run "$log" 300 "$MARKER_RE" -kernel vmlinuz -initrd initrd \
-                -append "$COMMON kos.manifest=$id kos.imagefs=UUID=$uuid" \
+                -append "$COMMON kos.manifest=$id kos.imagefs=UUID=$uuid kos.imagefs_partuuid=$partuuid" \
                 -drive file=kos-disk.img,if=virtio,format=raw ;;
         esac || { say "$1 boot $2 did not reach the marker: see $work/$log"; tail -5 "$log" >&2; exit 1; }
         echo $(( ${VM_SEEN_AT/./} - start ))

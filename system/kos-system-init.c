@@ -10,9 +10,11 @@
  * reboots after a delay, so the Boot Kernel selects again; no half-assembled
  * root is ever started.
  *
- * Command line (signed, from the manifest, plus what the Boot Kernel adds):
- *   kos.manifest=<sha256>     the manifest to boot (required)
- *   kos.imagefs=UUID=...      the ImageFS (required)
+ * Command line: exactly the manifest's signed cmdline, then the Boot Kernel's
+ * handoff (early_handoff_format(), checked once the manifest is verified;
+ * nothing else on it is acted upon before that):
+ *   kos.manifest=<sha256> kos.imagefs=UUID=<uuid> kos.imagefs_partuuid=<partuuid|none>
+ * and, from the signed part:
  *   kos.rw=tmpfs              R/W cache on a tmpfs (default): empty every boot
  *   kos.rw=wipe:SPEC          on the partition SPEC (PARTLABEL=, LABEL=, UUID=),
  *                             formatted afresh at every boot
@@ -46,6 +48,10 @@
 #define LAYERS_DIR "/mnt"
 #define RW_MOUNT "/rw"
 #define NEW_ROOT "/newroot"
+/* Short names for the overlay's lowerdir: /lower/<index> links to
+ * /mnt/<name>, so 64 layers of 64-character names fit in the page that
+ * mount(2) copies the options into (kernel 6.1 has no lowerdir+ key). */
+#define LOWER_INDEX_DIR "/lower"
 #define MKFS "/sbin/mkfs.ext4"
 
 static const struct kos_key_provider *const key_providers[] = {&kos_key_provider_initrd, NULL};
@@ -59,6 +65,8 @@ struct layer_report {
 struct boot {
         struct kos_manifest *manifest;
         char id[KOS_SHA256_HEX_LEN + 1];
+        struct early_handoff handoff;
+        char imagefs_device[64];
         struct layer_report layers[KOS_MANIFEST_MAX_COMPONENTS];
         const char *rw_mode;
         const char *data_state;
@@ -66,12 +74,16 @@ struct boot {
         double t_init, t_modules, t_imagefs, t_manifest, t_layers, t_root;
 };
 
+/* Set once /proc/cmdline is known to be the signed cmdline plus the handoff:
+ * before that, no kos.* parameter but the handoff's is acted upon. */
+static bool cmdline_verified;
+
 static void __attribute__((noreturn)) fail_boot(const char *step, const char *component, const char *format, ...)
         __attribute__((format(printf, 3, 4)));
 static void __attribute__((noreturn)) fail_boot(const char *step, const char *component, const char *format, ...) {
         char detail[512];
         va_list ap;
-        unsigned delay = early_cmdline_seconds("kos.fail_delay", 10);
+        unsigned delay = cmdline_verified ? early_cmdline_seconds("kos.fail_delay", 10) : 10;
 
         va_start(ap, format);
         vsnprintf(detail, sizeof detail, format, ap);
@@ -112,35 +124,79 @@ static int run_mkfs(const char *device, const char *label) {
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+/* The handoff, taken from the end of the command line before anything else
+ * is read from it. */
+static void read_handoff(struct boot *b) {
+        if (early_handoff_parse(early_cmdline_raw(), &b->handoff) < 0)
+                fail_boot("read command line", NULL,
+                          "it does not end with the Boot Kernel's kos.manifest=, kos.imagefs=UUID=, "
+                          "kos.imagefs_partuuid= (this kernel must be started by the Boot Kernel)");
+}
+
+/* The very device the Boot Kernel verified: the only one with its
+ * filesystem UUID, on the partition it named. */
 static void mount_imagefs(struct boot *b, struct kos_imagefs *img) {
-        const char *spec = early_cmdline_get("kos.imagefs");
+        const char *uuid = b->handoff.imagefs_uuid, *partuuid = b->handoff.imagefs_partuuid;
         struct early_device dev;
 
-        if (!spec || !*spec)
-                fail_boot("find ImageFS", NULL, "no kos.imagefs= on the command line (this kernel must be started by the Boot Kernel)");
-        if (early_find_device(spec, 10000, &dev) < 0)
-                fail_boot("find ImageFS", NULL, "no device matches %s within 10 s", spec);
+        int r = early_find_identified_device(uuid, partuuid, 10000, &dev);
+        if (r == -ENOTUNIQ)
+                fail_boot("find ImageFS", NULL, "more than one device has UUID %s (listed above): refusing to guess", uuid);
+        if (r == -EXDEV)
+                fail_boot("find ImageFS", NULL,
+                          "%s has UUID %s but partition UUID %s, not %s: not the device the Boot Kernel verified",
+                          dev.path, uuid, dev.partuuid[0] ? dev.partuuid : EARLY_NO_PARTUUID, partuuid);
+        if (r < 0)
+                fail_boot("find ImageFS", NULL, "no device has UUID %s within 10 s: %s", uuid, strerror(-r));
         if (mkdir(IMAGEFS_MOUNT, 0755) < 0 && errno != EEXIST)
                 fail_boot("mount ImageFS", NULL, "mkdir: %m");
         if (mount(dev.path, IMAGEFS_MOUNT, dev.type, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
                 fail_boot("mount ImageFS", NULL, "%s (%s): %m", dev.path, dev.type);
-        int r = kos_imagefs_open(IMAGEFS_MOUNT, img);
+        r = kos_imagefs_open(IMAGEFS_MOUNT, img);
         if (r < 0)
                 fail_boot("mount ImageFS", NULL, "%s is not an ImageFS: %s", dev.path, strerror(-r));
+        snprintf(b->imagefs_device, sizeof b->imagefs_device, "%s", dev.path);
         b->t_imagefs = early_uptime();
-        early_log("ImageFS %s mounted read-only", dev.path);
+        early_log("ImageFS %s (UUID %s, PARTUUID %s) mounted read-only", dev.path, uuid, partuuid);
+}
+
+/* /proc/cmdline must be exactly what the Boot Kernel builds from this
+ * manifest: its signed cmdline, then the handoff. Anything added, removed
+ * or changed (a kos.init= of someone else's choosing) stops the boot here. */
+static void check_cmdline(const struct boot *b) {
+        char expected[8192];
+        const char *actual = early_cmdline_raw();
+        size_t len = strcspn(actual, "\n");
+
+        if (early_handoff_format(b->manifest->cmdline, &b->handoff, expected, sizeof expected) < 0)
+                fail_boot("check command line", NULL, "cannot build the expected command line");
+        if (actual[len] == '\n' && actual[len + 1] != '\0')
+                len = SIZE_MAX; /* a newline inside: never what the Boot Kernel passes */
+        if (len != strlen(expected) || memcmp(actual, expected, len) != 0) {
+                size_t at = 0;
+                while (expected[at] && expected[at] == actual[at])
+                        at++;
+                while (at > 0 && expected[at - 1] != ' ') /* from the start of that word */
+                        at--;
+                fail_boot("check command line", NULL,
+                          "/proc/cmdline is not manifest %s's signed cmdline followed by the Boot Kernel's handoff; "
+                          "they differ from byte %zu: \"%.80s\" where \"%.80s\" was signed", b->manifest->name, at,
+                          actual + at, expected + at);
+        }
+        cmdline_verified = true;
+        early_log("command line: the signed cmdline of manifest %s and the handoff, nothing else", b->manifest->name);
 }
 
 /* The manifest whose bytes hash to id: first among the active ones, then any
  * installed. It is authenticated again with this initrd's keyring. */
 static void rediscover_manifest(struct boot *b, const struct kos_imagefs *img) {
-        const char *id = early_cmdline_get("kos.manifest");
+        const char *id = b->handoff.manifest_id;
         uint8_t want[KOS_SHA256_LEN];
         struct kos_keyring ring;
         struct kos_active_list active;
         char error[512];
 
-        if (!id || kos_hex_decode(id, strlen(id), want, sizeof want) < 0)
+        if (kos_hex_decode(id, strlen(id), want, sizeof want) < 0)
                 fail_boot("find manifest", NULL, "kos.manifest= is missing or not a sha256");
         snprintf(b->id, sizeof b->id, "%s", id);
         if (kos_keyring_load("/etc/kos/keyring", &ring, error, sizeof error) < 0)
@@ -275,8 +331,10 @@ static void mount_rw_cache(struct boot *b) {
         } else if (strncmp(mode, "wipe:", 5) == 0 || strncmp(mode, "persist:", 8) == 0) {
                 bool wipe = mode[0] == 'w';
                 const char *spec = strchr(mode, ':') + 1;
-                if (early_find_device(spec, 5000, &dev) < 0)
-                        fail_boot("R/W cache", NULL, "no device matches %s", spec);
+                int r = early_find_device(spec, 5000, &dev);
+                if (r < 0)
+                        fail_boot("R/W cache", NULL, "%s %s",
+                                  r == -ENOTUNIQ ? "more than one device (listed above) matches" : "no device matches", spec);
                 if (!wipe)
                         early_log("WARNING: kos.rw=persist: runtime changes are KEPT across boots (development only)");
                 if ((wipe || !dev.type[0]) && run_mkfs(dev.path, "KOS-RW") < 0)
@@ -291,22 +349,35 @@ static void mount_rw_cache(struct boot *b) {
         early_log("R/W cache: %s", b->rw_mode);
 }
 
-/* lowerdir lists the top layer first: the manifest's last component. */
+/* lowerdir lists the top layer first: the manifest's last component. The
+ * names are /lower/<index>, relative to /lower (the kernel resolves them
+ * against this process's working directory, following the links). */
 static void mount_overlay(struct boot *b) {
-        char options[8192];
+        char options[1024], link[32], target[128];
         size_t n = 0;
 
+        if (mkdir(LOWER_INDEX_DIR, 0755) < 0 && errno != EEXIST)
+                fail_boot("overlay root", NULL, "mkdir " LOWER_INDEX_DIR ": %m");
         n += (size_t)snprintf(options + n, sizeof options - n, "lowerdir=");
-        for (size_t i = b->manifest->n_components; i-- > 0;)
-                n += (size_t)snprintf(options + n, sizeof options - n, LAYERS_DIR "/%s%s", b->manifest->components[i].name,
-                                      i ? ":" : "");
+        for (size_t i = b->manifest->n_components; i-- > 0;) {
+                const char *name = b->manifest->components[i].name;
+                snprintf(link, sizeof link, LOWER_INDEX_DIR "/%zu", i);
+                snprintf(target, sizeof target, LAYERS_DIR "/%s", name);
+                if (symlink(target, link) < 0 && errno != EEXIST)
+                        fail_boot("overlay root", name, "symlink %s: %m", link);
+                n += (size_t)snprintf(options + n, sizeof options - n, "%zu%s", i, i ? ":" : "");
+        }
         n += (size_t)snprintf(options + n, sizeof options - n, ",upperdir=" RW_MOUNT "/upper,workdir=" RW_MOUNT "/work");
         if (n >= sizeof options)
                 fail_boot("overlay root", NULL, "too many layers for the mount options");
         if (mkdir(NEW_ROOT, 0755) < 0 && errno != EEXIST)
                 fail_boot("overlay root", NULL, "mkdir: %m");
+        if (chdir(LOWER_INDEX_DIR) < 0)
+                fail_boot("overlay root", NULL, "chdir " LOWER_INDEX_DIR ": %m");
         if (mount("kos-root", NEW_ROOT, "overlay", 0, options) < 0)
                 fail_boot("overlay root", NULL, "mount overlay (%s): %m", options);
+        if (chdir("/") < 0)
+                fail_boot("overlay root", NULL, "chdir /: %m");
 }
 
 static int mkdir_p(const char *path) {
@@ -354,7 +425,8 @@ static void mount_data(struct boot *b) {
         /* Its disk is normally the ImageFS's, already there: a short wait. */
         r = early_find_device(spec, 2000, &dev);
         if (r < 0) {
-                early_log("DataFS: no device matches %s; continuing without /data", spec);
+                early_log("DataFS: %s %s; continuing without /data",
+                          r == -ENOTUNIQ ? "more than one device (listed above) matches" : "no device matches", spec);
                 return;
         }
         if (!dev.type[0]) {
@@ -392,9 +464,10 @@ static void write_boot_json(const struct boot *b) {
                                                 b->layers[i].encrypted, "mount_seconds", b->layers[i].seconds));
         }
         json_t *root = json_pack(
-                "{s:{s:s, s:s, s:I}, s:o, s:s, s:{s:s, s:s}, s:{s:f, s:f, s:f, s:f, s:f, s:f}}", "manifest", "name",
-                b->manifest->name, "id", b->id, "version", (json_int_t)b->manifest->version, "components", components,
-                "rw", b->rw_mode, "data", "state", b->data_state, "device", b->data_device, "timings", "init_start",
+                "{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:s}, s:o, s:s, s:{s:s, s:s}, s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
+                "manifest", "name", b->manifest->name, "id", b->id, "version", (json_int_t)b->manifest->version,
+                "imagefs", "uuid", b->handoff.imagefs_uuid, "partuuid", b->handoff.imagefs_partuuid, "device",
+                b->imagefs_device, "components", components, "rw", b->rw_mode, "data", "state", b->data_state, "device", b->data_device, "timings", "init_start",
                 b->t_init, "modules_loaded", b->t_modules, "imagefs_mounted", b->t_imagefs, "manifest_verified",
                 b->t_manifest, "layers_mounted", b->t_layers, "root_assembled", b->t_root);
         if (!root || json_dump_file(root, NEW_ROOT "/run/kos/boot.json", JSON_INDENT(2)) < 0)
@@ -471,11 +544,13 @@ int main(void) {
         early_log("System Kernel init started (cycles %llu)", (unsigned long long)early_cycles());
         if (early_cmdline_load() < 0)
                 fail_boot("read command line", NULL, "cannot read /proc/cmdline");
+        read_handoff(&b);
         /* libdevmapper must create /dev/mapper nodes itself: no udev runs here. */
         setenv("DM_DISABLE_UDEV", "1", 1);
         load_modules(&b);
         mount_imagefs(&b, &img);
         rediscover_manifest(&b, &img);
+        check_cmdline(&b);
         if (mkdir(LAYERS_DIR, 0755) < 0 && errno != EEXIST)
                 fail_boot("mount component", NULL, "mkdir " LAYERS_DIR ": %m");
         for (size_t i = 0; i < b.manifest->n_components; i++)

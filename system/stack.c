@@ -71,21 +71,53 @@ int stack_open_luks2(const char *device, const char *name, const uint8_t *key, s
 
 int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
                       char *error, size_t error_size) {
+        uint8_t untrusted_superblock[STACK_VERITY_SUPERBLOCK_SIZE];
+        uint8_t salt[STACK_VERITY_MAX_SALT];
+        size_t salt_size;
         struct crypt_device *cd = NULL;
-        struct crypt_params_verity params = {.hash_area_offset = hash_offset};
-        int r = crypt_init_data_device(&cd, device, device);
+        int r;
 
+        /* Read once, checked, and only our checked copy reaches the kernel:
+         * libcryptsetup never parses the image's superblock (NO_HEADER). */
+        _cleanup_close_ int fd = open(device, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                describe(-errno, "cannot open the device", error, error_size);
+                return -errno;
+        }
+        ssize_t n = pread(fd, untrusted_superblock, sizeof untrusted_superblock, (off_t)hash_offset);
+        if (n < 0) {
+                describe(-errno, "cannot read the dm-verity superblock", error, error_size);
+                return -errno;
+        }
+        r = stack_verity_check_superblock(untrusted_superblock, (size_t)n, hash_offset, salt, &salt_size, error,
+                                          error_size);
+        if (r < 0)
+                return r;
+        struct crypt_params_verity params = {
+                .hash_name = "sha256",
+                .data_device = device,
+                .salt = (const char *)salt,
+                .salt_size = (uint32_t)salt_size,
+                .hash_type = 1,
+                .data_block_size = STACK_VERITY_BLOCK,
+                .hash_block_size = STACK_VERITY_BLOCK,
+                .data_size = hash_offset / STACK_VERITY_BLOCK,
+                /* Without a header, the offset is that of the tree itself:
+                 * the block after the superblock. */
+                .hash_area_offset = hash_offset + STACK_VERITY_BLOCK,
+                .flags = CRYPT_VERITY_NO_HEADER,
+        };
+        r = crypt_init_data_device(&cd, device, device);
         if (r < 0) {
                 describe(r, "cannot open the device", error, error_size);
                 return r;
         }
-        /* The superblock at hash_offset gives salt, block sizes and data
-         * size; the root hash comes only from the signed manifest, and a
-         * tree that does not lead to it cannot be activated. */
-        r = crypt_load(cd, CRYPT_VERITY, &params);
+        r = crypt_format(cd, CRYPT_VERITY, NULL, NULL, NULL, NULL, 0, &params);
         if (r < 0)
-                describe(r, "no dm-verity superblock at the declared hash offset", error, error_size);
+                describe(r, "cannot set up dm-verity with the signed parameters", error, error_size);
         else {
+                /* The root hash comes only from the signed manifest: a tree
+                 * that does not lead to it returns no block (EIO). */
                 r = crypt_activate_by_volume_key(cd, name, (const char *)root_hash, 32, CRYPT_ACTIVATE_READONLY);
                 if (r < 0)
                         describe(r, "dm-verity refused the root hash", error, error_size);

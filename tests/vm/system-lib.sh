@@ -56,14 +56,20 @@ UNIT
 
 SYS_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1"
 
+# chain_keys_and_boot_kernel KERNEL_DIR: keys (secret.pem, keyring/, an empty
+# keystore/), Debian's kernel as vmlinuz, the Boot Kernel bootk/.
+chain_keys_and_boot_kernel() {
+        "$KOS" keygen secret.pem public.pem >/dev/null
+        mkdir keyring keystore && cp public.pem keyring/dev.pem
+        cp "$1"/boot/vmlinuz-* vmlinuz
+        "$KOS" mkboot --kernel-dir "$1" --keyring keyring --output bootk >/dev/null
+}
+
 # Keys, the Boot Kernel, the System Kernel initrd (keyring and key store), the
 # three components, an ImageFS img/ with manifest "sys" active.
 sys_fixture() {
         local kd; kd=$(vm_kernel_dir)
-        "$KOS" keygen secret.pem public.pem >/dev/null
-        mkdir keyring keystore && cp public.pem keyring/dev.pem
-        cp "$kd"/boot/vmlinuz-* vmlinuz
-        "$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk >/dev/null
+        chain_keys_and_boot_kernel "$kd"
         make_runtime_layer runtime && make_app_layer app
         "$KOS" component build --type erofs --verity runtime runtime.img >/dev/null 2>&1
         "$KOS" component build --type squashfs ${APP_ENCRYPT:+--encrypt appkey --keystore keystore} app app.img >/dev/null
@@ -96,16 +102,81 @@ sys_boot() {
         grep -aE 'kos-boot|kos-system|KOS-REPORT|Reached target.*Multi-User' console.log | sed 's/^/  | /' >&2
 }
 
-# sys_boot_direct MANIFEST: the System Kernel and its initrd started directly
-# (no Boot Kernel) with a valid kos.manifest= - what an attacker who changed
-# the disk after the Boot Kernel's check would leave the System Kernel with.
+# handoff MANIFEST: what the Boot Kernel appends for MANIFEST on disk.img
+# (early_handoff_format in early/early.h).
+handoff() {
+        local partuuid=${HANDOFF_PARTUUID:-$(sfdisk --part-uuid disk.img 1 | tr 'A-Z' 'a-z')}
+        echo "kos.manifest=$(sha "img/manifests/$1.json") kos.imagefs=UUID=$IMAGEFS_UUID kos.imagefs_partuuid=$partuuid"
+}
+
+# sys_boot_direct MANIFEST [EXTRA [QEMU ARGS...]]: the System Kernel and its initrd started
+# directly (no Boot Kernel) with the command line the Boot Kernel would give
+# it - what an attacker who changed the disk after the Boot Kernel's check
+# would leave the System Kernel with. EXTRA goes between the signed cmdline
+# and the handoff; SIGNED replaces the signed cmdline, HANDOFF_PARTUUID the
+# partition UUID handed on.
 sys_boot_direct() {
-        local id; id=$(sha "img/manifests/$1.json")
-        vm_run console.log "${VM_TIMEOUT:-240}" "$SYS_DONE" -kernel vmlinuz -initrd initrd \
-                -append "$SYS_CMDLINE kos.manifest=$id kos.imagefs=UUID=$IMAGEFS_UUID" \
-                -drive file=disk.img,if=virtio,format=raw || true
+        local manifest=$1 extra=${2:-} signed
+        signed=${SIGNED:-$(jq -r .cmdline "img/manifests/$manifest.json")}
+        shift; shift || true
+        vm_run console.log "${VM_TIMEOUT:-240}" "$SYS_DONE|KOS-TEST-SYSTEM" -kernel vmlinuz -initrd initrd \
+                -append "$signed${extra:+ $extra} $(handoff "$manifest")" \
+                -drive file=disk.img,if=virtio,format=raw "$@" || true
         sleep 2
-        grep -aE 'kos-system|KOS-REPORT|device-mapper|verity' console.log | sed 's/^/  | /' >&2
+        grep -aE 'kos-system|KOS-REPORT|KOS-TEST|device-mapper|verity' console.log | sed 's/^/  | /' >&2
+}
+
+# --- A small root without systemd (System Kernel rules that need no OS) ---
+
+# Keys, the Boot Kernel, the System Kernel initrd and an ImageFS img/; the
+# bottom layer mini.img holds only /sbin/init = tests/vm/test-system-init,
+# which reports what was assembled (KOS-TEST-ROOT) and powers off.
+mini_fixture() {
+        local kd; kd=$(vm_kernel_dir)
+        chain_keys_and_boot_kernel "$kd"
+        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --keystore keystore --output initrd >/dev/null
+        mkdir -p mini/sbin mini/etc && cp "$ROOT/$BUILD/vm/test-system-init" mini/sbin/init && echo 0 >mini/etc/kos-layer-0
+        mksquashfs mini mini.img -quiet -noappend >/dev/null
+        "$KOS" imagefs init img
+        IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
+}
+
+# mini_manifest NAME NAME=IMAGE...: signs, installs and activates a manifest
+# of those components (first at the bottom) with cmdline $SYS_CMDLINE. The
+# JSON is written here, as docs/format.md does by hand (kos manifest create
+# leaves the encryption of a component uninitialised when it has no .meta;
+# reported).
+mini_manifest() {
+        local name=$1 c file list=() images=()
+        shift
+        blob() { jq -n --arg s "$(sha "$1")" --argjson n "$(stat -c %s "$1")" '{sha256: $s, size: $n}'; }
+        for c in "$@"; do
+                file=${c#*=}
+                images+=("$file")
+                local type; type=$(blkid -p -o value -s TYPE "$file" 2>/dev/null || true)
+                [ -s "$file.meta" ] && type=$(jq -r .type "$file.meta")
+                list+=("$(jq -n --arg name "${c%%=*}" --arg type "$type" --argjson b "$(blob "$file")" \
+                        --argjson v "$( [ -s "$file.meta" ] && jq '.verity // null' "$file.meta" || echo null)" \
+                        '{name: $name, type: $type} + $b + (if $v then {verity: $v} else {} end)')")
+        done
+        "$KOS" component add img vmlinuz initrd "${images[@]}" >/dev/null
+        printf '%s\n' "${list[@]}" | jq -s --arg name "$name" --arg cmdline "$SYS_CMDLINE" \
+                --argjson k "$(blob vmlinuz)" --argjson i "$(blob initrd)" \
+                '{format: 1, name: $name, version: 1, kernel: $k, initrd: $i, cmdline: $cmdline, components: .}' >"$name.json"
+        "$KOS" manifest sign --key secret.pem "$name.json" >/dev/null
+        "$KOS" install img "$name.json" >/dev/null
+        activate "$name"
+}
+
+MINI_DONE='KOS-TEST-SYSTEM|BOOT FAILED|reboot: Power down|reboot: Restarting|System halted'
+
+# mini_boot: the whole chain on the small root, console in console.log.
+mini_boot() {
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
+        vm_run console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
+                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw || true
+        sleep 1
+        grep -aE 'kos-boot|kos-system|KOS-TEST' console.log | sed 's/^/  | /' >&2
 }
 
 report() { grep -a "KOS-REPORT $1" console.log | tail -1 | tr -d '\r'; }

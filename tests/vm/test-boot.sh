@@ -96,3 +96,17 @@ test_absent_imagefs_times_out_then_takes_the_failure_path() {
         NO_DISK=1 vm_boot "kos.imagefs_timeout=1 kos.on_fail=reboot kos.on_fail_delay=1"
         expect_log 'no verified system to boot: rebooting in 1 s'
 }
+
+# Two disks labelled KOS-IMAGEFS: the Boot Kernel does not guess which one is
+# the ImageFS. It names both and takes the failure path; no System Kernel runs.
+test_two_devices_labelled_kos_imagefs_are_refused_and_named() {
+        vm_fixture
+        vm_manifest a
+        activate a
+        imagefs_disk img second.img # the same label, another UUID
+        vm_boot "" -drive file=second.img,if=virtio,format=raw
+        expect_log '2 devices match LABEL=KOS-IMAGEFS: /dev/vda1 .*, /dev/vdb1 .*; refusing to guess'
+        expect_log 'ImageFS ambiguous'
+        expect_log 'no verified system to boot: halting'
+        [ -z "$(system_cmdline)" ] || fail "a System Kernel ran"
+}

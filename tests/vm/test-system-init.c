@@ -1,13 +1,44 @@
 /* SPDX-License-Identifier: MIT */
-/* Stand-in System Kernel init for the Boot Kernel's VM tests (until the real
- * System Kernel initrd of issue 3/5 is used there): prints the command line
- * the Boot Kernel gave this kernel, then powers off. */
+/* Stand-in init for the VM tests: prints the command line its kernel got,
+ * then powers off. As the Boot Kernel tests' System Kernel initrd it shows
+ * what the Boot Kernel handed on; as /sbin/init of a small KOS root (the
+ * System Kernel tests that need no systemd) it also reports what the System
+ * Kernel assembled: the layers under /run/kos/layers, the files named
+ * /etc/kos-layer-* the overlay shows, and boot.json's ImageFS identity. */
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static int count_entries(const char *dir, const char *prefix) {
+        DIR *d = opendir(dir);
+        int n = 0;
+
+        if (!d)
+                return -1;
+        for (struct dirent *de; (de = readdir(d));)
+                if (de->d_name[0] != '.' && strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void report_root(void) {
+        char line[512];
+        FILE *f = fopen("/run/kos/boot.json", "re");
+
+        if (!f)
+                return;
+        printf("KOS-TEST-ROOT layers=%d etc-files=%d\n", count_entries("/run/kos/layers", ""),
+               count_entries("/etc", "kos-layer-"));
+        while (fgets(line, sizeof line, f))
+                if (strstr(line, "\"uuid\"") || strstr(line, "\"partuuid\""))
+                        printf("KOS-TEST-ROOT boot.json %s", line + strspn(line, " "));
+        fclose(f);
+}
 
 int main(void) {
         char cmdline[4096] = "";
@@ -21,6 +52,7 @@ int main(void) {
                 fclose(f);
         }
         cmdline[strcspn(cmdline, "\n")] = '\0';
+        report_root();
         printf("KOS-TEST-SYSTEM cmdline=[%s]\n", cmdline);
         fflush(stdout);
         sync();

@@ -88,3 +88,89 @@ test_manifest_on_trial_that_never_comes_up_falls_back_by_itself() {
         grep -qa 'booting manifest sys' boot-3.log || fail "boot 3 did not fall back to sys"
         grep -qa 'KOS-REPORT manifest=sys' boot-3.log || fail "the fallback did not reach multi-user"
 }
+
+# --- Rules of the security review, on a small root without systemd ---
+
+# The System Kernel acts on kos.* parameters only from the manifest's signed
+# cmdline and the Boot Kernel's handoff: anything else stops the boot.
+test_system_kernel_refuses_a_command_line_other_than_signed_cmdline_and_handoff() {
+        mini_fixture
+        mini_manifest mini base=mini.img
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
+        sys_boot_direct mini "kos.init=/sbin/other"
+        expect_log "BOOT FAILED at step 'check command line'.*\"kos.init=/sbin/other"
+        ! grep -qa 'KOS-TEST-SYSTEM' console.log || fail "booted with a parameter nobody signed"
+        mv console.log extra.log
+        SIGNED="${SYS_CMDLINE/kos.fail_delay=1/kos.fail_delay=0}" sys_boot_direct mini
+        expect_log "BOOT FAILED at step 'check command line'.*\"kos.fail_delay=0"
+        ! grep -qa 'KOS-TEST-SYSTEM' console.log || fail "booted with a changed parameter"
+        mv console.log changed.log
+        sys_boot_direct mini # the control: exactly what the Boot Kernel passes
+        grep -qa 'KOS-TEST-SYSTEM' console.log || fail "the exact signed cmdline and handoff did not boot"
+}
+
+# data_blocks in the superblock one less: a shorter device whose tree still
+# leads to the signed root hash (one hash block). Changed after the Boot
+# Kernel's check, so the System Kernel is started directly.
+test_verity_superblock_changed_after_signing_is_not_mounted() {
+        mini_fixture
+        mkdir -p top/etc && echo top >top/etc/kos-layer-top && head -c 20000 /dev/urandom >top/etc/blob
+        "$KOS" component build --type erofs --verity top top.img >/dev/null 2>&1
+        mini_manifest mini base=mini.img top=top.img
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
+        python3 - <<'PY' || fail "no verity superblock in disk.img"
+import struct
+data = open('disk.img', 'rb').read()
+at = data.find(b'verity\0\0\1\0\0\0\1\0\0\0')
+assert at > 0
+blocks = struct.unpack_from('<Q', data, at + 72)[0]
+with open('disk.img', 'r+b') as f:
+    f.seek(at + 72)
+    f.write(struct.pack('<Q', blocks - 1))
+PY
+        sys_boot_direct mini
+        expect_log "BOOT FAILED at step 'open dm-verity', component top: the dm-verity superblock does not match the signed manifest \(data blocks"
+        ! grep -qaE 'component top: .*mounted' console.log || fail "the component was mounted"
+}
+
+# The format allows 64 components with 64-character names: such a manifest
+# boots, every layer in the overlay and under /run/kos/layers.
+test_manifest_of_64_components_with_64_character_names_boots() {
+        mini_fixture
+        local i prefix comps=()
+        prefix=$(printf 'n%.0s' $(seq 60))
+        comps+=("${prefix}0000=mini.img")
+        for i in $(seq 1 62); do
+                mkdir -p "l$i/etc" && echo "$i" >"l$i/etc/kos-layer-$i"
+                mksquashfs "l$i" "l$i.img" -quiet -noappend >/dev/null
+                comps+=("$(printf '%s%04d' "$prefix" "$i")=l$i.img")
+        done
+        mkdir -p l63/etc && echo 63 >l63/etc/kos-layer-63
+        "$KOS" component build --type erofs --verity l63 l63.img >/dev/null 2>&1
+        comps+=("${prefix}0063=l63.img")
+        mini_manifest big "${comps[@]}"
+        mini_boot
+        expect_log "kos-system .* component ${prefix}0063: erofs, dm-verity"
+        expect_log 'kos-system .* root assembled from 64 layers of manifest big'
+        expect_log 'KOS-TEST-ROOT layers=64 etc-files=64'
+        expect_log "KOS-TEST-ROOT boot.json \"uuid\": \"$IMAGEFS_UUID\""
+        expect_log 'KOS-TEST-ROOT boot.json "partuuid": "[0-9a-f-]{36}"'
+}
+
+# The System Kernel mounts the very ImageFS the Boot Kernel verified: a second
+# device with its filesystem UUID is refused, and so is the right UUID on a
+# partition other than the one handed on.
+test_system_kernel_mounts_only_the_imagefs_device_the_boot_kernel_named() {
+        mini_fixture
+        mini_manifest mini base=mini.img
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
+        cp disk.img clone.img
+        sys_boot_direct mini "" -drive file=clone.img,if=virtio,format=raw
+        expect_log "2 devices match UUID=$IMAGEFS_UUID: /dev/vda1 .*, /dev/vdb1 .*; refusing to guess"
+        expect_log "BOOT FAILED at step 'find ImageFS': more than one device has UUID $IMAGEFS_UUID"
+        mv console.log clone.log
+        sfdisk -q --part-uuid disk.img 1 "$(cat /proc/sys/kernel/random/uuid)"
+        HANDOFF_PARTUUID=$(sfdisk --part-uuid clone.img 1 | tr 'A-Z' 'a-z') sys_boot_direct mini
+        expect_log "BOOT FAILED at step 'find ImageFS': /dev/vda1 has UUID $IMAGEFS_UUID but partition UUID .*: not the device the Boot Kernel verified"
+        ! grep -qa 'KOS-TEST-SYSTEM' console.log || fail "booted from another device"
+}
