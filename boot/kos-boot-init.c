@@ -38,11 +38,10 @@
 #include "early.h"
 #include "keyring.h"
 #include "select.h"
+#include "layout.h"
 
 #define IMAGEFS_MOUNT "/imagefs"
-#define KEYRING_DIR "/etc/kos/keyring"
 #define MODULES_DIR "/lib/modules"
-#define MODULES_LIST "/etc/kos/modules"
 #define MAX_KEXEC_CMDLINE 2048 /* x86 COMMAND_LINE_SIZE */
 
 /* The end of every failed boot: nothing unverified runs, PID 1 never exits. */
@@ -73,7 +72,7 @@ static void load_modules(void) {
         if (uname(&u) < 0)
                 return;
         snprintf(dir, sizeof dir, MODULES_DIR "/%s", u.release);
-        int r = early_load_modules(dir, MODULES_LIST, &loaded);
+        int r = early_load_modules(dir, KOS_MODULES_LIST, &loaded);
         if (r < 0)
                 early_log("module loading stopped (%s); devices may be missing", strerror(-r));
         else
@@ -87,7 +86,7 @@ static int mount_imagefs(struct early_device *ret) {
         int r;
 
         if (!spec || !*spec)
-                spec = "LABEL=KOS-IMAGEFS";
+                spec = "LABEL=" KOS_LABEL_IMAGEFS;
         early_log("looking for the ImageFS (%s), waiting up to %u s", spec, timeout);
         r = early_find_device(spec, timeout * 1000, ret);
         if (r == -ETIMEDOUT) {
@@ -251,7 +250,7 @@ int main(void) {
 
         load_modules();
 
-        if (kos_keyring_load(KEYRING_DIR, &ring, error, sizeof error) < 0) {
+        if (kos_keyring_load(KOS_KEYRING_DIR, &ring, error, sizeof error) < 0) {
                 early_log("%s", error);
                 fail_boot();
         }

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "util.h"
+#include "layout.h"
 
-#define INITRD_KEY_DIR "/etc/kos/keys"
 
 static int initrd_lookup(const char *key_id, uint8_t **ret, size_t *ret_len) {
         char *data = NULL;
@@ -15,7 +15,7 @@ static int initrd_lookup(const char *key_id, uint8_t **ret, size_t *ret_len) {
 
         if (!kos_name_is_valid(key_id))
                 return -EINVAL;
-        _cleanup_close_ int dirfd = open(INITRD_KEY_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int dirfd = open(KOS_INITRD_KEY_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
                 return errno == ENOENT ? -ENOKEY : -errno;
         int r = kos_read_file_at(dirfd, key_id, KOS_KEY_MAX, &data, &len);
@@ -29,7 +29,7 @@ static int initrd_lookup(const char *key_id, uint8_t **ret, size_t *ret_len) {
 }
 
 const struct kos_key_provider kos_key_provider_initrd = {
-        .name = "initrd key store (" INITRD_KEY_DIR ", development)",
+        .name = "initrd key store (" KOS_INITRD_KEY_DIR ", development)",
         .lookup = initrd_lookup,
 };
 

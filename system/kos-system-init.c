@@ -43,6 +43,7 @@
 #include "keystore.h"
 #include "select.h"
 #include "stack.h"
+#include "layout.h"
 
 #define IMAGEFS_MOUNT "/imagefs"
 #define LAYERS_DIR "/mnt"
@@ -104,7 +105,7 @@ static void load_modules(struct boot *b) {
         unsigned loaded = 0;
 
         if (uname(&u) == 0 && (size_t)snprintf(dir, sizeof dir, "/lib/modules/%s", u.release) < sizeof dir)
-                (void)early_load_modules(dir, "/etc/kos/modules", &loaded);
+                (void)early_load_modules(dir, KOS_MODULES_LIST, &loaded);
         b->t_modules = early_uptime();
         early_log("loaded %u modules", loaded);
 }
@@ -193,46 +194,17 @@ static void rediscover_manifest(struct boot *b, const struct kos_imagefs *img) {
         const char *id = b->handoff.manifest_id;
         uint8_t want[KOS_SHA256_LEN];
         struct kos_keyring ring;
-        struct kos_active_list active;
+        struct kos_candidate c = {0};
         char error[512];
 
         if (kos_hex_decode(id, strlen(id), want, sizeof want) < 0)
                 fail_boot("find manifest", NULL, "kos.manifest= is missing or not a sha256");
         snprintf(b->id, sizeof b->id, "%s", id);
-        if (kos_keyring_load("/etc/kos/keyring", &ring, error, sizeof error) < 0)
+        if (kos_keyring_load(KOS_KEYRING_DIR, &ring, error, sizeof error) < 0)
                 fail_boot("find manifest", NULL, "%s", error);
-        if (kos_active_read(img, &active) < 0)
-                active.n = 0;
-        DIR *d = fdopendir(fcntl(img->manifests_fd, F_DUPFD_CLOEXEC, 3));
-        for (size_t i = 0;; i++) {
-                char name[KOS_NAME_MAX + 8];
-                if (i < active.n)
-                        snprintf(name, sizeof name, "%s", active.entries[i].name);
-                else {
-                        struct dirent *de = d ? readdir(d) : NULL;
-                        size_t n = de ? strlen(de->d_name) : 0;
-                        if (!de)
-                                break;
-                        if (n <= 5 || n - 5 > KOS_NAME_MAX || strcmp(de->d_name + n - 5, ".json") != 0)
-                                continue;
-                        snprintf(name, sizeof name, "%.*s", (int)(n - 5), de->d_name);
-                }
-                struct kos_candidate c = {0};
-                struct kos_manifest *m = NULL;
-                bool ok = kos_load_manifest(img, &ring, name, &c, &m);
-                if (c.has_id && kos_digest_equal(c.id, want)) {
-                        if (!ok)
-                                fail_boot("verify manifest", NULL, "manifest %s: %s: %s", name,
-                                          kos_reason_to_string(c.reason), c.detail);
-                        b->manifest = m;
-                        break;
-                }
-                kos_manifest_free(m);
-        }
-        if (d)
-                closedir(d);
-        if (!b->manifest)
-                fail_boot("find manifest", NULL, "no manifest on the ImageFS has id %s", id);
+        if (!kos_load_manifest_by_id(img, &ring, want, &c, &b->manifest))
+                fail_boot(c.reason == KOS_REASON_MANIFEST_MISSING ? "find manifest" : "verify manifest", NULL,
+                          "manifest %s: %s: %s", c.name[0] ? c.name : id, kos_reason_to_string(c.reason), c.detail);
         b->t_manifest = early_uptime();
         early_log("manifest %s version %llu (id %.16s...) verified again", b->manifest->name,
                   (unsigned long long)b->manifest->version, id);
@@ -406,11 +378,11 @@ static void populate_run(struct boot *b) {
                 const char *name = b->manifest->components[i].name;
                 char source[128];
                 snprintf(source, sizeof source, LAYERS_DIR "/%s", name);
-                snprintf(target, sizeof target, NEW_ROOT "/run/kos/layers/%s", name);
+                snprintf(target, sizeof target, NEW_ROOT KOS_LAYERS_DIR "/%s", name);
                 if (mkdir_p(target) < 0 || mount(source, target, NULL, MS_MOVE, NULL) < 0)
                         fail_boot("populate /run", name, "move %s to %s: %m", source, target);
         }
-        if (mkdir_p(NEW_ROOT "/run/kos/rw") < 0 || mount(RW_MOUNT, NEW_ROOT "/run/kos/rw", NULL, MS_MOVE, NULL) < 0)
+        if (mkdir_p(NEW_ROOT KOS_RW_DIR) < 0 || mount(RW_MOUNT, NEW_ROOT KOS_RW_DIR, NULL, MS_MOVE, NULL) < 0)
                 fail_boot("populate /run", NULL, "move the R/W cache: %m");
 }
 
@@ -421,7 +393,7 @@ static void mount_data(struct boot *b) {
 
         b->data_state = "missing";
         if (!spec || !*spec)
-                spec = "LABEL=KOS-DATA|PARTLABEL=KOS-DATA";
+                spec = "LABEL=" KOS_LABEL_DATA "|PARTLABEL=" KOS_LABEL_DATA;
         /* Its disk is normally the ImageFS's, already there: a short wait. */
         r = early_find_device(spec, 2000, &dev);
         if (r < 0) {
@@ -431,7 +403,7 @@ static void mount_data(struct boot *b) {
         }
         if (!dev.type[0]) {
                 early_log("DataFS: %s is empty: formatting it as ext4 (first boot)", dev.path);
-                if (run_mkfs(dev.path, "KOS-DATA") < 0) {
+                if (run_mkfs(dev.path, KOS_LABEL_DATA) < 0) {
                         early_log("DataFS: cannot format %s; continuing without /data", dev.path);
                         return;
                 }
@@ -470,8 +442,8 @@ static void write_boot_json(const struct boot *b) {
                 b->imagefs_device, "components", components, "rw", b->rw_mode, "data", "state", b->data_state, "device", b->data_device, "timings", "init_start",
                 b->t_init, "modules_loaded", b->t_modules, "imagefs_mounted", b->t_imagefs, "manifest_verified",
                 b->t_manifest, "layers_mounted", b->t_layers, "root_assembled", b->t_root);
-        if (!root || json_dump_file(root, NEW_ROOT "/run/kos/boot.json", JSON_INDENT(2)) < 0)
-                fail_boot("write boot.json", NULL, "cannot write /run/kos/boot.json");
+        if (!root || json_dump_file(root, NEW_ROOT KOS_BOOT_INFO_FILE, JSON_INDENT(2)) < 0)
+                fail_boot("write boot.json", NULL, "cannot write " KOS_BOOT_INFO_FILE);
         json_decref(root);
 }
 

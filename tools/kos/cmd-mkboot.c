@@ -13,6 +13,7 @@
 
 #include "initramfs.h"
 #include "kos.h"
+#include "layout.h"
 
 /* What the Boot Kernel needs to reach an ext4 ImageFS on a virtio disk. ext4
  * (and libcrc32c, which erofs needs) look crc32c up through the crypto API, a
@@ -73,7 +74,7 @@ static int add_modules(struct initramfs *ir, const char *kernel_dir, const char 
         if ((r = modules_resolve(modules_dir, names, n_names, &list, ret_count)) < 0)
                 return fail(EXIT_USAGE, "cannot resolve modules in %s: %s (run depmod -b %s %s?)", modules_dir, strerror(-r),
                             kernel_dir, ret_version), r;
-        if ((r = initramfs_add_data(ir, "etc/kos/modules", list, strlen(list), 0644)) < 0)
+        if ((r = initramfs_add_data(ir, KOS_IN_ARCHIVE(KOS_MODULES_LIST), list, strlen(list), 0644)) < 0)
                 return r;
         for (char *m = strtok(list, "\n"); m && r >= 0; m = strtok(NULL, "\n")) {
                 m[strcspn(m, ":")] = '\0'; /* "path: deps" */
@@ -104,7 +105,7 @@ static int build(const struct mkboot *o) {
                 r = initramfs_add_dir(ir, dirs[i]);
         if (r >= 0 && (r = initramfs_add_file(ir, "init", o->init, 0755)) < 0)
                 fail(EXIT_USAGE, "cannot add the init %s: %s", o->init, strerror(-r));
-        if (r >= 0 && (r = initramfs_add_pem_dir(ir, "etc/kos/keyring", o->keyring)) < 0)
+        if (r >= 0 && (r = initramfs_add_pem_dir(ir, KOS_IN_ARCHIVE(KOS_KEYRING_DIR), o->keyring)) < 0)
                 fail(EXIT_USAGE, "cannot add the keyring %s: %s", o->keyring, r == -ENOKEY ? "no *.pem in it" : strerror(-r));
         if (r >= 0)
                 r = add_modules(ir, o->kernel_dir, o->modules, o->n_modules, version, &n_resolved);
@@ -197,7 +198,7 @@ struct mkinitrd {
 };
 
 static int add_system_files(struct initramfs *ir, const struct mkinitrd *o) {
-        const char *dirs[] = {"dev", "proc", "sys", "mnt", "imagefs", "newroot", "rw", "run", "etc/kos/keys"};
+        const char *dirs[] = {"dev", "proc", "sys", "mnt", "imagefs", "newroot", "rw", "run", KOS_IN_ARCHIVE(KOS_INITRD_KEY_DIR)};
         int r = 0;
 
         for (size_t i = 0; i < ELEMENTSOF(dirs) && r >= 0; i++)
@@ -209,9 +210,9 @@ static int add_system_files(struct initramfs *ir, const struct mkinitrd *o) {
                 return fail(EXIT_USAGE, "cannot add /sbin/mke2fs (e2fsprogs): %s", strerror(-r)), r;
         if (access("/etc/mke2fs.conf", R_OK) == 0 && (r = initramfs_add_file(ir, "etc/mke2fs.conf", "/etc/mke2fs.conf", 0644)) < 0)
                 return r;
-        if ((r = initramfs_add_pem_dir(ir, "etc/kos/keyring", o->keyring)) < 0)
+        if ((r = initramfs_add_pem_dir(ir, KOS_IN_ARCHIVE(KOS_KEYRING_DIR), o->keyring)) < 0)
                 return fail(EXIT_USAGE, "cannot add the keyring %s: %s", o->keyring, r == -ENOKEY ? "no *.pem in it" : strerror(-r)), r;
-        if (o->keystore && (r = initramfs_add_dir_files(ir, "etc/kos/keys", o->keystore, 0600)) < 0)
+        if (o->keystore && (r = initramfs_add_dir_files(ir, KOS_IN_ARCHIVE(KOS_INITRD_KEY_DIR), o->keystore, 0600)) < 0)
                 return fail(EXIT_USAGE, "cannot add the key store %s: %s", o->keystore, strerror(-r)), r;
         return 0;
 }

@@ -7,8 +7,8 @@
 
 #include "kos.h"
 #include "varlink.h"
+#include "layout.h"
 
-#define DEFAULT_SOCKET "/run/kos/node.sock"
 
 static const struct {
         const char *command, *method, *argument;
@@ -20,7 +20,7 @@ static const struct {
 };
 
 int cmd_node(int argc, char **argv) {
-        const char *socket_path = DEFAULT_SOCKET;
+        const char *socket_path = KOS_NODE_SOCKET;
         json_t *reply = NULL, *parameters = NULL;
         const char *error;
         int r;
@@ -40,7 +40,7 @@ int cmd_node(int argc, char **argv) {
                        "  activate NAME      put an installed manifest first in active (root)\n"
                        "  mark-good          mark this boot good now (root)\n"
                        "  reboot             reboot (root)\n",
-                       DEFAULT_SOCKET);
+                       KOS_NODE_SOCKET);
                 return argc < 2 ? EXIT_USAGE : EXIT_OK;
         }
         for (size_t i = 0; i < ELEMENTSOF(calls); i++) {
