@@ -94,10 +94,16 @@ static int store_write(const struct kos_imagefs *img, uint32_t value) {
         return kos_write_file_atomic_at(dirfd, KOS_ROLLBACK_FLOOR_FILE, text, (size_t)n, 0644);
 }
 
-/* The lowest security_version among the manifests of active that
- * authenticate; false when there is none. */
-static bool lowest_in_active(const struct kos_imagefs *img, const struct kos_keyring *ring, uint32_t *ret) {
+/* The floor that fails safe when the store is unusable, from the manifests
+ * of active that authenticate: the higher of (a) the lowest
+ * security_version among them: the floor is at most that, since marking
+ * good takes the lower ones out; (b) the highest among those marked good:
+ * the floor is at least that, since marking good raised it so far. Neither
+ * strands a manifest the real floor would let boot; (b) also holds when
+ * active was edited by hand. False when none authenticates. */
+static bool derive_from_active(const struct kos_imagefs *img, const struct kos_keyring *ring, uint32_t *ret) {
         struct kos_active_list list;
+        uint32_t lowest = UINT32_MAX, highest_good = 0;
         bool found = false;
 
         if (kos_active_read(img, &list) < 0)
@@ -105,13 +111,18 @@ static bool lowest_in_active(const struct kos_imagefs *img, const struct kos_key
         for (size_t i = 0; i < list.n; i++) {
                 _cleanup_manifest_ struct kos_manifest *m = NULL;
                 struct kos_candidate c = {0};
+                struct kos_boot_state st;
 
                 if (!list.entries[i].name_valid || !kos_load_manifest(img, ring, list.entries[i].name, &c, &m))
                         continue;
-                if (!found || m->security_version < *ret)
-                        *ret = m->security_version;
                 found = true;
+                if (m->security_version < lowest)
+                        lowest = m->security_version;
+                if (kos_boot_state_read(img, c.id, &st) >= 0 && st.kind == KOS_BOOT_STATE_GOOD &&
+                    m->security_version > highest_good)
+                        highest_good = m->security_version;
         }
+        *ret = lowest > highest_good ? lowest : highest_good;
         return found;
 }
 
@@ -137,10 +148,10 @@ int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyr
                 snprintf(why, sizeof why, "%s/%s cannot be read: %s", KOS_BOOT_STATE_DIR, KOS_ROLLBACK_FLOOR_FILE,
                          strerror(-r));
         ret->source = KOS_FLOOR_SOURCE_DERIVED;
-        if (lowest_in_active(img, ring, &value)) {
+        if (derive_from_active(img, ring, &value)) {
                 ret->value = value;
-                snprintf(ret->warning, sizeof ret->warning,
-                         "%s; using the lowest security_version in active, %lu, as the floor", why, (unsigned long)value);
+                snprintf(ret->warning, sizeof ret->warning, "%s; using %lu, derived from the manifests in active, as the floor",
+                         why, (unsigned long)value);
         } else
                 snprintf(ret->warning, sizeof ret->warning,
                          "%s and no manifest in active authenticates; the floor is taken as 0", why);

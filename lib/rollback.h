@@ -47,13 +47,13 @@ _kos_must_check_ int kos_rollback_store_read(const struct kos_imagefs *img, uint
 
 /* The floor to enforce. With a usable store, what it holds (0 when nothing
  * is stored). When the store is unusable (junk, a FIFO, an I/O error: the
- * ImageFS is writable by whoever has the disk) the floor fails safe: it is
- * the lowest security_version among the manifests of `active` that
- * authenticate against ring, which every manifest still in `active` meets
- * (marking good takes the lower ones out), so the device keeps booting what
- * it booted, while nothing below all of them is installed; ret->warning
- * says so. With no such manifest, 0 (and the warning). Returns 0, or
- * -ENOMEM. */
+ * ImageFS is writable by whoever has the disk) the floor fails safe, derived
+ * from the manifests of `active` that authenticate against ring: the higher
+ * of the lowest security_version among them and the highest among those
+ * marked good (docs/format.md, "Anti-rollback", says why), so the device
+ * keeps booting what it booted while nothing below is installed;
+ * ret->warning says so. With no such manifest, 0 (and the warning).
+ * Returns 0, or -ENOMEM. */
 _kos_must_check_ int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyring *ring,
                                              struct kos_rollback_floor *ret);
 

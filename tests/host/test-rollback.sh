@@ -102,9 +102,10 @@ test_failed_update_of_the_same_security_version_falls_back_to_the_previous() {
 }
 
 # boot-state/ is writable by whoever has the disk: a floor file that is junk
-# or not a regular file makes the floor the lowest security_version in active
-# (docs/format.md), loudly; nothing hangs; marking good repairs it.
-test_junk_or_fifo_floor_file_fails_safe_to_the_lowest_security_version_in_active() {
+# or not a regular file makes the floor one derived from the manifests in
+# active (docs/format.md), loudly; nothing hangs; the fallback still works;
+# marking good repairs it.
+test_junk_or_fifo_floor_file_fails_safe_to_a_floor_derived_from_active() {
         fixture
         release old 1 1; release a 2 2; release b 3 3
         install_bundle img a.kosb >/dev/null
@@ -115,7 +116,7 @@ test_junk_or_fifo_floor_file_fails_safe_to_the_lowest_security_version_in_active
                 if [ $kind = junk ]; then echo 'two' >img/boot-state/rollback-floor; else mkfifo img/boot-state/rollback-floor; fi
                 local out; out=$(timeout 20 "$KOS" select img --keyring keyring --json) || fail "$kind: select failed or hung"
                 [ "$(jq -c '[.selected.name, .floor, .floor_source]' <<<"$out")" = '["b",2,"derived"]' ] || fail "$kind: $out"
-                jq -r .floor_warning <<<"$out" | grep -q 'rollback-floor .*lowest security_version in active, 2' || fail "$kind: $out"
+                jq -r .floor_warning <<<"$out" | grep -q 'rollback-floor .*using 2, derived from the manifests in active' || fail "$kind: $out"
                 timeout 20 "$KOS" select img --keyring keyring 2>err >/dev/null || true
                 grep -q 'WARNING: .*rollback-floor' err || fail "$kind: not said loudly: $(cat err)"
                 local before; before=$(snapshot)
@@ -124,6 +125,15 @@ test_junk_or_fifo_floor_file_fails_safe_to_the_lowest_security_version_in_active
                         fail "$kind: exit $rc: $(cat err)"
                 [ "$(snapshot)" = "$before" ] || fail "$kind: the ImageFS changed"
         done
+        # A manifest below the floor put back in active by hand does not pull
+        # the derived floor down: a was marked good at 2.
+        "$KOS" install img old.json >/dev/null
+        "$KOS" activate img old --last
+        rm -f img/boot-state/rollback-floor && echo junk >img/boot-state/rollback-floor
+        out=$("$KOS" select img --keyring keyring --json) || true
+        [ "$(jq -c .floor <<<"$out")" = 2 ] || fail "derived floor with a below-floor manifest in active: $out"
+        "$KOS" deactivate img old
+        rm -f img/boot-state/rollback-floor && mkfifo img/boot-state/rollback-floor
         # b on trial failed: the fallback to a still works with the derived floor.
         local id; id=$(sha img/manifests/b.json)
         mv "img/boot-state/$id.tries-3" "img/boot-state/$id.tries-0"
