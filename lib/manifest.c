@@ -227,9 +227,8 @@ static int parse_cmdline(json_t *root, struct kos_manifest *m, struct parse_erro
 }
 
 static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *e) {
-        static const char *const keys[] = {"format",  "name",    "version",    "security_version",
-                                           "kernel",  "initrd",  "cmdline",    "components",
-                                           NULL};
+        static const char *const keys[] = {"format", "name", "version", "security_version", "kernel", "initrd",
+                                           "cmdline", "components", NULL};
         uint64_t format, security_version;
         int r;
 

@@ -150,8 +150,9 @@ int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyr
         ret->source = KOS_FLOOR_SOURCE_DERIVED;
         if (derive_from_active(img, ring, &value)) {
                 ret->value = value;
-                snprintf(ret->warning, sizeof ret->warning, "%s; using %lu, derived from the manifests in active, as the floor",
-                         why, (unsigned long)value);
+                snprintf(ret->warning, sizeof ret->warning,
+                         "%s; using %lu, derived from the manifests in active, as the floor", why,
+                         (unsigned long)value);
         } else
                 snprintf(ret->warning, sizeof ret->warning,
                          "%s and no manifest in active authenticates; the floor is taken as 0", why);
