@@ -34,5 +34,7 @@ _kos_must_check_ int kos_boot_state_read(const struct kos_imagefs *img, const ui
 _kos_must_check_ int kos_boot_state_set_tries(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned tries);
 /* One boot used: tries-N becomes tries-(N-1), durably, before the caller boots it. */
 _kos_must_check_ int kos_boot_state_consume_try(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left);
-/* tries-N becomes good; good stays good; NONE becomes good. */
+/* tries-N becomes good; good stays good; NONE becomes good. The boot state
+ * alone: it does not raise the rollback floor. Marking a boot good is
+ * kos_mark_good() (lib/mark-good.h), which calls this and raises the floor. */
 _kos_must_check_ int kos_boot_state_mark_good(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]);

@@ -189,6 +189,20 @@ static int read_manifest(struct install *in, const struct kos_keyring *ring, cha
         return 0;
 }
 
+/* Anti-rollback, before a single byte is written: a manifest below the
+ * device's floor could never boot here. */
+static int check_rollback(struct install *in) {
+        struct kos_rollback_floor floor;
+        struct kos_candidate c = {0};
+        int r = kos_rollback_floor_read(in->img, in->ring, &floor);
+
+        if (r < 0)
+                return r;
+        if (!kos_check_rollback(in->manifest, floor.value, &c))
+                return refuse(in, "%s: %s", kos_reason_to_string(c.reason), c.detail);
+        return 0;
+}
+
 static bool blob_present(const struct kos_imagefs *img, const struct kos_blob *b) {
         char hex[KOS_SHA256_HEX_LEN + 1];
         struct stat st;
@@ -456,7 +470,7 @@ int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *
                 return -ENOMEM;
         memset(result, 0, sizeof *result);
         *in = (struct install){.img = img, .ring = ring, .options = options, .result = result, .rd = {.fd = fd}};
-        if ((r = read_manifest(in, ring, &json, &json_len, &sig, &sig_len)) < 0)
+        if ((r = read_manifest(in, ring, &json, &json_len, &sig, &sig_len)) < 0 || (r = check_rollback(in)) < 0)
                 goto out;
         for (size_t i = 0; i < in->n_blobs; i++)
                 in->total += in->blobs[i]->size;

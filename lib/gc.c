@@ -32,11 +32,21 @@ static int add_reference(struct references *refs, const uint8_t digest[static KO
 
 struct gc_walk {
         const struct kos_gc_options *options;
+        uint32_t floor;
         struct references refs;
 };
 
-/* Every blob an authenticated installed manifest names. What cannot be
- * authenticated is ignored: it protects nothing, and must not block gc. An
+static void report_ignored(const struct gc_walk *walk, const char *name, const struct kos_candidate *c) {
+        char why[400];
+
+        if (!walk->options->on_ignored)
+                return;
+        snprintf(why, sizeof why, "%s: %s", kos_reason_to_string(c->reason), c->detail);
+        walk->options->on_ignored(name, why, walk->options->userdata);
+}
+
+/* Every blob an authenticated installed manifest at or above the rollback
+ * floor names. What cannot be authenticated is ignored: it protects nothing, and must not block gc. An
  * I/O error stops gc: nothing is removed on a partial picture. */
 static int add_manifest_references(const struct kos_imagefs *img, const char *name, void *userdata) {
         struct gc_walk *walk = userdata;
@@ -49,11 +59,13 @@ static int add_manifest_references(const struct kos_imagefs *img, const char *na
         if (!kos_load_manifest(img, walk->options->ring, name, &c, &m)) {
                 if (c.reason == KOS_REASON_IO_ERROR)
                         return -EIO;
-                if (walk->options->on_ignored) {
-                        char why[400];
-                        snprintf(why, sizeof why, "%s: %s", kos_reason_to_string(c.reason), c.detail);
-                        walk->options->on_ignored(name, why, walk->options->userdata);
-                }
+                report_ignored(walk, name, &c);
+                return 0;
+        }
+        /* Below the rollback floor it can never boot here again: its
+         * components go, like those of a manifest that does not authenticate. */
+        if (!kos_check_rollback(m, walk->floor, &c)) {
+                report_ignored(walk, name, &c);
                 return 0;
         }
         for (size_t i = 0, nb = kos_manifest_blobs(m, blobs, labels, KOS_MANIFEST_MAX_BLOBS); i < nb && r >= 0; i++)
@@ -66,9 +78,14 @@ int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *o
         uint8_t digest[KOS_SHA256_LEN];
         unsigned removed = 0;
 
+        struct kos_rollback_floor floor;
         if (!options->ring)
                 return -EINVAL;
-        int r = kos_imagefs_for_each_manifest(img, add_manifest_references, &walk);
+        int r = kos_rollback_floor_read(img, options->ring, &floor);
+        if (r < 0)
+                return r;
+        walk.floor = floor.value;
+        r = kos_imagefs_for_each_manifest(img, add_manifest_references, &walk);
         DIR *d = r >= 0 ? fdopendir(fcntl(img->components_fd, F_DUPFD_CLOEXEC, 3)) : NULL;
         if (r >= 0 && !d)
                 r = -errno;

@@ -23,7 +23,8 @@ struct kos_gc_options {
 };
 
 /* Removes components no authenticated installed manifest references, and
- * .tmp-* leftovers. A manifest that cannot be authenticated or parsed is
- * ignored (on_ignored hears it); an I/O error reading one stops gc with
+ * .tmp-* leftovers. A manifest that cannot be authenticated or parsed, or
+ * whose security_version is below the rollback floor (it can never boot
+ * here again), is ignored (on_ignored hears it); an I/O error reading one stops gc with
  * nothing removed, since then nothing is known to be unreferenced. */
 _kos_must_check_ int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *options);

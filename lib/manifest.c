@@ -79,6 +79,13 @@ static int get_uint(json_t *obj, const char *key, const char *where, uint64_t ma
         return 0;
 }
 
+/* An optional integer key: absent is 0. */
+static int get_optional_uint(json_t *obj, const char *key, const char *where, uint64_t max, uint64_t *ret,
+                             struct parse_error *e) {
+        *ret = 0;
+        return json_object_get(obj, key) ? get_uint(obj, key, where, max, ret, e) : 0;
+}
+
 static int get_name(json_t *obj, const char *where, char ret[static KOS_NAME_MAX + 1], struct parse_error *e) {
         const char *s;
         int r = get_string(obj, "name", where, &s, e);
@@ -220,8 +227,9 @@ static int parse_cmdline(json_t *root, struct kos_manifest *m, struct parse_erro
 }
 
 static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *e) {
-        static const char *const keys[] = {"format", "name", "version", "kernel", "initrd", "cmdline", "components", NULL};
-        uint64_t format;
+        static const char *const keys[] = {"format", "name", "version", "security_version", "kernel", "initrd",
+                                           "cmdline", "components", NULL};
+        uint64_t format, security_version;
         int r;
 
         if (!json_is_object(root))
@@ -236,9 +244,11 @@ static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *
         m->format = (unsigned)format;
         if ((r = check_keys(root, keys, "manifest", e)) < 0 || (r = get_name(root, "manifest", m->name, e)) < 0 ||
             (r = get_uint(root, "version", "manifest", INT64_MAX, &m->version, e)) < 0 ||
+            (r = get_optional_uint(root, "security_version", "manifest", UINT32_MAX, &security_version, e)) < 0 ||
             (r = parse_boot_file(root, "kernel", &m->kernel, e)) < 0 ||
             (r = parse_boot_file(root, "initrd", &m->initrd, e)) < 0 || (r = parse_cmdline(root, m, e)) < 0)
                 return r;
+        m->security_version = (uint32_t)security_version;
         return parse_components(root, m, e);
 }
 
@@ -307,10 +317,20 @@ int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *r
 
         for (size_t i = 0; components && i < m->n_components; i++)
                 json_array_append_new(components, component_to_json(&m->components[i]));
-        json_t *root = json_pack("{s:i, s:s, s:I, s:o, s:o, s:s, s:o}", "format", (int)m->format, "name", m->name,
-                                 "version", (json_int_t)m->version, "kernel", blob_to_json(&m->kernel), "initrd",
-                                 blob_to_json(&m->initrd), "cmdline", m->cmdline ? m->cmdline : "", "components",
-                                 components);
+        /* Built key by key: Jansson keeps insertion order, which is the
+         * documented order; security_version only when not 0, so a manifest
+         * without it is written exactly as before the key existed. */
+        json_t *root = json_pack("{s:i, s:s, s:I}", "format", (int)m->format, "name", m->name, "version",
+                                 (json_int_t)m->version);
+        if (root && m->security_version != 0 &&
+            json_object_set_new(root, "security_version", json_integer((json_int_t)m->security_version)) < 0)
+                json_decref(TAKE_PTR(root));
+        if (root && (json_object_set_new(root, "kernel", blob_to_json(&m->kernel)) < 0 ||
+                     json_object_set_new(root, "initrd", blob_to_json(&m->initrd)) < 0 ||
+                     json_object_set_new(root, "cmdline", json_string(m->cmdline ? m->cmdline : "")) < 0 ||
+                     json_object_set_new(root, "components", TAKE_PTR(components)) < 0))
+                json_decref(TAKE_PTR(root));
+        json_decref(components); /* NULL unless the object above could not take it */
         if (root) {
                 char *s = json_dumps(root, JSON_INDENT(2));
                 if (s) {

@@ -63,6 +63,9 @@ struct kos_manifest {
         unsigned format;
         char name[KOS_NAME_MAX + 1];
         uint64_t version;
+        /* Anti-rollback: a device refuses a manifest whose security_version is
+         * below its rollback floor (lib/rollback.h). Absent in the JSON: 0. */
+        uint32_t security_version;
         struct kos_blob kernel;
         struct kos_blob initrd;
         char *cmdline;
@@ -78,7 +81,8 @@ static inline void kos_manifest_freep(struct kos_manifest **m) { kos_manifest_fr
 #define _cleanup_manifest_ __attribute__((cleanup(kos_manifest_freep)))
 
 /* Serialises a manifest as the canonical JSON kos writes (2-space indent,
- * keys in documented order, trailing newline). */
+ * keys in documented order, trailing newline). security_version is written
+ * only when it is not 0, so manifests without it keep their exact bytes. */
 _kos_must_check_ int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *ret_len);
 
 /* The blobs a manifest needs, kernel and initrd first, then the components

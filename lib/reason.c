@@ -17,6 +17,7 @@ static const char *const reason_names[_KOS_REASON_MAX] = {
         [KOS_REASON_COMPONENT_HASH_MISMATCH] = "component-hash-mismatch",
         [KOS_REASON_IO_ERROR] = "io-error",
         [KOS_REASON_TRIES_EXHAUSTED] = "tries-exhausted",
+        [KOS_REASON_ROLLBACK] = "rollback",
 };
 
 const char *kos_reason_to_string(enum kos_reason r) {

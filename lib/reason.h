@@ -21,6 +21,7 @@ enum kos_reason {
         KOS_REASON_COMPONENT_HASH_MISMATCH,
         KOS_REASON_IO_ERROR,
         KOS_REASON_TRIES_EXHAUSTED,
+        KOS_REASON_ROLLBACK, /* security_version below the device's rollback floor */
         _KOS_REASON_MAX,
 };
 

@@ -253,8 +253,15 @@ bool kos_load_manifest_by_id(const struct kos_imagefs *img, const struct kos_key
         return true;
 }
 
+bool kos_check_rollback(const struct kos_manifest *m, uint32_t floor, struct kos_candidate *c) {
+        if (m->security_version >= floor)
+                return true;
+        return reject(c, KOS_REASON_ROLLBACK, "security_version %lu is below this device's floor %lu",
+                      (unsigned long)m->security_version, (unsigned long)floor);
+}
+
 static void examine(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
-                    const struct kos_select_options *options, struct kos_candidate *c,
+                    const struct kos_select_options *options, uint32_t floor, struct kos_candidate *c,
                     struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
         struct kos_manifest *m = NULL;
 
@@ -263,6 +270,10 @@ static void examine(const struct kos_imagefs *img, const struct kos_keyring *rin
 
         if (!kos_load_manifest(img, ring, name, c, &m))
                 return;
+        /* Anti-rollback right after authenticating and parsing: a manifest
+         * this device has outgrown costs neither boot-state nor hashing. */
+        if (!kos_check_rollback(m, floor, c))
+                goto fail;
         /* Boot counting before hashing: an exhausted manifest costs nothing. */
         if ((r = kos_boot_state_read(img, c->id, &state)) < 0) {
                 reject(c, KOS_REASON_IO_ERROR, "cannot read boot-state/: %s", strerror(-r));
@@ -298,25 +309,56 @@ fail:
         kos_manifest_free(m);
 }
 
-void kos_examine_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
-                          const struct kos_select_options *options, struct kos_candidate *ret,
+/* The floor options give, or the one the rollback store holds. */
+static int resolve_floor(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                         const struct kos_select_options *options, struct kos_rollback_floor *ret) {
+        if (options->floor) {
+                *ret = (struct kos_rollback_floor){.value = *options->floor, .source = KOS_FLOOR_SOURCE_CALLER};
+                return 0;
+        }
+        return kos_rollback_floor_read(img, ring, ret);
+}
+
+static void examine_timed(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+                          const struct kos_select_options *options, uint32_t floor, struct kos_candidate *ret,
                           struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
-        static const struct kos_select_options defaults = {0};
         uint64_t start = kos_now_ns();
 
         memset(ret, 0, sizeof *ret);
         snprintf(ret->name, sizeof ret->name, "%s", name);
-        examine(img, ring, name, options ? options : &defaults, ret, ret_manifest, ret_kernel_fd, ret_initrd_fd);
+        examine(img, ring, name, options, floor, ret, ret_manifest, ret_kernel_fd, ret_initrd_fd);
         ret->elapsed_ns = kos_now_ns() - start;
+}
+
+void kos_examine_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+                          const struct kos_select_options *options, struct kos_candidate *ret,
+                          struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
+        static const struct kos_select_options defaults = {0};
+        struct kos_rollback_floor floor;
+        int r;
+
+        options = options ? options : &defaults;
+        if ((r = resolve_floor(img, ring, options, &floor)) < 0) {
+                memset(ret, 0, sizeof *ret);
+                snprintf(ret->name, sizeof ret->name, "%s", name);
+                reject(ret, KOS_REASON_IO_ERROR, "cannot read the rollback floor: %s", strerror(-r));
+                return;
+        }
+        examine_timed(img, ring, name, options, floor.value, ret, ret_manifest, ret_kernel_fd, ret_initrd_fd);
 }
 
 int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, const struct kos_select_options *options,
                struct kos_selection *ret) {
+        static const struct kos_select_options defaults = {0};
         struct kos_active_list active;
+        int r;
 
         memset(ret, 0, sizeof *ret);
         ret->selected = -1;
         ret->kernel_fd = ret->initrd_fd = -1;
+        options = options ? options : &defaults;
+        if ((r = resolve_floor(img, ring, options, &ret->floor)) < 0)
+                return r;
         ret->active_error = kos_active_read(img, &active);
         ret->n_ignored = active.n_ignored;
 
@@ -327,8 +369,8 @@ int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, co
                         c->verdict = KOS_VERDICT_SKIPPED;
                         continue;
                 }
-                kos_examine_manifest(img, ring, active.entries[i].name, options, c, &ret->manifest, &ret->kernel_fd,
-                                     &ret->initrd_fd);
+                examine_timed(img, ring, active.entries[i].name, options, ret->floor.value, c, &ret->manifest,
+                              &ret->kernel_fd, &ret->initrd_fd);
                 if (c->verdict == KOS_VERDICT_VALID)
                         ret->selected = (int)i;
         }

@@ -11,6 +11,7 @@
 #include "keyring.h"
 #include "manifest.h"
 #include "reason.h"
+#include "rollback.h"
 
 enum kos_verdict {
         KOS_VERDICT_VALID,
@@ -53,6 +54,9 @@ struct kos_select_options {
         void *boot_files_userdata;
         kos_progress_fn progress;
         void *userdata;
+        /* The rollback floor to enforce; NULL: read it with
+         * kos_rollback_floor_read() (the ImageFS's boot-state/rollback-floor). */
+        const uint32_t *floor;
 };
 
 struct kos_selection {
@@ -64,6 +68,7 @@ struct kos_selection {
         struct kos_manifest *manifest; /* the selected manifest, parsed */
         int kernel_fd;     /* sealed memfds with capture_boot_files, else -1 */
         int initrd_fd;
+        struct kos_rollback_floor floor; /* the floor this selection enforced */
 };
 
 /* Returns 0 with ret->selected >= 0 or -1; a negative errno only when memory
@@ -93,7 +98,12 @@ _kos_must_check_ bool kos_check_components(const struct kos_imagefs *img, const 
                           const struct kos_select_options *options, struct kos_candidate *c, int *ret_kernel_fd,
                           int *ret_initrd_fd);
 
-/* Examines one manifest by name with every check of selection. On VALID,
+/* The rollback check of selection (right after checks 1 to 8): false with
+ * c rejected (rollback) when m's security_version is below floor. */
+_kos_must_check_ bool kos_check_rollback(const struct kos_manifest *m, uint32_t floor, struct kos_candidate *c);
+
+/* Examines one manifest by name with every check of selection, against the
+ * floor of options (or the ImageFS's when options->floor is NULL). On VALID,
  * *ret_manifest (if not NULL) gets the parsed manifest, and with
  * capture_boot_files the memfds are returned in ret_kernel_fd/ret_initrd_fd. */
 void kos_examine_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,

@@ -17,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (kos_manifest_format(m, &json, &len) < 0 || kos_manifest_parse(json, len, &again, error, sizeof error) < 0)
                 abort();
         if (strcmp(m->name, again->name) != 0 || m->n_components != again->n_components || m->version != again->version ||
+            m->security_version != again->security_version ||
             strcmp(m->cmdline, again->cmdline) != 0)
                 abort();
         free(json);

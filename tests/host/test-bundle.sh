@@ -58,7 +58,7 @@ test_bundle_keeps_two_manifests_and_retires_the_oldest() {
         local a_only; a_only=$(sha base.img)
         release_b b
         "$KOS" bundle install --keyring keyring img b.kosb >/dev/null
-        "$KOS" mark-good img b # b booted fine: now the newest good one, a is just old
+        "$KOS" mark-good --keyring keyring img b # b booted fine: now the newest good one, a is just old
         release_b c
         "$KOS" bundle install --keyring keyring img c.kosb >/dev/null
         [ "$(tr '\n' ' ' <img/active)" = "c b " ] || fail "active: $(cat img/active)"
@@ -146,7 +146,7 @@ mark_exhausted() {
 # must not retire a, whatever the order of active: if c fails too, a is all
 # that boots.
 test_bundle_install_never_retires_the_newest_manifest_marked_good() {
-        fixture; manifest a; "$KOS" activate img a; "$KOS" mark-good img a
+        fixture; manifest a; "$KOS" activate img a; "$KOS" mark-good --keyring keyring img a
         release_b b
         "$KOS" bundle install --keyring keyring img b.kosb >/dev/null
         mark_exhausted b
@@ -169,7 +169,7 @@ test_bundle_install_never_retires_the_running_manifest() {
         fixture; manifest a; "$KOS" activate img a --tries 3
         release_b b
         "$KOS" bundle install --keyring keyring img b.kosb >/dev/null
-        "$KOS" mark-good img b
+        "$KOS" mark-good --keyring keyring img b
         release_b c
         "$KOS" bundle install --keyring keyring --running "$(sha img/manifests/a.json)" img c.kosb >/dev/null ||
                 fail "installing c failed"

@@ -397,7 +397,7 @@ test_activate_with_tries_puts_manifest_on_trial_and_mark_good_ends_it() {
         [ -e "img/boot-state/$id.tries-3" ] || fail "no trial state: $(ls img/boot-state)"
         "$KOS" select img --keyring keyring --explain | grep -q 'on trial, 3 tries left' || fail "explain"
         [ -e "img/boot-state/$id.tries-3" ] || fail "kos select on a host must not consume a try"
-        "$KOS" mark-good img a
+        "$KOS" mark-good --keyring keyring img a
         [ -e "img/boot-state/$id.good" ] && [ ! -e "img/boot-state/$id.tries-3" ] || fail "$(ls img/boot-state)"
         "$KOS" list img | grep -q 'a  (marked good)' || fail "list"
 }

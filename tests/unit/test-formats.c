@@ -228,6 +228,70 @@ TEST(manifest_format_round_trips) {
         CHECK(same);
 }
 
+/* security_version: optional, 0 to 2^32-1, strictly an integer. */
+static int parse_security_version(const char *value, uint32_t *ret) {
+        char s[4096], field[64];
+        const char *base = VALID_MANIFEST, *p = strstr(base, "\"version\": 3");
+        struct kos_manifest *m = NULL;
+        char err[256];
+
+        snprintf(field, sizeof field, "\"version\": 3, \"security_version\": %s", value);
+        snprintf(s, sizeof s, "%.*s%s%s", (int)(p - base), base, field, p + strlen("\"version\": 3"));
+        int r = kos_manifest_parse(s, strlen(s), &m, err, sizeof err);
+        if (r == 0)
+                *ret = m->security_version;
+        kos_manifest_free(m);
+        return r;
+}
+
+TEST(manifest_security_version_absent_is_0) {
+        struct kos_manifest *m = NULL;
+        char err[256];
+        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, err, sizeof err) == 0);
+        uint32_t v = m->security_version;
+        kos_manifest_free(m);
+        CHECK(v == 0);
+}
+
+TEST(manifest_security_version_accepts_0_to_2_pow_32_minus_1) {
+        uint32_t v = 99;
+        CHECK(parse_security_version("0", &v) == 0 && v == 0);
+        CHECK(parse_security_version("7", &v) == 0 && v == 7);
+        CHECK(parse_security_version("4294967295", &v) == 0 && v == UINT32_MAX);
+}
+
+TEST(manifest_security_version_rejects_2_pow_32_negative_string_and_float) {
+        uint32_t v;
+        CHECK(parse_security_version("4294967296", &v) == -EBADMSG);
+        CHECK(parse_security_version("18446744073709551616", &v) == -EBADMSG);
+        CHECK(parse_security_version("-1", &v) == -EBADMSG);
+        CHECK(parse_security_version("\"1\"", &v) == -EBADMSG);
+        CHECK(parse_security_version("1.0", &v) == -EBADMSG);
+        CHECK(parse_security_version("null", &v) == -EBADMSG);
+        CHECK(parse_security_version("1, \"security_version\": 1", &v) == -EBADMSG); /* duplicate */
+}
+
+TEST(manifest_format_writes_security_version_only_when_not_0) {
+        struct kos_manifest *m = NULL, *again = NULL;
+        char err[256], *plain = NULL, *with = NULL;
+        size_t len;
+        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, err, sizeof err) == 0);
+        int r = kos_manifest_format(m, &plain, &len);
+        m->security_version = 4000000000u;
+        if (r == 0)
+                r = kos_manifest_format(m, &with, &len);
+        if (r == 0)
+                r = kos_manifest_parse(with, len, &again, err, sizeof err);
+        bool ok = r == 0 && !strstr(plain, "security_version") &&
+                  strstr(with, "  \"version\": 3,\n  \"security_version\": 4000000000,\n  \"kernel\"") &&
+                  again->security_version == 4000000000u;
+        free(plain);
+        free(with);
+        kos_manifest_free(m);
+        kos_manifest_free(again);
+        CHECK(ok);
+}
+
 TEST(manifest_rejects_duplicate_keys) {
         CHECK(parse_variant("\"version\": 3", "\"version\": 3, \"version\": 4") == -EBADMSG);
         CHECK(parse_variant("\"size\": 30", "\"size\": 30, \"size\": 31") == -EBADMSG);

@@ -12,6 +12,7 @@
 #include "bootstate.h"
 #include "gc.h"
 #include "kos.h"
+#include "mark-good.h"
 #include "select.h"
 #include "signature.h"
 #include "verify.h"
@@ -228,23 +229,48 @@ int cmd_deactivate(int argc, char **argv) {
 }
 
 int cmd_mark_good(int argc, char **argv) {
+        static const struct option options[] = {{"keyring", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'}, {}};
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_mark_good_result result;
+        struct kos_keyring ring;
         uint8_t id[KOS_SHA256_LEN];
-        int r, code;
+        const char *keyring = NULL;
+        int c, r, code;
 
-        if (wants_help(argc, argv)) {
-                printf("Usage: kos mark-good IMAGEFS NAME\n\nEnds the trial of an installed manifest: the Boot Kernel no longer\n"
-                       "counts its boots (boot-state/<id>.good).\n");
-                return EXIT_OK;
+        while ((c = getopt_long(argc, argv, "k:h", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos mark-good IMAGEFS NAME --keyring DIR\n\n"
+                               "Ends the trial of an installed manifest: the Boot Kernel no longer\n"
+                               "counts its boots (boot-state/<id>.good). The manifest must verify\n"
+                               "against the keyring and not be below the rollback floor; the floor\n"
+                               "then rises to its security_version, and manifests below it are taken\n"
+                               "out of IMAGEFS/active (they never boot on this device again).\n");
+                        return EXIT_OK;
+                }
+                if (c != 'k')
+                        return usage_error("mark-good", "unknown option");
+                keyring = optarg;
         }
-        if (argc != 3 || !kos_name_is_valid(argv[2]))
-                return usage_error("mark-good", "expected IMAGEFS and NAME");
-        if ((code = open_imagefs_or_fail(argv[1], &img)) != EXIT_OK)
+        if (!keyring || argc - optind != 2 || !kos_name_is_valid(argv[optind + 1]))
+                return usage_error("mark-good", "expected IMAGEFS, NAME and --keyring DIR");
+        const char *name = argv[optind + 1];
+        if ((code = load_keyring_or_fail(keyring, &ring)) != EXIT_OK ||
+            (code = open_imagefs_or_fail(argv[optind], &img)) != EXIT_OK)
                 return code;
-        if ((r = kos_imagefs_manifest_id(&img, argv[2], id)) < 0)
-                code = fail(EXIT_USAGE, "manifest %s is not installed: %s", argv[2], file_error_string(r));
-        else if ((r = kos_boot_state_mark_good(&img, id)) < 0)
-                code = fail(EXIT_USAGE, "cannot mark %s good: %s", argv[2], strerror(-r));
+        if ((r = kos_imagefs_manifest_id(&img, name, id)) < 0)
+                code = fail(EXIT_USAGE, "manifest %s is not installed: %s", name, file_error_string(r));
+        else if ((r = kos_mark_good(&img, &ring, id, &result)) == -EBADMSG)
+                code = fail(EXIT_INVALID, "cannot mark %s good: %s", name, result.error);
+        else if (r < 0)
+                code = fail(EXIT_USAGE, "cannot mark %s good: %s", name, strerror(-r));
+        else {
+                if (result.floor_raised)
+                        printf("rollback floor raised from %lu to %lu\n", (unsigned long)result.floor_before,
+                               (unsigned long)result.security_version);
+                for (size_t i = 0; i < result.n_deactivated; i++)
+                        printf("deactivated %s: below the rollback floor %lu\n", result.deactivated[i],
+                               (unsigned long)result.security_version);
+        }
         kos_imagefs_close(&img);
         return code;
 }

@@ -134,12 +134,16 @@ static int parse_component_arg(char *arg, struct kos_component *c, const char **
 
 static int print_create_help(void) {
         printf("Usage: kos manifest create --name NAME --version N --kernel FILE --initrd FILE\n"
-               "           [--cmdline TEXT] --component NAME=FILE[:TYPE]... [--output FILE]\n\n"
+               "           [--security-version N] [--cmdline TEXT] --component NAME=FILE[:TYPE]...\n"
+               "           [--output FILE]\n\n"
                "Writes a manifest (JSON, format 1) for the given System Kernel, initrd and\n"
                "components, bottom layer first. Sizes and sha256 are read from the files;\n"
                "TYPE (squashfs, erofs, ext4) is detected with libblkid when not given;\n"
                "when FILE.meta exists (from 'kos component build') its type, encryption\n"
-               "and verity fields are used.\n"
+               "and verity fields are used. --security-version N (0 to 4294967295, default\n"
+               "0) is the anti-rollback level: raise it only for a release that fixes\n"
+               "something an attacker could use; once a device marks it good, releases\n"
+               "below it never boot there again.\n"
                "Writes to standard output unless --output.\n");
         return EXIT_OK;
 }
@@ -149,19 +153,20 @@ static int manifest_create(int argc, char **argv) {
                 {"name", required_argument, NULL, 'n'},   {"version", required_argument, NULL, 'v'},
                 {"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
                 {"cmdline", required_argument, NULL, 'c'}, {"component", required_argument, NULL, 'C'},
-                {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {}};
+                {"output", required_argument, NULL, 'o'}, {"security-version", required_argument, NULL, 's'},
+                {"help", no_argument, NULL, 'h'},         {}};
         struct kos_component components[KOS_MANIFEST_MAX_COMPONENTS];
         struct kos_manifest m = {.format = KOS_MANIFEST_FORMAT, .cmdline = (char *)"", .components = components};
         struct input inputs[KOS_MANIFEST_MAX_BLOBS] = {
                 {NULL, "kernel", &m.kernel},
                 {NULL, "initrd", &m.initrd},
         };
-        const char *output = NULL, *version = NULL;
+        const char *output = NULL, *version = NULL, *security_version = NULL;
         _cleanup_free_ char *json = NULL;
         size_t len;
         int c, code;
 
-        while ((c = getopt_long(argc, argv, "n:v:k:i:c:C:o:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "n:v:k:i:c:C:o:s:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         return print_create_help();
@@ -172,6 +177,9 @@ static int manifest_create(int argc, char **argv) {
                         break;
                 case 'v':
                         version = optarg;
+                        break;
+                case 's':
+                        security_version = optarg;
                         break;
                 case 'k':
                         inputs[0].path = optarg;
@@ -213,6 +221,15 @@ static int manifest_create(int argc, char **argv) {
         if (errno || *end || !*version || version[0] == '-' || v > INT64_MAX)
                 return usage_error("manifest create", "--version must be a non-negative integer, not '%s'", version);
         m.version = v;
+        if (security_version) {
+                errno = 0;
+                v = strtoull(security_version, &end, 10);
+                if (errno || *end || !*security_version || security_version[0] < '0' || security_version[0] > '9' ||
+                    v > UINT32_MAX)
+                        return usage_error("manifest create", "--security-version must be an integer from 0 to %u, not '%s'",
+                                           UINT32_MAX, security_version);
+                m.security_version = (uint32_t)v;
+        }
         if (strlen(m.cmdline) > KOS_CMDLINE_MAX)
                 return usage_error("manifest create", "--cmdline is longer than %d bytes", KOS_CMDLINE_MAX);
         if ((code = hash_inputs(inputs, 2 + m.n_components)) != EXIT_OK)
@@ -379,8 +396,9 @@ static int manifest_show(int argc, char **argv) {
                         return fail(EXIT_USAGE, "cannot hash %s: %s", path, strerror(-r));
         }
         kos_hex_encode(digest, KOS_SHA256_LEN, id);
-        printf("manifest  %s\nid        %s\nversion   %llu\nsignature %s%s\ncmdline   %s\n", m->name, id,
-               (unsigned long long)m->version, signer[0] ? "valid, key " : "not checked (use --keyring)", signer,
+        printf("manifest  %s\nid        %s\nversion   %llu\nsecurity  %lu (security_version)\nsignature %s%s\ncmdline   %s\n",
+               m->name, id, (unsigned long long)m->version, (unsigned long)m->security_version,
+               signer[0] ? "valid, key " : "not checked (use --keyring)", signer,
                m->cmdline);
         print_blob("kernel", "", &m->kernel);
         print_blob("initrd", "", &m->initrd);

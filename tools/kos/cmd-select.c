@@ -31,7 +31,9 @@ static int print_json(const struct kos_selection *s) {
                 kos_hex_encode(c->id, KOS_SHA256_LEN, id);
                 selected = json_pack("{s:s, s:s}", "name", c->name, "id", id);
         }
-        json_t *root = json_pack("{s:o, s:o}", "selected", selected, "manifests", manifests);
+        json_t *root = json_pack("{s:o, s:I, s:s, s:o, s:o}", "selected", selected, "floor", (json_int_t)s->floor.value,
+                                 "floor_source", kos_floor_source_to_string(s->floor.source), "floor_warning",
+                                 s->floor.warning[0] ? json_string(s->floor.warning) : json_null(), "manifests", manifests);
         char *text = json_dumps(root, JSON_COMPACT);
         json_decref(root);
         if (!text)
@@ -44,6 +46,10 @@ static int print_json(const struct kos_selection *s) {
 static void print_explain(const struct kos_selection *s, const char *dir) {
         char id[KOS_SHA256_HEX_LEN + 1], signer[KOS_KEY_ID_HEX_LEN + 1];
 
+        printf("rollback floor: security_version %lu (%s)\n", (unsigned long)s->floor.value,
+               kos_floor_source_to_string(s->floor.source));
+        if (s->floor.warning[0])
+                printf("WARNING: %s\n", s->floor.warning);
         if (s->active_error < 0)
                 printf("%s/active cannot be read (%s): no manifest is active\n", dir, file_error_string(s->active_error));
         else if (s->n_candidates == 0)
@@ -94,8 +100,10 @@ int cmd_select(int argc, char **argv) {
                                "Walks IMAGEFS/active in order and selects the first manifest that is\n"
                                "signed by a key of the keyring and whose kernel, initrd and components\n"
                                "are all present with their declared size and sha256 - the Boot Kernel's\n"
-                               "decision. Prints the selected name and id; --explain gives the verdict\n"
-                               "and reason of every manifest; --json one object for programs.\n"
+                               "decision. A manifest whose security_version is below the device's\n"
+                               "rollback floor (IMAGEFS/boot-state/rollback-floor) is rejected.\n"
+                               "Prints the selected name and id; --explain gives the floor and the\n"
+                               "verdict and reason of every manifest; --json one object for programs.\n"
                                "Exit 0 when a manifest is selected, 1 when none is valid.\n");
                         return EXIT_OK;
                 case 'k':
@@ -124,6 +132,8 @@ int cmd_select(int argc, char **argv) {
         kos_imagefs_close(&img);
         if (r < 0)
                 return fail(EXIT_USAGE, "selection failed: %s", strerror(-r));
+        if (s.floor.warning[0] && !explain && !json)
+                fprintf(stderr, "kos: WARNING: %s\n", s.floor.warning);
 
         if (json)
                 code = print_json(&s);

@@ -19,7 +19,7 @@ static const struct {
         {"install", cmd_install, "DIR MANIFEST            copy a signed manifest into the ImageFS"},
         {"activate", cmd_activate, "DIR NAME [--first|--last] [--tries N]  put a manifest in the active list"},
         {"deactivate", cmd_deactivate, "DIR NAME             take a manifest out of the active list"},
-        {"mark-good", cmd_mark_good, "DIR NAME              end a manifest's trial (no more boot counting)"},
+        {"mark-good", cmd_mark_good, "DIR NAME --keyring K  end a manifest's trial; raise the rollback floor"},
         {"list", cmd_list, "DIR                        show the active list and installed manifests"},
         {"gc", cmd_gc, "DIR --keyring DIR [--dry-run]  remove components no manifest references"},
         {"node", cmd_node, "status|install|hold|start-app|activate|mark-good|reboot  talk to Node Manager"},
