@@ -134,6 +134,9 @@ static int consume_try(const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_le
 static void log_selection(const struct kos_selection *s, double seconds) {
         char id[KOS_SHA256_HEX_LEN + 1], signer[KOS_KEY_ID_HEX_LEN + 1];
 
+        early_log("rollback floor: security_version %lu (%s)%s%s", (unsigned long)s->floor.value,
+                  kos_floor_source_to_string(s->floor.source), s->floor.warning[0] ? "; WARNING: " : "",
+                  s->floor.warning);
         if (s->active_error < 0)
                 early_log("active list unreadable: %s", strerror(-s->active_error));
         for (size_t i = 0; i < s->n_candidates; i++) {
