@@ -17,6 +17,8 @@ export ROOT BUILD KOS
 . tests/vm/lib.sh
 # shellcheck source=../tests/vm/system-lib.sh
 . tests/vm/system-lib.sh
+# shellcheck source=layers.sh
+. scripts/layers.sh
 
 demo=$PWD/build/demo
 mkdir -p "$demo"
@@ -36,10 +38,10 @@ echo "key id $("$KOS" key-id keyring/kos-dev-DO-NOT-SHIP.pem)"
 
 step "Components"
 rm -rf runtime app1 app2 img
-KEYRING_DIR=keyring make_node_runtime_layer runtime
+kos_runtime_layer runtime keyring && kos_status_report_unit runtime
 "$KOS" component build --type erofs runtime runtime.img 2>/dev/null | grep -v '^mkfs.erofs'
-make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img
-make_node_app_layer app2 2 && "$KOS" component build --type squashfs app2 app2.img
+kos_demo_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img
+kos_demo_app_layer app2 2 && "$KOS" component build --type squashfs app2 app2.img
 cp "$base" base.img && cp "$base.meta" base.img.meta
 cp "$kd"/boot/vmlinuz-* vmlinuz
 

@@ -1,3 +1,6 @@
+# shellcheck source=../../scripts/layers.sh
+. "$ROOT/scripts/layers.sh"
+
 # Fixture for the full chain: Boot Kernel -> kexec -> System Kernel initrd ->
 # OverlayFS root of three components -> systemd. Sourced by test-system.sh.
 
@@ -185,20 +188,14 @@ report() { grep -a "KOS-REPORT $1" console.log | tail -1 | tr -d '\r'; }
 
 make_node_runtime_layer() { # DIR
         make_runtime_layer "$1"
-        mkdir -p "$1/usr/lib/kos" "$1/usr/bin" "$1/etc/kos/keyring" "$1/etc/systemd/system/multi-user.target.wants"
-        cp "$ROOT/$BUILD/kos-node-manager" "$1/usr/lib/kos/"
-        cp "$ROOT/$BUILD/kos-static" "$1/usr/bin/kos"
-        cp "${KEYRING_DIR:-keyring}"/*.pem "$1/etc/kos/keyring/"
-        cp "$ROOT"/node/units/kos-node-manager.service "$ROOT"/node/units/kos-app.target "$1/etc/systemd/system/"
-        ln -s ../kos-node-manager.service "$1/etc/systemd/system/multi-user.target.wants/"
+        kos_runtime_layer "$1" "${KEYRING_DIR:-keyring}"
 }
 
-# An app layer of the given version: a daemon that registers with kos-app.
+# An app layer of the given version (the demo app, scripts/layers.sh) and a
+# test helper.
 make_node_app_layer() { # DIR VERSION
-        mkdir -p "$1/etc/systemd/system/kos-app.target.wants" "$1/etc/systemd/system/multi-user.target.wants"
-        echo app >"$1/etc/kos-layer"
-        sed "s/@VERSION@/$2/g" "$ROOT/node/units/kos-demo-app.service" >"$1/etc/systemd/system/kos-demo-app.service"
-        ln -s ../kos-demo-app.service "$1/etc/systemd/system/kos-app.target.wants/"
+        kos_demo_app_layer "$1" "$2"
+        mkdir -p "$1/etc/systemd/system/multi-user.target.wants"
         # Test helper: prints Node Manager's status on the console; under kos.hold,
         # tries start-app as nobody (must be refused), then releases the hold as root.
         cat >"$1/etc/systemd/system/kos-test-node.service" <<'UNIT'
