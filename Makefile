@@ -61,10 +61,13 @@ $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+# Sources a fuzzer needs beyond lib/: FUZZ_EXTRA_<name>.
+FUZZ_EXTRA_varlink := node/varlink.c
+$(BUILD)/fuzz/fuzz_varlink: node/varlink.c node/varlink.h
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		$< $(LIB_SRC) $(LIBS) -o $@
+	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined -Inode \
+		$< $(FUZZ_EXTRA_$*) $(LIB_SRC) $(LIBS) -o $@
 
 fuzz: $(FUZZERS)
 
@@ -111,8 +114,8 @@ $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) early/early.h $(L
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
-NODE_SRC := node/kos-node-manager.c node/varlink.c early/early.c
-$(BUILD)/kos-node-manager: $(NODE_SRC) node/varlink.h early/early.h $(LIB_SRC) $(LIB_HDR)
+NODE_SRC := node/kos-node-manager.c node/varlink.c node/varlink-server.c node/beneath.c node/installer.c early/early.c
+$(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) early/early.h $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(LIB_SRC) $(LDFLAGS_HARDEN) \
 		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -s -o $@

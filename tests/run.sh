@@ -35,7 +35,7 @@ run "unit tests under ASan+UBSan" env PREFIX= "$BUILD/asan/unit-tests"
 run "host tests" env KOS="$BUILD/kos" tests/runner.sh tests/host
 run "host tests under ASan+UBSan" env KOS="$BUILD/asan/kos" PREFIX=asan: tests/runner.sh tests/host
 run "VM tests: Boot Kernel, System Kernel, Node Manager in QEMU" env KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 tests/runner.sh tests/vm
-run "fuzzing (${FUZZ_SECONDS}s per parser)" bash -c "$(declare -f fuzz); BUILD=$BUILD FUZZ_SECONDS=$FUZZ_SECONDS; fuzz manifest; fuzz signature"
+run "fuzzing (${FUZZ_SECONDS}s per parser)" bash -c "$(declare -f fuzz); BUILD=$BUILD FUZZ_SECONDS=$FUZZ_SECONDS; fuzz manifest; fuzz signature; fuzz varlink"
 
 passed=$(grep -c '^PASS' "$log")
 failed=$(grep -c '^FAIL' "$log")
