@@ -10,6 +10,10 @@
  *     target has stayed active for kos.settle seconds (default 30);
  *   - answers its Varlink API on /run/kos/node.sock (docs/node-manager.md);
  *     only root may call the methods that change anything.
+ * Everything happens on one sd-event loop that nothing may block: installs
+ * run in a child process (installer.c), each API client has its own
+ * non-blocking connection (varlink-server.c), and the DataFS and update
+ * drives are only read through beneath.c (no symlinks, regular files only).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -178,12 +182,18 @@ static int mount_imagefs(struct node *n) {
         if ((r = early_find_device(spec, 5000, &dev)) < 0)
                 return r;
         const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        struct stat mounted, device;
         mkdir(IMAGEFS_MOUNT, 0700);
+        /* Restarted by systemd (a crash): the mount of the last run is still
+         * there, writable, and a read-only mount of the same superblock now
+         * fails (EBUSY). Use it. */
+        bool already = stat(IMAGEFS_MOUNT, &mounted) == 0 && stat(dev.path, &device) == 0 &&
+                       S_ISBLK(device.st_mode) && mounted.st_dev == device.st_rdev;
         /* The loop devices of the components keep the ImageFS's read-only
          * superblock alive: mount it read-only too (sharing it), then make it
          * writable, which a second read-write mount could not (EBUSY). */
-        if (mount(dev.path, IMAGEFS_MOUNT, dev.type, MS_RDONLY | flags, NULL) < 0 ||
-            mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | flags, NULL) < 0)
+        if (!already && (mount(dev.path, IMAGEFS_MOUNT, dev.type, MS_RDONLY | flags, NULL) < 0 ||
+                         mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | flags, NULL) < 0))
                 return -errno;
         if ((r = kos_imagefs_open(IMAGEFS_MOUNT, &n->img)) < 0)
                 return r;
