@@ -95,10 +95,12 @@ test_bundle_on_a_kos_update_drive_is_installed_once_and_booted() {
         node_fixture
         VERSION=2 node_manifest v2 app2.img
         mkdir usb && "$KOS" bundle create -o usb/v2.kosb v2.json app2.img >/dev/null
+        mkfifo usb/0-fifo.kosb # first in name order: must not hang Node Manager
         mkfs.ext4 -q -F -L KOS-UPDATE -d usb usb.img 32M
         node_disk
         EXTRA_DRIVE=usb.img DONE_RE='reboot: Restarting|BOOT FAILED|System halted' node_boot boot-1.log
         grep -qa 'kos-node .*update drive /dev/vd[a-z]* found' boot-1.log || fail "the drive was not found"
+        grep -qa 'kos-node .*bundle 0-fifo.kosb refused: it is a FIFO' boot-1.log || fail "the FIFO on the drive was not refused"
         grep -qa 'kos-node .*installed manifest v2 from v2.kosb' boot-1.log || fail "the bundle was not installed"
         # The drive stays plugged in: the next boot runs v2, finds the same
         # bundle installed and active, and does not reboot again.
@@ -237,10 +239,20 @@ int fd = open("/dev/console", O_WRONLY); if (fd >= 0) write(fd, "KOS-PWNED\\n", 
         ! grep -qaF 'evil.so x.kosb' boot.log || fail "an unescaped name reached a log"
 }
 
+# Once the boot-time installs are over: kos node install of a FIFO (refused)
+# and of a bundle (installed, answered when done), then the events.
+API_INSTALL='until kos node status | grep -q "\"state\": \"\(starting-app\|settling\|running\)\""; do sleep 1; done
+echo "KOS-TEST api-fifo: $(kos node install /data/api/fifo.kosb 2>&1)"
+echo "KOS-TEST api-install: $(kos node install /data/api/v2.kosb 2>&1 | tr -d "\n")"'
+api_install_layer() { extra_unit "$1" kos-test-events "$API_INSTALL
+$REPORT_EVENTS"; }
+
 test_inbox_fifo_is_refused_without_hanging_and_foreign_update_drive_is_not_mounted() {
-        NODE_EXTRA=report_events_layer node_fixture
+        NODE_EXTRA=api_install_layer node_fixture
         mkfifo data/kos/inbox/a-fifo.kosb
         VERSION=2 node_manifest v2 app2.img
+        mkdir data/api && mkfifo data/api/fifo.kosb
+        "$KOS" bundle create -o data/api/v2.kosb v2.json app2.img >/dev/null
         # An update drive with a filesystem outside vfat, exfat, ext4.
         mkdir usb && "$KOS" bundle create -o usb/v2.kosb v2.json app2.img >/dev/null
         mkfs.ext2 -q -F -L KOS-UPDATE -d usb usb.img 32M
@@ -251,8 +263,12 @@ test_inbox_fifo_is_refused_without_hanging_and_foreign_update_drive_is_not_mount
                 fail "the FIFO was not refused with its reason in the events log"
         grep -qa 'KOS-EVENTS .*update drive /dev/vd[a-z]* refused: it holds ext2' boot.log ||
                 fail "the ext2 drive was not refused with its reason in the events log"
-        ! grep -qa 'installed manifest v2' boot.log || fail "a bundle from the ext2 drive was installed"
+        ! grep -qa 'installed manifest v2 from v2.kosb' boot.log || fail "a bundle from the ext2 drive was installed"
         grep -qa 'kos-node .*starting kos-app.target' boot.log || fail "Node Manager did not go on to the app"
+        grep -qa 'KOS-TEST api-fifo: .*BundleRefused not a regular file' boot.log || fail "the API installed from a FIFO"
+        grep -qa 'KOS-TEST api-install: {}' boot.log || fail "the API install did not answer success"
+        grep -qa 'KOS-EVENTS .*installed manifest v2 from /data/api/v2.kosb through the API' boot.log ||
+                fail "the API install is not in the events log"
         [ "$(grep -ac 'kos-node .*Node Manager started' boot.log)" = 1 ] || fail "Node Manager was restarted"
 }
 
