@@ -68,10 +68,13 @@ $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+# Sources a fuzzer needs beyond lib/, early/ and system/verity.c: FUZZ_EXTRA_<name>.
+FUZZ_EXTRA_varlink := node/varlink.c
+$(BUILD)/fuzz/fuzz_varlink: node/varlink.c node/varlink.h
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR) system/verity.c system/stack.h
 	@mkdir -p $(@D)
 	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		-Iearly -Isystem $< $(LIB_SRC) $(EARLY_SRC) system/verity.c $(LIBS) -o $@
+		-Iearly -Isystem -Inode $< $(FUZZ_EXTRA_$*) $(LIB_SRC) $(EARLY_SRC) system/verity.c $(LIBS) -o $@
 
 fuzz: $(FUZZERS)
 
@@ -118,8 +121,8 @@ $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(BU
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
-NODE_SRC := node/kos-node-manager.c node/varlink.c $(EARLY_SRC)
-$(BUILD)/kos-node-manager: $(NODE_SRC) node/varlink.h $(EARLY_HDR) $(BUILD)/libkos.a
+NODE_SRC := node/kos-node-manager.c node/varlink.c node/varlink-server.c node/beneath.c node/installer.c $(EARLY_SRC)
+$(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
 		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -s -o $@

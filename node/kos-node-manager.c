@@ -10,6 +10,10 @@
  *     target has stayed active for kos.settle seconds (default 30);
  *   - answers its Varlink API on /run/kos/node.sock (docs/node-manager.md);
  *     only root may call the methods that change anything.
+ * Everything happens on one sd-event loop that nothing may block: installs
+ * run in a child process (installer.c), each API client has its own
+ * non-blocking connection (varlink-server.c), and the DataFS and update
+ * drives are only read through beneath.c (no symlinks, regular files only).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -28,24 +32,52 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
+#include "boot-info.h"
 #include "bootstate.h"
 #include "bundle.h"
 #include "early.h"
+#include "installer.h"
+#include "layout.h"
 #include "manifest.h"
-#include "varlink.h"
+#include "mark-good.h"
+#include "varlink-server.h"
 
-#define SOCKET_PATH "/run/kos/node.sock"
-#define IMAGEFS_MOUNT "/run/kos/imagefs"
-#define BOOT_JSON "/run/kos/boot.json"
-#define INBOX "/data/kos/inbox"
-#define UPDATE_MOUNT "/run/kos/update"
-#define EVENTS "/data/kos/events"
-#define KEYRING "/etc/kos/keyring"
+#define SOCKET_PATH KOS_NODE_SOCKET
+#define IMAGEFS_MOUNT KOS_RUN_DIR "/imagefs"
+#define DATA_KOS "/data/kos" /* inbox/, processed/, rejected/, events: all opened beneath it */
+#define UPDATE_MOUNT KOS_RUN_DIR "/update"
+#define PROGRESS_EVENT_INTERVAL_NS (5 * 1000000000ULL)
+#define BUNDLES_MAX 64
 #define APP_TARGET "kos-app.target"
+
+/* The only filesystems an update drive may hold: a USB stick's usual ones.
+ * Every other driver stays out of reach of whoever formats the stick. */
+static const char *const update_drive_types[] = {"vfat", "exfat", "ext4"};
 
 enum state { STARTING, INSTALLING, HOLDING, STARTING_APP, SETTLING, RUNNING, APP_FAILED, REBOOTING };
 static const char *const state_names[] = {"starting", "installing", "holding", "starting-app", "settling", "running",
                                           "app-failed", "rebooting"};
+
+enum bundle_source { FROM_INBOX, FROM_DRIVE, FROM_API };
+
+/* The install that runs (at most one), and the bundles still to try at boot. */
+struct install_job {
+        bool running;
+        enum bundle_source source;
+        char name[300];                     /* escaped, for logs and status */
+        char file[256];                     /* as in the directory (inbox, drive) */
+        struct varlink_connection *caller;  /* FROM_API: answered when done */
+        uint64_t done, total, last_event_ns;
+};
+
+struct boot_updates {
+        enum bundle_source source; /* the directory being worked through */
+        int dir_fd;                /* the inbox or the drive's root, or -1 */
+        bool drive_mounted;
+        char *names[BUNDLES_MAX];
+        size_t count, next;
+};
 
 struct node {
         sd_event *event;
@@ -53,6 +85,7 @@ struct node {
         struct kos_imagefs img;
         struct kos_keyring ring;
         bool have_imagefs, have_keyring;
+        struct kos_boot_info boot; /* KOS_BOOT_INFO_FILE */
         char name[KOS_NAME_MAX + 1];
         char id_hex[KOS_SHA256_HEX_LEN + 1];
         uint8_t id[KOS_SHA256_LEN];
@@ -61,26 +94,63 @@ struct node {
         char app_job[256];
         unsigned settle;
         bool marked_good;
+        bool hold; /* Hold was called, or kos.hold */
+        struct install_job job;
+        struct boot_updates updates;
 };
 
+/* /data/kos, opened once beneath /data without following symlinks: -1 when
+ * there is no DataFS (or it is not a directory there). */
+static int data_kos_fd = -1;
+
+/* Appends a line to /data/kos/events. The file is opened beneath /data/kos
+ * without following symlinks and must be a regular file: anything else there
+ * (a symlink to /etc/ld.so.preload, a FIFO) was put by someone with the disk,
+ * and is removed and replaced by a fresh log. */
+static void append_event_line(const char *line) {
+        struct stat st;
+
+        if (data_kos_fd < 0)
+                return;
+        if (fstatat(data_kos_fd, "events", &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
+                early_log("%s/events is %s, not a regular file: replacing it", DATA_KOS, file_kind(st.st_mode));
+                (void)unlinkat(data_kos_fd, "events", 0);
+        }
+        /* Checked again as it is opened: it may have been swapped meanwhile. */
+        int fd = open_regular_beneath(data_kos_fd, "events", O_WRONLY | O_APPEND | O_CREAT, 0644, NULL);
+        if (fd < 0)
+                return;
+        if (kos_write_all(fd, line, strlen(line)) < 0 || fsync(fd) < 0)
+                early_log("cannot append to %s/events: %m", DATA_KOS);
+        close(fd);
+}
+
 /* An event: on the console/journal, and appended to /data/kos/events when
- * the DataFS is there, so that a later boot can tell what happened. */
+ * the DataFS is there, so that a later boot can tell what happened. Names
+ * from the DataFS or a drive are passed through escape_name(); the whole
+ * text is escaped again, so no byte of it can start a new line. */
 static void event(const char *format, ...) __attribute__((format(printf, 1, 2)));
 static void event(const char *format, ...) {
-        char text[600];
+        char text[600], clean[700], line[760];
         va_list ap;
 
         va_start(ap, format);
         vsnprintf(text, sizeof text, format, ap);
         va_end(ap);
-        early_log("%s", text);
-        FILE *f = fopen(EVENTS, "ae");
-        if (f) {
-                fprintf(f, "%lld %s\n", (long long)time(NULL), text);
-                fflush(f);
-                fsync(fileno(f));
-                fclose(f);
-        }
+        escape_text(text, clean, sizeof clean);
+        early_log("%s", clean);
+        snprintf(line, sizeof line, "%lld %s\n", (long long)time(NULL), clean);
+        append_event_line(line);
+}
+
+static void open_data_kos(void) {
+        _cleanup_close_ int data = open("/data", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (data < 0)
+                return;
+        data_kos_fd = open_beneath(data, "kos", O_RDONLY | O_DIRECTORY, 0);
+        if (data_kos_fd < 0 && data_kos_fd != -ENOENT)
+                early_log("%s cannot be used (%s): no inbox, no events log", DATA_KOS, strerror(-data_kos_fd));
 }
 
 static void set_state(struct node *n, enum state s) {
@@ -88,38 +158,39 @@ static void set_state(struct node *n, enum state s) {
         sd_notifyf(false, "STATUS=%s", state_names[s]);
 }
 
-static int read_boot_json(struct node *n) {
-        json_error_t jerr;
-        const char *name, *id;
-        json_t *o = json_load_file(BOOT_JSON, 0, &jerr);
+static int read_boot_info(struct node *n) {
+        int r = kos_boot_info_read(KOS_BOOT_INFO_FILE, &n->boot);
 
-        if (!o || json_unpack(o, "{s:{s:s, s:s, s:I}}", "manifest", "name", &name, "id", &id, "version", &n->version) < 0 ||
-            !kos_name_is_valid(name) || kos_hex_decode(id, strlen(id), n->id, KOS_SHA256_LEN) < 0) {
-                json_decref(o);
-                return -EBADMSG;
-        }
-        snprintf(n->name, sizeof n->name, "%s", name);
-        snprintf(n->id_hex, sizeof n->id_hex, "%s", id);
-        json_decref(o);
+        if (r < 0)
+                return r;
+        snprintf(n->name, sizeof n->name, "%s", n->boot.name);
+        memcpy(n->id, n->boot.id, KOS_SHA256_LEN);
+        kos_hex_encode(n->id, KOS_SHA256_LEN, n->id_hex);
+        n->version = (long long)n->boot.version;
         return 0;
 }
 
+/* The very ImageFS the Boot Kernel verified: the identity it handed on, which
+ * the System Kernel checked and wrote to boot.json. */
 static int mount_imagefs(struct node *n) {
-        const char *spec = early_cmdline_get("kos.imagefs");
         struct early_device dev;
         int r;
 
-        if (!spec)
-                return -ENXIO;
-        if ((r = early_find_device(spec, 5000, &dev)) < 0)
+        if ((r = early_find_identified_device(n->boot.imagefs_uuid, n->boot.imagefs_partuuid, 5000, &dev)) < 0)
                 return r;
         const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        struct stat mounted, device;
         mkdir(IMAGEFS_MOUNT, 0700);
+        /* Restarted by systemd (a crash): the mount of the last run is still
+         * there, writable, and a read-only mount of the same superblock now
+         * fails (EBUSY). Use it. */
+        bool already = stat(IMAGEFS_MOUNT, &mounted) == 0 && stat(dev.path, &device) == 0 &&
+                       S_ISBLK(device.st_mode) && mounted.st_dev == device.st_rdev;
         /* The loop devices of the components keep the ImageFS's read-only
          * superblock alive: mount it read-only too (sharing it), then make it
          * writable, which a second read-write mount could not (EBUSY). */
-        if (mount(dev.path, IMAGEFS_MOUNT, dev.type, MS_RDONLY | flags, NULL) < 0 ||
-            mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | flags, NULL) < 0)
+        if (!already && (mount(dev.path, IMAGEFS_MOUNT, dev.type, MS_RDONLY | flags, NULL) < 0 ||
+                         mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | flags, NULL) < 0))
                 return -errno;
         if ((r = kos_imagefs_open(IMAGEFS_MOUNT, &n->img)) < 0)
                 return r;
@@ -170,13 +241,25 @@ static const char *app_active_state(struct node *n) {
         return state;
 }
 
+/* kos_mark_good() also raises the rollback floor to this manifest's
+ * security_version and takes the manifests below it out of active. */
 static int mark_good(struct node *n) {
-        int r = n->have_imagefs ? kos_boot_state_mark_good(&n->img, n->id) : -ENXIO;
-        if (r < 0)
+        struct kos_mark_good_result result;
+        int r = n->have_imagefs && n->have_keyring ? kos_mark_good(&n->img, &n->ring, n->id, &result) : -ENXIO;
+
+        if (r == -EBADMSG)
+                event("cannot mark manifest %s good: %s", n->name, result.error);
+        else if (r < 0)
                 event("cannot mark manifest %s good: %s", n->name, strerror(-r));
         else {
                 n->marked_good = true;
                 event("boot of manifest %s marked good", n->name);
+                if (result.floor_raised)
+                        event("rollback floor raised from %lu to %lu", (unsigned long)result.floor_before,
+                              (unsigned long)result.security_version);
+                for (size_t i = 0; i < result.n_deactivated; i++)
+                        event("manifest %s taken out of active: below the rollback floor %lu", result.deactivated[i],
+                              (unsigned long)result.security_version);
         }
         return r;
 }
@@ -241,86 +324,195 @@ static int compare_names(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Installs the bundles of one directory, in name order, until one installs:
- * true when a reboot was requested. From the inbox (on the DataFS) each
- * bundle is moved to processed/ or rejected/; a KOS-UPDATE drive is read-only
- * to us, and a bundle on it that is installed already changes nothing. */
-static bool process_bundles(struct node *n, const char *dir, bool move_after) {
-        DIR *d = opendir(dir);
-        char *names[64];
-        size_t count = 0;
-        bool rebooting = false;
+/* The *.kosb names of dir_fd (not dot files), at most BUNDLES_MAX, in name
+ * order. Only names are read here; each file is opened (and its type
+ * checked) when its turn comes. */
+static void list_bundles(struct boot_updates *u) {
+        int fd = openat(u->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd < 0 ? NULL : fdopendir(fd);
 
-        if (!d)
-                return false;
-        for (struct dirent *de; (de = readdir(d)) && count < ELEMENTSOF(names);) {
-                size_t len = strlen(de->d_name);
-                if (len > 5 && strcmp(de->d_name + len - 5, ".kosb") == 0 && de->d_name[0] != '.')
-                        names[count++] = strdup(de->d_name);
-        }
-        closedir(d);
-        qsort(names, count, sizeof names[0], compare_names);
-        for (size_t i = 0; i < count; i++) {
-                char path[512], done[512];
-                struct kos_bundle_result result;
-                struct kos_bundle_options o = {0};
-                if (rebooting || !names[i]) {
-                        free(names[i]);
-                        continue;
-                }
-                snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-                set_state(n, INSTALLING);
-                event("installing bundle %s", path);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                int r = fd < 0 ? -errno : kos_bundle_install(&n->img, &n->ring, fd, &o, &result);
+        u->count = u->next = 0;
+        if (!d) {
                 if (fd >= 0)
                         close(fd);
-                if (r >= 0 && result.already_active)
-                        event("manifest %s of %s is installed and active already", result.name, names[i]);
-                else if (r >= 0)
-                        event("installed manifest %s from %s: %u component(s) added, %u present", result.name, names[i],
-                              result.added, result.skipped);
-                else
-                        event("bundle %s refused: %s", names[i], r == -EBADMSG ? result.error : strerror(-r));
-                if (move_after && r < 0 && r != -EBADMSG) {
-                        /* Not the bundle's fault (no space, I/O): keep it for the next boot. */
-                        free(names[i]);
+                return;
+        }
+        for (struct dirent *de; (de = readdir(d)) && u->count < BUNDLES_MAX;) {
+                size_t len = strlen(de->d_name);
+                if (len > 5 && strcmp(de->d_name + len - 5, ".kosb") == 0 && de->d_name[0] != '.')
+                        if ((u->names[u->count] = strdup(de->d_name)))
+                                u->count++;
+        }
+        closedir(d);
+        qsort(u->names, u->count, sizeof u->names[0], compare_names);
+}
+
+static void free_bundle_names(struct boot_updates *u) {
+        for (size_t i = 0; i < u->count; i++)
+                free(u->names[i]);
+        u->count = u->next = 0;
+        if (u->dir_fd >= 0)
+                close(u->dir_fd);
+        u->dir_fd = -1;
+}
+
+/* Moves an inbox bundle to processed/ or rejected/ (beneath /data/kos, no
+ * symlinks); when that fails it is deleted, never installed again. */
+static void move_from_inbox(int inbox_fd, const char *file, bool installed) {
+        const char *to = installed ? "processed" : "rejected";
+
+        (void)mkdirat(data_kos_fd, to, 0755);
+        _cleanup_close_ int dir = open_beneath(data_kos_fd, to, O_RDONLY | O_DIRECTORY, 0);
+        if (dir < 0 || renameat(inbox_fd, file, dir, file) < 0)
+                (void)unlinkat(inbox_fd, file, 0);
+        (void)syncfs(data_kos_fd);
+}
+
+/* A KOS-UPDATE drive: one of update_drive_types, mounted read-only,
+ * nosuid, nodev, noexec, nosymfollow. Returns its root's fd, or -1. */
+static int mount_update_drive(struct node *n) {
+        struct early_device dev;
+        char device[256], type[256];
+        bool allowed = false;
+
+        if (early_find_device("LABEL=" KOS_LABEL_UPDATE, 0, &dev) < 0)
+                return -1;
+        escape_name(dev.path, device, sizeof device);
+        escape_name(dev.type, type, sizeof type);
+        for (size_t i = 0; i < ELEMENTSOF(update_drive_types); i++)
+                allowed = allowed || strcmp(dev.type, update_drive_types[i]) == 0;
+        if (!allowed) {
+                event("update drive %s refused: it holds %s, and only vfat, exfat and ext4 drives are mounted", device,
+                      type[0] ? type : "no known filesystem");
+                return -1;
+        }
+        mkdir(UPDATE_MOUNT, 0700);
+        if (mount(dev.path, UPDATE_MOUNT, dev.type, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW, NULL) < 0) {
+                event("cannot mount the update drive %s (%s): %m", device, type);
+                return -1;
+        }
+        n->updates.drive_mounted = true;
+        event("update drive %s found (%s)", device, type);
+        int fd = open(UPDATE_MOUNT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        return fd < 0 ? -1 : fd;
+}
+
+static void continue_boot(struct node *n);
+static void start_install(struct node *n, int bundle_fd);
+
+/* The next bundle of the inbox, then of a drive; when none is left, the
+ * boot goes on (hold or app). Called again after each install ends. */
+static void install_next_bundle(struct node *n) {
+        struct boot_updates *u = &n->updates;
+
+        for (;;) {
+                if (u->next == u->count) {
+                        free_bundle_names(u);
+                        if (u->source == FROM_INBOX) {
+                                u->source = FROM_DRIVE;
+                                if ((u->dir_fd = mount_update_drive(n)) >= 0)
+                                        list_bundles(u);
+                                continue;
+                        }
+                        if (u->drive_mounted && umount(UPDATE_MOUNT) == 0)
+                                u->drive_mounted = false;
+                        continue_boot(n);
+                        return;
+                }
+                const char *file = u->names[u->next++], *kind = "?";
+                struct install_job *job = &n->job;
+                *job = (struct install_job){.source = u->source};
+                snprintf(job->file, sizeof job->file, "%s", file);
+                escape_name(file, job->name, sizeof job->name);
+                int fd = open_regular_beneath(u->dir_fd, file, O_RDONLY, 0, &kind);
+                if (fd == -EPERM) {
+                        event("bundle %s refused: it is %s, not a regular file", job->name, kind);
+                        if (u->source == FROM_INBOX)
+                                move_from_inbox(u->dir_fd, file, false);
                         continue;
                 }
-                if (move_after) {
-                        mkdir("/data/kos/processed", 0755);
-                        mkdir("/data/kos/rejected", 0755);
-                        snprintf(done, sizeof done, "/data/kos/%s/%s", r >= 0 ? "processed" : "rejected", names[i]);
-                        if (rename(path, done) < 0)
-                                unlink(path); /* never install the same file again */
-                        sync();
+                if (fd < 0) {
+                        event("cannot open bundle %s: %s", job->name, strerror(-fd));
+                        continue;
                 }
-                if (r >= 0 && !result.already_active) {
-                        request_reboot(n, "to boot the new manifest");
-                        rebooting = true;
-                }
-                free(names[i]);
+                set_state(n, INSTALLING);
+                event("installing bundle %s%s", u->source == FROM_INBOX ? DATA_KOS "/inbox/" : "", job->name);
+                start_install(n, fd);
+                return;
         }
-        return rebooting;
+}
+
+static void on_install_progress(uint64_t done, uint64_t total, void *userdata) {
+        struct node *n = userdata;
+        uint64_t now = kos_now_ns();
+
+        n->job.done = done;
+        n->job.total = total;
+        if (now - n->job.last_event_ns < PROGRESS_EVENT_INTERVAL_NS)
+                return;
+        n->job.last_event_ns = now;
+        event("installing bundle %s: %llu of %llu bytes", n->job.name, (unsigned long long)done, (unsigned long long)total);
+}
+
+static const char *install_error(int r, const struct kos_bundle_result *result) {
+        if (r == -EBADMSG)
+                return result->error;
+        if (r == -ECHILD)
+                return "the installer process died";
+        return strerror(-r);
+}
+
+/* The end of an install: logged, the inbox file moved, the API caller
+ * answered; a new manifest from the inbox or a drive reboots into it. */
+static void on_install_done(int r, const struct kos_bundle_result *result, void *userdata) {
+        struct node *n = userdata;
+        struct install_job *job = &n->job;
+
+        job->running = false;
+        if (r >= 0 && result->already_active)
+                event("manifest %s of %s is installed and active already", result->name, job->name);
+        else if (r >= 0)
+                event("installed manifest %s from %s%s: %u component(s) added, %u present", result->name, job->name,
+                      job->source == FROM_API ? " through the API" : "", result->added, result->skipped);
+        if (r >= 0 && result->warning[0])
+                event("installed manifest %s, but cleanup failed: %s", result->name, result->warning);
+        else
+                event("bundle %s refused: %s", job->name, install_error(r, result));
+        if (job->source == FROM_API) {
+                varlink_connection_reply(job->caller, r < 0 ? varlink_error("io.kos.Node.BundleRefused", install_error(r, result))
+                                                            : json_pack("{s:{}}", "parameters"));
+                return;
+        }
+        /* From the inbox, a failure that is not the bundle's fault (no space,
+         * I/O) keeps it for the next boot. */
+        if (job->source == FROM_INBOX && (r >= 0 || r == -EBADMSG))
+                move_from_inbox(n->updates.dir_fd, job->file, r >= 0);
+        if (r >= 0 && !result->already_active) {
+                free_bundle_names(&n->updates);
+                if (n->updates.drive_mounted)
+                        umount(UPDATE_MOUNT);
+                request_reboot(n, "to boot the new manifest");
+                return;
+        }
+        install_next_bundle(n);
+}
+
+static void start_install(struct node *n, int bundle_fd) {
+        struct installer_callbacks callbacks = {.progress = on_install_progress, .done = on_install_done, .userdata = n};
+        int r = installer_start(n->event, &n->img, &n->ring, n->id, bundle_fd, &callbacks);
+
+        n->job.running = r >= 0;
+        n->job.last_event_ns = kos_now_ns();
+        if (r < 0)
+                on_install_done(r, &(struct kos_bundle_result){0}, n);
 }
 
 /* The inbox on the DataFS, then a drive labelled KOS-UPDATE if one is there. */
-static bool process_updates(struct node *n) {
-        struct early_device dev;
-
-        if (process_bundles(n, INBOX, true))
-                return true;
-        if (early_find_device("LABEL=KOS-UPDATE", 0, &dev) < 0)
-                return false;
-        mkdir(UPDATE_MOUNT, 0700);
-        if (mount(dev.path, UPDATE_MOUNT, dev.type, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-                event("cannot mount the update drive %s: %m", dev.path);
-                return false;
-        }
-        event("update drive %s found", dev.path);
-        bool rebooting = process_bundles(n, UPDATE_MOUNT, false);
-        umount(UPDATE_MOUNT);
-        return rebooting;
+static void process_updates(struct node *n) {
+        n->updates = (struct boot_updates){.source = FROM_INBOX, .dir_fd = -1};
+        if (data_kos_fd >= 0 && (n->updates.dir_fd = open_beneath(data_kos_fd, "inbox", O_RDONLY | O_DIRECTORY, 0)) >= 0)
+                list_bundles(&n->updates);
+        install_next_bundle(n);
 }
 
 /* ---- the Varlink API ---- */
@@ -332,15 +524,11 @@ static json_t *status_json(struct node *n) {
 
         if (n->have_imagefs && kos_active_read(&n->img, &active) >= 0) {
                 for (size_t i = 0; i < active.n; i++) {
-                        char json_name[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12], state[32] = "none";
-                        _cleanup_free_ char *data = NULL;
+                        char state[32] = "none";
                         uint8_t id[KOS_SHA256_LEN];
-                        size_t len;
                         if (!active.entries[i].name_valid)
                                 continue;
-                        kos_manifest_file_names(active.entries[i].name, json_name, sig);
-                        if (kos_read_file_at(n->img.manifests_fd, json_name, KOS_MANIFEST_MAX, &data, &len) >= 0) {
-                                kos_sha256(data, len, id);
+                        if (kos_imagefs_manifest_id(&n->img, active.entries[i].name, id) >= 0) {
                                 if (kos_boot_state_read(&n->img, id, &st) >= 0)
                                         snprintf(state, sizeof state, st.kind == KOS_BOOT_STATE_GOOD ? "good"
                                                                       : st.kind == KOS_BOOT_STATE_TRIES ? "tries-%u" : "none",
@@ -359,26 +547,71 @@ static json_t *status_json(struct node *n) {
                         }
                 }
         }
-        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o}", "state", state_names[n->state], "booted", "name",
-                         n->name, "id", n->id_hex, "version", (json_int_t)n->version, "marked_good", n->marked_good, "app",
-                         n->bus ? app_active_state(n) : "unknown", "fallback", fallback, "manifests", manifests);
+        json_t *install = n->job.running ? json_pack("{s:s, s:I, s:I}", "bundle", n->job.name, "done_bytes",
+                                                     (json_int_t)n->job.done, "total_bytes", (json_int_t)n->job.total)
+                                         : json_null();
+        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o}", "state", state_names[n->state], "booted",
+                         "name", n->name, "id", n->id_hex, "version", (json_int_t)n->version, "marked_good",
+                         n->marked_good, "app", n->bus ? app_active_state(n) : "unknown", "fallback", fallback,
+                         "manifests", manifests, "install", install);
 }
 
-static json_t *reply_error(const char *error, const char *message) {
-        return json_pack("{s:s, s:{s:s}}", "error", error, "parameters", "message", message);
+#define reply_error varlink_error
+
+/* Install through the API: the reply comes when the installer is done
+ * (NULL here), so the loop goes on meanwhile. The path comes from root and
+ * may be anywhere, but only a regular file is read, and opening does not wait. */
+static json_t *api_install(struct node *n, struct varlink_connection *c, const char *path) {
+        struct installer_callbacks callbacks = {.progress = on_install_progress, .done = on_install_done, .userdata = n};
+        struct stat st;
+
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return reply_error("io.kos.Node.BundleRefused", strerror(errno));
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                return reply_error("io.kos.Node.BundleRefused", "not a regular file");
+        }
+        n->job = (struct install_job){.source = FROM_API, .caller = c, .last_event_ns = kos_now_ns()};
+        escape_name(path, n->job.name, sizeof n->job.name);
+        event("installing bundle %s through the API", n->job.name);
+        int r = installer_start(n->event, &n->img, &n->ring, n->id, fd, &callbacks);
+        if (r < 0)
+                return reply_error("io.kos.Node.Failed", strerror(-r));
+        n->job.running = true;
+        return NULL;
 }
 
-static json_t *dispatch(struct node *n, const char *method, json_t *parameters, bool root) {
-        char message[400];
+static json_t *api_activate(struct node *n, const char *name) {
+        struct kos_active_list list;
+        char json_name[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
+
+        if (!kos_name_is_valid(name))
+                return reply_error("org.varlink.service.InvalidParameter", "name");
+        kos_manifest_file_names(name, json_name, sig);
+        if (faccessat(n->img.manifests_fd, json_name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                return reply_error("io.kos.Node.NoSuchManifest", name);
+        if (kos_active_read(&n->img, &list) < 0)
+                list.n = 0; /* a missing or unreadable list starts afresh */
+        if (kos_active_insert(&list, name, true) < 0 || kos_active_write(&n->img, &list) < 0)
+                return reply_error("io.kos.Node.Failed", "cannot write active");
+        event("manifest %s activated first through the API", name);
+        return json_pack("{s:{}}", "parameters");
+}
+
+static json_t *dispatch(struct node *n, struct varlink_connection *c, const char *method, json_t *parameters) {
+        bool root = varlink_connection_uid(c) == 0;
 
         if (strcmp(method, "io.kos.Node.Status") == 0)
                 return json_pack("{s:o}", "parameters", status_json(n));
         if (!root)
                 return reply_error("io.kos.Node.PermissionDenied", "only root may call this method");
         if (strcmp(method, "io.kos.Node.Hold") == 0) {
-                if (n->state != STARTING && n->state != HOLDING)
+                if (n->state != STARTING && n->state != HOLDING && n->state != INSTALLING)
                         return reply_error("io.kos.Node.WrongState", "the app was started already");
-                set_state(n, HOLDING);
+                n->hold = true;
+                if (n->state != INSTALLING) /* else continue_boot() holds once the installs are done */
+                        set_state(n, HOLDING);
                 event("holding: the app waits for start-app");
         } else if (strcmp(method, "io.kos.Node.StartApp") == 0) {
                 if (n->state != HOLDING && n->state != APP_FAILED)
@@ -396,73 +629,16 @@ static json_t *dispatch(struct node *n, const char *method, json_t *parameters, 
                         return reply_error("org.varlink.service.InvalidParameter", install ? "path" : "name");
                 if (!n->have_imagefs)
                         return reply_error("io.kos.Node.Failed", "the ImageFS is not mounted");
-                if (install) {
-                        struct kos_bundle_result result;
-                        struct kos_bundle_options o = {0};
-                        int fd = open(arg, O_RDONLY | O_CLOEXEC);
-                        int r = fd < 0 ? -errno : kos_bundle_install(&n->img, &n->ring, fd, &o, &result);
-                        if (fd >= 0)
-                                close(fd);
-                        snprintf(message, sizeof message, "%s", r == -EBADMSG ? result.error : strerror(-r));
-                        if (r < 0)
-                                return reply_error("io.kos.Node.BundleRefused", message);
-                        event("installed manifest %s from %s through the API", result.name, arg);
-                } else {
-                        struct kos_active_list list;
-                        char json_name[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
-                        if (!kos_name_is_valid(arg))
-                                return reply_error("org.varlink.service.InvalidParameter", "name");
-                        kos_manifest_file_names(arg, json_name, sig);
-                        if (faccessat(n->img.manifests_fd, json_name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-                                return reply_error("io.kos.Node.NoSuchManifest", arg);
-                        (void)kos_active_read(&n->img, &list); /* empty on error: a missing list starts afresh */
-                        if (kos_active_insert(&list, arg, true) < 0 || kos_active_write(&n->img, &list) < 0)
-                                return reply_error("io.kos.Node.Failed", "cannot write active");
-                        event("manifest %s activated first through the API", arg);
-                }
+                if (n->job.running) /* both write active */
+                        return reply_error("io.kos.Node.WrongState", "an install is running");
+                return install ? api_install(n, c, arg) : api_activate(n, arg);
         } else
                 return reply_error("org.varlink.service.MethodNotFound", method);
         return json_pack("{s:{}}", "parameters");
 }
 
-static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct node *n = userdata;
-        struct ucred cred;
-        socklen_t len = sizeof cred;
-        struct timeval timeout = {2, 0};
-        json_t *request = NULL, *reply;
-        const char *method;
-        json_t *parameters = NULL;
-
-        int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-        if (client < 0)
-                return 0;
-        /* A client that never finishes its request must not stall the manager. */
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-        bool root = getsockopt(client, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == 0;
-        if (varlink_read(client, &request) < 0 || json_unpack(request, "{s:s, s?o}", "method", &method, "parameters", &parameters) < 0)
-                reply = reply_error("org.varlink.service.InvalidParameter", "not a Varlink call");
-        else
-                reply = dispatch(n, method, parameters ? parameters : json_object(), root);
-        varlink_write(client, reply);
-        json_decref(reply);
-        json_decref(request);
-        close(client);
-        return 0;
-}
-
-static int listen_api(struct node *n) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX, .sun_path = SOCKET_PATH};
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-        if (fd < 0)
-                return -errno;
-        unlink(SOCKET_PATH);
-        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(SOCKET_PATH, 0666) < 0 || listen(fd, 8) < 0) {
-                close(fd);
-                return -errno;
-        }
-        return sd_event_add_io(n->event, NULL, fd, EPOLLIN, on_connection, n);
+static json_t *on_call(struct varlink_connection *c, const char *method, json_t *parameters, void *userdata) {
+        return dispatch(userdata, c, method, parameters);
 }
 
 static int connect_systemd(struct node *n) {
@@ -482,36 +658,49 @@ static int connect_systemd(struct node *n) {
                                   "org.freedesktop.systemd1.Manager", "Subscribe", NULL, NULL, NULL);
 }
 
+/* After the updates: hold, or start the app. */
+static void continue_boot(struct node *n) {
+        if (n->hold) {
+                set_state(n, HOLDING);
+                event("holding: the app waits for start-app");
+        } else if (early_cmdline_get("kos.hold")) {
+                n->hold = true;
+                set_state(n, HOLDING);
+                event("kos.hold: the app waits for start-app");
+        } else
+                start_app(n);
+}
+
 int main(int argc, char **argv) {
-        struct node n = {.img = KOS_IMAGEFS_NULL, .settle = 30};
+        struct node n = {.img = KOS_IMAGEFS_NULL, .settle = 30, .updates.dir_fd = -1};
+        struct varlink_server *server;
         char error[512];
         int r;
 
         early_log_init("kos-node");
         early_cmdline_load();
+        open_data_kos();
         n.settle = early_cmdline_seconds("kos.settle", n.settle);
-        if ((r = read_boot_json(&n)) < 0)
-                early_log("cannot read %s: %s; was this system booted by KOS?", BOOT_JSON, strerror(-r));
-        if ((r = mount_imagefs(&n)) < 0)
+        if ((r = read_boot_info(&n)) < 0)
+                early_log("cannot read %s: %s; was this system booted by KOS?", KOS_BOOT_INFO_FILE, strerror(-r));
+        else if ((r = mount_imagefs(&n)) < 0)
                 event("cannot mount the ImageFS: %s; updates and mark-good are unavailable", strerror(-r));
-        if (kos_keyring_load(KEYRING, &n.ring, error, sizeof error) < 0)
+        if (kos_keyring_load(KOS_KEYRING_DIR, &n.ring, error, sizeof error) < 0)
                 event("%s; bundles cannot be installed", error);
         else
                 n.have_keyring = true;
         if ((r = sd_event_default(&n.event)) < 0 || (r = sd_event_set_watchdog(n.event, true)) < 0 ||
-            (r = connect_systemd(&n)) < 0 || (r = listen_api(&n)) < 0) {
+            (r = connect_systemd(&n)) < 0 || (r = varlink_server_new(n.event, SOCKET_PATH, on_call, &n, &server)) < 0) {
                 early_log("cannot set up: %s", strerror(-r));
                 return 1;
         }
         event("Node Manager started on manifest %s version %lld", n.name, n.version);
         sd_notify(false, "READY=1");
-        if (!(n.have_imagefs && n.have_keyring && process_updates(&n))) {
-                if (early_cmdline_get("kos.hold")) {
-                        set_state(&n, HOLDING);
-                        event("kos.hold: the app waits for start-app");
-                } else
-                        start_app(&n);
-        }
+        /* Installs run in a child process while this loop keeps going. */
+        if (n.have_imagefs && n.have_keyring)
+                process_updates(&n);
+        else
+                continue_boot(&n);
         r = sd_event_loop(n.event);
         return r < 0 ? 1 : 0;
 }

@@ -39,6 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "boot-info.h"
 #include "early.h"
 #include "keystore.h"
 #include "select.h"
@@ -413,7 +414,7 @@ static void mount_data(struct boot *b) {
                 return;
         } else
                 b->data_state = "mounted";
-        if (mkdir_p(NEW_ROOT "/data") < 0 || mount(dev.path, NEW_ROOT "/data", "ext4", MS_NOSUID | MS_NODEV, NULL) < 0) {
+        if (mkdir_p(NEW_ROOT "/data") < 0 || mount(dev.path, NEW_ROOT "/data", "ext4", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
                 early_log("DataFS: cannot mount %s: %m; continuing without /data", dev.path);
                 b->data_state = "unmountable";
                 return;
@@ -435,16 +436,23 @@ static void write_boot_json(const struct boot *b) {
                                                 b->layers[i].device, "verity", b->layers[i].verity, "encrypted",
                                                 b->layers[i].encrypted, "mount_seconds", b->layers[i].seconds));
         }
-        json_t *root = json_pack(
-                "{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:s}, s:o, s:s, s:{s:s, s:s}, s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
-                "manifest", "name", b->manifest->name, "id", b->id, "version", (json_int_t)b->manifest->version,
-                "imagefs", "uuid", b->handoff.imagefs_uuid, "partuuid", b->handoff.imagefs_partuuid, "device",
-                b->imagefs_device, "components", components, "rw", b->rw_mode, "data", "state", b->data_state, "device", b->data_device, "timings", "init_start",
-                b->t_init, "modules_loaded", b->t_modules, "imagefs_mounted", b->t_imagefs, "manifest_verified",
-                b->t_manifest, "layers_mounted", b->t_layers, "root_assembled", b->t_root);
-        if (!root || json_dump_file(root, NEW_ROOT KOS_BOOT_INFO_FILE, JSON_INDENT(2)) < 0)
-                fail_boot("write boot.json", NULL, "cannot write " KOS_BOOT_INFO_FILE);
-        json_decref(root);
+        json_t *details = json_pack("{s:o, s:s, s:{s:s, s:s}, s:{s:f, s:f, s:f, s:f, s:f, s:f}}", "components",
+                                    components, "rw", b->rw_mode, "data", "state", b->data_state, "device",
+                                    b->data_device, "timings", "init_start", b->t_init, "modules_loaded", b->t_modules,
+                                    "imagefs_mounted", b->t_imagefs, "manifest_verified", b->t_manifest,
+                                    "layers_mounted", b->t_layers, "root_assembled", b->t_root);
+        struct kos_boot_info info = {.version = b->manifest->version};
+        snprintf(info.name, sizeof info.name, "%s", b->manifest->name);
+        snprintf(info.imagefs_uuid, sizeof info.imagefs_uuid, "%s", b->handoff.imagefs_uuid);
+        snprintf(info.imagefs_partuuid, sizeof info.imagefs_partuuid, "%s", b->handoff.imagefs_partuuid);
+        snprintf(info.imagefs_device, sizeof info.imagefs_device, "%s", b->imagefs_device);
+        int r = kos_hex_decode(b->id, strlen(b->id), info.id, KOS_SHA256_LEN);
+        if (r >= 0)
+                r = kos_boot_info_write(NEW_ROOT KOS_BOOT_INFO_FILE, &info, details);
+        else
+                json_decref(details);
+        if (r < 0)
+                fail_boot("write boot.json", NULL, "cannot write " KOS_BOOT_INFO_FILE ": %s", strerror(-r));
 }
 
 /* Frees the initramfs (it is a rootfs that cannot be unmounted): removes every

@@ -24,7 +24,9 @@ node_fixture() {
         "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
         cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
         make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
-        make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img >/dev/null
+        make_node_app_layer app1 1
+        [ -z "${NODE_EXTRA:-}" ] || "$NODE_EXTRA" app1 # a test's own units in v1's app layer
+        "$KOS" component build --type squashfs app1 app1.img >/dev/null
         make_node_app_layer app2 2 && "$KOS" component build --type squashfs app2 app2.img >/dev/null
         "$KOS" imagefs init img
         "$KOS" component add img vmlinuz initrd base.img runtime.img app1.img >/dev/null
@@ -93,10 +95,12 @@ test_bundle_on_a_kos_update_drive_is_installed_once_and_booted() {
         node_fixture
         VERSION=2 node_manifest v2 app2.img
         mkdir usb && "$KOS" bundle create -o usb/v2.kosb v2.json app2.img >/dev/null
+        mkfifo usb/0-fifo.kosb # first in name order: must not hang Node Manager
         mkfs.ext4 -q -F -L KOS-UPDATE -d usb usb.img 32M
         node_disk
         EXTRA_DRIVE=usb.img DONE_RE='reboot: Restarting|BOOT FAILED|System halted' node_boot boot-1.log
         grep -qa 'kos-node .*update drive /dev/vd[a-z]* found' boot-1.log || fail "the drive was not found"
+        grep -qa 'kos-node .*bundle 0-fifo.kosb refused: it is a FIFO' boot-1.log || fail "the FIFO on the drive was not refused"
         grep -qa 'kos-node .*installed manifest v2 from v2.kosb' boot-1.log || fail "the bundle was not installed"
         # The drive stays plugged in: the next boot runs v2, finds the same
         # bundle installed and active, and does not reboot again.
@@ -179,4 +183,185 @@ test_hard_power_off_during_an_install_still_boots_and_the_install_completes() {
         done
         grep -qa 'installed manifest v2 from v2.kosb' boot-2.log || fail "the install was not retried after the power cut"
         grep -qa 'boot of manifest v2 marked good' "boot-$boot.log" || fail "v2 never came up"
+}
+
+# --- Untrusted DataFS, update drives and local users (security review) ---
+
+# extra_unit DIR NAME SCRIPT: a service in the app layer DIR, started with
+# multi-user.target, running SCRIPT (sh) with its output on the console.
+extra_unit() {
+        mkdir -p "$1/etc/systemd/system/multi-user.target.wants" "$1/usr/local/bin"
+        printf '#!/bin/sh\n%s\n' "$3" >"$1/usr/local/bin/$2"
+        chmod 755 "$1/usr/local/bin/$2"
+        cat >"$1/etc/systemd/system/$2.service" <<UNIT
+[Unit]
+After=kos-node-manager.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/$2
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+        ln -s "../$2.service" "$1/etc/systemd/system/multi-user.target.wants/"
+}
+
+# Prints /data/kos/events and whether /etc/ld.so.preload exists, then KOS-TEST-DONE.
+REPORT_EVENTS='sleep 8
+[ -e /etc/ld.so.preload ] && echo "KOS-TEST preload=present" || echo "KOS-TEST preload=absent"
+echo "KOS-TEST events-file=$(stat -c %F /data/kos/events 2>&1)"
+sed "s/^/KOS-EVENTS /" /data/kos/events
+echo KOS-TEST-DONE'
+report_events_layer() { extra_unit "$1" kos-test-events "$REPORT_EVENTS"; }
+
+test_datafs_is_opened_beneath_without_symlinks_and_logged_names_are_escaped() {
+        NODE_EXTRA=report_events_layer node_fixture
+        # The attack: the events log points at /etc/ld.so.preload, a library
+        # sits in the inbox, and a bundle's name puts its path on a line.
+        ln -s /etc/ld.so.preload data/kos/events
+        printf '#include <fcntl.h>\n#include <unistd.h>\n__attribute__((constructor)) static void pwn(void) {
+int fd = open("/dev/console", O_WRONLY); if (fd >= 0) write(fd, "KOS-PWNED\\n", 10); }\n' >evil.c
+        gcc -shared -fPIC -o data/kos/inbox/evil.so evil.c
+        echo 'not a bundle' >'data/kos/inbox/evil.so x.kosb'
+        node_disk
+        DONE_RE='KOS-TEST-DONE|BOOT FAILED|System halted|reboot: Restarting' node_boot boot.log
+        grep -a 'KOS-TEST\|KOS-EVENTS' boot.log | sed 's/^/  | /' >&2
+        ! grep -qa 'KOS-PWNED' boot.log || fail "the inbox library was preloaded into a root process"
+        grep -qa 'KOS-TEST preload=absent' boot.log || fail "/etc/ld.so.preload was written"
+        grep -qa 'events/ is a symbolic link\|events is a symbolic link, not a regular file: replacing it' boot.log ||
+                fail "the symlinked events log was not noticed"
+        grep -qa 'KOS-TEST events-file=regular file' boot.log || fail "no regular events log in /data/kos"
+        grep -qaF 'KOS-EVENTS' boot.log || fail "the events log is empty"
+        grep -qaF 'bundle evil.so\x20x.kosb refused' boot.log || fail "the inbox name was not escaped in the events log"
+        ! grep -qaF 'evil.so x.kosb' boot.log || fail "an unescaped name reached a log"
+}
+
+# Once the boot-time installs are over: kos node install of a FIFO (refused)
+# and of a bundle (installed, answered when done), then the events.
+API_INSTALL='until kos node status | grep -q "\"state\": \"\(starting-app\|settling\|running\)\""; do sleep 1; done
+echo "KOS-TEST api-fifo: $(kos node install /data/api/fifo.kosb 2>&1)"
+echo "KOS-TEST api-install: $(kos node install /data/api/v2.kosb 2>&1 | tr -d "\n")"'
+api_install_layer() { extra_unit "$1" kos-test-events "$API_INSTALL
+$REPORT_EVENTS"; }
+
+test_inbox_fifo_is_refused_without_hanging_and_foreign_update_drive_is_not_mounted() {
+        NODE_EXTRA=api_install_layer node_fixture
+        mkfifo data/kos/inbox/a-fifo.kosb
+        VERSION=2 node_manifest v2 app2.img
+        mkdir data/api && mkfifo data/api/fifo.kosb
+        "$KOS" bundle create -o data/api/v2.kosb v2.json app2.img >/dev/null
+        # An update drive with a filesystem outside vfat, exfat, ext4.
+        mkdir usb && "$KOS" bundle create -o usb/v2.kosb v2.json app2.img >/dev/null
+        mkfs.ext2 -q -F -L KOS-UPDATE -d usb usb.img 32M
+        node_disk
+        EXTRA_DRIVE=usb.img DONE_RE='KOS-TEST-DONE|BOOT FAILED|System halted|reboot: Restarting' node_boot boot.log
+        grep -a 'KOS-TEST\|KOS-EVENTS' boot.log | sed 's/^/  | /' >&2
+        grep -qa 'KOS-EVENTS .*bundle a-fifo.kosb refused: it is a FIFO, not a regular file' boot.log ||
+                fail "the FIFO was not refused with its reason in the events log"
+        grep -qa 'KOS-EVENTS .*update drive /dev/vd[a-z]* refused: it holds ext2' boot.log ||
+                fail "the ext2 drive was not refused with its reason in the events log"
+        ! grep -qa 'installed manifest v2 from v2.kosb' boot.log || fail "a bundle from the ext2 drive was installed"
+        grep -qa 'kos-node .*starting kos-app.target' boot.log || fail "Node Manager did not go on to the app"
+        grep -qa 'KOS-TEST api-fifo: .*BundleRefused not a regular file' boot.log || fail "the API installed from a FIFO"
+        grep -qa 'KOS-TEST api-install: {}' boot.log || fail "the API install did not answer success"
+        grep -qa 'KOS-EVENTS .*installed manifest v2 from /data/api/v2.kosb through the API' boot.log ||
+                fail "the API install is not in the events log"
+        [ "$(grep -ac 'kos-node .*Node Manager started' boot.log)" = 1 ] || fail "Node Manager was restarted"
+}
+
+# A client that sends a Status call one byte every 1.5 s, reconnecting
+# whenever the server closes the connection; says how far it got each time.
+DRIP_C='#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(void) {
+        const char msg[] = "{\"method\":\"io.kos.Node.Status\"}";
+        struct sockaddr_un sa = {.sun_family = AF_UNIX, .sun_path = "/run/kos/node.sock"};
+        for (;;) {
+                int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+                size_t i = 0;
+                if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+                        for (; i < sizeof msg - 1 && send(fd, msg + i, 1, MSG_NOSIGNAL) == 1; i++)
+                                usleep(1500000);
+                printf("KOS-TEST drip cut after %zu bytes\n", i);
+                fflush(stdout);
+                close(fd);
+                sleep(1);
+        }
+}'
+
+slow_clients_layer() {
+        printf '%s\n' "$DRIP_C" >drip.c
+        mkdir -p "$1/usr/local/bin" && gcc -static -O2 -o "$1/usr/local/bin/kos-test-drip" drip.c
+        extra_unit "$1" kos-test-slow 'for i in 1 2 3 4 5 6; do setpriv --reuid=65534 --regid=65534 --clear-groups kos-test-drip & done
+sleep 3
+for i in 1 2 3; do
+        start=$(date +%s%N); timeout 20 kos node status >/dev/null; rc=$?; end=$(date +%s%N)
+        echo "KOS-TEST status rc=$rc in $(( (end - start) / 1000000 )) ms"; sleep 2
+done'
+}
+
+test_slow_unprivileged_clients_do_not_stall_node_manager() {
+        V1_EXTRA=kos.settle=15 NODE_EXTRA=slow_clients_layer node_fixture
+        node_disk
+        DONE_RE='marked good|BOOT FAILED|System halted|reboot: Restarting' VM_TIMEOUT=200 node_boot boot.log
+        grep -a 'KOS-TEST' boot.log | sed 's/^/  | /' >&2
+        local answers; answers=$(grep -ac 'KOS-TEST status rc=0 in' boot.log)
+        [ "$answers" -ge 1 ] || fail "root's kos node status did not answer while slow clients were connected"
+        grep -ao 'KOS-TEST status rc=[0-9]* in [0-9]* ms' boot.log |
+                awk '{ split($3, rc, "=") } rc[2] != 0 || $5 >= 3000 { bad = 1 } END { exit !bad }' &&
+                fail "root's kos node status failed or took 3 s or more"
+        grep -qa 'KOS-TEST drip cut after [0-9]* bytes' boot.log || fail "no slow client was cut off"
+        grep -qa 'kos-node .*boot of manifest v1 marked good' boot.log || fail "the boot was not marked good"
+        [ "$(grep -ac 'kos-node .*Node Manager started' boot.log)" = 1 ] || fail "Node Manager was restarted"
+}
+
+# Node Manager's watchdog at 5 s and its reads throttled to 2 MB/s: a 24 MiB
+# bundle takes far longer to install than a watchdog period.
+slow_install_layer() {
+        mkdir -p "$1/etc/systemd/system/kos-node-manager.service.d"
+        printf '[Service]\nWatchdogSec=5\nIOReadBandwidthMax=/dev/vda 2M\n' \
+                >"$1/etc/systemd/system/kos-node-manager.service.d/test-slow.conf"
+        extra_unit "$1" kos-test-progress 'for i in $(seq 40); do echo "KOS-PROGRESS $(kos node status | tr -d "\n ")"; sleep 1; done'
+}
+
+test_an_install_longer_than_the_watchdog_period_completes_without_a_restart() {
+        NODE_EXTRA=slow_install_layer node_fixture
+        head -c 24M /dev/urandom >app2/blob
+        "$KOS" component build --type squashfs app2 app2.img >/dev/null
+        VERSION=2 node_manifest v2 app2.img
+        "$KOS" bundle create -o data/kos/inbox/v2.kosb v2.json app2.img >/dev/null
+        IMAGEFS_EXTRA_MIB=100 node_disk
+        DONE_RE='reboot: Restarting|BOOT FAILED|System halted' VM_TIMEOUT=240 node_boot boot.log
+        grep -a 'KOS-PROGRESS' boot.log | cut -c1-300 | sed 's/^/  | /' >&2
+        grep -a 'kos-node' boot.log | sed 's/^/  | /' >&2
+        local started; started=$(grep -an 'kos-node .*installing bundle /data/kos/inbox/v2.kosb' boot.log | head -1 | cut -d: -f1)
+        local finished; finished=$(grep -an 'kos-node .*installed manifest v2 from v2.kosb' boot.log | head -1 | cut -d: -f1)
+        [ -n "$finished" ] || fail "the install did not complete"
+        [ "$(grep -ac 'kos-node .*installing bundle /data/kos/inbox/v2.kosb' boot.log)" = 1 ] || fail "the install was started more than once"
+        [ "$(grep -ac 'kos-node .*Node Manager started' boot.log)" = 1 ] || fail "Node Manager was restarted"
+        ! grep -qai 'kos-node-manager.service: Watchdog timeout' boot.log || fail "the watchdog fired"
+        grep -qa 'kos-node .*installing bundle v2.kosb: [0-9]* of [0-9]* bytes' boot.log || fail "no progress in the events log"
+        grep -qa 'KOS-PROGRESS .*"install":{"bundle":"v2.kosb","done_bytes":[0-9]*,"total_bytes":[0-9]*}' boot.log ||
+                fail "kos node status showed no progress"
+        # It really outlasted the watchdog: progress events are 5 s apart.
+        local progress; progress=$(sed -n "${started},${finished}p" boot.log | grep -ac 'installing bundle v2.kosb: ')
+        [ "$progress" -ge 1 ] || fail "the install took less than the watchdog period"
+}
+
+crash_layer() { extra_unit "$1" kos-test-crash 'echo "KOS-TEST killing Node Manager"; systemctl kill --signal=SIGKILL kos-node-manager.service'; }
+
+test_node_manager_restarted_after_a_crash_still_marks_the_boot_good() {
+        V1_EXTRA=kos.settle=20 NODE_EXTRA=crash_layer node_fixture
+        node_disk
+        DONE_RE='marked good|cannot mark|BOOT FAILED|System halted|reboot: Restarting' VM_TIMEOUT=200 node_boot boot.log
+        grep -qa 'KOS-TEST killing Node Manager' boot.log || fail "Node Manager was not killed"
+        [ "$(grep -ac 'kos-node .*Node Manager started' boot.log)" = 2 ] || fail "Node Manager was not restarted once"
+        ! grep -qa 'cannot mount the ImageFS' boot.log || fail "the restarted Node Manager lost the ImageFS"
+        grep -qa 'kos-node .*boot of manifest v1 marked good' boot.log || fail "the boot was not marked good"
 }

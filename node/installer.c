@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+#include "installer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define PROGRESS_INTERVAL_NS (250 * 1000000ULL)
+
+/* One record per write; smaller than PIPE_BUF, so each write is atomic and
+ * each read of sizeof(struct record) gets exactly one. */
+struct record {
+        int final; /* 1: r and result are set, nothing follows */
+        int r;
+        uint64_t done, total;
+        struct kos_bundle_result result;
+};
+_Static_assert(sizeof(struct record) <= 4096, "a record must fit in PIPE_BUF");
+
+struct installer {
+        pid_t pid;
+        int fd;
+        sd_event_source *source;
+        struct installer_callbacks callbacks;
+};
+
+struct child {
+        int fd;
+        uint64_t last_ns;
+};
+
+static void child_progress(uint64_t done, uint64_t total, void *userdata) {
+        struct child *c = userdata;
+        uint64_t now = kos_now_ns();
+
+        if (now - c->last_ns < PROGRESS_INTERVAL_NS && done < total)
+                return;
+        c->last_ns = now;
+        struct record rec = {.done = done, .total = total};
+        if (kos_write_all(c->fd, &rec, sizeof rec) < 0)
+                return; /* the parent is gone; PR_SET_PDEATHSIG ends this process */
+}
+
+static _Noreturn void child_main(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                                 const uint8_t running_id[static KOS_SHA256_LEN], int bundle_fd, int report_fd) {
+        struct child c = {.fd = report_fd};
+        struct kos_bundle_options options = {.progress = child_progress, .userdata = &c, .running_id = running_id};
+        struct record rec = {.final = 1};
+
+        /* Never outlive Node Manager (systemd also kills the whole cgroup). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+                _exit(1);
+        rec.r = kos_bundle_install(img, ring, bundle_fd, &options, &rec.result);
+        /* Nobody to tell when the parent is gone: the install is done anyway. */
+        _exit(kos_write_all(report_fd, &rec, sizeof rec) < 0); /* no atexit handlers, no stdio flush: they belong to the parent */
+}
+
+static void installer_finish(struct installer *in, int r, const struct kos_bundle_result *result) {
+        struct kos_bundle_result empty = {0};
+
+        sd_event_source_disable_unref(in->source);
+        close(in->fd);
+        in->callbacks.done(r, result ? result : &empty, in->callbacks.userdata);
+        free(in);
+}
+
+static int on_report(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct installer *in = userdata;
+        struct record rec;
+        int status = 0;
+
+        ssize_t n = read(fd, &rec, sizeof rec);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n == (ssize_t)sizeof rec && !rec.final) {
+                in->callbacks.progress(rec.done, rec.total, in->callbacks.userdata);
+                return 0;
+        }
+        /* The final record, or the pipe closed without one: the child is
+         * exiting (or died), so this wait is short. */
+        while (waitpid(in->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (n == (ssize_t)sizeof rec)
+                installer_finish(in, rec.r, &rec.result);
+        else
+                installer_finish(in, -ECHILD, NULL); /* see installer.h */
+        return 0;
+}
+
+int installer_start(sd_event *event, const struct kos_imagefs *img, const struct kos_keyring *ring,
+                    const uint8_t running_id[static KOS_SHA256_LEN], int bundle_fd,
+                    const struct installer_callbacks *callbacks) {
+        _cleanup_close_ int bundle = bundle_fd;
+        int fds[2];
+        struct installer *in = calloc(1, sizeof *in);
+
+        if (!in || pipe2(fds, O_CLOEXEC) < 0) {
+                free(in);
+                return -ENOMEM;
+        }
+        in->pid = fork();
+        if (in->pid < 0) {
+                int r = -errno;
+                close(fds[0]);
+                close(fds[1]);
+                free(in);
+                return r;
+        }
+        if (in->pid == 0) {
+                close(fds[0]);
+                child_main(img, ring, running_id, bundle, fds[1]);
+        }
+        close(fds[1]);
+        in->fd = fds[0];
+        in->callbacks = *callbacks;
+        (void)fcntl(in->fd, F_SETFL, O_NONBLOCK);
+        int r = sd_event_add_io(event, &in->source, in->fd, EPOLLIN, on_report, in);
+        if (r < 0) {
+                kill(in->pid, SIGKILL);
+                (void)waitpid(in->pid, NULL, 0);
+                close(in->fd);
+                free(in);
+        }
+        return r;
+}

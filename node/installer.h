@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* Installs one bundle in a child process while Node Manager's event loop
+ * keeps running (and pinging systemd's watchdog, and answering the API).
+ * The child runs kos_bundle_install() and reports progress and its result
+ * over a pipe; the parent hears them from an io event source. A child that
+ * dies (a crash, the OOM killer) is a failed install that was not the
+ * bundle's fault: what it wrote is as after a power cut, which the install
+ * protocol is built for (docs/format.md, "Update bundles"). */
+#pragma once
+
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "bundle.h"
+
+struct installer_callbacks {
+        void (*progress)(uint64_t done_bytes, uint64_t total_bytes, void *userdata);
+        /* r as from kos_bundle_install(), or -ECHILD when the child died
+         * without a result; the installer is freed after this. */
+        void (*done)(int r, const struct kos_bundle_result *result, void *userdata);
+        void *userdata;
+};
+
+/* Starts installing the bundle read from bundle_fd (taken: closed here).
+ * running_id is the manifest this system booted: never retired by the
+ * install (kos_bundle_options.running_id). One installer at a time is the
+ * caller's rule. */
+int installer_start(sd_event *event, const struct kos_imagefs *img, const struct kos_keyring *ring,
+                    const uint8_t running_id[static KOS_SHA256_LEN], int bundle_fd,
+                    const struct installer_callbacks *callbacks);
