@@ -4,7 +4,9 @@
  * what the Boot Kernel handed on; as /sbin/init of a small KOS root (the
  * System Kernel tests that need no systemd) it also reports what the System
  * Kernel assembled: the layers under /run/kos/layers, the files named
- * /etc/kos-layer-* the overlay shows, and boot.json's ImageFS identity. */
+ * /etc/kos-layer-* the overlay shows, and boot.json's ImageFS identity.
+ * With a TPM it prints the SHA-256 value of PCR 8 (the Boot Kernel's
+ * measurement, docs/tpm.md) as "KOS-TEST-PCR 8 HEX". */
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +42,21 @@ static void report_root(void) {
         fclose(f);
 }
 
+static void report_pcr(void) {
+        char value[128] = "";
+
+        mkdir("/sys", 0755);
+        mount("sysfs", "/sys", "sysfs", 0, NULL);
+        FILE *f = fopen("/sys/class/tpm/tpm0/pcr-sha256/8", "re");
+        if (!f)
+                return;
+        if (fgets(value, sizeof value, f)) {
+                value[strcspn(value, "\n")] = '\0';
+                printf("KOS-TEST-PCR 8 %s\n", value);
+        }
+        fclose(f);
+}
+
 int main(void) {
         char cmdline[4096] = "";
 
@@ -53,6 +70,7 @@ int main(void) {
         }
         cmdline[strcspn(cmdline, "\n")] = '\0';
         report_root();
+        report_pcr();
         printf("KOS-TEST-SYSTEM cmdline=[%s]\n", cmdline);
         fflush(stdout);
         sync();
