@@ -16,6 +16,10 @@
  *   kos.imagefs_timeout=SECONDS               default 10
  *   kos.on_fail=halt|reboot                   default halt
  *   kos.on_fail_delay=SECONDS                 default 10
+ *   kos.tpm=required                          boot nothing unless the TPM's
+ *                                             rollback floor counter is usable
+ *                                             (docs/tpm.md); default: use it
+ *                                             when there is a TPM
  */
 #include <errno.h>
 #include <linux/kexec.h>
@@ -281,7 +285,11 @@ int main(void) {
 
         load_modules();
         r = kos_rollback_tpm_prepare(error, sizeof error);
-        early_log("rollback floor: %s%s", r < 0 ? "WARNING: " : "", error);
+        early_log("rollback floor: %s%s", r < 0 && r != -ENODEV ? "WARNING: " : "", error);
+        if (r < 0 && early_cmdline_get("kos.tpm") && strcmp(early_cmdline_get("kos.tpm"), "required") == 0) {
+                early_log("kos.tpm=required and the TPM's rollback floor cannot be used");
+                fail_boot();
+        }
 
         if (kos_keyring_load(KOS_KEYRING_DIR, &ring, error, sizeof error) < 0) {
                 early_log("%s", error);

@@ -215,7 +215,7 @@ int kos_rollback_tpm_prepare(char *ret_message, size_t message_size) {
 
         if (r == -ENODEV) {
                 snprintf(ret_message, message_size, "no TPM: the rollback floor is the ImageFS's alone");
-                return 0;
+                return r;
         }
         if (r >= 0 && (r = kos_tpm_floor_provision(&t, done, sizeof done)) >= 0)
                 r = kos_tpm_floor_read(&t, &value);

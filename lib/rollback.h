@@ -70,6 +70,6 @@ _kos_must_check_ int kos_rollback_floor_raise(const struct kos_imagefs *img, uin
 
 /* The Boot Kernel's first step with a TPM: makes the floor counter exist
  * (kos_tpm_floor_provision()). 0 with ret_message saying what was found or
- * done ("no TPM" included), or a negative errno with ret_message saying why
- * the TPM floor cannot be used (the ImageFS floor still is). */
+ * done; -ENODEV when there is no TPM; another negative errno when the TPM's
+ * floor cannot be used (the ImageFS floor still is). ret_message says which. */
 int kos_rollback_tpm_prepare(char *ret_message, size_t message_size);

@@ -190,55 +190,14 @@ expect_log() { # REGEX
 # what the Boot Kernel writes (the floor counter) is there at the next boot,
 # as on a device. Each boot gets its own swtpm process (QEMU's control
 # channel is a unix socket); the host reaches the same state between boots
-# with vm_swtpm_host_start (kos with KOS_TPM, tpm2-tools with TPM2TOOLS_TCTI).
-# Every swtpm started here is stopped when the test's shell exits.
-
-VM_SWTPM_DIRS=()
-vm_swtpm_cleanup() {
-        local d
-        for d in "${VM_SWTPM_DIRS[@]}"; do vm_swtpm_stop "$d"; done
-}
-
-# vm_swtpm_stop DIR: stops the swtpm of DIR, if any, and waits until it is gone.
-vm_swtpm_stop() {
-        local pid i
-        pid=$(cat "$1/pid" 2>/dev/null) || return 0
-        kill "$pid" 2>/dev/null || true
-        for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-        rm -f "$1/pid"
-}
-
-# vm_swtpm_launch DIR ARGS...: swtpm on DIR's state with ARGS, daemonised;
-# waits for SOCKET ($VM_SWTPM_WAIT_FOR) to appear.
-vm_swtpm_launch() {
-        local dir=$1 i
-        shift
-        mkdir -p "$dir"
-        dir=$(realpath "$dir") # swtpm --daemon changes to /
-        vm_swtpm_stop "$dir"
-        rm -f "$dir"/*.sock "$dir"/*.sock.ctrl
-        [ ${#VM_SWTPM_DIRS[@]} -gt 0 ] || trap vm_swtpm_cleanup EXIT
-        VM_SWTPM_DIRS+=("$dir")
-        swtpm socket --tpm2 --tpmstate dir="$dir" --pid file="$dir/pid" --log file="$dir/swtpm.log" --daemon "$@"
-        for i in $(seq 50); do [ -S "$VM_SWTPM_WAIT_FOR" ] && return 0; sleep 0.1; done
-        fail "swtpm did not start: $(cat "$dir/swtpm.log" 2>/dev/null)"
-}
+# with swtpm_host_start (tests/host/lib.sh: kos with KOS_TPM, tpm2-tools
+# with TPM2TOOLS_TCTI). Every swtpm is stopped when the test's shell exits.
 
 # vm_swtpm_start DIR: a TPM for the next QEMU: VM_TPM_ARGS holds the QEMU
-# arguments (a TIS device, as on a PC); call vm_swtpm_stop DIR after the boot.
+# arguments (a TIS device, as on a PC); call swtpm_stop DIR after the boot.
 vm_swtpm_start() {
         local dir; mkdir -p "$1"; dir=$(realpath "$1")
-        VM_SWTPM_WAIT_FOR=$dir/qemu.sock vm_swtpm_launch "$dir" --ctrl type=unixio,path="$dir/qemu.sock"
+        SWTPM_WAIT_FOR=$dir/qemu.sock swtpm_launch "$dir" --ctrl type=unixio,path="$dir/qemu.sock"
         VM_TPM_ARGS=(-chardev "socket,id=chrtpm,path=$dir/qemu.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm
                 -device tpm-tis,tpmdev=tpm0)
-}
-
-# vm_swtpm_host_start DIR: the same TPM for the host, started up as firmware
-# would: KOS_TPM=DIR/host.sock (raw TPM commands), tpm2-tools with
-# TPM2TOOLS_TCTI=swtpm:path=DIR/host.sock. vm_swtpm_stop DIR before booting.
-vm_swtpm_host_start() {
-        local dir; mkdir -p "$1"; dir=$(realpath "$1")
-        VM_SWTPM_WAIT_FOR=$dir/host.sock vm_swtpm_launch "$dir" --server type=unixio,path="$dir/host.sock" \
-                --ctrl type=unixio,path="$dir/host.sock.ctrl" --flags startup-clear,not-need-init
 }

@@ -14,7 +14,7 @@ tpm_manifest() {
 tpm_boot() {
         vm_swtpm_start tpm
         vm_boot "" "${VM_TPM_ARGS[@]}"
-        vm_swtpm_stop tpm
+        swtpm_stop tpm
 }
 
 booted_pcr8() { sed -n 's/^KOS-TEST-PCR 8 \([0-9A-Fa-f]*\).*/\1/p' console.log | tr A-F a-f; }
@@ -37,10 +37,10 @@ test_tpm_floor_rejects_old_manifest_after_imagefs_rewrite_and_pcr8_measures_the_
         [ "$pcr" = "$("$KOS" tpm expected-pcr "$(sha img/manifests/new.json)")" ] || fail "PCR 8 $pcr is not new's measurement"
         [ "$pcr" != "$("$KOS" tpm expected-pcr "$(sha img/manifests/old.json)")" ] || fail "PCR 8 matches old too"
 
-        vm_swtpm_host_start tpm
+        swtpm_host_start tpm
         KOS_TPM=$PWD/tpm/host.sock "$KOS" mark-good img new --keyring keyring
         [ "$(KOS_TPM=$PWD/tpm/host.sock "$KOS" tpm floor)" = 2 ] || fail "the TPM floor is not 2"
-        vm_swtpm_stop tpm
+        swtpm_stop tpm
 
         rm -rf img/boot-state
         activate old new
@@ -68,4 +68,18 @@ test_without_tpm_rewritten_imagefs_boots_the_old_manifest() {
         expect_booted old
         ! grep -q 'measured boot' console.log || fail "measured without a TPM"
         [ -z "$(booted_pcr8)" ] || fail "a PCR without a TPM"
+}
+
+# A deployment that must never fall back to the disk's floor (the attacker
+# who deleted the counter and set an owner password the Boot Kernel cannot
+# use, docs/tpm.md) puts kos.tpm=required on the Boot Kernel's command line:
+# without a usable TPM floor nothing boots.
+test_tpm_required_without_a_tpm_boots_nothing() {
+        vm_fixture
+        tpm_manifest new 2
+        activate new
+        vm_boot "kos.tpm=required"
+        expect_log 'kos.tpm=required and the TPM.s rollback floor cannot be used'
+        expect_log 'no verified system to boot: halting'
+        [ -z "$(system_cmdline)" ] || fail "a System Kernel ran"
 }
