@@ -633,20 +633,24 @@ int kos_tpm_measure_manifest(struct kos_tpm *t, const uint8_t id[static KOS_SHA2
 }
 
 int kos_tpm_sysfs_pcr_read(unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]) {
-        char path[64], *text = NULL;
-        size_t len;
+        char path[64], text[KOS_SHA256_HEX_LEN + 2];
+        ssize_t n;
 
+        /* Not kos_read_file_at(): a sysfs attribute claims st_size 4096. */
         snprintf(path, sizeof path, "/sys/class/tpm/tpm0/pcr-sha256/%u", pcr);
-        int r = kos_read_file_at(AT_FDCWD, path, 256, &text, &len);
-        if (r < 0)
-                return r;
-        /* The kernel prints uppercase hex and a newline. */
-        for (size_t i = 0; i < len; i++)
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        do
+                n = read(fd, text, sizeof text);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        /* 64 uppercase hex digits and a newline */
+        if (n != KOS_SHA256_HEX_LEN + 1 || text[KOS_SHA256_HEX_LEN] != '\n')
+                return -EBADMSG;
+        for (size_t i = 0; i < KOS_SHA256_HEX_LEN; i++)
                 if (text[i] >= 'A' && text[i] <= 'F')
                         text[i] = (char)(text[i] - 'A' + 'a');
-        if (len > 0 && text[len - 1] == '\n')
-                len--;
-        r = len == KOS_SHA256_HEX_LEN ? kos_hex_decode(text, len, ret_value, KOS_SHA256_LEN) : -EBADMSG;
-        free(text);
-        return r;
+        return kos_hex_decode(text, KOS_SHA256_HEX_LEN, ret_value, KOS_SHA256_LEN);
 }

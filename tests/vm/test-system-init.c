@@ -4,7 +4,8 @@
  * what the Boot Kernel handed on; as /sbin/init of a small KOS root (the
  * System Kernel tests that need no systemd) it also reports what the System
  * Kernel assembled: the layers under /run/kos/layers, the files named
- * /etc/kos-layer-* the overlay shows, and boot.json's ImageFS identity.
+ * /etc/kos-layer-* the overlay shows, boot.json's ImageFS identity and what
+ * measurements.json says about PCR 8.
  * With a TPM it prints the SHA-256 value of PCR 8 (the Boot Kernel's
  * measurement, docs/tpm.md) as "KOS-TEST-PCR 8 HEX". */
 #include <dirent.h>
@@ -39,6 +40,13 @@ static void report_root(void) {
         while (fgets(line, sizeof line, f))
                 if (strstr(line, "\"uuid\"") || strstr(line, "\"partuuid\""))
                         printf("KOS-TEST-ROOT boot.json %s", line + strspn(line, " "));
+        fclose(f);
+        if (!(f = fopen("/run/kos/measurements.json", "re")))
+                return;
+        while (fgets(line, sizeof line, f))
+                if (strstr(line, "\"matches\"") || strstr(line, "\"pcr_value\"") || strstr(line, "\"replayed\"") ||
+                    strstr(line, "\"tpm\""))
+                        printf("KOS-TEST-ROOT measurements.json %s", line + strspn(line, " "));
         fclose(f);
 }
 

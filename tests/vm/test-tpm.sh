@@ -83,3 +83,23 @@ test_tpm_required_without_a_tpm_boots_nothing() {
         expect_log 'no verified system to boot: halting'
         [ -z "$(system_cmdline)" ] || fail "a System Kernel ran"
 }
+
+# The whole chain on the small root: the System Kernel publishes the Boot
+# Kernel's event in /run/kos/measurements.json, and PCR 8 replays from it.
+test_system_kernel_publishes_pcr8_event_that_replays_to_the_pcr() {
+        mini_fixture
+        mini_manifest mini base=mini.img
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
+        vm_swtpm_start tpm
+        vm_run console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
+                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw \
+                "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        grep -aE 'kos-boot|kos-system|KOS-TEST' console.log | sed 's/^/  | /' >&2
+        local want; want=$("$KOS" tpm expected-pcr "$(sha img/manifests/mini.json)")
+        expect_log 'kos-system .* measurements: PCR 8 matches the Boot Kernel.s event for manifest mini'
+        expect_log 'KOS-TEST-ROOT measurements.json "tpm": true'
+        expect_log "KOS-TEST-ROOT measurements.json \"replayed\": \"$want\""
+        expect_log "KOS-TEST-ROOT measurements.json \"pcr_value\": \"$want\""
+        expect_log 'KOS-TEST-ROOT measurements.json "matches": true'
+}
