@@ -16,6 +16,10 @@
  *   kos.imagefs_timeout=SECONDS               default 10
  *   kos.on_fail=halt|reboot                   default halt
  *   kos.on_fail_delay=SECONDS                 default 10
+ *   kos.tpm=required                          boot nothing unless the TPM's
+ *                                             rollback floor counter is usable
+ *                                             (docs/tpm.md); default: use it
+ *                                             when there is a TPM
  */
 #include <errno.h>
 #include <linux/kexec.h>
@@ -39,6 +43,7 @@
 #include "keyring.h"
 #include "select.h"
 #include "layout.h"
+#include "tpm.h"
 
 #define IMAGEFS_MOUNT "/imagefs"
 #define MODULES_DIR "/lib/modules"
@@ -162,6 +167,33 @@ static void log_selection(const struct kos_selection *s, double seconds) {
         early_log("selection took %.3f s", seconds);
 }
 
+/* Measured boot (docs/tpm.md): extends KOS_TPM_PCR with the manifest about
+ * to boot, and logs the event; the System Kernel recomputes it from the id
+ * it is handed and publishes it in /run/kos/measurements.json. Without a
+ * TPM nothing is measured; a failed extend is logged, never fatal: the PCR
+ * then does not match, which is what a verifier must see. */
+static void measure_manifest(const char *name, const uint8_t id[static KOS_SHA256_LEN]) {
+        uint8_t digest[KOS_SHA256_LEN];
+        char id_hex[KOS_SHA256_HEX_LEN + 1], digest_hex[KOS_SHA256_HEX_LEN + 1];
+        struct kos_tpm t;
+        int r = kos_tpm_open(&t);
+
+        if (r == -ENODEV)
+                return;
+        if (r >= 0)
+                r = kos_tpm_measure_manifest(&t, id);
+        kos_hex_encode(id, KOS_SHA256_LEN, id_hex);
+        if (r < 0)
+                early_log("measured boot: cannot extend PCR %d of TPM %s: %s (TPM rc 0x%x)", KOS_TPM_PCR, t.path,
+                          strerror(-r), t.last_rc);
+        else if (kos_tpm_manifest_event_digest(id, digest) >= 0) {
+                kos_hex_encode(digest, KOS_SHA256_LEN, digest_hex);
+                early_log("measured boot: PCR %d extended with manifest %s id %s (sha256 event digest %s)", KOS_TPM_PCR,
+                          name, id_hex, digest_hex);
+        }
+        kos_tpm_close(&t);
+}
+
 /* The signed cmdline, then the handoff (early_handoff_format: the manifest id
  * and the identity of the ImageFS verified here). Nothing from this kernel's
  * own command line is passed on. */
@@ -252,6 +284,12 @@ int main(void) {
                 early_log("cannot read /proc/cmdline; using defaults");
 
         load_modules();
+        r = kos_rollback_tpm_prepare(error, sizeof error);
+        early_log("rollback floor: %s%s", r < 0 && r != -ENODEV ? "WARNING: " : "", error);
+        if (r < 0 && early_cmdline_get("kos.tpm") && strcmp(early_cmdline_get("kos.tpm"), "required") == 0) {
+                early_log("kos.tpm=required and the TPM's rollback floor cannot be used");
+                fail_boot();
+        }
 
         if (kos_keyring_load(KOS_KEYRING_DIR, &ring, error, sizeof error) < 0) {
                 early_log("%s", error);
@@ -313,6 +351,7 @@ int main(void) {
                           early_uptime() - t, usage.ru_maxrss);
         }
         umount(IMAGEFS_MOUNT);
+        measure_manifest(s.manifest->name, id);
         sync();
         early_log("jumping to the System Kernel (cycles %llu)", (unsigned long long)early_cycles());
         reboot(LINUX_REBOOT_CMD_KEXEC);

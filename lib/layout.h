@@ -24,6 +24,7 @@
 /* Left in the running system by the System Kernel and Node Manager. */
 #define KOS_RUN_DIR "/run/kos"
 #define KOS_BOOT_INFO_FILE KOS_RUN_DIR "/boot.json" /* written by kos-system-init, read by Node Manager */
+#define KOS_MEASUREMENTS_FILE KOS_RUN_DIR "/measurements.json" /* the Boot Kernel's PCR event, docs/tpm.md */
 #define KOS_LAYERS_DIR KOS_RUN_DIR "/layers"        /* each component's mount, by name */
 #define KOS_RW_DIR KOS_RUN_DIR "/rw"                /* the R/W cache's upper and work directories */
 #define KOS_NODE_SOCKET KOS_RUN_DIR "/node.sock"    /* Node Manager's Varlink API */

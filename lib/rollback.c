@@ -9,6 +9,7 @@
 
 #include "bootstate.h"
 #include "select.h"
+#include "tpm.h"
 
 const char *kos_floor_source_to_string(enum kos_floor_source s) {
         switch (s) {
@@ -20,12 +21,14 @@ const char *kos_floor_source_to_string(enum kos_floor_source s) {
                 return "derived";
         case KOS_FLOOR_SOURCE_CALLER:
                 return "caller";
+        case KOS_FLOOR_SOURCE_TPM:
+                return "tpm";
         }
         return "unknown";
 }
 
-/* The ImageFS store: boot-state/rollback-floor. A TPM NV counter would be a
- * second pair of these two functions, chosen in the two public calls below. */
+/* The ImageFS store: boot-state/rollback-floor. The TPM's counter is the
+ * second store (read_tpm() and the end of kos_rollback_floor_raise()). */
 
 static int open_state_dir(const struct kos_imagefs *img, bool create) {
         if (create && mkdirat(img->root_fd, KOS_BOOT_STATE_DIR, 0755) < 0 && errno != EEXIST)
@@ -126,8 +129,8 @@ static bool derive_from_active(const struct kos_imagefs *img, const struct kos_k
         return found;
 }
 
-int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyring *ring,
-                            struct kos_rollback_floor *ret) {
+static int read_file_floor(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                           struct kos_rollback_floor *ret) {
         char why[160] = "";
         uint32_t value = 0;
 
@@ -159,7 +162,89 @@ int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyr
         return 0;
 }
 
-int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value) {
+/* The TPM's counter, when there is a TPM: raises ret to it. A TPM that is
+ * there but unusable leaves the ImageFS floor alone in force, with a warning. */
+static void read_tpm(struct kos_rollback_floor *ret) {
+        struct kos_tpm t;
+        uint32_t value;
+        int r = kos_tpm_open(&t);
+
+        if (r == -ENODEV) {
+                snprintf(ret->tpm, sizeof ret->tpm, "no TPM");
+                return;
+        }
+        if (r >= 0)
+                r = kos_tpm_floor_read(&t, &value);
+        kos_tpm_close(&t);
+        if (r == 0) {
+                ret->tpm_used = true;
+                ret->tpm_value = value;
+                snprintf(ret->tpm, sizeof ret->tpm, "TPM %s NV 0x%08x holds %lu", t.path, KOS_TPM_FLOOR_INDEX,
+                         (unsigned long)value);
+                if (value >= ret->value && (value > 0 || ret->source == KOS_FLOOR_SOURCE_NONE)) {
+                        ret->value = value;
+                        ret->source = KOS_FLOOR_SOURCE_TPM;
+                }
+                return;
+        }
+        snprintf(ret->tpm, sizeof ret->tpm, "TPM %s NV 0x%08x unusable (%s): the ImageFS floor alone is enforced",
+                 t.path, KOS_TPM_FLOOR_INDEX,
+                 r == -ENOENT    ? "not defined"
+                 : r == -ENODATA ? "never incremented"
+                 : r == -EBADMSG ? "not the KOS counter"
+                                 : strerror(-r));
+        if (!ret->warning[0])
+                snprintf(ret->warning, sizeof ret->warning, "%s", ret->tpm);
+}
+
+int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                            struct kos_rollback_floor *ret) {
+        int r = read_file_floor(img, ring, ret);
+
+        if (r < 0)
+                return r;
+        read_tpm(ret);
+        return 0;
+}
+
+int kos_rollback_tpm_prepare(char *ret_message, size_t message_size) {
+        struct kos_tpm t;
+        char done[160];
+        uint32_t value = 0;
+        int r = kos_tpm_open(&t);
+
+        if (r == -ENODEV) {
+                snprintf(ret_message, message_size, "no TPM: the rollback floor is the ImageFS's alone");
+                return r;
+        }
+        if (r >= 0 && (r = kos_tpm_floor_provision(&t, done, sizeof done)) >= 0)
+                r = kos_tpm_floor_read(&t, &value);
+        if (r < 0)
+                snprintf(ret_message, message_size, "TPM %s: cannot provision the floor counter NV 0x%08x: %s (TPM rc 0x%x)",
+                         t.path, KOS_TPM_FLOOR_INDEX, strerror(-r), t.last_rc);
+        else
+                snprintf(ret_message, message_size, "TPM %s: floor counter NV 0x%08x holds %lu%s%s", t.path,
+                         KOS_TPM_FLOOR_INDEX, (unsigned long)value, done[0] ? "; " : "", done);
+        kos_tpm_close(&t);
+        return r;
+}
+
+/* Raises the TPM's counter too when there is a TPM. The file is raised
+ * first: if the TPM then fails, the floor (the higher of the two) has risen
+ * anyway, and marking good again completes the TPM's part. */
+static int raise_tpm(uint32_t value) {
+        struct kos_tpm t;
+        int r = kos_tpm_open(&t);
+
+        if (r == -ENODEV)
+                return 0;
+        if (r >= 0)
+                r = kos_tpm_floor_raise(&t, value);
+        kos_tpm_close(&t);
+        return r;
+}
+
+static int raise_file(const struct kos_imagefs *img, uint32_t value) {
         char why[160];
         uint32_t stored = 0;
         int r = kos_rollback_store_read(img, &stored, why, sizeof why);
@@ -171,4 +256,10 @@ int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value) {
         if (r < 0 && r != -ENOENT && r != -EBADMSG)
                 return r;
         return store_write(img, value);
+}
+
+int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value) {
+        int r = raise_file(img, value);
+
+        return r < 0 ? r : raise_tpm(value);
 }

@@ -4,12 +4,13 @@
  * a boot good raises it to that manifest's security_version; it never goes
  * down. See docs/format.md, "Anti-rollback".
  *
- * Where the floor lives is this file's business alone: today the ImageFS
+ * Where the floor lives is this file's business alone: the ImageFS
  * (boot-state/rollback-floor, a decimal number), which stops old releases
- * coming through the update channel but not someone who rewrites the disk.
- * A TPM NV counter is another store behind the same two calls
- * (kos_rollback_floor_read, kos_rollback_floor_raise): selection, bundle
- * installs and marking good never look at the store themselves. */
+ * coming through the update channel but not someone who rewrites the disk,
+ * and, when the device has a TPM (kos_tpm_open()), the TPM's NV counter
+ * (tpm.h, docs/tpm.md), which survives a rewritten disk. The floor is the
+ * higher of the two; raising raises both. Selection, bundle installs and
+ * marking good never look at the stores themselves. */
 #pragma once
 
 #include <stdbool.h>
@@ -28,6 +29,7 @@ enum kos_floor_source {
         KOS_FLOOR_SOURCE_STORED,  /* read from the store */
         KOS_FLOOR_SOURCE_DERIVED, /* the store was unusable: derived from `active`, see warning */
         KOS_FLOOR_SOURCE_CALLER,  /* given by the caller (kos_select_options.floor) */
+        KOS_FLOOR_SOURCE_TPM,     /* the TPM's NV counter, at or above the ImageFS's floor */
 };
 
 const char *kos_floor_source_to_string(enum kos_floor_source s);
@@ -36,6 +38,9 @@ struct kos_rollback_floor {
         uint32_t value; /* a manifest with a lower security_version is refused */
         enum kos_floor_source source;
         char warning[256]; /* non-empty when the store was unusable: say it loudly */
+        bool tpm_used;     /* a TPM was found and its counter read: value >= tpm_value */
+        uint32_t tpm_value;
+        char tpm[200];     /* what the TPM side did: "none", the counter, or why it is unusable */
 };
 
 /* What the store holds: 0 with *ret_value; -ENOENT when nothing is stored
@@ -62,3 +67,9 @@ _kos_must_check_ int kos_rollback_floor_read(const struct kos_imagefs *img, cons
  * down: -ERANGE when the store holds a higher value. An unusable store is
  * replaced: the caller has checked value against kos_rollback_floor_read(). */
 _kos_must_check_ int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value);
+
+/* The Boot Kernel's first step with a TPM: makes the floor counter exist
+ * (kos_tpm_floor_provision()). 0 with ret_message saying what was found or
+ * done; -ENODEV when there is no TPM; another negative errno when the TPM's
+ * floor cannot be used (the ImageFS floor still is). ret_message says which. */
+int kos_rollback_tpm_prepare(char *ret_message, size_t message_size);

@@ -5,7 +5,8 @@
  * it again against this initrd's keyring, mounts each component read-only at
  * /mnt/<name> (loop, then dm-crypt and dm-verity where the manifest says),
  * makes the R/W runtime cache, stacks the OverlayFS root (first component at
- * the bottom), mounts the DataFS at /data, writes /run/kos/boot.json, switches
+ * the bottom), mounts the DataFS at /data, writes /run/kos/boot.json and
+ * /run/kos/measurements.json (the Boot Kernel's PCR event), switches
  * root and execs systemd. Any failure names the step and the component, then
  * reboots after a delay, so the Boot Kernel selects again; no half-assembled
  * root is ever started.
@@ -42,6 +43,7 @@
 #include "boot-info.h"
 #include "early.h"
 #include "keystore.h"
+#include "tpm.h"
 #include "select.h"
 #include "stack.h"
 #include "layout.h"
@@ -455,6 +457,45 @@ static void write_boot_json(const struct boot *b) {
                 fail_boot("write boot.json", NULL, "cannot write " KOS_BOOT_INFO_FILE ": %s", strerror(-r));
 }
 
+/* The Boot Kernel's measurement (docs/tpm.md, "Measured boot"), published:
+ * the one event it extended PCR 8 with, recomputed from the manifest id this
+ * kernel was handed and verified again, and whether PCR 8 equals that event
+ * replayed from a reset PCR. This stage sends no TPM command: it reads the
+ * PCR through sysfs. Never fatal: the file says what it could not check. */
+static void write_measurements(const struct boot *b) {
+        uint8_t id[KOS_SHA256_LEN], digest[KOS_SHA256_LEN], event[KOS_TPM_EVENT_LEN], replayed[KOS_SHA256_LEN],
+                pcr[KOS_SHA256_LEN];
+        char digest_hex[KOS_SHA256_HEX_LEN + 1], replayed_hex[KOS_SHA256_HEX_LEN + 1],
+                pcr_hex[KOS_SHA256_HEX_LEN + 1], event_hex[2 * KOS_TPM_EVENT_LEN + 1];
+
+        if (kos_hex_decode(b->id, strlen(b->id), id, sizeof id) < 0 || kos_tpm_manifest_event_digest(id, digest) < 0 ||
+            kos_tpm_manifest_expected_pcr(id, replayed) < 0) {
+                early_log("measurements: cannot compute the event of manifest %s", b->id);
+                return;
+        }
+        kos_tpm_manifest_event(id, event);
+        kos_hex_encode(event, sizeof event, event_hex);
+        kos_hex_encode(digest, sizeof digest, digest_hex);
+        kos_hex_encode(replayed, sizeof replayed, replayed_hex);
+        int r = kos_tpm_sysfs_pcr_read(KOS_TPM_PCR, pcr);
+        bool matches = r >= 0 && kos_digest_equal(pcr, replayed);
+        if (r >= 0)
+                kos_hex_encode(pcr, sizeof pcr, pcr_hex);
+        json_t *root = json_pack("{s:b, s:i, s:s, s:[{s:i, s:s, s:s, s:s, s:s, s:s}], s:s, s:o, s:b}", "tpm", r >= 0,
+                                 "pcr", KOS_TPM_PCR, "bank", "sha256", "events", "pcr", KOS_TPM_PCR, "type",
+                                 "kos-manifest", "manifest", b->manifest->name, "id", b->id, "event", event_hex,
+                                 "digest", digest_hex, "replayed", replayed_hex, "pcr_value",
+                                 r >= 0 ? json_string(pcr_hex) : json_null(), "matches", matches);
+        if (!root || json_dump_file(root, NEW_ROOT KOS_MEASUREMENTS_FILE, JSON_INDENT(2)) < 0)
+                early_log("measurements: cannot write " KOS_MEASUREMENTS_FILE);
+        json_decref(root);
+        if (r < 0)
+                early_log("measurements: no TPM PCR %d to check (%s)", KOS_TPM_PCR, strerror(-r));
+        else
+                early_log("measurements: PCR %d %s the Boot Kernel's event for manifest %s", KOS_TPM_PCR,
+                          matches ? "matches" : "DOES NOT match", b->manifest->name);
+}
+
 /* Frees the initramfs (it is a rootfs that cannot be unmounted): removes every
  * file on the same device, never crossing into a mount. */
 static void delete_tree(int dirfd, dev_t root_dev) {
@@ -543,6 +584,7 @@ int main(void) {
         mount_data(&b);
         b.t_root = early_uptime();
         write_boot_json(&b);
+        write_measurements(&b);
         early_log("root assembled from %zu layers of manifest %s in %.3f s since init start",
                   b.manifest->n_components, b.manifest->name, b.t_root - b.t_init);
         /* The ImageFS stays mounted under the old root until the switch frees it. */

@@ -184,3 +184,20 @@ expect_booted() { # NAME
 expect_log() { # REGEX
         grep -qE "$1" console.log || fail "console lacks /$1/"
 }
+
+# --- A TPM 2.0 (swtpm) ---------------------------------------------------
+# The TPM's state lives in a directory that outlives each boot of a test, so
+# what the Boot Kernel writes (the floor counter) is there at the next boot,
+# as on a device. Each boot gets its own swtpm process (QEMU's control
+# channel is a unix socket); the host reaches the same state between boots
+# with swtpm_host_start (tests/host/lib.sh: kos with KOS_TPM, tpm2-tools
+# with TPM2TOOLS_TCTI). Every swtpm is stopped when the test's shell exits.
+
+# vm_swtpm_start DIR: a TPM for the next QEMU: VM_TPM_ARGS holds the QEMU
+# arguments (a TIS device, as on a PC); call swtpm_stop DIR after the boot.
+vm_swtpm_start() {
+        local dir; mkdir -p "$1"; dir=$(realpath "$1")
+        SWTPM_WAIT_FOR=$dir/qemu.sock swtpm_launch "$dir" --ctrl type=unixio,path="$dir/qemu.sock"
+        VM_TPM_ARGS=(-chardev "socket,id=chrtpm,path=$dir/qemu.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm
+                -device tpm-tis,tpmdev=tpm0)
+}

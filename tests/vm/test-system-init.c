@@ -4,7 +4,10 @@
  * what the Boot Kernel handed on; as /sbin/init of a small KOS root (the
  * System Kernel tests that need no systemd) it also reports what the System
  * Kernel assembled: the layers under /run/kos/layers, the files named
- * /etc/kos-layer-* the overlay shows, and boot.json's ImageFS identity. */
+ * /etc/kos-layer-* the overlay shows, boot.json's ImageFS identity and what
+ * measurements.json says about PCR 8.
+ * With a TPM it prints the SHA-256 value of PCR 8 (the Boot Kernel's
+ * measurement, docs/tpm.md) as "KOS-TEST-PCR 8 HEX". */
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +41,28 @@ static void report_root(void) {
                 if (strstr(line, "\"uuid\"") || strstr(line, "\"partuuid\""))
                         printf("KOS-TEST-ROOT boot.json %s", line + strspn(line, " "));
         fclose(f);
+        if (!(f = fopen("/run/kos/measurements.json", "re")))
+                return;
+        while (fgets(line, sizeof line, f))
+                if (strstr(line, "\"matches\"") || strstr(line, "\"pcr_value\"") || strstr(line, "\"replayed\"") ||
+                    strstr(line, "\"tpm\""))
+                        printf("KOS-TEST-ROOT measurements.json %s", line + strspn(line, " "));
+        fclose(f);
+}
+
+static void report_pcr(void) {
+        char value[128] = "";
+
+        mkdir("/sys", 0755);
+        mount("sysfs", "/sys", "sysfs", 0, NULL);
+        FILE *f = fopen("/sys/class/tpm/tpm0/pcr-sha256/8", "re");
+        if (!f)
+                return;
+        if (fgets(value, sizeof value, f)) {
+                value[strcspn(value, "\n")] = '\0';
+                printf("KOS-TEST-PCR 8 %s\n", value);
+        }
+        fclose(f);
 }
 
 int main(void) {
@@ -53,6 +78,7 @@ int main(void) {
         }
         cmdline[strcspn(cmdline, "\n")] = '\0';
         report_root();
+        report_pcr();
         printf("KOS-TEST-SYSTEM cmdline=[%s]\n", cmdline);
         fflush(stdout);
         sync();

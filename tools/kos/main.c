@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* kos: build, sign, inspect and select from a KOS ImageFS on a host. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kos.h"
+#include "tpm.h"
 
 static const struct {
         const char *name;
@@ -26,6 +28,7 @@ static const struct {
         {"mkboot", cmd_mkboot, "--kernel-dir DIR --keyring DIR --output DIR  build the Boot Kernel"},
         {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
+        {"tpm", cmd_tpm, "floor|provision|raise|pcr|expected-pcr  the TPM's rollback floor and PCR"},
 };
 
 static int help(void) {
@@ -38,6 +41,10 @@ static int help(void) {
 }
 
 int main(int argc, char **argv) {
+        /* The TPM that holds the rollback floor: $KOS_TPM, else /dev/tpmrm0
+         * or /dev/tpm0 (docs/tpm.md); KOS_TPM=none on a workstation that has
+         * a TPM of its own and works on scratch ImageFS trees. */
+        kos_tpm_select(getenv("KOS_TPM"));
         if (argc < 2)
                 return help(), EXIT_USAGE;
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)

@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: MIT */
+/* TPM 2.0 by hand, on purpose.
+ *
+ * Why not tpm2-tss: the Boot Kernel's init is one static binary and Debian
+ * ships libtss2-esys/-sys/-mu only as shared libraries (libtss2-dev has no
+ * .a). Shipping them in the Boot initramfs means a dynamic loader, libssl and
+ * five libraries in the trusted Boot image to send seven fixed commands, all
+ * with a password session and an empty password: no HMAC or parameter
+ * encryption, nothing ESAPI is for. So the seven commands are built here
+ * from constants (golden vectors in tests/unit/test-tpm.c, checked against
+ * swtpm in tests/vm/test-tpm.sh), and the responses, which come from a device
+ * we do not control, are parsed with exact lengths (every size field checked
+ * against what is left, every byte consumed; a fuzzer in
+ * tests/fuzz/fuzz_tpm_response.c). One implementation serves the Boot
+ * Kernel, the System Kernel, Node Manager and the kos tool alike.
+ *
+ * Wire format: TPM 2.0 Library Part 1 ch. 18 (command/response structure) and
+ * Part 3 (each command); all integers big-endian. */
+#include "tpm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- Writing ------------------------------------------------------------ */
+
+struct writer {
+        uint8_t *buf;
+        size_t size, len;
+        bool overflow;
+};
+
+static void put(struct writer *w, const void *data, size_t n) {
+        if (w->overflow || n > w->size - w->len) {
+                w->overflow = true;
+                return;
+        }
+        memcpy(w->buf + w->len, data, n);
+        w->len += n;
+}
+
+static void put_u8(struct writer *w, uint8_t v) { put(w, &v, 1); }
+static void put_u16(struct writer *w, uint16_t v) { put(w, (uint8_t[]){v >> 8, v & 0xff}, 2); }
+static void put_u32(struct writer *w, uint32_t v) {
+        put(w, (uint8_t[]){v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff}, 4);
+}
+
+static void begin_command(struct writer *w, uint16_t tag, uint32_t code) {
+        put_u16(w, tag);
+        put_u32(w, 0); /* commandSize, set by end_command() */
+        put_u32(w, code);
+}
+
+/* The authorization area of one password session with an empty password:
+ * TPM_RS_PW, empty nonce, no attributes, empty hmac (Part 1, 19.8.4). */
+static void put_password_session(struct writer *w) {
+        put_u32(w, 9); /* authorizationSize */
+        put_u32(w, KOS_TPM_RS_PW);
+        put_u16(w, 0);
+        put_u8(w, 0);
+        put_u16(w, 0);
+}
+
+static int end_command(struct writer *w) {
+        if (w->overflow || w->len < 10)
+                return -ENOBUFS;
+        uint32_t n = (uint32_t)w->len;
+        w->buf[2] = n >> 24, w->buf[3] = (n >> 16) & 0xff, w->buf[4] = (n >> 8) & 0xff, w->buf[5] = n & 0xff;
+        return (int)w->len;
+}
+
+int kos_tpm_build_nv_read_public(uint8_t *buf, size_t size, uint32_t index) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_NV_READ_PUBLIC);
+        put_u32(&w, index);
+        return end_command(&w);
+}
+
+int kos_tpm_build_nv_read(uint8_t *buf, size_t size, uint32_t index, uint16_t len, uint16_t offset) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_READ);
+        put_u32(&w, index); /* authHandle: the index itself (TPMA_NV_AUTHREAD) */
+        put_u32(&w, index);
+        put_password_session(&w);
+        put_u16(&w, len);
+        put_u16(&w, offset);
+        return end_command(&w);
+}
+
+int kos_tpm_build_nv_define_space(uint8_t *buf, size_t size, const struct kos_tpm_nv_public *pub) {
+        struct writer w = {buf, size, 0, false};
+
+        if (pub->auth_policy_size != 0)
+                return -EINVAL; /* KOS defines no policy */
+        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_DEFINE_SPACE);
+        put_u32(&w, KOS_TPM_RH_OWNER);
+        put_password_session(&w);
+        put_u16(&w, 0);  /* auth: the index's authValue, empty */
+        put_u16(&w, 14); /* TPM2B_NV_PUBLIC: size of TPMS_NV_PUBLIC */
+        put_u32(&w, pub->index);
+        put_u16(&w, pub->name_alg);
+        put_u32(&w, pub->attributes);
+        put_u16(&w, 0); /* authPolicy */
+        put_u16(&w, pub->data_size);
+        return end_command(&w);
+}
+
+int kos_tpm_build_nv_undefine_space(uint8_t *buf, size_t size, uint32_t index) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_UNDEFINE_SPACE);
+        put_u32(&w, KOS_TPM_RH_OWNER);
+        put_u32(&w, index);
+        put_password_session(&w);
+        return end_command(&w);
+}
+
+int kos_tpm_build_nv_increment(uint8_t *buf, size_t size, uint32_t index) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_INCREMENT);
+        put_u32(&w, index); /* authHandle: the index itself (TPMA_NV_AUTHWRITE) */
+        put_u32(&w, index);
+        put_password_session(&w);
+        return end_command(&w);
+}
+
+int kos_tpm_build_pcr_extend(uint8_t *buf, size_t size, unsigned pcr, const uint8_t sha256[static KOS_SHA256_LEN],
+                             const uint8_t *sha1) {
+        struct writer w = {buf, size, 0, false};
+
+        if (pcr > 23)
+                return -EINVAL;
+        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_PCR_EXTEND);
+        put_u32(&w, pcr);
+        put_password_session(&w);
+        put_u32(&w, sha1 ? 2 : 1); /* TPML_DIGEST_VALUES.count */
+        put_u16(&w, KOS_TPM_ALG_SHA256);
+        put(&w, sha256, KOS_SHA256_LEN);
+        if (sha1) {
+                put_u16(&w, KOS_TPM_ALG_SHA1);
+                put(&w, sha1, 20);
+        }
+        return end_command(&w);
+}
+
+int kos_tpm_build_pcr_read(uint8_t *buf, size_t size, unsigned pcr) {
+        struct writer w = {buf, size, 0, false};
+
+        if (pcr > 23)
+                return -EINVAL;
+        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_PCR_READ);
+        put_u32(&w, 1); /* TPML_PCR_SELECTION.count */
+        put_u16(&w, KOS_TPM_ALG_SHA256);
+        put_u8(&w, 3); /* sizeofSelect: PCRs 0-23 */
+        for (unsigned i = 0; i < 3; i++)
+                put_u8(&w, i == pcr / 8 ? (uint8_t)(1u << (pcr % 8)) : 0);
+        return end_command(&w);
+}
+
+/* --- Reading untrusted bytes ------------------------------------------- */
+
+struct reader {
+        const uint8_t *p;
+        size_t len, pos;
+};
+
+static int get(struct reader *r, void *out, size_t n) {
+        if (n > r->len - r->pos)
+                return -EBADMSG;
+        if (out)
+                memcpy(out, r->p + r->pos, n);
+        r->pos += n;
+        return 0;
+}
+
+static int get_u8(struct reader *r, uint8_t *v) { return get(r, v, 1); }
+static int get_u16(struct reader *r, uint16_t *v) {
+        uint8_t b[2];
+        if (get(r, b, 2) < 0)
+                return -EBADMSG;
+        *v = (uint16_t)(b[0] << 8 | b[1]);
+        return 0;
+}
+static int get_u32(struct reader *r, uint32_t *v) {
+        uint8_t b[4];
+        if (get(r, b, 4) < 0)
+                return -EBADMSG;
+        *v = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        return 0;
+}
+
+/* A TPM2B of at most max bytes: its size, then skipped or copied. */
+static int get_tpm2b(struct reader *r, size_t max, uint8_t *out, uint16_t *ret_size) {
+        uint16_t n;
+        if (get_u16(r, &n) < 0 || n > max || get(r, out, n) < 0)
+                return -EBADMSG;
+        if (ret_size)
+                *ret_size = n;
+        return 0;
+}
+
+static bool at_end(const struct reader *r) { return r->pos == r->len; }
+
+int kos_tpm_parse_response(const uint8_t *resp, size_t len, bool sessions, uint32_t *ret_rc,
+                           const uint8_t **ret_params, size_t *ret_params_len) {
+        struct reader r = {resp, len, 0};
+        uint16_t tag;
+        uint32_t size, rc, params_size;
+
+        *ret_params = NULL;
+        *ret_params_len = 0;
+        if (get_u16(&r, &tag) < 0 || get_u32(&r, &size) < 0 || get_u32(&r, &rc) < 0 || size != len)
+                return -EBADMSG;
+        *ret_rc = rc;
+        if (rc != 0) /* an error response is a bare header (Part 1, 18.4) */
+                return tag == KOS_TPM_ST_NO_SESSIONS && at_end(&r) ? 0 : -EBADMSG;
+        if (!sessions) {
+                if (tag != KOS_TPM_ST_NO_SESSIONS)
+                        return -EBADMSG;
+                *ret_params = resp + r.pos;
+                *ret_params_len = len - r.pos;
+                return 0;
+        }
+        if (tag != KOS_TPM_ST_SESSIONS || get_u32(&r, &params_size) < 0 || params_size > len - r.pos)
+                return -EBADMSG;
+        *ret_params = resp + r.pos;
+        *ret_params_len = params_size;
+        r.pos += params_size;
+        /* The password session's response: nonce, attributes, hmac (all empty
+         * for TPM_RS_PW, but only the shape is ours to check). */
+        uint8_t attributes;
+        if (get_tpm2b(&r, 64, NULL, NULL) < 0 || get_u8(&r, &attributes) < 0 || get_tpm2b(&r, 64, NULL, NULL) < 0 ||
+            !at_end(&r)) {
+                *ret_params = NULL;
+                *ret_params_len = 0;
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+int kos_tpm_parse_nv_read_public(const uint8_t *p, size_t len, struct kos_tpm_nv_public *ret) {
+        struct reader r = {p, len, 0};
+        uint16_t public_size, name_size;
+
+        if (get_u16(&r, &public_size) < 0 || public_size > len - r.pos)
+                return -EBADMSG;
+        struct reader pub = {p + r.pos, public_size, 0};
+        r.pos += public_size;
+        if (get_u32(&pub, &ret->index) < 0 || get_u16(&pub, &ret->name_alg) < 0 ||
+            get_u32(&pub, &ret->attributes) < 0 || get_tpm2b(&pub, 64, NULL, &ret->auth_policy_size) < 0 ||
+            get_u16(&pub, &ret->data_size) < 0 || !at_end(&pub))
+                return -EBADMSG;
+        /* nvName: nameAlg then a digest (at most SHA-512) */
+        if (get_tpm2b(&r, 2 + 64, NULL, &name_size) < 0 || !at_end(&r))
+                return -EBADMSG;
+        return 0;
+}
+
+int kos_tpm_parse_nv_read(const uint8_t *p, size_t len, uint16_t want, uint8_t *ret_data) {
+        struct reader r = {p, len, 0};
+        uint16_t n;
+
+        if (get_u16(&r, &n) < 0 || n != want || get(&r, ret_data, n) < 0 || !at_end(&r))
+                return -EBADMSG;
+        return 0;
+}
+
+int kos_tpm_parse_pcr_read(const uint8_t *p, size_t len, unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]) {
+        struct reader r = {p, len, 0};
+        uint32_t update_counter, n_selections, n_digests;
+        uint16_t alg, digest_size;
+        uint8_t select_size, select[4] = {0};
+
+        if (pcr > 23 || get_u32(&r, &update_counter) < 0 || get_u32(&r, &n_selections) < 0 || n_selections != 1 ||
+            get_u16(&r, &alg) < 0 || alg != KOS_TPM_ALG_SHA256 || get_u8(&r, &select_size) < 0 ||
+            select_size < 3 || select_size > 4 || get(&r, select, select_size) < 0)
+                return -EBADMSG;
+        /* Exactly the one PCR asked for: the TPM drops PCRs it cannot read. */
+        for (unsigned i = 0; i < select_size; i++)
+                if (select[i] != (i == pcr / 8 ? (uint8_t)(1u << (pcr % 8)) : 0))
+                        return -EBADMSG;
+        if (get_u32(&r, &n_digests) < 0 || n_digests != 1 || get_u16(&r, &digest_size) < 0 ||
+            digest_size != KOS_SHA256_LEN || get(&r, ret_value, KOS_SHA256_LEN) < 0 || !at_end(&r))
+                return -EBADMSG;
+        return 0;
+}
+
+int kos_tpm_rc_to_errno(uint32_t rc) {
+        if (rc == 0)
+                return 0;
+        if (rc & 0x80) { /* format 1: an error about a parameter, handle or session */
+                switch (rc & 0xbf) {
+                case 0x8b: /* TPM_RC_HANDLE */
+                        return -ENOENT;
+                case 0x8e: /* TPM_RC_AUTH_FAIL */
+                case 0xa2: /* TPM_RC_BAD_AUTH */
+                case 0x85: /* TPM_RC_HIERARCHY */
+                        return -EACCES;
+                }
+                return -EPROTO;
+        }
+        switch (rc) {
+        case 0x14a: /* TPM_RC_NV_UNINITIALIZED */
+                return -ENODATA;
+        case 0x14c: /* TPM_RC_NV_DEFINED */
+                return -EEXIST;
+        case 0x149: /* TPM_RC_NV_AUTHORIZATION */
+        case 0x148: /* TPM_RC_NV_LOCKED */
+        case 0x125: /* TPM_RC_AUTH_MISSING */
+        case 0x12f: /* TPM_RC_AUTH_UNAVAILABLE */
+        case 0x921: /* TPM_RC_LOCKOUT */
+                return -EACCES;
+        case 0x908: /* TPM_RC_YIELDED */
+        case 0x90a: /* TPM_RC_TESTING */
+        case 0x920: /* TPM_RC_NV_RATE */
+        case 0x922: /* TPM_RC_RETRY */
+        case 0x923: /* TPM_RC_NV_UNAVAILABLE */
+                return -EAGAIN;
+        }
+        return -EPROTO;
+}
+
+/* --- The transport ------------------------------------------------------ */
+
+static const char *tpm_spec; /* NULL: auto */
+
+void kos_tpm_select(const char *spec) { tpm_spec = spec && strcmp(spec, "auto") != 0 ? spec : NULL; }
+
+static int open_path(const char *path) {
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (S_ISCHR(st.st_mode)) {
+                int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+                return fd < 0 ? -errno : fd;
+        }
+        if (!S_ISSOCK(st.st_mode))
+                return -ENOTTY;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+int kos_tpm_open(struct kos_tpm *ret) {
+        static const char *const defaults[] = {"/dev/tpmrm0", "/dev/tpm0"};
+
+        *ret = (struct kos_tpm){.fd = -1};
+        if (tpm_spec && strcmp(tpm_spec, "none") == 0)
+                return -ENODEV;
+        if (tpm_spec) {
+                snprintf(ret->path, sizeof ret->path, "%s", tpm_spec);
+                ret->fd = open_path(tpm_spec);
+                return ret->fd < 0 ? ret->fd : 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(defaults); i++) {
+                if (access(defaults[i], F_OK) < 0)
+                        continue;
+                snprintf(ret->path, sizeof ret->path, "%s", defaults[i]);
+                ret->fd = open_path(defaults[i]);
+                return ret->fd < 0 ? ret->fd : 0;
+        }
+        return -ENODEV;
+}
+
+void kos_tpm_close(struct kos_tpm *t) { kos_closep(&t->fd); t->fd = -1; }
+
+/* One response: a character device returns it in one read(); a socket may
+ * deliver it in pieces, so read until the header's size is there. 30 s at
+ * most: a TPM that never answers must not hang PID 1 for ever. */
+static int receive(int fd, uint8_t *resp, size_t *ret_len) {
+        size_t have = 0, want = 10;
+
+        while (have < want) {
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                int n = poll(&pfd, 1, 30000);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -ETIMEDOUT;
+                ssize_t got = read(fd, resp + have, KOS_TPM_RESPONSE_MAX - have);
+                if (got < 0 && errno == EINTR)
+                        continue;
+                if (got <= 0)
+                        return got < 0 ? -errno : -EPIPE;
+                have += (size_t)got;
+                if (have >= 10) {
+                        want = (size_t)resp[2] << 24 | (size_t)resp[3] << 16 | (size_t)resp[4] << 8 | resp[5];
+                        if (want < 10 || want > KOS_TPM_RESPONSE_MAX)
+                                return -EBADMSG;
+                }
+        }
+        if (have != want)
+                return -EBADMSG;
+        *ret_len = have;
+        return 0;
+}
+
+int kos_tpm_transact(struct kos_tpm *t, const uint8_t *cmd, size_t cmd_len, bool sessions,
+                     uint8_t resp[static KOS_TPM_RESPONSE_MAX], uint32_t *ret_rc, const uint8_t **ret_params,
+                     size_t *ret_params_len) {
+        for (unsigned attempt = 0;; attempt++) {
+                size_t len = 0;
+                int r = kos_write_all(t->fd, cmd, cmd_len);
+                if (r < 0)
+                        return r;
+                if ((r = receive(t->fd, resp, &len)) < 0)
+                        return r;
+                if ((r = kos_tpm_parse_response(resp, len, sessions, ret_rc, ret_params, ret_params_len)) < 0)
+                        return r;
+                t->last_rc = *ret_rc;
+                if (kos_tpm_rc_to_errno(*ret_rc) != -EAGAIN || attempt >= 50)
+                        return 0;
+                nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+        }
+}
+
+/* --- Commands ----------------------------------------------------------- */
+
+/* Sends a built command; the parameters of a successful response in *params. */
+static int run(struct kos_tpm *t, int built, const uint8_t *cmd, bool sessions, uint8_t *resp,
+               const uint8_t **params, size_t *params_len) {
+        uint32_t rc;
+        const uint8_t *p;
+        size_t n;
+
+        if (built < 0)
+                return built;
+        int r = kos_tpm_transact(t, cmd, (size_t)built, sessions, resp, &rc, params ? params : &p,
+                                 params_len ? params_len : &n);
+        return r < 0 ? r : kos_tpm_rc_to_errno(rc);
+}
+
+int kos_tpm_nv_read_public(struct kos_tpm *t, uint32_t index, struct kos_tpm_nv_public *ret) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        int r = run(t, kos_tpm_build_nv_read_public(cmd, sizeof cmd, index), cmd, false, resp, &p, &n);
+
+        if (r < 0)
+                return r;
+        if ((r = kos_tpm_parse_nv_read_public(p, n, ret)) < 0)
+                return r;
+        return ret->index == index ? 0 : -EBADMSG;
+}
+
+int kos_tpm_nv_read_u64(struct kos_tpm *t, uint32_t index, uint64_t *ret) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX], data[8];
+        const uint8_t *p;
+        size_t n;
+        int r = run(t, kos_tpm_build_nv_read(cmd, sizeof cmd, index, 8, 0), cmd, true, resp, &p, &n);
+
+        if (r < 0)
+                return r;
+        if ((r = kos_tpm_parse_nv_read(p, n, 8, data)) < 0)
+                return r;
+        *ret = 0;
+        for (size_t i = 0; i < 8; i++)
+                *ret = *ret << 8 | data[i];
+        return 0;
+}
+
+int kos_tpm_nv_define_space(struct kos_tpm *t, const struct kos_tpm_nv_public *pub) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        return run(t, kos_tpm_build_nv_define_space(cmd, sizeof cmd, pub), cmd, true, resp, NULL, NULL);
+}
+
+int kos_tpm_nv_undefine_space(struct kos_tpm *t, uint32_t index) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        return run(t, kos_tpm_build_nv_undefine_space(cmd, sizeof cmd, index), cmd, true, resp, NULL, NULL);
+}
+
+int kos_tpm_nv_increment(struct kos_tpm *t, uint32_t index) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        return run(t, kos_tpm_build_nv_increment(cmd, sizeof cmd, index), cmd, true, resp, NULL, NULL);
+}
+
+int kos_tpm_pcr_extend(struct kos_tpm *t, unsigned pcr, const uint8_t sha256[static KOS_SHA256_LEN],
+                       const uint8_t *sha1) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        return run(t, kos_tpm_build_pcr_extend(cmd, sizeof cmd, pcr, sha256, sha1), cmd, true, resp, NULL, NULL);
+}
+
+int kos_tpm_pcr_read(struct kos_tpm *t, unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        int r = run(t, kos_tpm_build_pcr_read(cmd, sizeof cmd, pcr), cmd, false, resp, &p, &n);
+
+        return r < 0 ? r : kos_tpm_parse_pcr_read(p, n, pcr, ret_value);
+}
+
+/* --- The rollback floor ------------------------------------------------- */
+
+static const struct kos_tpm_nv_public floor_public = {
+        .index = KOS_TPM_FLOOR_INDEX,
+        .name_alg = KOS_TPM_ALG_SHA256,
+        .attributes = KOS_TPM_FLOOR_ATTRIBUTES,
+        .auth_policy_size = 0,
+        .data_size = 8,
+};
+
+/* 0 when the index is ours, -ENOENT, -EBADMSG (someone else's), or an error. */
+static int check_floor_index(struct kos_tpm *t) {
+        struct kos_tpm_nv_public pub;
+        int r = kos_tpm_nv_read_public(t, KOS_TPM_FLOOR_INDEX, &pub);
+
+        if (r < 0)
+                return r;
+        if (pub.name_alg != floor_public.name_alg || (pub.attributes & ~KOS_TPM_NV_WRITTEN) != floor_public.attributes ||
+            pub.auth_policy_size != 0 || pub.data_size != floor_public.data_size)
+                return -EBADMSG;
+        return 0;
+}
+
+int kos_tpm_floor_read(struct kos_tpm *t, uint32_t *ret_floor) {
+        uint64_t v;
+        int r = check_floor_index(t);
+
+        if (r < 0)
+                return r;
+        if ((r = kos_tpm_nv_read_u64(t, KOS_TPM_FLOOR_INDEX, &v)) < 0)
+                return r;
+        if (v == 0) /* the TPM never writes 0 into a counter */
+                return -EBADMSG;
+        *ret_floor = v - 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(v - 1);
+        return 0;
+}
+
+int kos_tpm_floor_provision(struct kos_tpm *t, char *ret_done, size_t done_size) {
+        uint32_t floor;
+        int r = check_floor_index(t);
+
+        ret_done[0] = '\0';
+        if (r == -EBADMSG) {
+                /* Not ours: only someone with the owner hierarchy put it
+                 * there; replacing it cannot lower the floor (see above). */
+                if ((r = kos_tpm_nv_undefine_space(t, KOS_TPM_FLOOR_INDEX)) < 0)
+                        return r;
+                snprintf(ret_done, done_size, "replaced an NV index that was not the KOS counter; ");
+                r = -ENOENT;
+        }
+        if (r == -ENOENT) {
+                if ((r = kos_tpm_nv_define_space(t, &floor_public)) < 0)
+                        return r;
+                size_t used = strlen(ret_done);
+                snprintf(ret_done + used, done_size - used, "defined the counter; ");
+        } else if (r < 0)
+                return r;
+        r = kos_tpm_floor_read(t, &floor);
+        if (r == -ENODATA) {
+                if ((r = kos_tpm_nv_increment(t, KOS_TPM_FLOOR_INDEX)) < 0)
+                        return r;
+                if ((r = kos_tpm_floor_read(t, &floor)) < 0)
+                        return r;
+                size_t used = strlen(ret_done);
+                snprintf(ret_done + used, done_size - used, "first increment: floor %lu", (unsigned long)floor);
+        }
+        return r;
+}
+
+int kos_tpm_floor_raise(struct kos_tpm *t, uint32_t value) {
+        char done[160];
+        uint32_t floor;
+        int r = kos_tpm_floor_provision(t, done, sizeof done);
+
+        if (r < 0 || (r = kos_tpm_floor_read(t, &floor)) < 0)
+                return r;
+        if (floor > value)
+                return -ERANGE;
+        if (value - floor > KOS_TPM_FLOOR_MAX_STEP)
+                return -E2BIG;
+        for (uint32_t i = floor; i < value; i++)
+                if ((r = kos_tpm_nv_increment(t, KOS_TPM_FLOOR_INDEX)) < 0)
+                        return r;
+        return 0;
+}
+
+/* --- Measured boot ------------------------------------------------------ */
+
+void kos_tpm_manifest_event(const uint8_t id[static KOS_SHA256_LEN], uint8_t ret_event[static KOS_TPM_EVENT_LEN]) {
+        memcpy(ret_event, KOS_TPM_EVENT_PREFIX, sizeof(KOS_TPM_EVENT_PREFIX) - 1);
+        memcpy(ret_event + sizeof(KOS_TPM_EVENT_PREFIX) - 1, id, KOS_SHA256_LEN);
+}
+
+int kos_tpm_manifest_event_digest(const uint8_t id[static KOS_SHA256_LEN], uint8_t ret_digest[static KOS_SHA256_LEN]) {
+        uint8_t event[KOS_TPM_EVENT_LEN];
+
+        kos_tpm_manifest_event(id, event);
+        return kos_sha256(event, sizeof event, ret_digest);
+}
+
+int kos_tpm_manifest_expected_pcr(const uint8_t id[static KOS_SHA256_LEN], uint8_t ret_pcr[static KOS_SHA256_LEN]) {
+        uint8_t buf[2 * KOS_SHA256_LEN] = {0};
+        int r = kos_tpm_manifest_event_digest(id, buf + KOS_SHA256_LEN);
+
+        return r < 0 ? r : kos_sha256(buf, sizeof buf, ret_pcr);
+}
+
+int kos_tpm_measure_manifest(struct kos_tpm *t, const uint8_t id[static KOS_SHA256_LEN]) {
+        uint8_t event[KOS_TPM_EVENT_LEN], sha256[KOS_SHA256_LEN], sha1[20];
+        unsigned int n = 0;
+
+        kos_tpm_manifest_event(id, event);
+        if (kos_sha256(event, sizeof event, sha256) < 0 ||
+            EVP_Digest(event, sizeof event, sha1, &n, EVP_sha1(), NULL) != 1 || n != sizeof sha1)
+                return -EIO;
+        int r = kos_tpm_pcr_extend(t, KOS_TPM_PCR, sha256, sha1);
+        if (r == -EPROTO) /* a TPM without SHA-1 at all refuses the whole list */
+                r = kos_tpm_pcr_extend(t, KOS_TPM_PCR, sha256, NULL);
+        return r;
+}
+
+int kos_tpm_sysfs_pcr_read(unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]) {
+        char path[64], text[KOS_SHA256_HEX_LEN + 2];
+        ssize_t n;
+
+        /* Not kos_read_file_at(): a sysfs attribute claims st_size 4096. */
+        snprintf(path, sizeof path, "/sys/class/tpm/tpm0/pcr-sha256/%u", pcr);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        do
+                n = read(fd, text, sizeof text);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        /* 64 uppercase hex digits and a newline */
+        if (n != KOS_SHA256_HEX_LEN + 1 || text[KOS_SHA256_HEX_LEN] != '\n')
+                return -EBADMSG;
+        for (size_t i = 0; i < KOS_SHA256_HEX_LEN; i++)
+                if (text[i] >= 'A' && text[i] <= 'F')
+                        text[i] = (char)(text[i] - 'A' + 'a');
+        return kos_hex_decode(text, KOS_SHA256_HEX_LEN, ret_value, KOS_SHA256_LEN);
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* The few TPM 2.0 commands KOS needs, marshalled by hand (see the top of
+ * tpm.c for why not tpm2-tss), and the two jobs built on them: the rollback
+ * floor in an NV counter, and the measurement of the booted manifest into a
+ * PCR. docs/tpm.md is the reference for every constant here.
+ *
+ * Three layers, each testable alone:
+ *   - builders and parsers: pure functions on byte buffers (golden vectors in
+ *     tests/unit/test-tpm.c, a fuzzer in tests/fuzz/fuzz_tpm_response.c);
+ *   - the transport: one command, one response, over /dev/tpmrm0, /dev/tpm0
+ *     or a swtpm server socket (tests);
+ *   - the floor and the measurement. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash.h"
+#include "util.h"
+
+/* The NV index of the rollback floor: in the owner range (TCG handle
+ * registry: 0x01000000-0x013FFFFF), "KO" in its low bytes. */
+#define KOS_TPM_FLOOR_INDEX 0x01004B4Fu
+/* TPM_NT_COUNTER | TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA, with
+ * an empty authValue and no authPolicy: anyone may read it and increment it,
+ * nobody can lower it (docs/tpm.md, "Who may increment"). */
+#define KOS_TPM_FLOOR_ATTRIBUTES 0x02040014u
+#define KOS_TPM_NV_WRITTEN 0x20000000u /* TPMA_NV_WRITTEN, set by the TPM */
+/* A floor raise adds at most this many increments (one NV write each). */
+#define KOS_TPM_FLOOR_MAX_STEP 4096u
+
+/* The PCR the Boot Kernel extends with the manifest it boots (docs/tpm.md,
+ * "Which PCR"). */
+#define KOS_TPM_PCR 8
+#define KOS_TPM_EVENT_PREFIX "kos-manifest:"
+#define KOS_TPM_EVENT_LEN (sizeof(KOS_TPM_EVENT_PREFIX) - 1 + KOS_SHA256_LEN)
+
+#define KOS_TPM_COMMAND_MAX 512
+#define KOS_TPM_RESPONSE_MAX 4096 /* TPM2 PC Client: responses fit in 4 KiB */
+
+/* TPM 2.0 constants (TPM 2.0 Library, Part 2). */
+#define KOS_TPM_ST_NO_SESSIONS 0x8001
+#define KOS_TPM_ST_SESSIONS 0x8002
+#define KOS_TPM_CC_NV_UNDEFINE_SPACE 0x00000122u
+#define KOS_TPM_CC_NV_DEFINE_SPACE 0x0000012Au
+#define KOS_TPM_CC_NV_INCREMENT 0x00000134u
+#define KOS_TPM_CC_NV_READ 0x0000014Eu
+#define KOS_TPM_CC_NV_READ_PUBLIC 0x00000169u
+#define KOS_TPM_CC_PCR_READ 0x0000017Eu
+#define KOS_TPM_CC_PCR_EXTEND 0x00000182u
+#define KOS_TPM_RH_OWNER 0x40000001u
+#define KOS_TPM_RS_PW 0x40000009u
+#define KOS_TPM_ALG_SHA1 0x0004
+#define KOS_TPM_ALG_SHA256 0x000B
+
+/* The public area of an NV index, as NV_ReadPublic returns it. */
+struct kos_tpm_nv_public {
+        uint32_t index;
+        uint16_t name_alg;
+        uint32_t attributes;
+        uint16_t auth_policy_size;
+        uint16_t data_size;
+};
+
+/* --- Builders: the exact command bytes; return the length, or -ENOBUFS. */
+_kos_must_check_ int kos_tpm_build_nv_read_public(uint8_t *buf, size_t size, uint32_t index);
+_kos_must_check_ int kos_tpm_build_nv_read(uint8_t *buf, size_t size, uint32_t index, uint16_t len, uint16_t offset);
+_kos_must_check_ int kos_tpm_build_nv_define_space(uint8_t *buf, size_t size, const struct kos_tpm_nv_public *pub);
+_kos_must_check_ int kos_tpm_build_nv_undefine_space(uint8_t *buf, size_t size, uint32_t index);
+_kos_must_check_ int kos_tpm_build_nv_increment(uint8_t *buf, size_t size, uint32_t index);
+/* Extends pcr in the SHA-256 bank with sha256, and in the SHA-1 bank with
+ * sha1 unless it is NULL (a TPM ignores digests for banks it has not allocated). */
+_kos_must_check_ int kos_tpm_build_pcr_extend(uint8_t *buf, size_t size, unsigned pcr,
+                                              const uint8_t sha256[static KOS_SHA256_LEN], const uint8_t *sha1);
+_kos_must_check_ int kos_tpm_build_pcr_read(uint8_t *buf, size_t size, unsigned pcr);
+
+/* --- Parsers. Untrusted input: every length is checked, every byte must be
+ * consumed. */
+
+/* The response header and, for a command sent with a password session, the
+ * parameter area and the one session in the response. Returns 0 with the
+ * response code in *ret_rc and the parameters in *ret_params, *ret_params_len
+ * (empty unless *ret_rc is 0), or -EBADMSG for a malformed response. */
+_kos_must_check_ int kos_tpm_parse_response(const uint8_t *resp, size_t len, bool sessions, uint32_t *ret_rc,
+                                            const uint8_t **ret_params, size_t *ret_params_len);
+_kos_must_check_ int kos_tpm_parse_nv_read_public(const uint8_t *p, size_t len, struct kos_tpm_nv_public *ret);
+/* NV_Read's parameters holding exactly want bytes. */
+_kos_must_check_ int kos_tpm_parse_nv_read(const uint8_t *p, size_t len, uint16_t want, uint8_t *ret_data);
+/* PCR_Read's parameters selecting exactly pcr in the SHA-256 bank. */
+_kos_must_check_ int kos_tpm_parse_pcr_read(const uint8_t *p, size_t len, unsigned pcr,
+                                            uint8_t ret_value[static KOS_SHA256_LEN]);
+
+/* The negative errno a TPM response code means here: -ENOENT (no such
+ * handle), -ENODATA (NV index never written), -EEXIST (NV index already
+ * defined), -EACCES (authorization or hierarchy refused), -EAGAIN (retry),
+ * -EPROTO (anything else). */
+_kos_must_check_ int kos_tpm_rc_to_errno(uint32_t rc);
+
+/* --- The transport. */
+struct kos_tpm {
+        int fd;
+        char path[108];
+        uint32_t last_rc; /* of the last command, for messages */
+};
+
+/* The TPM to use: NULL or "auto" selects /dev/tpmrm0, else /dev/tpm0, else
+ * none; "none" never uses one; another value is the path of a TPM character
+ * device or a swtpm server unix socket (tests). Process-wide, for programs:
+ * the kos tool sets it from $KOS_TPM. */
+void kos_tpm_select(const char *spec);
+/* Opens the selected TPM: -ENODEV when there is none (not an error: the
+ * ImageFS floor alone is used), another negative errno when it cannot be
+ * opened. */
+_kos_must_check_ int kos_tpm_open(struct kos_tpm *ret);
+void kos_tpm_close(struct kos_tpm *t);
+/* Sends cmd, receives the whole response (retrying while the TPM says
+ * RETRY/YIELDED/TESTING), parses its header: 0 with *ret_rc and the
+ * parameters (inside resp), or a negative errno. */
+_kos_must_check_ int kos_tpm_transact(struct kos_tpm *t, const uint8_t *cmd, size_t cmd_len, bool sessions,
+                                      uint8_t resp[static KOS_TPM_RESPONSE_MAX], uint32_t *ret_rc,
+                                      const uint8_t **ret_params, size_t *ret_params_len);
+
+/* --- Commands: 0 or a negative errno (kos_tpm_rc_to_errno for TPM errors). */
+_kos_must_check_ int kos_tpm_nv_read_public(struct kos_tpm *t, uint32_t index, struct kos_tpm_nv_public *ret);
+_kos_must_check_ int kos_tpm_nv_read_u64(struct kos_tpm *t, uint32_t index, uint64_t *ret);
+_kos_must_check_ int kos_tpm_nv_define_space(struct kos_tpm *t, const struct kos_tpm_nv_public *pub);
+_kos_must_check_ int kos_tpm_nv_undefine_space(struct kos_tpm *t, uint32_t index);
+_kos_must_check_ int kos_tpm_nv_increment(struct kos_tpm *t, uint32_t index);
+_kos_must_check_ int kos_tpm_pcr_extend(struct kos_tpm *t, unsigned pcr, const uint8_t sha256[static KOS_SHA256_LEN],
+                                        const uint8_t *sha1);
+_kos_must_check_ int kos_tpm_pcr_read(struct kos_tpm *t, unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]);
+
+/* --- The rollback floor in the TPM (docs/tpm.md, "The floor counter").
+ * The floor is the counter's value minus one; an index never incremented
+ * holds no floor. */
+
+/* -ENOENT: no index; -ENODATA: defined, never incremented; -EBADMSG: the
+ * index at KOS_TPM_FLOOR_INDEX is not the KOS counter (other attributes,
+ * size, policy); else 0 with the floor. */
+_kos_must_check_ int kos_tpm_floor_read(struct kos_tpm *t, uint32_t *ret_floor);
+/* Makes the counter exist and hold a floor: defines it (owner hierarchy,
+ * empty owner authorization) when absent, replaces an index that is not the
+ * KOS counter, and increments it once when never written. The first
+ * increment of a counter makes it at least one more than any counter this
+ * TPM ever held, so a counter deleted and defined again never comes back
+ * lower. *ret_done says what was done ("" when nothing). */
+_kos_must_check_ int kos_tpm_floor_provision(struct kos_tpm *t, char *ret_done, size_t done_size);
+/* Provisions, then increments the counter until the floor is value: -ERANGE
+ * when the floor is already higher, -E2BIG when that takes more than
+ * KOS_TPM_FLOOR_MAX_STEP increments (nothing is incremented then). */
+_kos_must_check_ int kos_tpm_floor_raise(struct kos_tpm *t, uint32_t value);
+
+/* --- The measurement of the booted manifest (docs/tpm.md, "Measured boot").
+ * The event is "kos-manifest:" followed by the 32 bytes of the manifest id;
+ * each bank is extended with its hash of the event. */
+void kos_tpm_manifest_event(const uint8_t id[static KOS_SHA256_LEN], uint8_t ret_event[static KOS_TPM_EVENT_LEN]);
+_kos_must_check_ int kos_tpm_manifest_event_digest(const uint8_t id[static KOS_SHA256_LEN],
+                                                   uint8_t ret_digest[static KOS_SHA256_LEN]);
+/* The SHA-256 PCR value after extending a zero PCR with the event:
+ * SHA-256(32 zero bytes || SHA-256(event)). */
+_kos_must_check_ int kos_tpm_manifest_expected_pcr(const uint8_t id[static KOS_SHA256_LEN],
+                                                   uint8_t ret_pcr[static KOS_SHA256_LEN]);
+/* Extends KOS_TPM_PCR with the manifest's event (SHA-256 and SHA-1 banks). */
+_kos_must_check_ int kos_tpm_measure_manifest(struct kos_tpm *t, const uint8_t id[static KOS_SHA256_LEN]);
+/* Reads a SHA-256 PCR through sysfs (/sys/class/tpm/tpm0/pcr-sha256/N,
+ * Linux 5.12 and later), for a stage that has no business sending commands. */
+_kos_must_check_ int kos_tpm_sysfs_pcr_read(unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]);

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/* kos tpm: the TPM side of anti-rollback and measured boot, for a device's
+ * operator and for tests (against swtpm's socket). The TPM is the one
+ * $KOS_TPM selects (tpm.h, kos_tpm_select()): /dev/tpmrm0 by default. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "kos.h"
+#include "tpm.h"
+
+static int usage(void) {
+        printf("Usage: kos tpm floor | provision | raise N | pcr | expected-pcr ID\n\n"
+               "  floor          print the rollback floor the TPM's NV counter 0x%08x holds\n"
+               "  provision      define that counter if absent and give it a floor (as the Boot Kernel does)\n"
+               "  raise N        raise the TPM floor to N (never lowers it); kos mark-good raises it itself\n"
+               "  pcr            print the SHA-256 value of PCR %d\n"
+               "  expected-pcr ID  print the PCR %d value after measuring manifest ID (hex) from reset\n\n"
+               "The TPM is $KOS_TPM: a device node or a swtpm server socket; unset: /dev/tpmrm0,\n"
+               "else /dev/tpm0; none: no TPM. See docs/tpm.md.\n",
+               KOS_TPM_FLOOR_INDEX, KOS_TPM_PCR, KOS_TPM_PCR);
+        return EXIT_OK;
+}
+
+static int open_or_fail(struct kos_tpm *t) {
+        int r = kos_tpm_open(t);
+        if (r == -ENODEV)
+                return fail(EXIT_USAGE, "no TPM (set KOS_TPM to a TPM device or swtpm socket)");
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot open the TPM %s: %s", t->path, strerror(-r));
+        return EXIT_OK;
+}
+
+static int tpm_fail(struct kos_tpm *t, const char *what, int r) {
+        fail(r == -ERANGE ? EXIT_INVALID : EXIT_USAGE, "%s: %s (TPM rc 0x%x)", what,
+             r == -ERANGE ? "the TPM's floor is already higher" : strerror(-r), t->last_rc);
+        kos_tpm_close(t);
+        return r == -ERANGE ? EXIT_INVALID : EXIT_USAGE;
+}
+
+static int parse_u32(const char *s, uint32_t *ret) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (!*s || *end || errno || v > UINT32_MAX || s[0] == '-')
+                return -EINVAL;
+        *ret = (uint32_t)v;
+        return 0;
+}
+
+int cmd_tpm(int argc, char **argv) {
+        struct kos_tpm t;
+        uint8_t id[KOS_SHA256_LEN], value[KOS_SHA256_LEN];
+        char hex[KOS_SHA256_HEX_LEN + 1], done[160];
+        uint32_t floor;
+        int r;
+
+        if (argc < 2 || wants_help(argc - 1, argv + 1))
+                return argc < 2 ? (usage(), EXIT_USAGE) : usage();
+        const char *verb = argv[1];
+        if (strcmp(verb, "expected-pcr") == 0) {
+                if (argc != 3 || kos_hex_decode(argv[2], strlen(argv[2]), id, sizeof id) < 0)
+                        return usage_error("tpm expected-pcr", "expected a manifest id: 64 lowercase hex digits");
+                if (kos_tpm_manifest_expected_pcr(id, value) < 0)
+                        return fail(EXIT_USAGE, "cannot hash");
+                kos_hex_encode(value, sizeof value, hex);
+                printf("%s\n", hex);
+                return EXIT_OK;
+        }
+        if (strcmp(verb, "raise") == 0 ? argc != 3 : argc != 2)
+                return usage_error("tpm", "wrong number of arguments");
+        if ((r = open_or_fail(&t)) != EXIT_OK)
+                return r;
+        if (strcmp(verb, "floor") == 0) {
+                if ((r = kos_tpm_floor_read(&t, &floor)) < 0)
+                        return tpm_fail(&t, r == -ENOENT    ? "the floor counter is not defined"
+                                            : r == -ENODATA ? "the floor counter was never incremented"
+                                            : r == -EBADMSG ? "the NV index is not the KOS floor counter"
+                                                            : "cannot read the floor counter",
+                                        r);
+                printf("%lu\n", (unsigned long)floor);
+        } else if (strcmp(verb, "provision") == 0) {
+                if ((r = kos_tpm_floor_provision(&t, done, sizeof done)) < 0)
+                        return tpm_fail(&t, "cannot provision the floor counter", r);
+                printf("%s\n", done[0] ? done : "already provisioned");
+        } else if (strcmp(verb, "raise") == 0) {
+                if (parse_u32(argv[2], &floor) < 0)
+                        return usage_error("tpm raise", "N must be a number from 0 to 4294967295");
+                if ((r = kos_tpm_floor_raise(&t, floor)) < 0)
+                        return tpm_fail(&t, "cannot raise the floor counter", r);
+        } else if (strcmp(verb, "pcr") == 0) {
+                if ((r = kos_tpm_pcr_read(&t, KOS_TPM_PCR, value)) < 0)
+                        return tpm_fail(&t, "cannot read the PCR", r);
+                kos_hex_encode(value, sizeof value, hex);
+                printf("%s\n", hex);
+        } else {
+                kos_tpm_close(&t);
+                return usage_error("tpm", "unknown command '%s'", verb);
+        }
+        kos_tpm_close(&t);
+        return EXIT_OK;
+}
