@@ -167,7 +167,7 @@ static void explain_policy_failure(struct kos_tpm *t, const struct kos_sealed_ke
                          "PCR %u does not match the sealed policy (TPM_RC_POLICY_FAIL): it holds %.16s..., the policy "
                          "needs %.16s...%s",
                          i, have, want,
-                         i == KOS_TPM_SEAL_PCR ? " (not started by the KOS Boot Kernel, or after the leave event)"
+                         i == KOS_TPM_SEAL_PCR ? " (no KOS Boot Kernel started this, or after the leave event)"
                                                : "");
                 return;
         }

@@ -75,6 +75,7 @@ static int tpm_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, char *
 
 const struct kos_key_provider kos_key_provider_tpm = {
         .name = "TPM (sealed to the verified chain, ImageFS " KOS_SEALED_KEY_DIR "/)",
+        .short_name = "TPM",
         .lookup = tpm_lookup,
 };
 
@@ -101,6 +102,7 @@ static int initrd_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, cha
 
 const struct kos_key_provider kos_key_provider_initrd = {
         .name = "initrd key store (" KOS_INITRD_KEY_DIR ", development)",
+        .short_name = "initrd key store",
         .lookup = initrd_lookup,
         .development = true,
 };

@@ -17,6 +17,7 @@
 
 struct kos_key_provider {
         const char *name;
+        const char *short_name; /* for failure messages */
         /* 0 with the key in ret (malloc'd), -ENOKEY when the id is unknown,
          * another negative errno with the reason in error. */
         int (*lookup)(const char *key_id, uint8_t **ret, size_t *ret_len, char *error, size_t error_size);

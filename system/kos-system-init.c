@@ -265,8 +265,8 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
                         fail_boot("find key", c->name, "key id %s: no such key (looked in: %s; %s)",
                                   c->encryption.key, kos_key_provider_tpm.name, kos_key_provider_initrd.name);
                 if (r < 0)
-                        fail_boot("find key", c->name, "key id %s from the %s: %s", c->encryption.key,
-                                  provider->name, why);
+                        fail_boot("find key", c->name, "key id %s (%s): %s", c->encryption.key,
+                                  provider->short_name, why);
                 early_log("%scomponent %s: key %s from the %s%s", provider->development ? "WARNING: " : "", c->name,
                           c->encryption.key, provider->name,
                           provider->development ? ": as secret as the disk it is on; never on a production device"
