@@ -114,6 +114,7 @@ int kos_key_lookup(const struct kos_key_provider *const *providers, const char *
         snprintf(error, error_size, "no such key");
         for (; *providers; providers++) {
                 *ret_provider = *providers;
+                error[0] = '\0';
                 r = (*providers)->lookup(key_id, ret, ret_len, error, error_size);
                 if (r == -ENOKEY)
                         snprintf(error, error_size, "no such key");

@@ -49,8 +49,10 @@ static int open_tpm_or_fail(struct kos_tpm *t) {
 /* "N=HEX" into values[N], marking N in *given. */
 static int parse_pcr_value(const char *s, uint32_t *given, uint8_t values[24][KOS_SHA256_LEN]) {
         char *end;
-        unsigned long n = strtoul(s, &end, 10);
 
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        unsigned long n = strtoul(s, &end, 10);
         if (end == s || *end != '=' || n > 23 || strlen(end + 1) != KOS_SHA256_HEX_LEN ||
             kos_hex_decode(end + 1, KOS_SHA256_HEX_LEN, values[n], KOS_SHA256_LEN) < 0)
                 return -EINVAL;
