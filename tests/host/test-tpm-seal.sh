@@ -49,6 +49,8 @@ test_key_seal_includes_pcr_7_and_names_it_when_it_differs() {
 }
 
 test_key_seal_refuses_a_policy_without_the_kos_pcr_and_bad_input() {
+        "$KOS" key --help | grep -q 'Usage: kos key seal' || fail "kos key --help"
+        "$KOS" key unseal --help | grep -q 'Usage: kos key seal' || fail "kos key unseal --help"
         swtpm_host_start tpm
         head -c 32 /dev/urandom >k
         local rc=0

@@ -228,7 +228,7 @@ static int key_unseal(int argc, char **argv) {
 }
 
 int cmd_key(int argc, char **argv) {
-        if (argc < 2 || wants_help(argc - 1, argv + 1))
+        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
                 return argc < 2 ? (usage(), EXIT_USAGE) : usage();
         if (strcmp(argv[1], "seal") == 0)
                 return key_seal(argc - 1, argv + 1);
