@@ -54,7 +54,7 @@ step "ImageFS: two signed manifests; demo-current first and on trial, demo-previ
 "$KOS" component add img vmlinuz initrd base.img runtime.img app1.img app2.img >/dev/null
 for m in "demo-previous 1 app1.img" "demo-current 2 app2.img"; do
         set -- $m
-        "$KOS" manifest create --name "$1" --version "$2" --kernel vmlinuz --initrd initrd \
+        "$KOS" manifest create --name "$1" --version "$2" --security-version 1 --kernel vmlinuz --initrd initrd \
                 --cmdline "console=ttyS0 loglevel=4 panic=-1 kos.settle=5" --component base=base.img \
                 --component runtime=runtime.img --component "app=$3" -o "$1.json"
         "$KOS" manifest sign --key kos-dev-DO-NOT-SHIP.key "$1.json" >/dev/null
@@ -69,25 +69,31 @@ IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
 IMAGEFS_EXTRA_MIB=256 DATA_MIB=128 imagefs_disk img disk.img "$IMAGEFS_UUID" 2>/dev/null
 ls -lh disk.img | awk '{print "build/demo/disk.img", $5}'
 
+step "TPM: swtpm with its state in build/demo/tpm (kept, like a device's TPM: the rollback floor lives there)"
+vm_swtpm_start tpm
+echo "swtpm $(swtpm --version 2>/dev/null | head -n 1 | grep -o '[0-9][0-9.]*' | head -n 1), attached as a TIS device"
+
 if [ "${RUN:-}" = 1 ]; then
         step "Booting with an interactive console (exit: Ctrl-A X)"
         cpu=max; [ "$(vm_accel)" = kvm ] && cpu=host
         exec qemu-system-x86_64 -accel "$(vm_accel)" -cpu "$cpu" -m 1024 -smp 2 -nographic -serial mon:stdio \
                 -kernel bootk/vmlinuz -initrd bootk/initramfs.img -append "console=ttyS0 panic=-1 loglevel=4" \
-                -drive file=disk.img,if=virtio,format=raw
+                -drive file=disk.img,if=virtio,format=raw "${VM_TPM_ARGS[@]}"
 fi
 
 step "Booting in QEMU ($(vm_accel)); the console goes to build/demo/console.log"
 start=$(date +%s)
 vm_run console.log 300 'KOS-STATUS|BOOT FAILED|System halted' -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-        -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw || true
+        -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw "${VM_TPM_ARGS[@]}" || true
+swtpm_stop tpm
 echo "done in $(($(date +%s) - start)) s of wall time"
 
 step "Report"
 log=console.log
 t() { grep -a "$1" "$log" | head -1 | sed -n 's/.*\[ *\([0-9.]*\)\].*/\1/p'; }
 printf '%-44s %s\n' "Boot Kernel: init started" "$(t 'kos-boot .*init started') s"
-grep -a 'kos-boot .*manifest ' "$log" | sed 's/^kos-boot \[ *\([0-9.]*\)\] /  \1 s  /'
+grep -a -e 'kos-boot .*manifest ' -e 'kos-boot .*rollback floor: security' -e 'kos-boot .*measured boot' "$log" |
+        sed 's/^kos-boot \[ *\([0-9.]*\)\] /  \1 s  /'
 printf '%-44s %s\n' "Boot Kernel: kexec into the System Kernel" "$(t 'kos-boot .*jumping') s"
 printf '%-44s %s\n' "System Kernel: init started" "$(t 'kos-system .*init started') s (new clock)"
 printf '%-44s %s\n' "System Kernel: root assembled" "$(t 'kos-system .*root assembled') s"
@@ -98,7 +104,7 @@ echo
 grep -a 'KOS-APP started' "$log" | head -1 | sed 's/^/proof: /' || true
 status=$(grep -a 'KOS-STATUS' "$log" | head -1 | sed 's/^KOS-STATUS //' | tr -d '\r')
 if [ -n "$status" ] && jq -e '.app == "active"' >/dev/null <<<"$status"; then
-        echo "kos node status: $(jq -c '{state, booted: .booted.name, app, marked_good}' <<<"$status")"
+        echo "kos node status: $(jq -c '{state, booted: .booted.name, app, marked_good, rollback_floor}' <<<"$status")"
         echo "DEMO OK: manifest $(jq -r .booted.name <<<"$status") booted, kos-app.target active"
 else
         echo "DEMO FAILED: see build/demo/console.log" >&2
