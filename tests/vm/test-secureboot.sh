@@ -44,6 +44,8 @@ test_signed_uki_boots_with_secure_boot_enforcing_and_kexecs_the_manifest() {
         expect_log 'no modules to load: kernel .* has its drivers built in'
         expect_log 'System Kernel loaded by kexec'
         expect_booted a
+        # kexec hands the Secure Boot state on: Debian's System Kernel locks itself down.
+        expect_log 'Kernel is locked down from EFI Secure Boot'
 }
 
 test_uki_with_one_byte_changed_in_its_initramfs_is_refused_by_the_firmware() {
@@ -69,4 +71,24 @@ test_uki_signed_by_a_key_not_in_db_is_refused_by_the_firmware() {
         sbverify --cert stranger.crt uki.efi >/dev/null 2>&1 || fail "the UKI is not validly signed by its key"
         sb_boot uki.efi
         expect_refused_by_firmware
+}
+
+# Why the Boot Kernel has its own kernel (docs/trust-chain.md): Debian's
+# kernel locks itself down under Secure Boot and then kexecs only kernels
+# signed by a key it trusts (builtin keyring, or db through the platform
+# keyring). Debian's vmlinuz is signed by Debian, whose key is in neither when
+# db holds only the vendor's: the manifest is valid, the kexec is refused.
+test_debian_boot_kernel_under_secure_boot_refuses_to_kexec_a_debian_signed_kernel() {
+        VM_BOOT_KERNEL=debian vm_fixture
+        vm_manifest a
+        activate a
+        local keys; keys=$(sb_keys)
+        VM_BOOT_KERNEL=debian vm_mkboot --keyring keyring --output bootk --uki uki.efi \
+                --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null 2>&1
+        sb_boot uki.efi
+        expect_log 'EFI stub: UEFI Secure Boot is enabled'
+        expect_log 'manifest a: valid'
+        expect_log 'kexec_file_load failed: Required key not available'
+        expect_log 'no verified system to boot: halting'
+        [ -z "$(system_cmdline)" ] || fail "a System Kernel ran"
 }
