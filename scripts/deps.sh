@@ -9,7 +9,7 @@ build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-
        mmdebstrap fdisk qemu-system-x86)
 # The Boot Kernel's own kernel (scripts/build-boot-kernel.sh), its UKI and the
 # Secure Boot tests (OVMF, development keys, an ESP made without mounting).
-boot=(linux-source-6.1 xz-utils bc flex bison libelf-dev binutils systemd-boot-efi sbsigntool efitools ovmf
+boot=(linux-source-6.1 xz-utils bc flex bison libelf-dev binutils lz4 systemd-boot-efi sbsigntool efitools ovmf
       mtools dosfstools)
 check=("${build[@]}" "${boot[@]}" clang libclang-rt-14-dev socat)
 

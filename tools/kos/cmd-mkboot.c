@@ -249,8 +249,30 @@ static int write_uki(const struct uki *u, const char *dir, const char *kernel, c
         return EXIT_OK;
 }
 
+/* The kernel decompresses an LZ4 initramfs several times faster than a
+ * gzip one; it takes LZ4's legacy frame only (lz4 -l, package lz4). */
+static int write_lz4(struct initramfs *ir, const char *output, size_t *ret_size) {
+        char raw[PATH_MAX];
+        uint64_t size = 0;
+        int r;
+
+        if ((size_t)snprintf(raw, sizeof raw, "%s.cpio", output) >= sizeof raw)
+                return -ENAMETOOLONG;
+        if ((r = initramfs_write_uncompressed(ir, raw, ret_size)) < 0)
+                return r;
+        char *const lz4[] = {"lz4", "-l", "-9", "-q", "-f", raw, (char *)output, NULL};
+        r = run_program(lz4);
+        unlink(raw);
+        if (r < 0)
+                return fail(EXIT_USAGE, "lz4 could not compress the initramfs (package lz4)"), r;
+        if ((r = file_size(output, &size)) < 0)
+                return r;
+        *ret_size = (size_t)size;
+        return 0;
+}
+
 struct mkboot {
-        const char *kernel_dir, *kernel, *init, *keyring, *output;
+        const char *kernel_dir, *kernel, *init, *keyring, *output, *compress;
         const char *modules[64];
         size_t n_modules;
         struct uki uki;
@@ -276,7 +298,7 @@ static int add_boot_files(struct initramfs *ir, const struct mkboot *o, char ver
 }
 
 static int build(const struct mkboot *o) {
-        char version[128] = "built-in drivers", path[PATH_MAX], vmlinuz[PATH_MAX], initramfs[PATH_MAX];
+        char version[128] = "(drivers built in)", path[PATH_MAX], vmlinuz[PATH_MAX], initramfs[PATH_MAX];
         size_t n_resolved = 0, size = 0;
         int r;
 
@@ -291,7 +313,11 @@ static int build(const struct mkboot *o) {
         if (r >= 0 && mkdir(o->output, 0755) < 0 && errno != EEXIST)
                 r = -errno;
         snprintf(initramfs, sizeof initramfs, "%s/initramfs.img", o->output);
-        if (r >= 0 && (r = initramfs_write(ir, initramfs, &size)) < 0)
+        if (r >= 0 && strcmp(o->compress, "lz4") == 0)
+                r = write_lz4(ir, initramfs, &size);
+        else if (r >= 0)
+                r = initramfs_write(ir, initramfs, &size);
+        if (r < 0 && r != -ECHILD)
                 fail(EXIT_USAGE, "cannot write %s: %s", initramfs, strerror(-r));
         initramfs_free(ir);
         if (r < 0)
@@ -299,8 +325,8 @@ static int build(const struct mkboot *o) {
         snprintf(path, sizeof path, "%s/vmlinuz", o->output);
         if ((r = copy_file(vmlinuz, path)) < 0)
                 return fail(EXIT_USAGE, "cannot copy %s: %s", vmlinuz, strerror(-r));
-        printf("Boot Kernel %s: %s/vmlinuz, %s/initramfs.img (%zu bytes, %zu modules)\n", version, o->output,
-               o->output, size, n_resolved);
+        printf("Boot Kernel %s: %s/vmlinuz, %s/initramfs.img (%s, %zu bytes, %zu modules)\n", version, o->output,
+               o->output, o->compress, size, n_resolved);
         if (size > 4u << 20)
                 fprintf(stderr, "kos: warning: the initramfs is larger than 4 MiB\n");
         if (!o->uki.output)
@@ -313,12 +339,13 @@ static int build(const struct mkboot *o) {
 
 static void mkboot_help(void) {
         printf("Usage: kos mkboot (--kernel-dir DIR | --kernel FILE) --keyring DIR --output DIR\n"
-               "                  [--init FILE] [--module NAME]...\n"
+               "                  [--init FILE] [--module NAME]... [--compress gzip|lz4]\n"
                "                  [--uki FILE [--cmdline TEXT] [--stub FILE] [--osrel FILE]\n"
                "                   [--sign-key KEY --sign-cert CERT]]\n\n"
                "Builds the Boot Kernel: OUTPUT/vmlinuz and OUTPUT/initramfs.img, a reproducible\n"
-               "gzip cpio holding the init (default: kos-boot-init beside kos) and the trusted\n"
-               "keyring's *.pem files.\n"
+               "cpio holding the init (default: kos-boot-init beside kos) and the trusted\n"
+               "keyring's *.pem files, compressed with gzip (default with --kernel-dir) or LZ4\n"
+               "(legacy frame, lz4 -l; default with --kernel).\n"
                "  --kernel-dir DIR  a Debian kernel package unpacked with dpkg-deb -x (modules.dep\n"
                "                    made by depmod): its modules for an ext4 ImageFS on virtio\n"
                "                    (virtio_pci virtio_blk ext4 crc32c_generic, plus any --module)\n"
@@ -341,14 +368,15 @@ int cmd_mkboot(int argc, char **argv) {
                 {"uki", required_argument, NULL, 'u'},        {"cmdline", required_argument, NULL, 'c'},
                 {"stub", required_argument, NULL, 's'},       {"osrel", required_argument, NULL, 'O'},
                 {"sign-key", required_argument, NULL, 'S'},   {"sign-cert", required_argument, NULL, 'C'},
-                {"help", no_argument, NULL, 'h'},             {}};
+                {"compress", required_argument, NULL, 'z'},   {"help", no_argument, NULL, 'h'},
+                {}};
         struct mkboot o = {.uki = {.stub = DEFAULT_STUB, .cmdline = DEFAULT_UKI_CMDLINE}};
         char init[PATH_MAX];
         int c;
 
         program_beside_self("kos-boot-init", init, sizeof init);
         o.init = init;
-        while ((c = getopt_long(argc, argv, "k:K:i:r:o:m:u:c:s:O:S:C:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "k:K:i:r:o:m:u:c:s:O:S:C:z:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h': mkboot_help(); return EXIT_OK;
                 case 'k': o.kernel_dir = optarg; break;
@@ -362,6 +390,7 @@ int cmd_mkboot(int argc, char **argv) {
                 case 'O': o.uki.osrel = optarg; break;
                 case 'S': o.uki.sign_key = optarg; break;
                 case 'C': o.uki.sign_cert = optarg; break;
+                case 'z': o.compress = optarg; break;
                 case 'm':
                         if (o.n_modules >= ELEMENTSOF(o.modules) - ELEMENTSOF(default_modules))
                                 return usage_error("mkboot", "too many --module");
@@ -379,6 +408,10 @@ int cmd_mkboot(int argc, char **argv) {
                 return usage_error("mkboot", "--sign-key and --sign-cert go together");
         if (o.uki.sign_key && !o.uki.output)
                 return usage_error("mkboot", "--sign-key signs the UKI: give --uki");
+        if (!o.compress)
+                o.compress = o.kernel ? "lz4" : "gzip";
+        if (strcmp(o.compress, "gzip") != 0 && strcmp(o.compress, "lz4") != 0)
+                return usage_error("mkboot", "--compress takes gzip or lz4");
         if (o.kernel_dir)
                 for (size_t i = 0; i < ELEMENTSOF(default_modules); i++)
                         o.modules[o.n_modules++] = default_modules[i];
