@@ -5,7 +5,8 @@
 # vendor's extra drivers, same syntax), and prints the path of its bzImage.
 #
 # The result is cached under build/boot-kernel/<hash>/, the hash taken over
-# every input: the fragments, the source package's version and this script.
+# every input: the fragments' options, the source package's version and this
+# script.
 # A cold build prints how long it took (on stderr); a cached one is instant.
 # Every option a fragment sets must survive `make olddefconfig`; one that
 # does not (an unmet dependency) stops the build with its name.
@@ -27,8 +28,9 @@ if ! version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null) || [ 
         exit 1
 fi
 
-hash=$({ echo "linux-source-6.1 $version"; sha256sum <"$0"; for f in "${fragments[@]}"; do sha256sum <"$f"; done; } |
-        sha256sum | cut -c1-16)
+# The options, not the comments: editing a fragment's prose rebuilds nothing.
+hash=$({ echo "linux-source-6.1 $version"; sha256sum <"$0"; for f in "${fragments[@]}"; do
+        grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$f" | sha256sum; done; } | sha256sum | cut -c1-16)
 dir=$out_root/$hash
 mkdir -p "$out_root"
 exec 9>"$out_root/.lock"
