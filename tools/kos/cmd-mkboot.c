@@ -406,8 +406,9 @@ int cmd_mkboot(int argc, char **argv) {
                 return usage_error("mkboot", "--module needs --kernel-dir: a --kernel has its drivers built in");
         if (!!o.uki.sign_key != !!o.uki.sign_cert)
                 return usage_error("mkboot", "--sign-key and --sign-cert go together");
-        if (o.uki.sign_key && !o.uki.output)
-                return usage_error("mkboot", "--sign-key signs the UKI: give --uki");
+        if (!o.uki.output && (o.uki.sign_key || o.uki.osrel || strcmp(o.uki.stub, DEFAULT_STUB) != 0 ||
+                              strcmp(o.uki.cmdline, DEFAULT_UKI_CMDLINE) != 0))
+                return usage_error("mkboot", "--sign-key, --cmdline, --stub and --osrel are for the UKI: give --uki");
         if (!o.compress)
                 o.compress = o.kernel ? "lz4" : "gzip";
         if (strcmp(o.compress, "gzip") != 0 && strcmp(o.compress, "lz4") != 0)
