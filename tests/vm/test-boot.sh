@@ -125,3 +125,9 @@ test_kos_kernel_flipped_byte_in_squashfs_rejects_it_and_boots_the_next() {
 test_kos_kernel_nothing_valid_prints_every_reason_and_halts_without_kexec() {
         VM_BOOT_KERNEL=kos test_nothing_valid_prints_every_reason_and_halts_without_kexec
 }
+
+# A disk hot-plugged while the init waits: the kernel made for the job has
+# PCI hot-plug built in (ACPI and native PCIe).
+test_kos_kernel_imagefs_found_by_uuid_when_its_disk_appears_late() {
+        VM_BOOT_KERNEL=kos test_imagefs_found_by_uuid_when_its_disk_appears_late
+}
