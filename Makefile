@@ -84,12 +84,12 @@ check:
 	@tests/run.sh
 
 demo:
-	@scripts/deps.sh build
+	@scripts/deps.sh demo
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
 run:
-	@scripts/deps.sh build
+	@scripts/deps.sh demo
 	@$(MAKE) --no-print-directory all
 	@RUN=1 scripts/demo.sh
 

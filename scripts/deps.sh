@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a target needs, or says which are missing.
 #   scripts/deps.sh build   compile kos and run the demo on the host
+#   scripts/deps.sh demo    make demo and make run (adds the Boot Kernel's own
+#                           kernel, the UKI and Secure Boot in OVMF)
 #   scripts/deps.sh check   the whole test suite
 set -euo pipefail
 
@@ -15,8 +17,9 @@ check=("${build[@]}" "${boot[@]}" clang libclang-rt-14-dev socat tpm2-tools)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
+demo) want=("${build[@]}" "${boot[@]}") ;;
 check) want=("${check[@]}") ;;
-*) echo "usage: $0 build|check" >&2; exit 2 ;;
+*) echo "usage: $0 build|demo|check" >&2; exit 2 ;;
 esac
 
 missing=()

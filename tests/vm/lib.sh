@@ -221,9 +221,11 @@ vm_swtpm_start() {
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
 OVMF_VARS_EMPTY=/usr/share/OVMF/OVMF_VARS_4M.fd
 
-# The development Secure Boot keys (PK, KEK, db), made once per machine.
+# The development Secure Boot keys (PK, KEK, db), made once per machine
+# (SB_KEYS_DIR: another key set, e.g. make demo's own).
 sb_keys() {
-        "$ROOT/scripts/secureboot-keys.sh" "$ROOT/$BUILD/secureboot/dev-keys" && echo "$ROOT/$BUILD/secureboot/dev-keys"
+        local dir=${SB_KEYS_DIR:-$ROOT/$BUILD/secureboot/dev-keys}
+        "$ROOT/scripts/secureboot-keys.sh" "$dir" && echo "$dir"
 }
 
 # esp_image DIR OUT: a FAT ESP holding DIR's tree, made without mounting.
