@@ -3,8 +3,11 @@
 
 BUILD ?= build
 CC ?= gcc
+# PKCS#11 (lib/pkcs11-sign.c, HSM signing on the host): only p11-kit's header,
+# no library; the module is loaded with dlopen() (in glibc's libc since 2.34).
+P11_CFLAGS := $(shell pkg-config --cflags p11-kit-1 2>/dev/null || echo -I/usr/include/p11-kit-1)
 CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wmissing-prototypes -Wvla \
-	-Wshadow -Wno-unused-parameter -fstack-protector-strong -pthread -Ilib
+	-Wshadow -Wno-unused-parameter -fstack-protector-strong -pthread -Ilib $(P11_CFLAGS)
 CFLAGS ?= -O2 -g
 HARDEN := -D_FORTIFY_SOURCE=2
 LDFLAGS_HARDEN := -Wl,-z,relro,-z,now

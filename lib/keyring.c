@@ -195,3 +195,14 @@ int kos_key_sign(const char *secret_pem, size_t secret_len, const void *message,
         EVP_PKEY_free(pkey);
         return r;
 }
+
+int kos_key_public_to_pem(const uint8_t raw[static KOS_ED25519_PUBLIC_LEN], char **ret_pem) {
+        EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, KOS_ED25519_PUBLIC_LEN);
+        int r;
+
+        if (!pkey)
+                return -ENOMEM;
+        r = pem_of(pkey, false, ret_pem);
+        EVP_PKEY_free(pkey);
+        return r;
+}

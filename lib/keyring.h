@@ -48,3 +48,5 @@ _kos_must_check_ int kos_key_sign(const char *secret_pem, size_t secret_len, con
                  uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]);
 /* The raw public key of a PEM public key. */
 _kos_must_check_ int kos_key_public_from_pem(const char *pem, size_t len, uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN]);
+/* The SubjectPublicKeyInfo PEM of a raw public key (as openssl pkey -pubout writes it). */
+_kos_must_check_ int kos_key_public_to_pem(const uint8_t raw[static KOS_ED25519_PUBLIC_LEN], char **ret_pem);

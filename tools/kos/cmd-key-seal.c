@@ -17,12 +17,14 @@
 
 #include "hash.h"
 #include "kos.h"
+#include "signing-key.h"
 #include "tpm-seal.h"
 
 static int usage(void) {
         printf("Usage: kos key seal --key-file KEY [--key-id ID] [--pcrs LIST] [--pcr-value N=HEX]...\n"
                "                    [--manifest ID] --output DIR\n"
-               "       kos key unseal [--output FILE] SEALED_KEY_FILE\n\n"
+               "       kos key unseal [--output FILE] SEALED_KEY_FILE\n"
+               "       kos key export-public [--pkcs11-module PATH] 'pkcs11:...' PUBLIC.pem\n\n"
                "seal    seals KEY (1 to %d bytes) in the TPM with PolicyPCR over LIST (default %d;\n"
                "        it must include %d) and writes DIR/ID (ID defaults to KEY's file name), the\n"
                "        sealed-key file the System Kernel looks for in the ImageFS's %s/.\n"
@@ -31,6 +33,8 @@ static int usage(void) {
                "        comes from --pcr-value, else is read from the TPM now (PCR 7 is stable).\n"
                "unseal  prints the length and sha256 of the key (never the key) or, with --output,\n"
                "        writes it (0600); exit 1 when the TPM refuses, with the reason.\n\n"
+               "export-public  writes the public key of a signing key in an HSM as PEM\n"
+               "        (see kos key export-public --help).\n\n"
                "The TPM is $KOS_TPM (a device node or a swtpm socket). See docs/tpm.md.\n",
                KOS_TPM_SEAL_DATA_MAX, KOS_TPM_SEAL_PCR, KOS_TPM_SEAL_PCR, KOS_SEALED_KEY_DIR, KOS_TPM_SEAL_PCR,
                KOS_TPM_PCR);
@@ -234,5 +238,7 @@ int cmd_key(int argc, char **argv) {
                 return key_seal(argc - 1, argv + 1);
         if (strcmp(argv[1], "unseal") == 0)
                 return key_unseal(argc - 1, argv + 1);
+        if (strcmp(argv[1], "export-public") == 0)
+                return cmd_key_export_public(argc - 1, argv + 1); /* cmd-keys.c: HSM keys */
         return usage_error("key", "unknown command '%s'", argv[1]);
 }

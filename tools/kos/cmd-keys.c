@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "kos.h"
+#include "pkcs11-sign.h"
+#include "signing-key.h"
 
 static int write_new_file(const char *path, const char *data, mode_t mode, bool force) {
         int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL);
@@ -59,28 +61,130 @@ int cmd_keygen(int argc, char **argv) {
         return EXIT_OK;
 }
 
+int signing_key_public_pkcs11(const char *uri, const char *pkcs11_module, uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN]) {
+        struct kos_pkcs11_uri u;
+        char error[512];
+        int r = kos_pkcs11_uri_parse(uri, &u, error, sizeof error);
+
+        if (r >= 0)
+                r = kos_pkcs11_public_key(&u, kos_pkcs11_module_choose(&u, pkcs11_module), ret_raw, error, sizeof error);
+        kos_pkcs11_uri_done(&u);
+        return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
+}
+
+int signing_key_sign(const char *key, const char *pkcs11_module, const void *message, size_t len,
+                     uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]) {
+        _cleanup_free_ char *secret = NULL;
+        size_t secret_len;
+        char error[512];
+        int r;
+
+        if (kos_pkcs11_uri_is(key)) {
+                struct kos_pkcs11_uri u;
+                r = kos_pkcs11_uri_parse(key, &u, error, sizeof error);
+                if (r >= 0)
+                        r = kos_pkcs11_sign(&u, kos_pkcs11_module_choose(&u, pkcs11_module), message, len, ret_signature,
+                                            ret_id, error, sizeof error);
+                kos_pkcs11_uri_done(&u);
+                return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
+        }
+        if ((r = read_path(key, KOS_KEY_FILE_MAX, &secret, &secret_len)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
+        r = kos_key_sign(secret, secret_len, message, len, ret_signature, ret_id);
+        explicit_bzero(secret, secret_len);
+        if (r < 0)
+                return fail(EXIT_USAGE, "%s is not an Ed25519 secret key in PEM form", key);
+        return EXIT_OK;
+}
+
+static int key_id_pkcs11(const char *uri, const char *module, uint8_t ret_id[static KOS_KEY_ID_LEN]) {
+        uint8_t raw[KOS_ED25519_PUBLIC_LEN];
+        int code = signing_key_public_pkcs11(uri, module, raw);
+
+        if (code != EXIT_OK)
+                return code;
+        int r = kos_key_id_of(raw, ret_id);
+        return r < 0 ? fail(EXIT_USAGE, "cannot hash the key: %s", strerror(-r)) : EXIT_OK;
+}
+
+static const struct option pkcs11_options[] = {
+        {"pkcs11-module", required_argument, NULL, 'm'}, {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
+
 int cmd_key_id(int argc, char **argv) {
         _cleanup_free_ char *pem = NULL;
         uint8_t raw[KOS_ED25519_PUBLIC_LEN], id[KOS_KEY_ID_LEN], sig[KOS_ED25519_SIGNATURE_LEN];
         char id_hex[KOS_KEY_ID_HEX_LEN + 1];
+        const char *module = NULL;
         size_t len;
-        int r;
+        int c, r;
 
-        if (wants_help(argc, argv)) {
-                printf("Usage: kos key-id KEY.pem\n\nPrints the key id (first 8 bytes of sha256 over the raw\n"
-                       "32-byte Ed25519 public key, in hex) of a public or secret PEM key.\n");
-                return EXIT_OK;
+        while ((c = getopt_long(argc, argv, "m:h", pkcs11_options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos key-id [--pkcs11-module PATH] KEY\n\nPrints the key id (first 8 bytes of sha256 over the raw\n"
+                               "32-byte Ed25519 public key, in hex) of a public or secret PEM key, or of\n"
+                               "the key a PKCS#11 URI names ('pkcs11:token=...;object=...', read from\n"
+                               "its public key object).\n");
+                        return EXIT_OK;
+                }
+                if (c != 'm')
+                        return usage_error("key-id", "unknown option");
+                module = optarg;
         }
-        if (argc != 2)
-                return usage_error("key-id", "expected one PEM file");
-        r = read_path(argv[1], KOS_KEY_FILE_MAX, &pem, &len);
+        if (argc - optind != 1)
+                return usage_error("key-id", "expected one PEM file or PKCS#11 URI");
+        const char *key = argv[optind];
+        if (kos_pkcs11_uri_is(key)) {
+                if ((r = key_id_pkcs11(key, module, id)) != EXIT_OK)
+                        return r;
+        } else {
+                r = read_path(key, KOS_KEY_FILE_MAX, &pem, &len);
+                if (r < 0)
+                        return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
+                if (kos_key_public_from_pem(pem, len, raw) >= 0) {
+                        if ((r = kos_key_id_of(raw, id)) < 0)
+                                return fail(EXIT_USAGE, "cannot hash the key: %s", strerror(-r));
+                } else if (kos_key_sign(pem, len, "", 0, sig, id) < 0)
+                        return fail(EXIT_USAGE, "%s is not an Ed25519 PEM key", key);
+        }
+        kos_hex_encode(id, KOS_KEY_ID_LEN, id_hex);
+        printf("%s\n", id_hex);
+        return EXIT_OK;
+}
+
+/* kos key export-public: the public half of an HSM key as PEM, for a keyring. */
+int cmd_key_export_public(int argc, char **argv) {
+        _cleanup_free_ char *pem = NULL;
+        uint8_t raw[KOS_ED25519_PUBLIC_LEN], id[KOS_KEY_ID_LEN];
+        char id_hex[KOS_KEY_ID_HEX_LEN + 1];
+        const char *module = NULL;
+        bool force = false;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "m:fh", pkcs11_options, NULL)) >= 0) {
+                if (c == 'h') {
+                        printf("Usage: kos key export-public [--pkcs11-module PATH] [--force] 'pkcs11:...' PUBLIC.pem\n\n"
+                               "Writes the Ed25519 public key of the key the PKCS#11 URI names as a\n"
+                               "SubjectPublicKeyInfo PEM file, ready for a keyring directory, and\n"
+                               "prints its key id. An existing file is kept unless --force.\n");
+                        return EXIT_OK;
+                }
+                if (c == 'm')
+                        module = optarg;
+                else if (c == 'f')
+                        force = true;
+                else
+                        return usage_error("key export-public", "unknown option");
+        }
+        if (argc - optind != 2 || !kos_pkcs11_uri_is(argv[optind]))
+                return usage_error("key export-public", "expected a PKCS#11 URI and PUBLIC.pem");
+        if ((r = signing_key_public_pkcs11(argv[optind], module, raw)) != EXIT_OK)
+                return r;
+        if ((r = kos_key_public_to_pem(raw, &pem)) < 0 || (r = kos_key_id_of(raw, id)) < 0)
+                return fail(EXIT_USAGE, "cannot encode the public key: %s", strerror(-r));
+        r = write_new_file(argv[optind + 1], pem, 0644, force);
         if (r < 0)
-                return fail(EXIT_USAGE, "cannot read %s: %s", argv[1], strerror(-r));
-        if (kos_key_public_from_pem(pem, len, raw) >= 0) {
-                if ((r = kos_key_id_of(raw, id)) < 0)
-                        return fail(EXIT_USAGE, "cannot hash the key: %s", strerror(-r));
-        } else if (kos_key_sign(pem, len, "", 0, sig, id) < 0)
-                return fail(EXIT_USAGE, "%s is not an Ed25519 PEM key", argv[1]);
+                return fail(EXIT_USAGE, "cannot write %s: %s%s", argv[optind + 1], strerror(-r),
+                            r == -EEXIST ? " (use --force to replace it)" : "");
         kos_hex_encode(id, KOS_KEY_ID_LEN, id_hex);
         printf("%s\n", id_hex);
         return EXIT_OK;

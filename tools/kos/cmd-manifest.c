@@ -12,6 +12,7 @@
 
 #include "kos.h"
 #include "signature.h"
+#include "signing-key.h"
 #include "verify.h"
 
 /* The filesystem type of an image file, as libblkid sees it. */
@@ -246,35 +247,44 @@ static int manifest_create(int argc, char **argv) {
 
 /* Adds (or replaces) this key's line in MANIFEST.sig, keeping other keys' lines. */
 static int manifest_sign(int argc, char **argv) {
-        static const struct option options[] = {{"key", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'}, {}};
-        _cleanup_free_ char *secret = NULL, *json = NULL, *old = NULL, *sig_path = NULL;
-        const char *key = NULL;
+        static const struct option options[] = {{"key", required_argument, NULL, 'k'},
+                                                {"pkcs11-module", required_argument, NULL, 'm'},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {}};
+        _cleanup_free_ char *json = NULL, *old = NULL, *sig_path = NULL;
+        const char *key = NULL, *module = NULL;
         struct kos_signature_file sigs = {0};
         struct kos_signature mine;
         char out[KOS_SIGNATURE_MAX_LINES * 128], error[160];
-        size_t secret_len, json_len, old_len, out_len = 0, kept = 0;
+        size_t json_len, old_len, out_len = 0, kept = 0;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "k:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "k:m:h", options, NULL)) >= 0) {
                 if (c == 'h') {
-                        printf("Usage: kos manifest sign --key SECRET.pem MANIFEST\n\n"
+                        printf("Usage: kos manifest sign --key SECRET.pem|'pkcs11:...' [--pkcs11-module PATH] MANIFEST\n\n"
                                "Signs the exact bytes of MANIFEST with the Ed25519 key and writes the\n"
-                               "line into MANIFEST.sig, keeping lines by other keys (key rotation).\n");
+                               "line into MANIFEST.sig, keeping lines by other keys (key rotation).\n"
+                               "The key is a PEM secret key file or a PKCS#11 URI (RFC 7512) naming a key\n"
+                               "in an HSM: token=, object=, id=, serial=; pin-value= or\n"
+                               "pin-source=file:PATH and module-path= in the query. The module is\n"
+                               "module-path=, else --pkcs11-module, else $KOS_PKCS11_MODULE, else\n"
+                               "p11-kit's proxy module. Quote the URI: ';' and '&' are shell syntax.\n");
                         return EXIT_OK;
                 }
-                if (c != 'k')
+                if (c == 'k')
+                        key = optarg;
+                else if (c == 'm')
+                        module = optarg;
+                else
                         return usage_error("manifest sign", "unknown option");
-                key = optarg;
         }
         if (!key || argc - optind != 1)
-                return usage_error("manifest sign", "expected --key SECRET.pem and MANIFEST");
+                return usage_error("manifest sign", "expected --key SECRET.pem (or a PKCS#11 URI) and MANIFEST");
         const char *path = argv[optind];
-        if ((r = read_path(key, KOS_KEY_FILE_MAX, &secret, &secret_len)) < 0)
-                return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
         if ((r = read_path(path, KOS_MANIFEST_MAX, &json, &json_len)) < 0)
                 return fail(EXIT_USAGE, "cannot read %s: %s", path, r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
-        if (kos_key_sign(secret, secret_len, json, json_len, mine.signature, mine.key_id) < 0)
-                return fail(EXIT_USAGE, "%s is not an Ed25519 secret key in PEM form", key);
+        if ((c = signing_key_sign(key, module, json, json_len, mine.signature, mine.key_id)) != EXIT_OK)
+                return c;
         if (asprintf(&sig_path, "%s.sig", path) < 0)
                 return fail(EXIT_USAGE, "out of memory");
         r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &old, &old_len);
