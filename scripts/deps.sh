@@ -13,8 +13,9 @@ build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-
 # Secure Boot tests (OVMF, development keys, an ESP made without mounting).
 boot=(linux-source-6.1 xz-utils bc flex bison libelf-dev binutils lz4 systemd-boot-efi sbsigntool efitools ovmf
       mtools dosfstools)
-# softhsm2 and opensc (pkcs11-tool): a PKCS#11 token for the HSM signing tests.
-check=("${build[@]}" "${boot[@]}" clang libclang-rt-14-dev socat tpm2-tools softhsm2 opensc)
+# softhsm2, opensc (pkcs11-tool) and p11-kit (its proxy module, kos's default):
+# a PKCS#11 token for the HSM signing tests.
+check=("${build[@]}" "${boot[@]}" clang libclang-rt-14-dev socat tpm2-tools softhsm2 opensc p11-kit)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

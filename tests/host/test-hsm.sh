@@ -98,7 +98,6 @@ test_hsm_pin_source_file_id_and_module_option() {
         unset KOS_PKCS11_MODULE
         printf '1234\n' >pin
         hsm_manifest a
-        # Without a module, no p11-kit proxy on this machine or the proxy without SoftHSM: an error either way.
         "$KOS" manifest sign --pkcs11-module "$SOFTHSM_MODULE" --key "pkcs11:token=kos;id=%01?pin-source=file:$PWD/pin" a.json |
                 grep -q "signed a.json" || fail "pin-source, id and --pkcs11-module"
         "$KOS" manifest sign --key "pkcs11:token=kos;id=%01?pin-source=$PWD/pin&module-path=$SOFTHSM_MODULE" a.json |
@@ -129,4 +128,17 @@ test_hsm_uri_errors_never_echo_the_pin() {
                 grep -q "PKCS#11 URI" err || fail "message for $uri: $(cat err)"
                 ! grep -q SECRET err || fail "the PIN is printed: $(cat err)"
         done
+}
+
+test_hsm_default_module_is_p11_kit_proxy() {
+        fixture; softhsm_token
+        local proxy=/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so
+        [ -r "$proxy" ] || fail "p11-kit's proxy module is not installed ($proxy; scripts/deps.sh check installs p11-kit)"
+        [ -r /usr/share/p11-kit/modules/softhsm2.module ] || fail "softhsm2 is not registered with p11-kit"
+        unset KOS_PKCS11_MODULE
+        local id; id=$("$KOS" key export-public "$URI_KEY" hsm.pem)
+        hsm_manifest a
+        "$KOS" manifest sign --key "$URI_SIGN" a.json | grep -q "signed a.json with key $id" || fail "sign through the proxy"
+        ! "$KOS" key-id 'pkcs11:token=nosuchtoken' 2>err || fail "found a missing token"
+        grep -q "token 'nosuchtoken' not found in $proxy" err || fail "message: $(cat err)"
 }
