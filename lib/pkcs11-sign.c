@@ -137,7 +137,7 @@ static void name_for_message(const char *name, size_t len, char out[static 32]) 
         if (plain)
                 snprintf(out, 32, "'%.*s'", (int)len, name);
         else
-                snprintf(out, 32, "%s", "(unprintable)");
+                snprintf(out, 32, "%s", "(name not shown)");
 }
 
 static int set_attribute(struct kos_pkcs11_uri *u, enum attribute a, const char *value, size_t len) {
@@ -328,7 +328,7 @@ struct token {
         bool finalize; /* we initialized the module, so we finalize it */
         CK_SLOT_ID slot;
         CK_SESSION_HANDLE session;
-        bool has_session;
+        bool has_session, logged_in;
         CK_FLAGS token_flags;
         char label[KOS_PKCS11_LABEL_MAX + 1];
 };
@@ -477,8 +477,10 @@ static int session_login(struct token *t, const struct kos_pkcs11_uri *u, bool r
                 return r;
         CK_RV rv = t->f->C_Login(t->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)len);
         explicit_bzero(pin, sizeof pin);
-        if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
+        if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+                t->logged_in = true;
                 return 0;
+        }
         if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE)
                 return error_set(err, es, -EACCES, "wrong PIN for token '%s'", t->label);
         if (rv == CKR_PIN_LOCKED)
@@ -541,7 +543,7 @@ static int key_find(struct token *t, const struct kos_pkcs11_uri *u, CK_OBJECT_C
                 return error_set(err, es, -EIO, "cannot search token '%s' for keys", t->label);
         if (n == 0)
                 return error_set(err, es, -ENOKEY, "no %s key matching %s%s", kind, what,
-                                 cls == CKO_PRIVATE_KEY && !(t->token_flags & CKF_LOGIN_REQUIRED) ? "" : " (or the PIN is needed to see it)");
+                                 !t->logged_in && (t->token_flags & CKF_LOGIN_REQUIRED) ? " (or it is visible only after login: add the PIN)" : "");
         if (n > 1)
                 return error_set(err, es, -ENOKEY, "more than one %s key matches %s; name it with object= or id=", kind, what);
         CK_ATTRIBUTE attr = {CKA_KEY_TYPE, &type, sizeof type};

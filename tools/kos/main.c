@@ -13,7 +13,7 @@ static const struct {
         const char *summary;
 } commands[] = {
         {"keygen", cmd_keygen, "SECRET.pem PUBLIC.pem   generate an Ed25519 signing key"},
-        {"key-id", cmd_key_id, "KEY.pem                 print the id of a public or secret key"},
+        {"key-id", cmd_key_id, "KEY.pem|'pkcs11:...'    print the id of a public, secret or HSM key"},
         {"imagefs", cmd_imagefs, "init DIR               create an empty ImageFS"},
         {"component", cmd_component, "add DIR FILE...      store files in components/, print their sha256"},
         {"manifest", cmd_manifest, "create|sign|verify|show  write, sign and inspect manifests"},
@@ -28,7 +28,7 @@ static const struct {
         {"mkboot", cmd_mkboot, "--kernel-dir DIR --keyring DIR --output DIR  build the Boot Kernel"},
         {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
-        {"key", cmd_key, "seal|unseal               keys of encrypted components sealed in the TPM"},
+        {"key", cmd_key, "seal|unseal|export-public  TPM-sealed component keys; an HSM key's public PEM"},
         {"tpm", cmd_tpm, "floor|provision|raise|pcr|expected-pcr  the TPM's rollback floor and PCR"},
 };
 
