@@ -12,9 +12,15 @@ LDFLAGS_GC := -Wl,--gc-sections
 LIBS := -ljansson -lcrypto -lblkid -lz -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-LIB_SRC := $(wildcard lib/*.c)
+# OCI registries (kos push, kos pull) are the only code that links libcurl:
+# kept out of libkos.a, so no PID 1 program (nor the static kos) can pull it in.
+OCI_SRC := $(wildcard lib/oci*.c)
+LIB_SRC := $(filter-out $(OCI_SRC),$(wildcard lib/*.c))
 LIB_HDR := $(wildcard lib/*.h)
-KOS_SRC := $(wildcard tools/kos/*.c) node/varlink.c
+KOS_SRC := $(filter-out tools/kos/cmd-oci.c,$(wildcard tools/kos/*.c)) node/varlink.c
+# What the host kos adds: kos push and kos pull.
+KOS_OCI_SRC := tools/kos/cmd-oci.c $(OCI_SRC)
+KOS_OCI := -DKOS_WITH_OCI
 KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 # The PID 1 helpers (early/), one file per job; every program that runs
 # early in boot links all of them.
@@ -48,8 +54,9 @@ $(BUILD)/libkos.a: $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itools/kos -Inode $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
+$(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(BUILD)/libkos.a
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(BUILD)/libkos.a \
+		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -o $@
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
@@ -61,9 +68,9 @@ $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
 
-$(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itools/kos -Inode $(KOS_SRC) $(LIB_SRC) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -o $@
 
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 

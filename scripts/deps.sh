@@ -5,9 +5,10 @@
 set -euo pipefail
 
 build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-dev zlib1g-dev
-       libcryptsetup-dev libsystemd-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time cpio kmod apt
+       libcryptsetup-dev libsystemd-dev libcurl4-openssl-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time cpio kmod apt
        mmdebstrap fdisk qemu-system-x86)
-check=("${build[@]}" clang libclang-rt-14-dev socat swtpm swtpm-tools tpm2-tools)
+# docker-registry (Distribution 2.8) and htpasswd (apache2-utils): the OCI tests' local registry.
+check=("${build[@]}" clang libclang-rt-14-dev socat swtpm swtpm-tools tpm2-tools docker-registry apache2-utils curl)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

@@ -119,3 +119,94 @@ swtpm_host_start() {
         SWTPM_WAIT_FOR=$dir/host.sock swtpm_launch "$dir" --server type=unixio,path="$dir/host.sock" \
                 --ctrl type=unixio,path="$dir/host.sock.ctrl" --flags startup-clear,not-need-init
 }
+
+# --- A local OCI registry (Debian's docker-registry, Distribution 2.8) ------
+# Listens on 127.0.0.1 only, on a free port; storage and log in the test's
+# directory; stopped when the test's shell exits.
+
+REGISTRY_PID=
+registry_stop() {
+        local i
+        [ -n "$REGISTRY_PID" ] || return 0
+        kill "$REGISTRY_PID" 2>/dev/null || true
+        for i in $(seq 50); do kill -0 "$REGISTRY_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$REGISTRY_PID" 2>/dev/null || true
+        wait "$REGISTRY_PID" 2>/dev/null || true
+        REGISTRY_PID=
+}
+
+# A port nothing listens on at 127.0.0.1 now (bash's /dev/tcp: no python needed).
+free_port() {
+        local port i
+        for i in $(seq 100); do
+                port=$((20000 + RANDOM % 40000))
+                (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+        done
+        fail "no free port"
+}
+
+# registry_tls_files DIR: a throw-away CA (DIR/ca.pem) and a certificate for
+# 127.0.0.1 signed by it (DIR/server.pem, DIR/server.key).
+registry_tls_files() {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/ca.key" -out "$1/ca.pem" \
+                -days 2 -subj /CN=kos-test-ca 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/server.key" -out "$1/server.csr" \
+                -subj /CN=127.0.0.1 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$1/ext"
+        openssl x509 -req -in "$1/server.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" -CAcreateserial -days 2 \
+                -extfile "$1/ext" -out "$1/server.pem" 2>/dev/null
+}
+
+# registry_start [--tls] [--user USER:PASSWORD]: sets REGISTRY (http[s]://127.0.0.1:PORT),
+# REGISTRY_DIR (storage in $REGISTRY_DIR/data, log in $REGISTRY_DIR/log) and,
+# with --tls, REGISTRY_CA (the CA to pass with --ca-file).
+registry_start() {
+        local tls= user= port i scheme=http
+        while [ $# -gt 0 ]; do
+                case $1 in
+                --tls) tls=1 ;;
+                --user) user=$2; shift ;;
+                esac
+                shift
+        done
+        REGISTRY_DIR=$(realpath -m registry)
+        mkdir -p "$REGISTRY_DIR/data"
+        port=$(free_port)
+        {
+                printf 'version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n'
+                printf 'storage:\n  filesystem:\n    rootdirectory: %s/data\n  delete:\n    enabled: true\n' "$REGISTRY_DIR"
+                printf 'http:\n  addr: 127.0.0.1:%s\n' "$port"
+                if [ -n "$tls" ]; then
+                        registry_tls_files "$REGISTRY_DIR"
+                        printf '  tls:\n    certificate: %s/server.pem\n    key: %s/server.key\n' "$REGISTRY_DIR" "$REGISTRY_DIR"
+                        scheme=https
+                        REGISTRY_CA=$REGISTRY_DIR/ca.pem
+                fi
+                if [ -n "$user" ]; then
+                        htpasswd -B -b -c "$REGISTRY_DIR/htpasswd" "${user%%:*}" "${user#*:}" 2>/dev/null
+                        printf 'auth:\n  htpasswd:\n    realm: kos-test\n    path: %s/htpasswd\n' "$REGISTRY_DIR"
+                fi
+        } >"$REGISTRY_DIR/config.yml"
+        trap registry_stop EXIT
+        docker-registry serve "$REGISTRY_DIR/config.yml" >"$REGISTRY_DIR/log" 2>&1 &
+        REGISTRY_PID=$!
+        REGISTRY=$scheme://127.0.0.1:$port
+        for i in $(seq 100); do
+                case $(curl -s -o /dev/null -w '%{http_code}' ${tls:+--cacert "$REGISTRY_CA"} "$REGISTRY/v2/") in
+                200 | 401) return 0 ;;
+                esac
+                kill -0 "$REGISTRY_PID" 2>/dev/null || fail "docker-registry exited: $(tail -5 "$REGISTRY_DIR/log")"
+                sleep 0.1
+        done
+        fail "docker-registry did not answer: $(tail -5 "$REGISTRY_DIR/log")"
+}
+
+# registry_blob_gets [DIGEST_HEX...]: how many GETs of blobs the registry's
+# access log shows (of those blobs only, when given).
+registry_blob_gets() {
+        local pattern='"GET /v2/[^ ]*/blobs/sha256:'
+        if [ $# -gt 0 ]; then
+                pattern="\"GET /v2/[^ ]*/blobs/sha256:($(IFS='|'; echo "$*")) "
+        fi
+        grep -cE "$pattern" "$REGISTRY_DIR/log" || true
+}
