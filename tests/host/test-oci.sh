@@ -151,3 +151,42 @@ test_oci_artifact_layout_is_an_oci_image_manifest_with_kos_media_types() {
                 fail "$(cat m.json)"
         [ "$(jq -r '.layers[2].digest' m.json)" = "sha256:$(sha vmlinuz)" ] || fail "$(cat m.json)"
 }
+
+# Scale: 50 devices (host processes) pull the same release from one registry
+# at once, each into its own ImageFS. Each must end with the same verified
+# ImageFS; the registry must have served each of them the release once.
+test_oci_fifty_clients_pull_the_same_release_at_once() {
+        fixture; oci_release a 1
+        registry_start
+        "$KOS" push img a "$REGISTRY/kos/device:a" >/dev/null
+        local n=50 i start end total want
+        for i in $(seq $n); do "$KOS" imagefs init "dev$i"; done
+        local before; before=$(registry_blob_gets $(component_digests a))
+        start=$(date +%s.%N)
+        local pids=() pid
+        for i in $(seq $n); do
+                "$KOS" pull --keyring keyring "$REGISTRY/kos/device:a" "dev$i" >"pull$i" 2>&1 &
+                pids+=($!)
+        done
+        local failed=0
+        for pid in "${pids[@]}"; do wait "$pid" || true; done # not a bare wait: the registry is a job too
+        end=$(date +%s.%N)
+        for i in $(seq $n); do grep -q 'fetched 4 of 4 components' "pull$i" || failed=$((failed + 1)); done
+        [ "$failed" = 0 ] || fail "$failed clients failed: $(cat pull1)"
+        local reference; reference=$("$KOS" select dev1 --keyring keyring --json | jq -c '.selected | {name, id}')
+        [ "$(jq -r .name <<<"$reference")" = a ] || fail "dev1 selects $reference"
+        local tree; tree=$(cd dev1 && find components manifests active -type f | LC_ALL=C sort | xargs sha256sum)
+        for i in $(seq 2 $n); do
+                [ "$("$KOS" select "dev$i" --keyring keyring --json | jq -c '.selected | {name, id}')" = "$reference" ] ||
+                        fail "dev$i selects something else"
+                [ "$(cd "dev$i" && find components manifests active -type f | LC_ALL=C sort | xargs sha256sum)" = "$tree" ] ||
+                        fail "dev$i holds other files than dev1"
+        done
+        [ $(($(registry_blob_gets $(component_digests a)) - before)) = $((4 * n)) ] || fail "not 4 component GETs per client"
+        total=$(grep -E '"GET /v2/kos/device/blobs/sha256:[0-9a-f]+ HTTP/1.1" 200 ' registry/log | awk '{s += $10} END {print s}')
+        want=$(($(stat -c %s vmlinuz) + $(stat -c %s initrd) + $(stat -c %s base-a.img) + $(stat -c %s app.img) +
+                $(stat -c %s img/manifests/a.json) + $(stat -c %s img/manifests/a.json.sig)))
+        [ "$total" = $((want * n)) ] || fail "served $total bytes, not $n x $want"
+        printf 'oci scale: %d clients, %s s wall, %d bytes served per client (%d in all), every ImageFS selects %s\n' \
+                "$n" "$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}')" "$((total / n))" "$total" "$reference" | tee -a "${OCI_SCALE_REPORT:-/dev/null}" >&2
+}
