@@ -124,9 +124,14 @@ swtpm_host_start() {
 # Listens on 127.0.0.1 only, on a free port; storage and log in the test's
 # directory; stopped when the test's shell exits.
 
-REGISTRY_PID=
+REGISTRY_PID= TOKEN_PID=
 registry_stop() {
         local i
+        if [ -n "$TOKEN_PID" ]; then
+                kill "$TOKEN_PID" 2>/dev/null || true
+                wait "$TOKEN_PID" 2>/dev/null || true
+                TOKEN_PID=
+        fi
         [ -n "$REGISTRY_PID" ] || return 0
         kill "$REGISTRY_PID" 2>/dev/null || true
         for i in $(seq 50); do kill -0 "$REGISTRY_PID" 2>/dev/null || break; sleep 0.1; done
@@ -157,15 +162,63 @@ registry_tls_files() {
                 -extfile "$1/ext" -out "$1/server.pem" 2>/dev/null
 }
 
-# registry_start [--tls] [--user USER:PASSWORD]: sets REGISTRY (http[s]://127.0.0.1:PORT),
+# registry_token_service USER:PASSWORD: a stand-in for a registry's token
+# service (the bearer-token flow of Docker Hub, ghcr.io and the like; no
+# such server is packaged in Debian): socat runs a shell script per
+# connection that checks the basic credentials and answers a JWT, signed
+# RS256 with a throw-away key whose certificate the registry trusts, granting
+# what the scope asks. Sets TOKEN_REALM; logs requests to
+# $REGISTRY_DIR/token.log. Call before registry_start --token.
+registry_token_service() {
+        REGISTRY_DIR=$(realpath -m registry)
+        mkdir -p "$REGISTRY_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$REGISTRY_DIR/token.key" -out "$REGISTRY_DIR/token.pem" \
+                -days 2 -subj /CN=kos-test-token-issuer 2>/dev/null
+        cat >"$REGISTRY_DIR/token.sh" <<'SH'
+#!/usr/bin/env bash
+# One HTTP request on stdin: GET /token?service=...&scope=... with basic credentials.
+set -u
+dir=$(dirname "$0")
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+read -r method target _
+auth=
+while IFS= read -r line && [ "${line%$'\r'}" != "" ]; do
+        case ${line%$'\r'} in [Aa]uthorization:\ Basic\ *) auth=${line%$'\r'}; auth=${auth#*Basic } ;; esac
+done
+echo "$method $target auth=${auth:+basic}" >>"$dir/token.log"
+if [ "$(printf %s "$auth" | base64 -d 2>/dev/null)" != "$(cat "$dir/token.user")" ]; then
+        printf 'HTTP/1.0 401 Unauthorized\r\nContent-Length: 0\r\n\r\n'
+        exit 0
+fi
+scope=$(printf '%s' "$target" | sed -n 's/.*[?&]scope=\([^&]*\).*/\1/p' | sed 's/%3A/:/gI; s/%2F/\//gI; s/%2C/,/gI')
+repo=$(echo "$scope" | cut -d: -f2); actions=$(echo "$scope" | cut -d: -f3)
+now=$(date +%s)
+x5c=$(openssl x509 -in "$dir/token.pem" -outform DER | base64 -w0)
+header=$(printf '{"typ":"JWT","alg":"RS256","x5c":["%s"]}' "$x5c" | b64url)
+payload=$(printf '{"iss":"kos-test-issuer","sub":"kos","aud":"kos-test-registry","exp":%d,"nbf":%d,"iat":%d,"jti":"%s","access":[{"type":"repository","name":"%s","actions":[%s]}]}' \
+        $((now + 300)) $((now - 10)) "$now" "$RANDOM$RANDOM" "$repo" "$(echo "$actions" | sed 's/[^,][^,]*/"&"/g')" | b64url)
+sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$dir/token.key" | b64url)
+body=$(printf '{"token":"%s.%s.%s"}' "$header" "$payload" "$sig")
+printf 'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body"
+SH
+        chmod +x "$REGISTRY_DIR/token.sh"
+        echo "$1" >"$REGISTRY_DIR/token.user"
+        local port; port=$(free_port)
+        socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "EXEC:$REGISTRY_DIR/token.sh" 2>"$REGISTRY_DIR/socat.log" &
+        TOKEN_PID=$!
+        TOKEN_REALM=http://127.0.0.1:$port/token
+}
+
+# registry_start [--tls] [--user USER:PASSWORD] [--token]: sets REGISTRY (http[s]://127.0.0.1:PORT),
 # REGISTRY_DIR (storage in $REGISTRY_DIR/data, log in $REGISTRY_DIR/log) and,
 # with --tls, REGISTRY_CA (the CA to pass with --ca-file).
 registry_start() {
-        local tls= user= port i scheme=http
+        local tls= user= token= port i scheme=http
         while [ $# -gt 0 ]; do
                 case $1 in
                 --tls) tls=1 ;;
                 --user) user=$2; shift ;;
+                --token) token=1 ;;
                 esac
                 shift
         done
@@ -185,6 +238,10 @@ registry_start() {
                 if [ -n "$user" ]; then
                         htpasswd -B -b -c "$REGISTRY_DIR/htpasswd" "${user%%:*}" "${user#*:}" 2>/dev/null
                         printf 'auth:\n  htpasswd:\n    realm: kos-test\n    path: %s/htpasswd\n' "$REGISTRY_DIR"
+                fi
+                if [ -n "$token" ]; then
+                        printf 'auth:\n  token:\n    realm: %s\n    service: kos-test-registry\n' "$TOKEN_REALM"
+                        printf '    issuer: kos-test-issuer\n    rootcertbundle: %s/token.pem\n' "$REGISTRY_DIR"
                 fi
         } >"$REGISTRY_DIR/config.yml"
         trap registry_stop EXIT

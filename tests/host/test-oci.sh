@@ -190,3 +190,22 @@ test_oci_fifty_clients_pull_the_same_release_at_once() {
         printf 'oci scale: %d clients, %s s wall, %d bytes served per client (%d in all), every ImageFS selects %s\n' \
                 "$n" "$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}')" "$((total / n))" "$total" "$reference" | tee -a "${OCI_SCALE_REPORT:-/dev/null}" >&2
 }
+
+# The bearer-token flow public registries use: the registry answers 401 with
+# WWW-Authenticate: Bearer realm=...,service=...,scope=...; kos gets a token
+# from the realm (with its credentials) and sends Authorization: Bearer.
+test_oci_push_and_pull_with_a_bearer_token_from_the_registrys_token_service() {
+        fixture; oci_release a 1
+        registry_token_service kos:tok3n-pass
+        registry_start --token
+        local rc=0; "$KOS" push img a "$REGISTRY/kos/device:a" 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q '401' err || fail "push without credentials: exit $rc $(cat err)"
+        "$KOS" push --user kos:tok3n-pass img a "$REGISTRY/kos/device:a" >out 2>&1 || fail "push: $(cat out)"
+        grep -q 'scope=repository%3Akos%2Fdevice%3Apull%2Cpush auth=basic\|scope=repository:kos/device:pull,push auth=basic' registry/token.log ||
+                fail "no token asked for pull,push: $(cat registry/token.log)"
+        "$KOS" imagefs init dev
+        "$KOS" pull --keyring keyring --user kos:tok3n-pass "$REGISTRY/kos/device:a" dev >out 2>&1 || fail "pull: $(cat out)"
+        grep -q 'fetched 4 of 4 components' out || fail "$(cat out)"
+        grep -q 'scope=repository%3Akos%2Fdevice%3Apull auth=basic\|scope=repository:kos/device:pull auth=basic' registry/token.log ||
+                fail "no token asked for pull: $(cat registry/token.log)"
+}
