@@ -26,11 +26,11 @@ KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 # early in boot links all of them.
 EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
 EARLY_HDR := $(wildcard early/*.h)
-UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) system/verity.c
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) system/verity.c node/update-config.c
 
 .PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests
 
-all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-static
+all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static
 
 # The Boot Kernel's PID 1: one static binary, no shell in its initramfs.
 # (glibc warns that libcrypto's unused DSO and name lookups need shared
@@ -60,13 +60,13 @@ $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(BUILD)/libkos.a
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem $(UNIT_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
 
 # The ASan+UBSan build: the unit tests and the kos tool, which the host tests
 # also run under.
 $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
@@ -133,6 +133,14 @@ $(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(BUILD
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
 		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -s -o $@
+
+# Node Manager's pulls from a registry (docs/node-manager.md): a program its
+# installer child executes, so that only it needs libcurl in the root.
+NODE_PULL_SRC := node/kos-node-pull.c node/update-config.c $(OCI_SRC)
+$(BUILD)/kos-node-pull: $(NODE_PULL_SRC) node/installer-record.h node/update-config.h $(BUILD)/libkos.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Inode $(NODE_PULL_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
+		-ljansson -lcrypto -lcurl -pthread -s -o $@
 
 # A static kos for the device's runtime layer (kos node ... on the device).
 $(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a

@@ -10,19 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "installer-record.h"
 #include "util.h"
 
 #define PROGRESS_INTERVAL_NS (250 * 1000000ULL)
 
-/* One record per write; smaller than PIPE_BUF, so each write is atomic and
- * each read of sizeof(struct record) gets exactly one. */
-struct record {
-        int final; /* 1: r and result are set, nothing follows */
-        int r;
-        uint64_t done, total;
-        struct kos_bundle_result result;
-};
-_Static_assert(sizeof(struct record) <= 4096, "a record must fit in PIPE_BUF");
+#define record installer_record
 
 struct installer {
         pid_t pid;

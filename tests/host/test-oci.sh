@@ -209,3 +209,28 @@ test_oci_push_and_pull_with_a_bearer_token_from_the_registrys_token_service() {
         grep -q 'scope=repository%3Akos%2Fdevice%3Apull auth=basic\|scope=repository:kos/device:pull auth=basic' registry/token.log ||
                 fail "no token asked for pull: $(cat registry/token.log)"
 }
+
+# Node Manager's pull (node/kos-node-pull.c, which its installer child
+# executes), on the host: the update source from a config file, the install
+# through the same path, the records for Node Manager on fd 3.
+test_oci_node_pull_installs_the_release_of_the_configured_registry() {
+        local pull=$ROOT/$BUILD/kos-node-pull
+        [ -x "$pull" ] || fail "$pull is not built (make $BUILD/kos-node-pull)"
+        fixture; oci_release a 1
+        registry_start --tls --user kos:pw
+        "$KOS" push --user kos:pw --ca-file "$REGISTRY_CA" img a "$REGISTRY/kos/device:stable" >/dev/null
+        echo kos:pw >creds
+        printf '# fleet\nregistry = %s/kos/device:stable\ninterval = 600\ncredentials-file = %s\nca-file = %s\n' \
+                "$REGISTRY" "$PWD/creds" "$REGISTRY_CA" >update.conf
+        "$KOS" imagefs init dev
+        local rc=0; "$pull" --config update.conf --keyring keyring --imagefs dev >out 3>records || rc=$?
+        [ "$rc" = 0 ] || fail "exit $rc: $(cat out)"
+        grep -q 'fetching base' out || fail "$(cat out)"
+        [ -s records ] || fail "no records on fd 3"
+        [ "$("$KOS" select dev --keyring keyring --json | jq -r .selected.name)" = a ] || fail "a is not selected"
+        rc=0; "$pull" --config update.conf --keyring keyring --imagefs dev >out 3>records2 || rc=$?
+        [ "$rc" = 0 ] && [ -s records2 ] || fail "second poll: exit $rc $(cat out)"
+        printf 'registry = %s/kos/device:stable\nproxy = x\n' "$REGISTRY" >bad.conf
+        rc=0; "$pull" --config bad.conf --keyring keyring --imagefs dev >out 3>/dev/null || rc=$?
+        [ "$rc" = 2 ] && grep -q 'unknown key' out || fail "bad config: exit $rc $(cat out)"
+}
