@@ -24,7 +24,7 @@ static const struct {
         {"mark-good", cmd_mark_good, "DIR NAME --keyring K  end a manifest's trial; raise the rollback floor"},
         {"list", cmd_list, "DIR                        show the active list and installed manifests"},
         {"gc", cmd_gc, "DIR --keyring DIR [--dry-run]  remove components no manifest references"},
-        {"node", cmd_node, "status|install|hold|start-app|activate|mark-good|reboot  talk to Node Manager"},
+        {"node", cmd_node, "status|install|check-update|hold|start-app|activate|mark-good|reboot  talk to Node Manager"},
         {"mkboot", cmd_mkboot, "--kernel-dir DIR --keyring DIR --output DIR  build the Boot Kernel"},
         {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
