@@ -78,6 +78,8 @@ FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/
 # Sources a fuzzer needs beyond lib/, early/ and system/verity.c: FUZZ_EXTRA_<name>.
 FUZZ_EXTRA_varlink := node/varlink.c
 $(BUILD)/fuzz/fuzz_varlink: node/varlink.c node/varlink.h
+FUZZ_EXTRA_oci_artifact := $(OCI_SRC) -lcurl
+$(BUILD)/fuzz/fuzz_oci_artifact: $(OCI_SRC)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR) system/verity.c system/stack.h
 	@mkdir -p $(@D)
 	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \

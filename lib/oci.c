@@ -198,19 +198,11 @@ out:
 
 /* --- Pull ----------------------------------------------------------------- */
 
-struct layer {
-        const char *media_type;
-        char digest[KOS_OCI_DIGEST_LEN + 1];
-        uint64_t size;
-};
-
 struct pull {
         struct kos_oci_client *client;
         const struct kos_oci_pull_options *options;
         struct kos_bundle_result *result;
-        struct layer layers[KOS_MANIFEST_MAX_BLOBS + 2];
-        size_t n_layers;
-        const struct layer *manifest_layer, *signature_layer;
+        struct kos_oci_artifact artifact;
         uint64_t cut_left; /* test_cut_after: bytes left before the cut */
         /* one component download */
         struct kos_component_sink *sink;
@@ -229,76 +221,86 @@ static void note(const struct pull *p, const char *format, ...) {
         p->options->note(line, p->options->note_userdata);
 }
 
-static int parse_layer(struct pull *p, json_t *j, size_t index) {
-        struct layer *l = &p->layers[p->n_layers];
+static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char *error, size_t size) {
+        struct kos_oci_layer *l = &a->layers[a->n_layers];
+        const char *media_type = json_string_value(json_object_get(j, "mediaType"));
         const char *digest = json_string_value(json_object_get(j, "digest"));
-        json_t *size = json_object_get(j, "size");
+        json_t *bytes = json_object_get(j, "size");
         uint8_t raw[KOS_SHA256_LEN];
 
-        l->media_type = json_string_value(json_object_get(j, "mediaType"));
-        if (!l->media_type || !digest || strlen(digest) != KOS_OCI_DIGEST_LEN || strncmp(digest, "sha256:", 7) != 0 ||
-            kos_hex_decode(digest + 7, KOS_SHA256_HEX_LEN, raw, sizeof raw) < 0 || !json_is_integer(size) ||
-            json_integer_value(size) < 0 || (uint64_t)json_integer_value(size) > KOS_BLOB_SIZE_MAX)
-                return refuse(p->result->error, sizeof p->result->error,
-                              "not a KOS artifact: layer %zu has no mediaType, sha256 digest or size", index);
+        if (!media_type || !digest || strlen(digest) != KOS_OCI_DIGEST_LEN || strncmp(digest, "sha256:", 7) != 0 ||
+            kos_hex_decode(digest + 7, KOS_SHA256_HEX_LEN, raw, sizeof raw) < 0 || !json_is_integer(bytes) ||
+            json_integer_value(bytes) < 0 || (uint64_t)json_integer_value(bytes) > KOS_BLOB_SIZE_MAX)
+                return refuse(error, size, "not a KOS artifact: layer %zu has no mediaType, sha256 digest or size", index);
+        /* Only the media types this reader knows are kept by name; others are "other". */
+        l->kind = strcmp(media_type, KOS_OCI_MANIFEST_LAYER_TYPE) == 0    ? KOS_OCI_LAYER_MANIFEST
+                  : strcmp(media_type, KOS_OCI_SIGNATURE_LAYER_TYPE) == 0 ? KOS_OCI_LAYER_SIGNATURE
+                  : strcmp(media_type, KOS_OCI_COMPONENT_LAYER_TYPE) == 0 ? KOS_OCI_LAYER_COMPONENT
+                                                                           : KOS_OCI_LAYER_OTHER;
         memcpy(l->digest, digest, sizeof l->digest);
-        l->size = (uint64_t)json_integer_value(size);
-        if (strcmp(l->media_type, KOS_OCI_MANIFEST_LAYER_TYPE) == 0 || strcmp(l->media_type, KOS_OCI_SIGNATURE_LAYER_TYPE) == 0) {
-                const struct layer **slot =
-                        strcmp(l->media_type, KOS_OCI_MANIFEST_LAYER_TYPE) == 0 ? &p->manifest_layer : &p->signature_layer;
-                if (*slot)
-                        return refuse(p->result->error, sizeof p->result->error, "not a KOS artifact: two layers of type %s",
-                                      l->media_type);
-                *slot = l;
+        l->size = (uint64_t)json_integer_value(bytes);
+        if (l->kind == KOS_OCI_LAYER_MANIFEST || l->kind == KOS_OCI_LAYER_SIGNATURE) {
+                int *slot = l->kind == KOS_OCI_LAYER_MANIFEST ? &a->manifest : &a->signature;
+                if (*slot >= 0)
+                        return refuse(error, size, "not a KOS artifact: two layers of type %s", media_type);
+                *slot = (int)a->n_layers;
         }
-        p->n_layers++;
+        a->n_layers++;
         return 0;
 }
 
-/* The OCI manifest, untrusted: only its shape is checked here; what it
- * points to is checked against the signed KOS manifest. */
-static int parse_artifact(struct pull *p, json_t *root) {
+static int parse_artifact(json_t *root, struct kos_oci_artifact *a, char *error, size_t size) {
         json_t *layers = json_object_get(root, "layers"), *j;
         const char *media_type = json_string_value(json_object_get(root, "mediaType"));
         const char *artifact_type = json_string_value(json_object_get(root, "artifactType"));
         size_t i;
         int r;
 
+        if (!json_is_object(root))
+                return refuse(error, size, "the registry's manifest is not a JSON object");
         if (json_integer_value(json_object_get(root, "schemaVersion")) != 2 ||
             (media_type && strcmp(media_type, KOS_OCI_IMAGE_MANIFEST_TYPE) != 0))
-                return refuse(p->result->error, sizeof p->result->error, "not an OCI image manifest (schemaVersion 2, %s)",
-                              KOS_OCI_IMAGE_MANIFEST_TYPE);
+                return refuse(error, size, "not an OCI image manifest (schemaVersion 2, %s)", KOS_OCI_IMAGE_MANIFEST_TYPE);
         if (!artifact_type || strcmp(artifact_type, KOS_OCI_ARTIFACT_TYPE) != 0)
-                return refuse(p->result->error, sizeof p->result->error, "not a KOS artifact: artifactType is %.80s, not %s",
+                return refuse(error, size, "not a KOS artifact: artifactType is %.80s, not %s",
                               artifact_type ? artifact_type : "missing", KOS_OCI_ARTIFACT_TYPE);
-        if (!json_is_array(layers) || json_array_size(layers) > ELEMENTSOF(p->layers))
-                return refuse(p->result->error, sizeof p->result->error, "not a KOS artifact: no layers, or more than %zu",
-                              ELEMENTSOF(p->layers));
+        if (!json_is_array(layers) || json_array_size(layers) > ELEMENTSOF(a->layers))
+                return refuse(error, size, "not a KOS artifact: no layers, or more than %zu", ELEMENTSOF(a->layers));
         json_array_foreach(layers, i, j)
-                if ((r = parse_layer(p, j, i)) < 0)
+                if ((r = parse_layer(a, j, i, error, size)) < 0)
                         return r;
-        if (!p->manifest_layer || !p->signature_layer)
-                return refuse(p->result->error, sizeof p->result->error, "not a KOS artifact: no %s layer",
-                              p->manifest_layer ? KOS_OCI_SIGNATURE_LAYER_TYPE : KOS_OCI_MANIFEST_LAYER_TYPE);
+        if (a->manifest < 0 || a->signature < 0)
+                return refuse(error, size, "not a KOS artifact: no %s layer",
+                              a->manifest >= 0 ? KOS_OCI_SIGNATURE_LAYER_TYPE : KOS_OCI_MANIFEST_LAYER_TYPE);
         return 0;
+}
+
+int kos_oci_artifact_parse(const char *untrusted, size_t len, struct kos_oci_artifact *ret, char *error, size_t error_size) {
+        *ret = (struct kos_oci_artifact){.manifest = -1, .signature = -1};
+        if (len > KOS_OCI_IMAGE_MANIFEST_MAX)
+                return refuse(error, error_size, "the registry's manifest is over %u bytes", KOS_OCI_IMAGE_MANIFEST_MAX);
+        json_t *root = json_loadb(untrusted, len, JSON_REJECT_DUPLICATES, NULL);
+        int r = parse_artifact(root, ret, error, error_size);
+        json_decref(root);
+        return r;
 }
 
 /* A small layer (the KOS manifest, its signature), capped before and while
  * it is fetched, and checked against its digest. */
-static int fetch_small_layer(struct pull *p, const struct layer *l, size_t cap, char **ret, size_t *ret_len) {
+static int fetch_small_layer(struct pull *p, const struct kos_oci_layer *l, size_t cap, char **ret, size_t *ret_len) {
         uint8_t want[KOS_SHA256_LEN], got[KOS_SHA256_LEN];
         int r;
 
         if (l->size > cap)
                 return refuse(p->result->error, sizeof p->result->error, "layer %s of %llu bytes is over its cap of %zu bytes",
-                              l->media_type, (unsigned long long)l->size, cap);
+                              l->digest, (unsigned long long)l->size, cap);
         if ((r = kos_oci_blob_get_small(p->client, l->digest, cap, ret, ret_len)) < 0)
                 return r;
         if (kos_hex_decode(l->digest + 7, KOS_SHA256_HEX_LEN, want, sizeof want) < 0 || kos_sha256(*ret, *ret_len, got) < 0 ||
             !kos_digest_equal(want, got) || *ret_len != l->size) {
                 free(TAKE_PTR(*ret));
-                return refuse(p->result->error, sizeof p->result->error, "blob-digest-mismatch: layer %s does not hash to %s",
-                              l->media_type, l->digest);
+                return refuse(p->result->error, sizeof p->result->error, "blob-digest-mismatch: a layer does not hash to %s",
+                              l->digest);
         }
         return 0;
 }
@@ -325,12 +327,12 @@ static int fetch_component(void *userdata, const struct kos_blob *blob, const ch
                            struct kos_component_sink *sink) {
         struct pull *p = userdata;
         char digest[KOS_OCI_DIGEST_LEN + 1];
-        const struct layer *l = NULL;
+        const struct kos_oci_layer *l = NULL;
 
         digest_string(blob->sha256, digest);
-        for (size_t i = 0; i < p->n_layers && !l; i++)
-                if (strcmp(p->layers[i].digest, digest) == 0 && strcmp(p->layers[i].media_type, KOS_OCI_COMPONENT_LAYER_TYPE) == 0)
-                        l = &p->layers[i];
+        for (size_t i = 0; i < p->artifact.n_layers && !l; i++)
+                if (strcmp(p->artifact.layers[i].digest, digest) == 0 && p->artifact.layers[i].kind == KOS_OCI_LAYER_COMPONENT)
+                        l = &p->artifact.layers[i];
         if (!l)
                 return kos_component_sink_refuse(sink, "component-missing: the artifact has no %s layer with %s's sha256 (%s)",
                                                  KOS_OCI_COMPONENT_LAYER_TYPE, label, digest);
@@ -355,7 +357,6 @@ int kos_oci_pull(struct kos_oci_client *c, const struct kos_imagefs *img, const 
                  const struct kos_oci_pull_options *options, struct kos_bundle_result *result) {
         _cleanup_free_ char *text = NULL, *untrusted_json = NULL, *untrusted_sig = NULL;
         size_t text_len, json_len, sig_len;
-        json_t *root = NULL;
         int r;
 
         memset(result, 0, sizeof *result);
@@ -365,19 +366,14 @@ int kos_oci_pull(struct kos_oci_client *c, const struct kos_imagefs *img, const 
         *p = (struct pull){.client = c, .options = options, .result = result, .cut_left = options->test_cut_after};
         if ((r = kos_oci_manifest_get(c, KOS_OCI_IMAGE_MANIFEST_TYPE, KOS_OCI_IMAGE_MANIFEST_MAX, &text, &text_len)) < 0)
                 goto out;
-        root = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, NULL);
-        if (!json_is_object(root)) {
-                r = refuse(result->error, sizeof result->error, "the registry's manifest is not a JSON object");
-                goto out;
-        }
-        if ((r = parse_artifact(p, root)) < 0 ||
-            (r = fetch_small_layer(p, p->manifest_layer, KOS_MANIFEST_MAX, &untrusted_json, &json_len)) < 0 ||
-            (r = fetch_small_layer(p, p->signature_layer, KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len)) < 0)
+        struct kos_oci_artifact *a = &p->artifact;
+        if ((r = kos_oci_artifact_parse(text, text_len, a, result->error, sizeof result->error)) < 0 ||
+            (r = fetch_small_layer(p, &a->layers[a->manifest], KOS_MANIFEST_MAX, &untrusted_json, &json_len)) < 0 ||
+            (r = fetch_small_layer(p, &a->layers[a->signature], KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len)) < 0)
                 goto out;
         struct kos_component_source source = {.fetch = fetch_component, .userdata = p, .resumable = true};
         r = kos_manifest_install(img, ring, untrusted_json, json_len, untrusted_sig, sig_len, &source, &options->install, result);
 out:
-        json_decref(root);
         free(p);
         return r;
 }

@@ -39,6 +39,30 @@ struct kos_oci_push_result {
 _kos_must_check_ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const char *name,
                                   const struct kos_keyring *ring, struct kos_oci_push_result *ret);
 
+enum kos_oci_layer_kind { KOS_OCI_LAYER_OTHER, KOS_OCI_LAYER_MANIFEST, KOS_OCI_LAYER_SIGNATURE, KOS_OCI_LAYER_COMPONENT };
+
+struct kos_oci_layer {
+        enum kos_oci_layer_kind kind; /* from its mediaType */
+        char digest[KOS_OCI_DIGEST_LEN + 1];
+        uint64_t size;
+};
+
+/* What a pull takes from the registry's (untrusted) OCI manifest: its
+ * layers; which are the KOS manifest and the signature file. */
+struct kos_oci_artifact {
+        struct kos_oci_layer layers[KOS_MANIFEST_MAX_BLOBS + 2];
+        size_t n_layers;
+        int manifest, signature; /* indexes into layers */
+};
+
+/* Checks the shape only (schemaVersion 2, the OCI manifest media type when
+ * given, the KOS artifactType, at most 68 layers each with a sha256 digest
+ * and a size, exactly one manifest and one signature layer): what the layers
+ * hold is checked against the signed KOS manifest. 0, or -EBADMSG with
+ * error saying why. A pure function (tests/fuzz/fuzz_oci_artifact.c). */
+_kos_must_check_ int kos_oci_artifact_parse(const char *untrusted, size_t len, struct kos_oci_artifact *ret, char *error,
+                                            size_t error_size);
+
 typedef void (*kos_oci_note_fn)(const char *line, void *userdata);
 
 struct kos_oci_pull_options {

@@ -201,12 +201,13 @@ test_oci_push_and_pull_with_a_bearer_token_from_the_registrys_token_service() {
         local rc=0; "$KOS" push img a "$REGISTRY/kos/device:a" 2>err || rc=$?
         [ "$rc" = 2 ] && grep -q '401' err || fail "push without credentials: exit $rc $(cat err)"
         "$KOS" push --user kos:tok3n-pass img a "$REGISTRY/kos/device:a" >out 2>&1 || fail "push: $(cat out)"
-        grep -q 'scope=repository%3Akos%2Fdevice%3Apull%2Cpush auth=basic\|scope=repository:kos/device:pull,push auth=basic' registry/token.log ||
+        # The registry names the actions in either order.
+        grep -qE 'scope=repository%3Akos%2Fdevice%3A(pull%2Cpush|push%2Cpull) auth=basic' registry/token.log ||
                 fail "no token asked for pull,push: $(cat registry/token.log)"
         "$KOS" imagefs init dev
         "$KOS" pull --keyring keyring --user kos:tok3n-pass "$REGISTRY/kos/device:a" dev >out 2>&1 || fail "pull: $(cat out)"
         grep -q 'fetched 4 of 4 components' out || fail "$(cat out)"
-        grep -q 'scope=repository%3Akos%2Fdevice%3Apull auth=basic\|scope=repository:kos/device:pull auth=basic' registry/token.log ||
+        grep -q 'scope=repository%3Akos%2Fdevice%3Apull auth=basic' registry/token.log ||
                 fail "no token asked for pull: $(cat registry/token.log)"
 }
 
