@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -168,6 +169,150 @@ int kos_tpm_build_pcr_read(uint8_t *buf, size_t size, unsigned pcr) {
         return end_command(&w);
 }
 
+/* TPML_PCR_SELECTION of one SHA-256 bank with the PCRs of mask (0-23). */
+static void put_pcr_selection(struct writer *w, uint32_t mask) {
+        put_u32(w, 1);
+        put_u16(w, KOS_TPM_ALG_SHA256);
+        put_u8(w, 3);
+        for (unsigned i = 0; i < 3; i++)
+                put_u8(w, (uint8_t)(mask >> (8 * i)));
+}
+
+/* A TPM2B around what fill() writes: the size is patched in afterwards. */
+static size_t begin_tpm2b(struct writer *w) {
+        size_t at = w->len;
+        put_u16(w, 0);
+        return at;
+}
+
+static void end_tpm2b(struct writer *w, size_t at) {
+        if (w->overflow)
+                return;
+        size_t n = w->len - at - 2;
+        w->buf[at] = (uint8_t)(n >> 8), w->buf[at + 1] = n & 0xff;
+}
+
+int kos_tpm_build_create_primary(uint8_t *buf, size_t size) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_CREATE_PRIMARY);
+        put_u32(&w, KOS_TPM_RH_OWNER);
+        put_password_session(&w);
+        put_u16(&w, 4); /* TPM2B_SENSITIVE_CREATE: empty userAuth, empty data */
+        put_u16(&w, 0);
+        put_u16(&w, 0);
+        size_t at = begin_tpm2b(&w); /* TPM2B_PUBLIC */
+        put_u16(&w, KOS_TPM_ALG_ECC);
+        put_u16(&w, KOS_TPM_ALG_SHA256);
+        /* fixedTPM fixedParent sensitiveDataOrigin userWithAuth noDA
+         * restricted decrypt: a storage parent (Part 2, 8.3.3.1) */
+        put_u32(&w, 0x00030472);
+        put_u16(&w, 0);      /* authPolicy */
+        put_u16(&w, 0x0006); /* symmetric: AES */
+        put_u16(&w, 128);
+        put_u16(&w, 0x0043); /* CFB */
+        put_u16(&w, KOS_TPM_ALG_NULL); /* scheme */
+        put_u16(&w, 0x0003);           /* TPM_ECC_NIST_P256 */
+        put_u16(&w, KOS_TPM_ALG_NULL); /* kdf */
+        put_u16(&w, 0);                /* unique.x */
+        put_u16(&w, 0);                /* unique.y */
+        end_tpm2b(&w, at);
+        put_u16(&w, 0); /* outsideInfo */
+        put_u32(&w, 0); /* creationPCR: none */
+        return end_command(&w);
+}
+
+int kos_tpm_build_create(uint8_t *buf, size_t size, uint32_t parent, const uint8_t *data, size_t data_len,
+                         const uint8_t policy[static KOS_SHA256_LEN]) {
+        struct writer w = {buf, size, 0, false};
+
+        if (data_len == 0 || data_len > KOS_TPM_SEAL_DATA_MAX)
+                return -EINVAL;
+        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_CREATE);
+        put_u32(&w, parent);
+        put_password_session(&w);
+        put_u16(&w, (uint16_t)(4 + data_len)); /* TPM2B_SENSITIVE_CREATE */
+        put_u16(&w, 0);                        /* userAuth: empty, and unusable (no userWithAuth) */
+        put_u16(&w, (uint16_t)data_len);
+        put(&w, data, data_len);
+        size_t at = begin_tpm2b(&w); /* TPM2B_PUBLIC */
+        put_u16(&w, KOS_TPM_ALG_KEYEDHASH);
+        put_u16(&w, KOS_TPM_ALG_SHA256);
+        /* fixedTPM fixedParent noDA; no userWithAuth, no adminWithPolicy
+         * needed: the policy is the only way to use it */
+        put_u32(&w, 0x00000412);
+        put_u16(&w, KOS_SHA256_LEN);
+        put(&w, policy, KOS_SHA256_LEN);
+        put_u16(&w, KOS_TPM_ALG_NULL); /* keyedHash scheme: sealed data */
+        put_u16(&w, 0);                /* unique */
+        end_tpm2b(&w, at);
+        put_u16(&w, 0); /* outsideInfo */
+        put_u32(&w, 0); /* creationPCR */
+        return end_command(&w);
+}
+
+int kos_tpm_build_load(uint8_t *buf, size_t size, uint32_t parent, const uint8_t *private_area, uint16_t private_len,
+                       const uint8_t *public_area, uint16_t public_len) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_LOAD);
+        put_u32(&w, parent);
+        put_password_session(&w);
+        put_u16(&w, private_len);
+        put(&w, private_area, private_len);
+        put_u16(&w, public_len);
+        put(&w, public_area, public_len);
+        return end_command(&w);
+}
+
+int kos_tpm_build_start_auth_session(uint8_t *buf, size_t size, const uint8_t nonce[static 16]) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_START_AUTH_SESSION);
+        put_u32(&w, KOS_TPM_RH_NULL); /* tpmKey: unsalted */
+        put_u32(&w, KOS_TPM_RH_NULL); /* bind: unbound */
+        put_u16(&w, 16);
+        put(&w, nonce, 16);
+        put_u16(&w, 0);                /* encryptedSalt */
+        put_u8(&w, 0x01);              /* TPM_SE_POLICY */
+        put_u16(&w, KOS_TPM_ALG_NULL); /* symmetric: no parameter encryption */
+        put_u16(&w, KOS_TPM_ALG_SHA256);
+        return end_command(&w);
+}
+
+int kos_tpm_build_policy_pcr(uint8_t *buf, size_t size, uint32_t session, uint32_t pcr_mask) {
+        struct writer w = {buf, size, 0, false};
+
+        if (pcr_mask == 0 || pcr_mask >> 24)
+                return -EINVAL;
+        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_POLICY_PCR);
+        put_u32(&w, session);
+        put_u16(&w, 0); /* pcrDigest: the TPM takes the current values */
+        put_pcr_selection(&w, pcr_mask);
+        return end_command(&w);
+}
+
+int kos_tpm_build_unseal(uint8_t *buf, size_t size, uint32_t item, uint32_t session) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_UNSEAL);
+        put_u32(&w, item);
+        put_u32(&w, 9); /* authorizationSize */
+        put_u32(&w, session);
+        put_u16(&w, 0); /* nonceCaller */
+        put_u8(&w, 0);  /* attributes: not continueSession, so it is flushed */
+        put_u16(&w, 0); /* hmac: a policy without PolicyAuthValue/Password */
+        return end_command(&w);
+}
+
+int kos_tpm_build_flush_context(uint8_t *buf, size_t size, uint32_t handle) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_FLUSH_CONTEXT);
+        put_u32(&w, handle);
+        return end_command(&w);
+}
+
 /* --- Reading untrusted bytes ------------------------------------------- */
 
 struct reader {
@@ -212,8 +357,8 @@ static int get_tpm2b(struct reader *r, size_t max, uint8_t *out, uint16_t *ret_s
 
 static bool at_end(const struct reader *r) { return r->pos == r->len; }
 
-int kos_tpm_parse_response(const uint8_t *resp, size_t len, bool sessions, uint32_t *ret_rc,
-                           const uint8_t **ret_params, size_t *ret_params_len) {
+static int parse_response(const uint8_t *resp, size_t len, bool sessions, uint32_t *ret_rc, uint32_t *ret_handle,
+                          const uint8_t **ret_params, size_t *ret_params_len) {
         struct reader r = {resp, len, 0};
         uint16_t tag;
         uint32_t size, rc, params_size;
@@ -225,6 +370,9 @@ int kos_tpm_parse_response(const uint8_t *resp, size_t len, bool sessions, uint3
         *ret_rc = rc;
         if (rc != 0) /* an error response is a bare header (Part 1, 18.4) */
                 return tag == KOS_TPM_ST_NO_SESSIONS && at_end(&r) ? 0 : -EBADMSG;
+        /* Response handles come before the parameter area (Part 1, 18.9). */
+        if (ret_handle && get_u32(&r, ret_handle) < 0)
+                return -EBADMSG;
         if (!sessions) {
                 if (tag != KOS_TPM_ST_NO_SESSIONS)
                         return -EBADMSG;
@@ -247,6 +395,116 @@ int kos_tpm_parse_response(const uint8_t *resp, size_t len, bool sessions, uint3
                 return -EBADMSG;
         }
         return 0;
+}
+
+int kos_tpm_parse_response(const uint8_t *resp, size_t len, bool sessions, uint32_t *ret_rc,
+                           const uint8_t **ret_params, size_t *ret_params_len) {
+        return parse_response(resp, len, sessions, ret_rc, NULL, ret_params, ret_params_len);
+}
+
+int kos_tpm_parse_response_handle(const uint8_t *resp, size_t len, bool sessions, uint32_t *ret_rc,
+                                  uint32_t *ret_handle, const uint8_t **ret_params, size_t *ret_params_len) {
+        *ret_handle = 0;
+        return parse_response(resp, len, sessions, ret_rc, ret_handle, ret_params, ret_params_len);
+}
+
+/* TPMS_CREATION_DATA (sized), TPM2B_DIGEST creationHash and
+ * TPMT_TK_CREATION: checked for shape and skipped. */
+static int skip_creation(struct reader *r) {
+        uint16_t tag;
+        uint32_t hierarchy;
+
+        if (get_tpm2b(r, KOS_TPM_BLOB_MAX, NULL, NULL) < 0 || get_tpm2b(r, 64, NULL, NULL) < 0 ||
+            get_u16(r, &tag) < 0 || tag != 0x8021 /* TPM_ST_CREATION */ || get_u32(r, &hierarchy) < 0 ||
+            get_tpm2b(r, 64, NULL, NULL) < 0)
+                return -EBADMSG;
+        return 0;
+}
+
+int kos_tpm_parse_create_primary(const uint8_t *p, size_t len) {
+        struct reader r = {p, len, 0};
+        uint16_t public_size;
+
+        if (get_tpm2b(&r, KOS_TPM_BLOB_MAX, NULL, &public_size) < 0 || public_size == 0 || skip_creation(&r) < 0 ||
+            get_tpm2b(&r, 2 + 64, NULL, NULL) < 0 /* name */ || !at_end(&r))
+                return -EBADMSG;
+        return 0;
+}
+
+int kos_tpm_parse_create(const uint8_t *p, size_t len, uint8_t ret_private[static KOS_TPM_BLOB_MAX],
+                         uint16_t *ret_private_len, uint8_t ret_public[static KOS_TPM_BLOB_MAX],
+                         uint16_t *ret_public_len) {
+        struct reader r = {p, len, 0};
+
+        if (get_tpm2b(&r, KOS_TPM_BLOB_MAX, ret_private, ret_private_len) < 0 || *ret_private_len == 0 ||
+            get_tpm2b(&r, KOS_TPM_BLOB_MAX, ret_public, ret_public_len) < 0 || *ret_public_len == 0 ||
+            skip_creation(&r) < 0 || !at_end(&r))
+                return -EBADMSG;
+        return 0;
+}
+
+int kos_tpm_parse_load(const uint8_t *p, size_t len) {
+        struct reader r = {p, len, 0};
+        uint16_t name_size;
+
+        if (get_tpm2b(&r, 2 + 64, NULL, &name_size) < 0 || name_size < 2 || !at_end(&r))
+                return -EBADMSG;
+        return 0;
+}
+
+int kos_tpm_parse_start_auth_session(const uint8_t *p, size_t len) {
+        struct reader r = {p, len, 0};
+        uint16_t nonce_size;
+
+        if (get_tpm2b(&r, 64, NULL, &nonce_size) < 0 || nonce_size < 16 || !at_end(&r))
+                return -EBADMSG;
+        return 0;
+}
+
+int kos_tpm_parse_unseal(const uint8_t *p, size_t len, uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX],
+                         size_t *ret_len) {
+        struct reader r = {p, len, 0};
+        uint16_t n;
+
+        if (get_tpm2b(&r, KOS_TPM_SEAL_DATA_MAX, ret_data, &n) < 0 || !at_end(&r))
+                return -EBADMSG;
+        *ret_len = n;
+        return 0;
+}
+
+const char *kos_tpm_rc_name(uint32_t rc, char *buf, size_t size) {
+        if (rc & 0x80) {
+                switch (rc & 0xbf) {
+                case KOS_TPM_RC_VALUE:
+                        return "TPM_RC_VALUE";
+                case KOS_TPM_RC_POLICY_FAIL:
+                        return "TPM_RC_POLICY_FAIL";
+                case KOS_TPM_RC_INTEGRITY:
+                        return "TPM_RC_INTEGRITY";
+                case KOS_TPM_RC_HANDLE:
+                        return "TPM_RC_HANDLE";
+                case 0x8e:
+                        return "TPM_RC_AUTH_FAIL";
+                case 0x95:
+                        return "TPM_RC_SIZE";
+                }
+        }
+        switch (rc) {
+        case 0x101:
+                return "TPM_RC_FAILURE";
+        case 0x125:
+                return "TPM_RC_AUTH_MISSING";
+        case 0x127:
+                return "TPM_RC_PCR_CHANGED";
+        case 0x902:
+                return "TPM_RC_OBJECT_MEMORY";
+        case 0x903:
+                return "TPM_RC_SESSION_MEMORY";
+        case 0x921:
+                return "TPM_RC_LOCKOUT";
+        }
+        snprintf(buf, size, "TPM_RC_0x%03x", (unsigned)rc);
+        return buf;
 }
 
 int kos_tpm_parse_nv_read_public(const uint8_t *p, size_t len, struct kos_tpm_nv_public *ret) {
@@ -417,9 +675,9 @@ static int receive(int fd, uint8_t *resp, size_t *ret_len) {
         return 0;
 }
 
-int kos_tpm_transact(struct kos_tpm *t, const uint8_t *cmd, size_t cmd_len, bool sessions,
-                     uint8_t resp[static KOS_TPM_RESPONSE_MAX], uint32_t *ret_rc, const uint8_t **ret_params,
-                     size_t *ret_params_len) {
+static int transact(struct kos_tpm *t, const uint8_t *cmd, size_t cmd_len, bool sessions,
+                    uint8_t resp[static KOS_TPM_RESPONSE_MAX], uint32_t *ret_rc, uint32_t *ret_handle,
+                    const uint8_t **ret_params, size_t *ret_params_len) {
         for (unsigned attempt = 0;; attempt++) {
                 size_t len = 0;
                 int r = kos_write_all(t->fd, cmd, cmd_len);
@@ -427,13 +685,19 @@ int kos_tpm_transact(struct kos_tpm *t, const uint8_t *cmd, size_t cmd_len, bool
                         return r;
                 if ((r = receive(t->fd, resp, &len)) < 0)
                         return r;
-                if ((r = kos_tpm_parse_response(resp, len, sessions, ret_rc, ret_params, ret_params_len)) < 0)
+                if ((r = parse_response(resp, len, sessions, ret_rc, ret_handle, ret_params, ret_params_len)) < 0)
                         return r;
                 t->last_rc = *ret_rc;
                 if (kos_tpm_rc_to_errno(*ret_rc) != -EAGAIN || attempt >= 50)
                         return 0;
                 nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
         }
+}
+
+int kos_tpm_transact(struct kos_tpm *t, const uint8_t *cmd, size_t cmd_len, bool sessions,
+                     uint8_t resp[static KOS_TPM_RESPONSE_MAX], uint32_t *ret_rc, const uint8_t **ret_params,
+                     size_t *ret_params_len) {
+        return transact(t, cmd, cmd_len, sessions, resp, ret_rc, NULL, ret_params, ret_params_len);
 }
 
 /* --- Commands ----------------------------------------------------------- */
@@ -509,6 +773,130 @@ int kos_tpm_pcr_read(struct kos_tpm *t, unsigned pcr, uint8_t ret_value[static K
         int r = run(t, kos_tpm_build_pcr_read(cmd, sizeof cmd, pcr), cmd, false, resp, &p, &n);
 
         return r < 0 ? r : kos_tpm_parse_pcr_read(p, n, pcr, ret_value);
+}
+
+/* Like run(), for a command whose response carries a handle. */
+static int run_handle(struct kos_tpm *t, int built, const uint8_t *cmd, bool sessions, uint8_t *resp,
+                      uint32_t *ret_handle, const uint8_t **params, size_t *params_len) {
+        uint32_t rc;
+
+        if (built < 0)
+                return built;
+        int r = transact(t, cmd, (size_t)built, sessions, resp, &rc, ret_handle, params, params_len);
+        return r < 0 ? r : rc != 0 ? -EPROTO : 0;
+}
+
+/* The sealing commands report any TPM refusal as -EPROTO: the caller names
+ * t->last_rc (kos_tpm_rc_name()), which says more than an errno. */
+int kos_tpm_create_primary(struct kos_tpm *t, uint32_t *ret_handle) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        int r = run_handle(t, kos_tpm_build_create_primary(cmd, sizeof cmd), cmd, true, resp, ret_handle, &p, &n);
+
+        return r < 0 ? r : kos_tpm_parse_create_primary(p, n);
+}
+
+int kos_tpm_create(struct kos_tpm *t, uint32_t parent, const uint8_t *data, size_t data_len,
+                   const uint8_t policy[static KOS_SHA256_LEN], uint8_t ret_private[static KOS_TPM_BLOB_MAX],
+                   uint16_t *ret_private_len, uint8_t ret_public[static KOS_TPM_BLOB_MAX], uint16_t *ret_public_len) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        uint32_t rc;
+        int built = kos_tpm_build_create(cmd, sizeof cmd, parent, data, data_len, policy);
+
+        if (built < 0)
+                return built;
+        int r = transact(t, cmd, (size_t)built, true, resp, &rc, NULL, &p, &n);
+        explicit_bzero(cmd, sizeof cmd); /* it held the secret */
+        if (r < 0)
+                return r;
+        if (rc != 0)
+                return -EPROTO;
+        return kos_tpm_parse_create(p, n, ret_private, ret_private_len, ret_public, ret_public_len);
+}
+
+int kos_tpm_load(struct kos_tpm *t, uint32_t parent, const uint8_t *private_area, uint16_t private_len,
+                 const uint8_t *public_area, uint16_t public_len, uint32_t *ret_handle) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX + 2 * KOS_TPM_BLOB_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        int r = run_handle(t,
+                           kos_tpm_build_load(cmd, sizeof cmd, parent, private_area, private_len, public_area,
+                                              public_len),
+                           cmd, true, resp, ret_handle, &p, &n);
+
+        return r < 0 ? r : kos_tpm_parse_load(p, n);
+}
+
+int kos_tpm_start_policy_session(struct kos_tpm *t, uint32_t *ret_handle) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX], nonce[16];
+        const uint8_t *p;
+        size_t n;
+
+        /* The nonce only needs to be fresh for this unsalted session. */
+        if (RAND_bytes(nonce, sizeof nonce) != 1)
+                return -EIO;
+        int r = run_handle(t, kos_tpm_build_start_auth_session(cmd, sizeof cmd, nonce), cmd, false, resp, ret_handle,
+                           &p, &n);
+        return r < 0 ? r : kos_tpm_parse_start_auth_session(p, n);
+}
+
+int kos_tpm_policy_pcr(struct kos_tpm *t, uint32_t session, uint32_t pcr_mask) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        uint32_t rc;
+        int built = kos_tpm_build_policy_pcr(cmd, sizeof cmd, session, pcr_mask);
+
+        if (built < 0)
+                return built;
+        int r = transact(t, cmd, (size_t)built, false, resp, &rc, NULL, &p, &n);
+        return r < 0 ? r : rc != 0 ? -EPROTO : n == 0 ? 0 : -EBADMSG;
+}
+
+int kos_tpm_unseal_object(struct kos_tpm *t, uint32_t item, uint32_t session,
+                          uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        uint32_t rc;
+        int built = kos_tpm_build_unseal(cmd, sizeof cmd, item, session);
+
+        if (built < 0)
+                return built;
+        int r = transact(t, cmd, (size_t)built, true, resp, &rc, NULL, &p, &n);
+        if (r == 0)
+                r = rc != 0 ? -EPROTO : kos_tpm_parse_unseal(p, n, ret_data, ret_len);
+        explicit_bzero(resp, sizeof resp); /* it held the secret */
+        return r;
+}
+
+int kos_tpm_flush_context(struct kos_tpm *t, uint32_t handle) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        uint32_t rc;
+        int built = kos_tpm_build_flush_context(cmd, sizeof cmd, handle);
+
+        if (built < 0)
+                return built;
+        int r = transact(t, cmd, (size_t)built, false, resp, &rc, NULL, &p, &n);
+        return r < 0 ? r : rc != 0 ? -EPROTO : n == 0 ? 0 : -EBADMSG;
+}
+
+int kos_tpm_extend_event(struct kos_tpm *t, unsigned pcr, const void *event, size_t len) {
+        uint8_t sha256[KOS_SHA256_LEN], sha1[20];
+        unsigned int n = 0;
+
+        if (kos_sha256(event, len, sha256) < 0 || EVP_Digest(event, len, sha1, &n, EVP_sha1(), NULL) != 1 ||
+            n != sizeof sha1)
+                return -EIO;
+        int r = kos_tpm_pcr_extend(t, pcr, sha256, sha1);
+        if (r == -EPROTO) /* a TPM without SHA-1 at all refuses the whole list */
+                r = kos_tpm_pcr_extend(t, pcr, sha256, NULL);
+        return r;
 }
 
 /* --- The rollback floor ------------------------------------------------- */
@@ -619,17 +1007,15 @@ int kos_tpm_manifest_expected_pcr(const uint8_t id[static KOS_SHA256_LEN], uint8
 }
 
 int kos_tpm_measure_manifest(struct kos_tpm *t, const uint8_t id[static KOS_SHA256_LEN]) {
-        uint8_t event[KOS_TPM_EVENT_LEN], sha256[KOS_SHA256_LEN], sha1[20];
-        unsigned int n = 0;
+        uint8_t event[KOS_TPM_EVENT_LEN];
 
         kos_tpm_manifest_event(id, event);
-        if (kos_sha256(event, sizeof event, sha256) < 0 ||
-            EVP_Digest(event, sizeof event, sha1, &n, EVP_sha1(), NULL) != 1 || n != sizeof sha1)
-                return -EIO;
-        int r = kos_tpm_pcr_extend(t, KOS_TPM_PCR, sha256, sha1);
-        if (r == -EPROTO) /* a TPM without SHA-1 at all refuses the whole list */
-                r = kos_tpm_pcr_extend(t, KOS_TPM_PCR, sha256, NULL);
-        return r;
+        int r = kos_tpm_extend_event(t, KOS_TPM_PCR, event, sizeof event);
+        if (r < 0)
+                return r;
+        /* The verified-boot marker (docs/tpm.md, "Sealed keys"): keys sealed
+         * to it open in the next kernel's initrd whatever the release. */
+        return kos_tpm_extend_event(t, KOS_TPM_SEAL_PCR, KOS_TPM_MARKER_EVENT, strlen(KOS_TPM_MARKER_EVENT));
 }
 
 int kos_tpm_sysfs_pcr_read(unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]) {

@@ -36,6 +36,17 @@
 #define KOS_TPM_EVENT_PREFIX "kos-manifest:"
 #define KOS_TPM_EVENT_LEN (sizeof(KOS_TPM_EVENT_PREFIX) - 1 + KOS_SHA256_LEN)
 
+/* The sealing PCR (docs/tpm.md, "Sealed keys"): the Boot Kernel extends it
+ * with the fixed marker below after it has verified the manifest it boots
+ * (with the manifest's own event in PCR 8), and the System Kernel's init
+ * extends it with the leave event once it has unsealed its keys. A key
+ * sealed to "PCR 15 = the marker replayed from reset" is therefore usable
+ * only between the two: in the initrd of a System Kernel the Boot Kernel
+ * started. Release-independent, unlike PCR 8. */
+#define KOS_TPM_SEAL_PCR 15
+#define KOS_TPM_MARKER_EVENT "kos-verified-boot"
+#define KOS_TPM_LEAVE_EVENT "kos-system-initrd-leave"
+
 #define KOS_TPM_COMMAND_MAX 512
 #define KOS_TPM_RESPONSE_MAX 4096 /* TPM2 PC Client: responses fit in 4 KiB */
 
@@ -49,10 +60,32 @@
 #define KOS_TPM_CC_NV_READ_PUBLIC 0x00000169u
 #define KOS_TPM_CC_PCR_READ 0x0000017Eu
 #define KOS_TPM_CC_PCR_EXTEND 0x00000182u
+#define KOS_TPM_CC_CREATE_PRIMARY 0x00000131u
+#define KOS_TPM_CC_CREATE 0x00000153u
+#define KOS_TPM_CC_LOAD 0x00000157u
+#define KOS_TPM_CC_UNSEAL 0x0000015Eu
+#define KOS_TPM_CC_FLUSH_CONTEXT 0x00000165u
+#define KOS_TPM_CC_START_AUTH_SESSION 0x00000176u
+#define KOS_TPM_CC_POLICY_PCR 0x0000017Fu
 #define KOS_TPM_RH_OWNER 0x40000001u
+#define KOS_TPM_RH_NULL 0x40000007u
 #define KOS_TPM_RS_PW 0x40000009u
 #define KOS_TPM_ALG_SHA1 0x0004
 #define KOS_TPM_ALG_SHA256 0x000B
+#define KOS_TPM_ALG_KEYEDHASH 0x0008
+#define KOS_TPM_ALG_ECC 0x0023
+#define KOS_TPM_ALG_NULL 0x0010
+/* TPM_RC values the sealing code names in messages (format 1 with the
+ * parameter/handle/session number masked off: rc & 0xbf). */
+#define KOS_TPM_RC_VALUE 0x084
+#define KOS_TPM_RC_POLICY_FAIL 0x09D
+#define KOS_TPM_RC_INTEGRITY 0x09F
+#define KOS_TPM_RC_HANDLE 0x08B
+/* Largest blobs kept: a sealed object's TPM2B_PUBLIC and TPM2B_PRIVATE
+ * (about 80 and 200 bytes with SHA-256 and 128 bytes of data). */
+#define KOS_TPM_BLOB_MAX 512
+/* TPM2B_SENSITIVE_DATA: MAX_SYM_DATA of the PC Client profile. */
+#define KOS_TPM_SEAL_DATA_MAX 128
 
 /* The public area of an NV index, as NV_ReadPublic returns it. */
 struct kos_tpm_nv_public {
@@ -75,6 +108,27 @@ _kos_must_check_ int kos_tpm_build_pcr_extend(uint8_t *buf, size_t size, unsigne
                                               const uint8_t sha256[static KOS_SHA256_LEN], const uint8_t *sha1);
 _kos_must_check_ int kos_tpm_build_pcr_read(uint8_t *buf, size_t size, unsigned pcr);
 
+/* The commands of sealing (docs/tpm.md, "Sealed keys"). PCR selections are
+ * masks of PCRs 0-23 in the SHA-256 bank. */
+/* A storage primary key under the owner hierarchy from a fixed template (ECC
+ * NIST P-256, AES-128-CFB, restricted decrypt, fixedTPM/fixedParent,
+ * noDA): the same template gives the same key on the same TPM, so nothing
+ * needs to be persisted. */
+_kos_must_check_ int kos_tpm_build_create_primary(uint8_t *buf, size_t size);
+/* A sealed data object (KEYEDHASH, fixedTPM|fixedParent|noDA, no
+ * userWithAuth: only its policy authorizes it) holding data, under parent. */
+_kos_must_check_ int kos_tpm_build_create(uint8_t *buf, size_t size, uint32_t parent, const uint8_t *data,
+                                          size_t data_len, const uint8_t policy[static KOS_SHA256_LEN]);
+_kos_must_check_ int kos_tpm_build_load(uint8_t *buf, size_t size, uint32_t parent, const uint8_t *private_area,
+                                        uint16_t private_len, const uint8_t *public_area, uint16_t public_len);
+/* An unsalted, unbound policy session with SHA-256 and the caller's nonce. */
+_kos_must_check_ int kos_tpm_build_start_auth_session(uint8_t *buf, size_t size, const uint8_t nonce[static 16]);
+/* PolicyPCR with an empty pcrDigest: the TPM takes the PCRs' current values. */
+_kos_must_check_ int kos_tpm_build_policy_pcr(uint8_t *buf, size_t size, uint32_t session, uint32_t pcr_mask);
+/* Unseal of item, authorized by the policy session (not continued). */
+_kos_must_check_ int kos_tpm_build_unseal(uint8_t *buf, size_t size, uint32_t item, uint32_t session);
+_kos_must_check_ int kos_tpm_build_flush_context(uint8_t *buf, size_t size, uint32_t handle);
+
 /* --- Parsers. Untrusted input: every length is checked, every byte must be
  * consumed. */
 
@@ -90,6 +144,33 @@ _kos_must_check_ int kos_tpm_parse_nv_read(const uint8_t *p, size_t len, uint16_
 /* PCR_Read's parameters selecting exactly pcr in the SHA-256 bank. */
 _kos_must_check_ int kos_tpm_parse_pcr_read(const uint8_t *p, size_t len, unsigned pcr,
                                             uint8_t ret_value[static KOS_SHA256_LEN]);
+
+/* Like kos_tpm_parse_response() for a command whose response carries one
+ * handle (CreatePrimary, Load, StartAuthSession): it comes before the
+ * parameter area. */
+_kos_must_check_ int kos_tpm_parse_response_handle(const uint8_t *resp, size_t len, bool sessions, uint32_t *ret_rc,
+                                                   uint32_t *ret_handle, const uint8_t **ret_params,
+                                                   size_t *ret_params_len);
+/* CreatePrimary's parameters: outPublic, creationData, creationHash,
+ * creationTicket, name, each size-checked and nothing after. */
+_kos_must_check_ int kos_tpm_parse_create_primary(const uint8_t *p, size_t len);
+/* Create's parameters: the new object's private and public areas (TPM2B
+ * bodies, without their size fields) copied out, the creation data checked
+ * and skipped. */
+_kos_must_check_ int kos_tpm_parse_create(const uint8_t *p, size_t len, uint8_t ret_private[static KOS_TPM_BLOB_MAX],
+                                          uint16_t *ret_private_len, uint8_t ret_public[static KOS_TPM_BLOB_MAX],
+                                          uint16_t *ret_public_len);
+/* Load's parameters: the object's name. */
+_kos_must_check_ int kos_tpm_parse_load(const uint8_t *p, size_t len);
+/* StartAuthSession's parameters: nonceTPM of 16 to 64 bytes. */
+_kos_must_check_ int kos_tpm_parse_start_auth_session(const uint8_t *p, size_t len);
+/* Unseal's parameters: outData, at most KOS_TPM_SEAL_DATA_MAX bytes. */
+_kos_must_check_ int kos_tpm_parse_unseal(const uint8_t *p, size_t len, uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX],
+                                          size_t *ret_len);
+
+/* The name of the TPM_RC an error response carries ("TPM_RC_POLICY_FAIL"),
+ * or "TPM_RC_0x..." in buf for one not named here. */
+const char *kos_tpm_rc_name(uint32_t rc, char *buf, size_t size);
 
 /* The negative errno a TPM response code means here: -ENOENT (no such
  * handle), -ENODATA (NV index never written), -EEXIST (NV index already
@@ -130,6 +211,22 @@ _kos_must_check_ int kos_tpm_nv_increment(struct kos_tpm *t, uint32_t index);
 _kos_must_check_ int kos_tpm_pcr_extend(struct kos_tpm *t, unsigned pcr, const uint8_t sha256[static KOS_SHA256_LEN],
                                         const uint8_t *sha1);
 _kos_must_check_ int kos_tpm_pcr_read(struct kos_tpm *t, unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]);
+/* Sealing (t->last_rc holds the TPM's code of a refusal). */
+_kos_must_check_ int kos_tpm_create_primary(struct kos_tpm *t, uint32_t *ret_handle);
+_kos_must_check_ int kos_tpm_create(struct kos_tpm *t, uint32_t parent, const uint8_t *data, size_t data_len,
+                                    const uint8_t policy[static KOS_SHA256_LEN],
+                                    uint8_t ret_private[static KOS_TPM_BLOB_MAX], uint16_t *ret_private_len,
+                                    uint8_t ret_public[static KOS_TPM_BLOB_MAX], uint16_t *ret_public_len);
+_kos_must_check_ int kos_tpm_load(struct kos_tpm *t, uint32_t parent, const uint8_t *private_area, uint16_t private_len,
+                                  const uint8_t *public_area, uint16_t public_len, uint32_t *ret_handle);
+_kos_must_check_ int kos_tpm_start_policy_session(struct kos_tpm *t, uint32_t *ret_handle);
+_kos_must_check_ int kos_tpm_policy_pcr(struct kos_tpm *t, uint32_t session, uint32_t pcr_mask);
+_kos_must_check_ int kos_tpm_unseal_object(struct kos_tpm *t, uint32_t item, uint32_t session,
+                                           uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len);
+int kos_tpm_flush_context(struct kos_tpm *t, uint32_t handle);
+/* Extends pcr with SHA-256 and SHA-1 of event (the SHA-256 bank alone on a
+ * TPM without SHA-1), as the manifest's measurement is. */
+_kos_must_check_ int kos_tpm_extend_event(struct kos_tpm *t, unsigned pcr, const void *event, size_t len);
 
 /* --- The rollback floor in the TPM (docs/tpm.md, "The floor counter").
  * The floor is the counter's value minus one; an index never incremented
@@ -161,7 +258,9 @@ _kos_must_check_ int kos_tpm_manifest_event_digest(const uint8_t id[static KOS_S
  * SHA-256(32 zero bytes || SHA-256(event)). */
 _kos_must_check_ int kos_tpm_manifest_expected_pcr(const uint8_t id[static KOS_SHA256_LEN],
                                                    uint8_t ret_pcr[static KOS_SHA256_LEN]);
-/* Extends KOS_TPM_PCR with the manifest's event (SHA-256 and SHA-1 banks). */
+/* Extends KOS_TPM_PCR with the manifest's event (SHA-256 and SHA-1 banks),
+ * then KOS_TPM_SEAL_PCR with KOS_TPM_MARKER_EVENT: the Boot Kernel calls it
+ * once, after verifying the manifest, just before the kexec. */
 _kos_must_check_ int kos_tpm_measure_manifest(struct kos_tpm *t, const uint8_t id[static KOS_SHA256_LEN]);
 /* Reads a SHA-256 PCR through sysfs (/sys/class/tpm/tpm0/pcr-sha256/N,
  * Linux 5.12 and later), for a stage that has no business sending commands. */

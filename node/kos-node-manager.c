@@ -42,6 +42,7 @@
 #include "layout.h"
 #include "manifest.h"
 #include "mark-good.h"
+#include "rollback.h"
 #include "update-config.h"
 #include "varlink-server.h"
 
@@ -88,6 +89,8 @@ struct node {
         struct kos_keyring ring;
         bool have_imagefs, have_keyring;
         struct kos_boot_info boot; /* KOS_BOOT_INFO_FILE */
+        bool have_floor;
+        struct kos_rollback_floor floor; /* read at start and after marking good, for Status */
         char name[KOS_NAME_MAX + 1];
         char id_hex[KOS_SHA256_HEX_LEN + 1];
         uint8_t id[KOS_SHA256_LEN];
@@ -249,6 +252,12 @@ static const char *app_active_state(struct node *n) {
         return state;
 }
 
+/* The rollback floor as Status shows it (the TPM is asked here, not on
+ * every Status call, so a slow TPM never holds up the API). */
+static void refresh_floor(struct node *n) {
+        n->have_floor = n->have_imagefs && n->have_keyring && kos_rollback_floor_read(&n->img, &n->ring, &n->floor) >= 0;
+}
+
 /* kos_mark_good() also raises the rollback floor to this manifest's
  * security_version and takes the manifests below it out of active. */
 static int mark_good(struct node *n) {
@@ -261,6 +270,7 @@ static int mark_good(struct node *n) {
                 event("cannot mark manifest %s good: %s", n->name, strerror(-r));
         else {
                 n->marked_good = true;
+                refresh_floor(n);
                 event("boot of manifest %s marked good", n->name);
                 if (result.floor_raised)
                         event("rollback floor raised from %lu to %lu", (unsigned long)result.floor_before,
@@ -678,6 +688,10 @@ static json_t *status_json(struct node *n) {
         json_t *install = n->job.running ? json_pack("{s:s, s:I, s:I}", "bundle", n->job.name, "done_bytes",
                                                      (json_int_t)n->job.done, "total_bytes", (json_int_t)n->job.total)
                                          : json_null();
+        json_t *floor = n->have_floor ? json_pack("{s:I, s:s, s:s?}", "value", (json_int_t)n->floor.value, "source",
+                                                  kos_floor_source_to_string(n->floor.source), "warning",
+                                                  n->floor.warning[0] ? n->floor.warning : NULL)
+                                      : json_null();
         json_t *update = json_null();
         if (n->have_update_source) {
                 uint64_t now = 0;
@@ -687,10 +701,10 @@ static json_t *status_json(struct node *n) {
                                    n->next_poll_usec > now ? json_integer((json_int_t)((n->next_poll_usec - now) / 1000000))
                                                            : json_null());
         }
-        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o}", "state", state_names[n->state], "booted",
-                         "name", n->name, "id", n->id_hex, "version", (json_int_t)n->version, "marked_good",
+        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o, s:o}", "state", state_names[n->state],
+                         "booted", "name", n->name, "id", n->id_hex, "version", (json_int_t)n->version, "marked_good",
                          n->marked_good, "app", n->bus ? app_active_state(n) : "unknown", "fallback", fallback,
-                         "manifests", manifests, "install", install, "update", update);
+                         "manifests", manifests, "install", install, "rollback_floor", floor, "update", update);
 }
 
 #define reply_error varlink_error
@@ -840,6 +854,7 @@ int main(int argc, char **argv) {
                 event("%s; bundles cannot be installed", error);
         else
                 n.have_keyring = true;
+        refresh_floor(&n);
         if ((r = sd_event_default(&n.event)) < 0 || (r = sd_event_set_watchdog(n.event, true)) < 0 ||
             (r = connect_systemd(&n)) < 0 || (r = varlink_server_new(n.event, SOCKET_PATH, on_call, &n, &server)) < 0) {
                 early_log("cannot set up: %s", strerror(-r));

@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Where the System Kernel's initrd finds the key of an encrypted component.
- * A provider is a lookup by key id; the development provider reads
- * /etc/kos/keys/<id> from the initrd. A TPM-sealed provider plugs in here. */
+ * A provider is a lookup by key id; they are asked in order, and the first
+ * that knows the id answers (a key it cannot give stops the boot):
+ *   1. the TPM provider: the ImageFS's sealed-keys/<id>, a TPM object sealed
+ *      to the verified chain (lib/tpm-seal.h, docs/tpm.md "Sealed keys");
+ *   2. the development provider: /etc/kos/keys/<id> in the initrd, which is
+ *      as secret as the disk: development only, and it says so on the
+ *      console. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,12 +17,23 @@
 
 struct kos_key_provider {
         const char *name;
-        /* 0 with the key in ret (malloc'd), -ENOKEY when the id is unknown. */
-        int (*lookup)(const char *key_id, uint8_t **ret, size_t *ret_len);
+        const char *short_name; /* for failure messages */
+        /* 0 with the key in ret (malloc'd), -ENOKEY when the id is unknown,
+         * another negative errno with the reason in error. */
+        int (*lookup)(const char *key_id, uint8_t **ret, size_t *ret_len, char *error, size_t error_size);
+        bool development; /* warn on the console whenever it gives a key */
 };
 
+extern const struct kos_key_provider kos_key_provider_tpm;
 extern const struct kos_key_provider kos_key_provider_initrd;
 
-/* Tries each provider of the list in order. */
+/* The directory the TPM provider reads sealed-key files from (the mounted
+ * ImageFS's sealed-keys/). */
+void kos_key_provider_tpm_set_dir(const char *dir);
+/* How many keys the TPM provider has unsealed in this process. */
+unsigned kos_key_provider_tpm_unsealed(void);
+
+/* Tries each provider of the list in order; *ret_provider names the one that
+ * answered (or the last asked), error says why it could not give the key. */
 int kos_key_lookup(const struct kos_key_provider *const *providers, const char *key_id, uint8_t **ret, size_t *ret_len,
-                   const char **ret_provider);
+                   const struct kos_key_provider **ret_provider, char *error, size_t error_size);

@@ -44,6 +44,7 @@
 #include "early.h"
 #include "keystore.h"
 #include "tpm.h"
+#include "tpm-seal.h"
 #include "select.h"
 #include "stack.h"
 #include "layout.h"
@@ -58,7 +59,9 @@
 #define LOWER_INDEX_DIR "/lower"
 #define MKFS "/sbin/mkfs.ext4"
 
-static const struct kos_key_provider *const key_providers[] = {&kos_key_provider_initrd, NULL};
+/* The TPM first: a key sealed to the verified chain; the initrd's store is
+ * for development only (system/keystore.h). */
+static const struct kos_key_provider *const key_providers[] = {&kos_key_provider_tpm, &kos_key_provider_initrd, NULL};
 
 struct layer_report {
         char device[160];
@@ -255,11 +258,19 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
         if (c->encryption.enabled) {
                 uint8_t *key = NULL;
                 size_t key_len;
-                const char *provider = "none";
-                r = kos_key_lookup(key_providers, c->encryption.key, &key, &key_len, &provider);
+                const struct kos_key_provider *provider = NULL;
+                char why[400];
+                r = kos_key_lookup(key_providers, c->encryption.key, &key, &key_len, &provider, why, sizeof why);
+                if (r == -ENOKEY)
+                        fail_boot("find key", c->name, "key id %s: no such key (looked in: %s; %s)",
+                                  c->encryption.key, kos_key_provider_tpm.name, kos_key_provider_initrd.name);
                 if (r < 0)
-                        fail_boot("find key", c->name, "key id %s: %s (looked in: %s)", c->encryption.key,
-                                  r == -ENOKEY ? "no such key" : strerror(-r), kos_key_provider_initrd.name);
+                        fail_boot("find key", c->name, "key id %s (%s): %s", c->encryption.key,
+                                  provider->short_name, why);
+                early_log("%scomponent %s: key %s from the %s%s", provider->development ? "WARNING: " : "", c->name,
+                          c->encryption.key, provider->name,
+                          provider->development ? ": as secret as the disk it is on; never on a production device"
+                                                : "");
                 snprintf(name, sizeof name, "kos-%s-crypt", c->name);
                 r = stack_open_luks2(device, name, key, key_len, error, sizeof error);
                 explicit_bzero(key, key_len);
@@ -288,6 +299,36 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
         rep->seconds = early_uptime() - start;
         early_log("component %s: %s%s%s mounted at %s (%.3f s)", c->name, kos_component_type_to_string(c->type),
                   rep->encrypted ? ", LUKS2" : "", rep->verity ? ", dm-verity" : ", re-hashed", target, rep->seconds);
+}
+
+/* The leave event (docs/tpm.md, "Sealed keys"): once the components are
+ * open, KOS_TPM_SEAL_PCR moves past the value keys are sealed to, so that
+ * nothing that runs later (systemd, the app, root) can unseal them again
+ * until the next platform reset. Every boot with a TPM does it, whether or
+ * not a key was unsealed: other manifests' keys must stay shut too. A TPM
+ * that cannot be extended after handing out a key stops the boot. */
+static void leave_sealed_keys(void) {
+        struct kos_tpm t;
+        int r = kos_tpm_open(&t);
+
+        if (r == -ENODEV) {
+                early_log("sealed keys: no TPM, no leave event");
+                return;
+        }
+        if (r >= 0)
+                r = kos_tpm_seal_leave(&t);
+        if (r < 0) {
+                if (kos_key_provider_tpm_unsealed() > 0)
+                        fail_boot("leave TPM", NULL, "cannot extend PCR %d of TPM %s with the leave event: %s (TPM rc "
+                                  "0x%x); the unsealed keys would stay open to the running system",
+                                  KOS_TPM_SEAL_PCR, t.path, strerror(-r), t.last_rc);
+                early_log("sealed keys: WARNING: cannot extend PCR %d with the leave event: %s", KOS_TPM_SEAL_PCR,
+                          strerror(-r));
+        } else
+                early_log("sealed keys: %u unsealed; PCR %d extended with the leave event \"%s\": no key sealed to the "
+                          "verified chain opens again until the next reset",
+                          kos_key_provider_tpm_unsealed(), KOS_TPM_SEAL_PCR, KOS_TPM_LEAVE_EVENT);
+        kos_tpm_close(&t);
 }
 
 static void mount_rw_cache(struct boot *b) {
@@ -574,8 +615,10 @@ int main(void) {
         check_cmdline(&b);
         if (mkdir(LAYERS_DIR, 0755) < 0 && errno != EEXIST)
                 fail_boot("mount component", NULL, "mkdir " LAYERS_DIR ": %m");
+        kos_key_provider_tpm_set_dir(IMAGEFS_MOUNT "/" KOS_SEALED_KEY_DIR);
         for (size_t i = 0; i < b.manifest->n_components; i++)
                 mount_component(&b, &img, i);
+        leave_sealed_keys();
         b.t_layers = early_uptime();
         kos_imagefs_close(&img);
         mount_rw_cache(&b);

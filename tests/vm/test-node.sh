@@ -9,7 +9,8 @@ NODE_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1 kos.settle=3"
 
 # node_manifest NAME APP_IMAGE [EXTRA CMDLINE]: writes and signs NAME.json.
 node_manifest() {
-        "$KOS" manifest create --name "$1" --version "${VERSION:-1}" --kernel vmlinuz --initrd initrd \
+        "$KOS" manifest create --name "$1" --version "${VERSION:-1}" ${SECURITY:+--security-version "$SECURITY"} \
+                --kernel vmlinuz --initrd initrd \
                 --cmdline "$NODE_CMDLINE${3:+ $3}" --component base=base.img --component runtime=runtime.img \
                 --component "app=$2" -o "$1.json"
         "$KOS" manifest sign --key secret.pem "$1.json" >/dev/null

@@ -28,6 +28,7 @@ static const struct {
         {"mkboot", cmd_mkboot, "--kernel-dir DIR --keyring DIR --output DIR  build the Boot Kernel"},
         {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
+        {"key", cmd_key, "seal|unseal               keys of encrypted components sealed in the TPM"},
         {"tpm", cmd_tpm, "floor|provision|raise|pcr|expected-pcr  the TPM's rollback floor and PCR"},
 #ifdef KOS_WITH_OCI /* the host kos; not the static one in the runtime layer */
         {"push", cmd_push, "IMAGEFS NAME REF        publish a signed manifest to an OCI registry"},

@@ -1,0 +1,117 @@
+# Keys sealed to the verified chain (docs/tpm.md, "Sealed keys"), on the
+# small root: the Boot Kernel's marker lets the System Kernel's init unseal
+# an encrypted component's key; the same System Kernel, initrd, disk and TPM
+# started without the Boot Kernel cannot; and after the leave event, the
+# running system's root cannot either.
+
+# The small root's /sbin/init for this test: says whether the encrypted
+# layer is there, runs `kos key unseal` (the static kos) on the sealed-key
+# file as root, then prints KOS-TEST-SYSTEM (the end of the run) and powers
+# off. Built here: the stand-in init of tests/vm cannot run programs.
+sealed_root_init() { # OUT
+        cat >sealed-init.c <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+        char line[128] = "absent";
+        FILE *f = fopen("/etc/kos-secret", "re");
+        if (f) {
+                if (!fgets(line, sizeof line, f))
+                        strcpy(line, "unreadable");
+                line[strcspn(line, "\n")] = '\0';
+                fclose(f);
+        }
+        printf("KOS-TEST-ROOT secret=%s uid=%d\n", line, (int)getuid());
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+                dup2(1, 2);
+                execl("/bin/kos", "kos", "key", "unseal", "/etc/kos-sealed/appkey", (char *)NULL);
+                _exit(127);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        printf("KOS-TEST-ROOT unseal-exit=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        printf("KOS-TEST-SYSTEM done\n");
+        fflush(stdout);
+        sync();
+        reboot(RB_POWER_OFF);
+        return 0;
+}
+C
+        gcc -static -Os -o "$1" sealed-init.c
+}
+
+# sealed_manifest NAME IMAGE...: like mini_manifest, with each image's
+# .meta (encryption, verity) as kos component build wrote it.
+sealed_manifest() {
+        local name=$1 c file list=() images=()
+        shift
+        blob() { jq -n --arg s "$(sha "$1")" --argjson n "$(stat -c %s "$1")" '{sha256: $s, size: $n}'; }
+        for c in "$@"; do
+                file=${c#*=}
+                images+=("$file")
+                local type meta=null; type=$(blkid -p -o value -s TYPE "$file" 2>/dev/null || true)
+                [ -s "$file.meta" ] && { type=$(jq -r .type "$file.meta"); meta=$(jq '{encryption, verity} | with_entries(select(.value != null))' "$file.meta"); }
+                list+=("$(jq -n --arg name "${c%%=*}" --arg type "$type" --argjson b "$(blob "$file")" --argjson m "$meta" \
+                        '{name: $name, type: $type} + $b + ($m // {})')")
+        done
+        "$KOS" component add img vmlinuz initrd "${images[@]}" >/dev/null
+        printf '%s\n' "${list[@]}" | jq -s --arg name "$name" --arg cmdline "$SYS_CMDLINE" \
+                --argjson k "$(blob vmlinuz)" --argjson i "$(blob initrd)" \
+                '{format: 1, name: $name, version: 1, kernel: $k, initrd: $i, cmdline: $cmdline, components: .}' >"$name.json"
+        "$KOS" manifest sign --key secret.pem "$name.json" >/dev/null
+        "$KOS" install img "$name.json" >/dev/null
+        activate "$name"
+}
+
+test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event() {
+        mini_fixture
+        # app: its key sealed in the TPM (not in the initrd); dev: its key
+        # in the initrd's development key store.
+        mkdir -p app/etc dev/etc && echo sealed-app-layer >app/etc/kos-secret && echo dev >dev/etc/kos-dev
+        "$KOS" component build --type squashfs --encrypt appkey --keystore factory app app.img >/dev/null
+        "$KOS" component build --type squashfs --encrypt devkey --keystore keystore dev dev.img >/dev/null
+        "$KOS" mkinitrd --kernel-dir "$(vm_kernel_dir)" --keyring keyring --keystore keystore --output initrd >/dev/null
+        [ ! -e keystore/appkey ] || fail "the sealed key is in the initrd's key store"
+        # At the factory: sealed against the device's TPM from the host,
+        # which is not in the boot's PCR state (PCR 15 is zero).
+        swtpm_host_start tpm
+        KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --output img/sealed-keys
+        swtpm_stop tpm
+        rm -rf mini && mkdir -p mini/sbin mini/bin mini/etc/kos-sealed
+        sealed_root_init mini/sbin/init
+        cp "$ROOT/$BUILD/kos-static" mini/bin/kos
+        cp img/sealed-keys/appkey mini/etc/kos-sealed/appkey
+        mksquashfs mini mini.img -quiet -noappend >/dev/null
+        sealed_manifest sealed mini=mini.img app=app.img dev=dev.img
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
+
+        vm_swtpm_start tpm
+        vm_run console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
+                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw \
+                "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        grep -aE 'kos-boot|kos-system|KOS-TEST|kos:' console.log | sed 's/^/  | /' >&2
+        expect_log 'kos-system .* component app: key appkey from the TPM \(sealed to the verified chain'
+        expect_log 'component app: squashfs, LUKS2, re-hashed mounted'
+        expect_log 'kos-system .* WARNING: component dev: key devkey from the initrd key store .*never on a production device'
+        expect_log 'sealed keys: 1 unsealed; PCR 15 extended with the leave event "kos-system-initrd-leave"'
+        expect_log 'KOS-TEST-ROOT secret=sealed-app-layer uid=0'
+        # Root in the running system, same TPM: refused, and told why.
+        expect_log 'cannot unseal /etc/kos-sealed/appkey: PCR 15 does not match the sealed policy \(TPM_RC_POLICY_FAIL\)'
+        expect_log 'KOS-TEST-ROOT unseal-exit=1'
+        mv console.log chain.log
+
+        # The same System Kernel and initrd, disk and TPM, without the Boot
+        # Kernel: PCR 15 never got the marker.
+        vm_swtpm_start tpm
+        sys_boot_direct sealed "" "${VM_TPM_ARGS[@]}"
+        swtpm_stop tpm
+        expect_log "BOOT FAILED at step 'find key', component app: key id appkey \(TPM\): PCR 15 does not match the sealed policy \(TPM_RC_POLICY_FAIL\): it holds 0000000000000000"
+        ! grep -q 'KOS-TEST-ROOT secret' console.log || fail "the root started without the key"
+        ! grep -q 'kos-system .* component app: .* mounted' console.log || fail "the component was mounted"
+}

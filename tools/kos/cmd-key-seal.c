@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/* kos key seal | unseal: keys of encrypted components sealed to the verified
+ * chain (docs/tpm.md, "Sealed keys"), against the TPM $KOS_TPM selects: a
+ * device's own TPM, or at the factory the device's TPM reached from a host
+ * (tests: a swtpm socket). Sealing needs no particular PCR state: the policy
+ * is computed here from the values the PCRs will hold in the System
+ * Kernel's initrd. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "kos.h"
+#include "tpm-seal.h"
+
+static int usage(void) {
+        printf("Usage: kos key seal --key-file KEY [--key-id ID] [--pcrs LIST] [--pcr-value N=HEX]...\n"
+               "                    [--manifest ID] --output DIR\n"
+               "       kos key unseal [--output FILE] SEALED_KEY_FILE\n\n"
+               "seal    seals KEY (1 to %d bytes) in the TPM with PolicyPCR over LIST (default %d;\n"
+               "        it must include %d) and writes DIR/ID (ID defaults to KEY's file name), the\n"
+               "        sealed-key file the System Kernel looks for in the ImageFS's %s/.\n"
+               "        PCR values: %d is the Boot Kernel's marker, computed here; %d is the\n"
+               "        measurement of the manifest --manifest ID (one release only); any other\n"
+               "        comes from --pcr-value, else is read from the TPM now (PCR 7 is stable).\n"
+               "unseal  prints the length and sha256 of the key (never the key) or, with --output,\n"
+               "        writes it (0600); exit 1 when the TPM refuses, with the reason.\n\n"
+               "The TPM is $KOS_TPM (a device node or a swtpm socket). See docs/tpm.md.\n",
+               KOS_TPM_SEAL_DATA_MAX, KOS_TPM_SEAL_PCR, KOS_TPM_SEAL_PCR, KOS_SEALED_KEY_DIR, KOS_TPM_SEAL_PCR,
+               KOS_TPM_PCR);
+        return EXIT_OK;
+}
+
+static int open_tpm_or_fail(struct kos_tpm *t) {
+        int r = kos_tpm_open(t);
+        if (r == -ENODEV)
+                return fail(EXIT_USAGE, "no TPM (set KOS_TPM to a TPM device or swtpm socket)");
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot open the TPM %s: %s", t->path, strerror(-r));
+        return EXIT_OK;
+}
+
+/* "N=HEX" into values[N], marking N in *given. */
+static int parse_pcr_value(const char *s, uint32_t *given, uint8_t values[24][KOS_SHA256_LEN]) {
+        char *end;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        unsigned long n = strtoul(s, &end, 10);
+        if (end == s || *end != '=' || n > 23 || strlen(end + 1) != KOS_SHA256_HEX_LEN ||
+            kos_hex_decode(end + 1, KOS_SHA256_HEX_LEN, values[n], KOS_SHA256_LEN) < 0)
+                return -EINVAL;
+        *given |= 1u << n;
+        return 0;
+}
+
+/* The value each PCR of mask will hold when the System Kernel unseals. */
+static int fill_values(struct kos_tpm *t, uint32_t mask, uint32_t given, const char *manifest,
+                       uint8_t values[24][KOS_SHA256_LEN]) {
+        uint8_t id[KOS_SHA256_LEN];
+
+        for (unsigned i = 0; i < 24; i++) {
+                if (!(mask & (1u << i)) || (given & (1u << i)))
+                        continue;
+                if (i == KOS_TPM_SEAL_PCR) {
+                        if (kos_tpm_seal_pcr_expected(values[i]) < 0)
+                                return fail(EXIT_USAGE, "cannot hash");
+                } else if (i == KOS_TPM_PCR) {
+                        if (!manifest || kos_hex_decode(manifest, strlen(manifest), id, sizeof id) < 0)
+                                return usage_error("key seal", "PCR %d needs --manifest ID (64 hex digits) or "
+                                                   "--pcr-value %d=HEX", KOS_TPM_PCR, KOS_TPM_PCR);
+                        if (kos_tpm_manifest_expected_pcr(id, values[i]) < 0)
+                                return fail(EXIT_USAGE, "cannot hash");
+                } else {
+                        int r = kos_tpm_pcr_read(t, i, values[i]);
+                        if (r < 0)
+                                return fail(EXIT_USAGE, "cannot read PCR %u: %s", i, strerror(-r));
+                        fprintf(stderr, "kos key seal: PCR %u: the TPM's current value\n", i);
+                }
+        }
+        return EXIT_OK;
+}
+
+static int write_sealed(const char *dir, const char *id, const struct kos_sealed_key *k) {
+        uint8_t buf[KOS_SEALED_KEY_MAX];
+        int n = kos_sealed_key_format(k, buf, sizeof buf);
+
+        if (n < 0)
+                return fail(EXIT_USAGE, "the sealed object is too large");
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return fail(EXIT_USAGE, "cannot create %s: %s", dir, strerror(errno));
+        _cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int r = dirfd < 0 ? -errno : kos_write_file_atomic_at(dirfd, id, buf, (size_t)n, 0644);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot write %s/%s: %s", dir, id, strerror(-r));
+        return EXIT_OK;
+}
+
+static int key_seal(int argc, char **argv) {
+        static const struct option options[] = {
+                {"key-file", required_argument, NULL, 'k'}, {"key-id", required_argument, NULL, 'i'},
+                {"pcrs", required_argument, NULL, 'p'},     {"pcr-value", required_argument, NULL, 'v'},
+                {"manifest", required_argument, NULL, 'm'}, {"output", required_argument, NULL, 'o'},
+                {"help", no_argument, NULL, 'h'},           {}};
+        const char *key_file = NULL, *key_id = NULL, *output = NULL, *manifest = NULL;
+        uint8_t values[24][KOS_SHA256_LEN] = {{0}};
+        uint32_t mask = 1u << KOS_TPM_SEAL_PCR, given = 0;
+        struct kos_sealed_key sealed;
+        struct kos_tpm t;
+        char error[256];
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        return usage();
+                case 'k': key_file = optarg; break;
+                case 'i': key_id = optarg; break;
+                case 'o': output = optarg; break;
+                case 'm': manifest = optarg; break;
+                case 'p':
+                        if (kos_tpm_parse_pcr_list(optarg, &mask) < 0)
+                                return usage_error("key seal", "--pcrs: a list of PCRs 0-23, each once: 7,%d",
+                                                   KOS_TPM_SEAL_PCR);
+                        break;
+                case 'v':
+                        if (parse_pcr_value(optarg, &given, values) < 0)
+                                return usage_error("key seal", "--pcr-value: N=64 hex digits");
+                        break;
+                default:
+                        return usage_error("key seal", "unknown option");
+                }
+        }
+        if (!key_file || !output || optind != argc)
+                return usage_error("key seal", "expected --key-file KEY and --output DIR");
+        if (!(mask & (1u << KOS_TPM_SEAL_PCR)))
+                return usage_error("key seal", "--pcrs must include %d: without it the key opens after the "
+                                   "System Kernel's leave event, for anyone", KOS_TPM_SEAL_PCR);
+        if (given & ~mask)
+                return usage_error("key seal", "--pcr-value for a PCR not in --pcrs");
+        _cleanup_free_ char *copy = strdup(key_file);
+        if (!copy)
+                return fail(EXIT_USAGE, "out of memory");
+        if (!key_id)
+                key_id = basename(copy);
+        if (!kos_name_is_valid(key_id))
+                return usage_error("key seal", "key id '%s' is not a valid name (docs/format.md)", key_id);
+        _cleanup_free_ char *key = NULL;
+        size_t key_len;
+        if ((r = read_path(key_file, KOS_TPM_SEAL_DATA_MAX + 1, &key, &key_len)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s: %s", key_file, file_error_string(r));
+        if (key_len == 0 || key_len > KOS_TPM_SEAL_DATA_MAX)
+                return fail(EXIT_USAGE, "%s: a sealed key is 1 to %d bytes", key_file, KOS_TPM_SEAL_DATA_MAX);
+        if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
+                return r;
+        if ((r = fill_values(&t, mask, given, manifest, values)) != EXIT_OK) {
+                kos_tpm_close(&t);
+                return r;
+        }
+        r = kos_tpm_seal(&t, (const uint8_t *)key, key_len, mask, values, &sealed, error, sizeof error);
+        explicit_bzero(key, key_len);
+        kos_tpm_close(&t);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot seal %s: %s", key_file, error);
+        if ((r = write_sealed(output, key_id, &sealed)) != EXIT_OK)
+                return r;
+        printf("sealed %s to PCR", key_id);
+        for (unsigned i = 0; i < 24; i++)
+                if (mask & (1u << i))
+                        printf(" %u", i);
+        printf(": %s/%s\n", output, key_id);
+        return EXIT_OK;
+}
+
+static int key_unseal(int argc, char **argv) {
+        static const struct option options[] = {
+                {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {}};
+        const char *output = NULL;
+        uint8_t data[KOS_TPM_SEAL_DATA_MAX], digest[KOS_SHA256_LEN];
+        char hex[KOS_SHA256_HEX_LEN + 1], error[512];
+        struct kos_sealed_key k;
+        struct kos_tpm t;
+        size_t len;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "o:h", options, NULL)) >= 0) {
+                if (c == 'h')
+                        return usage();
+                if (c != 'o')
+                        return usage_error("key unseal", "unknown option");
+                output = optarg;
+        }
+        if (argc - optind != 1)
+                return usage_error("key unseal", "expected one sealed-key file");
+        _cleanup_free_ char *file = NULL;
+        size_t file_len;
+        if ((r = read_path(argv[optind], KOS_SEALED_KEY_MAX, &file, &file_len)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s: %s", argv[optind], file_error_string(r));
+        if (kos_sealed_key_parse((const uint8_t *)file, file_len, &k) < 0)
+                return fail(EXIT_INVALID, "%s is not a sealed-key file (docs/tpm.md)", argv[optind]);
+        if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
+                return r;
+        r = kos_tpm_unseal(&t, &k, data, &len, error, sizeof error);
+        kos_tpm_close(&t);
+        if (r < 0)
+                return fail(EXIT_INVALID, "cannot unseal %s: %s", argv[optind], error);
+        if (output) {
+                _cleanup_close_ int fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                r = fd < 0 ? -errno : kos_write_all(fd, data, len);
+                explicit_bzero(data, sizeof data);
+                if (r < 0)
+                        return fail(EXIT_USAGE, "cannot write %s: %s", output, strerror(-r));
+                return EXIT_OK;
+        }
+        r = kos_sha256(data, len, digest);
+        explicit_bzero(data, sizeof data);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot hash");
+        kos_hex_encode(digest, sizeof digest, hex);
+        printf("unsealed %zu bytes, sha256 %s\n", len, hex);
+        return EXIT_OK;
+}
+
+int cmd_key(int argc, char **argv) {
+        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+                return argc < 2 ? (usage(), EXIT_USAGE) : usage();
+        if (strcmp(argv[1], "seal") == 0)
+                return key_seal(argc - 1, argv + 1);
+        if (strcmp(argv[1], "unseal") == 0)
+                return key_unseal(argc - 1, argv + 1);
+        return usage_error("key", "unknown command '%s'", argv[1]);
+}
