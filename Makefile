@@ -28,7 +28,7 @@ EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/ha
 EARLY_HDR := $(wildcard early/*.h)
 UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) system/verity.c node/update-config.c
 
-.PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests
+.PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
 
 all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static
 
@@ -89,16 +89,16 @@ fuzz: $(FUZZERS)
 
 check:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/vm/test-system-init
+	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/vm/test-system-init boot-kernel
 	@tests/run.sh
 
 demo:
-	@scripts/deps.sh build
+	@scripts/deps.sh demo
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
 run:
-	@scripts/deps.sh build
+	@scripts/deps.sh demo
 	@$(MAKE) --no-print-directory all
 	@RUN=1 scripts/demo.sh
 
@@ -150,3 +150,10 @@ $(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -static -Itools/kos -Inode $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_GC) $(LIBS) -s -o $@ 2>&1 | \
 		{ grep -v -e 'statically linked applications' -e 'in function' || true; }
 	@test -x $@
+
+# The Boot Kernel's own kernel: Debian's kernel source, tinyconfig plus
+# boot/kernel/kos-boot.config, cached under $(BUILD)/boot-kernel/<hash of the
+# inputs>/bzImage, so it is built once per machine (a few minutes on 2 cores).
+# A vendor's extra drivers: scripts/build-boot-kernel.sh FRAGMENT...
+boot-kernel:
+	@BUILD=$(BUILD) nice -n 10 scripts/build-boot-kernel.sh >/dev/null

@@ -76,6 +76,12 @@ static void load_modules(void) {
 
         if (uname(&u) < 0)
                 return;
+        /* A kernel made for this job (scripts/build-boot-kernel.sh) has its
+         * drivers built in: kos mkboot gives it no module list. */
+        if (access(KOS_MODULES_LIST, F_OK) < 0 && errno == ENOENT) {
+                early_log("no modules to load: kernel %s has its drivers built in", u.release);
+                return;
+        }
         snprintf(dir, sizeof dir, MODULES_DIR "/%s", u.release);
         int r = early_load_modules(dir, KOS_MODULES_LIST, &loaded);
         if (r < 0)

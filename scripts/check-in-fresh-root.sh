@@ -11,6 +11,8 @@
 # on failure or interruption. Prints the time each part took.
 #
 # KOS_FRESH_ROOT_KEEP=1 keeps the root (for a look after a failure).
+# KOS_FRESH_ROOT_NO_CACHE=1 does not reuse the machine's Boot Kernel build
+# cache (/var/cache/kos/boot-kernel, keyed by the hash of its inputs).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -gt 0 ] || set -- make check
@@ -69,6 +71,14 @@ git -C "$root/src/kos" checkout --quiet --detach "$(git -C "$repo" rev-parse HEA
 for m in dev dev/pts proc sys; do
         mount --bind "/$m" "$root/$m"
 done
+# The Boot Kernel's own kernel is cached by the hash of its inputs
+# (scripts/build-boot-kernel.sh), "once per machine": the machine's cache is
+# kept outside the throw-away root, so a CI run builds it only when its
+# inputs changed. KOS_FRESH_ROOT_NO_CACHE=1 builds it inside, from nothing.
+if [ "${KOS_FRESH_ROOT_NO_CACHE:-}" != 1 ]; then
+        mkdir -p /var/cache/kos/boot-kernel "$root/src/kos/build/boot-kernel"
+        mount --bind /var/cache/kos/boot-kernel "$root/src/kos/build/boot-kernel"
+fi
 
 stamp "running '$*' in the fresh root"
 log=$root/src/run.log

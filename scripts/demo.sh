@@ -45,8 +45,19 @@ kos_demo_app_layer app2 2 && "$KOS" component build --type squashfs app2 app2.im
 cp "$base" base.img && cp "$base.meta" base.img.meta
 cp "$kd"/boot/vmlinuz-* vmlinuz
 
-step "Boot Kernel and System Kernel initrd"
-"$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk
+step "Secure Boot: the demo's own DEVELOPMENT PK, KEK and db (build/demo/secureboot), enrolled in OVMF's variable store"
+export SB_KEYS_DIR=$demo/secureboot
+sbkeys=$(sb_keys)
+cp "$(sb_enrolled_vars)" OVMF_VARS.fd
+echo "db certificate: $(openssl x509 -in "$sbkeys/db.crt" -noout -subject | sed 's/^subject=//')"
+echo "variable store with PK, KEK and db enrolled: build/demo/OVMF_VARS.fd (Secure Boot enforcing)"
+
+step "Boot Kernel (its own kernel, built once from linux-source-6.1) as a UKI signed with the db key; System Kernel initrd"
+bk=$(BUILD="$ROOT/build" nice -n 10 "$ROOT/scripts/build-boot-kernel.sh")
+echo "Boot Kernel kernel: $bk ($(du -h "$bk" | cut -f1))"
+"$KOS" mkboot --kernel "$bk" --keyring keyring --output bootk --uki bootk/kos-boot.efi \
+        --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$sbkeys/db.key" --sign-cert "$sbkeys/db.crt"
+sbverify --cert "$sbkeys/db.crt" bootk/kos-boot.efi
 "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd
 
 step "ImageFS: two signed manifests; demo-current first and on trial, demo-previous as fallback"
@@ -54,7 +65,7 @@ step "ImageFS: two signed manifests; demo-current first and on trial, demo-previ
 "$KOS" component add img vmlinuz initrd base.img runtime.img app1.img app2.img >/dev/null
 for m in "demo-previous 1 app1.img" "demo-current 2 app2.img"; do
         set -- $m
-        "$KOS" manifest create --name "$1" --version "$2" --kernel vmlinuz --initrd initrd \
+        "$KOS" manifest create --name "$1" --version "$2" --security-version 1 --kernel vmlinuz --initrd initrd \
                 --cmdline "console=ttyS0 loglevel=4 panic=-1 kos.settle=5" --component base=base.img \
                 --component runtime=runtime.img --component "app=$3" -o "$1.json"
         "$KOS" manifest sign --key kos-dev-DO-NOT-SHIP.key "$1.json" >/dev/null
@@ -64,32 +75,42 @@ done
 "$KOS" activate img demo-current --tries 3
 "$KOS" list img
 
-step "Disk: GPT with the ImageFS and an empty DataFS partition"
+step "Disk: GPT with an EFI system partition (the UKI as \\EFI\\BOOT\\BOOTX64.EFI), the ImageFS and an empty DataFS"
 IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
-IMAGEFS_EXTRA_MIB=256 DATA_MIB=128 imagefs_disk img disk.img "$IMAGEFS_UUID" 2>/dev/null
+rm -rf esp && mkdir -p esp/EFI/BOOT && cp bootk/kos-boot.efi esp/EFI/BOOT/BOOTX64.EFI
+IMAGEFS_EXTRA_MIB=256 DATA_MIB=128 uefi_disk esp disk.img img "$IMAGEFS_UUID" 2>/dev/null
 ls -lh disk.img | awk '{print "build/demo/disk.img", $5}'
+
+step "TPM: swtpm with its state in build/demo/tpm (kept, like a device's TPM: the rollback floor lives there)"
+vm_swtpm_start tpm
+echo "swtpm $(swtpm --version 2>/dev/null | head -n 1 | grep -o '[0-9][0-9.]*' | head -n 1), attached as a TIS device"
 
 if [ "${RUN:-}" = 1 ]; then
         step "Booting with an interactive console (exit: Ctrl-A X)"
         cpu=max; [ "$(vm_accel)" = kvm ] && cpu=host
         exec qemu-system-x86_64 -accel "$(vm_accel)" -cpu "$cpu" -m 1024 -smp 2 -nographic -serial mon:stdio \
-                -kernel bootk/vmlinuz -initrd bootk/initramfs.img -append "console=ttyS0 panic=-1 loglevel=4" \
-                -drive file=disk.img,if=virtio,format=raw
+                -machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on -global ICH9-LPC.disable_s3=1 \
+                -nic none -drive if=pflash,format=raw,unit=0,readonly=on,file="$OVMF_CODE" \
+                -drive if=pflash,format=raw,unit=1,file=OVMF_VARS.fd -drive file=disk.img,if=virtio,format=raw \
+                "${VM_TPM_ARGS[@]}"
 fi
 
 step "Booting in QEMU ($(vm_accel)); the console goes to build/demo/console.log"
 start=$(date +%s)
-vm_run console.log 300 'KOS-STATUS|BOOT FAILED|System halted' -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-        -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw || true
+ovmf_run console.log 400 'KOS-STATUS|BOOT FAILED|System halted|Access Denied' OVMF_VARS.fd disk.img "${VM_TPM_ARGS[@]}" || true
+swtpm_stop tpm
 echo "done in $(($(date +%s) - start)) s of wall time"
 
 step "Report"
 log=console.log
 t() { grep -a "$1" "$log" | head -1 | sed -n 's/.*\[ *\([0-9.]*\)\].*/\1/p'; }
+grep -aq 'EFI stub: UEFI Secure Boot is enabled' "$log" && echo "Firmware: UEFI Secure Boot enforcing; the signed Boot Kernel UKI was verified and started"
 printf '%-44s %s\n' "Boot Kernel: init started" "$(t 'kos-boot .*init started') s"
-grep -a 'kos-boot .*manifest ' "$log" | sed 's/^kos-boot \[ *\([0-9.]*\)\] /  \1 s  /'
+grep -a -e 'kos-boot .*manifest ' -e 'kos-boot .*rollback floor: security' -e 'kos-boot .*measured boot' "$log" |
+        sed 's/^kos-boot \[ *\([0-9.]*\)\] /  \1 s  /'
 printf '%-44s %s\n' "Boot Kernel: kexec into the System Kernel" "$(t 'kos-boot .*jumping') s"
 printf '%-44s %s\n' "System Kernel: init started" "$(t 'kos-system .*init started') s (new clock)"
+grep -aq 'Kernel is locked down from EFI Secure Boot' "$log" && echo "System Kernel: locked down (Secure Boot state handed on by kexec)"
 printf '%-44s %s\n' "System Kernel: root assembled" "$(t 'kos-system .*root assembled') s"
 printf '%-44s %s\n' "Node Manager started (systemd running)" "$(t 'Node Manager started') s"
 printf '%-44s %s\n' "kos-app started" "$(t 'kos-app.target started') s"
@@ -97,8 +118,12 @@ printf '%-44s %s\n' "boot marked good" "$(t 'marked good') s"
 echo
 grep -a 'KOS-APP started' "$log" | head -1 | sed 's/^/proof: /' || true
 status=$(grep -a 'KOS-STATUS' "$log" | head -1 | sed 's/^KOS-STATUS //' | tr -d '\r')
+if ! grep -aq 'EFI stub: UEFI Secure Boot is enabled' "$log"; then
+        echo "DEMO FAILED: the Boot Kernel did not start under enforcing Secure Boot; see build/demo/console.log" >&2
+        exit 1
+fi
 if [ -n "$status" ] && jq -e '.app == "active"' >/dev/null <<<"$status"; then
-        echo "kos node status: $(jq -c '{state, booted: .booted.name, app, marked_good}' <<<"$status")"
+        echo "kos node status: $(jq -c '{state, booted: .booted.name, app, marked_good, rollback_floor}' <<<"$status")"
         echo "DEMO OK: manifest $(jq -r .booted.name <<<"$status") booted, kos-app.target active"
 else
         echo "DEMO FAILED: see build/demo/console.log" >&2

@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a target needs, or says which are missing.
 #   scripts/deps.sh build   compile kos and run the demo on the host
+#   scripts/deps.sh demo    make demo and make run (adds the Boot Kernel's own
+#                           kernel, the UKI and Secure Boot in OVMF)
 #   scripts/deps.sh check   the whole test suite
 set -euo pipefail
 
 build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-dev zlib1g-dev
        libcryptsetup-dev libsystemd-dev libcurl4-openssl-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time cpio kmod apt
-       mmdebstrap fdisk qemu-system-x86)
+       mmdebstrap fdisk qemu-system-x86 swtpm swtpm-tools)
+# The Boot Kernel's own kernel (scripts/build-boot-kernel.sh), its UKI and the
+# Secure Boot tests (OVMF, development keys, an ESP made without mounting).
+boot=(linux-source-6.1 xz-utils bc flex bison libelf-dev binutils lz4 systemd-boot-efi sbsigntool efitools ovmf
+      mtools dosfstools)
 # docker-registry (Distribution 2.8) and htpasswd (apache2-utils): the OCI tests' local registry.
-check=("${build[@]}" clang libclang-rt-14-dev socat swtpm swtpm-tools tpm2-tools docker-registry apache2-utils curl)
+check=("${build[@]}" "${boot[@]}" clang libclang-rt-14-dev socat tpm2-tools docker-registry apache2-utils curl)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
+demo) want=("${build[@]}" "${boot[@]}") ;;
 check) want=("${check[@]}") ;;
-*) echo "usage: $0 build|check" >&2; exit 2 ;;
+*) echo "usage: $0 build|demo|check" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -81,7 +81,8 @@ test_key_unseal_refuses_changed_files_and_other_tpms() {
         seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-system-initrd-leave)"
         local now; now=$(seal_tpm2 tpm2_pcrread sha256:15 | sed -n 's/.*15 *: *0x\([0-9A-F]*\).*/\1/p' | tr A-F a-f)
         [ ${#now} = 64 ] || fail "cannot read PCR 15"
-        { head -c 12 sealed/k; printf '%s' "$now" | xxd -r -p; tail -c +45 sealed/k; } >changed
+        # (hex to bytes with printf: xxd is not on a minimal Debian)
+        { head -c 12 sealed/k; printf "$(sed 's/../\\x&/g' <<<"$now")"; tail -c +45 sealed/k; } >changed
         unseal_expect_refused changed 'the object.s policy is another \(TPM_RC_POLICY_FAIL\): the file was changed'
         # A byte of the private area (the last one) changed.
         cp sealed/k changed

@@ -129,6 +129,20 @@ vm_test_initrd() {
         echo "$out"
 }
 
+# The Boot Kernel's kernel: VM_BOOT_KERNEL=debian (default) is Debian's
+# kernel with its modules, VM_BOOT_KERNEL=kos the kernel made for the job
+# (scripts/build-boot-kernel.sh, built once per machine, drivers built in).
+vm_boot_kernel_image() { "$ROOT/scripts/build-boot-kernel.sh"; }
+
+# vm_mkboot ARGS...: kos mkboot for the kernel VM_BOOT_KERNEL names.
+vm_mkboot() {
+        case "${VM_BOOT_KERNEL:-debian}" in
+        debian) "$KOS" mkboot --kernel-dir "$(vm_kernel_dir)" "$@" ;;
+        kos) "$KOS" mkboot --kernel "$(vm_boot_kernel_image)" "$@" ;;
+        *) fail "VM_BOOT_KERNEL must be debian or kos, not '$VM_BOOT_KERNEL'" ;;
+        esac
+}
+
 # Keys, Debian's kernel as the System Kernel, the test initrd, two squashfs
 # layers, an ImageFS img/, and the Boot Kernel bootk/ trusting keyring/.
 vm_fixture() {
@@ -143,7 +157,7 @@ vm_fixture() {
         mksquashfs base2 base2.img -quiet -noappend >/dev/null
         "$KOS" imagefs init img
         "$KOS" component add img vmlinuz initrd base.img base2.img >/dev/null
-        "$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk >/dev/null
+        vm_mkboot --keyring keyring --output bootk >/dev/null
         IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
 }
 
@@ -200,4 +214,97 @@ vm_swtpm_start() {
         SWTPM_WAIT_FOR=$dir/qemu.sock swtpm_launch "$dir" --ctrl type=unixio,path="$dir/qemu.sock"
         VM_TPM_ARGS=(-chardev "socket,id=chrtpm,path=$dir/qemu.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm
                 -device tpm-tis,tpmdev=tpm0)
+}
+
+# --- UEFI and Secure Boot (OVMF) -----------------------------------------
+
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
+OVMF_VARS_EMPTY=/usr/share/OVMF/OVMF_VARS_4M.fd
+
+# The development Secure Boot keys (PK, KEK, db), made once per machine
+# (SB_KEYS_DIR: another key set, e.g. make demo's own).
+sb_keys() {
+        local dir=${SB_KEYS_DIR:-$ROOT/$BUILD/secureboot/dev-keys}
+        "$ROOT/scripts/secureboot-keys.sh" "$dir" && echo "$dir"
+}
+
+# esp_image DIR OUT: a FAT ESP holding DIR's tree, made without mounting.
+esp_image() {
+        local mib=$(( $(du -sm "$1" | cut -f1) + 8 ))
+        [ "$mib" -ge 34 ] || mib=34
+        rm -f "$2"
+        mkfs.vfat -C -n KOS-ESP -i 4b05e5f0 "$2" $((mib * 1024)) >/dev/null
+        mcopy -s -i "$2" "$1"/* ::/
+}
+
+# uefi_disk ESP_DIR OUT [IMG_DIR UUID]: a GPT disk with an EFI system
+# partition made from ESP_DIR, then (with IMG_DIR) the ImageFS made from it,
+# then with DATA_MIB an empty DataFS, as imagefs_disk lays them out.
+uefi_disk() {
+        local esp_dir=$1 out=$2 img=${3:-} uuid=${4:-$(cat /proc/sys/kernel/random/uuid)}
+        local data=${DATA_MIB:-0} esp_mib mib=0
+        esp_image "$esp_dir" "$out.esp"
+        esp_mib=$(( $(stat -c %s "$out.esp") >> 20 ))
+        rm -f "$out.part" "$out"
+        if [ -n "$img" ]; then
+                mib=$(( $(du -sm "$img" | cut -f1) * 3 / 2 + 16 + ${IMAGEFS_EXTRA_MIB:-0} ))
+                mkfs.ext4 -q -F -L KOS-IMAGEFS -U "$uuid" -d "$img" -E root_owner=0:0 "$out.part" "${mib}M"
+        fi
+        truncate -s $(((esp_mib + mib + data + 2) << 20)) "$out"
+        {
+                echo "label: gpt"
+                echo "start=2048, size=$((esp_mib * 2048)), type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI system\""
+                [ "$mib" = 0 ] || echo "size=$((mib * 2048)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"kos-imagefs\""
+                [ "$data" = 0 ] || echo "size=$((data * 2048)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"KOS-DATA\""
+        } | sfdisk -q "$out"
+        dd if="$out.esp" of="$out" bs=1M seek=1 conv=notrunc,sparse status=none
+        [ "$mib" = 0 ] || dd if="$out.part" of="$out" bs=1M seek=$((esp_mib + 1)) conv=notrunc,sparse status=none
+        rm -f "$out.part" "$out.esp"
+}
+
+# ovmf_run LOG TIMEOUT DONE_REGEX VARS DISK [QEMU ARGS...]: vm_run on OVMF
+# with Secure Boot (SMM, secure flash), VARS as the variable store (written
+# by the firmware), DISK as a virtio disk and no network.
+ovmf_run() {
+        local log=$1 timeout=$2 done_re=$3 vars=$4 disk=$5
+        shift 5
+        vm_run "$log" "$timeout" "$done_re" -machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on \
+                -global ICH9-LPC.disable_s3=1 -nic none \
+                -drive if=pflash,format=raw,unit=0,readonly=on,file="$OVMF_CODE" \
+                -drive if=pflash,format=raw,unit=1,file="$vars" \
+                -drive file="$disk",if=virtio,format=raw "$@"
+}
+
+# sb_enrolled_vars: an OVMF variable store with the development PK, KEK and
+# db enrolled: Secure Boot enforcing from the first boot with it. Made once
+# per key set (cached by the hash of the .auth files): systemd-boot 252
+# with `secure-boot-enroll force` finds loader/keys/auto/*.auth on the ESP of
+# a firmware in setup mode (the empty OVMF_VARS_4M.fd), writes db, KEK, PK,
+# then resets, which ends QEMU (-no-reboot). Prints the path of the store.
+sb_enrolled_vars() {
+        local keys; keys=$(sb_keys) || return 1
+        local hash; hash=$(cat "$keys"/PK.auth "$keys"/KEK.auth "$keys"/db.auth | sha256sum | cut -c1-16)
+        local out=$VM_CACHE/secureboot/$hash/OVMF_VARS.fd
+        if [ ! -s "$out" ]; then
+                local d; d=$(mktemp -d /tmp/kos-enroll-XXXXXX)
+                mkdir -p "$d/esp/EFI/BOOT" "$d/esp/loader/keys/auto"
+                cp /usr/lib/systemd/boot/efi/systemd-bootx64.efi "$d/esp/EFI/BOOT/BOOTX64.EFI"
+                printf 'timeout 0\nsecure-boot-enroll force\n' >"$d/esp/loader/loader.conf"
+                cp "$keys"/PK.auth "$keys"/KEK.auth "$keys"/db.auth "$d/esp/loader/keys/auto/"
+                uefi_disk "$d/esp" "$d/disk.img"
+                cp "$OVMF_VARS_EMPTY" "$d/vars.fd"
+                local start=$EPOCHREALTIME
+                ovmf_run "$d/console.log" 300 'a^' "$d/vars.fd" "$d/disk.img" || true
+                if ! grep -aq 'KOS development db' "$d/vars.fd" || ! grep -aq 'KOS development PK' "$d/vars.fd"; then
+                        echo "Secure Boot key enrollment failed; console:" >&2
+                        tail -c 2000 "$d/console.log" >&2
+                        rm -rf "$d"
+                        return 1
+                fi
+                echo "enrolled the development keys into OVMF_VARS in $(echo "$EPOCHREALTIME - $start" | bc) s" >&2
+                mkdir -p "$(dirname "$out")"
+                cp "$d/vars.fd" "$out.tmp" && mv "$out.tmp" "$out"
+                rm -rf "$d"
+        fi
+        echo "$out"
 }

@@ -110,3 +110,24 @@ test_two_devices_labelled_kos_imagefs_are_refused_and_named() {
         expect_log 'no verified system to boot: halting'
         [ -z "$(system_cmdline)" ] || fail "a System Kernel ran"
 }
+
+# The same boots on the kernel made for the job (scripts/build-boot-kernel.sh:
+# drivers built in, no modules). VM_BOOT_KERNEL=kos runs every test above so.
+test_kos_kernel_boots_first_valid_manifest_with_its_signed_cmdline() {
+        VM_BOOT_KERNEL=kos test_boots_first_valid_manifest_with_its_signed_cmdline
+        expect_log 'no modules to load: kernel .* has its drivers built in'
+}
+
+test_kos_kernel_flipped_byte_in_squashfs_rejects_it_and_boots_the_next() {
+        VM_BOOT_KERNEL=kos test_flipped_byte_in_squashfs_rejects_it_and_boots_the_next
+}
+
+test_kos_kernel_nothing_valid_prints_every_reason_and_halts_without_kexec() {
+        VM_BOOT_KERNEL=kos test_nothing_valid_prints_every_reason_and_halts_without_kexec
+}
+
+# A disk hot-plugged while the init waits: the kernel made for the job has
+# PCI hot-plug built in (ACPI and native PCIe).
+test_kos_kernel_imagefs_found_by_uuid_when_its_disk_appears_late() {
+        VM_BOOT_KERNEL=kos test_imagefs_found_by_uuid_when_its_disk_appears_late
+}

@@ -26,3 +26,42 @@ test_mkboot_initramfs_is_reproducible_small_and_complete() {
         ! grep -q '^kernel/drivers/block/virtio_blk.ko:.*jbd2' order || fail "$(cat order)"
         cmp one/vmlinuz "$kd"/boot/vmlinuz-* || fail "vmlinuz is not Debian's"
 }
+
+# A kernel with its drivers built in (the Boot Kernel's own): the initramfs
+# holds the init and the keyring, no modules and no module list.
+test_mkboot_for_a_kernel_with_drivers_built_in_has_no_modules() {
+        local kernel; kernel=$(vm_boot_kernel_image)
+        "$KOS" keygen s.pem p.pem >/dev/null && mkdir keyring && cp p.pem keyring/vendor.pem
+        "$KOS" mkboot --kernel "$kernel" --keyring keyring --output out >/dev/null
+        lz4 -dc out/initramfs.img | cpio -t --quiet >list # LZ4 by default for such a kernel
+        grep -qx init list && grep -qx etc/kos/keyring/vendor.pem list || fail "init or keyring missing: $(cat list)"
+        ! grep -q -e '^lib' -e 'etc/kos/modules' list || fail "modules in a built-in kernel's initramfs: $(cat list)"
+        cmp out/vmlinuz "$kernel" || fail "vmlinuz is not the kernel given"
+        local rc=0
+        "$KOS" mkboot --kernel "$kernel" --module ext4 --keyring keyring --output out2 2>/dev/null || rc=$?
+        [ "$rc" = 2 ] || fail "--module with --kernel: exit $rc, wanted 2"
+}
+
+# The UKI: the same inputs give the same bytes before signing; its sections
+# are exactly the kernel, the initramfs, the command line and an os-release;
+# signed, it verifies against the db certificate and no other.
+test_mkboot_uki_is_reproducible_before_signing_and_signed_by_the_db_key() {
+        local kernel keys; kernel=$(vm_boot_kernel_image) keys=$(sb_keys)
+        "$KOS" keygen s.pem p.pem >/dev/null && mkdir keyring && cp p.pem keyring/vendor.pem
+        "$KOS" mkboot --kernel "$kernel" --keyring keyring --output one --uki one.efi --cmdline "console=ttyS0 x=1" >/dev/null
+        sleep 1.1 # a time stamp would now differ
+        "$KOS" mkboot --kernel "$kernel" --keyring keyring --output two --uki two.efi --cmdline "console=ttyS0 x=1" >/dev/null
+        cmp one.efi two.efi || fail "two unsigned UKIs differ"
+        section() { objcopy -O binary --only-section="$1" one.efi "$2"; }
+        section .linux linux && cmp linux "$kernel" || fail ".linux is not the kernel"
+        section .initrd initrd && cmp initrd one/initramfs.img || fail ".initrd is not the initramfs"
+        section .cmdline cmdline && [ "$(cat cmdline)" = "console=ttyS0 x=1" ] || fail ".cmdline: $(cat cmdline)"
+        section .osrel osrel && grep -qx 'ID=kos-boot' osrel || fail ".osrel: $(cat osrel)"
+        "$KOS" mkboot --kernel "$kernel" --keyring keyring --output three --uki signed.efi --cmdline "console=ttyS0 x=1" \
+                --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null 2>&1
+        sbverify --cert "$keys/db.crt" signed.efi >/dev/null 2>&1 || fail "sbverify rejects the signed UKI"
+        ! sbverify --cert "$keys/KEK.crt" signed.efi >/dev/null 2>&1 || fail "sbverify accepts another certificate"
+        # (sbsign puts a signing time in: signed UKIs differ, build to build.)
+        objcopy -O binary --only-section=.initrd signed.efi signed-initrd
+        cmp signed-initrd one/initramfs.img || fail "the signed UKI holds another initramfs"
+}

@@ -118,16 +118,15 @@ test_verity_superblock_changed_after_signing_is_not_mounted() {
         "$KOS" component build --type erofs --verity top top.img >/dev/null 2>&1
         mini_manifest mini base=mini.img top=top.img
         imagefs_disk img disk.img "$IMAGEFS_UUID"
-        python3 - <<'PY' || fail "no verity superblock in disk.img"
-import struct
-data = open('disk.img', 'rb').read()
-at = data.find(b'verity\0\0\1\0\0\0\1\0\0\0')
-assert at > 0
-blocks = struct.unpack_from('<Q', data, at + 72)[0]
-with open('disk.img', 'r+b') as f:
-    f.seek(at + 72)
-    f.write(struct.pack('<Q', blocks - 1))
-PY
+        # The superblock: "verity\0\0", version 1, hash type 1; data_blocks is
+        # the little-endian 64-bit field at byte 72.
+        local at blocks i
+        at=$(LC_ALL=C grep -obUaP 'verity\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00' disk.img | head -n 1 | cut -d: -f1)
+        [ -n "$at" ] || fail "no verity superblock in disk.img"
+        blocks=$(od -An -t u8 -j $((at + 72)) -N 8 disk.img | tr -d ' ')
+        blocks=$((blocks - 1))
+        for i in 0 1 2 3 4 5 6 7; do printf "\\x$(printf %02x $(((blocks >> (8 * i)) & 255)))"; done |
+                dd of=disk.img bs=1 seek=$((at + 72)) conv=notrunc status=none
         sys_boot_direct mini
         expect_log "BOOT FAILED at step 'open dm-verity', component top: the dm-verity superblock does not match the signed manifest \(data blocks"
         ! grep -qaE 'component top: .*mounted' console.log || fail "the component was mounted"

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* kos mkboot: the Boot Kernel (kernel image + initramfs) from an unpacked
- * Debian kernel package. */
+/* kos mkboot: the Boot Kernel (kernel image + initramfs, optionally a signed
+ * UKI) from an unpacked Debian kernel package or a kernel with its drivers
+ * built in; kos mkinitrd: the System Kernel's initrd. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "initramfs.h"
@@ -86,84 +89,308 @@ static int add_modules(struct initramfs *ir, const char *kernel_dir, const char 
         return r;
 }
 
-struct mkboot {
-        const char *kernel_dir, *init, *keyring, *output;
-        const char *modules[64];
-        size_t n_modules;
+/* Runs argv, its output on our stderr; 0 when it exits with 0. */
+static int run_program(char *const argv[]) {
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                dup2(STDERR_FILENO, STDOUT_FILENO);
+                execvp(argv[0], argv);
+                fprintf(stderr, "kos: cannot run %s: %m\n", argv[0]);
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+}
+
+/* Where the UKI's sections go (virtual addresses inside the image). The
+ * systemd stub's own sections end well below UKI_OSREL_VMA (252: SizeOfImage
+ * 0x19300, checked below); the kernel comes at 32 MiB and the initramfs after
+ * it, on the next MiB, so a larger kernel cannot overlap it. */
+#define UKI_OSREL_VMA 0x20000u
+#define UKI_CMDLINE_VMA 0x30000u
+#define UKI_LINUX_VMA 0x2000000u
+#define UKI_CMDLINE_MAX 4096
+#define DEFAULT_STUB "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+#define DEFAULT_UKI_CMDLINE "console=ttyS0 panic=-1 loglevel=4"
+/* systemd-boot lists a UKI under \EFI\Linux only with an .osrel; fixed text,
+ * so the image stays reproducible. */
+static const char default_osrel[] = "NAME=\"KOS Boot Kernel\"\nID=kos-boot\nPRETTY_NAME=\"KOS Boot Kernel\"\n";
+
+/* The stub's SizeOfImage (PE32+ optional header), to check the sections we
+ * add land above it. */
+static int stub_image_size(const char *stub, uint32_t *ret) {
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        uint32_t pe;
+        int r = read_path(stub, 16 << 20, &data, &len);
+
+        if (r < 0)
+                return r;
+        if (len < 0x40 || memcmp(data, "MZ", 2) != 0)
+                return -ENOEXEC;
+        memcpy(&pe, data + 0x3c, sizeof pe);
+        /* "PE\0\0", the 20-byte file header, then SizeOfImage at offset 56 of the optional header. */
+        if (pe > len || len - pe < 24 + 60 || memcmp(data + pe, "PE\0\0", 4) != 0)
+                return -ENOEXEC;
+        memcpy(ret, data + pe + 24 + 56, sizeof *ret);
+        return 0;
+}
+
+static int file_size(const char *path, uint64_t *ret) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return -errno;
+        *ret = (uint64_t)st.st_size;
+        return 0;
+}
+
+/* objcopy stamps the PE header with the time of the build (binutils 2.40
+ * honours no SOURCE_DATE_EPOCH there) and a checksum over it: both become 0,
+ * so the same inputs give the same bytes. The firmware checks neither, and
+ * the Authenticode hash that sbsign signs skips the checksum anyway. */
+static int clear_pe_timestamp(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        const uint32_t zero = 0;
+        uint32_t pe;
+        char magic[4];
+
+        if (fd < 0)
+                return -errno;
+        if (pread(fd, &pe, sizeof pe, 0x3c) != sizeof pe || pread(fd, magic, sizeof magic, pe) != sizeof magic ||
+            memcmp(magic, "PE\0\0", 4) != 0)
+                return -ENOEXEC;
+        /* TimeDateStamp: file header + 4; CheckSum: optional header + 64. */
+        if (pwrite(fd, &zero, sizeof zero, (off_t)pe + 8) != sizeof zero ||
+            pwrite(fd, &zero, sizeof zero, (off_t)pe + 24 + 64) != sizeof zero)
+                return -EIO;
+        return 0;
+}
+
+struct uki {
+        const char *output, *stub, *cmdline, *osrel, *sign_key, *sign_cert;
 };
 
+/* OUTPUT: the stub with .osrel, .cmdline, .linux and .initrd added by
+ * objcopy (ukify is not in Debian 12), signed with sbsign when a key is
+ * given. The same inputs give the same bytes before signing. */
+static int write_uki(const struct uki *u, const char *dir, const char *kernel, const char *initramfs) {
+        char osrel[PATH_MAX], cmdline[PATH_MAX], tmp[PATH_MAX], tmp_signed[PATH_MAX];
+        char a_osrel[PATH_MAX + 16], a_cmdline[PATH_MAX + 16], a_linux[PATH_MAX + 16], a_initrd[PATH_MAX + 16];
+        char v_osrel[64], v_cmdline[64], v_linux[64], v_initrd[64];
+        uint64_t kernel_size = 0, initrd_vma;
+        uint32_t stub_size = 0;
+        int r;
+
+        if ((r = stub_image_size(u->stub, &stub_size)) < 0)
+                return fail(EXIT_USAGE, "cannot read the EFI stub %s (package systemd-boot-efi): %s", u->stub,
+                            strerror(-r));
+        if (stub_size > UKI_OSREL_VMA)
+                return fail(EXIT_USAGE, "the EFI stub %s is larger than expected (0x%x bytes)", u->stub, stub_size);
+        if (strlen(u->cmdline) > UKI_CMDLINE_MAX)
+                return fail(EXIT_USAGE, "the UKI command line is longer than %d bytes", UKI_CMDLINE_MAX);
+        if ((r = file_size(kernel, &kernel_size)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s: %s", kernel, strerror(-r));
+        initrd_vma = UKI_LINUX_VMA + ((kernel_size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1));
+
+        snprintf(cmdline, sizeof cmdline, "%s/cmdline", dir);
+        if ((r = kos_write_file_atomic_at(AT_FDCWD, cmdline, u->cmdline, strlen(u->cmdline), 0644)) < 0)
+                return fail(EXIT_USAGE, "cannot write %s: %s", cmdline, strerror(-r));
+        snprintf(osrel, sizeof osrel, "%s/os-release", dir);
+        if (u->osrel)
+                r = copy_file(u->osrel, osrel);
+        else
+                r = kos_write_file_atomic_at(AT_FDCWD, osrel, default_osrel, strlen(default_osrel), 0644);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot write %s: %s", osrel, strerror(-r));
+
+        snprintf(a_osrel, sizeof a_osrel, ".osrel=%s", osrel);
+        snprintf(a_cmdline, sizeof a_cmdline, ".cmdline=%s", cmdline);
+        snprintf(a_linux, sizeof a_linux, ".linux=%s", kernel);
+        snprintf(a_initrd, sizeof a_initrd, ".initrd=%s", initramfs);
+        snprintf(v_osrel, sizeof v_osrel, ".osrel=0x%x", UKI_OSREL_VMA);
+        snprintf(v_cmdline, sizeof v_cmdline, ".cmdline=0x%x", UKI_CMDLINE_VMA);
+        snprintf(v_linux, sizeof v_linux, ".linux=0x%x", UKI_LINUX_VMA);
+        snprintf(v_initrd, sizeof v_initrd, ".initrd=0x%" PRIx64, initrd_vma);
+        if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", u->output) >= sizeof tmp ||
+            (size_t)snprintf(tmp_signed, sizeof tmp_signed, "%s.signed.tmp", u->output) >= sizeof tmp_signed)
+                return fail(EXIT_USAGE, "--uki path too long");
+        char *const objcopy[] = {"objcopy", "--add-section", a_osrel, "--change-section-vma", v_osrel,
+                                 "--add-section", a_cmdline, "--change-section-vma", v_cmdline,
+                                 "--add-section", a_linux, "--change-section-vma", v_linux,
+                                 "--add-section", a_initrd, "--change-section-vma", v_initrd,
+                                 (char *)u->stub, tmp, NULL};
+        if ((r = run_program(objcopy)) < 0) {
+                unlink(tmp);
+                return fail(EXIT_USAGE, "objcopy could not build the UKI %s", u->output);
+        }
+        if ((r = clear_pe_timestamp(tmp)) < 0) {
+                unlink(tmp);
+                return fail(EXIT_USAGE, "cannot clear the PE time stamp of %s: %s", tmp, strerror(-r));
+        }
+        if (u->sign_key) {
+                char *const sbsign[] = {"sbsign", "--key", (char *)u->sign_key, "--cert", (char *)u->sign_cert,
+                                        "--output", tmp_signed, tmp, NULL};
+                r = run_program(sbsign);
+                unlink(tmp);
+                if (r < 0) {
+                        unlink(tmp_signed);
+                        return fail(EXIT_USAGE, "sbsign could not sign the UKI with %s (package sbsigntool)", u->sign_key);
+                }
+                if (rename(tmp_signed, u->output) < 0)
+                        return fail(EXIT_USAGE, "cannot write %s: %m", u->output);
+        } else if (rename(tmp, u->output) < 0) {
+                return fail(EXIT_USAGE, "cannot write %s: %m", u->output);
+        }
+        return EXIT_OK;
+}
+
+/* The kernel decompresses an LZ4 initramfs several times faster than a
+ * gzip one; it takes LZ4's legacy frame only (lz4 -l, package lz4). */
+static int write_lz4(struct initramfs *ir, const char *output, size_t *ret_size) {
+        char raw[PATH_MAX];
+        uint64_t size = 0;
+        int r;
+
+        if ((size_t)snprintf(raw, sizeof raw, "%s.cpio", output) >= sizeof raw)
+                return -ENAMETOOLONG;
+        if ((r = initramfs_write_uncompressed(ir, raw, ret_size)) < 0)
+                return r;
+        char *const lz4[] = {"lz4", "-l", "-9", "-q", "-f", raw, (char *)output, NULL};
+        r = run_program(lz4);
+        unlink(raw);
+        if (r < 0)
+                return fail(EXIT_USAGE, "lz4 could not compress the initramfs (package lz4)"), r;
+        if ((r = file_size(output, &size)) < 0)
+                return r;
+        *ret_size = (size_t)size;
+        return 0;
+}
+
+struct mkboot {
+        const char *kernel_dir, *kernel, *init, *keyring, *output, *compress;
+        const char *modules[64];
+        size_t n_modules;
+        struct uki uki;
+};
+
+/* The initramfs: mount points, the init, the keyring and, for a Debian
+ * kernel, its modules (a kernel given by --kernel has its drivers built in
+ * and gets no module list). */
+static int add_boot_files(struct initramfs *ir, const struct mkboot *o, char version[static 128], size_t *ret_modules) {
+        const char *dirs[] = {"dev", "proc", "sys", "imagefs", "etc/kos"};
+        int r = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(dirs) && r >= 0; i++)
+                r = initramfs_add_dir(ir, dirs[i]);
+        if (r >= 0 && (r = initramfs_add_file(ir, "init", o->init, 0755)) < 0)
+                return fail(EXIT_USAGE, "cannot add the init %s: %s", o->init, strerror(-r)), r;
+        if (r >= 0 && (r = initramfs_add_pem_dir(ir, KOS_IN_ARCHIVE(KOS_KEYRING_DIR), o->keyring)) < 0)
+                return fail(EXIT_USAGE, "cannot add the keyring %s: %s", o->keyring,
+                            r == -ENOKEY ? "no *.pem in it" : strerror(-r)), r;
+        if (r >= 0 && o->kernel_dir)
+                r = add_modules(ir, o->kernel_dir, o->modules, o->n_modules, version, ret_modules);
+        return r;
+}
+
 static int build(const struct mkboot *o) {
-        char version[128] = "", path[PATH_MAX], vmlinuz[PATH_MAX];
+        char version[128] = "(drivers built in)", path[PATH_MAX], vmlinuz[PATH_MAX], initramfs[PATH_MAX];
         size_t n_resolved = 0, size = 0;
-        int r = 0, code = EXIT_USAGE;
+        int r;
 
         struct initramfs *ir = initramfs_new();
         if (!ir)
                 return fail(EXIT_USAGE, "out of memory");
-        const char *dirs[] = {"dev", "proc", "sys", "imagefs", "etc/kos"};
-        for (size_t i = 0; i < ELEMENTSOF(dirs) && r >= 0; i++)
-                r = initramfs_add_dir(ir, dirs[i]);
-        if (r >= 0 && (r = initramfs_add_file(ir, "init", o->init, 0755)) < 0)
-                fail(EXIT_USAGE, "cannot add the init %s: %s", o->init, strerror(-r));
-        if (r >= 0 && (r = initramfs_add_pem_dir(ir, KOS_IN_ARCHIVE(KOS_KEYRING_DIR), o->keyring)) < 0)
-                fail(EXIT_USAGE, "cannot add the keyring %s: %s", o->keyring, r == -ENOKEY ? "no *.pem in it" : strerror(-r));
-        if (r >= 0)
-                r = add_modules(ir, o->kernel_dir, o->modules, o->n_modules, version, &n_resolved);
-        snprintf(vmlinuz, sizeof vmlinuz, "%s/boot/vmlinuz-%s", o->kernel_dir, version);
+        r = add_boot_files(ir, o, version, &n_resolved);
+        if (o->kernel_dir)
+                snprintf(vmlinuz, sizeof vmlinuz, "%s/boot/vmlinuz-%s", o->kernel_dir, version);
+        else
+                snprintf(vmlinuz, sizeof vmlinuz, "%s", o->kernel);
         if (r >= 0 && mkdir(o->output, 0755) < 0 && errno != EEXIST)
                 r = -errno;
-        snprintf(path, sizeof path, "%s/initramfs.img", o->output);
-        if (r >= 0 && (r = initramfs_write(ir, path, &size)) < 0)
-                fail(EXIT_USAGE, "cannot write %s: %s", path, strerror(-r));
+        snprintf(initramfs, sizeof initramfs, "%s/initramfs.img", o->output);
+        if (r >= 0 && strcmp(o->compress, "lz4") == 0)
+                r = write_lz4(ir, initramfs, &size);
+        else if (r >= 0)
+                r = initramfs_write(ir, initramfs, &size);
+        if (r < 0 && r != -ECHILD)
+                fail(EXIT_USAGE, "cannot write %s: %s", initramfs, strerror(-r));
         initramfs_free(ir);
         if (r < 0)
-                return code;
+                return EXIT_USAGE;
         snprintf(path, sizeof path, "%s/vmlinuz", o->output);
         if ((r = copy_file(vmlinuz, path)) < 0)
                 return fail(EXIT_USAGE, "cannot copy %s: %s", vmlinuz, strerror(-r));
-        printf("Boot Kernel %s: %s/vmlinuz, %s/initramfs.img (%zu bytes, %zu modules)\n", version, o->output,
-               o->output, size, n_resolved);
+        printf("Boot Kernel %s: %s/vmlinuz, %s/initramfs.img (%s, %zu bytes, %zu modules)\n", version, o->output,
+               o->output, o->compress, size, n_resolved);
         if (size > 4u << 20)
                 fprintf(stderr, "kos: warning: the initramfs is larger than 4 MiB\n");
+        if (!o->uki.output)
+                return EXIT_OK;
+        if ((r = write_uki(&o->uki, o->output, path, initramfs)) != EXIT_OK)
+                return r;
+        printf("UKI: %s (%s)\n", o->uki.output, o->uki.sign_key ? "signed" : "unsigned");
         return EXIT_OK;
+}
+
+static void mkboot_help(void) {
+        printf("Usage: kos mkboot (--kernel-dir DIR | --kernel FILE) --keyring DIR --output DIR\n"
+               "                  [--init FILE] [--module NAME]... [--compress gzip|lz4]\n"
+               "                  [--uki FILE [--cmdline TEXT] [--stub FILE] [--osrel FILE]\n"
+               "                   [--sign-key KEY --sign-cert CERT]]\n\n"
+               "Builds the Boot Kernel: OUTPUT/vmlinuz and OUTPUT/initramfs.img, a reproducible\n"
+               "cpio holding the init (default: kos-boot-init beside kos) and the trusted\n"
+               "keyring's *.pem files, compressed with gzip (default with --kernel-dir) or LZ4\n"
+               "(legacy frame, lz4 -l; default with --kernel).\n"
+               "  --kernel-dir DIR  a Debian kernel package unpacked with dpkg-deb -x (modules.dep\n"
+               "                    made by depmod): its modules for an ext4 ImageFS on virtio\n"
+               "                    (virtio_pci virtio_blk ext4 crc32c_generic, plus any --module)\n"
+               "                    go in too, with their dependencies, in load order.\n"
+               "  --kernel FILE     a kernel with its drivers built in (scripts/build-boot-kernel.sh):\n"
+               "                    no modules.\n"
+               "  --uki FILE        also a Unified Kernel Image: the systemd EFI stub (--stub,\n"
+               "                    default " DEFAULT_STUB ")\n"
+               "                    with the kernel, the initramfs, the command line (--cmdline,\n"
+               "                    default \"" DEFAULT_UKI_CMDLINE "\") and an os-release;\n"
+               "                    signed by sbsign with --sign-key/--sign-cert (the Secure Boot\n"
+               "                    db key), unsigned without. Reproducible before signing.\n");
 }
 
 int cmd_mkboot(int argc, char **argv) {
         static const struct option options[] = {
-                {"kernel-dir", required_argument, NULL, 'k'}, {"init", required_argument, NULL, 'i'},
-                {"keyring", required_argument, NULL, 'r'},    {"output", required_argument, NULL, 'o'},
-                {"module", required_argument, NULL, 'm'},     {"help", no_argument, NULL, 'h'},
+                {"kernel-dir", required_argument, NULL, 'k'}, {"kernel", required_argument, NULL, 'K'},
+                {"init", required_argument, NULL, 'i'},       {"keyring", required_argument, NULL, 'r'},
+                {"output", required_argument, NULL, 'o'},     {"module", required_argument, NULL, 'm'},
+                {"uki", required_argument, NULL, 'u'},        {"cmdline", required_argument, NULL, 'c'},
+                {"stub", required_argument, NULL, 's'},       {"osrel", required_argument, NULL, 'O'},
+                {"sign-key", required_argument, NULL, 'S'},   {"sign-cert", required_argument, NULL, 'C'},
+                {"compress", required_argument, NULL, 'z'},   {"help", no_argument, NULL, 'h'},
                 {}};
-        struct mkboot o = {0};
+        struct mkboot o = {.uki = {.stub = DEFAULT_STUB, .cmdline = DEFAULT_UKI_CMDLINE}};
         char init[PATH_MAX];
         int c;
 
         program_beside_self("kos-boot-init", init, sizeof init);
         o.init = init;
-        while ((c = getopt_long(argc, argv, "k:i:r:o:m:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "k:K:i:r:o:m:u:c:s:O:S:C:z:h", options, NULL)) >= 0) {
                 switch (c) {
-                case 'h':
-                        printf("Usage: kos mkboot --kernel-dir DIR --keyring DIR --output DIR\n"
-                               "                  [--init FILE] [--module NAME]...\n\n"
-                               "Builds the Boot Kernel from an unpacked Debian kernel package (dpkg-deb -x;\n"
-                               "modules.dep made by depmod): OUTPUT/vmlinuz and OUTPUT/initramfs.img, a\n"
-                               "reproducible gzip cpio holding the init (default: kos-boot-init beside\n"
-                               "kos), the trusted keyring's *.pem files and the modules needed for an\n"
-                               "ext4 ImageFS on virtio (virtio_pci virtio_blk ext4 crc32c_generic, plus\n"
-                               "any --module) with their dependencies, in load order.\n");
-                        return EXIT_OK;
-                case 'k':
-                        o.kernel_dir = optarg;
-                        break;
-                case 'i':
-                        o.init = optarg;
-                        break;
-                case 'r':
-                        o.keyring = optarg;
-                        break;
-                case 'o':
-                        o.output = optarg;
-                        break;
+                case 'h': mkboot_help(); return EXIT_OK;
+                case 'k': o.kernel_dir = optarg; break;
+                case 'K': o.kernel = optarg; break;
+                case 'i': o.init = optarg; break;
+                case 'r': o.keyring = optarg; break;
+                case 'o': o.output = optarg; break;
+                case 'u': o.uki.output = optarg; break;
+                case 'c': o.uki.cmdline = optarg; break;
+                case 's': o.uki.stub = optarg; break;
+                case 'O': o.uki.osrel = optarg; break;
+                case 'S': o.uki.sign_key = optarg; break;
+                case 'C': o.uki.sign_cert = optarg; break;
+                case 'z': o.compress = optarg; break;
                 case 'm':
                         if (o.n_modules >= ELEMENTSOF(o.modules) - ELEMENTSOF(default_modules))
                                 return usage_error("mkboot", "too many --module");
@@ -173,10 +400,22 @@ int cmd_mkboot(int argc, char **argv) {
                         return usage_error("mkboot", "unknown option");
                 }
         }
-        if (!o.kernel_dir || !o.keyring || !o.output || optind != argc)
-                return usage_error("mkboot", "--kernel-dir, --keyring and --output are required");
-        for (size_t i = 0; i < ELEMENTSOF(default_modules); i++)
-                o.modules[o.n_modules++] = default_modules[i];
+        if (!!o.kernel_dir == !!o.kernel || !o.keyring || !o.output || optind != argc)
+                return usage_error("mkboot", "one of --kernel-dir or --kernel, and --keyring and --output are required");
+        if (o.kernel && o.n_modules)
+                return usage_error("mkboot", "--module needs --kernel-dir: a --kernel has its drivers built in");
+        if (!!o.uki.sign_key != !!o.uki.sign_cert)
+                return usage_error("mkboot", "--sign-key and --sign-cert go together");
+        if (!o.uki.output && (o.uki.sign_key || o.uki.osrel || strcmp(o.uki.stub, DEFAULT_STUB) != 0 ||
+                              strcmp(o.uki.cmdline, DEFAULT_UKI_CMDLINE) != 0))
+                return usage_error("mkboot", "--sign-key, --cmdline, --stub and --osrel are for the UKI: give --uki");
+        if (!o.compress)
+                o.compress = o.kernel ? "lz4" : "gzip";
+        if (strcmp(o.compress, "gzip") != 0 && strcmp(o.compress, "lz4") != 0)
+                return usage_error("mkboot", "--compress takes gzip or lz4");
+        if (o.kernel_dir)
+                for (size_t i = 0; i < ELEMENTSOF(default_modules); i++)
+                        o.modules[o.n_modules++] = default_modules[i];
         return build(&o);
 }
 

@@ -57,7 +57,7 @@ int cmd_tpm(int argc, char **argv) {
         uint32_t floor;
         int r;
 
-        if (argc < 2 || wants_help(argc - 1, argv + 1))
+        if (argc < 2 || wants_help(argc, argv))
                 return argc < 2 ? (usage(), EXIT_USAGE) : usage();
         const char *verb = argv[1];
         if (strcmp(verb, "expected-pcr") == 0) {

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -198,10 +199,16 @@ static int compare_entries(const void *a, const void *b) {
 struct gz {
         z_stream z;
         int fd;
+        bool raw; /* no compression: the cpio as it is */
+        size_t raw_total;
         uint8_t out[65536];
 };
 
 static int gz_write(struct gz *g, const void *data, size_t len, int flush) {
+        if (g->raw) {
+                g->raw_total += len;
+                return len ? kos_write_all(g->fd, data, len) : 0;
+        }
         g->z.next_in = (Bytef *)data;
         g->z.avail_in = (uInt)len;
         do {
@@ -271,21 +278,25 @@ static int write_archive(struct initramfs *ir, struct gz *g) {
         return r < 0 ? r : gz_write(g, NULL, 0, Z_FINISH);
 }
 
-int initramfs_write(struct initramfs *ir, const char *output, size_t *ret_size) {
+static int write_to(struct initramfs *ir, const char *output, bool raw, size_t *ret_size) {
         char tmp[1024];
         struct gz *g = calloc(1, sizeof *g);
         int r;
 
         if (!g)
                 return -ENOMEM;
+        g->raw = raw;
         snprintf(tmp, sizeof tmp, "%s.tmp-%d", output, (int)getpid());
         g->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (g->fd < 0) {
                 free(g);
                 return -errno;
         }
+        if (raw) {
+                r = write_archive(ir, g);
+                *ret_size = g->raw_total;
         /* windowBits 31: gzip framing; zlib's default header has mtime 0. */
-        if (deflateInit2(&g->z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        } else if (deflateInit2(&g->z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY) != Z_OK)
                 r = -ENOMEM;
         else {
                 r = write_archive(ir, g);
@@ -301,6 +312,14 @@ int initramfs_write(struct initramfs *ir, const char *output, size_t *ret_size) 
         if (r < 0)
                 unlink(tmp);
         return r;
+}
+
+int initramfs_write(struct initramfs *ir, const char *output, size_t *ret_size) {
+        return write_to(ir, output, false, ret_size);
+}
+
+int initramfs_write_uncompressed(struct initramfs *ir, const char *output, size_t *ret_size) {
+        return write_to(ir, output, true, ret_size);
 }
 
 /* modules.dep lines: "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko ...". */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Reproducible initramfs images: a gzip-compressed cpio (newc) archive whose
+/* Reproducible initramfs images: a gzip-compressed (or plain) cpio (newc) archive whose
  * entries are sorted by path, with mtime 0, owner root and inode numbers
  * assigned in order, so the same inputs always give the same bytes. Also the
  * module dependency closure read from a kernel's modules.dep. */
@@ -25,6 +25,8 @@ int initramfs_add_dir_files(struct initramfs *ir, const char *path, const char *
 int initramfs_add_program(struct initramfs *ir, const char *path, const char *source);
 /* Writes the archive, gzip-compressed, atomically to output. */
 int initramfs_write(struct initramfs *ir, const char *output, size_t *ret_size);
+/* The same archive without compression (for a compressor run afterwards). */
+int initramfs_write_uncompressed(struct initramfs *ir, const char *output, size_t *ret_size);
 
 /* Resolves the modules named in names (module names as modprobe takes them)
  * and all their dependencies from <modules_dir>/modules.dep, in an order
