@@ -15,19 +15,25 @@ LDFLAGS_GC := -Wl,--gc-sections
 LIBS := -ljansson -lcrypto -lblkid -lz -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-LIB_SRC := $(wildcard lib/*.c)
+# OCI registries (kos push, kos pull) are the only code that links libcurl:
+# kept out of libkos.a, so no PID 1 program (nor the static kos) can pull it in.
+OCI_SRC := $(wildcard lib/oci*.c)
+LIB_SRC := $(filter-out $(OCI_SRC),$(wildcard lib/*.c))
 LIB_HDR := $(wildcard lib/*.h)
-KOS_SRC := $(wildcard tools/kos/*.c) node/varlink.c
+KOS_SRC := $(filter-out tools/kos/cmd-oci.c,$(wildcard tools/kos/*.c)) node/varlink.c
+# What the host kos adds: kos push and kos pull.
+KOS_OCI_SRC := tools/kos/cmd-oci.c $(OCI_SRC)
+KOS_OCI := -DKOS_WITH_OCI
 KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 # The PID 1 helpers (early/), one file per job; every program that runs
 # early in boot links all of them.
 EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
 EARLY_HDR := $(wildcard early/*.h)
-UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) system/verity.c
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) system/verity.c node/update-config.c
 
 .PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
 
-all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-static
+all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static
 
 # The Boot Kernel's PID 1: one static binary, no shell in its initramfs.
 # (glibc warns that libcrypto's unused DSO and name lookups need shared
@@ -51,22 +57,23 @@ $(BUILD)/libkos.a: $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itools/kos -Inode $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
+$(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(BUILD)/libkos.a
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(BUILD)/libkos.a \
+		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -o $@
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem $(UNIT_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
 
 # The ASan+UBSan build: the unit tests and the kos tool, which the host tests
 # also run under.
 $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
 
-$(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itools/kos -Inode $(KOS_SRC) $(LIB_SRC) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -o $@
 
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
@@ -74,6 +81,8 @@ FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/
 # Sources a fuzzer needs beyond lib/, early/ and system/verity.c: FUZZ_EXTRA_<name>.
 FUZZ_EXTRA_varlink := node/varlink.c
 $(BUILD)/fuzz/fuzz_varlink: node/varlink.c node/varlink.h
+FUZZ_EXTRA_oci_artifact := $(OCI_SRC) -lcurl
+$(BUILD)/fuzz/fuzz_oci_artifact: $(OCI_SRC)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR) system/verity.c system/stack.h
 	@mkdir -p $(@D)
 	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
@@ -124,11 +133,19 @@ $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(BU
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
-NODE_SRC := node/kos-node-manager.c node/varlink.c node/varlink-server.c node/beneath.c node/installer.c $(EARLY_SRC)
+NODE_SRC := node/kos-node-manager.c node/varlink.c node/varlink-server.c node/beneath.c node/installer.c node/update-config.c $(EARLY_SRC)
 $(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
 		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -s -o $@
+
+# Node Manager's pulls from a registry (docs/node-manager.md): a program its
+# installer child executes, so that only it needs libcurl in the root.
+NODE_PULL_SRC := node/kos-node-pull.c node/update-config.c $(OCI_SRC)
+$(BUILD)/kos-node-pull: $(NODE_PULL_SRC) node/installer-record.h node/update-config.h $(BUILD)/libkos.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Inode $(NODE_PULL_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
+		-ljansson -lcrypto -lcurl -pthread -s -o $@
 
 # A static kos for the device's runtime layer (kos node ... on the device).
 $(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a

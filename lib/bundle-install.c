@@ -115,6 +115,7 @@ struct install {
         uint8_t added[KOS_MANIFEST_MAX_BLOBS][KOS_SHA256_LEN]; /* to undo on failure */
         size_t n_added;
         uint64_t total, done;
+        bool manifest_installed; /* past this, a failure undoes nothing */
 };
 
 /* After the commit point: the install stands, the caller hears what was left undone. */
@@ -160,19 +161,13 @@ static int read_small_entry(struct install *in, const char *want, size_t cap, ch
         return 0;
 }
 
-/* Authenticate, then parse: nothing of the bundle is used before the
- * signature over the manifest's exact bytes has verified. */
-static int read_manifest(struct install *in, const struct kos_keyring *ring, char **ret_json, size_t *ret_json_len,
-                         char **ret_sig, size_t *ret_sig_len) {
-        _cleanup_free_ char *untrusted_json = NULL, *untrusted_sig = NULL;
+/* Authenticate, then parse: nothing of the bundle (or of a pull) is used
+ * before the signature over the manifest's exact bytes has verified. */
+static int verify_manifest(struct install *in, const char *untrusted_json, size_t json_len, const char *untrusted_sig,
+                           size_t sig_len) {
         struct kos_loaded_manifest loaded;
-        int r;
+        int r = kos_manifest_load_verified(in->ring, untrusted_json, json_len, untrusted_sig, sig_len, "manifest.json", &loaded);
 
-        if ((r = read_small_entry(in, "manifest.json", KOS_MANIFEST_MAX, &untrusted_json, ret_json_len)) < 0 ||
-            (r = read_small_entry(in, "manifest.json.sig", KOS_SIGNATURE_FILE_MAX, &untrusted_sig, ret_sig_len)) < 0)
-                return r;
-        r = kos_manifest_load_verified(ring, untrusted_json, *ret_json_len, untrusted_sig, *ret_sig_len, "manifest.json",
-                                       &loaded);
         if (r == -EBADMSG)
                 r = refuse(in, "%s: %s", kos_reason_to_string(loaded.reason), loaded.detail);
         if (r < 0) {
@@ -184,6 +179,17 @@ static int read_manifest(struct install *in, const struct kos_keyring *ring, cha
         kos_loaded_manifest_done(&loaded);
         snprintf(in->result->name, sizeof in->result->name, "%s", in->manifest->name);
         in->n_blobs = kos_manifest_blobs(in->manifest, in->blobs, in->labels, KOS_MANIFEST_MAX_BLOBS);
+        return 0;
+}
+
+static int read_manifest(struct install *in, char **ret_json, size_t *ret_json_len, char **ret_sig, size_t *ret_sig_len) {
+        _cleanup_free_ char *untrusted_json = NULL, *untrusted_sig = NULL;
+        int r;
+
+        if ((r = read_small_entry(in, "manifest.json", KOS_MANIFEST_MAX, &untrusted_json, ret_json_len)) < 0 ||
+            (r = read_small_entry(in, "manifest.json.sig", KOS_SIGNATURE_FILE_MAX, &untrusted_sig, ret_sig_len)) < 0 ||
+            (r = verify_manifest(in, untrusted_json, *ret_json_len, untrusted_sig, *ret_sig_len)) < 0)
+                return r;
         *ret_json = TAKE_PTR(untrusted_json); /* authenticated now */
         *ret_sig = TAKE_PTR(untrusted_sig);
         return 0;
@@ -212,61 +218,169 @@ static bool blob_present(const struct kos_imagefs *img, const struct kos_blob *b
                (uint64_t)st.st_size == b->size;
 }
 
+/* One component being written into components/<tmp> while it is hashed;
+ * renamed to components/<sha256> only when every byte is there and the hash
+ * matches. Bundles and pulls both write components through here. */
+struct kos_component_sink {
+        struct install *in;
+        size_t index;
+        int fd;
+        EVP_MD_CTX *ctx;
+        uint64_t written; /* bytes in the file, those of an earlier, interrupted run included */
+        char tmp[KOS_SHA256_HEX_LEN + 32];
+};
+
+/* Rehashes what an interrupted run left in the temporary file, so a resumed
+ * download goes on from its end; a leftover longer than the blob is junk
+ * and starts over. */
+static int sink_rehash(struct kos_component_sink *s, uint64_t size) {
+        struct stat st;
+        uint8_t buf[65536];
+
+        if (fstat(s->fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t)st.st_size > size) {
+                if (ftruncate(s->fd, 0) < 0)
+                        return -errno;
+                return 0;
+        }
+        for (;;) {
+                ssize_t n = read(s->fd, buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                if (EVP_DigestUpdate(s->ctx, buf, (size_t)n) != 1)
+                        return -EIO;
+                s->written += (uint64_t)n;
+        }
+        return 0;
+}
+
+/* prefix names the temporary file (".tmp-bundle-", ".tmp-pull-"); with
+ * resume, the file an earlier run left is kept and rehashed. */
+static int sink_open(struct install *in, size_t index, const char *prefix, bool resume, struct kos_component_sink *ret) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        int r;
+
+        *ret = (struct kos_component_sink){.in = in, .index = index, .fd = -1};
+        kos_hex_encode(in->blobs[index]->sha256, KOS_SHA256_LEN, hex);
+        snprintf(ret->tmp, sizeof ret->tmp, "%s%s", prefix, hex);
+        ret->ctx = EVP_MD_CTX_new();
+        if (!ret->ctx || EVP_DigestInit_ex(ret->ctx, EVP_sha256(), NULL) != 1)
+                return -ENOMEM;
+        if (!resume) {
+                ret->fd = kos_create_file_at(in->img->components_fd, ret->tmp, 0644);
+                return ret->fd < 0 ? ret->fd : 0;
+        }
+        ret->fd = openat(in->img->components_fd, ret->tmp, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+        if (ret->fd < 0)
+                return -errno;
+        r = sink_rehash(ret, in->blobs[index]->size);
+        if (r == -EBADFD) { /* a FIFO or the like where the leftover was: start over */
+                kos_closep(&ret->fd);
+                ret->fd = kos_create_file_at(in->img->components_fd, ret->tmp, 0644);
+                return ret->fd < 0 ? ret->fd : 0;
+        }
+        if (r < 0)
+                return r;
+        if (ret->written == 0 && (EVP_DigestInit_ex(ret->ctx, EVP_sha256(), NULL) != 1 || lseek(ret->fd, 0, SEEK_SET) < 0))
+                return -EIO;
+        in->done += ret->written;
+        return 0;
+}
+
+int kos_component_sink_write(struct kos_component_sink *s, const void *data, size_t len) {
+        struct install *in = s->in;
+        int r;
+
+        if (len > in->blobs[s->index]->size - s->written)
+                return refuse(in, "component-size-mismatch: %s is longer than the manifest's %llu bytes", in->labels[s->index],
+                              (unsigned long long)in->blobs[s->index]->size);
+        /* A failing digest is our failure (-EIO), not the source's. */
+        if (EVP_DigestUpdate(s->ctx, data, len) != 1)
+                return -EIO;
+        if ((r = kos_write_all(s->fd, data, len)) < 0)
+                return r;
+        kos_fault_point();
+        s->written += len;
+        in->done += len;
+        if (in->options->progress)
+                in->options->progress(in->done, in->total, in->options->userdata);
+        return 0;
+}
+
+int kos_component_sink_refuse(struct kos_component_sink *s, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(s->in->result->error, sizeof s->in->result->error, format, ap);
+        va_end(ap);
+        return -EBADMSG;
+}
+
+/* All bytes there and the hash the manifest's: fsync, rename into place. */
+static int sink_commit(struct kos_component_sink *s) {
+        struct install *in = s->in;
+        const struct kos_blob *b = in->blobs[s->index];
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        uint8_t digest[KOS_SHA256_LEN];
+        unsigned digest_len;
+
+        if (s->written != b->size)
+                return refuse(in, "component %s is truncated", in->labels[s->index]);
+        if (EVP_DigestFinal_ex(s->ctx, digest, &digest_len) != 1 || digest_len != KOS_SHA256_LEN)
+                return -EIO;
+        if (!kos_digest_equal(digest, b->sha256))
+                return refuse(in, "component-hash-mismatch: component %s does not hash to the manifest's sha256",
+                              in->labels[s->index]);
+        if (fsync(s->fd) < 0)
+                return -errno;
+        kos_fault_point();
+        kos_hex_encode(b->sha256, KOS_SHA256_LEN, hex);
+        if (renameat(in->img->components_fd, s->tmp, in->img->components_fd, hex) < 0)
+                return -errno;
+        kos_fault_point();
+        memcpy(in->added[in->n_added++], b->sha256, KOS_SHA256_LEN);
+        in->result->added++;
+        in->result->bytes_added += b->size;
+        return 0;
+}
+
+/* keep: leave the temporary file for a later run to resume. */
+static void sink_close(struct kos_component_sink *s, bool keep) {
+        if (s->fd >= 0 && !keep)
+                (void)unlinkat(s->in->img->components_fd, s->tmp, 0);
+        kos_closep(&s->fd);
+        EVP_MD_CTX_free(s->ctx);
+        s->ctx = NULL;
+}
+
 /* Copies size bytes of the stream into components/.tmp-bundle-<hex> while
  * hashing them; renames into place only when the hash matches. */
 static int stream_component(struct install *in, size_t index, uint64_t size) {
-        const struct kos_blob *b = in->blobs[index];
-        char hex[KOS_SHA256_HEX_LEN + 1], tmp[KOS_SHA256_HEX_LEN + 32];
-        uint8_t digest[KOS_SHA256_LEN];
-        unsigned digest_len;
-        int r = 0;
-
-        kos_hex_encode(b->sha256, KOS_SHA256_LEN, hex);
-        snprintf(tmp, sizeof tmp, ".tmp-bundle-%s", hex);
-        _cleanup_close_ int out = kos_create_file_at(in->img->components_fd, tmp, 0644);
+        struct kos_component_sink sink;
         _cleanup_free_ uint8_t *buf = malloc(STREAM_CHUNK);
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        if (out < 0 || !buf || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-                r = out < 0 ? out : -ENOMEM;
-                goto out;
-        }
+        int r = sink_open(in, index, ".tmp-bundle-", false, &sink);
+
+        if (r >= 0 && !buf)
+                r = -ENOMEM;
         for (uint64_t left = size; left > 0 && r >= 0;) {
                 size_t n = left < STREAM_CHUNK ? (size_t)left : STREAM_CHUNK;
                 if ((r = read_exact(&in->rd, buf, n)) < 0) {
                         r = refuse(in, "component %s is truncated", in->labels[index]);
                         break;
                 }
-                /* A failing digest is our failure (-EIO), not the bundle's. */
-                if (EVP_DigestUpdate(ctx, buf, n) != 1) {
-                        r = -EIO;
-                        break;
-                }
-                r = kos_write_all(out, buf, n);
-                kos_fault_point();
+                r = kos_component_sink_write(&sink, buf, n);
                 left -= n;
-                in->done += n;
-                if (in->options->progress)
-                        in->options->progress(in->done, in->total, in->options->userdata);
         }
-        if (r >= 0 && (EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || digest_len != KOS_SHA256_LEN))
-                r = -EIO;
-        if (r >= 0 && !kos_digest_equal(digest, b->sha256))
-                r = refuse(in, "component-hash-mismatch: component %s does not hash to the manifest's sha256", in->labels[index]);
-        if (r >= 0 && fsync(out) < 0)
-                r = -errno;
-        kos_fault_point();
-        if (r >= 0 && renameat(in->img->components_fd, tmp, in->img->components_fd, hex) < 0)
-                r = -errno;
-        kos_fault_point();
-        if (r >= 0) {
-                memcpy(in->added[in->n_added++], b->sha256, KOS_SHA256_LEN);
-                in->result->added++;
-                in->result->bytes_added += size;
-        }
-out:
-        if (r < 0)
-                (void)unlinkat(in->img->components_fd, tmp, 0);
-        EVP_MD_CTX_free(ctx);
+        if (r >= 0)
+                r = sink_commit(&sink);
+        sink_close(&sink, false);
         return r;
 }
 
@@ -459,52 +573,137 @@ static bool is_active_first(const struct kos_imagefs *img, const char *name, con
                kos_digest_equal(have, id);
 }
 
+/* The first steps of every install, before a byte is written or a
+ * component fetched: the manifest authenticated (in->manifest set), the
+ * rollback floor checked. 1 when the same manifest is installed and first
+ * in active already (nothing to do), 0 to go on. */
+static int install_begin(struct install *in) {
+        int r = check_rollback(in);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < in->n_blobs; i++) {
+                bool first = true;
+                for (size_t j = 0; j < i; j++)
+                        first = first && memcmp(in->blobs[j]->sha256, in->blobs[i]->sha256, KOS_SHA256_LEN) != 0;
+                if (!first)
+                        continue; /* the same blob in several roles counts once */
+                in->total += in->blobs[i]->size;
+                in->result->components++;
+                in->result->components_bytes += in->blobs[i]->size;
+        }
+        if (is_active_first(in->img, in->manifest->name, in->result->id)) {
+                /* A bundle seen again (say, on a KOS-UPDATE drive left in): no
+                 * change, and no reason for the caller to reboot. */
+                in->result->already_active = true;
+                return 1;
+        }
+        return 0;
+}
+
+/* The last steps, once the components are in: every blob present, the
+ * manifest written, on trial, first in active (the commit point), old ones
+ * retired. */
+static int install_commit(struct install *in, const char *json, size_t json_len, const char *sig, size_t sig_len) {
+        unsigned tries = in->options->tries ? in->options->tries : KOS_BUNDLE_DEFAULT_TRIES;
+        int r;
+
+        for (size_t i = 0; i < in->n_blobs; i++)
+                if (!blob_present(in->img, in->blobs[i]))
+                        return refuse(in, "component-missing: %s is neither in the bundle nor on the device", in->labels[i]);
+        r = kos_imagefs_install_manifest(in->img, in->manifest->name, json, json_len, sig, sig_len);
+        if (r == -EEXIST)
+                return refuse(in, "a different manifest named %s is installed already: a new release needs a new name",
+                              in->manifest->name);
+        if (r < 0)
+                return r;
+        /* From here the ImageFS holds a complete, valid, inactive manifest:
+         * nothing is undone any more. */
+        in->manifest_installed = true;
+        if ((r = kos_boot_state_set_tries(in->img, in->result->id, tries)) < 0)
+                return r;
+        return update_active(in);
+}
+
+static struct install *install_new(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                                   const struct kos_bundle_options *options, struct kos_bundle_result *result) {
+        struct install *in = calloc(1, sizeof *in);
+
+        memset(result, 0, sizeof *result);
+        if (in)
+                *in = (struct install){.img = img, .ring = ring, .options = options, .result = result, .rd = {.fd = -1}};
+        return in;
+}
+
+static int install_end(struct install *in, int r, bool keep_added) {
+        if (r < 0 && !in->manifest_installed && !keep_added)
+                undo_added(in);
+        kos_manifest_free(in->manifest);
+        free(in);
+        return r > 0 ? 0 : r;
+}
+
 int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *ring, int fd,
                        const struct kos_bundle_options *options, struct kos_bundle_result *result) {
-        struct install *in = calloc(1, sizeof *in);
+        struct install *in = install_new(img, ring, options, result);
         _cleanup_free_ char *json = NULL, *sig = NULL;
         size_t json_len, sig_len;
         int r;
 
         if (!in)
                 return -ENOMEM;
-        memset(result, 0, sizeof *result);
-        *in = (struct install){.img = img, .ring = ring, .options = options, .result = result, .rd = {.fd = fd}};
-        if ((r = read_manifest(in, ring, &json, &json_len, &sig, &sig_len)) < 0 || (r = check_rollback(in)) < 0)
-                goto out;
-        for (size_t i = 0; i < in->n_blobs; i++)
-                in->total += in->blobs[i]->size;
-        if (is_active_first(img, in->manifest->name, result->id)) {
-                /* A bundle seen again (say, on a KOS-UPDATE drive left in): no
-                 * change, and no reason for the caller to reboot. */
-                result->already_active = true;
-                r = 0;
-                goto out;
-        }
+        in->rd.fd = fd;
+        if ((r = read_manifest(in, &json, &json_len, &sig, &sig_len)) < 0 || (r = install_begin(in)) != 0)
+                return install_end(in, r, false);
         if ((r = read_components(in)) < 0)
-                goto fail;
-        for (size_t i = 0; i < in->n_blobs; i++)
-                if (!blob_present(img, in->blobs[i])) {
-                        r = refuse(in, "component-missing: %s is neither in the bundle nor on the device", in->labels[i]);
-                        goto fail;
+                return install_end(in, r, false);
+        return install_end(in, install_commit(in, json, json_len, sig, sig_len), false);
+}
+
+/* Each blob the device lacks, once, from the source, in the manifest's order. */
+static int fetch_components(struct install *in, const struct kos_component_source *source) {
+        for (size_t i = 0; i < in->n_blobs; i++) {
+                struct kos_component_sink sink;
+                bool first = true;
+                int r;
+
+                for (size_t j = 0; j < i; j++)
+                        first = first && memcmp(in->blobs[j]->sha256, in->blobs[i]->sha256, KOS_SHA256_LEN) != 0;
+                if (!first)
+                        continue;
+                if (blob_present(in->img, in->blobs[i])) {
+                        in->result->skipped++;
+                        continue;
                 }
-        r = kos_imagefs_install_manifest(img, in->manifest->name, json, json_len, sig, sig_len);
-        if (r == -EEXIST) {
-                r = refuse(in, "a different manifest named %s is installed already: a new release needs a new name",
-                           in->manifest->name);
-                goto fail;
+                r = sink_open(in, i, ".tmp-pull-", source->resumable, &sink);
+                if (r >= 0) {
+                        in->result->resumed_bytes += sink.written;
+                        r = source->fetch(source->userdata, in->blobs[i], in->labels[i], sink.written, &sink);
+                }
+                if (r >= 0)
+                        r = sink_commit(&sink);
+                /* Bytes that failed to arrive (not bytes that arrived wrong) are kept for the next try. */
+                sink_close(&sink, source->resumable && r < 0 && r != -EBADMSG);
+                if (r < 0)
+                        return r;
         }
-        if (r < 0)
-                goto fail;
-        /* From here the ImageFS holds a complete, valid, inactive manifest. */
-        unsigned tries = options->tries ? options->tries : KOS_BUNDLE_DEFAULT_TRIES;
-        if ((r = kos_boot_state_set_tries(img, result->id, tries)) < 0 || (r = update_active(in)) < 0)
-                goto out;
-        goto out;
-fail:
-        undo_added(in);
-out:
-        kos_manifest_free(in->manifest);
-        free(in);
-        return r;
+        return 0;
+}
+
+int kos_manifest_install(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *untrusted_json,
+                         size_t json_len, const char *untrusted_sig, size_t sig_len, const struct kos_component_source *source,
+                         const struct kos_bundle_options *options, struct kos_bundle_result *result) {
+        struct install *in = install_new(img, ring, options, result);
+        int r;
+
+        if (!in)
+                return -ENOMEM;
+        if ((r = verify_manifest(in, untrusted_json, json_len, untrusted_sig, sig_len)) < 0 || (r = install_begin(in)) != 0)
+                return install_end(in, r, false);
+        /* untrusted_json and untrusted_sig are authenticated from here. */
+        if ((r = fetch_components(in, source)) < 0)
+                /* Components fetched whole and verified stay when the source failed
+                 * (not when it lied): a retry resumes instead of starting over. */
+                return install_end(in, r, source->resumable && r != -EBADMSG);
+        return install_end(in, install_commit(in, untrusted_json, json_len, untrusted_sig, sig_len), false);
 }

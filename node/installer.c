@@ -10,19 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "installer-record.h"
+#include "layout.h"
+#include "update-config.h"
 #include "util.h"
 
 #define PROGRESS_INTERVAL_NS (250 * 1000000ULL)
 
-/* One record per write; smaller than PIPE_BUF, so each write is atomic and
- * each read of sizeof(struct record) gets exactly one. */
-struct record {
-        int final; /* 1: r and result are set, nothing follows */
-        int r;
-        uint64_t done, total;
-        struct kos_bundle_result result;
-};
-_Static_assert(sizeof(struct record) <= 4096, "a record must fit in PIPE_BUF");
+#define record installer_record
 
 struct installer {
         pid_t pid;
@@ -54,10 +49,6 @@ static _Noreturn void child_main(const struct kos_imagefs *img, const struct kos
         struct kos_bundle_options options = {.progress = child_progress, .userdata = &c, .running_id = running_id};
         struct record rec = {.final = 1};
 
-        /* Never outlive Node Manager (systemd also kills the whole cgroup). */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() == 1)
-                _exit(1);
         rec.r = kos_bundle_install(img, ring, bundle_fd, &options, &rec.result);
         /* Nobody to tell when the parent is gone: the install is done anyway. */
         _exit(kos_write_all(report_fd, &rec, sizeof rec) < 0); /* no atexit handlers, no stdio flush: they belong to the parent */
@@ -95,10 +86,10 @@ static int on_report(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
-int installer_start(sd_event *event, const struct kos_imagefs *img, const struct kos_keyring *ring,
-                    const uint8_t running_id[static KOS_SHA256_LEN], int bundle_fd,
-                    const struct installer_callbacks *callbacks) {
-        _cleanup_close_ int bundle = bundle_fd;
+/* Forks a child that runs child(arg, report_fd) and never returns; the
+ * parent hears its records on an io event source. */
+static int start_child(sd_event *event, const struct installer_callbacks *callbacks,
+                       void (*child)(void *arg, int report_fd), void *arg) {
         int fds[2];
         struct installer *in = calloc(1, sizeof *in);
 
@@ -116,7 +107,12 @@ int installer_start(sd_event *event, const struct kos_imagefs *img, const struct
         }
         if (in->pid == 0) {
                 close(fds[0]);
-                child_main(img, ring, running_id, bundle, fds[1]);
+                /* Never outlive Node Manager (systemd also kills the whole cgroup). */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() == 1)
+                        _exit(1);
+                child(arg, fds[1]);
+                _exit(1);
         }
         close(fds[1]);
         in->fd = fds[0];
@@ -130,4 +126,54 @@ int installer_start(sd_event *event, const struct kos_imagefs *img, const struct
                 free(in);
         }
         return r;
+}
+
+struct bundle_child {
+        const struct kos_imagefs *img;
+        const struct kos_keyring *ring;
+        const uint8_t *running_id;
+        int bundle_fd;
+};
+
+static void bundle_child(void *arg, int report_fd) {
+        struct bundle_child *b = arg;
+        child_main(b->img, b->ring, b->running_id, b->bundle_fd, report_fd);
+}
+
+int installer_start(sd_event *event, const struct kos_imagefs *img, const struct kos_keyring *ring,
+                    const uint8_t running_id[static KOS_SHA256_LEN], int bundle_fd,
+                    const struct installer_callbacks *callbacks) {
+        _cleanup_close_ int bundle = bundle_fd;
+        struct bundle_child b = {.img = img, .ring = ring, .running_id = running_id, .bundle_fd = bundle};
+
+        return start_child(event, callbacks, bundle_child, &b);
+}
+
+struct pull_child {
+        const char *imagefs, *running_hex;
+};
+
+/* The pull runs in kos-node-pull (the only program that links libcurl),
+ * with the pipe as its fd 3. */
+static void pull_child(void *arg, int report_fd) {
+        struct pull_child *p = arg;
+        char *const argv[] = {(char *)KOS_NODE_PULL_PROGRAM, (char *)"--config", (char *)UPDATE_CONFIG_FILE,
+                              (char *)"--keyring", (char *)KOS_KEYRING_DIR, (char *)"--imagefs", (char *)p->imagefs,
+                              (char *)"--running", (char *)p->running_hex, NULL};
+
+        if (report_fd == INSTALLER_REPORT_FD)
+                (void)fcntl(report_fd, F_SETFD, 0); /* dup2 onto itself would keep O_CLOEXEC */
+        else if (dup2(report_fd, INSTALLER_REPORT_FD) < 0)
+                _exit(1);
+        execv(KOS_NODE_PULL_PROGRAM, argv);
+        _exit(1); /* not installed, or libcurl missing: the pipe closes without a result */
+}
+
+int installer_start_pull(sd_event *event, const char *imagefs, const uint8_t running_id[static KOS_SHA256_LEN],
+                         const struct installer_callbacks *callbacks) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        struct pull_child p = {.imagefs = imagefs, .running_hex = hex};
+
+        kos_hex_encode(running_id, KOS_SHA256_LEN, hex);
+        return start_child(event, callbacks, pull_child, &p);
 }

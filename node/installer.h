@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Installs one bundle in a child process while Node Manager's event loop
  * keeps running (and pinging systemd's watchdog, and answering the API).
- * The child runs kos_bundle_install() and reports progress and its result
+ * The child runs kos_bundle_install() (or, for a pull from the update
+ * source, executes kos-node-pull, which runs kos_oci_pull()) and reports progress and its result
  * over a pipe; the parent hears them from an io event source. A child that
  * dies (a crash, the OOM killer) is a failed install that was not the
  * bundle's fault: what it wrote is as after a power cut, which the install
@@ -28,3 +29,13 @@ struct installer_callbacks {
 int installer_start(sd_event *event, const struct kos_imagefs *img, const struct kos_keyring *ring,
                     const uint8_t running_id[static KOS_SHA256_LEN], int bundle_fd,
                     const struct installer_callbacks *callbacks);
+
+/* The program a pull runs in (node/kos-node-pull.c, in the runtime layer). */
+#define KOS_NODE_PULL_PROGRAM "/usr/lib/kos/kos-node-pull"
+
+/* Starts one pull from the update source (/etc/kos/update.conf) into the
+ * ImageFS mounted at imagefs, in a child that executes
+ * KOS_NODE_PULL_PROGRAM. Callbacks as for installer_start(); -ECHILD when
+ * the program could not run (missing, or libcurl missing from the root). */
+int installer_start_pull(sd_event *event, const char *imagefs, const uint8_t running_id[static KOS_SHA256_LEN],
+                         const struct installer_callbacks *callbacks);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -42,6 +43,7 @@
 #include "manifest.h"
 #include "mark-good.h"
 #include "rollback.h"
+#include "update-config.h"
 #include "varlink-server.h"
 
 #define SOCKET_PATH KOS_NODE_SOCKET
@@ -60,7 +62,7 @@ enum state { STARTING, INSTALLING, HOLDING, STARTING_APP, SETTLING, RUNNING, APP
 static const char *const state_names[] = {"starting", "installing", "holding", "starting-app", "settling", "running",
                                           "app-failed", "rebooting"};
 
-enum bundle_source { FROM_INBOX, FROM_DRIVE, FROM_API };
+enum bundle_source { FROM_INBOX, FROM_DRIVE, FROM_API, FROM_REGISTRY };
 
 /* The install that runs (at most one), and the bundles still to try at boot. */
 struct install_job {
@@ -100,6 +102,12 @@ struct node {
         bool hold; /* Hold was called, or kos.hold */
         struct install_job job;
         struct boot_updates updates;
+        /* Updates from a registry (UPDATE_CONFIG_FILE), when configured. */
+        bool have_update_source;
+        struct update_config update;
+        sd_event_source *poll_timer;
+        uint64_t next_poll_usec;  /* CLOCK_MONOTONIC, 0 when none is set */
+        char last_poll[400];      /* what the last poll did, for status */
 };
 
 /* /data/kos, opened once beneath /data without following symlinks: -1 when
@@ -452,6 +460,122 @@ static void install_next_bundle(struct node *n) {
         }
 }
 
+/* ---- updates from a registry ---- */
+
+static void schedule_poll(struct node *n);
+static void on_install_done(int r, const struct kos_bundle_result *result, void *userdata);
+
+static void on_install_progress(uint64_t done, uint64_t total, void *userdata);
+
+/* Starts a pull in the installer child (kos-node-pull): the loop goes on. */
+static int start_pull(struct node *n, struct varlink_connection *caller) {
+        struct installer_callbacks callbacks = {.progress = on_install_progress, .done = on_install_done, .userdata = n};
+
+        n->job = (struct install_job){.source = FROM_REGISTRY, .caller = caller, .last_event_ns = kos_now_ns()};
+        escape_name(n->update.registry, n->job.name, sizeof n->job.name);
+        event("checking for an update at %s", n->job.name);
+        int r = installer_start_pull(n->event, IMAGEFS_MOUNT, n->id, &callbacks);
+        if (r < 0) {
+                snprintf(n->last_poll, sizeof n->last_poll, "could not start: %s", strerror(-r));
+                event("update check failed to start: %s", strerror(-r));
+                schedule_poll(n);
+                return r;
+        }
+        n->job.running = true;
+        return 0;
+}
+
+/* A pull that installed a new manifest reboots into it, as a bundle from the
+ * inbox does; anything else waits for the next poll. */
+static void on_pull_done(struct node *n, int r, const struct kos_bundle_result *result) {
+        struct install_job *job = &n->job;
+        bool changed = r >= 0 && !result->already_active;
+
+        if (r >= 0 && result->already_active)
+                snprintf(n->last_poll, sizeof n->last_poll, "up to date: %s is installed and first in active", result->name);
+        else if (r >= 0)
+                snprintf(n->last_poll, sizeof n->last_poll,
+                         "installed %s: fetched %u of %u components, %llu of %llu bytes", result->name, result->added,
+                         result->components, (unsigned long long)(result->bytes_added - result->resumed_bytes),
+                         (unsigned long long)result->components_bytes);
+        else
+                snprintf(n->last_poll, sizeof n->last_poll, "%s: %s", r == -EBADMSG ? "refused" : "failed",
+                         r == -ECHILD ? "the pull process died or could not run " KOS_NODE_PULL_PROGRAM
+                                      : result->error[0] ? result->error : strerror(-r));
+        event("update from %s: %s", job->name, n->last_poll);
+        if (job->caller)
+                varlink_connection_reply(job->caller,
+                                         r < 0 ? varlink_error(r == -EBADMSG ? "io.kos.Node.BundleRefused" : "io.kos.Node.Failed",
+                                                               n->last_poll)
+                                               : json_pack("{s:{s:s, s:b, s:i, s:I}}", "parameters", "manifest", result->name,
+                                                           "changed", changed, "components_fetched", (int)result->added,
+                                                           "bytes_fetched",
+                                                           (json_int_t)(result->bytes_added - result->resumed_bytes)));
+        job->caller = NULL;
+        if (changed) {
+                request_reboot(n, "to boot the new manifest");
+                return;
+        }
+        schedule_poll(n);
+}
+
+static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct node *n = userdata;
+
+        n->next_poll_usec = 0;
+        if (n->job.running || n->state == REBOOTING || n->state == INSTALLING) {
+                schedule_poll(n); /* an install runs: its turn comes later */
+                return 0;
+        }
+        (void)start_pull(n, NULL); /* on failure it has scheduled the next */
+        return 0;
+}
+
+/* The next poll: interval plus a random part of jitter, so a fleet booted
+ * at once does not come back at once. */
+static void schedule_poll(struct node *n) {
+        uint32_t random = 0;
+        uint64_t now;
+
+        if (!n->have_update_source || n->state == REBOOTING)
+                return;
+        if (getrandom(&random, sizeof random, GRND_NONBLOCK) != sizeof random)
+                random = (uint32_t)kos_now_ns();
+        uint64_t delay = (uint64_t)n->update.interval + (n->update.jitter ? random % (n->update.jitter + 1u) : 0);
+        if (sd_event_now(n->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        n->next_poll_usec = now + delay * 1000000ULL;
+        n->poll_timer = sd_event_source_disable_unref(n->poll_timer);
+        if (sd_event_add_time(n->event, &n->poll_timer, CLOCK_MONOTONIC, n->next_poll_usec, 1000000ULL, on_poll, n) < 0) {
+                n->next_poll_usec = 0;
+                event("cannot arm the update poll timer");
+        }
+}
+
+/* UPDATE_CONFIG_FILE, when the root has one (it is part of the signed root,
+ * trusted like the keyring beside it). */
+static void load_update_source(struct node *n) {
+        _cleanup_free_ char *text = NULL;
+        char why[256];
+        size_t len;
+        int r = kos_read_file_at(AT_FDCWD, UPDATE_CONFIG_FILE, UPDATE_CONFIG_MAX, &text, &len);
+
+        if (r == -ENOENT)
+                return;
+        if (r < 0) {
+                event("cannot read %s: %s; no updates from a registry", UPDATE_CONFIG_FILE, strerror(-r));
+                return;
+        }
+        if (update_config_parse(text, len, &n->update, why, sizeof why) < 0) {
+                event("%s ignored: %s", UPDATE_CONFIG_FILE, why);
+                return;
+        }
+        n->have_update_source = true;
+        char name[300];
+        escape_name(n->update.registry, name, sizeof name);
+        event("update source %s, polled every %u s (+ up to %u s)", name, n->update.interval, n->update.jitter);
+}
+
 static void on_install_progress(uint64_t done, uint64_t total, void *userdata) {
         struct node *n = userdata;
         uint64_t now = kos_now_ns();
@@ -486,8 +610,12 @@ static void on_install_done(int r, const struct kos_bundle_result *result, void 
                       job->source == FROM_API ? " through the API" : "", result->added, result->skipped);
         if (r >= 0 && result->warning[0])
                 event("installed manifest %s, but cleanup failed: %s", result->name, result->warning);
-        else
+        else if (r < 0 && job->source != FROM_REGISTRY)
                 event("bundle %s refused: %s", job->name, install_error(r, result));
+        if (job->source == FROM_REGISTRY) {
+                on_pull_done(n, r, result);
+                return;
+        }
         if (job->source == FROM_API) {
                 varlink_connection_reply(job->caller, r < 0 ? varlink_error("io.kos.Node.BundleRefused", install_error(r, result))
                                                             : json_pack("{s:{}}", "parameters"));
@@ -564,10 +692,19 @@ static json_t *status_json(struct node *n) {
                                                   kos_floor_source_to_string(n->floor.source), "warning",
                                                   n->floor.warning[0] ? n->floor.warning : NULL)
                                       : json_null();
-        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o}", "state", state_names[n->state],
+        json_t *update = json_null();
+        if (n->have_update_source) {
+                uint64_t now = 0;
+                (void)sd_event_now(n->event, CLOCK_MONOTONIC, &now);
+                update = json_pack("{s:s, s:o, s:o}", "registry", n->update.registry, "last",
+                                   n->last_poll[0] ? json_string(n->last_poll) : json_null(), "next_poll_in_s",
+                                   n->next_poll_usec > now ? json_integer((json_int_t)((n->next_poll_usec - now) / 1000000))
+                                                           : json_null());
+        }
+        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o, s:o}", "state", state_names[n->state],
                          "booted", "name", n->name, "id", n->id_hex, "version", (json_int_t)n->version, "marked_good",
                          n->marked_good, "app", n->bus ? app_active_state(n) : "unknown", "fallback", fallback,
-                         "manifests", manifests, "install", install, "rollback_floor", floor);
+                         "manifests", manifests, "install", install, "rollback_floor", floor, "update", update);
 }
 
 #define reply_error varlink_error
@@ -634,6 +771,18 @@ static json_t *dispatch(struct node *n, struct varlink_connection *c, const char
         } else if (strcmp(method, "io.kos.Node.MarkGood") == 0) {
                 if (mark_good(n) < 0)
                         return reply_error("io.kos.Node.Failed", "cannot mark the boot good");
+        } else if (strcmp(method, "io.kos.Node.CheckUpdate") == 0) {
+                if (!n->have_update_source)
+                        return reply_error("io.kos.Node.NoUpdateSource", "no usable " UPDATE_CONFIG_FILE);
+                if (!n->have_imagefs || !n->have_keyring)
+                        return reply_error("io.kos.Node.Failed", "the ImageFS or the keyring is unavailable");
+                if (n->job.running || n->state == INSTALLING || n->state == REBOOTING)
+                        return reply_error("io.kos.Node.WrongState", "an install runs, or the system reboots");
+                n->poll_timer = sd_event_source_disable_unref(n->poll_timer);
+                n->next_poll_usec = 0;
+                if (start_pull(n, c) < 0)
+                        return reply_error("io.kos.Node.Failed", n->last_poll);
+                return NULL; /* answered when the pull is done */
         } else if (strcmp(method, "io.kos.Node.Reboot") == 0) {
                 request_reboot(n, "asked through the API");
         } else if (strcmp(method, "io.kos.Node.Activate") == 0 || strcmp(method, "io.kos.Node.Install") == 0) {
@@ -672,8 +821,10 @@ static int connect_systemd(struct node *n) {
                                   "org.freedesktop.systemd1.Manager", "Subscribe", NULL, NULL, NULL);
 }
 
-/* After the updates: hold, or start the app. */
+/* After the updates: hold, or start the app; polling the registry starts. */
 static void continue_boot(struct node *n) {
+        if (n->have_imagefs && n->have_keyring)
+                schedule_poll(n);
         if (n->hold) {
                 set_state(n, HOLDING);
                 event("holding: the app waits for start-app");
@@ -710,6 +861,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         event("Node Manager started on manifest %s version %lld", n.name, n.version);
+        load_update_source(&n);
         sd_notify(false, "READY=1");
         /* Installs run in a child process while this loop keeps going. */
         if (n.have_imagefs && n.have_keyring)

@@ -148,3 +148,151 @@ hsm_keypair() {
         pkcs11-tool --module "$SOFTHSM_MODULE" --token-label kos --login --pin 1234 --keypairgen --key-type "$1" \
                 --label "$2" --id "$3" >/dev/null 2>&1 || fail "pkcs11-tool cannot make a $1 key pair in SoftHSM"
 }
+
+# --- A local OCI registry (Debian's docker-registry, Distribution 2.8) ------
+# Listens on 127.0.0.1 only, on a free port; storage and log in the test's
+# directory; stopped when the test's shell exits.
+
+REGISTRY_PID= TOKEN_PID=
+registry_stop() {
+        local i
+        if [ -n "$TOKEN_PID" ]; then
+                kill "$TOKEN_PID" 2>/dev/null || true
+                wait "$TOKEN_PID" 2>/dev/null || true
+                TOKEN_PID=
+        fi
+        [ -n "$REGISTRY_PID" ] || return 0
+        kill "$REGISTRY_PID" 2>/dev/null || true
+        for i in $(seq 50); do kill -0 "$REGISTRY_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$REGISTRY_PID" 2>/dev/null || true
+        wait "$REGISTRY_PID" 2>/dev/null || true
+        REGISTRY_PID=
+}
+
+# A port nothing listens on at 127.0.0.1 now (bash's /dev/tcp: no python needed).
+free_port() {
+        local port i
+        for i in $(seq 100); do
+                port=$((20000 + RANDOM % 40000))
+                (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+        done
+        fail "no free port"
+}
+
+# registry_tls_files DIR: a throw-away CA (DIR/ca.pem) and a certificate for
+# 127.0.0.1 signed by it (DIR/server.pem, DIR/server.key).
+registry_tls_files() {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/ca.key" -out "$1/ca.pem" \
+                -days 2 -subj /CN=kos-test-ca 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/server.key" -out "$1/server.csr" \
+                -subj /CN=127.0.0.1 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$1/ext"
+        openssl x509 -req -in "$1/server.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" -CAcreateserial -days 2 \
+                -extfile "$1/ext" -out "$1/server.pem" 2>/dev/null
+}
+
+# registry_token_service USER:PASSWORD: a stand-in for a registry's token
+# service (the bearer-token flow of Docker Hub, ghcr.io and the like; no
+# such server is packaged in Debian): socat runs a shell script per
+# connection that checks the basic credentials and answers a JWT, signed
+# RS256 with a throw-away key whose certificate the registry trusts, granting
+# what the scope asks. Sets TOKEN_REALM; logs requests to
+# $REGISTRY_DIR/token.log. Call before registry_start --token.
+registry_token_service() {
+        REGISTRY_DIR=$(realpath -m registry)
+        mkdir -p "$REGISTRY_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$REGISTRY_DIR/token.key" -out "$REGISTRY_DIR/token.pem" \
+                -days 2 -subj /CN=kos-test-token-issuer 2>/dev/null
+        cat >"$REGISTRY_DIR/token.sh" <<'SH'
+#!/usr/bin/env bash
+# One HTTP request on stdin: GET /token?service=...&scope=... with basic credentials.
+set -u
+dir=$(dirname "$0")
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+read -r method target _
+auth=
+while IFS= read -r line && [ "${line%$'\r'}" != "" ]; do
+        case ${line%$'\r'} in [Aa]uthorization:\ Basic\ *) auth=${line%$'\r'}; auth=${auth#*Basic } ;; esac
+done
+echo "$method $target auth=${auth:+basic}" >>"$dir/token.log"
+if [ "$(printf %s "$auth" | base64 -d 2>/dev/null)" != "$(cat "$dir/token.user")" ]; then
+        printf 'HTTP/1.0 401 Unauthorized\r\nContent-Length: 0\r\n\r\n'
+        exit 0
+fi
+scope=$(printf '%s' "$target" | sed -n 's/.*[?&]scope=\([^&]*\).*/\1/p' | sed 's/%3A/:/gI; s/%2F/\//gI; s/%2C/,/gI')
+repo=$(echo "$scope" | cut -d: -f2); actions=$(echo "$scope" | cut -d: -f3)
+now=$(date +%s)
+x5c=$(openssl x509 -in "$dir/token.pem" -outform DER | base64 -w0)
+header=$(printf '{"typ":"JWT","alg":"RS256","x5c":["%s"]}' "$x5c" | b64url)
+payload=$(printf '{"iss":"kos-test-issuer","sub":"kos","aud":"kos-test-registry","exp":%d,"nbf":%d,"iat":%d,"jti":"%s","access":[{"type":"repository","name":"%s","actions":[%s]}]}' \
+        $((now + 300)) $((now - 10)) "$now" "$RANDOM$RANDOM" "$repo" "$(echo "$actions" | sed 's/[^,][^,]*/"&"/g')" | b64url)
+sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$dir/token.key" | b64url)
+body=$(printf '{"token":"%s.%s.%s"}' "$header" "$payload" "$sig")
+printf 'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body"
+SH
+        chmod +x "$REGISTRY_DIR/token.sh"
+        echo "$1" >"$REGISTRY_DIR/token.user"
+        local port; port=$(free_port)
+        socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "EXEC:$REGISTRY_DIR/token.sh" 2>"$REGISTRY_DIR/socat.log" &
+        TOKEN_PID=$!
+        TOKEN_REALM=http://127.0.0.1:$port/token
+}
+
+# registry_start [--tls] [--user USER:PASSWORD] [--token]: sets REGISTRY (http[s]://127.0.0.1:PORT),
+# REGISTRY_DIR (storage in $REGISTRY_DIR/data, log in $REGISTRY_DIR/log) and,
+# with --tls, REGISTRY_CA (the CA to pass with --ca-file).
+registry_start() {
+        local tls= user= token= port i scheme=http
+        while [ $# -gt 0 ]; do
+                case $1 in
+                --tls) tls=1 ;;
+                --user) user=$2; shift ;;
+                --token) token=1 ;;
+                esac
+                shift
+        done
+        REGISTRY_DIR=$(realpath -m registry)
+        mkdir -p "$REGISTRY_DIR/data"
+        port=$(free_port)
+        {
+                printf 'version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n'
+                printf 'storage:\n  filesystem:\n    rootdirectory: %s/data\n  delete:\n    enabled: true\n' "$REGISTRY_DIR"
+                printf 'http:\n  addr: 127.0.0.1:%s\n' "$port"
+                if [ -n "$tls" ]; then
+                        registry_tls_files "$REGISTRY_DIR"
+                        printf '  tls:\n    certificate: %s/server.pem\n    key: %s/server.key\n' "$REGISTRY_DIR" "$REGISTRY_DIR"
+                        scheme=https
+                        REGISTRY_CA=$REGISTRY_DIR/ca.pem
+                fi
+                if [ -n "$user" ]; then
+                        htpasswd -B -b -c "$REGISTRY_DIR/htpasswd" "${user%%:*}" "${user#*:}" 2>/dev/null
+                        printf 'auth:\n  htpasswd:\n    realm: kos-test\n    path: %s/htpasswd\n' "$REGISTRY_DIR"
+                fi
+                if [ -n "$token" ]; then
+                        printf 'auth:\n  token:\n    realm: %s\n    service: kos-test-registry\n' "$TOKEN_REALM"
+                        printf '    issuer: kos-test-issuer\n    rootcertbundle: %s/token.pem\n' "$REGISTRY_DIR"
+                fi
+        } >"$REGISTRY_DIR/config.yml"
+        trap registry_stop EXIT
+        docker-registry serve "$REGISTRY_DIR/config.yml" >"$REGISTRY_DIR/log" 2>&1 &
+        REGISTRY_PID=$!
+        REGISTRY=$scheme://127.0.0.1:$port
+        for i in $(seq 100); do
+                case $(curl -s -o /dev/null -w '%{http_code}' ${tls:+--cacert "$REGISTRY_CA"} "$REGISTRY/v2/") in
+                200 | 401) return 0 ;;
+                esac
+                kill -0 "$REGISTRY_PID" 2>/dev/null || fail "docker-registry exited: $(tail -5 "$REGISTRY_DIR/log")"
+                sleep 0.1
+        done
+        fail "docker-registry did not answer: $(tail -5 "$REGISTRY_DIR/log")"
+}
+
+# registry_blob_gets [DIGEST_HEX...]: how many GETs of blobs the registry's
+# access log shows (of those blobs only, when given).
+registry_blob_gets() {
+        local pattern='"GET /v2/[^ ]*/blobs/sha256:'
+        if [ $# -gt 0 ]; then
+                pattern="\"GET /v2/[^ ]*/blobs/sha256:($(IFS='|'; echo "$*")) "
+        fi
+        grep -cE "$pattern" "$REGISTRY_DIR/log" || true
+}

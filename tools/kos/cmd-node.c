@@ -16,7 +16,7 @@ static const struct {
         {"status", "io.kos.Node.Status", NULL},     {"install", "io.kos.Node.Install", "path"},
         {"hold", "io.kos.Node.Hold", NULL},         {"start-app", "io.kos.Node.StartApp", NULL},
         {"activate", "io.kos.Node.Activate", "name"}, {"mark-good", "io.kos.Node.MarkGood", NULL},
-        {"reboot", "io.kos.Node.Reboot", NULL},
+        {"reboot", "io.kos.Node.Reboot", NULL},     {"check-update", "io.kos.Node.CheckUpdate", NULL},
 };
 
 int cmd_node(int argc, char **argv) {
@@ -39,7 +39,9 @@ int cmd_node(int argc, char **argv) {
                        "  start-app          start kos-app.target after a hold (root)\n"
                        "  activate NAME      put an installed manifest first in active (root)\n"
                        "  mark-good          mark this boot good now (root)\n"
-                       "  reboot             reboot (root)\n",
+                       "  reboot             reboot (root)\n"
+                       "  check-update       poll the update source (/etc/kos/update.conf) now; answers when\n"
+                       "                     the pull is done, then reboots into a new manifest (root)\n",
                        KOS_NODE_SOCKET);
                 return argc < 2 ? EXIT_USAGE : EXIT_OK;
         }

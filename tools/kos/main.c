@@ -24,12 +24,16 @@ static const struct {
         {"mark-good", cmd_mark_good, "DIR NAME --keyring K  end a manifest's trial; raise the rollback floor"},
         {"list", cmd_list, "DIR                        show the active list and installed manifests"},
         {"gc", cmd_gc, "DIR --keyring DIR [--dry-run]  remove components no manifest references"},
-        {"node", cmd_node, "status|install|hold|start-app|activate|mark-good|reboot  talk to Node Manager"},
+        {"node", cmd_node, "status|install|check-update|hold|start-app|activate|mark-good|reboot  talk to Node Manager"},
         {"mkboot", cmd_mkboot, "--kernel-dir DIR --keyring DIR --output DIR  build the Boot Kernel"},
         {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
         {"key", cmd_key, "seal|unseal|export-public  TPM-sealed component keys; an HSM key's public PEM"},
         {"tpm", cmd_tpm, "floor|provision|raise|pcr|expected-pcr  the TPM's rollback floor and PCR"},
+#ifdef KOS_WITH_OCI /* the host kos; not the static one in the runtime layer */
+        {"push", cmd_push, "IMAGEFS NAME REF        publish a signed manifest to an OCI registry"},
+        {"pull", cmd_pull, "REF IMAGEFS --keyring DIR  install one from an OCI registry"},
+#endif
 };
 
 static int help(void) {

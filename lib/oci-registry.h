@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/* A client of the OCI Distribution API (the registry side of `kos push` and
+ * `kos pull`): references, blobs, manifests, and the two ways registries
+ * authenticate (basic credentials, and the bearer-token flow public
+ * registries use). HTTP and TLS are libcurl's; certificates are always
+ * verified. This file and oci.c are the only code linked against libcurl,
+ * and they are kept out of libkos.a so the PID 1 programs never link it. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define KOS_OCI_HOST_MAX 255
+#define KOS_OCI_REPOSITORY_MAX 255
+#define KOS_OCI_TAG_MAX 128
+#define KOS_OCI_DIGEST_LEN 71 /* "sha256:" and 64 hex digits */
+
+/* [http[s]://]HOST[:PORT]/REPOSITORY:TAG; https when no scheme is given. */
+struct kos_oci_ref {
+        bool plain_http;
+        char host[KOS_OCI_HOST_MAX + 1]; /* with :PORT when given */
+        char repository[KOS_OCI_REPOSITORY_MAX + 1];
+        char tag[KOS_OCI_TAG_MAX + 1];
+};
+
+/* 0, or -EINVAL with ret_why saying what is wrong. The repository follows
+ * the Distribution grammar (lowercase path components separated by / with
+ * single ., _, __ or - runs inside), the tag [A-Za-z0-9_][A-Za-z0-9._-]{0,127}. */
+_kos_must_check_ int kos_oci_ref_parse(const char *s, struct kos_oci_ref *ret, char *ret_why, size_t why_size);
+
+struct kos_oci_client_options {
+        const char *credentials; /* "USER:PASSWORD", or NULL */
+        const char *ca_file;     /* PEM CA bundle to trust instead of the system's, or NULL */
+};
+
+struct kos_oci_client;
+
+_kos_must_check_ int kos_oci_client_new(const struct kos_oci_ref *ref, const struct kos_oci_client_options *options,
+                                        struct kos_oci_client **ret);
+void kos_oci_client_free(struct kos_oci_client *c);
+/* What the last failure was, for people ("HTTP 404 on GET ...", curl's message). */
+const char *kos_oci_client_error(const struct kos_oci_client *c);
+
+/* Receives a response body in pieces; a negative errno stops the transfer. */
+typedef int (*kos_oci_body_fn)(const void *data, size_t len, void *userdata);
+
+/* HEAD of a blob: 1 when the registry has it, 0 when not (404), a negative errno otherwise. */
+_kos_must_check_ int kos_oci_blob_exists(struct kos_oci_client *c, const char *digest);
+
+/* Uploads size bytes (from data, or from fd at offset 0 when data is NULL)
+ * as the blob digest: POST .../blobs/uploads/, then one PUT of the whole
+ * blob to the Location the registry answered, with ?digest=. */
+_kos_must_check_ int kos_oci_blob_upload(struct kos_oci_client *c, const char *digest, const void *data, int fd, uint64_t size);
+
+/* GET of a blob from byte offset on (a Range request when offset > 0; a
+ * registry that ignores Range answers 200, and then the first offset bytes
+ * are skipped here). body receives the bytes. */
+_kos_must_check_ int kos_oci_blob_get(struct kos_oci_client *c, const char *digest, uint64_t offset, kos_oci_body_fn body,
+                                      void *userdata);
+
+/* GET of a blob of at most cap bytes into a buffer (NUL-terminated, not counted). */
+_kos_must_check_ int kos_oci_blob_get_small(struct kos_oci_client *c, const char *digest, size_t cap, char **ret,
+                                            size_t *ret_len);
+
+/* GET of the manifest ref->tag, asking for media_type, at most cap bytes. */
+_kos_must_check_ int kos_oci_manifest_get(struct kos_oci_client *c, const char *media_type, size_t cap, char **ret,
+                                          size_t *ret_len);
+
+/* PUT of the manifest ref->tag. */
+_kos_must_check_ int kos_oci_manifest_put(struct kos_oci_client *c, const char *media_type, const char *data, size_t len);

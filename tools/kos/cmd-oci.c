@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/* kos push | pull: a signed manifest and its components through an OCI registry. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kos.h"
+#include "oci.h"
+
+#define CREDENTIALS_FILE_MAX 4096
+
+struct registry_args {
+        const char *user, *user_file, *ca_file;
+        char *credentials; /* owned: from --user or the file */
+};
+
+/* "USER:PASSWORD" from --user, or the first line of --user-file (kept out
+ * of the process list and shell history). */
+static int load_credentials(const char *command, struct registry_args *a) {
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        int r;
+
+        if (a->user && a->user_file)
+                return usage_error(command, "--user and --user-file exclude each other");
+        if (a->user) {
+                a->credentials = strdup(a->user);
+        } else if (a->user_file) {
+                if ((r = read_path(a->user_file, CREDENTIALS_FILE_MAX, &data, &len)) < 0)
+                        return fail(EXIT_USAGE, "cannot read %s: %s", a->user_file, file_error_string(r));
+                data[strcspn(data, "\r\n")] = '\0';
+                a->credentials = strdup(data);
+                explicit_bzero(data, len);
+        } else
+                return EXIT_OK;
+        if (!a->credentials)
+                return fail(EXIT_USAGE, "out of memory");
+        if (!strchr(a->credentials, ':'))
+                return usage_error(command, "credentials are USER:PASSWORD");
+        return EXIT_OK;
+}
+
+static int open_client(const char *command, const char *reference, struct registry_args *a, struct kos_oci_client **ret) {
+        struct kos_oci_ref ref;
+        char why[256];
+        int code;
+
+        if (kos_oci_ref_parse(reference, &ref, why, sizeof why) < 0)
+                return usage_error(command, "%s: %s", reference, why);
+        if ((code = load_credentials(command, a)) != EXIT_OK)
+                return code;
+        struct kos_oci_client_options o = {.credentials = a->credentials, .ca_file = a->ca_file};
+        if (kos_oci_client_new(&ref, &o, ret) < 0)
+                return fail(EXIT_USAGE, "out of memory");
+        return EXIT_OK;
+}
+
+static void registry_args_done(struct registry_args *a) {
+        if (a->credentials)
+                explicit_bzero(a->credentials, strlen(a->credentials));
+        free(a->credentials);
+}
+
+#define REGISTRY_OPTIONS                                                                                        \
+        {"user", required_argument, NULL, 'u'}, {"user-file", required_argument, NULL, 'U'},                   \
+                {"ca-file", required_argument, NULL, 'C'}, {"keyring", required_argument, NULL, 'k'},          \
+        {                                                                                                       \
+                "help", no_argument, NULL, 'h'                                                                  \
+        }
+#define REGISTRY_HELP                                                                                             \
+        "  --user USER:PASSWORD  registry credentials (basic, or for its token service)\n"                      \
+        "  --user-file FILE      the same from the first line of FILE\n"                                         \
+        "  --ca-file FILE        trust this PEM CA bundle for https (certificates are always verified)\n"
+
+static double mib(uint64_t bytes) {
+        return (double)bytes / 1048576.0;
+}
+
+int cmd_push(int argc, char **argv) {
+        static const struct option options[] = {REGISTRY_OPTIONS, {}};
+        struct registry_args a = {0};
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_keyring ring;
+        struct kos_oci_client *client = NULL;
+        struct kos_oci_push_result result;
+        const char *keyring = NULL;
+        int c, code;
+
+        while ((c = getopt_long(argc, argv, "u:U:C:k:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: kos push [OPTIONS] IMAGEFS NAME [http[s]://]HOST[:PORT]/REPOSITORY:TAG\n\n"
+                               "Publishes the installed manifest NAME, its signature file and every\n"
+                               "component it names as one OCI artifact (docs/format.md, \"OCI artifacts\").\n"
+                               "Blobs the registry has already are not sent again.\n\n" REGISTRY_HELP
+                               "  --keyring DIR         push only if the manifest verifies against DIR\n");
+                        return EXIT_OK;
+                case 'u': a.user = optarg; break;
+                case 'U': a.user_file = optarg; break;
+                case 'C': a.ca_file = optarg; break;
+                case 'k': keyring = optarg; break;
+                default: return usage_error("push", "unknown option");
+                }
+        }
+        if (argc - optind != 3)
+                return usage_error("push", "expected IMAGEFS, NAME and REFERENCE");
+        if (keyring && (code = load_keyring_or_fail(keyring, &ring)) != EXIT_OK)
+                return code;
+        if ((code = open_client("push", argv[optind + 2], &a, &client)) != EXIT_OK ||
+            (code = open_imagefs_or_fail(argv[optind], &img)) != EXIT_OK)
+                goto out;
+        int r = kos_oci_push(client, &img, argv[optind + 1], keyring ? &ring : NULL, &result);
+        if (r == -EBADMSG)
+                code = fail(EXIT_INVALID, "cannot push %s: %s", argv[optind + 1], result.error);
+        else if (r < 0)
+                code = fail(EXIT_USAGE, "pushing %s failed: %s", argv[optind + 1],
+                            r == -ENOMEM ? strerror(-r) : kos_oci_client_error(client));
+        else
+                printf("pushed %s to %s: %u of %u blobs uploaded, %.1f MiB of %.1f MiB (the registry had the others)\n",
+                       argv[optind + 1], argv[optind + 2], result.uploaded, result.blobs, mib(result.bytes_uploaded),
+                       mib(result.bytes));
+out:
+        kos_imagefs_close(&img);
+        kos_oci_client_free(client);
+        registry_args_done(&a);
+        return code;
+}
+
+static void print_note(const char *line, void *userdata) {
+        printf("%s\n", line);
+        fflush(stdout);
+}
+
+static int parse_count(const char *arg, unsigned max, unsigned *ret) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(arg, &end, 10);
+        if (errno || *end || v < 1 || v > max)
+                return -EINVAL;
+        *ret = (unsigned)v;
+        return 0;
+}
+
+/* Tests only (tests/host/test-oci.sh): KOS_OCI_TEST_CUT_AFTER=N cuts the
+ * transfer after N bytes of components, as a broken connection would. */
+static uint64_t test_cut_after(void) {
+        const char *s = getenv("KOS_OCI_TEST_CUT_AFTER");
+        char *end;
+
+        if (!s || !*s)
+                return 0;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        return errno || *end ? 0 : (uint64_t)v;
+}
+
+static int report_pull(const char *reference, int r, struct kos_oci_client *client, const struct kos_bundle_result *result) {
+        if (r == -EBADMSG)
+                return fail(EXIT_INVALID, "%s refused, nothing changed: %s", reference, result->error);
+        if (r < 0)
+                return fail(EXIT_USAGE, "pulling %s stopped: %s; what was fetched is kept, pull again to resume", reference,
+                            result->error[0] ? result->error : r == -ENOMEM ? strerror(-r) : kos_oci_client_error(client));
+        if (result->already_active) {
+                printf("%s is installed and first in active already: nothing changed\n", result->name);
+                return EXIT_OK;
+        }
+        if (result->warning[0])
+                fprintf(stderr, "kos: installed %s, but cleanup failed: %s (run 'kos gc' later)\n", result->name, result->warning);
+        printf("pulled %s: fetched %u of %u components, %.1f MiB of %.1f MiB", result->name, result->added, result->components,
+               mib(result->bytes_added - result->resumed_bytes), mib(result->components_bytes));
+        if (result->resumed_bytes)
+                printf(" (%.1f MiB more had come before the pull was interrupted)", mib(result->resumed_bytes));
+        printf("; %u reused from the device; first in active, on trial\n", result->skipped);
+        return EXIT_OK;
+}
+
+int cmd_pull(int argc, char **argv) {
+        static const struct option options[] = {REGISTRY_OPTIONS, {"tries", required_argument, NULL, 't'},
+                                                {"keep", required_argument, NULL, 'K'}, {}};
+        struct registry_args a = {0};
+        struct kos_imagefs img = KOS_IMAGEFS_NULL;
+        struct kos_keyring ring;
+        struct kos_oci_client *client = NULL;
+        struct kos_oci_pull_options o = {.note = print_note, .test_cut_after = test_cut_after()};
+        struct kos_bundle_result result;
+        struct progress p;
+        const char *keyring = NULL;
+        int c, code;
+
+        while ((c = getopt_long(argc, argv, "u:U:C:k:t:K:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: kos pull --keyring DIR [OPTIONS] [http[s]://]HOST[:PORT]/REPOSITORY:TAG IMAGEFS\n\n"
+                               "Installs a manifest published with kos push, exactly as a bundle is\n"
+                               "installed: the signature and the rollback floor are checked before any\n"
+                               "component is fetched; only the components the ImageFS lacks are fetched,\n"
+                               "each hashed as it arrives; an interrupted pull resumes where it stopped.\n"
+                               "Exit 0 installed, 1 refused (nothing changed), 2 registry or I/O error.\n\n" REGISTRY_HELP
+                               "  --keyring DIR         the trusted keys (required)\n"
+                               "  --tries N, --keep N   as for kos bundle install\n");
+                        return EXIT_OK;
+                case 'u': a.user = optarg; break;
+                case 'U': a.user_file = optarg; break;
+                case 'C': a.ca_file = optarg; break;
+                case 'k': keyring = optarg; break;
+                case 't':
+                        if (parse_count(optarg, 99, &o.install.tries) < 0)
+                                return usage_error("pull", "--tries takes 1 to 99");
+                        break;
+                case 'K':
+                        if (parse_count(optarg, KOS_ACTIVE_MAX, &o.install.keep) < 0)
+                                return usage_error("pull", "--keep takes 1 to %d", KOS_ACTIVE_MAX);
+                        break;
+                default: return usage_error("pull", "unknown option");
+                }
+        }
+        if (!keyring || argc - optind != 2)
+                return usage_error("pull", "expected --keyring DIR, REFERENCE and IMAGEFS");
+        if ((code = load_keyring_or_fail(keyring, &ring)) != EXIT_OK)
+                return code;
+        if ((code = open_client("pull", argv[optind], &a, &client)) != EXIT_OK ||
+            (code = open_imagefs_or_fail(argv[optind + 1], &img)) != EXIT_OK)
+                goto out;
+        progress_init(&p, "pulling");
+        o.install.progress = progress_print;
+        o.install.userdata = &p;
+        int r = kos_oci_pull(client, &img, &ring, &o, &result);
+        progress_finish(&p);
+        code = report_pull(argv[optind], r, client, &result);
+out:
+        kos_imagefs_close(&img);
+        kos_oci_client_free(client);
+        registry_args_done(&a);
+        return code;
+}
