@@ -168,7 +168,8 @@ static void explain_policy_failure(struct kos_tpm *t, const struct kos_sealed_ke
                          "needs %.16s...%s",
                          i, have, want,
                          i == KOS_TPM_SEAL_PCR ? " (no KOS Boot Kernel started this, or after the leave event)"
-                                               : "");
+                         : i == 7         ? " (Secure Boot is off, or its keys or dbx differ from the sealed state)"
+                                          : "");
                 return;
         }
         snprintf(error, size,

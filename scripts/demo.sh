@@ -5,7 +5,8 @@
 #
 #   Debian kernel, mmdebstrap root -> components (base OS with dm-verity; a
 #   runtime layer with Node Manager and the units; the demo app, two versions)
-#   -> a development key -> two signed manifests (demo-previous, demo-current
+#   -> the app encrypted (LUKS2), its key sealed in the demo's TPM to PCR 7
+#   (Secure Boot) + PCR 15 (the KOS marker) -> a development key -> two signed manifests (demo-previous, demo-current
 #   on trial) -> Boot Kernel, System Kernel initrd -> GPT disk with ImageFS and
 #   DataFS -> QEMU: Boot Kernel, kexec, System Kernel, systemd, Node Manager,
 #   kos-app, boot marked good.
@@ -40,8 +41,12 @@ step "Components"
 rm -rf runtime app1 app2 img
 kos_runtime_layer runtime keyring && kos_status_report_unit runtime
 "$KOS" component build --type erofs runtime runtime.img 2>/dev/null | grep -v '^mkfs.erofs'
-kos_demo_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img
-kos_demo_app_layer app2 2 && "$KOS" component build --type squashfs app2 app2.img
+# The app is encrypted (LUKS2) with the key demo-app, kept in build/demo/factory
+# (the factory's store, never on the device: the initrd's key store stays
+# empty); the device gets it sealed in its TPM below.
+kos_demo_app_layer app1 1 && "$KOS" component build --type squashfs --encrypt demo-app --keystore factory app1 app1.img
+kos_demo_app_layer app2 2 && "$KOS" component build --type squashfs --encrypt demo-app --keystore factory app2 app2.img
+echo "app components: LUKS2 with key demo-app (build/demo/factory/demo-app, 0600; not in the System Kernel's initrd)"
 cp "$base" base.img && cp "$base.meta" base.img.meta
 cp "$kd"/boot/vmlinuz-* vmlinuz
 
@@ -75,15 +80,26 @@ done
 "$KOS" activate img demo-current --tries 3
 "$KOS" list img
 
+step "TPM: swtpm with its state in build/demo/tpm (kept, like a device's TPM: the rollback floor and the sealing key live there)"
+# PCR 7 is computed, not read from a boot: OVMF's measurements of SecureBoot,
+# PK, KEK, db and dbx, the separator, and the db certificate that verified
+# the UKI (sb_expected_pcr7 in tests/vm/lib.sh). PCR 15 is the Boot Kernel's
+# marker, also computed. The TPM need not be in that state to seal.
+pcr7=$(sb_expected_pcr7 "$sbkeys")
+echo "swtpm $(swtpm --version 2>/dev/null | head -n 1 | grep -o '[0-9][0-9.]*' | head -n 1), attached to the VM as a TIS device"
+swtpm_host_start tpm
+rm -rf img/sealed-keys
+KOS_TPM=$demo/tpm/host.sock "$KOS" key seal --key-file factory/demo-app --pcrs 7,15 --pcr-value "7=$pcr7" --output img/sealed-keys
+swtpm_stop tpm
+echo "sealed-keys/demo-app on the ImageFS: key demo-app sealed to PCR 7 = ${pcr7:0:16}... (Secure Boot enforcing with the demo's PK, KEK and db; computed on the host, no boot) and PCR 15 = the KOS verified-boot marker"
+
 step "Disk: GPT with an EFI system partition (the UKI as \\EFI\\BOOT\\BOOTX64.EFI), the ImageFS and an empty DataFS"
 IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
 rm -rf esp && mkdir -p esp/EFI/BOOT && cp bootk/kos-boot.efi esp/EFI/BOOT/BOOTX64.EFI
 IMAGEFS_EXTRA_MIB=256 DATA_MIB=128 uefi_disk esp disk.img img "$IMAGEFS_UUID" 2>/dev/null
 ls -lh disk.img | awk '{print "build/demo/disk.img", $5}'
 
-step "TPM: swtpm with its state in build/demo/tpm (kept, like a device's TPM: the rollback floor lives there)"
 vm_swtpm_start tpm
-echo "swtpm $(swtpm --version 2>/dev/null | head -n 1 | grep -o '[0-9][0-9.]*' | head -n 1), attached as a TIS device"
 
 if [ "${RUN:-}" = 1 ]; then
         step "Booting with an interactive console (exit: Ctrl-A X)"
@@ -111,6 +127,8 @@ grep -a -e 'kos-boot .*manifest ' -e 'kos-boot .*rollback floor: security' -e 'k
 printf '%-44s %s\n' "Boot Kernel: kexec into the System Kernel" "$(t 'kos-boot .*jumping') s"
 printf '%-44s %s\n' "System Kernel: init started" "$(t 'kos-system .*init started') s (new clock)"
 grep -aq 'Kernel is locked down from EFI Secure Boot' "$log" && echo "System Kernel: locked down (Secure Boot state handed on by kexec)"
+grep -a -e 'kos-system .*key .* from the TPM' -e 'kos-system .*sealed keys: ' -e 'kos-system .*BOOT FAILED' "$log" |
+        tr -d '\r' | sed 's/^kos-system \[ *\([0-9.]*\)\] /  \1 s  /'
 printf '%-44s %s\n' "System Kernel: root assembled" "$(t 'kos-system .*root assembled') s"
 printf '%-44s %s\n' "Node Manager started (systemd running)" "$(t 'Node Manager started') s"
 printf '%-44s %s\n' "kos-app started" "$(t 'kos-app.target started') s"
@@ -120,6 +138,10 @@ grep -a 'KOS-APP started' "$log" | head -1 | sed 's/^/proof: /' || true
 status=$(grep -a 'KOS-STATUS' "$log" | head -1 | sed 's/^KOS-STATUS //' | tr -d '\r')
 if ! grep -aq 'EFI stub: UEFI Secure Boot is enabled' "$log"; then
         echo "DEMO FAILED: the Boot Kernel did not start under enforcing Secure Boot; see build/demo/console.log" >&2
+        exit 1
+fi
+if ! grep -aq 'kos-system .*component app: key demo-app from the TPM' "$log"; then
+        echo "DEMO FAILED: the app's key did not come from the TPM; see build/demo/console.log" >&2
         exit 1
 fi
 if [ -n "$status" ] && jq -e '.app == "active"' >/dev/null <<<"$status"; then

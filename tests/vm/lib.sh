@@ -308,3 +308,45 @@ sb_enrolled_vars() {
         fi
         echo "$out"
 }
+
+# sb_expected_pcr7 KEYS_DIR: PCR 7 (SHA-256 bank, hex) of OVMF booting, with
+# Secure Boot enforcing, an image signed by KEYS_DIR's db key from a variable
+# store holding only its PK, KEK and db (sb_enrolled_vars; no dbx, no dbt),
+# computed on the host, no boot needed. EDK2's Tcg2Dxe (MeasureAllSecureVariables)
+# extends PCR 7 with one EV_EFI_VARIABLE_DRIVER_CONFIG event each for
+# SecureBoot, PK, KEK, db and dbx (an absent variable is measured with no
+# data), at ReadyToBoot the EV_SEPARATOR (four zero bytes), then
+# DxeImageVerificationLib one EV_EFI_VARIABLE_AUTHORITY for the db entry
+# that verified the boot image (its EFI_SIGNATURE_DATA: owner GUID and
+# certificate). Each digest is over a UEFI_VARIABLE_DATA: the vendor GUID,
+# the name's length in characters and the data's in bytes (little-endian
+# UINT64), the name in UTF-16LE without its NUL, the data. Nothing of KOS
+# extends PCR 7 (systemd-stub 252 enters the kernel by the EFI handover, no
+# second image load).
+sb_expected_pcr7() {
+        local keys=$1 d pcr
+        d=$(mktemp -d /tmp/kos-pcr7-XXXXXX)
+        local global=61dfe48bca93d211aa0d00e098032b8c imagesec=cbb219d73a3d9645a3bcdad00e67656f
+        bin() { printf "$(sed 's/../\\x&/g' <<<"$1")"; }
+        le64() { local v=$1 i; for i in 0 1 2 3 4 5 6 7; do printf "\\x$(printf %02x $(((v >> (8 * i)) & 255)))"; done; }
+        var_event() { # GUID NAME DATA_FILE
+                local n=$2 i
+                { bin "$1"; le64 ${#n}; le64 "$(stat -c %s "$3")"
+                  for ((i = 0; i < ${#n}; i++)); do printf '%s\0' "${n:i:1}"; done; cat "$3"; } |
+                        openssl dgst -sha256 -binary
+        }
+        head -c 32 /dev/zero >"$d/pcr"
+        extend() { cat "$d/pcr" - | openssl dgst -sha256 -binary >"$d/next" && mv "$d/next" "$d/pcr"; }
+        printf '\001' >"$d/secureboot" && : >"$d/none"
+        tail -c +29 "$keys/db.esl" >"$d/authority" # the list's one EFI_SIGNATURE_DATA, past its 28-byte header
+        var_event "$global" SecureBoot "$d/secureboot" | extend
+        var_event "$global" PK "$keys/PK.esl" | extend
+        var_event "$global" KEK "$keys/KEK.esl" | extend
+        var_event "$imagesec" db "$keys/db.esl" | extend
+        var_event "$imagesec" dbx "$d/none" | extend
+        head -c 4 /dev/zero | openssl dgst -sha256 -binary | extend
+        var_event "$imagesec" db "$d/authority" | extend
+        pcr=$(od -An -tx1 -v "$d/pcr" | tr -d ' \n')
+        rm -rf "$d"
+        echo "$pcr"
+}

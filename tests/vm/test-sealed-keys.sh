@@ -115,3 +115,60 @@ test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event
         ! grep -q 'KOS-TEST-ROOT secret' console.log || fail "the root started without the key"
         ! grep -q 'kos-system .* component app: .* mounted' console.log || fail "the component was mounted"
 }
+
+# Secure Boot's PCR 7 in the policy (docs/tpm.md, "The policy"): the key is
+# sealed on the host to PCR 7 as computed for the development db
+# (sb_expected_pcr7: no boot, no device PCR read) plus the PCR 15 marker. The
+# signed UKI of the Boot Kernel boots the same disk and TPM twice: with
+# Secure Boot enforcing the System Kernel's init unseals it; with the empty
+# variable store (setup mode: the firmware checks no signature, Secure Boot
+# is off) the same UKI and Boot Kernel run, the marker is extended, and the
+# key stays shut, the refusal naming PCR 7.
+test_key_sealed_to_pcr7_and_15_opens_under_secure_boot_and_not_with_it_off() {
+        mini_fixture
+        mkdir -p app/etc && echo sealed-app-layer >app/etc/kos-secret
+        "$KOS" component build --type squashfs --encrypt appkey --keystore factory app app.img >/dev/null
+        local keys pcr7; keys=$(sb_keys); pcr7=$(sb_expected_pcr7 "$keys")
+        echo "  PCR 7 expected under Secure Boot with the development keys: $pcr7" >&2
+        swtpm_host_start tpm
+        KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --pcrs 7,15 --pcr-value "7=$pcr7" \
+                --output img/sealed-keys
+        swtpm_stop tpm
+        rm -rf mini && mkdir -p mini/sbin mini/bin mini/etc/kos-sealed
+        sealed_root_init mini/sbin/init
+        cp "$ROOT/$BUILD/kos-static" mini/bin/kos
+        cp img/sealed-keys/appkey mini/etc/kos-sealed/appkey
+        mksquashfs mini mini.img -quiet -noappend >/dev/null
+        sealed_manifest sealed mini=mini.img app=app.img
+        VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output bootk --uki uki.efi \
+                --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
+        rm -rf esp && mkdir -p esp/EFI/BOOT && cp uki.efi esp/EFI/BOOT/BOOTX64.EFI
+        local vars; vars=$(sb_enrolled_vars)
+
+        # Secure Boot on.
+        uefi_disk esp disk.img img "$IMAGEFS_UUID"
+        cp "$vars" vars.fd
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        tr -d '\r' <console.log | grep -aE 'EFI stub|kos-boot .*(manifest|measured)|kos-system .*(key|sealed|BOOT)|KOS-TEST' | sed 's/^/  | /' >&2
+        expect_log 'EFI stub: UEFI Secure Boot is enabled'
+        expect_log 'kos-system .* component app: key appkey from the TPM \(sealed to the verified chain'
+        expect_log 'KOS-TEST-ROOT secret=sealed-app-layer uid=0'
+        # PCR 7 still matches in the running system; the leave event shuts it.
+        expect_log 'cannot unseal /etc/kos-sealed/appkey: PCR 15 does not match the sealed policy'
+        mv console.log secureboot-on.log
+
+        # Secure Boot off: the same signed UKI, disk and TPM; a firmware in setup mode.
+        uefi_disk esp disk.img img "$IMAGEFS_UUID"
+        cp "$OVMF_VARS_EMPTY" vars-off.fd
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars-off.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        tr -d '\r' <console.log | grep -aE 'EFI stub|kos-boot .*(manifest|measured)|kos-system .*(key|sealed|BOOT)|KOS-TEST' | sed 's/^/  | /' >&2
+        ! grep -aq 'EFI stub: UEFI Secure Boot is enabled' console.log || fail "Secure Boot was on"
+        expect_log 'kos-boot .*measured boot: PCR 8 extended with manifest sealed'
+        expect_log "BOOT FAILED at step 'find key', component app: key id appkey \(TPM\): PCR 7 does not match the sealed policy \(TPM_RC_POLICY_FAIL\): it holds [0-9a-f]{16}\.\.\., the policy needs ${pcr7:0:16}\.\.\. \(Secure Boot is off"
+        ! grep -aq 'KOS-TEST-ROOT secret' console.log || fail "the root started without the key"
+        ! grep -aq 'kos-system .* component app: .* mounted' console.log || fail "the component was mounted"
+}
