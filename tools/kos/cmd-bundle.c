@@ -110,15 +110,6 @@ static int bundle_create(int argc, char **argv) {
         return code;
 }
 
-static int parse_count(const char *arg, unsigned max, unsigned *ret) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(arg, &end, 10);
-        if (errno || *end || v < 1 || v > max)
-                return -EINVAL;
-        *ret = (unsigned)v;
-        return 0;
-}
 
 /* --running takes a manifest id (64 hex digits) or the name of an installed manifest. */
 static int running_manifest_id(const struct kos_imagefs *img, const char *arg, uint8_t ret[static KOS_SHA256_LEN]) {

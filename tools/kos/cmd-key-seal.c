@@ -41,14 +41,6 @@ static int usage(void) {
         return EXIT_OK;
 }
 
-static int open_tpm_or_fail(struct kos_tpm *t) {
-        int r = kos_tpm_open(t);
-        if (r == -ENODEV)
-                return fail(EXIT_USAGE, "no TPM (set KOS_TPM to a TPM device or swtpm socket)");
-        if (r < 0)
-                return fail(EXIT_USAGE, "cannot open the TPM %s: %s", t->path, strerror(-r));
-        return EXIT_OK;
-}
 
 /* "N=HEX" into values[N], marking N in *given. */
 static int parse_pcr_value(const char *s, uint32_t *given, uint8_t values[24][KOS_SHA256_LEN]) {

@@ -135,15 +135,6 @@ static void print_note(const char *line, void *userdata) {
         fflush(stdout);
 }
 
-static int parse_count(const char *arg, unsigned max, unsigned *ret) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(arg, &end, 10);
-        if (errno || *end || v < 1 || v > max)
-                return -EINVAL;
-        *ret = (unsigned)v;
-        return 0;
-}
 
 /* Tests only (tests/host/test-oci.sh): KOS_OCI_TEST_CUT_AFTER=N cuts the
  * transfer after N bytes of components, as a broken connection would. */

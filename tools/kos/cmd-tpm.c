@@ -24,14 +24,6 @@ static int usage(void) {
         return EXIT_OK;
 }
 
-static int open_or_fail(struct kos_tpm *t) {
-        int r = kos_tpm_open(t);
-        if (r == -ENODEV)
-                return fail(EXIT_USAGE, "no TPM (set KOS_TPM to a TPM device or swtpm socket)");
-        if (r < 0)
-                return fail(EXIT_USAGE, "cannot open the TPM %s: %s", t->path, strerror(-r));
-        return EXIT_OK;
-}
 
 static int tpm_fail(struct kos_tpm *t, const char *what, int r) {
         fail(r == -ERANGE ? EXIT_INVALID : EXIT_USAGE, "%s: %s (TPM rc 0x%x)", what,
@@ -71,7 +63,7 @@ int cmd_tpm(int argc, char **argv) {
         }
         if (strcmp(verb, "raise") == 0 ? argc != 3 : argc != 2)
                 return usage_error("tpm", "wrong number of arguments");
-        if ((r = open_or_fail(&t)) != EXIT_OK)
+        if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
                 return r;
         if (strcmp(verb, "floor") == 0) {
                 if ((r = kos_tpm_floor_read(&t, &floor)) < 0)

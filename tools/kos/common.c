@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "kos.h"
+#include "tpm.h"
 
 int fail(int code, const char *format, ...) {
         va_list ap;
@@ -95,5 +96,24 @@ int load_keyring_or_fail(const char *dir, struct kos_keyring *ret) {
 
         if (kos_keyring_load(dir, ret, error, sizeof error) < 0)
                 return fail(EXIT_USAGE, "%s", error);
+        return EXIT_OK;
+}
+
+int parse_count(const char *arg, unsigned max, unsigned *ret) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(arg, &end, 10);
+        if (errno || *end || v < 1 || v > max)
+                return -EINVAL;
+        *ret = (unsigned)v;
+        return 0;
+}
+
+int open_tpm_or_fail(struct kos_tpm *t) {
+        int r = kos_tpm_open(t);
+        if (r == -ENODEV)
+                return fail(EXIT_USAGE, "no TPM (set KOS_TPM to a TPM device or swtpm socket)");
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot open the TPM %s: %s", t->path, strerror(-r));
         return EXIT_OK;
 }

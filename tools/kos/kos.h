@@ -21,6 +21,14 @@ int usage_error(const char *command, const char *format, ...) __attribute__((for
 /* True when argv asks for --help / -h as its first argument. */
 bool wants_help(int argc, char **argv);
 
+/* "N", 1 to max, nothing else: 0, or -EINVAL. */
+int parse_count(const char *arg, unsigned max, unsigned *ret);
+
+/* Opens the TPM ($KOS_TPM, else /dev/tpmrm0 or /dev/tpm0): EXIT_OK, or the
+ * exit code after saying why on standard error. */
+struct kos_tpm;
+int open_tpm_or_fail(struct kos_tpm *t);
+
 /* Prints hashing progress on stderr when it is a terminal and the work has
  * taken more than a second. Pass as kos_progress_fn with a struct progress. */
 struct progress {
