@@ -40,3 +40,28 @@ test_bench_timeline_of_a_one_kernel_boot_and_of_a_broken_one() {
         echo 'KOS-BENCH-MARKER uptime=20.00 initramfs=0 systemd_us=1' >>bad.log
         ! awk -v mode=kos -f "$ROOT/scripts/bench-boot-timeline.awk" bad.log >/dev/null || fail "no cycles accepted"
 }
+
+# kos-sb: the same chain behind OVMF and the UKI's EFI stub, whose lines
+# (no timestamps, firmware noise with brackets) come before the Boot Kernel's;
+# its times are read as kos's, on the Boot Kernel's clock.
+test_bench_timeline_of_a_secure_boot_log_ignores_the_firmware_lines() {
+        {
+                printf 'BdsDxe: loading Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x3,0x0)\r\n'
+                printf 'EFI stub: UEFI Secure Boot is enabled.\r\n'
+                printf '[    0.000000] this line is not ours\r\n'
+        } >sb.log
+        cat >>sb.log <<'LOG'
+kos-boot [    1.000000] Boot Kernel init started (cycles 1000000000)
+kos-boot [    2.000000] selection took 0.900 s
+kos-boot [    2.500000] System Kernel loaded by kexec in 1.000 s, alongside verification; peak memory of this init 6336 KiB
+kos-boot [    3.000000] jumping to the System Kernel (cycles 3000000000)
+kos-system [    1.000000] System Kernel init started (cycles 5000000000)
+kos-system [    2.000000] root assembled from 2 layers of manifest bench in 1.000 s since init start
+KOS-BENCH-MARKER uptime=10.00 initramfs=0.990000 systemd_us=3000000 sysinit_us=5000000 basic_us=5500000 multiuser_us=9000000 cpus=2 clocksource=tsc
+LOG
+        awk -v mode=kos -f "$ROOT/scripts/bench-boot-timeline.awk" sb.log >times || fail "$(cat times)"
+        # The System Kernel started at 5 - 1 = 4.0 s of the Boot Kernel's clock.
+        for want in "boot-init 1.000" "jump 3.000" "system-kernel 4.000" "initrd-init 5.000" "marker 14.000"; do
+                grep -qx "$want" times || fail "no '$want' in: $(tr '\n' ' ' <times)"
+        done
+}
