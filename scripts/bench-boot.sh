@@ -171,7 +171,13 @@ if [ "$sb_boots" -gt 0 ]; then
         # The same ImageFS behind an ESP holding the UKI; OVMF's variable
         # store with the development PK, KEK and db (made once, one boot).
         rm -rf esp && mkdir -p esp/EFI/BOOT && cp bootk/kos-boot.efi esp/EFI/BOOT/BOOTX64.EFI
-        DATA_MIB=64 uefi_disk esp sb-disk.img img "$(cat /proc/sys/kernel/random/uuid)" 2>/dev/null
+        DATA_MIB=64 uefi_disk esp sb-disk.img img "$(cat /proc/sys/kernel/random/uuid)" >/dev/null 2>&1
+        # Its DataFS formatted, as kos-disk.img's (DATA_FORMAT=1): no first
+        # boot's mkfs in the times.
+        data_start=$(sfdisk -d sb-disk.img | sed -n 's/^sb-disk.img3 : start= *\([0-9]*\),.*/\1/p')
+        rm -f sb-data.part && mkfs.ext4 -q -F -L KOS-DATA sb-data.part 64M >/dev/null
+        dd if=sb-data.part of=sb-disk.img bs=1M seek=$((data_start / 2048)) conv=notrunc,sparse status=none
+        rm -f sb-data.part
         sb_vars=$(sb_enrolled_vars)
 fi
 
