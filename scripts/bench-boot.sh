@@ -62,7 +62,7 @@ say() { echo "$*" >&2; }
 
 # Debian's own initrd for the kernel as MODULES=dep makes it on the device:
 # initramfs-tools with MODULES=list and exactly the root's modules (mkinitramfs
-# adds their dependencies), zstd. MODULES=dep itself cannot be used in
+# adds their dependencies), zstd. MODULES=dep itself is not used in
 # mmdebstrap's chroot: it looks at the device under / , which there is the
 # host's. The list of modules in it is kept beside it (.modules).
 stock_initrd() { # KERNEL_VERSION
