@@ -419,3 +419,15 @@ test_boot_state_names_that_are_not_ours_are_ignored() {
         touch "img/boot-state/$id.tries-x" "img/boot-state/$id.tries-100" "img/boot-state/$id.tries-"
         expect_selected a
 }
+
+# A component without FILE.meta is neither encrypted nor verity-checked,
+# however many there are (the fields were once left uninitialised).
+test_manifest_create_of_64_components_without_meta_has_no_encryption_or_verity() {
+        fixture
+        local args=() i
+        for i in $(seq 1 64); do args+=(--component "c$i=base.img"); done
+        "$KOS" manifest create --name many --version 1 --kernel vmlinuz --initrd initrd "${args[@]}" -o many.json
+        [ "$(jq '.components | length' many.json)" = 64 ] || fail "not 64 components"
+        [ "$(jq '[.components[] | select(has("encryption") or has("verity"))] | length' many.json)" = 0 ] ||
+                fail "components without .meta got encryption or verity: $(jq -c '[.components[] | select(has("encryption") or has("verity"))][0]' many.json)"
+}

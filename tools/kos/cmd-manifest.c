@@ -113,6 +113,8 @@ static int parse_component_arg(char *arg, struct kos_component *c, const char **
         char *eq = strchr(arg, '=');
         int r;
 
+        /* No encryption and no verity unless FILE.meta says so. */
+        *c = (struct kos_component){0};
         if (!eq)
                 return usage_error("manifest create", "--component takes NAME=FILE[:TYPE], not '%s'", arg);
         *eq = '\0';
