@@ -65,3 +65,27 @@ test_mkboot_uki_is_reproducible_before_signing_and_signed_by_the_db_key() {
         objcopy -O binary --only-section=.initrd signed.efi signed-initrd
         cmp signed-initrd one/initramfs.img || fail "the signed UKI holds another initramfs"
 }
+
+# The System Kernel's initrd: zstd by default (kexec hashes it twice and the
+# kernel unpacks it, so its size and unpacking cost count), the same bytes
+# from the same inputs, smaller than the gzip form, and complete.
+test_mkinitrd_is_zstd_reproducible_and_smaller_than_gzip() {
+        local kd; kd=$(vm_kernel_dir)
+        "$KOS" keygen s.pem p.pem >/dev/null && mkdir keyring && cp p.pem keyring/vendor.pem
+        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output one >/dev/null
+        touch keyring/vendor.pem
+        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output two >/dev/null
+        cmp one two || fail "two builds differ"
+        [ "$(head -c 4 one | od -An -tx1 | tr -d ' \n')" = 28b52ffd ] || fail "not a zstd frame: $(head -c 4 one | od -An -tx1)"
+        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output gz --compress gzip >/dev/null
+        [ "$(head -c 2 gz | od -An -tx1 | tr -d ' \n')" = 1f8b ] || fail "--compress gzip wrote no gzip"
+        [ "$(stat -c %s one)" -lt "$(stat -c %s gz)" ] || fail "zstd $(stat -c %s one) bytes, gzip $(stat -c %s gz)"
+        zstd -dc one | cpio -t --quiet | sort >list
+        zcat gz | cpio -t --quiet | sort >list-gz
+        cmp list list-gz || fail "the two forms hold different files"
+        grep -qx init list && grep -qx etc/kos/keyring/vendor.pem list && grep -q '/dm-verity.ko$' list ||
+                fail "init, keyring or dm-verity missing: $(cat list)"
+        local rc=0
+        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output x --compress xz 2>/dev/null || rc=$?
+        [ "$rc" = 2 ] && [ ! -e x ] || fail "--compress xz: exit $rc, wanted 2 and no file"
+}
