@@ -443,31 +443,36 @@ int kos_tpm_parse_create(const uint8_t *p, size_t len, uint8_t ret_private[stati
         return 0;
 }
 
-int kos_tpm_parse_load(const uint8_t *p, size_t len) {
+/* A parameter area that is one TPM2B of min to max bytes and nothing more:
+ * its size checked before anything is copied, its bytes then copied to out
+ * unless that is NULL, its size in *ret_size. */
+static int parse_one_tpm2b(const uint8_t *p, size_t len, size_t min, size_t max, uint8_t *out, uint16_t *ret_size) {
         struct reader r = {p, len, 0};
-        uint16_t name_size;
+        uint16_t n;
 
-        if (get_tpm2b(&r, 2 + 64, NULL, &name_size) < 0 || name_size < 2 || !at_end(&r))
+        if (get_u16(&r, &n) < 0 || n < min || n > max || get(&r, out, n) < 0 || !at_end(&r))
                 return -EBADMSG;
+        *ret_size = n;
         return 0;
 }
 
-int kos_tpm_parse_start_auth_session(const uint8_t *p, size_t len) {
-        struct reader r = {p, len, 0};
-        uint16_t nonce_size;
+int kos_tpm_parse_load(const uint8_t *p, size_t len) {
+        uint16_t name_size;
+        return parse_one_tpm2b(p, len, 2, 2 + 64, NULL, &name_size); /* name: nameAlg then a digest */
+}
 
-        if (get_tpm2b(&r, 64, NULL, &nonce_size) < 0 || nonce_size < 16 || !at_end(&r))
-                return -EBADMSG;
-        return 0;
+int kos_tpm_parse_start_auth_session(const uint8_t *p, size_t len) {
+        uint16_t nonce_size;
+        return parse_one_tpm2b(p, len, 16, 64, NULL, &nonce_size); /* nonceTPM */
 }
 
 int kos_tpm_parse_unseal(const uint8_t *p, size_t len, uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX],
                          size_t *ret_len) {
-        struct reader r = {p, len, 0};
         uint16_t n;
+        int r = parse_one_tpm2b(p, len, 0, KOS_TPM_SEAL_DATA_MAX, ret_data, &n);
 
-        if (get_tpm2b(&r, KOS_TPM_SEAL_DATA_MAX, ret_data, &n) < 0 || !at_end(&r))
-                return -EBADMSG;
+        if (r < 0)
+                return r;
         *ret_len = n;
         return 0;
 }
@@ -526,12 +531,8 @@ int kos_tpm_parse_nv_read_public(const uint8_t *p, size_t len, struct kos_tpm_nv
 }
 
 int kos_tpm_parse_nv_read(const uint8_t *p, size_t len, uint16_t want, uint8_t *ret_data) {
-        struct reader r = {p, len, 0};
         uint16_t n;
-
-        if (get_u16(&r, &n) < 0 || n != want || get(&r, ret_data, n) < 0 || !at_end(&r))
-                return -EBADMSG;
-        return 0;
+        return parse_one_tpm2b(p, len, want, want, ret_data, &n);
 }
 
 int kos_tpm_parse_pcr_read(const uint8_t *p, size_t len, unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]) {
