@@ -45,24 +45,20 @@ C
         gcc -static -Os -o "$1" sealed-init.c
 }
 
-# sealed_manifest NAME IMAGE...: like mini_manifest, with each image's
-# .meta (encryption, verity) as kos component build wrote it.
+# sealed_manifest NAME NAME=IMAGE...: like mini_manifest (signed, installed
+# and activated, cmdline $SYS_CMDLINE), with each image's encryption and
+# verity from the .meta kos component build wrote (kos manifest create
+# reads it).
 sealed_manifest() {
-        local name=$1 c file list=() images=()
+        local name=$1 c images=() components=()
         shift
-        blob() { jq -n --arg s "$(sha "$1")" --argjson n "$(stat -c %s "$1")" '{sha256: $s, size: $n}'; }
         for c in "$@"; do
-                file=${c#*=}
-                images+=("$file")
-                local type meta=null; type=$(blkid -p -o value -s TYPE "$file" 2>/dev/null || true)
-                [ -s "$file.meta" ] && { type=$(jq -r .type "$file.meta"); meta=$(jq '{encryption, verity} | with_entries(select(.value != null))' "$file.meta"); }
-                list+=("$(jq -n --arg name "${c%%=*}" --arg type "$type" --argjson b "$(blob "$file")" --argjson m "$meta" \
-                        '{name: $name, type: $type} + $b + ($m // {})')")
+                images+=("${c#*=}")
+                components+=(--component "$c")
         done
         "$KOS" component add img vmlinuz initrd "${images[@]}" >/dev/null
-        printf '%s\n' "${list[@]}" | jq -s --arg name "$name" --arg cmdline "$SYS_CMDLINE" \
-                --argjson k "$(blob vmlinuz)" --argjson i "$(blob initrd)" \
-                '{format: 1, name: $name, version: 1, kernel: $k, initrd: $i, cmdline: $cmdline, components: .}' >"$name.json"
+        "$KOS" manifest create --name "$name" --version 1 --kernel vmlinuz --initrd initrd --cmdline "$SYS_CMDLINE" \
+                "${components[@]}" -o "$name.json"
         "$KOS" manifest sign --key secret.pem "$name.json" >/dev/null
         "$KOS" install img "$name.json" >/dev/null
         activate "$name"
