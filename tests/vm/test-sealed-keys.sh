@@ -45,6 +45,17 @@ C
         gcc -static -Os -o "$1" sealed-init.c
 }
 
+# sealed_root_image: mini.img, the small root of these tests: its init
+# (sealed_root_init), the static kos and the sealed-key file
+# img/sealed-keys/appkey.
+sealed_root_image() {
+        rm -rf mini && mkdir -p mini/sbin mini/bin mini/etc/kos-sealed
+        sealed_root_init mini/sbin/init
+        cp "$ROOT/$BUILD/kos-static" mini/bin/kos
+        cp img/sealed-keys/appkey mini/etc/kos-sealed/appkey
+        mksquashfs mini mini.img -quiet -noappend >/dev/null
+}
+
 # sealed_manifest NAME NAME=IMAGE...: like mini_manifest (signed, installed
 # and activated, cmdline $SYS_CMDLINE), with each image's encryption and
 # verity from the .meta kos component build wrote (kos manifest create
@@ -78,11 +89,7 @@ test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event
         swtpm_host_start tpm
         KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --output img/sealed-keys
         swtpm_stop tpm
-        rm -rf mini && mkdir -p mini/sbin mini/bin mini/etc/kos-sealed
-        sealed_root_init mini/sbin/init
-        cp "$ROOT/$BUILD/kos-static" mini/bin/kos
-        cp img/sealed-keys/appkey mini/etc/kos-sealed/appkey
-        mksquashfs mini mini.img -quiet -noappend >/dev/null
+        sealed_root_image
         sealed_manifest sealed mini=mini.img app=app.img dev=dev.img
         imagefs_disk img disk.img "$IMAGEFS_UUID"
 
@@ -130,11 +137,7 @@ test_key_sealed_to_pcr7_and_15_opens_under_secure_boot_and_not_with_it_off() {
         KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --pcrs 7,15 --pcr-value "7=$pcr7" \
                 --output img/sealed-keys
         swtpm_stop tpm
-        rm -rf mini && mkdir -p mini/sbin mini/bin mini/etc/kos-sealed
-        sealed_root_init mini/sbin/init
-        cp "$ROOT/$BUILD/kos-static" mini/bin/kos
-        cp img/sealed-keys/appkey mini/etc/kos-sealed/appkey
-        mksquashfs mini mini.img -quiet -noappend >/dev/null
+        sealed_root_image
         sealed_manifest sealed mini=mini.img app=app.img
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output bootk --uki uki.efi \
                 --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
