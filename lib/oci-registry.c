@@ -441,6 +441,22 @@ static int buffer_append(const void *data, size_t len, void *userdata) {
         return 0;
 }
 
+/* After a transfer into b that ended with r: hands the body over as
+ * *ret (NUL-terminated, "" for an empty one) and *ret_len, or frees it and
+ * returns r when r is an error. */
+static int buffer_take(struct buffer *b, int r, char **ret, size_t *ret_len) {
+        if (r >= 0 && !b->data && !(b->data = calloc(1, 1)))
+                r = -ENOMEM;
+        if (r < 0) {
+                free(b->data);
+                b->data = NULL;
+                return r;
+        }
+        *ret = TAKE_PTR(b->data);
+        *ret_len = b->len;
+        return 0;
+}
+
 /* The bearer-token flow (Docker's token authentication, used by every
  * public registry): GET realm?service=...&scope=... (with the credentials,
  * when there are any), answer {"token": ...} or {"access_token": ...}. */
@@ -616,15 +632,7 @@ int kos_oci_blob_get_small(struct kos_oci_client *c, const char *digest, size_t 
 
         if (r == -EFBIG)
                 r = set_error(c, r, "blob %s is larger than %zu bytes", digest, cap);
-        if (r >= 0 && !b.data && !(b.data = calloc(1, 1)))
-                r = -ENOMEM;
-        if (r < 0) {
-                free(b.data);
-                return r;
-        }
-        *ret = b.data;
-        *ret_len = b.len;
-        return 0;
+        return buffer_take(&b, r, ret, ret_len);
 }
 
 int kos_oci_manifest_get(struct kos_oci_client *c, const char *media_type, size_t cap, char **ret, size_t *ret_len) {
@@ -641,15 +649,7 @@ int kos_oci_manifest_get(struct kos_oci_client *c, const char *media_type, size_
                 r = set_error(c, r, "the manifest %s is larger than %zu bytes", url, cap);
         if (r >= 0 && rq.status != 200)
                 r = http_error(c, &rq);
-        if (r >= 0 && !b.data && !(b.data = calloc(1, 1)))
-                r = -ENOMEM;
-        if (r < 0) {
-                free(b.data);
-                return r;
-        }
-        *ret = b.data;
-        *ret_len = b.len;
-        return 0;
+        return buffer_take(&b, r, ret, ret_len);
 }
 
 int kos_oci_manifest_put(struct kos_oci_client *c, const char *media_type, const char *data, size_t len) {

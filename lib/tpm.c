@@ -443,31 +443,36 @@ int kos_tpm_parse_create(const uint8_t *p, size_t len, uint8_t ret_private[stati
         return 0;
 }
 
-int kos_tpm_parse_load(const uint8_t *p, size_t len) {
+/* A parameter area that is one TPM2B of min to max bytes and nothing more:
+ * its size checked before anything is copied, its bytes then copied to out
+ * unless that is NULL, its size in *ret_size. */
+static int parse_one_tpm2b(const uint8_t *p, size_t len, size_t min, size_t max, uint8_t *out, uint16_t *ret_size) {
         struct reader r = {p, len, 0};
-        uint16_t name_size;
+        uint16_t n;
 
-        if (get_tpm2b(&r, 2 + 64, NULL, &name_size) < 0 || name_size < 2 || !at_end(&r))
+        if (get_u16(&r, &n) < 0 || n < min || n > max || get(&r, out, n) < 0 || !at_end(&r))
                 return -EBADMSG;
+        *ret_size = n;
         return 0;
 }
 
-int kos_tpm_parse_start_auth_session(const uint8_t *p, size_t len) {
-        struct reader r = {p, len, 0};
-        uint16_t nonce_size;
+int kos_tpm_parse_load(const uint8_t *p, size_t len) {
+        uint16_t name_size;
+        return parse_one_tpm2b(p, len, 2, 2 + 64, NULL, &name_size); /* name: nameAlg then a digest */
+}
 
-        if (get_tpm2b(&r, 64, NULL, &nonce_size) < 0 || nonce_size < 16 || !at_end(&r))
-                return -EBADMSG;
-        return 0;
+int kos_tpm_parse_start_auth_session(const uint8_t *p, size_t len) {
+        uint16_t nonce_size;
+        return parse_one_tpm2b(p, len, 16, 64, NULL, &nonce_size); /* nonceTPM */
 }
 
 int kos_tpm_parse_unseal(const uint8_t *p, size_t len, uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX],
                          size_t *ret_len) {
-        struct reader r = {p, len, 0};
         uint16_t n;
+        int r = parse_one_tpm2b(p, len, 0, KOS_TPM_SEAL_DATA_MAX, ret_data, &n);
 
-        if (get_tpm2b(&r, KOS_TPM_SEAL_DATA_MAX, ret_data, &n) < 0 || !at_end(&r))
-                return -EBADMSG;
+        if (r < 0)
+                return r;
         *ret_len = n;
         return 0;
 }
@@ -526,12 +531,8 @@ int kos_tpm_parse_nv_read_public(const uint8_t *p, size_t len, struct kos_tpm_nv
 }
 
 int kos_tpm_parse_nv_read(const uint8_t *p, size_t len, uint16_t want, uint8_t *ret_data) {
-        struct reader r = {p, len, 0};
         uint16_t n;
-
-        if (get_u16(&r, &n) < 0 || n != want || get(&r, ret_data, n) < 0 || !at_end(&r))
-                return -EBADMSG;
-        return 0;
+        return parse_one_tpm2b(p, len, want, want, ret_data, &n);
 }
 
 int kos_tpm_parse_pcr_read(const uint8_t *p, size_t len, unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]) {
@@ -775,9 +776,12 @@ int kos_tpm_pcr_read(struct kos_tpm *t, unsigned pcr, uint8_t ret_value[static K
         return r < 0 ? r : kos_tpm_parse_pcr_read(p, n, pcr, ret_value);
 }
 
-/* Like run(), for a command whose response carries a handle. */
-static int run_handle(struct kos_tpm *t, int built, const uint8_t *cmd, bool sessions, uint8_t *resp,
-                      uint32_t *ret_handle, const uint8_t **params, size_t *params_len) {
+/* Like run(), for the sealing commands: any TPM refusal is -EPROTO, as the
+ * caller names t->last_rc (kos_tpm_rc_name()), which says more than an
+ * errno. The response's handle goes to *ret_handle unless that is NULL (a
+ * command whose response carries none). */
+static int run_sealing(struct kos_tpm *t, int built, const uint8_t *cmd, bool sessions, uint8_t *resp,
+                       uint32_t *ret_handle, const uint8_t **params, size_t *params_len) {
         uint32_t rc;
 
         if (built < 0)
@@ -786,13 +790,22 @@ static int run_handle(struct kos_tpm *t, int built, const uint8_t *cmd, bool ses
         return r < 0 ? r : rc != 0 ? -EPROTO : 0;
 }
 
-/* The sealing commands report any TPM refusal as -EPROTO: the caller names
- * t->last_rc (kos_tpm_rc_name()), which says more than an errno. */
+/* run_sealing() for a command without sessions whose response carries no
+ * handle and no parameters. */
+static int run_sealing_bare(struct kos_tpm *t, int built, const uint8_t *cmd) {
+        uint8_t resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        int r = run_sealing(t, built, cmd, false, resp, NULL, &p, &n);
+
+        return r < 0 ? r : n == 0 ? 0 : -EBADMSG;
+}
+
 int kos_tpm_create_primary(struct kos_tpm *t, uint32_t *ret_handle) {
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
         const uint8_t *p;
         size_t n;
-        int r = run_handle(t, kos_tpm_build_create_primary(cmd, sizeof cmd), cmd, true, resp, ret_handle, &p, &n);
+        int r = run_sealing(t, kos_tpm_build_create_primary(cmd, sizeof cmd), cmd, true, resp, ret_handle, &p, &n);
 
         return r < 0 ? r : kos_tpm_parse_create_primary(p, n);
 }
@@ -803,18 +816,11 @@ int kos_tpm_create(struct kos_tpm *t, uint32_t parent, const uint8_t *data, size
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
         const uint8_t *p;
         size_t n;
-        uint32_t rc;
-        int built = kos_tpm_build_create(cmd, sizeof cmd, parent, data, data_len, policy);
+        int r = run_sealing(t, kos_tpm_build_create(cmd, sizeof cmd, parent, data, data_len, policy), cmd, true, resp,
+                            NULL, &p, &n);
 
-        if (built < 0)
-                return built;
-        int r = transact(t, cmd, (size_t)built, true, resp, &rc, NULL, &p, &n);
         explicit_bzero(cmd, sizeof cmd); /* it held the secret */
-        if (r < 0)
-                return r;
-        if (rc != 0)
-                return -EPROTO;
-        return kos_tpm_parse_create(p, n, ret_private, ret_private_len, ret_public, ret_public_len);
+        return r < 0 ? r : kos_tpm_parse_create(p, n, ret_private, ret_private_len, ret_public, ret_public_len);
 }
 
 int kos_tpm_load(struct kos_tpm *t, uint32_t parent, const uint8_t *private_area, uint16_t private_len,
@@ -822,10 +828,10 @@ int kos_tpm_load(struct kos_tpm *t, uint32_t parent, const uint8_t *private_area
         uint8_t cmd[KOS_TPM_COMMAND_MAX + 2 * KOS_TPM_BLOB_MAX], resp[KOS_TPM_RESPONSE_MAX];
         const uint8_t *p;
         size_t n;
-        int r = run_handle(t,
-                           kos_tpm_build_load(cmd, sizeof cmd, parent, private_area, private_len, public_area,
-                                              public_len),
-                           cmd, true, resp, ret_handle, &p, &n);
+        int r = run_sealing(t,
+                            kos_tpm_build_load(cmd, sizeof cmd, parent, private_area, private_len, public_area,
+                                               public_len),
+                            cmd, true, resp, ret_handle, &p, &n);
 
         return r < 0 ? r : kos_tpm_parse_load(p, n);
 }
@@ -838,22 +844,14 @@ int kos_tpm_start_policy_session(struct kos_tpm *t, uint32_t *ret_handle) {
         /* The nonce only needs to be fresh for this unsalted session. */
         if (RAND_bytes(nonce, sizeof nonce) != 1)
                 return -EIO;
-        int r = run_handle(t, kos_tpm_build_start_auth_session(cmd, sizeof cmd, nonce), cmd, false, resp, ret_handle,
-                           &p, &n);
+        int r = run_sealing(t, kos_tpm_build_start_auth_session(cmd, sizeof cmd, nonce), cmd, false, resp, ret_handle,
+                            &p, &n);
         return r < 0 ? r : kos_tpm_parse_start_auth_session(p, n);
 }
 
 int kos_tpm_policy_pcr(struct kos_tpm *t, uint32_t session, uint32_t pcr_mask) {
-        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
-        const uint8_t *p;
-        size_t n;
-        uint32_t rc;
-        int built = kos_tpm_build_policy_pcr(cmd, sizeof cmd, session, pcr_mask);
-
-        if (built < 0)
-                return built;
-        int r = transact(t, cmd, (size_t)built, false, resp, &rc, NULL, &p, &n);
-        return r < 0 ? r : rc != 0 ? -EPROTO : n == 0 ? 0 : -EBADMSG;
+        uint8_t cmd[KOS_TPM_COMMAND_MAX];
+        return run_sealing_bare(t, kos_tpm_build_policy_pcr(cmd, sizeof cmd, session, pcr_mask), cmd);
 }
 
 int kos_tpm_unseal_object(struct kos_tpm *t, uint32_t item, uint32_t session,
@@ -861,29 +859,17 @@ int kos_tpm_unseal_object(struct kos_tpm *t, uint32_t item, uint32_t session,
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
         const uint8_t *p;
         size_t n;
-        uint32_t rc;
-        int built = kos_tpm_build_unseal(cmd, sizeof cmd, item, session);
+        int r = run_sealing(t, kos_tpm_build_unseal(cmd, sizeof cmd, item, session), cmd, true, resp, NULL, &p, &n);
 
-        if (built < 0)
-                return built;
-        int r = transact(t, cmd, (size_t)built, true, resp, &rc, NULL, &p, &n);
         if (r == 0)
-                r = rc != 0 ? -EPROTO : kos_tpm_parse_unseal(p, n, ret_data, ret_len);
+                r = kos_tpm_parse_unseal(p, n, ret_data, ret_len);
         explicit_bzero(resp, sizeof resp); /* it held the secret */
         return r;
 }
 
 int kos_tpm_flush_context(struct kos_tpm *t, uint32_t handle) {
-        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
-        const uint8_t *p;
-        size_t n;
-        uint32_t rc;
-        int built = kos_tpm_build_flush_context(cmd, sizeof cmd, handle);
-
-        if (built < 0)
-                return built;
-        int r = transact(t, cmd, (size_t)built, false, resp, &rc, NULL, &p, &n);
-        return r < 0 ? r : rc != 0 ? -EPROTO : n == 0 ? 0 : -EBADMSG;
+        uint8_t cmd[KOS_TPM_COMMAND_MAX];
+        return run_sealing_bare(t, kos_tpm_build_flush_context(cmd, sizeof cmd, handle), cmd);
 }
 
 int kos_tpm_extend_event(struct kos_tpm *t, unsigned pcr, const void *event, size_t len) {

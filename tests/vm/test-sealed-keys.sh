@@ -45,24 +45,31 @@ C
         gcc -static -Os -o "$1" sealed-init.c
 }
 
-# sealed_manifest NAME IMAGE...: like mini_manifest, with each image's
-# .meta (encryption, verity) as kos component build wrote it.
+# sealed_root_image: mini.img, the small root of these tests: its init
+# (sealed_root_init), the static kos and the sealed-key file
+# img/sealed-keys/appkey.
+sealed_root_image() {
+        rm -rf mini && mkdir -p mini/sbin mini/bin mini/etc/kos-sealed
+        sealed_root_init mini/sbin/init
+        cp "$ROOT/$BUILD/kos-static" mini/bin/kos
+        cp img/sealed-keys/appkey mini/etc/kos-sealed/appkey
+        mksquashfs mini mini.img -quiet -noappend >/dev/null
+}
+
+# sealed_manifest NAME NAME=IMAGE...: like mini_manifest (signed, installed
+# and activated, cmdline $SYS_CMDLINE), with each image's encryption and
+# verity from the .meta kos component build wrote (kos manifest create
+# reads it).
 sealed_manifest() {
-        local name=$1 c file list=() images=()
+        local name=$1 c images=() components=()
         shift
-        blob() { jq -n --arg s "$(sha "$1")" --argjson n "$(stat -c %s "$1")" '{sha256: $s, size: $n}'; }
         for c in "$@"; do
-                file=${c#*=}
-                images+=("$file")
-                local type meta=null; type=$(blkid -p -o value -s TYPE "$file" 2>/dev/null || true)
-                [ -s "$file.meta" ] && { type=$(jq -r .type "$file.meta"); meta=$(jq '{encryption, verity} | with_entries(select(.value != null))' "$file.meta"); }
-                list+=("$(jq -n --arg name "${c%%=*}" --arg type "$type" --argjson b "$(blob "$file")" --argjson m "$meta" \
-                        '{name: $name, type: $type} + $b + ($m // {})')")
+                images+=("${c#*=}")
+                components+=(--component "$c")
         done
         "$KOS" component add img vmlinuz initrd "${images[@]}" >/dev/null
-        printf '%s\n' "${list[@]}" | jq -s --arg name "$name" --arg cmdline "$SYS_CMDLINE" \
-                --argjson k "$(blob vmlinuz)" --argjson i "$(blob initrd)" \
-                '{format: 1, name: $name, version: 1, kernel: $k, initrd: $i, cmdline: $cmdline, components: .}' >"$name.json"
+        "$KOS" manifest create --name "$name" --version 1 --kernel vmlinuz --initrd initrd --cmdline "$SYS_CMDLINE" \
+                "${components[@]}" -o "$name.json"
         "$KOS" manifest sign --key secret.pem "$name.json" >/dev/null
         "$KOS" install img "$name.json" >/dev/null
         activate "$name"
@@ -82,11 +89,7 @@ test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event
         swtpm_host_start tpm
         KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --output img/sealed-keys
         swtpm_stop tpm
-        rm -rf mini && mkdir -p mini/sbin mini/bin mini/etc/kos-sealed
-        sealed_root_init mini/sbin/init
-        cp "$ROOT/$BUILD/kos-static" mini/bin/kos
-        cp img/sealed-keys/appkey mini/etc/kos-sealed/appkey
-        mksquashfs mini mini.img -quiet -noappend >/dev/null
+        sealed_root_image
         sealed_manifest sealed mini=mini.img app=app.img dev=dev.img
         imagefs_disk img disk.img "$IMAGEFS_UUID"
 
@@ -134,11 +137,7 @@ test_key_sealed_to_pcr7_and_15_opens_under_secure_boot_and_not_with_it_off() {
         KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --pcrs 7,15 --pcr-value "7=$pcr7" \
                 --output img/sealed-keys
         swtpm_stop tpm
-        rm -rf mini && mkdir -p mini/sbin mini/bin mini/etc/kos-sealed
-        sealed_root_init mini/sbin/init
-        cp "$ROOT/$BUILD/kos-static" mini/bin/kos
-        cp img/sealed-keys/appkey mini/etc/kos-sealed/appkey
-        mksquashfs mini mini.img -quiet -noappend >/dev/null
+        sealed_root_image
         sealed_manifest sealed mini=mini.img app=app.img
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output bootk --uki uki.efi \
                 --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
