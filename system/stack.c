@@ -71,7 +71,7 @@ int stack_open_luks2(const char *device, const char *name, const uint8_t *key, s
 }
 
 int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
-                      char *error, size_t error_size) {
+                      bool restart_on_corruption, char *error, size_t error_size) {
         uint8_t untrusted_superblock[KOS_VERITY_SUPERBLOCK_SIZE];
         uint8_t salt[KOS_VERITY_MAX_SALT];
         size_t salt_size;
@@ -119,7 +119,10 @@ int stack_open_verity(const char *device, const char *name, uint64_t hash_offset
         else {
                 /* The root hash comes only from the signed manifest: a tree
                  * that does not lead to it returns no block (EIO). */
-                r = crypt_activate_by_volume_key(cd, name, (const char *)root_hash, 32, CRYPT_ACTIVATE_READONLY);
+                uint32_t flags = CRYPT_ACTIVATE_READONLY;
+                if (restart_on_corruption)
+                        flags |= CRYPT_ACTIVATE_RESTART_ON_CORRUPTION;
+                r = crypt_activate_by_volume_key(cd, name, (const char *)root_hash, 32, flags);
                 if (r < 0)
                         describe(r, "dm-verity refused the root hash", error, error_size);
         }

@@ -3,6 +3,7 @@
  * dm-crypt / dm-verity mappings through libcryptsetup. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,8 +18,11 @@ int stack_open_luks2(const char *device, const char *name, const uint8_t *key, s
 /* Opens dm-verity over device (data, then the superblock at hash_offset,
  * then the tree) with the signed root hash, as /dev/mapper/<name>. A block
  * that does not match the tree fails to read (EIO); it is never returned.
+ * With restart_on_corruption (a "verify": "hash-tree" component, whose data
+ * the Boot Kernel did not read), such a block restarts the machine instead,
+ * so the Boot Kernel checks again (docs/format.md, "Boot counting").
  * Every parameter comes from the signed manifest (docs/system-kernel.md,
  * "dm-verity parameters"): the superblock is read once, checked with
  * kos_verity_check_superblock() (lib/verity.h), and only its salt is used. */
 int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
-                      char *error, size_t error_size);
+                      bool restart_on_corruption, char *error, size_t error_size);
