@@ -104,6 +104,9 @@ static int install(const char *dir, const char *path, const char *keyring_dir) {
         progress_init(&p, "verifying components");
         options.progress = progress_print;
         options.userdata = &p;
+        /* Every byte, hash-tree components too: the file must be what its
+         * name (the content address) says, not just lead to the root hash. */
+        options.sha256_only = true;
         bool ok = kos_check_components(&img, m, &options, &c, NULL, NULL);
         progress_finish(&p);
         if (!ok)
