@@ -177,7 +177,7 @@ static int parse_verity(json_t *obj, const char *where, uint64_t size, struct ko
  * signed byte is left that nothing checks. */
 static int parse_verify(json_t *obj, const char *where, struct kos_component *c, struct parse_error *e) {
         const char *value;
-        uint64_t expected;
+        uint64_t expected = 0;
         int r;
 
         c->verify = KOS_VERIFY_SHA256;

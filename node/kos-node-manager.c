@@ -263,8 +263,9 @@ static void refresh_floor(struct node *n) {
  * their tree again. Left in place, it only costs the next boot a full
  * sha256 of them. */
 static void confirm_boot(struct node *n) {
-        int r = n->have_imagefs ? kos_boot_state_confirm(&n->img, n->id) : -ENXIO;
-
+        if (!n->have_imagefs)
+                return; /* mark_good() reports that the ImageFS is missing */
+        int r = kos_boot_state_confirm(&n->img, n->id);
         if (r < 0)
                 event("cannot confirm the boot of manifest %s (boot-state/<id>.unconfirmed stays; the next boot "
                       "checks its hash-tree components in full): %s", n->name, strerror(-r));
