@@ -46,6 +46,8 @@ test_hash_tree_component_is_selected_by_its_tree_and_shown_so() {
         grep -q 'root .*hash-tree: dm-verity tree up to the signed root hash' explain || fail "explain: $(cat explain)"
         "$KOS" manifest show --keyring keyring tree.json >show
         grep -q 'checked by its dm-verity hash tree' show || fail "show: $(cat show)"
+        "$KOS" manifest verify --keyring keyring tree.json >verify
+        grep -qx '  component root: verify hash-tree' verify || fail "verify: $(cat verify)"
         # The host never records anything: only the Boot Kernel does.
         [ ! -e "img/boot-state/$TREE_ID.unconfirmed" ] || fail "kos select wrote a marker"
 }

@@ -388,8 +388,10 @@ static int manifest_verify(int argc, char **argv) {
                 if (c == 'h') {
                         printf("Usage: kos manifest verify --keyring DIR MANIFEST\n\n"
                                "Checks MANIFEST.sig against the keyring (a directory of *.pem public\n"
-                               "keys) over the exact bytes, then parses MANIFEST strictly. Components\n"
-                               "are not checked: 'kos select' does that. Exit 0 valid, 1 invalid.\n");
+                               "keys) over the exact bytes, then parses MANIFEST strictly, and lists how\n"
+                               "selection checks each component (verify sha256: every byte; hash-tree:\n"
+                               "its dm-verity tree). Components are not checked: 'kos select' does that.\n"
+                               "Exit 0 valid, 1 invalid.\n");
                         return EXIT_OK;
                 }
                 if (c != 'k')
@@ -403,6 +405,10 @@ static int manifest_verify(int argc, char **argv) {
                 return code;
         printf("%s: valid manifest %s version %llu, signed by key %s\n", argv[optind], m->name,
                (unsigned long long)m->version, signer);
+        /* What selection will check of each component (not done here). */
+        for (size_t i = 0; i < m->n_components; i++)
+                printf("  component %s: verify %s\n", m->components[i].name,
+                       kos_verify_to_string(m->components[i].verify));
         return EXIT_OK;
 }
 
