@@ -469,6 +469,35 @@ TEST(selection_rejects_a_truncated_hash_tree_component_before_reading_it) {
         kos_imagefs_close(&f.img);
 }
 
+static void count_handover(const struct kos_candidate *c, const struct kos_manifest *m, int kernel_fd, int initrd_fd,
+                           void *userdata) {
+        char kernel[7] = "";
+        if (pread(kernel_fd, kernel, 6, 0) == 6 && strcmp(kernel, "KERNEL") == 0)
+                (*(int *)userdata)++;
+}
+
+/* The Boot Kernel loads the System Kernel while the components are checked:
+ * with a tree job among them, the kernel and initrd still come first, and a
+ * tree that fails afterwards still rejects the manifest. */
+TEST(boot_files_are_handed_over_before_hash_tree_components_are_checked) {
+        struct tree_fixture f;
+        struct kos_candidate c = {0};
+        int calls = 0, kfd = -1, ifd = -1;
+        CHECK(tree_fixture(&f) == 0);
+        struct kos_select_options o = {
+                .capture_boot_files = true, .boot_files_verified = count_handover, .boot_files_userdata = &calls};
+        CHECK(kos_check_components(&f.img, &f.m, &o, &c, &kfd, &ifd));
+        CHECK(calls == 1 && kfd >= 0 && ifd >= 0);
+        close(kfd);
+        close(ifd);
+        kfd = ifd = -1;
+        CHECK(flip_byte(f.component_file, f.image.hash_offset + 4096 + 4096) == 0);
+        memset(&c, 0, sizeof c);
+        CHECK(!kos_check_components(&f.img, &f.m, &o, &c, &kfd, &ifd));
+        CHECK(calls == 2 && kfd == -1 && ifd == -1 && c.reason == KOS_REASON_HASH_TREE_MISMATCH);
+        kos_imagefs_close(&f.img);
+}
+
 /* --- the unconfirmed marker --- */
 
 static int marker_path(const uint8_t id[static KOS_SHA256_LEN], char ret[static 700]) {
