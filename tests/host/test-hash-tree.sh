@@ -85,6 +85,7 @@ test_flipped_data_byte_passes_by_tree_and_is_caught_once_a_boot_was_never_confir
         # By design: the data is dm-verity's to check, as it is read.
         [ "$(jq -r .selected.name sel.json)" = tree ] || fail "tree not selected: $(cat sel.json)"
         : >"img/boot-state/$TREE_ID.unconfirmed"
+        "$KOS" list img | grep -q 'tree.*(last boot unconfirmed' || fail "kos list: $("$KOS" list img)"
         tree_select
         expect_reason tree component-hash-mismatch
         tree_field .full_check_why | grep -q 'never confirmed' || fail "full_check_why: $(cat sel.json)"
