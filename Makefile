@@ -29,7 +29,7 @@ KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 # early in boot links all of them.
 EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
 EARLY_HDR := $(wildcard early/*.h)
-UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) system/verity.c node/update-config.c
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c
 
 .PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
 
@@ -78,15 +78,15 @@ $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
-# Sources a fuzzer needs beyond lib/, early/ and system/verity.c: FUZZ_EXTRA_<name>.
+# Sources a fuzzer needs beyond lib/ and early/: FUZZ_EXTRA_<name>.
 FUZZ_EXTRA_varlink := node/varlink.c
 $(BUILD)/fuzz/fuzz_varlink: node/varlink.c node/varlink.h
 FUZZ_EXTRA_oci_artifact := $(OCI_SRC) -lcurl
 $(BUILD)/fuzz/fuzz_oci_artifact: $(OCI_SRC)
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR) system/verity.c system/stack.h
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR)
 	@mkdir -p $(@D)
 	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		-Iearly -Isystem -Inode $< $(FUZZ_EXTRA_$*) $(LIB_SRC) $(EARLY_SRC) system/verity.c $(LIBS) -o $@
+		-Iearly -Isystem -Inode $< $(FUZZ_EXTRA_$*) $(LIB_SRC) $(EARLY_SRC) $(LIBS) -o $@
 
 fuzz: $(FUZZERS)
 
@@ -125,7 +125,7 @@ $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 
 # The System Kernel's PID 1: dynamically linked (libcryptsetup is shared
 # only); kos mkinitrd copies the libraries it needs next to it.
-SYSTEM_SRC := system/kos-system-init.c system/stack.c system/verity.c system/keystore.c $(EARLY_SRC)
+SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c $(EARLY_SRC)
 $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \

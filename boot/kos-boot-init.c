@@ -125,21 +125,58 @@ static int mount_imagefs(struct early_device *ret) {
         return 0;
 }
 
-/* Records one boot of a manifest on trial before it is booted: the ImageFS is
- * made writable for one rename and its fsync, then read-only again. */
-static struct kos_imagefs *imagefs_for_tries;
+/* Boot state is written here, before the kexec: the ImageFS is made
+ * writable for one rename or create and its fsync, then read-only again. */
+static struct kos_imagefs *imagefs_for_state;
 
-static int consume_try(const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left, void *userdata) {
-        const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-        int r;
+static int remount_imagefs(bool writable) {
+        const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (writable ? 0 : MS_RDONLY);
 
-        if (mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | flags, NULL) < 0)
-                return -errno;
-        r = kos_boot_state_consume_try(imagefs_for_tries, id, ret_left);
-        syncfs(imagefs_for_tries->root_fd);
-        if (mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | MS_RDONLY | flags, NULL) < 0 && r >= 0)
-                r = -errno;
+        return mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | flags, NULL) < 0 ? -errno : 0;
+}
+
+static int finish_state_write(int r) {
+        int k;
+
+        syncfs(imagefs_for_state->root_fd);
+        if ((k = remount_imagefs(false)) < 0 && r >= 0)
+                r = k;
         return r;
+}
+
+/* Records one boot of a manifest on trial before it is booted. */
+static int consume_try(const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left, void *userdata) {
+        int r = remount_imagefs(true);
+
+        if (r < 0)
+                return r;
+        return finish_state_write(kos_boot_state_consume_try(imagefs_for_state, id, ret_left));
+}
+
+/* Records a boot whose hash-tree components are checked by their tree alone
+ * as unconfirmed, before it happens (docs/format.md, "Boot counting"). */
+static int record_unconfirmed(const uint8_t id[static KOS_SHA256_LEN], void *userdata) {
+        int r = remount_imagefs(true);
+
+        if (r < 0)
+                return r;
+        return finish_state_write(kos_boot_state_set_unconfirmed(imagefs_for_state, id));
+}
+
+/* Which check each component got: sha256 of every byte, or the dm-verity
+ * tree up to the signed root hash (the data then checked by dm-verity as
+ * it is read, restarting on a corrupt block). */
+static void log_checks(const struct kos_candidate *c) {
+        size_t n_tree = 0;
+
+        for (size_t i = 0; i < c->n_checks; i++)
+                n_tree += c->checks[i] == KOS_VERIFY_HASH_TREE;
+        if (n_tree)
+                early_log("manifest %s: %zu of %zu components checked by their dm-verity hash tree; this boot is "
+                          "recorded as unconfirmed until Node Manager confirms it", c->name, n_tree, c->n_checks);
+        if (c->full_check_why[0])
+                early_log("manifest %s: hash-tree components checked with full sha256: %s", c->name,
+                          c->full_check_why);
 }
 
 static void log_selection(const struct kos_selection *s, double seconds) {
@@ -156,14 +193,19 @@ static void log_selection(const struct kos_selection *s, double seconds) {
                 switch (c->verdict) {
                 case KOS_VERDICT_VALID:
                         kos_hex_encode(c->signer, KOS_KEY_ID_LEN, signer);
+                        /* "bytes verified": what was read (scripts/bench-boot.sh matches it). */
                         early_log("manifest %s: valid, signed by %s, %llu bytes verified in %.3f s", c->name, signer,
                                   (unsigned long long)c->hashed_bytes, (double)c->elapsed_ns / 1e9);
+                        log_checks(c);
                         if (c->on_trial)
                                 early_log("manifest %s: on trial, this boot recorded, %u tries left after it", c->name,
                                           c->tries_left);
                         break;
                 case KOS_VERDICT_REJECTED:
                         early_log("manifest %s: rejected: %s: %s", c->name, kos_reason_to_string(c->reason), c->detail);
+                        if (c->full_check_why[0])
+                                early_log("manifest %s: hash-tree components were checked with full sha256: %s",
+                                          c->name, c->full_check_why);
                         break;
                 case KOS_VERDICT_SKIPPED:
                         early_log("manifest %s: skipped", c->name);
@@ -309,11 +351,12 @@ int main(void) {
         }
 
         t = early_uptime();
-        imagefs_for_tries = &img;
+        imagefs_for_state = &img;
         struct preload preload = {.kernel_fd = -1, .initrd_fd = -1, .result = -EAGAIN};
         struct kos_select_options options = {
                 .capture_boot_files = true,
                 .consume_try = consume_try,
+                .record_unconfirmed = record_unconfirmed,
                 .boot_files_verified = preload_start,
                 .boot_files_userdata = &preload,
         };

@@ -146,3 +146,77 @@ int kos_boot_state_mark_good(const struct kos_imagefs *img, const uint8_t id[sta
         }
         return state_replace(&e, "good");
 }
+
+static void unconfirmed_name(const uint8_t id[static KOS_SHA256_LEN], char ret[static KOS_SHA256_HEX_LEN + 16]) {
+        kos_hex_encode(id, KOS_SHA256_LEN, ret);
+        strcat(ret, ".unconfirmed");
+}
+
+/* Looked at with fstatat() only: a FIFO, symlink or device there is
+ * present, never opened, never followed. */
+static int unconfirmed_present(int dirfd, const char *name, bool *ret) {
+        struct stat st;
+
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                *ret = true;
+                return 0;
+        }
+        if (errno != ENOENT)
+                return -errno;
+        *ret = false;
+        return 0;
+}
+
+/* boot-state/ opened (not created) and the marker's name; -ENOENT when
+ * there is no boot-state/, so no marker either. */
+static int open_marker(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], bool create,
+                       char ret_name[static KOS_SHA256_HEX_LEN + 16]) {
+        unconfirmed_name(id, ret_name);
+        return open_state_dir(img, create);
+}
+
+int kos_boot_state_is_unconfirmed(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], bool *ret) {
+        char name[KOS_SHA256_HEX_LEN + 16];
+
+        *ret = false;
+        _cleanup_close_ int dirfd = open_marker(img, id, false, name);
+        if (dirfd == -ENOENT)
+                return 0;
+        return dirfd < 0 ? dirfd : unconfirmed_present(dirfd, name, ret);
+}
+
+int kos_boot_state_set_unconfirmed(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]) {
+        char name[KOS_SHA256_HEX_LEN + 16];
+        bool present;
+        int r;
+
+        _cleanup_close_ int dirfd = open_marker(img, id, true, name);
+        if (dirfd < 0)
+                return dirfd;
+        if ((r = unconfirmed_present(dirfd, name, &present)) < 0)
+                return r;
+        /* Whatever is there already says "unconfirmed"; a directory could
+         * not be renamed over anyway. */
+        return present ? 0 : kos_write_file_atomic_at(dirfd, name, "", 0, 0644);
+}
+
+int kos_boot_state_confirm(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]) {
+        char name[KOS_SHA256_HEX_LEN + 16];
+
+        _cleanup_close_ int dirfd = open_marker(img, id, false, name);
+        if (dirfd == -ENOENT)
+                return 0;
+        if (dirfd < 0)
+                return dirfd;
+        /* unlink(2) removes a symlink itself, a FIFO or a device node without
+         * opening it; a directory needs AT_REMOVEDIR (EISDIR on Linux). */
+        if (unlinkat(dirfd, name, 0) < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                if (errno != EISDIR && errno != EPERM)
+                        return -errno;
+                if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+                        return errno == ENOENT ? 0 : -errno;
+        }
+        return fsync(dirfd) < 0 ? -errno : 0;
+}

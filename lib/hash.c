@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "verity.h"
 
 #define HASH_BUFFER_SIZE (1u << 20) /* large sequential reads, small fixed memory */
 #define HASH_MAX_THREADS 8
@@ -80,6 +81,7 @@ static enum kos_hash_status read_and_hash(struct hash_run *run, size_t index, EV
                 offset += (uint64_t)n;
                 remaining -= (uint64_t)n;
                 atomic_fetch_add(&run->done_bytes, (uint64_t)n);
+                job->read_bytes += (uint64_t)n;
         }
 
         uint8_t extra;
@@ -90,6 +92,25 @@ static enum kos_hash_status read_and_hash(struct hash_run *run, size_t index, EV
         if (EVP_DigestFinal_ex(ctx, job->digest, &digest_len) != 1 || digest_len != KOS_SHA256_LEN)
                 return job->error = -EIO, KOS_HASH_IO_ERROR;
         return job->compute_only || kos_digest_equal(job->digest, job->expected) ? KOS_HASH_MATCH : KOS_HASH_MISMATCH;
+}
+
+static enum kos_hash_status verify_tree(struct hash_run *run, struct kos_hash_job *job) {
+        enum kos_verity_tree_result r = kos_verity_tree_verify(job->fd, job->hash_offset, job->expected,
+                                                               &job->read_bytes, &job->error, job->detail,
+                                                               sizeof job->detail);
+
+        atomic_fetch_add(&run->done_bytes, job->read_bytes);
+        switch (r) {
+        case KOS_VERITY_TREE_MATCH:
+                return KOS_HASH_MATCH;
+        case KOS_VERITY_TREE_MISMATCH:
+                return KOS_HASH_TREE_MISMATCH;
+        case KOS_VERITY_TREE_SHORT_READ:
+                return KOS_HASH_SIZE_CHANGED;
+        case KOS_VERITY_TREE_IO_ERROR:
+                return KOS_HASH_IO_ERROR;
+        }
+        return KOS_HASH_IO_ERROR;
 }
 
 static void *hash_worker(void *userdata) {
@@ -107,6 +128,8 @@ static void *hash_worker(void *userdata) {
                         job->status = KOS_HASH_IO_ERROR;
                 } else if (job_is_cancelled(run, index))
                         job->status = KOS_HASH_CANCELLED;
+                else if (job->hash_tree)
+                        job->status = verify_tree(run, job);
                 else
                         job->status = read_and_hash(run, index, ctx, buffer);
                 if (job->status != KOS_HASH_MATCH && job->status != KOS_HASH_CANCELLED)
@@ -168,7 +191,11 @@ int kos_hash_jobs(struct kos_hash_job *jobs, size_t n_jobs, kos_progress_fn prog
         for (size_t i = 0; i < n_jobs; i++) {
                 jobs[i].status = KOS_HASH_PENDING;
                 jobs[i].error = 0;
-                total += jobs[i].size;
+                jobs[i].read_bytes = 0;
+                jobs[i].detail[0] = '\0';
+                /* A tree is about 1/127 of the data it covers. */
+                total += jobs[i].hash_tree && jobs[i].hash_offset <= jobs[i].size ? jobs[i].size - jobs[i].hash_offset
+                                                                                   : jobs[i].size;
         }
 
         size_t wanted = worker_count(n_jobs);

@@ -24,6 +24,7 @@ enum kos_hash_status {
         KOS_HASH_SIZE_CHANGED, /* the file ended early or went on past size */
         KOS_HASH_IO_ERROR,     /* error holds the negative errno */
         KOS_HASH_CANCELLED,    /* an earlier job failed, this one was not needed */
+        KOS_HASH_TREE_MISMATCH, /* hash_tree: superblock or tree wrong; detail says where */
 };
 
 struct kos_hash_job {
@@ -33,10 +34,18 @@ struct kos_hash_job {
         uint8_t expected[KOS_SHA256_LEN];
         int copy_fd;     /* -1, or an fd that receives exactly the bytes hashed */
         bool compute_only; /* no expected digest: status is MATCH once hashed */
+        /* A dm-verity image checked by its tree (lib/verity.h): only the
+         * superblock at hash_offset and the tree after it are read, and the
+         * tree must lead to expected, the signed root hash. The data is
+         * never read (dm-verity checks it as it is used). No copy_fd. */
+        bool hash_tree;
+        uint64_t hash_offset;
         /* out */
         enum kos_hash_status status;
         int error;
         uint8_t digest[KOS_SHA256_LEN];
+        uint64_t read_bytes; /* what was read: size, or the superblock and tree */
+        char detail[192];    /* with KOS_HASH_TREE_MISMATCH and SIZE_CHANGED of a tree */
 };
 
 /* Called from the calling thread about four times a second while hashing. */

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "verity.h"
+
 static const char *const component_type_names[_KOS_COMPONENT_TYPE_MAX] = {
         [KOS_COMPONENT_SQUASHFS] = "squashfs",
         [KOS_COMPONENT_EROFS] = "erofs",
@@ -22,6 +24,15 @@ int kos_component_type_from_string(const char *s) {
                 if (strcmp(s, component_type_names[i]) == 0)
                         return i;
         return -EINVAL;
+}
+
+static const char *const verify_names[_KOS_VERIFY_MAX] = {
+        [KOS_VERIFY_SHA256] = "sha256",
+        [KOS_VERIFY_HASH_TREE] = "hash-tree",
+};
+
+const char *kos_verify_to_string(enum kos_verify v) {
+        return v < _KOS_VERIFY_MAX ? verify_names[v] : NULL;
 }
 
 struct parse_error {
@@ -160,8 +171,40 @@ static int parse_verity(json_t *obj, const char *where, uint64_t size, struct ko
         return 0;
 }
 
+/* "verify": "hash-tree" trusts the data to dm-verity, so it needs verity;
+ * the Boot Kernel cannot read a tree inside a LUKS2 container, so no
+ * encryption; and the file must be exactly data, superblock and tree, so no
+ * signed byte is left that nothing checks. */
+static int parse_verify(json_t *obj, const char *where, struct kos_component *c, struct parse_error *e) {
+        const char *value;
+        uint64_t expected = 0;
+        int r;
+
+        c->verify = KOS_VERIFY_SHA256;
+        if (!json_object_get(obj, "verify"))
+                return 0;
+        if ((r = get_string(obj, "verify", where, &value, e)) < 0)
+                return r;
+        if (strcmp(value, "sha256") == 0)
+                return 0;
+        if (strcmp(value, "hash-tree") != 0)
+                return schema_error(e, "%s: \"verify\" must be \"sha256\" or \"hash-tree\"", where);
+        if (!c->verity.enabled)
+                return schema_error(e, "%s: \"verify\": \"hash-tree\" needs \"verity\" (the tree is what is checked)",
+                                    where);
+        if (c->encryption.enabled)
+                return schema_error(e, "%s: \"verify\": \"hash-tree\" cannot be used with \"encryption\" (the Boot "
+                                       "Kernel cannot read a tree inside LUKS2); use the default sha256", where);
+        if (kos_verity_image_size(c->verity.hash_offset, &expected) < 0 || expected != c->blob.size)
+                return schema_error(e, "%s: \"verify\": \"hash-tree\" needs \"size\" to be exactly the data, the "
+                                       "superblock block and the dm-verity tree (%llu bytes for this hash_offset)",
+                                    where, (unsigned long long)expected);
+        c->verify = KOS_VERIFY_HASH_TREE;
+        return 0;
+}
+
 static int parse_component(json_t *obj, size_t index, struct kos_component *ret, struct parse_error *e) {
-        static const char *const keys[] = {"name", "type", "sha256", "size", "encryption", "verity", NULL};
+        static const char *const keys[] = {"name", "type", "sha256", "size", "encryption", "verity", "verify", NULL};
         char where[64];
         const char *type;
         int r;
@@ -182,7 +225,9 @@ static int parse_component(json_t *obj, size_t index, struct kos_component *ret,
         if (v && (r = parse_encryption(v, where, &ret->encryption, e)) < 0)
                 return r;
         v = json_object_get(obj, "verity");
-        return v ? parse_verity(v, where, ret->blob.size, &ret->verity, e) : 0;
+        if (v && (r = parse_verity(v, where, ret->blob.size, &ret->verity, e)) < 0)
+                return r;
+        return parse_verify(obj, where, ret, e);
 }
 
 static int parse_components(json_t *root, struct kos_manifest *m, struct parse_error *e) {
@@ -308,6 +353,9 @@ static json_t *component_to_json(const struct kos_component *c) {
                 json_object_set_new(o, "verity", json_pack("{s:s, s:I}", "root_hash", hex, "hash_offset",
                                                            (json_int_t)c->verity.hash_offset));
         }
+        /* Only when not the default: manifests without it keep their bytes. */
+        if (o && c->verify != KOS_VERIFY_SHA256)
+                json_object_set_new(o, "verify", json_string(kos_verify_to_string(c->verify)));
         return o;
 }
 
@@ -347,6 +395,13 @@ int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *r
                 json_decref(root);
         }
         return r;
+}
+
+bool kos_manifest_has_hash_tree(const struct kos_manifest *m) {
+        for (size_t i = 0; i < m->n_components; i++)
+                if (m->components[i].verify == KOS_VERIFY_HASH_TREE)
+                        return true;
+        return false;
 }
 
 size_t kos_manifest_blobs(const struct kos_manifest *m, const struct kos_blob **ret_blobs, const char **ret_labels,

@@ -51,12 +51,26 @@ struct kos_verity {
         uint64_t hash_offset;
 };
 
+/* "verify": how selection checks a component's file. The default (absent,
+ * or "sha256") reads and hashes every byte; "hash-tree" (only with verity
+ * and without encryption) reads only the dm-verity superblock and tree and
+ * checks them up to the signed root hash, leaving the data to dm-verity as
+ * it is read (lib/verity.h; docs/format.md, "Selection"). */
+enum kos_verify {
+        KOS_VERIFY_SHA256,
+        KOS_VERIFY_HASH_TREE,
+        _KOS_VERIFY_MAX,
+};
+
+const char *kos_verify_to_string(enum kos_verify v);
+
 struct kos_component {
         char name[KOS_NAME_MAX + 1];
         enum kos_component_type type;
         struct kos_blob blob;
         struct kos_encryption encryption;
         struct kos_verity verity;
+        enum kos_verify verify;
 };
 
 struct kos_manifest {
@@ -82,10 +96,15 @@ static inline void kos_manifest_freep(struct kos_manifest **m) { kos_manifest_fr
 
 /* Serialises a manifest as the canonical JSON kos writes (2-space indent,
  * keys in documented order, trailing newline). security_version is written
- * only when it is not 0, so manifests without it keep their exact bytes. */
+ * only when it is not 0, and a component's verify only when it is not the
+ * default sha256, so manifests without them keep their exact bytes. */
 _kos_must_check_ int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *ret_len);
 
 /* The blobs a manifest needs, kernel and initrd first, then the components
  * in order: ret[i] with *ret_n entries, labels for messages. */
+/* True when a component of m is checked by its hash tree ("verify":
+ * "hash-tree"): the Boot Kernel then records each boot as unconfirmed. */
+bool kos_manifest_has_hash_tree(const struct kos_manifest *m);
+
 size_t kos_manifest_blobs(const struct kos_manifest *m, const struct kos_blob **ret_blobs, const char **ret_labels,
                           size_t max);

@@ -18,6 +18,7 @@ static const char *const reason_names[_KOS_REASON_MAX] = {
         [KOS_REASON_IO_ERROR] = "io-error",
         [KOS_REASON_TRIES_EXHAUSTED] = "tries-exhausted",
         [KOS_REASON_ROLLBACK] = "rollback",
+        [KOS_REASON_HASH_TREE_MISMATCH] = "hash-tree-mismatch",
 };
 
 const char *kos_reason_to_string(enum kos_reason r) {

@@ -92,8 +92,15 @@ static bool job_failed(const struct kos_hash_job *job, const char *label, struct
                 kos_hex_encode(job->digest, KOS_SHA256_LEN, actual);
                 reject(c, KOS_REASON_COMPONENT_HASH_MISMATCH, "%s: components/%s hashes to %s", label, hex, actual);
                 return true;
+        case KOS_HASH_TREE_MISMATCH:
+                reject(c, KOS_REASON_HASH_TREE_MISMATCH, "%s: components/%s: %s", label, hex, job->detail);
+                return true;
         case KOS_HASH_SIZE_CHANGED:
-                reject(c, KOS_REASON_COMPONENT_SIZE_MISMATCH, "%s: components/%s changed size while read", label, hex);
+                if (job->hash_tree)
+                        reject(c, KOS_REASON_COMPONENT_SIZE_MISMATCH, "%s: components/%s: %s", label, hex, job->detail);
+                else
+                        reject(c, KOS_REASON_COMPONENT_SIZE_MISMATCH, "%s: components/%s changed size while read",
+                               label, hex);
                 return true;
         case KOS_HASH_IO_ERROR:
                 reject(c, KOS_REASON_IO_ERROR, "%s: reading components/%s: %s", label, hex, strerror(-job->error));
@@ -139,6 +146,8 @@ static bool hash_range(struct blob_check *bc, size_t from, size_t to, const stru
         if (r < 0)
                 return reject(c, KOS_REASON_IO_ERROR, "cannot start hashing: %s", strerror(-r));
         for (size_t i = from; i < to; i++)
+                c->hashed_bytes += bc->jobs[i].read_bytes; /* what was read, a tree or the whole file */
+        for (size_t i = from; i < to; i++)
                 if (job_failed(&bc->jobs[i], bc->labels[i], c))
                         return false;
         return true;
@@ -168,8 +177,18 @@ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manife
                         goto out;
                 bc.jobs[i].size = bc.blobs[i]->size;
                 memcpy(bc.jobs[i].expected, bc.blobs[i]->sha256, KOS_SHA256_LEN);
-                c->hashed_bytes += bc.blobs[i]->size;
         }
+        /* Jobs 2 onwards are the components, in order (kos_manifest_blobs). */
+        for (size_t i = 0; i < m->n_components; i++) {
+                const struct kos_component *comp = &m->components[i];
+                c->checks[i] = options->sha256_only ? KOS_VERIFY_SHA256 : comp->verify;
+                if (c->checks[i] == KOS_VERIFY_HASH_TREE) {
+                        bc.jobs[2 + i].hash_tree = true;
+                        bc.jobs[2 + i].hash_offset = comp->verity.hash_offset;
+                        memcpy(bc.jobs[2 + i].expected, comp->verity.root_hash, KOS_SHA256_LEN);
+                }
+        }
+        c->n_checks = m->n_components;
         if (options->capture_boot_files) {
                 /* Jobs 0 and 1 are the kernel and initrd (kos_manifest_blobs). */
                 if ((r = bc.jobs[0].copy_fd = new_memfd("kos-kernel")) < 0 ||
@@ -260,6 +279,28 @@ bool kos_check_rollback(const struct kos_manifest *m, uint32_t floor, struct kos
                       (unsigned long)m->security_version, (unsigned long)floor);
 }
 
+/* Whether this boot may check "hash-tree" components by their tree alone:
+ * only when the last boot of the manifest was confirmed and this one is
+ * recorded as unconfirmed before it happens (options->record_unconfirmed).
+ * Else c->full_check_why says why they are hashed in full. */
+static bool hash_tree_allowed(const struct kos_imagefs *img, const struct kos_select_options *options,
+                              struct kos_candidate *c) {
+        bool unconfirmed;
+        int r = kos_boot_state_is_unconfirmed(img, c->id, &unconfirmed);
+
+        if (r < 0)
+                snprintf(c->full_check_why, sizeof c->full_check_why, "cannot look for boot-state/<id>.unconfirmed: %s",
+                         strerror(-r));
+        else if (unconfirmed)
+                snprintf(c->full_check_why, sizeof c->full_check_why, "its last boot was never confirmed");
+        else if (options->record_unconfirmed && (r = options->record_unconfirmed(c->id, options->consume_userdata)) < 0)
+                snprintf(c->full_check_why, sizeof c->full_check_why, "cannot record this boot as unconfirmed: %s",
+                         strerror(-r));
+        else
+                return true;
+        return false;
+}
+
 static void examine(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
                     const struct kos_select_options *options, uint32_t floor, struct kos_candidate *c,
                     struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
@@ -283,7 +324,10 @@ static void examine(const struct kos_imagefs *img, const struct kos_keyring *rin
                 reject(c, KOS_REASON_TRIES_EXHAUSTED, "every try was used and the manifest was never marked good");
                 goto fail;
         }
-        if (!kos_check_components(img, m, options, c, ret_kernel_fd, ret_initrd_fd))
+        struct kos_select_options component_options = *options;
+        if (!options->sha256_only && kos_manifest_has_hash_tree(m))
+                component_options.sha256_only = !hash_tree_allowed(img, options, c);
+        if (!kos_check_components(img, m, &component_options, c, ret_kernel_fd, ret_initrd_fd))
                 goto fail;
         if (state.kind == KOS_BOOT_STATE_TRIES) {
                 c->on_trial = true;

@@ -33,6 +33,14 @@ struct kos_candidate {
         uint64_t hashed_bytes;
         bool on_trial;        /* valid, boot counting: tries_left after this boot */
         unsigned tries_left;
+        /* How each component was checked, once selection got to them:
+         * checks[i] for components[i], n_checks of them (else 0). */
+        size_t n_checks;
+        enum kos_verify checks[KOS_MANIFEST_MAX_COMPONENTS];
+        /* Set when components marked "verify": "hash-tree" were checked
+         * with full sha256 instead, saying why (the last boot was not
+         * confirmed: boot-state/<id>.unconfirmed). */
+        char full_check_why[128];
 };
 
 struct kos_select_options {
@@ -41,6 +49,18 @@ struct kos_select_options {
          * return rejects the manifest (io-error) and selection goes on. */
         int (*consume_try)(const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left, void *userdata);
         void *consume_userdata;
+        /* Called for a manifest with "verify": "hash-tree" components whose
+         * last boot was confirmed (no boot-state/<id>.unconfirmed), before
+         * its components are checked: the Boot Kernel records this boot as
+         * unconfirmed here, durably (kos_boot_state_set_unconfirmed()). A
+         * negative return checks those components with full sha256 this
+         * time, so a boot that could not be recorded is never one a corrupt
+         * block can send round in a loop. NULL (a host): nothing recorded.
+         * Gets consume_userdata. */
+        int (*record_unconfirmed)(const uint8_t id[static KOS_SHA256_LEN], void *userdata);
+        /* Check every component with full sha256, "hash-tree" ones too
+         * (kos install, which checks the content address itself). */
+        bool sha256_only;
         /* Read the kernel and initrd into sealed memfds while hashing them, so
          * the caller boots exactly the verified bytes (Boot Kernel). */
         bool capture_boot_files;

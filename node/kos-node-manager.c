@@ -258,10 +258,25 @@ static void refresh_floor(struct node *n) {
         n->have_floor = n->have_imagefs && n->have_keyring && kos_rollback_floor_read(&n->img, &n->ring, &n->floor) >= 0;
 }
 
+/* The boot came up: the Boot Kernel's unconfirmed marker goes (every boot,
+ * on trial or not), so the next boot may check "hash-tree" components by
+ * their tree again. Left in place, it only costs the next boot a full
+ * sha256 of them. */
+static void confirm_boot(struct node *n) {
+        if (!n->have_imagefs)
+                return; /* mark_good() reports that the ImageFS is missing */
+        int r = kos_boot_state_confirm(&n->img, n->id);
+        if (r < 0)
+                event("cannot confirm the boot of manifest %s (boot-state/<id>.unconfirmed stays; the next boot "
+                      "checks its hash-tree components in full): %s", n->name, strerror(-r));
+}
+
 /* kos_mark_good() also raises the rollback floor to this manifest's
  * security_version and takes the manifests below it out of active. */
 static int mark_good(struct node *n) {
         struct kos_mark_good_result result;
+
+        confirm_boot(n);
         int r = n->have_imagefs && n->have_keyring ? kos_mark_good(&n->img, &n->ring, n->id, &result) : -ENXIO;
 
         if (r == -EBADMSG)

@@ -283,7 +283,8 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
         }
         if (c->verity.enabled) {
                 snprintf(name, sizeof name, "kos-%s-verity", c->name);
-                r = stack_open_verity(device, name, c->verity.hash_offset, c->verity.root_hash, error, sizeof error);
+                r = stack_open_verity(device, name, c->verity.hash_offset, c->verity.root_hash,
+                                      c->verify == KOS_VERIFY_HASH_TREE, error, sizeof error);
                 if (r < 0)
                         fail_boot("open dm-verity", c->name, "%s", error);
                 snprintf(verity_dev, sizeof verity_dev, "/dev/mapper/%s", name);
@@ -298,7 +299,11 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
         snprintf(rep->device, sizeof rep->device, "%s", device);
         rep->seconds = early_uptime() - start;
         early_log("component %s: %s%s%s mounted at %s (%.3f s)", c->name, kos_component_type_to_string(c->type),
-                  rep->encrypted ? ", LUKS2" : "", rep->verity ? ", dm-verity" : ", re-hashed", target, rep->seconds);
+                  rep->encrypted ? ", LUKS2" : "",
+                  !rep->verity                         ? ", re-hashed"
+                  : c->verify == KOS_VERIFY_HASH_TREE ? ", dm-verity (restart_on_corruption: hash-tree checked)"
+                                                       : ", dm-verity",
+                  target, rep->seconds);
 }
 
 /* The leave event (docs/tpm.md, "Sealed keys"): once the components are
@@ -474,10 +479,11 @@ static void write_boot_json(const struct boot *b) {
                 const struct kos_component *c = &b->manifest->components[i];
                 kos_hex_encode(c->blob.sha256, KOS_SHA256_LEN, hex);
                 json_array_append_new(components,
-                                      json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:f}", "name", c->name, "type",
+                                      json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:f}", "name", c->name, "type",
                                                 kos_component_type_to_string(c->type), "sha256", hex, "device",
                                                 b->layers[i].device, "verity", b->layers[i].verity, "encrypted",
-                                                b->layers[i].encrypted, "mount_seconds", b->layers[i].seconds));
+                                                b->layers[i].encrypted, "verify", kos_verify_to_string(c->verify),
+                                                "mount_seconds", b->layers[i].seconds));
         }
         json_t *details = json_pack("{s:o, s:s, s:{s:s, s:s}, s:{s:f, s:f, s:f, s:f, s:f, s:f}}", "components",
                                     components, "rw", b->rw_mode, "data", "state", b->data_state, "device",

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "verity.h"
 
 int stack_attach_loop(int file_fd, char ret_path[static 32]) {
         _cleanup_close_ int control = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
@@ -70,9 +71,9 @@ int stack_open_luks2(const char *device, const char *name, const uint8_t *key, s
 }
 
 int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
-                      char *error, size_t error_size) {
-        uint8_t untrusted_superblock[STACK_VERITY_SUPERBLOCK_SIZE];
-        uint8_t salt[STACK_VERITY_MAX_SALT];
+                      bool restart_on_corruption, char *error, size_t error_size) {
+        uint8_t untrusted_superblock[KOS_VERITY_SUPERBLOCK_SIZE];
+        uint8_t salt[KOS_VERITY_MAX_SALT];
         size_t salt_size;
         struct crypt_device *cd = NULL;
         int r;
@@ -89,7 +90,7 @@ int stack_open_verity(const char *device, const char *name, uint64_t hash_offset
                 describe(-errno, "cannot read the dm-verity superblock", error, error_size);
                 return -errno;
         }
-        r = stack_verity_check_superblock(untrusted_superblock, (size_t)n, hash_offset, salt, &salt_size, error,
+        r = kos_verity_check_superblock(untrusted_superblock, (size_t)n, hash_offset, salt, &salt_size, error,
                                           error_size);
         if (r < 0)
                 return r;
@@ -99,12 +100,12 @@ int stack_open_verity(const char *device, const char *name, uint64_t hash_offset
                 .salt = (const char *)salt,
                 .salt_size = (uint32_t)salt_size,
                 .hash_type = 1,
-                .data_block_size = STACK_VERITY_BLOCK,
-                .hash_block_size = STACK_VERITY_BLOCK,
-                .data_size = hash_offset / STACK_VERITY_BLOCK,
+                .data_block_size = KOS_VERITY_BLOCK,
+                .hash_block_size = KOS_VERITY_BLOCK,
+                .data_size = hash_offset / KOS_VERITY_BLOCK,
                 /* Without a header, the offset is that of the tree itself:
                  * the block after the superblock. */
-                .hash_area_offset = hash_offset + STACK_VERITY_BLOCK,
+                .hash_area_offset = hash_offset + KOS_VERITY_BLOCK,
                 .flags = CRYPT_VERITY_NO_HEADER,
         };
         r = crypt_init_data_device(&cd, device, device);
@@ -118,7 +119,10 @@ int stack_open_verity(const char *device, const char *name, uint64_t hash_offset
         else {
                 /* The root hash comes only from the signed manifest: a tree
                  * that does not lead to it returns no block (EIO). */
-                r = crypt_activate_by_volume_key(cd, name, (const char *)root_hash, 32, CRYPT_ACTIVATE_READONLY);
+                uint32_t flags = CRYPT_ACTIVATE_READONLY;
+                if (restart_on_corruption)
+                        flags |= CRYPT_ACTIVATE_RESTART_ON_CORRUPTION;
+                r = crypt_activate_by_volume_key(cd, name, (const char *)root_hash, 32, flags);
                 if (r < 0)
                         describe(r, "dm-verity refused the root hash", error, error_size);
         }

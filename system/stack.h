@@ -3,6 +3,7 @@
  * dm-crypt / dm-verity mappings through libcryptsetup. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,23 +15,14 @@ int stack_attach_loop(int file_fd, char ret_path[static 32]);
 /* Opens the LUKS2 container on device as /dev/mapper/<name>, read-only. */
 int stack_open_luks2(const char *device, const char *name, const uint8_t *key, size_t key_len, char *error, size_t error_size);
 
-#define STACK_VERITY_BLOCK 4096u
-#define STACK_VERITY_MAX_SALT 256
-#define STACK_VERITY_SUPERBLOCK_SIZE 512
-
 /* Opens dm-verity over device (data, then the superblock at hash_offset,
  * then the tree) with the signed root hash, as /dev/mapper/<name>. A block
  * that does not match the tree fails to read (EIO); it is never returned.
+ * With restart_on_corruption (a "verify": "hash-tree" component, whose data
+ * the Boot Kernel did not read), such a block restarts the machine instead,
+ * so the Boot Kernel checks again (docs/format.md, "Boot counting").
  * Every parameter comes from the signed manifest (docs/system-kernel.md,
  * "dm-verity parameters"): the superblock is read once, checked with
- * stack_verity_check_superblock(), and only its salt is used. */
+ * kos_verity_check_superblock() (lib/verity.h), and only its salt is used. */
 int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
-                      char *error, size_t error_size);
-
-/* Checks the 512-byte superblock read at hash_offset against what the signed
- * manifest implies (version 1, sha256, 4096-byte blocks, hash_offset / 4096
- * data blocks, a salt of at most 256 bytes) and returns its salt; -EBADMSG
- * with the field named in error otherwise. */
-int stack_verity_check_superblock(const void *untrusted_superblock, size_t size, uint64_t hash_offset,
-                                  uint8_t ret_salt[static STACK_VERITY_MAX_SALT], size_t *ret_salt_size, char *error,
-                                  size_t error_size);
+                      bool restart_on_corruption, char *error, size_t error_size);

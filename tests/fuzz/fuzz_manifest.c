@@ -20,6 +20,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             m->security_version != again->security_version ||
             strcmp(m->cmdline, again->cmdline) != 0)
                 abort();
+        for (size_t i = 0; i < m->n_components; i++)
+                if (m->components[i].verify != again->components[i].verify ||
+                    m->components[i].verity.enabled != again->components[i].verity.enabled ||
+                    m->components[i].verity.hash_offset != again->components[i].verity.hash_offset ||
+                    m->components[i].encryption.enabled != again->components[i].encryption.enabled ||
+                    m->components[i].blob.size != again->components[i].blob.size)
+                        abort();
         free(json);
         kos_manifest_free(m);
         kos_manifest_free(again);

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stack.h"
+#include "verity.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        uint8_t salt[STACK_VERITY_MAX_SALT];
+        uint8_t salt[KOS_VERITY_MAX_SALT];
         size_t salt_size = SIZE_MAX;
         uint64_t hash_offset = 0;
         char error[256];
@@ -17,9 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < sizeof hash_offset)
                 return 0;
         memcpy(&hash_offset, data, sizeof hash_offset);
-        int r = stack_verity_check_superblock(data + sizeof hash_offset, size - sizeof hash_offset, hash_offset, salt,
+        int r = kos_verity_check_superblock(data + sizeof hash_offset, size - sizeof hash_offset, hash_offset, salt,
                                               &salt_size, error, sizeof error);
-        if (r == 0 && (salt_size > STACK_VERITY_MAX_SALT || hash_offset == 0 || hash_offset % STACK_VERITY_BLOCK))
+        if (r == 0 && (salt_size > KOS_VERITY_MAX_SALT || hash_offset == 0 || hash_offset % KOS_VERITY_BLOCK))
                 abort();
         if (r < 0 && !error[0])
                 abort();

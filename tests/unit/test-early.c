@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "early.h"
-#include "stack.h"
+#include "verity.h"
 #include "test.h"
 #include "util.h"
 
@@ -145,12 +145,12 @@ TEST(handoff_parse_rejects_anything_after_or_inside_the_handoff) {
 
 /* --- the dm-verity superblock: only what the signed manifest implies --- */
 
-static void make_superblock(uint8_t sb[static STACK_VERITY_SUPERBLOCK_SIZE], uint64_t data_blocks) {
+static void make_superblock(uint8_t sb[static KOS_VERITY_SUPERBLOCK_SIZE], uint64_t data_blocks) {
         uint32_t v;
         uint16_t salt_size = htole16(32);
         uint64_t blocks = htole64(data_blocks);
 
-        memset(sb, 0, STACK_VERITY_SUPERBLOCK_SIZE);
+        memset(sb, 0, KOS_VERITY_SUPERBLOCK_SIZE);
         memcpy(sb, "verity\0\0", 8);
         v = htole32(1);
         memcpy(sb + 8, &v, 4);
@@ -165,30 +165,30 @@ static void make_superblock(uint8_t sb[static STACK_VERITY_SUPERBLOCK_SIZE], uin
 }
 
 TEST(verity_superblock_must_match_the_signed_hash_offset) {
-        uint8_t sb[STACK_VERITY_SUPERBLOCK_SIZE], salt[STACK_VERITY_MAX_SALT];
+        uint8_t sb[KOS_VERITY_SUPERBLOCK_SIZE], salt[KOS_VERITY_MAX_SALT];
         size_t salt_size = 0;
         char error[256];
 
         make_superblock(sb, 3);
-        CHECK(stack_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == 0);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == 0);
         CHECK(salt_size == 32 && salt[0] == 0x5a && salt[31] == 0x5a);
         /* A shorter data area (the truncation a changed superblock could ask for). */
         make_superblock(sb, 2);
-        CHECK(stack_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
         CHECK(strstr(error, "data blocks"));
         make_superblock(sb, 3);
         memcpy(sb + 32, "sha1\0\0", 6);
-        CHECK(stack_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
         CHECK(strstr(error, "hash algorithm"));
         make_superblock(sb, 3);
         sb[64 + 1] = 0x02; /* data block size 512 + 4096 */
-        CHECK(stack_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
         make_superblock(sb, 3);
         sb[81] = 0x10; /* salt size 4096 + 32 */
-        CHECK(stack_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
         make_superblock(sb, 3);
         sb[0] = 'V';
-        CHECK(stack_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
         make_superblock(sb, 3);
-        CHECK(stack_verity_check_superblock(sb, 100, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, 100, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
 }

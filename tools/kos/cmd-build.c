@@ -125,7 +125,7 @@ static int make_filesystem(enum kos_component_type type, const char *src, const 
 }
 
 static int write_meta(const char *out, enum kos_component_type type, const struct kos_verity *verity,
-                      const char *key_id) {
+                      bool hash_tree, const char *key_id) {
         char path[4096], hex[KOS_SHA256_HEX_LEN + 1];
 
         json_t *o = json_pack("{s:s}", "type", kos_component_type_to_string(type));
@@ -136,6 +136,8 @@ static int write_meta(const char *out, enum kos_component_type type, const struc
                 json_object_set_new(o, "verity", json_pack("{s:s, s:I}", "root_hash", hex, "hash_offset",
                                                            (json_int_t)verity->hash_offset));
         }
+        if (hash_tree)
+                json_object_set_new(o, "verify", json_string("hash-tree"));
         char *text = json_dumps(o, JSON_INDENT(2));
         json_decref(o);
         if (!text)
@@ -146,7 +148,7 @@ static int write_meta(const char *out, enum kos_component_type type, const struc
         return r;
 }
 
-static int build(enum kos_component_type type, bool verity, const char *key_id, const char *keystore, const char *src,
+static int build(enum kos_component_type type, bool verity, bool hash_tree, const char *key_id, const char *keystore, const char *src,
                  const char *out) {
         struct kos_verity v = {0};
         char tmp[4096], key_path[4096];
@@ -175,10 +177,10 @@ static int build(enum kos_component_type type, bool verity, const char *key_id, 
                 unlink(tmp);
                 return fail(EXIT_USAGE, "cannot write %s: %s", out, strerror(-r));
         }
-        if ((r = write_meta(out, type, &v, key_id)) < 0)
+        if ((r = write_meta(out, type, &v, hash_tree, key_id)) < 0)
                 return fail(EXIT_USAGE, "cannot write %s.meta: %s", out, strerror(-r));
-        printf("%s: %s%s%s\n", out, kos_component_type_to_string(type), verity ? ", verity" : "",
-               key_id ? ", LUKS2" : "");
+        printf("%s: %s%s%s%s\n", out, kos_component_type_to_string(type), verity ? ", verity" : "",
+               hash_tree ? " (checked by its hash tree)" : "", key_id ? ", LUKS2" : "");
         return EXIT_OK;
 }
 
@@ -186,18 +188,20 @@ int cmd_component_build(int argc, char **argv) {
         static const struct option options[] = {
                 {"type", required_argument, NULL, 't'},     {"verity", no_argument, NULL, 'v'},
                 {"encrypt", required_argument, NULL, 'e'},  {"keystore", required_argument, NULL, 'k'},
-                {"help", no_argument, NULL, 'h'},           {}};
+                {"hash-tree", no_argument, NULL, 'H'},      {"help", no_argument, NULL, 'h'}, {}};
         const char *key_id = NULL, *keystore = NULL;
         int type = KOS_COMPONENT_SQUASHFS, c;
-        bool verity = false;
+        bool verity = false, hash_tree = false;
 
-        while ((c = getopt_long(argc, argv, "t:ve:k:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "t:ve:k:Hh", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: kos component build [--type squashfs|erofs] [--verity]\n"
+                        printf("Usage: kos component build [--type squashfs|erofs] [--verity [--hash-tree]]\n"
                                "           [--encrypt KEY_ID --keystore DIR] SOURCE_DIR IMAGE\n\n"
                                "Makes IMAGE from SOURCE_DIR (reproducibly: owner root, time 0). With\n"
-                               "--verity, a dm-verity hash tree is appended (veritysetup format).\n"
+                               "--verity, a dm-verity hash tree is appended (veritysetup format);\n"
+                               "--hash-tree also marks it \"verify\": \"hash-tree\" in IMAGEFS.meta: the\n"
+                               "Boot Kernel checks the tree, not every byte (kos manifest create --help).\n"
                                "With --encrypt, the result is wrapped in LUKS2 with the key KEY_ID of\n"
                                "the key store DIR (64 random bytes, made if missing; the System\n"
                                "Kernel's initrd needs the same file). Writes IMAGE.meta, the fields\n"
@@ -210,6 +214,9 @@ int cmd_component_build(int argc, char **argv) {
                         break;
                 case 'v':
                         verity = true;
+                        break;
+                case 'H':
+                        hash_tree = true;
                         break;
                 case 'e':
                         if (!kos_name_is_valid(optarg))
@@ -227,5 +234,8 @@ int cmd_component_build(int argc, char **argv) {
                 return usage_error("component build", "expected SOURCE_DIR and IMAGE");
         if (key_id && !keystore)
                 return usage_error("component build", "--encrypt needs --keystore");
-        return build((enum kos_component_type)type, verity, key_id, keystore, argv[optind], argv[optind + 1]);
+        if (hash_tree && (!verity || key_id))
+                return usage_error("component build", "--hash-tree needs --verity and no --encrypt (the Boot Kernel "
+                                                      "cannot read a tree inside LUKS2)");
+        return build((enum kos_component_type)type, verity, hash_tree, key_id, keystore, argv[optind], argv[optind + 1]);
 }

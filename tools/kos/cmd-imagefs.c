@@ -104,6 +104,9 @@ static int install(const char *dir, const char *path, const char *keyring_dir) {
         progress_init(&p, "verifying components");
         options.progress = progress_print;
         options.userdata = &p;
+        /* Every byte, hash-tree components too: the file must be what its
+         * name (the content address) says, not just lead to the root hash. */
+        options.sha256_only = true;
         bool ok = kos_check_components(&img, m, &options, &c, NULL, NULL);
         progress_finish(&p);
         if (!ok)
@@ -278,6 +281,7 @@ int cmd_mark_good(int argc, char **argv) {
 static void print_state(const struct kos_imagefs *img, const char *name) {
         uint8_t id[KOS_SHA256_LEN];
         struct kos_boot_state st;
+        bool unconfirmed;
 
         if (kos_imagefs_manifest_id(img, name, id) < 0 || kos_boot_state_read(img, id, &st) < 0)
                 return;
@@ -285,6 +289,8 @@ static void print_state(const struct kos_imagefs *img, const char *name) {
                 printf("  (on trial: %u tries left)", st.tries_left);
         else if (st.kind == KOS_BOOT_STATE_GOOD)
                 printf("  (marked good)");
+        if (kos_boot_state_is_unconfirmed(img, id, &unconfirmed) >= 0 && unconfirmed)
+                printf("  (last boot unconfirmed: hash-tree components are hashed in full next time)");
 }
 
 static int print_if_inactive(const struct kos_imagefs *img, const char *name, void *userdata) {

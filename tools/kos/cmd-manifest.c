@@ -75,19 +75,21 @@ static int hash_inputs(struct input *inputs, size_t n) {
         return code;
 }
 
-/* FILE.meta, written by `kos component build`: type, encryption, verity. */
+/* FILE.meta, written by `kos component build`: type, encryption, verity,
+ * and "verify": "hash-tree" when it was asked for there. */
 static int read_meta(const char *path, struct kos_component *c, bool *ret_found) {
         char meta[4096];
         json_error_t jerr;
-        const char *type = NULL, *key = NULL, *root_hash = NULL;
+        const char *type = NULL, *key = NULL, *root_hash = NULL, *verify = NULL;
         json_int_t hash_offset = 0;
 
         *ret_found = false;
         if ((size_t)snprintf(meta, sizeof meta, "%s.meta", path) >= sizeof meta || access(meta, F_OK) < 0)
                 return 0;
         json_t *o = json_load_file(meta, JSON_REJECT_DUPLICATES, &jerr);
-        if (!o || json_unpack(o, "{s:s, s?{s:s}, s?{s:s, s:I}}", "type", &type, "encryption", "key", &key, "verity",
-                              "root_hash", &root_hash, "hash_offset", &hash_offset) < 0 ||
+        if (!o || json_unpack(o, "{s:s, s?{s:s}, s?{s:s, s:I}, s?s}", "type", &type, "encryption", "key", &key, "verity",
+                              "root_hash", &root_hash, "hash_offset", &hash_offset, "verify", &verify) < 0 ||
+            (verify && strcmp(verify, "sha256") != 0 && strcmp(verify, "hash-tree") != 0) ||
             kos_component_type_from_string(type) < 0 || (key && !kos_name_is_valid(key)) ||
             (root_hash && kos_hex_decode(root_hash, strlen(root_hash), c->verity.root_hash, KOS_SHA256_LEN) < 0)) {
                 json_decref(o);
@@ -102,6 +104,8 @@ static int read_meta(const char *path, struct kos_component *c, bool *ret_found)
                 c->verity.enabled = true;
                 c->verity.hash_offset = (uint64_t)hash_offset;
         }
+        if (verify && strcmp(verify, "hash-tree") == 0)
+                c->verify = KOS_VERIFY_HASH_TREE;
         json_decref(o);
         *ret_found = true;
         return EXIT_OK;
@@ -135,10 +139,28 @@ static int parse_component_arg(char *arg, struct kos_component *c, const char **
         return EXIT_OK;
 }
 
+/* --hash-tree NAME: the vendor's choice, per component. */
+static int mark_hash_tree(struct kos_manifest *m, const char *const *names, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                struct kos_component *c = NULL;
+                for (size_t j = 0; j < m->n_components && !c; j++)
+                        if (strcmp(m->components[j].name, names[i]) == 0)
+                                c = &m->components[j];
+                if (!c)
+                        return usage_error("manifest create", "--hash-tree %s: no --component of that name", names[i]);
+                if (!c->verity.enabled || c->encryption.enabled)
+                        return usage_error("manifest create",
+                                           "--hash-tree %s: the component needs verity data and no encryption "
+                                           "(kos component build --verity, without --encrypt)", names[i]);
+                c->verify = KOS_VERIFY_HASH_TREE;
+        }
+        return EXIT_OK;
+}
+
 static int print_create_help(void) {
         printf("Usage: kos manifest create --name NAME --version N --kernel FILE --initrd FILE\n"
                "           [--security-version N] [--cmdline TEXT] --component NAME=FILE[:TYPE]...\n"
-               "           [--output FILE]\n\n"
+               "           [--hash-tree NAME]... [--output FILE]\n\n"
                "Writes a manifest (JSON, format 1) for the given System Kernel, initrd and\n"
                "components, bottom layer first. Sizes and sha256 are read from the files;\n"
                "TYPE (squashfs, erofs, ext4) is detected with libblkid when not given;\n"
@@ -147,6 +169,11 @@ static int print_create_help(void) {
                "0) is the anti-rollback level: raise it only for a release that fixes\n"
                "something an attacker could use; once a device marks it good, releases\n"
                "below it never boot there again.\n"
+               "--hash-tree NAME: the Boot Kernel checks component NAME by its dm-verity\n"
+               "hash tree (about 1/128 of the image) up to the signed root hash instead\n"
+               "of hashing every byte; dm-verity checks the data as it is read and\n"
+               "restarts the device on a corrupt block. NAME needs verity data and no\n"
+               "encryption (kos component build --verity). Default: sha256 of every byte.\n"
                "Writes to standard output unless --output.\n");
         return EXIT_OK;
 }
@@ -157,8 +184,10 @@ static int manifest_create(int argc, char **argv) {
                 {"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
                 {"cmdline", required_argument, NULL, 'c'}, {"component", required_argument, NULL, 'C'},
                 {"output", required_argument, NULL, 'o'}, {"security-version", required_argument, NULL, 's'},
-                {"help", no_argument, NULL, 'h'},         {}};
+                {"hash-tree", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {}};
         struct kos_component components[KOS_MANIFEST_MAX_COMPONENTS];
+        const char *hash_tree[KOS_MANIFEST_MAX_COMPONENTS];
+        size_t n_hash_tree = 0;
         struct kos_manifest m = {.format = KOS_MANIFEST_FORMAT, .cmdline = (char *)"", .components = components};
         struct input inputs[KOS_MANIFEST_MAX_BLOBS] = {
                 {NULL, "kernel", &m.kernel},
@@ -169,7 +198,7 @@ static int manifest_create(int argc, char **argv) {
         size_t len;
         int c, code;
 
-        while ((c = getopt_long(argc, argv, "n:v:k:i:c:C:o:s:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "n:v:k:i:c:C:o:s:t:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         return print_create_help();
@@ -195,6 +224,12 @@ static int manifest_create(int argc, char **argv) {
                         break;
                 case 'o':
                         output = optarg;
+                        break;
+                case 't':
+                        if (n_hash_tree >= KOS_MANIFEST_MAX_COMPONENTS)
+                                return usage_error("manifest create", "--hash-tree given more than %d times",
+                                                   KOS_MANIFEST_MAX_COMPONENTS);
+                        hash_tree[n_hash_tree++] = optarg;
                         break;
                 case 'C':
                         if (m.n_components >= KOS_MANIFEST_MAX_COMPONENTS)
@@ -235,10 +270,17 @@ static int manifest_create(int argc, char **argv) {
         }
         if (strlen(m.cmdline) > KOS_CMDLINE_MAX)
                 return usage_error("manifest create", "--cmdline is longer than %d bytes", KOS_CMDLINE_MAX);
-        if ((code = hash_inputs(inputs, 2 + m.n_components)) != EXIT_OK)
+        if ((code = mark_hash_tree(&m, hash_tree, n_hash_tree)) != EXIT_OK ||
+            (code = hash_inputs(inputs, 2 + m.n_components)) != EXIT_OK)
                 return code;
         if (kos_manifest_format(&m, &json, &len) < 0)
                 return fail(EXIT_USAGE, "cannot format the manifest");
+        /* What every stage will parse: a rule broken (a hash-tree component
+         * without verity, say) is caught here, not on a device. */
+        _cleanup_manifest_ struct kos_manifest *check = NULL;
+        char error[256];
+        if (kos_manifest_parse(json, len, &check, error, sizeof error) < 0)
+                return fail(EXIT_USAGE, "the manifest would be refused: %s", error);
         if (!output)
                 return fwrite(json, 1, len, stdout) == len ? EXIT_OK : EXIT_USAGE;
         int r = kos_write_file_atomic_at(AT_FDCWD, output, json, len, 0644);
@@ -346,8 +388,10 @@ static int manifest_verify(int argc, char **argv) {
                 if (c == 'h') {
                         printf("Usage: kos manifest verify --keyring DIR MANIFEST\n\n"
                                "Checks MANIFEST.sig against the keyring (a directory of *.pem public\n"
-                               "keys) over the exact bytes, then parses MANIFEST strictly. Components\n"
-                               "are not checked: 'kos select' does that. Exit 0 valid, 1 invalid.\n");
+                               "keys) over the exact bytes, then parses MANIFEST strictly, and lists how\n"
+                               "selection checks each component (verify sha256: every byte; hash-tree:\n"
+                               "its dm-verity tree). Components are not checked: 'kos select' does that.\n"
+                               "Exit 0 valid, 1 invalid.\n");
                         return EXIT_OK;
                 }
                 if (c != 'k')
@@ -361,6 +405,10 @@ static int manifest_verify(int argc, char **argv) {
                 return code;
         printf("%s: valid manifest %s version %llu, signed by key %s\n", argv[optind], m->name,
                (unsigned long long)m->version, signer);
+        /* What selection will check of each component (not done here). */
+        for (size_t i = 0; i < m->n_components; i++)
+                printf("  component %s: verify %s\n", m->components[i].name,
+                       kos_verify_to_string(m->components[i].verify));
         return EXIT_OK;
 }
 
@@ -414,9 +462,14 @@ static int manifest_show(int argc, char **argv) {
                m->cmdline);
         print_blob("kernel", "", &m->kernel);
         print_blob("initrd", "", &m->initrd);
-        for (size_t i = 0; i < m->n_components; i++)
-                print_blob(m->components[i].name, kos_component_type_to_string(m->components[i].type),
-                           &m->components[i].blob);
+        for (size_t i = 0; i < m->n_components; i++) {
+                const struct kos_component *comp = &m->components[i];
+                print_blob(comp->name, kos_component_type_to_string(comp->type), &comp->blob);
+                printf("  %-16s checked by %s%s%s\n", "",
+                       comp->verify == KOS_VERIFY_HASH_TREE ? "its dm-verity hash tree (verify: hash-tree)"
+                                                           : "sha256 of every byte",
+                       comp->verity.enabled ? "; dm-verity" : "", comp->encryption.enabled ? "; LUKS2" : "");
+        }
         return EXIT_OK;
 }
 

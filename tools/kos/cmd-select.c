@@ -9,15 +9,38 @@
 #include "kos.h"
 #include "select.h"
 
+/* How each component was checked ("sha256" or "hash-tree", in manifest
+ * order; empty when selection stopped before the components). */
+static json_t *checks_to_json(const struct kos_candidate *c) {
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < c->n_checks; i++)
+                json_array_append_new(a, json_string(kos_verify_to_string(c->checks[i])));
+        return a;
+}
+
 static json_t *candidate_to_json(const struct kos_candidate *c) {
         char id[KOS_SHA256_HEX_LEN + 1];
 
         kos_hex_encode(c->id, KOS_SHA256_LEN, id);
-        json_t *o = json_pack("{s:s, s:o, s:s, s:o, s:o}", "name", c->name, "id", c->has_id ? json_string(id) : json_null(),
-                              "verdict", kos_verdict_to_string(c->verdict), "reason",
+        json_t *o = json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "name", c->name, "id",
+                              c->has_id ? json_string(id) : json_null(), "verdict", kos_verdict_to_string(c->verdict),
+                              "reason",
                               c->verdict == KOS_VERDICT_REJECTED ? json_string(kos_reason_to_string(c->reason)) : json_null(),
-                              "detail", c->verdict == KOS_VERDICT_REJECTED ? json_string(c->detail) : json_null());
+                              "detail", c->verdict == KOS_VERDICT_REJECTED ? json_string(c->detail) : json_null(),
+                              "checks", checks_to_json(c), "full_check_why",
+                              c->full_check_why[0] ? json_string(c->full_check_why) : json_null());
         return o;
+}
+
+/* The selected manifest's components, each with the check it got. */
+static void print_component_checks(const struct kos_selection *s) {
+        const struct kos_candidate *c = &s->candidates[s->selected];
+
+        for (size_t i = 0; s->manifest && i < c->n_checks && i < s->manifest->n_components; i++)
+                printf("      %-24s %s\n", s->manifest->components[i].name,
+                       c->checks[i] == KOS_VERIFY_HASH_TREE ? "hash-tree: dm-verity tree up to the signed root hash"
+                                                            : "sha256: every byte");
 }
 
 static int print_json(const struct kos_selection *s) {
@@ -66,9 +89,15 @@ static void print_explain(const struct kos_selection *s, const char *dir) {
                         if (c->on_trial)
                                 printf("; on trial, %u tries left", c->tries_left);
                         printf("\n");
+                        if (c->full_check_why[0])
+                                printf("    hash-tree components checked with full sha256: %s\n", c->full_check_why);
+                        if ((int)i == s->selected)
+                                print_component_checks(s);
                         break;
                 case KOS_VERDICT_REJECTED:
                         printf("rejected  %s: %s\n", kos_reason_to_string(c->reason), c->detail);
+                        if (c->full_check_why[0])
+                                printf("    hash-tree components checked with full sha256: %s\n", c->full_check_why);
                         break;
                 case KOS_VERDICT_SKIPPED:
                         printf("skipped   (after the selected one)\n");
@@ -100,10 +129,14 @@ int cmd_select(int argc, char **argv) {
                                "Walks IMAGEFS/active in order and selects the first manifest that is\n"
                                "signed by a key of the keyring and whose kernel, initrd and components\n"
                                "are all present with their declared size and sha256 - the Boot Kernel's\n"
-                               "decision. A manifest whose security_version is below the device's\n"
-                               "rollback floor (IMAGEFS/boot-state/rollback-floor) is rejected.\n"
+                               "decision. A component marked \"verify\": \"hash-tree\" is checked by its\n"
+                               "dm-verity tree up to the signed root hash, or by every byte when its\n"
+                               "manifest's last boot was never confirmed. A manifest whose\n"
+                               "security_version is below the device's rollback floor\n"
+                               "(IMAGEFS/boot-state/rollback-floor) is rejected.\n"
                                "Prints the selected name and id; --explain gives the floor and the\n"
-                               "verdict and reason of every manifest; --json one object for programs.\n"
+                               "verdict and reason of every manifest and the check each component of\n"
+                               "the selected one got; --json one object for programs.\n"
                                "Exit 0 when a manifest is selected, 1 when none is valid.\n");
                         return EXIT_OK;
                 case 'k':
