@@ -19,6 +19,47 @@ static bool uuid_is_valid(const char *s) {
         return true;
 }
 
+/* An absolute path under /dev/ with no ".." component: what the System
+ * Kernel writes (/dev/mapper/kos-<name>-verity). The device itself is
+ * checked again where it is opened (lib/scrub.h). */
+static bool device_path_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n >= KOS_BOOT_INFO_DEVICE_MAX || strncmp(s, "/dev/", 5) != 0 || n == 5)
+                return false;
+        for (const char *p = s; (p = strstr(p, "..")); p += 2)
+                if (p[-1] == '/' && (p[2] == '/' || p[2] == '\0'))
+                        return false;
+        return true;
+}
+
+/* components[]: the hash-tree ones, in order. Other members and other
+ * components are information only and are not checked. */
+static int parse_hash_tree_components(json_t *components, struct kos_boot_info *ret) {
+        size_t i;
+        json_t *c;
+
+        if (!components)
+                return 0;
+        if (!json_is_array(components) || json_array_size(components) > KOS_MANIFEST_MAX_COMPONENTS)
+                return -EBADMSG;
+        json_array_foreach(components, i, c) {
+                const char *name, *device, *verify = NULL;
+                int verity = 0;
+                if (json_unpack(c, "{s?s}", "verify", &verify) < 0)
+                        return -EBADMSG;
+                if (!verify || strcmp(verify, "hash-tree") != 0)
+                        continue;
+                if (json_unpack(c, "{s:s, s:s, s:b}", "name", &name, "device", &device, "verity", &verity) < 0 ||
+                    !verity || !kos_name_is_valid(name) || !device_path_is_valid(device))
+                        return -EBADMSG;
+                struct kos_boot_info_hash_tree *t = &ret->hash_tree[ret->n_hash_tree++];
+                snprintf(t->component, sizeof t->component, "%s", name);
+                snprintf(t->device, sizeof t->device, "%s", device);
+        }
+        return 0;
+}
+
 int kos_boot_info_write(const char *path, const struct kos_boot_info *info, json_t *details) {
         char id[KOS_SHA256_HEX_LEN + 1];
         const char *key;
@@ -65,7 +106,9 @@ int kos_boot_info_read(const char *path, struct kos_boot_info *ret) {
                               "version", &version, "imagefs", "uuid", &uuid, "partuuid", &partuuid, "device",
                               &device) < 0 ||
             version < 0 || !kos_name_is_valid(name) || kos_hex_decode(id, strlen(id), ret->id, KOS_SHA256_LEN) < 0 ||
-            !uuid_is_valid(uuid) || !uuid_is_valid(partuuid) || strlen(device) >= sizeof ret->imagefs_device) {
+            !uuid_is_valid(uuid) || !uuid_is_valid(partuuid) || strlen(device) >= sizeof ret->imagefs_device ||
+            parse_hash_tree_components(json_object_get(o, "components"), ret) < 0) {
+                memset(ret, 0, sizeof *ret);
                 json_decref(o);
                 return -EBADMSG;
         }
