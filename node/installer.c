@@ -3,13 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "child-process.h"
 #include "installer-record.h"
 #include "layout.h"
 #include "update-config.h"
@@ -20,9 +18,7 @@
 #define record installer_record
 
 struct installer {
-        pid_t pid;
-        int fd;
-        sd_event_source *source;
+        struct child_process child;
         struct installer_callbacks callbacks;
 };
 
@@ -54,11 +50,11 @@ static _Noreturn void child_main(const struct kos_imagefs *img, const struct kos
         _exit(kos_write_all(report_fd, &rec, sizeof rec) < 0); /* no atexit handlers, no stdio flush: they belong to the parent */
 }
 
+/* After the final record, or the pipe closed without one. */
 static void installer_finish(struct installer *in, int r, const struct kos_bundle_result *result) {
         struct kos_bundle_result empty = {0};
 
-        sd_event_source_disable_unref(in->source);
-        close(in->fd);
+        child_process_reap(&in->child);
         in->callbacks.done(r, result ? result : &empty, in->callbacks.userdata);
         free(in);
 }
@@ -66,7 +62,6 @@ static void installer_finish(struct installer *in, int r, const struct kos_bundl
 static int on_report(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct installer *in = userdata;
         struct record rec;
-        int status = 0;
 
         ssize_t n = read(fd, &rec, sizeof rec);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -75,10 +70,6 @@ static int on_report(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 in->callbacks.progress(rec.done, rec.total, in->callbacks.userdata);
                 return 0;
         }
-        /* The final record, or the pipe closed without one: the child is
-         * exiting (or died), so this wait is short. */
-        while (waitpid(in->pid, &status, 0) < 0 && errno == EINTR)
-                ;
         if (n == (ssize_t)sizeof rec)
                 installer_finish(in, rec.r, &rec.result);
         else
@@ -90,41 +81,14 @@ static int on_report(sd_event_source *s, int fd, uint32_t revents, void *userdat
  * parent hears its records on an io event source. */
 static int start_child(sd_event *event, const struct installer_callbacks *callbacks,
                        void (*child)(void *arg, int report_fd), void *arg) {
-        int fds[2];
         struct installer *in = calloc(1, sizeof *in);
 
-        if (!in || pipe2(fds, O_CLOEXEC) < 0) {
-                free(in);
+        if (!in)
                 return -ENOMEM;
-        }
-        in->pid = fork();
-        if (in->pid < 0) {
-                int r = -errno;
-                close(fds[0]);
-                close(fds[1]);
-                free(in);
-                return r;
-        }
-        if (in->pid == 0) {
-                close(fds[0]);
-                /* Never outlive Node Manager (systemd also kills the whole cgroup). */
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() == 1)
-                        _exit(1);
-                child(arg, fds[1]);
-                _exit(1);
-        }
-        close(fds[1]);
-        in->fd = fds[0];
         in->callbacks = *callbacks;
-        (void)fcntl(in->fd, F_SETFL, O_NONBLOCK);
-        int r = sd_event_add_io(event, &in->source, in->fd, EPOLLIN, on_report, in);
-        if (r < 0) {
-                kill(in->pid, SIGKILL);
-                (void)waitpid(in->pid, NULL, 0);
-                close(in->fd);
+        int r = child_process_start(event, &in->child, child, arg, on_report, in);
+        if (r < 0)
                 free(in);
-        }
         return r;
 }
 
