@@ -8,12 +8,16 @@
  *   - otherwise asks systemd (over its private D-Bus socket, sd-bus) to start
  *     kos-app.target, follows the job, and marks the boot good once the
  *     target has stayed active for kos.settle seconds (default 30);
+ *   - then reads every "verify": "hash-tree" component to its end through
+ *     its dm-verity mapping (the scrub, in a child at idle priority), and
+ *     only then removes the Boot Kernel's unconfirmed marker;
  *   - answers its Varlink API on /run/kos/node.sock (docs/node-manager.md);
  *     only root may call the methods that change anything.
  * Everything happens on one sd-event loop that nothing may block: installs
- * run in a child process (installer.c), each API client has its own
- * non-blocking connection (varlink-server.c), and the DataFS and update
- * drives are only read through beneath.c (no symlinks, regular files only).
+ * and the scrub run in child processes (installer.c, scrub-child.c), each
+ * API client has its own non-blocking connection (varlink-server.c), and
+ * the DataFS and update drives are only read through beneath.c (no
+ * symlinks, regular files only).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +47,7 @@
 #include "manifest.h"
 #include "mark-good.h"
 #include "rollback.h"
+#include "scrub-child.h"
 #include "update-config.h"
 #include "varlink-server.h"
 
@@ -51,6 +56,7 @@
 #define DATA_KOS "/data/kos" /* inbox/, processed/, rejected/, events: all opened beneath it */
 #define UPDATE_MOUNT KOS_RUN_DIR "/update"
 #define PROGRESS_EVENT_INTERVAL_NS (5 * 1000000000ULL)
+#define SCRUB_LOG_INTERVAL_NS (10 * 1000000000ULL)
 #define BUNDLES_MAX 64
 #define APP_TARGET "kos-app.target"
 
@@ -63,6 +69,17 @@ static const char *const state_names[] = {"starting", "installing", "holding", "
                                           "app-failed", "rebooting"};
 
 enum bundle_source { FROM_INBOX, FROM_DRIVE, FROM_API, FROM_REGISTRY };
+
+/* The scrub that confirms a boot with hash-tree components (lib/scrub.h):
+ * pending until the boot is marked good. */
+enum scrub_state { SCRUB_PENDING, SCRUB_RUNNING, SCRUB_DONE, SCRUB_FAILED };
+static const char *const scrub_state_names[] = {"pending", "running", "done", "failed"};
+
+struct scrub_job {
+        enum scrub_state state;
+        struct kos_scrub_report report;
+        uint64_t last_log_ns;
+};
 
 /* The install that runs (at most one), and the bundles still to try at boot. */
 struct install_job {
@@ -101,6 +118,7 @@ struct node {
         bool marked_good;
         bool hold; /* Hold was called, or kos.hold */
         struct install_job job;
+        struct scrub_job scrub;
         struct boot_updates updates;
         /* Updates from a registry (UPDATE_CONFIG_FILE), when configured. */
         bool have_update_source;
@@ -258,17 +276,73 @@ static void refresh_floor(struct node *n) {
         n->have_floor = n->have_imagefs && n->have_keyring && kos_rollback_floor_read(&n->img, &n->ring, &n->floor) >= 0;
 }
 
-/* The boot came up: the Boot Kernel's unconfirmed marker goes (every boot,
- * on trial or not), so the next boot may check "hash-tree" components by
- * their tree again. Left in place, it only costs the next boot a full
- * sha256 of them. */
+/* The boot came up and every hash-tree block was read: the Boot Kernel's
+ * unconfirmed marker goes (every boot, on trial or not), so the next boot
+ * may check "hash-tree" components by their tree again. Left in place, it
+ * only costs the next boot a full sha256 of them. */
 static void confirm_boot(struct node *n) {
-        if (!n->have_imagefs)
-                return; /* mark_good() reports that the ImageFS is missing */
         int r = kos_boot_state_confirm(&n->img, n->id);
         if (r < 0)
                 event("cannot confirm the boot of manifest %s (boot-state/<id>.unconfirmed stays; the next boot "
                       "checks its hash-tree components in full): %s", n->name, strerror(-r));
+        else if (n->boot.n_hash_tree > 0)
+                event("boot of manifest %s confirmed: boot-state/<id>.unconfirmed removed", n->name);
+}
+
+static void on_scrub_progress(const struct kos_scrub_report *report, void *userdata) {
+        struct node *n = userdata;
+        uint64_t now = kos_now_ns();
+
+        n->scrub.report = *report;
+        if (now - n->scrub.last_log_ns < SCRUB_LOG_INTERVAL_NS)
+                return;
+        n->scrub.last_log_ns = now;
+        early_log("scrub of the hash-tree components: %llu of %llu bytes", (unsigned long long)report->bytes,
+                  (unsigned long long)report->total);
+}
+
+/* A corrupt block never gets here: dm-verity restarted the device when the
+ * scrub read it, with the marker still on the ImageFS. */
+static void on_scrub_done(int r, const struct kos_scrub_report *report, void *userdata) {
+        struct node *n = userdata;
+
+        n->scrub.report = *report;
+        if (r < 0 || !kos_scrub_may_confirm(report, n->boot.n_hash_tree)) {
+                n->scrub.state = SCRUB_FAILED;
+                event("scrub of the hash-tree components failed (%s): %s; boot-state/<id>.unconfirmed stays, so the "
+                      "next boot hashes them in full", kos_scrub_result_to_string(report->result),
+                      report->error[0] ? report->error : strerror(r < 0 ? -r : EIO));
+                return;
+        }
+        n->scrub.state = SCRUB_DONE;
+        event("scrub of the hash-tree components done: %llu bytes of %zu device(s) read through dm-verity without "
+              "an error", (unsigned long long)report->bytes, n->boot.n_hash_tree);
+        confirm_boot(n);
+}
+
+/* After the boot was marked good: the marker goes only once the scrub read
+ * every hash-tree block. Without such components there is nothing to
+ * read (and a marker there was planted: it goes at once). */
+static void confirm_after_scrub(struct node *n) {
+        struct scrub_callbacks callbacks = {.progress = on_scrub_progress, .done = on_scrub_done, .userdata = n};
+
+        if (n->boot.n_hash_tree == 0) {
+                confirm_boot(n);
+                return;
+        }
+        if (n->scrub.state == SCRUB_RUNNING || n->scrub.state == SCRUB_DONE)
+                return; /* marked good again (MarkGood): one scrub is enough */
+        n->scrub = (struct scrub_job){.state = SCRUB_RUNNING, .last_log_ns = kos_now_ns()};
+        int r = scrub_start(n->event, n->boot.hash_tree, n->boot.n_hash_tree, &callbacks);
+        if (r < 0) {
+                n->scrub.state = SCRUB_FAILED;
+                snprintf(n->scrub.report.error, sizeof n->scrub.report.error, "cannot start: %s", strerror(-r));
+                event("scrub of the hash-tree components cannot start: %s; boot-state/<id>.unconfirmed stays, so "
+                      "the next boot hashes them in full", strerror(-r));
+                return;
+        }
+        event("scrubbing %zu hash-tree component(s) through dm-verity (idle priority) before confirming the boot",
+              n->boot.n_hash_tree);
 }
 
 /* kos_mark_good() also raises the rollback floor to this manifest's
@@ -276,7 +350,6 @@ static void confirm_boot(struct node *n) {
 static int mark_good(struct node *n) {
         struct kos_mark_good_result result;
 
-        confirm_boot(n);
         int r = n->have_imagefs && n->have_keyring ? kos_mark_good(&n->img, &n->ring, n->id, &result) : -ENXIO;
 
         if (r == -EBADMSG)
@@ -293,6 +366,7 @@ static int mark_good(struct node *n) {
                 for (size_t i = 0; i < result.n_deactivated; i++)
                         event("manifest %s taken out of active: below the rollback floor %lu", result.deactivated[i],
                               (unsigned long)result.security_version);
+                confirm_after_scrub(n);
         }
         return r;
 }
@@ -707,6 +781,12 @@ static json_t *status_json(struct node *n) {
                                                   kos_floor_source_to_string(n->floor.source), "warning",
                                                   n->floor.warning[0] ? n->floor.warning : NULL)
                                       : json_null();
+        json_t *scrub = n->boot.n_hash_tree == 0
+                                ? json_null()
+                                : json_pack("{s:s, s:I, s:I, s:s?}", "state", scrub_state_names[n->scrub.state], "bytes",
+                                            (json_int_t)n->scrub.report.bytes, "total",
+                                            (json_int_t)n->scrub.report.total, "error",
+                                            n->scrub.report.error[0] ? n->scrub.report.error : NULL);
         json_t *update = json_null();
         if (n->have_update_source) {
                 uint64_t now = 0;
@@ -716,10 +796,11 @@ static json_t *status_json(struct node *n) {
                                    n->next_poll_usec > now ? json_integer((json_int_t)((n->next_poll_usec - now) / 1000000))
                                                            : json_null());
         }
-        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o, s:o}", "state", state_names[n->state],
-                         "booted", "name", n->name, "id", n->id_hex, "version", (json_int_t)n->version, "marked_good",
-                         n->marked_good, "app", n->bus ? app_active_state(n) : "unknown", "fallback", fallback,
-                         "manifests", manifests, "install", install, "rollback_floor", floor, "update", update);
+        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "state",
+                         state_names[n->state], "booted", "name", n->name, "id", n->id_hex, "version",
+                         (json_int_t)n->version, "marked_good", n->marked_good, "app",
+                         n->bus ? app_active_state(n) : "unknown", "fallback", fallback, "manifests", manifests,
+                         "install", install, "scrub", scrub, "rollback_floor", floor, "update", update);
 }
 
 #define reply_error varlink_error
