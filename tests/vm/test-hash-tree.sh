@@ -1,10 +1,12 @@
 # "verify": "hash-tree" in the whole chain (docs/format.md, "Boot counting"):
 # the Boot Kernel checks the components by their dm-verity trees, records
 # the boot as unconfirmed, the System Kernel maps them with
-# restart_on_corruption, Node Manager confirms the boot. A data block
-# corrupted afterwards restarts the device when it is read, and the next
-# boot, finding the boot unconfirmed, hashes in full and falls back. Uses the
-# node fixture of test-node.sh (three boots in all).
+# restart_on_corruption, Node Manager marks the boot good, scrubs every
+# hash-tree block through dm-verity, and only then confirms the boot. A data
+# block corrupted afterwards in a file nothing reads restarts the device
+# when the scrub of the next boot reads it, and the boot after that, finding
+# the boot unconfirmed, hashes in full and falls back. Uses the node fixture
+# of test-node.sh (three boots in all).
 
 # NODE_EXTRA for v1's app layer: a unit that reads /etc/kos-tree-victim (only
 # the hash-tree runtime layer has it) before Node Manager starts, so a
@@ -34,10 +36,25 @@ boot_state_listing() {
         debugfs -R 'ls -l /boot-state' p1.img 2>/dev/null
 }
 
-test_hash_tree_manifest_boots_and_after_a_corrupt_block_restarts_the_next_boot_falls_back() {
+# A file of the hash-tree runtime layer that nothing opens: 1 MiB of filler
+# around one unique 32-byte line, the block the test corrupts on the disk.
+cold_file() { # FILE
+        mkdir -p "$(dirname "$1")"
+        {
+                for _ in $(seq 16384); do printf 'KOS-TREE-COLD-FILLER-0123456789a'; done
+                printf 'KOS-TREE-COLD-MIDDLE-0123456789ab'
+                for _ in $(seq 16384); do printf 'KOS-TREE-COLD-FILLER-0123456789a'; done
+        } >"$1"
+}
+
+# The line number of the first line of LOG matching REGEX, or "" (grep -n).
+first_line() { grep -anE "$2" "$1" | head -1 | cut -d: -f1; }
+
+test_hash_tree_block_corrupt_after_confirmation_is_found_by_the_scrub_and_the_next_boot_falls_back() {
         NODE_EXTRA=hash_tree_victim_unit node_fixture # v1: base, runtime, app1, all sha256
         cp -a runtime runtime-tree
         for _ in $(seq 512); do printf 'KOS-TREE-VICTIM-0123456789abcdef'; done >runtime-tree/etc/kos-tree-victim
+        cold_file runtime-tree/usr/share/kos-test/cold
         "$KOS" component build --type erofs --verity --hash-tree runtime-tree runtime-tree.img >/dev/null 2>&1
         "$KOS" component add img runtime-tree.img >/dev/null
         # base (45 MB, verity) and the runtime layer checked by their trees.
@@ -49,41 +66,60 @@ test_hash_tree_manifest_boots_and_after_a_corrupt_block_restarts_the_next_boot_f
         activate tree v1
         local id; id=$(sha img/manifests/tree.json)
         node_disk
-        local done_re='marked good|BOOT FAILED|reboot: Restarting|reboot: Power down|System halted'
+        local scrubbed='scrub of the hash-tree components (done|failed)'
+        local stopped='BOOT FAILED|reboot: Restarting|reboot: Power down|System halted'
 
-        # Boot 1: by the trees, to kos-app; marked good, and so confirmed.
-        DONE_RE=$done_re node_boot boot-1.log
+        # Boot 1: by the trees, to kos-app; marked good, scrubbed, and only
+        # then confirmed.
+        DONE_RE="kos-node .*boot of manifest tree confirmed|scrub of the hash-tree components failed|$stopped" node_boot boot-1.log
         grep -qa 'manifest tree: 2 of 3 components checked by their dm-verity hash tree' boot-1.log ||
                 fail "boot 1: not checked by the trees"
         grep -qa 'component runtime: erofs, dm-verity (restart_on_corruption' boot-1.log ||
                 fail "boot 1: runtime not mapped with restart_on_corruption"
         grep -qa 'KOS-TEST tree victim read' boot-1.log || fail "boot 1: the victim file was not read"
-        grep -qa 'kos-node .*boot of manifest tree marked good' boot-1.log || fail "boot 1: tree not marked good"
+        local good started scrub_done confirmed
+        good=$(first_line boot-1.log 'kos-node .*boot of manifest tree marked good')
+        started=$(first_line boot-1.log 'kos-node .*scrubbing 2 hash-tree component\(s\)')
+        scrub_done=$(first_line boot-1.log 'kos-node .*scrub of the hash-tree components done: [0-9]+ bytes of 2 device')
+        confirmed=$(first_line boot-1.log 'kos-node .*boot of manifest tree confirmed')
+        [ -n "$good" ] && [ -n "$started" ] && [ -n "$scrub_done" ] && [ -n "$confirmed" ] ||
+                fail "boot 1: marked good ($good), scrub started ($started), done ($scrub_done), confirmed ($confirmed)"
+        [ "$good" -lt "$started" ] && [ "$started" -lt "$scrub_done" ] && [ "$scrub_done" -lt "$confirmed" ] ||
+                fail "boot 1: not marked good, scrubbed, then confirmed, in that order"
+        grep -qaE 'KOS-STATUS .*"scrub": \{ *"state": "(pending|running|done)", *"bytes": [0-9]+, *"total": [0-9]+' \
+                boot-1.log || fail "boot 1: kos node status has no scrub"
         local listing; listing=$(boot_state_listing)
         ! grep -q "$id.unconfirmed" <<<"$listing" || fail "boot 1: the marker is still there: $listing"
 
-        # A data block of the runtime layer goes bad on the disk.
-        local offsets; offsets=$(grep -obUa "KOS-TREE-VICTIM-0123456789abcdef" disk.img | cut -d: -f1)
-        [ -n "$offsets" ] || fail "victim not found in disk.img"
-        for o in $offsets; do printf 'X' | dd of=disk.img bs=1 seek="$o" conv=notrunc status=none; done
+        # A data block of the runtime layer that no boot reads goes bad on the disk.
+        local offsets; offsets=$(grep -obUa "KOS-TREE-COLD-MIDDLE-0123456789ab" disk.img | cut -d: -f1)
+        [ "$(wc -w <<<"$offsets")" = 1 ] || fail "the cold block is not on disk.img once: $offsets"
+        printf 'X' | dd of=disk.img bs=1 seek="$offsets" conv=notrunc status=none
 
-        # Boot 2: the tree still passes (by design); dm-verity restarts the
-        # device when the block is read, before the boot is confirmed.
-        DONE_RE=$done_re node_boot boot-2.log
+        # Boot 2: the tree still passes (by design), the boot comes up and is
+        # marked good; the scrub reads the block and dm-verity restarts the
+        # device, the marker still on the ImageFS.
+        DONE_RE="$scrubbed|$stopped" node_boot boot-2.log
         grep -qa 'booting manifest tree' boot-2.log || fail "boot 2: tree not booted"
+        grep -qa 'kos-node .*boot of manifest tree marked good' boot-2.log || fail "boot 2: tree not marked good"
+        grep -qa 'kos-node .*scrubbing 2 hash-tree component' boot-2.log || fail "boot 2: no scrub"
         grep -qaE 'verity.*(corrupted|corruption)' boot-2.log || fail "boot 2: dm-verity reported no corruption"
         grep -qa 'reboot: Restarting' boot-2.log || fail "boot 2: no restart"
-        ! grep -qa 'KOS-TEST tree victim read' boot-2.log || fail "boot 2: corrupt data was returned"
-        ! grep -qa 'marked good' boot-2.log || fail "boot 2: confirmed"
+        ! grep -qaE "$scrubbed|manifest tree confirmed" boot-2.log || fail "boot 2: the scrub finished"
         listing=$(boot_state_listing)
         grep -q "$id.unconfirmed" <<<"$listing" || fail "boot 2: no marker: $listing"
+        grep -q "$id.good" <<<"$listing" || fail "boot 2: tree not marked good on the disk: $listing"
 
-        # Boot 3: the marker makes it a full check: tree is rejected, v1 boots.
-        DONE_RE=$done_re node_boot boot-3.log
+        # Boot 3: the marker makes it a full check: tree, though marked good,
+        # is rejected and v1 boots.
+        DONE_RE='kos-node .*boot of manifest v1 marked good|BOOT FAILED|reboot: Restarting|System halted' \
+                node_boot boot-3.log
         grep -qa 'manifest tree: rejected: component-hash-mismatch: runtime' boot-3.log ||
                 fail "boot 3: tree not rejected by a full check"
         grep -qa 'hash-tree components were checked with full sha256: its last boot was never confirmed' boot-3.log ||
                 fail "boot 3: no reason for the full check"
         grep -qa 'booting manifest v1' boot-3.log || fail "boot 3: no fallback to v1"
+        ! grep -qa 'booting manifest tree' boot-3.log || fail "boot 3: tree booted again"
+        grep -qa 'kos-node .*Node Manager started on manifest v1' boot-3.log || fail "boot 3: v1 is not what runs"
         grep -qa 'kos-node .*boot of manifest v1 marked good' boot-3.log || fail "boot 3: v1 not marked good"
 }
