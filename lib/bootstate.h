@@ -45,7 +45,8 @@ _kos_must_check_ int kos_boot_state_mark_good(const struct kos_imagefs *img, con
 
 /* The unconfirmed marker (docs/format.md, "Boot counting"): the Boot Kernel
  * sets it before it boots a manifest whose components are checked by their
- * hash tree alone; Node Manager clears it once the boot is confirmed. Found
+ * hash tree alone; Node Manager clears it once the boot is confirmed
+ * (marked good, then every hash-tree block read: lib/scrub.h). Found
  * at selection, it means the last such boot never got that far (a dm-verity
  * restart on a corrupt block, a crash): selection then checks those
  * components with full sha256. It is unsigned state: an entry of any type
