@@ -33,7 +33,7 @@ int cmd_node(int argc, char **argv) {
         if (argc < 2 || wants_help(argc, argv)) {
                 printf("Usage: kos node [--socket PATH] COMMAND\n\n"
                        "Talks to Node Manager on a running KOS system (Varlink on %s):\n"
-                       "  status             what was booted, app state, boot counting, fallback\n"
+                       "  status             what was booted, app state, boot counting, fallback, scrub\n"
                        "  install BUNDLE     install an update bundle (root)\n"
                        "  hold               do not start the app (root)\n"
                        "  start-app          start kos-app.target after a hold (root)\n"
