@@ -92,15 +92,23 @@ int kos_boot_info_write(const char *path, const struct kos_boot_info *info, json
 
 int kos_boot_info_read(const char *path, struct kos_boot_info *ret) {
         _cleanup_free_ char *data = NULL;
-        const char *name, *id, *uuid, *partuuid, *device = "";
-        json_int_t version;
-        json_error_t error;
         size_t len;
         int r;
 
         memset(ret, 0, sizeof *ret);
         if ((r = kos_read_file_at(AT_FDCWD, path, KOS_BOOT_INFO_MAX, &data, &len)) < 0)
                 return r;
+        return kos_boot_info_parse(data, len, ret);
+}
+
+int kos_boot_info_parse(const char *data, size_t len, struct kos_boot_info *ret) {
+        const char *name, *id, *uuid, *partuuid, *device = "";
+        json_int_t version;
+        json_error_t error;
+
+        memset(ret, 0, sizeof *ret);
+        if (len > KOS_BOOT_INFO_MAX)
+                return -EFBIG;
         json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &error);
         if (!o || json_unpack(o, "{s:{s:s, s:s, s:I}, s:{s:s, s:s, s?s}}", "manifest", "name", &name, "id", &id,
                               "version", &version, "imagefs", "uuid", &uuid, "partuuid", &partuuid, "device",

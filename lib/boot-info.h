@@ -50,3 +50,6 @@ _kos_must_check_ int kos_boot_info_write(const char *path, const struct kos_boot
  * KOS_BOOT_INFO_DEVICE_MAX), with verity true. -EBADMSG when anything is
  * missing or malformed; a file without components has no hash-tree ones. */
 _kos_must_check_ int kos_boot_info_read(const char *path, struct kos_boot_info *ret);
+/* The same checks on len bytes of data (at most KOS_BOOT_INFO_MAX), the
+ * parser tests/fuzz/fuzz_boot_info.c runs. */
+_kos_must_check_ int kos_boot_info_parse(const char *data, size_t len, struct kos_boot_info *ret);
