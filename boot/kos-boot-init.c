@@ -135,10 +135,14 @@ static int remount_imagefs(bool writable) {
         return mount(NULL, IMAGEFS_MOUNT, NULL, MS_REMOUNT | flags, NULL) < 0 ? -errno : 0;
 }
 
+/* A state write counts only once it is on the disk: a failed syncfs fails
+ * it (a try not durably consumed rejects the manifest; a boot not durably
+ * recorded as unconfirmed is checked in full). */
 static int finish_state_write(int r) {
         int k;
 
-        syncfs(imagefs_for_state->root_fd);
+        if (syncfs(imagefs_for_state->root_fd) < 0 && r >= 0)
+                r = -errno;
         if ((k = remount_imagefs(false)) < 0 && r >= 0)
                 r = k;
         return r;

@@ -13,8 +13,15 @@
 #include "util.h"
 
 static int open_state_dir(const struct kos_imagefs *img, bool create) {
-        if (create && mkdirat(img->root_fd, KOS_BOOT_STATE_DIR, 0755) < 0 && errno != EEXIST)
-                return -errno;
+        if (create) {
+                /* A new boot-state/ is made durable in its parent before
+                 * anything written into it is trusted to survive. */
+                if (mkdirat(img->root_fd, KOS_BOOT_STATE_DIR, 0755) == 0) {
+                        if (fsync(img->root_fd) < 0)
+                                return -errno;
+                } else if (errno != EEXIST)
+                        return -errno;
+        }
         int fd = openat(img->root_fd, KOS_BOOT_STATE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         return fd < 0 ? -errno : fd;
 }
