@@ -343,19 +343,17 @@ static int check_scrub_list(struct node *n, char *why, size_t why_size) {
                 snprintf(why, why_size, "the booted manifest cannot be read: %s", c.detail);
                 return -ENOENT;
         }
+        bool same = true;
         for (size_t i = 0; i < m->n_components; i++) {
                 if (m->components[i].verify != KOS_VERIFY_HASH_TREE)
                         continue;
-                if (k >= n->boot.n_hash_tree || strcmp(n->boot.hash_tree[k].component, m->components[i].name) != 0)
-                        break;
+                same = same && k < n->boot.n_hash_tree &&
+                       strcmp(n->boot.hash_tree[k].component, m->components[i].name) == 0;
                 k++;
         }
-        size_t want = 0;
-        for (size_t i = 0; i < m->n_components; i++)
-                want += m->components[i].verify == KOS_VERIFY_HASH_TREE;
-        if (k != want || k != n->boot.n_hash_tree) {
+        if (!same || k != n->boot.n_hash_tree) {
                 snprintf(why, why_size, "%s names %zu hash-tree device(s), the signed manifest marks %zu",
-                         KOS_BOOT_INFO_FILE, n->boot.n_hash_tree, want);
+                         KOS_BOOT_INFO_FILE, n->boot.n_hash_tree, k);
                 return -EBADMSG;
         }
         return 0;
