@@ -3,6 +3,9 @@
 # SUITE_DIR/test-*.sh (after SUITE_DIR/lib.sh), each in a new empty directory,
 # and prints "PASS name" or "FAIL name" with the failing test's output.
 # KOS names the kos binary under test; PREFIX is put before each name.
+# With TEST_TIMES set, each test appends a line to that file: its wall time
+# in seconds, the QEMU boots it made, their seconds, and its name
+# (tab-separated; tests/run.sh prints the slowest).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -24,10 +27,19 @@ status=0
 for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
         [ -n "$filter" ] && [[ $t != *$filter* ]] && continue
         dir=$(mktemp -d /tmp/kos-host-XXXXXX)
+        start=$EPOCHREALTIME
+        # vm_run (tests/vm/lib.sh) appends the seconds of each boot here.
+        export KOS_TEST_BOOTS=$dir.boots
+        : >"$KOS_TEST_BOOTS"
         # Not in an if-condition: bash ignores set -e there, and a test must
         # stop at its first failing command.
         (cd "$dir" && set -e && "$t") >"$dir.log" 2>&1
         rc=$?
+        if [ -n "${TEST_TIMES:-}" ]; then
+                awk -v start="$start" -v end="$EPOCHREALTIME" -v name="${prefix}${t#test_}" \
+                        '{ n++; s += $1 } END { printf "%.1f\t%d\t%.1f\t%s\n", end - start, n, s, name }' \
+                        "$dir.boots" >>"$TEST_TIMES"
+        fi
         if [ "$rc" = 0 ]; then
                 echo "PASS ${prefix}${t#test_}"
         else
@@ -35,6 +47,6 @@ for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
                 sed 's/^/    /' "$dir.log" | tail -${TAIL_LINES:-20}
                 status=1
         fi
-        rm -rf "$dir" "$dir.log"
+        rm -rf "$dir" "$dir.log" "$dir.boots"
 done
 exit $status

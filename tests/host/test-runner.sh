@@ -66,3 +66,29 @@ test_runner_refuses_an_unknown_suite() {
         "$ROOT/tests/run.sh" no-such-suite >out 2>&1 || rc=$?
         [ "$rc" = 2 ] && grep -q "unknown suite 'no-such-suite'" out || fail "rc=$rc: $(cat out)"
 }
+
+# The budget (README.md, "Tests"): at the end of a run, before the last
+# line, each suite's time, and the VM suite's total, its QEMU boots and its
+# five slowest tests, slowest first, each with its boots.
+test_runner_prints_the_vm_suite_time_and_its_five_slowest_tests_before_the_last_line() {
+        mkdir -p fake vmtests
+        : >fake/kos && chmod +x fake/kos
+        echo 'fail() { echo "$*" >&2; exit 1; }' >vmtests/lib.sh
+        # Seven tests; test_tN "boots" N times (as vm_run records a boot,
+        # each boot 0.1 s); t3 to t7 sleep 0.4 s more each, t1 and t2 not.
+        local n
+        for n in 1 2 3 4 5 6 7; do
+                printf 'test_t%s() { sleep %s; for _ in $(seq %s); do echo 0.1 >>"$KOS_TEST_BOOTS"; done; }\n' \
+                        "$n" "$(((n > 2 ? n - 2 : 0) * 4 / 10)).$(((n > 2 ? n - 2 : 0) * 4 % 10))" "$n"
+        done >vmtests/test-fake.sh
+        rc=0
+        VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 || rc=$?
+        sed 's/^/    | /' out
+        [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "7 passed, 0 failed" ] || fail "rc=$rc, summary: $(tail -n 1 out)"
+        grep -qE '^   vm [0-9]+ s; [0-9]+ s in all$' out || fail "no time per suite"
+        grep -qE '^   vm: 7 tests in [0-9]+ s, 28 QEMU boots taking 2 s; the five slowest:$' out || fail "no VM total"
+        grep -A5 'the five slowest' out | tail -n 5 >slowest
+        [ "$(awk '{ print $NF "/" $3 }' slowest | sort | tr '\n' ' ')" = "vm:t3/3 vm:t4/4 vm:t5/5 vm:t6/6 vm:t7/7 " ] ||
+                fail "not the five slowest with their boots"
+        sort -s -k1,1gr slowest | cmp -s - slowest || fail "not slowest first"
+}

@@ -100,7 +100,7 @@ vm_run() {
         [ "$(vm_accel)" = kvm ] && cpu=host
         qemu-system-x86_64 -accel "$(vm_accel)" -cpu "$cpu" -m 1024 -smp 2 -display none -monitor "$monitor" \
                 -serial "file:$log" -no-reboot "$@" </dev/null >"$log.qemu" 2>&1 &
-        local pid=$! waited=0 seen=1
+        local pid=$! waited=0 seen=1 started=$EPOCHREALTIME
         while [ "$waited" -lt $((timeout * 10)) ]; do
                 if grep -qE "$done_re" "$log" 2>/dev/null; then seen=0 VM_SEEN_AT=$EPOCHREALTIME; break; fi
                 kill -0 "$pid" 2>/dev/null || break
@@ -111,6 +111,8 @@ vm_run() {
         sleep 0.3 # let the last console lines land
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
+        # The boots a test makes and their seconds (tests/runner.sh reports them).
+        [ -z "${KOS_TEST_BOOTS:-}" ] || awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }' >>"$KOS_TEST_BOOTS"
         [ "$waited" -ge $((timeout * 10)) ] && echo "  (timed out after ${timeout}s)" >&2
         return $seen
 }
