@@ -5,7 +5,8 @@
 #   host        host tests of the kos tool       $BUILD/kos
 #   host-asan   the same under ASan+UBSan        $BUILD/asan/kos
 #   vm          Boot Kernel, System Kernel, Node Manager in QEMU
-#   fuzz        every libFuzzer harness of tests/fuzz/, FUZZ_SECONDS each
+#   fuzz        every libFuzzer harness of tests/fuzz/, FUZZ_SECONDS each,
+#               FUZZ_JOBS (default: the number of CPUs) at a time
 # No SUITE runs them all. Every test prints "PASS name" or "FAIL name"; the
 # last line is "N passed, N failed", and the exit status is 0 only when
 # nothing failed. Before it: each suite's time, and the VM suite's total,
@@ -20,15 +21,16 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-3600}
 ALL_SUITES=(unit unit-asan host host-asan vm fuzz)
-export BUILD FUZZ_SECONDS
+export BUILD FUZZ_SECONDS FUZZ_JOBS
 # A sanitizer's abort gets a status of its own (its default, 1, would look
 # like "a test failed").
 export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86} UBSAN_OPTIONS=${UBSAN_OPTIONS:-exitcode=86:print_stacktrace=1}
 
 usage() {
-        sed -n '2,11s/^# \{0,1\}//p' "$0"
+        sed -n '2,12s/^# \{0,1\}//p' "$0"
 }
 
 suite_unit() { "$BUILD/unit-tests"; }
@@ -56,14 +58,27 @@ fuzz_one() { # NAME
         fi
         rm -rf "$corpus" "$corpus.log"
 }
+# The harnesses run FUZZ_JOBS at a time (each single-threaded, each for
+# FUZZ_SECONDS of wall time: on as many CPUs each gets as many runs as
+# alone); their lines come out in name order.
 suite_fuzz() {
-        local f status=0 n=0
+        local f i status=0 names=() out
         for f in tests/fuzz/fuzz_*.c; do
                 f=${f##*/fuzz_}
-                fuzz_one "${f%.c}" || status=1
-                n=$((n + 1))
+                names+=("${f%.c}")
         done
-        [ "$n" -gt 0 ] || { echo "FAIL fuzz: tests/fuzz holds no harness"; return 1; }
+        [ ${#names[@]} -gt 0 ] || { echo "FAIL fuzz: tests/fuzz holds no harness"; return 1; }
+        out=$(mktemp -d /tmp/kos-fuzz-XXXXXX)
+        for i in "${!names[@]}"; do
+                while [ "$(jobs -rp | wc -l)" -ge "$FUZZ_JOBS" ]; do wait -n; done
+                { fuzz_one "${names[$i]}" >"$out/$i" 2>&1; echo $? >"$out/$i.status"; } &
+        done
+        wait
+        for i in "${!names[@]}"; do
+                cat "$out/$i"
+                [ "$(cat "$out/$i.status" 2>/dev/null)" = 0 ] || status=1
+        done
+        rm -rf "$out"
         return $status
 }
 
