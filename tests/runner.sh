@@ -2,6 +2,7 @@
 # tests/runner.sh SUITE_DIR [FILTER]: runs every test_* function of
 # SUITE_DIR/test-*.sh (after SUITE_DIR/lib.sh), each in a new empty directory,
 # and prints "PASS name" or "FAIL name" with the failing test's output.
+# FILTER: only the tests whose name holds it (several: "a|b|c").
 # KOS names the kos binary under test; PREFIX is put before each name.
 # With TEST_TIMES set, each test appends a line to that file: its wall time
 # in seconds, the QEMU boots it made, their seconds, and its name
@@ -12,7 +13,11 @@ BUILD=${BUILD:-build}
 here=$(cd "$1" && pwd)
 : "${KOS:?set KOS to the kos binary}"
 KOS=$(realpath "$KOS")
-export KOS ROOT BUILD
+# What the tests of one run share (tests/vm/lib.sh: vm_dev_key, vm_cached,
+# vm_shared_boot), removed when the run ends.
+KOS_RUN_CACHE=$(mktemp -d /tmp/kos-run-XXXXXX)
+trap 'rm -rf "$KOS_RUN_CACHE"' EXIT
+export KOS ROOT BUILD KOS_RUN_CACHE
 prefix=${PREFIX:-}
 filter=${2:-}
 
@@ -25,7 +30,11 @@ done
 
 status=0
 for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
-        [ -n "$filter" ] && [[ $t != *$filter* ]] && continue
+        if [ -n "$filter" ]; then
+                IFS='|' read -ra wanted <<<"$filter"
+                for w in "${wanted[@]}"; do [[ $t == *"$w"* ]] && break; done
+                [[ $t == *"$w"* ]] || continue
+        fi
         dir=$(mktemp -d /tmp/kos-host-XXXXXX)
         start=$EPOCHREALTIME
         # vm_run (tests/vm/lib.sh) appends the seconds of each boot here.

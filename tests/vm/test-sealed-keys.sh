@@ -94,9 +94,7 @@ test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event
         imagefs_disk img disk.img "$IMAGEFS_UUID"
 
         vm_swtpm_start tpm
-        vm_run console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw \
-                "${VM_TPM_ARGS[@]}" || true
+        vm_run_kernel console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" "${VM_TPM_ARGS[@]}" || true
         swtpm_stop tpm
         grep -aE 'kos-boot|kos-system|KOS-TEST|kos:' console.log | sed 's/^/  | /' >&2
         expect_log 'kos-system .* component app: key appkey from the TPM \(sealed to the verified chain'
