@@ -127,8 +127,8 @@ print_times() {
         awk '{ t += $2; printf "%s%s %d s", (NR > 1 ? ", " : "   "), $1, $2 } END { printf "; %d s in all\n", t }' "$log.suites"
         local times=$log.vm.times
         [ -s "$times" ] || return 0
-        awk -F '\t' '{ n++; t += $1; b += $2; q += $3 }
-                END { printf "   vm: %d tests in %d s, %d QEMU boots taking %d s; the five slowest:\n", n, t, b, q }' "$times"
+        awk -F '\t' '{ n++; t += $1; b += $2; q += $3; c += $5 }
+                END { printf "   vm: %d tests in %d s (%d s of CPU), %d QEMU boots taking %d s; the five slowest:\n", n, t, c, b, q }' "$times"
         sort -t "$(printf '\t')" -k1,1gr "$times" | head -n 5 |
                 awk -F '\t' '{ printf "   %6.1f s  %2d boot%s  %s\n", $1, $2, ($2 == 1 ? " " : "s"), $4 }'
 }

@@ -5,7 +5,8 @@
 # FILTER: only the tests whose name holds it (several: "a|b|c").
 # KOS names the kos binary under test; PREFIX is put before each name.
 # With TEST_TIMES set, each test appends a line to that file: its wall time
-# in seconds, the QEMU boots it made, their seconds, and its name
+# in seconds, the QEMU boots it made, their seconds, its name, and the CPU
+# seconds of the programs it ran and waited for, QEMU's among them
 # (tab-separated; tests/run.sh prints the slowest).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +29,14 @@ for f in "$here"/test-*.sh; do
         . "$f"
 done
 
+# children_cpu: the CPU seconds (user and system) of this shell's waited-for
+# children so far, in $cpu_now (the builtin times, run in this shell: in a
+# command substitution it would count the subshell's).
+children_cpu() {
+        times >"$KOS_RUN_CACHE/times"
+        cpu_now=$(sed -n 2p "$KOS_RUN_CACHE/times" | tr -d 's' | tr 'm' ' ' | awk '{ print $1 * 60 + $2 + $3 * 60 + $4 }')
+}
+
 status=0
 for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
         if [ -n "$filter" ]; then
@@ -36,7 +45,8 @@ for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
                 [[ $t == *"$w"* ]] || continue
         fi
         dir=$(mktemp -d /tmp/kos-host-XXXXXX)
-        start=$EPOCHREALTIME
+        children_cpu
+        start=$EPOCHREALTIME cpu=$cpu_now
         # vm_run (tests/vm/lib.sh) appends the seconds of each boot here.
         export KOS_TEST_BOOTS=$dir.boots
         : >"$KOS_TEST_BOOTS"
@@ -45,8 +55,9 @@ for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
         (cd "$dir" && set -e && "$t") >"$dir.log" 2>&1
         rc=$?
         if [ -n "${TEST_TIMES:-}" ]; then
-                awk -v start="$start" -v end="$EPOCHREALTIME" -v name="${prefix}${t#test_}" \
-                        '{ n++; s += $1 } END { printf "%.1f\t%d\t%.1f\t%s\n", end - start, n, s, name }' \
+                children_cpu
+                awk -v start="$start" -v end="$EPOCHREALTIME" -v name="${prefix}${t#test_}" -v cpu0="$cpu" -v cpu1="$cpu_now" \
+                        '{ n++; s += $1 } END { printf "%.1f\t%d\t%.1f\t%s\t%.1f\n", end - start, n, s, name, cpu1 - cpu0 }' \
                         "$dir.boots" >>"$TEST_TIMES"
         fi
         if [ "$rc" = 0 ]; then

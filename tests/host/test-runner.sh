@@ -86,7 +86,7 @@ test_runner_prints_the_vm_suite_time_and_its_five_slowest_tests_before_the_last_
         sed 's/^/    | /' out
         [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "7 passed, 0 failed" ] || fail "rc=$rc, summary: $(tail -n 1 out)"
         grep -qE '^   vm [0-9]+ s; [0-9]+ s in all$' out || fail "no time per suite"
-        grep -qE '^   vm: 7 tests in [0-9]+ s, 28 QEMU boots taking 2 s; the five slowest:$' out || fail "no VM total"
+        grep -qE '^   vm: 7 tests in [0-9]+ s \([0-9]+ s of CPU\), 28 QEMU boots taking 2 s; the five slowest:$' out || fail "no VM total"
         grep -A5 'the five slowest' out | tail -n 5 >slowest
         [ "$(awk '{ print $NF "/" $3 }' slowest | sort | tr '\n' ' ')" = "vm:t3/3 vm:t4/4 vm:t5/5 vm:t6/6 vm:t7/7 " ] ||
                 fail "not the five slowest with their boots"
