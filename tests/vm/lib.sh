@@ -120,13 +120,13 @@ vm_run() {
 # vm_run_kernel LOG TIMEOUT DONE_REGEX [QEMU ARGS...]: vm_run of a direct
 # kernel boot on the test's disk: the Boot Kernel of bootk/ (VM_KERNEL and
 # VM_INITRD name another kernel and initrd), its command line VM_APPEND
-# (default: the console, halt on panic), disk.img as the first virtio disk
-# (none with NO_DISK=1); QEMU ARGS add disks, a TPM, a network card. Every
-# boot of the VM tests that starts at a kernel goes through here.
+# (default: the console, halt on panic), disk.img (VM_DISK names another) as
+# the first virtio disk (none with NO_DISK=1); QEMU ARGS add disks, a TPM, a
+# network card. Every boot that starts at a kernel goes through here.
 vm_run_kernel() {
         local log=$1 timeout=$2 done_re=$3 disk=()
         shift 3
-        [ "${NO_DISK:-}" = 1 ] || disk=(-drive file=disk.img,if=virtio,format=raw)
+        [ "${NO_DISK:-}" = 1 ] || disk=(-drive "file=${VM_DISK:-disk.img},if=virtio,format=raw")
         vm_run "$log" "$timeout" "$done_re" -kernel "${VM_KERNEL:-bootk/vmlinuz}" -initrd "${VM_INITRD:-bootk/initramfs.img}" \
                 -append "${VM_APPEND:-$VM_BOOT_APPEND}" "${disk[@]}" "$@"
 }
