@@ -4,7 +4,8 @@
 #   unit-asan   the same under ASan+UBSan        $BUILD/asan/unit-tests
 #   host        host tests of the kos tool       $BUILD/kos
 #   host-asan   the same under ASan+UBSan        $BUILD/asan/kos
-#   vm          Boot Kernel, System Kernel, Node Manager in QEMU
+#   vm          Boot Kernel, System Kernel, Node Manager in QEMU,
+#               VM_JOBS tests (default: the number of CPUs) at a time
 #   fuzz        every libFuzzer harness of tests/fuzz/, FUZZ_SECONDS each,
 #               FUZZ_JOBS (default: the number of CPUs) at a time
 # No SUITE runs them all. Every test prints "PASS name" or "FAIL name"; the
@@ -22,23 +23,26 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
+VM_JOBS=${VM_JOBS:-$(nproc)}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-3600}
 ALL_SUITES=(unit unit-asan host host-asan vm fuzz)
-export BUILD FUZZ_SECONDS FUZZ_JOBS
+export BUILD FUZZ_SECONDS FUZZ_JOBS VM_JOBS
 # A sanitizer's abort gets a status of its own (its default, 1, would look
 # like "a test failed").
 export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86} UBSAN_OPTIONS=${UBSAN_OPTIONS:-exitcode=86:print_stacktrace=1}
 
 usage() {
-        sed -n '2,12s/^# \{0,1\}//p' "$0"
+        sed -n '2,13s/^# \{0,1\}//p' "$0"
 }
 
 suite_unit() { "$BUILD/unit-tests"; }
 suite_unit-asan() { "$BUILD/asan/unit-tests"; }
 suite_host() { KOS="$BUILD/kos" tests/runner.sh tests/host; }
 suite_host-asan() { KOS="$BUILD/asan/kos" PREFIX=asan: tests/runner.sh tests/host; }
-# VM_TESTS: another folder of VM tests (the runner's own tests use it).
-suite_vm() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 tests/runner.sh "${VM_TESTS:-tests/vm}"; }
+# VM_TESTS: another folder of VM tests (the runner's own tests use it). A VM
+# test keeps one CPU busy on average (TCG, and the host's work between
+# boots), so VM_JOBS of them run at once.
+suite_vm() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS tests/runner.sh "${VM_TESTS:-tests/vm}"; }
 
 # Each harness tests/fuzz/fuzz_NAME.c starts from tests/fuzz/corpus/NAME/
 # (copied: libFuzzer adds to its corpus directory).
@@ -127,8 +131,9 @@ print_times() {
         awk '{ t += $2; printf "%s%s %d s", (NR > 1 ? ", " : "   "), $1, $2 } END { printf "; %d s in all\n", t }' "$log.suites"
         local times=$log.vm.times
         [ -s "$times" ] || return 0
-        awk -F '\t' '{ n++; t += $1; b += $2; q += $3; c += $5 }
-                END { printf "   vm: %d tests in %d s (%d s of CPU), %d QEMU boots taking %d s; the five slowest:\n", n, t, c, b, q }' "$times"
+        awk -F '\t' -v jobs="$VM_JOBS" '{ n++; t += $1; b += $2; q += $3; c += $5 }
+                END { printf "   vm: %d tests, %d at a time, taking %d s (%d s of CPU), %d QEMU boots taking %d s; the five slowest:\n",
+                        n, jobs, t, c, b, q }' "$times"
         sort -t "$(printf '\t')" -k1,1gr "$times" | head -n 5 |
                 awk -F '\t' '{ printf "   %6.1f s  %2d boot%s  %s\n", $1, $2, ($2 == 1 ? " " : "s"), $4 }'
 }

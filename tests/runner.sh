@@ -4,6 +4,7 @@
 # and prints "PASS name" or "FAIL name" with the failing test's output.
 # FILTER: only the tests whose name holds it (several: "a|b|c").
 # KOS names the kos binary under test; PREFIX is put before each name.
+# JOBS: how many tests run at a time (default 1).
 # With TEST_TIMES set, each test appends a line to that file: its wall time
 # in seconds, the QEMU boots it made, their seconds, its name, and the CPU
 # seconds of the programs it ran and waited for, QEMU's among them
@@ -29,24 +30,14 @@ for f in "$here"/test-*.sh; do
         . "$f"
 done
 
-# children_cpu: the CPU seconds (user and system) of this shell's waited-for
-# children so far, in $cpu_now (the builtin times, run in this shell: in a
-# command substitution it would count the subshell's).
-children_cpu() {
-        times >"$KOS_RUN_CACHE/times"
-        cpu_now=$(sed -n 2p "$KOS_RUN_CACHE/times" | tr -d 's' | tr 'm' ' ' | awk '{ print $1 * 60 + $2 + $3 * 60 + $4 }')
-}
-
-status=0
-for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
-        if [ -n "$filter" ]; then
-                IFS='|' read -ra wanted <<<"$filter"
-                for w in "${wanted[@]}"; do [[ $t == *"$w"* ]] && break; done
-                [[ $t == *"$w"* ]] || continue
-        fi
+# run_test FUNCTION: runs the test FUNCTION in a new empty directory, as a
+# job of its own (so that the builtin times, run here, counts that test's
+# programs alone), then prints its result under the print lock; its status
+# goes to $KOS_RUN_CACHE/status/FUNCTION.
+run_test() {
+        local t=$1 dir rc start cpu
         dir=$(mktemp -d /tmp/kos-host-XXXXXX)
-        children_cpu
-        start=$EPOCHREALTIME cpu=$cpu_now
+        start=$EPOCHREALTIME
         # vm_run (tests/vm/lib.sh) appends the seconds of each boot here.
         export KOS_TEST_BOOTS=$dir.boots
         : >"$KOS_TEST_BOOTS"
@@ -55,18 +46,40 @@ for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
         (cd "$dir" && set -e && "$t") >"$dir.log" 2>&1
         rc=$?
         if [ -n "${TEST_TIMES:-}" ]; then
-                children_cpu
-                awk -v start="$start" -v end="$EPOCHREALTIME" -v name="${prefix}${t#test_}" -v cpu0="$cpu" -v cpu1="$cpu_now" \
-                        '{ n++; s += $1 } END { printf "%.1f\t%d\t%.1f\t%s\t%.1f\n", end - start, n, s, name, cpu1 - cpu0 }' \
+                times >"$dir.times"
+                cpu=$(sed -n 2p "$dir.times" | tr -d 's' | tr 'm' ' ' | awk '{ print $1 * 60 + $2 + $3 * 60 + $4 }')
+                awk -v start="$start" -v end="$EPOCHREALTIME" -v name="${prefix}${t#test_}" -v cpu="$cpu" \
+                        '{ n++; s += $1 } END { printf "%.1f\t%d\t%.1f\t%s\t%.1f\n", end - start, n, s, name, cpu }' \
                         "$dir.boots" >>"$TEST_TIMES"
         fi
-        if [ "$rc" = 0 ]; then
-                echo "PASS ${prefix}${t#test_}"
-        else
-                echo "FAIL ${prefix}${t#test_}"
-                sed 's/^/    /' "$dir.log" | tail -${TAIL_LINES:-20}
-                status=1
+        {
+                flock 9
+                if [ "$rc" = 0 ]; then
+                        echo "PASS ${prefix}${t#test_}"
+                else
+                        echo "FAIL ${prefix}${t#test_}"
+                        sed 's/^/    /' "$dir.log" | tail -"${TAIL_LINES:-20}"
+                fi
+        } 9>"$KOS_RUN_CACHE/print.lock"
+        echo "$rc" >"$KOS_RUN_CACHE/status/$t"
+        rm -rf "$dir" "$dir.log" "$dir.boots" "$dir.times"
+}
+
+# JOBS tests at a time (default 1), in name order; each prints its lines
+# when it ends.
+mkdir -p "$KOS_RUN_CACHE/status"
+for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
+        if [ -n "$filter" ]; then
+                IFS='|' read -ra wanted <<<"$filter"
+                for w in "${wanted[@]}"; do [[ $t == *"$w"* ]] && break; done
+                [[ $t == *"$w"* ]] || continue
         fi
-        rm -rf "$dir" "$dir.log" "$dir.boots"
+        while [ "$(jobs -rp | wc -l)" -ge "${JOBS:-1}" ]; do wait -n; done
+        run_test "$t" &
+done
+wait
+status=0
+for f in "$KOS_RUN_CACHE"/status/*; do
+        [ -e "$f" ] && [ "$(cat "$f")" != 0 ] && status=1
 done
 exit $status

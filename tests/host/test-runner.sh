@@ -82,11 +82,11 @@ test_runner_prints_the_vm_suite_time_and_its_five_slowest_tests_before_the_last_
                         "$n" "$(((n > 2 ? n - 2 : 0) * 4 / 10)).$(((n > 2 ? n - 2 : 0) * 4 % 10))" "$n"
         done >vmtests/test-fake.sh
         rc=0
-        VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 || rc=$?
+        VM_JOBS=1 VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 || rc=$?
         sed 's/^/    | /' out
         [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "7 passed, 0 failed" ] || fail "rc=$rc, summary: $(tail -n 1 out)"
         grep -qE '^   vm [0-9]+ s; [0-9]+ s in all$' out || fail "no time per suite"
-        grep -qE '^   vm: 7 tests in [0-9]+ s \([0-9]+ s of CPU\), 28 QEMU boots taking 2 s; the five slowest:$' out || fail "no VM total"
+        grep -qE '^   vm: 7 tests, 1 at a time, taking [0-9]+ s \([0-9]+ s of CPU\), 28 QEMU boots taking 2 s; the five slowest:$' out || fail "no VM total"
         grep -A5 'the five slowest' out | tail -n 5 >slowest
         [ "$(awk '{ print $NF "/" $3 }' slowest | sort | tr '\n' ' ')" = "vm:t3/3 vm:t4/4 vm:t5/5 vm:t6/6 vm:t7/7 " ] ||
                 fail "not the five slowest with their boots"
@@ -101,25 +101,27 @@ fake_vm_suite() {
         printf '%s\n' "$1" >vmtests/test-fake.sh
 }
 
-# run_fake_vm_suite: runs vmtests/ as tests/run.sh does; status in $rc, output in out.
+# run_fake_vm_suite [JOBS]: runs vmtests/ as tests/run.sh does, JOBS tests
+# at a time (default 1); status in $rc, output in out.
 run_fake_vm_suite() {
         rc=0
-        VM_ACCEL=tcg KOS=/bin/true TEST_TIMES=$PWD/times "$ROOT/tests/runner.sh" vmtests >out 2>&1 || rc=$?
+        JOBS=${1:-1} VM_ACCEL=tcg KOS=/bin/true TEST_TIMES=$PWD/times "$ROOT/tests/runner.sh" vmtests >out 2>&1 || rc=$?
         sed 's/^/    | /' out
 }
 
 # Checks that share a boot (tests/vm/lib.sh, vm_shared_boot): the boot runs
-# once per run, each test checks its rule on what it left, and a boot that
-# failed fails every test that shares it.
+# once per run, also with the tests that share it running at once, each
+# test checks its rule on what it left, and a boot that failed fails every
+# test that shares it.
 test_runner_runs_a_shared_boot_once_and_fails_each_test_that_shares_a_failed_one() {
-        fake_vm_suite "boot_good() { echo x >>\"$PWD/ran\"; echo booted >console.log; }
+        fake_vm_suite "boot_good() { echo x >>\"$PWD/ran\"; sleep 1; echo booted >console.log; }
 boot_bad() { echo y >>\"$PWD/ran\"; echo 'no System Kernel' >&2; false; }
 test_a_first() { vm_shared_boot good boot_good; grep -qx booted console.log; }
 test_b_second() { vm_shared_boot good boot_good; grep -qx booted console.log; }
 test_c_checks_another_rule() { vm_shared_boot good boot_good; ! grep -q other console.log; }
 test_d_bad() { vm_shared_boot bad boot_bad; }
 test_e_bad_too() { vm_shared_boot bad boot_bad; }"
-        run_fake_vm_suite
+        run_fake_vm_suite 5
         [ "$rc" = 1 ] || fail "status $rc, wanted 1"
         [ "$(grep -c '^PASS' out)" = 3 ] && [ "$(grep -c '^FAIL' out)" = 2 ] || fail "wanted 3 passed, 2 failed"
         grep -q '^FAIL d_bad' out && grep -q '^FAIL e_bad_too' out || fail "the tests sharing the failed boot did not fail"
@@ -131,12 +133,29 @@ test_e_bad_too() { vm_shared_boot bad boot_bad; }"
 # another input (the content of a file its words name under the test's
 # directory) or other words run it again.
 test_runner_caches_a_command_by_its_words_and_inputs() {
-        fake_vm_suite "make_out() { echo run >>\"$PWD/ran\"; cat \"\$2/key\" >\"\$1\"; }
+        fake_vm_suite "make_out() { echo run >>\"$PWD/ran\"; sleep 1; cat \"\$2/key\" >\"\$1\"; }
 test_a() { mkdir in && echo one >in/key && vm_cached out make_out out in && [ \"\$(cat out)\" = one ]; }
 test_b_same() { mkdir in && echo one >in/key && vm_cached out make_out out in && [ \"\$(cat out)\" = one ]; }
 test_c_other_input() { mkdir in && echo two >in/key && vm_cached out make_out out in && [ \"\$(cat out)\" = two ]; }
 test_d_other_words() { mkdir in && echo two >in/key && vm_cached x make_out x in && [ \"\$(cat x)\" = two ]; }"
-        run_fake_vm_suite
+        run_fake_vm_suite 4
         [ "$rc" = 0 ] && [ "$(grep -c '^PASS' out)" = 4 ] || fail "rc=$rc"
         [ "$(wc -l <ran)" = 3 ] || fail "the command ran $(wc -l <ran) times, wanted 3 (a, c, d)"
+}
+
+# JOBS tests at a time: four tests of a second each end together, and each
+# prints its lines (a failure's output under its FAIL line) in one piece.
+test_runner_runs_jobs_tests_at_once_and_keeps_each_tests_lines_together() {
+        fake_vm_suite "$(for n in 1 2 3 4; do
+                printf 'test_t%s() { for i in 1 2 3 4 5; do echo t%s-$i; sleep 0.2; done; false; }\n' "$n" "$n"
+        done)"
+        local start=$SECONDS
+        run_fake_vm_suite 4
+        [ $((SECONDS - start)) -lt 4 ] || fail "four tests of a second took $((SECONDS - start)) s at four at a time"
+        [ "$rc" = 1 ] && [ "$(grep -c '^FAIL t[1-4]$' out)" = 4 ] || fail "rc=$rc"
+        local n
+        for n in 1 2 3 4; do
+                [ "$(grep -A5 "^FAIL t$n\$" out | tail -n 5 | tr -d ' ' | tr '\n' ' ')" = "t$n-1 t$n-2 t$n-3 t$n-4 t$n-5 " ] ||
+                        fail "t$n's lines are not under its FAIL line"
+        done
 }

@@ -9,7 +9,17 @@ mkdir -p "$VM_CACHE"
 # shellcheck source=../host/lib.sh
 . "$ROOT/tests/host/lib.sh"
 
-vm_kernel_dir() { "$ROOT/scripts/fetch-kernel.sh"; }
+# vm_locked LOCK COMMAND...: COMMAND while holding the file lock LOCK (flock):
+# what is made once and shared, per machine (VM_CACHE) or per run
+# (KOS_RUN_CACHE), is made by one test at a time (the runner can run JOBS
+# tests at once).
+vm_locked() {
+        local lock=$1
+        shift
+        ( flock 9 && "$@" ) 9>"$lock"
+}
+
+vm_kernel_dir() { vm_locked "$VM_CACHE/.kernel.lock" "$ROOT/scripts/fetch-kernel.sh"; }
 
 # vm_accel_boots ACCEL: true when QEMU with ACCEL runs a Linux kernel far
 # enough to print on the serial console within a few seconds. The kernel
@@ -149,10 +159,12 @@ vm_dev_key() {
                 "$KOS" keygen secret.pem public.pem >/dev/null
                 return
         fi
-        if [ ! -s "$k/public.pem" ]; then
-                mkdir -p "$k.new" && "$KOS" keygen "$k.new/secret.pem" "$k.new/public.pem" >/dev/null && mv "$k.new" "$k"
-        fi
+        vm_locked "$k.lock" vm_dev_key_make "$k"
         cp "$k/secret.pem" "$k/public.pem" .
+}
+vm_dev_key_make() { # DIR
+        [ -s "$1/public.pem" ] && return
+        mkdir -p "$1.new" && "$KOS" keygen "$1.new/secret.pem" "$1.new/public.pem" >/dev/null && mv "$1.new" "$1"
 }
 
 # vm_cached OUT COMMAND...: runs COMMAND, which writes OUT (a file or a
@@ -179,7 +191,12 @@ vm_cached() {
                         fi
                 done
         } | sha256sum | cut -c1-32)
-        local c=$KOS_RUN_CACHE/cached/$key
+        mkdir -p "$KOS_RUN_CACHE/cached"
+        vm_locked "$KOS_RUN_CACHE/cached/$key.lock" vm_cached_make "$KOS_RUN_CACHE/cached/$key" "$out" "$@"
+}
+vm_cached_make() { # CACHE_DIR OUT COMMAND...
+        local c=$1 out=$2
+        shift 2
         if [ -e "$c/done" ]; then
                 rm -rf "$out" && cp -a "$c/out" "$out"
                 return
@@ -196,31 +213,36 @@ vm_cached() {
 # failed fails each of those tests, with its output. A test run alone (a
 # filter) boots for itself.
 vm_shared_boot() {
-        local name=$1 fn=$2 dir rc=0
+        local name=$1 fn=$2 dir
         [ -n "${KOS_RUN_CACHE:-}" ] || { "$fn"; return; }
         dir=$KOS_RUN_CACHE/shared/$name
-        if [ ! -e "$dir.status" ]; then
-                mkdir -p "$dir"
-                (cd "$dir" && set -e && "$fn" && echo "${IMAGEFS_UUID:-}" >"$dir.uuid") >"$dir.log" 2>&1 || rc=$?
-                echo "$rc" >"$dir.status"
-        else
-                echo "  (the boot '$name' was made by an earlier test of this run)" >&2
-        fi
+        mkdir -p "$dir"
+        vm_locked "$dir.lock" vm_shared_boot_make "$dir" "$fn"
         cat "$dir.log" >&2
         [ "$(cat "$dir.status")" = 0 ] || fail "the shared boot '$name' failed"
         IMAGEFS_UUID=$(cat "$dir.uuid")
         cd "$dir"
 }
+vm_shared_boot_make() { # DIR FUNCTION
+        local dir=$1 fn=$2 rc=0
+        if [ -e "$dir.status" ]; then
+                echo "  (this boot was made by another test of this run)" >&2
+                return
+        fi
+        (cd "$dir" && set -e && "$fn" && echo "${IMAGEFS_UUID:-}" >"$dir.uuid") >"$dir.log" 2>&1 || rc=$?
+        echo "$rc" >"$dir.status"
+}
 
 # --- The Boot Kernel's fixture -------------------------------------------
 
 # The stand-in System Kernel initrd, built once.
-vm_test_initrd() {
+vm_test_initrd() { vm_locked "$VM_CACHE/.test-initrd.lock" vm_test_initrd_make; }
+vm_test_initrd_make() {
         local out=$VM_CACHE/test-system-initrd.img
         if [ ! -s "$out" ] || [ "$ROOT/$BUILD/vm/test-system-init" -nt "$out" ]; then
                 local d; d=$(mktemp -d)
                 cp "$ROOT/$BUILD/vm/test-system-init" "$d/init"
-                cpio_gz "$d" "$out"
+                cpio_gz "$d" "$out.new" && mv "$out.new" "$out"
                 rm -rf "$d"
         fi
         echo "$out"
@@ -346,7 +368,7 @@ OVMF_VARS_EMPTY=/usr/share/OVMF/OVMF_VARS_4M.fd
 # (SB_KEYS_DIR: another key set, e.g. make demo's own).
 sb_keys() {
         local dir=${SB_KEYS_DIR:-$ROOT/$BUILD/secureboot/dev-keys}
-        "$ROOT/scripts/secureboot-keys.sh" "$dir" && echo "$dir"
+        vm_locked "$VM_CACHE/.sb-keys.lock" "$ROOT/scripts/secureboot-keys.sh" "$dir" && echo "$dir"
 }
 
 # esp_image DIR OUT: a FAT ESP holding DIR's tree, made without mounting.
@@ -402,7 +424,8 @@ ovmf_run() {
 # with `secure-boot-enroll force` finds loader/keys/auto/*.auth on the ESP of
 # a firmware in setup mode (the empty OVMF_VARS_4M.fd), writes db, KEK, PK,
 # then resets, which ends QEMU (-no-reboot). Prints the path of the store.
-sb_enrolled_vars() {
+sb_enrolled_vars() { vm_locked "$VM_CACHE/.sb-vars.lock" sb_enrolled_vars_make; }
+sb_enrolled_vars_make() {
         local keys; keys=$(sb_keys) || return 1
         local hash; hash=$(cat "$keys"/PK.auth "$keys"/KEK.auth "$keys"/db.auth | sha256sum | cut -c1-16)
         local out=$VM_CACHE/secureboot/$hash/OVMF_VARS.fd

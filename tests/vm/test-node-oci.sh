@@ -41,7 +41,7 @@ oci_vm_registry_start() {
 # asks for an update once the app runs.
 oci_vm_extra() {
         local dir=$1 kd ver lib base_root
-        kd=$(vm_kernel_dir); base_root=$("$ROOT/scripts/mkrootfs.sh"); ver=$(basename "$(ls -d "$kd"/lib/modules/*)")
+        kd=$(vm_kernel_dir); base_root=$(vm_rootfs); ver=$(basename "$(ls -d "$kd"/lib/modules/*)")
         mkdir -p "$dir/usr/lib/modules/$ver/kernel/drivers/net" "$dir/usr/lib/modules/$ver/kernel/net/core"
         cp "$kd/lib/modules/$ver/kernel/drivers/net/virtio_net.ko" "$kd/lib/modules/$ver/kernel/drivers/net/net_failover.ko" \
                 "$dir/usr/lib/modules/$ver/kernel/drivers/net/"
