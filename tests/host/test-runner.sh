@@ -105,7 +105,7 @@ fake_vm_suite() {
 # at a time (default 1); status in $rc, output in out.
 run_fake_vm_suite() {
         rc=0
-        JOBS=${1:-1} VM_ACCEL=tcg KOS=/bin/true TEST_TIMES=$PWD/times "$ROOT/tests/runner.sh" vmtests >out 2>&1 || rc=$?
+        JOBS=${1:-1} PREFIX= VM_ACCEL=tcg KOS=/bin/true TEST_TIMES=$PWD/times "$ROOT/tests/runner.sh" vmtests >out 2>&1 || rc=$?
         sed 's/^/    | /' out
 }
 
