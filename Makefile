@@ -81,6 +81,14 @@ $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(BUILD)/libkos.a
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(BUILD)/libkos.a \
 		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -o $@
 
+# The test build of kos: the same program with fault points compiled in
+# (kos_fault_point(), lib/util.h) for the kill-point tests; never shipped.
+FAULT_POINTS := -DKOS_FAULT_POINTS
+$(BUILD)/test/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) \
+		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -o $@
+
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
@@ -93,7 +101,7 @@ $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -o $@
 
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
@@ -112,7 +120,7 @@ fuzz: $(FUZZERS)
 
 check:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/vm/test-system-init boot-kernel
+	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/test/kos $(BUILD)/vm/test-system-init boot-kernel
 	@tests/run.sh
 
 demo:

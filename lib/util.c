@@ -208,6 +208,7 @@ uint64_t kos_now_ns(void) {
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+#ifdef KOS_FAULT_POINTS
 void kos_fault_point(void) {
         static long remaining = -1;
 
@@ -220,3 +221,4 @@ void kos_fault_point(void) {
         if (remaining > 0 && --remaining == 0)
                 raise(SIGKILL);
 }
+#endif

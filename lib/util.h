@@ -79,7 +79,15 @@ _kos_must_check_ int kos_write_file_atomic_at(int dirfd, const char *path, const
 /* Monotonic clock in nanoseconds. */
 uint64_t kos_now_ns(void);
 
-/* Test hook for crash-safety tests: when the environment variable
- * KOS_FAULT_AT is N, the N-th call in this process kills it with SIGKILL (as
- * a power cut would stop it, without cleanup). Unset, it does nothing. */
+/* Test hook for crash-safety tests, compiled only into test builds
+ * (-DKOS_FAULT_POINTS: build/test/kos and the ASan build): when the
+ * environment variable KOS_FAULT_AT is N, the N-th call in this process kills
+ * it with SIGKILL (as a power cut would stop it, without cleanup). In every
+ * program a vendor ships it is nothing at all: the kernel hands the words
+ * X=Y of its command line to init as its environment, so a hook there would
+ * let a command line kill PID 1. */
+#ifdef KOS_FAULT_POINTS
 void kos_fault_point(void);
+#else
+static inline void kos_fault_point(void) {}
+#endif
