@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util.h"
 
@@ -16,8 +17,27 @@
 #define MAX_SLOTS 64
 #define EC_POINT_MAX 256
 
+/* RFC 3986 section 3.1: schemes are case-insensitive ("PKCS11:" too). */
 bool kos_pkcs11_uri_is(const char *key) {
-        return key && strncmp(key, URI_SCHEME, strlen(URI_SCHEME)) == 0;
+        return key && strncasecmp(key, URI_SCHEME, strlen(URI_SCHEME)) == 0;
+}
+
+void kos_pkcs11_redact(const char *text, char *out, size_t size) {
+        static const char key[] = "pin-value=";
+        size_t n = 0;
+
+        if (size == 0)
+                return;
+        for (const char *p = text; *p && n + 1 < size;) {
+                if (strncasecmp(p, key, strlen(key)) == 0) {
+                        size_t w = (size_t)snprintf(out + n, size - n, "%.*s***", (int)strlen(key), p);
+                        n = w < size - n ? n + w : size - 1;
+                        p += strlen(key);
+                        p += strcspn(p, ";&");
+                } else
+                        out[n++] = *p++;
+        }
+        out[n] = '\0';
 }
 
 static int error_set(char *buf, size_t size, int r, const char *format, ...) __attribute__((format(printf, 4, 5)));

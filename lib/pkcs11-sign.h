@@ -36,8 +36,14 @@ struct kos_pkcs11_uri {
         char module_path[KOS_PKCS11_PATH_MAX + 1];
 };
 
-/* True when key names a PKCS#11 object rather than a file. */
+/* True when key names a PKCS#11 object rather than a file: it starts with
+ * the scheme pkcs11:, in any case. */
 bool kos_pkcs11_uri_is(const char *key);
+
+/* text (a --key argument that may be mistyped) as a message may show it:
+ * the value of every pin-value attribute, its name in any case, replaced by
+ * "***"; truncated to size - 1 bytes, never in the middle of a PIN. */
+void kos_pkcs11_redact(const char *text, char *out, size_t size);
 
 /* Parses a PKCS#11 URI strictly: every %XX escape must be two hex digits, no
  * attribute may repeat, and an attribute kos does not know is refused (in

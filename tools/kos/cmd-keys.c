@@ -76,7 +76,7 @@ int signing_key_sign(const char *key, const char *pkcs11_module, const void *mes
                      uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]) {
         _cleanup_free_ char *secret = NULL;
         size_t secret_len;
-        char error[512];
+        char error[512], shown[KOS_PKCS11_URI_MAX + 1];
         int r;
 
         if (kos_pkcs11_uri_is(key)) {
@@ -88,12 +88,14 @@ int signing_key_sign(const char *key, const char *pkcs11_module, const void *mes
                 kos_pkcs11_uri_done(&u);
                 return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
         }
+        /* A file, or a URI mistyped: no message shows a PIN it may hold. */
+        kos_pkcs11_redact(key, shown, sizeof shown);
         if ((r = read_path(key, KOS_KEY_FILE_MAX, &secret, &secret_len)) < 0)
-                return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
+                return fail(EXIT_USAGE, "cannot read %s: %s", shown, strerror(-r));
         r = kos_key_sign(secret, secret_len, message, len, ret_signature, ret_id);
         explicit_bzero(secret, secret_len);
         if (r < 0)
-                return fail(EXIT_USAGE, "%s is not an Ed25519 secret key in PEM form", key);
+                return fail(EXIT_USAGE, "%s is not an Ed25519 secret key in PEM form", shown);
         return EXIT_OK;
 }
 
@@ -113,7 +115,7 @@ static const struct option pkcs11_options[] = {
 int cmd_key_id(int argc, char **argv) {
         _cleanup_free_ char *pem = NULL;
         uint8_t raw[KOS_ED25519_PUBLIC_LEN], id[KOS_KEY_ID_LEN], sig[KOS_ED25519_SIGNATURE_LEN];
-        char id_hex[KOS_KEY_ID_HEX_LEN + 1];
+        char id_hex[KOS_KEY_ID_HEX_LEN + 1], shown[KOS_PKCS11_URI_MAX + 1];
         const char *module = NULL;
         size_t len;
         int c, r;
@@ -137,14 +139,15 @@ int cmd_key_id(int argc, char **argv) {
                 if ((r = key_id_pkcs11(key, module, id)) != EXIT_OK)
                         return r;
         } else {
+                kos_pkcs11_redact(key, shown, sizeof shown);
                 r = read_path(key, KOS_KEY_FILE_MAX, &pem, &len);
                 if (r < 0)
-                        return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
+                        return fail(EXIT_USAGE, "cannot read %s: %s", shown, strerror(-r));
                 if (kos_key_public_from_pem(pem, len, raw) >= 0) {
                         if ((r = kos_key_id_of(raw, id)) < 0)
                                 return fail(EXIT_USAGE, "cannot hash the key: %s", strerror(-r));
                 } else if (kos_key_sign(pem, len, "", 0, sig, id) < 0)
-                        return fail(EXIT_USAGE, "%s is not an Ed25519 PEM key", key);
+                        return fail(EXIT_USAGE, "%s is not an Ed25519 PEM key", shown);
         }
         kos_hex_encode(id, KOS_KEY_ID_LEN, id_hex);
         printf("%s\n", id_hex);
