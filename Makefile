@@ -51,7 +51,7 @@ KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 # early in boot links all of them.
 EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
 EARLY_HDR := $(wildcard early/*.h)
-UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c system/keystore.c
 
 .PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
 

@@ -27,9 +27,9 @@ struct kos_key_provider {
 extern const struct kos_key_provider kos_key_provider_tpm;
 extern const struct kos_key_provider kos_key_provider_initrd;
 
-/* The directory the TPM provider reads sealed-key files from (the mounted
- * ImageFS's sealed-keys/). */
-void kos_key_provider_tpm_set_dir(const char *dir);
+/* The ImageFS the TPM provider reads sealed-keys/<id> from, by its root
+ * directory fd (borrowed; -1: none). */
+void kos_key_provider_tpm_set_imagefs(int imagefs_root_fd);
 /* How many keys the TPM provider has unsealed in this process. */
 unsigned kos_key_provider_tpm_unsealed(void);
 

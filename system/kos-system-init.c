@@ -621,11 +621,12 @@ int main(void) {
         check_cmdline(&b);
         if (mkdir(LAYERS_DIR, 0755) < 0 && errno != EEXIST)
                 fail_boot("mount component", NULL, "mkdir " LAYERS_DIR ": %m");
-        kos_key_provider_tpm_set_dir(IMAGEFS_MOUNT "/" KOS_SEALED_KEY_DIR);
+        kos_key_provider_tpm_set_imagefs(img.root_fd);
         for (size_t i = 0; i < b.manifest->n_components; i++)
                 mount_component(&b, &img, i);
         leave_sealed_keys();
         b.t_layers = early_uptime();
+        kos_key_provider_tpm_set_imagefs(-1);
         kos_imagefs_close(&img);
         mount_rw_cache(&b);
         mount_overlay(&b);
