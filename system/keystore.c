@@ -136,3 +136,13 @@ int kos_key_lookup(const struct kos_key_provider *const *providers, const char *
         }
         return r;
 }
+
+enum kos_leave_verdict kos_leave_verdict(bool marker_handed_on, int extend_result, unsigned unsealed) {
+        if (extend_result >= 0)
+                return KOS_LEAVE_EXTENDED;
+        /* PCR 15 may hold the marker: left there, whatever finds the TPM
+         * later (root loading a TPM driver this initrd lacks) could unseal. */
+        if (marker_handed_on || unsealed > 0)
+                return KOS_LEAVE_STOP;
+        return extend_result == -ENODEV ? KOS_LEAVE_NO_TPM : KOS_LEAVE_WARN;
+}

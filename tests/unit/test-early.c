@@ -104,13 +104,14 @@ static const struct early_handoff good_handoff = {
         .imagefs_partuuid = "none",
 };
 
-TEST(handoff_format_is_the_signed_cmdline_then_three_parameters) {
+TEST(handoff_format_is_the_signed_cmdline_then_four_parameters) {
         char out[1024];
         struct early_handoff h;
 
         CHECK(early_handoff_format("console=ttyS0 quiet", &good_handoff, out, sizeof out) == 0);
         CHECK(strcmp(out, "console=ttyS0 quiet kos.manifest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                          " kos.imagefs=UUID=4b9c6eaa-0000-4000-8000-000000000001 kos.imagefs_partuuid=none") == 0);
+                          " kos.imagefs=UUID=4b9c6eaa-0000-4000-8000-000000000001 kos.imagefs_partuuid=none"
+                          " kos.tpm_marker=0") == 0);
         strcat(out, "\n"); /* as /proc/cmdline has it */
         CHECK(early_handoff_parse(out, &h) == 0);
         CHECK(memcmp(&h, &good_handoff, sizeof h) == 0);
@@ -118,6 +119,28 @@ TEST(handoff_format_is_the_signed_cmdline_then_three_parameters) {
         CHECK(strncmp(out, "kos.manifest=", 13) == 0);
         CHECK(early_handoff_parse(out, &h) == 0);
         CHECK(early_handoff_format("console=ttyS0", &good_handoff, out, 100) == -E2BIG);
+}
+
+/* kos.tpm_marker=1: the Boot Kernel found a TPM and extends PCR 15 with
+ * the marker, so the System Kernel must extend the leave event or stop
+ * (test-keystore.c). Exactly 0 or 1, always there. */
+TEST(handoff_says_whether_the_boot_kernel_extended_the_tpm_marker) {
+        char out[1024], text[1100];
+        struct early_handoff h, marked = good_handoff;
+
+        marked.tpm_marker = true;
+        CHECK(early_handoff_format("quiet", &marked, out, sizeof out) == 0);
+        size_t len = strlen(out);
+        CHECK(len > 17 && strcmp(out + len - 17, " kos.tpm_marker=1") == 0);
+        CHECK(early_handoff_parse(out, &h) == 0 && h.tpm_marker);
+        CHECK(memcmp(&h, &marked, sizeof h) == 0);
+        static const char *const bad[] = {"2", "", "10", "01", "yes", "1 kos.tpm_marker=1"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                snprintf(text, sizeof text, "%.*s%s", (int)(len - 1), out, bad[i]);
+                CHECK(early_handoff_parse(text, &h) == -EBADMSG);
+        }
+        out[len - 17] = '\0'; /* the marker parameter missing */
+        CHECK(early_handoff_parse(out, &h) == -EBADMSG);
 }
 
 TEST(handoff_parse_rejects_anything_after_or_inside_the_handoff) {
@@ -128,11 +151,12 @@ TEST(handoff_parse_rejects_anything_after_or_inside_the_handoff) {
         strcat(text, " kos.init=/bin/sh");
         CHECK(early_handoff_parse(text, &h) == -EBADMSG);
         CHECK(early_handoff_parse("console=ttyS0", &h) == -EBADMSG);
-        CHECK(early_handoff_parse("kos.manifest=0123 kos.imagefs=UUID=a kos.imagefs_partuuid=none", &h) == -EBADMSG);
+        CHECK(early_handoff_parse("kos.manifest=0123 kos.imagefs=UUID=a kos.imagefs_partuuid=none kos.tpm_marker=0", &h) ==
+              -EBADMSG);
         CHECK(early_handoff_parse("kos.manifest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef "
-                                  "kos.imagefs=LABEL=x kos.imagefs_partuuid=none", &h) == -EBADMSG);
+                                  "kos.imagefs=LABEL=x kos.imagefs_partuuid=none kos.tpm_marker=0", &h) == -EBADMSG);
         CHECK(early_handoff_parse("kos.manifest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef "
-                                  "kos.imagefs=UUID=a|b kos.imagefs_partuuid=none", &h) == -EBADMSG);
+                                  "kos.imagefs=UUID=a|b kos.imagefs_partuuid=none kos.tpm_marker=0", &h) == -EBADMSG);
         /* The last kos.manifest= starts the handoff: an earlier one is part of
          * the signed cmdline, which the caller compares as a whole. */
         char twice[2048];

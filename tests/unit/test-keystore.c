@@ -76,3 +76,25 @@ TEST(keystore_reads_sealed_keys_beneath_the_imagefs_only) {
         CHECK(r == -ELOOP && strstr(error, "symlink"));
         CHECK(!key);
 }
+
+/* The leave event: once the Boot Kernel's handoff says it extended PCR 15
+ * with the marker, the System Kernel extends the leave event or stops, with
+ * or without a key unsealed: PCR 15 left at the marker would let the
+ * running system unseal (a TPM driver loaded later by the root finds it). */
+TEST(leave_event_is_extended_or_the_boot_stops_once_the_marker_was_handed_on) {
+        CHECK(kos_leave_verdict(true, 0, 0) == KOS_LEAVE_EXTENDED);
+        CHECK(kos_leave_verdict(true, 0, 2) == KOS_LEAVE_EXTENDED);
+        CHECK(kos_leave_verdict(true, -ENODEV, 0) == KOS_LEAVE_STOP);
+        CHECK(kos_leave_verdict(true, -EIO, 0) == KOS_LEAVE_STOP);
+        CHECK(kos_leave_verdict(true, -EACCES, 1) == KOS_LEAVE_STOP);
+}
+
+/* Without the marker (the Boot Kernel had no TPM), PCR 15 cannot open a
+ * sealed key: no TPM is fine, a failed extend only warns, unless a key was
+ * given out (then it stops, as before). */
+TEST(leave_event_without_the_marker_stops_only_after_a_key_was_unsealed) {
+        CHECK(kos_leave_verdict(false, 0, 0) == KOS_LEAVE_EXTENDED);
+        CHECK(kos_leave_verdict(false, -ENODEV, 0) == KOS_LEAVE_NO_TPM);
+        CHECK(kos_leave_verdict(false, -EIO, 0) == KOS_LEAVE_WARN);
+        CHECK(kos_leave_verdict(false, -EIO, 1) == KOS_LEAVE_STOP);
+}
