@@ -106,7 +106,8 @@ TEST(pkcs11_uri_rejects_repeated_attributes) {
 }
 
 TEST(pkcs11_uri_rejects_malformed_structure) {
-        CHECK(rejected("PKCS11:token=kos"));
+        CHECK(rejected("PKCS11:token"));
+        CHECK(rejected("pkcs11-token=kos"));
         CHECK(rejected("file:/key.pem"));
         CHECK(rejected(""));
         CHECK(rejected("pkcs11:token"));
