@@ -11,6 +11,7 @@
 
 #include "bootstate.h"
 #include "verify.h"
+#include "verity.h"
 
 const char *kos_verdict_to_string(enum kos_verdict v) {
         switch (v) {
@@ -153,6 +154,33 @@ static bool hash_range(struct blob_check *bc, size_t from, size_t to, const stru
         return true;
 }
 
+/* A "verity" component checked by its sha256 has the signed bytes, but the
+ * System Kernel maps it only with a superblock it accepts (sha256, 4096-byte
+ * blocks, the data blocks hash_offset implies: lib/verity.h). Reading that
+ * one block here costs nothing next to the hash and spares a boot that
+ * would stop at 'open dm-verity'. An encrypted component's superblock is
+ * inside LUKS2, where only the System Kernel can read it. */
+static bool verity_superblocks_accepted(const struct kos_manifest *m, const struct blob_check *bc,
+                                        struct kos_candidate *c) {
+        uint8_t salt[KOS_VERITY_MAX_SALT];
+        char hex[KOS_SHA256_HEX_LEN + 1], error[256];
+        size_t salt_size;
+
+        for (size_t i = 0; i < m->n_components; i++) {
+                const struct kos_component *comp = &m->components[i];
+                if (!comp->verity.enabled || comp->encryption.enabled || c->checks[i] != KOS_VERIFY_SHA256)
+                        continue;
+                /* Jobs 2 onwards are the components, in order (kos_manifest_blobs). */
+                int r = kos_verity_read_superblock(bc->jobs[2 + i].fd, comp->verity.hash_offset, salt, &salt_size, error,
+                                                   sizeof error);
+                kos_hex_encode(comp->blob.sha256, KOS_SHA256_LEN, hex);
+                if (r < 0)
+                        return reject(c, r == -EBADMSG ? KOS_REASON_VERITY_SUPERBLOCK_MISMATCH : KOS_REASON_IO_ERROR,
+                                      "%s: components/%s: %s", bc->labels[2 + i], hex, error);
+        }
+        return true;
+}
+
 static bool seal_boot_files(struct blob_check *bc, struct kos_candidate *c) {
         int r;
 
@@ -208,6 +236,8 @@ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manife
                         goto out;
         } else if (!hash_range(&bc, 0, bc.n, options, c) ||
                    (options->capture_boot_files && !seal_boot_files(&bc, c)))
+                goto out;
+        if (!verity_superblocks_accepted(m, &bc, c))
                 goto out;
         if (options->capture_boot_files) {
                 if (ret_kernel_fd)

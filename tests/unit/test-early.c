@@ -4,8 +4,10 @@
  * libblkid: no disks here), the handoff format, the dm-verity superblock. */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "early.h"
 #include "verity.h"
@@ -215,4 +217,26 @@ TEST(verity_superblock_must_match_the_signed_hash_offset) {
         CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
         make_superblock(sb, 3);
         CHECK(kos_verity_check_superblock(sb, 100, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+}
+
+/* The same check read from a file: exactly the 512 bytes at hash_offset; a
+ * file that ends before them has no superblock. */
+TEST(verity_superblock_is_read_at_the_signed_hash_offset_only) {
+        uint8_t sb[KOS_VERITY_SUPERBLOCK_SIZE], salt[KOS_VERITY_MAX_SALT];
+        size_t salt_size = 0;
+        char path[512], error[256];
+
+        snprintf(path, sizeof path, "%s/image", test_tmpdir());
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        CHECK(fd >= 0);
+        make_superblock(sb, 3);
+        CHECK(pwrite(fd, sb, sizeof sb, 3 * 4096) == (ssize_t)sizeof sb);
+        CHECK(kos_verity_read_superblock(fd, 3 * 4096, salt, &salt_size, error, sizeof error) == 0);
+        CHECK(salt_size == 32 && salt[0] == 0x5a);
+        CHECK(kos_verity_read_superblock(fd, 2 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(strstr(error, "no dm-verity superblock"));
+        CHECK(ftruncate(fd, 3 * 4096 + 511) == 0);
+        CHECK(kos_verity_read_superblock(fd, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(strstr(error, "no dm-verity superblock"));
+        CHECK(kos_verity_read_superblock(fd, UINT64_MAX - 100, salt, &salt_size, error, sizeof error) == -EBADMSG);
 }
