@@ -20,10 +20,11 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 OCI_SRC := $(wildcard lib/oci*.c)
 LIB_SRC := $(filter-out $(OCI_SRC),$(wildcard lib/*.c))
 LIB_HDR := $(wildcard lib/*.h)
-KOS_SRC := $(filter-out tools/kos/cmd-oci.c,$(wildcard tools/kos/*.c)) node/varlink.c
-# What the host kos adds: kos push and kos pull.
-KOS_OCI_SRC := tools/kos/cmd-oci.c $(OCI_SRC)
-KOS_OCI := -DKOS_WITH_OCI
+KOS_HOST_ONLY := tools/kos/cmd-oci.c tools/kos/cmd-image.c tools/kos/bmap.c
+KOS_SRC := $(filter-out $(KOS_HOST_ONLY),$(wildcard tools/kos/*.c)) node/varlink.c
+# What the host kos adds: kos push and kos pull (libcurl), kos image (libfdisk).
+KOS_OCI_SRC := $(KOS_HOST_ONLY) $(OCI_SRC)
+KOS_OCI := -DKOS_WITH_OCI -DKOS_WITH_IMAGE
 KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 # The PID 1 helpers (early/), one file per job; every program that runs
 # early in boot links all of them.
@@ -59,7 +60,7 @@ $(BUILD)/libkos.a: $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 
 $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(BUILD)/libkos.a
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(BUILD)/libkos.a \
-		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -o $@
+		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lfdisk -o $@
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(BUILD)/libkos.a
 	@mkdir -p $(@D)
@@ -73,7 +74,7 @@ $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -lfdisk -o $@
 
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 

@@ -34,6 +34,9 @@ static const struct {
         {"push", cmd_push, "IMAGEFS NAME REF        publish a signed manifest to an OCI registry"},
         {"pull", cmd_pull, "REF IMAGEFS --keyring DIR  install one from an OCI registry"},
 #endif
+#ifdef KOS_WITH_IMAGE
+        {"image", cmd_image, "--imagefs DIR [--uki FILE] OUTPUT  write a factory disk image"},
+#endif
 };
 
 static int help(void) {
