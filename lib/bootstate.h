@@ -16,9 +16,9 @@
 
 #include "hash.h"
 #include "imagefs.h"
+#include "layout.h"
 #include "util.h"
 
-#define KOS_BOOT_STATE_DIR "boot-state"
 #define KOS_TRIES_MAX 99
 
 enum kos_boot_state_kind {

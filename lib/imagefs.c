@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "imagefs.h"
+#include "layout.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +31,7 @@ int kos_imagefs_init(const char *path) {
         if (root < 0)
                 return root;
         if ((r = mkdir_at(root, "components")) < 0 || (r = mkdir_at(root, "manifests")) < 0 ||
-            (r = mkdir_at(root, "boot-state")) < 0)
+            (r = mkdir_at(root, KOS_BOOT_STATE_DIR)) < 0)
                 return r;
         if (faccessat(root, KOS_ACTIVE_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
                 return kos_write_file_atomic_at(root, KOS_ACTIVE_FILE, "", 0, 0644);

@@ -53,8 +53,8 @@
 #include "varlink-server.h"
 
 #define SOCKET_PATH KOS_NODE_SOCKET
-#define IMAGEFS_MOUNT KOS_RUN_DIR "/imagefs"
-#define DATA_KOS "/data/kos" /* inbox/, processed/, rejected/, events: all opened beneath it */
+#define IMAGEFS_MOUNT KOS_RUN_IMAGEFS_MOUNT
+#define DATA_KOS KOS_DATA_KOS_DIR /* inbox/, processed/, rejected/, events: all opened beneath it */
 #define UPDATE_MOUNT KOS_RUN_DIR "/update"
 #define PROGRESS_EVENT_INTERVAL_NS (5 * 1000000000ULL)
 #define SCRUB_LOG_INTERVAL_NS (10 * 1000000000ULL)
@@ -174,7 +174,7 @@ static void event(const char *format, ...) {
 }
 
 static void open_data_kos(void) {
-        _cleanup_close_ int data = open("/data", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int data = open(KOS_DATA_MOUNT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
         if (data < 0)
                 return;

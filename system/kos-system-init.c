@@ -49,7 +49,7 @@
 #include "stack.h"
 #include "layout.h"
 
-#define IMAGEFS_MOUNT "/imagefs"
+#define IMAGEFS_MOUNT KOS_INITRAMFS_IMAGEFS_MOUNT
 #define LAYERS_DIR "/mnt"
 #define RW_MOUNT "/rw"
 #define NEW_ROOT "/newroot"
@@ -358,7 +358,7 @@ static void mount_rw_cache(struct boot *b) {
                                   r == -ENOTUNIQ ? "more than one device (listed above) matches" : "no device matches", spec);
                 if (!wipe)
                         early_log("WARNING: kos.rw=persist: runtime changes are KEPT across boots (development only)");
-                if ((wipe || !dev.type[0]) && run_mkfs(dev.path, "KOS-RW") < 0)
+                if ((wipe || !dev.type[0]) && run_mkfs(dev.path, KOS_LABEL_RW) < 0)
                         fail_boot("R/W cache", NULL, "cannot format %s", dev.path);
                 if (mount(dev.path, RW_MOUNT, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0)
                         fail_boot("R/W cache", NULL, "mount %s: %m", dev.path);
@@ -462,7 +462,7 @@ static void mount_data(struct boot *b) {
                 return;
         } else
                 b->data_state = "mounted";
-        if (mkdir_p(NEW_ROOT "/data") < 0 || mount(dev.path, NEW_ROOT "/data", "ext4", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+        if (mkdir_p(NEW_ROOT KOS_DATA_MOUNT) < 0 || mount(dev.path, NEW_ROOT KOS_DATA_MOUNT, "ext4", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
                 early_log("DataFS: cannot mount %s: %m; continuing without /data", dev.path);
                 b->data_state = "unmountable";
                 return;
