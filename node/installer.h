@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "bundle.h"
+#include "bundle-install.h"
+#include "gc.h"
 
 struct installer_callbacks {
         void (*progress)(uint64_t done_bytes, uint64_t total_bytes, void *userdata);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "active.h"
 #include "kos.h"
 #include "oci.h"
 

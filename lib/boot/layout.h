@@ -25,6 +25,8 @@
 /* On the ImageFS: boot counting, the unconfirmed markers and the rollback
  * floor (docs/format.md). */
 #define KOS_BOOT_STATE_DIR "boot-state"
+/* On the ImageFS: the ordered list of manifests to try. */
+#define KOS_ACTIVE_FILE "active"
 
 /* The DataFS, mounted by the System Kernel; Node Manager's own files (inbox/,
  * processed/, rejected/, events) under it. */

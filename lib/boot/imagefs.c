@@ -173,32 +173,3 @@ int kos_imagefs_manifest_id(const struct kos_imagefs *img, const char *name, uin
         int r = kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &untrusted, &len);
         return r < 0 ? r : kos_sha256(untrusted, len, ret_id);
 }
-
-struct id_search {
-        const uint8_t *id;
-        char *ret_name;
-};
-
-static int match_id(const struct kos_imagefs *img, const char *name, void *userdata) {
-        struct id_search *search = userdata;
-        uint8_t have[KOS_SHA256_LEN];
-
-        if (kos_imagefs_manifest_id(img, name, have) < 0 || !kos_digest_equal(have, search->id))
-                return 0;
-        snprintf(search->ret_name, KOS_NAME_MAX + 1, "%s", name);
-        return 1; /* found: stops the walk */
-}
-
-int kos_imagefs_find_manifest_by_id(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN],
-                                    char ret_name[static KOS_NAME_MAX + 1]) {
-        struct id_search search = {.id = id, .ret_name = ret_name};
-        struct kos_active_list active;
-
-        /* active first: where the manifest a device runs almost always is. */
-        if (kos_active_read(img, &active) >= 0)
-                for (size_t i = 0; i < active.n; i++)
-                        if (active.entries[i].name_valid && match_id(img, active.entries[i].name, &search) > 0)
-                                return 0;
-        int r = kos_imagefs_for_each_manifest(img, match_id, &search);
-        return r < 0 ? r : r > 0 ? 0 : -ENOENT;
-}

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hash.h"
+#include "sha256.h"
 #include "util.h"
 
 #define KOS_VERITY_BLOCK 4096u
