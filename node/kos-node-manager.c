@@ -72,7 +72,7 @@ static const char *const state_names[] = {"starting", "installing", "holding", "
 
 enum bundle_source { FROM_INBOX, FROM_DRIVE, FROM_API, FROM_REGISTRY };
 
-/* The scrub that confirms a boot with hash-tree components (lib/scrub.h):
+/* The scrub that confirms a boot with hash-tree components (lib/device/scrub.h):
  * pending until the boot is marked good. */
 enum scrub_state { SCRUB_PENDING, SCRUB_RUNNING, SCRUB_DONE, SCRUB_FAILED };
 static const char *const scrub_state_names[] = {"pending", "running", "done", "failed"};

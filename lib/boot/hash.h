@@ -27,7 +27,7 @@ struct kos_hash_job {
         uint8_t expected[KOS_SHA256_LEN];
         int copy_fd;     /* -1, or an fd that receives exactly the bytes hashed */
         bool compute_only; /* no expected digest: status is MATCH once hashed */
-        /* A dm-verity image checked by its tree (lib/verity.h): only the
+        /* A dm-verity image checked by its tree (lib/boot/verity.h): only the
          * superblock at hash_offset and the tree after it are read, and the
          * tree must lead to expected, the signed root hash. The data is
          * never read (dm-verity checks it as it is used). No copy_fd. */

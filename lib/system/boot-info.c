@@ -22,7 +22,7 @@ static bool uuid_is_valid(const char *s) {
 
 /* An absolute path under /dev/ with no ".." component: what the System
  * Kernel writes (/dev/mapper/kos-<name>-verity). The device itself is
- * checked again where it is opened (lib/scrub.h). */
+ * checked again where it is opened (lib/device/scrub.h). */
 static bool device_path_is_valid(const char *s) {
         size_t n = strlen(s);
 
