@@ -8,6 +8,7 @@
 
 #include "imagefs.h"
 #include "keyring.h"
+#include "manifest.h"
 #include "util.h"
 
 struct kos_gc_options {
@@ -20,6 +21,11 @@ struct kos_gc_options {
         /* A manifests/<name>.json that was not counted, and why (may be NULL). */
         void (*on_ignored)(const char *name, const char *why, void *userdata);
         void *userdata;
+        /* Blobs that count as referenced although no installed manifest
+         * names them, and whose download (.tmp-pull-<sha256>) stays: those
+         * of a pull under way (may be NULL). */
+        const struct kos_blob *const *keep;
+        size_t n_keep;
 };
 
 /* Removes components no authenticated installed manifest references, and
