@@ -44,7 +44,8 @@ struct request {
         CURL *curl;
         const char *method; /* GET, HEAD, POST, PUT */
         const char *url;    /* absolute; the last hop after perform() */
-        bool to_registry;   /* url is on the registry's origin: credentials may go */
+        bool to_registry;   /* url is on the registry's origin, and no redirect left it: credentials may go */
+        bool left_registry; /* a redirect went to another origin: no credentials for the rest of the way */
         bool basic_to_realm; /* a token request to the realm the registry named: the credentials go */
         uint64_t expected_size; /* what the request should bring, for its bound */
         const char *accept, *content_type;
@@ -477,7 +478,8 @@ static int perform_once(struct kos_oci_client *c, struct request *rq) {
 
         if (url_origin(rq->url, &o) < 0)
                 return set_error(c, -EPROTO, "%s: not an http(s) URL", rq->url);
-        rq->to_registry = origin_equal(&o, &c->origin);
+        rq->left_registry |= !origin_equal(&o, &c->origin);
+        rq->to_registry = !rq->left_registry;
         if (now >= c->deadline_ns)
                 return set_error(c, -ETIMEDOUT, "%s %s (%s): not done within its bound of %llu s", rq->method, rq->url,
                                  url_host(rq->url, host, sizeof host), (unsigned long long)(c->bound_ns / 1000000000ULL));

@@ -306,11 +306,20 @@ registry_blob_gets() {
 # with the helpers below, METHOD, TARGET and AUTH set. Stopped when the
 # test's shell exits.
 FAKE_PIDS=()
+# The processes whose parent is $1 (from /proc: procps is not in a minimal root).
+child_pids() {
+        local status key value
+        for status in /proc/[0-9]*/status; do
+                while read -r key value; do [ "$key" = PPid: ] && break; done <"$status" 2>/dev/null || continue
+                [ "$value" = "$1" ] && { status=${status#/proc/}; echo "${status%/status}"; }
+        done
+}
+
 fake_servers_stop() {
         local pid
         for pid in "${FAKE_PIDS[@]}"; do
-                pkill -TERM -P "$pid" 2>/dev/null || true # the connection being served
-                kill "$pid" 2>/dev/null || true
+                # socat's children serve the connections: they outlive a killed socat.
+                kill $(child_pids "$pid") "$pid" 2>/dev/null || true
                 wait "$pid" 2>/dev/null || true
         done
         FAKE_PIDS=()

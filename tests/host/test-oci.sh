@@ -370,48 +370,48 @@ SH
         [ "$rc" = 2 ] && grep -q "Location on another origin (https://127.0.0.1:$other): refused" err || fail "exit $rc: $(cat err)"
 }
 
+# pull_from_the_fake_registry STALL_SECONDS: a pull from the fake registry
+# whose registry.handler the test wrote, the low-speed window shortened to
+# STALL_SECONDS (0: the defaults), killed by timeout(1) after 25 s; sets rc and took (seconds).
+pull_from_the_fake_registry() {
+        local reg start=$SECONDS; reg=$(free_port)
+        fake_server registry "$reg"
+        rc=0
+        KOS_OCI_TEST_STALL_SECONDS=$1 timeout 25 "$KOS" pull --keyring keyring "http://127.0.0.1:$reg/kos/device:a" dev >out 2>err || rc=$?
+        took=$((SECONDS - start))
+        echo "ended after $took s: $(cat err)" >&2
+}
+
 test_oci_endless_error_body_of_a_registry_is_cut_at_its_cap() {
         hostile_fixture
-        local reg; reg=$(free_port)
         cat >registry.handler <<'SH'
 printf 'HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n'
 yes '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'
 SH
-        fake_server registry "$reg"
-        local rc=0 start=$SECONDS
-        timeout 20 "$KOS" pull --keyring keyring "http://127.0.0.1:$reg/kos/device:a" dev >out 2>err || rc=$?
-        echo "ended after $((SECONDS - start)) s: $(cat err)" >&2
-        [ "$rc" = 2 ] && grep -q 'HTTP 404: {"errors"' err || fail "exit $rc (124: still reading after 20 s): $(cat err)"
+        local rc took; pull_from_the_fake_registry 0 # the defaults
+        [ "$rc" = 2 ] && grep -q 'HTTP 404: {"errors"' err || fail "exit $rc (124: still reading after 25 s): $(cat err)"
 }
 
 test_oci_a_registry_trickling_100_bytes_every_few_seconds_is_abandoned() {
         hostile_fixture
-        local reg; reg=$(free_port)
         # 100 bytes every 2 s against a window shortened to 3 s: the audit's 100 bytes every 20 s against 30 s, scaled.
         cat >registry.handler <<'SH'
 printf 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 100000\r\n\r\n'
 while printf '%100s' ''; do sleep 2; done
 SH
-        fake_server registry "$reg"
-        local rc=0 start=$SECONDS
-        KOS_OCI_TEST_STALL_SECONDS=3 timeout 25 "$KOS" pull --keyring keyring "http://127.0.0.1:$reg/kos/device:a" dev >out 2>err || rc=$?
-        echo "ended after $((SECONDS - start)) s: $(cat err)" >&2
+        local rc took; pull_from_the_fake_registry 3
         [ "$rc" = 2 ] && grep -q 'Operation too slow' err || fail "exit $rc (124: still running after 25 s): $(cat err)"
-        [ $((SECONDS - start)) -le 12 ] || fail "took $((SECONDS - start)) s"
+        [ "$took" -le 12 ] || fail "took $took s"
 }
 
 test_oci_a_transfer_above_the_minimum_rate_still_ends_at_its_bound() {
         hostile_fixture
-        local reg; reg=$(free_port)
         # 16 KiB/s, well above the minimum rate, of a manifest that never ends (under its 256 KiB cap for 16 s).
         cat >registry.handler <<'SH'
 printf 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n'
 while printf '%8192s' ''; do sleep 0.5; done
 SH
-        fake_server registry "$reg"
-        local rc=0 start=$SECONDS
         # A 2 s window makes the bound of a manifest GET 4 x 2 = 8 s (120 s by default).
-        KOS_OCI_TEST_STALL_SECONDS=2 timeout 25 "$KOS" pull --keyring keyring "http://127.0.0.1:$reg/kos/device:a" dev >out 2>err || rc=$?
-        echo "ended after $((SECONDS - start)) s: $(cat err)" >&2
+        local rc took; pull_from_the_fake_registry 2
         [ "$rc" = 2 ] && grep -q 'not done within its bound of 8 s' err || fail "exit $rc (124: still running after 25 s): $(cat err)"
 }
