@@ -46,7 +46,7 @@ struct request {
         const char *url;    /* absolute; the last hop after perform() */
         bool to_registry;   /* url is on the registry's origin, and no redirect left it: credentials may go */
         bool left_registry; /* a redirect went to another origin: no credentials for the rest of the way */
-        bool basic_to_realm; /* a token request to the realm the registry named: the credentials go */
+        bool to_token_service; /* to the realm the registry named: the credentials go, never the token */
         uint64_t expected_size; /* what the request should bring, for its bound */
         const char *accept, *content_type;
         const void *body; /* PUT data, or NULL with body_fd */
@@ -385,7 +385,7 @@ static int build_headers(struct kos_oci_client *c, const struct request *rq, str
         if (r >= 0 && rq->range_from > 0)
                 r = add_header(ret, "Range: bytes=%llu-", (unsigned long long)rq->range_from);
         /* The token stands for the credentials: the registry's origin only. */
-        if (r >= 0 && c->auth == AUTH_BEARER && rq->to_registry)
+        if (r >= 0 && c->auth == AUTH_BEARER && rq->to_registry && !rq->to_token_service)
                 r = add_header(ret, "Authorization: Bearer %s", c->token);
         /* curl adds "Expect: 100-continue" to large PUTs; registries answer
          * the PUT itself, so skip the wait. */
@@ -420,7 +420,7 @@ static void setup_transfer(struct kos_oci_client *c, struct request *rq, struct 
         curl_easy_setopt(h, CURLOPT_HEADERDATA, rq);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, rq);
-        if ((c->auth == AUTH_BASIC && rq->to_registry) || rq->basic_to_realm) {
+        if (c->credentials && ((c->auth == AUTH_BASIC && rq->to_registry) || rq->to_token_service)) {
                 curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
                 curl_easy_setopt(h, CURLOPT_USERPWD, c->credentials);
         }
@@ -632,7 +632,7 @@ static int fetch_token(struct kos_oci_client *c, const char *challenge) {
                 return -ENOMEM;
 
         struct request rq = {.method = "GET", .url = url, .body_fd = -1, .sink = buffer_append, .userdata = &b,
-                             .basic_to_realm = c->credentials != NULL};
+                             .to_token_service = true};
         r = perform_once(c, &rq);
         url_host(realm, host, sizeof host);
         if (r >= 0 && rq.status != 200)
