@@ -60,7 +60,7 @@ static int start(sd_event *e, struct outcome *o, char *const argv[], const struc
 }
 
 TEST(installer_kills_a_pull_child_past_its_deadline_and_takes_the_next_job) {
-        sd_event *e = NULL;
+        __attribute__((cleanup(sd_event_unrefp))) sd_event *e = NULL;
         struct outcome o;
         char final[300], script[700];
         struct installer_deadline d = {.base_usec = 300000, .bytes_per_second = 1u << 20};
@@ -80,36 +80,35 @@ TEST(installer_kills_a_pull_child_past_its_deadline_and_takes_the_next_job) {
         CHECK(write_record(final, &rec) == 0);
         snprintf(script, sizeof script, "cat '%s' >&3", final);
         char *const next[] = {(char *)"/bin/sh", (char *)"-c", script, NULL};
-        CHECK(start(e, &o, next, &d) == 0);
+        struct installer_deadline ample = {.base_usec = 20000000, .bytes_per_second = 1u << 20};
+        CHECK(start(e, &o, next, &ample) == 0);
         run_until_done(e, &o, 10000);
         CHECK(o.done && o.r == 0 && strcmp(o.name, "next") == 0);
-        sd_event_unref(e);
 }
 
 TEST(installer_pull_deadline_grows_with_the_signed_size_the_child_reports) {
-        sd_event *e = NULL;
+        __attribute__((cleanup(sd_event_unrefp))) sd_event *e = NULL;
         struct outcome o;
         char progress[300], final[300], script[800];
-        /* 0.3 s, plus 1 s per MiB: a child reporting 3 MiB to fetch has 3.3 s. */
-        struct installer_deadline d = {.base_usec = 300000, .bytes_per_second = 1u << 20};
+        /* 1.5 s, plus 1 s per MiB: a child reporting 4 MiB to fetch has 5.5 s. */
+        struct installer_deadline d = {.base_usec = 1500000, .bytes_per_second = 1u << 20};
 
         CHECK(sd_event_new(&e) >= 0);
         snprintf(progress, sizeof progress, "%s/progress", test_tmpdir());
         snprintf(final, sizeof final, "%s/final", test_tmpdir());
-        CHECK(write_record(progress, &(struct installer_record){.done = 0, .total = 3u << 20}) == 0);
+        CHECK(write_record(progress, &(struct installer_record){.done = 0, .total = 4u << 20}) == 0);
         struct installer_record rec = {.final = 1, .r = 0};
         snprintf(rec.result.name, sizeof rec.result.name, "big");
         CHECK(write_record(final, &rec) == 0);
-        /* Reports 3 MiB, works for 1 s (past the 0.3 s base), then ends. */
-        snprintf(script, sizeof script, "cat '%s' >&3; sleep 1; cat '%s' >&3", progress, final);
+        /* Reports 4 MiB, works for 3 s (past the 1.5 s base), then ends. */
+        snprintf(script, sizeof script, "cat '%s' >&3; sleep 3; cat '%s' >&3", progress, final);
         char *const slow[] = {(char *)"/bin/sh", (char *)"-c", script, NULL};
         CHECK(start(e, &o, slow, &d) == 0);
         run_until_done(e, &o, 10000);
-        CHECK(o.done && o.r == 0 && strcmp(o.name, "big") == 0 && o.total == 3u << 20);
+        CHECK(o.done && o.r == 0 && strcmp(o.name, "big") == 0 && o.total == 4u << 20);
         /* Without the report the same work is past the deadline. */
-        snprintf(script, sizeof script, "sleep 1; cat '%s' >&3", final);
+        snprintf(script, sizeof script, "sleep 3; cat '%s' >&3", final);
         CHECK(start(e, &o, slow, &d) == 0);
         run_until_done(e, &o, 10000);
         CHECK(o.done && o.r == -ETIMEDOUT);
-        sd_event_unref(e);
 }
