@@ -45,7 +45,9 @@ KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 # early in boot links all of them.
 EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
 EARLY_HDR := $(wildcard early/*.h)
-UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c
+# Node Manager's installer (its pull deadline) runs in the unit tests on a real sd-event loop.
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/installer.c node/child-process.c
+UNIT_LIBS := $(LIBS) -lcurl -lsystemd
 
 .PHONY: all check-links deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
 
@@ -86,13 +88,13 @@ $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIBKOS_HOST)
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIBKOS_HOST)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIBKOS_HOST) $(LDFLAGS_HARDEN) $(LIBS) -lcurl -o $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIBKOS_HOST) $(LDFLAGS_HARDEN) $(UNIT_LIBS) -o $@
 
 # The ASan+UBSan build: the unit tests and the kos tool, which the host tests
 # also run under.
 $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIB_SRC) $(LIBS) -lcurl -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIB_SRC) $(UNIT_LIBS) -o $@
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)

@@ -178,8 +178,10 @@ static void on_pull_done(struct node *n, int r, const struct kos_bundle_result *
                          (unsigned long long)result->components_bytes);
         else
                 snprintf(n->last_poll, sizeof n->last_poll, "%s: %s", r == -EBADMSG ? "refused" : "failed",
-                         r == -ECHILD ? "the pull process died or could not run " KOS_NODE_PULL_PROGRAM
-                                      : result->error[0] ? result->error : strerror(-r));
+                         r == -ECHILD       ? "the pull process died or could not run " KOS_NODE_PULL_PROGRAM
+                         : result->error[0] ? result->error
+                         : r == -ETIMEDOUT  ? "the pull did not end by its deadline and was killed"
+                                            : strerror(-r));
         event("update from %s: %s", job->name, n->last_poll);
         if (job->caller)
                 varlink_connection_reply(job->caller,
