@@ -94,10 +94,11 @@ swtpm_stop tpm
 echo "sealed-keys/demo-app on the ImageFS: key demo-app sealed to PCR 7 = ${pcr7:0:16}... (Secure Boot enforcing with the demo's PK, KEK and db; computed on the host, no boot) and PCR 15 = the KOS verified-boot marker"
 
 step "Disk: GPT with an EFI system partition (the UKI as \\EFI\\BOOT\\BOOTX64.EFI), the ImageFS and an empty DataFS"
-IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
-rm -rf esp && mkdir -p esp/EFI/BOOT && cp bootk/kos-boot.efi esp/EFI/BOOT/BOOTX64.EFI
-IMAGEFS_EXTRA_MIB=256 DATA_MIB=128 uefi_disk esp disk.img img "$IMAGEFS_UUID" 2>/dev/null
-ls -lh disk.img | awk '{print "build/demo/disk.img", $5}'
+# kos image writes the factory image a vendor flashes (bmaptool copy --bmap
+# disk.bmap disk.img /dev/DEVICE): the DataFS is left empty, the System
+# Kernel formats it at first boot.
+"$KOS" image --force --imagefs img --imagefs-extra 256M --uki bootk/kos-boot.efi --data-size 128M --bmap disk.bmap \
+        disk.img 2>/dev/null
 
 vm_swtpm_start tpm
 

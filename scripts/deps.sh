@@ -7,7 +7,7 @@
 set -euo pipefail
 
 build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-dev zlib1g-dev
-       libcryptsetup-dev libsystemd-dev libcurl4-openssl-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time
+       libcryptsetup-dev libsystemd-dev libcurl4-openssl-dev libfdisk-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time
        cpio kmod apt mmdebstrap fdisk qemu-system-x86 swtpm swtpm-tools libp11-kit-dev zstd)
 # The Boot Kernel's own kernel (scripts/build-boot-kernel.sh), its UKI and the
 # Secure Boot tests (OVMF, development keys, an ESP made without mounting).
@@ -17,7 +17,7 @@ boot=(linux-source-6.1 xz-utils bc flex bison libelf-dev binutils lz4 systemd-bo
 # a PKCS#11 token for the HSM signing tests. docker-registry (Distribution
 # 2.8) and htpasswd (apache2-utils): the OCI tests' local registry.
 check=("${build[@]}" "${boot[@]}" clang libclang-rt-14-dev socat tpm2-tools softhsm2 opensc p11-kit
-       docker-registry apache2-utils curl)
+       docker-registry apache2-utils curl bmap-tools)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

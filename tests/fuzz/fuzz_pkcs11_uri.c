@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* Redacted: every pin-value= is followed by *** (or the end of a
          * truncated text), nothing else. */
         char shown[64];
-        kos_pkcs11_redact(uri, shown, sizeof shown);
+        kos_redact_pin_values(uri, shown, sizeof shown);
         if (strlen(shown) >= sizeof shown)
                 abort();
         for (const char *p = shown; *p; p++)

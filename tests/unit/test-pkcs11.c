@@ -171,16 +171,16 @@ TEST(pkcs11_uri_scheme_is_case_insensitive) {
 
 /* What a message may show of a --key argument that is not a URI kos could
  * parse: every pin-value's value hidden, whatever the case. */
-TEST(pkcs11_redact_hides_every_pin_value) {
+TEST(redact_pin_values_hides_every_pin_value) {
         char out[128];
 
-        kos_pkcs11_redact("pkcs:token=kos?pin-value=S3CRET", out, sizeof out);
+        kos_redact_pin_values("pkcs:token=kos?pin-value=S3CRET", out, sizeof out);
         CHECK(strcmp(out, "pkcs:token=kos?pin-value=***") == 0);
-        kos_pkcs11_redact("x;PIN-VALUE=S3CRET;object=a&pin-value=S3CRET&b=1", out, sizeof out);
+        kos_redact_pin_values("x;PIN-VALUE=S3CRET;object=a&pin-value=S3CRET&b=1", out, sizeof out);
         CHECK(strcmp(out, "x;PIN-VALUE=***;object=a&pin-value=***&b=1") == 0);
-        kos_pkcs11_redact("keys/secret.pem", out, sizeof out);
+        kos_redact_pin_values("keys/secret.pem", out, sizeof out);
         CHECK(strcmp(out, "keys/secret.pem") == 0);
-        kos_pkcs11_redact("a?pin-value=S3CRET", out, 8);
+        kos_redact_pin_values("a?pin-value=S3CRET", out, 8);
         CHECK(!strstr(out, "S3") && strlen(out) < 8);
 }
 
