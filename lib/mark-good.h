@@ -32,6 +32,8 @@ struct kos_mark_good_result {
  *      ("rollback: ...") when it fails, nothing changed;
  *   2. its boot state becomes good (kos_boot_state_mark_good());
  *   3. the floor rises to its security_version (kos_rollback_floor_raise());
+ *      a TPM whose counter cannot be read or raised: -EBADMSG with
+ *      result->error saying why (docs/tpm.md, "Refusals");
  *   4. every manifest of active that authenticates and is below the new
  *      floor is taken out of active (not uninstalled: gc collects its
  *      components, since it can never boot here again).
