@@ -40,7 +40,7 @@ struct kos_rollback_floor {
         char warning[256]; /* non-empty when the store was unusable: say it loudly */
         bool tpm_used;     /* a TPM was found and its counter read: value >= tpm_value */
         uint32_t tpm_value;
-        char tpm[400];     /* what the TPM side did: "no TPM", the counter, or why it is unusable */
+        char tpm[512];     /* what the TPM side did: "no TPM", the counter, or why it is unusable */
 };
 
 /* What the store holds: 0 with *ret_value; -ENOENT when nothing is stored
