@@ -4,11 +4,12 @@
  * Why not tpm2-tss: the Boot Kernel's init is one static binary and Debian
  * ships libtss2-esys/-sys/-mu only as shared libraries (libtss2-dev has no
  * .a). Shipping them in the Boot initramfs means a dynamic loader, libssl and
- * five libraries in the trusted Boot image to send seven fixed commands, all
- * with a password session and an empty password: no HMAC or parameter
- * encryption, nothing ESAPI is for. So the seven commands are built here
- * from constants (golden vectors in tests/unit/test-tpm.c, checked against
- * swtpm in tests/vm/test-tpm.sh), and the responses, which come from a device
+ * five libraries in the trusted Boot image to send a few fixed commands, all
+ * with a password session and an empty password or a policy session without
+ * HMAC: no parameter encryption, nothing ESAPI is for. So the commands are
+ * built here from constants (golden vectors in tests/unit/test-tpm.c, checked
+ * against swtpm in tests/host/test-tpm.sh and tests/vm/test-tpm.sh), and the
+ * responses, which come from a device
  * we do not control, are parsed with exact lengths (every size field checked
  * against what is left, every byte consumed; a fuzzer in
  * tests/fuzz/fuzz_tpm_response.c). One implementation serves the Boot
@@ -330,11 +331,7 @@ int kos_tpm_build_unseal(uint8_t *buf, size_t size, uint32_t item, uint32_t sess
 
         begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_UNSEAL);
         put_u32(&w, item);
-        put_u32(&w, 9); /* authorizationSize */
-        put_u32(&w, session);
-        put_u16(&w, 0); /* nonceCaller */
-        put_u8(&w, 0);  /* attributes: not continueSession, so it is flushed */
-        put_u16(&w, 0); /* hmac: a policy without PolicyAuthValue/Password */
+        put_session(&w, session); /* not continued, so flushed; no hmac: no PolicyAuthValue/Password */
         return end_command(&w);
 }
 
@@ -1252,16 +1249,24 @@ static int migrate_first_definition(struct kos_tpm *t, char *message, size_t siz
         return 0;
 }
 
+/* The start of every floor call: what is at the index; -EBADMSG (never
+ * replaced: that would hide the tampering) when it is not ours. */
+static int identify_usable_floor(struct kos_tpm *t, enum floor_kind *ret_kind, char *message, size_t size) {
+        int r;
+
+        message[0] = '\0';
+        if ((r = identify_floor(t, ret_kind, message, size)) < 0)
+                return r;
+        return *ret_kind == FLOOR_FOREIGN ? -EBADMSG : 0;
+}
+
 int kos_tpm_floor_read(struct kos_tpm *t, uint32_t *ret_floor, char *ret_message, size_t message_size) {
         enum floor_kind kind;
         uint64_t counter;
         int r;
 
-        ret_message[0] = '\0';
-        if ((r = identify_floor(t, &kind, ret_message, message_size)) < 0)
+        if ((r = identify_usable_floor(t, &kind, ret_message, message_size)) < 0)
                 return r;
-        if (kind == FLOOR_FOREIGN)
-                return -EBADMSG;
         if (kind == FLOOR_ABSENT) {
                 snprintf(ret_message, message_size,
                          "NV 0x%08x is not defined: never provisioned, or deleted since (the Boot Kernel provisions "
@@ -1280,12 +1285,11 @@ int kos_tpm_floor_provision(struct kos_tpm *t, char *ret_message, size_t message
         uint64_t counter;
         int r;
 
-        ret_message[0] = '\0';
-        if ((r = identify_floor(t, &kind, ret_message, message_size)) < 0)
+        if ((r = identify_usable_floor(t, &kind, ret_message, message_size)) < 0)
                 return r;
         switch (kind) {
         case FLOOR_FOREIGN:
-                return -EBADMSG; /* never replaced: that would hide the tampering */
+                return -EBADMSG; /* identify_usable_floor() said so */
         case FLOOR_FIRST:
                 return migrate_first_definition(t, ret_message, message_size);
         case FLOOR_ABSENT:
@@ -1313,11 +1317,8 @@ int kos_tpm_floor_raise(struct kos_tpm *t, uint32_t value, char *ret_message, si
         uint64_t counter;
         int r;
 
-        ret_message[0] = '\0';
-        if ((r = identify_floor(t, &kind, ret_message, message_size)) < 0)
+        if ((r = identify_usable_floor(t, &kind, ret_message, message_size)) < 0)
                 return r;
-        if (kind == FLOOR_FOREIGN)
-                return -EBADMSG;
         if (kind == FLOOR_ABSENT) {
                 if ((r = kos_tpm_floor_provision(t, ret_message, message_size)) < 0)
                         return r;
