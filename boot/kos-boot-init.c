@@ -16,10 +16,12 @@
  *   kos.imagefs_timeout=SECONDS               default 10
  *   kos.on_fail=halt|reboot                   default halt
  *   kos.on_fail_delay=SECONDS                 default 10
- *   kos.tpm=required                          boot nothing unless the TPM's
- *                                             rollback floor counter is usable
- *                                             (docs/tpm.md); default: use it
- *                                             when there is a TPM
+ *   kos.tpm=required                          boot nothing without a TPM
+ *                                             (docs/tpm.md); default: without
+ *                                             one, the ImageFS floor alone.
+ *                                             A TPM that is there but whose
+ *                                             floor counter cannot be used
+ *                                             boots nothing either way
  */
 #include <errno.h>
 #include <linux/kexec.h>
@@ -354,7 +356,13 @@ int main(void) {
 
         load_modules();
         r = kos_rollback_tpm_prepare(error, sizeof error);
-        early_log("rollback floor: %s%s", r < 0 && r != -ENODEV ? "WARNING: " : "", error);
+        early_log("rollback floor: %s", error);
+        /* A TPM whose counter cannot be used is tampering (or a failing
+         * TPM): never the ImageFS floor alone, which root can rewrite. */
+        if (r < 0 && r != -ENODEV) {
+                early_log("the TPM's rollback floor cannot be trusted: booting nothing (docs/tpm.md, \"Refusals\")");
+                fail_boot();
+        }
         if (r < 0 && early_cmdline_get("kos.tpm") && strcmp(early_cmdline_get("kos.tpm"), "required") == 0) {
                 early_log("kos.tpm=required and the TPM's rollback floor cannot be used");
                 fail_boot();
@@ -383,6 +391,10 @@ int main(void) {
                 .boot_files_userdata = &preload,
         };
         r = kos_select(&img, &ring, &options, &s);
+        if (r == -ENOTRECOVERABLE) {
+                early_log("rollback floor: %s", s.floor.tpm);
+                fail_boot();
+        }
         if (r < 0) {
                 early_log("selection failed: %s", strerror(-r));
                 fail_boot();
