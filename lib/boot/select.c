@@ -133,7 +133,7 @@ static bool hash_range(struct blob_check *bc, size_t from, size_t to, const stru
 
 /* A "verity" component checked by its sha256 has the signed bytes, but the
  * System Kernel maps it only with a superblock it accepts (sha256, 4096-byte
- * blocks, the data blocks hash_offset implies: lib/verity.h). Reading that
+ * blocks, the data blocks hash_offset implies: verity.h). Reading that
  * one block here costs nothing next to the hash and spares a boot that
  * would stop at 'open dm-verity'. An encrypted component's superblock is
  * inside LUKS2, where only the System Kernel can read it. */

@@ -3,7 +3,7 @@
 
 fail() { echo "  $*" >&2; exit 1; }
 
-# The test build of kos, with fault points (kos_fault_point() in lib/util.h;
+# The test build of kos, with fault points (kos_fault_point() in lib/boot/util.h;
 # make build/test/kos): for the kill-point tests only.
 KOS_FAULTS=$(realpath -m "${KOS_FAULTS:-$ROOT/$BUILD/test/kos}")
 

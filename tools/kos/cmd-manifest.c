@@ -141,7 +141,7 @@ static int parse_component_arg(char *arg, struct kos_component *c, const char **
 }
 
 /* What the System Kernel will map: the superblock of each unencrypted
- * verity component, checked as it checks it (lib/verity.h), before a
+ * verity component, checked as it checks it (lib/boot/verity.h), before a
  * manifest that could only cost a boot at 'open dm-verity' is written. Done
  * first, so that a hash-tree image with sha512, 1024-byte blocks or no
  * superblock is refused for that, not for a size that follows from it. An
