@@ -62,18 +62,17 @@ static int unusable(char *why, size_t size, const char *problem) {
         return -EBADMSG;
 }
 
-int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value, char *ret_why, size_t why_size) {
+static int store_read_in(const struct kos_boot_state_dir *dir, uint32_t *ret_value, char *ret_why, size_t why_size) {
         _cleanup_free_ char *untrusted = NULL;
         size_t len;
 
-        _cleanup_close_ int dirfd = open_state_dir(img, false);
-        if (dirfd == -ENOENT)
+        if (dir->error == -ENOENT)
                 return -ENOENT;
-        if (dirfd == -ENOTDIR || dirfd == -ELOOP)
+        if (dir->error == -ENOTDIR || dir->error == -ELOOP)
                 return unusable(ret_why, why_size, "cannot be read: boot-state/ is not a directory");
-        if (dirfd < 0)
-                return dirfd;
-        int r = kos_read_file_at(dirfd, KOS_ROLLBACK_FLOOR_FILE, KOS_ROLLBACK_FLOOR_FILE_MAX, &untrusted, &len);
+        if (dir->fd < 0)
+                return dir->error;
+        int r = kos_read_file_at(dir->fd, KOS_ROLLBACK_FLOOR_FILE, KOS_ROLLBACK_FLOOR_FILE_MAX, &untrusted, &len);
         if (r == -ENOENT)
                 return -ENOENT;
         if (r == -EBADFD || r == -ELOOP)
@@ -85,6 +84,15 @@ int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value, 
         if (parse_floor(untrusted, len, ret_value) < 0)
                 return unusable(ret_why, why_size, "does not hold a decimal number from 0 to 4294967295");
         return 0;
+}
+
+int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value, char *ret_why, size_t why_size) {
+        struct kos_boot_state_dir dir;
+
+        kos_boot_state_dir_open(img, &dir);
+        int r = store_read_in(&dir, ret_value, ret_why, why_size);
+        kos_boot_state_dir_close(&dir);
+        return r;
 }
 
 static int store_write(const struct kos_imagefs *img, uint32_t value) {
@@ -104,24 +112,29 @@ static int store_write(const struct kos_imagefs *img, uint32_t value) {
  * the floor is at least that, since marking good raised it so far. Neither
  * strands a manifest the real floor would let boot; (b) also holds when
  * active was edited by hand. False when none authenticates. */
-static bool derive_from_active(const struct kos_imagefs *img, const struct kos_keyring *ring, uint32_t *ret) {
-        struct kos_active_list list;
+static bool derive_from_active(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                               const struct kos_active_list *active, const struct kos_boot_state_dir *dir, uint32_t *ret) {
+        struct kos_active_list own;
+        const struct kos_active_list *list = active;
         uint32_t lowest = UINT32_MAX, highest_good = 0;
         bool found = false;
 
-        if (kos_active_read(img, &list) < 0)
-                return false;
-        for (size_t i = 0; i < list.n; i++) {
+        if (!list) {
+                if (kos_active_read(img, &own) < 0)
+                        return false;
+                list = &own;
+        }
+        for (size_t i = 0; i < list->n; i++) {
                 _cleanup_manifest_ struct kos_manifest *m = NULL;
                 struct kos_candidate c = {0};
                 struct kos_boot_state st;
 
-                if (!list.entries[i].name_valid || !kos_load_manifest(img, ring, list.entries[i].name, &c, &m))
+                if (!list->entries[i].name_valid || !kos_load_manifest(img, ring, list->entries[i].name, &c, &m))
                         continue;
                 found = true;
                 if (m->security_version < lowest)
                         lowest = m->security_version;
-                if (kos_boot_state_read(img, c.id, &st) >= 0 && st.kind == KOS_BOOT_STATE_GOOD &&
+                if (kos_boot_state_read_in(dir, c.id, &st) >= 0 && st.kind == KOS_BOOT_STATE_GOOD &&
                     m->security_version > highest_good)
                         highest_good = m->security_version;
         }
@@ -130,12 +143,13 @@ static bool derive_from_active(const struct kos_imagefs *img, const struct kos_k
 }
 
 static int read_file_floor(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                           const struct kos_active_list *active, const struct kos_boot_state_dir *dir,
                            struct kos_rollback_floor *ret) {
         char why[160] = "";
         uint32_t value = 0;
 
         *ret = (struct kos_rollback_floor){0};
-        int r = kos_rollback_store_read(img, &value, why, sizeof why);
+        int r = store_read_in(dir, &value, why, sizeof why);
         if (r == -ENOMEM)
                 return r;
         if (r == -ENOENT) {
@@ -151,7 +165,7 @@ static int read_file_floor(const struct kos_imagefs *img, const struct kos_keyri
                 snprintf(why, sizeof why, "%s/%s cannot be read: %s", KOS_BOOT_STATE_DIR, KOS_ROLLBACK_FLOOR_FILE,
                          strerror(-r));
         ret->source = KOS_FLOOR_SOURCE_DERIVED;
-        if (derive_from_active(img, ring, &value)) {
+        if (derive_from_active(img, ring, active, dir, &value)) {
                 ret->value = value;
                 snprintf(ret->warning, sizeof ret->warning,
                          "%s; using %lu, derived from the manifests in active, as the floor", why,
@@ -198,11 +212,22 @@ static int read_tpm(struct kos_rollback_floor *ret) {
         return 0;
 }
 
-int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyring *ring,
-                            struct kos_rollback_floor *ret) {
-        int r = read_file_floor(img, ring, ret);
+int kos_rollback_floor_read_in(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                               const struct kos_active_list *active, const struct kos_boot_state_dir *dir,
+                               struct kos_rollback_floor *ret) {
+        int r = read_file_floor(img, ring, active, dir, ret);
 
         return r < 0 ? r : read_tpm(ret);
+}
+
+int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                            struct kos_rollback_floor *ret) {
+        struct kos_boot_state_dir dir;
+
+        kos_boot_state_dir_open(img, &dir);
+        int r = kos_rollback_floor_read_in(img, ring, NULL, &dir, ret);
+        kos_boot_state_dir_close(&dir);
+        return r;
 }
 
 int kos_rollback_tpm_prepare(char *ret_message, size_t message_size) {

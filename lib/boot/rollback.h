@@ -67,6 +67,15 @@ _kos_must_check_ int kos_rollback_store_read(const struct kos_imagefs *img, uint
 _kos_must_check_ int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyring *ring,
                                              struct kos_rollback_floor *ret);
 
+/* kos_rollback_floor_read() with what the caller has read already: active
+ * (NULL: read here only if the floor must be derived from it) and boot-state/
+ * opened once (selection: lib/boot/select.c). */
+struct kos_active_list;
+struct kos_boot_state_dir;
+_kos_must_check_ int kos_rollback_floor_read_in(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                                                const struct kos_active_list *active,
+                                                const struct kos_boot_state_dir *dir, struct kos_rollback_floor *ret);
+
 /* Raises the stored floor to value, durably (atomic replace of the file,
  * fsync of boot-state/), then the TPM's counter when there is a TPM. Equal:
  * nothing is written. The floor never goes down: -ERANGE when a store holds
