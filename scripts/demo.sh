@@ -98,7 +98,7 @@ step "Disk: GPT with an EFI system partition (the UKI as \\EFI\\BOOT\\BOOTX64.EF
 # disk.bmap disk.img /dev/DEVICE): the DataFS is left empty, the System
 # Kernel formats it at first boot.
 "$KOS" image --force --imagefs img --imagefs-extra 256M --uki bootk/kos-boot.efi --data-size 128M --bmap disk.bmap \
-        disk.img 2>/dev/null
+        disk.img
 
 vm_swtpm_start tpm
 

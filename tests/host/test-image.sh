@@ -15,7 +15,7 @@ test_image_is_a_gpt_of_esp_imagefs_and_datafs_and_its_bmap_copies_it_exactly() {
         head -c 100000 /dev/urandom >uki.efi
         mkdir -p extra/loader && echo 'timeout 0' >extra/loader/loader.conf
         "$KOS" image --imagefs img --imagefs-uuid 6d1e3c52-8a47-4a8e-9a57-0f4b1e2c3d4e --uki uki.efi --esp-dir extra \
-                --data-size 32M --data-format --bmap disk.bmap disk.img >out 2>err || fail "kos image: $(cat err)"
+                --data-size 600M --data-format --bmap disk.bmap disk.img >out 2>err || fail "kos image: $(cat err)"
         sfdisk -d disk.img >table
         grep -q 'disk.img1 : .*type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B.*name="EFI system"' table || fail "no ESP: $(cat table)"
         grep -q 'disk.img2 : .*type=0FC63DAF-8483-4772-8E79-3D69D8477DE4.*name="kos-imagefs"' table || fail "no ImageFS: $(cat table)"
@@ -34,6 +34,9 @@ test_image_is_a_gpt_of_esp_imagefs_and_datafs_and_its_bmap_copies_it_exactly() {
         e2fsck -fn imagefs.part >/dev/null 2>&1 || fail "the ImageFS does not check clean"
         partition disk.img 3 data.part
         [ "$(blkid -o value -s LABEL data.part)" = KOS-DATA ] || fail "DataFS not ext4 KOS-DATA"
+        # UEFI's ESP: FAT32, also on a disk far larger than the ESP.
+        [ "$(dd if=esp.part bs=1 skip=82 count=5 status=none)" = FAT32 ] || fail "the ESP is not FAT32: $(blkid esp.part)"
+        fsck.vfat -n esp.part >/dev/null || fail "the ESP does not check clean"
         # bmaptool checks each range's sha256 and the bmap's own checksum.
         bmaptool copy --bmap disk.bmap disk.img copy.img 2>bmap.err || fail "bmaptool copy: $(cat bmap.err)"
         cmp disk.img copy.img || fail "the bmap copy differs from the image"
