@@ -57,12 +57,12 @@ LIBKOS_DEVICE := $(BUILD)/libkos-device.a $(LIBKOS_SYSTEM)
 LIBKOS_REGISTRY := $(BUILD)/libkos-registry.a $(LIBKOS_DEVICE)
 LIBKOS_HOST := $(BUILD)/libkos-host.a $(LIBKOS_REGISTRY)
 KOS_HOST_ONLY := tools/kos/cmd-oci.c tools/kos/cmd-image.c tools/kos/bmap.c
-KOS_SRC := $(filter-out $(KOS_HOST_ONLY),$(wildcard tools/kos/*.c)) node/varlink.c
+KOS_SRC := $(filter-out $(KOS_HOST_ONLY),$(wildcard tools/kos/*.c))
 # What the host kos adds: kos push and kos pull (libcurl), kos image
 # (libfdisk), PKCS#11 signing and bundle writing (lib/host).
 KOS_OCI_SRC := $(KOS_HOST_ONLY)
 KOS_OCI := -DKOS_WITH_HOST
-KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
+KOS_HDR := $(wildcard tools/kos/*.h)
 # The PID 1 helpers (early/), one file per job; every program that runs
 # early in boot links all of them.
 EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
@@ -132,9 +132,7 @@ $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
-# Sources a fuzzer needs beyond lib/ and early/: FUZZ_EXTRA_<name>.
-FUZZ_EXTRA_varlink := node/varlink.c
-$(BUILD)/fuzz/fuzz_varlink: node/varlink.c node/varlink.h
+# Sources a fuzzer needs beyond lib/ and early/: FUZZ_EXTRA_<name> (none today).
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR)
 	@mkdir -p $(@D)
 	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
@@ -185,7 +183,7 @@ $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(LI
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
-NODE_SRC := node/kos-node-manager.c node/events.c node/app.c node/confirm.c node/updates.c node/api.c node/varlink.c node/varlink-server.c node/beneath.c node/installer.c node/scrub-child.c node/child-process.c node/update-config.c $(EARLY_SRC)
+NODE_SRC := node/kos-node-manager.c node/events.c node/app.c node/confirm.c node/updates.c node/api.c node/varlink-server.c node/beneath.c node/installer.c node/scrub-child.c node/child-process.c node/update-config.c $(EARLY_SRC)
 $(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(LIBKOS_DEVICE)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(LIBKOS_DEVICE) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \

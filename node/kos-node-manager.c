@@ -71,20 +71,6 @@ static int mount_imagefs(struct node *n) {
         return 0;
 }
 
-/* After the updates: hold, or start the app; polling the registry starts. */
-void continue_boot(struct node *n) {
-        if (n->have_imagefs && n->have_keyring)
-                schedule_poll(n);
-        if (n->hold) {
-                set_state(n, HOLDING);
-                event("holding: the app waits for start-app");
-        } else if (early_cmdline_get("kos.hold")) {
-                n->hold = true;
-                set_state(n, HOLDING);
-                event("kos.hold: the app waits for start-app");
-        } else
-                start_app(n);
-}
 
 int main(int argc, char **argv) {
         struct node n = {.img = KOS_IMAGEFS_NULL, .settle = 30, .updates.dir_fd = -1};

@@ -122,9 +122,10 @@ void schedule_poll(struct node *n);
 int start_pull(struct node *n, struct varlink_connection *caller);
 void on_install_progress(uint64_t done, uint64_t total, void *userdata);
 void on_install_done(int r, const struct kos_bundle_result *result, void *userdata);
+/* After the boot's updates (or with none to look for): polling the registry
+ * starts, and the boot goes on to hold or to start the app. */
+void continue_boot(struct node *n);
 
 /* api.c: a Varlink call (varlink_server_new()'s handler). */
 json_t *node_api_call(struct varlink_connection *c, const char *method, json_t *parameters, void *userdata);
 
-/* kos-node-manager.c: after the updates, hold or start the app. */
-void continue_boot(struct node *n);

@@ -332,3 +332,18 @@ void process_updates(struct node *n) {
                 list_bundles(&n->updates);
         install_next_bundle(n);
 }
+
+/* After the updates: hold, or start the app; polling the registry starts. */
+void continue_boot(struct node *n) {
+        if (n->have_imagefs && n->have_keyring)
+                schedule_poll(n);
+        if (n->hold) {
+                set_state(n, HOLDING);
+                event("holding: the app waits for start-app");
+        } else if (early_cmdline_get("kos.hold")) {
+                n->hold = true;
+                set_state(n, HOLDING);
+                event("kos.hold: the app waits for start-app");
+        } else
+                start_app(n);
+}

@@ -271,21 +271,21 @@ static void examine(const struct kos_imagefs *img, const struct kos_keyring *rin
         /* Anti-rollback right after authenticating and parsing: a manifest
          * this device has outgrown costs neither boot-state nor hashing. */
         if (!kos_check_rollback(m, floor, c))
-                goto fail;
+                goto rejected;
         /* Boot counting before hashing: an exhausted manifest costs nothing. */
         if ((r = kos_boot_state_read_in(dir, c->id, &state)) < 0) {
                 reject(c, KOS_REASON_IO_ERROR, "cannot read boot-state/: %s", strerror(-r));
-                goto fail;
+                goto rejected;
         }
         if (state.kind == KOS_BOOT_STATE_TRIES && state.tries_left == 0) {
                 reject(c, KOS_REASON_TRIES_EXHAUSTED, "every try was used and the manifest was never marked good");
-                goto fail;
+                goto rejected;
         }
         struct kos_select_options component_options = *options;
         if (!options->sha256_only && kos_manifest_has_hash_tree(m))
                 component_options.sha256_only = !hash_tree_allowed(dir, options, c);
         if (!kos_check_components(img, m, &component_options, c, ret_kernel_fd, ret_initrd_fd))
-                goto fail;
+                goto rejected;
         if (state.kind == KOS_BOOT_STATE_TRIES) {
                 c->on_trial = true;
                 c->tries_left = state.tries_left;
@@ -295,7 +295,7 @@ static void examine(const struct kos_imagefs *img, const struct kos_keyring *rin
                                 kos_closep(ret_kernel_fd);
                         if (ret_initrd_fd)
                                 kos_closep(ret_initrd_fd);
-                        goto fail;
+                        goto rejected;
                 }
         }
         c->verdict = KOS_VERDICT_VALID;
@@ -306,7 +306,7 @@ static void examine(const struct kos_imagefs *img, const struct kos_keyring *rin
         else
                 kos_manifest_free(m);
         return;
-fail:
+rejected:
         kos_manifest_free(m);
 }
 
