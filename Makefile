@@ -93,7 +93,7 @@ fuzz: $(FUZZERS)
 
 check:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/vm/test-system-init boot-kernel
+	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/vm/test-system-init boot-kernel deb
 	@tests/run.sh
 
 demo:
