@@ -164,6 +164,8 @@ pkg_fresh_root() {
         trap pkg_unmount EXIT
         mount --bind "$PKG_ROOT_CACHE/apt-archives" "$dir/root/var/cache/apt/archives"
         PKG_MOUNTS=("$dir/root/var/cache/apt/archives" "${PKG_MOUNTS[@]}")
+        mount -t proc proc "$dir/root/proc" # kos finds its inits from /proc/self/exe
+        PKG_MOUNTS=("$dir/root/proc" "${PKG_MOUNTS[@]}")
         cp -L /etc/resolv.conf "$dir/root/etc/resolv.conf"
 }
 PKG_MOUNTS=()
@@ -221,6 +223,13 @@ test_both_packages_install_in_a_fresh_debian_12_root_where_kos_its_man_page_and_
         grep -q '^Usage: kos-node-manager' <<<"$out" || fail "kos-node-manager --help: $out"
         in_root bash -c '. /usr/share/bash-completion/completions/kos && complete -p kos' >/dev/null ||
                 fail "the bash completion does not load"
+        # The installed kos finds the Boot Kernel's init in /usr/lib/kos.
+        mkdir root/tmp/keyring && "$KOS" keygen root/tmp/vendor.key root/tmp/keyring/vendor.pem >/dev/null
+        head -c 100000 /dev/urandom >root/tmp/vmlinuz
+        out=$(in_root kos mkboot --kernel /tmp/vmlinuz --keyring /tmp/keyring --output /tmp/boot --compress gzip 2>&1) ||
+                fail "kos mkboot in the root: $out"
+        zcat root/tmp/boot/initramfs.img | cpio -i --quiet --to-stdout init | cmp -s - root/usr/lib/kos/kos-boot-init ||
+                fail "the Boot Kernel's /init is not /usr/lib/kos/kos-boot-init"
         for p in kos-tools kos-device; do
                 out=$(undocumented_paths "$p")
                 [ -z "$out" ] || fail "dpkg -L $p lists paths README.md does not document: $out"
