@@ -3,11 +3,20 @@
 
 BUILD ?= build
 CC ?= gcc
-# PKCS#11 (lib/pkcs11-sign.c, HSM signing on the host): only p11-kit's header,
+# PKCS#11 (lib/host/pkcs11-sign.c, HSM signing on the host): only p11-kit's header,
 # no library; the module is loaded with dlopen() (in glibc's libc since 2.34).
 P11_CFLAGS := $(shell pkg-config --cflags p11-kit-1 2>/dev/null || echo -I/usr/include/p11-kit-1)
+# lib/ is split by where its code may run (README.md, "Layout"): one archive
+# per folder, and each program links the archives of its stage and of the
+# stages before it, never one after (check-links below proves it):
+#   lib/boot      the Boot Kernel's PID 1, and every stage after it
+#   lib/system    the System Kernel's initrd (TPM unsealing, boot.json), and after
+#   lib/device    the running device: Node Manager, the device's kos
+#   lib/registry  OCI registries, libcurl: kos-node-pull, the host kos
+#   lib/host      a vendor's host only: bundle writing, PKCS#11 signing
+LIB_DIRS := boot system device registry host
 CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wmissing-prototypes -Wvla \
-	-Wshadow -Wno-unused-parameter -fstack-protector-strong -pthread -Ilib $(P11_CFLAGS)
+	-Wshadow -Wno-unused-parameter -fstack-protector-strong -pthread $(addprefix -Ilib/,$(LIB_DIRS)) $(P11_CFLAGS)
 CFLAGS ?= -O2 -g
 HARDEN := -D_FORTIFY_SOURCE=2
 LDFLAGS_HARDEN := -Wl,-z,relro,-z,now
@@ -15,62 +24,77 @@ LDFLAGS_GC := -Wl,--gc-sections
 LIBS := -ljansson -lcrypto -lblkid -lz -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-# OCI registries (kos push, kos pull) are the only code that links libcurl:
-# kept out of libkos.a, so no PID 1 program (nor the static kos) can pull it in.
-OCI_SRC := $(wildcard lib/oci*.c)
-LIB_SRC := $(filter-out $(OCI_SRC),$(wildcard lib/*.c))
-LIB_HDR := $(wildcard lib/*.h)
+LIB_SRC := $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.c))
+LIB_HDR := $(wildcard lib/*/*.h)
+OCI_SRC := $(wildcard lib/registry/*.c)
+# The archives a program of each stage links, its own first (static link
+# order: an archive before the ones it uses).
+LIBKOS_BOOT := $(BUILD)/libkos-boot.a
+LIBKOS_SYSTEM := $(BUILD)/libkos-system.a $(LIBKOS_BOOT)
+LIBKOS_DEVICE := $(BUILD)/libkos-device.a $(LIBKOS_SYSTEM)
+LIBKOS_REGISTRY := $(BUILD)/libkos-registry.a $(LIBKOS_DEVICE)
+LIBKOS_HOST := $(BUILD)/libkos-host.a $(LIBKOS_REGISTRY)
 KOS_HOST_ONLY := tools/kos/cmd-oci.c tools/kos/cmd-image.c tools/kos/bmap.c
 KOS_SRC := $(filter-out $(KOS_HOST_ONLY),$(wildcard tools/kos/*.c)) node/varlink.c
-# What the host kos adds: kos push and kos pull (libcurl), kos image (libfdisk).
-KOS_OCI_SRC := $(KOS_HOST_ONLY) $(OCI_SRC)
-KOS_OCI := -DKOS_WITH_OCI -DKOS_WITH_IMAGE
+# What the host kos adds: kos push and kos pull (libcurl), kos image
+# (libfdisk), PKCS#11 signing and bundle writing (lib/host).
+KOS_OCI_SRC := $(KOS_HOST_ONLY)
+KOS_OCI := -DKOS_WITH_HOST
 KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 # The PID 1 helpers (early/), one file per job; every program that runs
 # early in boot links all of them.
 EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
 EARLY_HDR := $(wildcard early/*.h)
-UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c
+# Node Manager's installer (its pull deadline) runs in the unit tests on a real sd-event loop.
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/installer.c node/child-process.c
+UNIT_LIBS := $(LIBS) -lcurl -lsystemd
 
-.PHONY: all deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
+.PHONY: all check-links deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
 
-all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static
+all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static check-links
 
 # The Boot Kernel's PID 1: one static binary, no shell in its initramfs.
 # (glibc warns that libcrypto's unused DSO and name lookups need shared
 # libraries at run time; the init never calls them.)
-$(BUILD)/kos-boot-init: boot/kos-boot-init.c $(EARLY_SRC) $(EARLY_HDR) $(BUILD)/libkos.a
+$(BUILD)/kos-boot-init: boot/kos-boot-init.c $(EARLY_SRC) $(EARLY_HDR) $(LIBKOS_BOOT)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -Iearly -static boot/kos-boot-init.c $(EARLY_SRC) $(BUILD)/libkos.a \
-		$(LDFLAGS_GC) -ljansson -lcrypto -lblkid -pthread -s -o $@ 2>&1 | { grep -v -e 'statically linked applications' -e 'in function' || true; }
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -Iearly -static boot/kos-boot-init.c $(EARLY_SRC) $(LIBKOS_BOOT) \
+		$(LDFLAGS_GC) -Wl,-Map=$@.map -ljansson -lcrypto -lblkid -pthread -s -o $@ 2>&1 | { grep -v -e 'statically linked applications' -e 'in function' || true; }
 	@test -x $@
 
 deps:
 	@scripts/deps.sh build
 
-# The library archive every program links: each function and object in its
-# own section, so a static PID 1 keeps only what it calls (--gc-sections).
+# The library archives, one per folder of lib/: each function and object in
+# its own section, so a static PID 1 keeps only what it calls (--gc-sections).
 $(BUILD)/obj/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -ffunction-sections -fdata-sections -c $< -o $@
 
-$(BUILD)/libkos.a: $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+lib_objects = $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(wildcard lib/$(1)/*.c))
+$(foreach d,$(LIB_DIRS),$(eval $(BUILD)/libkos-$(d).a: $(call lib_objects,$(d))))
+$(BUILD)/libkos-%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(BUILD)/libkos.a
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(BUILD)/libkos.a \
+# A program of an early stage that links code of a later one fails the
+# build: the link maps name every archive member a program took in.
+check-links: $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-static
+	@scripts/check-links.sh $(BUILD)
+
+$(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIBKOS_HOST)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIBKOS_HOST) \
 		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lfdisk -o $@
 
-$(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(BUILD)/libkos.a
+$(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIBKOS_HOST)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIBKOS_HOST) $(LDFLAGS_HARDEN) $(UNIT_LIBS) -o $@
 
 # The ASan+UBSan build: the unit tests and the kos tool, which the host tests
 # also run under.
 $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIB_SRC) $(LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIB_SRC) $(UNIT_LIBS) -o $@
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
@@ -82,12 +106,10 @@ FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/
 # Sources a fuzzer needs beyond lib/ and early/: FUZZ_EXTRA_<name>.
 FUZZ_EXTRA_varlink := node/varlink.c
 $(BUILD)/fuzz/fuzz_varlink: node/varlink.c node/varlink.h
-FUZZ_EXTRA_oci_artifact := $(OCI_SRC) -lcurl
-$(BUILD)/fuzz/fuzz_oci_artifact: $(OCI_SRC)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR)
 	@mkdir -p $(@D)
 	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		-Iearly -Isystem -Inode $< $(FUZZ_EXTRA_$*) $(LIB_SRC) $(EARLY_SRC) $(LIBS) -o $@
+		-Iearly -Isystem -Inode $< $(FUZZ_EXTRA_$*) $(LIB_SRC) $(EARLY_SRC) $(LIBS) -lcurl -o $@
 
 fuzz: $(FUZZERS)
 
@@ -127,31 +149,31 @@ $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 # The System Kernel's PID 1: dynamically linked (libcryptsetup is shared
 # only); kos mkinitrd copies the libraries it needs next to it.
 SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c $(EARLY_SRC)
-$(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(BUILD)/libkos.a
+$(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(LIBKOS_SYSTEM)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(LIBKOS_SYSTEM) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \
 		-ljansson -lcrypto -lblkid -lcryptsetup -pthread -s -o $@
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
-NODE_SRC := node/kos-node-manager.c node/varlink.c node/varlink-server.c node/beneath.c node/installer.c node/scrub-child.c node/child-process.c node/update-config.c $(EARLY_SRC)
-$(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(BUILD)/libkos.a
+NODE_SRC := node/kos-node-manager.c node/events.c node/app.c node/confirm.c node/updates.c node/api.c node/varlink.c node/varlink-server.c node/beneath.c node/installer.c node/scrub-child.c node/child-process.c node/update-config.c $(EARLY_SRC)
+$(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(LIBKOS_DEVICE)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(LIBKOS_DEVICE) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \
 		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -s -o $@
 
 # Node Manager's pulls from a registry (docs/node-manager.md): a program its
 # installer child executes, so that only it needs libcurl in the root.
-NODE_PULL_SRC := node/kos-node-pull.c node/update-config.c $(OCI_SRC)
-$(BUILD)/kos-node-pull: $(NODE_PULL_SRC) node/installer-record.h node/update-config.h $(BUILD)/libkos.a
+NODE_PULL_SRC := node/kos-node-pull.c node/update-config.c
+$(BUILD)/kos-node-pull: $(NODE_PULL_SRC) node/installer-record.h node/update-config.h $(LIBKOS_REGISTRY)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Inode $(NODE_PULL_SRC) $(BUILD)/libkos.a $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Inode $(NODE_PULL_SRC) $(LIBKOS_REGISTRY) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
 		-ljansson -lcrypto -lcurl -pthread -s -o $@
 
 # A static kos for the device's runtime layer (kos node ... on the device).
-$(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(BUILD)/libkos.a
+$(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(LIBKOS_DEVICE)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -static -Itools/kos -Inode $(KOS_SRC) $(BUILD)/libkos.a $(LDFLAGS_GC) $(LIBS) -s -o $@ 2>&1 | \
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -static -Itools/kos -Inode $(KOS_SRC) $(LIBKOS_DEVICE) $(LDFLAGS_GC) -Wl,-Map=$@.map $(LIBS) -s -o $@ 2>&1 | \
 		{ grep -v -e 'statically linked applications' -e 'in function' || true; }
 	@test -x $@
 

@@ -45,7 +45,7 @@
 #include "layout.h"
 #include "tpm.h"
 
-#define IMAGEFS_MOUNT "/imagefs"
+#define IMAGEFS_MOUNT KOS_INITRAMFS_IMAGEFS_MOUNT
 #define MODULES_DIR "/lib/modules"
 #define MAX_KEXEC_CMDLINE 2048 /* x86 COMMAND_LINE_SIZE */
 

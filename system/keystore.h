@@ -3,7 +3,7 @@
  * A provider is a lookup by key id; they are asked in order, and the first
  * that knows the id answers (a key it cannot give stops the boot):
  *   1. the TPM provider: the ImageFS's sealed-keys/<id>, a TPM object sealed
- *      to the verified chain (lib/tpm-seal.h, docs/tpm.md "Sealed keys");
+ *      to the verified chain (lib/system/tpm-seal.h, docs/tpm.md "Sealed keys");
  *   2. the development provider: /etc/kos/keys/<id> in the initrd, which is
  *      as secret as the disk: development only, and it says so on the
  *      console. */

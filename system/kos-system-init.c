@@ -49,7 +49,7 @@
 #include "stack.h"
 #include "layout.h"
 
-#define IMAGEFS_MOUNT "/imagefs"
+#define IMAGEFS_MOUNT KOS_INITRAMFS_IMAGEFS_MOUNT
 #define LAYERS_DIR "/mnt"
 #define RW_MOUNT "/rw"
 #define NEW_ROOT "/newroot"
@@ -358,7 +358,7 @@ static void mount_rw_cache(struct boot *b) {
                                   r == -ENOTUNIQ ? "more than one device (listed above) matches" : "no device matches", spec);
                 if (!wipe)
                         early_log("WARNING: kos.rw=persist: runtime changes are KEPT across boots (development only)");
-                if ((wipe || !dev.type[0]) && run_mkfs(dev.path, "KOS-RW") < 0)
+                if ((wipe || !dev.type[0]) && run_mkfs(dev.path, KOS_LABEL_RW) < 0)
                         fail_boot("R/W cache", NULL, "cannot format %s", dev.path);
                 if (mount(dev.path, RW_MOUNT, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0)
                         fail_boot("R/W cache", NULL, "mount %s: %m", dev.path);
@@ -462,7 +462,7 @@ static void mount_data(struct boot *b) {
                 return;
         } else
                 b->data_state = "mounted";
-        if (mkdir_p(NEW_ROOT "/data") < 0 || mount(dev.path, NEW_ROOT "/data", "ext4", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+        if (mkdir_p(NEW_ROOT KOS_DATA_MOUNT) < 0 || mount(dev.path, NEW_ROOT KOS_DATA_MOUNT, "ext4", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
                 early_log("DataFS: cannot mount %s: %m; continuing without /data", dev.path);
                 b->data_state = "unmountable";
                 return;
@@ -472,34 +472,30 @@ static void mount_data(struct boot *b) {
 }
 
 static void write_boot_json(const struct boot *b) {
-        json_t *components = json_array();
-        char hex[KOS_SHA256_HEX_LEN + 1];
+        static struct kos_boot_info info; /* 30 KiB: not on PID 1's stack */
 
+        info = (struct kos_boot_info){.version = b->manifest->version, .n_components = b->manifest->n_components,
+                                      .timings = {b->t_init, b->t_modules, b->t_imagefs, b->t_manifest, b->t_layers, b->t_root}};
         for (size_t i = 0; i < b->manifest->n_components; i++) {
                 const struct kos_component *c = &b->manifest->components[i];
-                kos_hex_encode(c->blob.sha256, KOS_SHA256_LEN, hex);
-                json_array_append_new(components,
-                                      json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:f}", "name", c->name, "type",
-                                                kos_component_type_to_string(c->type), "sha256", hex, "device",
-                                                b->layers[i].device, "verity", b->layers[i].verity, "encrypted",
-                                                b->layers[i].encrypted, "verify", kos_verify_to_string(c->verify),
-                                                "mount_seconds", b->layers[i].seconds));
+                struct kos_boot_info_component *out = &info.components[i];
+                *out = (struct kos_boot_info_component){.type = c->type, .verity = b->layers[i].verity,
+                                                        .encrypted = b->layers[i].encrypted, .verify = c->verify,
+                                                        .mount_seconds = b->layers[i].seconds};
+                snprintf(out->name, sizeof out->name, "%s", c->name);
+                memcpy(out->sha256, c->blob.sha256, KOS_SHA256_LEN);
+                snprintf(out->device, sizeof out->device, "%s", b->layers[i].device);
         }
-        json_t *details = json_pack("{s:o, s:s, s:{s:s, s:s}, s:{s:f, s:f, s:f, s:f, s:f, s:f}}", "components",
-                                    components, "rw", b->rw_mode, "data", "state", b->data_state, "device",
-                                    b->data_device, "timings", "init_start", b->t_init, "modules_loaded", b->t_modules,
-                                    "imagefs_mounted", b->t_imagefs, "manifest_verified", b->t_manifest,
-                                    "layers_mounted", b->t_layers, "root_assembled", b->t_root);
-        struct kos_boot_info info = {.version = b->manifest->version};
         snprintf(info.name, sizeof info.name, "%s", b->manifest->name);
         snprintf(info.imagefs_uuid, sizeof info.imagefs_uuid, "%s", b->handoff.imagefs_uuid);
         snprintf(info.imagefs_partuuid, sizeof info.imagefs_partuuid, "%s", b->handoff.imagefs_partuuid);
         snprintf(info.imagefs_device, sizeof info.imagefs_device, "%s", b->imagefs_device);
+        snprintf(info.rw, sizeof info.rw, "%s", b->rw_mode);
+        snprintf(info.data_state, sizeof info.data_state, "%s", b->data_state);
+        snprintf(info.data_device, sizeof info.data_device, "%s", b->data_device);
         int r = kos_hex_decode(b->id, strlen(b->id), info.id, KOS_SHA256_LEN);
         if (r >= 0)
-                r = kos_boot_info_write(NEW_ROOT KOS_BOOT_INFO_FILE, &info, details);
-        else
-                json_decref(details);
+                r = kos_boot_info_write(NEW_ROOT KOS_BOOT_INFO_FILE, &info);
         if (r < 0)
                 fail_boot("write boot.json", NULL, "cannot write " KOS_BOOT_INFO_FILE ": %s", strerror(-r));
 }

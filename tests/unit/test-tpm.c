@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* lib/tpm.c against golden bytes: the commands as TPM 2.0 Part 3 lays them
+/* lib/boot/tpm.c against golden bytes: the commands as TPM 2.0 Part 3 lays them
  * out (swtpm accepts exactly these, tests/vm/test-tpm.sh), and responses
  * captured from swtpm 0.7.1 (libtpms), each then broken one rule at a time. */
 #include <string.h>

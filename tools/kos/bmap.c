@@ -70,7 +70,7 @@ out:
 static int write_ranges(int fd, uint64_t size, FILE *out, uint64_t *ret_mapped) {
         uint64_t blocks = (size + BMAP_BLOCK - 1) / BMAP_BLOCK, from = 0, first = 0, last = 0, mapped = 0;
         char hex[CHECKSUM_HEX + 1];
-        int r;
+        int r = 0;
 
         while (from < blocks && (r = next_mapped_range(fd, from, size, &first, &last)) == 0) {
                 r = hash_range(fd, first, last, size, hex);

@@ -4,11 +4,24 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "kos.h"
-#include "pkcs11-sign.h"
 #include "signing-key.h"
+
+#ifdef KOS_WITH_HOST
+#include "pkcs11-sign.h"
+#define key_is_pkcs11(key) kos_pkcs11_uri_is(key)
+#else
+/* The device's kos is built without lib/host/: keys in an HSM sign on a
+ * vendor's host. A PKCS#11 URI is still recognized, so that it is refused
+ * and never read as a path (its query may hold a PIN). */
+static bool key_is_pkcs11(const char *key) {
+        return strncasecmp(key, "pkcs11:", 7) == 0;
+}
+#define NO_PKCS11 "this kos is the device's, built without PKCS#11 (lib/host/): use kos on the signing host"
+#endif
 
 static int write_new_file(const char *path, const char *data, mode_t mode, bool force) {
         int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL);
@@ -62,6 +75,9 @@ int cmd_keygen(int argc, char **argv) {
 }
 
 int signing_key_public_pkcs11(const char *uri, const char *pkcs11_module, uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN]) {
+#ifndef KOS_WITH_HOST
+        return fail(EXIT_USAGE, NO_PKCS11);
+#else
         struct kos_pkcs11_uri u;
         char error[512];
         int r = kos_pkcs11_uri_parse(uri, &u, error, sizeof error);
@@ -70,24 +86,34 @@ int signing_key_public_pkcs11(const char *uri, const char *pkcs11_module, uint8_
                 r = kos_pkcs11_public_key(&u, kos_pkcs11_module_choose(&u, pkcs11_module), ret_raw, error, sizeof error);
         kos_pkcs11_uri_done(&u);
         return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
+#endif
+}
+
+static int sign_pkcs11(const char *key, const char *pkcs11_module, const void *message, size_t len,
+                       uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]) {
+#ifndef KOS_WITH_HOST
+        return fail(EXIT_USAGE, NO_PKCS11);
+#else
+        struct kos_pkcs11_uri u;
+        char error[512];
+        int r = kos_pkcs11_uri_parse(key, &u, error, sizeof error);
+
+        if (r >= 0)
+                r = kos_pkcs11_sign(&u, kos_pkcs11_module_choose(&u, pkcs11_module), message, len, ret_signature, ret_id,
+                                    error, sizeof error);
+        kos_pkcs11_uri_done(&u);
+        return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
+#endif
 }
 
 int signing_key_sign(const char *key, const char *pkcs11_module, const void *message, size_t len,
                      uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]) {
         _cleanup_free_ char *secret = NULL;
         size_t secret_len;
-        char error[512];
         int r;
 
-        if (kos_pkcs11_uri_is(key)) {
-                struct kos_pkcs11_uri u;
-                r = kos_pkcs11_uri_parse(key, &u, error, sizeof error);
-                if (r >= 0)
-                        r = kos_pkcs11_sign(&u, kos_pkcs11_module_choose(&u, pkcs11_module), message, len, ret_signature,
-                                            ret_id, error, sizeof error);
-                kos_pkcs11_uri_done(&u);
-                return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
-        }
+        if (key_is_pkcs11(key))
+                return sign_pkcs11(key, pkcs11_module, message, len, ret_signature, ret_id);
         if ((r = read_path(key, KOS_KEY_FILE_MAX, &secret, &secret_len)) < 0)
                 return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
         r = kos_key_sign(secret, secret_len, message, len, ret_signature, ret_id);
@@ -133,7 +159,7 @@ int cmd_key_id(int argc, char **argv) {
         if (argc - optind != 1)
                 return usage_error("key-id", "expected one PEM file or PKCS#11 URI");
         const char *key = argv[optind];
-        if (kos_pkcs11_uri_is(key)) {
+        if (key_is_pkcs11(key)) {
                 if ((r = key_id_pkcs11(key, module, id)) != EXIT_OK)
                         return r;
         } else {
@@ -175,7 +201,7 @@ int cmd_key_export_public(int argc, char **argv) {
                 else
                         return usage_error("key export-public", "unknown option");
         }
-        if (argc - optind != 2 || !kos_pkcs11_uri_is(argv[optind]))
+        if (argc - optind != 2 || !key_is_pkcs11(argv[optind]))
                 return usage_error("key export-public", "expected a PKCS#11 URI and PUBLIC.pem");
         if ((r = signing_key_public_pkcs11(argv[optind], module, raw)) != EXIT_OK)
                 return r;

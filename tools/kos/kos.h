@@ -75,8 +75,8 @@ int cmd_bundle(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_mkinitrd(int argc, char **argv);
 
-/* kos push, kos pull (cmd-oci.c): built into the host kos only (KOS_WITH_OCI). */
+/* kos push, kos pull (cmd-oci.c): built into the host kos only (KOS_WITH_HOST). */
 int cmd_push(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
-/* kos image (cmd-image.c): host kos only (KOS_WITH_IMAGE), it links libfdisk. */
+/* kos image (cmd-image.c): host kos only (KOS_WITH_HOST), it links libfdisk. */
 int cmd_image(int argc, char **argv);

@@ -34,11 +34,9 @@ static const struct {
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
         {"key", cmd_key, "seal|unseal|export-public  TPM-sealed component keys; an HSM key's public PEM"},
         {"tpm", cmd_tpm, "floor|provision|raise|pcr|expected-pcr  the TPM's rollback floor and PCR"},
-#ifdef KOS_WITH_OCI /* the host kos; not the static one in the runtime layer */
+#ifdef KOS_WITH_HOST /* the host kos; not the device's static one (lib/registry, lib/host) */
         {"push", cmd_push, "IMAGEFS NAME REF        publish a signed manifest to an OCI registry"},
         {"pull", cmd_pull, "REF IMAGEFS --keyring DIR  install one from an OCI registry"},
-#endif
-#ifdef KOS_WITH_IMAGE
         {"image", cmd_image, "--imagefs DIR [--uki FILE] OUTPUT  write a factory disk image"},
 #endif
 };

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "bootstate.h"
-#include "select.h"
+#include "load.h"
 #include "tpm.h"
 
 const char *kos_floor_source_to_string(enum kos_floor_source s) {

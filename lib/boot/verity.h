@@ -5,13 +5,13 @@
  * tree, top level first and level 0 (the digests of the data blocks) last.
  * Both users read it through here: the System Kernel checks the superblock
  * before dm-verity maps the image (system/stack.c), and selection checks a
- * "verify": "hash-tree" component by its tree alone (lib/select.c). */
+ * "verify": "hash-tree" component by its tree alone (lib/boot/select.c). */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hash.h"
+#include "sha256.h"
 #include "util.h"
 
 #define KOS_VERITY_BLOCK 4096u

@@ -16,10 +16,32 @@
 /* The same path as a member name of a cpio archive. */
 #define KOS_IN_ARCHIVE(path) ((path) + 1)
 
+/* Where the inits mount the ImageFS inside their initramfs (Boot Kernel
+ * and System Kernel), and where Node Manager mounts it on the running
+ * system. */
+#define KOS_INITRAMFS_IMAGEFS_MOUNT "/imagefs"
+#define KOS_RUN_IMAGEFS_MOUNT KOS_RUN_DIR "/imagefs"
+
+/* On the ImageFS: boot counting, the unconfirmed markers and the rollback
+ * floor (docs/format.md). */
+#define KOS_BOOT_STATE_DIR "boot-state"
+/* On the ImageFS: the ordered list of manifests to try. */
+#define KOS_ACTIVE_FILE "active"
+
+/* The DataFS, mounted by the System Kernel; Node Manager's own files (inbox/,
+ * processed/, rejected/, events) under it. */
+#define KOS_DATA_MOUNT "/data"
+#define KOS_DATA_KOS_DIR KOS_DATA_MOUNT "/kos"
+
+/* In the running root: where Node Manager and kos-node-pull find the
+ * registry to poll (docs/node-manager.md). */
+#define KOS_UPDATE_CONFIG_FILE "/etc/kos/update.conf"
+
 /* File system labels. */
 #define KOS_LABEL_IMAGEFS "KOS-IMAGEFS"
 #define KOS_LABEL_DATA "KOS-DATA"   /* also the GPT partition name of an unformatted DataFS */
 #define KOS_LABEL_UPDATE "KOS-UPDATE"
+#define KOS_LABEL_RW "KOS-RW"       /* a R/W cache partition the System Kernel formats */
 
 /* Left in the running system by the System Kernel and Node Manager. */
 #define KOS_RUN_DIR "/run/kos"

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "bootstate.h"
@@ -660,16 +661,77 @@ int kos_bundle_install(const struct kos_imagefs *img, const struct kos_keyring *
         return install_end(in, install_commit(in, json, json_len, sig, sig_len), false);
 }
 
+static bool first_of_its_blob(const struct install *in, size_t i) {
+        for (size_t j = 0; j < i; j++)
+                if (memcmp(in->blobs[j]->sha256, in->blobs[i]->sha256, KOS_SHA256_LEN) == 0)
+                        return false;
+        return true;
+}
+
+/* Before a pull fetches anything: what pulls that were killed (a power cut,
+ * Node Manager's deadline) left for other releases goes, so that failed
+ * pulls never add up; a download of this release's own blobs stays, to be
+ * resumed. The same gc as after an install, with this manifest's blobs
+ * counted as referenced. */
+static int remove_leftovers(struct install *in) {
+        int r = kos_imagefs_gc(in->img, &(struct kos_gc_options){.ring = in->ring, .keep = in->blobs, .n_keep = in->n_blobs});
+
+        if (r < 0)
+                snprintf(in->result->error, sizeof in->result->error, "cannot remove what earlier pulls left in components/: %s",
+                         strerror(-r));
+        return r;
+}
+
+static uint64_t round_up(uint64_t v, uint64_t block) {
+        return v > UINT64_MAX - block ? UINT64_MAX : (v + block - 1) / block * block;
+}
+
+/* Room for what is still to come, by the signed sizes, before the first
+ * byte is fetched: a pull that cannot fit fails at once instead of filling
+ * the ImageFS. Each blob is counted in whole blocks plus one for its inode
+ * and directory entry; a download a killed pull left counts as come. */
+static int check_space(struct install *in, size_t json_len, size_t sig_len) {
+        struct statvfs sv;
+
+        if (fstatvfs(in->img->components_fd, &sv) < 0)
+                return -errno;
+        uint64_t block = sv.f_frsize ? sv.f_frsize : 4096;
+        uint64_t need = round_up(json_len, block) + round_up(sig_len, block) + 4 * block; /* boot-state, active */
+        for (size_t i = 0; i < in->n_blobs; i++) {
+                char tmp[KOS_SHA256_HEX_LEN + 16];
+                struct stat st;
+                uint64_t come = 0;
+
+                if (!first_of_its_blob(in, i) || blob_present(in->img, in->blobs[i]))
+                        continue;
+                memcpy(tmp, ".tmp-pull-", 10);
+                kos_hex_encode(in->blobs[i]->sha256, KOS_SHA256_LEN, tmp + 10);
+                if (fstatat(in->img->components_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                    (uint64_t)st.st_size <= in->blobs[i]->size)
+                        come = (uint64_t)st.st_size / block * block;
+                uint64_t more = round_up(in->blobs[i]->size, block) - come + block;
+                need = need > UINT64_MAX - more ? UINT64_MAX : need + more;
+        }
+        uint64_t free_bytes = (uint64_t)sv.f_bavail > UINT64_MAX / block ? UINT64_MAX : (uint64_t)sv.f_bavail * block;
+        if (need > free_bytes) {
+                snprintf(in->result->error, sizeof in->result->error,
+                         "not enough space in the ImageFS: %s needs %llu bytes for what it lacks, %llu are free; nothing was "
+                         "fetched",
+                         in->manifest->name, (unsigned long long)need, (unsigned long long)free_bytes);
+                return -ENOSPC;
+        }
+        return 0;
+}
+
 /* Each blob the device lacks, once, from the source, in the manifest's order. */
 static int fetch_components(struct install *in, const struct kos_component_source *source) {
+        if (in->options->progress)
+                in->options->progress(in->done, in->total, in->options->userdata); /* the size is known now */
         for (size_t i = 0; i < in->n_blobs; i++) {
                 struct kos_component_sink sink;
-                bool first = true;
                 int r;
 
-                for (size_t j = 0; j < i; j++)
-                        first = first && memcmp(in->blobs[j]->sha256, in->blobs[i]->sha256, KOS_SHA256_LEN) != 0;
-                if (!first)
+                if (!first_of_its_blob(in, i))
                         continue;
                 if (blob_present(in->img, in->blobs[i])) {
                         in->result->skipped++;
@@ -682,8 +744,9 @@ static int fetch_components(struct install *in, const struct kos_component_sourc
                 }
                 if (r >= 0)
                         r = sink_commit(&sink);
-                /* Bytes that failed to arrive (not bytes that arrived wrong) are kept for the next try. */
-                sink_close(&sink, source->resumable && r < 0 && r != -EBADMSG);
+                /* A failed pull keeps nothing: neither this partial download
+                 * nor the components that came whole (install_end()). */
+                sink_close(&sink, false);
                 if (r < 0)
                         return r;
         }
@@ -701,9 +764,8 @@ int kos_manifest_install(const struct kos_imagefs *img, const struct kos_keyring
         if ((r = verify_manifest(in, untrusted_json, json_len, untrusted_sig, sig_len)) < 0 || (r = install_begin(in)) != 0)
                 return install_end(in, r, false);
         /* untrusted_json and untrusted_sig are authenticated from here. */
-        if ((r = fetch_components(in, source)) < 0)
-                /* Components fetched whole and verified stay when the source failed
-                 * (not when it lied): a retry resumes instead of starting over. */
-                return install_end(in, r, source->resumable && r != -EBADMSG);
+        if ((r = remove_leftovers(in)) < 0 || (r = check_space(in, json_len, sig_len)) < 0 ||
+            (r = fetch_components(in, source)) < 0)
+                return install_end(in, r, false);
         return install_end(in, install_commit(in, untrusted_json, json_len, untrusted_sig, sig_len), false);
 }

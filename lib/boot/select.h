@@ -9,39 +9,10 @@
 
 #include "imagefs.h"
 #include "keyring.h"
+#include "load.h"
 #include "manifest.h"
 #include "reason.h"
 #include "rollback.h"
-
-enum kos_verdict {
-        KOS_VERDICT_VALID,
-        KOS_VERDICT_REJECTED,
-        KOS_VERDICT_SKIPPED, /* after the selected one: not examined */
-};
-
-const char *kos_verdict_to_string(enum kos_verdict v);
-
-struct kos_candidate {
-        char name[KOS_NAME_MAX + 4];
-        bool has_id;
-        uint8_t id[KOS_SHA256_LEN]; /* sha256 of the manifest file's bytes */
-        enum kos_verdict verdict;
-        enum kos_reason reason;
-        char detail[320];
-        uint8_t signer[KOS_KEY_ID_LEN]; /* valid only when verdict is VALID */
-        uint64_t elapsed_ns;
-        uint64_t hashed_bytes;
-        bool on_trial;        /* valid, boot counting: tries_left after this boot */
-        unsigned tries_left;
-        /* How each component was checked, once selection got to them:
-         * checks[i] for components[i], n_checks of them (else 0). */
-        size_t n_checks;
-        enum kos_verify checks[KOS_MANIFEST_MAX_COMPONENTS];
-        /* Set when components marked "verify": "hash-tree" were checked
-         * with full sha256 instead, saying why (the last boot was not
-         * confirmed: boot-state/<id>.unconfirmed). */
-        char full_check_why[128];
-};
 
 struct kos_select_options {
         /* Called for a manifest on trial that passed every check, before it is
@@ -97,30 +68,12 @@ _kos_must_check_ int kos_select(const struct kos_imagefs *img, const struct kos_
                struct kos_selection *ret);
 void kos_selection_done(struct kos_selection *s);
 
-/* Checks 1 to 8 of selection (present, size cap, signature, strict parse,
- * name) without touching components: true with *ret_manifest set, or false
- * with c saying why. c->id is set once the bytes were read. */
-_kos_must_check_ bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
-                       struct kos_candidate *c, struct kos_manifest **ret_manifest);
-
-/* kos_load_manifest() for the installed manifest whose bytes hash to id
- * (kos_imagefs_find_manifest_by_id(): active first, then every installed
- * one): true with *ret_manifest set, or false with c saying why
- * (manifest-missing when no installed manifest has that id). */
-_kos_must_check_ bool kos_load_manifest_by_id(const struct kos_imagefs *img, const struct kos_keyring *ring,
-                             const uint8_t id[static KOS_SHA256_LEN], struct kos_candidate *c,
-                             struct kos_manifest **ret_manifest);
-
 /* The component checks of selection alone, for a manifest already parsed
  * (kos install uses it before copying a manifest in): true when every blob
  * is present, regular, of its size and hash; else c says why. */
 _kos_must_check_ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manifest *m,
                           const struct kos_select_options *options, struct kos_candidate *c, int *ret_kernel_fd,
                           int *ret_initrd_fd);
-
-/* The rollback check of selection (right after checks 1 to 8): false with
- * c rejected (rollback) when m's security_version is below floor. */
-_kos_must_check_ bool kos_check_rollback(const struct kos_manifest *m, uint32_t floor, struct kos_candidate *c);
 
 /* Examines one manifest by name with every check of selection, against the
  * floor of options (or the ImageFS's when options->floor is NULL). On VALID,

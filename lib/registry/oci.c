@@ -206,6 +206,7 @@ struct pull {
         uint64_t cut_left; /* test_cut_after: bytes left before the cut */
         /* one component download */
         struct kos_component_sink *sink;
+        uint64_t received; /* bytes of it that came in this pull */
 };
 
 static void note(const struct pull *p, const char *format, ...) __attribute__((format(printf, 2, 3)));
@@ -316,18 +317,24 @@ static int on_component_bytes(const void *data, size_t len, void *userdata) {
                 p->cut_left -= len;
         }
         int r = kos_component_sink_write(p->sink, data, len);
+        if (r >= 0)
+                p->received += len;
         if (r >= 0 && p->options->test_cut_after && p->cut_left == 0)
                 r = -ECONNRESET;
         return r;
 }
 
 /* kos_manifest_install()'s source: called only once the KOS manifest has
- * authenticated and passed the rollback floor, for a blob the ImageFS lacks. */
+ * authenticated and passed the rollback floor, for a blob the ImageFS lacks.
+ * A connection that breaks after bytes came is asked again for the rest
+ * (a Range request), at most KOS_OCI_FETCH_ATTEMPTS times in all; a
+ * transfer too slow or past its bound is not. */
 static int fetch_component(void *userdata, const struct kos_blob *blob, const char *label, uint64_t offset,
                            struct kos_component_sink *sink) {
         struct pull *p = userdata;
         char digest[KOS_OCI_DIGEST_LEN + 1];
         const struct kos_oci_layer *l = NULL;
+        int r;
 
         digest_string(blob->sha256, digest);
         for (size_t i = 0; i < p->artifact.n_layers && !l; i++)
@@ -340,13 +347,22 @@ static int fetch_component(void *userdata, const struct kos_blob *blob, const ch
                 return kos_component_sink_refuse(sink, "component-size-mismatch: the layer of %s has %llu bytes, the manifest says %llu",
                                                  label, (unsigned long long)l->size, (unsigned long long)blob->size);
         if (offset == blob->size)
-                return 0; /* an earlier pull got every byte but was stopped before the rename */
+                return 0; /* a pull killed before the rename got every byte */
         if (offset > 0)
                 note(p, "resuming %s at %.1f of %.1f MiB", label, (double)offset / 1048576.0, (double)blob->size / 1048576.0);
         else
                 note(p, "fetching %s (%.1f MiB)", label, (double)blob->size / 1048576.0);
         p->sink = sink;
-        int r = kos_oci_blob_get(p->client, digest, offset, on_component_bytes, p);
+        p->received = 0;
+        for (unsigned attempt = 1;; attempt++) {
+                uint64_t before = p->received;
+                p->cut_left = p->options->test_cut_after;
+                r = kos_oci_blob_get(p->client, digest, blob->size, offset + p->received, on_component_bytes, p);
+                if (r != -ECONNRESET || attempt == KOS_OCI_FETCH_ATTEMPTS || p->received == before)
+                        break;
+                note(p, "the transfer of %s broke at %.1f of %.1f MiB: resuming", label,
+                     (double)(offset + p->received) / 1048576.0, (double)blob->size / 1048576.0);
+        }
         p->sink = NULL;
         if (r == -ECONNRESET && p->options->test_cut_after)
                 snprintf(p->result->error, sizeof p->result->error, "the transfer was cut (KOS_OCI_TEST_CUT_AFTER)");
@@ -363,7 +379,7 @@ int kos_oci_pull(struct kos_oci_client *c, const struct kos_imagefs *img, const 
         struct pull *p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
-        *p = (struct pull){.client = c, .options = options, .result = result, .cut_left = options->test_cut_after};
+        *p = (struct pull){.client = c, .options = options, .result = result};
         if ((r = kos_oci_manifest_get(c, KOS_OCI_IMAGE_MANIFEST_TYPE, KOS_OCI_IMAGE_MANIFEST_MAX, &text, &text_len)) < 0)
                 goto out;
         struct kos_oci_artifact *a = &p->artifact;

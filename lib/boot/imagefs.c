@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "imagefs.h"
+#include "layout.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +31,7 @@ int kos_imagefs_init(const char *path) {
         if (root < 0)
                 return root;
         if ((r = mkdir_at(root, "components")) < 0 || (r = mkdir_at(root, "manifests")) < 0 ||
-            (r = mkdir_at(root, "boot-state")) < 0)
+            (r = mkdir_at(root, KOS_BOOT_STATE_DIR)) < 0)
                 return r;
         if (faccessat(root, KOS_ACTIVE_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
                 return kos_write_file_atomic_at(root, KOS_ACTIVE_FILE, "", 0, 0644);
@@ -171,33 +172,4 @@ int kos_imagefs_manifest_id(const struct kos_imagefs *img, const char *name, uin
         kos_manifest_file_names(name, json, sig);
         int r = kos_read_file_at(img->manifests_fd, json, KOS_MANIFEST_MAX, &untrusted, &len);
         return r < 0 ? r : kos_sha256(untrusted, len, ret_id);
-}
-
-struct id_search {
-        const uint8_t *id;
-        char *ret_name;
-};
-
-static int match_id(const struct kos_imagefs *img, const char *name, void *userdata) {
-        struct id_search *search = userdata;
-        uint8_t have[KOS_SHA256_LEN];
-
-        if (kos_imagefs_manifest_id(img, name, have) < 0 || !kos_digest_equal(have, search->id))
-                return 0;
-        snprintf(search->ret_name, KOS_NAME_MAX + 1, "%s", name);
-        return 1; /* found: stops the walk */
-}
-
-int kos_imagefs_find_manifest_by_id(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN],
-                                    char ret_name[static KOS_NAME_MAX + 1]) {
-        struct id_search search = {.id = id, .ret_name = ret_name};
-        struct kos_active_list active;
-
-        /* active first: where the manifest a device runs almost always is. */
-        if (kos_active_read(img, &active) >= 0)
-                for (size_t i = 0; i < active.n; i++)
-                        if (active.entries[i].name_valid && match_id(img, active.entries[i].name, &search) > 0)
-                                return 0;
-        int r = kos_imagefs_for_each_manifest(img, match_id, &search);
-        return r < 0 ? r : r > 0 ? 0 : -ENOENT;
 }

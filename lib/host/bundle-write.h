@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Writing an update bundle (kos bundle create): the cpio "newc" stream that
- * lib/bundle-install.c reads. See docs/format.md, "Update bundles". */
+ * lib/device/bundle-install.c reads. See docs/format.md, "Update bundles". */
 #pragma once
 
 #include <stddef.h>

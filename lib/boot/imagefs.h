@@ -8,7 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "active.h" /* the `active` list; here for callers of the ImageFS */
 #include "hash.h"
 #include "util.h"
 
@@ -40,13 +39,6 @@ void kos_manifest_file_names(const char *name, char json[static KOS_NAME_MAX + 8
  * Nothing is authenticated: the id only names bytes. -ENOENT when not
  * installed, -EINVAL for an invalid name. */
 _kos_must_check_ int kos_imagefs_manifest_id(const struct kos_imagefs *img, const char *name, uint8_t ret_id[static KOS_SHA256_LEN]);
-
-/* Finds the installed manifest whose exact bytes hash to id: the names of
- * `active` first, in order, then every manifests/<name>.json. 0 with its name
- * in ret_name, or -ENOENT. Nothing is authenticated: load it with
- * kos_load_manifest() and compare the id that returns before trusting it. */
-_kos_must_check_ int kos_imagefs_find_manifest_by_id(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN],
-                                    char ret_name[static KOS_NAME_MAX + 1]);
 
 /* Copies src_fd (a regular file) into components/ under its sha256, through
  * a temporary file that is fsynced and renamed into place. */

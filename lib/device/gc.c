@@ -73,6 +73,13 @@ static int add_manifest_references(const struct kos_imagefs *img, const char *na
         return r;
 }
 
+static bool is_kept(const struct kos_gc_options *options, const uint8_t digest[static KOS_SHA256_LEN]) {
+        for (size_t i = 0; i < options->n_keep; i++)
+                if (memcmp(options->keep[i]->sha256, digest, KOS_SHA256_LEN) == 0)
+                        return true;
+        return false;
+}
+
 int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *options) {
         struct gc_walk walk = {.options = options};
         uint8_t digest[KOS_SHA256_LEN];
@@ -98,7 +105,9 @@ int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *o
                         ours = true;
                         for (size_t i = 0; i < walk.refs.n && !referenced; i++)
                                 referenced = memcmp(walk.refs.digests[i], digest, KOS_SHA256_LEN) == 0;
-                }
+                        referenced = referenced || is_kept(options, digest);
+                } else if (strncmp(n, ".tmp-pull-", 10) == 0 && kos_hex_decode(n + 10, strlen(n + 10), digest, KOS_SHA256_LEN) == 0)
+                        referenced = is_kept(options, digest);
                 if (!ours || referenced)
                         continue;
                 if (options->on_remove)

@@ -55,7 +55,7 @@ struct kos_verity {
  * or "sha256") reads and hashes every byte; "hash-tree" (only with verity
  * and without encryption) reads only the dm-verity superblock and tree and
  * checks them up to the signed root hash, leaving the data to dm-verity as
- * it is read (lib/verity.h; docs/format.md, "Selection"). */
+ * it is read (lib/boot/verity.h; docs/format.md, "Selection"). */
 enum kos_verify {
         KOS_VERIFY_SHA256,
         KOS_VERIFY_HASH_TREE,
@@ -78,7 +78,7 @@ struct kos_manifest {
         char name[KOS_NAME_MAX + 1];
         uint64_t version;
         /* Anti-rollback: a device refuses a manifest whose security_version is
-         * below its rollback floor (lib/rollback.h). Absent in the JSON: 0. */
+         * below its rollback floor (lib/boot/rollback.h). Absent in the JSON: 0. */
         uint32_t security_version;
         struct kos_blob kernel;
         struct kos_blob initrd;

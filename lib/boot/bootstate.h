@@ -16,9 +16,9 @@
 
 #include "hash.h"
 #include "imagefs.h"
+#include "layout.h"
 #include "util.h"
 
-#define KOS_BOOT_STATE_DIR "boot-state"
 #define KOS_TRIES_MAX 99
 
 enum kos_boot_state_kind {
@@ -40,13 +40,13 @@ _kos_must_check_ int kos_boot_state_set_tries(const struct kos_imagefs *img, con
 _kos_must_check_ int kos_boot_state_consume_try(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], unsigned *ret_left);
 /* tries-N becomes good; good stays good; NONE becomes good. The boot state
  * alone: it does not raise the rollback floor. Marking a boot good is
- * kos_mark_good() (lib/mark-good.h), which calls this and raises the floor. */
+ * kos_mark_good() (lib/device/mark-good.h), which calls this and raises the floor. */
 _kos_must_check_ int kos_boot_state_mark_good(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]);
 
 /* The unconfirmed marker (docs/format.md, "Boot counting"): the Boot Kernel
  * sets it before it boots a manifest whose components are checked by their
  * hash tree alone; Node Manager clears it once the boot is confirmed
- * (marked good, then every hash-tree block read: lib/scrub.h). Found
+ * (marked good, then every hash-tree block read: lib/device/scrub.h). Found
  * at selection, it means the last such boot never got that far (a dm-verity
  * restart on a corrupt block, a crash): selection then checks those
  * components with full sha256. It is unsigned state: an entry of any type

@@ -8,6 +8,7 @@
 
 #include "imagefs.h"
 #include "keyring.h"
+#include "manifest.h"
 #include "util.h"
 
 struct kos_gc_options {
@@ -20,10 +21,16 @@ struct kos_gc_options {
         /* A manifests/<name>.json that was not counted, and why (may be NULL). */
         void (*on_ignored)(const char *name, const char *why, void *userdata);
         void *userdata;
+        /* Blobs that count as referenced although no installed manifest
+         * names them, and whose download (.tmp-pull-<sha256>) stays: those
+         * of a pull under way (may be NULL). */
+        const struct kos_blob *const *keep;
+        size_t n_keep;
 };
 
-/* Removes components no authenticated installed manifest references, and
- * .tmp-* leftovers. A manifest that cannot be authenticated or parsed, or
+/* Removes components no authenticated installed manifest references (nor
+ * options->keep names), and .tmp-* leftovers (but the .tmp-pull- downloads
+ * of options->keep). A manifest that cannot be authenticated or parsed, or
  * whose security_version is below the rollback floor (it can never boot
  * here again), is ignored (on_ignored hears it); an I/O error reading one stops gc with
  * nothing removed, since then nothing is known to be unreferenced. */

@@ -6,9 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "layout.h"
 #include "util.h"
 
-#define KOS_ACTIVE_FILE "active"
 #define KOS_ACTIVE_MAX 64
 #define KOS_ACTIVE_FILE_MAX 65536
 

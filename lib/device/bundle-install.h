@@ -83,16 +83,21 @@ struct kos_component_source {
         int (*fetch)(void *userdata, const struct kos_blob *blob, const char *label, uint64_t offset,
                      struct kos_component_sink *sink);
         void *userdata;
-        /* When fetch fails with an errno other than -EBADMSG, keep the bytes
-         * that came (components/.tmp-pull-<sha256>) and the components that
-         * came whole, so that the next install resumes. */
+        /* A download of one of the manifest's blobs that a killed run left
+         * (components/.tmp-pull-<sha256>) is resumed rather than started
+         * over. A run that fails removes its own, whatever the reason. */
         bool resumable;
 };
 
 /* Installs the manifest untrusted_json signed by untrusted_sig exactly as
  * kos_bundle_install() installs a bundle's (docs/format.md, "Update
- * bundles"), fetching the components the ImageFS lacks from source. Returns
- * as kos_bundle_install(); an errno of fetch is returned as it is. */
+ * bundles"), fetching the components the ImageFS lacks from source. Once the
+ * manifest has authenticated and passed the floor, and before the first
+ * fetch: leftovers of other releases' killed pulls are removed (gc, this
+ * manifest's blobs kept) and the free space is checked against the signed
+ * sizes still to come (-ENOSPC, result->error saying how much). Returns as
+ * kos_bundle_install(); an errno of fetch is returned as it is. A failure
+ * before the commit point leaves nothing of this run behind. */
 _kos_must_check_ int kos_manifest_install(const struct kos_imagefs *img, const struct kos_keyring *ring,
                                           const char *untrusted_json, size_t json_len, const char *untrusted_sig, size_t sig_len,
                                           const struct kos_component_source *source, const struct kos_bundle_options *options,

@@ -1,21 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* SHA-256 through OpenSSL's libcrypto (SHA-NI where the CPU has it), and the
- * parallel, memory-bounded hashing of whole files that selection relies on. */
+/* The parallel, memory-bounded hashing of whole files that selection relies
+ * on: every byte by sha256.h, or a dm-verity image by its tree (verity.h). */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sha256.h"
 #include "util.h"
-
-#define KOS_SHA256_LEN 32
-#define KOS_SHA256_HEX_LEN 64
-
-_kos_must_check_ int kos_sha256(const void *data, size_t len, uint8_t ret_digest[static KOS_SHA256_LEN]);
-
-/* Constant-time comparison of two digests. */
-_kos_must_check_ int kos_digest_equal(const uint8_t a[static KOS_SHA256_LEN], const uint8_t b[static KOS_SHA256_LEN]);
 
 enum kos_hash_status {
         KOS_HASH_PENDING,
@@ -34,7 +27,7 @@ struct kos_hash_job {
         uint8_t expected[KOS_SHA256_LEN];
         int copy_fd;     /* -1, or an fd that receives exactly the bytes hashed */
         bool compute_only; /* no expected digest: status is MATCH once hashed */
-        /* A dm-verity image checked by its tree (lib/verity.h): only the
+        /* A dm-verity image checked by its tree (lib/boot/verity.h): only the
          * superblock at hash_offset and the tree after it are read, and the
          * tree must lead to expected, the signed root hash. The data is
          * never read (dm-verity checks it as it is used). No copy_fd. */

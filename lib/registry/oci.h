@@ -69,19 +69,26 @@ struct kos_oci_pull_options {
         struct kos_bundle_options install; /* tries, keep, running manifest, progress */
         kos_oci_note_fn note;              /* a line per component fetched or resumed, or NULL */
         void *note_userdata;
-        /* Tests only: the transfer is cut (as a broken connection would cut
-         * it) after this many bytes of components; 0: never. */
+        /* Tests only: each transfer of a component is cut (as a broken
+         * connection would cut it) after this many bytes; 0: never. */
         uint64_t test_cut_after;
 };
 
+/* How often a component whose connection broke is asked for again. */
+#define KOS_OCI_FETCH_ATTEMPTS 3
+
 /* Fetches the OCI manifest, then the KOS manifest and its signature file
  * (size-capped), and hands them to kos_manifest_install(), which verifies
- * the signature and the rollback floor before anything else is fetched; the
- * components the ImageFS lacks are then streamed in from their layers, a
- * download an earlier pull left unfinished resumed with a Range request.
+ * the signature and the rollback floor before anything else is fetched,
+ * removes what killed pulls of other releases left, and checks that the
+ * ImageFS has room for the signed sizes; the components the ImageFS lacks
+ * are then streamed in from their layers (a broken connection resumed with
+ * a Range request, as is a download a killed pull of this release left).
  * Returns as kos_manifest_install(): 0; -EBADMSG when the artifact or the
- * manifest is refused (result->error says why; nothing installed); another
- * negative errno when the registry could not be reached or a transfer broke
- * (kos_oci_client_error() says why; a new pull resumes). */
+ * manifest is refused (result->error says why); -ENOSPC when the ImageFS
+ * lacks room (result->error says how much); another negative errno when the
+ * registry could not be reached or a transfer failed
+ * (kos_oci_client_error() says why). On failure nothing of the pull is
+ * left: no partial download, no component it fetched. */
 _kos_must_check_ int kos_oci_pull(struct kos_oci_client *c, const struct kos_imagefs *img, const struct kos_keyring *ring,
                                   const struct kos_oci_pull_options *options, struct kos_bundle_result *result);

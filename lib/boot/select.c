@@ -12,30 +12,7 @@
 #include "bootstate.h"
 #include "verify.h"
 
-const char *kos_verdict_to_string(enum kos_verdict v) {
-        switch (v) {
-        case KOS_VERDICT_VALID:
-                return "valid";
-        case KOS_VERDICT_REJECTED:
-                return "rejected";
-        case KOS_VERDICT_SKIPPED:
-                return "skipped";
-        }
-        return "unknown";
-}
-
-static bool reject(struct kos_candidate *c, enum kos_reason reason, const char *format, ...)
-        __attribute__((format(printf, 3, 4)));
-static bool reject(struct kos_candidate *c, enum kos_reason reason, const char *format, ...) {
-        va_list ap;
-
-        c->verdict = KOS_VERDICT_REJECTED;
-        c->reason = reason;
-        va_start(ap, format);
-        vsnprintf(c->detail, sizeof c->detail, format, ap);
-        va_end(ap);
-        return false;
-}
+#define reject kos_candidate_reject
 
 /* Present and a regular file (never following a symlink), of the declared
  * size: all before a single byte is hashed. */
@@ -219,64 +196,6 @@ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manife
 out:
         blob_check_release(&bc);
         return ok;
-}
-
-bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
-                       struct kos_candidate *c, struct kos_manifest **ret_manifest) {
-        char json_name[KOS_NAME_MAX + 8], sig_name[KOS_NAME_MAX + 12];
-        struct kos_loaded_manifest loaded;
-
-        if (!kos_name_is_valid(name))
-                return reject(c, KOS_REASON_MANIFEST_MISSING, "\"%s\" in active is not a valid manifest name", name);
-        kos_manifest_file_names(name, json_name, sig_name);
-        int r = kos_manifest_load_verified_at(ring, img->manifests_fd, json_name, sig_name, "manifests/", &loaded);
-        c->has_id = loaded.has_id;
-        memcpy(c->id, loaded.id, KOS_SHA256_LEN);
-        if (r < 0) {
-                reject(c, loaded.reason, "%s", loaded.detail);
-                kos_loaded_manifest_done(&loaded);
-                return false;
-        }
-        memcpy(c->signer, loaded.signer, KOS_KEY_ID_LEN);
-        struct kos_manifest *m = TAKE_PTR(loaded.manifest);
-        kos_loaded_manifest_done(&loaded);
-        if (strcmp(m->name, name) != 0) {
-                reject(c, KOS_REASON_NAME_MISMATCH, "manifests/%s declares the name \"%s\"", json_name, m->name);
-                kos_manifest_free(m);
-                return false;
-        }
-        *ret_manifest = m;
-        return true;
-}
-
-bool kos_load_manifest_by_id(const struct kos_imagefs *img, const struct kos_keyring *ring,
-                             const uint8_t id[static KOS_SHA256_LEN], struct kos_candidate *c,
-                             struct kos_manifest **ret_manifest) {
-        char hex[KOS_SHA256_HEX_LEN + 1], name[KOS_NAME_MAX + 1];
-        struct kos_manifest *m = NULL;
-
-        kos_hex_encode(id, KOS_SHA256_LEN, hex);
-        int r = kos_imagefs_find_manifest_by_id(img, id, name);
-        if (r == -ENOENT)
-                return reject(c, KOS_REASON_MANIFEST_MISSING, "no installed manifest has id %s", hex);
-        if (r < 0)
-                return reject(c, KOS_REASON_IO_ERROR, "cannot look for manifest %s: %s", hex, strerror(-r));
-        snprintf(c->name, sizeof c->name, "%s", name);
-        if (!kos_load_manifest(img, ring, name, c, &m))
-                return false;
-        if (!kos_digest_equal(c->id, id)) {
-                kos_manifest_free(m);
-                return reject(c, KOS_REASON_MANIFEST_MISSING, "manifests/%s.json changed while it was read", name);
-        }
-        *ret_manifest = m;
-        return true;
-}
-
-bool kos_check_rollback(const struct kos_manifest *m, uint32_t floor, struct kos_candidate *c) {
-        if (m->security_version >= floor)
-                return true;
-        return reject(c, KOS_REASON_ROLLBACK, "security_version %lu is below this device's floor %lu",
-                      (unsigned long)m->security_version, (unsigned long)floor);
 }
 
 /* Whether this boot may check "hash-tree" components by their tree alone:
