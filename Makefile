@@ -192,12 +192,10 @@ boot-kernel:
 ifeq ($(origin KOS_VERSION),undefined)
 KOS_VERSION := $(shell scripts/version.sh)
 endif
-export KOS_VERSION
 # The commit's time, for reproducible man pages, changelog and packages.
 ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
 SOURCE_DATE_EPOCH := $(shell scripts/version.sh --date)
 endif
-export SOURCE_DATE_EPOCH
 
 .PHONY: man install install-device deb dist FORCE
 FORCE:
@@ -212,7 +210,7 @@ MAN_PAGES := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(wildcard docs/man/*.scd)
 man: $(MAN_PAGES)
 $(BUILD)/man/%: docs/man/%.scd $(BUILD)/version
 	@mkdir -p $(@D)
-	sed 's/@VERSION@/$(KOS_VERSION)/g' $< | scdoc >$@
+	sed 's/@VERSION@/$(KOS_VERSION)/g' $< | SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) scdoc >$@
 
 # make install: the host tool (kos-tools). PREFIX=/usr/local, DESTDIR for staging.
 # kos needs BINDIR to be PREFIX/bin to find PREFIX/lib/kos.
@@ -252,7 +250,7 @@ $(DEBS) &: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)
 		$(BUILD)/kos-node-pull $(MAN_PAGES) README.md $(wildcard docs/*.md) \
 		tools/kos/kos.bash-completion node/units/kos-node-manager.service node/units/kos-app.target \
 		$(wildcard packaging/debian/* packaging/debian/*/*) scripts/build-debs.sh
-	@BUILD=$(BUILD) scripts/build-debs.sh
+	@BUILD=$(BUILD) KOS_VERSION='$(KOS_VERSION)' SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) scripts/build-debs.sh
 
 # make dist: $(BUILD)/kos-VERSION.tar.gz of HEAD, with the VERSION file that
 # scripts/version.sh reads where there is no .git.

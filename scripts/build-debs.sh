@@ -4,7 +4,7 @@
 # copied into $BUILD/deb/kos-VERSION/ with a changelog entry for this
 # version, so nothing is written into the checkout. The packages land in
 # $BUILD/deb/; the build's output in $BUILD/deb/build.log (shown on failure).
-# Needs KOS_VERSION and SOURCE_DATE_EPOCH (the Makefile exports both).
+# Needs KOS_VERSION and SOURCE_DATE_EPOCH (the Makefile passes both).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
