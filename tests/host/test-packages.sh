@@ -1,7 +1,9 @@
 # Tests of what a vendor installs: the manual pages against --help, the one
 # version, lintian, and both Debian packages installed into a fresh minimal
 # Debian 12 root. `make deb` (part of `make check`) builds what they test:
-# $BUILD/deb/, $BUILD/man/.
+# $BUILD/deb/, $BUILD/man/. Cost on this 2-core machine: about 20 s a run
+# (lintian 5 to 15 s, the fresh root 10 s), plus about 80 s once a week to
+# build the root with mmdebstrap (cached in /var/cache/kos/debian-root/).
 
 pkg_version() { "$ROOT/scripts/version.sh"; }
 
