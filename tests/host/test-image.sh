@@ -69,3 +69,17 @@ test_image_refuses_an_existing_output_without_force_and_leaves_nothing_when_it_f
         rc=0; "$KOS" image --imagefs img --data-format new.img >/dev/null 2>err || rc=$?
         [ "$rc" = 2 ] && [ ! -e new.img ] || fail "--data-format without --data-size: exit $rc"
 }
+
+# mkfs.vfat sizes its FAT from the whole file past --offset: on a disk over
+# 512 MiB it chose FAT32 with clusters too large for a 34 MiB ESP and failed
+# (make demo's disk is 580 MiB). The ESP is FAT32 with 512-byte clusters,
+# whatever the disk's size.
+test_image_over_512_mib_gets_a_fat32_esp_of_the_smallest_size() {
+        fixture; manifest a
+        head -c 100000 /dev/urandom >uki.efi
+        "$KOS" image --imagefs img --imagefs-size 600M --uki uki.efi disk.img >/dev/null 2>err || fail "kos image: $(cat err)"
+        partition disk.img 1 esp.part
+        [ "$(stat -c %s esp.part)" = $((34 * 1024 * 1024)) ] || fail "the ESP is not 34 MiB: $(stat -c %s esp.part)"
+        minfo -i esp.part :: | grep -q 'disk type="FAT32' || fail "the ESP is not FAT32: $(minfo -i esp.part ::)"
+        mcopy -i esp.part ::/EFI/BOOT/BOOTX64.EFI got.efi && cmp got.efi uki.efi || fail "the UKI is not BOOTX64.EFI"
+}

@@ -202,7 +202,11 @@ static int make_esp(const char *target, const struct image_options *o, const str
         snprintf(blocks, sizeof blocks, "%" PRIu64, p->size_mib * 1024);
         if ((size_t)snprintf(image, sizeof image, "%s@@%" PRIu64, target, p->start_mib * MIB) >= sizeof image)
                 return -ENAMETOOLONG;
-        char *mkfs[] = {"mkfs.vfat", offset, "-n", "KOS-ESP", "-i", ESP_VOLUME_ID, (char *)target, blocks, NULL};
+        /* FAT32 with 512-byte clusters, said outright: mkfs.vfat otherwise sizes
+         * its FAT from the whole file past --offset, and on a disk over 512 MiB
+         * picks clusters too large for a 34 MiB FAT32 and fails. */
+        char *mkfs[] = {"mkfs.vfat", "-F", "32", "-s", "1", offset, "-n", "KOS-ESP",
+                        "-i", ESP_VOLUME_ID, (char *)target, blocks, NULL};
         int r = run_program(mkfs, NULL, 0);
         if (r < 0)
                 return fail(EXIT_USAGE, "mkfs.vfat failed for the ESP"), r;
