@@ -3,6 +3,11 @@
 
 BUILD ?= build
 CC ?= gcc
+# Every recipe fails on the first failing command, also inside a pipe, and
+# a target whose recipe failed is deleted.
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+.DELETE_ON_ERROR:
 # PKCS#11 (lib/host/pkcs11-sign.c, HSM signing on the host): only p11-kit's header,
 # no library; the module is loaded with dlopen() (in glibc's libc since 2.34).
 P11_CFLAGS := $(shell pkg-config --cflags p11-kit-1 2>/dev/null || echo -I/usr/include/p11-kit-1)
@@ -18,6 +23,23 @@ LIB_DIRS := boot system device registry host
 CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wmissing-prototypes -Wvla \
 	-Wshadow -Wno-unused-parameter -fstack-protector-strong -pthread $(addprefix -Ilib/,$(LIB_DIRS)) $(P11_CFLAGS)
 CFLAGS ?= -O2 -g
+# The PID-1 programs (and the static kos) are built small and stripped;
+# CFLAGS given on the command line or in the environment replace their
+# optimisation too, and STRIP=0 keeps their symbols, e.g. for a debugger:
+#   make CFLAGS='-O0 -g' STRIP=0 build/kos-boot-init
+ifeq ($(origin CFLAGS),file)
+CFLAGS_SMALL := -Os
+CFLAGS_SYSTEM_INIT := -O2
+else
+CFLAGS_SMALL := $(CFLAGS)
+CFLAGS_SYSTEM_INIT := $(CFLAGS)
+endif
+STRIP ?= 1
+STRIP_FLAG := $(if $(filter 0,$(STRIP)),,-s)
+# glibc's warnings for a static link (libcrypto's unused DSO and name
+# lookups need shared libraries at run time; the programs never call them),
+# filtered out of the output; under pipefail the link's own status stands.
+STATIC_LINK_FILTER := { grep -v -e 'statically linked applications' -e 'in function' || true; }
 HARDEN := -D_FORTIFY_SOURCE=2
 LDFLAGS_HARDEN := -Wl,-z,relro,-z,now
 LDFLAGS_GC := -Wl,--gc-sections
@@ -46,7 +68,8 @@ KOS_HDR := $(wildcard tools/kos/*.h) node/varlink.h
 EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
 EARLY_HDR := $(wildcard early/*.h)
 # Node Manager's installer (its pull deadline) runs in the unit tests on a real sd-event loop.
-UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/installer.c node/child-process.c
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/installer.c node/child-process.c \
+	system/keystore.c
 UNIT_LIBS := $(LIBS) -lcurl -lsystemd
 
 .PHONY: all check-links deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
@@ -54,13 +77,11 @@ UNIT_LIBS := $(LIBS) -lcurl -lsystemd
 all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static check-links
 
 # The Boot Kernel's PID 1: one static binary, no shell in its initramfs.
-# (glibc warns that libcrypto's unused DSO and name lookups need shared
-# libraries at run time; the init never calls them.)
+# The old binary goes first: a failed build leaves none to ship by mistake.
 $(BUILD)/kos-boot-init: boot/kos-boot-init.c $(EARLY_SRC) $(EARLY_HDR) $(LIBKOS_BOOT)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -Iearly -static boot/kos-boot-init.c $(EARLY_SRC) $(LIBKOS_BOOT) \
-		$(LDFLAGS_GC) -Wl,-Map=$@.map -ljansson -lcrypto -lblkid -pthread -s -o $@ 2>&1 | { grep -v -e 'statically linked applications' -e 'in function' || true; }
-	@test -x $@
+	@mkdir -p $(@D) && rm -f $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS_SMALL) -Iearly -static boot/kos-boot-init.c $(EARLY_SRC) $(LIBKOS_BOOT) \
+		$(LDFLAGS_GC) -Wl,-Map=$@.map -ljansson -lcrypto -lblkid -pthread $(STRIP_FLAG) -o $@ 2>&1 | $(STATIC_LINK_FILTER)
 
 deps:
 	@scripts/deps.sh build
@@ -86,6 +107,14 @@ $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIBKOS_HOST)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIBKOS_HOST) \
 		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lfdisk -o $@
 
+# The test build of kos: the same program with fault points compiled in
+# (kos_fault_point(), lib/boot/util.h) for the kill-point tests; never shipped.
+FAULT_POINTS := -DKOS_FAULT_POINTS
+$(BUILD)/test/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) \
+		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lfdisk -o $@
+
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIBKOS_HOST)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIBKOS_HOST) $(LDFLAGS_HARDEN) $(UNIT_LIBS) -o $@
@@ -98,7 +127,7 @@ $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -lfdisk -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -lfdisk -o $@
 
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
@@ -115,7 +144,7 @@ fuzz: $(FUZZERS)
 
 check:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/vm/test-system-init boot-kernel deb
+	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/test/kos $(BUILD)/vm/test-system-init boot-kernel deb
 	@tests/run.sh
 
 demo:
@@ -150,9 +179,9 @@ $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 # only); kos mkinitrd copies the libraries it needs next to it.
 SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c $(EARLY_SRC)
 $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(LIBKOS_SYSTEM)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Isystem $(SYSTEM_SRC) $(LIBKOS_SYSTEM) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \
-		-ljansson -lcrypto -lblkid -lcryptsetup -pthread -s -o $@
+	@mkdir -p $(@D) && rm -f $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS_SYSTEM_INIT) -Iearly -Isystem $(SYSTEM_SRC) $(LIBKOS_SYSTEM) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \
+		-ljansson -lcrypto -lblkid -lcryptsetup -pthread $(STRIP_FLAG) -o $@
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
@@ -160,7 +189,7 @@ NODE_SRC := node/kos-node-manager.c node/events.c node/app.c node/confirm.c node
 $(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(LIBKOS_DEVICE)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(LIBKOS_DEVICE) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \
-		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -s -o $@
+		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl $(STRIP_FLAG) -o $@
 
 # Node Manager's pulls from a registry (docs/node-manager.md): a program its
 # installer child executes, so that only it needs libcurl in the root.
@@ -168,14 +197,13 @@ NODE_PULL_SRC := node/kos-node-pull.c node/update-config.c
 $(BUILD)/kos-node-pull: $(NODE_PULL_SRC) node/installer-record.h node/update-config.h $(LIBKOS_REGISTRY)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Inode $(NODE_PULL_SRC) $(LIBKOS_REGISTRY) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
-		-ljansson -lcrypto -lcurl -pthread -s -o $@
+		-ljansson -lcrypto -lcurl -pthread $(STRIP_FLAG) -o $@
 
 # A static kos for the device's runtime layer (kos node ... on the device).
 $(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(LIBKOS_DEVICE)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) -Os -static -Itools/kos -Inode $(KOS_SRC) $(LIBKOS_DEVICE) $(LDFLAGS_GC) -Wl,-Map=$@.map $(LIBS) -s -o $@ 2>&1 | \
-		{ grep -v -e 'statically linked applications' -e 'in function' || true; }
-	@test -x $@
+	@mkdir -p $(@D) && rm -f $@
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS_SMALL) -static -Itools/kos -Inode $(KOS_SRC) $(LIBKOS_DEVICE) $(LDFLAGS_GC) -Wl,-Map=$@.map $(LIBS) \
+		$(STRIP_FLAG) -o $@ 2>&1 | $(STATIC_LINK_FILTER)
 
 # The Boot Kernel's own kernel: Debian's kernel source, tinyconfig plus
 # boot/kernel/kos-boot.config, cached under $(BUILD)/boot-kernel/<hash of the

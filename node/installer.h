@@ -37,7 +37,7 @@ int installer_start(sd_event *event, const struct kos_imagefs *img, const struct
 /* How long a pull may run before it is killed: base_usec, plus the signed
  * size of its manifest's components (the total of its progress records) at
  * bytes_per_second. kos-node-pull bounds each of its requests itself
- * (lib/oci-registry.h); this is the bound on the whole, for a child that
+ * (lib/registry/oci-registry.h); this is the bound on the whole, for a child that
  * hangs anyway. */
 struct installer_deadline {
         uint64_t base_usec;

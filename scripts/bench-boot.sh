@@ -212,7 +212,7 @@ boot() {
                 -append "$COMMON root=/dev/vda rootfstype=squashfs" \
                 -drive file=stock-root.img,if=virtio,format=raw,readonly=on ;;
         direct) vm_run "$log" 300 "$MARKER_RE" -kernel vmlinuz -initrd initrd \
-                -append "$COMMON kos.manifest=$id kos.imagefs=UUID=$uuid kos.imagefs_partuuid=$partuuid" \
+                -append "$COMMON kos.manifest=$id kos.imagefs=UUID=$uuid kos.imagefs_partuuid=$partuuid kos.tpm_marker=0" \
                 -drive file=kos-disk.img,if=virtio,format=raw ;;
         kos-sb) cp "$sb_vars" sb-vars.fd && : >"$log"
                 firmware_watch "$log" "$start" >/dev/null &

@@ -64,7 +64,7 @@ step "Boot Kernel (its own kernel, built once from linux-source-6.1) as a UKI si
 bk=$(BUILD="$ROOT/build" nice -n 10 "$ROOT/scripts/build-boot-kernel.sh")
 echo "Boot Kernel kernel: $bk ($(du -h "$bk" | cut -f1))"
 "$KOS" mkboot --kernel "$bk" --keyring keyring --output bootk --uki bootk/kos-boot.efi \
-        --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$sbkeys/db.key" --sign-cert "$sbkeys/db.crt"
+        --cmdline "console=ttyS0 panic=-1 loglevel=4 kos.tpm=required" --sign-key "$sbkeys/db.key" --sign-cert "$sbkeys/db.crt"
 sbverify --cert "$sbkeys/db.crt" bootk/kos-boot.efi
 "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd
 
@@ -101,7 +101,7 @@ step "Disk: GPT with an EFI system partition (the UKI as \\EFI\\BOOT\\BOOTX64.EF
 # disk.bmap disk.img /dev/DEVICE): the DataFS is left empty, the System
 # Kernel formats it at first boot.
 "$KOS" image --force --imagefs img --imagefs-extra 256M --uki bootk/kos-boot.efi --data-size 128M --bmap disk.bmap \
-        disk.img 2>/dev/null
+        disk.img
 
 vm_swtpm_start tpm
 

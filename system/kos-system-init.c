@@ -14,7 +14,7 @@
  * Command line: exactly the manifest's signed cmdline, then the Boot Kernel's
  * handoff (early_handoff_format(), checked once the manifest is verified;
  * nothing else on it is acted upon before that):
- *   kos.manifest=<sha256> kos.imagefs=UUID=<uuid> kos.imagefs_partuuid=<partuuid|none>
+ *   kos.manifest=<sha256> kos.imagefs=UUID=<uuid> kos.imagefs_partuuid=<partuuid|none> kos.tpm_marker=<0|1>
  * and, from the signed part:
  *   kos.rw=tmpfs              R/W cache on a tmpfs (default): empty every boot
  *   kos.rw=wipe:SPEC          on the partition SPEC (PARTLABEL=, LABEL=, UUID=),
@@ -137,7 +137,7 @@ static void read_handoff(struct boot *b) {
         if (early_handoff_parse(early_cmdline_raw(), &b->handoff) < 0)
                 fail_boot("read command line", NULL,
                           "it does not end with the Boot Kernel's kos.manifest=, kos.imagefs=UUID=, "
-                          "kos.imagefs_partuuid= (this kernel must be started by the Boot Kernel)");
+                          "kos.imagefs_partuuid=, kos.tpm_marker= (this kernel must be started by the Boot Kernel)");
 }
 
 /* The very device the Boot Kernel verified: the only one with its
@@ -310,30 +310,40 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
  * open, KOS_TPM_SEAL_PCR moves past the value keys are sealed to, so that
  * nothing that runs later (systemd, the app, root) can unseal them again
  * until the next platform reset. Every boot with a TPM does it, whether or
- * not a key was unsealed: other manifests' keys must stay shut too. A TPM
- * that cannot be extended after handing out a key stops the boot. */
-static void leave_sealed_keys(void) {
+ * not a key was unsealed: other manifests' keys must stay shut too. When the
+ * handoff says the Boot Kernel extended the marker, or a key was handed out,
+ * a leave event that cannot be extended (no TPM found here included) stops
+ * the boot (kos_leave_verdict()). */
+static void leave_sealed_keys(const struct boot *b) {
         struct kos_tpm t;
         int r = kos_tpm_open(&t);
 
-        if (r == -ENODEV) {
-                early_log("sealed keys: no TPM, no leave event");
-                return;
-        }
         if (r >= 0)
                 r = kos_tpm_seal_leave(&t);
-        if (r < 0) {
-                if (kos_key_provider_tpm_unsealed() > 0)
-                        fail_boot("leave TPM", NULL, "cannot extend PCR %d of TPM %s with the leave event: %s (TPM rc "
-                                  "0x%x); the unsealed keys would stay open to the running system",
-                                  KOS_TPM_SEAL_PCR, t.path, strerror(-r), t.last_rc);
-                early_log("sealed keys: WARNING: cannot extend PCR %d with the leave event: %s", KOS_TPM_SEAL_PCR,
-                          strerror(-r));
-        } else
+        kos_tpm_close(&t);
+        switch (kos_leave_verdict(b->handoff.tpm_marker, r, kos_key_provider_tpm_unsealed())) {
+        case KOS_LEAVE_EXTENDED:
                 early_log("sealed keys: %u unsealed; PCR %d extended with the leave event \"%s\": no key sealed to the "
                           "verified chain opens again until the next reset",
                           kos_key_provider_tpm_unsealed(), KOS_TPM_SEAL_PCR, KOS_TPM_LEAVE_EVENT);
-        kos_tpm_close(&t);
+                return;
+        case KOS_LEAVE_NO_TPM:
+                early_log("sealed keys: no TPM, no leave event");
+                return;
+        case KOS_LEAVE_WARN:
+                early_log("sealed keys: WARNING: cannot extend PCR %d with the leave event: %s", KOS_TPM_SEAL_PCR,
+                          strerror(-r));
+                return;
+        case KOS_LEAVE_STOP:
+                if (r == -ENODEV)
+                        fail_boot("leave TPM", NULL, "the Boot Kernel extended PCR %d with the verified-boot marker "
+                                  "(kos.tpm_marker=1), and this initrd finds no TPM to extend the leave event: keys "
+                                  "sealed to the chain would stay open to the running system (does the initrd lack "
+                                  "the TPM driver?)", KOS_TPM_SEAL_PCR);
+                fail_boot("leave TPM", NULL, "cannot extend PCR %d of TPM %s with the leave event: %s (TPM rc "
+                          "0x%x); %s would stay open to the running system", KOS_TPM_SEAL_PCR, t.path, strerror(-r),
+                          t.last_rc, kos_key_provider_tpm_unsealed() > 0 ? "the unsealed keys" : "keys sealed to the chain");
+        }
 }
 
 static void mount_rw_cache(struct boot *b) {
@@ -617,11 +627,12 @@ int main(void) {
         check_cmdline(&b);
         if (mkdir(LAYERS_DIR, 0755) < 0 && errno != EEXIST)
                 fail_boot("mount component", NULL, "mkdir " LAYERS_DIR ": %m");
-        kos_key_provider_tpm_set_dir(IMAGEFS_MOUNT "/" KOS_SEALED_KEY_DIR);
+        kos_key_provider_tpm_set_imagefs(img.root_fd);
         for (size_t i = 0; i < b.manifest->n_components; i++)
                 mount_component(&b, &img, i);
-        leave_sealed_keys();
+        leave_sealed_keys(&b);
         b.t_layers = early_uptime();
+        kos_key_provider_tpm_set_imagefs(-1);
         kos_imagefs_close(&img);
         mount_rw_cache(&b);
         mount_overlay(&b);

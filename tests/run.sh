@@ -32,8 +32,8 @@ usage() {
 
 suite_unit() { "$BUILD/unit-tests"; }
 suite_unit-asan() { "$BUILD/asan/unit-tests"; }
-suite_host() { KOS="$BUILD/kos" tests/runner.sh tests/host; }
-suite_host-asan() { KOS="$BUILD/asan/kos" PREFIX=asan: tests/runner.sh tests/host; }
+suite_host() { KOS="$BUILD/kos" KOS_FAULTS="$BUILD/test/kos" tests/runner.sh tests/host; }
+suite_host-asan() { KOS="$BUILD/asan/kos" KOS_FAULTS="$BUILD/asan/kos" PREFIX=asan: tests/runner.sh tests/host; }
 suite_vm() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 tests/runner.sh tests/vm; }
 
 # Each harness tests/fuzz/fuzz_NAME.c starts from tests/fuzz/corpus/NAME/

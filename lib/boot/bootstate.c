@@ -60,17 +60,34 @@ static int find_state(int dirfd, const char *hex, struct kos_boot_state *ret, ch
         return 0;
 }
 
-int kos_boot_state_read(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], struct kos_boot_state *ret) {
+void kos_boot_state_dir_open(const struct kos_imagefs *img, struct kos_boot_state_dir *ret) {
+        int fd = open_state_dir(img, false);
+
+        *ret = (struct kos_boot_state_dir){.fd = fd < 0 ? -1 : fd, .error = fd < 0 ? fd : 0};
+}
+
+void kos_boot_state_dir_close(struct kos_boot_state_dir *d) {
+        kos_closep(&d->fd);
+}
+
+int kos_boot_state_read_in(const struct kos_boot_state_dir *d, const uint8_t id[static KOS_SHA256_LEN],
+                           struct kos_boot_state *ret) {
         char hex[KOS_SHA256_HEX_LEN + 1], name[256];
-        _cleanup_close_ int dirfd = open_state_dir(img, false);
 
         *ret = (struct kos_boot_state){KOS_BOOT_STATE_NONE, 0};
-        if (dirfd == -ENOENT)
-                return 0;
-        if (dirfd < 0)
-                return dirfd;
+        if (d->fd < 0)
+                return d->error == -ENOENT ? 0 : d->error;
         kos_hex_encode(id, KOS_SHA256_LEN, hex);
-        return find_state(dirfd, hex, ret, name);
+        return find_state(d->fd, hex, ret, name);
+}
+
+int kos_boot_state_read(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], struct kos_boot_state *ret) {
+        struct kos_boot_state_dir d;
+
+        kos_boot_state_dir_open(img, &d);
+        int r = kos_boot_state_read_in(&d, id, ret);
+        kos_boot_state_dir_close(&d);
+        return r;
 }
 
 /* The state entry of one manifest, with boot-state/ open. */
@@ -182,14 +199,24 @@ static int open_marker(const struct kos_imagefs *img, const uint8_t id[static KO
         return open_state_dir(img, create);
 }
 
-int kos_boot_state_is_unconfirmed(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], bool *ret) {
+int kos_boot_state_is_unconfirmed_in(const struct kos_boot_state_dir *d, const uint8_t id[static KOS_SHA256_LEN],
+                                     bool *ret) {
         char name[KOS_SHA256_HEX_LEN + 16];
 
         *ret = false;
-        _cleanup_close_ int dirfd = open_marker(img, id, false, name);
-        if (dirfd == -ENOENT)
-                return 0;
-        return dirfd < 0 ? dirfd : unconfirmed_present(dirfd, name, ret);
+        if (d->fd < 0)
+                return d->error == -ENOENT ? 0 : d->error;
+        unconfirmed_name(id, name);
+        return unconfirmed_present(d->fd, name, ret);
+}
+
+int kos_boot_state_is_unconfirmed(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], bool *ret) {
+        struct kos_boot_state_dir d;
+
+        kos_boot_state_dir_open(img, &d);
+        int r = kos_boot_state_is_unconfirmed_in(&d, id, ret);
+        kos_boot_state_dir_close(&d);
+        return r;
 }
 
 int kos_boot_state_set_unconfirmed(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN]) {

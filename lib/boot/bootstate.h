@@ -32,6 +32,24 @@ struct kos_boot_state {
         unsigned tries_left; /* with KOS_BOOT_STATE_TRIES */
 };
 
+/* boot-state/ opened once for reading, so that a walk over many manifests
+ * (selection) looks at one directory: fd is -1 when it could not be opened,
+ * error then says why (-ENOENT: there is none, which reads as no state). */
+struct kos_boot_state_dir {
+        int fd;
+        int error;
+};
+
+void kos_boot_state_dir_open(const struct kos_imagefs *img, struct kos_boot_state_dir *ret);
+void kos_boot_state_dir_close(struct kos_boot_state_dir *d);
+
+/* kos_boot_state_read() and kos_boot_state_is_unconfirmed() in an open
+ * boot-state/. */
+_kos_must_check_ int kos_boot_state_read_in(const struct kos_boot_state_dir *d, const uint8_t id[static KOS_SHA256_LEN],
+                                            struct kos_boot_state *ret);
+_kos_must_check_ int kos_boot_state_is_unconfirmed_in(const struct kos_boot_state_dir *d,
+                                                      const uint8_t id[static KOS_SHA256_LEN], bool *ret);
+
 /* Reads the state of a manifest id; a missing boot-state/ is NONE. */
 _kos_must_check_ int kos_boot_state_read(const struct kos_imagefs *img, const uint8_t id[static KOS_SHA256_LEN], struct kos_boot_state *ret);
 /* Puts a manifest on trial with tries boots (replacing any state). */

@@ -19,6 +19,7 @@ static const char *const reason_names[_KOS_REASON_MAX] = {
         [KOS_REASON_TRIES_EXHAUSTED] = "tries-exhausted",
         [KOS_REASON_ROLLBACK] = "rollback",
         [KOS_REASON_HASH_TREE_MISMATCH] = "hash-tree-mismatch",
+        [KOS_REASON_VERITY_SUPERBLOCK_MISMATCH] = "verity-superblock-mismatch",
 };
 
 const char *kos_reason_to_string(enum kos_reason r) {

@@ -23,6 +23,7 @@ enum kos_reason {
         KOS_REASON_TRIES_EXHAUSTED,
         KOS_REASON_ROLLBACK, /* security_version below the device's rollback floor */
         KOS_REASON_HASH_TREE_MISMATCH, /* "verify": "hash-tree": superblock or tree does not lead to root_hash */
+        KOS_REASON_VERITY_SUPERBLOCK_MISMATCH, /* "verity": the superblock is not one the System Kernel maps */
         _KOS_REASON_MAX,
 };
 

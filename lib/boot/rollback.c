@@ -62,18 +62,17 @@ static int unusable(char *why, size_t size, const char *problem) {
         return -EBADMSG;
 }
 
-int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value, char *ret_why, size_t why_size) {
+static int store_read_in(const struct kos_boot_state_dir *dir, uint32_t *ret_value, char *ret_why, size_t why_size) {
         _cleanup_free_ char *untrusted = NULL;
         size_t len;
 
-        _cleanup_close_ int dirfd = open_state_dir(img, false);
-        if (dirfd == -ENOENT)
+        if (dir->error == -ENOENT)
                 return -ENOENT;
-        if (dirfd == -ENOTDIR || dirfd == -ELOOP)
+        if (dir->error == -ENOTDIR || dir->error == -ELOOP)
                 return unusable(ret_why, why_size, "cannot be read: boot-state/ is not a directory");
-        if (dirfd < 0)
-                return dirfd;
-        int r = kos_read_file_at(dirfd, KOS_ROLLBACK_FLOOR_FILE, KOS_ROLLBACK_FLOOR_FILE_MAX, &untrusted, &len);
+        if (dir->fd < 0)
+                return dir->error;
+        int r = kos_read_file_at(dir->fd, KOS_ROLLBACK_FLOOR_FILE, KOS_ROLLBACK_FLOOR_FILE_MAX, &untrusted, &len);
         if (r == -ENOENT)
                 return -ENOENT;
         if (r == -EBADFD || r == -ELOOP)
@@ -85,6 +84,15 @@ int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value, 
         if (parse_floor(untrusted, len, ret_value) < 0)
                 return unusable(ret_why, why_size, "does not hold a decimal number from 0 to 4294967295");
         return 0;
+}
+
+int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value, char *ret_why, size_t why_size) {
+        struct kos_boot_state_dir dir;
+
+        kos_boot_state_dir_open(img, &dir);
+        int r = store_read_in(&dir, ret_value, ret_why, why_size);
+        kos_boot_state_dir_close(&dir);
+        return r;
 }
 
 static int store_write(const struct kos_imagefs *img, uint32_t value) {
@@ -104,24 +112,29 @@ static int store_write(const struct kos_imagefs *img, uint32_t value) {
  * the floor is at least that, since marking good raised it so far. Neither
  * strands a manifest the real floor would let boot; (b) also holds when
  * active was edited by hand. False when none authenticates. */
-static bool derive_from_active(const struct kos_imagefs *img, const struct kos_keyring *ring, uint32_t *ret) {
-        struct kos_active_list list;
+static bool derive_from_active(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                               const struct kos_active_list *active, const struct kos_boot_state_dir *dir, uint32_t *ret) {
+        struct kos_active_list own;
+        const struct kos_active_list *list = active;
         uint32_t lowest = UINT32_MAX, highest_good = 0;
         bool found = false;
 
-        if (kos_active_read(img, &list) < 0)
-                return false;
-        for (size_t i = 0; i < list.n; i++) {
+        if (!list) {
+                if (kos_active_read(img, &own) < 0)
+                        return false;
+                list = &own;
+        }
+        for (size_t i = 0; i < list->n; i++) {
                 _cleanup_manifest_ struct kos_manifest *m = NULL;
                 struct kos_candidate c = {0};
                 struct kos_boot_state st;
 
-                if (!list.entries[i].name_valid || !kos_load_manifest(img, ring, list.entries[i].name, &c, &m))
+                if (!list->entries[i].name_valid || !kos_load_manifest(img, ring, list->entries[i].name, &c, &m))
                         continue;
                 found = true;
                 if (m->security_version < lowest)
                         lowest = m->security_version;
-                if (kos_boot_state_read(img, c.id, &st) >= 0 && st.kind == KOS_BOOT_STATE_GOOD &&
+                if (kos_boot_state_read_in(dir, c.id, &st) >= 0 && st.kind == KOS_BOOT_STATE_GOOD &&
                     m->security_version > highest_good)
                         highest_good = m->security_version;
         }
@@ -130,12 +143,13 @@ static bool derive_from_active(const struct kos_imagefs *img, const struct kos_k
 }
 
 static int read_file_floor(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                           const struct kos_active_list *active, const struct kos_boot_state_dir *dir,
                            struct kos_rollback_floor *ret) {
         char why[160] = "";
         uint32_t value = 0;
 
         *ret = (struct kos_rollback_floor){0};
-        int r = kos_rollback_store_read(img, &value, why, sizeof why);
+        int r = store_read_in(dir, &value, why, sizeof why);
         if (r == -ENOMEM)
                 return r;
         if (r == -ENOENT) {
@@ -151,7 +165,7 @@ static int read_file_floor(const struct kos_imagefs *img, const struct kos_keyri
                 snprintf(why, sizeof why, "%s/%s cannot be read: %s", KOS_BOOT_STATE_DIR, KOS_ROLLBACK_FLOOR_FILE,
                          strerror(-r));
         ret->source = KOS_FLOOR_SOURCE_DERIVED;
-        if (derive_from_active(img, ring, &value)) {
+        if (derive_from_active(img, ring, active, dir, &value)) {
                 ret->value = value;
                 snprintf(ret->warning, sizeof ret->warning,
                          "%s; using %lu, derived from the manifests in active, as the floor", why,
@@ -163,53 +177,62 @@ static int read_file_floor(const struct kos_imagefs *img, const struct kos_keyri
 }
 
 /* The TPM's counter, when there is a TPM: raises ret to it. A TPM that is
- * there but unusable leaves the ImageFS floor alone in force, with a warning. */
-static void read_tpm(struct kos_rollback_floor *ret) {
+ * there but whose counter cannot be read or is not exactly ours leaves no
+ * floor to trust: -ENOTRECOVERABLE, never the ImageFS floor alone (root can
+ * rewrite that; docs/tpm.md, "Refusals"). */
+static int read_tpm(struct kos_rollback_floor *ret) {
         struct kos_tpm t;
+        char why[320] = "";
         uint32_t value;
         int r = kos_tpm_open(&t);
 
         if (r == -ENODEV) {
                 snprintf(ret->tpm, sizeof ret->tpm, "no TPM");
-                return;
+                return 0;
         }
-        if (r >= 0)
-                r = kos_tpm_floor_read(&t, &value);
+        if (r < 0)
+                snprintf(why, sizeof why, "cannot be opened: %s", strerror(-r));
+        else
+                r = kos_tpm_floor_read(&t, &value, why, sizeof why);
         kos_tpm_close(&t);
-        if (r == 0) {
-                ret->tpm_used = true;
-                ret->tpm_value = value;
-                snprintf(ret->tpm, sizeof ret->tpm, "TPM %s NV 0x%08x holds %lu", t.path, KOS_TPM_FLOOR_INDEX,
-                         (unsigned long)value);
-                if (value >= ret->value && (value > 0 || ret->source == KOS_FLOOR_SOURCE_NONE)) {
-                        ret->value = value;
-                        ret->source = KOS_FLOOR_SOURCE_TPM;
-                }
-                return;
+        if (r < 0) {
+                snprintf(ret->tpm, sizeof ret->tpm, "TPM %s: %s; no rollback floor can be trusted, nothing may boot",
+                         t.path, why);
+                ret->value = UINT32_MAX; /* for a caller that would ignore the error */
+                return -ENOTRECOVERABLE;
         }
-        snprintf(ret->tpm, sizeof ret->tpm, "TPM %s NV 0x%08x unusable (%s): the ImageFS floor alone is enforced",
-                 t.path, KOS_TPM_FLOOR_INDEX,
-                 r == -ENOENT    ? "not defined"
-                 : r == -ENODATA ? "never incremented"
-                 : r == -EBADMSG ? "not the KOS counter"
-                                 : strerror(-r));
-        if (!ret->warning[0])
-                snprintf(ret->warning, sizeof ret->warning, "%s", ret->tpm);
+        ret->tpm_used = true;
+        ret->tpm_value = value;
+        snprintf(ret->tpm, sizeof ret->tpm, "TPM %s NV 0x%08x holds %lu", t.path, KOS_TPM_FLOOR_INDEX,
+                 (unsigned long)value);
+        if (value >= ret->value && (value > 0 || ret->source == KOS_FLOOR_SOURCE_NONE)) {
+                ret->value = value;
+                ret->source = KOS_FLOOR_SOURCE_TPM;
+        }
+        return 0;
+}
+
+int kos_rollback_floor_read_in(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                               const struct kos_active_list *active, const struct kos_boot_state_dir *dir,
+                               struct kos_rollback_floor *ret) {
+        int r = read_file_floor(img, ring, active, dir, ret);
+
+        return r < 0 ? r : read_tpm(ret);
 }
 
 int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyring *ring,
                             struct kos_rollback_floor *ret) {
-        int r = read_file_floor(img, ring, ret);
+        struct kos_boot_state_dir dir;
 
-        if (r < 0)
-                return r;
-        read_tpm(ret);
-        return 0;
+        kos_boot_state_dir_open(img, &dir);
+        int r = kos_rollback_floor_read_in(img, ring, NULL, &dir, ret);
+        kos_boot_state_dir_close(&dir);
+        return r;
 }
 
 int kos_rollback_tpm_prepare(char *ret_message, size_t message_size) {
         struct kos_tpm t;
-        char done[160];
+        char done[320] = "", why[320] = "";
         uint32_t value = 0;
         int r = kos_tpm_open(&t);
 
@@ -217,11 +240,15 @@ int kos_rollback_tpm_prepare(char *ret_message, size_t message_size) {
                 snprintf(ret_message, message_size, "no TPM: the rollback floor is the ImageFS's alone");
                 return r;
         }
-        if (r >= 0 && (r = kos_tpm_floor_provision(&t, done, sizeof done)) >= 0)
-                r = kos_tpm_floor_read(&t, &value);
         if (r < 0)
-                snprintf(ret_message, message_size, "TPM %s: cannot provision the floor counter NV 0x%08x: %s (TPM rc 0x%x)",
-                         t.path, KOS_TPM_FLOOR_INDEX, strerror(-r), t.last_rc);
+                snprintf(why, sizeof why, "cannot be opened: %s", strerror(-r));
+        else if ((r = kos_tpm_floor_provision(&t, done, sizeof done)) < 0)
+                snprintf(why, sizeof why, "%s", done);
+        else
+                r = kos_tpm_floor_read(&t, &value, why, sizeof why);
+        if (r < 0)
+                snprintf(ret_message, message_size, "TPM %s: the floor counter NV 0x%08x cannot be used: %s", t.path,
+                         KOS_TPM_FLOOR_INDEX, why);
         else
                 snprintf(ret_message, message_size, "TPM %s: floor counter NV 0x%08x holds %lu%s%s", t.path,
                          KOS_TPM_FLOOR_INDEX, (unsigned long)value, done[0] ? "; " : "", done);
@@ -230,17 +257,26 @@ int kos_rollback_tpm_prepare(char *ret_message, size_t message_size) {
 }
 
 /* Raises the TPM's counter too when there is a TPM. The file is raised
- * first: if the TPM then fails, the floor (the higher of the two) has risen
- * anyway, and marking good again completes the TPM's part. */
-static int raise_tpm(uint32_t value) {
+ * first: if the TPM then fails, marking good fails and is done again (Node
+ * Manager does at every boot); the floor (the higher of the two) has not
+ * gone down meanwhile. */
+static int raise_tpm(uint32_t value, char *why, size_t why_size) {
         struct kos_tpm t;
+        char message[320] = "";
         int r = kos_tpm_open(&t);
 
         if (r == -ENODEV)
                 return 0;
-        if (r >= 0)
-                r = kos_tpm_floor_raise(&t, value);
+        if (r < 0)
+                snprintf(message, sizeof message, "cannot be opened: %s", strerror(-r));
+        else
+                r = kos_tpm_floor_raise(&t, value, message, sizeof message);
         kos_tpm_close(&t);
+        if (r < 0 && r != -ERANGE) {
+                snprintf(why, why_size, "TPM %s: the floor counter NV 0x%08x cannot be raised to %lu: %s", t.path,
+                         KOS_TPM_FLOOR_INDEX, (unsigned long)value, message);
+                return -ENOTRECOVERABLE;
+        }
         return r;
 }
 
@@ -258,8 +294,9 @@ static int raise_file(const struct kos_imagefs *img, uint32_t value) {
         return store_write(img, value);
 }
 
-int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value) {
+int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value, char *ret_why, size_t why_size) {
         int r = raise_file(img, value);
 
-        return r < 0 ? r : raise_tpm(value);
+        ret_why[0] = '\0';
+        return r < 0 ? r : raise_tpm(value, ret_why, why_size);
 }

@@ -40,7 +40,7 @@ struct kos_rollback_floor {
         char warning[256]; /* non-empty when the store was unusable: say it loudly */
         bool tpm_used;     /* a TPM was found and its counter read: value >= tpm_value */
         uint32_t tpm_value;
-        char tpm[200];     /* what the TPM side did: "none", the counter, or why it is unusable */
+        char tpm[512];     /* what the TPM side did: "no TPM", the counter, or why it is unusable */
 };
 
 /* What the store holds: 0 with *ret_value; -ENOENT when nothing is stored
@@ -58,18 +58,36 @@ _kos_must_check_ int kos_rollback_store_read(const struct kos_imagefs *img, uint
  * marked good (docs/format.md, "Anti-rollback", says why), so the device
  * keeps booting what it booted while nothing below is installed;
  * ret->warning says so. With no such manifest, 0 (and the warning).
- * Returns 0, or -ENOMEM. */
+ * With a TPM, the higher of that and the TPM's counter.
+ * Returns 0; -ENOTRECOVERABLE when there is a TPM but its counter cannot be
+ * read or is not exactly the KOS counter (ret->tpm says why; ret->value is
+ * then UINT32_MAX): no floor can be trusted, so nothing may boot or be
+ * installed, never the ImageFS floor alone (docs/tpm.md, "Refusals"); or
+ * -ENOMEM. */
 _kos_must_check_ int kos_rollback_floor_read(const struct kos_imagefs *img, const struct kos_keyring *ring,
                                              struct kos_rollback_floor *ret);
 
-/* Raises the stored floor to value, durably (atomic replace of the file,
- * fsync of boot-state/). Equal: nothing is written. The floor never goes
- * down: -ERANGE when the store holds a higher value. An unusable store is
- * replaced: the caller has checked value against kos_rollback_floor_read(). */
-_kos_must_check_ int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value);
+/* kos_rollback_floor_read() with what the caller has read already: active
+ * (NULL: read here only if the floor must be derived from it) and boot-state/
+ * opened once (selection: lib/boot/select.c). */
+struct kos_active_list;
+struct kos_boot_state_dir;
+_kos_must_check_ int kos_rollback_floor_read_in(const struct kos_imagefs *img, const struct kos_keyring *ring,
+                                                const struct kos_active_list *active,
+                                                const struct kos_boot_state_dir *dir, struct kos_rollback_floor *ret);
 
-/* The Boot Kernel's first step with a TPM: makes the floor counter exist
- * (kos_tpm_floor_provision()). 0 with ret_message saying what was found or
- * done; -ENODEV when there is no TPM; another negative errno when the TPM's
- * floor cannot be used (the ImageFS floor still is). ret_message says which. */
+/* Raises the stored floor to value, durably (atomic replace of the file,
+ * fsync of boot-state/), then the TPM's counter when there is a TPM. Equal:
+ * nothing is written. The floor never goes down: -ERANGE when a store holds
+ * a higher value. An unusable file is replaced: the caller has checked value
+ * against kos_rollback_floor_read(). -ENOTRECOVERABLE when the TPM's counter
+ * cannot be raised, with ret_why saying why. */
+_kos_must_check_ int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value, char *ret_why,
+                                              size_t why_size);
+
+/* The Boot Kernel's first step: makes the TPM's floor counter exist and
+ * migrates its first definition (kos_tpm_floor_provision()). 0 with
+ * ret_message saying what was found or done; -ENODEV when there is no TPM;
+ * another negative errno when there is a TPM whose floor cannot be used:
+ * the Boot Kernel then boots nothing. ret_message says which. */
 int kos_rollback_tpm_prepare(char *ret_message, size_t message_size);

@@ -11,6 +11,7 @@
 
 #include "bootstate.h"
 #include "verify.h"
+#include "verity.h"
 
 #define reject kos_candidate_reject
 
@@ -130,6 +131,33 @@ static bool hash_range(struct blob_check *bc, size_t from, size_t to, const stru
         return true;
 }
 
+/* A "verity" component checked by its sha256 has the signed bytes, but the
+ * System Kernel maps it only with a superblock it accepts (sha256, 4096-byte
+ * blocks, the data blocks hash_offset implies: verity.h). Reading that
+ * one block here costs nothing next to the hash and spares a boot that
+ * would stop at 'open dm-verity'. An encrypted component's superblock is
+ * inside LUKS2, where only the System Kernel can read it. */
+static bool verity_superblocks_accepted(const struct kos_manifest *m, const struct blob_check *bc,
+                                        struct kos_candidate *c) {
+        uint8_t salt[KOS_VERITY_MAX_SALT];
+        char hex[KOS_SHA256_HEX_LEN + 1], error[256];
+        size_t salt_size;
+
+        for (size_t i = 0; i < m->n_components; i++) {
+                const struct kos_component *comp = &m->components[i];
+                if (!comp->verity.enabled || comp->encryption.enabled || c->checks[i] != KOS_VERIFY_SHA256)
+                        continue;
+                /* Jobs 2 onwards are the components, in order (kos_manifest_blobs). */
+                int r = kos_verity_read_superblock(bc->jobs[2 + i].fd, comp->verity.hash_offset, salt, &salt_size, error,
+                                                   sizeof error);
+                kos_hex_encode(comp->blob.sha256, KOS_SHA256_LEN, hex);
+                if (r < 0)
+                        return reject(c, r == -EBADMSG ? KOS_REASON_VERITY_SUPERBLOCK_MISMATCH : KOS_REASON_IO_ERROR,
+                                      "%s: components/%s: %s", bc->labels[2 + i], hex, error);
+        }
+        return true;
+}
+
 static bool seal_boot_files(struct blob_check *bc, struct kos_candidate *c) {
         int r;
 
@@ -186,6 +214,8 @@ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manife
         } else if (!hash_range(&bc, 0, bc.n, options, c) ||
                    (options->capture_boot_files && !seal_boot_files(&bc, c)))
                 goto out;
+        if (!verity_superblocks_accepted(m, &bc, c))
+                goto out;
         if (options->capture_boot_files) {
                 if (ret_kernel_fd)
                         *ret_kernel_fd = TAKE_FD(bc.jobs[0].copy_fd);
@@ -202,10 +232,10 @@ out:
  * only when the last boot of the manifest was confirmed and this one is
  * recorded as unconfirmed before it happens (options->record_unconfirmed).
  * Else c->full_check_why says why they are hashed in full. */
-static bool hash_tree_allowed(const struct kos_imagefs *img, const struct kos_select_options *options,
+static bool hash_tree_allowed(const struct kos_boot_state_dir *dir, const struct kos_select_options *options,
                               struct kos_candidate *c) {
         bool unconfirmed;
-        int r = kos_boot_state_is_unconfirmed(img, c->id, &unconfirmed);
+        int r = kos_boot_state_is_unconfirmed_in(dir, c->id, &unconfirmed);
 
         if (r < 0)
                 snprintf(c->full_check_why, sizeof c->full_check_why, "cannot look for boot-state/<id>.unconfirmed: %s",
@@ -220,9 +250,17 @@ static bool hash_tree_allowed(const struct kos_imagefs *img, const struct kos_se
         return false;
 }
 
+/* The state selection reads of the ImageFS, read once for all candidates:
+ * `active` and boot-state/ (trials, unconfirmed markers, the floor file). */
+struct device_state {
+        struct kos_active_list active;
+        int active_error;
+        struct kos_boot_state_dir boot_state;
+};
+
 static void examine(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
-                    const struct kos_select_options *options, uint32_t floor, struct kos_candidate *c,
-                    struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
+                    const struct kos_select_options *options, const struct kos_boot_state_dir *dir, uint32_t floor,
+                    struct kos_candidate *c, struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
         struct kos_manifest *m = NULL;
 
         struct kos_boot_state state;
@@ -235,7 +273,7 @@ static void examine(const struct kos_imagefs *img, const struct kos_keyring *rin
         if (!kos_check_rollback(m, floor, c))
                 goto fail;
         /* Boot counting before hashing: an exhausted manifest costs nothing. */
-        if ((r = kos_boot_state_read(img, c->id, &state)) < 0) {
+        if ((r = kos_boot_state_read_in(dir, c->id, &state)) < 0) {
                 reject(c, KOS_REASON_IO_ERROR, "cannot read boot-state/: %s", strerror(-r));
                 goto fail;
         }
@@ -245,7 +283,7 @@ static void examine(const struct kos_imagefs *img, const struct kos_keyring *rin
         }
         struct kos_select_options component_options = *options;
         if (!options->sha256_only && kos_manifest_has_hash_tree(m))
-                component_options.sha256_only = !hash_tree_allowed(img, options, c);
+                component_options.sha256_only = !hash_tree_allowed(dir, options, c);
         if (!kos_check_components(img, m, &component_options, c, ret_kernel_fd, ret_initrd_fd))
                 goto fail;
         if (state.kind == KOS_BOOT_STATE_TRIES) {
@@ -274,22 +312,30 @@ fail:
 
 /* The floor options give, or the one the rollback store holds. */
 static int resolve_floor(const struct kos_imagefs *img, const struct kos_keyring *ring,
-                         const struct kos_select_options *options, struct kos_rollback_floor *ret) {
+                         const struct kos_select_options *options, const struct device_state *state,
+                         struct kos_rollback_floor *ret) {
         if (options->floor) {
                 *ret = (struct kos_rollback_floor){.value = *options->floor, .source = KOS_FLOOR_SOURCE_CALLER};
                 return 0;
         }
-        return kos_rollback_floor_read(img, ring, ret);
+        return kos_rollback_floor_read_in(img, ring, state->active_error < 0 ? NULL : &state->active,
+                                          &state->boot_state, ret);
+}
+
+static void device_state_read(const struct kos_imagefs *img, struct device_state *ret) {
+        ret->active_error = kos_active_read(img, &ret->active);
+        kos_boot_state_dir_open(img, &ret->boot_state);
 }
 
 static void examine_timed(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
-                          const struct kos_select_options *options, uint32_t floor, struct kos_candidate *ret,
-                          struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
+                          const struct kos_select_options *options, const struct kos_boot_state_dir *dir, uint32_t floor,
+                          struct kos_candidate *ret, struct kos_manifest **ret_manifest, int *ret_kernel_fd,
+                          int *ret_initrd_fd) {
         uint64_t start = kos_now_ns();
 
         memset(ret, 0, sizeof *ret);
         snprintf(ret->name, sizeof ret->name, "%s", name);
-        examine(img, ring, name, options, floor, ret, ret_manifest, ret_kernel_fd, ret_initrd_fd);
+        examine(img, ring, name, options, dir, floor, ret, ret_manifest, ret_kernel_fd, ret_initrd_fd);
         ret->elapsed_ns = kos_now_ns() - start;
 }
 
@@ -298,45 +344,53 @@ void kos_examine_manifest(const struct kos_imagefs *img, const struct kos_keyrin
                           struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
         static const struct kos_select_options defaults = {0};
         struct kos_rollback_floor floor;
+        struct device_state state;
         int r;
 
         options = options ? options : &defaults;
-        if ((r = resolve_floor(img, ring, options, &floor)) < 0) {
+        device_state_read(img, &state);
+        if ((r = resolve_floor(img, ring, options, &state, &floor)) < 0) {
                 memset(ret, 0, sizeof *ret);
                 snprintf(ret->name, sizeof ret->name, "%s", name);
                 reject(ret, KOS_REASON_IO_ERROR, "cannot read the rollback floor: %s", strerror(-r));
-                return;
-        }
-        examine_timed(img, ring, name, options, floor.value, ret, ret_manifest, ret_kernel_fd, ret_initrd_fd);
+        } else
+                examine_timed(img, ring, name, options, &state.boot_state, floor.value, ret, ret_manifest, ret_kernel_fd,
+                              ret_initrd_fd);
+        kos_boot_state_dir_close(&state.boot_state);
 }
 
 int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, const struct kos_select_options *options,
                struct kos_selection *ret) {
         static const struct kos_select_options defaults = {0};
-        struct kos_active_list active;
+        struct device_state state;
         int r;
 
         memset(ret, 0, sizeof *ret);
         ret->selected = -1;
         ret->kernel_fd = ret->initrd_fd = -1;
         options = options ? options : &defaults;
-        if ((r = resolve_floor(img, ring, options, &ret->floor)) < 0)
+        /* `active` and boot-state/ once, for the floor and every candidate. */
+        device_state_read(img, &state);
+        if ((r = resolve_floor(img, ring, options, &state, &ret->floor)) < 0) {
+                kos_boot_state_dir_close(&state.boot_state);
                 return r;
-        ret->active_error = kos_active_read(img, &active);
-        ret->n_ignored = active.n_ignored;
+        }
+        ret->active_error = state.active_error;
+        ret->n_ignored = state.active.n_ignored;
 
-        for (size_t i = 0; i < active.n; i++) {
+        for (size_t i = 0; i < state.active.n; i++) {
                 struct kos_candidate *c = &ret->candidates[ret->n_candidates++];
                 if (ret->selected >= 0) {
-                        snprintf(c->name, sizeof c->name, "%s", active.entries[i].name);
+                        snprintf(c->name, sizeof c->name, "%s", state.active.entries[i].name);
                         c->verdict = KOS_VERDICT_SKIPPED;
                         continue;
                 }
-                examine_timed(img, ring, active.entries[i].name, options, ret->floor.value, c, &ret->manifest,
-                              &ret->kernel_fd, &ret->initrd_fd);
+                examine_timed(img, ring, state.active.entries[i].name, options, &state.boot_state, ret->floor.value, c,
+                              &ret->manifest, &ret->kernel_fd, &ret->initrd_fd);
                 if (c->verdict == KOS_VERDICT_VALID)
                         ret->selected = (int)i;
         }
+        kos_boot_state_dir_close(&state.boot_state);
         return 0;
 }
 

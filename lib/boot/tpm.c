@@ -4,11 +4,12 @@
  * Why not tpm2-tss: the Boot Kernel's init is one static binary and Debian
  * ships libtss2-esys/-sys/-mu only as shared libraries (libtss2-dev has no
  * .a). Shipping them in the Boot initramfs means a dynamic loader, libssl and
- * five libraries in the trusted Boot image to send seven fixed commands, all
- * with a password session and an empty password: no HMAC or parameter
- * encryption, nothing ESAPI is for. So the seven commands are built here
- * from constants (golden vectors in tests/unit/test-tpm.c, checked against
- * swtpm in tests/vm/test-tpm.sh), and the responses, which come from a device
+ * five libraries in the trusted Boot image to send a few fixed commands, all
+ * with a password session and an empty password or a policy session without
+ * HMAC: no parameter encryption, nothing ESAPI is for. So the commands are
+ * built here from constants (golden vectors in tests/unit/test-tpm.c, checked
+ * against swtpm in tests/host/test-tpm.sh and tests/vm/test-tpm.sh), and the
+ * responses, which come from a device
  * we do not control, are parsed with exact lengths (every size field checked
  * against what is left, every byte consumed; a fuzzer in
  * tests/fuzz/fuzz_tpm_response.c). One implementation serves the Boot
@@ -23,6 +24,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -60,15 +62,19 @@ static void begin_command(struct writer *w, uint16_t tag, uint32_t code) {
         put_u32(w, code);
 }
 
-/* The authorization area of one password session with an empty password:
- * TPM_RS_PW, empty nonce, no attributes, empty hmac (Part 1, 19.8.4). */
-static void put_password_session(struct writer *w) {
+/* The authorization area of one session: TPM_RS_PW with an empty password,
+ * or a policy session whose policy needs no authValue; empty nonce, no
+ * attributes (a policy session is not continued: the TPM flushes it after a
+ * success), empty hmac (Part 1, 19.8.4). */
+static void put_session(struct writer *w, uint32_t session) {
         put_u32(w, 9); /* authorizationSize */
-        put_u32(w, KOS_TPM_RS_PW);
+        put_u32(w, session);
         put_u16(w, 0);
         put_u8(w, 0);
         put_u16(w, 0);
 }
+
+static void put_password_session(struct writer *w) { put_session(w, KOS_TPM_RS_PW); }
 
 static int end_command(struct writer *w) {
         if (w->overflow || w->len < 10)
@@ -76,6 +82,20 @@ static int end_command(struct writer *w) {
         uint32_t n = (uint32_t)w->len;
         w->buf[2] = n >> 24, w->buf[3] = (n >> 16) & 0xff, w->buf[4] = (n >> 8) & 0xff, w->buf[5] = n & 0xff;
         return (int)w->len;
+}
+
+/* A TPM2B around what is put between the two: the size is patched in afterwards. */
+static size_t begin_tpm2b(struct writer *w) {
+        size_t at = w->len;
+        put_u16(w, 0);
+        return at;
+}
+
+static void end_tpm2b(struct writer *w, size_t at) {
+        if (w->overflow)
+                return;
+        size_t n = w->len - at - 2;
+        w->buf[at] = (uint8_t)(n >> 8), w->buf[at + 1] = n & 0xff;
 }
 
 int kos_tpm_build_nv_read_public(uint8_t *buf, size_t size, uint32_t index) {
@@ -86,13 +106,14 @@ int kos_tpm_build_nv_read_public(uint8_t *buf, size_t size, uint32_t index) {
         return end_command(&w);
 }
 
-int kos_tpm_build_nv_read(uint8_t *buf, size_t size, uint32_t index, uint16_t len, uint16_t offset) {
+int kos_tpm_build_nv_read(uint8_t *buf, size_t size, uint32_t index, uint32_t session, uint16_t len,
+                          uint16_t offset) {
         struct writer w = {buf, size, 0, false};
 
         begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_READ);
-        put_u32(&w, index); /* authHandle: the index itself (TPMA_NV_AUTHREAD) */
+        put_u32(&w, index); /* authHandle: the index itself (POLICYREAD, or AUTHREAD) */
         put_u32(&w, index);
-        put_password_session(&w);
+        put_session(&w, session);
         put_u16(&w, len);
         put_u16(&w, offset);
         return end_command(&w);
@@ -101,18 +122,20 @@ int kos_tpm_build_nv_read(uint8_t *buf, size_t size, uint32_t index, uint16_t le
 int kos_tpm_build_nv_define_space(uint8_t *buf, size_t size, const struct kos_tpm_nv_public *pub) {
         struct writer w = {buf, size, 0, false};
 
-        if (pub->auth_policy_size != 0)
-                return -EINVAL; /* KOS defines no policy */
+        if (pub->auth_policy_size > sizeof pub->auth_policy)
+                return -EINVAL;
         begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_DEFINE_SPACE);
         put_u32(&w, KOS_TPM_RH_OWNER);
         put_password_session(&w);
-        put_u16(&w, 0);  /* auth: the index's authValue, empty */
-        put_u16(&w, 14); /* TPM2B_NV_PUBLIC: size of TPMS_NV_PUBLIC */
+        put_u16(&w, 0); /* auth: the index's authValue, empty (and unused with a policy) */
+        size_t at = begin_tpm2b(&w); /* TPM2B_NV_PUBLIC */
         put_u32(&w, pub->index);
         put_u16(&w, pub->name_alg);
         put_u32(&w, pub->attributes);
-        put_u16(&w, 0); /* authPolicy */
+        put_u16(&w, pub->auth_policy_size);
+        put(&w, pub->auth_policy, pub->auth_policy_size);
         put_u16(&w, pub->data_size);
+        end_tpm2b(&w, at);
         return end_command(&w);
 }
 
@@ -126,13 +149,38 @@ int kos_tpm_build_nv_undefine_space(uint8_t *buf, size_t size, uint32_t index) {
         return end_command(&w);
 }
 
-int kos_tpm_build_nv_increment(uint8_t *buf, size_t size, uint32_t index) {
+int kos_tpm_build_nv_increment(uint8_t *buf, size_t size, uint32_t index, uint32_t session) {
         struct writer w = {buf, size, 0, false};
 
         begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_INCREMENT);
-        put_u32(&w, index); /* authHandle: the index itself (TPMA_NV_AUTHWRITE) */
+        put_u32(&w, index); /* authHandle: the index itself (POLICYWRITE, or AUTHWRITE) */
         put_u32(&w, index);
-        put_password_session(&w);
+        put_session(&w, session);
+        return end_command(&w);
+}
+
+int kos_tpm_build_policy_command_code(uint8_t *buf, size_t size, uint32_t session, uint32_t cc) {
+        struct writer w = {buf, size, 0, false};
+
+        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_POLICY_COMMAND_CODE);
+        put_u32(&w, session);
+        put_u32(&w, cc);
+        return end_command(&w);
+}
+
+int kos_tpm_build_policy_or(uint8_t *buf, size_t size, uint32_t session, const uint8_t (*digests)[KOS_SHA256_LEN],
+                            size_t n) {
+        struct writer w = {buf, size, 0, false};
+
+        if (n < 2 || n > 8) /* TPML_DIGEST of a PolicyOR: 2 to 8 branches (Part 3, 23.6) */
+                return -EINVAL;
+        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_POLICY_OR);
+        put_u32(&w, session);
+        put_u32(&w, (uint32_t)n);
+        for (size_t i = 0; i < n; i++) {
+                put_u16(&w, KOS_SHA256_LEN);
+                put(&w, digests[i], KOS_SHA256_LEN);
+        }
         return end_command(&w);
 }
 
@@ -176,20 +224,6 @@ static void put_pcr_selection(struct writer *w, uint32_t mask) {
         put_u8(w, 3);
         for (unsigned i = 0; i < 3; i++)
                 put_u8(w, (uint8_t)(mask >> (8 * i)));
-}
-
-/* A TPM2B around what fill() writes: the size is patched in afterwards. */
-static size_t begin_tpm2b(struct writer *w) {
-        size_t at = w->len;
-        put_u16(w, 0);
-        return at;
-}
-
-static void end_tpm2b(struct writer *w, size_t at) {
-        if (w->overflow)
-                return;
-        size_t n = w->len - at - 2;
-        w->buf[at] = (uint8_t)(n >> 8), w->buf[at + 1] = n & 0xff;
 }
 
 int kos_tpm_build_create_primary(uint8_t *buf, size_t size) {
@@ -297,11 +331,7 @@ int kos_tpm_build_unseal(uint8_t *buf, size_t size, uint32_t item, uint32_t sess
 
         begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_UNSEAL);
         put_u32(&w, item);
-        put_u32(&w, 9); /* authorizationSize */
-        put_u32(&w, session);
-        put_u16(&w, 0); /* nonceCaller */
-        put_u8(&w, 0);  /* attributes: not continueSession, so it is flushed */
-        put_u16(&w, 0); /* hmac: a policy without PolicyAuthValue/Password */
+        put_session(&w, session); /* not continued, so flushed; no hmac: no PolicyAuthValue/Password */
         return end_command(&w);
 }
 
@@ -492,11 +522,27 @@ const char *kos_tpm_rc_name(uint32_t rc, char *buf, size_t size) {
                         return "TPM_RC_AUTH_FAIL";
                 case 0x95:
                         return "TPM_RC_SIZE";
+                case KOS_TPM_RC_BAD_AUTH:
+                        return "TPM_RC_BAD_AUTH";
+                case 0x82:
+                        return "TPM_RC_ATTRIBUTES";
+                case 0x85:
+                        return "TPM_RC_HIERARCHY";
                 }
         }
         switch (rc) {
         case 0x101:
                 return "TPM_RC_FAILURE";
+        case 0x12f:
+                return "TPM_RC_AUTH_UNAVAILABLE";
+        case 0x149:
+                return "TPM_RC_NV_AUTHORIZATION";
+        case 0x14a:
+                return "TPM_RC_NV_UNINITIALIZED";
+        case KOS_TPM_RC_NV_SPACE:
+                return "TPM_RC_NV_SPACE";
+        case 0x14c:
+                return "TPM_RC_NV_DEFINED";
         case 0x125:
                 return "TPM_RC_AUTH_MISSING";
         case 0x127:
@@ -512,6 +558,10 @@ const char *kos_tpm_rc_name(uint32_t rc, char *buf, size_t size) {
         return buf;
 }
 
+bool kos_tpm_rc_is_bad_auth(uint32_t rc) {
+        return (rc & 0x80) && ((rc & 0xbf) == KOS_TPM_RC_BAD_AUTH || (rc & 0xbf) == 0x8e /* TPM_RC_AUTH_FAIL */);
+}
+
 int kos_tpm_parse_nv_read_public(const uint8_t *p, size_t len, struct kos_tpm_nv_public *ret) {
         struct reader r = {p, len, 0};
         uint16_t public_size, name_size;
@@ -521,7 +571,8 @@ int kos_tpm_parse_nv_read_public(const uint8_t *p, size_t len, struct kos_tpm_nv
         struct reader pub = {p + r.pos, public_size, 0};
         r.pos += public_size;
         if (get_u32(&pub, &ret->index) < 0 || get_u16(&pub, &ret->name_alg) < 0 ||
-            get_u32(&pub, &ret->attributes) < 0 || get_tpm2b(&pub, 64, NULL, &ret->auth_policy_size) < 0 ||
+            get_u32(&pub, &ret->attributes) < 0 ||
+            get_tpm2b(&pub, sizeof ret->auth_policy, ret->auth_policy, &ret->auth_policy_size) < 0 ||
             get_u16(&pub, &ret->data_size) < 0 || !at_end(&pub))
                 return -EBADMSG;
         /* nvName: nameAlg then a digest (at most SHA-512) */
@@ -574,6 +625,8 @@ int kos_tpm_rc_to_errno(uint32_t rc) {
                 return -ENODATA;
         case 0x14c: /* TPM_RC_NV_DEFINED */
                 return -EEXIST;
+        case KOS_TPM_RC_NV_SPACE:
+                return -ENOSPC;
         case 0x149: /* TPM_RC_NV_AUTHORIZATION */
         case 0x148: /* TPM_RC_NV_LOCKED */
         case 0x125: /* TPM_RC_AUTH_MISSING */
@@ -679,6 +732,7 @@ static int receive(int fd, uint8_t *resp, size_t *ret_len) {
 static int transact(struct kos_tpm *t, const uint8_t *cmd, size_t cmd_len, bool sessions,
                     uint8_t resp[static KOS_TPM_RESPONSE_MAX], uint32_t *ret_rc, uint32_t *ret_handle,
                     const uint8_t **ret_params, size_t *ret_params_len) {
+        t->last_rc = 0;
         for (unsigned attempt = 0;; attempt++) {
                 size_t len = 0;
                 int r = kos_write_all(t->fd, cmd, cmd_len);
@@ -730,11 +784,11 @@ int kos_tpm_nv_read_public(struct kos_tpm *t, uint32_t index, struct kos_tpm_nv_
         return ret->index == index ? 0 : -EBADMSG;
 }
 
-int kos_tpm_nv_read_u64(struct kos_tpm *t, uint32_t index, uint64_t *ret) {
+int kos_tpm_nv_read_u64(struct kos_tpm *t, uint32_t index, uint32_t session, uint64_t *ret) {
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX], data[8];
         const uint8_t *p;
         size_t n;
-        int r = run(t, kos_tpm_build_nv_read(cmd, sizeof cmd, index, 8, 0), cmd, true, resp, &p, &n);
+        int r = run(t, kos_tpm_build_nv_read(cmd, sizeof cmd, index, session, 8, 0), cmd, true, resp, &p, &n);
 
         if (r < 0)
                 return r;
@@ -756,9 +810,27 @@ int kos_tpm_nv_undefine_space(struct kos_tpm *t, uint32_t index) {
         return run(t, kos_tpm_build_nv_undefine_space(cmd, sizeof cmd, index), cmd, true, resp, NULL, NULL);
 }
 
-int kos_tpm_nv_increment(struct kos_tpm *t, uint32_t index) {
+int kos_tpm_nv_increment(struct kos_tpm *t, uint32_t index, uint32_t session) {
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
-        return run(t, kos_tpm_build_nv_increment(cmd, sizeof cmd, index), cmd, true, resp, NULL, NULL);
+        return run(t, kos_tpm_build_nv_increment(cmd, sizeof cmd, index, session), cmd, true, resp, NULL, NULL);
+}
+
+int kos_tpm_policy_command_code(struct kos_tpm *t, uint32_t session, uint32_t cc) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t n;
+        int r = run(t, kos_tpm_build_policy_command_code(cmd, sizeof cmd, session, cc), cmd, false, resp, &p, &n);
+
+        return r < 0 ? r : n == 0 ? 0 : -EBADMSG;
+}
+
+int kos_tpm_policy_or(struct kos_tpm *t, uint32_t session, const uint8_t (*digests)[KOS_SHA256_LEN], size_t n) {
+        uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX];
+        const uint8_t *p;
+        size_t len;
+        int r = run(t, kos_tpm_build_policy_or(cmd, sizeof cmd, session, digests, n), cmd, false, resp, &p, &len);
+
+        return r < 0 ? r : len == 0 ? 0 : -EBADMSG;
 }
 
 int kos_tpm_pcr_extend(struct kos_tpm *t, unsigned pcr, const uint8_t sha256[static KOS_SHA256_LEN],
@@ -887,88 +959,386 @@ int kos_tpm_extend_event(struct kos_tpm *t, unsigned pcr, const void *event, siz
 
 /* --- The rollback floor ------------------------------------------------- */
 
-static const struct kos_tpm_nv_public floor_public = {
-        .index = KOS_TPM_FLOOR_INDEX,
-        .name_alg = KOS_TPM_ALG_SHA256,
-        .attributes = KOS_TPM_FLOOR_ATTRIBUTES,
-        .auth_policy_size = 0,
-        .data_size = 8,
-};
-
-/* 0 when the index is ours, -ENOENT, -EBADMSG (someone else's), or an error. */
-static int check_floor_index(struct kos_tpm *t) {
-        struct kos_tpm_nv_public pub;
-        int r = kos_tpm_nv_read_public(t, KOS_TPM_FLOOR_INDEX, &pub);
-
-        if (r < 0)
-                return r;
-        if (pub.name_alg != floor_public.name_alg || (pub.attributes & ~KOS_TPM_NV_WRITTEN) != floor_public.attributes ||
-            pub.auth_policy_size != 0 || pub.data_size != floor_public.data_size)
-                return -EBADMSG;
-        return 0;
+static void put_be32(uint8_t *p, uint32_t v) {
+        p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
 }
 
-int kos_tpm_floor_read(struct kos_tpm *t, uint32_t *ret_floor) {
-        uint64_t v;
-        int r = check_floor_index(t);
+/* The two branches: SHA-256(0^32 || TPM_CC_PolicyCommandCode || cc), for
+ * NV_Read and NV_Increment (Part 3, 23.11). */
+static int floor_policy_branches(uint8_t ret[2][KOS_SHA256_LEN]) {
+        static const uint32_t codes[2] = {KOS_TPM_CC_NV_READ, KOS_TPM_CC_NV_INCREMENT};
 
-        if (r < 0)
-                return r;
-        if ((r = kos_tpm_nv_read_u64(t, KOS_TPM_FLOOR_INDEX, &v)) < 0)
-                return r;
-        if (v == 0) /* the TPM never writes 0 into a counter */
-                return -EBADMSG;
-        *ret_floor = v - 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(v - 1);
-        return 0;
-}
-
-int kos_tpm_floor_provision(struct kos_tpm *t, char *ret_done, size_t done_size) {
-        uint32_t floor;
-        int r = check_floor_index(t);
-
-        ret_done[0] = '\0';
-        if (r == -EBADMSG) {
-                /* Not ours: only someone with the owner hierarchy put it
-                 * there; replacing it cannot lower the floor (see above). */
-                if ((r = kos_tpm_nv_undefine_space(t, KOS_TPM_FLOOR_INDEX)) < 0)
-                        return r;
-                snprintf(ret_done, done_size, "replaced an NV index that was not the KOS counter; ");
-                r = -ENOENT;
+        for (size_t i = 0; i < 2; i++) {
+                uint8_t buf[KOS_SHA256_LEN + 8] = {0};
+                put_be32(buf + KOS_SHA256_LEN, KOS_TPM_CC_POLICY_COMMAND_CODE);
+                put_be32(buf + KOS_SHA256_LEN + 4, codes[i]);
+                if (kos_sha256(buf, sizeof buf, ret[i]) < 0)
+                        return -EIO;
         }
+        return 0;
+}
+
+/* SHA-256(0^32 || TPM_CC_PolicyOR || branch 1 || branch 2) (Part 3, 23.6). */
+int kos_tpm_floor_policy_digest(uint8_t ret_digest[static KOS_SHA256_LEN]) {
+        uint8_t buf[KOS_SHA256_LEN + 4 + 2 * KOS_SHA256_LEN] = {0}, branches[2][KOS_SHA256_LEN];
+        int r = floor_policy_branches(branches);
+
+        if (r < 0)
+                return r;
+        put_be32(buf + KOS_SHA256_LEN, KOS_TPM_CC_POLICY_OR);
+        memcpy(buf + KOS_SHA256_LEN + 4, branches, sizeof branches);
+        return kos_sha256(buf, sizeof buf, ret_digest) < 0 ? -EIO : 0;
+}
+
+/* The public area of the counter, or of its first definition. */
+static int floor_public(bool first, struct kos_tpm_nv_public *ret) {
+        *ret = (struct kos_tpm_nv_public){
+                .index = KOS_TPM_FLOOR_INDEX,
+                .name_alg = KOS_TPM_ALG_SHA256,
+                .attributes = first ? KOS_TPM_FLOOR_FIRST_ATTRIBUTES : KOS_TPM_FLOOR_ATTRIBUTES,
+                .data_size = 8,
+        };
+        if (first)
+                return 0;
+        ret->auth_policy_size = KOS_SHA256_LEN;
+        return kos_tpm_floor_policy_digest(ret->auth_policy);
+}
+
+/* Exactly want, but for TPMA_NV_WRITTEN, which the TPM sets. */
+static bool nv_public_is(const struct kos_tpm_nv_public *have, const struct kos_tpm_nv_public *want) {
+        return have->index == want->index && have->name_alg == want->name_alg &&
+               (have->attributes & ~KOS_TPM_NV_WRITTEN) == want->attributes &&
+               have->auth_policy_size == want->auth_policy_size &&
+               memcmp(have->auth_policy, want->auth_policy, want->auth_policy_size) == 0 &&
+               have->data_size == want->data_size;
+}
+
+/* Appends to a message buffer. */
+static void __attribute__((format(printf, 3, 4))) append(char *buf, size_t size, const char *fmt, ...) {
+        size_t used = strnlen(buf, size);
+        va_list ap;
+
+        if (used + 1 >= size)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(buf + used, size - used, fmt, ap);
+        va_end(ap);
+}
+
+/* "(TPM_RC_...)" when the TPM refused the last command, else "(errno text)". */
+static const char *refusal(const struct kos_tpm *t, int r, char *buf, size_t size) {
+        char rc[32];
+
+        if (t->last_rc != 0)
+                snprintf(buf, size, "%s", kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
+        else
+                snprintf(buf, size, "%s", strerror(-r));
+        return buf;
+}
+
+enum floor_kind { FLOOR_ABSENT, FLOOR_OURS, FLOOR_FIRST, FLOOR_FOREIGN };
+
+static int identify_floor(struct kos_tpm *t, enum floor_kind *ret_kind, char *message, size_t size) {
+        struct kos_tpm_nv_public have, ours, first;
+        char why[40], policy[KOS_SHA256_HEX_LEN + 1] = "", want[KOS_SHA256_HEX_LEN + 1];
+        int r = kos_tpm_nv_read_public(t, KOS_TPM_FLOOR_INDEX, &have);
+
         if (r == -ENOENT) {
-                if ((r = kos_tpm_nv_define_space(t, &floor_public)) < 0)
-                        return r;
-                size_t used = strlen(ret_done);
-                snprintf(ret_done + used, done_size - used, "defined the counter; ");
-        } else if (r < 0)
-                return r;
-        r = kos_tpm_floor_read(t, &floor);
-        if (r == -ENODATA) {
-                if ((r = kos_tpm_nv_increment(t, KOS_TPM_FLOOR_INDEX)) < 0)
-                        return r;
-                if ((r = kos_tpm_floor_read(t, &floor)) < 0)
-                        return r;
-                size_t used = strlen(ret_done);
-                snprintf(ret_done + used, done_size - used, "first increment: floor %lu", (unsigned long)floor);
+                *ret_kind = FLOOR_ABSENT;
+                return 0;
         }
+        if (r < 0) {
+                snprintf(message, size, "cannot read the public area of NV 0x%08x (%s)", KOS_TPM_FLOOR_INDEX,
+                         refusal(t, r, why, sizeof why));
+                return r;
+        }
+        if ((r = floor_public(false, &ours)) < 0 || (r = floor_public(true, &first)) < 0)
+                return r;
+        if (nv_public_is(&have, &ours))
+                *ret_kind = FLOOR_OURS;
+        else if (nv_public_is(&have, &first))
+                *ret_kind = FLOOR_FIRST;
+        else {
+                *ret_kind = FLOOR_FOREIGN;
+                kos_hex_encode(have.auth_policy, have.auth_policy_size < 8 ? have.auth_policy_size : 8, policy);
+                kos_hex_encode(ours.auth_policy, 8, want);
+                snprintf(message, size,
+                         "NV 0x%08x is not the KOS floor counter (attributes 0x%08x, nameAlg 0x%04x, authPolicy "
+                         "%s%s, %u bytes; the counter has 0x%08x, SHA-256, %s..., 8 bytes): tampering",
+                         KOS_TPM_FLOOR_INDEX, have.attributes & ~KOS_TPM_NV_WRITTEN, have.name_alg,
+                         have.auth_policy_size ? policy : "none", have.auth_policy_size > 8 ? "..." : "",
+                         have.data_size, KOS_TPM_FLOOR_ATTRIBUTES, want);
+        }
+        return 0;
+}
+
+/* Flushes a session whose command failed (the TPM flushes one that is not
+ * continued only after a success), keeping the failure's code for messages. */
+static void flush_after_failure(struct kos_tpm *t, uint32_t session) {
+        uint32_t rc = t->last_rc;
+
+        (void)kos_tpm_flush_context(t, session);
+        t->last_rc = rc;
+}
+
+/* A policy session that satisfies the counter's authPolicy for cc. */
+static int floor_policy_session(struct kos_tpm *t, uint32_t cc, uint32_t *ret_session) {
+        uint8_t branches[2][KOS_SHA256_LEN];
+        uint32_t session;
+        int r = floor_policy_branches(branches);
+
+        if (r < 0 || (r = kos_tpm_start_policy_session(t, &session)) < 0)
+                return r;
+        if ((r = kos_tpm_policy_command_code(t, session, cc)) < 0 ||
+            (r = kos_tpm_policy_or(t, session, (const uint8_t(*)[KOS_SHA256_LEN])branches, 2)) < 0) {
+                flush_after_failure(t, session);
+                return r;
+        }
+        *ret_session = session;
+        return 0;
+}
+
+/* The counter's value or one increment: through the policy (ours), or with
+ * the empty password (the first definition). */
+static int floor_counter(struct kos_tpm *t, bool first, uint64_t *ret_value) {
+        uint32_t session = KOS_TPM_RS_PW;
+        int r;
+
+        if (!first && (r = floor_policy_session(t, ret_value ? KOS_TPM_CC_NV_READ : KOS_TPM_CC_NV_INCREMENT,
+                                                &session)) < 0)
+                return r;
+        r = ret_value ? kos_tpm_nv_read_u64(t, KOS_TPM_FLOOR_INDEX, session, ret_value)
+                      : kos_tpm_nv_increment(t, KOS_TPM_FLOOR_INDEX, session);
+        if (r < 0 && session != KOS_TPM_RS_PW)
+                flush_after_failure(t, session);
         return r;
 }
 
-int kos_tpm_floor_raise(struct kos_tpm *t, uint32_t value) {
-        char done[160];
-        uint32_t floor;
-        int r = kos_tpm_floor_provision(t, done, sizeof done);
+static int floor_counter_read(struct kos_tpm *t, bool first, uint64_t *ret_value) {
+        return floor_counter(t, first, ret_value);
+}
 
-        if (r < 0 || (r = kos_tpm_floor_read(t, &floor)) < 0)
+static int floor_counter_increment(struct kos_tpm *t, bool first) { return floor_counter(t, first, NULL); }
+
+/* The counter holds the floor + 2 (the first definition: + 1); a counter
+ * at or below that offset holds floor 0. */
+static uint32_t floor_of(uint64_t counter, bool first) {
+        uint64_t offset = first ? 1 : KOS_TPM_FLOOR_OFFSET;
+        uint64_t floor = counter <= offset ? 0 : counter - offset;
+        return floor > UINT32_MAX ? UINT32_MAX : (uint32_t)floor;
+}
+
+static int say_read_failure(struct kos_tpm *t, bool first, int r, char *message, size_t size) {
+        char why[40];
+
+        if (r == -ENODATA)
+                snprintf(message, size,
+                         "NV 0x%08x was never incremented: defined again since it was provisioned (tampering), or "
+                         "provisioning was cut short",
+                         KOS_TPM_FLOOR_INDEX);
+        else if (first && r == -EACCES)
+                snprintf(message, size,
+                         "NV 0x%08x has the first KOS definition, but the TPM refuses to read it with the empty "
+                         "password (%s): it was defined again with a secret authValue (tampering)",
+                         KOS_TPM_FLOOR_INDEX, refusal(t, r, why, sizeof why));
+        else
+                snprintf(message, size, "the TPM does not let NV 0x%08x be read through %s (%s)", KOS_TPM_FLOOR_INDEX,
+                         first ? "the empty password" : "the counter's policy", refusal(t, r, why, sizeof why));
+        return r;
+}
+
+static int say_increment_failure(struct kos_tpm *t, bool first, int r, char *message, size_t size) {
+        char why[40];
+
+        snprintf(message, size, "the TPM does not let NV 0x%08x be incremented through %s (%s)", KOS_TPM_FLOOR_INDEX,
+                 first ? "the empty password" : "the counter's policy", refusal(t, r, why, sizeof why));
+        return r;
+}
+
+/* NV_DefineSpace of the counter by the owner hierarchy. */
+static int define_floor(struct kos_tpm *t, char *message, size_t size) {
+        struct kos_tpm_nv_public ours;
+        char why[40];
+        int r = floor_public(false, &ours);
+
+        if (r < 0 || (r = kos_tpm_nv_define_space(t, &ours)) >= 0)
                 return r;
-        if (floor > value)
-                return -ERANGE;
-        if (value - floor > KOS_TPM_FLOOR_MAX_STEP)
+        if (kos_tpm_rc_is_bad_auth(t->last_rc))
+                snprintf(message, size,
+                         "cannot define NV 0x%08x: bad authorization for the owner hierarchy (%s): its owner has set "
+                         "a password; define the counter with it (docs/tpm.md, \"An owner password\")",
+                         KOS_TPM_FLOOR_INDEX, refusal(t, r, why, sizeof why));
+        else if (r == -ENOSPC)
+                snprintf(message, size, "cannot define NV 0x%08x: the TPM's NV memory is full (%s)",
+                         KOS_TPM_FLOOR_INDEX, refusal(t, r, why, sizeof why));
+        else
+                snprintf(message, size, "cannot define NV 0x%08x (%s)", KOS_TPM_FLOOR_INDEX,
+                         refusal(t, r, why, sizeof why));
+        return r;
+}
+
+/* Increments the counter from *counter until it holds at least target. */
+static int increment_to(struct kos_tpm *t, bool first, uint64_t *counter, uint64_t target, char *message,
+                        size_t size) {
+        int r;
+
+        if (*counter >= target)
+                return 0;
+        if (target - *counter > KOS_TPM_FLOOR_MAX_STEP) {
+                snprintf(message, size, "raising NV 0x%08x from %llu to %llu takes more than %u increments",
+                         KOS_TPM_FLOOR_INDEX, (unsigned long long)*counter, (unsigned long long)target,
+                         KOS_TPM_FLOOR_MAX_STEP);
                 return -E2BIG;
-        for (uint32_t i = floor; i < value; i++)
-                if ((r = kos_tpm_nv_increment(t, KOS_TPM_FLOOR_INDEX)) < 0)
-                        return r;
+        }
+        for (; *counter < target; (*counter)++)
+                if ((r = floor_counter_increment(t, first)) < 0)
+                        return say_increment_failure(t, first, r, message, size);
         return 0;
+}
+
+/* The first definition's floor is kept: its value V is read with the empty
+ * password, which must work (else it was defined again with a secret
+ * authValue: tampering). Undefining it makes the TPM remember V (Part 1:
+ * a new counter starts above every counter this TPM ever deleted), so ours,
+ * defined at once in its place, holds V + 1 after its first increment: with
+ * floor + 2 that is V - 1, the first definition's floor. Cut at any point,
+ * the next provisioning finds no index or ours never incremented, and the
+ * same arithmetic gives the same floor or a higher one. */
+static int migrate_first_definition(struct kos_tpm *t, char *message, size_t size) {
+        uint64_t old = 0, now;
+        char why[40];
+        int r = floor_counter_read(t, true, &old);
+
+        if (r < 0 && r != -ENODATA)
+                return say_read_failure(t, true, r, message, size);
+        if ((r = kos_tpm_nv_undefine_space(t, KOS_TPM_FLOOR_INDEX)) < 0) {
+                if (!kos_tpm_rc_is_bad_auth(t->last_rc)) {
+                        snprintf(message, size, "cannot undefine the first definition of NV 0x%08x (%s)",
+                                 KOS_TPM_FLOOR_INDEX, refusal(t, r, why, sizeof why));
+                        return r;
+                }
+                /* The owner has set a password: nobody else can define the
+                 * index again, so the first definition is as safe as ours. */
+                if (old == 0 && ((r = floor_counter_increment(t, true)) < 0 || (r = floor_counter_read(t, true, &old)) < 0))
+                        return say_read_failure(t, true, r, message, size);
+                snprintf(message, size,
+                         "kept the first definition of the counter (floor %lu): the owner hierarchy has a password, "
+                         "so it cannot be migrated (docs/tpm.md, \"An owner password\")",
+                         (unsigned long)floor_of(old, true));
+                return 0;
+        }
+        if ((r = define_floor(t, message, size)) < 0)
+                return r;
+        if ((r = floor_counter_increment(t, false)) < 0)
+                return say_increment_failure(t, false, r, message, size);
+        if ((r = floor_counter_read(t, false, &now)) < 0)
+                return say_read_failure(t, false, r, message, size);
+        /* Only a TPM that forgot V needs this: never more than V + 1. */
+        if (old > 0 && (r = increment_to(t, false, &now, old + 1, message, size)) < 0)
+                return r;
+        if (old > 0)
+                snprintf(message, size,
+                         "migrated the first definition of the counter (floor %lu) to the policy-authorized one "
+                         "(floor %lu)",
+                         (unsigned long)floor_of(old, true), (unsigned long)floor_of(now, false));
+        else
+                snprintf(message, size,
+                         "migrated the first definition of the counter (never incremented) to the "
+                         "policy-authorized one (floor %lu)",
+                         (unsigned long)floor_of(now, false));
+        return 0;
+}
+
+/* The start of every floor call: what is at the index; -EBADMSG (never
+ * replaced: that would hide the tampering) when it is not ours. */
+static int identify_usable_floor(struct kos_tpm *t, enum floor_kind *ret_kind, char *message, size_t size) {
+        int r;
+
+        message[0] = '\0';
+        if ((r = identify_floor(t, ret_kind, message, size)) < 0)
+                return r;
+        return *ret_kind == FLOOR_FOREIGN ? -EBADMSG : 0;
+}
+
+int kos_tpm_floor_read(struct kos_tpm *t, uint32_t *ret_floor, char *ret_message, size_t message_size) {
+        enum floor_kind kind;
+        uint64_t counter;
+        int r;
+
+        if ((r = identify_usable_floor(t, &kind, ret_message, message_size)) < 0)
+                return r;
+        if (kind == FLOOR_ABSENT) {
+                snprintf(ret_message, message_size,
+                         "NV 0x%08x is not defined: never provisioned, or deleted since (the Boot Kernel provisions "
+                         "it at every boot)",
+                         KOS_TPM_FLOOR_INDEX);
+                return -ENOENT;
+        }
+        if ((r = floor_counter_read(t, kind == FLOOR_FIRST, &counter)) < 0)
+                return say_read_failure(t, kind == FLOOR_FIRST, r, ret_message, message_size);
+        *ret_floor = floor_of(counter, kind == FLOOR_FIRST);
+        return 0;
+}
+
+int kos_tpm_floor_provision(struct kos_tpm *t, char *ret_message, size_t message_size) {
+        enum floor_kind kind;
+        uint64_t counter;
+        int r;
+
+        if ((r = identify_usable_floor(t, &kind, ret_message, message_size)) < 0)
+                return r;
+        switch (kind) {
+        case FLOOR_FOREIGN:
+                return -EBADMSG; /* identify_usable_floor() said so */
+        case FLOOR_FIRST:
+                return migrate_first_definition(t, ret_message, message_size);
+        case FLOOR_ABSENT:
+                if ((r = define_floor(t, ret_message, message_size)) < 0)
+                        return r;
+                append(ret_message, message_size, "defined the counter; ");
+                break;
+        case FLOOR_OURS:
+                break;
+        }
+        r = floor_counter_read(t, false, &counter);
+        if (r == -ENODATA) {
+                if ((r = floor_counter_increment(t, false)) < 0)
+                        return say_increment_failure(t, false, r, ret_message, message_size);
+                if ((r = floor_counter_read(t, false, &counter)) < 0)
+                        return say_read_failure(t, false, r, ret_message, message_size);
+                append(ret_message, message_size, "first increment: floor %lu",
+                       (unsigned long)floor_of(counter, false));
+        }
+        return r < 0 ? say_read_failure(t, false, r, ret_message, message_size) : 0;
+}
+
+int kos_tpm_floor_raise(struct kos_tpm *t, uint32_t value, char *ret_message, size_t message_size) {
+        enum floor_kind kind;
+        uint64_t counter;
+        int r;
+
+        if ((r = identify_usable_floor(t, &kind, ret_message, message_size)) < 0)
+                return r;
+        if (kind == FLOOR_ABSENT) {
+                if ((r = kos_tpm_floor_provision(t, ret_message, message_size)) < 0)
+                        return r;
+                kind = FLOOR_OURS;
+        }
+        bool first = kind == FLOOR_FIRST;
+        r = floor_counter_read(t, first, &counter);
+        if (r == -ENODATA && (r = floor_counter_increment(t, first)) >= 0)
+                r = floor_counter_read(t, first, &counter);
+        if (r < 0)
+                return say_read_failure(t, first, r, ret_message, message_size);
+        uint32_t floor = floor_of(counter, first);
+        if (floor > value) {
+                snprintf(ret_message, message_size, "the TPM's floor is already higher (%lu)", (unsigned long)floor);
+                return -ERANGE;
+        }
+        if (floor == value)
+                return 0;
+        return increment_to(t, first, &counter, (uint64_t)value + (first ? 1 : KOS_TPM_FLOOR_OFFSET), ret_message,
+                            message_size);
 }
 
 /* --- Measured boot ------------------------------------------------------ */

@@ -22,11 +22,23 @@
 /* The NV index of the rollback floor: in the owner range (TCG handle
  * registry: 0x01000000-0x013FFFFF), "KO" in its low bytes. */
 #define KOS_TPM_FLOOR_INDEX 0x01004B4Fu
-/* TPM_NT_COUNTER | TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA, with
- * an empty authValue and no authPolicy: anyone may read it and increment it,
- * nobody can lower it (docs/tpm.md, "Who may increment"). */
-#define KOS_TPM_FLOOR_ATTRIBUTES 0x02040014u
+/* TPM_NT_COUNTER | TPMA_NV_POLICYWRITE | TPMA_NV_POLICYREAD | TPMA_NV_NO_DA,
+ * with the authPolicy kos_tpm_floor_policy_digest() computes: anyone may
+ * read it and increment it through that fixed policy, no secret is ever
+ * involved (its authValue is never used), nobody can lower it (docs/tpm.md,
+ * "Who may increment"). An index whose attributes or policy differ has
+ * another public area, so another name: it is not ours. */
+#define KOS_TPM_FLOOR_ATTRIBUTES 0x02080018u
+/* The first definition (KOS before issue 19): TPM_NT_COUNTER |
+ * TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA and no policy, read
+ * and incremented with the index's authValue, which is not in the public
+ * area: root could define it again with a secret one. Migrated by
+ * kos_tpm_floor_provision(). */
+#define KOS_TPM_FLOOR_FIRST_ATTRIBUTES 0x02040014u
 #define KOS_TPM_NV_WRITTEN 0x20000000u /* TPMA_NV_WRITTEN, set by the TPM */
+/* The policy counter holds the floor + 2 (the first definition held the
+ * floor + 1): see docs/tpm.md, "Why floor + 2". */
+#define KOS_TPM_FLOOR_OFFSET 2u
 /* A floor raise adds at most this many increments (one NV write each). */
 #define KOS_TPM_FLOOR_MAX_STEP 4096u
 
@@ -67,6 +79,8 @@
 #define KOS_TPM_CC_FLUSH_CONTEXT 0x00000165u
 #define KOS_TPM_CC_START_AUTH_SESSION 0x00000176u
 #define KOS_TPM_CC_POLICY_PCR 0x0000017Fu
+#define KOS_TPM_CC_POLICY_COMMAND_CODE 0x0000016Cu
+#define KOS_TPM_CC_POLICY_OR 0x00000171u
 #define KOS_TPM_RH_OWNER 0x40000001u
 #define KOS_TPM_RH_NULL 0x40000007u
 #define KOS_TPM_RS_PW 0x40000009u
@@ -81,6 +95,8 @@
 #define KOS_TPM_RC_POLICY_FAIL 0x09D
 #define KOS_TPM_RC_INTEGRITY 0x09F
 #define KOS_TPM_RC_HANDLE 0x08B
+#define KOS_TPM_RC_BAD_AUTH 0x0A2 /* a wrong authValue (password) for the handle */
+#define KOS_TPM_RC_NV_SPACE 0x14B /* format 0: no room left in NV memory */
 /* Largest blobs kept: a sealed object's TPM2B_PUBLIC and TPM2B_PRIVATE
  * (about 80 and 200 bytes with SHA-256 and 128 bytes of data). */
 #define KOS_TPM_BLOB_MAX 512
@@ -93,15 +109,27 @@ struct kos_tpm_nv_public {
         uint16_t name_alg;
         uint32_t attributes;
         uint16_t auth_policy_size;
+        uint8_t auth_policy[64]; /* its first auth_policy_size bytes */
         uint16_t data_size;
 };
 
-/* --- Builders: the exact command bytes; return the length, or -ENOBUFS. */
+/* --- Builders: the exact command bytes; return the length, or -ENOBUFS.
+ * A command on an NV index is authorized by session: KOS_TPM_RS_PW (the
+ * empty password: the first definition of the floor counter) or the handle
+ * of a policy session (not continued: the TPM flushes it after a success). */
 _kos_must_check_ int kos_tpm_build_nv_read_public(uint8_t *buf, size_t size, uint32_t index);
-_kos_must_check_ int kos_tpm_build_nv_read(uint8_t *buf, size_t size, uint32_t index, uint16_t len, uint16_t offset);
+_kos_must_check_ int kos_tpm_build_nv_read(uint8_t *buf, size_t size, uint32_t index, uint32_t session, uint16_t len,
+                                           uint16_t offset);
+/* Defined by the owner hierarchy (empty owner authorization) with an empty
+ * authValue and pub's authPolicy. */
 _kos_must_check_ int kos_tpm_build_nv_define_space(uint8_t *buf, size_t size, const struct kos_tpm_nv_public *pub);
 _kos_must_check_ int kos_tpm_build_nv_undefine_space(uint8_t *buf, size_t size, uint32_t index);
-_kos_must_check_ int kos_tpm_build_nv_increment(uint8_t *buf, size_t size, uint32_t index);
+_kos_must_check_ int kos_tpm_build_nv_increment(uint8_t *buf, size_t size, uint32_t index, uint32_t session);
+/* PolicyCommandCode: the session authorizes the command code cc alone. */
+_kos_must_check_ int kos_tpm_build_policy_command_code(uint8_t *buf, size_t size, uint32_t session, uint32_t cc);
+/* PolicyOR of 2 to 8 SHA-256 branch digests. */
+_kos_must_check_ int kos_tpm_build_policy_or(uint8_t *buf, size_t size, uint32_t session,
+                                             const uint8_t (*digests)[KOS_SHA256_LEN], size_t n);
 /* Extends pcr in the SHA-256 bank with sha256, and in the SHA-1 bank with
  * sha1 unless it is NULL (a TPM ignores digests for banks it has not allocated). */
 _kos_must_check_ int kos_tpm_build_pcr_extend(uint8_t *buf, size_t size, unsigned pcr,
@@ -171,18 +199,22 @@ _kos_must_check_ int kos_tpm_parse_unseal(const uint8_t *p, size_t len, uint8_t 
 /* The name of the TPM_RC an error response carries ("TPM_RC_POLICY_FAIL"),
  * or "TPM_RC_0x..." in buf for one not named here. */
 const char *kos_tpm_rc_name(uint32_t rc, char *buf, size_t size);
+/* rc says the authorization given for a handle was wrong (TPM_RC_BAD_AUTH,
+ * or TPM_RC_AUTH_FAIL where dictionary-attack protection applies): for the
+ * owner hierarchy, its owner has set a password. */
+bool kos_tpm_rc_is_bad_auth(uint32_t rc);
 
 /* The negative errno a TPM response code means here: -ENOENT (no such
  * handle), -ENODATA (NV index never written), -EEXIST (NV index already
- * defined), -EACCES (authorization or hierarchy refused), -EAGAIN (retry),
- * -EPROTO (anything else). */
+ * defined), -EACCES (authorization or hierarchy refused), -ENOSPC (NV
+ * memory full), -EAGAIN (retry), -EPROTO (anything else). */
 _kos_must_check_ int kos_tpm_rc_to_errno(uint32_t rc);
 
 /* --- The transport. */
 struct kos_tpm {
         int fd;
         char path[108];
-        uint32_t last_rc; /* of the last command, for messages */
+        uint32_t last_rc; /* of the last command, for messages; 0 when it got no TPM response */
 };
 
 /* The TPM to use: NULL or "auto" selects /dev/tpmrm0, else /dev/tpm0, else
@@ -204,10 +236,13 @@ _kos_must_check_ int kos_tpm_transact(struct kos_tpm *t, const uint8_t *cmd, siz
 
 /* --- Commands: 0 or a negative errno (kos_tpm_rc_to_errno for TPM errors). */
 _kos_must_check_ int kos_tpm_nv_read_public(struct kos_tpm *t, uint32_t index, struct kos_tpm_nv_public *ret);
-_kos_must_check_ int kos_tpm_nv_read_u64(struct kos_tpm *t, uint32_t index, uint64_t *ret);
+_kos_must_check_ int kos_tpm_nv_read_u64(struct kos_tpm *t, uint32_t index, uint32_t session, uint64_t *ret);
 _kos_must_check_ int kos_tpm_nv_define_space(struct kos_tpm *t, const struct kos_tpm_nv_public *pub);
 _kos_must_check_ int kos_tpm_nv_undefine_space(struct kos_tpm *t, uint32_t index);
-_kos_must_check_ int kos_tpm_nv_increment(struct kos_tpm *t, uint32_t index);
+_kos_must_check_ int kos_tpm_nv_increment(struct kos_tpm *t, uint32_t index, uint32_t session);
+_kos_must_check_ int kos_tpm_policy_command_code(struct kos_tpm *t, uint32_t session, uint32_t cc);
+_kos_must_check_ int kos_tpm_policy_or(struct kos_tpm *t, uint32_t session, const uint8_t (*digests)[KOS_SHA256_LEN],
+                                       size_t n);
 _kos_must_check_ int kos_tpm_pcr_extend(struct kos_tpm *t, unsigned pcr, const uint8_t sha256[static KOS_SHA256_LEN],
                                         const uint8_t *sha1);
 _kos_must_check_ int kos_tpm_pcr_read(struct kos_tpm *t, unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]);
@@ -229,24 +264,46 @@ int kos_tpm_flush_context(struct kos_tpm *t, uint32_t handle);
 _kos_must_check_ int kos_tpm_extend_event(struct kos_tpm *t, unsigned pcr, const void *event, size_t len);
 
 /* --- The rollback floor in the TPM (docs/tpm.md, "The floor counter").
- * The floor is the counter's value minus one; an index never incremented
- * holds no floor. */
+ * No secret is ever needed to read or raise it: the counter is read and
+ * incremented through its fixed policy (the first definition, while it
+ * lasts, with the empty password). Only defining it, and migrating the
+ * first definition, use the owner hierarchy, with an empty authorization.
+ * Each call says in ret_message what it did or, on failure, why no floor
+ * can be trusted: a TPM that is there but whose counter cannot be read or
+ * raised is tampering (or a failing TPM), and nothing boots. */
 
-/* -ENOENT: no index; -ENODATA: defined, never incremented; -EBADMSG: the
- * index at KOS_TPM_FLOOR_INDEX is not the KOS counter (other attributes,
- * size, policy); else 0 with the floor. */
-_kos_must_check_ int kos_tpm_floor_read(struct kos_tpm *t, uint32_t *ret_floor);
-/* Makes the counter exist and hold a floor: defines it (owner hierarchy,
- * empty owner authorization) when absent, replaces an index that is not the
- * KOS counter, and increments it once when never written. The first
- * increment of a counter makes it at least one more than any counter this
- * TPM ever held, so a counter deleted and defined again never comes back
- * lower. *ret_done says what was done ("" when nothing). */
-_kos_must_check_ int kos_tpm_floor_provision(struct kos_tpm *t, char *ret_done, size_t done_size);
-/* Provisions, then increments the counter until the floor is value: -ERANGE
- * when the floor is already higher, -E2BIG when that takes more than
- * KOS_TPM_FLOOR_MAX_STEP increments (nothing is incremented then). */
-_kos_must_check_ int kos_tpm_floor_raise(struct kos_tpm *t, uint32_t value);
+/* The counter's authPolicy: PolicyOR of PolicyCommandCode(NV_Read) and
+ * PolicyCommandCode(NV_Increment), those two branches in that order. */
+_kos_must_check_ int kos_tpm_floor_policy_digest(uint8_t ret_digest[static KOS_SHA256_LEN]);
+
+/* The floor the counter holds: 0, or
+ *   -ENOENT  no index at KOS_TPM_FLOOR_INDEX (never provisioned, or deleted);
+ *   -ENODATA the counter was never incremented;
+ *   -EBADMSG the index there is neither the KOS counter nor its first
+ *            definition (attributes, nameAlg, authPolicy or size differ);
+ *   -EACCES  the TPM refuses to read it (the first definition defined again
+ *            with a secret authValue);
+ *   another negative errno: the TPM failed. */
+_kos_must_check_ int kos_tpm_floor_read(struct kos_tpm *t, uint32_t *ret_floor, char *ret_message,
+                                        size_t message_size);
+/* Makes the counter exist and hold a floor (the Boot Kernel, at every boot):
+ *   absent: defines it and increments it once. The first increment of a
+ *     counter makes it one more than the largest value any counter of this
+ *     TPM ever held, so a counter deleted and defined again comes back
+ *     above its old floor;
+ *   ours, never incremented: increments it once;
+ *   the first definition: migrated, its floor kept (docs/tpm.md,
+ *     "Migrating the first definition"); kept as it is when the owner
+ *     hierarchy has a password, which is as safe;
+ *   anything else: -EBADMSG, never replaced (tampering: fail closed).
+ * ret_message says what was done ("" when nothing). */
+_kos_must_check_ int kos_tpm_floor_provision(struct kos_tpm *t, char *ret_message, size_t message_size);
+/* Increments the counter until the floor is value, defining it first when
+ * absent (the first definition is raised in place: only provisioning
+ * migrates): -ERANGE when the floor is already higher, -E2BIG when that
+ * takes more than KOS_TPM_FLOOR_MAX_STEP increments (nothing is
+ * incremented then), else as kos_tpm_floor_read(). */
+_kos_must_check_ int kos_tpm_floor_raise(struct kos_tpm *t, uint32_t value, char *ret_message, size_t message_size);
 
 /* --- The measurement of the booted manifest (docs/tpm.md, "Measured boot").
  * The event is "kos-manifest:" followed by the 32 bytes of the manifest id;

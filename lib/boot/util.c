@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -201,6 +202,24 @@ int kos_write_file_atomic_at(int dirfd, const char *path, const void *data, size
         return 0;
 }
 
+void kos_redact_pin_values(const char *text, char *out, size_t size) {
+        static const char key[] = "pin-value=";
+        size_t n = 0;
+
+        if (size == 0)
+                return;
+        for (const char *p = text; *p && n + 1 < size;) {
+                if (strncasecmp(p, key, strlen(key)) == 0) {
+                        size_t w = (size_t)snprintf(out + n, size - n, "%.*s***", (int)strlen(key), p);
+                        n = w < size - n ? n + w : size - 1;
+                        p += strlen(key);
+                        p += strcspn(p, ";&");
+                } else
+                        out[n++] = *p++;
+        }
+        out[n] = '\0';
+}
+
 uint64_t kos_now_ns(void) {
         struct timespec ts;
 
@@ -208,6 +227,7 @@ uint64_t kos_now_ns(void) {
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+#ifdef KOS_FAULT_POINTS
 void kos_fault_point(void) {
         static long remaining = -1;
 
@@ -220,3 +240,4 @@ void kos_fault_point(void) {
         if (remaining > 0 && --remaining == 0)
                 raise(SIGKILL);
 }
+#endif

@@ -76,10 +76,24 @@ _kos_must_check_ int kos_write_all(int fd, const void *data, size_t len);
  * bytes, never a mix. path may have directories; dirfd may be AT_FDCWD. */
 _kos_must_check_ int kos_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
 
+/* text (a --key argument, which may be a mistyped PKCS#11 URI) as a
+ * message may show it: the value of every pin-value attribute, its name in
+ * any case, replaced by "***"; truncated to size - 1 bytes, never in the
+ * middle of a PIN. Both kos builds use it, the device's without lib/host. */
+void kos_redact_pin_values(const char *text, char *out, size_t size);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t kos_now_ns(void);
 
-/* Test hook for crash-safety tests: when the environment variable
- * KOS_FAULT_AT is N, the N-th call in this process kills it with SIGKILL (as
- * a power cut would stop it, without cleanup). Unset, it does nothing. */
+/* Test hook for crash-safety tests, compiled only into test builds
+ * (-DKOS_FAULT_POINTS: build/test/kos and the ASan build): when the
+ * environment variable KOS_FAULT_AT is N, the N-th call in this process kills
+ * it with SIGKILL (as a power cut would stop it, without cleanup). In every
+ * program a vendor ships it is nothing at all: the kernel hands the words
+ * X=Y of its command line to init as its environment, so a hook there would
+ * let a command line kill PID 1. */
+#ifdef KOS_FAULT_POINTS
 void kos_fault_point(void);
+#else
+static inline void kos_fault_point(void) {}
+#endif

@@ -70,6 +70,32 @@ int kos_verity_check_superblock(const void *untrusted_superblock, size_t size, u
         return 0;
 }
 
+int kos_verity_read_superblock(int fd, uint64_t hash_offset, uint8_t ret_salt[static KOS_VERITY_MAX_SALT],
+                               size_t *ret_salt_size, char *error, size_t error_size) {
+        uint8_t untrusted_superblock[KOS_VERITY_SUPERBLOCK_SIZE];
+        size_t have = 0;
+
+        if (hash_offset > (uint64_t)INT64_MAX - sizeof untrusted_superblock) {
+                snprintf(error, error_size, "verity hash_offset %llu is out of range", (unsigned long long)hash_offset);
+                return -EBADMSG;
+        }
+        while (have < sizeof untrusted_superblock) {
+                ssize_t n = pread(fd, untrusted_superblock + have, sizeof untrusted_superblock - have,
+                                  (off_t)(hash_offset + have));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int r = -errno;
+                        snprintf(error, error_size, "cannot read the dm-verity superblock: %s", strerror(-r));
+                        return r;
+                }
+                if (n == 0)
+                        break; /* the image ends first: no superblock there */
+                have += (size_t)n;
+        }
+        return kos_verity_check_superblock(untrusted_superblock, have, hash_offset, ret_salt, ret_salt_size, error,
+                                           error_size);
+}
 
 /* Levels as the kernel's dm-verity (verity_ctr) and cryptsetup's
  * hash_levels() count them: the fewest with 128^levels >= data blocks. Level

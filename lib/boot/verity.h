@@ -28,6 +28,15 @@ _kos_must_check_ int kos_verity_check_superblock(const void *untrusted_superbloc
                                                  uint8_t ret_salt[static KOS_VERITY_MAX_SALT], size_t *ret_salt_size,
                                                  char *error, size_t error_size);
 
+/* Reads the superblock at hash_offset of fd (an image or a device) and
+ * checks it as above: what the System Kernel accepts before dm-verity maps
+ * the image. Reads exactly the 512 bytes of the superblock, nothing else.
+ * 0 with the salt; -EBADMSG with the reason in error when it is refused
+ * (missing, or other parameters); another negative errno when it cannot be
+ * read. */
+_kos_must_check_ int kos_verity_read_superblock(int fd, uint64_t hash_offset, uint8_t ret_salt[static KOS_VERITY_MAX_SALT],
+                                                size_t *ret_salt_size, char *error, size_t error_size);
+
 /* The hash tree veritysetup writes for hash_offset / 4096 data blocks (the
  * kernel's dm-verity computes the same): ret_levels levels, and the number of
  * 4096-byte blocks they hold in all (0 for a single data block, whose digest

@@ -203,6 +203,8 @@ static int check_rollback(struct install *in) {
         struct kos_candidate c = {0};
         int r = kos_rollback_floor_read(in->img, in->ring, &floor);
 
+        if (r == -ENOTRECOVERABLE)
+                return refuse(in, "rollback floor: %s", floor.tpm);
         if (r < 0)
                 return r;
         if (!kos_check_rollback(in->manifest, floor.value, &c))

@@ -49,7 +49,11 @@ int kos_mark_good(const struct kos_imagefs *img, const struct kos_keyring *ring,
         }
         snprintf(result->name, sizeof result->name, "%s", m->name);
         result->security_version = m->security_version;
-        if ((r = kos_rollback_floor_read(img, ring, &floor)) < 0)
+        if ((r = kos_rollback_floor_read(img, ring, &floor)) == -ENOTRECOVERABLE) {
+                snprintf(result->error, sizeof result->error, "%s", floor.tpm);
+                return -EBADMSG;
+        }
+        if (r < 0)
                 return r;
         result->floor_before = floor.value;
         if (!kos_check_rollback(m, floor.value, &c)) {
@@ -58,7 +62,9 @@ int kos_mark_good(const struct kos_imagefs *img, const struct kos_keyring *ring,
         }
         if ((r = kos_boot_state_mark_good(img, id)) < 0)
                 return r;
-        r = kos_rollback_floor_raise(img, m->security_version);
+        r = kos_rollback_floor_raise(img, m->security_version, result->error, sizeof result->error);
+        if (r == -ENOTRECOVERABLE)
+                return -EBADMSG; /* result->error says why */
         if (r == -ERANGE) {
                 /* The store holds more than the floor read a moment ago: a
                  * concurrent raise. The floor stands; so does the good state. */

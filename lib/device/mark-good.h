@@ -21,7 +21,7 @@ struct kos_mark_good_result {
         bool floor_raised;         /* the floor is now security_version, and was lower */
         size_t n_deactivated;      /* manifests taken out of active: below the new floor */
         char deactivated[KOS_ACTIVE_MAX][KOS_NAME_MAX + 4];
-        char error[400]; /* why, on -EBADMSG */
+        char error[512]; /* why, on -EBADMSG */
 };
 
 /* Marks the installed manifest whose bytes hash to id good, in this order,
@@ -32,6 +32,8 @@ struct kos_mark_good_result {
  *      ("rollback: ...") when it fails, nothing changed;
  *   2. its boot state becomes good (kos_boot_state_mark_good());
  *   3. the floor rises to its security_version (kos_rollback_floor_raise());
+ *      a TPM whose counter cannot be read or raised: -EBADMSG with
+ *      result->error saying why (docs/tpm.md, "Refusals");
  *   4. every manifest of active that authenticates and is below the new
  *      floor is taken out of active (not uninstalled: gc collects its
  *      components, since it can never boot here again).

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util.h"
 
@@ -16,8 +17,9 @@
 #define MAX_SLOTS 64
 #define EC_POINT_MAX 256
 
+/* RFC 3986 section 3.1: schemes are case-insensitive ("PKCS11:" too). */
 bool kos_pkcs11_uri_is(const char *key) {
-        return key && strncmp(key, URI_SCHEME, strlen(URI_SCHEME)) == 0;
+        return key && strncasecmp(key, URI_SCHEME, strlen(URI_SCHEME)) == 0;
 }
 
 static int error_set(char *buf, size_t size, int r, const char *format, ...) __attribute__((format(printf, 4, 5)));

@@ -36,7 +36,8 @@ struct kos_pkcs11_uri {
         char module_path[KOS_PKCS11_PATH_MAX + 1];
 };
 
-/* True when key names a PKCS#11 object rather than a file. */
+/* True when key names a PKCS#11 object rather than a file: it starts with
+ * the scheme pkcs11:, in any case. */
 bool kos_pkcs11_uri_is(const char *key);
 
 /* Parses a PKCS#11 URI strictly: every %XX escape must be two hex digits, no

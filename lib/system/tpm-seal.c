@@ -117,6 +117,21 @@ static void say_tpm_error(struct kos_tpm *t, const char *what, int r, char *erro
                 snprintf(error, size, "%s: %s", what, strerror(-r));
 }
 
+/* CreatePrimary is the one command authorized by a hierarchy: the owner's,
+ * with the empty password (docs/tpm.md, "An owner password"). */
+static void say_create_primary_error(struct kos_tpm *t, int r, char *error, size_t size) {
+        char rc[32];
+
+        if (r == -EPROTO && kos_tpm_rc_is_bad_auth(t->last_rc))
+                snprintf(error, size,
+                         "CreatePrimary (the KOS storage key): bad authorization for the owner hierarchy (%s): its "
+                         "owner has set a password; sealing and unsealing need the empty one (docs/tpm.md, \"An owner "
+                         "password\")",
+                         kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
+        else
+                say_tpm_error(t, "CreatePrimary (the KOS storage key)", r, error, size);
+}
+
 int kos_tpm_seal(struct kos_tpm *t, const uint8_t *data, size_t data_len, uint32_t mask,
                  const uint8_t values[24][KOS_SHA256_LEN], struct kos_sealed_key *ret, char *error, size_t error_size) {
         uint8_t policy[KOS_SHA256_LEN];
@@ -136,7 +151,7 @@ int kos_tpm_seal(struct kos_tpm *t, const uint8_t *data, size_t data_len, uint32
                 return r;
         }
         if ((r = kos_tpm_create_primary(t, &primary)) < 0) {
-                say_tpm_error(t, "CreatePrimary (the KOS storage key)", r, error, error_size);
+                say_create_primary_error(t, r, error, error_size);
                 return r;
         }
         r = kos_tpm_create(t, primary, data, data_len, policy, ret->private_area, &ret->private_len,
@@ -184,7 +199,7 @@ int kos_tpm_unseal(struct kos_tpm *t, const struct kos_sealed_key *k, uint8_t re
         int r;
 
         if ((r = kos_tpm_create_primary(t, &primary)) < 0) {
-                say_tpm_error(t, "CreatePrimary (the KOS storage key)", r, error, error_size);
+                say_create_primary_error(t, r, error, error_size);
                 return r;
         }
         r = kos_tpm_load(t, primary, k->private_area, k->private_len, k->public_area, k->public_len, &item);

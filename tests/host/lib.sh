@@ -3,6 +3,10 @@
 
 fail() { echo "  $*" >&2; exit 1; }
 
+# The test build of kos, with fault points (kos_fault_point() in lib/boot/util.h;
+# make build/test/kos): for the kill-point tests only.
+KOS_FAULTS=$(realpath -m "${KOS_FAULTS:-$ROOT/$BUILD/test/kos}")
+
 # The kos under test never touches the TPM of the machine running the
 # tests; a test that wants a TPM names its swtpm (swtpm_host_start).
 export KOS_TPM=none

@@ -202,11 +202,11 @@ static int make_esp(const char *target, const struct image_options *o, const str
         snprintf(blocks, sizeof blocks, "%" PRIu64, p->size_mib * 1024);
         if ((size_t)snprintf(image, sizeof image, "%s@@%" PRIu64, target, p->start_mib * MIB) >= sizeof image)
                 return -ENAMETOOLONG;
-        /* FAT32 with 512-byte clusters, said outright: mkfs.vfat otherwise sizes
-         * its FAT from the whole file past --offset, and on a disk over 512 MiB
-         * picks clusters too large for a 34 MiB FAT32 and fails. */
-        char *mkfs[] = {"mkfs.vfat", "-F", "32", "-s", "1", offset, "-n", "KOS-ESP",
-                        "-i", ESP_VOLUME_ID, (char *)target, blocks, NULL};
+        /* FAT32, as UEFI asks of an ESP, with one sector a cluster: left to
+         * itself, mkfs.vfat sizes clusters for the whole device it is given
+         * (the disk, not the partition) and refuses a small ESP. */
+        char *mkfs[] = {"mkfs.vfat", offset, "-F", "32", "-s", "1", "-n", "KOS-ESP", "-i", ESP_VOLUME_ID, (char *)target,
+                        blocks, NULL};
         int r = run_program(mkfs, NULL, 0);
         if (r < 0)
                 return fail(EXIT_USAGE, "mkfs.vfat failed for the ESP"), r;

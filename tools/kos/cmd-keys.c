@@ -23,6 +23,9 @@ static bool key_is_pkcs11(const char *key) {
 #define NO_PKCS11 "this kos is the device's, built without PKCS#11 (lib/host/): use kos on the signing host"
 #endif
 
+/* What a message shows of a --key argument (kos_redact_pin_values()). */
+#define KOS_KEY_SHOWN_MAX 4097
+
 static int write_new_file(const char *path, const char *data, mode_t mode, bool force) {
         int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL);
         _cleanup_close_ int fd = open(path, flags, mode);
@@ -110,16 +113,19 @@ int signing_key_sign(const char *key, const char *pkcs11_module, const void *mes
                      uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]) {
         _cleanup_free_ char *secret = NULL;
         size_t secret_len;
+        char shown[KOS_KEY_SHOWN_MAX];
         int r;
 
         if (key_is_pkcs11(key))
                 return sign_pkcs11(key, pkcs11_module, message, len, ret_signature, ret_id);
+        /* A file, or a URI mistyped: no message shows a PIN it may hold. */
+        kos_redact_pin_values(key, shown, sizeof shown);
         if ((r = read_path(key, KOS_KEY_FILE_MAX, &secret, &secret_len)) < 0)
-                return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
+                return fail(EXIT_USAGE, "cannot read %s: %s", shown, strerror(-r));
         r = kos_key_sign(secret, secret_len, message, len, ret_signature, ret_id);
         explicit_bzero(secret, secret_len);
         if (r < 0)
-                return fail(EXIT_USAGE, "%s is not an Ed25519 secret key in PEM form", key);
+                return fail(EXIT_USAGE, "%s is not an Ed25519 secret key in PEM form", shown);
         return EXIT_OK;
 }
 
@@ -139,7 +145,7 @@ static const struct option pkcs11_options[] = {
 int cmd_key_id(int argc, char **argv) {
         _cleanup_free_ char *pem = NULL;
         uint8_t raw[KOS_ED25519_PUBLIC_LEN], id[KOS_KEY_ID_LEN], sig[KOS_ED25519_SIGNATURE_LEN];
-        char id_hex[KOS_KEY_ID_HEX_LEN + 1];
+        char id_hex[KOS_KEY_ID_HEX_LEN + 1], shown[KOS_KEY_SHOWN_MAX];
         const char *module = NULL;
         size_t len;
         int c, r;
@@ -163,14 +169,15 @@ int cmd_key_id(int argc, char **argv) {
                 if ((r = key_id_pkcs11(key, module, id)) != EXIT_OK)
                         return r;
         } else {
+                kos_redact_pin_values(key, shown, sizeof shown);
                 r = read_path(key, KOS_KEY_FILE_MAX, &pem, &len);
                 if (r < 0)
-                        return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
+                        return fail(EXIT_USAGE, "cannot read %s: %s", shown, strerror(-r));
                 if (kos_key_public_from_pem(pem, len, raw) >= 0) {
                         if ((r = kos_key_id_of(raw, id)) < 0)
                                 return fail(EXIT_USAGE, "cannot hash the key: %s", strerror(-r));
                 } else if (kos_key_sign(pem, len, "", 0, sig, id) < 0)
-                        return fail(EXIT_USAGE, "%s is not an Ed25519 PEM key", key);
+                        return fail(EXIT_USAGE, "%s is not an Ed25519 PEM key", shown);
         }
         kos_hex_encode(id, KOS_KEY_ID_LEN, id_hex);
         printf("%s\n", id_hex);
