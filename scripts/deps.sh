@@ -15,8 +15,9 @@ build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-
 boot=(linux-source-6.1 xz-utils bc flex bison libelf-dev binutils lz4 systemd-boot-efi sbsigntool efitools ovmf
       mtools dosfstools)
 # Manual pages and Debian packages (make man, make deb; make demo's runtime
-# layer is the kos-device package).
-pkg=(scdoc debhelper dpkg-dev fakeroot)
+# layer is the kos-device package). dpkg-buildpackage checks for
+# build-essential itself, whatever the Build-Depends say.
+pkg=(scdoc debhelper dpkg-dev fakeroot build-essential)
 # softhsm2, opensc (pkcs11-tool) and p11-kit (its proxy module, kos's default):
 # a PKCS#11 token for the HSM signing tests. docker-registry (Distribution
 # 2.8) and htpasswd (apache2-utils): the OCI tests' local registry.
