@@ -21,7 +21,7 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 want=version
-[ "${1:-}" = --date ] && want=date
+[ "${1:-}" = --date ] && want="date"
 
 # Only the repository's own .git: a tarball unpacked inside some other
 # checkout must not take that checkout's history for its own. The checkout
