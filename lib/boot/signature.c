@@ -3,21 +3,10 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "util.h"
-
-static int fail(char *ret_error, size_t error_size, const char *format, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *ret_error, size_t error_size, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        vsnprintf(ret_error, error_size, format, ap);
-        va_end(ap);
-        return -EBADMSG;
-}
 
 /* Decodes exactly one 64-byte signature. Only the canonical encoding is
  * accepted (re-encoding must give back the same text), so a signature has
@@ -61,9 +50,9 @@ int kos_signature_file_parse(const char *untrusted, size_t len, struct kos_signa
 
         memset(ret, 0, sizeof *ret);
         if (len > KOS_SIGNATURE_FILE_MAX)
-                return fail(ret_error, error_size, "signature file larger than %d bytes", KOS_SIGNATURE_FILE_MAX);
+                return kos_say_why(-EBADMSG, ret_error, error_size, "signature file larger than %d bytes", KOS_SIGNATURE_FILE_MAX);
         if (len == 0)
-                return fail(ret_error, error_size, "signature file is empty");
+                return kos_say_why(-EBADMSG, ret_error, error_size, "signature file is empty");
 
         while (pos < len) {
                 const char *start = untrusted + pos;
@@ -72,9 +61,9 @@ int kos_signature_file_parse(const char *untrusted, size_t len, struct kos_signa
 
                 line_no++;
                 if (ret->n >= KOS_SIGNATURE_MAX_LINES)
-                        return fail(ret_error, error_size, "more than %d signature lines", KOS_SIGNATURE_MAX_LINES);
+                        return kos_say_why(-EBADMSG, ret_error, error_size, "more than %d signature lines", KOS_SIGNATURE_MAX_LINES);
                 if (parse_line(start, line_len, &ret->lines[ret->n]) < 0)
-                        return fail(ret_error, error_size,
+                        return kos_say_why(-EBADMSG, ret_error, error_size,
                                     "line %zu is not 'ed25519 <16 hex digit key id> <88 character base64 signature>'",
                                     line_no);
                 ret->n++;

@@ -24,16 +24,6 @@ static void digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[
         kos_hex_encode(sha256, KOS_SHA256_LEN, ret + 7);
 }
 
-static int refuse(char *error, size_t size, const char *format, ...) __attribute__((format(printf, 3, 4)));
-static int refuse(char *error, size_t size, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        vsnprintf(error, size, format, ap);
-        va_end(ap);
-        return -EBADMSG;
-}
-
 /* --- Push ----------------------------------------------------------------- */
 
 /* One blob to publish: bytes in memory (data) or a component file (fd). */
@@ -133,7 +123,7 @@ static int open_components(const struct kos_imagefs *img, const struct kos_blob 
                 blob_roles(blobs, labels, n, i, roles[k], sizeof roles[k]);
                 if (ret[k].fd < 0 || (uint64_t)st.st_size != blobs[i]->size) {
                         *ret_n = k + (ret[k].fd >= 0);
-                        return refuse(res->error, sizeof res->error, "component %s (components/%s) is %s", labels[i], hex,
+                        return kos_say_why(-EBADMSG, res->error, sizeof res->error, "component %s (components/%s) is %s", labels[i], hex,
                                       ret[k].fd < 0 ? "missing" : "not of the manifest's size");
                 }
                 k++;
@@ -157,13 +147,13 @@ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const 
 
         *ret = (struct kos_oci_push_result){0};
         if (!kos_name_is_valid(name))
-                return refuse(ret->error, sizeof ret->error, "\"%.80s\" is not a manifest name", name);
+                return kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "\"%.80s\" is not a manifest name", name);
         kos_manifest_file_names(name, json_path, sig_path);
         r = ring ? kos_manifest_load_verified_at(ring, img->manifests_fd, json_path, sig_path, "manifests/", &m)
                  : kos_manifest_load_unverified_at(img->manifests_fd, json_path, sig_path, "manifests/", &m);
         if (r < 0) {
                 if (r == -EBADMSG || m.reason == KOS_REASON_MANIFEST_MISSING)
-                        r = refuse(ret->error, sizeof ret->error, "%s: %s", kos_reason_to_string(m.reason), m.detail);
+                        r = kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "%s: %s", kos_reason_to_string(m.reason), m.detail);
                 kos_loaded_manifest_done(&m);
                 return r;
         }
@@ -232,7 +222,7 @@ static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char
         if (!media_type || !digest || strlen(digest) != KOS_OCI_DIGEST_LEN || strncmp(digest, "sha256:", 7) != 0 ||
             kos_hex_decode(digest + 7, KOS_SHA256_HEX_LEN, raw, sizeof raw) < 0 || !json_is_integer(bytes) ||
             json_integer_value(bytes) < 0 || (uint64_t)json_integer_value(bytes) > KOS_BLOB_SIZE_MAX)
-                return refuse(error, size, "not a KOS artifact: layer %zu has no mediaType, sha256 digest or size", index);
+                return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: layer %zu has no mediaType, sha256 digest or size", index);
         /* Only the media types this reader knows are kept by name; others are "other". */
         l->kind = strcmp(media_type, KOS_OCI_MANIFEST_LAYER_TYPE) == 0    ? KOS_OCI_LAYER_MANIFEST
                   : strcmp(media_type, KOS_OCI_SIGNATURE_LAYER_TYPE) == 0 ? KOS_OCI_LAYER_SIGNATURE
@@ -243,7 +233,7 @@ static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char
         if (l->kind == KOS_OCI_LAYER_MANIFEST || l->kind == KOS_OCI_LAYER_SIGNATURE) {
                 int *slot = l->kind == KOS_OCI_LAYER_MANIFEST ? &a->manifest : &a->signature;
                 if (*slot >= 0)
-                        return refuse(error, size, "not a KOS artifact: two layers of type %s", media_type);
+                        return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: two layers of type %s", media_type);
                 *slot = (int)a->n_layers;
         }
         a->n_layers++;
@@ -258,20 +248,20 @@ static int parse_artifact(json_t *root, struct kos_oci_artifact *a, char *error,
         int r;
 
         if (!json_is_object(root))
-                return refuse(error, size, "the registry's manifest is not a JSON object");
+                return kos_say_why(-EBADMSG, error, size, "the registry's manifest is not a JSON object");
         if (json_integer_value(json_object_get(root, "schemaVersion")) != 2 ||
             (media_type && strcmp(media_type, KOS_OCI_IMAGE_MANIFEST_TYPE) != 0))
-                return refuse(error, size, "not an OCI image manifest (schemaVersion 2, %s)", KOS_OCI_IMAGE_MANIFEST_TYPE);
+                return kos_say_why(-EBADMSG, error, size, "not an OCI image manifest (schemaVersion 2, %s)", KOS_OCI_IMAGE_MANIFEST_TYPE);
         if (!artifact_type || strcmp(artifact_type, KOS_OCI_ARTIFACT_TYPE) != 0)
-                return refuse(error, size, "not a KOS artifact: artifactType is %.80s, not %s",
+                return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: artifactType is %.80s, not %s",
                               artifact_type ? artifact_type : "missing", KOS_OCI_ARTIFACT_TYPE);
         if (!json_is_array(layers) || json_array_size(layers) > ELEMENTSOF(a->layers))
-                return refuse(error, size, "not a KOS artifact: no layers, or more than %zu", ELEMENTSOF(a->layers));
+                return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: no layers, or more than %zu", ELEMENTSOF(a->layers));
         json_array_foreach(layers, i, j)
                 if ((r = parse_layer(a, j, i, error, size)) < 0)
                         return r;
         if (a->manifest < 0 || a->signature < 0)
-                return refuse(error, size, "not a KOS artifact: no %s layer",
+                return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: no %s layer",
                               a->manifest >= 0 ? KOS_OCI_SIGNATURE_LAYER_TYPE : KOS_OCI_MANIFEST_LAYER_TYPE);
         return 0;
 }
@@ -279,7 +269,7 @@ static int parse_artifact(json_t *root, struct kos_oci_artifact *a, char *error,
 int kos_oci_artifact_parse(const char *untrusted, size_t len, struct kos_oci_artifact *ret, char *error, size_t error_size) {
         *ret = (struct kos_oci_artifact){.manifest = -1, .signature = -1};
         if (len > KOS_OCI_IMAGE_MANIFEST_MAX)
-                return refuse(error, error_size, "the registry's manifest is over %u bytes", KOS_OCI_IMAGE_MANIFEST_MAX);
+                return kos_say_why(-EBADMSG, error, error_size, "the registry's manifest is over %u bytes", KOS_OCI_IMAGE_MANIFEST_MAX);
         json_t *root = json_loadb(untrusted, len, JSON_REJECT_DUPLICATES, NULL);
         int r = parse_artifact(root, ret, error, error_size);
         json_decref(root);
@@ -293,14 +283,14 @@ static int fetch_small_layer(struct pull *p, const struct kos_oci_layer *l, size
         int r;
 
         if (l->size > cap)
-                return refuse(p->result->error, sizeof p->result->error, "layer %s of %llu bytes is over its cap of %zu bytes",
+                return kos_say_why(-EBADMSG, p->result->error, sizeof p->result->error, "layer %s of %llu bytes is over its cap of %zu bytes",
                               l->digest, (unsigned long long)l->size, cap);
         if ((r = kos_oci_blob_get_small(p->client, l->digest, cap, ret, ret_len)) < 0)
                 return r;
         if (kos_hex_decode(l->digest + 7, KOS_SHA256_HEX_LEN, want, sizeof want) < 0 || kos_sha256(*ret, *ret_len, got) < 0 ||
             !kos_digest_equal(want, got) || *ret_len != l->size) {
                 free(TAKE_PTR(*ret));
-                return refuse(p->result->error, sizeof p->result->error, "blob-digest-mismatch: a layer does not hash to %s",
+                return kos_say_why(-EBADMSG, p->result->error, sizeof p->result->error, "blob-digest-mismatch: a layer does not hash to %s",
                               l->digest);
         }
         return 0;
