@@ -142,7 +142,7 @@ fuzz: $(FUZZERS)
 
 check:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/test/kos $(BUILD)/vm/test-system-init boot-kernel
+	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/test/kos $(BUILD)/vm/test-system-init boot-kernel deb
 	@tests/run.sh
 
 demo:
@@ -209,3 +209,80 @@ $(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(LIBKOS_DEVICE)
 # A vendor's extra drivers: scripts/build-boot-kernel.sh FRAGMENT...
 boot-kernel:
 	@BUILD=$(BUILD) nice -n 10 scripts/build-boot-kernel.sh >/dev/null
+
+# ---- Version, manual pages, install, Debian packages (README, "Installing") ----
+# One version for `kos --version`, the manual pages and both packages:
+# scripts/version.sh (git describe, or the VERSION file of a `make dist`
+# tarball); `make deb KOS_VERSION=...` overrides it. $(BUILD)/version changes
+# only when the version does, so the programs that print it are rebuilt then.
+ifeq ($(origin KOS_VERSION),undefined)
+KOS_VERSION := $(shell scripts/version.sh)
+endif
+# The commit's time, for reproducible man pages, changelog and packages.
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(shell scripts/version.sh --date)
+endif
+
+.PHONY: man install install-device deb dist FORCE
+FORCE:
+$(BUILD)/version: FORCE
+	@mkdir -p $(@D)
+	@echo '$(KOS_VERSION)' | cmp -s - $@ || echo '$(KOS_VERSION)' >$@
+$(BUILD)/kos $(BUILD)/kos-static $(BUILD)/asan/kos: $(BUILD)/version
+$(BUILD)/kos $(BUILD)/kos-static $(BUILD)/asan/kos: CFLAGS_COMMON += -DKOS_VERSION='"$(KOS_VERSION)"'
+
+# Manual pages from docs/man/*.scd (scdoc; not needed by `make all`).
+MAN_PAGES := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(wildcard docs/man/*.scd))
+man: $(MAN_PAGES)
+$(BUILD)/man/%: docs/man/%.scd $(BUILD)/version
+	@mkdir -p $(@D)
+	sed 's/@VERSION@/$(KOS_VERSION)/g' $< | SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) scdoc >$@
+
+# make install: the host tool (kos-tools). PREFIX=/usr/local, DESTDIR for staging.
+# kos needs BINDIR to be PREFIX/bin to find PREFIX/lib/kos.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+# kos mkboot and kos mkinitrd find their inits beside kos or in ../lib/kos/.
+install: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(MAN_PAGES)
+	install -D -m 755 $(BUILD)/kos $(DESTDIR)$(BINDIR)/kos
+	install -D -m 755 -t $(DESTDIR)$(PREFIX)/lib/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init
+	install -D -m 644 $(BUILD)/man/kos.1 $(DESTDIR)$(MANDIR)/man1/kos.1
+	install -D -m 644 $(BUILD)/man/kos-formats.5 $(DESTDIR)$(MANDIR)/man5/kos-formats.5
+	install -D -m 644 $(BUILD)/man/kos-node-manager.8 $(DESTDIR)$(MANDIR)/man8/kos-node-manager.8
+	install -D -m 644 tools/kos/kos.bash-completion $(DESTDIR)$(BASHCOMPDIR)/kos
+
+# make install-device DESTDIR=ROOT: what a device's root needs (kos-device).
+# Fixed paths, not PREFIX: the unit runs /usr/lib/kos/kos-node-manager, which
+# runs /usr/lib/kos/kos-node-pull; the units go where `systemctl enable`
+# would put a local unit, with multi-user.target's wants link shipped, since a
+# layer unpacked with dpkg-deb -x runs no maintainer script.
+install-device: $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static
+	install -D -m 755 $(BUILD)/kos-node-manager $(DESTDIR)/usr/lib/kos/kos-node-manager
+	install -D -m 755 $(BUILD)/kos-node-pull $(DESTDIR)/usr/lib/kos/kos-node-pull
+	install -D -m 755 $(BUILD)/kos-static $(DESTDIR)/usr/bin/kos
+	install -D -m 644 -t $(DESTDIR)/etc/systemd/system node/units/kos-node-manager.service node/units/kos-app.target
+	install -d $(DESTDIR)/etc/systemd/system/multi-user.target.wants
+	ln -sfn ../kos-node-manager.service $(DESTDIR)/etc/systemd/system/multi-user.target.wants/kos-node-manager.service
+
+# make deb: $(BUILD)/deb/kos-tools_VERSION_ARCH.deb and kos-device_..., with
+# debhelper (packaging/debian, staged under $(BUILD)/deb with a changelog
+# entry for this version). Needs debhelper, dpkg-dev, fakeroot and scdoc.
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEBS := $(BUILD)/deb/kos-tools_$(KOS_VERSION)_$(DEB_ARCH).deb $(BUILD)/deb/kos-device_$(KOS_VERSION)_$(DEB_ARCH).deb
+deb: $(DEBS)
+$(DEBS) &: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-static $(BUILD)/kos-node-manager \
+		$(BUILD)/kos-node-pull $(MAN_PAGES) README.md $(wildcard docs/*.md) \
+		tools/kos/kos.bash-completion node/units/kos-node-manager.service node/units/kos-app.target \
+		$(wildcard packaging/debian/* packaging/debian/*/*) scripts/build-debs.sh
+	@BUILD=$(BUILD) KOS_VERSION='$(KOS_VERSION)' SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) scripts/build-debs.sh
+
+# make dist: $(BUILD)/kos-VERSION.tar.gz of HEAD, with the VERSION file that
+# scripts/version.sh reads where there is no .git.
+dist: $(BUILD)/version
+	@case '$(KOS_VERSION)' in *dirty) echo "make dist archives HEAD: commit first ($(KOS_VERSION))" >&2; exit 1;; esac
+	@mkdir -p $(BUILD)/dist && printf '%s\n%s\n' '$(KOS_VERSION)' '$(SOURCE_DATE_EPOCH)' >$(BUILD)/dist/VERSION
+	git archive --format=tar.gz --prefix=kos-$(KOS_VERSION)/ --add-file=$(BUILD)/dist/VERSION \
+		-o $(BUILD)/kos-$(KOS_VERSION).tar.gz HEAD
+	@echo $(BUILD)/kos-$(KOS_VERSION).tar.gz

@@ -72,12 +72,25 @@ static int mount_imagefs(struct node *n) {
 }
 
 
+static const char usage[] =
+        "Usage: kos-node-manager [--help]\n\n"
+        "KOS Node Manager, run by systemd (kos-node-manager.service) on a device booted by KOS:\n"
+        "installs update bundles (/data/kos/inbox/, KOS-UPDATE drives) and pulls from\n"
+        "/etc/kos/update.conf, starts kos-app.target, marks the boot good, and answers\n"
+        "'kos node' on /run/kos/node.sock. No options; kos.hold and kos.settle=SECONDS on the\n"
+        "kernel command line change what it does. See kos-node-manager(8).\n";
+
 int main(int argc, char **argv) {
         struct node n = {.img = KOS_IMAGEFS_NULL, .settle = 30, .updates.dir_fd = -1};
         struct varlink_server *server;
         char error[512];
         int r;
 
+        if (argc > 1) { /* systemd starts it without arguments */
+                bool help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
+                fputs(usage, help ? stdout : stderr);
+                return help ? 0 : 2;
+        }
         early_log_init("kos-node");
         early_cmdline_load();
         open_data_kos();

@@ -39,7 +39,10 @@ echo "key id $("$KOS" key-id keyring/kos-dev-DO-NOT-SHIP.pem)"
 
 step "Components"
 rm -rf runtime app1 app2 img
-kos_runtime_layer runtime keyring && kos_status_report_unit runtime
+# The runtime layer is the package kos-device, unpacked: we ship what we run.
+deb=$(kos_device_deb)
+kos_runtime_layer runtime keyring "$deb" && kos_status_report_unit runtime
+echo "runtime layer: package kos-device $(dpkg-deb -f "$deb" Version) (dpkg-deb -x), the keyring, a status report unit"
 "$KOS" component build --type erofs runtime runtime.img 2>/dev/null | grep -v '^mkfs.erofs'
 # The app is encrypted (LUKS2) with the key demo-app, kept in build/demo/factory
 # (the factory's store, never on the device: the initrd's key store stays
@@ -136,6 +139,8 @@ printf '%-44s %s\n' "kos-app started" "$(t 'kos-app.target started') s"
 printf '%-44s %s\n' "boot marked good" "$(t 'marked good') s"
 echo
 grep -a 'KOS-APP started' "$log" | head -1 | sed 's/^/proof: /' || true
+device_kos=$(grep -a 'KOS-VERSION ' "$log" | head -1 | sed 's/^KOS-VERSION //' | tr -d '\r')
+echo "version: $("$KOS" --version) on the host; ${device_kos:-no kos --version} on the device (package kos-device $(dpkg-deb -f "$deb" Version))"
 status=$(grep -a 'KOS-STATUS' "$log" | head -1 | sed 's/^KOS-STATUS //' | tr -d '\r')
 if ! grep -aq 'EFI stub: UEFI Secure Boot is enabled' "$log"; then
         echo "DEMO FAILED: the Boot Kernel did not start under enforcing Secure Boot; see build/demo/console.log" >&2

@@ -61,6 +61,9 @@ static void program_beside_self(const char *name, char *out, size_t size) {
                 *slash = '\0';
         if ((size_t)snprintf(out, size, "%s/%s", self, name) >= size)
                 out[0] = '\0';
+        /* Installed (make install, kos-tools): /usr/bin/kos, the inits in /usr/lib/kos/. */
+        else if (access(out, F_OK) < 0 && (size_t)snprintf(out, size, "%s/../lib/kos/%s", self, name) >= size)
+                out[0] = '\0';
 }
 
 /* The modules named and their dependencies, in load order, with
