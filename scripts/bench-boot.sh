@@ -201,19 +201,16 @@ boot() {
         local log=$1-$2.log start
         start=${EPOCHREALTIME/./}
         case $1 in
-        kos) vm_run "$log" 300 "$MARKER_RE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "$COMMON" -drive file=kos-disk.img,if=virtio,format=raw ;;
+        kos) VM_APPEND=$COMMON VM_DISK=kos-disk.img vm_run_kernel "$log" 300 "$MARKER_RE" ;;
         kos-tree) cp --sparse=always kos-tree-disk.pristine kos-tree-disk.img
-                vm_run "$log" 300 "$MARKER_RE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "$COMMON" -drive file=kos-tree-disk.img,if=virtio,format=raw ;;
-        kos-deb) vm_run "$log" 300 "$MARKER_RE" -kernel bootk-deb/vmlinuz -initrd bootk-deb/initramfs.img \
-                -append "$COMMON" -drive file=kos-disk.img,if=virtio,format=raw ;;
-        stock) vm_run "$log" 300 "$MARKER_RE" -kernel vmlinuz -initrd "$stock" \
-                -append "$COMMON root=/dev/vda rootfstype=squashfs" \
-                -drive file=stock-root.img,if=virtio,format=raw,readonly=on ;;
-        direct) vm_run "$log" 300 "$MARKER_RE" -kernel vmlinuz -initrd initrd \
-                -append "$COMMON kos.manifest=$id kos.imagefs=UUID=$uuid kos.imagefs_partuuid=$partuuid kos.tpm_marker=0" \
-                -drive file=kos-disk.img,if=virtio,format=raw ;;
+                VM_APPEND=$COMMON VM_DISK=kos-tree-disk.img vm_run_kernel "$log" 300 "$MARKER_RE" ;;
+        kos-deb) VM_KERNEL=bootk-deb/vmlinuz VM_INITRD=bootk-deb/initramfs.img VM_APPEND=$COMMON VM_DISK=kos-disk.img \
+                vm_run_kernel "$log" 300 "$MARKER_RE" ;;
+        stock) VM_KERNEL=vmlinuz VM_INITRD=$stock VM_APPEND="$COMMON root=/dev/vda rootfstype=squashfs" NO_DISK=1 \
+                vm_run_kernel "$log" 300 "$MARKER_RE" -drive file=stock-root.img,if=virtio,format=raw,readonly=on ;;
+        direct) VM_KERNEL=vmlinuz VM_INITRD=initrd VM_DISK=kos-disk.img \
+                VM_APPEND="$COMMON kos.manifest=$id kos.imagefs=UUID=$uuid kos.imagefs_partuuid=$partuuid kos.tpm_marker=0" \
+                vm_run_kernel "$log" 300 "$MARKER_RE" ;;
         kos-sb) cp "$sb_vars" sb-vars.fd && : >"$log"
                 firmware_watch "$log" "$start" >/dev/null &
                 ovmf_run "$log" 300 "$MARKER_RE|Access Denied" sb-vars.fd sb-disk.img ;;

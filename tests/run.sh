@@ -5,10 +5,12 @@
 #   host        host tests of the kos tool       $BUILD/kos
 #   host-asan   the same under ASan+UBSan        $BUILD/asan/kos
 #   vm          Boot Kernel, System Kernel, Node Manager in QEMU
-#   fuzz        every libFuzzer harness of tests/fuzz/, FUZZ_SECONDS each
+#   fuzz        every libFuzzer harness of tests/fuzz/, FUZZ_SECONDS each,
+#               FUZZ_JOBS (default: the number of CPUs) at a time
 # No SUITE runs them all. Every test prints "PASS name" or "FAIL name"; the
 # last line is "N passed, N failed", and the exit status is 0 only when
-# nothing failed.
+# nothing failed. Before it: each suite's time, and the VM suite's total,
+# boots and five slowest tests (the budget: README.md, "Tests").
 #
 # A suite is judged by its exit status as well as by its lines: 0 means every
 # test it ran passed, 1 means the FAIL lines it printed say what failed.
@@ -19,22 +21,24 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-3600}
 ALL_SUITES=(unit unit-asan host host-asan vm fuzz)
-export BUILD FUZZ_SECONDS
+export BUILD FUZZ_SECONDS FUZZ_JOBS
 # A sanitizer's abort gets a status of its own (its default, 1, would look
 # like "a test failed").
 export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86} UBSAN_OPTIONS=${UBSAN_OPTIONS:-exitcode=86:print_stacktrace=1}
 
 usage() {
-        sed -n '2,9s/^# \{0,1\}//p' "$0"
+        sed -n '2,12s/^# \{0,1\}//p' "$0"
 }
 
 suite_unit() { "$BUILD/unit-tests"; }
 suite_unit-asan() { "$BUILD/asan/unit-tests"; }
 suite_host() { KOS="$BUILD/kos" KOS_FAULTS="$BUILD/test/kos" tests/runner.sh tests/host; }
 suite_host-asan() { KOS="$BUILD/asan/kos" KOS_FAULTS="$BUILD/asan/kos" PREFIX=asan: tests/runner.sh tests/host; }
-suite_vm() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 tests/runner.sh tests/vm; }
+# VM_TESTS: another folder of VM tests (the runner's own tests use it).
+suite_vm() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 tests/runner.sh "${VM_TESTS:-tests/vm}"; }
 
 # Each harness tests/fuzz/fuzz_NAME.c starts from tests/fuzz/corpus/NAME/
 # (copied: libFuzzer adds to its corpus directory).
@@ -54,14 +58,27 @@ fuzz_one() { # NAME
         fi
         rm -rf "$corpus" "$corpus.log"
 }
+# The harnesses run FUZZ_JOBS at a time (each single-threaded, each for
+# FUZZ_SECONDS of wall time: on as many CPUs each gets as many runs as
+# alone); their lines come out in name order.
 suite_fuzz() {
-        local f status=0 n=0
+        local f i status=0 names=() out
         for f in tests/fuzz/fuzz_*.c; do
                 f=${f##*/fuzz_}
-                fuzz_one "${f%.c}" || status=1
-                n=$((n + 1))
+                names+=("${f%.c}")
         done
-        [ "$n" -gt 0 ] || { echo "FAIL fuzz: tests/fuzz holds no harness"; return 1; }
+        [ ${#names[@]} -gt 0 ] || { echo "FAIL fuzz: tests/fuzz holds no harness"; return 1; }
+        out=$(mktemp -d /tmp/kos-fuzz-XXXXXX)
+        for i in "${!names[@]}"; do
+                while [ "$(jobs -rp | wc -l)" -ge "$FUZZ_JOBS" ]; do wait -n; done
+                { fuzz_one "${names[$i]}" >"$out/$i" 2>&1; echo $? >"$out/$i.status"; } &
+        done
+        wait
+        for i in "${!names[@]}"; do
+                cat "$out/$i"
+                [ "$(cat "$out/$i.status" 2>/dev/null)" = 0 ] || status=1
+        done
+        rm -rf "$out"
         return $status
 }
 
@@ -86,8 +103,8 @@ run_suite() { # NAME
         echo "== $name"
         # A subshell, so that a test harness's exit or crash ends it alone;
         # timeout bounds a suite that hangs.
-        timeout --kill-after=10 "$SUITE_TIMEOUT" bash -c "$(declare -f "suite_$name" fuzz_one); suite_$name" \
-                >"$out" 2>&1 </dev/null
+        TEST_TIMES=$out.times timeout --kill-after=10 "$SUITE_TIMEOUT" \
+                bash -c "$(declare -f "suite_$name" fuzz_one); suite_$name" >"$out" 2>&1 </dev/null
         rc=$?
         grep -v '^PASS' "$out"
         passed=$(grep -c '^PASS' "$out")
@@ -99,6 +116,21 @@ run_suite() { # NAME
         fi
         grep -E '^(PASS|FAIL)' "$out" >>"$log"
         echo "   $name: $passed passed, $(grep -c '^FAIL' "$out") failed in $((SECONDS - start)) s"
+        echo "$name $((SECONDS - start))" >>"$log.suites"
+}
+
+# The time each suite took, then for the VM suite (whose time is the
+# budget) its total, its boots and its five slowest tests.
+print_times() {
+        [ -s "$log.suites" ] || return 0
+        echo "== time"
+        awk '{ t += $2; printf "%s%s %d s", (NR > 1 ? ", " : "   "), $1, $2 } END { printf "; %d s in all\n", t }' "$log.suites"
+        local times=$log.vm.times
+        [ -s "$times" ] || return 0
+        awk -F '\t' '{ n++; t += $1; b += $2; q += $3; c += $5 }
+                END { printf "   vm: %d tests in %d s (%d s of CPU), %d QEMU boots taking %d s; the five slowest:\n", n, t, c, b, q }' "$times"
+        sort -t "$(printf '\t')" -k1,1gr "$times" | head -n 5 |
+                awk -F '\t' '{ printf "   %6.1f s  %2d boot%s  %s\n", $1, $2, ($2 == 1 ? " " : "s"), $4 }'
 }
 
 suites=("$@")
@@ -119,6 +151,7 @@ done
 
 passed=$(grep -c '^PASS' "$log")
 failed=$(grep -c '^FAIL' "$log")
+print_times
 grep '^FAIL' "$log" | sed 's/^/failed: /'
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -2,14 +2,23 @@
 # tests/runner.sh SUITE_DIR [FILTER]: runs every test_* function of
 # SUITE_DIR/test-*.sh (after SUITE_DIR/lib.sh), each in a new empty directory,
 # and prints "PASS name" or "FAIL name" with the failing test's output.
+# FILTER: only the tests whose name holds it (several: "a|b|c").
 # KOS names the kos binary under test; PREFIX is put before each name.
+# With TEST_TIMES set, each test appends a line to that file: its wall time
+# in seconds, the QEMU boots it made, their seconds, its name, and the CPU
+# seconds of the programs it ran and waited for, QEMU's among them
+# (tab-separated; tests/run.sh prints the slowest).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 here=$(cd "$1" && pwd)
 : "${KOS:?set KOS to the kos binary}"
 KOS=$(realpath "$KOS")
-export KOS ROOT BUILD
+# What the tests of one run share (tests/vm/lib.sh: vm_dev_key, vm_cached,
+# vm_shared_boot), removed when the run ends.
+KOS_RUN_CACHE=$(mktemp -d /tmp/kos-run-XXXXXX)
+trap 'rm -rf "$KOS_RUN_CACHE"' EXIT
+export KOS ROOT BUILD KOS_RUN_CACHE
 prefix=${PREFIX:-}
 filter=${2:-}
 
@@ -20,14 +29,37 @@ for f in "$here"/test-*.sh; do
         . "$f"
 done
 
+# children_cpu: the CPU seconds (user and system) of this shell's waited-for
+# children so far, in $cpu_now (the builtin times, run in this shell: in a
+# command substitution it would count the subshell's).
+children_cpu() {
+        times >"$KOS_RUN_CACHE/times"
+        cpu_now=$(sed -n 2p "$KOS_RUN_CACHE/times" | tr -d 's' | tr 'm' ' ' | awk '{ print $1 * 60 + $2 + $3 * 60 + $4 }')
+}
+
 status=0
 for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
-        [ -n "$filter" ] && [[ $t != *$filter* ]] && continue
+        if [ -n "$filter" ]; then
+                IFS='|' read -ra wanted <<<"$filter"
+                for w in "${wanted[@]}"; do [[ $t == *"$w"* ]] && break; done
+                [[ $t == *"$w"* ]] || continue
+        fi
         dir=$(mktemp -d /tmp/kos-host-XXXXXX)
+        children_cpu
+        start=$EPOCHREALTIME cpu=$cpu_now
+        # vm_run (tests/vm/lib.sh) appends the seconds of each boot here.
+        export KOS_TEST_BOOTS=$dir.boots
+        : >"$KOS_TEST_BOOTS"
         # Not in an if-condition: bash ignores set -e there, and a test must
         # stop at its first failing command.
         (cd "$dir" && set -e && "$t") >"$dir.log" 2>&1
         rc=$?
+        if [ -n "${TEST_TIMES:-}" ]; then
+                children_cpu
+                awk -v start="$start" -v end="$EPOCHREALTIME" -v name="${prefix}${t#test_}" -v cpu0="$cpu" -v cpu1="$cpu_now" \
+                        '{ n++; s += $1 } END { printf "%.1f\t%d\t%.1f\t%s\t%.1f\n", end - start, n, s, name, cpu1 - cpu0 }' \
+                        "$dir.boots" >>"$TEST_TIMES"
+        fi
         if [ "$rc" = 0 ]; then
                 echo "PASS ${prefix}${t#test_}"
         else
@@ -35,6 +67,6 @@ for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
                 sed 's/^/    /' "$dir.log" | tail -${TAIL_LINES:-20}
                 status=1
         fi
-        rm -rf "$dir" "$dir.log"
+        rm -rf "$dir" "$dir.log" "$dir.boots"
 done
 exit $status

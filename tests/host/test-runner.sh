@@ -66,3 +66,77 @@ test_runner_refuses_an_unknown_suite() {
         "$ROOT/tests/run.sh" no-such-suite >out 2>&1 || rc=$?
         [ "$rc" = 2 ] && grep -q "unknown suite 'no-such-suite'" out || fail "rc=$rc: $(cat out)"
 }
+
+# The budget (README.md, "Tests"): at the end of a run, before the last
+# line, each suite's time, and the VM suite's total, its QEMU boots and its
+# five slowest tests, slowest first, each with its boots.
+test_runner_prints_the_vm_suite_time_and_its_five_slowest_tests_before_the_last_line() {
+        mkdir -p fake vmtests
+        : >fake/kos && chmod +x fake/kos
+        echo 'fail() { echo "$*" >&2; exit 1; }' >vmtests/lib.sh
+        # Seven tests; test_tN "boots" N times (as vm_run records a boot,
+        # each boot 0.1 s); t3 to t7 sleep 0.4 s more each, t1 and t2 not.
+        local n
+        for n in 1 2 3 4 5 6 7; do
+                printf 'test_t%s() { sleep %s; for _ in $(seq %s); do echo 0.1 >>"$KOS_TEST_BOOTS"; done; }\n' \
+                        "$n" "$(((n > 2 ? n - 2 : 0) * 4 / 10)).$(((n > 2 ? n - 2 : 0) * 4 % 10))" "$n"
+        done >vmtests/test-fake.sh
+        rc=0
+        VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 || rc=$?
+        sed 's/^/    | /' out
+        [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "7 passed, 0 failed" ] || fail "rc=$rc, summary: $(tail -n 1 out)"
+        grep -qE '^   vm [0-9]+ s; [0-9]+ s in all$' out || fail "no time per suite"
+        grep -qE '^   vm: 7 tests in [0-9]+ s \([0-9]+ s of CPU\), 28 QEMU boots taking 2 s; the five slowest:$' out || fail "no VM total"
+        grep -A5 'the five slowest' out | tail -n 5 >slowest
+        [ "$(awk '{ print $NF "/" $3 }' slowest | sort | tr '\n' ' ')" = "vm:t3/3 vm:t4/4 vm:t5/5 vm:t6/6 vm:t7/7 " ] ||
+                fail "not the five slowest with their boots"
+        sort -s -k1,1gr slowest | cmp -s - slowest || fail "not slowest first"
+}
+
+# fake_vm_suite BODY: vmtests/, a suite whose lib.sh is the VM tests' own
+# (tests/vm/lib.sh: vm_shared_boot, vm_cached) and whose tests are BODY.
+fake_vm_suite() {
+        mkdir -p vmtests
+        echo '. "$ROOT/tests/vm/lib.sh"' >vmtests/lib.sh
+        printf '%s\n' "$1" >vmtests/test-fake.sh
+}
+
+# run_fake_vm_suite: runs vmtests/ as tests/run.sh does; status in $rc, output in out.
+run_fake_vm_suite() {
+        rc=0
+        VM_ACCEL=tcg KOS=/bin/true TEST_TIMES=$PWD/times "$ROOT/tests/runner.sh" vmtests >out 2>&1 || rc=$?
+        sed 's/^/    | /' out
+}
+
+# Checks that share a boot (tests/vm/lib.sh, vm_shared_boot): the boot runs
+# once per run, each test checks its rule on what it left, and a boot that
+# failed fails every test that shares it.
+test_runner_runs_a_shared_boot_once_and_fails_each_test_that_shares_a_failed_one() {
+        fake_vm_suite "boot_good() { echo x >>\"$PWD/ran\"; echo booted >console.log; }
+boot_bad() { echo y >>\"$PWD/ran\"; echo 'no System Kernel' >&2; false; }
+test_a_first() { vm_shared_boot good boot_good; grep -qx booted console.log; }
+test_b_second() { vm_shared_boot good boot_good; grep -qx booted console.log; }
+test_c_checks_another_rule() { vm_shared_boot good boot_good; ! grep -q other console.log; }
+test_d_bad() { vm_shared_boot bad boot_bad; }
+test_e_bad_too() { vm_shared_boot bad boot_bad; }"
+        run_fake_vm_suite
+        [ "$rc" = 1 ] || fail "status $rc, wanted 1"
+        [ "$(grep -c '^PASS' out)" = 3 ] && [ "$(grep -c '^FAIL' out)" = 2 ] || fail "wanted 3 passed, 2 failed"
+        grep -q '^FAIL d_bad' out && grep -q '^FAIL e_bad_too' out || fail "the tests sharing the failed boot did not fail"
+        [ "$(grep -c "the shared boot 'bad' failed" out)" = 2 ] || fail "no reason given for each"
+        [ "$(sort ran | tr -d '\n')" = xy ] || fail "each boot did not run exactly once: $(cat ran)"
+}
+
+# vm_cached: a reproducible command runs once per set of inputs in a run;
+# another input (the content of a file its words name under the test's
+# directory) or other words run it again.
+test_runner_caches_a_command_by_its_words_and_inputs() {
+        fake_vm_suite "make_out() { echo run >>\"$PWD/ran\"; cat \"\$2/key\" >\"\$1\"; }
+test_a() { mkdir in && echo one >in/key && vm_cached out make_out out in && [ \"\$(cat out)\" = one ]; }
+test_b_same() { mkdir in && echo one >in/key && vm_cached out make_out out in && [ \"\$(cat out)\" = one ]; }
+test_c_other_input() { mkdir in && echo two >in/key && vm_cached out make_out out in && [ \"\$(cat out)\" = two ]; }
+test_d_other_words() { mkdir in && echo two >in/key && vm_cached x make_out x in && [ \"\$(cat x)\" = two ]; }"
+        run_fake_vm_suite
+        [ "$rc" = 0 ] && [ "$(grep -c '^PASS' out)" = 4 ] || fail "rc=$rc"
+        [ "$(wc -l <ran)" = 3 ] || fail "the command ran $(wc -l <ran) times, wanted 3 (a, c, d)"
+}

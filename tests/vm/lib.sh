@@ -100,7 +100,7 @@ vm_run() {
         [ "$(vm_accel)" = kvm ] && cpu=host
         qemu-system-x86_64 -accel "$(vm_accel)" -cpu "$cpu" -m 1024 -smp 2 -display none -monitor "$monitor" \
                 -serial "file:$log" -no-reboot "$@" </dev/null >"$log.qemu" 2>&1 &
-        local pid=$! waited=0 seen=1
+        local pid=$! waited=0 seen=1 started=$EPOCHREALTIME
         while [ "$waited" -lt $((timeout * 10)) ]; do
                 if grep -qE "$done_re" "$log" 2>/dev/null; then seen=0 VM_SEEN_AT=$EPOCHREALTIME; break; fi
                 kill -0 "$pid" 2>/dev/null || break
@@ -111,8 +111,105 @@ vm_run() {
         sleep 0.3 # let the last console lines land
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
+        # The boots a test makes and their seconds (tests/runner.sh reports them).
+        [ -z "${KOS_TEST_BOOTS:-}" ] || awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }' >>"$KOS_TEST_BOOTS"
         [ "$waited" -ge $((timeout * 10)) ] && echo "  (timed out after ${timeout}s)" >&2
         return $seen
+}
+
+# vm_run_kernel LOG TIMEOUT DONE_REGEX [QEMU ARGS...]: vm_run of a direct
+# kernel boot on the test's disk: the Boot Kernel of bootk/ (VM_KERNEL and
+# VM_INITRD name another kernel and initrd), its command line VM_APPEND
+# (default: the console, halt on panic), disk.img (VM_DISK names another) as
+# the first virtio disk (none with NO_DISK=1); QEMU ARGS add disks, a TPM, a
+# network card. Every boot that starts at a kernel goes through here.
+vm_run_kernel() {
+        local log=$1 timeout=$2 done_re=$3 disk=()
+        shift 3
+        [ "${NO_DISK:-}" = 1 ] || disk=(-drive "file=${VM_DISK:-disk.img},if=virtio,format=raw")
+        vm_run "$log" "$timeout" "$done_re" -kernel "${VM_KERNEL:-bootk/vmlinuz}" -initrd "${VM_INITRD:-bootk/initramfs.img}" \
+                -append "${VM_APPEND:-$VM_BOOT_APPEND}" "${disk[@]}" "$@"
+}
+
+# The Boot Kernel's command line in every test (no_timer_check: under TCG on
+# a loaded host the kernel's IO-APIC timer check can time out and panic).
+VM_BOOT_APPEND="console=ttyS0 panic=-1 loglevel=4 no_timer_check"
+
+# --- What the tests of one run share -------------------------------------
+# KOS_RUN_CACHE (made by tests/runner.sh for one run, then removed) holds the
+# run's development key, the outputs of reproducible kos commands, and the
+# boots that several tests check. Without it every test makes its own.
+
+# vm_dev_key: secret.pem and public.pem, the trusted key of the VM tests, the
+# same for every test of the run (which makes the Boot Kernels and initrds
+# holding it reusable, vm_cached).
+vm_dev_key() {
+        local k=${KOS_RUN_CACHE:-}/dev-key
+        if [ -z "${KOS_RUN_CACHE:-}" ]; then
+                "$KOS" keygen secret.pem public.pem >/dev/null
+                return
+        fi
+        if [ ! -s "$k/public.pem" ]; then
+                mkdir -p "$k.new" && "$KOS" keygen "$k.new/secret.pem" "$k.new/public.pem" >/dev/null && mv "$k.new" "$k"
+        fi
+        cp "$k/secret.pem" "$k/public.pem" .
+}
+
+# vm_cached OUT COMMAND...: runs COMMAND, which writes OUT (a file or a
+# directory), or copies OUT from the first run of the same command on the
+# same inputs in this run. The key covers the command's words, the content of
+# each word that names a file or directory under the test's directory, and
+# the kos programs; a word with an absolute path counts as its name (the
+# kernels' paths carry their version or hash). For reproducible commands
+# only (kos mkboot, kos mkinitrd): a copy is what the command would write.
+vm_cached() {
+        local out=$1 key w
+        shift
+        [ -n "${KOS_RUN_CACHE:-}" ] || { "$@"; return; }
+        key=$({
+                printf '%s\n' "$@"
+                sha256sum "$KOS" "$(dirname "$KOS")"/kos-*-init 2>/dev/null
+                for w in "$@"; do
+                        [ "$w" = "$out" ] && continue
+                        case $w in /*) continue ;; esac
+                        if [ -f "$w" ]; then
+                                sha256sum "$w"
+                        elif [ -d "$w" ]; then
+                                (cd "$w" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)
+                        fi
+                done
+        } | sha256sum | cut -c1-32)
+        local c=$KOS_RUN_CACHE/cached/$key
+        if [ -e "$c/done" ]; then
+                rm -rf "$out" && cp -a "$c/out" "$out"
+                return
+        fi
+        "$@" || return
+        rm -rf "$c" && mkdir -p "$c" && cp -a "$out" "$c/out" && touch "$c/done"
+}
+
+# vm_shared_boot NAME FUNCTION: FUNCTION (a fixture and its boots) runs once
+# per run, in a directory of its own; every test that calls vm_shared_boot
+# with the same NAME then checks its own rule on what that run left (logs,
+# disk, files, and IMAGEFS_UUID), in that directory: the test's working
+# directory changes to it, so what follows must only read. A FUNCTION that
+# failed fails each of those tests, with its output. A test run alone (a
+# filter) boots for itself.
+vm_shared_boot() {
+        local name=$1 fn=$2 dir rc=0
+        [ -n "${KOS_RUN_CACHE:-}" ] || { "$fn"; return; }
+        dir=$KOS_RUN_CACHE/shared/$name
+        if [ ! -e "$dir.status" ]; then
+                mkdir -p "$dir"
+                (cd "$dir" && set -e && "$fn" && echo "${IMAGEFS_UUID:-}" >"$dir.uuid") >"$dir.log" 2>&1 || rc=$?
+                echo "$rc" >"$dir.status"
+        else
+                echo "  (the boot '$name' was made by an earlier test of this run)" >&2
+        fi
+        cat "$dir.log" >&2
+        [ "$(cat "$dir.status")" = 0 ] || fail "the shared boot '$name' failed"
+        IMAGEFS_UUID=$(cat "$dir.uuid")
+        cd "$dir"
 }
 
 # --- The Boot Kernel's fixture -------------------------------------------
@@ -134,30 +231,56 @@ vm_test_initrd() {
 # (scripts/build-boot-kernel.sh, built once per machine, drivers built in).
 vm_boot_kernel_image() { "$ROOT/scripts/build-boot-kernel.sh"; }
 
-# vm_mkboot ARGS...: kos mkboot for the kernel VM_BOOT_KERNEL names.
-vm_mkboot() {
+# vm_mkboot_kernel: kos mkboot's arguments for the kernel VM_BOOT_KERNEL names.
+vm_mkboot_kernel() {
         case "${VM_BOOT_KERNEL:-debian}" in
-        debian) "$KOS" mkboot --kernel-dir "$(vm_kernel_dir)" "$@" ;;
-        kos) "$KOS" mkboot --kernel "$(vm_boot_kernel_image)" "$@" ;;
+        debian) echo --kernel-dir "$(vm_kernel_dir)" ;;
+        kos) echo --kernel "$(vm_boot_kernel_image)" ;;
         *) fail "VM_BOOT_KERNEL must be debian or kos, not '$VM_BOOT_KERNEL'" ;;
         esac
 }
 
-# Keys, Debian's kernel as the System Kernel, the test initrd, two squashfs
-# layers, an ImageFS img/, and the Boot Kernel bootk/ trusting keyring/.
+# vm_mkboot ARGS...: kos mkboot for the kernel VM_BOOT_KERNEL names;
+# vm_mkboot_cached ARGS... --output DIR: the same through vm_cached.
+vm_mkboot() {
+        local kernel; kernel=$(vm_mkboot_kernel) || return
+        # shellcheck disable=SC2086 # two words, paths without blanks
+        "$KOS" mkboot $kernel "$@"
+}
+vm_mkboot_cached() {
+        local kernel; kernel=$(vm_mkboot_kernel) || return
+        # shellcheck disable=SC2086
+        vm_cached "${*: -1}" "$KOS" mkboot $kernel "$@"
+}
+
+# The stand-in System Kernel of the Boot Kernel's tests: the small kernel
+# made for the Boot Kernel, which boots in seconds and which kexec loads in
+# under one (Debian's takes ten times as long under TCG); what the Boot
+# Kernel checks and hands on does not depend on the kernel it starts.
+# VM_SYSTEM_KERNEL=debian is Debian's kernel (the Secure Boot tests, whose
+# subject is how Debian's kernel behaves under it).
+vm_system_kernel() {
+        case "${VM_SYSTEM_KERNEL:-kos}" in
+        kos) vm_boot_kernel_image ;;
+        debian) ls "$(vm_kernel_dir)"/boot/vmlinuz-* ;;
+        *) fail "VM_SYSTEM_KERNEL must be kos or debian, not '$VM_SYSTEM_KERNEL'" ;;
+        esac
+}
+
+# Keys, the stand-in System Kernel, the test initrd, two squashfs layers, an
+# ImageFS img/, and the Boot Kernel bootk/ trusting keyring/.
 vm_fixture() {
-        local kd; kd=$(vm_kernel_dir)
-        "$KOS" keygen secret.pem public.pem >/dev/null
+        vm_dev_key
         "$KOS" keygen stranger.pem stranger.pub >/dev/null
         mkdir keyring && cp public.pem keyring/dev.pem
-        cp "$kd"/boot/vmlinuz-* vmlinuz
+        cp "$(vm_system_kernel)" vmlinuz
         cp "$(vm_test_initrd)" initrd
         mkdir -p base/etc base2/etc && echo one >base/etc/layer && echo two >base2/etc/layer
         mksquashfs base base.img -quiet -noappend >/dev/null
         mksquashfs base2 base2.img -quiet -noappend >/dev/null
         "$KOS" imagefs init img
         "$KOS" component add img vmlinuz initrd base.img base2.img >/dev/null
-        vm_mkboot --keyring keyring --output bootk >/dev/null
+        vm_mkboot_cached --keyring keyring --output bootk >/dev/null
         IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
 }
 
@@ -177,10 +300,8 @@ VM_DONE='KOS-TEST-SYSTEM|reboot: System halted|rebooting in|reboot: Restarting'
 vm_boot() {
         local append=${1:-}
         shift || true
-        local disk=()
-        [ "${NO_DISK:-}" = 1 ] || { imagefs_disk img disk.img "$IMAGEFS_UUID"; disk=(-drive file=disk.img,if=virtio,format=raw); }
-        vm_run console.log "${VM_TIMEOUT:-120}" "$VM_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "console=ttyS0 panic=-1 loglevel=4 $append" "${disk[@]}" "$@" || true
+        [ "${NO_DISK:-}" = 1 ] || imagefs_disk img disk.img "$IMAGEFS_UUID"
+        VM_APPEND="$VM_BOOT_APPEND $append" vm_run_kernel console.log "${VM_TIMEOUT:-120}" "$VM_DONE" "$@" || true
         grep -E 'kos-boot|KOS-TEST-SYSTEM' console.log | sed 's/^/  | /' >&2
 }
 

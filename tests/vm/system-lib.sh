@@ -60,12 +60,14 @@ UNIT
 SYS_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1"
 
 # chain_keys_and_boot_kernel KERNEL_DIR: keys (secret.pem, keyring/, an empty
-# keystore/), Debian's kernel as vmlinuz, the Boot Kernel bootk/.
+# keystore/), Debian's kernel as vmlinuz, the Boot Kernel bootk/ on the
+# kernel made for it (as on a device; Debian's kernel as the Boot Kernel,
+# loading its modules, is tests/vm/test-boot.sh's subject).
 chain_keys_and_boot_kernel() {
-        "$KOS" keygen secret.pem public.pem >/dev/null
+        vm_dev_key
         mkdir keyring keystore && cp public.pem keyring/dev.pem
         cp "$1"/boot/vmlinuz-* vmlinuz
-        "$KOS" mkboot --kernel-dir "$1" --keyring keyring --output bootk >/dev/null
+        VM_BOOT_KERNEL=kos vm_mkboot_cached --keyring keyring --output bootk >/dev/null
 }
 
 # Keys, the Boot Kernel, the System Kernel initrd (keyring and key store), the
@@ -75,8 +77,8 @@ sys_fixture() {
         chain_keys_and_boot_kernel "$kd"
         make_runtime_layer runtime && make_app_layer app
         "$KOS" component build --type erofs --verity runtime runtime.img >/dev/null 2>&1
-        "$KOS" component build --type squashfs ${APP_ENCRYPT:+--encrypt appkey --keystore keystore} app app.img >/dev/null
-        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --keystore keystore --output initrd >/dev/null
+        "$KOS" component build --type squashfs app app.img >/dev/null
+        vm_cached initrd "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --keystore keystore --output initrd >/dev/null
         cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
         "$KOS" imagefs init img
         IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
@@ -84,11 +86,11 @@ sys_fixture() {
         activate sys
 }
 
-# sys_manifest NAME RUNTIME_IMAGE [INITRD]: signs and installs a manifest of base, runtime, app.
+# sys_manifest NAME RUNTIME_IMAGE: signs and installs a manifest of base, runtime, app.
 sys_manifest() {
-        "$KOS" component add img vmlinuz "${3:-initrd}" base.img "$2" app.img >/dev/null
-        "$KOS" manifest create --name "$1" --version 1 --kernel vmlinuz --initrd "${3:-initrd}" \
-                --cmdline "$SYS_CMDLINE${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}" --component base=base.img --component "runtime=$2" --component app=app.img -o "$1.json"
+        "$KOS" component add img vmlinuz initrd base.img "$2" app.img >/dev/null
+        "$KOS" manifest create --name "$1" --version 1 --kernel vmlinuz --initrd initrd \
+                --cmdline "$SYS_CMDLINE" --component base=base.img --component "runtime=$2" --component app=app.img -o "$1.json"
         "$KOS" manifest sign --key secret.pem "$1.json" >/dev/null
         "$KOS" install img "$1.json" >/dev/null
 }
@@ -99,8 +101,7 @@ SYS_DONE='KOS-REPORT multi-user|BOOT FAILED|reboot: Power down|reboot: Restartin
 # disk of the previous boot again (a reboot).
 sys_boot() {
         [ "${KEEP_DISK:-}" = 1 ] || DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
-        vm_run console.log "${VM_TIMEOUT:-240}" "$SYS_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw || true
+        vm_run_kernel console.log "${VM_TIMEOUT:-240}" "$SYS_DONE" || true
         sleep 2 # let the report's last lines and the poweroff land
         grep -aE 'kos-boot|kos-system|KOS-REPORT|Reached target.*Multi-User' console.log | sed 's/^/  | /' >&2
 }
@@ -124,9 +125,8 @@ sys_boot_direct() {
         local manifest=$1 extra=${2:-} signed
         signed=${SIGNED:-$(jq -r .cmdline "img/manifests/$manifest.json")}
         shift; shift || true
-        vm_run console.log "${VM_TIMEOUT:-240}" "$SYS_DONE|KOS-TEST-SYSTEM" -kernel vmlinuz -initrd initrd \
-                -append "$signed${extra:+ $extra} $(handoff "$manifest")" \
-                -drive file=disk.img,if=virtio,format=raw "$@" || true
+        VM_KERNEL=vmlinuz VM_INITRD=initrd VM_APPEND="$signed${extra:+ $extra} $(handoff "$manifest")" \
+                vm_run_kernel console.log "${VM_TIMEOUT:-240}" "$SYS_DONE|KOS-TEST-SYSTEM" "$@" || true
         sleep 2
         grep -aE 'kos-system|KOS-REPORT|KOS-TEST|device-mapper|verity' console.log | sed 's/^/  | /' >&2
 }
@@ -139,7 +139,7 @@ sys_boot_direct() {
 mini_fixture() {
         local kd; kd=$(vm_kernel_dir)
         chain_keys_and_boot_kernel "$kd"
-        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --keystore keystore --output initrd >/dev/null
+        vm_cached initrd "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --keystore keystore --output initrd >/dev/null
         mkdir -p mini/sbin mini/etc && cp "$ROOT/$BUILD/vm/test-system-init" mini/sbin/init && echo 0 >mini/etc/kos-layer-0
         mksquashfs mini mini.img -quiet -noappend >/dev/null
         "$KOS" imagefs init img
@@ -147,27 +147,19 @@ mini_fixture() {
 }
 
 # mini_manifest NAME NAME=IMAGE...: signs, installs and activates a manifest
-# of those components (first at the bottom) with cmdline $SYS_CMDLINE. The
-# JSON is written here, as docs/format.md does by hand (kos manifest create
-# leaves the encryption of a component uninitialised when it has no .meta;
-# reported).
+# of those components (first at the bottom) with cmdline $SYS_CMDLINE and
+# the initrd MINI_INITRD (default initrd); each image's type, encryption and
+# verity come from the .meta kos component build wrote, if any.
 mini_manifest() {
-        local name=$1 c file list=() images=()
+        local name=$1 c images=() components=() initrd=${MINI_INITRD:-initrd}
         shift
-        blob() { jq -n --arg s "$(sha "$1")" --argjson n "$(stat -c %s "$1")" '{sha256: $s, size: $n}'; }
         for c in "$@"; do
-                file=${c#*=}
-                images+=("$file")
-                local type; type=$(blkid -p -o value -s TYPE "$file" 2>/dev/null || true)
-                [ -s "$file.meta" ] && type=$(jq -r .type "$file.meta")
-                list+=("$(jq -n --arg name "${c%%=*}" --arg type "$type" --argjson b "$(blob "$file")" \
-                        --argjson v "$( [ -s "$file.meta" ] && jq '.verity // null' "$file.meta" || echo null)" \
-                        '{name: $name, type: $type} + $b + (if $v then {verity: $v} else {} end)')")
+                images+=("${c#*=}")
+                components+=(--component "$c")
         done
-        "$KOS" component add img vmlinuz initrd "${images[@]}" >/dev/null
-        printf '%s\n' "${list[@]}" | jq -s --arg name "$name" --arg cmdline "$SYS_CMDLINE" \
-                --argjson k "$(blob vmlinuz)" --argjson i "$(blob initrd)" \
-                '{format: 1, name: $name, version: 1, kernel: $k, initrd: $i, cmdline: $cmdline, components: .}' >"$name.json"
+        "$KOS" component add img vmlinuz "$initrd" "${images[@]}" >/dev/null
+        "$KOS" manifest create --name "$name" --version 1 --kernel vmlinuz --initrd "$initrd" --cmdline "$SYS_CMDLINE" \
+                "${components[@]}" -o "$name.json"
         "$KOS" manifest sign --key secret.pem "$name.json" >/dev/null
         "$KOS" install img "$name.json" >/dev/null
         activate "$name"
@@ -175,11 +167,11 @@ mini_manifest() {
 
 MINI_DONE='KOS-TEST-SYSTEM|BOOT FAILED|reboot: Power down|reboot: Restarting|System halted'
 
-# mini_boot: the whole chain on the small root, console in console.log.
+# mini_boot [QEMU ARGS...]: the whole chain on the small root, console in
+# console.log. KEEP_DISK=1 boots the disk of the previous boot again.
 mini_boot() {
-        imagefs_disk img disk.img "$IMAGEFS_UUID"
-        vm_run console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw || true
+        [ "${KEEP_DISK:-}" = 1 ] || imagefs_disk img disk.img "$IMAGEFS_UUID"
+        vm_run_kernel console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" "$@" || true
         sleep 1
         grep -aE 'kos-boot|kos-system|KOS-TEST' console.log | sed 's/^/  | /' >&2
 }

@@ -99,9 +99,7 @@ test_node_manager_pulls_an_update_from_a_registry_and_reboots_into_it() {
 
 # node_boot with a virtio network card on QEMU's user-mode network.
 node_boot_nic() {
-        vm_run "$1" "${VM_TIMEOUT:-240}" "${DONE_RE:-$NODE_DONE}" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw \
-                -nic user,model=virtio-net-pci || true
+        vm_run_kernel "$1" "${VM_TIMEOUT:-240}" "${DONE_RE:-$NODE_DONE}" -nic user,model=virtio-net-pci || true
         sleep 1
         grep -aE 'kos-boot .*(manifest|booting)|kos-node|KOS-APP|KOS-STATUS|KOS-TEST|BOOT FAILED' "$1" | sed 's/^/  | /' >&2
 }

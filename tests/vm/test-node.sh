@@ -18,11 +18,8 @@ node_manifest() {
 
 node_fixture() {
         local kd; kd=$(vm_kernel_dir)
-        "$KOS" keygen secret.pem public.pem >/dev/null
-        mkdir keyring && cp public.pem keyring/dev.pem
-        cp "$kd"/boot/vmlinuz-* vmlinuz
-        "$KOS" mkboot --kernel-dir "$kd" --keyring keyring --output bootk >/dev/null
-        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
+        chain_keys_and_boot_kernel "$kd"
+        vm_cached initrd "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
         cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
         make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
         make_node_app_layer app1 1
@@ -57,8 +54,7 @@ NODE_DONE='marked good|KOS-STATUS|BOOT FAILED|reboot: Restarting|reboot: Power d
 node_boot() { # LOG (EXTRA_DRIVE=FILE attaches a second disk)
         local extra=()
         [ -n "${EXTRA_DRIVE:-}" ] && extra=(-drive "file=$EXTRA_DRIVE,if=virtio,format=raw")
-        vm_run "$1" "${VM_TIMEOUT:-240}" "${DONE_RE:-$NODE_DONE}" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw "${extra[@]}" || true
+        vm_run_kernel "$1" "${VM_TIMEOUT:-240}" "${DONE_RE:-$NODE_DONE}" "${extra[@]}" || true
         sleep 1
         grep -aE 'kos-boot .*(manifest|booting)|kos-node|KOS-APP|KOS-STATUS|KOS-TEST|BOOT FAILED' "$1" | sed 's/^/  | /' >&2
 }
@@ -112,17 +108,24 @@ test_bundle_on_a_kos_update_drive_is_installed_once_and_booted() {
         ! grep -qa 'reboot: Restarting' boot-2.log || fail "rebooted again for the same bundle"
 }
 
+# The update is installed and put on trial with one try on the host, as a
+# bundle install does on the device (test_node_manager_installs_a_staged_bundle_...
+# checks that): the subject here is what happens when it fails.
 test_failed_update_falls_back_and_status_reports_it() {
         node_fixture
         # v2's System Kernel fails (broken kernel command line) every time.
         VERSION=2 node_manifest v2 app2.img kos.rw=bogus
-        "$KOS" bundle create -o data/kos/inbox/v2.kosb v2.json app2.img >/dev/null
+        "$KOS" component add img app2.img >/dev/null
+        "$KOS" install img v2.json >/dev/null
+        "$KOS" activate img v2 --tries 1
         node_disk
         local boot
-        for boot in 1 2 3 4 5 6; do
+        for boot in 1 2 3; do
                 DONE_RE='KOS-STATUS|reboot: Restarting|System halted' node_boot "boot-$boot.log"
-                grep -qa 'KOS-STATUS' "boot-$boot.log" && [ "$boot" -gt 1 ] && break
+                grep -qa 'KOS-STATUS' "boot-$boot.log" && break
         done
+        grep -qa 'manifest v2: on trial, this boot recorded, 0 tries left' boot-1.log || fail "v2 was not booted on trial"
+        grep -qa "BOOT FAILED at step 'R/W cache'" boot-1.log || fail "v2 did not fail as staged"
         grep -qa 'manifest v2: rejected: tries-exhausted' "boot-$boot.log" || fail "no fallback by the Boot Kernel"
         grep -qa 'booting manifest v1' "boot-$boot.log" || fail "v1 was not booted"
         grep -qa 'KOS-STATUS .*"fallback": "v2 is first in active but v1 was booted: its tries were used up' "boot-$boot.log" ||
@@ -142,36 +145,26 @@ imagefs_listing() {
 }
 
 test_bad_bundles_in_the_inbox_are_refused_and_change_nothing() {
-        node_fixture
-        "$KOS" keygen stranger.pem stranger.pub >/dev/null
-        VERSION=2 node_manifest v2 app2.img
-        "$KOS" manifest sign --key stranger.pem v2.json >/dev/null
-        grep -v "$("$KOS" key-id public.pem)" v2.json.sig >s && mv s v2.json.sig # signed by the stranger only
-        "$KOS" bundle create -o data/kos/inbox/1-untrusted.kosb v2.json app2.img >/dev/null
-        VERSION=3 node_manifest v3 app2.img
-        "$KOS" bundle create -o data/kos/inbox/2-flipped.kosb v3.json app2.img >/dev/null
-        flip_byte data/kos/inbox/2-flipped.kosb 3000
-        node_disk
-        local before; before=$(imagefs_listing)
-        DONE_RE='marked good|BOOT FAILED|System halted|reboot: Restarting' node_boot boot.log
+        vm_shared_boot inbox boot_inbox
         grep -qa 'bundle 1-untrusted.kosb refused: key-untrusted' boot.log || fail "untrusted bundle not refused"
         grep -qa 'bundle 2-flipped.kosb refused: component-hash-mismatch' boot.log || fail "flipped bundle not refused"
         grep -qa 'boot of manifest v1 marked good' boot.log || fail "v1 did not carry on"
-        # Only v1's own boot state may have changed (marked good).
-        local after; after=$(imagefs_listing)
-        [ "$(grep -v '\.good' <<<"$after")" = "$(grep -v '\.good' <<<"$before")" ] ||
-                fail "the ImageFS changed: $(diff <(echo "$before") <(echo "$after"))"
-        grep -q "$(sha v1.json)\.good" <<<"$after" || fail "v1's boot state is not in the listing: $after"
+        # Only v1's own boot state may have changed: marked good, which
+        # raised the floor to v1's security_version.
+        [ "$(grep -v -e '\.good' -e 'rollback-floor' listing-after)" = "$(grep -v -e '\.good' -e 'rollback-floor' listing-before)" ] ||
+                fail "the ImageFS changed: $(diff listing-before listing-after)"
+        grep -q "$(sha v1.json)\.good" listing-after || fail "v1's boot state is not in the listing: $(cat listing-after)"
+        debugfs -R 'cat /boot-state/rollback-floor' p1.img 2>/dev/null | grep -qx 2 || fail "the stored floor is not v1's 2"
 }
 
 test_hard_power_off_during_an_install_still_boots_and_the_install_completes() {
         node_fixture
         # A large new app layer, so that the install takes a while.
-        head -c 200M /dev/urandom >app2/blob
+        head -c 64M /dev/urandom >app2/blob
         "$KOS" component build --type squashfs app2 app2.img >/dev/null
         VERSION=2 node_manifest v2 app2.img
         "$KOS" bundle create -o data/kos/inbox/v2.kosb v2.json app2.img >/dev/null
-        IMAGEFS_EXTRA_MIB=400 node_disk
+        IMAGEFS_EXTRA_MIB=160 node_disk
         # Pull the plug as soon as the install starts.
         DONE_RE='kos-node .*installing bundle' node_boot boot-1.log
         grep -qa 'installing bundle' boot-1.log || fail "the install did not start"
@@ -218,8 +211,28 @@ sed "s/^/KOS-EVENTS /" /data/kos/events
 echo KOS-TEST-DONE'
 report_events_layer() { extra_unit "$1" kos-test-events "$REPORT_EVENTS"; }
 
-test_datafs_is_opened_beneath_without_symlinks_and_logged_names_are_escaped() {
-        NODE_EXTRA=report_events_layer node_fixture
+# One boot (vm_shared_boot inbox) for the rules of what Node Manager finds
+# in its inbox and DataFS. v1 (security_version 2) runs on a floor of 1; in
+# the inbox: a bundle signed by an untrusted key, one with a flipped byte, one
+# of an older release (security_version 0), a library and a non-bundle whose
+# name holds a blank; the events log is a symbolic link to
+# /etc/ld.so.preload. Once v1 is marked good, a unit prints the events and
+# whether /etc/ld.so.preload exists. The ImageFS is listed before and after.
+REPORT_EVENTS_WHEN_GOOD='until kos node status | grep -q "\"marked_good\": true"; do sleep 1; done
+'"$REPORT_EVENTS"
+boot_inbox() {
+        SECURITY=2 NODE_EXTRA=report_events_when_good_layer node_fixture
+        mkdir -p img/boot-state && echo 1 >img/boot-state/rollback-floor
+        "$KOS" keygen stranger.pem stranger.pub >/dev/null
+        VERSION=2 SECURITY=2 node_manifest v2 app2.img
+        "$KOS" manifest sign --key stranger.pem v2.json >/dev/null
+        grep -v "$("$KOS" key-id public.pem)" v2.json.sig >s && mv s v2.json.sig # signed by the stranger only
+        "$KOS" bundle create -o data/kos/inbox/1-untrusted.kosb v2.json app2.img >/dev/null
+        VERSION=3 SECURITY=2 node_manifest v3 app2.img
+        "$KOS" bundle create -o data/kos/inbox/2-flipped.kosb v3.json app2.img >/dev/null
+        flip_byte data/kos/inbox/2-flipped.kosb 3000
+        VERSION=0 SECURITY=0 node_manifest old app2.img
+        "$KOS" bundle create -o data/kos/inbox/old.kosb old.json app2.img >/dev/null
         # The attack: the events log points at /etc/ld.so.preload, a library
         # sits in the inbox, and a bundle's name puts its path on a line.
         ln -s /etc/ld.so.preload data/kos/events
@@ -228,8 +241,15 @@ int fd = open("/dev/console", O_WRONLY); if (fd >= 0) write(fd, "KOS-PWNED\\n", 
         gcc -shared -fPIC -o data/kos/inbox/evil.so evil.c
         echo 'not a bundle' >'data/kos/inbox/evil.so x.kosb'
         node_disk
+        imagefs_listing >listing-before
         DONE_RE='KOS-TEST-DONE|BOOT FAILED|System halted|reboot: Restarting' node_boot boot.log
         grep -a 'KOS-TEST\|KOS-EVENTS' boot.log | sed 's/^/  | /' >&2
+        imagefs_listing >listing-after
+}
+report_events_when_good_layer() { extra_unit "$1" kos-test-events "$REPORT_EVENTS_WHEN_GOOD"; }
+
+test_datafs_is_opened_beneath_without_symlinks_and_logged_names_are_escaped() {
+        vm_shared_boot inbox boot_inbox
         ! grep -qa 'KOS-PWNED' boot.log || fail "the inbox library was preloaded into a root process"
         grep -qa 'KOS-TEST preload=absent' boot.log || fail "/etc/ld.so.preload was written"
         grep -qa 'events/ is a symbolic link\|events is a symbolic link, not a regular file: replacing it' boot.log ||

@@ -56,25 +56,6 @@ sealed_root_image() {
         mksquashfs mini mini.img -quiet -noappend >/dev/null
 }
 
-# sealed_manifest NAME NAME=IMAGE...: like mini_manifest (signed, installed
-# and activated, cmdline $SYS_CMDLINE), with each image's encryption and
-# verity from the .meta kos component build wrote (kos manifest create
-# reads it).
-sealed_manifest() {
-        local name=$1 c images=() components=()
-        shift
-        for c in "$@"; do
-                images+=("${c#*=}")
-                components+=(--component "$c")
-        done
-        "$KOS" component add img vmlinuz initrd "${images[@]}" >/dev/null
-        "$KOS" manifest create --name "$name" --version 1 --kernel vmlinuz --initrd initrd --cmdline "$SYS_CMDLINE" \
-                "${components[@]}" -o "$name.json"
-        "$KOS" manifest sign --key secret.pem "$name.json" >/dev/null
-        "$KOS" install img "$name.json" >/dev/null
-        activate "$name"
-}
-
 test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event() {
         mini_fixture
         # app: its key sealed in the TPM (not in the initrd); dev: its key
@@ -90,13 +71,11 @@ test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event
         KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --output img/sealed-keys
         swtpm_stop tpm
         sealed_root_image
-        sealed_manifest sealed mini=mini.img app=app.img dev=dev.img
+        mini_manifest sealed mini=mini.img app=app.img dev=dev.img
         imagefs_disk img disk.img "$IMAGEFS_UUID"
 
         vm_swtpm_start tpm
-        vm_run console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw \
-                "${VM_TPM_ARGS[@]}" || true
+        vm_run_kernel console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" "${VM_TPM_ARGS[@]}" || true
         swtpm_stop tpm
         grep -aE 'kos-boot|kos-system|KOS-TEST|kos:' console.log | sed 's/^/  | /' >&2
         expect_log 'kos-system .* component app: key appkey from the TPM \(sealed to the verified chain'
@@ -151,7 +130,7 @@ test_key_sealed_to_pcr7_and_15_opens_under_secure_boot_and_not_with_it_off() {
                 --output img/sealed-keys
         swtpm_stop tpm
         sealed_root_image
-        sealed_manifest sealed mini=mini.img app=app.img
+        mini_manifest sealed mini=mini.img app=app.img
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output bootk --uki uki.efi \
                 --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
         rm -rf esp && mkdir -p esp/EFI/BOOT && cp uki.efi esp/EFI/BOOT/BOOTX64.EFI

@@ -35,7 +35,7 @@ expect_refused_by_firmware() {
 }
 
 test_signed_uki_boots_with_secure_boot_enforcing_and_kexecs_the_manifest() {
-        VM_BOOT_KERNEL=kos vm_fixture
+        VM_BOOT_KERNEL=kos VM_SYSTEM_KERNEL=debian vm_fixture
         vm_manifest a
         activate a
         sb_uki
@@ -79,7 +79,7 @@ test_uki_signed_by_a_key_not_in_db_is_refused_by_the_firmware() {
 # keyring). Debian's vmlinuz is signed by Debian, whose key is in neither when
 # db holds only the vendor's: the manifest is valid, the kexec is refused.
 test_debian_boot_kernel_under_secure_boot_refuses_to_kexec_a_debian_signed_kernel() {
-        VM_BOOT_KERNEL=debian vm_fixture
+        VM_BOOT_KERNEL=debian VM_SYSTEM_KERNEL=debian vm_fixture
         vm_manifest a
         activate a
         local keys; keys=$(sb_keys)

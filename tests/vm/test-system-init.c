@@ -5,10 +5,13 @@
  * System Kernel tests that need no systemd) it also reports what the System
  * Kernel assembled: the layers under /run/kos/layers, the files named
  * /etc/kos-layer-* the overlay shows, boot.json's ImageFS identity and what
- * measurements.json says about PCR 8.
+ * measurements.json says about PCR 8, and what reading /etc/kos-victim (a
+ * file of a dm-verity layer the tests alter on the disk) gives.
  * With a TPM it prints the SHA-256 value of PCR 8 (the Boot Kernel's
  * measurement, docs/tpm.md) as "KOS-TEST-PCR 8 HEX". */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -50,6 +53,21 @@ static void report_root(void) {
         fclose(f);
 }
 
+/* Its first 16 bytes, or the error reading them gave (dm-verity: EIO). */
+static void report_victim(void) {
+        char data[17] = "";
+        int fd = open("/etc/kos-victim", O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return;
+        ssize_t n = read(fd, data, sizeof data - 1);
+        if (n < 0)
+                printf("KOS-TEST-ROOT victim-error=%s\n", strerror(errno));
+        else
+                printf("KOS-TEST-ROOT victim=%.*s\n", (int)n, data);
+        close(fd);
+}
+
 static void report_pcr(void) {
         char value[128] = "";
 
@@ -78,6 +96,7 @@ int main(void) {
         }
         cmdline[strcspn(cmdline, "\n")] = '\0';
         report_root();
+        report_victim();
         report_pcr();
         printf("KOS-TEST-SYSTEM cmdline=[%s]\n", cmdline);
         fflush(stdout);

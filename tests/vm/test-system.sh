@@ -1,6 +1,9 @@
 # The full chain in QEMU: Boot Kernel, kexec, System Kernel initrd, OverlayFS
 # root of three components (mmdebstrap base with dm-verity, an erofs runtime
 # layer with dm-verity, a squashfs app layer), systemd to multi-user.target.
+# The System Kernel's own rules are checked on a small root whose init is
+# tests/vm/test-system-init (mini_fixture): no systemd where it is not the
+# subject.
 
 # shellcheck source=system-lib.sh
 . "$ROOT/tests/vm/system-lib.sh"
@@ -25,19 +28,34 @@ test_full_chain_boots_systemd_on_the_layered_root_and_data_persists() {
         expect_log 'DataFS /dev/vda2 mounted at /data'
 }
 
+# --- Rules of the System Kernel, on a small root without systemd ---
+
 test_encrypted_component_mounts_with_its_key_and_stops_without_it() {
-        APP_ENCRYPT=1 sys_fixture
-        sys_boot
+        mini_fixture
+        mv initrd initrd-nokey # the fixture's: its key store is empty
+        mkdir -p app/etc && echo app >app/etc/kos-layer-app
+        "$KOS" component build --type squashfs --encrypt appkey --keystore keystore app app.img >/dev/null
+        "$KOS" mkinitrd --kernel-dir "$(vm_kernel_dir)" --keyring keyring --keystore keystore --output initrd >/dev/null
+        mini_manifest enc base=mini.img app=app.img
+        mini_boot
         expect_log 'component app: squashfs, LUKS2, re-hashed'
-        [ "$(report layer)" = "KOS-REPORT layer=app runtime=runtime" ] || fail "$(report layer)"
+        expect_log 'KOS-TEST-ROOT layers=2 etc-files=2' # the app layer's file is in the root
         # The same manifest with an initrd whose key store lacks the key.
-        rm keystore/appkey
-        "$KOS" mkinitrd --kernel-dir "$(vm_kernel_dir)" --keyring keyring --keystore keystore --output initrd-nokey >/dev/null
-        sys_manifest nokey runtime.img initrd-nokey
-        activate nokey
-        sys_boot
+        MINI_INITRD=initrd-nokey mini_manifest nokey base=mini.img app=app.img
+        mini_boot
         expect_log "BOOT FAILED at step 'find key', component app: key id appkey: no such key"
-        [ -z "$(report layer)" ] || fail "the system started without its key"
+        ! grep -qa 'KOS-TEST-SYSTEM' console.log || fail "the system started without its key"
+}
+
+# The runtime layer (make_runtime_layer, with its 16 KiB marker file
+# /etc/kos-victim) of the small root: the erofs image RUNTIME_IMAGE, with
+# dm-verity unless VERITY=0; manifest NAME of mini.img and it. The disk is made.
+runtime_fixture() { # NAME RUNTIME_IMAGE
+        mini_fixture
+        make_runtime_layer runtime
+        "$KOS" component build --type erofs $([ "${VERITY:-1}" = 0 ] || echo --verity) runtime "$2" >/dev/null 2>&1
+        mini_manifest "$1" base=mini.img runtime="$2"
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
 }
 
 # Changes one byte in every copy of the runtime layer's marker file inside the
@@ -49,44 +67,41 @@ tamper_disk() {
 }
 
 test_verity_component_altered_after_selection_gives_read_errors() {
-        sys_fixture
-        DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
+        runtime_fixture sys runtime.img
         tamper_disk
         sys_boot_direct sys
         expect_log 'component runtime: erofs, dm-verity'
-        report victim | grep -q 'victim-error=.*Input/output error' || fail "altered block was read: $(report victim)"
-        ! grep -qa 'KOS-REPORT victim=XOS' console.log || fail "modified content was returned"
+        expect_log 'KOS-TEST-ROOT victim-error=.*Input/output error'
+        ! grep -qa 'KOS-TEST-ROOT victim=XOS' console.log || fail "modified content was returned"
 }
 
 test_component_without_verity_altered_after_selection_is_refused() {
-        sys_fixture
-        "$KOS" component build --type erofs runtime runtime-plain.img >/dev/null 2>&1
-        sys_manifest plain runtime-plain.img
-        activate plain
-        DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
+        VERITY=0 runtime_fixture plain runtime-plain.img
         tamper_disk
         sys_boot_direct plain
         expect_log "BOOT FAILED at step 'verify component', component runtime: its file no longer hashes"
-        [ -z "$(report layer)" ] || fail "the altered component was mounted"
+        ! grep -qa 'KOS-TEST-ROOT' console.log || fail "the altered component was mounted"
 }
 
 test_manifest_on_trial_that_never_comes_up_falls_back_by_itself() {
-        sys_fixture # manifest "sys", not on trial: the known-good fallback
+        mini_fixture
         # "new" has a broken kernel command line: its System Kernel fails and reboots.
-        CMDLINE_EXTRA="kos.rw=bogus" sys_manifest new runtime.img
+        SYS_CMDLINE="$SYS_CMDLINE kos.rw=bogus" mini_manifest new base=mini.img
+        mini_manifest sys base=mini.img # not on trial: the known-good fallback
         "$KOS" activate img new --tries 2
         local boot
         for boot in 1 2 3; do
-                if [ "$boot" = 1 ]; then sys_boot; else KEEP_DISK=1 sys_boot; fi
+                if [ "$boot" = 1 ]; then mini_boot; else KEEP_DISK=1 mini_boot; fi
                 mv console.log "boot-$boot.log"
-                grep -qa 'KOS-REPORT multi-user' "boot-$boot.log" && break
+                grep -qa 'KOS-TEST-SYSTEM' "boot-$boot.log" && break
         done
         grep -qa 'manifest new: on trial, this boot recorded, 1 tries left' boot-1.log || fail "boot 1 did not count"
         grep -qa "BOOT FAILED at step 'R/W cache'" boot-1.log || fail "boot 1 did not fail as staged"
         grep -qa 'manifest new: on trial, this boot recorded, 0 tries left' boot-2.log || fail "boot 2 did not count"
         grep -qa 'manifest new: rejected: tries-exhausted' boot-3.log || fail "boot 3 did not skip new"
         grep -qa 'booting manifest sys' boot-3.log || fail "boot 3 did not fall back to sys"
-        grep -qa 'KOS-REPORT manifest=sys' boot-3.log || fail "the fallback did not reach multi-user"
+        grep -qa 'kos-system .* root assembled from 1 layers of manifest sys' boot-3.log || fail "the fallback's root was not assembled"
+        grep -qa 'KOS-TEST-SYSTEM' boot-3.log || fail "the fallback did not reach its init"
 }
 
 # --- Rules of the security review, on a small root without systemd ---

@@ -92,9 +92,7 @@ test_system_kernel_publishes_pcr8_event_that_replays_to_the_pcr() {
         mini_manifest mini base=mini.img
         imagefs_disk img disk.img "$IMAGEFS_UUID"
         vm_swtpm_start tpm
-        vm_run console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" -kernel bootk/vmlinuz -initrd bootk/initramfs.img \
-                -append "console=ttyS0 panic=-1 loglevel=4" -drive file=disk.img,if=virtio,format=raw \
-                "${VM_TPM_ARGS[@]}" || true
+        vm_run_kernel console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" "${VM_TPM_ARGS[@]}" || true
         swtpm_stop tpm
         grep -aE 'kos-boot|kos-system|KOS-TEST' console.log | sed 's/^/  | /' >&2
         local want; want=$("$KOS" tpm expected-pcr "$(sha img/manifests/mini.json)")
