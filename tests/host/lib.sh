@@ -408,3 +408,11 @@ network_test_cleanup() {
         for m in "${SMALL_MOUNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
         SMALL_MOUNTS=()
 }
+
+# unhex: hex digits on standard input to the bytes they spell (xxd -r -p,
+# which a minimal Debian lacks).
+unhex() {
+        local hex
+        hex=$(tr -d ' \n')
+        printf '%b' "$(sed 's/../\\x&/g' <<<"$hex")"
+}

@@ -123,7 +123,7 @@ test_nv_floor_redefined_with_a_secret_auth_value_is_tampering_and_fails_closed()
         grep -q 'it was defined again with a secret authValue (tampering)' boot.log || fail "provisioning: no reason"
         expect_fails_closed 'TPM_RC_BAD_AUTH.*secret authValue \(tampering\)'
 
-        "$KOS" tpm floor-policy | xxd -r -p >policy.bin
+        "$KOS" tpm floor-policy | unhex >policy.bin
         tpm2 tpm2_nvundefine 0x01004b4f -C o
         tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "nt=counter|policyread|policywrite|no_da" -L policy.bin \
                 -p secret >/dev/null
@@ -220,7 +220,7 @@ test_nv_floor_with_an_owner_password_is_read_and_raised_without_it_and_never_fal
         grep -q 'cannot define NV 0x01004b4f: bad authorization for the owner hierarchy (TPM_RC_BAD_AUTH)' boot.log ||
                 fail "provisioning: no reason"
         expect_fails_closed 'NV 0x01004b4f is not defined'
-        "$KOS" tpm floor-policy | xxd -r -p >policy.bin
+        "$KOS" tpm floor-policy | unhex >policy.bin
         tpm2 tpm2_nvdefine 0x01004b4f -C o -P ownerpw -s 8 -a "nt=counter|policyread|policywrite|no_da" \
                 -L policy.bin >/dev/null
         boot_kernel
