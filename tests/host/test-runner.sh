@@ -104,7 +104,7 @@ fake_vm_suite() {
 # run_fake_vm_suite: runs vmtests/ as tests/run.sh does; status in $rc, output in out.
 run_fake_vm_suite() {
         rc=0
-        VM_ACCEL=tcg KOS=/bin/true TEST_TIMES=$PWD/times "$ROOT/tests/runner.sh" vmtests >out 2>&1 || rc=$?
+        PREFIX= VM_ACCEL=tcg KOS=/bin/true TEST_TIMES=$PWD/times "$ROOT/tests/runner.sh" vmtests >out 2>&1 || rc=$?
         sed 's/^/    | /' out
 }
 
