@@ -104,7 +104,7 @@ test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event
         # later, to find PCR 15 still at the marker): the boot stops at the
         # leave event and nothing of the root runs. (A manifest whose keys
         # need no TPM, so that the boot gets that far.)
-        sealed_manifest nokey mini=mini.img dev=dev.img
+        mini_manifest nokey mini=mini.img dev=dev.img
         imagefs_disk img disk.img "$IMAGEFS_UUID"
         HANDOFF_TPM_MARKER=1 sys_boot_direct nokey
         expect_log "BOOT FAILED at step 'leave TPM': the Boot Kernel extended PCR 15 with the verified-boot marker \(kos.tpm_marker=1\), and this initrd finds no TPM"
