@@ -6,8 +6,8 @@
  * initramfs, and kexecs into that manifest's System Kernel, loading the very
  * bytes it verified (sealed memfds), with the manifest's signed cmdline and
  * the handoff (early_handoff_format: manifest id, ImageFS filesystem and
- * partition UUIDs). An ImageFS spec that matches more than one device is
- * refused, never guessed. When nothing is valid it prints every
+ * partition UUIDs, whether PCR 15 gets the verified-boot marker). An
+ * ImageFS spec that matches more than one device is refused, never guessed. When nothing is valid it prints every
  * reason and halts, or reboots after a delay with kos.on_fail=reboot. It
  * never runs unverified code and never exits (an exiting PID 1 panics).
  *
@@ -16,10 +16,12 @@
  *   kos.imagefs_timeout=SECONDS               default 10
  *   kos.on_fail=halt|reboot                   default halt
  *   kos.on_fail_delay=SECONDS                 default 10
- *   kos.tpm=required                          boot nothing unless the TPM's
- *                                             rollback floor counter is usable
- *                                             (docs/tpm.md); default: use it
- *                                             when there is a TPM
+ *   kos.tpm=required                          boot nothing without a TPM
+ *                                             (docs/tpm.md); default: without
+ *                                             one, the ImageFS floor alone.
+ *                                             A TPM that is there but whose
+ *                                             floor counter cannot be used
+ *                                             boots nothing either way
  */
 #include <errno.h>
 #include <linux/kexec.h>
@@ -45,7 +47,7 @@
 #include "layout.h"
 #include "tpm.h"
 
-#define IMAGEFS_MOUNT "/imagefs"
+#define IMAGEFS_MOUNT KOS_INITRAMFS_IMAGEFS_MOUNT
 #define MODULES_DIR "/lib/modules"
 #define MAX_KEXEC_CMDLINE 2048 /* x86 COMMAND_LINE_SIZE */
 
@@ -219,6 +221,20 @@ static void log_selection(const struct kos_selection *s, double seconds) {
         early_log("selection took %.3f s", seconds);
 }
 
+/* Whether this boot extends PCR 15 with the verified-boot marker: decided
+ * once, before any handoff is built, so that the handoff's kos.tpm_marker=
+ * says what happens (docs/tpm.md, "Sealed keys"): with it, the System Kernel
+ * extends the leave event or stops. Any TPM device counts, even one that
+ * fails to open: the marker may still land, and the leave must follow. */
+static bool tpm_marker;
+
+static void probe_tpm_marker(void) {
+        struct kos_tpm t;
+
+        tpm_marker = kos_tpm_open(&t) != -ENODEV;
+        kos_tpm_close(&t);
+}
+
 /* Measured boot (docs/tpm.md): extends KOS_TPM_PCR with the manifest about
  * to boot, and logs the event; the System Kernel recomputes it from the id
  * it is handed and publishes it in /run/kos/measurements.json. Without a
@@ -228,8 +244,10 @@ static void measure_manifest(const char *name, const uint8_t id[static KOS_SHA25
         uint8_t digest[KOS_SHA256_LEN];
         char id_hex[KOS_SHA256_HEX_LEN + 1], digest_hex[KOS_SHA256_HEX_LEN + 1];
         struct kos_tpm t;
-        int r = kos_tpm_open(&t);
 
+        if (!tpm_marker) /* the handoff said no marker: none is extended */
+                return;
+        int r = kos_tpm_open(&t);
         if (r == -ENODEV)
                 return;
         if (r >= 0)
@@ -257,6 +275,7 @@ static int build_cmdline(const struct kos_manifest *m, const uint8_t id[static K
         snprintf(handoff.imagefs_uuid, sizeof handoff.imagefs_uuid, "%s", dev->uuid);
         snprintf(handoff.imagefs_partuuid, sizeof handoff.imagefs_partuuid, "%s",
                  dev->partuuid[0] ? dev->partuuid : EARLY_NO_PARTUUID);
+        handoff.tpm_marker = tpm_marker;
         return early_handoff_format(m->cmdline, &handoff, out, size);
 }
 
@@ -337,7 +356,13 @@ int main(void) {
 
         load_modules();
         r = kos_rollback_tpm_prepare(error, sizeof error);
-        early_log("rollback floor: %s%s", r < 0 && r != -ENODEV ? "WARNING: " : "", error);
+        early_log("rollback floor: %s", error);
+        /* A TPM whose counter cannot be used is tampering (or a failing
+         * TPM): never the ImageFS floor alone, which root can rewrite. */
+        if (r < 0 && r != -ENODEV) {
+                early_log("the TPM's rollback floor cannot be trusted: booting nothing (docs/tpm.md, \"Refusals\")");
+                fail_boot();
+        }
         if (r < 0 && early_cmdline_get("kos.tpm") && strcmp(early_cmdline_get("kos.tpm"), "required") == 0) {
                 early_log("kos.tpm=required and the TPM's rollback floor cannot be used");
                 fail_boot();
@@ -348,6 +373,7 @@ int main(void) {
                 fail_boot();
         }
         early_log("keyring: %zu trusted key(s)", ring.n_keys);
+        probe_tpm_marker();
 
         if (mount_imagefs(&imagefs_device) < 0 || kos_imagefs_open(IMAGEFS_MOUNT, &img) < 0) {
                 early_log("the ImageFS is missing or unusable");
@@ -365,6 +391,10 @@ int main(void) {
                 .boot_files_userdata = &preload,
         };
         r = kos_select(&img, &ring, &options, &s);
+        if (r == -ENOTRECOVERABLE) {
+                early_log("rollback floor: %s", s.floor.tpm);
+                fail_boot();
+        }
         if (r < 0) {
                 early_log("selection failed: %s", strerror(-r));
                 fail_boot();

@@ -87,23 +87,27 @@ extern int (*early_device_lister)(struct early_device *devices, size_t max, size
  * cmdline, and all the System Kernel takes from it. One format, built by one
  * function on both sides:
  *
- *   <signed cmdline> kos.manifest=<id> kos.imagefs=UUID=<uuid> kos.imagefs_partuuid=<partuuid>
+ *   <signed cmdline> kos.manifest=<id> kos.imagefs=UUID=<uuid> kos.imagefs_partuuid=<partuuid> kos.tpm_marker=<0|1>
  *
  * (no space before kos.manifest= when the signed cmdline is empty). id is the
  * manifest id (64 lowercase hex); uuid the ImageFS's filesystem UUID and
  * partuuid its partition's UUID (EARLY_NO_PARTUUID on a whole disk), both
- * 1 to 63 of [0-9A-Za-z-]. The System Kernel boots only when its
- * /proc/cmdline is exactly early_handoff_format(manifest cmdline, handoff). */
+ * 1 to 63 of [0-9A-Za-z-]; tpm_marker 1 when the Boot Kernel found a TPM and
+ * extends PCR 15 with the verified-boot marker before the kexec (the System
+ * Kernel must then extend the leave event or stop: docs/tpm.md). The System
+ * Kernel boots only when its /proc/cmdline is exactly
+ * early_handoff_format(manifest cmdline, handoff). */
 struct early_handoff {
         char manifest_id[65];
         char imagefs_uuid[64];
         char imagefs_partuuid[64];
+        bool tpm_marker;
 };
 
 /* -EINVAL when a field breaks the rules above, -E2BIG when out is too small. */
 int early_handoff_format(const char *signed_cmdline, const struct early_handoff *handoff, char *out, size_t size);
 /* Takes the handoff from the end of cmdline (a trailing newline, as in
- * /proc/cmdline, is ignored): -EBADMSG unless it ends with exactly the three
+ * /proc/cmdline, is ignored): -EBADMSG unless it ends with exactly the four
  * parameters above. It does not check the part before them: the caller
  * compares the whole with early_handoff_format() once the manifest's signed
  * cmdline is known. */

@@ -12,6 +12,7 @@
 #define MANIFEST_KEY "kos.manifest="
 #define UUID_KEY " kos.imagefs=UUID="
 #define PARTUUID_KEY " kos.imagefs_partuuid="
+#define TPM_MARKER_KEY " kos.tpm_marker="
 
 static bool is_id(const char *s, size_t len) {
         if (len != 64)
@@ -42,9 +43,9 @@ static bool handoff_is_valid(const struct early_handoff *h) {
 int early_handoff_format(const char *signed_cmdline, const struct early_handoff *handoff, char *out, size_t size) {
         if (!handoff_is_valid(handoff))
                 return -EINVAL;
-        int n = snprintf(out, size, "%s%s" MANIFEST_KEY "%s" UUID_KEY "%s" PARTUUID_KEY "%s", signed_cmdline,
-                         signed_cmdline[0] ? " " : "", handoff->manifest_id, handoff->imagefs_uuid,
-                         handoff->imagefs_partuuid);
+        int n = snprintf(out, size, "%s%s" MANIFEST_KEY "%s" UUID_KEY "%s" PARTUUID_KEY "%s" TPM_MARKER_KEY "%c",
+                         signed_cmdline, signed_cmdline[0] ? " " : "", handoff->manifest_id, handoff->imagefs_uuid,
+                         handoff->imagefs_partuuid, handoff->tpm_marker ? '1' : '0');
         return n < 0 || (size_t)n >= size ? -E2BIG : 0;
 }
 
@@ -77,10 +78,13 @@ int early_handoff_parse(const char *cmdline, struct early_handoff *ret) {
         if (!p)
                 return -EBADMSG;
         memset(ret, 0, sizeof *ret);
+        char marker[2];
         if (!take_value(&p, MANIFEST_KEY, ret->manifest_id, sizeof ret->manifest_id) ||
             !take_value(&p, UUID_KEY, ret->imagefs_uuid, sizeof ret->imagefs_uuid) ||
-            !take_value(&p, PARTUUID_KEY, ret->imagefs_partuuid, sizeof ret->imagefs_partuuid))
+            !take_value(&p, PARTUUID_KEY, ret->imagefs_partuuid, sizeof ret->imagefs_partuuid) ||
+            !take_value(&p, TPM_MARKER_KEY, marker, sizeof marker) || (marker[0] != '0' && marker[0] != '1'))
                 return -EBADMSG;
+        ret->tpm_marker = marker[0] == '1';
         /* Only the trailing newline may follow. */
         if ((size_t)(p - cmdline) != len)
                 return -EBADMSG;

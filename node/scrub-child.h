@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The scrub of the hash-tree components (lib/scrub.h) in a child process,
+/* The scrub of the hash-tree components (lib/device/scrub.h) in a child process,
  * so that Node Manager's event loop (the watchdog, the Varlink API) never
  * waits on it: the child lowers itself to nice 19 and the idle I/O class
  * (ioprio_set(2), IOPRIO_CLASS_IDLE), so it never slows kos-app, reads

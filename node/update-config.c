@@ -2,20 +2,11 @@
 #include "update-config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int bad(char *why, size_t size, const char *format, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *why, size_t size, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        vsnprintf(why, size, format, ap);
-        va_end(ap);
-        return -EINVAL;
-}
+#include "util.h"
 
 static char *trim(char *s) {
         while (*s == ' ' || *s == '\t')
@@ -57,26 +48,26 @@ static int set_line(struct update_config *c, unsigned *seen, unsigned line, cons
         while (k < 5 && strcmp(key, keys[k]) != 0)
                 k++;
         if (k == 5)
-                return bad(why, size, "line %u: unknown key \"%.40s\"", line, key);
+                return kos_say_why(-EINVAL, why, size, "line %u: unknown key \"%.40s\"", line, key);
         if (*seen & (1u << k))
-                return bad(why, size, "line %u: %s given twice", line, key);
+                return kos_say_why(-EINVAL, why, size, "line %u: %s given twice", line, key);
         *seen |= 1u << k;
         if (!value_valid(value))
-                return bad(why, size, "line %u: %s needs a value without spaces or control characters", line, key);
+                return kos_say_why(-EINVAL, why, size, "line %u: %s needs a value without spaces or control characters", line, key);
         switch (k) {
         case 0:
                 snprintf(c->registry, sizeof c->registry, "%s", value);
                 return 0;
         case 1:
                 return parse_seconds(value, 60, 604800, &c->interval) < 0
-                               ? bad(why, size, "line %u: interval takes 60 to 604800 seconds", line)
+                               ? kos_say_why(-EINVAL, why, size, "line %u: interval takes 60 to 604800 seconds", line)
                                : 0;
         case 2:
-                return parse_seconds(value, 0, 604800, &c->jitter) < 0 ? bad(why, size, "line %u: jitter takes 0 to 604800 seconds", line)
+                return parse_seconds(value, 0, 604800, &c->jitter) < 0 ? kos_say_why(-EINVAL, why, size, "line %u: jitter takes 0 to 604800 seconds", line)
                                                                        : 0;
         default:
                 if (value[0] != '/')
-                        return bad(why, size, "line %u: %s must be an absolute path", line, key);
+                        return kos_say_why(-EINVAL, why, size, "line %u: %s must be an absolute path", line, key);
                 snprintf(k == 3 ? c->credentials_file : c->ca_file, UPDATE_VALUE_MAX, "%s", value);
                 return 0;
         }
@@ -88,7 +79,7 @@ int update_config_parse(const char *text, size_t len, struct update_config *ret,
 
         *ret = (struct update_config){.interval = 3600};
         if (len > UPDATE_CONFIG_MAX || strlen(text) != len)
-                return bad(ret_why, why_size, "larger than %d bytes, or holds a NUL byte", UPDATE_CONFIG_MAX);
+                return kos_say_why(-EINVAL, ret_why, why_size, "larger than %d bytes, or holds a NUL byte", UPDATE_CONFIG_MAX);
         char *copy = strdup(text), *save = NULL;
         if (!copy)
                 return -ENOMEM;
@@ -104,7 +95,7 @@ int update_config_parse(const char *text, size_t len, struct update_config *ret,
                         continue;
                 char *eq = strchr(s, '=');
                 if (!eq) {
-                        r = bad(ret_why, why_size, "line %u: expected key = value", line);
+                        r = kos_say_why(-EINVAL, ret_why, why_size, "line %u: expected key = value", line);
                         break;
                 }
                 *eq = '\0';
@@ -114,7 +105,7 @@ int update_config_parse(const char *text, size_t len, struct update_config *ret,
         if (r < 0)
                 return r;
         if (!(seen & 1))
-                return bad(ret_why, why_size, "no registry = REFERENCE");
+                return kos_say_why(-EINVAL, ret_why, why_size, "no registry = REFERENCE");
         if (!(seen & 4))
                 ret->jitter = ret->interval / 10;
         return 0;

@@ -14,7 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define UPDATE_CONFIG_FILE "/etc/kos/update.conf"
+#include "layout.h"
+
+#define UPDATE_CONFIG_FILE KOS_UPDATE_CONFIG_FILE
 #define UPDATE_CONFIG_MAX 4096
 #define UPDATE_VALUE_MAX 512
 

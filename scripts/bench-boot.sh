@@ -172,7 +172,7 @@ sbkeys=$(sb_keys)
 "$KOS" activate img bench
 id=$(sha bench.json)
 uuid=$(cat /proc/sys/kernel/random/uuid)
-DATA_MIB=64 DATA_FORMAT=1 imagefs_disk img kos-disk.img "$uuid" >/dev/null 2>&1
+"$KOS" image --force --imagefs img --imagefs-uuid "$uuid" --data-size 64M --data-format kos-disk.img >/dev/null 2>&1
 # kos-tree: the same files, base checked by its hash tree. Its disk is copied
 # from kos-tree-disk.pristine before every boot.
 rm -rf img-tree && "$KOS" imagefs init img-tree
@@ -182,20 +182,14 @@ rm -rf img-tree && "$KOS" imagefs init img-tree
 "$KOS" manifest sign --key bench.key bench-tree.json >/dev/null
 "$KOS" install --keyring keyring img-tree bench-tree.json >/dev/null
 "$KOS" activate img-tree bench
-DATA_MIB=64 DATA_FORMAT=1 imagefs_disk img-tree kos-tree-disk.pristine "$(cat /proc/sys/kernel/random/uuid)" >/dev/null 2>&1
+"$KOS" image --force --imagefs img-tree --data-size 64M --data-format kos-tree-disk.pristine >/dev/null 2>&1
 # The Boot Kernel's handoff (docs/boot-kernel.md), which "direct" passes as it would.
 partuuid=$(sfdisk --part-uuid kos-disk.img 1 | tr 'A-Z' 'a-z')
 if [ "$sb_boots" -gt 0 ]; then
         # The same ImageFS behind an ESP holding the UKI; OVMF's variable
         # store with the development PK, KEK and db (made once, one boot).
-        rm -rf esp && mkdir -p esp/EFI/BOOT && cp bootk/kos-boot.efi esp/EFI/BOOT/BOOTX64.EFI
-        DATA_MIB=64 uefi_disk esp sb-disk.img img "$(cat /proc/sys/kernel/random/uuid)" >/dev/null 2>&1
-        # Its DataFS formatted, as kos-disk.img's (DATA_FORMAT=1): no first
-        # boot's mkfs in the times.
-        data_start=$(sfdisk -d sb-disk.img | sed -n 's/^sb-disk.img3 : start= *\([0-9]*\),.*/\1/p')
-        rm -f sb-data.part && mkfs.ext4 -q -F -L KOS-DATA sb-data.part 64M >/dev/null
-        dd if=sb-data.part of=sb-disk.img bs=1M seek=$((data_start / 2048)) conv=notrunc,sparse status=none
-        rm -f sb-data.part
+        # Its DataFS formatted, as kos-disk.img's: no first boot's mkfs in the times.
+        "$KOS" image --force --imagefs img --uki bootk/kos-boot.efi --data-size 64M --data-format sb-disk.img >/dev/null 2>&1
         sb_vars=$(sb_enrolled_vars)
 fi
 
@@ -215,7 +209,7 @@ boot() {
         stock) VM_KERNEL=vmlinuz VM_INITRD=$stock VM_APPEND="$COMMON root=/dev/vda rootfstype=squashfs" NO_DISK=1 \
                 vm_run_kernel "$log" 300 "$MARKER_RE" -drive file=stock-root.img,if=virtio,format=raw,readonly=on ;;
         direct) VM_KERNEL=vmlinuz VM_INITRD=initrd VM_DISK=kos-disk.img \
-                VM_APPEND="$COMMON kos.manifest=$id kos.imagefs=UUID=$uuid kos.imagefs_partuuid=$partuuid" \
+                VM_APPEND="$COMMON kos.manifest=$id kos.imagefs=UUID=$uuid kos.imagefs_partuuid=$partuuid kos.tpm_marker=0" \
                 vm_run_kernel "$log" 300 "$MARKER_RE" ;;
         kos-sb) cp "$sb_vars" sb-vars.fd && : >"$log"
                 firmware_watch "$log" "$start" >/dev/null &

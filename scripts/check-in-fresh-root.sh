@@ -12,7 +12,8 @@
 #
 # KOS_FRESH_ROOT_KEEP=1 keeps the root (for a look after a failure).
 # KOS_FRESH_ROOT_NO_CACHE=1 does not reuse the machine's Boot Kernel build
-# cache (/var/cache/kos/boot-kernel, keyed by the hash of its inputs).
+# cache (/var/cache/kos/boot-kernel, keyed by the hash of its inputs) nor the
+# packages' test root (/var/cache/kos/debian-root).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -gt 0 ] || set -- make check
@@ -78,6 +79,10 @@ done
 if [ "${KOS_FRESH_ROOT_NO_CACHE:-}" != 1 ]; then
         mkdir -p /var/cache/kos/boot-kernel "$root/src/kos/build/boot-kernel"
         mount --bind /var/cache/kos/boot-kernel "$root/src/kos/build/boot-kernel"
+        # Likewise the minimal Debian root the packages' test installs into
+        # (tests/host/test-packages.sh: mmdebstrap once a week, about a minute).
+        mkdir -p /var/cache/kos/debian-root "$root/var/cache/kos/debian-root"
+        mount --bind /var/cache/kos/debian-root "$root/var/cache/kos/debian-root"
 fi
 
 stamp "running '$*' in the fresh root"

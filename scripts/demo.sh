@@ -39,7 +39,10 @@ echo "key id $("$KOS" key-id keyring/kos-dev-DO-NOT-SHIP.pem)"
 
 step "Components"
 rm -rf runtime app1 app2 img
-kos_runtime_layer runtime keyring && kos_status_report_unit runtime
+# The runtime layer is the package kos-device, unpacked: we ship what we run.
+deb=$(kos_device_deb)
+kos_runtime_layer runtime keyring "$deb" && kos_status_report_unit runtime
+echo "runtime layer: package kos-device $(dpkg-deb -f "$deb" Version) (dpkg-deb -x), the keyring, a status report unit"
 "$KOS" component build --type erofs runtime runtime.img 2>/dev/null | grep -v '^mkfs.erofs'
 # The app is encrypted (LUKS2) with the key demo-app, kept in build/demo/factory
 # (the factory's store, never on the device: the initrd's key store stays
@@ -61,7 +64,7 @@ step "Boot Kernel (its own kernel, built once from linux-source-6.1) as a UKI si
 bk=$(BUILD="$ROOT/build" nice -n 10 "$ROOT/scripts/build-boot-kernel.sh")
 echo "Boot Kernel kernel: $bk ($(du -h "$bk" | cut -f1))"
 "$KOS" mkboot --kernel "$bk" --keyring keyring --output bootk --uki bootk/kos-boot.efi \
-        --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$sbkeys/db.key" --sign-cert "$sbkeys/db.crt"
+        --cmdline "console=ttyS0 panic=-1 loglevel=4 kos.tpm=required" --sign-key "$sbkeys/db.key" --sign-cert "$sbkeys/db.crt"
 sbverify --cert "$sbkeys/db.crt" bootk/kos-boot.efi
 "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd
 
@@ -94,10 +97,11 @@ swtpm_stop tpm
 echo "sealed-keys/demo-app on the ImageFS: key demo-app sealed to PCR 7 = ${pcr7:0:16}... (Secure Boot enforcing with the demo's PK, KEK and db; computed on the host, no boot) and PCR 15 = the KOS verified-boot marker"
 
 step "Disk: GPT with an EFI system partition (the UKI as \\EFI\\BOOT\\BOOTX64.EFI), the ImageFS and an empty DataFS"
-IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
-rm -rf esp && mkdir -p esp/EFI/BOOT && cp bootk/kos-boot.efi esp/EFI/BOOT/BOOTX64.EFI
-IMAGEFS_EXTRA_MIB=256 DATA_MIB=128 uefi_disk esp disk.img img "$IMAGEFS_UUID" 2>/dev/null
-ls -lh disk.img | awk '{print "build/demo/disk.img", $5}'
+# kos image writes the factory image a vendor flashes (bmaptool copy --bmap
+# disk.bmap disk.img /dev/DEVICE): the DataFS is left empty, the System
+# Kernel formats it at first boot.
+"$KOS" image --force --imagefs img --imagefs-extra 256M --uki bootk/kos-boot.efi --data-size 128M --bmap disk.bmap \
+        disk.img
 
 vm_swtpm_start tpm
 
@@ -135,6 +139,8 @@ printf '%-44s %s\n' "kos-app started" "$(t 'kos-app.target started') s"
 printf '%-44s %s\n' "boot marked good" "$(t 'marked good') s"
 echo
 grep -a 'KOS-APP started' "$log" | head -1 | sed 's/^/proof: /' || true
+device_kos=$(grep -a 'KOS-VERSION ' "$log" | head -1 | sed 's/^KOS-VERSION //' | tr -d '\r')
+echo "version: $("$KOS" --version) on the host; ${device_kos:-no kos --version} on the device (package kos-device $(dpkg-deb -f "$deb" Version))"
 status=$(grep -a 'KOS-STATUS' "$log" | head -1 | sed 's/^KOS-STATUS //' | tr -d '\r')
 if ! grep -aq 'EFI stub: UEFI Secure Boot is enabled' "$log"; then
         echo "DEMO FAILED: the Boot Kernel did not start under enforcing Secure Boot; see build/demo/console.log" >&2

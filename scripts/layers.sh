@@ -4,19 +4,34 @@
 # on top), and by anyone building a device: copy kos_runtime_layer into your
 # build, or source this file. Needs ROOT (the repository) and BUILD.
 
-# kos_runtime_layer DIR KEYRING_DIR: Node Manager (/usr/lib/kos), a static
-# kos for `kos node ...` on the device (/usr/bin/kos), the keyring that
-# bundles are checked against (/etc/kos/keyring, as the inits use), and the
-# units: kos-node-manager.service, started by multi-user.target, and
-# kos-app.target, which only Node Manager starts.
+# kos_runtime_layer DIR KEYRING_DIR [KOS_DEVICE_DEB]: the package kos-device
+# unpacked into DIR (dpkg-deb -x: we ship what we run), then the keyring
+# that bundles are checked against (/etc/kos/keyring, as the inits use). The
+# package holds Node Manager and kos-node-pull (/usr/lib/kos), a static kos
+# for `kos node ...` on the device (/usr/bin/kos), and the units:
+# kos-node-manager.service, started by multi-user.target, and kos-app.target,
+# which only Node Manager starts. Without KOS_DEVICE_DEB, `make deb` builds
+# it (or finds it up to date) in this checkout.
 kos_runtime_layer() {
-        local dir=$1 keyring=$2
-        mkdir -p "$dir/usr/lib/kos" "$dir/usr/bin" "$dir/etc/kos/keyring" "$dir/etc/systemd/system/multi-user.target.wants"
-        cp "$ROOT/$BUILD/kos-node-manager" "$dir/usr/lib/kos/"
-        cp "$ROOT/$BUILD/kos-static" "$dir/usr/bin/kos"
+        local dir=$1 keyring=$2 deb=${3:-}
+        if [ -z "$deb" ]; then
+                deb=$(kos_device_deb) || return 1
+        fi
+        mkdir -p "$dir/etc/kos/keyring"
+        dpkg-deb -x "$deb" "$dir"
         cp "$keyring"/*.pem "$dir/etc/kos/keyring/"
-        cp "$ROOT"/node/units/kos-node-manager.service "$ROOT"/node/units/kos-app.target "$dir/etc/systemd/system/"
-        ln -sf ../kos-node-manager.service "$dir/etc/systemd/system/multi-user.target.wants/"
+}
+
+# kos_device_deb: the kos-device package of this checkout's version, made or
+# brought up to date by `make deb`; prints its path.
+kos_device_deb() {
+        local version arch deb
+        version=$("$ROOT/scripts/version.sh") && arch=$(dpkg --print-architecture) || return 1
+        make -C "$ROOT" --no-print-directory -s BUILD="$BUILD" KOS_VERSION="$version" deb >&2 || return 1
+        case $BUILD in /*) deb=$BUILD ;; *) deb=$ROOT/$BUILD ;; esac
+        deb=$deb/deb/kos-device_${version}_$arch.deb
+        [ -s "$deb" ] || { echo "kos_device_deb: make deb did not make $deb" >&2; return 1; }
+        echo "$deb"
 }
 
 # kos_demo_app_layer DIR VERSION: the demo app, a daemon that is part of
@@ -41,7 +56,7 @@ After=kos-node-manager.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'sleep 5; echo "KOS-STATUS $(kos node status | tr -d "\\n")" >/dev/console'
+ExecStart=/bin/sh -c 'sleep 5; echo "KOS-VERSION $(kos --version)" >/dev/console; echo "KOS-STATUS $(kos node status | tr -d "\\n")" >/dev/console'
 
 [Install]
 WantedBy=multi-user.target

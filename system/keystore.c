@@ -11,31 +11,41 @@
 #include "tpm-seal.h"
 #include "util.h"
 
-static const char *sealed_dir;
+static int imagefs_fd = -1;
 static unsigned tpm_unsealed;
 
-void kos_key_provider_tpm_set_dir(const char *dir) { sealed_dir = dir; }
+void kos_key_provider_tpm_set_imagefs(int imagefs_root_fd) { imagefs_fd = imagefs_root_fd; }
 unsigned kos_key_provider_tpm_unsealed(void) { return tpm_unsealed; }
 
-/* The sealed-key file of key_id: -ENOKEY when there is none. */
+/* The sealed-key file of key_id, beneath the ImageFS like every path in it:
+ * sealed-keys/ and the file each opened without following a symlink
+ * (-ELOOP: refused, never "no such key"). -ENOKEY when there is none. */
 static int read_sealed(const char *key_id, struct kos_sealed_key *ret, char *error, size_t error_size) {
         _cleanup_free_ char *data = NULL;
         size_t len;
 
-        if (!sealed_dir)
+        if (imagefs_fd < 0)
                 return -ENOKEY;
-        _cleanup_close_ int dirfd = open(sealed_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd < 0)
-                return errno == ENOENT ? -ENOKEY : -errno;
+        _cleanup_close_ int dirfd = openat(imagefs_fd, KOS_SEALED_KEY_DIR,
+                                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dirfd < 0 && errno == ENOENT)
+                return -ENOKEY;
+        if (dirfd < 0) {
+                int r = errno == ENOTDIR ? -ELOOP : -errno; /* O_NOFOLLOW|O_DIRECTORY on a symlink: ENOTDIR */
+                snprintf(error, error_size, "ImageFS " KOS_SEALED_KEY_DIR "/ is %s: refused",
+                         r == -ELOOP ? "a symlink or not a directory" : strerror(-r));
+                return r;
+        }
         int r = kos_read_file_at(dirfd, key_id, KOS_SEALED_KEY_MAX, &data, &len);
         if (r == -ENOENT)
                 return -ENOKEY;
         if (r < 0) {
-                snprintf(error, error_size, "%s/%s: %s", sealed_dir, key_id, strerror(-r));
+                snprintf(error, error_size, "ImageFS " KOS_SEALED_KEY_DIR "/%s: %s", key_id,
+                         r == -ELOOP ? "a symlink: refused" : strerror(-r));
                 return r;
         }
         if (kos_sealed_key_parse((const uint8_t *)data, len, ret) < 0) {
-                snprintf(error, error_size, "%s/%s is not a sealed-key file", sealed_dir, key_id);
+                snprintf(error, error_size, "ImageFS " KOS_SEALED_KEY_DIR "/%s is not a sealed-key file", key_id);
                 return -EBADMSG;
         }
         return 0;
@@ -125,4 +135,14 @@ int kos_key_lookup(const struct kos_key_provider *const *providers, const char *
                 }
         }
         return r;
+}
+
+enum kos_leave_verdict kos_leave_verdict(bool marker_handed_on, int extend_result, unsigned unsealed) {
+        if (extend_result >= 0)
+                return KOS_LEAVE_EXTENDED;
+        /* PCR 15 may hold the marker: left there, whatever finds the TPM
+         * later (root loading a TPM driver this initrd lacks) could unseal. */
+        if (marker_handed_on || unsealed > 0)
+                return KOS_LEAVE_STOP;
+        return extend_result == -ENODEV ? KOS_LEAVE_NO_TPM : KOS_LEAVE_WARN;
 }

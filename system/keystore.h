@@ -3,7 +3,7 @@
  * A provider is a lookup by key id; they are asked in order, and the first
  * that knows the id answers (a key it cannot give stops the boot):
  *   1. the TPM provider: the ImageFS's sealed-keys/<id>, a TPM object sealed
- *      to the verified chain (lib/tpm-seal.h, docs/tpm.md "Sealed keys");
+ *      to the verified chain (lib/system/tpm-seal.h, docs/tpm.md "Sealed keys");
  *   2. the development provider: /etc/kos/keys/<id> in the initrd, which is
  *      as secret as the disk: development only, and it says so on the
  *      console. */
@@ -27,9 +27,9 @@ struct kos_key_provider {
 extern const struct kos_key_provider kos_key_provider_tpm;
 extern const struct kos_key_provider kos_key_provider_initrd;
 
-/* The directory the TPM provider reads sealed-key files from (the mounted
- * ImageFS's sealed-keys/). */
-void kos_key_provider_tpm_set_dir(const char *dir);
+/* The ImageFS the TPM provider reads sealed-keys/<id> from, by its root
+ * directory fd (borrowed; -1: none). */
+void kos_key_provider_tpm_set_imagefs(int imagefs_root_fd);
 /* How many keys the TPM provider has unsealed in this process. */
 unsigned kos_key_provider_tpm_unsealed(void);
 
@@ -37,3 +37,17 @@ unsigned kos_key_provider_tpm_unsealed(void);
  * answered (or the last asked), error says why it could not give the key. */
 int kos_key_lookup(const struct kos_key_provider *const *providers, const char *key_id, uint8_t **ret, size_t *ret_len,
                    const struct kos_key_provider **ret_provider, char *error, size_t error_size);
+
+/* The leave event (docs/tpm.md, "Sealed keys"): what the System Kernel does
+ * once its components are open, given whether the Boot Kernel's handoff
+ * says it extended PCR 15 with the verified-boot marker, the result of
+ * extending the leave event (0, -ENODEV when this initrd finds no TPM, or
+ * another negative errno) and how many keys were unsealed. */
+enum kos_leave_verdict {
+        KOS_LEAVE_EXTENDED, /* PCR 15 is past the marker: nothing sealed opens again */
+        KOS_LEAVE_NO_TPM,   /* no TPM here and no marker handed on: nothing to shut */
+        KOS_LEAVE_WARN,     /* not extended, but PCR 15 never held the marker and no key was given out */
+        KOS_LEAVE_STOP,     /* not extended, and something sealed could open later: stop the boot */
+};
+
+enum kos_leave_verdict kos_leave_verdict(bool marker_handed_on, int extend_result, unsigned unsealed);

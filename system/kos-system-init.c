@@ -14,7 +14,7 @@
  * Command line: exactly the manifest's signed cmdline, then the Boot Kernel's
  * handoff (early_handoff_format(), checked once the manifest is verified;
  * nothing else on it is acted upon before that):
- *   kos.manifest=<sha256> kos.imagefs=UUID=<uuid> kos.imagefs_partuuid=<partuuid|none>
+ *   kos.manifest=<sha256> kos.imagefs=UUID=<uuid> kos.imagefs_partuuid=<partuuid|none> kos.tpm_marker=<0|1>
  * and, from the signed part:
  *   kos.rw=tmpfs              R/W cache on a tmpfs (default): empty every boot
  *   kos.rw=wipe:SPEC          on the partition SPEC (PARTLABEL=, LABEL=, UUID=),
@@ -49,7 +49,7 @@
 #include "stack.h"
 #include "layout.h"
 
-#define IMAGEFS_MOUNT "/imagefs"
+#define IMAGEFS_MOUNT KOS_INITRAMFS_IMAGEFS_MOUNT
 #define LAYERS_DIR "/mnt"
 #define RW_MOUNT "/rw"
 #define NEW_ROOT "/newroot"
@@ -137,7 +137,7 @@ static void read_handoff(struct boot *b) {
         if (early_handoff_parse(early_cmdline_raw(), &b->handoff) < 0)
                 fail_boot("read command line", NULL,
                           "it does not end with the Boot Kernel's kos.manifest=, kos.imagefs=UUID=, "
-                          "kos.imagefs_partuuid= (this kernel must be started by the Boot Kernel)");
+                          "kos.imagefs_partuuid=, kos.tpm_marker= (this kernel must be started by the Boot Kernel)");
 }
 
 /* The very device the Boot Kernel verified: the only one with its
@@ -310,30 +310,40 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
  * open, KOS_TPM_SEAL_PCR moves past the value keys are sealed to, so that
  * nothing that runs later (systemd, the app, root) can unseal them again
  * until the next platform reset. Every boot with a TPM does it, whether or
- * not a key was unsealed: other manifests' keys must stay shut too. A TPM
- * that cannot be extended after handing out a key stops the boot. */
-static void leave_sealed_keys(void) {
+ * not a key was unsealed: other manifests' keys must stay shut too. When the
+ * handoff says the Boot Kernel extended the marker, or a key was handed out,
+ * a leave event that cannot be extended (no TPM found here included) stops
+ * the boot (kos_leave_verdict()). */
+static void leave_sealed_keys(const struct boot *b) {
         struct kos_tpm t;
         int r = kos_tpm_open(&t);
 
-        if (r == -ENODEV) {
-                early_log("sealed keys: no TPM, no leave event");
-                return;
-        }
         if (r >= 0)
                 r = kos_tpm_seal_leave(&t);
-        if (r < 0) {
-                if (kos_key_provider_tpm_unsealed() > 0)
-                        fail_boot("leave TPM", NULL, "cannot extend PCR %d of TPM %s with the leave event: %s (TPM rc "
-                                  "0x%x); the unsealed keys would stay open to the running system",
-                                  KOS_TPM_SEAL_PCR, t.path, strerror(-r), t.last_rc);
-                early_log("sealed keys: WARNING: cannot extend PCR %d with the leave event: %s", KOS_TPM_SEAL_PCR,
-                          strerror(-r));
-        } else
+        kos_tpm_close(&t);
+        switch (kos_leave_verdict(b->handoff.tpm_marker, r, kos_key_provider_tpm_unsealed())) {
+        case KOS_LEAVE_EXTENDED:
                 early_log("sealed keys: %u unsealed; PCR %d extended with the leave event \"%s\": no key sealed to the "
                           "verified chain opens again until the next reset",
                           kos_key_provider_tpm_unsealed(), KOS_TPM_SEAL_PCR, KOS_TPM_LEAVE_EVENT);
-        kos_tpm_close(&t);
+                return;
+        case KOS_LEAVE_NO_TPM:
+                early_log("sealed keys: no TPM, no leave event");
+                return;
+        case KOS_LEAVE_WARN:
+                early_log("sealed keys: WARNING: cannot extend PCR %d with the leave event: %s", KOS_TPM_SEAL_PCR,
+                          strerror(-r));
+                return;
+        case KOS_LEAVE_STOP:
+                if (r == -ENODEV)
+                        fail_boot("leave TPM", NULL, "the Boot Kernel extended PCR %d with the verified-boot marker "
+                                  "(kos.tpm_marker=1), and this initrd finds no TPM to extend the leave event: keys "
+                                  "sealed to the chain would stay open to the running system (does the initrd lack "
+                                  "the TPM driver?)", KOS_TPM_SEAL_PCR);
+                fail_boot("leave TPM", NULL, "cannot extend PCR %d of TPM %s with the leave event: %s (TPM rc "
+                          "0x%x); %s would stay open to the running system", KOS_TPM_SEAL_PCR, t.path, strerror(-r),
+                          t.last_rc, kos_key_provider_tpm_unsealed() > 0 ? "the unsealed keys" : "keys sealed to the chain");
+        }
 }
 
 static void mount_rw_cache(struct boot *b) {
@@ -358,7 +368,7 @@ static void mount_rw_cache(struct boot *b) {
                                   r == -ENOTUNIQ ? "more than one device (listed above) matches" : "no device matches", spec);
                 if (!wipe)
                         early_log("WARNING: kos.rw=persist: runtime changes are KEPT across boots (development only)");
-                if ((wipe || !dev.type[0]) && run_mkfs(dev.path, "KOS-RW") < 0)
+                if ((wipe || !dev.type[0]) && run_mkfs(dev.path, KOS_LABEL_RW) < 0)
                         fail_boot("R/W cache", NULL, "cannot format %s", dev.path);
                 if (mount(dev.path, RW_MOUNT, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0)
                         fail_boot("R/W cache", NULL, "mount %s: %m", dev.path);
@@ -462,7 +472,7 @@ static void mount_data(struct boot *b) {
                 return;
         } else
                 b->data_state = "mounted";
-        if (mkdir_p(NEW_ROOT "/data") < 0 || mount(dev.path, NEW_ROOT "/data", "ext4", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+        if (mkdir_p(NEW_ROOT KOS_DATA_MOUNT) < 0 || mount(dev.path, NEW_ROOT KOS_DATA_MOUNT, "ext4", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
                 early_log("DataFS: cannot mount %s: %m; continuing without /data", dev.path);
                 b->data_state = "unmountable";
                 return;
@@ -472,34 +482,30 @@ static void mount_data(struct boot *b) {
 }
 
 static void write_boot_json(const struct boot *b) {
-        json_t *components = json_array();
-        char hex[KOS_SHA256_HEX_LEN + 1];
+        static struct kos_boot_info info; /* 30 KiB: not on PID 1's stack */
 
+        info = (struct kos_boot_info){.version = b->manifest->version, .n_components = b->manifest->n_components,
+                                      .timings = {b->t_init, b->t_modules, b->t_imagefs, b->t_manifest, b->t_layers, b->t_root}};
         for (size_t i = 0; i < b->manifest->n_components; i++) {
                 const struct kos_component *c = &b->manifest->components[i];
-                kos_hex_encode(c->blob.sha256, KOS_SHA256_LEN, hex);
-                json_array_append_new(components,
-                                      json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:f}", "name", c->name, "type",
-                                                kos_component_type_to_string(c->type), "sha256", hex, "device",
-                                                b->layers[i].device, "verity", b->layers[i].verity, "encrypted",
-                                                b->layers[i].encrypted, "verify", kos_verify_to_string(c->verify),
-                                                "mount_seconds", b->layers[i].seconds));
+                struct kos_boot_info_component *out = &info.components[i];
+                *out = (struct kos_boot_info_component){.type = c->type, .verity = b->layers[i].verity,
+                                                        .encrypted = b->layers[i].encrypted, .verify = c->verify,
+                                                        .mount_seconds = b->layers[i].seconds};
+                snprintf(out->name, sizeof out->name, "%s", c->name);
+                memcpy(out->sha256, c->blob.sha256, KOS_SHA256_LEN);
+                snprintf(out->device, sizeof out->device, "%s", b->layers[i].device);
         }
-        json_t *details = json_pack("{s:o, s:s, s:{s:s, s:s}, s:{s:f, s:f, s:f, s:f, s:f, s:f}}", "components",
-                                    components, "rw", b->rw_mode, "data", "state", b->data_state, "device",
-                                    b->data_device, "timings", "init_start", b->t_init, "modules_loaded", b->t_modules,
-                                    "imagefs_mounted", b->t_imagefs, "manifest_verified", b->t_manifest,
-                                    "layers_mounted", b->t_layers, "root_assembled", b->t_root);
-        struct kos_boot_info info = {.version = b->manifest->version};
         snprintf(info.name, sizeof info.name, "%s", b->manifest->name);
         snprintf(info.imagefs_uuid, sizeof info.imagefs_uuid, "%s", b->handoff.imagefs_uuid);
         snprintf(info.imagefs_partuuid, sizeof info.imagefs_partuuid, "%s", b->handoff.imagefs_partuuid);
         snprintf(info.imagefs_device, sizeof info.imagefs_device, "%s", b->imagefs_device);
+        snprintf(info.rw, sizeof info.rw, "%s", b->rw_mode);
+        snprintf(info.data_state, sizeof info.data_state, "%s", b->data_state);
+        snprintf(info.data_device, sizeof info.data_device, "%s", b->data_device);
         int r = kos_hex_decode(b->id, strlen(b->id), info.id, KOS_SHA256_LEN);
         if (r >= 0)
-                r = kos_boot_info_write(NEW_ROOT KOS_BOOT_INFO_FILE, &info, details);
-        else
-                json_decref(details);
+                r = kos_boot_info_write(NEW_ROOT KOS_BOOT_INFO_FILE, &info);
         if (r < 0)
                 fail_boot("write boot.json", NULL, "cannot write " KOS_BOOT_INFO_FILE ": %s", strerror(-r));
 }
@@ -621,11 +627,12 @@ int main(void) {
         check_cmdline(&b);
         if (mkdir(LAYERS_DIR, 0755) < 0 && errno != EEXIST)
                 fail_boot("mount component", NULL, "mkdir " LAYERS_DIR ": %m");
-        kos_key_provider_tpm_set_dir(IMAGEFS_MOUNT "/" KOS_SEALED_KEY_DIR);
+        kos_key_provider_tpm_set_imagefs(img.root_fd);
         for (size_t i = 0; i < b.manifest->n_components; i++)
                 mount_component(&b, &img, i);
-        leave_sealed_keys();
+        leave_sealed_keys(&b);
         b.t_layers = early_uptime();
+        kos_key_provider_tpm_set_imagefs(-1);
         kos_imagefs_close(&img);
         mount_rw_cache(&b);
         mount_overlay(&b);

@@ -72,7 +72,6 @@ int stack_open_luks2(const char *device, const char *name, const uint8_t *key, s
 
 int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
                       bool restart_on_corruption, char *error, size_t error_size) {
-        uint8_t untrusted_superblock[KOS_VERITY_SUPERBLOCK_SIZE];
         uint8_t salt[KOS_VERITY_MAX_SALT];
         size_t salt_size;
         struct crypt_device *cd = NULL;
@@ -85,13 +84,7 @@ int stack_open_verity(const char *device, const char *name, uint64_t hash_offset
                 describe(-errno, "cannot open the device", error, error_size);
                 return -errno;
         }
-        ssize_t n = pread(fd, untrusted_superblock, sizeof untrusted_superblock, (off_t)hash_offset);
-        if (n < 0) {
-                describe(-errno, "cannot read the dm-verity superblock", error, error_size);
-                return -errno;
-        }
-        r = kos_verity_check_superblock(untrusted_superblock, (size_t)n, hash_offset, salt, &salt_size, error,
-                                          error_size);
+        r = kos_verity_read_superblock(fd, hash_offset, salt, &salt_size, error, error_size);
         if (r < 0)
                 return r;
         struct crypt_params_verity params = {

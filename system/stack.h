@@ -23,6 +23,7 @@ int stack_open_luks2(const char *device, const char *name, const uint8_t *key, s
  * so the Boot Kernel checks again (docs/format.md, "Boot counting").
  * Every parameter comes from the signed manifest (docs/system-kernel.md,
  * "dm-verity parameters"): the superblock is read once, checked with
- * kos_verity_check_superblock() (lib/verity.h), and only its salt is used. */
+ * kos_verity_read_superblock() (lib/boot/verity.h: the check selection
+ * and kos manifest create make too), and only its salt is used. */
 int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
                       bool restart_on_corruption, char *error, size_t error_size);

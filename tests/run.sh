@@ -37,8 +37,8 @@ usage() {
 
 suite_unit() { "$BUILD/unit-tests"; }
 suite_unit-asan() { "$BUILD/asan/unit-tests"; }
-suite_host() { KOS="$BUILD/kos" tests/runner.sh tests/host; }
-suite_host-asan() { KOS="$BUILD/asan/kos" PREFIX=asan: tests/runner.sh tests/host; }
+suite_host() { KOS="$BUILD/kos" KOS_FAULTS="$BUILD/test/kos" tests/runner.sh tests/host; }
+suite_host-asan() { KOS="$BUILD/asan/kos" KOS_FAULTS="$BUILD/asan/kos" PREFIX=asan: tests/runner.sh tests/host; }
 # VM_TESTS: another folder of VM tests (the runner's own tests use it). A VM
 # test keeps one CPU busy on average (TCG, and the host's work between
 # boots), so VM_JOBS of them run at once.

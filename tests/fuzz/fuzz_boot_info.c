@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* libFuzzer harness for /run/kos/boot.json's parser (lib/boot-info.c), which
+/* libFuzzer harness for /run/kos/boot.json's parser (lib/system/boot-info.c), which
  * gives Node Manager the devices it scrubs: whatever it accepts has a valid
  * manifest name, and every hash-tree device it names is a bounded path
  * under /dev/ with no ".." component. */

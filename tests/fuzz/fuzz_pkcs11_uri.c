@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer harness for the PKCS#11 URI parser (and the CKA_EC_POINT parser
  * on the same bytes): every decoded string stays within its field and is
- * NUL-terminated, a rejection always says why and leaves no PIN behind, and
- * an EC_POINT is accepted only as exactly 04 20 <32 bytes>. */
+ * NUL-terminated, a rejection always says why and leaves no PIN behind, an
+ * EC_POINT is accepted only as exactly 04 20 <32 bytes>, and the redacted
+ * text shows no pin-value but "***". */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pkcs11-sign.h"
 
@@ -43,6 +45,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (memcmp(u.pin_value, zero, sizeof zero) != 0)
                         abort();
         }
+        /* Redacted: every pin-value= is followed by *** (or the end of a
+         * truncated text), nothing else. */
+        char shown[64];
+        kos_redact_pin_values(uri, shown, sizeof shown);
+        if (strlen(shown) >= sizeof shown)
+                abort();
+        for (const char *p = shown; *p; p++)
+                if (strncasecmp(p, "pin-value=", 10) == 0 && strncmp(p + 10, "***", strnlen(p + 10, 3)) != 0)
+                        abort();
         free(uri);
         return 0;
 }

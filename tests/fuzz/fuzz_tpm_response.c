@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* libFuzzer harness for the TPM response parsers (lib/tpm.c) and the
- * sealed-key file (lib/tpm-seal.c): bytes from a device, or a disk, KOS does
+/* libFuzzer harness for the TPM response parsers (lib/boot/tpm.c) and the
+ * sealed-key file (lib/system/tpm-seal.c): bytes from a device, or a disk, KOS does
  * not control. The first input byte picks the command whose response the
  * rest is taken for; whatever a parser accepts must lie inside the input and
  * be internally consistent. */

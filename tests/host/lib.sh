@@ -3,6 +3,10 @@
 
 fail() { echo "  $*" >&2; exit 1; }
 
+# The test build of kos, with fault points (kos_fault_point() in lib/boot/util.h;
+# make build/test/kos): for the kill-point tests only.
+KOS_FAULTS=$(realpath -m "${KOS_FAULTS:-$ROOT/$BUILD/test/kos}")
+
 # The kos under test never touches the TPM of the machine running the
 # tests; a test that wants a TPM names its swtpm (swtpm_host_start).
 export KOS_TPM=none
@@ -273,7 +277,7 @@ registry_start() {
                         printf '    issuer: kos-test-issuer\n    rootcertbundle: %s/token.pem\n' "$REGISTRY_DIR"
                 fi
         } >"$REGISTRY_DIR/config.yml"
-        trap registry_stop EXIT
+        trap network_test_cleanup EXIT
         docker-registry serve "$REGISTRY_DIR/config.yml" >"$REGISTRY_DIR/log" 2>&1 &
         REGISTRY_PID=$!
         REGISTRY=$scheme://127.0.0.1:$port
@@ -295,4 +299,120 @@ registry_blob_gets() {
                 pattern="\"GET /v2/[^ ]*/blobs/sha256:($(IFS='|'; echo "$*")) "
         fi
         grep -cE "$pattern" "$REGISTRY_DIR/log" || true
+}
+
+# --- Hostile fake registries (socat and bash: no python in a minimal root) --
+# fake_server NAME PORT [--tls]: serves HTTP (or, with --tls, https with the
+# certificate of registry_tls_files in ./tls, made once) on 127.0.0.1:PORT.
+# Each connection runs one request: the request line and headers are read,
+# "METHOD TARGET auth=<Authorization value>" appended to NAME.log, then
+# NAME.handler (bash, written by the test, read anew per request) answers
+# with the helpers below, METHOD, TARGET and AUTH set. Stopped when the
+# test's shell exits.
+FAKE_PIDS=()
+# The processes whose parent is $1 (from /proc: procps is not in a minimal root).
+child_pids() {
+        local status key value
+        for status in /proc/[0-9]*/status; do
+                while read -r key value; do [ "$key" = PPid: ] && break; done <"$status" 2>/dev/null || continue
+                [ "$value" = "$1" ] && { status=${status#/proc/}; echo "${status%/status}"; }
+        done
+}
+
+fake_servers_stop() {
+        local pid
+        for pid in "${FAKE_PIDS[@]}"; do
+                # socat's children serve the connections: they outlive a killed socat.
+                kill $(child_pids "$pid") "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+        done
+        FAKE_PIDS=()
+}
+
+fake_tls_files() {
+        [ -f tls/server.pem ] && return 0
+        mkdir -p tls && registry_tls_files tls
+}
+
+fake_server() {
+        local name=$1 port=$2 tls=${3:-} dir i
+        dir=$(realpath .)
+        [ -f fake-serve.sh ] || cat >fake-serve.sh <<'SH'
+#!/usr/bin/env bash
+# fake-serve.sh DIR NAME: one request on stdin, the answer on stdout.
+set -u
+dir=$1 name=$2
+# reply STATUS [HEADER_LINES [BODY]]: one whole answer; header lines end in \r\n.
+reply() {
+        local body=${3:-}
+        printf 'HTTP/1.1 %s\r\n%bContent-Length: %d\r\nConnection: close\r\n\r\n%s' "$1" "${2:-}" "${#body}" "$body"
+}
+IFS= read -r line || exit 0
+line=${line%$'\r'}
+METHOD=${line%% *} TARGET=${line#* }
+TARGET=${TARGET%% *}
+AUTH=
+while IFS= read -r line; do
+        line=${line%$'\r'}
+        [ -z "$line" ] && break
+        case ${line,,} in authorization:*) AUTH=${line#*: } ;; esac
+done
+[ "$TARGET" = /ping ] && { reply "200 OK"; exit 0; } # fake_server's own readiness check
+echo "$METHOD $TARGET auth=$AUTH" >>"$dir/$name.log"
+. "$dir/$name.handler"
+SH
+        chmod +x fake-serve.sh
+        : >>"$name.log"
+        [ -f "$name.handler" ] || echo 'reply "404 Not Found"' >"$name.handler"
+        if [ "$tls" = --tls ]; then
+                fake_tls_files
+                socat "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,cert=$dir/tls/server.pem,key=$dir/tls/server.key,verify=0" \
+                        "EXEC:$dir/fake-serve.sh $dir $name" 2>>"$name.socat.log" &
+        else
+                socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "EXEC:$dir/fake-serve.sh $dir $name" 2>>"$name.socat.log" &
+        fi
+        FAKE_PIDS+=($!)
+        trap network_test_cleanup EXIT
+        for i in $(seq 50); do
+                if [ "$tls" = --tls ]; then
+                        curl -s -o /dev/null --cacert tls/ca.pem "https://127.0.0.1:$port/ping" && return 0
+                else
+                        curl -s -o /dev/null "http://127.0.0.1:$port/ping" && return 0
+                fi
+                sleep 0.1
+        done
+        fail "fake server $name did not answer on $port: $(cat "$name.socat.log")"
+}
+
+# A KOS artifact's OCI manifest whose two layers (manifest, signature) name
+# blobs that exist nowhere: enough for a pull to GET a blob.
+fake_artifact() {
+        printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.kos.release.v1","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[{"mediaType":"application/vnd.kos.manifest.v1+json","digest":"sha256:%s","size":100},{"mediaType":"application/vnd.kos.signature.v1","digest":"sha256:%s","size":100}]}' \
+                "$(printf 'a%.0s' $(seq 64))" "$(printf 'b%.0s' $(seq 64))"
+}
+
+# small_tmpfs DIR SIZE: a tmpfs of SIZE (mount(8) syntax) at DIR, unmounted
+# when the test's shell exits: an ImageFS that runs out of room.
+SMALL_MOUNTS=()
+small_tmpfs() {
+        mkdir -p "$1"
+        mount -t tmpfs -o "size=$2" tmpfs "$1" || fail "cannot mount a tmpfs at $1 (the test needs root)"
+        SMALL_MOUNTS+=("$(realpath "$1")")
+        trap network_test_cleanup EXIT
+}
+
+network_test_cleanup() {
+        local m
+        registry_stop
+        fake_servers_stop
+        for m in "${SMALL_MOUNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
+        SMALL_MOUNTS=()
+}
+
+# unhex: hex digits on standard input to the bytes they spell (xxd -r -p,
+# which a minimal Debian lacks).
+unhex() {
+        local hex
+        hex=$(tr -d ' \n')
+        printf '%b' "$(sed 's/../\\x&/g' <<<"$hex")"
 }

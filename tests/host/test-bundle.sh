@@ -69,7 +69,8 @@ test_bundle_keeps_two_manifests_and_retires_the_oldest() {
 
 # Power-loss safety: kill the installer (SIGKILL) at every write, fsync,
 # rename and unlink it makes; after each, selection still finds a valid
-# manifest (the old or the new), and a retried install completes.
+# manifest (the old or the new), and a retried install completes. The
+# installer is the test build with fault points ($KOS_FAULTS).
 test_bundle_install_killed_at_every_point_never_leaves_nothing_to_boot() {
         fixture; manifest a; "$KOS" activate img a
         release_b
@@ -78,7 +79,7 @@ test_bundle_install_killed_at_every_point_never_leaves_nothing_to_boot() {
         while :; do
                 point=$((point + 1))
                 rm -rf img && cp -a pristine img
-                rc=0; KOS_FAULT_AT=$point "$KOS" bundle install --keyring keyring img b.kosb >/dev/null 2>&1 || rc=$?
+                rc=0; KOS_FAULT_AT=$point "$KOS_FAULTS" bundle install --keyring keyring img b.kosb >/dev/null 2>&1 || rc=$?
                 [ "$rc" = 0 ] && break # past the last point: the install ran to its end
                 [ "$rc" = 137 ] || fail "point $point: exit $rc, not a kill"
                 killed=$((killed + 1))
@@ -90,6 +91,30 @@ test_bundle_install_killed_at_every_point_never_leaves_nothing_to_boot() {
         done
         echo "killed at $killed points" >&2
         [ "$killed" -ge 50 ] || fail "only $killed kill points"
+}
+
+# The fault points are a test hook: in a program a vendor ships, a word
+# KOS_FAULT_AT=N on the kernel's command line (which the kernel hands to
+# init as its environment) must not be able to kill PID 1. The shipped
+# programs hold no trace of it and ignore it; the test build honours it.
+test_shipped_programs_have_no_fault_points_and_the_test_build_has() {
+        local p rc
+        for p in kos kos-static kos-boot-init kos-system-init kos-node-manager kos-node-pull; do
+                [ -x "$ROOT/$BUILD/$p" ] || fail "$BUILD/$p is not built (make all)"
+                ! grep -q KOS_FAULT_AT "$ROOT/$BUILD/$p" || fail "$BUILD/$p holds the KOS_FAULT_AT hook"
+        done
+        fixture; manifest a; "$KOS" activate img a
+        release_b
+        cp -a img pristine
+        for p in kos kos-static; do
+                rm -rf img && cp -a pristine img
+                rc=0; KOS_FAULT_AT=1 "$ROOT/$BUILD/$p" bundle install --keyring keyring img b.kosb >/dev/null 2>&1 || rc=$?
+                [ "$rc" = 0 ] || fail "$BUILD/$p with KOS_FAULT_AT=1: exit $rc"
+                expect_selected b
+        done
+        rm -rf img && cp -a pristine img
+        rc=0; KOS_FAULT_AT=1 "$KOS_FAULTS" bundle install --keyring keyring img b.kosb >/dev/null 2>&1 || rc=$?
+        [ "$rc" = 137 ] || fail "the test build $KOS_FAULTS ignored KOS_FAULT_AT=1 (exit $rc)"
 }
 
 test_bundle_installed_and_active_again_is_a_no_op() {

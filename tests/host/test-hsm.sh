@@ -130,6 +130,25 @@ test_hsm_uri_errors_never_echo_the_pin() {
         done
 }
 
+# A URI scheme is case-insensitive: PKCS11: is the token, never a file
+# whose "cannot read" message would print the whole argument, PIN included.
+# Nothing a message shows of a --key argument ever holds a PIN.
+test_hsm_uri_scheme_in_any_case_is_a_uri_and_no_message_prints_the_pin() {
+        fixture; softhsm_token
+        hsm_manifest a
+        "$KOS" manifest sign --key 'PKCS11:token=kos;object=signer?pin-value=1234' a.json >out 2>err ||
+                fail "PKCS11: not taken as a URI: $(cat err)"
+        grep -q "signed a.json" out || fail "$(cat out)"
+        local key
+        for key in 'PKCS11:token=kos;object=nosuchkey?pin-value=SECRET' 'Pkcs11:token=kos?pin-value=SECRET%zz' \
+                'pkcs:token=kos;object=signer?pin-value=SECRET' 'PKCS11;token=kos?PIN-VALUE=SECRET'; do
+                ! "$KOS" manifest sign --key "$key" a.json >out 2>err || fail "signed with $key"
+                ! grep -q SECRET err out || fail "the PIN is printed for $key: $(cat err)"
+                ! "$KOS" key-id "$key" >out 2>err || fail "key-id of $key"
+                ! grep -q SECRET err out || fail "key-id prints the PIN for $key: $(cat err)"
+        done
+}
+
 test_hsm_default_module_is_p11_kit_proxy() {
         fixture; softhsm_token
         local proxy=/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so

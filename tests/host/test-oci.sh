@@ -95,26 +95,73 @@ test_oci_pull_of_blob_whose_bytes_do_not_match_its_digest_installs_nothing() {
         [ "$(device_snapshot)" = "$before" ] || fail "the ImageFS changed: $(find dev -type f)"
 }
 
-test_oci_interrupted_pull_resumes_with_a_range_request() {
+test_oci_broken_transfer_resumes_with_a_range_request_in_the_same_pull() {
         fixture; oci_release a 1
         registry_start
         "$KOS" push img a "$REGISTRY/kos/device:a" >/dev/null
         "$KOS" imagefs init dev
-        # Cut 2.5 MB into the components: kernel and initrd (0.5 MB) come whole, base-a (4 MiB) half.
-        local rc=0; KOS_OCI_TEST_CUT_AFTER=2500000 "$KOS" pull --keyring keyring "$REGISTRY/kos/device:a" dev >out 2>err || rc=$?
-        [ "$rc" = 2 ] && grep -q 'pull again to resume' err || fail "exit $rc: $(cat out err)"
+        # Each transfer breaks after 2.5 MB: kernel and initrd (0.5 MB) come whole, base-a (4 MiB) in two.
+        KOS_OCI_TEST_CUT_AFTER=2500000 "$KOS" pull --keyring keyring "$REGISTRY/kos/device:a" dev >out 2>err ||
+                fail "pull: $(cat out err)"
+        cat out
+        grep -q "the transfer of base broke at 2.4 of 4.0 MiB: resuming" out || fail "no resume: $(cat out)"
+        grep -q 'fetched 4 of 4 components' out || fail "$(cat out)"
         local hex; hex=$(sha base-a.img)
-        local partial; partial=$(stat -c %s "dev/components/.tmp-pull-$hex") || fail "no partial download kept"
-        [ "$partial" -gt 1000000 ] && [ ! -s dev/active ] || fail "partial $partial bytes; active: $(cat dev/active 2>&1)"
-        [ -e "dev/components/$(sha vmlinuz)" ] || fail "the kernel, fetched whole, was not kept"
-        "$KOS" pull --keyring keyring "$REGISTRY/kos/device:a" dev >out2 || fail "resumed pull: $(cat out2)"
-        cat out out2
-        grep -q "resuming base at" out2 || fail "no resume: $(cat out2)"
-        grep -q 'fetched 2 of 4 components' out2 || fail "$(cat out2)"
-        grep -qE "\"GET /v2/kos/device/blobs/sha256:$hex HTTP/1.1\" 206 $(($(stat -c %s base-a.img) - partial)) " registry/log ||
+        grep -qE "\"GET /v2/kos/device/blobs/sha256:$hex HTTP/1.1\" 206 $(($(stat -c %s base-a.img) - 2500000)) " registry/log ||
                 fail "no 206 answer of the rest of base-a in the registry log"
         [ "$("$KOS" select dev --keyring keyring --json | jq -r .selected.name)" = a ] || fail "a is not selected"
         [ -z "$(find dev/components -name '.tmp-*')" ] || fail "temporary files left"
+}
+
+# A hostile registry can make pulls fail as often as it likes: each failed
+# pull removes what it fetched, so failures never add up on the ImageFS.
+test_oci_failed_pull_leaves_no_partial_download_and_no_component_it_fetched() {
+        fixture; oci_release a 1
+        registry_start
+        "$KOS" push img a "$REGISTRY/kos/device:a" >/dev/null
+        "$KOS" imagefs init dev
+        local before; before=$(device_snapshot)
+        # Every transfer breaks after 1 MB: kernel and initrd come whole, base (4 MiB) never does.
+        local rc=0; KOS_OCI_TEST_CUT_AFTER=1000000 "$KOS" pull --keyring keyring "$REGISTRY/kos/device:a" dev >out 2>err || rc=$?
+        cat out err
+        [ -z "$(find dev/components -mindepth 1)" ] || fail "left in components/: $(ls -la dev/components)"
+        [ "$(device_snapshot)" = "$before" ] || fail "the ImageFS changed"
+        [ "$rc" = 2 ] && grep -q 'nothing installed and nothing of it kept' err || fail "exit $rc: $(cat err)"
+}
+
+test_oci_pull_refuses_up_front_when_the_imagefs_lacks_room_for_the_signed_sizes() {
+        fixture; oci_release a 1
+        registry_start
+        "$KOS" push img a "$REGISTRY/kos/device:a" >/dev/null
+        small_tmpfs dev 3m # a's components are 4.5 MiB
+        "$KOS" imagefs init dev
+        local rc=0; "$KOS" pull --keyring keyring "$REGISTRY/kos/device:a" dev >out 2>err || rc=$?
+        cat out err
+        [ "$(registry_blob_gets $(component_digests a))" = 0 ] || fail "a component was fetched: $(grep GET registry/log)"
+        [ -z "$(find dev/components -mindepth 1)" ] || fail "left in components/: $(ls -la dev/components)"
+        [ "$rc" = 2 ] && grep -q 'not enough space in the ImageFS: a needs [0-9]* bytes' err || fail "exit $rc: $(cat err)"
+}
+
+# What a killed pull (a power cut, Node Manager's deadline) leaves cannot
+# clean itself up: the next pull removes what belongs to other releases
+# before it counts the free space, and resumes its own release's download.
+test_oci_pull_removes_what_killed_pulls_of_other_releases_left_and_resumes_its_own() {
+        fixture; oci_release a 1
+        registry_start
+        "$KOS" push img a "$REGISTRY/kos/device:a" >/dev/null
+        small_tmpfs dev 8m
+        "$KOS" imagefs init dev
+        local junk1 junk2 hex; junk1=$(head -c 32 /dev/urandom | sha256sum | cut -c1-64); junk2=$(head -c 32 /dev/urandom | sha256sum | cut -c1-64)
+        head -c 3M /dev/urandom >"dev/components/.tmp-pull-$junk1"
+        head -c 2M /dev/urandom >"dev/components/$junk2"
+        hex=$(sha base-a.img)
+        head -c 1048576 base-a.img >"dev/components/.tmp-pull-$hex"
+        df -k dev >&2
+        "$KOS" pull --keyring keyring "$REGISTRY/kos/device:a" dev >out 2>err || fail "pull: $(cat out err)"
+        cat out
+        grep -q 'resuming base at 1.0 of 4.0 MiB' out || fail "a's own download was not resumed: $(cat out)"
+        [ ! -e "dev/components/.tmp-pull-$junk1" ] && [ ! -e "dev/components/$junk2" ] || fail "leftovers kept: $(ls dev/components)"
+        [ "$("$KOS" select dev --keyring keyring --json | jq -r .selected.name)" = a ] || fail "a is not selected"
 }
 
 test_oci_push_and_pull_over_tls_with_basic_auth() {
@@ -234,4 +281,137 @@ test_oci_node_pull_installs_the_release_of_the_configured_registry() {
         printf 'registry = %s/kos/device:stable\nproxy = x\n' "$REGISTRY" >bad.conf
         rc=0; "$pull" --config bad.conf --keyring keyring --imagefs dev >out 3>/dev/null || rc=$?
         [ "$rc" = 2 ] && grep -q 'unknown key' out || fail "bad config: exit $rc $(cat out)"
+}
+
+# --- Hostile registries ------------------------------------------------------
+# Fake registries (tests/host/lib.sh, fake_server: socat and bash) that try
+# to take the credentials or to hold a pull open.
+
+# The keyring and an empty ImageFS dev/: enough for a pull to start.
+hostile_fixture() {
+        "$KOS" keygen secret.pem public.pem >/dev/null
+        mkdir keyring && cp public.pem keyring/dev.pem
+        "$KOS" imagefs init dev
+}
+
+# The handler of a TLS registry that wants basic credentials, serves the
+# artifact fake_artifact makes and redirects every blob GET to $1.
+write_redirecting_registry() {
+        cat >registry.handler <<SH
+if [ -z "\$AUTH" ]; then reply "401 Unauthorized" 'WWW-Authenticate: Basic realm="kos"\r\n'
+elif [[ \$TARGET == */manifests/* ]]; then reply "200 OK" 'Content-Type: application/vnd.oci.image.manifest.v1+json\r\n' '$(fake_artifact)'
+else reply "307 Temporary Redirect" 'Location: $1\r\n'; fi
+SH
+}
+
+test_oci_credentials_never_go_to_a_token_realm_that_a_redirect_target_names() {
+        hostile_fixture
+        local reg cdn steal; reg=$(free_port); cdn=$(free_port); steal=$(free_port)
+        write_redirecting_registry "https://127.0.0.1:$cdn/blob"
+        # The "CDN", another origin (https, another port), asks for a token from a realm of its choosing.
+        echo "reply '401 Unauthorized' 'WWW-Authenticate: Bearer realm=\"https://127.0.0.1:$steal/steal\",service=cdn\r\n'" >cdn.handler
+        echo "reply '200 OK' 'Content-Type: application/json\r\n' '{\"token\":\"stolen\"}'" >steal.handler
+        fake_server registry "$reg" --tls; fake_server cdn "$cdn" --tls; fake_server steal "$steal" --tls
+        local rc=0
+        "$KOS" pull --keyring keyring --user kos:s3cret --ca-file tls/ca.pem "127.0.0.1:$reg/kos/device:a" dev >out 2>err || rc=$?
+        cat registry.log cdn.log steal.log err
+        grep -q 'GET /v2/kos/device/manifests/a auth=Basic' registry.log || fail "the registry never got the credentials"
+        grep -q 'GET /blob' cdn.log || fail "the redirect to the CDN was not followed"
+        ! grep -q 'auth=.' cdn.log || fail "credentials went to the CDN"
+        ! grep -q 'auth=.' steal.log || fail "the credentials went to the realm the redirect target named: $(cat steal.log)"
+        [ "$rc" = 2 ] && grep -q "127.0.0.1:$cdn, where the registry .* redirected, asks for credentials: refused" err ||
+                fail "exit $rc: $(cat err)"
+}
+
+test_oci_credentials_never_go_over_plain_http_to_a_realm_an_https_registry_names() {
+        hostile_fixture
+        local reg steal; reg=$(free_port); steal=$(free_port)
+        echo "reply '401 Unauthorized' 'WWW-Authenticate: Bearer realm=\"http://127.0.0.1:$steal/token\",service=r\r\n'" >registry.handler
+        echo "reply '200 OK' 'Content-Type: application/json\r\n' '{\"token\":\"stolen\"}'" >steal.handler
+        fake_server registry "$reg" --tls; fake_server steal "$steal"
+        local rc=0
+        "$KOS" pull --keyring keyring --user kos:s3cret --ca-file tls/ca.pem "https://127.0.0.1:$reg/kos/device:a" dev >out 2>err || rc=$?
+        cat registry.log steal.log err
+        [ ! -s steal.log ] || fail "the plain-http realm was asked: $(cat steal.log)"
+        [ "$rc" = 2 ] && grep -q "names a token service over plain http (127.0.0.1:$steal): refused" err || fail "exit $rc: $(cat err)"
+}
+
+# The case of the audit: a TLS registry redirects a blob to a plain-http
+# "CDN" whose 401 names a plain-http realm.
+test_oci_redirect_from_https_to_plain_http_is_refused() {
+        hostile_fixture
+        local reg cdn steal; reg=$(free_port); cdn=$(free_port); steal=$(free_port)
+        write_redirecting_registry "http://127.0.0.1:$cdn/blob"
+        echo "reply '401 Unauthorized' 'WWW-Authenticate: Bearer realm=\"http://127.0.0.1:$steal/steal\",service=cdn\r\n'" >cdn.handler
+        echo "reply '200 OK' 'Content-Type: application/json\r\n' '{\"token\":\"stolen\"}'" >steal.handler
+        fake_server registry "$reg" --tls; fake_server cdn "$cdn"; fake_server steal "$steal"
+        local rc=0
+        "$KOS" pull --keyring keyring --user kos:s3cret --ca-file tls/ca.pem "127.0.0.1:$reg/kos/device:a" dev >out 2>err || rc=$?
+        cat registry.log cdn.log steal.log err
+        [ ! -s cdn.log ] && [ ! -s steal.log ] || fail "plain http was used after the https registry: $(cat cdn.log steal.log)"
+        [ "$rc" = 2 ] && grep -q "refused a redirect from https to plain http (to 127.0.0.1:$cdn)" err || fail "exit $rc: $(cat err)"
+}
+
+test_oci_push_refuses_an_upload_location_on_another_origin() {
+        fixture; manifest a
+        local reg other; reg=$(free_port); other=$(free_port)
+        cat >registry.handler <<SH
+if [ -z "\$AUTH" ]; then reply "401 Unauthorized" 'WWW-Authenticate: Basic realm="kos"\r\n'
+elif [ "\$METHOD" = HEAD ]; then reply "404 Not Found"
+elif [ "\$METHOD" = POST ]; then reply "202 Accepted" 'Location: https://127.0.0.1:$other/upload?id=1\r\n'
+else reply "400 Bad Request"; fi
+SH
+        echo 'reply "201 Created"' >other.handler
+        fake_server registry "$reg" --tls; fake_server other "$other" --tls
+        local rc=0; "$KOS" push --user kos:s3cret --ca-file tls/ca.pem img a "127.0.0.1:$reg/kos/device:a" >out 2>err || rc=$?
+        cat registry.log other.log err
+        grep -q 'POST /v2/kos/device/blobs/uploads/ auth=Basic' registry.log || fail "no upload was started"
+        [ ! -s other.log ] || fail "the upload went to the other origin: $(cat other.log)"
+        [ "$rc" = 2 ] && grep -q "Location on another origin (https://127.0.0.1:$other): refused" err || fail "exit $rc: $(cat err)"
+}
+
+# pull_from_the_fake_registry STALL_SECONDS: a pull from the fake registry
+# whose registry.handler the test wrote, the low-speed window shortened to
+# STALL_SECONDS (0: the defaults), killed by timeout(1) after 25 s; sets rc and took (seconds).
+pull_from_the_fake_registry() {
+        local reg start=$SECONDS; reg=$(free_port)
+        fake_server registry "$reg"
+        rc=0
+        KOS_OCI_TEST_STALL_SECONDS=$1 timeout 25 "$KOS" pull --keyring keyring "http://127.0.0.1:$reg/kos/device:a" dev >out 2>err || rc=$?
+        took=$((SECONDS - start))
+        echo "ended after $took s: $(cat err)" >&2
+}
+
+test_oci_endless_error_body_of_a_registry_is_cut_at_its_cap() {
+        hostile_fixture
+        cat >registry.handler <<'SH'
+printf 'HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n'
+yes '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'
+SH
+        local rc took; pull_from_the_fake_registry 0 # the defaults
+        [ "$rc" = 2 ] && grep -q 'HTTP 404: {"errors"' err || fail "exit $rc (124: still reading after 25 s): $(cat err)"
+}
+
+test_oci_a_registry_trickling_100_bytes_every_few_seconds_is_abandoned() {
+        hostile_fixture
+        # 100 bytes every 2 s against a window shortened to 3 s: the audit's 100 bytes every 20 s against 30 s, scaled.
+        cat >registry.handler <<'SH'
+printf 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 100000\r\n\r\n'
+while printf '%100s' ''; do sleep 2; done
+SH
+        local rc took; pull_from_the_fake_registry 3
+        [ "$rc" = 2 ] && grep -q 'Operation too slow' err || fail "exit $rc (124: still running after 25 s): $(cat err)"
+        [ "$took" -le 12 ] || fail "took $took s"
+}
+
+test_oci_a_transfer_above_the_minimum_rate_still_ends_at_its_bound() {
+        hostile_fixture
+        # 16 KiB/s, well above the minimum rate, of a manifest that never ends (under its 256 KiB cap for 16 s).
+        cat >registry.handler <<'SH'
+printf 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n'
+while printf '%8192s' ''; do sleep 0.5; done
+SH
+        # A 2 s window makes the bound of a manifest GET 4 x 2 = 8 s (120 s by default).
+        local rc took; pull_from_the_fake_registry 2
+        [ "$rc" = 2 ] && grep -q 'not done within its bound of 8 s' err || fail "exit $rc (124: still running after 25 s): $(cat err)"
 }

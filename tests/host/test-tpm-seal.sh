@@ -99,3 +99,23 @@ test_key_unseal_refuses_changed_files_and_other_tpms() {
         seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
         unseal_expect_refused sealed/k 'cannot load the sealed object \(TPM_RC_'
 }
+
+# An owner password on the owner hierarchy (issue 19, defect 11): the KOS
+# storage key is derived under the owner hierarchy with the empty password at
+# every seal and unseal, so both are refused, and the refusal names the
+# owner's authorization instead of a raw "TPM_RC_0x9a2" (docs/tpm.md, "An
+# owner password").
+test_key_seal_and_unseal_with_an_owner_password_name_bad_owner_authorization() {
+        swtpm_host_start tpm
+        head -c 32 /dev/urandom >k
+        seal_tpm "$KOS" key seal --key-file k --output sealed >/dev/null
+        seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
+        seal_tpm "$KOS" key unseal sealed/k >/dev/null
+        seal_tpm2 tpm2_changeauth -c o ownerpw
+        local rc=0 why='CreatePrimary \(the KOS storage key\): bad authorization for the owner hierarchy \(TPM_RC_BAD_AUTH\): its owner has set a password'
+        seal_tpm "$KOS" key seal --key-file k --key-id again --output sealed 2>err || rc=$?
+        cat err >&2
+        [ "$rc" = 2 ] && grep -qE "$why" err || fail "seal: exit $rc, $(cat err)"
+        unseal_expect_refused sealed/k "$why"
+        ! grep -q 'TPM_RC_0x' err || fail "a raw code: $(cat err)"
+}

@@ -4,8 +4,10 @@
  * libblkid: no disks here), the handoff format, the dm-verity superblock. */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "early.h"
 #include "verity.h"
@@ -104,13 +106,14 @@ static const struct early_handoff good_handoff = {
         .imagefs_partuuid = "none",
 };
 
-TEST(handoff_format_is_the_signed_cmdline_then_three_parameters) {
+TEST(handoff_format_is_the_signed_cmdline_then_four_parameters) {
         char out[1024];
         struct early_handoff h;
 
         CHECK(early_handoff_format("console=ttyS0 quiet", &good_handoff, out, sizeof out) == 0);
         CHECK(strcmp(out, "console=ttyS0 quiet kos.manifest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                          " kos.imagefs=UUID=4b9c6eaa-0000-4000-8000-000000000001 kos.imagefs_partuuid=none") == 0);
+                          " kos.imagefs=UUID=4b9c6eaa-0000-4000-8000-000000000001 kos.imagefs_partuuid=none"
+                          " kos.tpm_marker=0") == 0);
         strcat(out, "\n"); /* as /proc/cmdline has it */
         CHECK(early_handoff_parse(out, &h) == 0);
         CHECK(memcmp(&h, &good_handoff, sizeof h) == 0);
@@ -118,6 +121,28 @@ TEST(handoff_format_is_the_signed_cmdline_then_three_parameters) {
         CHECK(strncmp(out, "kos.manifest=", 13) == 0);
         CHECK(early_handoff_parse(out, &h) == 0);
         CHECK(early_handoff_format("console=ttyS0", &good_handoff, out, 100) == -E2BIG);
+}
+
+/* kos.tpm_marker=1: the Boot Kernel found a TPM and extends PCR 15 with
+ * the marker, so the System Kernel must extend the leave event or stop
+ * (test-keystore.c). Exactly 0 or 1, always there. */
+TEST(handoff_says_whether_the_boot_kernel_extended_the_tpm_marker) {
+        char out[1024], text[1100];
+        struct early_handoff h, marked = good_handoff;
+
+        marked.tpm_marker = true;
+        CHECK(early_handoff_format("quiet", &marked, out, sizeof out) == 0);
+        size_t len = strlen(out);
+        CHECK(len > 17 && strcmp(out + len - 17, " kos.tpm_marker=1") == 0);
+        CHECK(early_handoff_parse(out, &h) == 0 && h.tpm_marker);
+        CHECK(memcmp(&h, &marked, sizeof h) == 0);
+        static const char *const bad[] = {"2", "", "10", "01", "yes", "1 kos.tpm_marker=1"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                snprintf(text, sizeof text, "%.*s%s", (int)(len - 1), out, bad[i]);
+                CHECK(early_handoff_parse(text, &h) == -EBADMSG);
+        }
+        out[len - 17] = '\0'; /* the marker parameter missing */
+        CHECK(early_handoff_parse(out, &h) == -EBADMSG);
 }
 
 TEST(handoff_parse_rejects_anything_after_or_inside_the_handoff) {
@@ -128,11 +153,12 @@ TEST(handoff_parse_rejects_anything_after_or_inside_the_handoff) {
         strcat(text, " kos.init=/bin/sh");
         CHECK(early_handoff_parse(text, &h) == -EBADMSG);
         CHECK(early_handoff_parse("console=ttyS0", &h) == -EBADMSG);
-        CHECK(early_handoff_parse("kos.manifest=0123 kos.imagefs=UUID=a kos.imagefs_partuuid=none", &h) == -EBADMSG);
+        CHECK(early_handoff_parse("kos.manifest=0123 kos.imagefs=UUID=a kos.imagefs_partuuid=none kos.tpm_marker=0", &h) ==
+              -EBADMSG);
         CHECK(early_handoff_parse("kos.manifest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef "
-                                  "kos.imagefs=LABEL=x kos.imagefs_partuuid=none", &h) == -EBADMSG);
+                                  "kos.imagefs=LABEL=x kos.imagefs_partuuid=none kos.tpm_marker=0", &h) == -EBADMSG);
         CHECK(early_handoff_parse("kos.manifest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef "
-                                  "kos.imagefs=UUID=a|b kos.imagefs_partuuid=none", &h) == -EBADMSG);
+                                  "kos.imagefs=UUID=a|b kos.imagefs_partuuid=none kos.tpm_marker=0", &h) == -EBADMSG);
         /* The last kos.manifest= starts the handoff: an earlier one is part of
          * the signed cmdline, which the caller compares as a whole. */
         char twice[2048];
@@ -191,4 +217,26 @@ TEST(verity_superblock_must_match_the_signed_hash_offset) {
         CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
         make_superblock(sb, 3);
         CHECK(kos_verity_check_superblock(sb, 100, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+}
+
+/* The same check read from a file: exactly the 512 bytes at hash_offset; a
+ * file that ends before them has no superblock. */
+TEST(verity_superblock_is_read_at_the_signed_hash_offset_only) {
+        uint8_t sb[KOS_VERITY_SUPERBLOCK_SIZE], salt[KOS_VERITY_MAX_SALT];
+        size_t salt_size = 0;
+        char path[512], error[256];
+
+        snprintf(path, sizeof path, "%s/image", test_tmpdir());
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        CHECK(fd >= 0);
+        make_superblock(sb, 3);
+        CHECK(pwrite(fd, sb, sizeof sb, 3 * 4096) == (ssize_t)sizeof sb);
+        CHECK(kos_verity_read_superblock(fd, 3 * 4096, salt, &salt_size, error, sizeof error) == 0);
+        CHECK(salt_size == 32 && salt[0] == 0x5a);
+        CHECK(kos_verity_read_superblock(fd, 2 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(strstr(error, "no dm-verity superblock"));
+        CHECK(ftruncate(fd, 3 * 4096 + 511) == 0);
+        CHECK(kos_verity_read_superblock(fd, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(strstr(error, "no dm-verity superblock"));
+        CHECK(kos_verity_read_superblock(fd, UINT64_MAX - 100, salt, &salt_size, error, sizeof error) == -EBADMSG);
 }

@@ -106,7 +106,8 @@ TEST(pkcs11_uri_rejects_repeated_attributes) {
 }
 
 TEST(pkcs11_uri_rejects_malformed_structure) {
-        CHECK(rejected("PKCS11:token=kos"));
+        CHECK(rejected("PKCS11:token"));
+        CHECK(rejected("pkcs11-token=kos"));
         CHECK(rejected("file:/key.pem"));
         CHECK(rejected(""));
         CHECK(rejected("pkcs11:token"));
@@ -150,6 +151,37 @@ TEST(pkcs11_uri_errors_never_contain_the_pin) {
                 CHECK(!strstr(error, "S3CRET"));
                 CHECK(!u.has_pin_value && !memchr(u.pin_value, 'S', sizeof u.pin_value));
         }
+}
+
+/* RFC 3986 section 3.1: a scheme is case-insensitive. A URI written
+ * PKCS11: is a URI, never a file name (whose error message would print it). */
+TEST(pkcs11_uri_scheme_is_case_insensitive) {
+        struct kos_pkcs11_uri u;
+        char error[256];
+
+        CHECK(kos_pkcs11_uri_is("PKCS11:token=kos?pin-value=S3CRET"));
+        CHECK(kos_pkcs11_uri_is("Pkcs11:token=kos"));
+        CHECK(!kos_pkcs11_uri_is("pkcs1:token=kos") && !kos_pkcs11_uri_is("pkcs11") && !kos_pkcs11_uri_is(NULL));
+        CHECK(parse("PKCS11:token=kos;object=signer?pin-value=S3CRET", &u, error, sizeof error) == 0);
+        CHECK(u.has_token && strcmp(u.token, "kos") == 0 && strcmp(u.pin_value, "S3CRET") == 0);
+        kos_pkcs11_uri_done(&u);
+        CHECK(parse("pKcS11:token=kos?pin-value=S3CRET%zz", &u, error, sizeof error) == -EINVAL);
+        CHECK(!strstr(error, "S3CRET"));
+}
+
+/* What a message may show of a --key argument that is not a URI kos could
+ * parse: every pin-value's value hidden, whatever the case. */
+TEST(redact_pin_values_hides_every_pin_value) {
+        char out[128];
+
+        kos_redact_pin_values("pkcs:token=kos?pin-value=S3CRET", out, sizeof out);
+        CHECK(strcmp(out, "pkcs:token=kos?pin-value=***") == 0);
+        kos_redact_pin_values("x;PIN-VALUE=S3CRET;object=a&pin-value=S3CRET&b=1", out, sizeof out);
+        CHECK(strcmp(out, "x;PIN-VALUE=***;object=a&pin-value=***&b=1") == 0);
+        kos_redact_pin_values("keys/secret.pem", out, sizeof out);
+        CHECK(strcmp(out, "keys/secret.pem") == 0);
+        kos_redact_pin_values("a?pin-value=S3CRET", out, 8);
+        CHECK(!strstr(out, "S3") && strlen(out) < 8);
 }
 
 TEST(pkcs11_uri_describe_and_done_leave_no_pin) {

@@ -18,13 +18,16 @@
 #define ID64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define HEAD                                                                                       \
         "{\"manifest\": {\"name\": \"tree\", \"id\": \"" ID64 "\", \"version\": 2}, "              \
-        "\"imagefs\": {\"uuid\": \"4b9c6eaa\", \"partuuid\": \"none\", \"device\": \"/dev/vda1\"}"
+        "\"imagefs\": {\"uuid\": \"4b9c6eaa\", \"partuuid\": \"none\", \"device\": \"/dev/vda1\"}, "   \
+        "\"rw\": \"tmpfs\", \"data\": {\"state\": \"mounted\", \"device\": \"/dev/vda2\"}, "          \
+        "\"timings\": {\"init_start\": 1, \"modules_loaded\": 1, \"imagefs_mounted\": 1, "          \
+        "\"manifest_verified\": 1, \"layers_mounted\": 1, \"root_assembled\": 1}"
 
 static int read_boot_json(const char *components, struct kos_boot_info *ret) {
         char path[512], text[4096];
 
         snprintf(path, sizeof path, "%s/boot.json", test_tmpdir());
-        snprintf(text, sizeof text, "%s%s%s}", HEAD, components ? ", \"components\": " : "", components ? components : "");
+        snprintf(text, sizeof text, "%s, \"components\": %s}", HEAD, components ? components : "[]");
         if (kos_write_file_atomic_at(AT_FDCWD, path, text, strlen(text), 0644) < 0)
                 return -EIO;
         return kos_boot_info_read(path, ret);
@@ -33,7 +36,8 @@ static int read_boot_json(const char *components, struct kos_boot_info *ret) {
 static const char *component(char buf[static 512], const char *name, const char *device, const char *verify,
                              const char *verity) {
         snprintf(buf, 512,
-                 "{\"name\": \"%s\", \"type\": \"erofs\", \"device\": \"%s\", \"verity\": %s, \"verify\": \"%s\"}",
+                 "{\"name\": \"%s\", \"type\": \"erofs\", \"sha256\": \"" ID64 "\", \"device\": \"%s\", "
+                 "\"verity\": %s, \"encrypted\": false, \"verify\": \"%s\", \"mount_seconds\": 0.5}",
                  name, device, verity, verify);
         return buf;
 }
@@ -88,6 +92,67 @@ TEST(boot_info_refuses_a_hash_tree_component_without_a_usable_device) {
         /* A device name with two dots that is no ".." component is fine. */
         snprintf(list, sizeof list, "[%s]", component(a, "base", "/dev/mapper/kos-a..b-verity", "hash-tree", "true"));
         CHECK(read_boot_json(list, &info) == 0 && info.n_hash_tree == 1);
+}
+
+/* boot.json has one owner: what kos_boot_info_write() writes,
+ * kos_boot_info_read() reads back member for member. */
+TEST(boot_info_written_by_the_system_kernel_reads_back_the_same) {
+        static struct kos_boot_info in, out;
+        char path[512];
+
+        in = (struct kos_boot_info){.version = 7, .n_components = 2, .rw = "tmpfs", .data_state = "formatted",
+                                    .data_device = "/dev/vda3", .imagefs_uuid = "4b9c6eaa-1", .imagefs_partuuid = "none",
+                                    .imagefs_device = "/dev/vda2", .timings = {1.5, 2.5, 3.5, 4.5, 5.5, 6.5}};
+        snprintf(in.name, sizeof in.name, "release-7");
+        memset(in.id, 0xab, sizeof in.id);
+        in.components[0] = (struct kos_boot_info_component){.name = "base", .type = KOS_COMPONENT_SQUASHFS,
+                                                            .device = "/dev/mapper/kos-base-verity", .verity = true,
+                                                            .verify = KOS_VERIFY_HASH_TREE, .mount_seconds = 0.25};
+        in.components[1] = (struct kos_boot_info_component){.name = "app", .type = KOS_COMPONENT_EROFS,
+                                                            .device = "/dev/mapper/kos-app-crypt", .encrypted = true,
+                                                            .verify = KOS_VERIFY_SHA256, .mount_seconds = 1};
+        memset(in.components[0].sha256, 0x11, KOS_SHA256_LEN);
+        memset(in.components[1].sha256, 0x22, KOS_SHA256_LEN);
+        snprintf(path, sizeof path, "%s/boot.json", test_tmpdir());
+        CHECK(kos_boot_info_write(path, &in) == 0);
+        CHECK(kos_boot_info_read(path, &out) == 0);
+        CHECK(strcmp(out.name, in.name) == 0 && out.version == 7 && memcmp(out.id, in.id, sizeof in.id) == 0);
+        CHECK(strcmp(out.imagefs_uuid, in.imagefs_uuid) == 0 && strcmp(out.imagefs_partuuid, "none") == 0 &&
+              strcmp(out.imagefs_device, "/dev/vda2") == 0);
+        CHECK(strcmp(out.rw, "tmpfs") == 0 && strcmp(out.data_state, "formatted") == 0 &&
+              strcmp(out.data_device, "/dev/vda3") == 0);
+        CHECK(out.timings.init_start == 1.5 && out.timings.root_assembled == 6.5);
+        CHECK(out.n_components == 2);
+        for (size_t i = 0; i < 2; i++) {
+                const struct kos_boot_info_component *a = &in.components[i], *b = &out.components[i];
+                CHECK(strcmp(a->name, b->name) == 0 && a->type == b->type && strcmp(a->device, b->device) == 0);
+                CHECK(memcmp(a->sha256, b->sha256, KOS_SHA256_LEN) == 0 && a->verity == b->verity &&
+                      a->encrypted == b->encrypted && a->verify == b->verify && a->mount_seconds == b->mount_seconds);
+        }
+        CHECK(out.n_hash_tree == 1 && strcmp(out.hash_tree[0].component, "base") == 0 &&
+              strcmp(out.hash_tree[0].device, "/dev/mapper/kos-base-verity") == 0);
+        /* What the parser would refuse is never written. */
+        in.components[0].verity = false;
+        CHECK(kos_boot_info_write(path, &in) == -EINVAL);
+        in.components[0].verity = true;
+        snprintf(in.rw, sizeof in.rw, "(null)");
+        CHECK(kos_boot_info_write(path, &in) == -EINVAL);
+}
+
+TEST(boot_info_refuses_a_component_without_every_member) {
+        struct kos_boot_info info;
+        static const char *const partial[] = {
+                "[{\"name\": \"base\", \"type\": \"erofs\", \"device\": \"/dev/loop0\", \"verity\": false, \"verify\": \"sha256\"}]",
+                "[{\"name\": \"base\", \"type\": \"ntfs\", \"sha256\": \"" ID64 "\", \"device\": \"/dev/loop0\", "
+                "\"verity\": false, \"encrypted\": false, \"verify\": \"sha256\", \"mount_seconds\": 1}]",
+                "[{\"name\": \"base\", \"type\": \"erofs\", \"sha256\": \"0123\", \"device\": \"/dev/loop0\", "
+                "\"verity\": false, \"encrypted\": false, \"verify\": \"sha256\", \"mount_seconds\": 1}]",
+                "[{\"name\": \"base\", \"type\": \"erofs\", \"sha256\": \"" ID64 "\", \"device\": \"/dev/loop0\", "
+                "\"verity\": false, \"encrypted\": false, \"verify\": \"md5\", \"mount_seconds\": 1}]",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(partial); i++)
+                CHECK(read_boot_json(partial[i], &info) == -EBADMSG);
 }
 
 /* --- the scrub on regular files (a stand-in for dm-verity devices) --- */

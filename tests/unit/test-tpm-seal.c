@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The sealing commands of lib/tpm.c and the sealed-key file of
- * lib/tpm-seal.c against golden bytes: the commands as TPM 2.0 Part 3 lays
+/* The sealing commands of lib/boot/tpm.c and the sealed-key file of
+ * lib/system/tpm-seal.c against golden bytes: the commands as TPM 2.0 Part 3 lays
  * them out, and the responses swtpm 0.7.1 (libtpms) gave to exactly these
  * commands (a fresh TPM, the key 16 x 0x4b sealed to PCR 15, then unsealed
  * after the Boot Kernel's marker), each then broken one rule at a time. */

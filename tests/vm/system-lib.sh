@@ -111,10 +111,12 @@ sys_boot() {
 }
 
 # handoff MANIFEST: what the Boot Kernel appends for MANIFEST on disk.img
-# (early_handoff_format in early/early.h).
+# (early_handoff_format in early/early.h); HANDOFF_TPM_MARKER=1 says it
+# extended PCR 15 with the verified-boot marker (default 0: no Boot Kernel ran).
 handoff() {
         local partuuid=${HANDOFF_PARTUUID:-$(sfdisk --part-uuid disk.img 1 | tr 'A-Z' 'a-z')}
-        echo "kos.manifest=$(sha "img/manifests/$1.json") kos.imagefs=UUID=$IMAGEFS_UUID kos.imagefs_partuuid=$partuuid"
+        echo "kos.manifest=$(sha "img/manifests/$1.json") kos.imagefs=UUID=$IMAGEFS_UUID kos.imagefs_partuuid=$partuuid" \
+                "kos.tpm_marker=${HANDOFF_TPM_MARKER:-0}"
 }
 
 # sys_boot_direct MANIFEST [EXTRA [QEMU ARGS...]]: the System Kernel and its initrd started

@@ -86,6 +86,7 @@ test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event
         # Root in the running system, same TPM: refused, and told why.
         expect_log 'cannot unseal /etc/kos-sealed/appkey: PCR 15 does not match the sealed policy \(TPM_RC_POLICY_FAIL\)'
         expect_log 'KOS-TEST-ROOT unseal-exit=1'
+        expect_log 'kos-boot .* System Kernel command line: .* kos.tpm_marker=1'
         mv console.log chain.log
 
         # The same System Kernel and initrd, disk and TPM, without the Boot
@@ -96,6 +97,18 @@ test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event
         expect_log "BOOT FAILED at step 'find key', component app: key id appkey \(TPM\): PCR 15 does not match the sealed policy \(TPM_RC_POLICY_FAIL\): it holds 0000000000000000"
         ! grep -q 'KOS-TEST-ROOT secret' console.log || fail "the root started without the key"
         ! grep -q 'kos-system .* component app: .* mounted' console.log || fail "the component was mounted"
+        mv console.log direct.log
+
+        # The handoff says the Boot Kernel extended the marker, and this
+        # initrd finds no TPM (as if its driver were a module the root loads
+        # later, to find PCR 15 still at the marker): the boot stops at the
+        # leave event and nothing of the root runs. (A manifest whose keys
+        # need no TPM, so that the boot gets that far.)
+        mini_manifest nokey mini=mini.img dev=dev.img
+        imagefs_disk img disk.img "$IMAGEFS_UUID"
+        HANDOFF_TPM_MARKER=1 sys_boot_direct nokey
+        expect_log "BOOT FAILED at step 'leave TPM': the Boot Kernel extended PCR 15 with the verified-boot marker \(kos.tpm_marker=1\), and this initrd finds no TPM"
+        ! grep -q 'KOS-TEST-ROOT' console.log || fail "the root started with PCR 15 left at the marker"
 }
 
 # Secure Boot's PCR 7 in the policy (docs/tpm.md, "The policy"): the key is

@@ -70,10 +70,11 @@ test_without_tpm_rewritten_imagefs_boots_the_old_manifest() {
         [ -z "$(booted_pcr8)" ] || fail "a PCR without a TPM"
 }
 
-# A deployment that must never fall back to the disk's floor (the attacker
-# who deleted the counter and set an owner password the Boot Kernel cannot
-# use, docs/tpm.md) puts kos.tpm=required on the Boot Kernel's command line:
-# without a usable TPM floor nothing boots.
+# A deployment that must never fall back to the disk's floor (a TPM taken
+# away or switched off in firmware setup; a TPM that is there but whose
+# counter cannot be used boots nothing anyway, docs/tpm.md) puts
+# kos.tpm=required on the Boot Kernel's command line: without a TPM nothing
+# boots.
 test_tpm_required_without_a_tpm_boots_nothing() {
         vm_fixture
         tpm_manifest new 2

@@ -20,38 +20,6 @@
 
 #define LUKS_HEADER_SPACE "16M" /* room cryptsetup moves the data by */
 
-/* Runs argv; with capture, its standard output goes there (up to size). */
-static int run(char *const argv[], char *capture, size_t size) {
-        int pipefd[2] = {-1, -1}, status;
-
-        if (capture && pipe2(pipefd, O_CLOEXEC) < 0)
-                return -errno;
-        pid_t pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                if (capture)
-                        dup2(pipefd[1], STDOUT_FILENO);
-                else
-                        dup2(STDERR_FILENO, STDOUT_FILENO);
-                execvp(argv[0], argv);
-                fprintf(stderr, "kos: cannot run %s: %m\n", argv[0]);
-                _exit(127);
-        }
-        if (capture) {
-                size_t len = 0;
-                ssize_t n;
-                close(pipefd[1]);
-                while (len + 1 < size && (n = read(pipefd[0], capture + len, size - 1 - len)) > 0)
-                        len += (size_t)n;
-                capture[len] = '\0';
-                close(pipefd[0]);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return -errno;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
-}
-
 static int add_verity(const char *image, struct kos_verity *ret) {
         struct stat st;
         char offset_arg[64], output[4096];
@@ -63,7 +31,7 @@ static int add_verity(const char *image, struct kos_verity *ret) {
                 return -errno;
         snprintf(offset_arg, sizeof offset_arg, "--hash-offset=%llu", (unsigned long long)ret->hash_offset);
         char *argv[] = {"veritysetup", "format", "--hash=sha256", offset_arg, (char *)image, (char *)image, NULL};
-        int r = run(argv, output, sizeof output);
+        int r = run_program(argv, output, sizeof output);
         if (r < 0)
                 return r;
         const char *line = strstr(output, "Root hash:");
@@ -111,17 +79,17 @@ static int encrypt_image(const char *image, const char *key_path) {
         char *argv[] = {"cryptsetup", "reencrypt", "--encrypt", "--type", "luks2", "--pbkdf", "pbkdf2",
                         "--pbkdf-force-iterations", "1000", "--reduce-device-size", LUKS_HEADER_SPACE, "--key-file",
                         (char *)key_path, "--batch-mode", "--disable-locks", (char *)image, NULL};
-        return run(argv, NULL, 0);
+        return run_program(argv, NULL, 0);
 }
 
 static int make_filesystem(enum kos_component_type type, const char *src, const char *out) {
         if (type == KOS_COMPONENT_SQUASHFS) {
                 char *argv[] = {"mksquashfs", (char *)src, (char *)out, "-noappend", "-quiet", "-no-progress",
                                 "-all-root", "-mkfs-time", "0", "-all-time", "0", NULL};
-                return run(argv, NULL, 0);
+                return run_program(argv, NULL, 0);
         }
         char *argv[] = {"mkfs.erofs", "-T0", "--all-root", (char *)out, (char *)src, NULL};
-        return run(argv, NULL, 0);
+        return run_program(argv, NULL, 0);
 }
 
 static int write_meta(const char *out, enum kos_component_type type, const struct kos_verity *verity,

@@ -9,10 +9,14 @@
 #include <unistd.h>
 
 #include "bundle-install.h"
+#ifdef KOS_WITH_HOST
 #include "bundle-write.h"
+#endif
+#include "active.h"
 #include "kos.h"
 #include "verify.h"
 
+#ifdef KOS_WITH_HOST
 /* Hashes each file and matches it to a blob of the manifest. */
 static int match_components(const struct kos_manifest *m, char **files, size_t n, int *fds, uint8_t (*digests)[KOS_SHA256_LEN],
                             uint64_t *sizes) {
@@ -109,6 +113,12 @@ static int bundle_create(int argc, char **argv) {
         kos_loaded_manifest_done(&loaded);
         return code;
 }
+#else
+/* The device's kos is built without lib/host/. */
+static int bundle_create(int argc, char **argv) {
+        return fail(EXIT_USAGE, "this kos is the device's, built without lib/host/: write bundles with kos on a host");
+}
+#endif
 
 
 /* --running takes a manifest id (64 hex digits) or the name of an installed manifest. */

@@ -109,7 +109,7 @@ static int key_seal(int argc, char **argv) {
         uint32_t mask = 1u << KOS_TPM_SEAL_PCR, given = 0;
         struct kos_sealed_key sealed;
         struct kos_tpm t;
-        char error[256];
+        char error[512];
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {

@@ -4,11 +4,27 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "kos.h"
-#include "pkcs11-sign.h"
 #include "signing-key.h"
+
+#ifdef KOS_WITH_HOST
+#include "pkcs11-sign.h"
+#define key_is_pkcs11(key) kos_pkcs11_uri_is(key)
+#else
+/* The device's kos is built without lib/host/: keys in an HSM sign on a
+ * vendor's host. A PKCS#11 URI is still recognized, so that it is refused
+ * and never read as a path (its query may hold a PIN). */
+static bool key_is_pkcs11(const char *key) {
+        return strncasecmp(key, "pkcs11:", 7) == 0;
+}
+#define NO_PKCS11 "this kos is the device's, built without PKCS#11 (lib/host/): use kos on the signing host"
+#endif
+
+/* What a message shows of a --key argument (kos_redact_pin_values()). */
+#define KOS_KEY_SHOWN_MAX 4097
 
 static int write_new_file(const char *path, const char *data, mode_t mode, bool force) {
         int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL);
@@ -62,6 +78,9 @@ int cmd_keygen(int argc, char **argv) {
 }
 
 int signing_key_public_pkcs11(const char *uri, const char *pkcs11_module, uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN]) {
+#ifndef KOS_WITH_HOST
+        return fail(EXIT_USAGE, NO_PKCS11);
+#else
         struct kos_pkcs11_uri u;
         char error[512];
         int r = kos_pkcs11_uri_parse(uri, &u, error, sizeof error);
@@ -70,30 +89,43 @@ int signing_key_public_pkcs11(const char *uri, const char *pkcs11_module, uint8_
                 r = kos_pkcs11_public_key(&u, kos_pkcs11_module_choose(&u, pkcs11_module), ret_raw, error, sizeof error);
         kos_pkcs11_uri_done(&u);
         return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
+#endif
+}
+
+static int sign_pkcs11(const char *key, const char *pkcs11_module, const void *message, size_t len,
+                       uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]) {
+#ifndef KOS_WITH_HOST
+        return fail(EXIT_USAGE, NO_PKCS11);
+#else
+        struct kos_pkcs11_uri u;
+        char error[512];
+        int r = kos_pkcs11_uri_parse(key, &u, error, sizeof error);
+
+        if (r >= 0)
+                r = kos_pkcs11_sign(&u, kos_pkcs11_module_choose(&u, pkcs11_module), message, len, ret_signature, ret_id,
+                                    error, sizeof error);
+        kos_pkcs11_uri_done(&u);
+        return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
+#endif
 }
 
 int signing_key_sign(const char *key, const char *pkcs11_module, const void *message, size_t len,
                      uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]) {
         _cleanup_free_ char *secret = NULL;
         size_t secret_len;
-        char error[512];
+        char shown[KOS_KEY_SHOWN_MAX];
         int r;
 
-        if (kos_pkcs11_uri_is(key)) {
-                struct kos_pkcs11_uri u;
-                r = kos_pkcs11_uri_parse(key, &u, error, sizeof error);
-                if (r >= 0)
-                        r = kos_pkcs11_sign(&u, kos_pkcs11_module_choose(&u, pkcs11_module), message, len, ret_signature,
-                                            ret_id, error, sizeof error);
-                kos_pkcs11_uri_done(&u);
-                return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
-        }
+        if (key_is_pkcs11(key))
+                return sign_pkcs11(key, pkcs11_module, message, len, ret_signature, ret_id);
+        /* A file, or a URI mistyped: no message shows a PIN it may hold. */
+        kos_redact_pin_values(key, shown, sizeof shown);
         if ((r = read_path(key, KOS_KEY_FILE_MAX, &secret, &secret_len)) < 0)
-                return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
+                return fail(EXIT_USAGE, "cannot read %s: %s", shown, strerror(-r));
         r = kos_key_sign(secret, secret_len, message, len, ret_signature, ret_id);
         explicit_bzero(secret, secret_len);
         if (r < 0)
-                return fail(EXIT_USAGE, "%s is not an Ed25519 secret key in PEM form", key);
+                return fail(EXIT_USAGE, "%s is not an Ed25519 secret key in PEM form", shown);
         return EXIT_OK;
 }
 
@@ -113,7 +145,7 @@ static const struct option pkcs11_options[] = {
 int cmd_key_id(int argc, char **argv) {
         _cleanup_free_ char *pem = NULL;
         uint8_t raw[KOS_ED25519_PUBLIC_LEN], id[KOS_KEY_ID_LEN], sig[KOS_ED25519_SIGNATURE_LEN];
-        char id_hex[KOS_KEY_ID_HEX_LEN + 1];
+        char id_hex[KOS_KEY_ID_HEX_LEN + 1], shown[KOS_KEY_SHOWN_MAX];
         const char *module = NULL;
         size_t len;
         int c, r;
@@ -133,18 +165,19 @@ int cmd_key_id(int argc, char **argv) {
         if (argc - optind != 1)
                 return usage_error("key-id", "expected one PEM file or PKCS#11 URI");
         const char *key = argv[optind];
-        if (kos_pkcs11_uri_is(key)) {
+        if (key_is_pkcs11(key)) {
                 if ((r = key_id_pkcs11(key, module, id)) != EXIT_OK)
                         return r;
         } else {
+                kos_redact_pin_values(key, shown, sizeof shown);
                 r = read_path(key, KOS_KEY_FILE_MAX, &pem, &len);
                 if (r < 0)
-                        return fail(EXIT_USAGE, "cannot read %s: %s", key, strerror(-r));
+                        return fail(EXIT_USAGE, "cannot read %s: %s", shown, strerror(-r));
                 if (kos_key_public_from_pem(pem, len, raw) >= 0) {
                         if ((r = kos_key_id_of(raw, id)) < 0)
                                 return fail(EXIT_USAGE, "cannot hash the key: %s", strerror(-r));
                 } else if (kos_key_sign(pem, len, "", 0, sig, id) < 0)
-                        return fail(EXIT_USAGE, "%s is not an Ed25519 PEM key", key);
+                        return fail(EXIT_USAGE, "%s is not an Ed25519 PEM key", shown);
         }
         kos_hex_encode(id, KOS_KEY_ID_LEN, id_hex);
         printf("%s\n", id_hex);
@@ -175,7 +208,7 @@ int cmd_key_export_public(int argc, char **argv) {
                 else
                         return usage_error("key export-public", "unknown option");
         }
-        if (argc - optind != 2 || !kos_pkcs11_uri_is(argv[optind]))
+        if (argc - optind != 2 || !key_is_pkcs11(argv[optind]))
                 return usage_error("key export-public", "expected a PKCS#11 URI and PUBLIC.pem");
         if ((r = signing_key_public_pkcs11(argv[optind], module, raw)) != EXIT_OK)
                 return r;

@@ -14,6 +14,7 @@
 #include "signature.h"
 #include "signing-key.h"
 #include "verify.h"
+#include "verity.h"
 
 /* The filesystem type of an image file, as libblkid sees it. */
 static int detect_type(const char *path, enum kos_component_type *ret) {
@@ -136,6 +137,37 @@ static int parse_component_arg(char *arg, struct kos_component *c, const char **
         } else if ((r = detect_type(eq + 1, &c->type)) < 0)
                 return fail(EXIT_USAGE, "component %s: %s is not a squashfs, erofs or ext4 image (or give :TYPE)", arg, eq + 1);
         *ret_path = eq + 1;
+        return EXIT_OK;
+}
+
+/* What the System Kernel will map: the superblock of each unencrypted
+ * verity component, checked as it checks it (lib/boot/verity.h), before a
+ * manifest that could only cost a boot at 'open dm-verity' is written. Done
+ * first, so that a hash-tree image with sha512, 1024-byte blocks or no
+ * superblock is refused for that, not for a size that follows from it. An
+ * encrypted image's superblock is inside LUKS2: the System Kernel alone
+ * reads it. inputs[2 + i] is component i. */
+static int check_verity_superblocks(const struct kos_manifest *m, const struct input *inputs) {
+        uint8_t salt[KOS_VERITY_MAX_SALT];
+        char error[256];
+        size_t salt_size;
+
+        for (size_t i = 0; i < m->n_components; i++) {
+                const struct kos_component *c = &m->components[i];
+                const char *path = inputs[2 + i].path;
+                if (!c->verity.enabled || c->encryption.enabled)
+                        continue;
+                _cleanup_close_ int fd = kos_open_regular_at(AT_FDCWD, path, 0, NULL);
+                if (fd < 0)
+                        return fail(EXIT_USAGE, "%s: cannot read %s: %s", c->name, path, file_error_string(fd));
+                int r = kos_verity_read_superblock(fd, c->verity.hash_offset, salt, &salt_size, error, sizeof error);
+                if (r == -EBADMSG)
+                        return fail(EXIT_USAGE, "component %s: %s: %s: %s (the System Kernel would refuse it at "
+                                    "'open dm-verity'; kos component build --verity writes what it accepts)",
+                                    c->name, path, kos_reason_to_string(KOS_REASON_VERITY_SUPERBLOCK_MISMATCH), error);
+                if (r < 0)
+                        return fail(EXIT_USAGE, "component %s: %s: %s", c->name, path, error);
+        }
         return EXIT_OK;
 }
 
@@ -271,6 +303,7 @@ static int manifest_create(int argc, char **argv) {
         if (strlen(m.cmdline) > KOS_CMDLINE_MAX)
                 return usage_error("manifest create", "--cmdline is longer than %d bytes", KOS_CMDLINE_MAX);
         if ((code = mark_hash_tree(&m, hash_tree, n_hash_tree)) != EXIT_OK ||
+            (code = check_verity_superblocks(&m, inputs)) != EXIT_OK ||
             (code = hash_inputs(inputs, 2 + m.n_components)) != EXIT_OK)
                 return code;
         if (kos_manifest_format(&m, &json, &len) < 0)

@@ -61,6 +61,9 @@ static void program_beside_self(const char *name, char *out, size_t size) {
                 *slash = '\0';
         if ((size_t)snprintf(out, size, "%s/%s", self, name) >= size)
                 out[0] = '\0';
+        /* Installed (make install, kos-tools): /usr/bin/kos, the inits in /usr/lib/kos/. */
+        else if (access(out, F_OK) < 0 && (size_t)snprintf(out, size, "%s/../lib/kos/%s", self, name) >= size)
+                out[0] = '\0';
 }
 
 /* The modules named and their dependencies, in load order, with
@@ -87,24 +90,6 @@ static int add_modules(struct initramfs *ir, const char *kernel_dir, const char 
                 r = initramfs_add_file(ir, dst, path, 0644);
         }
         return r;
-}
-
-/* Runs argv, its output on our stderr; 0 when it exits with 0. */
-static int run_program(char *const argv[]) {
-        int status;
-        pid_t pid = fork();
-
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                dup2(STDERR_FILENO, STDOUT_FILENO);
-                execvp(argv[0], argv);
-                fprintf(stderr, "kos: cannot run %s: %m\n", argv[0]);
-                _exit(127);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return -errno;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
 }
 
 /* Where the UKI's sections go (virtual addresses inside the image). The
@@ -224,7 +209,7 @@ static int write_uki(const struct uki *u, const char *dir, const char *kernel, c
                                  "--add-section", a_linux, "--change-section-vma", v_linux,
                                  "--add-section", a_initrd, "--change-section-vma", v_initrd,
                                  (char *)u->stub, tmp, NULL};
-        if ((r = run_program(objcopy)) < 0) {
+        if ((r = run_program(objcopy, NULL, 0)) < 0) {
                 unlink(tmp);
                 return fail(EXIT_USAGE, "objcopy could not build the UKI %s", u->output);
         }
@@ -235,7 +220,7 @@ static int write_uki(const struct uki *u, const char *dir, const char *kernel, c
         if (u->sign_key) {
                 char *const sbsign[] = {"sbsign", "--key", (char *)u->sign_key, "--cert", (char *)u->sign_cert,
                                         "--output", tmp_signed, tmp, NULL};
-                r = run_program(sbsign);
+                r = run_program(sbsign, NULL, 0);
                 unlink(tmp);
                 if (r < 0) {
                         unlink(tmp_signed);
@@ -266,7 +251,7 @@ static int write_compressed(struct initramfs *ir, const char *compress, const ch
                 return r;
         char *const lz4[] = {"lz4", "-l", "-9", "-q", "-f", raw, (char *)output, NULL};
         char *const zstd[] = {"zstd", "-19", "-q", "-f", "--no-progress", raw, "-o", (char *)output, NULL};
-        r = run_program(strcmp(compress, "lz4") == 0 ? lz4 : zstd);
+        r = run_program(strcmp(compress, "lz4") == 0 ? lz4 : zstd, NULL, 0);
         unlink(raw);
         if (r < 0)
                 return fail(EXIT_USAGE, "%s could not compress the initramfs (package %s)", compress, compress), r;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "active.h"
 #include "kos.h"
 #include "oci.h"
 
@@ -44,6 +45,32 @@ static int load_credentials(const char *command, struct registry_args *a) {
         return EXIT_OK;
 }
 
+/* A number from the environment, 0 when unset or not a number. */
+static uint64_t test_number(const char *name) {
+        const char *s = getenv(name);
+        char *end;
+
+        if (!s || !*s)
+                return 0;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        return errno || *end ? 0 : (uint64_t)v;
+}
+
+/* Tests only (tests/host/test-oci.sh): KOS_OCI_TEST_CUT_AFTER=N cuts each
+ * transfer of a component after N bytes, as a broken connection would. */
+static uint64_t test_cut_after(void) {
+        return test_number("KOS_OCI_TEST_CUT_AFTER");
+}
+
+/* Tests only: KOS_OCI_TEST_STALL_SECONDS=N shortens the 30 s low-speed
+ * window, and the bounds made from it, to N s (stricter only: the client
+ * ignores values of 30 and over). */
+static unsigned test_stall_seconds(void) {
+        uint64_t v = test_number("KOS_OCI_TEST_STALL_SECONDS");
+        return v < KOS_OCI_STALL_SECONDS ? (unsigned)v : 0;
+}
+
 static int open_client(const char *command, const char *reference, struct registry_args *a, struct kos_oci_client **ret) {
         struct kos_oci_ref ref;
         char why[256];
@@ -53,7 +80,8 @@ static int open_client(const char *command, const char *reference, struct regist
                 return usage_error(command, "%s: %s", reference, why);
         if ((code = load_credentials(command, a)) != EXIT_OK)
                 return code;
-        struct kos_oci_client_options o = {.credentials = a->credentials, .ca_file = a->ca_file};
+        struct kos_oci_client_options o = {.credentials = a->credentials, .ca_file = a->ca_file,
+                                           .test_stall_seconds = test_stall_seconds()};
         if (kos_oci_client_new(&ref, &o, ret) < 0)
                 return fail(EXIT_USAGE, "out of memory");
         return EXIT_OK;
@@ -136,24 +164,11 @@ static void print_note(const char *line, void *userdata) {
 }
 
 
-/* Tests only (tests/host/test-oci.sh): KOS_OCI_TEST_CUT_AFTER=N cuts the
- * transfer after N bytes of components, as a broken connection would. */
-static uint64_t test_cut_after(void) {
-        const char *s = getenv("KOS_OCI_TEST_CUT_AFTER");
-        char *end;
-
-        if (!s || !*s)
-                return 0;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        return errno || *end ? 0 : (uint64_t)v;
-}
-
 static int report_pull(const char *reference, int r, struct kos_oci_client *client, const struct kos_bundle_result *result) {
         if (r == -EBADMSG)
                 return fail(EXIT_INVALID, "%s refused, nothing changed: %s", reference, result->error);
         if (r < 0)
-                return fail(EXIT_USAGE, "pulling %s stopped: %s; what was fetched is kept, pull again to resume", reference,
+                return fail(EXIT_USAGE, "pulling %s failed, nothing installed and nothing of it kept: %s", reference,
                             result->error[0] ? result->error : r == -ENOMEM ? strerror(-r) : kos_oci_client_error(client));
         if (result->already_active) {
                 printf("%s is installed and first in active already: nothing changed\n", result->name);
@@ -189,7 +204,8 @@ int cmd_pull(int argc, char **argv) {
                                "Installs a manifest published with kos push, exactly as a bundle is\n"
                                "installed: the signature and the rollback floor are checked before any\n"
                                "component is fetched; only the components the ImageFS lacks are fetched,\n"
-                               "each hashed as it arrives; an interrupted pull resumes where it stopped.\n"
+                               "each hashed as it arrives, and only when the ImageFS has room for them; a\n"
+                               "broken connection resumes where it stopped; a failed pull keeps nothing.\n"
                                "Exit 0 installed, 1 refused (nothing changed), 2 registry or I/O error.\n\n" REGISTRY_HELP
                                "  --keyring DIR         the trusted keys (required)\n"
                                "  --tries N, --keep N   as for kos bundle install\n");

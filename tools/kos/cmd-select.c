@@ -133,7 +133,8 @@ int cmd_select(int argc, char **argv) {
                                "dm-verity tree up to the signed root hash, or by every byte when its\n"
                                "manifest's last boot was never confirmed. A manifest whose\n"
                                "security_version is below the device's rollback floor\n"
-                               "(IMAGEFS/boot-state/rollback-floor) is rejected.\n"
+                               "(IMAGEFS/boot-state/rollback-floor, and the TPM's counter when there is a\n"
+                               "TPM: one that is there but cannot be trusted selects nothing) is rejected.\n"
                                "Prints the selected name and id; --explain gives the floor and the\n"
                                "verdict and reason of every manifest and the check each component of\n"
                                "the selected one got; --json one object for programs.\n"
@@ -163,6 +164,8 @@ int cmd_select(int argc, char **argv) {
         r = kos_select(&img, &ring, &opts, &s);
         progress_finish(&p);
         kos_imagefs_close(&img);
+        if (r == -ENOTRECOVERABLE) /* a TPM whose floor cannot be trusted: nothing may boot */
+                return fail(EXIT_INVALID, "rollback floor: %s", s.floor.tpm);
         if (r < 0)
                 return fail(EXIT_USAGE, "selection failed: %s", strerror(-r));
         if (s.floor.warning[0] && !explain && !json)

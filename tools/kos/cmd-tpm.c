@@ -12,10 +12,13 @@
 #include "tpm.h"
 
 static int usage(void) {
-        printf("Usage: kos tpm floor | provision | raise N | pcr | expected-pcr ID\n\n"
+        printf("Usage: kos tpm floor | provision | raise N | floor-policy | pcr | expected-pcr ID\n\n"
                "  floor          print the rollback floor the TPM's NV counter 0x%08x holds\n"
-               "  provision      define that counter if absent and give it a floor (as the Boot Kernel does)\n"
+               "  provision      define that counter if absent, migrate its first definition, give it a\n"
+               "                 floor (as the Boot Kernel does); an index that is not exactly the counter\n"
+               "                 is refused, never replaced\n"
                "  raise N        raise the TPM floor to N (never lowers it); kos mark-good raises it itself\n"
+               "  floor-policy   print the counter's authPolicy (hex), to define it with tpm2_nvdefine -L\n"
                "  pcr            print the SHA-256 value of PCR %d\n"
                "  expected-pcr ID  print the PCR %d value after measuring manifest ID (hex) from reset\n\n"
                "The TPM is $KOS_TPM: a device node or a swtpm server socket; unset: /dev/tpmrm0,\n"
@@ -25,11 +28,13 @@ static int usage(void) {
 }
 
 
-static int tpm_fail(struct kos_tpm *t, const char *what, int r) {
-        fail(r == -ERANGE ? EXIT_INVALID : EXIT_USAGE, "%s: %s (TPM rc 0x%x)", what,
-             r == -ERANGE ? "the TPM's floor is already higher" : strerror(-r), t->last_rc);
+/* why: what the library said (lib/boot/tpm.h: every floor call says why it failed). */
+static int tpm_fail(struct kos_tpm *t, const char *what, int r, const char *why) {
+        int code = r == -ERANGE ? EXIT_INVALID : EXIT_USAGE;
+
+        fail(code, "%s: %s", what, why && why[0] ? why : strerror(-r));
         kos_tpm_close(t);
-        return r == -ERANGE ? EXIT_INVALID : EXIT_USAGE;
+        return code;
 }
 
 static int parse_u32(const char *s, uint32_t *ret) {
@@ -45,7 +50,7 @@ static int parse_u32(const char *s, uint32_t *ret) {
 int cmd_tpm(int argc, char **argv) {
         struct kos_tpm t;
         uint8_t id[KOS_SHA256_LEN], value[KOS_SHA256_LEN];
-        char hex[KOS_SHA256_HEX_LEN + 1], done[160];
+        char hex[KOS_SHA256_HEX_LEN + 1], message[320];
         uint32_t floor;
         int r;
 
@@ -61,30 +66,35 @@ int cmd_tpm(int argc, char **argv) {
                 printf("%s\n", hex);
                 return EXIT_OK;
         }
+        if (strcmp(verb, "floor-policy") == 0) {
+                if (argc != 2)
+                        return usage_error("tpm floor-policy", "no arguments");
+                if (kos_tpm_floor_policy_digest(value) < 0)
+                        return fail(EXIT_USAGE, "cannot hash");
+                kos_hex_encode(value, sizeof value, hex);
+                printf("%s\n", hex);
+                return EXIT_OK;
+        }
         if (strcmp(verb, "raise") == 0 ? argc != 3 : argc != 2)
                 return usage_error("tpm", "wrong number of arguments");
         if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
                 return r;
         if (strcmp(verb, "floor") == 0) {
-                if ((r = kos_tpm_floor_read(&t, &floor)) < 0)
-                        return tpm_fail(&t, r == -ENOENT    ? "the floor counter is not defined"
-                                            : r == -ENODATA ? "the floor counter was never incremented"
-                                            : r == -EBADMSG ? "the NV index is not the KOS floor counter"
-                                                            : "cannot read the floor counter",
-                                        r);
+                if ((r = kos_tpm_floor_read(&t, &floor, message, sizeof message)) < 0)
+                        return tpm_fail(&t, "cannot read the floor counter", r, message);
                 printf("%lu\n", (unsigned long)floor);
         } else if (strcmp(verb, "provision") == 0) {
-                if ((r = kos_tpm_floor_provision(&t, done, sizeof done)) < 0)
-                        return tpm_fail(&t, "cannot provision the floor counter", r);
-                printf("%s\n", done[0] ? done : "already provisioned");
+                if ((r = kos_tpm_floor_provision(&t, message, sizeof message)) < 0)
+                        return tpm_fail(&t, "cannot provision the floor counter", r, message);
+                printf("%s\n", message[0] ? message : "already provisioned");
         } else if (strcmp(verb, "raise") == 0) {
                 if (parse_u32(argv[2], &floor) < 0)
                         return usage_error("tpm raise", "N must be a number from 0 to 4294967295");
-                if ((r = kos_tpm_floor_raise(&t, floor)) < 0)
-                        return tpm_fail(&t, "cannot raise the floor counter", r);
+                if ((r = kos_tpm_floor_raise(&t, floor, message, sizeof message)) < 0)
+                        return tpm_fail(&t, "cannot raise the floor counter", r, message);
         } else if (strcmp(verb, "pcr") == 0) {
                 if ((r = kos_tpm_pcr_read(&t, KOS_TPM_PCR, value)) < 0)
-                        return tpm_fail(&t, "cannot read the PCR", r);
+                        return tpm_fail(&t, "cannot read the PCR", r, NULL);
                 kos_hex_encode(value, sizeof value, hex);
                 printf("%s\n", hex);
         } else {

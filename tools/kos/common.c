@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kos.h"
@@ -116,4 +117,36 @@ int open_tpm_or_fail(struct kos_tpm *t) {
         if (r < 0)
                 return fail(EXIT_USAGE, "cannot open the TPM %s: %s", t->path, strerror(-r));
         return EXIT_OK;
+}
+
+/* Runs argv; with capture, its standard output goes there (up to size). */
+int run_program(char *const argv[], char *capture, size_t size) {
+        int pipefd[2] = {-1, -1}, status;
+
+        if (capture && pipe2(pipefd, O_CLOEXEC) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                if (capture)
+                        dup2(pipefd[1], STDOUT_FILENO);
+                else
+                        dup2(STDERR_FILENO, STDOUT_FILENO);
+                execvp(argv[0], argv);
+                fprintf(stderr, "kos: cannot run %s: %m\n", argv[0]);
+                _exit(127);
+        }
+        if (capture) {
+                size_t len = 0;
+                ssize_t n;
+                close(pipefd[1]);
+                while (len + 1 < size && (n = read(pipefd[0], capture + len, size - 1 - len)) > 0)
+                        len += (size_t)n;
+                capture[len] = '\0';
+                close(pipefd[0]);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
 }

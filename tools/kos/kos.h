@@ -47,6 +47,10 @@ const char *file_error_string(int r);
  * the exit code: 2 when it could not be read, 1 when it is invalid. Releases
  * loaded. */
 int fail_manifest_load(const char *path, struct kos_loaded_manifest *loaded, const char *hint);
+/* Runs argv (no shell); with capture, its standard output goes there (up to
+ * size, NUL-terminated), else to our standard error. 0 when it exits with 0,
+ * -ECHILD when it fails, or a negative errno. */
+int run_program(char *const argv[], char *capture, size_t size);
 int read_path(const char *path, size_t cap, char **ret, size_t *ret_len);
 int open_imagefs_or_fail(const char *path, struct kos_imagefs *ret);
 int load_keyring_or_fail(const char *dir, struct kos_keyring *ret);
@@ -71,6 +75,8 @@ int cmd_bundle(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_mkinitrd(int argc, char **argv);
 
-/* kos push, kos pull (cmd-oci.c): built into the host kos only (KOS_WITH_OCI). */
+/* kos push, kos pull (cmd-oci.c): built into the host kos only (KOS_WITH_HOST). */
 int cmd_push(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
+/* kos image (cmd-image.c): host kos only (KOS_WITH_HOST), it links libfdisk. */
+int cmd_image(int argc, char **argv);

@@ -7,6 +7,10 @@
 #include "kos.h"
 #include "tpm.h"
 
+#ifndef KOS_VERSION /* set by the Makefile from scripts/version.sh */
+#define KOS_VERSION "unknown"
+#endif
+
 static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
@@ -29,10 +33,11 @@ static const struct {
         {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
         {"key", cmd_key, "seal|unseal|export-public  TPM-sealed component keys; an HSM key's public PEM"},
-        {"tpm", cmd_tpm, "floor|provision|raise|pcr|expected-pcr  the TPM's rollback floor and PCR"},
-#ifdef KOS_WITH_OCI /* the host kos; not the static one in the runtime layer */
+        {"tpm", cmd_tpm, "floor|provision|raise|floor-policy|pcr|expected-pcr  the TPM's rollback floor and PCR"},
+#ifdef KOS_WITH_HOST /* the host kos; not the device's static one (lib/registry, lib/host) */
         {"push", cmd_push, "IMAGEFS NAME REF        publish a signed manifest to an OCI registry"},
         {"pull", cmd_pull, "REF IMAGEFS --keyring DIR  install one from an OCI registry"},
+        {"image", cmd_image, "--imagefs DIR [--uki FILE] OUTPUT  write a factory disk image"},
 #endif
 };
 
@@ -40,8 +45,9 @@ static int help(void) {
         printf("Usage: kos COMMAND [ARGS]\n\nBuild, sign, inspect and select from a KOS ImageFS.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 printf("  %-11s %s\n", commands[i].name, commands[i].summary);
-        printf("\nEvery command takes --help. Exit status: 0 success, 1 nothing valid or verification\n"
-               "failed, 2 usage or I/O error. Formats: docs/format.md.\n");
+        printf("\nEvery command takes --help; --version prints kos's version. Exit status: 0 success,\n"
+               "1 nothing valid or verification failed, 2 usage or I/O error.\n"
+               "Manual: kos(1); formats: kos-formats(5), docs/format.md.\n");
         return EXIT_OK;
 }
 
@@ -54,6 +60,8 @@ int main(int argc, char **argv) {
                 return help(), EXIT_USAGE;
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)
                 return help();
+        if (strcmp(argv[1], "--version") == 0)
+                return printf("kos %s\n", KOS_VERSION), EXIT_OK;
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (strcmp(argv[1], commands[i].name) == 0)
                         return commands[i].run(argc - 1, argv + 1);
