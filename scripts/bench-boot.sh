@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench-boot: boot time of the whole verified chain against stock Debian.
 #
-# One run, one machine, the same QEMU settings (tests/vm/lib.sh vm_run), the
+# One run, one machine, the same QEMU settings (scripts/qemu.sh vm_run), the
 # same Debian kernel as System Kernel and the same systemd root (the
 # mmdebstrap root of make demo plus a marker unit), booted to the marker
 # unit, which runs once multi-user.target is reached and prints the guest's
@@ -51,10 +51,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD BUILD=build KOS=$PWD/build/kos
 export ROOT BUILD KOS
-# shellcheck source=../tests/vm/lib.sh
-. tests/vm/lib.sh
-# shellcheck source=../tests/vm/system-lib.sh
-. tests/vm/system-lib.sh
+# shellcheck source=qemu.sh
+. scripts/qemu.sh
+# shellcheck source=layers.sh
+. scripts/layers.sh
 
 boots=${BENCH_BOOTS:-5}
 sb_boots=${BENCH_SB_BOOTS:-1}
@@ -170,7 +170,7 @@ sbkeys=$(sb_keys)
 "$KOS" manifest sign --key bench.key bench.json >/dev/null
 "$KOS" install --keyring keyring img bench.json >/dev/null
 "$KOS" activate img bench
-id=$(sha bench.json)
+id=$(sha256sum bench.json | cut -d" " -f1)
 uuid=$(cat /proc/sys/kernel/random/uuid)
 "$KOS" image --force --imagefs img --imagefs-uuid "$uuid" --data-size 64M --data-format kos-disk.img >/dev/null 2>&1
 # kos-tree: the same files, base checked by its hash tree. Its disk is copied

@@ -14,10 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD BUILD=build KOS=$PWD/build/kos
 export ROOT BUILD KOS
-# shellcheck source=../tests/vm/lib.sh
-. tests/vm/lib.sh
-# shellcheck source=../tests/vm/system-lib.sh
-. tests/vm/system-lib.sh
+# shellcheck source=qemu.sh
+. scripts/qemu.sh
 # shellcheck source=layers.sh
 . scripts/layers.sh
 
@@ -86,7 +84,7 @@ done
 step "TPM: swtpm with its state in build/demo/tpm (kept, like a device's TPM: the rollback floor and the sealing key live there)"
 # PCR 7 is computed, not read from a boot: OVMF's measurements of SecureBoot,
 # PK, KEK, db and dbx, the separator, and the db certificate that verified
-# the UKI (sb_expected_pcr7 in tests/vm/lib.sh). PCR 15 is the Boot Kernel's
+# the UKI (sb_expected_pcr7 in scripts/qemu.sh). PCR 15 is the Boot Kernel's
 # marker, also computed. The TPM need not be in that state to seal.
 pcr7=$(sb_expected_pcr7 "$sbkeys")
 echo "swtpm $(swtpm --version 2>/dev/null | head -n 1 | grep -o '[0-9][0-9.]*' | head -n 1), attached to the VM as a TIS device"
@@ -107,12 +105,8 @@ vm_swtpm_start tpm
 
 if [ "${RUN:-}" = 1 ]; then
         step "Booting with an interactive console (exit: Ctrl-A X)"
-        cpu=max; [ "$(vm_accel)" = kvm ] && cpu=host
-        exec qemu-system-x86_64 -accel "$(vm_accel)" -cpu "$cpu" -m 1024 -smp 2 -nographic -serial mon:stdio \
-                -machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on -global ICH9-LPC.disable_s3=1 \
-                -nic none -drive if=pflash,format=raw,unit=0,readonly=on,file="$OVMF_CODE" \
-                -drive if=pflash,format=raw,unit=1,file=OVMF_VARS.fd -drive file=disk.img,if=virtio,format=raw \
-                "${VM_TPM_ARGS[@]}"
+        vm_machine_args && ovmf_machine_args OVMF_VARS.fd disk.img
+        exec qemu-system-x86_64 "${VM_ARGS[@]}" -nographic -serial mon:stdio "${OVMF_ARGS[@]}" "${VM_TPM_ARGS[@]}"
 fi
 
 step "Booting in QEMU ($(vm_accel)); the console goes to build/demo/console.log"

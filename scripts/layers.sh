@@ -63,3 +63,18 @@ WantedBy=multi-user.target
 UNIT
         ln -sf ../kos-status-report.service "$dir/etc/systemd/system/multi-user.target.wants/"
 }
+
+# The mmdebstrap systemd root (scripts/mkrootfs.sh), built once per machine.
+vm_rootfs() { vm_locked "$VM_CACHE/.rootfs.lock" "$ROOT/scripts/mkrootfs.sh"; }
+
+# The base OS component (mmdebstrap root as squashfs with dm-verity), built
+# once per machine (VM_CACHE, scripts/qemu.sh; KOS the kos tool).
+sys_base_image() { vm_locked "$VM_CACHE/.base.lock" sys_base_image_make; }
+sys_base_image_make() {
+        local rootfs out=$VM_CACHE/base.img
+        rootfs=$(vm_rootfs)
+        if [ ! -s "$out.meta" ] || [ "$rootfs/.done" -nt "$out" ]; then
+                "$KOS" component build --type squashfs --verity "$rootfs" "$out" >&2
+        fi
+        echo "$out"
+}

@@ -4,20 +4,6 @@
 # Fixture for the full chain: Boot Kernel -> kexec -> System Kernel initrd ->
 # OverlayFS root of three components -> systemd. Sourced by test-system.sh.
 
-# The mmdebstrap systemd root (scripts/mkrootfs.sh), built once per machine.
-vm_rootfs() { vm_locked "$VM_CACHE/.rootfs.lock" "$ROOT/scripts/mkrootfs.sh"; }
-
-# The base OS component (mmdebstrap root as squashfs with dm-verity), built once.
-sys_base_image() { vm_locked "$VM_CACHE/.base.lock" sys_base_image_make; }
-sys_base_image_make() {
-        local rootfs out=$VM_CACHE/base.img
-        rootfs=$(vm_rootfs)
-        if [ ! -s "$out.meta" ] || [ "$rootfs/.done" -nt "$out" ]; then
-                "$KOS" component build --type squashfs --verity "$rootfs" "$out" >&2
-        fi
-        echo "$out"
-}
-
 # The runtime layer: overrides /etc/kos-layer, carries a 16 KiB file whose
 # bytes are a known marker (for tampering tests).
 make_runtime_layer() { # DIR
