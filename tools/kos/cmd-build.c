@@ -17,21 +17,36 @@
 #include <unistd.h>
 
 #include "kos.h"
+#include "reproducible.h"
 
-#define LUKS_HEADER_SPACE "16M" /* room cryptsetup moves the data by */
-
+/* dm-verity over the first bytes of image, the tree appended. The salt and
+ * UUID that veritysetup would draw at random are derived from the SHA-256 of
+ * the data instead (docs/format.md, "Reproducible components"): the same data
+ * gets the same tree, and a changed block still changes the salt, the whole
+ * tree and the root hash. */
 static int add_verity(const char *image, struct kos_verity *ret) {
         struct stat st;
-        char offset_arg[64], output[4096];
+        uint8_t content[KOS_SHA256_LEN], salt[KOS_VERITY_SALT_LEN];
+        char offset_arg[64], salt_arg[16 + 2 * KOS_VERITY_SALT_LEN], uuid[KOS_UUID_STRING_LEN + 1];
+        char uuid_arg[16 + KOS_UUID_STRING_LEN], output[4096];
 
         if (stat(image, &st) < 0)
                 return -errno;
         ret->hash_offset = ((uint64_t)st.st_size + 4095) / 4096 * 4096;
         if (truncate(image, (off_t)ret->hash_offset) < 0)
                 return -errno;
+        int r = kos_file_sha256(image, content);
+        if (r < 0)
+                return r;
+        kos_derive_from_content("kos-verity-salt-v1", content, salt, sizeof salt);
+        memcpy(salt_arg, "--salt=", 7);
+        kos_hex_encode(salt, sizeof salt, salt_arg + 7);
+        kos_derive_uuid("kos-verity-uuid-v1", content, uuid);
+        snprintf(uuid_arg, sizeof uuid_arg, "--uuid=%s", uuid);
         snprintf(offset_arg, sizeof offset_arg, "--hash-offset=%llu", (unsigned long long)ret->hash_offset);
-        char *argv[] = {"veritysetup", "format", "--hash=sha256", offset_arg, (char *)image, (char *)image, NULL};
-        int r = run_program(argv, output, sizeof output);
+        char *argv[] = {"veritysetup", "format", "--hash=sha256", "--data-block-size=4096", "--hash-block-size=4096",
+                        salt_arg, uuid_arg, offset_arg, (char *)image, (char *)image, NULL};
+        r = run_program(argv, output, sizeof output);
         if (r < 0)
                 return r;
         const char *line = strstr(output, "Root hash:");
@@ -66,30 +81,147 @@ static int ensure_key(const char *keystore, const char *id, char *ret_path, size
         return r;
 }
 
-/* LUKS2 around the image, offline: cryptsetup encrypts the file in place
- * in user space, no device-mapper needed. The key is 512 random bits, so a
- * slow password KDF would only slow the boot: PBKDF2 with few iterations. */
-static int encrypt_image(const char *image, const char *key_path) {
-        struct stat st;
+/* The smallest LUKS2 header that keeps one keyslot of a 512-bit key through
+ * an offline encryption: two 16 KiB metadata copies and a 256 KiB keyslot
+ * area (the keyslot's 4000 anti-forensic stripes take 252 KiB, and
+ * cryptsetup reencrypt needs the rest for its own bookkeeping: 252 KiB fails
+ * with "Failed to initialize LUKS2 reencryption in metadata"). The data
+ * starts right after it. */
+#define LUKS_METADATA_SIZE "16k"
+#define LUKS_KEYSLOTS_SIZE "256k"
+#define LUKS_HEADER_BYTES (2 * 16384 + 262144)
 
-        if (stat(image, &st) < 0)
+/* Writes the volume key of key_path to a new file in the key store (0600,
+ * the store is 0700) for cryptsetup --volume-key-file. */
+static int write_volume_key(const char *key_path, const char *vk_path) {
+        uint8_t vk[KOS_VOLUME_KEY_LEN];
+        int r = kos_derive_volume_key(key_path, vk);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = open(vk_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                r = -errno;
+        else
+                r = kos_write_all(fd, vk, sizeof vk);
+        explicit_bzero(vk, sizeof vk);
+        return r;
+}
+
+/* plain's bytes into a new file out, starting at byte offset of it. */
+static int copy_at(const char *plain, const char *out, off_t offset) {
+        struct stat st;
+        _cleanup_close_ int in = kos_open_regular_at(AT_FDCWD, plain, O_RDONLY | O_NOFOLLOW, &st);
+        if (in < 0)
+                return in;
+        _cleanup_close_ int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
                 return -errno;
-        if (truncate(image, st.st_size + (16 << 20)) < 0)
+        off_t in_pos = 0, out_pos = offset;
+        while (in_pos < st.st_size) {
+                ssize_t n = copy_file_range(in, &in_pos, fd, &out_pos, (size_t)(st.st_size - in_pos), 0);
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO; /* the file shrank under us */
+        }
+        return 0;
+}
+
+/* The detached header file cryptsetup wrote, into the first
+ * LUKS_HEADER_BYTES of image, where its data offset expects it. */
+static int attach_header(const char *header, const char *image) {
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        int r = kos_read_file_at(AT_FDCWD, header, LUKS_HEADER_BYTES, &data, &len);
+        if (r < 0)
+                return r;
+        if (len != LUKS_HEADER_BYTES)
+                return -EBADMSG;
+        _cleanup_close_ int fd = open(image, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
                 return -errno;
-        char *argv[] = {"cryptsetup", "reencrypt", "--encrypt", "--type", "luks2", "--pbkdf", "pbkdf2",
-                        "--pbkdf-force-iterations", "1000", "--reduce-device-size", LUKS_HEADER_SPACE, "--key-file",
-                        (char *)key_path, "--batch-mode", "--disable-locks", (char *)image, NULL};
+        if ((r = kos_write_all(fd, data, len)) < 0)
+                return r;
+        return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* LUKS2 around the image, offline and in user space (no device-mapper on a
+ * build host): the plain image is copied to byte LUKS_HEADER_BYTES of a new
+ * file, cryptsetup reencrypt --encrypt encrypts it in place there with a
+ * detached header whose data offset is that byte, and the header is then
+ * written in front. Cipher, key size, sector size and the volume key
+ * (derived from the key store's key, not drawn at random) are pinned, so the
+ * data area is the same for the same plain image and key: only the header
+ * (keyslot salt, anti-forensic stripes, UUID) differs from build to build.
+ * The key is 512 random bits, so a slow password KDF would only slow the
+ * boot: PBKDF2 with few iterations. Replaces image on success. */
+static int encrypt_image(const char *image, const char *key_path, const char *keystore, const char *key_id) {
+        char vk_path[4096], header[4096], out[4096], offset_arg[32];
+
+        if ((size_t)snprintf(vk_path, sizeof vk_path, "%s/.%s.volume-key-%d", keystore, key_id, (int)getpid()) >=
+                    sizeof vk_path ||
+            (size_t)snprintf(header, sizeof header, "%s.luks-header", image) >= sizeof header ||
+            (size_t)snprintf(out, sizeof out, "%s.luks", image) >= sizeof out)
+                return -ENAMETOOLONG;
+        snprintf(offset_arg, sizeof offset_arg, "%d", LUKS_HEADER_BYTES / 512);
+        (void)unlink(vk_path);
+        (void)unlink(header);
+        (void)unlink(out);
+        int r = write_volume_key(key_path, vk_path);
+        if (r == 0)
+                r = copy_at(image, out, LUKS_HEADER_BYTES);
+        if (r == 0) {
+                char *argv[] = {"cryptsetup", "reencrypt", "--encrypt", "--type", "luks2", "--cipher", "aes-xts-plain64",
+                                "--key-size", "512", "--sector-size", "512", "--pbkdf", "pbkdf2",
+                                "--pbkdf-force-iterations", "1000", "--luks2-metadata-size", LUKS_METADATA_SIZE,
+                                "--luks2-keyslots-size", LUKS_KEYSLOTS_SIZE, "--header", header, "--offset", offset_arg,
+                                "--volume-key-file", vk_path, "--key-file", (char *)key_path, "--batch-mode",
+                                "--disable-locks", out, NULL};
+                r = run_program(argv, NULL, 0);
+        }
+        (void)unlink(vk_path);
+        if (r == 0)
+                r = attach_header(header, out);
+        (void)unlink(header);
+        if (r == 0 && rename(out, image) < 0)
+                r = -errno;
+        if (r < 0)
+                (void)unlink(out);
+        return r;
+}
+
+/* mkfs.erofs for out, with uuid (NULL: the nil UUID). */
+static int make_erofs(const char *src, const char *out, const char *uuid) {
+        char uuid_arg[8 + KOS_UUID_STRING_LEN];
+
+        snprintf(uuid_arg, sizeof uuid_arg, "-U%s", uuid ? uuid : "00000000-0000-0000-0000-000000000000");
+        (void)unlink(out);
+        char *argv[] = {"mkfs.erofs", "-T0", "--all-root", "--quiet", uuid_arg, (char *)out, (char *)src, NULL};
         return run_program(argv, NULL, 0);
 }
 
+/* Both file systems are built with every owner root and every time 0, so
+ * the source's owners and times (and the order readdir returns names in)
+ * never reach the image; mode, names, contents, links and extended
+ * attributes do. mksquashfs is reproducible by default (-reproducible) and
+ * has no UUID. mkfs.erofs draws a random UUID unless given one: it is built
+ * once with the nil UUID, and again with a UUID derived from that image's
+ * SHA-256, so the UUID too is a function of the content. */
 static int make_filesystem(enum kos_component_type type, const char *src, const char *out) {
         if (type == KOS_COMPONENT_SQUASHFS) {
                 char *argv[] = {"mksquashfs", (char *)src, (char *)out, "-noappend", "-quiet", "-no-progress",
-                                "-all-root", "-mkfs-time", "0", "-all-time", "0", NULL};
+                                "-reproducible", "-all-root", "-mkfs-time", "0", "-all-time", "0", NULL};
                 return run_program(argv, NULL, 0);
         }
-        char *argv[] = {"mkfs.erofs", "-T0", "--all-root", (char *)out, (char *)src, NULL};
-        return run_program(argv, NULL, 0);
+        uint8_t content[KOS_SHA256_LEN];
+        char uuid[KOS_UUID_STRING_LEN + 1];
+        int r = make_erofs(src, out, NULL);
+        if (r < 0)
+                return r;
+        if ((r = kos_file_sha256(out, content)) < 0)
+                return r;
+        kos_derive_uuid("kos-erofs-uuid-v1", content, uuid);
+        return make_erofs(src, out, uuid);
 }
 
 static int write_meta(const char *out, enum kos_component_type type, const struct kos_verity *verity,
@@ -134,7 +266,7 @@ static int build(enum kos_component_type type, bool verity, bool hash_tree, cons
         }
         if (key_id) {
                 if ((r = ensure_key(keystore, key_id, key_path, sizeof key_path)) < 0 ||
-                    (r = encrypt_image(tmp, key_path)) < 0) {
+                    (r = encrypt_image(tmp, key_path, keystore, key_id)) < 0) {
                         unlink(tmp);
                         return fail(EXIT_USAGE, "cannot encrypt %s with key %s of %s: %s", out, key_id, keystore,
                                     strerror(-r));
