@@ -298,13 +298,14 @@ int cmd_component_build(int argc, char **argv) {
                 case 'h':
                         printf("Usage: kos component build [--type squashfs|erofs] [--verity [--hash-tree]]\n"
                                "           [--encrypt KEY_ID --keystore DIR] SOURCE_DIR IMAGE\n\n"
-                               "Makes IMAGE from SOURCE_DIR (reproducibly: owner root, time 0). With\n"
+                               "Makes IMAGE from SOURCE_DIR, reproducibly: owner root, time 0, and UUIDs,\n"
+                               "the verity salt and the LUKS2 volume key derived, never random. With\n"
                                "--verity, a dm-verity hash tree is appended (veritysetup format);\n"
                                "--hash-tree also marks it \"verify\": \"hash-tree\" in IMAGEFS.meta: the\n"
                                "Boot Kernel checks the tree, not every byte (kos manifest create --help).\n"
-                               "With --encrypt, the result is wrapped in LUKS2 with the key KEY_ID of\n"
-                               "the key store DIR (64 random bytes, made if missing; the System\n"
-                               "Kernel's initrd needs the same file). Writes IMAGE.meta, the fields\n"
+                               "With --encrypt, the result is wrapped in LUKS2 (a 288 KiB header) with\n"
+                               "the key KEY_ID of the key store DIR (64 random bytes, made if missing;\n"
+                               "the System Kernel's initrd needs the same file). Writes IMAGE.meta, the fields\n"
                                "'kos manifest create --component NAME=IMAGE' puts in the manifest.\n");
                         return EXIT_OK;
                 case 't':
