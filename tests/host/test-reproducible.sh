@@ -125,3 +125,36 @@ test_encrypted_component_of_a_small_app_has_a_288_KiB_luks2_header_that_opens_wi
         [ "$(ls -A ks)" = appkey ] || fail "key store holds more than the key: $(ls -A ks)"
         [ "$(echo enc.img*)" = "enc.img enc.img.meta" ] || fail "temporary files left beside the image: $(echo enc.img*)"
 }
+
+# tree_digests IMAGE: the 32-byte digests of IMAGE's dm-verity tree, one hex
+# line each (zero slots left out).
+tree_digests() {
+        local offset
+        offset=$(jq .verity.hash_offset "$1.meta")
+        tail -c +$((offset + 4096 + 1)) "$1" | od -An -v -tx1 -w32 | tr -d ' ' | grep -v '^0*$'
+}
+
+test_verity_salt_from_a_name_keeps_the_salt_and_the_digests_of_unchanged_blocks_across_versions() {
+        local rc changed
+        repro_tree v1
+        cp -a v1 v2
+        printf 'y' | dd of=v2/bin/tool bs=1 seek=1234 conv=notrunc status=none # one data block changes
+        for v in v1 v2; do
+                "$KOS" component build --type erofs --verity --verity-salt-from runtime "$v" "$v-named.img" >/dev/null
+                "$KOS" component build --type erofs --verity "$v" "$v-content.img" >/dev/null
+        done
+        [ "$(jq -r .verity.root_hash v1-named.img.meta)" != "$(jq -r .verity.root_hash v2-named.img.meta)" ] ||
+                fail "same root hash for different content"
+        changed=$(comm -13 <(tree_digests v1-named.img | sort) <(tree_digests v2-named.img | sort) | wc -l)
+        echo "tree digests new in v2: $changed with --verity-salt-from, $(comm -13 <(tree_digests v1-content.img | sort) <(tree_digests v2-content.img | sort) | wc -l) of $(tree_digests v2-content.img | wc -l) without"
+        # The block with the changed byte, and the first (the erofs superblock:
+        # its UUID follows the content).
+        [ "$changed" = 2 ] || fail "$changed digests changed for one changed block"
+        # Without it the salt follows the content: every digest is new.
+        [ -z "$(comm -12 <(tree_digests v1-content.img | sort) <(tree_digests v2-content.img | sort))" ] ||
+                fail "a content-derived salt kept digests of the old tree"
+        rc=0; "$KOS" component build --verity-salt-from runtime v1 x.img 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q -- '--verity-salt-from needs --verity' err || fail "exit $rc without --verity: $(cat err)"
+        rc=0; "$KOS" component build --verity --verity-salt-from 'a/b' v1 x.img 2>err || rc=$?
+        [ "$rc" = 2 ] || fail "exit $rc for a salt name with a slash"
+}

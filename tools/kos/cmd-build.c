@@ -22,9 +22,10 @@
 /* dm-verity over the first bytes of image, the tree appended. The salt and
  * UUID that veritysetup would draw at random are derived from the SHA-256 of
  * the data instead (docs/format.md, "Reproducible components"): the same data
- * gets the same tree, and a changed block still changes the salt, the whole
- * tree and the root hash. */
-static int add_verity(const char *image, struct kos_verity *ret) {
+ * gets the same tree. With salt_from, the salt is derived from that name
+ * instead, so it stays the same across versions of a component and so do the
+ * digests of the blocks an update did not change. */
+static int add_verity(const char *image, const char *salt_from, struct kos_verity *ret) {
         struct stat st;
         uint8_t content[KOS_SHA256_LEN], salt[KOS_VERITY_SALT_LEN];
         char offset_arg[64], salt_arg[16 + 2 * KOS_VERITY_SALT_LEN], uuid[KOS_UUID_STRING_LEN + 1];
@@ -38,7 +39,13 @@ static int add_verity(const char *image, struct kos_verity *ret) {
         int r = kos_file_sha256(image, content);
         if (r < 0)
                 return r;
-        kos_derive_from_content("kos-verity-salt-v1", content, salt, sizeof salt);
+        if (salt_from) {
+                uint8_t name_digest[KOS_SHA256_LEN];
+                if ((r = kos_sha256(salt_from, strlen(salt_from), name_digest)) < 0)
+                        return r;
+                kos_derive_from_content("kos-verity-salt-from-name-v1", name_digest, salt, sizeof salt);
+        } else
+                kos_derive_from_content("kos-verity-salt-v1", content, salt, sizeof salt);
         memcpy(salt_arg, "--salt=", 7);
         kos_hex_encode(salt, sizeof salt, salt_arg + 7);
         kos_derive_uuid("kos-verity-uuid-v1", content, uuid);
@@ -248,8 +255,17 @@ static int write_meta(const char *out, enum kos_component_type type, const struc
         return r;
 }
 
-static int build(enum kos_component_type type, bool verity, bool hash_tree, const char *key_id, const char *keystore, const char *src,
-                 const char *out) {
+struct build_options {
+        enum kos_component_type type;
+        bool verity, hash_tree;
+        const char *salt_from; /* --verity-salt-from, or NULL */
+        const char *key_id, *keystore;
+};
+
+static int build(const struct build_options *o, const char *src, const char *out) {
+        enum kos_component_type type = o->type;
+        bool verity = o->verity, hash_tree = o->hash_tree;
+        const char *key_id = o->key_id, *keystore = o->keystore;
         struct kos_verity v = {0};
         char tmp[4096], key_path[4096];
         int r;
@@ -260,7 +276,7 @@ static int build(enum kos_component_type type, bool verity, bool hash_tree, cons
                 unlink(tmp);
                 return fail(EXIT_USAGE, "cannot make a %s image of %s", kos_component_type_to_string(type), src);
         }
-        if (verity && (r = add_verity(tmp, &v)) < 0) {
+        if (verity && (r = add_verity(tmp, o->salt_from, &v)) < 0) {
                 unlink(tmp);
                 return fail(EXIT_USAGE, "veritysetup format failed on %s: %s", tmp, strerror(-r));
         }
@@ -288,21 +304,26 @@ int cmd_component_build(int argc, char **argv) {
         static const struct option options[] = {
                 {"type", required_argument, NULL, 't'},     {"verity", no_argument, NULL, 'v'},
                 {"encrypt", required_argument, NULL, 'e'},  {"keystore", required_argument, NULL, 'k'},
-                {"hash-tree", no_argument, NULL, 'H'},      {"help", no_argument, NULL, 'h'}, {}};
-        const char *key_id = NULL, *keystore = NULL;
+                {"hash-tree", no_argument, NULL, 'H'},      {"verity-salt-from", required_argument, NULL, 'S'},
+                {"help", no_argument, NULL, 'h'},           {}};
+        const char *key_id = NULL, *keystore = NULL, *salt_from = NULL;
         int type = KOS_COMPONENT_SQUASHFS, c;
         bool verity = false, hash_tree = false;
 
-        while ((c = getopt_long(argc, argv, "t:ve:k:Hh", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "t:ve:k:S:Hh", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: kos component build [--type squashfs|erofs] [--verity [--hash-tree]]\n"
+                        printf("Usage: kos component build [--type squashfs|erofs]\n"
+                               "           [--verity [--hash-tree] [--verity-salt-from NAME]]\n"
                                "           [--encrypt KEY_ID --keystore DIR] SOURCE_DIR IMAGE\n\n"
                                "Makes IMAGE from SOURCE_DIR, reproducibly: owner root, time 0, and UUIDs,\n"
                                "the verity salt and the LUKS2 volume key derived, never random. With\n"
                                "--verity, a dm-verity hash tree is appended (veritysetup format);\n"
                                "--hash-tree also marks it \"verify\": \"hash-tree\" in IMAGEFS.meta: the\n"
                                "Boot Kernel checks the tree, not every byte (kos manifest create --help).\n"
+                               "The verity salt is derived from the data, or with --verity-salt-from from\n"
+                               "NAME (the component's name: the same salt in every version, so an update\n"
+                               "changes only the digests of the blocks it changed).\n"
                                "With --encrypt, the result is wrapped in LUKS2 (a 288 KiB header) with\n"
                                "the key KEY_ID of the key store DIR (64 random bytes, made if missing;\n"
                                "the System Kernel's initrd needs the same file). Writes IMAGE.meta, the fields\n"
@@ -318,6 +339,11 @@ int cmd_component_build(int argc, char **argv) {
                         break;
                 case 'H':
                         hash_tree = true;
+                        break;
+                case 'S':
+                        if (!kos_name_is_valid(optarg))
+                                return usage_error("component build", "salt name '%s' is not [A-Za-z0-9._-]{1,64}", optarg);
+                        salt_from = optarg;
                         break;
                 case 'e':
                         if (!kos_name_is_valid(optarg))
@@ -338,5 +364,9 @@ int cmd_component_build(int argc, char **argv) {
         if (hash_tree && (!verity || key_id))
                 return usage_error("component build", "--hash-tree needs --verity and no --encrypt (the Boot Kernel "
                                                       "cannot read a tree inside LUKS2)");
-        return build((enum kos_component_type)type, verity, hash_tree, key_id, keystore, argv[optind], argv[optind + 1]);
+        if (salt_from && !verity)
+                return usage_error("component build", "--verity-salt-from needs --verity");
+        struct build_options o = {.type = (enum kos_component_type)type, .verity = verity, .hash_tree = hash_tree,
+                                  .salt_from = salt_from, .key_id = key_id, .keystore = keystore};
+        return build(&o, argv[optind], argv[optind + 1]);
 }
