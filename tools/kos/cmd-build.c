@@ -152,6 +152,54 @@ static int attach_header(const char *header, const char *image) {
         return fsync(fd) < 0 ? -errno : 0;
 }
 
+/* Runs cryptsetup with its output read back (up to 64 KiB) and passed on
+ * to our standard error without the warning that the keyslot area is small: it
+ * is small on purpose (one keyslot), and the warning would only alarm the
+ * vendor on every build. 0, -ECHILD when cryptsetup fails, or -errno. */
+static int run_cryptsetup(char *const argv[]) {
+        static const char expected[] = "is very small, available LUKS2 keyslot count is very limited";
+        char text[65536];
+        size_t len = 0;
+        int pipefd[2], status;
+        ssize_t n;
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0) {
+                close(pipefd[0]);
+                close(pipefd[1]);
+                return -errno;
+        }
+        if (pid == 0) {
+                /* cryptsetup prints its warnings on standard output. */
+                dup2(pipefd[1], STDOUT_FILENO);
+                dup2(pipefd[1], STDERR_FILENO);
+                execvp(argv[0], argv);
+                dprintf(STDERR_FILENO, "kos: cannot run %s: %m\n", argv[0]);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        while ((n = read(pipefd[0], text + len, sizeof text - 1 - len)) > 0 && (len += (size_t)n) < sizeof text - 1)
+                ;
+        text[len] = '\0';
+        /* Whatever did not fit is drained, so cryptsetup never blocks on us. */
+        char drain[4096];
+        while (n > 0 && (n = read(pipefd[0], drain, sizeof drain)) > 0)
+                ;
+        close(pipefd[0]);
+        for (char *line = text, *end; *line; line = end) {
+                end = line + strcspn(line, "\n");
+                if (*end)
+                        end++;
+                if (!memmem(line, (size_t)(end - line), expected, sizeof expected - 1))
+                        fwrite(line, 1, (size_t)(end - line), stderr);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+}
+
 /* LUKS2 around the image, offline and in user space (no device-mapper on a
  * build host): the plain image is copied to byte LUKS_HEADER_BYTES of a new
  * file, cryptsetup reencrypt --encrypt encrypts it in place there with a
@@ -184,7 +232,7 @@ static int encrypt_image(const char *image, const char *key_path, const char *ke
                                 "--luks2-keyslots-size", LUKS_KEYSLOTS_SIZE, "--header", header, "--offset", offset_arg,
                                 "--volume-key-file", vk_path, "--key-file", (char *)key_path, "--batch-mode",
                                 "--disable-locks", out, NULL};
-                r = run_program(argv, NULL, 0);
+                r = run_cryptsetup(argv);
         }
         (void)unlink(vk_path);
         if (r == 0)
