@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -98,20 +99,25 @@ static int ensure_key(const char *keystore, const char *id, char *ret_path, size
 #define LUKS_KEYSLOTS_SIZE "256k"
 #define LUKS_HEADER_BYTES (2 * 16384 + 262144)
 
-/* Writes the volume key of key_path to a new file in the key store (0600,
- * the store is 0700) for cryptsetup --volume-key-file. */
-static int write_volume_key(const char *key_path, const char *vk_path) {
+/* The volume key of key_path in a memory file that cryptsetup, our child,
+ * inherits and reads as /proc/self/fd/N (--volume-key-file): the key never
+ * reaches a disk, and a read-only key store still works. Returns the fd (no
+ * O_CLOEXEC, on purpose: close it right after the one cryptsetup run) or a
+ * negative errno. */
+static int volume_key_memfd(const char *key_path) {
         uint8_t vk[KOS_VOLUME_KEY_LEN];
         int r = kos_derive_volume_key(key_path, vk);
         if (r < 0)
                 return r;
-        _cleanup_close_ int fd = open(vk_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        int fd = memfd_create("kos-volume-key", 0);
         if (fd < 0)
                 r = -errno;
-        else
-                r = kos_write_all(fd, vk, sizeof vk);
+        else if ((r = kos_write_all(fd, vk, sizeof vk)) < 0) {
+                close(fd);
+                fd = -1;
+        }
         explicit_bzero(vk, sizeof vk);
-        return r;
+        return fd >= 0 ? fd : r;
 }
 
 /* plain's bytes into a new file out, starting at byte offset of it. */
@@ -210,21 +216,20 @@ static int run_cryptsetup(char *const argv[]) {
  * (keyslot salt, anti-forensic stripes, UUID) differs from build to build.
  * The key is 512 random bits, so a slow password KDF would only slow the
  * boot: PBKDF2 with few iterations. Replaces image on success. */
-static int encrypt_image(const char *image, const char *key_path, const char *keystore, const char *key_id) {
-        char vk_path[4096], header[4096], out[4096], offset_arg[32];
+static int encrypt_image(const char *image, const char *key_path) {
+        char vk_path[64], header[4096], out[4096], offset_arg[32];
 
-        if ((size_t)snprintf(vk_path, sizeof vk_path, "%s/.%s.volume-key-%d", keystore, key_id, (int)getpid()) >=
-                    sizeof vk_path ||
-            (size_t)snprintf(header, sizeof header, "%s.luks-header", image) >= sizeof header ||
+        if ((size_t)snprintf(header, sizeof header, "%s.luks-header", image) >= sizeof header ||
             (size_t)snprintf(out, sizeof out, "%s.luks", image) >= sizeof out)
                 return -ENAMETOOLONG;
         snprintf(offset_arg, sizeof offset_arg, "%d", LUKS_HEADER_BYTES / 512);
-        (void)unlink(vk_path);
         (void)unlink(header);
         (void)unlink(out);
-        int r = write_volume_key(key_path, vk_path);
-        if (r == 0)
-                r = copy_at(image, out, LUKS_HEADER_BYTES);
+        _cleanup_close_ int vk_fd = volume_key_memfd(key_path);
+        if (vk_fd < 0)
+                return vk_fd;
+        snprintf(vk_path, sizeof vk_path, "/proc/self/fd/%d", vk_fd);
+        int r = copy_at(image, out, LUKS_HEADER_BYTES);
         if (r == 0) {
                 char *argv[] = {"cryptsetup", "reencrypt", "--encrypt", "--type", "luks2", "--cipher", "aes-xts-plain64",
                                 "--key-size", "512", "--sector-size", "512", "--pbkdf", "pbkdf2",
@@ -234,7 +239,6 @@ static int encrypt_image(const char *image, const char *key_path, const char *ke
                                 "--disable-locks", out, NULL};
                 r = run_cryptsetup(argv);
         }
-        (void)unlink(vk_path);
         if (r == 0)
                 r = attach_header(header, out);
         (void)unlink(header);
@@ -330,7 +334,7 @@ static int build(const struct build_options *o, const char *src, const char *out
         }
         if (key_id) {
                 if ((r = ensure_key(keystore, key_id, key_path, sizeof key_path)) < 0 ||
-                    (r = encrypt_image(tmp, key_path, keystore, key_id)) < 0) {
+                    (r = encrypt_image(tmp, key_path)) < 0) {
                         unlink(tmp);
                         return fail(EXIT_USAGE, "cannot encrypt %s with key %s of %s: %s", out, key_id, keystore,
                                     strerror(-r));
