@@ -12,7 +12,8 @@
 #include "tpm.h"
 
 static int usage(void) {
-        printf("Usage: kos tpm floor | provision | raise N | floor-policy | pcr | expected-pcr ID\n\n"
+        printf("Usage: kos tpm floor | provision | raise N | floor-policy | pcr | expected-pcr ID\n"
+               "       kos tpm policy-key | sign-policy  (signed PCR policies: kos tpm sign-policy --help)\n\n"
                "  floor          print the rollback floor the TPM's NV counter 0x%08x holds\n"
                "  provision      define that counter if absent, migrate its first definition, give it a\n"
                "                 floor (as the Boot Kernel does); an index that is not exactly the counter\n"
@@ -57,6 +58,8 @@ int cmd_tpm(int argc, char **argv) {
         if (argc < 2 || wants_help(argc, argv))
                 return argc < 2 ? (usage(), EXIT_USAGE) : usage();
         const char *verb = argv[1];
+        if (strcmp(verb, "policy-key") == 0 || strcmp(verb, "sign-policy") == 0)
+                return cmd_tpm_policy(argc - 1, argv + 1); /* cmd-tpm-policy.c: signed PCR policies */
         if (strcmp(verb, "expected-pcr") == 0) {
                 if (argc != 3 || kos_hex_decode(argv[2], strlen(argv[2]), id, sizeof id) < 0)
                         return usage_error("tpm expected-pcr", "expected a manifest id: 64 lowercase hex digits");

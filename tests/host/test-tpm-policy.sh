@@ -1,0 +1,137 @@
+# Signed PCR policies against swtpm's socket (docs/tpm.md, "Signed
+# policies"): a key sealed to TPM2_PolicyAuthorize(the vendor's policy key)
+# opens with any PolicyPCR the vendor signs for the PCRs the TPM holds, so a
+# Secure Boot db/dbx update needs a new signature, not a re-seal; a policy
+# signed by another key, or a Boot Kernel whose security version no policy
+# approves (an old UKI: PCR 14 empty), opens nothing.
+
+pol_tpm() { KOS_TPM=$PWD/tpm/host.sock "$@"; }
+pol_tpm2() { TPM2TOOLS_TCTI=swtpm:path=$PWD/tpm/host.sock "$@"; }
+pol_sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+# The SHA-256 PCR value after extending OLD (hex) with the event EVENT.
+pol_extended() {
+        local hex; hex=$(printf '%s%s' "$1" "$(pol_sha "$2")" | sed 's/../\\x&/g')
+        # shellcheck disable=SC2059
+        printf "$hex" | sha256sum | cut -d' ' -f1
+}
+pol_zero=0000000000000000000000000000000000000000000000000000000000000000
+
+# What firmware and the Boot Kernel leave in the TPM: PCR 7 (the Secure
+# Boot state, here one event per db state), PCR 14 (the Boot Kernel's
+# security version, when its UKI names one), PCR 15 (the marker).
+pol_boot() { # DB_EVENT [SECURITY_VERSION]
+        pol_tpm2 tpm2_pcrextend "7:sha256=$(pol_sha "$1")"
+        [ -z "${2:-}" ] || pol_tpm2 tpm2_pcrextend "14:sha256=$(pol_sha "kos-bk-security-version=$2")"
+        pol_tpm2 tpm2_pcrextend "15:sha256=$(pol_sha kos-verified-boot)"
+}
+
+pol_unseal_refused() { # REGEX ARGS...
+        local why=$1 rc=0; shift
+        pol_tpm "$KOS" key unseal "$@" >out 2>err || rc=$?
+        [ "$rc" = 1 ] || fail "unseal $*: exit $rc, $(cat out err)"
+        grep -qE "$why" err || fail "unseal $*: $(cat err)"
+}
+
+pol_fixture() {
+        swtpm_host_start tpm
+        "$KOS" tpm policy-key vendor.pem vendor.pub >/dev/null
+        "$KOS" tpm policy-key stranger.pem stranger.pub >/dev/null
+        head -c 64 /dev/urandom >appkey
+        pol_tpm "$KOS" key seal --key-file appkey --policy-key vendor.pub --output sealed >out
+        grep -q '^sealed appkey to the signed policies of vendor.pub: sealed/appkey$' out || fail "$(cat out)"
+        head -c 8 sealed/appkey | grep -q KOSSEAL2 || fail "not an authorized sealed-key file"
+}
+
+test_signed_policy_opens_the_key_after_a_pcr7_change_without_resealing() {
+        pol_fixture
+        local db1 db2
+        db1=$(pol_extended $pol_zero db-1)
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy-1 >out
+        grep -q '^signed policy 1 of policy-1: PCR 7 14 15$' out || fail "$(cat out)"
+        pol_boot db-1 3
+        pol_tpm "$KOS" key unseal --policy policy-1 --policy-key vendor.pub sealed/appkey >out
+        [ "$(cat out)" = "unsealed 64 bytes, sha256 $(sha256sum <appkey | cut -d' ' -f1)" ] || fail "$(cat out)"
+        # A dbx update: PCR 7 moves on. The old signature no longer matches...
+        pol_tpm2 tpm2_pcrextend "7:sha256=$(pol_sha dbx-2)"
+        db2=$(pol_extended "$db1" dbx-2)
+        pol_unseal_refused 'no signed policy matches the PCRs: PCR 7 holds .*Secure Boot' \
+                --policy policy-1 --policy-key vendor.pub sealed/appkey
+        # ... and the release's new signature opens the same sealed file.
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db2" --security-version 3 --output policy-2 >/dev/null
+        pol_tpm "$KOS" key unseal --policy policy-2 --policy-key vendor.pub --output plain sealed/appkey
+        cmp -s plain appkey || fail "unsealed another key"
+        # A file with both entries (a rollout) opens it too.
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output both >/dev/null
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db2" --security-version 3 --add --output both >out
+        grep -q '^signed policy 2 of both' out || fail "$(cat out)"
+        pol_tpm "$KOS" key unseal --policy both --policy-key vendor.pub sealed/appkey >/dev/null
+        # After the leave event nothing opens it.
+        pol_tpm2 tpm2_pcrextend "15:sha256=$(pol_sha kos-system-initrd-leave)"
+        pol_unseal_refused 'PCR 15 holds' --policy policy-2 --policy-key vendor.pub sealed/appkey
+}
+
+test_signed_policy_by_another_key_does_not_open_the_key() {
+        pol_fixture
+        local db1; db1=$(pol_extended $pol_zero db-1)
+        pol_boot db-1 3
+        "$KOS" tpm sign-policy --key stranger.pem --pcr-value "7=$db1" --security-version 3 --output forged >/dev/null
+        # Verified with the vendor's key (the one the initrd carries): the TPM refuses the signature.
+        pol_unseal_refused 'not signed by the vendor.s policy key in this initrd \(TPM_RC_SIGNATURE\)' \
+                --policy forged --policy-key vendor.pub sealed/appkey
+        # The attacker's public key offered with it: not the key the object is sealed to.
+        pol_unseal_refused 'sealed to another vendor policy key' --policy forged --policy-key stranger.pub sealed/appkey
+        # Even with the file's recorded key name changed to the stranger's, the
+        # TPM applies the object's own policy: PolicyAuthorize passes for the
+        # stranger's key, Unseal does not.
+        local name; name=$(python3 -c 'import sys,hashlib;from cryptography.hazmat.primitives import serialization as s
+k=s.load_pem_public_key(open("stranger.pub","rb").read()).public_numbers()
+pub=bytes.fromhex("0023000b00040000000000100018000b00030010")+b"\0\x20"+k.x.to_bytes(32,"big")+b"\0\x20"+k.y.to_bytes(32,"big")
+sys.stdout.write("000b"+hashlib.sha256(pub).hexdigest())')
+        { head -c 8 sealed/appkey; printf "$(sed 's/../\\x&/g' <<<"$name")"; tail -c +43 sealed/appkey; } >changed
+        pol_unseal_refused 'object.s policy is another \(TPM_RC_POLICY_FAIL\)' \
+                --policy forged --policy-key stranger.pub changed
+        # The vendor's own policy still opens the original.
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy >/dev/null
+        pol_tpm "$KOS" key unseal --policy policy --policy-key vendor.pub sealed/appkey >/dev/null
+}
+
+test_signed_policy_for_a_security_version_opens_nothing_under_an_old_boot_kernel() {
+        pol_fixture
+        local db1; db1=$(pol_extended $pol_zero db-1)
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy >/dev/null
+        # An old UKI: no kos.bk_security_version, PCR 14 stays empty.
+        pol_boot db-1
+        pol_unseal_refused "no signed policy matches the PCRs: PCR 14 holds 0000000000000000.*security version" \
+                --policy policy --policy-key vendor.pub sealed/appkey
+        # A Boot Kernel with another (older) security version: refused as well.
+        pol_tpm2 tpm2_pcrextend "14:sha256=$(pol_sha kos-bk-security-version=2)"
+        pol_unseal_refused 'PCR 14 holds' --policy policy --policy-key vendor.pub sealed/appkey
+}
+
+test_signed_policy_refuses_bad_input() {
+        "$KOS" tpm policy-key vendor.pem vendor.pub >/dev/null
+        [ "$(stat -c %a vendor.pem)" = 600 ] || fail "the private policy key is not 0600"
+        local rc=0
+        "$KOS" tpm sign-policy --key vendor.pem --pcrs 7,14 --security-version 1 --pcr-value "7=$pol_zero" \
+                --output p 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q 'must include 15' err || fail "--pcrs without 15: exit $rc $(cat err)"
+        rc=0; "$KOS" tpm sign-policy --key vendor.pem --security-version 1 --output p 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q 'PCR 7 needs --pcr-value' err || fail "PCR 7 without a value: exit $rc $(cat err)"
+        rc=0; "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$pol_zero" --output p 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q 'PCR 14 needs --pcr-value 14=HEX or --security-version' err || fail "PCR 14: $(cat err)"
+        rc=0; "$KOS" tpm sign-policy --key vendor.pub --pcr-value "7=$pol_zero" --security-version 1 --output p \
+                2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q 'not a private key' err || fail "a public key to sign with: exit $rc $(cat err)"
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$pol_zero" --security-version 1 --output p >/dev/null
+        head -c 50 p >cut
+        rc=0; "$KOS" key unseal --policy cut --policy-key vendor.pub vendor.pub 2>err || rc=$?
+        [ "$rc" = 1 ] || fail "a PEM as a sealed-key file: exit $rc"
+        swtpm_host_start tpm
+        head -c 32 /dev/urandom >k
+        rc=0; pol_tpm "$KOS" key seal --key-file k --policy-key vendor.pub --pcrs 7,15 --output s 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q 'not --pcrs' err || fail "--policy-key with --pcrs: exit $rc $(cat err)"
+        pol_tpm "$KOS" key seal --key-file k --policy-key vendor.pub --output s >/dev/null
+        rc=0; pol_tpm "$KOS" key unseal s/k 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q 'give --policy FILE' err || fail "no policy: exit $rc $(cat err)"
+        pol_unseal_refused 'is not a signed-policy file' --policy cut --policy-key vendor.pub s/k
+}
