@@ -135,3 +135,61 @@ test_signed_policy_refuses_bad_input() {
         [ "$rc" = 2 ] && grep -q 'give --policy FILE' err || fail "no policy: exit $rc $(cat err)"
         pol_unseal_refused 'is not a signed-policy file' --policy cut --policy-key vendor.pub s/k
 }
+
+# A bus sniffer: a relay between kos and swtpm that records every command
+# and response byte, as a probe on the TPM's LPC/SPI bus would.
+pol_sniffer_start() { # LOG
+        python3 - "$PWD/tpm/host.sock" "$PWD/sniff.sock" "$1" <<'PY' &
+import os, socket, sys, threading
+tpm, path, log = sys.argv[1:4]
+srv = socket.socket(socket.AF_UNIX); srv.bind(path); srv.listen(4)
+out = open(log, "a")
+def pump(a, b, tag):
+    while True:
+        try:
+            d = a.recv(65536)
+        except OSError:
+            d = b""
+        if not d:
+            try:
+                b.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        out.write(tag + " " + d.hex() + "\n"); out.flush()
+        b.sendall(d)
+while True:
+    c, _ = srv.accept()
+    t = socket.socket(socket.AF_UNIX); t.connect(tpm)
+    threading.Thread(target=pump, args=(c, t, "cmd"), daemon=True).start()
+    threading.Thread(target=pump, args=(t, c, "rsp"), daemon=True).start()
+PY
+        echo $! >sniff.pid
+        local i; for i in $(seq 100); do [ -S sniff.sock ] && return; sleep 0.1; done
+        fail "the sniffer did not start"
+}
+pol_sniffer_stop() { kill "$(cat sniff.pid)" 2>/dev/null; wait "$(cat sniff.pid)" 2>/dev/null || true; }
+
+test_unseal_with_a_signed_policy_never_carries_the_key_in_clear_on_the_tpm_bus() {
+        pol_fixture
+        local db1 key; db1=$(pol_extended $pol_zero db-1)
+        key=$(od -An -tx1 -v appkey | tr -d ' \n')
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy >/dev/null
+        # The same key sealed the old way (PolicyPCR 7+15, unsalted session).
+        pol_tpm "$KOS" key seal --key-file appkey --key-id old --pcrs 7,15 --pcr-value "7=$db1" --output sealed >/dev/null
+        pol_boot db-1 3
+        pol_sniffer_start bus.log
+        KOS_TPM=$PWD/sniff.sock "$KOS" key unseal --policy policy --policy-key vendor.pub --output plain sealed/appkey
+        cmp -s plain appkey || fail "unsealed another key"
+        grep -q '^rsp ' bus.log || fail "the sniffer saw nothing"
+        # Neither the key nor any 16 bytes of it crosses the bus.
+        local i; for i in 0 32 64 96; do
+                ! grep -q "${key:$i:32}" bus.log || fail "key bytes $((i / 2))-$((i / 2 + 15)) on the bus in clear"
+        done
+        # The sniffer sees the old scheme's key: the check has teeth.
+        : >bus.log
+        KOS_TPM=$PWD/sniff.sock "$KOS" key unseal --output plain-old sealed/old
+        cmp -s plain-old appkey || fail "the old file unsealed another key"
+        grep -q "^rsp .*$key" bus.log || fail "the sniffer missed the unsalted unseal's key"
+        pol_sniffer_stop
+}
