@@ -6,6 +6,7 @@
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
@@ -523,4 +524,26 @@ out:
                 (void)kos_tpm_flush_context(t, item);
         (void)kos_tpm_flush_context(t, primary);
         return r;
+}
+
+int kos_tpm_reseal_authorized(struct kos_tpm *t, const uint8_t *data, size_t data_len,
+                              const struct kos_tpm_ecc_point *policy_key, const struct kos_signed_policy *policy,
+                              struct kos_authorized_key *ret, char *error, size_t error_size) {
+        uint8_t back[KOS_TPM_SEAL_DATA_MAX];
+        size_t back_len = 0;
+        char why[400];
+        int r = kos_tpm_seal_authorized(t, data, data_len, policy_key, ret, error, error_size);
+
+        if (r < 0)
+                return r;
+        r = kos_tpm_unseal_authorized(t, ret, policy_key, policy, back, &back_len, why, sizeof why);
+        if (r == 0 && (back_len != data_len || CRYPTO_memcmp(back, data, data_len) != 0))
+                r = -EIO, snprintf(why, sizeof why, "it gives back another key");
+        explicit_bzero(back, sizeof back);
+        if (r < 0) {
+                snprintf(error, error_size, "sealed again, but the signed policy does not open the new object (%s): "
+                         "the old file stays", why);
+                return -EPERM;
+        }
+        return 0;
 }

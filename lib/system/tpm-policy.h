@@ -140,3 +140,14 @@ _kos_must_check_ int kos_tpm_unseal_authorized(struct kos_tpm *t, const struct k
                                                const struct kos_signed_policy *policy,
                                                uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len,
                                                char *error, size_t error_size);
+
+/* The migration of a key sealed the old way (PolicyPCR, KOSSEAL1) while its
+ * old policy still opens it (docs/tpm.md, "Migrating PolicyPCR keys"): data
+ * is the key just unsealed; it is sealed again to policy_key and the new
+ * object is unsealed with policy before it is handed back, so a device whose
+ * signed policy does not open the new object keeps its old file (-EPERM
+ * with the reason in error). */
+_kos_must_check_ int kos_tpm_reseal_authorized(struct kos_tpm *t, const uint8_t *data, size_t data_len,
+                                               const struct kos_tpm_ecc_point *policy_key,
+                                               const struct kos_signed_policy *policy, struct kos_authorized_key *ret,
+                                               char *error, size_t error_size);

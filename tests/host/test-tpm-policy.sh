@@ -25,12 +25,13 @@ pol_boot() { # DB_EVENT [SECURITY_VERSION]
         pol_tpm2 tpm2_pcrextend "15:sha256=$(pol_sha kos-verified-boot)"
 }
 
-pol_unseal_refused() { # REGEX ARGS...
+pol_refused() { # REGEX KOS_ARGS...
         local why=$1 rc=0; shift
-        pol_tpm "$KOS" key unseal "$@" >out 2>err || rc=$?
-        [ "$rc" = 1 ] || fail "unseal $*: exit $rc, $(cat out err)"
-        grep -qE "$why" err || fail "unseal $*: $(cat err)"
+        pol_tpm "$KOS" "$@" >out 2>err || rc=$?
+        [ "$rc" = 1 ] || fail "kos $*: exit $rc, $(cat out err)"
+        grep -qE "$why" err || fail "kos $*: $(cat err)"
 }
+pol_unseal_refused() { pol_refused "$1" key unseal "${@:2}"; }
 
 pol_fixture() {
         swtpm_host_start tpm
@@ -192,4 +193,35 @@ test_unseal_with_a_signed_policy_never_carries_the_key_in_clear_on_the_tpm_bus()
         cmp -s plain-old appkey || fail "the old file unsealed another key"
         grep -q "^rsp .*$key" bus.log || fail "the sniffer missed the unsalted unseal's key"
         pol_sniffer_stop
+}
+
+# A key sealed the old way (PolicyPCR 7+15) moves to the signed policies
+# while its old policy still opens it; afterwards a PCR 7 change needs only
+# a new signature. A signed policy that would not open the new object
+# leaves the old file as it was.
+test_key_sealed_to_pcr_values_migrates_to_signed_policies_while_the_old_policy_opens_it() {
+        pol_fixture
+        local db1 db2; db1=$(pol_extended $pol_zero db-1)
+        pol_tpm "$KOS" key seal --key-file appkey --key-id old --pcrs 7,15 --pcr-value "7=$db1" --output sealed >/dev/null
+        cp sealed/old kept
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy-1 >/dev/null
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$pol_zero" --security-version 3 --output wrong >/dev/null
+        pol_boot db-1 3
+        pol_refused 'does not open the new object \(no signed policy matches the PCRs: PCR 7' \
+                key migrate --policy wrong --policy-key vendor.pub sealed/old
+        cmp -s sealed/old kept || fail "a failed migration changed the file"
+        pol_tpm "$KOS" key migrate --policy policy-1 --policy-key vendor.pub sealed/old >out
+        grep -q '^migrated sealed/old to the signed policies of vendor.pub$' out || fail "$(cat out)"
+        head -c 8 sealed/old | grep -q KOSSEAL2 || fail "not migrated"
+        pol_tpm "$KOS" key unseal --policy policy-1 --policy-key vendor.pub --output plain sealed/old
+        cmp -s plain appkey || fail "the migrated file holds another key"
+        # The dbx update that would have shut the old file for good.
+        pol_tpm2 tpm2_pcrextend "7:sha256=$(pol_sha dbx-2)"
+        db2=$(pol_extended "$db1" dbx-2)
+        pol_unseal_refused 'PCR 7 does not match the sealed policy' kept
+        "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db2" --security-version 3 --output policy-2 >/dev/null
+        pol_tpm "$KOS" key unseal --policy policy-2 --policy-key vendor.pub sealed/old >/dev/null
+        # Once the old policy no longer opens it, there is nothing to migrate.
+        pol_refused 'cannot migrate kept: PCR 7 does not match' \
+                key migrate --policy policy-2 --policy-key vendor.pub kept
 }

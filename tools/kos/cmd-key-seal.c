@@ -26,6 +26,7 @@ static int usage(void) {
                "                    [--manifest ID] --output DIR\n"
                "       kos key seal --key-file KEY [--key-id ID] --policy-key PUBLIC.pem --output DIR\n"
                "       kos key unseal [--output FILE] [--policy FILE --policy-key PUBLIC.pem] SEALED_KEY_FILE\n"
+               "       kos key migrate --policy FILE --policy-key PUBLIC.pem SEALED_KEY_FILE\n"
                "       kos key export-public [--pkcs11-module PATH] 'pkcs11:...' PUBLIC.pem\n\n"
                "seal    seals KEY (1 to %d bytes) in the TPM with PolicyPCR over LIST (default %d;\n"
                "        it must include %d) and writes DIR/ID (ID defaults to KEY's file name), the\n"
@@ -36,6 +37,9 @@ static int usage(void) {
                "        With --policy-key: sealed to TPM2_PolicyAuthorize by the vendor's policy key\n"
                "        (kos tpm policy-key); it opens with any PCR policy the vendor signs (kos tpm\n"
                "        sign-policy), without sealing again when PCR 7 or the Boot Kernel changes.\n"
+               "migrate unseals a key sealed the old way (PolicyPCR) and seals it again to the signed\n"
+               "        policies of PUBLIC.pem, replacing the file once the signed policy FILE opens the\n"
+               "        new one (the System Kernel does this at boot, docs/tpm.md).\n"
                "unseal  prints the length and sha256 of the key (never the key) or, with --output,\n"
                "        writes it (0600); exit 1 when the TPM refuses, with the reason.\n\n"
                "export-public  writes the public key of a signing key in an HSM as PEM\n"
@@ -237,6 +241,22 @@ static int key_seal(int argc, char **argv) {
         return EXIT_OK;
 }
 
+/* The policy key and the signed policy, for unseal and migrate. */
+static int read_policy_pair(const char *policy_path, const char *policy_key_path, struct kos_signed_policy *policy,
+                            struct kos_tpm_ecc_point *policy_key) {
+        _cleanup_free_ char *signed_policy = NULL;
+        size_t len;
+        int r = read_policy_key(policy_key_path, policy_key);
+
+        if (r != EXIT_OK)
+                return r;
+        if ((r = read_path(policy_path, KOS_SIGNED_POLICY_MAX, &signed_policy, &len)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s: %s", policy_path, file_error_string(r));
+        if (kos_signed_policy_parse((const uint8_t *)signed_policy, len, policy) < 0)
+                return fail(EXIT_INVALID, "%s is not a signed-policy file (docs/tpm.md)", policy_path);
+        return EXIT_OK;
+}
+
 /* A KOSSEAL2 file: opened with a signed policy and the policy key. */
 static int unseal_authorized(const char *file, const char *data, size_t len, const char *policy_path,
                              const char *policy_key_path, uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX],
@@ -253,14 +273,8 @@ static int unseal_authorized(const char *file, const char *data, size_t len, con
         if (!policy_path || !policy_key_path)
                 return usage_error("key unseal", "%s is sealed to signed policies: give --policy FILE and "
                                    "--policy-key PUBLIC.pem", file);
-        if ((r = read_policy_key(policy_key_path, &policy_key)) != EXIT_OK)
+        if ((r = read_policy_pair(policy_path, policy_key_path, &policy, &policy_key)) != EXIT_OK)
                 return r;
-        _cleanup_free_ char *signed_policy = NULL;
-        size_t policy_len;
-        if ((r = read_path(policy_path, KOS_SIGNED_POLICY_MAX, &signed_policy, &policy_len)) < 0)
-                return fail(EXIT_USAGE, "cannot read %s: %s", policy_path, file_error_string(r));
-        if (kos_signed_policy_parse((const uint8_t *)signed_policy, policy_len, &policy) < 0)
-                return fail(EXIT_INVALID, "%s is not a signed-policy file (docs/tpm.md)", policy_path);
         if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
                 return r;
         r = kos_tpm_unseal_authorized(&t, &k, &policy_key, &policy, ret_data, ret_len, error, sizeof error);
@@ -330,6 +344,61 @@ static int key_unseal(int argc, char **argv) {
         return EXIT_OK;
 }
 
+static int key_migrate(int argc, char **argv) {
+        static const struct option options[] = {{"policy", required_argument, NULL, 'p'},
+                                                 {"policy-key", required_argument, NULL, 'P'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {}};
+        const char *policy_path = NULL, *policy_key_path = NULL;
+        struct kos_signed_policy policy;
+        struct kos_tpm_ecc_point policy_key;
+        struct kos_sealed_key old;
+        struct kos_authorized_key sealed;
+        struct kos_tpm t;
+        uint8_t data[KOS_TPM_SEAL_DATA_MAX], buf[KOS_AUTHORIZED_KEY_MAX];
+        size_t len;
+        char error[512];
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (c == 'h')
+                        return usage();
+                if (c == 'p')
+                        policy_path = optarg;
+                else if (c == 'P')
+                        policy_key_path = optarg;
+                else
+                        return usage_error("key migrate", "unknown option");
+        }
+        if (argc - optind != 1 || !policy_path || !policy_key_path)
+                return usage_error("key migrate", "expected --policy FILE --policy-key PUBLIC.pem SEALED_KEY_FILE");
+        const char *path = argv[optind];
+        _cleanup_free_ char *file = NULL;
+        size_t file_len;
+        if ((r = read_path(path, KOS_SEALED_KEY_MAX, &file, &file_len)) < 0)
+                return fail(EXIT_USAGE, "cannot read %s: %s", path, file_error_string(r));
+        if (kos_sealed_key_parse((const uint8_t *)file, file_len, &old) < 0)
+                return fail(EXIT_INVALID, "%s is not a sealed-key file of the old scheme (KOSSEAL1)", path);
+        if ((r = read_policy_pair(policy_path, policy_key_path, &policy, &policy_key)) != EXIT_OK)
+                return r;
+        if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
+                return r;
+        r = kos_tpm_unseal(&t, &old, data, &len, error, sizeof error);
+        if (r == 0) {
+                r = kos_tpm_reseal_authorized(&t, data, len, &policy_key, &policy, &sealed, error, sizeof error);
+                explicit_bzero(data, sizeof data);
+        }
+        kos_tpm_close(&t);
+        if (r < 0)
+                return fail(EXIT_INVALID, "cannot migrate %s: %s", path, error);
+        int n = kos_authorized_key_format(&sealed, buf, sizeof buf);
+        r = n < 0 ? n : kos_write_file_atomic_at(AT_FDCWD, path, buf, (size_t)n, 0644);
+        if (r < 0)
+                return fail(EXIT_USAGE, "cannot write %s: %s", path, strerror(-r));
+        printf("migrated %s to the signed policies of %s\n", path, policy_key_path);
+        return EXIT_OK;
+}
+
 int cmd_key(int argc, char **argv) {
         if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
                 return argc < 2 ? (usage(), EXIT_USAGE) : usage();
@@ -337,6 +406,8 @@ int cmd_key(int argc, char **argv) {
                 return key_seal(argc - 1, argv + 1);
         if (strcmp(argv[1], "unseal") == 0)
                 return key_unseal(argc - 1, argv + 1);
+        if (strcmp(argv[1], "migrate") == 0)
+                return key_migrate(argc - 1, argv + 1);
         if (strcmp(argv[1], "export-public") == 0)
                 return cmd_key_export_public(argc - 1, argv + 1); /* cmd-keys.c: HSM keys */
         return usage_error("key", "unknown command '%s'", argv[1]);
