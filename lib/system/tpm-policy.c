@@ -287,8 +287,8 @@ static int run(struct kos_tpm *t, int built, const uint8_t *cmd, uint8_t resp[st
 
 static int read_storage_key(struct kos_tpm *t, uint32_t primary, struct kos_tpm_ecc_point *ret) {
         uint8_t cmd[64], resp[KOS_TPM_RESPONSE_MAX];
-        const uint8_t *p;
-        size_t n;
+        const uint8_t *p = NULL;
+        size_t n = 0;
         int r = run(t, kos_tpm_build_read_public(cmd, sizeof cmd, primary), cmd, resp, &p, &n);
 
         return r < 0 ? r : kos_tpm_parse_storage_key_public(p, n, ret);
@@ -387,8 +387,8 @@ static int verify_entry(struct kos_tpm *t, const struct kos_tpm_ecc_point *polic
                         const struct kos_signed_policy_entry *entry, uint8_t ret_ticket[static TICKET_MAX],
                         size_t *ret_ticket_len, char *error, size_t error_size) {
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX], ahash[KOS_SHA256_LEN];
-        const uint8_t *p;
-        size_t n;
+        const uint8_t *p = NULL;
+        size_t n = 0;
         uint32_t key = 0;
         int r = run(t, kos_tpm_build_load_external(cmd, sizeof cmd, policy_key), cmd, resp, &p, &n);
 
@@ -431,7 +431,7 @@ static int authorize(struct kos_tpm *t, uint32_t session, const struct kos_tpm_e
                      const struct kos_signed_policy_entry *entry, char *error, size_t error_size) {
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX], ticket[TICKET_MAX], name[KOS_TPM_NAME_LEN];
         uint8_t approved[KOS_SHA256_LEN];
-        const uint8_t *p;
+        const uint8_t *p = NULL;
         size_t n, ticket_len;
         int r;
 

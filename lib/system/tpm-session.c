@@ -244,8 +244,8 @@ int kos_tpm_start_salted_policy_session(struct kos_tpm *t, uint32_t tpm_key, con
                                         struct kos_tpm_session *ret) {
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX], nonce[KOS_TPM_NONCE_LEN], salt[KOS_SHA256_LEN];
         struct kos_tpm_ecc_point ephemeral;
-        const uint8_t *p;
-        size_t n;
+        const uint8_t *p = NULL;
+        size_t n = 0;
         uint32_t rc;
         int r;
 
@@ -278,8 +278,8 @@ int kos_tpm_unseal_encrypted(struct kos_tpm *t, uint32_t item, const uint8_t ite
                              const struct kos_tpm_session *s, uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX],
                              size_t *ret_len) {
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX], nonce[KOS_TPM_NONCE_LEN];
-        const uint8_t *p;
-        size_t n;
+        const uint8_t *p = NULL;
+        size_t n = 0;
         uint32_t rc;
 
         if (RAND_bytes(nonce, sizeof nonce) != 1)
