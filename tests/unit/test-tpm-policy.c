@@ -134,8 +134,8 @@ TEST(tpm_salted_unseal_response_is_refused_unless_its_hmac_is_the_tpms) {
 }
 
 static int policy_fixture(uint8_t *buf, size_t size, unsigned entries) {
-        struct kos_signed_policy p = {.n = entries};
-        for (unsigned e = 0; e < entries; e++) {
+        struct kos_signed_policy p = {.n = entries}; /* more than 8: format must refuse it */
+        for (unsigned e = 0; e < entries && e < KOS_SIGNED_POLICY_MAX_ENTRIES; e++) {
                 p.entries[e].pcr_mask = 1u << 7 | 1u << 14 | 1u << 15;
                 fill(p.entries[e].pcr_values[7], (uint8_t)e, 32);
                 fill(p.entries[e].r, 0x72, 32), fill(p.entries[e].s, 0x73, 32);

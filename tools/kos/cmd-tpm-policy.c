@@ -226,8 +226,9 @@ static int sign_policy(int argc, char **argv) {
 }
 
 int cmd_tpm_policy(int argc, char **argv) {
-        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
-                return usage();
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+                        return usage();
         if (strcmp(argv[0], "policy-key") == 0)
                 return policy_key(argc, argv);
         return sign_policy(argc, argv);

@@ -55,11 +55,11 @@ int cmd_tpm(int argc, char **argv) {
         uint32_t floor;
         int r;
 
+        if (argc >= 2 && (strcmp(argv[1], "policy-key") == 0 || strcmp(argv[1], "sign-policy") == 0))
+                return cmd_tpm_policy(argc - 1, argv + 1); /* cmd-tpm-policy.c: signed PCR policies */
         if (argc < 2 || wants_help(argc, argv))
                 return argc < 2 ? (usage(), EXIT_USAGE) : usage();
         const char *verb = argv[1];
-        if (strcmp(verb, "policy-key") == 0 || strcmp(verb, "sign-policy") == 0)
-                return cmd_tpm_policy(argc - 1, argv + 1); /* cmd-tpm-policy.c: signed PCR policies */
         if (strcmp(verb, "expected-pcr") == 0) {
                 if (argc != 3 || kos_hex_decode(argv[2], strlen(argv[2]), id, sizeof id) < 0)
                         return usage_error("tpm expected-pcr", "expected a manifest id: 64 lowercase hex digits");
