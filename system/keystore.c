@@ -111,25 +111,37 @@ static void migrate(struct kos_tpm *t, const char *key_id, const uint8_t *data, 
         n_migrated++;
 }
 
-static int unseal_file(struct kos_tpm *t, const char *key_id, const char *file, size_t file_len,
+/* A sealed-key file of either scheme, parsed before any TPM is asked. */
+struct sealed_file {
+        bool authorized; /* KOSSEAL2: signed policies; else KOSSEAL1: PCR values */
+        struct kos_authorized_key authorized_key;
+        struct kos_sealed_key pcr_key;
+};
+
+static int parse_sealed(const char *key_id, const char *file, size_t len, struct sealed_file *ret, char *error,
+                        size_t error_size) {
+        ret->authorized = kos_authorized_key_parse((const uint8_t *)file, len, &ret->authorized_key) == 0;
+        if (!ret->authorized && kos_sealed_key_parse((const uint8_t *)file, len, &ret->pcr_key) < 0) {
+                snprintf(error, error_size, "ImageFS " KOS_SEALED_KEY_DIR "/%s is not a sealed-key file", key_id);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+static int unseal_file(struct kos_tpm *t, const char *key_id, const struct sealed_file *f,
                        uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len, char *error,
                        size_t error_size) {
-        struct kos_authorized_key ak;
-        struct kos_sealed_key k;
         struct kos_tpm_ecc_point policy_key;
         struct kos_signed_policy policy;
         int r;
 
-        if (kos_authorized_key_parse((const uint8_t *)file, file_len, &ak) == 0) {
+        if (f->authorized) {
                 if ((r = read_policy(&policy_key, &policy, error, error_size)) < 0)
                         return r;
-                return kos_tpm_unseal_authorized(t, &ak, &policy_key, &policy, ret_data, ret_len, error, error_size);
+                return kos_tpm_unseal_authorized(t, &f->authorized_key, &policy_key, &policy, ret_data, ret_len,
+                                                 error, error_size);
         }
-        if (kos_sealed_key_parse((const uint8_t *)file, file_len, &k) < 0) {
-                snprintf(error, error_size, "ImageFS " KOS_SEALED_KEY_DIR "/%s is not a sealed-key file", key_id);
-                return -EBADMSG;
-        }
-        r = kos_tpm_unseal(t, &k, ret_data, ret_len, error, error_size);
+        r = kos_tpm_unseal(t, &f->pcr_key, ret_data, ret_len, error, error_size);
         if (r == 0)
                 migrate(t, key_id, ret_data, *ret_len);
         return r;
@@ -137,6 +149,7 @@ static int unseal_file(struct kos_tpm *t, const char *key_id, const char *file, 
 
 static int tpm_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, char *error, size_t error_size) {
         _cleanup_free_ char *file = NULL;
+        _cleanup_free_ struct sealed_file *parsed = NULL;
         size_t file_len, len;
         struct kos_tpm t;
         uint8_t data[KOS_TPM_SEAL_DATA_MAX];
@@ -146,16 +159,16 @@ static int tpm_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, char *
         int r = read_sealed(key_id, &file, &file_len, error, error_size);
         if (r < 0)
                 return r;
-        if (file_len < 8 || (memcmp(file, KOS_SEALED_KEY_MAGIC, 8) != 0 && memcmp(file, KOS_AUTHORIZED_KEY_MAGIC, 8) != 0)) {
-                snprintf(error, error_size, "ImageFS " KOS_SEALED_KEY_DIR "/%s is not a sealed-key file", key_id);
-                return -EBADMSG;
-        }
+        if (!(parsed = malloc(sizeof *parsed)))
+                return -ENOMEM;
+        if ((r = parse_sealed(key_id, file, file_len, parsed, error, error_size)) < 0)
+                return r;
         if ((r = kos_tpm_open(&t)) < 0) {
                 snprintf(error, error_size, "the key is sealed in a TPM, and %s",
                          r == -ENODEV ? "this machine has none" : strerror(-r));
                 return r;
         }
-        r = unseal_file(&t, key_id, file, file_len, data, &len, error, error_size);
+        r = unseal_file(&t, key_id, parsed, data, &len, error, error_size);
         kos_tpm_close(&t);
         if (r < 0)
                 return r;
