@@ -464,7 +464,6 @@ int kos_tpm_unseal_authorized(struct kos_tpm *t, const struct kos_authorized_key
         struct kos_tpm_session session = {0};
         uint32_t primary, item = 0;
         unsigned e;
-        char rc[32];
         int r;
 
         if (kos_tpm_policy_key_name(policy_key, name) < 0)
@@ -484,17 +483,10 @@ int kos_tpm_unseal_authorized(struct kos_tpm *t, const struct kos_authorized_key
                 say(t, "CreatePrimary (the KOS storage key)", r, error, error_size);
                 return r;
         }
-        r = kos_tpm_load(t, primary, k->private_area, k->private_len, k->public_area, k->public_len, &item);
-        if (r < 0) {
-                if (r == -EPROTO)
-                        snprintf(error, error_size,
-                                 "the TPM cannot load the sealed object (%s): it was sealed by another TPM, or "
-                                 "changed, or the TPM was cleared",
-                                 kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
-                else
-                        say(t, "Load", r, error, error_size);
+        r = kos_tpm_load_sealed_object(t, primary, k->public_area, k->public_len, k->private_area, k->private_len,
+                                       &item, error, error_size);
+        if (r < 0)
                 goto out;
-        }
         /* Salted to the point recorded when sealing, not to what the TPM
          * says now: an interposer that answers with its own key cannot
          * derive the salt. */

@@ -51,8 +51,9 @@ static int usage(void) {
 }
 
 
-/* "N=HEX" into values[N], marking N in *given. */
-static int parse_pcr_value(const char *s, uint32_t *given, uint8_t values[24][KOS_SHA256_LEN]) {
+/* "N=HEX" into values[N], marking N in *given (kos key seal, kos tpm
+ * sign-policy). */
+int parse_pcr_value(const char *s, uint32_t *given, uint8_t values[24][KOS_SHA256_LEN]) {
         char *end;
 
         if (*s < '0' || *s > '9')

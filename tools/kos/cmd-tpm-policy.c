@@ -106,19 +106,6 @@ static EVP_PKEY *read_private_key(const char *path) {
         return pkey;
 }
 
-static int parse_pcr_value(const char *s, uint32_t *given, uint8_t values[24][KOS_SHA256_LEN]) {
-        char *end;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        unsigned long n = strtoul(s, &end, 10);
-        if (end == s || *end != '=' || n > 23 || strlen(end + 1) != KOS_SHA256_HEX_LEN ||
-            kos_hex_decode(end + 1, KOS_SHA256_HEX_LEN, values[n], KOS_SHA256_LEN) < 0)
-                return -EINVAL;
-        *given |= 1u << n;
-        return 0;
-}
-
 /* The existing file for --add: none yet is an empty policy. */
 static int load_policy(const char *path, struct kos_signed_policy *ret) {
         _cleanup_free_ char *data = NULL;
