@@ -30,6 +30,15 @@ extern const struct kos_key_provider kos_key_provider_initrd;
 /* The ImageFS the TPM provider reads sealed-keys/<id> from, by its root
  * directory fd (borrowed; -1: none). */
 void kos_key_provider_tpm_set_imagefs(int imagefs_root_fd);
+/* The vendor's policy key for signed PCR policies (default
+ * KOS_TPM_POLICY_KEY_PATH in the initrd; tests point elsewhere). */
+void kos_key_provider_tpm_set_policy_key(const char *path);
+/* Keys sealed the old way (PolicyPCR) that the TPM provider opened and
+ * sealed again to the signed policies (docs/tpm.md, "Migrating PolicyPCR
+ * keys"): writes them over their files beneath the ImageFS mounted at
+ * imagefs_mount (remounted read-write for it, then read-only again).
+ * 0 (ret_message says what, "" when nothing) or a negative errno. */
+int kos_key_provider_tpm_write_migrated(const char *imagefs_mount, char *ret_message, size_t message_size);
 /* How many keys the TPM provider has unsealed in this process. */
 unsigned kos_key_provider_tpm_unsealed(void);
 

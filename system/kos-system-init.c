@@ -346,6 +346,17 @@ static void leave_sealed_keys(const struct boot *b) {
         }
 }
 
+/* Keys sealed to PCR values, opened and sealed again to the signed
+ * policies (docs/tpm.md, "Migrating PolicyPCR keys"): their new files. A
+ * failure costs only the migration, tried again at the next boot. */
+static void write_migrated_keys(void) {
+        char message[600];
+        int r = kos_key_provider_tpm_write_migrated(IMAGEFS_MOUNT, message, sizeof message);
+
+        if (message[0])
+                early_log("sealed keys: %s%s", r < 0 ? "WARNING: " : "", message);
+}
+
 static void mount_rw_cache(struct boot *b) {
         const char *mode = early_cmdline_get("kos.rw");
         const char *size = early_cmdline_get("kos.rw_size");
@@ -631,6 +642,7 @@ int main(void) {
         for (size_t i = 0; i < b.manifest->n_components; i++)
                 mount_component(&b, &img, i);
         leave_sealed_keys(&b);
+        write_migrated_keys();
         b.t_layers = early_uptime();
         kos_key_provider_tpm_set_imagefs(-1);
         kos_imagefs_close(&img);

@@ -192,27 +192,35 @@ static void explain_policy_failure(struct kos_tpm *t, const struct kos_sealed_ke
                  "(TPM_RC_POLICY_FAIL): the file was changed");
 }
 
+int kos_tpm_load_sealed_object(struct kos_tpm *t, uint32_t primary, const uint8_t *public_area, uint16_t public_len,
+                               const uint8_t *private_area, uint16_t private_len, uint32_t *ret_item, char *error,
+                               size_t error_size) {
+        char rc[32];
+        int r = kos_tpm_load(t, primary, private_area, private_len, public_area, public_len, ret_item);
+
+        if (r == -EPROTO)
+                snprintf(error, error_size,
+                         "the TPM cannot load the sealed object (%s): it was sealed by another TPM, or changed, or the "
+                         "TPM was cleared",
+                         kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
+        else if (r < 0)
+                say_tpm_error(t, "Load", r, error, error_size);
+        return r;
+}
+
 int kos_tpm_unseal(struct kos_tpm *t, const struct kos_sealed_key *k, uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX],
                    size_t *ret_len, char *error, size_t error_size) {
         uint32_t primary, item = 0, session = 0;
-        char rc[32];
         int r;
 
         if ((r = kos_tpm_create_primary(t, &primary)) < 0) {
                 say_create_primary_error(t, r, error, error_size);
                 return r;
         }
-        r = kos_tpm_load(t, primary, k->private_area, k->private_len, k->public_area, k->public_len, &item);
-        if (r < 0) {
-                if (r == -EPROTO)
-                        snprintf(error, error_size,
-                                 "the TPM cannot load the sealed object (%s): it was sealed by another TPM, or "
-                                 "changed, or the TPM was cleared",
-                                 kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
-                else
-                        say_tpm_error(t, "Load", r, error, error_size);
+        r = kos_tpm_load_sealed_object(t, primary, k->public_area, k->public_len, k->private_area, k->private_len,
+                                       &item, error, error_size);
+        if (r < 0)
                 goto out;
-        }
         if ((r = kos_tpm_start_policy_session(t, &session)) < 0) {
                 say_tpm_error(t, "StartAuthSession", r, error, error_size);
                 goto out;

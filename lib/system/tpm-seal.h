@@ -56,6 +56,13 @@ _kos_must_check_ int kos_tpm_seal(struct kos_tpm *t, const uint8_t *data, size_t
 _kos_must_check_ int kos_tpm_unseal(struct kos_tpm *t, const struct kos_sealed_key *k,
                                     uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len, char *error,
                                     size_t error_size);
+/* Load of a sealed object under the KOS storage key primary: 0, or a
+ * negative errno with the reason in error (a refusal: sealed by another
+ * TPM, changed, or the TPM was cleared). */
+_kos_must_check_ int kos_tpm_load_sealed_object(struct kos_tpm *t, uint32_t primary, const uint8_t *public_area,
+                                                uint16_t public_len, const uint8_t *private_area,
+                                                uint16_t private_len, uint32_t *ret_item, char *error,
+                                                size_t error_size);
 /* The leave event: extends KOS_TPM_SEAL_PCR with KOS_TPM_LEAVE_EVENT, after
  * which nothing can unseal a KOS key until the next platform reset. */
 _kos_must_check_ int kos_tpm_seal_leave(struct kos_tpm *t);

@@ -11,6 +11,7 @@
 
 #include "keystore.h"
 #include "test.h"
+#include "tpm-policy.h"
 #include "util.h"
 
 /* root/elsewhere/<key_id> holds bytes that are not a sealed-key file. */
@@ -97,4 +98,34 @@ TEST(leave_event_without_the_marker_stops_only_after_a_key_was_unsealed) {
         CHECK(kos_leave_verdict(false, -ENODEV, 0) == KOS_LEAVE_NO_TPM);
         CHECK(kos_leave_verdict(false, -EIO, 0) == KOS_LEAVE_WARN);
         CHECK(kos_leave_verdict(false, -EIO, 1) == KOS_LEAVE_STOP);
+}
+
+/* A sealed-key file of the signed-policy scheme (KOSSEAL2) is a sealed key
+ * like a KOSSEAL1 one: found, parsed before any TPM is asked (no TPM here:
+ * "this machine has none"), and one cut short is not a sealed-key file. */
+TEST(keystore_takes_a_signed_policy_sealed_key_file_and_refuses_a_broken_one) {
+        const char *root = test_tmpdir();
+        struct kos_authorized_key k = {.public_len = 3, .private_len = 2};
+        uint8_t bytes[KOS_AUTHORIZED_KEY_MAX], *key = NULL;
+        char path[512], error[256] = "";
+        size_t len;
+
+        k.policy_key_name[1] = 0x0b;
+        memcpy(k.public_area, "pub", 3), memcpy(k.private_area, "pr", 2);
+        int n = kos_authorized_key_format(&k, bytes, sizeof bytes);
+        CHECK(n > 0);
+        snprintf(path, sizeof path, "%s/sealed-keys", root);
+        CHECK(mkdir(path, 0755) == 0);
+        _cleanup_close_ int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(root_fd >= 0 && dir_fd >= 0);
+        CHECK(kos_write_file_atomic_at(dir_fd, "signed", bytes, (size_t)n, 0644) == 0);
+        CHECK(kos_write_file_atomic_at(dir_fd, "cut", bytes, (size_t)n - 1, 0644) == 0);
+        kos_key_provider_tpm_set_imagefs(root_fd);
+        int r = kos_key_provider_tpm.lookup("signed", &key, &len, error, sizeof error);
+        int r_cut = kos_key_provider_tpm.lookup("cut", &key, &len, error, sizeof error);
+        kos_key_provider_tpm_set_imagefs(-1);
+        CHECK(r == -ENODEV);
+        CHECK(r_cut == -EBADMSG && strstr(error, "sealed-keys/cut is not a sealed-key file"));
+        CHECK(!key);
 }

@@ -17,6 +17,7 @@
 #include "initramfs.h"
 #include "kos.h"
 #include "layout.h"
+#include "tpm-policy.h"
 
 /* What the Boot Kernel needs to reach an ext4 ImageFS on a virtio disk. ext4
  * (and libcrc32c, which erofs needs) look crc32c up through the crypto API, a
@@ -421,10 +422,27 @@ static const char *const system_modules[] = {
 };
 
 struct mkinitrd {
-        const char *kernel_dir, *init, *keyring, *keystore, *output, *compress;
+        const char *kernel_dir, *init, *keyring, *keystore, *output, *compress, *tpm_policy_key;
         const char *modules[64];
         size_t n_modules;
 };
+
+/* The vendor's policy key for signed PCR policies (docs/tpm.md, "Signed
+ * policies"): a P-256 public key, checked here so a wrong file fails the
+ * build, not the device's boot. */
+static int add_tpm_policy_key(struct initramfs *ir, const char *path) {
+        _cleanup_free_ char *pem = NULL;
+        struct kos_tpm_ecc_point point;
+        size_t len;
+        int r = read_path(path, 4096, &pem, &len);
+
+        if (r < 0 || kos_tpm_ecc_point_from_pem(pem, len, &point) < 0)
+                return fail(EXIT_USAGE, "--tpm-policy-key %s: %s", path,
+                            r < 0 ? file_error_string(r) : "not a NIST P-256 public key (PEM)"), -EINVAL;
+        if ((r = initramfs_add_data(ir, KOS_IN_ARCHIVE(KOS_TPM_POLICY_KEY_PATH), pem, len, 0644)) < 0)
+                return fail(EXIT_USAGE, "cannot add the TPM policy key: %s", strerror(-r)), r;
+        return 0;
+}
 
 static int add_system_files(struct initramfs *ir, const struct mkinitrd *o) {
         const char *dirs[] = {"dev", "proc", "sys", "mnt", "imagefs", "newroot", "rw", "run", KOS_IN_ARCHIVE(KOS_INITRD_KEY_DIR)};
@@ -443,6 +461,8 @@ static int add_system_files(struct initramfs *ir, const struct mkinitrd *o) {
                 return fail(EXIT_USAGE, "cannot add the keyring %s: %s", o->keyring, r == -ENOKEY ? "no *.pem in it" : strerror(-r)), r;
         if (o->keystore && (r = initramfs_add_dir_files(ir, KOS_IN_ARCHIVE(KOS_INITRD_KEY_DIR), o->keystore, 0600)) < 0)
                 return fail(EXIT_USAGE, "cannot add the key store %s: %s", o->keystore, strerror(-r)), r;
+        if (o->tpm_policy_key && (r = add_tpm_policy_key(ir, o->tpm_policy_key)) < 0)
+                return r;
         return 0;
 }
 
@@ -451,8 +471,8 @@ int cmd_mkinitrd(int argc, char **argv) {
                 {"kernel-dir", required_argument, NULL, 'k'}, {"init", required_argument, NULL, 'i'},
                 {"keyring", required_argument, NULL, 'r'},    {"keystore", required_argument, NULL, 's'},
                 {"output", required_argument, NULL, 'o'},     {"module", required_argument, NULL, 'm'},
-                {"compress", required_argument, NULL, 'z'},   {"help", no_argument, NULL, 'h'},
-                {}};
+                {"compress", required_argument, NULL, 'z'},   {"tpm-policy-key", required_argument, NULL, 'T'},
+                {"help", no_argument, NULL, 'h'},             {}};
         struct mkinitrd o = {.compress = "zstd"};
         char init[PATH_MAX], version[128];
         size_t n_modules = 0, size = 0;
@@ -465,14 +485,15 @@ int cmd_mkinitrd(int argc, char **argv) {
                 case 'h':
                         printf("Usage: kos mkinitrd --kernel-dir DIR --keyring DIR [--keystore DIR]\n"
                                "                    --output FILE [--init FILE] [--module NAME]...\n"
-                               "                    [--compress zstd|gzip]\n\n"
+                               "                    [--compress zstd|gzip] [--tpm-policy-key PUBLIC.pem]\n\n"
                                "Builds the System Kernel's initrd: kos-system-init (default: beside kos)\n"
                                "with the shared libraries it needs (resolved with ldd), mkfs.ext4 for\n"
                                "a first-boot DataFS, the keyring's *.pem, the key store's files (the\n"
                                "development key provider, /etc/kos/keys/<id>), and the modules for\n"
                                "loop, squashfs, erofs, ext4, overlay, dm-crypt and dm-verity with their\n"
                                "dependencies. Compressed with zstd -19 (default; package zstd) or gzip -9.\n"
-                               "Reproducible like 'kos mkboot'.\n");
+                               "Reproducible like 'kos mkboot'. --tpm-policy-key: the vendor's policy key\n"
+                               "(kos tpm policy-key) for keys sealed to signed PCR policies.\n");
                         return EXIT_OK;
                 case 'k': o.kernel_dir = optarg; break;
                 case 'i': o.init = optarg; break;
@@ -480,6 +501,7 @@ int cmd_mkinitrd(int argc, char **argv) {
                 case 's': o.keystore = optarg; break;
                 case 'o': o.output = optarg; break;
                 case 'z': o.compress = optarg; break;
+                case 'T': o.tpm_policy_key = optarg; break;
                 case 'm':
                         if (o.n_modules >= ELEMENTSOF(o.modules) - ELEMENTSOF(system_modules))
                                 return usage_error("mkinitrd", "too many --module");

@@ -12,7 +12,8 @@
 #include "tpm.h"
 
 static int usage(void) {
-        printf("Usage: kos tpm floor | provision | raise N | floor-policy | pcr | expected-pcr ID\n\n"
+        printf("Usage: kos tpm floor | provision | raise N | floor-policy | pcr | expected-pcr ID\n"
+               "       kos tpm policy-key | sign-policy  (signed PCR policies: kos tpm sign-policy --help)\n\n"
                "  floor          print the rollback floor the TPM's NV counter 0x%08x holds\n"
                "  provision      define that counter if absent, migrate its first definition, give it a\n"
                "                 floor (as the Boot Kernel does); an index that is not exactly the counter\n"
@@ -54,6 +55,8 @@ int cmd_tpm(int argc, char **argv) {
         uint32_t floor;
         int r;
 
+        if (argc >= 2 && (strcmp(argv[1], "policy-key") == 0 || strcmp(argv[1], "sign-policy") == 0))
+                return cmd_tpm_policy(argc - 1, argv + 1); /* cmd-tpm-policy.c: signed PCR policies */
         if (argc < 2 || wants_help(argc, argv))
                 return argc < 2 ? (usage(), EXIT_USAGE) : usage();
         const char *verb = argv[1];
