@@ -27,7 +27,18 @@
 struct kos_oci_push_result {
         unsigned blobs, uploaded; /* blobs of the artifact, and those the registry lacked */
         uint64_t bytes, bytes_uploaded;
+        unsigned chunk_blobs, chunk_blobs_uploaded; /* chunks and chunk indexes, and those the registry lacked */
+        uint64_t chunk_bytes, chunk_bytes_uploaded;
+        char digest[KOS_OCI_DIGEST_LEN + 1]; /* of the OCI manifest pushed: what REPO@DIGEST names */
         char error[320]; /* why, when the manifest cannot be pushed (-EBADMSG) */
+};
+
+/* Components smaller than this are not chunked: their index and requests
+ * would cost about what they do. */
+#define KOS_OCI_CHUNKED_MIN_SIZE (256u << 10)
+
+struct kos_oci_push_options {
+        bool no_chunks; /* publish no chunk index (as kos did before chunks) */
 };
 
 /* Publishes the installed manifest name of img (manifests/<name>.json and
@@ -37,7 +48,8 @@ struct kos_oci_push_result {
  * it is (the device verifies). 0; -EBADMSG (ret->error says why); another
  * negative errno (kos_oci_client_error() says why, for registry failures). */
 _kos_must_check_ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const char *name,
-                                  const struct kos_keyring *ring, struct kos_oci_push_result *ret);
+                                  const struct kos_keyring *ring, const struct kos_oci_push_options *options,
+                                  struct kos_oci_push_result *ret);
 
 enum kos_oci_layer_kind { KOS_OCI_LAYER_OTHER, KOS_OCI_LAYER_MANIFEST, KOS_OCI_LAYER_SIGNATURE, KOS_OCI_LAYER_COMPONENT };
 
@@ -45,6 +57,8 @@ struct kos_oci_layer {
         enum kos_oci_layer_kind kind; /* from its mediaType */
         char digest[KOS_OCI_DIGEST_LEN + 1];
         uint64_t size;
+        char chunk_index[KOS_OCI_DIGEST_LEN + 1]; /* a component's chunk index ("" when none) */
+        uint64_t chunk_index_size;
 };
 
 /* What a pull takes from the registry's (untrusted) OCI manifest: its
