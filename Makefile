@@ -72,7 +72,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/in
 	system/keystore.c
 UNIT_LIBS := $(LIBS) -lcurl -lzstd -lsystemd
 
-.PHONY: all check-links deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
+.PHONY: all check-links deps check demo run bench bench-boot bench-update clean asan fuzz unit host-tests boot-kernel
 
 all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static check-links
 
@@ -159,6 +159,13 @@ bench:
 	@scripts/deps.sh build
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
+
+# What a device downloads for an update, kos pull's chunks against casync
+# (issue 24); caches the Debian trees and images in build/bench-update/.
+bench-update:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	@scripts/bench-update.sh
 
 bench-boot:
 	@scripts/deps.sh build

@@ -11,8 +11,6 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#define SEEDS_MAX 64 /* component files of the ImageFS read as seeds, at most */
-
 static void digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[static KOS_OCI_DIGEST_LEN + 1]) {
         memcpy(ret, "sha256:", 7);
         kos_hex_encode(sha256, KOS_SHA256_LEN, ret + 7);
@@ -159,7 +157,7 @@ struct rebuild {
         struct kos_chunk_index index;
         struct location *where;
         size_t *by_hash; /* entry numbers sorted by chunk sha256 */
-        int seeds[SEEDS_MAX];
+        int seeds[KOS_OCI_SEEDS_MAX];
         size_t n_seeds;
         uint8_t *chunk, *blob_buffer; /* KOS_CHUNK_MAX bytes each */
         ZSTD_DCtx *dctx;
@@ -214,53 +212,40 @@ static int index_seed(struct rebuild *rb, int fd, int seed, uint8_t *buffer) {
         return r;
 }
 
-/* Opens every component file of the ImageFS (at most SEEDS_MAX) and indexes it. */
+/* Opens each seed and indexes it. */
 static int index_seeds(struct rebuild *rb) {
         _cleanup_free_ uint8_t *buffer = malloc(KOS_CHUNKER_BUFFER);
-        int dfd = dup(rb->f->components_fd), r = 0;
-        char self[KOS_SHA256_HEX_LEN + 1];
-        DIR *d;
+        int r = 0;
 
-        if (!buffer || dfd < 0) {
-                kos_closep(&dfd);
-                return buffer ? -errno : -ENOMEM;
-        }
-        if (!(d = fdopendir(dfd))) {
-                close(dfd);
-                return -errno;
-        }
-        rewinddir(d);
-        kos_hex_encode(rb->f->blob->sha256, KOS_SHA256_LEN, self);
-        for (struct dirent *de; r >= 0 && rb->n_seeds < SEEDS_MAX && (de = readdir(d));) {
-                if (!is_component_name(de->d_name) || strcmp(de->d_name, self) == 0)
-                        continue;
-                int fd = kos_open_regular_at(rb->f->components_fd, de->d_name, O_NOFOLLOW, NULL);
+        if (!buffer)
+                return -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < rb->f->seeds->n; i++) {
+                int fd = kos_open_regular_at(rb->f->components_fd, rb->f->seeds->names[i], O_NOFOLLOW, NULL);
                 if (fd < 0)
-                        continue; /* not a component file: not a seed */
+                        continue; /* gone, or not a regular file: not a seed */
                 rb->seeds[rb->n_seeds] = fd;
                 r = index_seed(rb, fd, (int)rb->n_seeds, buffer);
                 rb->n_seeds++;
         }
-        closedir(d);
         return r;
 }
 
-static bool any_seed(int components_fd, const uint8_t *self_sha256) {
-        char self[KOS_SHA256_HEX_LEN + 1];
+int kos_oci_list_seeds(int components_fd, struct kos_oci_seeds *ret) {
         int dfd = dup(components_fd);
-        bool found = false;
         DIR *d;
 
+        ret->n = 0;
         if (dfd < 0 || !(d = fdopendir(dfd))) {
+                int r = -errno;
                 kos_closep(&dfd);
-                return false;
+                return r;
         }
         rewinddir(d);
-        kos_hex_encode(self_sha256, KOS_SHA256_LEN, self);
-        for (struct dirent *de; !found && (de = readdir(d));)
-                found = is_component_name(de->d_name) && strcmp(de->d_name, self) != 0;
+        for (struct dirent *de; ret->n < KOS_OCI_SEEDS_MAX && (de = readdir(d));)
+                if (is_component_name(de->d_name))
+                        memcpy(ret->names[ret->n++], de->d_name, KOS_SHA256_HEX_LEN + 1);
         closedir(d);
-        return found;
+        return 0;
 }
 
 static int fetch_index(struct rebuild *rb, char *why, size_t why_size) {
@@ -303,13 +288,19 @@ static int locate_chunks(struct rebuild *rb) {
         return index_seeds(rb);
 }
 
-/* Bytes of the blobs to fetch from offset on. */
-static uint64_t bytes_to_fetch(const struct rebuild *rb, uint64_t offset) {
+/* Bytes of the blobs to fetch from offset on, and bytes the seeds hold. */
+static uint64_t bytes_to_fetch(const struct rebuild *rb, uint64_t offset, uint64_t *ret_seeded) {
         uint64_t pos = 0, sum = 0;
 
-        for (size_t i = 0; i < rb->index.count; pos += rb->index.entries[i].length, i++)
-                if (pos + rb->index.entries[i].length > offset && rb->where[i].seed < 0)
+        *ret_seeded = 0;
+        for (size_t i = 0; i < rb->index.count; pos += rb->index.entries[i].length, i++) {
+                if (pos + rb->index.entries[i].length <= offset)
+                        continue;
+                if (rb->where[i].seed < 0)
                         sum += rb->index.entries[i].blob_length;
+                else
+                        *ret_seeded += rb->index.entries[i].length;
+        }
         return sum;
 }
 
@@ -343,6 +334,7 @@ static int fetch_chunk(struct rebuild *rb, const struct kos_chunk_entry *e, size
         return 1;
 }
 
+/* 1 when the bytes were read, as fetch_chunk(). */
 static int read_seed(struct rebuild *rb, const struct location *at, uint32_t length) {
         for (uint32_t done = 0; done < length;) {
                 ssize_t n = pread(rb->seeds[at->seed], rb->chunk + done, length - done, (off_t)(at->offset + done));
@@ -352,7 +344,7 @@ static int read_seed(struct rebuild *rb, const struct location *at, uint32_t len
                         return n < 0 ? -errno : -EIO;
                 done += (uint32_t)n;
         }
-        return 0;
+        return 1;
 }
 
 /* Writes the chunks from f->offset on: 1 when done, 0 when a chunk let us down. */
@@ -398,7 +390,7 @@ int kos_oci_fetch_chunked(struct kos_oci_chunked_fetch *f) {
 
         f->written = f->fetched_bytes = f->seeded_bytes = 0;
         f->fetched_chunks = 0;
-        if (!any_seed(f->components_fd, f->blob->sha256))
+        if (f->seeds->n == 0)
                 return 0; /* nothing to rebuild from: the layer costs less than index and chunks */
         /* All the requests of this component end within the bound of one
          * request for the whole layer. */
@@ -410,8 +402,11 @@ int kos_oci_fetch_chunked(struct kos_oci_chunked_fetch *f) {
         }
         if (r < 0 || (r = locate_chunks(&rb)) < 0)
                 goto out;
-        uint64_t to_fetch = bytes_to_fetch(&rb, f->offset);
-        if (to_fetch >= f->blob->size - f->offset) {
+        /* Chunks only where the seeds hold a part worth the requests: a
+         * component the device has nothing of comes in one request, which a
+         * broken connection resumes. */
+        uint64_t seeded, to_fetch = bytes_to_fetch(&rb, f->offset, &seeded), left = f->blob->size - f->offset;
+        if (seeded < left / KOS_OCI_CHUNKS_SEEDED_MIN_PART || to_fetch >= left) {
                 f->note(f->userdata, "the seeds hold too little of %s: fetching the layer", f->label);
                 r = 0;
                 goto out;

@@ -20,6 +20,9 @@
 #define KOS_OCI_CHUNK_TYPE "application/vnd.kos.chunk.v1+zstd"
 #define KOS_OCI_CHUNKS_TAG_PREFIX "kos-chunks-" /* + the component's sha256 in hex */
 #define KOS_OCI_CHUNK_ZSTD_LEVEL 9
+/* A component is rebuilt from chunks when the seeds hold at least this part
+ * of it (1/16) and the chunks to fetch are fewer bytes than the layer. */
+#define KOS_OCI_CHUNKS_SEEDED_MIN_PART 16
 
 struct kos_oci_chunks_pushed {
         char index_digest[KOS_OCI_DIGEST_LEN + 1];
@@ -36,11 +39,22 @@ struct kos_oci_chunks_pushed {
 _kos_must_check_ int kos_oci_push_chunks(struct kos_oci_client *c, int fd, const uint8_t sha256[static KOS_SHA256_LEN],
                                          uint64_t size, struct kos_oci_chunks_pushed *ret);
 
+/* The seeds of a pull: the component files the ImageFS held before it
+ * fetched anything (at most KOS_OCI_SEEDS_MAX of them). */
+#define KOS_OCI_SEEDS_MAX 64
+struct kos_oci_seeds {
+        char names[KOS_OCI_SEEDS_MAX][KOS_SHA256_HEX_LEN + 1];
+        size_t n;
+};
+
+_kos_must_check_ int kos_oci_list_seeds(int components_fd, struct kos_oci_seeds *ret);
+
 typedef void (*kos_oci_chunk_note_fn)(void *userdata, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
 struct kos_oci_chunked_fetch {
         struct kos_oci_client *client;
-        int components_fd; /* the ImageFS's components/: every file in it is a seed */
+        int components_fd; /* the ImageFS's components/ */
+        const struct kos_oci_seeds *seeds;
         const struct kos_blob *blob;
         const char *label;
         const char *index_digest;
@@ -58,9 +72,10 @@ struct kos_oci_chunked_fetch {
 
 /* Writes the component from f->offset on into f->sink from seeds and
  * fetched chunks. 1 when every byte was written; 0 when the chunks are of no
- * use or stopped being (no seed, an index that does not parse, a chunk that
- * is missing or does not hash to its index entry, or fetching the chunks
- * would cost as much as the layer): the caller fetches the rest of the layer
+ * use or stopped being (no seed, an index that does not parse, the seeds
+ * hold less than 1/16 of the component or fetching the chunks would cost as
+ * much as the layer, a chunk that is missing or does not hash to its index
+ * entry): the caller fetches the rest of the layer
  * from f->offset + f->written; a negative errno when the sink refused or the
  * registry failed. The sink hashes what is written: the index is trusted
  * for nothing but where to look. */

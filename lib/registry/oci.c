@@ -252,6 +252,8 @@ struct pull {
         struct kos_bundle_result *result;
         struct kos_oci_artifact artifact;
         uint64_t cut_left; /* test_cut_after: bytes left before the cut */
+        struct kos_oci_seeds seeds; /* listed at the first fetch, when listed is set */
+        bool seeds_listed;
         /* one component download */
         struct kos_component_sink *sink;
         uint64_t received; /* bytes of it that came in this pull */
@@ -415,7 +417,8 @@ static void chunk_note(void *userdata, const char *format, ...) {
  * negative errno when the pull fails. */
 static int fetch_chunks(struct pull *p, const struct kos_oci_layer *l, const struct kos_blob *blob, const char *label,
                         uint64_t *offset, struct kos_component_sink *sink) {
-        struct kos_oci_chunked_fetch f = {.client = p->client, .components_fd = p->img->components_fd, .blob = blob, .label = label,
+        struct kos_oci_chunked_fetch f = {.client = p->client, .components_fd = p->img->components_fd, .seeds = &p->seeds,
+                                          .blob = blob, .label = label,
                                           .index_digest = l->chunk_index, .index_size = l->chunk_index_size, .offset = *offset,
                                           .sink = sink, .note = chunk_note, .userdata = p};
         int r = kos_oci_fetch_chunked(&f);
@@ -437,6 +440,13 @@ static int fetch_chunks(struct pull *p, const struct kos_oci_layer *l, const str
 static int fetch_component(void *userdata, const struct kos_blob *blob, const char *label, uint64_t offset,
                            struct kos_component_sink *sink) {
         struct pull *p = userdata;
+
+        if (!p->seeds_listed) {
+                /* Before this pull adds any: what it fetches itself is no seed. */
+                if (kos_oci_list_seeds(p->img->components_fd, &p->seeds) < 0)
+                        p->seeds.n = 0;
+                p->seeds_listed = true;
+        }
         char digest[KOS_OCI_DIGEST_LEN + 1];
         const struct kos_oci_layer *l = NULL;
         int r;
