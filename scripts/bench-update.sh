@@ -73,7 +73,7 @@ say "v2 upgrades from bookworm-security: $(paste -sd' ' "$W/v2-chosen")"
 say "v2' changes $(join <(versions v1) <(versions v2full) | awk '$2 != $3' | wc -l) packages"
 
 for v in v1 v2 v2full; do
-        [ -e "$W/$v.img" ] || "$KOS" component build --type squashfs "$W/$v-root" "$W/$v.img" >/dev/null
+        [ -e "$W/$v.img" ] || env -u SOURCE_DATE_EPOCH "$KOS" component build --type squashfs "$W/$v-root" "$W/$v.img" >/dev/null
 done
 
 # --- Publishing -------------------------------------------------------------
@@ -121,21 +121,44 @@ served_since() {
 }
 lines() { wc -l <registry.log; }
 
-# pull NAME DEVICE: prints "bytes seconds max-rss-KiB".
+# pull NAME DEVICE [REPOSITORY]: prints "bytes seconds max-rss-KiB"; each
+# line of kos pull's output is stamped with the time it came (pull-NAME).
 pull() {
         local before; before=$(lines)
-        /usr/bin/time -f '%e %M' -o "pull-$1.time" "$KOS" pull --keyring keyring "$REGISTRY/bench/device:$1" "$2" >"pull-$1" ||
-                die "pull $1: $(cat "pull-$1")"
+        echo "$EPOCHREALTIME kos pull starts" >"pull-$1"
+        /usr/bin/time -f '%e %M' -o "pull-$1.time" "$KOS" pull --keyring keyring "$REGISTRY/${3:-bench/device}:$1" "$2" |
+                while IFS= read -r line; do echo "$EPOCHREALTIME $line"; done >>"pull-$1"
+        grep -q ' pulled ' "pull-$1" || die "pull $1: $(cat "pull-$1")"
         echo "$(served_since "$before") $(cat "pull-$1.time")"
 }
 
+# The seconds between the first line of pull-NAME holding $2 and the first holding $3.
+between() { awk -v a="$2" -v b="$3" 'index($0, a) && !ta { ta = $1 } index($0, b) && !tb { tb = $1 } END { printf "%.3f", tb - ta }' "pull-$1"; }
+
 "$KOS" imagefs init dev
 read -r fresh fresh_s fresh_kib < <(pull v1 dev)
-cp -a dev dev2
+cp -a dev dev2 && cp -a dev dev3 && cp -a dev dev4
 read -r kos_v2 v2_s v2_kib < <(pull v2 dev)
 read -r kos_v2p v2p_s v2p_kib < <(pull v2full dev2)
 cmp "$W/v2.img" "dev/components/$(sha256sum "$W/v2.img" | cut -d' ' -f1)"
 release_v1=$(($(stat -c %s "$W/v1.img") + 8192 + $(stat -c %s img/manifests/v1.json) + $(stat -c %s img/manifests/v1.json.sig)))
+# The rebuild from local chunks: from the line that starts it (the seeds
+# are indexed by then) to the summary after the component is written.
+seeding_s=$(between v2 'kos pull starts' 'rebuilding root')
+chunks_v2=$(sed -n 's/.*root: .*, \([0-9]*\) chunks and the index fetched.*/\1/p' pull-v2)
+rebuild_s=$(between v2 'rebuilding root' 'root: ')
+
+# --- Deltas (kos push --delta-from) -----------------------------------------
+
+for v in v2 v2full; do
+        /usr/bin/time -f '%e' -o "push-delta-$v.time" "$KOS" push --delta-from v1 img "$v" "$REGISTRY/bench/delta:$v" >"push-delta-$v" ||
+                die "push --delta-from v1 $v: $(cat "push-delta-$v")"
+        say "pushed $v with a delta from v1 in $(cat "push-delta-$v.time") s: $(grep deltas "push-delta-$v")"
+done
+read -r delta_v2 delta_v2_s _ < <(pull v2 dev3 bench/delta)
+read -r delta_v2p delta_v2p_s _ < <(pull v2full dev4 bench/delta)
+grep -q 'fetching the delta of root' pull-v2 || die "the delta of v2 was not used: $(cat pull-v2)"
+cmp "$W/v2full.img" "dev4/components/$(sha256sum "$W/v2full.img" | cut -d' ' -f1)"
 
 # --- casync, counted the same way -------------------------------------------
 
@@ -173,10 +196,11 @@ cas_v2p=$(casync_pull v2full)
 
 size=$(stat -c %s "$W/v2.img")
 printf '\n| method | v1 -> v2 | v1 -> v2'"'"' |\n|---|---|---|\n'
-printf '| kos pull (chunks) | %s | %s |\n| casync (v1 as seed) | %s | %s |\n' "$kos_v2" "$kos_v2p" "$cas_v2" "$cas_v2p"
+printf '| kos pull (chunks) | %s | %s |\n| kos pull (delta, zstd --patch-from) | %s | %s |\n| casync (v1 as seed) | %s | %s |\n' \
+        "$kos_v2" "$kos_v2p" "$delta_v2" "$delta_v2p" "$cas_v2" "$cas_v2p"
 printf '| the component | %s | %s |\n\n' "$size" "$(stat -c %s "$W/v2full.img")"
 echo "fresh install of v1: $fresh bytes served for a release of $release_v1 bytes ($(awk -v a="$fresh" -v b="$release_v1" 'BEGIN { printf "%.4f", a / b }')x), $fresh_s s"
-echo "pull v1 -> v2: $v2_s s, peak RSS $v2_kib KiB, $(awk -v s="$size" -v t="$v2_s" 'BEGIN { printf "%.0f", t > 0 ? s / t / 1e6 : 0 }') MB/s of component"
-echo "pull v1 -> v2': $v2p_s s, peak RSS $v2p_kib KiB"
+echo "pull v1 -> v2: $v2_s s, peak RSS $v2_kib KiB; seeds cut and hashed in $seeding_s s, the component rebuilt in $rebuild_s s ($(awk -v s="$size" -v t="$rebuild_s" 'BEGIN { printf "%.0f", (t > 0 ? s / t / 1e6 : 0) }') MB/s, $chunks_v2 chunks fetched among them)"
+echo "pull v1 -> v2': $v2p_s s, peak RSS $v2p_kib KiB; by delta: v2 $delta_v2_s s, v2' $delta_v2p_s s"
 awk -v a="$kos_v2" -v b="$cas_v2" -v c="$kos_v2p" -v d="$cas_v2p" -v f="$fresh" -v r="$release_v1" \
         'BEGIN { printf "bench-update: v1->v2 kos/casync %.3f, v1->v2'"'"' kos/casync %.3f, fresh install %.4fx\n", a / b, c / d, f / r }'

@@ -13,6 +13,7 @@
 
 #include "hash.h"
 #include "oci-chunks.h"
+#include "oci-delta.h"
 #include "manifest.h"
 #include "signature.h"
 #include "verify.h"
@@ -34,6 +35,7 @@ struct push_blob {
         int fd;
         uint64_t size;
         struct kos_oci_chunks_pushed chunks; /* of a component: its chunk index, when it has one */
+        struct kos_oci_delta_pushed delta;   /* and its delta from the release --delta-from names */
 };
 
 static int push_blob(struct kos_oci_client *c, const struct push_blob *b, struct kos_oci_push_result *ret) {
@@ -78,19 +80,31 @@ static bool seen_before(const struct kos_blob *const *blobs, size_t i) {
         return false;
 }
 
+/* The first role of a blob without "component:": its label in the manifest. */
+static const char *first_label(const char *roles) {
+        static char label[KOS_NAME_MAX + 16];
+        const char *first = strncmp(roles, "component:", 10) == 0 ? roles + 10 : roles;
+
+        snprintf(label, sizeof label, "%.*s", (int)strcspn(first, ","), first);
+        return label;
+}
+
 /* A component's layer: its roles; its title (the first role without
  * "component:", so `oras pull` names the file); its chunk index, when
  * it has one. */
 static json_t *component_descriptor(const struct push_blob *b, const char *roles) {
-        char title[KOS_NAME_MAX + 16], index_size[24];
-        const char *first = strncmp(roles, "component:", 10) == 0 ? roles + 10 : roles;
-
-        snprintf(title, sizeof title, "%.*s", (int)strcspn(first, ","), first);
-        json_t *annotations = json_pack("{s:s, s:s}", KOS_OCI_ROLE_ANNOTATION, roles, "org.opencontainers.image.title", title);
+        char index_size[24];
+        json_t *annotations = json_pack("{s:s, s:s}", KOS_OCI_ROLE_ANNOTATION, roles, "org.opencontainers.image.title", first_label(roles));
         if (annotations && b->chunks.index_digest[0]) {
                 snprintf(index_size, sizeof index_size, "%llu", (unsigned long long)b->chunks.index_size); /* annotations are strings */
                 json_object_set_new(annotations, KOS_OCI_CHUNK_INDEX_ANNOTATION, json_string(b->chunks.index_digest));
                 json_object_set_new(annotations, KOS_OCI_CHUNK_INDEX_SIZE_ANNOTATION, json_string(index_size));
+        }
+        if (annotations && b->delta.digest[0]) {
+                snprintf(index_size, sizeof index_size, "%llu", (unsigned long long)b->delta.size);
+                json_object_set_new(annotations, KOS_OCI_DELTA_FROM_ANNOTATION, json_string(b->delta.from));
+                json_object_set_new(annotations, KOS_OCI_DELTA_ANNOTATION, json_string(b->delta.digest));
+                json_object_set_new(annotations, KOS_OCI_DELTA_SIZE_ANNOTATION, json_string(index_size));
         }
         return json_pack("{s:s, s:s, s:I, s:o}", "mediaType", KOS_OCI_COMPONENT_LAYER_TYPE, "digest", b->digest, "size",
                          (json_int_t)b->size, "annotations", annotations);
@@ -168,6 +182,39 @@ static int push_component_chunks(struct kos_oci_client *c, struct push_blob *b, 
         return 0;
 }
 
+/* The delta of component b (labelled label in the new manifest) from the
+ * component of the same label in the release old, when that differs. */
+static int push_component_delta(struct kos_oci_client *c, const struct kos_imagefs *img, const struct kos_manifest *old,
+                                const char *label, struct push_blob *b, struct kos_oci_push_result *ret) {
+        const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
+        const char *labels[KOS_MANIFEST_MAX_BLOBS];
+        size_t n = kos_manifest_blobs(old, blobs, labels, ELEMENTSOF(blobs));
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        uint8_t sha[KOS_SHA256_LEN];
+        int r;
+
+        if (kos_hex_decode(b->digest + 7, KOS_SHA256_HEX_LEN, sha, sizeof sha) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(labels[i], label) != 0 || memcmp(blobs[i]->sha256, sha, KOS_SHA256_LEN) == 0)
+                        continue;
+                kos_hex_encode(blobs[i]->sha256, KOS_SHA256_LEN, hex);
+                _cleanup_close_ int fd = kos_open_regular_at(img->components_fd, hex, O_NOFOLLOW, NULL);
+                if (fd < 0)
+                        return kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "--delta-from: component %s (components/%s) is missing",
+                                           label, hex);
+                r = kos_oci_push_delta(c, fd, blobs[i]->size, blobs[i]->sha256, b->fd, b->size, sha, &b->delta);
+                if (r == -E2BIG)
+                        return 0; /* no smaller than the component: no delta */
+                if (r < 0)
+                        return r;
+                ret->deltas++;
+                ret->delta_bytes += b->delta.size;
+                return 0;
+        }
+        return 0;
+}
+
 /* What a push to a digest reference must match, and what the registry
  * names the artifact by: the sha256 of the OCI manifest's bytes. */
 static int check_artifact_digest(struct kos_oci_client *c, const char *text, struct kos_oci_push_result *ret) {
@@ -193,7 +240,8 @@ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const 
         struct push_blob components[KOS_MANIFEST_MAX_BLOBS];
         char roles[KOS_MANIFEST_MAX_BLOBS][512];
         const char *role_ptrs[KOS_MANIFEST_MAX_BLOBS];
-        struct kos_loaded_manifest m;
+        struct kos_loaded_manifest m, old;
+        bool old_loaded = false;
         _cleanup_free_ char *text = NULL;
         size_t n_components = 0;
         int r;
@@ -221,6 +269,22 @@ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const 
         digest_string(sig_sha, sig_blob.digest);
         if ((r = open_components(img, blobs, labels, n, components, roles, &n_components, ret)) < 0)
                 goto out;
+        if (options && options->delta_from) {
+                char old_json[KOS_NAME_MAX + 8], old_sig[KOS_NAME_MAX + 12];
+                if (!kos_name_is_valid(options->delta_from)) {
+                        r = kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "\"%.80s\" is not a manifest name", options->delta_from);
+                        goto out;
+                }
+                kos_manifest_file_names(options->delta_from, old_json, old_sig);
+                r = kos_manifest_load_unverified_at(img->manifests_fd, old_json, old_sig, "manifests/", &old);
+                old_loaded = true;
+                if (r < 0) {
+                        if (r == -EBADMSG || old.reason == KOS_REASON_MANIFEST_MISSING)
+                                r = kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "--delta-from %s: %s: %s", options->delta_from,
+                                                kos_reason_to_string(old.reason), old.detail);
+                        goto out;
+                }
+        }
         /* Components first, the manifest last: a registry never holds an
          * artifact whose blobs are not all there. */
         if ((r = push_blob(c, &empty, ret)) < 0 || (r = push_blob(c, &json_blob, ret)) < 0 || (r = push_blob(c, &sig_blob, ret)) < 0)
@@ -228,7 +292,8 @@ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const 
         for (size_t i = 0; i < n_components; i++) {
                 role_ptrs[i] = roles[i];
                 if ((r = push_blob(c, &components[i], ret)) < 0 ||
-                    (!(options && options->no_chunks) && (r = push_component_chunks(c, &components[i], ret)) < 0))
+                    (!(options && options->no_chunks) && (r = push_component_chunks(c, &components[i], ret)) < 0) ||
+                    (old_loaded && (r = push_component_delta(c, img, old.manifest, first_label(roles[i]), &components[i], ret)) < 0))
                         goto out;
         }
         text = artifact_manifest(&m, &json_blob, &sig_blob, components, n_components, role_ptrs);
@@ -240,6 +305,8 @@ out:
         for (size_t i = 0; i < n_components; i++)
                 kos_closep(&components[i].fd);
         kos_loaded_manifest_done(&m);
+        if (old_loaded)
+                kos_loaded_manifest_done(&old);
         return r;
 }
 
@@ -293,6 +360,39 @@ static void parse_chunk_index_annotations(struct kos_oci_layer *l, json_t *annot
         l->chunk_index_size = v;
 }
 
+static bool parse_digest(const char *digest, uint8_t raw[static KOS_SHA256_LEN]) {
+        return digest && strlen(digest) == KOS_OCI_DIGEST_LEN && strncmp(digest, "sha256:", 7) == 0 &&
+               kos_hex_decode(digest + 7, KOS_SHA256_HEX_LEN, raw, KOS_SHA256_LEN) == 0;
+}
+
+static bool parse_size_annotation(const char *size, uint64_t *ret) {
+        char *end;
+
+        if (!size || size[0] < '1' || size[0] > '9')
+                return false;
+        errno = 0;
+        unsigned long long v = strtoull(size, &end, 10);
+        if (errno || *end || v > KOS_BLOB_SIZE_MAX)
+                return false;
+        *ret = v;
+        return true;
+}
+
+/* The delta a component layer names (docs/format.md, "Component deltas"):
+ * anything malformed is no delta. */
+static void parse_delta_annotations(struct kos_oci_layer *l, json_t *annotations) {
+        const char *from = json_string_value(json_object_get(annotations, KOS_OCI_DELTA_FROM_ANNOTATION));
+        const char *digest = json_string_value(json_object_get(annotations, KOS_OCI_DELTA_ANNOTATION));
+        uint8_t raw[KOS_SHA256_LEN];
+        uint64_t size;
+
+        if (!parse_digest(from, l->delta_from) || !parse_digest(digest, raw) ||
+            !parse_size_annotation(json_string_value(json_object_get(annotations, KOS_OCI_DELTA_SIZE_ANNOTATION)), &size))
+                return;
+        memcpy(l->delta, digest, sizeof l->delta);
+        l->delta_size = size;
+}
+
 static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char *error, size_t size) {
         struct kos_oci_layer *l = &a->layers[a->n_layers];
         const char *media_type = json_string_value(json_object_get(j, "mediaType"));
@@ -313,8 +413,12 @@ static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char
         l->size = (uint64_t)json_integer_value(bytes);
         l->chunk_index[0] = '\0';
         l->chunk_index_size = 0;
-        if (l->kind == KOS_OCI_LAYER_COMPONENT)
+        l->delta[0] = '\0';
+        l->delta_size = 0;
+        if (l->kind == KOS_OCI_LAYER_COMPONENT) {
                 parse_chunk_index_annotations(l, json_object_get(j, "annotations"));
+                parse_delta_annotations(l, json_object_get(j, "annotations"));
+        }
         if (l->kind == KOS_OCI_LAYER_MANIFEST || l->kind == KOS_OCI_LAYER_SIGNATURE) {
                 int *slot = l->kind == KOS_OCI_LAYER_MANIFEST ? &a->manifest : &a->signature;
                 if (*slot >= 0)
@@ -432,6 +536,34 @@ static int fetch_chunks(struct pull *p, const struct kos_oci_layer *l, const str
         return r;
 }
 
+/* The component from the old one the device holds and the delta the layer
+ * names: 1 when all of it was written, 0 when the rest (from *offset on)
+ * must come another way, a negative errno when the pull fails. */
+static int fetch_delta(struct pull *p, const struct kos_oci_layer *l, const struct kos_blob *blob, const char *label,
+                       uint64_t *offset, struct kos_component_sink *sink) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        bool held = false;
+        struct stat st;
+
+        kos_hex_encode(l->delta_from, KOS_SHA256_LEN, hex);
+        for (size_t i = 0; i < p->seeds.n && !held; i++)
+                held = strcmp(p->seeds.names[i], hex) == 0;
+        if (!held)
+                return 0;
+        _cleanup_close_ int fd = kos_open_regular_at(p->img->components_fd, hex, O_NOFOLLOW, &st);
+        if (fd < 0)
+                return 0;
+        struct kos_oci_delta_fetch f = {.client = p->client, .old_fd = fd, .old_size = (uint64_t)st.st_size, .blob = blob,
+                                        .digest = l->delta, .size = l->delta_size, .sink = sink};
+        note(p, "fetching the delta of %s from the one this device has (%.1f MiB)", label, (double)l->delta_size / 1048576.0);
+        int r = kos_oci_fetch_delta(&f);
+        p->result->chunk_fetched_bytes += f.fetched_bytes;
+        if (r == 0)
+                note(p, "the delta of %s is of no use (%s): %s", label, f.why, f.written ? "fetching the rest" : "fetching chunks or the layer");
+        *offset += f.written;
+        return r;
+}
+
 /* kos_manifest_install()'s source: called only once the KOS manifest has
  * authenticated and passed the rollback floor, for a blob the ImageFS lacks.
  * A connection that breaks after bytes came is asked again for the rest
@@ -463,6 +595,10 @@ static int fetch_component(void *userdata, const struct kos_blob *blob, const ch
                                                  label, (unsigned long long)l->size, (unsigned long long)blob->size);
         if (offset == blob->size)
                 return 0; /* a pull killed before the rename got every byte */
+        if (l->delta[0] && offset == 0) {
+                if ((r = fetch_delta(p, l, blob, label, &offset, sink)) != 0)
+                        return r < 0 ? r : 0;
+        }
         if (l->chunk_index[0]) {
                 if ((r = fetch_chunks(p, l, blob, label, &offset, sink)) != 0)
                         return r < 0 ? r : 0;

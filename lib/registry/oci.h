@@ -29,6 +29,8 @@ struct kos_oci_push_result {
         uint64_t bytes, bytes_uploaded;
         unsigned chunk_blobs, chunk_blobs_uploaded; /* chunks and chunk indexes, and those the registry lacked */
         uint64_t chunk_bytes, chunk_bytes_uploaded;
+        unsigned deltas; /* components published with a delta from options->delta_from */
+        uint64_t delta_bytes;
         char digest[KOS_OCI_DIGEST_LEN + 1]; /* of the OCI manifest pushed: what REPO@DIGEST names */
         char error[320]; /* why, when the manifest cannot be pushed (-EBADMSG) */
 };
@@ -39,6 +41,7 @@ struct kos_oci_push_result {
 
 struct kos_oci_push_options {
         bool no_chunks; /* publish no chunk index (as kos did before chunks) */
+        const char *delta_from; /* the installed release to publish deltas from, or NULL */
 };
 
 /* Publishes the installed manifest name of img (manifests/<name>.json and
@@ -59,6 +62,9 @@ struct kos_oci_layer {
         uint64_t size;
         char chunk_index[KOS_OCI_DIGEST_LEN + 1]; /* a component's chunk index ("" when none) */
         uint64_t chunk_index_size;
+        char delta[KOS_OCI_DIGEST_LEN + 1]; /* a component's delta ("" when none), from the component delta_from */
+        uint8_t delta_from[KOS_SHA256_LEN];
+        uint64_t delta_size;
 };
 
 /* What a pull takes from the registry's (untrusted) OCI manifest: its

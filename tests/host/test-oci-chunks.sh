@@ -207,3 +207,45 @@ test_oci_pull_and_push_by_digest_reference() {
         rc=0; "$KOS" pull --keyring keyring "$REGISTRY/kos/device@sha256:ABC" dev >out 2>err || rc=$?
         [ "$rc" != 0 ] && grep -q 'is not sha256: and 64 lowercase hex digits' err || fail "exit $rc: $(cat out err)"
 }
+
+# v2 pushed with a delta from v1 (zstd with v1's base as its prefix): a
+# device holding v1 fetches the delta, not chunks, and the result must
+# still hash to the signed sha256.
+delta_fixture() {
+        fixture
+        registry_start
+        chunk_tree v1
+        cp -a v1 v2 && head -c 1M /dev/urandom >v2/lib/lib3.so && echo v2 >v2/etc/version
+        chunk_release v1 1 v1
+        chunk_release v2 2 v2 --delta-from v1
+        grep -q 'deltas: 1 component' push-v2 || fail "no delta pushed: $(cat push-v2)"
+        "$KOS" imagefs init dev
+        "$KOS" pull --keyring keyring "$REGISTRY/kos/device:v1" dev >pull-v1 || fail "pull v1: $(cat pull-v1)"
+}
+
+test_oci_delta_from_the_installed_component_is_fetched_instead_of_chunks() {
+        delta_fixture
+        local before; before=$(registry_log_lines)
+        "$KOS" pull --keyring keyring "$REGISTRY/kos/device:v2" dev >pull-v2 || fail "pull v2: $(cat pull-v2)"
+        cat pull-v2
+        local served; served=$(registry_bytes_after "$before")
+        echo "v1 -> v2 by delta: the registry served $served bytes for a base of $(stat -c %s v2-base.img)" >&2
+        grep -q 'fetching the delta of base' pull-v2 || fail "no delta: $(cat pull-v2)"
+        ! grep -q 'rebuilding base from' pull-v2 || fail "chunks were fetched as well: $(cat pull-v2)"
+        [ "$served" -lt $((1024 * 1024 + 300 * 1024)) ] || fail "the registry served $served bytes"
+        ! grep -q "GET /v2/kos/device/blobs/sha256:$(sha v2-base.img) " registry/log || fail "base's whole layer was fetched"
+        cmp v2-base.img "dev/components/$(sha v2-base.img)"
+}
+
+test_oci_delta_that_does_not_hash_to_its_digest_falls_back_to_chunks() {
+        delta_fixture
+        local delta; delta=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$REGISTRY/v2/kos/device/manifests/v2" |
+                jq -r '.layers[] | select(.annotations["io.kos.role"] == "component:base") | .annotations["io.kos.delta"]')
+        local data=registry/data/docker/registry/v2/blobs/sha256/${delta:7:2}/${delta#sha256:}/data
+        [ -f "$data" ] || fail "no delta blob $data"
+        flip_byte "$data" 100
+        "$KOS" pull --keyring keyring "$REGISTRY/kos/device:v2" dev >pull-v2 || fail "pull v2: $(cat pull-v2)"
+        grep -q "the delta of base is of no use (it does not hash to $delta)" pull-v2 || fail "$(cat pull-v2)"
+        grep -q 'rebuilding base from' pull-v2 || fail "no fallback to chunks: $(cat pull-v2)"
+        cmp v2-base.img "dev/components/$(sha v2-base.img)"
+}

@@ -109,7 +109,8 @@ static double mib(uint64_t bytes) {
 }
 
 int cmd_push(int argc, char **argv) {
-        static const struct option options[] = {REGISTRY_OPTIONS, {"no-chunks", no_argument, NULL, 'N'}, {}};
+        static const struct option options[] = {REGISTRY_OPTIONS, {"no-chunks", no_argument, NULL, 'N'},
+                                                {"delta-from", required_argument, NULL, 'D'}, {}};
         struct registry_args a = {0};
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_keyring ring;
@@ -119,7 +120,7 @@ int cmd_push(int argc, char **argv) {
         const char *keyring = NULL;
         int c, code;
 
-        while ((c = getopt_long(argc, argv, "u:U:C:k:Nh", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "u:U:C:k:ND:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         printf("Usage: kos push [OPTIONS] IMAGEFS NAME [http[s]://]HOST[:PORT]/REPOSITORY{:TAG|@sha256:DIGEST}\n\n"
@@ -130,13 +131,16 @@ int cmd_push(int argc, char **argv) {
                                "Blobs the registry has already are not sent again. Prints the artifact's\n"
                                "digest; pushing to @sha256:DIGEST fails unless the artifact is that digest.\n\n" REGISTRY_HELP
                                "  --keyring DIR         push only if the manifest verifies against DIR\n"
-                               "  --no-chunks           publish no chunks (devices fetch whole components)\n");
+                               "  --no-chunks           publish no chunks (devices fetch whole components)\n"
+                               "  --delta-from OLD      also publish, for each component that changed since the\n"
+                               "                        installed release OLD, a zstd delta from its old version\n");
                         return EXIT_OK;
                 case 'u': a.user = optarg; break;
                 case 'U': a.user_file = optarg; break;
                 case 'C': a.ca_file = optarg; break;
                 case 'k': keyring = optarg; break;
                 case 'N': push_options.no_chunks = true; break;
+                case 'D': push_options.delta_from = optarg; break;
                 default: return usage_error("push", "unknown option");
                 }
         }
@@ -160,6 +164,8 @@ int cmd_push(int argc, char **argv) {
                 if (result.chunk_blobs)
                         printf("chunks: %u of %u chunk blobs uploaded, %.1f MiB of %.1f MiB\n", result.chunk_blobs_uploaded,
                                result.chunk_blobs, mib(result.chunk_bytes_uploaded), mib(result.chunk_bytes));
+                if (result.deltas)
+                        printf("deltas: %u components, %.1f MiB\n", result.deltas, mib(result.delta_bytes));
                 printf("digest: %s\n", result.digest);
         }
 out:
