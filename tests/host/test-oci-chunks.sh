@@ -249,3 +249,36 @@ test_oci_delta_that_does_not_hash_to_its_digest_falls_back_to_chunks() {
         grep -q 'rebuilding base from' pull-v2 || fail "no fallback to chunks: $(cat pull-v2)"
         cmp v2-base.img "dev/components/$(sha v2-base.img)"
 }
+
+# A registry that trickles one chunk below the minimum rate: the chunk's
+# request is abandoned like any other (30 s window, shortened here to 2 s),
+# the pull fails and keeps nothing, and it ends within seconds. The fake
+# registry forwards everything else to the real one.
+test_oci_chunks_a_registry_trickling_a_chunk_is_abandoned_and_the_pull_keeps_nothing() {
+        chunk_fixture
+        base_index v1 >index-v1 && base_index v2 >index-v2
+        index_blob_digests index-v2 | grep -vxFf <(index_blob_digests index-v1) | head -1 >slow-chunks
+        [ -s slow-chunks ] || fail "no chunk of v2 that v1 lacks"
+        cat >registry.handler <<SH
+if [[ \$TARGET == */blobs/sha256:* ]] && grep -qx "\${TARGET##*sha256:}" "$PWD/slow-chunks"; then
+        printf 'HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n'
+        while printf '%100s' ''; do sleep 1; done
+else
+        curl -s -o "$PWD/fwd.\$\$" -w '%{http_code}' -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$REGISTRY\$TARGET" >"$PWD/fwd.\$\$.status"
+        printf 'HTTP/1.1 %s X\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n' \
+                "\$(cat "$PWD/fwd.\$\$.status")" "\$(stat -c %s "$PWD/fwd.\$\$")"
+        cat "$PWD/fwd.\$\$"
+        rm -f "$PWD/fwd.\$\$" "$PWD/fwd.\$\$.status"
+fi
+SH
+        local port start=$SECONDS rc=0 before; port=$(free_port); before=$(device_snapshot)
+        fake_server proxy "$port"
+        cp registry.handler proxy.handler
+        KOS_OCI_TEST_STALL_SECONDS=2 timeout 60 "$KOS" pull --keyring keyring "http://127.0.0.1:$port/kos/device:v2" dev >out 2>err || rc=$?
+        local took=$((SECONDS - start))
+        cat out err
+        grep -q 'rebuilding base from' out || fail "no chunked rebuild: $(cat out err)"
+        [ "$rc" = 2 ] && grep -q 'Operation too slow' err || fail "exit $rc (124: still running after 60 s): $(cat err)"
+        [ "$took" -le 20 ] || fail "took $took s"
+        [ "$(device_snapshot)" = "$before" ] || fail "the ImageFS changed"
+}
