@@ -11,10 +11,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-static void digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[static KOS_OCI_DIGEST_LEN + 1]) {
-        memcpy(ret, "sha256:", 7);
-        kos_hex_encode(sha256, KOS_SHA256_LEN, ret + 7);
-}
+#define digest_string kos_oci_digest_string
 
 /* --- Push ----------------------------------------------------------------- */
 

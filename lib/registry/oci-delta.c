@@ -14,10 +14,7 @@
 
 #define OUTPUT_CHUNK (1u << 20)
 
-static void digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[static KOS_OCI_DIGEST_LEN + 1]) {
-        memcpy(ret, "sha256:", 7);
-        kos_hex_encode(sha256, KOS_SHA256_LEN, ret + 7);
-}
+#define digest_string kos_oci_digest_string
 
 /* A read-only map of a whole file; NULL for an empty one. */
 static int map_file(int fd, uint64_t size, void **ret) {

@@ -915,3 +915,8 @@ void kos_oci_client_set_deadline(struct kos_oci_client *c, uint64_t expected_siz
         c->outer_bound_ns = step_bound_ns(c, expected_size);
         c->outer_deadline_ns = kos_now_ns() + c->outer_bound_ns;
 }
+
+void kos_oci_digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[static KOS_OCI_DIGEST_LEN + 1]) {
+        memcpy(ret, "sha256:", 7);
+        kos_hex_encode(sha256, KOS_SHA256_LEN, ret + 7);
+}

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sha256.h"
 #include "util.h"
 
 #define KOS_OCI_HOST_MAX 255
@@ -120,6 +121,9 @@ _kos_must_check_ int kos_oci_manifest_put_at(struct kos_oci_client *c, const cha
                                              const char *data, size_t len);
 
 const struct kos_oci_ref *kos_oci_client_ref(const struct kos_oci_client *c);
+
+/* "sha256:" and the lowercase hex of sha256: an OCI digest. */
+void kos_oci_digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[static KOS_OCI_DIGEST_LEN + 1]);
 
 /* Bounds the requests from now on as one request of expected_size bytes
  * would be bounded (a chunked fetch: hundreds of small requests may not take

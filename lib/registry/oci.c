@@ -21,10 +21,7 @@
 /* sha256 of "{}", the OCI empty descriptor's blob. */
 #define EMPTY_DIGEST "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
-static void digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[static KOS_OCI_DIGEST_LEN + 1]) {
-        memcpy(ret, "sha256:", 7);
-        kos_hex_encode(sha256, KOS_SHA256_LEN, ret + 7);
-}
+#define digest_string kos_oci_digest_string
 
 /* --- Push ----------------------------------------------------------------- */
 
@@ -326,17 +323,23 @@ struct pull {
         uint64_t received; /* bytes of it that came in this pull */
 };
 
-static void note(const struct pull *p, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void note(const struct pull *p, const char *format, ...) {
+static void vnote(const struct pull *p, const char *format, va_list ap) __attribute__((format(printf, 2, 0)));
+static void vnote(const struct pull *p, const char *format, va_list ap) {
         char line[512];
-        va_list ap;
 
         if (!p->options->note)
                 return;
-        va_start(ap, format);
         vsnprintf(line, sizeof line, format, ap);
-        va_end(ap);
         p->options->note(line, p->options->note_userdata);
+}
+
+static void note(const struct pull *p, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void note(const struct pull *p, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vnote(p, format, ap);
+        va_end(ap);
 }
 
 /* The chunk index a component layer names: a sha256 digest and a size of
@@ -504,16 +507,11 @@ static int on_component_bytes(const void *data, size_t len, void *userdata) {
 }
 
 static void chunk_note(void *userdata, const char *format, ...) {
-        const struct pull *p = userdata;
-        char line[512];
         va_list ap;
 
-        if (!p->options->note)
-                return;
         va_start(ap, format);
-        vsnprintf(line, sizeof line, format, ap);
+        vnote(userdata, format, ap);
         va_end(ap);
-        p->options->note(line, p->options->note_userdata);
 }
 
 /* The component from its chunk index and the seeds: 1 when all of it was

@@ -44,14 +44,14 @@ index_blob_digests() {
 }
 
 # v1 and v2 (one library of eight replaced, the version file changed), both
-# pushed, v1 pulled into dev/.
+# pushed with the options given (v2 also with $V2_PUSH), v1 pulled into dev/.
 chunk_fixture() {
         fixture
         registry_start
         chunk_tree v1
         cp -a v1 v2 && head -c 1M /dev/urandom >v2/lib/lib3.so && echo v2 >v2/etc/version
         chunk_release v1 1 v1 "$@"
-        chunk_release v2 2 v2 "$@"
+        chunk_release v2 2 v2 "$@" ${V2_PUSH:-}
         "$KOS" imagefs init dev
         "$KOS" pull --keyring keyring "$REGISTRY/kos/device:v1" dev >pull-v1 || fail "pull v1: $(cat pull-v1)"
 }
@@ -212,15 +212,8 @@ test_oci_pull_and_push_by_digest_reference() {
 # device holding v1 fetches the delta, not chunks, and the result must
 # still hash to the signed sha256.
 delta_fixture() {
-        fixture
-        registry_start
-        chunk_tree v1
-        cp -a v1 v2 && head -c 1M /dev/urandom >v2/lib/lib3.so && echo v2 >v2/etc/version
-        chunk_release v1 1 v1
-        chunk_release v2 2 v2 --delta-from v1
+        V2_PUSH='--delta-from v1' chunk_fixture
         grep -q 'deltas: 1 component' push-v2 || fail "no delta pushed: $(cat push-v2)"
-        "$KOS" imagefs init dev
-        "$KOS" pull --keyring keyring "$REGISTRY/kos/device:v1" dev >pull-v1 || fail "pull v1: $(cat pull-v1)"
 }
 
 test_oci_delta_from_the_installed_component_is_fetched_instead_of_chunks() {
