@@ -72,6 +72,9 @@ fi
 say "v2 upgrades from bookworm-security: $(paste -sd' ' "$W/v2-chosen")"
 say "v2' changes $(join <(versions v1) <(versions v2full) | awk '$2 != $3' | wc -l) packages"
 
+# v1b: v1 and 4 KiB more at its end: all of it but the last chunk is on a
+# device that holds v1, so its pull measures a rebuild from local chunks.
+[ -e "$W/v1b.img" ] || { cp "$W/v1.img" "$W/v1b.img.tmp" && head -c 4096 /dev/urandom >>"$W/v1b.img.tmp" && mv "$W/v1b.img.tmp" "$W/v1b.img"; }
 for v in v1 v2 v2full; do
         [ -e "$W/$v.img" ] || env -u SOURCE_DATE_EPOCH "$KOS" component build --type squashfs "$W/$v-root" "$W/$v.img" >/dev/null
 done
@@ -104,7 +107,7 @@ head -c 4096 /dev/zero >vmlinuz && head -c 4096 /dev/zero | tr '\0' 'i' >initrd
 "$KOS" imagefs init img
 "$KOS" component add img vmlinuz initrd >/dev/null
 n=0
-for v in v1 v2 v2full; do
+for v in v1 v2 v2full v1b; do
         n=$((n + 1))
         "$KOS" component add img "$W/$v.img" >/dev/null
         "$KOS" manifest create --name "$v" --version "$n" --kernel vmlinuz --initrd initrd --cmdline quiet \
@@ -137,13 +140,15 @@ between() { awk -v a="$2" -v b="$3" 'index($0, a) && !ta { ta = $1 } index($0, b
 
 "$KOS" imagefs init dev
 read -r fresh fresh_s fresh_kib < <(pull v1 dev)
-cp -a dev dev2 && cp -a dev dev3 && cp -a dev dev4
+cp -a dev dev2 && cp -a dev dev3 && cp -a dev dev4 && cp -a dev dev5
 read -r kos_v2 v2_s v2_kib < <(pull v2 dev)
 read -r kos_v2p v2p_s v2p_kib < <(pull v2full dev2)
 cmp "$W/v2.img" "dev/components/$(sha256sum "$W/v2.img" | cut -d' ' -f1)"
 release_v1=$(($(stat -c %s "$W/v1.img") + 8192 + $(stat -c %s img/manifests/v1.json) + $(stat -c %s img/manifests/v1.json.sig)))
 # The rebuild from local chunks: from the line that starts it (the seeds
 # are indexed by then) to the summary after the component is written.
+read -r _ local_s local_kib < <(pull v1b dev5)
+local_rebuild_s=$(between v1b 'rebuilding root' 'root: ')
 seeding_s=$(between v2 'kos pull starts' 'rebuilding root')
 chunks_v2=$(sed -n 's/.*root: .*, \([0-9]*\) chunks and the index fetched.*/\1/p' pull-v2)
 rebuild_s=$(between v2 'rebuilding root' 'root: ')
@@ -155,8 +160,8 @@ for v in v2 v2full; do
                 die "push --delta-from v1 $v: $(cat "push-delta-$v")"
         say "pushed $v with a delta from v1 in $(cat "push-delta-$v.time") s: $(grep deltas "push-delta-$v")"
 done
-read -r delta_v2 delta_v2_s _ < <(pull v2 dev3 bench/delta)
-read -r delta_v2p delta_v2p_s _ < <(pull v2full dev4 bench/delta)
+read -r delta_v2 delta_v2_s delta_v2_kib < <(pull v2 dev3 bench/delta)
+read -r delta_v2p delta_v2p_s delta_v2p_kib < <(pull v2full dev4 bench/delta)
 grep -q 'fetching the delta of root' pull-v2 || die "the delta of v2 was not used: $(cat pull-v2)"
 cmp "$W/v2full.img" "dev4/components/$(sha256sum "$W/v2full.img" | cut -d' ' -f1)"
 
@@ -201,6 +206,7 @@ printf '| kos pull (chunks) | %s | %s |\n| kos pull (delta, zstd --patch-from) |
 printf '| the component | %s | %s |\n\n' "$size" "$(stat -c %s "$W/v2full.img")"
 echo "fresh install of v1: $fresh bytes served for a release of $release_v1 bytes ($(awk -v a="$fresh" -v b="$release_v1" 'BEGIN { printf "%.4f", a / b }')x), $fresh_s s"
 echo "pull v1 -> v2: $v2_s s, peak RSS $v2_kib KiB; seeds cut and hashed in $seeding_s s, the component rebuilt in $rebuild_s s ($(awk -v s="$size" -v t="$rebuild_s" 'BEGIN { printf "%.0f", (t > 0 ? s / t / 1e6 : 0) }') MB/s, $chunks_v2 chunks fetched among them)"
-echo "pull v1 -> v2': $v2p_s s, peak RSS $v2p_kib KiB; by delta: v2 $delta_v2_s s, v2' $delta_v2p_s s"
+echo "pull v1 -> v2': $v2p_s s, peak RSS $v2p_kib KiB; by delta: v2 $delta_v2_s s ($delta_v2_kib KiB), v2' $delta_v2p_s s ($delta_v2p_kib KiB)"
+echo "rebuild from local chunks (v1 -> v1 and 4 KiB, 1 chunk fetched): $local_rebuild_s s, $(awk -v s="$(stat -c %s "$W/v1b.img")" -v t="$local_rebuild_s" 'BEGIN { printf "%.0f", (t > 0 ? s / t / 1e6 : 0) }') MB/s; the whole pull $local_s s, peak RSS $local_kib KiB"
 awk -v a="$kos_v2" -v b="$cas_v2" -v c="$kos_v2p" -v d="$cas_v2p" -v f="$fresh" -v r="$release_v1" \
         'BEGIN { printf "bench-update: v1->v2 kos/casync %.3f, v1->v2'"'"' kos/casync %.3f, fresh install %.4fx\n", a / b, c / d, f / r }'
