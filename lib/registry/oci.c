@@ -506,6 +506,7 @@ static int on_component_bytes(const void *data, size_t len, void *userdata) {
         return r;
 }
 
+static void chunk_note(void *userdata, const char *format, ...) __attribute__((format(printf, 2, 3)));
 static void chunk_note(void *userdata, const char *format, ...) {
         va_list ap;
 
