@@ -97,13 +97,17 @@ struct kos_oci_pull_options {
 /* How often a component whose connection broke is asked for again. */
 #define KOS_OCI_FETCH_ATTEMPTS 3
 
-/* Fetches the OCI manifest, then the KOS manifest and its signature file
+/* Fetches the OCI manifest (one asked for by digest must hash to it), then
+ * the KOS manifest and its signature file
  * (size-capped), and hands them to kos_manifest_install(), which verifies
  * the signature and the rollback floor before anything else is fetched,
  * removes what killed pulls of other releases left, and checks that the
  * ImageFS has room for the signed sizes; the components the ImageFS lacks
  * are then streamed in from their layers (a broken connection resumed with
- * a Range request, as is a download a killed pull of this release left).
+ * a Range request, as is a download a killed pull of this release left);
+ * a component whose layer names a delta from a component the ImageFS held
+ * before the pull, or a chunk index, is rebuilt from those first
+ * (oci-delta.h, oci-chunks.h), the rest of it from the layer.
  * Returns as kos_manifest_install(): 0; -EBADMSG when the artifact or the
  * manifest is refused (result->error says why); -ENOSPC when the ImageFS
  * lacks room (result->error says how much); another negative errno when the
