@@ -70,9 +70,9 @@ EARLY_HDR := $(wildcard early/*.h)
 # Node Manager's installer (its pull deadline) runs in the unit tests on a real sd-event loop.
 UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/installer.c node/child-process.c \
 	system/keystore.c
-UNIT_LIBS := $(LIBS) -lcurl -lsystemd
+UNIT_LIBS := $(LIBS) -lcurl -lzstd -lsystemd
 
-.PHONY: all check-links deps check demo run bench bench-boot clean asan fuzz unit host-tests boot-kernel
+.PHONY: all check-links deps check demo run bench bench-boot bench-update clean asan fuzz unit host-tests boot-kernel
 
 all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static check-links
 
@@ -105,7 +105,7 @@ check-links: $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-m
 
 $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIBKOS_HOST)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIBKOS_HOST) \
-		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lfdisk -o $@
+		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lzstd -lfdisk -o $@
 
 # The test build of kos: the same program with fault points compiled in
 # (kos_fault_point(), lib/boot/util.h) for the kill-point tests; never shipped.
@@ -113,7 +113,7 @@ FAULT_POINTS := -DKOS_FAULT_POINTS
 $(BUILD)/test/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) \
-		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lfdisk -o $@
+		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lzstd -lfdisk -o $@
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIBKOS_HOST)
 	@mkdir -p $(@D)
@@ -127,7 +127,7 @@ $(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
 
 $(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -lfdisk -o $@
+	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -lzstd -lfdisk -o $@
 
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
@@ -136,7 +136,7 @@ FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR)
 	@mkdir -p $(@D)
 	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		-Iearly -Isystem -Inode $< $(FUZZ_EXTRA_$*) $(LIB_SRC) $(EARLY_SRC) $(LIBS) -lcurl -o $@
+		-Iearly -Isystem -Inode $< $(FUZZ_EXTRA_$*) $(LIB_SRC) $(EARLY_SRC) $(LIBS) -lcurl -lzstd -o $@
 
 fuzz: $(FUZZERS)
 
@@ -159,6 +159,13 @@ bench:
 	@scripts/deps.sh build
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
+
+# What a device downloads for an update, kos pull's chunks against casync
+# (issue 24); caches the Debian trees and images in build/bench-update/.
+bench-update:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	@scripts/bench-update.sh
 
 bench-boot:
 	@scripts/deps.sh build
@@ -195,7 +202,7 @@ NODE_PULL_SRC := node/kos-node-pull.c node/update-config.c
 $(BUILD)/kos-node-pull: $(NODE_PULL_SRC) node/installer-record.h node/update-config.h $(LIBKOS_REGISTRY)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Inode $(NODE_PULL_SRC) $(LIBKOS_REGISTRY) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) \
-		-ljansson -lcrypto -lcurl -pthread $(STRIP_FLAG) -o $@
+		-ljansson -lcrypto -lcurl -lzstd -pthread $(STRIP_FLAG) -o $@
 
 # A static kos for the device's runtime layer (kos node ... on the device).
 $(BUILD)/kos-static: $(KOS_SRC) $(KOS_HDR) $(LIBKOS_DEVICE)

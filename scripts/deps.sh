@@ -8,7 +8,7 @@
 set -euo pipefail
 
 build=(gcc make libc6-dev pkg-config openssl libssl-dev libjansson-dev libblkid-dev zlib1g-dev
-       libcryptsetup-dev libsystemd-dev libcurl4-openssl-dev libfdisk-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time
+       libcryptsetup-dev libsystemd-dev libcurl4-openssl-dev libzstd-dev libfdisk-dev cryptsetup-bin squashfs-tools erofs-utils e2fsprogs jq time
        cpio kmod apt mmdebstrap fdisk qemu-system-x86 swtpm swtpm-tools libp11-kit-dev zstd)
 # The Boot Kernel's own kernel (scripts/build-boot-kernel.sh), its UKI and the
 # Secure Boot tests (OVMF, development keys, an ESP made without mounting).

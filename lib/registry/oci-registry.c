@@ -36,6 +36,7 @@ struct kos_oci_client {
         char *token;
         unsigned stall_seconds;
         uint64_t bound_ns, deadline_ns; /* of the request under way (perform()) */
+        uint64_t outer_bound_ns, outer_deadline_ns; /* of a run of requests (kos_oci_client_set_deadline()), or 0 */
         char error[512];
 };
 
@@ -83,6 +84,12 @@ const char *kos_oci_client_error(const struct kos_oci_client *c) {
 }
 
 /* --- References ----------------------------------------------------------- */
+
+static bool digest_valid(const char *digest) {
+        uint8_t raw[32];
+        return strlen(digest) == KOS_OCI_DIGEST_LEN && strncmp(digest, "sha256:", 7) == 0 &&
+               kos_hex_decode(digest + 7, 64, raw, sizeof raw) == 0;
+}
 
 static bool is_lower_alnum(char ch) {
         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
@@ -149,9 +156,9 @@ int kos_oci_ref_parse(const char *s, struct kos_oci_ref *ret, char *ret_why, siz
                 return -EINVAL;
         }
         memcpy(ret->host, s, (size_t)(slash - s));
-        const char *path = slash + 1, *colon = strrchr(path, ':');
+        const char *path = slash + 1, *at = strchr(path, '@'), *colon = at ? at : strrchr(path, ':');
         if (!colon || strchr(colon, '/')) {
-                snprintf(ret_why, why_size, "no :TAG after the repository");
+                snprintf(ret_why, why_size, "no :TAG or @sha256:DIGEST after the repository");
                 return -EINVAL;
         }
         size_t repo_len = (size_t)(colon - path);
@@ -164,6 +171,15 @@ int kos_oci_ref_parse(const char *s, struct kos_oci_ref *ret, char *ret_why, siz
                 snprintf(ret_why, why_size, "repository \"%s\" is not lowercase [a-z0-9] components separated by / . _ -",
                          ret->repository);
                 return -EINVAL;
+        }
+        if (at) {
+                if (!digest_valid(at + 1)) {
+                        snprintf(ret_why, why_size, "digest \"%.80s\" is not sha256: and 64 lowercase hex digits", at + 1);
+                        return -EINVAL;
+                }
+                ret->by_digest = true;
+                snprintf(ret->tag, sizeof ret->tag, "%s", at + 1);
+                return 0;
         }
         if (!tag_valid(colon + 1)) {
                 snprintf(ret_why, why_size, "tag \"%.130s\" is not [A-Za-z0-9_][A-Za-z0-9._-]{0,127}", colon + 1);
@@ -717,6 +733,10 @@ static int perform(struct kos_oci_client *c, struct request *rq, char **hop) {
 
         c->bound_ns = step_bound_ns(c, rq->expected_size);
         c->deadline_ns = kos_now_ns() + c->bound_ns;
+        if (c->outer_deadline_ns && c->outer_deadline_ns < c->deadline_ns) {
+                c->deadline_ns = c->outer_deadline_ns; /* a chunked fetch's whole bound ends first */
+                c->bound_ns = c->outer_bound_ns;
+        }
         for (;;) {
                 if ((r = perform_once(c, rq)) < 0)
                         return r;
@@ -758,12 +778,6 @@ static int http_error(struct kos_oci_client *c, struct request *rq) {
 
 static int api_url(struct kos_oci_client *c, const char *kind, const char *what, char **ret) {
         return asprintf(ret, "%s/v2/%s/%s/%s", c->base, c->ref.repository, kind, what) < 0 ? -ENOMEM : 0;
-}
-
-static bool digest_valid(const char *digest) {
-        uint8_t raw[32];
-        return strlen(digest) == KOS_OCI_DIGEST_LEN && strncmp(digest, "sha256:", 7) == 0 &&
-               kos_hex_decode(digest + 7, 64, raw, sizeof raw) == 0;
 }
 
 int kos_oci_blob_exists(struct kos_oci_client *c, const char *digest) {
@@ -870,14 +884,39 @@ int kos_oci_manifest_get(struct kos_oci_client *c, const char *media_type, size_
 }
 
 int kos_oci_manifest_put(struct kos_oci_client *c, const char *media_type, const char *data, size_t len) {
+        return kos_oci_manifest_put_at(c, c->ref.tag, media_type, data, len);
+}
+
+int kos_oci_manifest_put_at(struct kos_oci_client *c, const char *reference, const char *media_type, const char *data,
+                            size_t len) {
         _cleanup_free_ char *url = NULL, *hop = NULL;
         int r;
 
-        if ((r = api_url(c, "manifests", c->ref.tag, &url)) < 0)
+        if (!tag_valid(reference) && !digest_valid(reference))
+                return -EINVAL;
+        if ((r = api_url(c, "manifests", reference, &url)) < 0)
                 return r;
         struct request rq = {.method = "PUT", .url = url, .content_type = media_type, .body = data, .body_fd = -1,
                              .body_size = len, .expected_size = len};
         if ((r = perform(c, &rq, &hop)) < 0)
                 return r;
         return rq.status == 201 ? 0 : http_error(c, &rq);
+}
+
+const struct kos_oci_ref *kos_oci_client_ref(const struct kos_oci_client *c) {
+        return &c->ref;
+}
+
+void kos_oci_client_set_deadline(struct kos_oci_client *c, uint64_t expected_size) {
+        if (expected_size == UINT64_MAX) {
+                c->outer_deadline_ns = c->outer_bound_ns = 0;
+                return;
+        }
+        c->outer_bound_ns = step_bound_ns(c, expected_size);
+        c->outer_deadline_ns = kos_now_ns() + c->outer_bound_ns;
+}
+
+void kos_oci_digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[static KOS_OCI_DIGEST_LEN + 1]) {
+        memcpy(ret, "sha256:", 7);
+        kos_hex_encode(sha256, KOS_SHA256_LEN, ret + 7);
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sha256.h"
 #include "util.h"
 
 #define KOS_OCI_HOST_MAX 255
@@ -31,12 +32,14 @@
 #define KOS_OCI_TAG_MAX 128
 #define KOS_OCI_DIGEST_LEN 71 /* "sha256:" and 64 hex digits */
 
-/* [http[s]://]HOST[:PORT]/REPOSITORY:TAG; https when no scheme is given. */
+/* [http[s]://]HOST[:PORT]/REPOSITORY:TAG or .../REPOSITORY@sha256:DIGEST;
+ * https when no scheme is given. */
 struct kos_oci_ref {
         bool plain_http;
         char host[KOS_OCI_HOST_MAX + 1]; /* with :PORT when given */
         char repository[KOS_OCI_REPOSITORY_MAX + 1];
-        char tag[KOS_OCI_TAG_MAX + 1];
+        char tag[KOS_OCI_TAG_MAX + 1]; /* the tag, or the digest ("sha256:" and 64 hex) when by_digest */
+        bool by_digest;
 };
 
 /* 0, or -EINVAL with ret_why saying what is wrong. The repository follows
@@ -111,5 +114,18 @@ _kos_must_check_ int kos_oci_blob_get_small(struct kos_oci_client *c, const char
 _kos_must_check_ int kos_oci_manifest_get(struct kos_oci_client *c, const char *media_type, size_t cap, char **ret,
                                           size_t *ret_len);
 
-/* PUT of the manifest ref->tag. */
+/* PUT of the manifest ref->tag (a tag or a digest). */
 _kos_must_check_ int kos_oci_manifest_put(struct kos_oci_client *c, const char *media_type, const char *data, size_t len);
+/* PUT of a manifest at another reference (a tag or a digest) of the same repository. */
+_kos_must_check_ int kos_oci_manifest_put_at(struct kos_oci_client *c, const char *reference, const char *media_type,
+                                             const char *data, size_t len);
+
+const struct kos_oci_ref *kos_oci_client_ref(const struct kos_oci_client *c);
+
+/* "sha256:" and the lowercase hex of sha256: an OCI digest. */
+void kos_oci_digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[static KOS_OCI_DIGEST_LEN + 1]);
+
+/* Bounds the requests from now on as one request of expected_size bytes
+ * would be bounded (a chunked fetch: hundreds of small requests may not take
+ * longer than the one large request they replace); UINT64_MAX lifts it. */
+void kos_oci_client_set_deadline(struct kos_oci_client *c, uint64_t expected_size);

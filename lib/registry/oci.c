@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "oci-chunks.h"
+#include "oci-delta.h"
 #include "manifest.h"
 #include "signature.h"
 #include "verify.h"
@@ -19,10 +21,7 @@
 /* sha256 of "{}", the OCI empty descriptor's blob. */
 #define EMPTY_DIGEST "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
-static void digest_string(const uint8_t sha256[static KOS_SHA256_LEN], char ret[static KOS_OCI_DIGEST_LEN + 1]) {
-        memcpy(ret, "sha256:", 7);
-        kos_hex_encode(sha256, KOS_SHA256_LEN, ret + 7);
-}
+#define digest_string kos_oci_digest_string
 
 /* --- Push ----------------------------------------------------------------- */
 
@@ -32,6 +31,8 @@ struct push_blob {
         const void *data;
         int fd;
         uint64_t size;
+        struct kos_oci_chunks_pushed chunks; /* of a component: its chunk index, when it has one */
+        struct kos_oci_delta_pushed delta;   /* and its delta from the release --delta-from names */
 };
 
 static int push_blob(struct kos_oci_client *c, const struct push_blob *b, struct kos_oci_push_result *ret) {
@@ -76,6 +77,36 @@ static bool seen_before(const struct kos_blob *const *blobs, size_t i) {
         return false;
 }
 
+/* The first role of a blob without "component:": its label in the manifest. */
+static const char *first_label(const char *roles) {
+        static char label[KOS_NAME_MAX + 16];
+        const char *first = strncmp(roles, "component:", 10) == 0 ? roles + 10 : roles;
+
+        snprintf(label, sizeof label, "%.*s", (int)strcspn(first, ","), first);
+        return label;
+}
+
+/* A component's layer: its roles; its title (the first role without
+ * "component:", so `oras pull` names the file); its chunk index, when
+ * it has one. */
+static json_t *component_descriptor(const struct push_blob *b, const char *roles) {
+        char index_size[24];
+        json_t *annotations = json_pack("{s:s, s:s}", KOS_OCI_ROLE_ANNOTATION, roles, "org.opencontainers.image.title", first_label(roles));
+        if (annotations && b->chunks.index_digest[0]) {
+                snprintf(index_size, sizeof index_size, "%llu", (unsigned long long)b->chunks.index_size); /* annotations are strings */
+                json_object_set_new(annotations, KOS_OCI_CHUNK_INDEX_ANNOTATION, json_string(b->chunks.index_digest));
+                json_object_set_new(annotations, KOS_OCI_CHUNK_INDEX_SIZE_ANNOTATION, json_string(index_size));
+        }
+        if (annotations && b->delta.digest[0]) {
+                snprintf(index_size, sizeof index_size, "%llu", (unsigned long long)b->delta.size);
+                json_object_set_new(annotations, KOS_OCI_DELTA_FROM_ANNOTATION, json_string(b->delta.from));
+                json_object_set_new(annotations, KOS_OCI_DELTA_ANNOTATION, json_string(b->delta.digest));
+                json_object_set_new(annotations, KOS_OCI_DELTA_SIZE_ANNOTATION, json_string(index_size));
+        }
+        return json_pack("{s:s, s:s, s:I, s:o}", "mediaType", KOS_OCI_COMPONENT_LAYER_TYPE, "digest", b->digest, "size",
+                         (json_int_t)b->size, "annotations", annotations);
+}
+
 /* The OCI image manifest: empty config, then the KOS manifest, its
  * signature and each distinct component, in the manifest's order. */
 static char *artifact_manifest(const struct kos_loaded_manifest *m, const struct push_blob *json_blob,
@@ -91,9 +122,7 @@ static char *artifact_manifest(const struct kos_loaded_manifest *m, const struct
                                                 sig_blob->digest, "size", (json_int_t)sig_blob->size, "annotations",
                                                 "org.opencontainers.image.title", "manifest.json.sig"));
         for (size_t i = 0; i < n_components; i++)
-                json_array_append_new(layers, json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", KOS_OCI_COMPONENT_LAYER_TYPE,
-                                                        "digest", components[i].digest, "size", (json_int_t)components[i].size,
-                                                        "annotations", KOS_OCI_ROLE_ANNOTATION, roles[i]));
+                json_array_append_new(layers, component_descriptor(&components[i], roles[i]));
         char version[24];
         snprintf(version, sizeof version, "%llu", (unsigned long long)m->manifest->version); /* annotations are strings */
         json_t *config = descriptor(KOS_OCI_EMPTY_TYPE, EMPTY_DIGEST, 2);
@@ -132,15 +161,84 @@ static int open_components(const struct kos_imagefs *img, const struct kos_blob 
         return 0;
 }
 
+/* A component's chunks and index (docs/format.md, "Chunked components"). */
+static int push_component_chunks(struct kos_oci_client *c, struct push_blob *b, struct kos_oci_push_result *ret) {
+        uint8_t sha[KOS_SHA256_LEN];
+        int r;
+
+        if (b->size < KOS_OCI_CHUNKED_MIN_SIZE)
+                return 0;
+        if (kos_hex_decode(b->digest + 7, KOS_SHA256_HEX_LEN, sha, sizeof sha) < 0)
+                return -EINVAL;
+        if ((r = kos_oci_push_chunks(c, b->fd, sha, b->size, &b->chunks)) < 0)
+                return r;
+        ret->chunk_blobs += b->chunks.chunks + 1;
+        ret->chunk_blobs_uploaded += b->chunks.uploaded;
+        ret->chunk_bytes += b->chunks.bytes;
+        ret->chunk_bytes_uploaded += b->chunks.bytes_uploaded;
+        return 0;
+}
+
+/* The delta of component b (labelled label in the new manifest) from the
+ * component of the same label in the release old, when that differs. */
+static int push_component_delta(struct kos_oci_client *c, const struct kos_imagefs *img, const struct kos_manifest *old,
+                                const char *label, struct push_blob *b, struct kos_oci_push_result *ret) {
+        const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
+        const char *labels[KOS_MANIFEST_MAX_BLOBS];
+        size_t n = kos_manifest_blobs(old, blobs, labels, ELEMENTSOF(blobs));
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        uint8_t sha[KOS_SHA256_LEN];
+        int r;
+
+        if (kos_hex_decode(b->digest + 7, KOS_SHA256_HEX_LEN, sha, sizeof sha) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(labels[i], label) != 0 || memcmp(blobs[i]->sha256, sha, KOS_SHA256_LEN) == 0)
+                        continue;
+                kos_hex_encode(blobs[i]->sha256, KOS_SHA256_LEN, hex);
+                _cleanup_close_ int fd = kos_open_regular_at(img->components_fd, hex, O_NOFOLLOW, NULL);
+                if (fd < 0)
+                        return kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "--delta-from: component %s (components/%s) is missing",
+                                           label, hex);
+                r = kos_oci_push_delta(c, fd, blobs[i]->size, blobs[i]->sha256, b->fd, b->size, sha, &b->delta);
+                if (r == -E2BIG)
+                        return 0; /* no smaller than the component: no delta */
+                if (r < 0)
+                        return r;
+                ret->deltas++;
+                ret->delta_bytes += b->delta.size;
+                return 0;
+        }
+        return 0;
+}
+
+/* What a push to a digest reference must match, and what the registry
+ * names the artifact by: the sha256 of the OCI manifest's bytes. */
+static int check_artifact_digest(struct kos_oci_client *c, const char *text, struct kos_oci_push_result *ret) {
+        const struct kos_oci_ref *ref = kos_oci_client_ref(c);
+        uint8_t sha[KOS_SHA256_LEN];
+        int r;
+
+        if ((r = kos_sha256(text, strlen(text), sha)) < 0)
+                return r;
+        digest_string(sha, ret->digest);
+        if (ref->by_digest && strcmp(ref->tag, ret->digest) != 0)
+                return kos_say_why(-EBADMSG, ret->error, sizeof ret->error,
+                                   "the artifact is %s, not %s: a digest reference names exactly one artifact", ret->digest,
+                                   ref->tag);
+        return 0;
+}
+
 int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const char *name, const struct kos_keyring *ring,
-                 struct kos_oci_push_result *ret) {
+                 const struct kos_oci_push_options *options, struct kos_oci_push_result *ret) {
         char json_path[KOS_NAME_MAX + 8], sig_path[KOS_NAME_MAX + 12];
         const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
         const char *labels[KOS_MANIFEST_MAX_BLOBS];
         struct push_blob components[KOS_MANIFEST_MAX_BLOBS];
         char roles[KOS_MANIFEST_MAX_BLOBS][512];
         const char *role_ptrs[KOS_MANIFEST_MAX_BLOBS];
-        struct kos_loaded_manifest m;
+        struct kos_loaded_manifest m, old;
+        bool old_loaded = false;
         _cleanup_free_ char *text = NULL;
         size_t n_components = 0;
         int r;
@@ -168,21 +266,44 @@ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const 
         digest_string(sig_sha, sig_blob.digest);
         if ((r = open_components(img, blobs, labels, n, components, roles, &n_components, ret)) < 0)
                 goto out;
+        if (options && options->delta_from) {
+                char old_json[KOS_NAME_MAX + 8], old_sig[KOS_NAME_MAX + 12];
+                if (!kos_name_is_valid(options->delta_from)) {
+                        r = kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "\"%.80s\" is not a manifest name", options->delta_from);
+                        goto out;
+                }
+                kos_manifest_file_names(options->delta_from, old_json, old_sig);
+                r = kos_manifest_load_unverified_at(img->manifests_fd, old_json, old_sig, "manifests/", &old);
+                old_loaded = true;
+                if (r < 0) {
+                        if (r == -EBADMSG || old.reason == KOS_REASON_MANIFEST_MISSING)
+                                r = kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "--delta-from %s: %s: %s", options->delta_from,
+                                                kos_reason_to_string(old.reason), old.detail);
+                        goto out;
+                }
+        }
         /* Components first, the manifest last: a registry never holds an
          * artifact whose blobs are not all there. */
         if ((r = push_blob(c, &empty, ret)) < 0 || (r = push_blob(c, &json_blob, ret)) < 0 || (r = push_blob(c, &sig_blob, ret)) < 0)
                 goto out;
         for (size_t i = 0; i < n_components; i++) {
                 role_ptrs[i] = roles[i];
-                if ((r = push_blob(c, &components[i], ret)) < 0)
+                if ((r = push_blob(c, &components[i], ret)) < 0 ||
+                    (!(options && options->no_chunks) && (r = push_component_chunks(c, &components[i], ret)) < 0) ||
+                    (old_loaded && (r = push_component_delta(c, img, old.manifest, first_label(roles[i]), &components[i], ret)) < 0))
                         goto out;
         }
         text = artifact_manifest(&m, &json_blob, &sig_blob, components, n_components, role_ptrs);
-        r = text ? kos_oci_manifest_put(c, KOS_OCI_IMAGE_MANIFEST_TYPE, text, strlen(text)) : -ENOMEM;
+        if (!text)
+                r = -ENOMEM;
+        else if ((r = check_artifact_digest(c, text, ret)) >= 0)
+                r = kos_oci_manifest_put(c, KOS_OCI_IMAGE_MANIFEST_TYPE, text, strlen(text));
 out:
         for (size_t i = 0; i < n_components; i++)
                 kos_closep(&components[i].fd);
         kos_loaded_manifest_done(&m);
+        if (old_loaded)
+                kos_loaded_manifest_done(&old);
         return r;
 }
 
@@ -190,26 +311,89 @@ out:
 
 struct pull {
         struct kos_oci_client *client;
+        const struct kos_imagefs *img;
         const struct kos_oci_pull_options *options;
         struct kos_bundle_result *result;
         struct kos_oci_artifact artifact;
         uint64_t cut_left; /* test_cut_after: bytes left before the cut */
+        struct kos_oci_seeds seeds; /* listed at the first fetch, when listed is set */
+        bool seeds_listed;
         /* one component download */
         struct kos_component_sink *sink;
         uint64_t received; /* bytes of it that came in this pull */
 };
 
-static void note(const struct pull *p, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void note(const struct pull *p, const char *format, ...) {
+static void vnote(const struct pull *p, const char *format, va_list ap) __attribute__((format(printf, 2, 0)));
+static void vnote(const struct pull *p, const char *format, va_list ap) {
         char line[512];
-        va_list ap;
 
         if (!p->options->note)
                 return;
-        va_start(ap, format);
         vsnprintf(line, sizeof line, format, ap);
-        va_end(ap);
         p->options->note(line, p->options->note_userdata);
+}
+
+static void note(const struct pull *p, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void note(const struct pull *p, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vnote(p, format, ap);
+        va_end(ap);
+}
+
+/* The chunk index a component layer names: a sha256 digest and a size of
+ * 1 to UINT32_MAX bytes as a decimal string. Anything else is no index
+ * (the layer is fetched whole): a client must not be stopped by what it may
+ * do without. */
+static void parse_chunk_index_annotations(struct kos_oci_layer *l, json_t *annotations) {
+        const char *digest = json_string_value(json_object_get(annotations, KOS_OCI_CHUNK_INDEX_ANNOTATION));
+        const char *size = json_string_value(json_object_get(annotations, KOS_OCI_CHUNK_INDEX_SIZE_ANNOTATION));
+        uint8_t raw[KOS_SHA256_LEN];
+        char *end;
+
+        if (!digest || !size || strlen(digest) != KOS_OCI_DIGEST_LEN || strncmp(digest, "sha256:", 7) != 0 ||
+            kos_hex_decode(digest + 7, KOS_SHA256_HEX_LEN, raw, sizeof raw) < 0 || size[0] < '1' || size[0] > '9')
+                return;
+        errno = 0;
+        unsigned long long v = strtoull(size, &end, 10);
+        if (errno || *end || v > UINT32_MAX)
+                return;
+        memcpy(l->chunk_index, digest, sizeof l->chunk_index);
+        l->chunk_index_size = v;
+}
+
+static bool parse_digest(const char *digest, uint8_t raw[static KOS_SHA256_LEN]) {
+        return digest && strlen(digest) == KOS_OCI_DIGEST_LEN && strncmp(digest, "sha256:", 7) == 0 &&
+               kos_hex_decode(digest + 7, KOS_SHA256_HEX_LEN, raw, KOS_SHA256_LEN) == 0;
+}
+
+static bool parse_size_annotation(const char *size, uint64_t *ret) {
+        char *end;
+
+        if (!size || size[0] < '1' || size[0] > '9')
+                return false;
+        errno = 0;
+        unsigned long long v = strtoull(size, &end, 10);
+        if (errno || *end || v > KOS_BLOB_SIZE_MAX)
+                return false;
+        *ret = v;
+        return true;
+}
+
+/* The delta a component layer names (docs/format.md, "Component deltas"):
+ * anything malformed is no delta. */
+static void parse_delta_annotations(struct kos_oci_layer *l, json_t *annotations) {
+        const char *from = json_string_value(json_object_get(annotations, KOS_OCI_DELTA_FROM_ANNOTATION));
+        const char *digest = json_string_value(json_object_get(annotations, KOS_OCI_DELTA_ANNOTATION));
+        uint8_t raw[KOS_SHA256_LEN];
+        uint64_t size;
+
+        if (!parse_digest(from, l->delta_from) || !parse_digest(digest, raw) ||
+            !parse_size_annotation(json_string_value(json_object_get(annotations, KOS_OCI_DELTA_SIZE_ANNOTATION)), &size))
+                return;
+        memcpy(l->delta, digest, sizeof l->delta);
+        l->delta_size = size;
 }
 
 static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char *error, size_t size) {
@@ -230,6 +414,14 @@ static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char
                                                                            : KOS_OCI_LAYER_OTHER;
         memcpy(l->digest, digest, sizeof l->digest);
         l->size = (uint64_t)json_integer_value(bytes);
+        l->chunk_index[0] = '\0';
+        l->chunk_index_size = 0;
+        l->delta[0] = '\0';
+        l->delta_size = 0;
+        if (l->kind == KOS_OCI_LAYER_COMPONENT) {
+                parse_chunk_index_annotations(l, json_object_get(j, "annotations"));
+                parse_delta_annotations(l, json_object_get(j, "annotations"));
+        }
         if (l->kind == KOS_OCI_LAYER_MANIFEST || l->kind == KOS_OCI_LAYER_SIGNATURE) {
                 int *slot = l->kind == KOS_OCI_LAYER_MANIFEST ? &a->manifest : &a->signature;
                 if (*slot >= 0)
@@ -314,6 +506,63 @@ static int on_component_bytes(const void *data, size_t len, void *userdata) {
         return r;
 }
 
+static void chunk_note(void *userdata, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void chunk_note(void *userdata, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vnote(userdata, format, ap);
+        va_end(ap);
+}
+
+/* The component from its chunk index and the seeds: 1 when all of it was
+ * written, 0 when the rest (from *offset on) must come from the layer, a
+ * negative errno when the pull fails. */
+static int fetch_chunks(struct pull *p, const struct kos_oci_layer *l, const struct kos_blob *blob, const char *label,
+                        uint64_t *offset, struct kos_component_sink *sink) {
+        struct kos_oci_chunked_fetch f = {.client = p->client, .components_fd = p->img->components_fd, .seeds = &p->seeds,
+                                          .blob = blob, .label = label,
+                                          .index_digest = l->chunk_index, .index_size = l->chunk_index_size, .offset = *offset,
+                                          .sink = sink, .note = chunk_note, .userdata = p};
+        int r = kos_oci_fetch_chunked(&f);
+
+        if (f.fetched_bytes || f.seeded_bytes)
+                note(p, "%s: %.1f MiB from the device's components, %u chunks and the index fetched (%llu bytes)", label,
+                     (double)f.seeded_bytes / 1048576.0, f.fetched_chunks, (unsigned long long)f.fetched_bytes);
+        p->result->chunk_fetched_bytes += f.fetched_bytes;
+        p->result->chunk_seeded_bytes += f.seeded_bytes;
+        *offset += f.written;
+        return r;
+}
+
+/* The component from the old one the device holds and the delta the layer
+ * names: 1 when all of it was written, 0 when the rest (from *offset on)
+ * must come another way, a negative errno when the pull fails. */
+static int fetch_delta(struct pull *p, const struct kos_oci_layer *l, const struct kos_blob *blob, const char *label,
+                       uint64_t *offset, struct kos_component_sink *sink) {
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        bool held = false;
+        struct stat st;
+
+        kos_hex_encode(l->delta_from, KOS_SHA256_LEN, hex);
+        for (size_t i = 0; i < p->seeds.n && !held; i++)
+                held = strcmp(p->seeds.names[i], hex) == 0;
+        if (!held)
+                return 0;
+        _cleanup_close_ int fd = kos_open_regular_at(p->img->components_fd, hex, O_NOFOLLOW, &st);
+        if (fd < 0)
+                return 0;
+        struct kos_oci_delta_fetch f = {.client = p->client, .old_fd = fd, .old_size = (uint64_t)st.st_size, .blob = blob,
+                                        .digest = l->delta, .size = l->delta_size, .sink = sink};
+        note(p, "fetching the delta of %s from the one this device has (%.1f MiB)", label, (double)l->delta_size / 1048576.0);
+        int r = kos_oci_fetch_delta(&f);
+        p->result->chunk_fetched_bytes += f.fetched_bytes;
+        if (r == 0)
+                note(p, "the delta of %s is of no use (%s): %s", label, f.why, f.written ? "fetching the rest" : "fetching chunks or the layer");
+        *offset += f.written;
+        return r;
+}
+
 /* kos_manifest_install()'s source: called only once the KOS manifest has
  * authenticated and passed the rollback floor, for a blob the ImageFS lacks.
  * A connection that breaks after bytes came is asked again for the rest
@@ -322,6 +571,13 @@ static int on_component_bytes(const void *data, size_t len, void *userdata) {
 static int fetch_component(void *userdata, const struct kos_blob *blob, const char *label, uint64_t offset,
                            struct kos_component_sink *sink) {
         struct pull *p = userdata;
+
+        if (!p->seeds_listed) {
+                /* Before this pull adds any: what it fetches itself is no seed. */
+                if (kos_oci_list_seeds(p->img->components_fd, &p->seeds) < 0)
+                        p->seeds.n = 0;
+                p->seeds_listed = true;
+        }
         char digest[KOS_OCI_DIGEST_LEN + 1];
         const struct kos_oci_layer *l = NULL;
         int r;
@@ -338,6 +594,16 @@ static int fetch_component(void *userdata, const struct kos_blob *blob, const ch
                                                  label, (unsigned long long)l->size, (unsigned long long)blob->size);
         if (offset == blob->size)
                 return 0; /* a pull killed before the rename got every byte */
+        if (l->delta[0] && offset == 0) {
+                if ((r = fetch_delta(p, l, blob, label, &offset, sink)) != 0)
+                        return r < 0 ? r : 0;
+        }
+        if (l->chunk_index[0]) {
+                if ((r = fetch_chunks(p, l, blob, label, &offset, sink)) != 0)
+                        return r < 0 ? r : 0;
+                if (offset == blob->size)
+                        return 0;
+        }
         if (offset > 0)
                 note(p, "resuming %s at %.1f of %.1f MiB", label, (double)offset / 1048576.0, (double)blob->size / 1048576.0);
         else
@@ -359,6 +625,25 @@ static int fetch_component(void *userdata, const struct kos_blob *blob, const ch
         return r;
 }
 
+/* A manifest asked for by digest must hash to it: the registry is not trusted to serve what it was asked for. */
+static int check_pulled_digest(struct kos_oci_client *c, const char *text, size_t len, struct kos_bundle_result *result) {
+        const struct kos_oci_ref *ref = kos_oci_client_ref(c);
+        char digest[KOS_OCI_DIGEST_LEN + 1];
+        uint8_t sha[KOS_SHA256_LEN];
+        int r;
+
+        if (!ref->by_digest)
+                return 0;
+        if ((r = kos_sha256(text, len, sha)) < 0)
+                return r;
+        digest_string(sha, digest);
+        if (strcmp(digest, ref->tag) != 0)
+                return kos_say_why(-EBADMSG, result->error, sizeof result->error,
+                                   "manifest-digest-mismatch: the registry answered %s with a manifest that hashes to %s", ref->tag,
+                                   digest);
+        return 0;
+}
+
 int kos_oci_pull(struct kos_oci_client *c, const struct kos_imagefs *img, const struct kos_keyring *ring,
                  const struct kos_oci_pull_options *options, struct kos_bundle_result *result) {
         _cleanup_free_ char *text = NULL, *untrusted_json = NULL, *untrusted_sig = NULL;
@@ -369,10 +654,12 @@ int kos_oci_pull(struct kos_oci_client *c, const struct kos_imagefs *img, const 
         struct pull *p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
-        *p = (struct pull){.client = c, .options = options, .result = result};
+        *p = (struct pull){.client = c, .img = img, .options = options, .result = result};
         if ((r = kos_oci_manifest_get(c, KOS_OCI_IMAGE_MANIFEST_TYPE, KOS_OCI_IMAGE_MANIFEST_MAX, &text, &text_len)) < 0)
                 goto out;
         struct kos_oci_artifact *a = &p->artifact;
+        if ((r = check_pulled_digest(c, text, text_len, result)) < 0)
+                goto out;
         if ((r = kos_oci_artifact_parse(text, text_len, a, result->error, sizeof result->error)) < 0 ||
             (r = fetch_small_layer(p, &a->layers[a->manifest], KOS_MANIFEST_MAX, &untrusted_json, &json_len)) < 0 ||
             (r = fetch_small_layer(p, &a->layers[a->signature], KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len)) < 0)

@@ -27,7 +27,21 @@
 struct kos_oci_push_result {
         unsigned blobs, uploaded; /* blobs of the artifact, and those the registry lacked */
         uint64_t bytes, bytes_uploaded;
+        unsigned chunk_blobs, chunk_blobs_uploaded; /* chunks and chunk indexes, and those the registry lacked */
+        uint64_t chunk_bytes, chunk_bytes_uploaded;
+        unsigned deltas; /* components published with a delta from options->delta_from */
+        uint64_t delta_bytes;
+        char digest[KOS_OCI_DIGEST_LEN + 1]; /* of the OCI manifest pushed: what REPO@DIGEST names */
         char error[320]; /* why, when the manifest cannot be pushed (-EBADMSG) */
+};
+
+/* Components smaller than this are not chunked: their index and requests
+ * would cost about what they do. */
+#define KOS_OCI_CHUNKED_MIN_SIZE (256u << 10)
+
+struct kos_oci_push_options {
+        bool no_chunks; /* publish no chunk index (as kos did before chunks) */
+        const char *delta_from; /* the installed release to publish deltas from, or NULL */
 };
 
 /* Publishes the installed manifest name of img (manifests/<name>.json and
@@ -37,7 +51,8 @@ struct kos_oci_push_result {
  * it is (the device verifies). 0; -EBADMSG (ret->error says why); another
  * negative errno (kos_oci_client_error() says why, for registry failures). */
 _kos_must_check_ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const char *name,
-                                  const struct kos_keyring *ring, struct kos_oci_push_result *ret);
+                                  const struct kos_keyring *ring, const struct kos_oci_push_options *options,
+                                  struct kos_oci_push_result *ret);
 
 enum kos_oci_layer_kind { KOS_OCI_LAYER_OTHER, KOS_OCI_LAYER_MANIFEST, KOS_OCI_LAYER_SIGNATURE, KOS_OCI_LAYER_COMPONENT };
 
@@ -45,6 +60,11 @@ struct kos_oci_layer {
         enum kos_oci_layer_kind kind; /* from its mediaType */
         char digest[KOS_OCI_DIGEST_LEN + 1];
         uint64_t size;
+        char chunk_index[KOS_OCI_DIGEST_LEN + 1]; /* a component's chunk index ("" when none) */
+        uint64_t chunk_index_size;
+        char delta[KOS_OCI_DIGEST_LEN + 1]; /* a component's delta ("" when none), from the component delta_from */
+        uint8_t delta_from[KOS_SHA256_LEN];
+        uint64_t delta_size;
 };
 
 /* What a pull takes from the registry's (untrusted) OCI manifest: its
@@ -77,13 +97,17 @@ struct kos_oci_pull_options {
 /* How often a component whose connection broke is asked for again. */
 #define KOS_OCI_FETCH_ATTEMPTS 3
 
-/* Fetches the OCI manifest, then the KOS manifest and its signature file
+/* Fetches the OCI manifest (one asked for by digest must hash to it), then
+ * the KOS manifest and its signature file
  * (size-capped), and hands them to kos_manifest_install(), which verifies
  * the signature and the rollback floor before anything else is fetched,
  * removes what killed pulls of other releases left, and checks that the
  * ImageFS has room for the signed sizes; the components the ImageFS lacks
  * are then streamed in from their layers (a broken connection resumed with
- * a Range request, as is a download a killed pull of this release left).
+ * a Range request, as is a download a killed pull of this release left);
+ * a component whose layer names a delta from a component the ImageFS held
+ * before the pull, or a chunk index, is rebuilt from those first
+ * (oci-delta.h, oci-chunks.h), the rest of it from the layer.
  * Returns as kos_manifest_install(): 0; -EBADMSG when the artifact or the
  * manifest is refused (result->error says why); -ENOSPC when the ImageFS
  * lacks room (result->error says how much); another negative errno when the

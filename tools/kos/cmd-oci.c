@@ -109,28 +109,38 @@ static double mib(uint64_t bytes) {
 }
 
 int cmd_push(int argc, char **argv) {
-        static const struct option options[] = {REGISTRY_OPTIONS, {}};
+        static const struct option options[] = {REGISTRY_OPTIONS, {"no-chunks", no_argument, NULL, 'N'},
+                                                {"delta-from", required_argument, NULL, 'D'}, {}};
         struct registry_args a = {0};
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_keyring ring;
         struct kos_oci_client *client = NULL;
         struct kos_oci_push_result result;
+        struct kos_oci_push_options push_options = {0};
         const char *keyring = NULL;
         int c, code;
 
-        while ((c = getopt_long(argc, argv, "u:U:C:k:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "u:U:C:k:ND:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: kos push [OPTIONS] IMAGEFS NAME [http[s]://]HOST[:PORT]/REPOSITORY:TAG\n\n"
+                        printf("Usage: kos push [OPTIONS] IMAGEFS NAME [http[s]://]HOST[:PORT]/REPOSITORY{:TAG|@sha256:DIGEST}\n\n"
                                "Publishes the installed manifest NAME, its signature file and every\n"
-                               "component it names as one OCI artifact (docs/format.md, \"OCI artifacts\").\n"
-                               "Blobs the registry has already are not sent again.\n\n" REGISTRY_HELP
-                               "  --keyring DIR         push only if the manifest verifies against DIR\n");
+                               "component it names as one OCI artifact (docs/format.md, \"OCI artifacts\"),\n"
+                               "with each component's content-defined chunks and their index, so that a\n"
+                               "device fetches only the chunks it lacks (\"Chunked components\").\n"
+                               "Blobs the registry has already are not sent again. Prints the artifact's\n"
+                               "digest; pushing to @sha256:DIGEST fails unless the artifact is that digest.\n\n" REGISTRY_HELP
+                               "  --keyring DIR         push only if the manifest verifies against DIR\n"
+                               "  --no-chunks           publish no chunks (devices fetch whole components)\n"
+                               "  --delta-from OLD      also publish, for each component that changed since the\n"
+                               "                        installed release OLD, a zstd delta from its old version\n");
                         return EXIT_OK;
                 case 'u': a.user = optarg; break;
                 case 'U': a.user_file = optarg; break;
                 case 'C': a.ca_file = optarg; break;
                 case 'k': keyring = optarg; break;
+                case 'N': push_options.no_chunks = true; break;
+                case 'D': push_options.delta_from = optarg; break;
                 default: return usage_error("push", "unknown option");
                 }
         }
@@ -141,16 +151,23 @@ int cmd_push(int argc, char **argv) {
         if ((code = open_client("push", argv[optind + 2], &a, &client)) != EXIT_OK ||
             (code = open_imagefs_or_fail(argv[optind], &img)) != EXIT_OK)
                 goto out;
-        int r = kos_oci_push(client, &img, argv[optind + 1], keyring ? &ring : NULL, &result);
+        int r = kos_oci_push(client, &img, argv[optind + 1], keyring ? &ring : NULL, &push_options, &result);
         if (r == -EBADMSG)
                 code = fail(EXIT_INVALID, "cannot push %s: %s", argv[optind + 1], result.error);
         else if (r < 0)
                 code = fail(EXIT_USAGE, "pushing %s failed: %s", argv[optind + 1],
                             r == -ENOMEM ? strerror(-r) : kos_oci_client_error(client));
-        else
+        else {
                 printf("pushed %s to %s: %u of %u blobs uploaded, %.1f MiB of %.1f MiB (the registry had the others)\n",
                        argv[optind + 1], argv[optind + 2], result.uploaded, result.blobs, mib(result.bytes_uploaded),
                        mib(result.bytes));
+                if (result.chunk_blobs)
+                        printf("chunks: %u of %u chunk blobs uploaded, %.1f MiB of %.1f MiB\n", result.chunk_blobs_uploaded,
+                               result.chunk_blobs, mib(result.chunk_bytes_uploaded), mib(result.chunk_bytes));
+                if (result.deltas)
+                        printf("deltas: %u components, %.1f MiB\n", result.deltas, mib(result.delta_bytes));
+                printf("digest: %s\n", result.digest);
+        }
 out:
         kos_imagefs_close(&img);
         kos_oci_client_free(client);
@@ -181,6 +198,9 @@ static int report_pull(const char *reference, int r, struct kos_oci_client *clie
         if (result->resumed_bytes)
                 printf(" (%.1f MiB more had come before the pull was interrupted)", mib(result->resumed_bytes));
         printf("; %u reused from the device; first in active, on trial\n", result->skipped);
+        if (result->chunk_seeded_bytes || result->chunk_fetched_bytes)
+                printf("chunks: %.1f MiB rebuilt from the device's components, %.1f MiB of chunks and indexes fetched\n",
+                       mib(result->chunk_seeded_bytes), mib(result->chunk_fetched_bytes));
         return EXIT_OK;
 }
 
@@ -200,10 +220,11 @@ int cmd_pull(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "u:U:C:k:t:K:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: kos pull --keyring DIR [OPTIONS] [http[s]://]HOST[:PORT]/REPOSITORY:TAG IMAGEFS\n\n"
+                        printf("Usage: kos pull --keyring DIR [OPTIONS] [http[s]://]HOST[:PORT]/REPOSITORY{:TAG|@sha256:DIGEST} IMAGEFS\n\n"
                                "Installs a manifest published with kos push, exactly as a bundle is\n"
                                "installed: the signature and the rollback floor are checked before any\n"
-                               "component is fetched; only the components the ImageFS lacks are fetched,\n"
+                               "component is fetched; only the components the ImageFS lacks are fetched\n"
+                               "(rebuilt from the chunks of those it has where the artifact has chunks),\n"
                                "each hashed as it arrives, and only when the ImageFS has room for them; a\n"
                                "broken connection resumes where it stopped; a failed pull keeps nothing.\n"
                                "Exit 0 installed, 1 refused (nothing changed), 2 registry or I/O error.\n\n" REGISTRY_HELP
