@@ -1,0 +1,186 @@
+# The DataFS encrypted with LUKS2, its key sealed to the verified chain
+# (system/datafs.h; docs/system-kernel.md, "The DataFS"). One disk and one
+# TPM go through five boots, shared by the tests below:
+#   1. Secure Boot on, first boot: the System Kernel's init formats the empty
+#      KOS-DATA partition as LUKS2, seals its key, and the root writes a file;
+#   2. Secure Boot off (the same signed UKI): locked, the partition unchanged;
+#   3. Secure Boot on again: the file of boot 1 is there;
+#   4. the System Kernel started directly (no Boot Kernel): locked;
+#   5. the disk in a device with another TPM: locked.
+
+# The small root's /sbin/init: reports /data and boot.json's "data", writes
+# /data/proof once (the boot's number from the kernel command line is not
+# known to it: the text names the first boot that could write), powers off.
+datafs_root_init() { # OUT
+        cat >datafs-init.c <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <unistd.h>
+static void print_file(const char *tag, const char *path) {
+        char line[512];
+        FILE *f = fopen(path, "re");
+        if (!f) {
+                printf("%s absent\n", tag);
+                return;
+        }
+        while (fgets(line, sizeof line, f))
+                printf("%s %s", tag, line);
+        fclose(f);
+}
+int main(void) {
+        char line[512];
+        int mounted = 0;
+        FILE *m = fopen("/proc/mounts", "re");
+        while (m && fgets(line, sizeof line, m))
+                if (strstr(line, " /data ")) {
+                        printf("KOS-TEST-ROOT mount %s", line);
+                        mounted = 1;
+                }
+        if (m)
+                fclose(m);
+        printf("KOS-TEST-ROOT data-mounted=%d\n", mounted);
+        print_file("KOS-TEST-ROOT proof", "/data/proof");
+        print_file("KOS-TEST-JSON", "/run/kos/boot.json");
+        if (mounted && access("/data/proof", F_OK) != 0) {
+                FILE *f = fopen("/data/proof", "we");
+                if (f) {
+                        fputs("written on the first boot\n", f);
+                        fclose(f);
+                        printf("KOS-TEST-ROOT wrote the proof\n");
+                }
+        }
+        printf("KOS-TEST-SYSTEM done\n");
+        fflush(stdout);
+        sync();
+        reboot(RB_POWER_OFF);
+        return 0;
+}
+C
+        gcc -static -Os -o "$1" datafs-init.c
+}
+
+# datafs_sum: the SHA-256 of the DataFS partition (the disk's third) of disk.img.
+datafs_sum() {
+        local start size
+        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
+        dd if=disk.img bs=512 skip="$start" count="$size" status=none | sha256sum | cut -c1-64
+}
+
+datafs_grep_console() {
+        tr -d '\r' <console.log | grep -aE 'EFI stub: UEFI|kos-system .*(DataFS|sealed keys|BOOT)|KOS-TEST-ROOT|"(state|reason|encryption)"' |
+                sed 's/^/  | /' >&2
+}
+
+datafs_boots() {
+        mini_fixture
+        mkdir -p root/sbin root/data root/run && datafs_root_init root/sbin/init
+        mksquashfs root root.img -quiet -noappend >/dev/null
+        SYS_CMDLINE="$SYS_CMDLINE kos.datafs=luks2" mini_manifest datafs root=root.img
+        local keys; keys=$(sb_keys)
+        VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output bootk --uki uki.efi \
+                --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
+        rm -rf esp && mkdir -p esp/EFI/BOOT && cp uki.efi esp/EFI/BOOT/BOOTX64.EFI
+        DATA_MIB=48 uefi_disk esp disk.img img "$IMAGEFS_UUID"
+        cp "$(sb_enrolled_vars)" vars.fd
+        cp "$OVMF_VARS_EMPTY" vars-off.fd
+        datafs_sum >empty.sum
+
+        echo "  boot 1: Secure Boot on, first boot" >&2
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        datafs_grep_console && mv console.log first.log
+        datafs_sum >first.sum
+        local start size
+        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
+        dd if=disk.img of=data.part bs=512 skip="$start" count="$size" status=none
+
+        echo "  boot 2: Secure Boot off" >&2
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars-off.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        datafs_grep_console && mv console.log sb-off.log
+        datafs_sum >sb-off.sum
+
+        echo "  boot 3: Secure Boot on again" >&2
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        datafs_grep_console && mv console.log second.log
+        datafs_sum >third.sum
+
+        echo "  boot 4: the System Kernel started directly" >&2
+        vm_swtpm_start tpm
+        HANDOFF_PARTUUID=$(sfdisk --part-uuid disk.img 2 | tr 'A-Z' 'a-z') sys_boot_direct datafs "" "${VM_TPM_ARGS[@]}"
+        swtpm_stop tpm
+        datafs_grep_console && mv console.log direct.log
+
+        echo "  boot 5: another TPM" >&2
+        vm_swtpm_start other-tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop other-tpm
+        datafs_grep_console && mv console.log other-tpm.log
+        datafs_sum >last.sum
+}
+
+# expect_in LOG REGEX: like expect_log, on another log of the shared boot.
+expect_in() { grep -aqE "$2" "$1" || fail "$1 lacks: $2"; }
+
+test_datafs_first_verified_boot_formats_luks2_seals_the_key_and_the_next_opens_it() {
+        vm_shared_boot datafs datafs_boots
+        expect_in first.log 'EFI stub: UEFI Secure Boot is enabled'
+        expect_in first.log 'kos-system .* DataFS /dev/vda3: formatted as LUKS2 \(aes-xts-plain64, 512-bit key, key slot 0: PBKDF2 1000 iterations\), its key sealed to PCR 7\+15 in a systemd-tpm2 token'
+        expect_in first.log 'kos-system .* DataFS /dev/mapper/kos-data formatted at /data \(LUKS2, key sealed to the verified chain\)'
+        expect_in first.log 'sealed keys: 1 unsealed; PCR 15 extended with the leave event'
+        expect_in first.log 'KOS-TEST-ROOT mount /dev/mapper/kos-data /data ext4'
+        expect_in first.log 'KOS-TEST-ROOT wrote the proof'
+        expect_in first.log 'KOS-TEST-JSON +"encryption": "luks2"'
+        expect_in second.log 'kos-system .* DataFS /dev/vda3: LUKS2 opened with the key the TPM unsealed \(token 0, key slot 0\)'
+        expect_in second.log 'kos-system .* DataFS /dev/mapper/kos-data mounted at /data'
+        expect_in second.log 'KOS-TEST-ROOT proof written on the first boot'
+}
+
+# What the first boot left on the partition, read on the host: a LUKS2
+# header (no plain file system signature), its one key slot PBKDF2, and the
+# sealed key as a systemd-tpm2 token that cryptsetup lists and exports.
+test_datafs_header_is_luks2_aes_xts_with_a_pbkdf2_slot_and_a_systemd_tpm2_token() {
+        vm_shared_boot datafs datafs_boots
+        [ "$(blkid -p -o value -s TYPE data.part)" = crypto_LUKS ] || fail "not LUKS: $(blkid -p data.part)"
+        cryptsetup luksDump data.part >dump.txt
+        grep -q '^Version: *2' dump.txt || fail "not LUKS2"
+        grep -qE 'cipher: *aes-xts-plain64' dump.txt || fail "not aes-xts-plain64"
+        grep -qE 'Cipher key: *512 bits' dump.txt || fail "not a 512-bit key"
+        grep -qE 'PBKDF: *pbkdf2' dump.txt || fail "the key slot's KDF is not PBKDF2"
+        grep -qE '^  0: systemd-tpm2' dump.txt || fail "no systemd-tpm2 token 0: $(cat dump.txt)"
+        cryptsetup token export --token-id 0 data.part >token.json
+        [ "$(jq -r '.type, (.["tpm2-pcrs"] | join(",")), .["tpm2-pcr-bank"], .keyslots[0]' token.json | tr '\n' ' ')" = \
+                "systemd-tpm2 7,15 sha256 0 " ] || fail "token: $(cat token.json)"
+}
+
+test_datafs_with_secure_boot_off_is_locked_and_not_written_and_opens_again_under_secure_boot() {
+        vm_shared_boot datafs datafs_boots
+        ! grep -aq 'EFI stub: UEFI Secure Boot is enabled' sb-off.log || fail "Secure Boot was on"
+        expect_in sb-off.log 'kos-system .* DataFS /dev/vda3: locked: the TPM does not unseal its key: PCR 7 does not match the sealed policy .*; continuing without /data \(nothing on it was written\)'
+        expect_in sb-off.log 'KOS-TEST-ROOT data-mounted=0'
+        expect_in sb-off.log 'KOS-TEST-JSON +"state": "locked"'
+        expect_in sb-off.log 'KOS-TEST-JSON +"reason": "the TPM does not unseal its key: PCR 7 does not match'
+        [ "$(cat sb-off.sum)" = "$(cat first.sum)" ] || fail "the locked boot changed the partition"
+        [ "$(cat first.sum)" != "$(cat empty.sum)" ] || fail "the first boot did not write the partition"
+        expect_in second.log 'KOS-TEST-ROOT proof written on the first boot'
+}
+
+test_datafs_is_locked_when_the_system_kernel_is_started_directly() {
+        vm_shared_boot datafs datafs_boots
+        expect_in direct.log 'kos-system .* DataFS /dev/vda3: locked: the TPM does not unseal its key: PCR (7|15) does not match the sealed policy'
+        expect_in direct.log 'KOS-TEST-ROOT data-mounted=0'
+        ! grep -aq 'formatted as LUKS2' direct.log || fail "formatted again"
+}
+
+test_datafs_is_locked_on_a_device_with_another_tpm_and_never_reformatted() {
+        vm_shared_boot datafs datafs_boots
+        expect_in other-tpm.log 'kos-system .* DataFS /dev/vda3: locked: the TPM does not unseal its key'
+        expect_in other-tpm.log 'KOS-TEST-ROOT data-mounted=0'
+        ! grep -aq 'formatted as LUKS2' other-tpm.log || fail "formatted again"
+        [ "$(cat last.sum)" = "$(cat third.sum)" ] || fail "a locked boot (direct, or another TPM) changed the partition"
+}
