@@ -34,13 +34,14 @@ static bool device_path_is_valid(const char *s) {
         return true;
 }
 
+/* A word: [a-z0-9-], as "luks2". */
 static bool word_is_valid(const char *s) {
         size_t n = strlen(s);
 
         if (n == 0 || n >= KOS_BOOT_INFO_WORD_MAX)
                 return false;
         for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
                         return false;
         return true;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot-info.h"
 #include "datafs.h"
 #include "test.h"
 
@@ -139,4 +140,35 @@ TEST(datafs_mode_comes_from_kos_datafs_and_refuses_unknown_words) {
         CHECK(datafs_mode_parse("plain", &m) == 0 && m == DATAFS_MODE_PLAIN);
         CHECK(datafs_mode_parse("LUKS2", &m) == -EINVAL);
         CHECK(datafs_mode_parse("luks2 ", &m) == -EINVAL);
+}
+
+/* Node Manager's "datafs: locked" comes from boot.json: the state, the
+ * encryption and the reason the System Kernel wrote read back as written,
+ * and a boot.json of an init that wrote neither still reads. */
+TEST(boot_info_carries_the_datafs_lock_reason_to_node_manager) {
+        static struct kos_boot_info in, out;
+        char path[512];
+
+        in = (struct kos_boot_info){.version = 1, .rw = "tmpfs", .data_state = "locked", .data_device = "/dev/vda3",
+                                    .data_encryption = "luks2", .imagefs_uuid = "4b9c6eaa-1", .imagefs_partuuid = "none",
+                                    .imagefs_device = "/dev/vda2"};
+        snprintf(in.name, sizeof in.name, "release-1");
+        snprintf(in.data_reason, sizeof in.data_reason,
+                 "the TPM does not unseal its key: PCR 7 does not match the sealed policy (TPM_RC_POLICY_FAIL)");
+        snprintf(path, sizeof path, "%s/boot.json", test_tmpdir());
+        CHECK(kos_boot_info_write(path, &in) == 0);
+        CHECK(kos_boot_info_read(path, &out) == 0);
+        CHECK(strcmp(out.data_state, "locked") == 0 && strcmp(out.data_encryption, "luks2") == 0);
+        CHECK(strcmp(out.data_reason, in.data_reason) == 0);
+        /* An encryption that is not a word is refused on write. */
+        snprintf(in.data_encryption, sizeof in.data_encryption, "LUKS 2");
+        CHECK(kos_boot_info_write(path, &in) == -EINVAL);
+
+        const char *old = "{\"manifest\": {\"name\": \"r\", \"id\": \"abababababababababababababababababababababababababababababababab\", "
+                          "\"version\": 1}, \"imagefs\": {\"uuid\": \"u-1\", \"partuuid\": \"none\", \"device\": \"/dev/vda2\"}, "
+                          "\"components\": [], \"rw\": \"tmpfs\", \"data\": {\"state\": \"mounted\", \"device\": \"/dev/vda3\"}, "
+                          "\"timings\": {\"init_start\": 0, \"modules_loaded\": 0, \"imagefs_mounted\": 0, "
+                          "\"manifest_verified\": 0, \"layers_mounted\": 0, \"root_assembled\": 0}}";
+        CHECK(kos_boot_info_parse(old, strlen(old), &out) == 0);
+        CHECK(strcmp(out.data_state, "mounted") == 0 && out.data_encryption[0] == '\0' && out.data_reason[0] == '\0');
 }
