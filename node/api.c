@@ -199,6 +199,7 @@ static const struct {
         json_t *(*call)(struct node *n, struct varlink_connection *c, json_t *parameters);
 } methods[] = {
         {"io.kos.Node.Status", true, api_status},
+        {"io.kos.Node.FactoryReset", false, api_factory_reset},
         {"io.kos.Node.Hold", false, api_hold},
         {"io.kos.Node.StartApp", false, api_start_app},
         {"io.kos.Node.MarkGood", false, api_mark_good},

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +47,21 @@ int datafs_unseal_key(struct kos_tpm *t, const struct kos_sealed_key *k, uint8_t
         return r;
 }
 
-int datafs_passphrase(const uint8_t secret[static DATAFS_SECRET_LEN], char ret[static 2 * DATAFS_SECRET_LEN]) {
-        _Static_assert(4 * ((DATAFS_SECRET_LEN + 2) / 3) < 2 * DATAFS_SECRET_LEN, "base64 fits");
-        return EVP_EncodeBlock((unsigned char *)ret, secret, DATAFS_SECRET_LEN);
+int datafs_passphrase(const uint8_t secret[static DATAFS_SECRET_LEN], uint64_t generation,
+                      char ret[static DATAFS_PASSPHRASE_MAX]) {
+        uint8_t message[sizeof(DATAFS_PASSPHRASE_LABEL) - 1 + 8], mac[KOS_SHA256_LEN];
+        unsigned mac_len = 0;
+
+        memcpy(message, DATAFS_PASSPHRASE_LABEL, sizeof(DATAFS_PASSPHRASE_LABEL) - 1);
+        for (int i = 0; i < 8; i++)
+                message[sizeof(DATAFS_PASSPHRASE_LABEL) - 1 + i] = (uint8_t)(generation >> (56 - 8 * i));
+        if (!HMAC(EVP_sha256(), secret, DATAFS_SECRET_LEN, message, sizeof message, mac, &mac_len) ||
+            mac_len != sizeof mac)
+                return -EIO;
+        _Static_assert(4 * ((KOS_SHA256_LEN + 2) / 3) < DATAFS_PASSPHRASE_MAX, "base64 fits");
+        int n = EVP_EncodeBlock((unsigned char *)ret, mac, sizeof mac);
+        explicit_bzero(mac, sizeof mac);
+        return n;
 }
 
 /* --- The token ------------------------------------------------------------ */
@@ -60,13 +73,13 @@ static size_t put_tpm2b(uint8_t *p, const uint8_t *body, uint16_t len) {
         return 2u + len;
 }
 
-int datafs_token_format(const struct kos_sealed_key *k, int keyslot, char *buf, size_t size) {
+int datafs_token_format(const struct kos_sealed_key *k, int keyslot, uint64_t generation, char *buf, size_t size) {
         uint8_t blob[DATAFS_BLOB_MAX], policy[KOS_SHA256_LEN];
         char blob64[4 * (DATAFS_BLOB_MAX / 3 + 1) + 1], policy_hex[KOS_SHA256_HEX_LEN + 1], slot[16];
         char pcr7[KOS_SHA256_HEX_LEN + 1], pcr15[KOS_SHA256_HEX_LEN + 1];
 
         if (k->pcr_mask != DATAFS_SEAL_PCRS || k->private_len > KOS_TPM_BLOB_MAX || k->public_len > KOS_TPM_BLOB_MAX ||
-            keyslot < 0 || kos_tpm_policy_pcr_digest(k->pcr_mask, k->pcr_values, policy) < 0)
+            keyslot < 0 || generation > INT64_MAX || kos_tpm_policy_pcr_digest(k->pcr_mask, k->pcr_values, policy) < 0)
                 return -EINVAL;
         size_t n = put_tpm2b(blob, k->private_area, k->private_len);
         n += put_tpm2b(blob + n, k->public_area, k->public_len);
@@ -75,10 +88,11 @@ int datafs_token_format(const struct kos_sealed_key *k, int keyslot, char *buf, 
         kos_hex_encode(k->pcr_values[7], KOS_SHA256_LEN, pcr7);
         kos_hex_encode(k->pcr_values[KOS_TPM_SEAL_PCR], KOS_SHA256_LEN, pcr15);
         snprintf(slot, sizeof slot, "%d", keyslot);
-        json_t *o = json_pack("{s:s, s:[s], s:s, s:[i, i], s:s, s:s, s:s, s:b, s:{s:s, s:s}}", "type",
+        json_t *o = json_pack("{s:s, s:[s], s:s, s:[i, i], s:s, s:s, s:s, s:b, s:{s:s, s:s}, s:I}", "type",
                               DATAFS_TOKEN_TYPE, "keyslots", slot, "tpm2-blob", blob64, "tpm2-pcrs", 7,
                               KOS_TPM_SEAL_PCR, "tpm2-pcr-bank", "sha256", "tpm2-primary-alg", "ecc",
-                              "tpm2-policy-hash", policy_hex, "tpm2-pin", 0, "kos-pcr-values", "7", pcr7, "15", pcr15);
+                              "tpm2-policy-hash", policy_hex, "tpm2-pin", 0, "kos-pcr-values", "7", pcr7, "15", pcr15,
+                              "kos-generation", (json_int_t)generation);
         char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!text)
@@ -131,9 +145,11 @@ static int parse_pcr_value(json_t *values, const char *pcr, uint8_t ret[static K
         return hex && kos_hex_decode(hex, strlen(hex), ret, KOS_SHA256_LEN) >= 0 ? 0 : -EBADMSG;
 }
 
-int datafs_token_parse(const char *untrusted_json, struct kos_sealed_key *ret, int *ret_keyslot) {
+int datafs_token_parse(const char *untrusted_json, struct kos_sealed_key *ret, int *ret_keyslot,
+                       uint64_t *ret_generation) {
         const char *type, *blob, *bank, *slot;
         json_t *keyslots, *pcrs, *values = NULL;
+        json_int_t generation = 0;
         json_error_t error;
         char *end;
 
@@ -142,8 +158,9 @@ int datafs_token_parse(const char *untrusted_json, struct kos_sealed_key *ret, i
                 return -EBADMSG;
         json_t *o = json_loads(untrusted_json, JSON_REJECT_DUPLICATES, &error);
         int r = -EBADMSG;
-        if (!o || json_unpack(o, "{s:s, s:o, s:s, s:o, s:s, s?o}", "type", &type, "keyslots", &keyslots, "tpm2-blob",
-                              &blob, "tpm2-pcrs", &pcrs, "tpm2-pcr-bank", &bank, "kos-pcr-values", &values) < 0)
+        if (!o || json_unpack(o, "{s:s, s:o, s:s, s:o, s:s, s?o, s:I}", "type", &type, "keyslots", &keyslots,
+                              "tpm2-blob", &blob, "tpm2-pcrs", &pcrs, "tpm2-pcr-bank", &bank, "kos-pcr-values",
+                              &values, "kos-generation", &generation) < 0 || generation < 0)
                 goto out;
         if (strcmp(type, DATAFS_TOKEN_TYPE) != 0 || strcmp(bank, "sha256") != 0 || json_array_size(keyslots) != 1 ||
             !(slot = json_string_value(json_array_get(keyslots, 0))) || json_array_size(pcrs) != 2 ||
@@ -158,6 +175,7 @@ int datafs_token_parse(const char *untrusted_json, struct kos_sealed_key *ret, i
                 goto out;
         ret->pcr_mask = DATAFS_SEAL_PCRS;
         *ret_keyslot = (int)n;
+        *ret_generation = (uint64_t)generation;
         r = 0;
 out:
         json_decref(o);

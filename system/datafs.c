@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "datafs-generation.h"
 #include "early.h"
 #include "layout.h"
 
@@ -57,8 +58,9 @@ static void open_luks2(struct datafs *d) {
         struct kos_sealed_key k;
         struct kos_tpm t;
         uint8_t secret[DATAFS_SECRET_LEN];
-        char pass[2 * DATAFS_SECRET_LEN], error[400];
+        char pass[DATAFS_PASSPHRASE_MAX], error[400];
         const char *json;
+        uint64_t made_at = 0, generation = 0;
         int keyslot = -1, token = -1, r;
 
         if ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0) {
@@ -66,7 +68,7 @@ static void open_luks2(struct datafs *d) {
                 goto out;
         }
         for (int i = 0; i < 32 && token < 0; i++)
-                if (crypt_token_json_get(cd, i, &json) >= 0 && datafs_token_parse(json, &k, &keyslot) >= 0)
+                if (crypt_token_json_get(cd, i, &json) >= 0 && datafs_token_parse(json, &k, &keyslot, &made_at) >= 0)
                         token = i;
         if (token < 0) {
                 lock(d, "its LUKS2 header has no " DATAFS_TOKEN_TYPE " token of KOS");
@@ -77,16 +79,30 @@ static void open_luks2(struct datafs *d) {
                 goto out;
         }
         r = datafs_unseal_key(&t, &k, secret, error, sizeof error);
+        int g = r < 0 ? 0 : kos_datafs_generation_read(&t, &generation);
         kos_tpm_close(&t);
         if (r < 0) {
                 lock(d, "the TPM does not unseal its key: %s", error);
                 goto out;
         }
         d->tpm_used = true;
-        datafs_passphrase(secret, pass);
+        if (g < 0) {
+                explicit_bzero(secret, sizeof secret);
+                lock(d, "cannot read the DataFS generation (TPM NV 0x%08x): %s", KOS_DATAFS_GENERATION_INDEX,
+                     g == -EPERM ? "the index is not the counter KOS defines" : strerror(-g));
+                goto out;
+        }
+        r = datafs_passphrase(secret, generation, pass);
         explicit_bzero(secret, sizeof secret);
-        r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);
+        if (r >= 0)
+                r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);
         explicit_bzero(pass, sizeof pass);
+        if (r < 0 && generation != made_at) {
+                lock(d, "the key slot was made at DataFS generation %llu and the TPM's is %llu: a factory reset since "
+                        "(its data can never be opened again)", (unsigned long long)made_at,
+                     (unsigned long long)generation);
+                goto out;
+        }
         if (r < 0) {
                 lock(d, "the unsealed key does not open key slot %d (%s)", keyslot, strerror(-r));
                 goto out;
@@ -122,7 +138,7 @@ static int read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN
 /* LUKS2, one key slot (PBKDF2, DATAFS_PBKDF2_ITERATIONS) for the sealed
  * secret, the token; returns the key slot. */
 static int write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass,
-                       const struct kos_sealed_key *k, char *why, size_t size) {
+                       const struct kos_sealed_key *k, uint64_t generation, char *why, size_t size) {
         struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256",
                                          .iterations = DATAFS_PBKDF2_ITERATIONS, .flags = CRYPT_PBKDF_NO_BENCHMARK};
         struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = 4096, .label = KOS_LABEL_DATA};
@@ -139,7 +155,7 @@ static int write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const
                 snprintf(why, size, "LUKS2 key slot: %s", strerror(-slot));
                 return slot;
         }
-        if ((r = datafs_token_format(k, slot, json, sizeof json)) < 0 ||
+        if ((r = datafs_token_format(k, slot, generation, json, sizeof json)) < 0 ||
             (r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0) {
                 snprintf(why, size, "LUKS2 token: %s", strerror(-r));
                 return r;
@@ -152,9 +168,10 @@ static int write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const
 static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN], char *why,
                            size_t size) {
         uint8_t secret[DATAFS_SECRET_LEN], volume_key[DATAFS_VOLUME_KEY_LEN];
-        char pass[2 * DATAFS_SECRET_LEN];
+        char pass[DATAFS_PASSPHRASE_MAX];
         struct kos_sealed_key k;
         struct crypt_device *cd = NULL;
+        uint64_t generation;
         int r, slot = -1;
 
         if (getrandom(secret, sizeof secret, 0) != sizeof secret ||
@@ -162,12 +179,20 @@ static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t va
                 snprintf(why, size, "getrandom: %m");
                 return -EIO;
         }
-        datafs_passphrase(secret, pass);
-        r = datafs_seal_key(t, secret, values, &k, why, size);
+        if ((r = kos_datafs_generation_provision(t, &generation)) < 0) {
+                snprintf(why, size, "cannot read or define the DataFS generation (TPM NV 0x%08x): %s",
+                         KOS_DATAFS_GENERATION_INDEX, r == -EPERM ? "the index is not the counter KOS defines" : strerror(-r));
+                explicit_bzero(secret, sizeof secret);
+                explicit_bzero(volume_key, sizeof volume_key);
+                return r;
+        }
+        r = datafs_passphrase(secret, generation, pass);
+        if (r >= 0)
+                r = datafs_seal_key(t, secret, values, &k, why, size);
         explicit_bzero(secret, sizeof secret);
         if (r >= 0 && (r = crypt_init(&cd, d->device)) < 0)
                 snprintf(why, size, "libcryptsetup: %s", strerror(-r));
-        if (r >= 0 && (r = slot = write_luks2(cd, volume_key, pass, &k, why, size)) >= 0 &&
+        if (r >= 0 && (r = slot = write_luks2(cd, volume_key, pass, &k, generation, why, size)) >= 0 &&
             (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, slot, pass, strlen(pass), 0)) < 0)
                 snprintf(why, size, "activate: %s", strerror(-r));
         if (r < 0 && cd && crypt_get_type(cd))

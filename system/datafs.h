@@ -57,15 +57,23 @@ int datafs_seal_key(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET
 int datafs_unseal_key(struct kos_tpm *t, const struct kos_sealed_key *k, uint8_t ret[static DATAFS_SECRET_LEN],
                       char *error, size_t error_size);
 
-/* The token's JSON (systemd-tpm2 layout plus kos-pcr-values) for a sealed
- * key and its key slot, and back: 0, or -EBADMSG for a token that is not
- * one of ours (untrusted: it is read from the disk). */
-int datafs_token_format(const struct kos_sealed_key *k, int keyslot, char *buf, size_t size);
-int datafs_token_parse(const char *untrusted_json, struct kos_sealed_key *ret, int *ret_keyslot);
+/* The token's JSON (systemd-tpm2 layout plus kos-pcr-values and
+ * kos-generation) for a sealed key, its key slot and the generation it was
+ * made at, and back: 0, or -EBADMSG for a token that is not one of ours
+ * (untrusted: it is read from the disk). */
+int datafs_token_format(const struct kos_sealed_key *k, int keyslot, uint64_t generation, char *buf, size_t size);
+int datafs_token_parse(const char *untrusted_json, struct kos_sealed_key *ret, int *ret_keyslot,
+                       uint64_t *ret_generation);
 
-/* The key slot's passphrase: base64 of the secret, as systemd-cryptsetup
- * derives it from an unsealed systemd-tpm2 secret. */
-int datafs_passphrase(const uint8_t secret[static DATAFS_SECRET_LEN], char ret[static 2 * DATAFS_SECRET_LEN]);
+/* The key slot's passphrase: base64(HMAC-SHA256(secret, "kos-datafs-v1" ||
+ * generation as 8 bytes big-endian)), 44 characters; the generation is the
+ * TPM counter a factory reset raises (lib/system/datafs-generation.h). The
+ * length, or -EIO. (systemd-cryptsetup uses base64(secret) itself: the one
+ * step where KOS differs, docs/tpm.md.) */
+#define DATAFS_PASSPHRASE_LABEL "kos-datafs-v1"
+#define DATAFS_PASSPHRASE_MAX 64
+int datafs_passphrase(const uint8_t secret[static DATAFS_SECRET_LEN], uint64_t generation,
+                      char ret[static DATAFS_PASSPHRASE_MAX]);
 
 /* Before the leave event: finds spec's device and opens, formats or locks it
  * as above (luks2), or leaves a plain one to mount (plain). marker: the

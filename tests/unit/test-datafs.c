@@ -31,7 +31,7 @@ static int parse_with(const char *member, json_t *value, struct kos_sealed_key *
         char buf[DATAFS_TOKEN_MAX];
 
         sample_key(&k);
-        if (datafs_token_format(&k, 1, buf, sizeof buf) < 0)
+        if (datafs_token_format(&k, 1, 5, buf, sizeof buf) < 0)
                 return -999;
         json_t *o = json_loads(buf, 0, NULL);
         if (value)
@@ -40,7 +40,8 @@ static int parse_with(const char *member, json_t *value, struct kos_sealed_key *
                 json_object_del(o, member);
         char *text = json_dumps(o, JSON_COMPACT);
         json_decref(o);
-        int r = datafs_token_parse(text, ret, ret_slot);
+        uint64_t generation;
+        int r = datafs_token_parse(text, ret, ret_slot, &generation);
         free(text);
         return r;
 }
@@ -49,9 +50,10 @@ TEST(datafs_token_carries_the_sealed_object_in_the_systemd_tpm2_layout) {
         struct kos_sealed_key k, back;
         char buf[DATAFS_TOKEN_MAX];
         int slot = -1;
+        uint64_t generation = 0;
 
         sample_key(&k);
-        CHECK(datafs_token_format(&k, 1, buf, sizeof buf) == 0);
+        CHECK(datafs_token_format(&k, 1, 5, buf, sizeof buf) == 0);
         json_t *o = json_loads(buf, 0, NULL);
         CHECK(o);
         CHECK(strcmp(json_string_value(json_object_get(o, "type")), "systemd-tpm2") == 0);
@@ -63,8 +65,8 @@ TEST(datafs_token_carries_the_sealed_object_in_the_systemd_tpm2_layout) {
         CHECK(json_is_false(json_object_get(o, "tpm2-pin")));
         CHECK(strlen(json_string_value(json_object_get(o, "tpm2-policy-hash"))) == 64);
         json_decref(o);
-        CHECK(datafs_token_parse(buf, &back, &slot) == 0);
-        CHECK(slot == 1);
+        CHECK(datafs_token_parse(buf, &back, &slot, &generation) == 0);
+        CHECK(slot == 1 && generation == 5);
         CHECK(back.pcr_mask == k.pcr_mask && back.private_len == k.private_len && back.public_len == k.public_len);
         CHECK(memcmp(back.private_area, k.private_area, k.private_len) == 0);
         CHECK(memcmp(back.public_area, k.public_area, k.public_len) == 0);
@@ -116,20 +118,26 @@ TEST(datafs_token_refuses_other_pcrs_banks_types_and_key_slots) {
         CHECK(parse_with("kos-pcr-values", json_pack("{s:s}", "7", "xyz"), &k, &slot) == -EBADMSG);
         /* kos-pcr-values only serve messages: absent is fine. */
         CHECK(parse_with("kos-pcr-values", NULL, &k, &slot) == 0 && slot == 1);
-        CHECK(datafs_token_parse("{", &k, &slot) == -EBADMSG);
-        CHECK(datafs_token_parse("[]", &k, &slot) == -EBADMSG);
+        CHECK(parse_with("kos-generation", NULL, &k, &slot) == -EBADMSG);
+        CHECK(parse_with("kos-generation", json_integer(-1), &k, &slot) == -EBADMSG);
+        CHECK(parse_with("kos-generation", json_string("5"), &k, &slot) == -EBADMSG);
+        uint64_t generation;
+        CHECK(datafs_token_parse("{", &k, &slot, &generation) == -EBADMSG);
+        CHECK(datafs_token_parse("[]", &k, &slot, &generation) == -EBADMSG);
 }
 
-/* systemd-cryptsetup turns an unsealed systemd-tpm2 secret into the key
- * slot's passphrase with base64; KOS does the same. */
-TEST(datafs_passphrase_is_the_base64_of_the_secret) {
+/* The passphrase is bound to the DataFS generation: the same secret gives
+ * another passphrase once a factory reset raised it (golden values from
+ * Python's hmac: base64(HMAC-SHA256(secret, "kos-datafs-v1" || u64be(g)))). */
+TEST(datafs_passphrase_is_bound_to_the_secret_and_the_generation) {
         uint8_t secret[DATAFS_SECRET_LEN] = {0};
-        char pass[2 * DATAFS_SECRET_LEN];
+        char pass[DATAFS_PASSPHRASE_MAX];
 
         secret[0] = 0xfb;
-        CHECK(datafs_passphrase(secret, pass) == 88);
-        CHECK(strlen(pass) == 88);
-        CHECK(strncmp(pass, "+wAA", 4) == 0 && strcmp(pass + 84, "AA==") == 0);
+        CHECK(datafs_passphrase(secret, 7, pass) == 44);
+        CHECK(strcmp(pass, "27NXEtzOoq1/WvddeBla436OqX48NTz5w9d48aWCYeA=") == 0);
+        CHECK(datafs_passphrase(secret, 8, pass) == 44);
+        CHECK(strcmp(pass, "g/1xMDM4qQvYS/2tKPlDKwKomIOoonhqPhfKaPu84m0=") == 0);
 }
 
 TEST(datafs_mode_comes_from_kos_datafs_and_refuses_unknown_words) {

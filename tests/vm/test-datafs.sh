@@ -148,10 +148,10 @@ test_datafs_header_is_luks2_aes_xts_with_a_pbkdf2_slot_and_a_systemd_tpm2_token(
         vm_shared_boot datafs datafs_boots
         [ "$(blkid -p -o value -s TYPE data.part)" = crypto_LUKS ] || fail "not LUKS: $(blkid -p data.part)"
         cryptsetup luksDump data.part >dump.txt
-        grep -q '^Version: *2' dump.txt || fail "not LUKS2"
-        grep -qE 'cipher: *aes-xts-plain64' dump.txt || fail "not aes-xts-plain64"
-        grep -qE 'Cipher key: *512 bits' dump.txt || fail "not a 512-bit key"
-        grep -qE 'PBKDF: *pbkdf2' dump.txt || fail "the key slot's KDF is not PBKDF2"
+        grep -qE '^Version:[[:space:]]*2$' dump.txt || fail "not LUKS2"
+        grep -qE 'cipher:[[:space:]]*aes-xts-plain64' dump.txt || fail "not aes-xts-plain64"
+        grep -qE 'Cipher key:[[:space:]]*512 bits' dump.txt || fail "not a 512-bit key"
+        grep -qE 'PBKDF:[[:space:]]*pbkdf2' dump.txt || fail "the key slot's KDF is not PBKDF2"
         grep -qE '^  0: systemd-tpm2' dump.txt || fail "no systemd-tpm2 token 0: $(cat dump.txt)"
         cryptsetup token export --token-id 0 data.part >token.json
         [ "$(jq -r '.type, (.["tpm2-pcrs"] | join(",")), .["tpm2-pcr-bank"], .keyslots[0]' token.json | tr '\n' ' ')" = \
