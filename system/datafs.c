@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "datafs-generation.h"
+#include "datafs-recovery.h"
 #include "early.h"
 #include "layout.h"
 
@@ -163,6 +164,32 @@ static int write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const
         return slot;
 }
 
+/* The recovery key slot, when the initrd has the vendor's recovery
+ * certificate (lib/system/datafs-recovery.h). Without it the DataFS opens
+ * only with this TPM, which the console says. */
+static void add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key, int keyslot) {
+        char pass[KOS_DATAFS_RECOVERY_PASS_MAX], why[300];
+        _cleanup_free_ char *json = NULL;
+        int r = kos_datafs_recovery_make(KOS_DATAFS_RECOVERY_CERT, keyslot, pass, &json, why, sizeof why);
+
+        if (r == -ENOENT) {
+                early_log("DataFS: no recovery certificate in the initrd (" KOS_DATAFS_RECOVERY_CERT "): no recovery "
+                          "key slot; only this TPM opens it");
+                return;
+        }
+        if (r >= 0 && (r = crypt_keyslot_add_by_volume_key(cd, keyslot, (const char *)volume_key,
+                                                           DATAFS_VOLUME_KEY_LEN, pass, strlen(pass))) >= 0)
+                r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
+        explicit_bzero(pass, sizeof pass);
+        if (r < 0) {
+                (void)crypt_keyslot_destroy(cd, keyslot);
+                early_log("DataFS: WARNING: no recovery key slot: %s", r == -EIO ? why : strerror(-r));
+                return;
+        }
+        early_log("DataFS: recovery key slot %d, its passphrase encrypted to the vendor's recovery certificate "
+                  "(token " KOS_DATAFS_RECOVERY_TOKEN ")", keyslot);
+}
+
 /* Makes the secrets, seals, formats and opens; on any failure after the
  * format the header is wiped again, so the partition is as it was. */
 static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN], char *why,
@@ -192,7 +219,9 @@ static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t va
         explicit_bzero(secret, sizeof secret);
         if (r >= 0 && (r = crypt_init(&cd, d->device)) < 0)
                 snprintf(why, size, "libcryptsetup: %s", strerror(-r));
-        if (r >= 0 && (r = slot = write_luks2(cd, volume_key, pass, &k, generation, why, size)) >= 0 &&
+        if (r >= 0 && (r = slot = write_luks2(cd, volume_key, pass, &k, generation, why, size)) >= 0)
+                add_recovery_slot(cd, volume_key, slot + 1);
+        if (r >= 0 &&
             (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, slot, pass, strlen(pass), 0)) < 0)
                 snprintf(why, size, "activate: %s", strerror(-r));
         if (r < 0 && cd && crypt_get_type(cd))

@@ -79,8 +79,8 @@ out:
         return r;
 }
 
-int kos_datafs_erase_extent(int fd, uint64_t device_size, const char *label, uint64_t *ret_length, char *error,
-                            size_t error_size) {
+int kos_luks2_read_json(int fd, const char *label, char **ret_json, uint64_t *ret_hdr_size, char *error,
+                        size_t error_size) {
         uint8_t bin[LUKS2_BINARY_HEADER];
         char have_label[LUKS2_LABEL_LEN + 1];
 
@@ -105,17 +105,29 @@ int kos_datafs_erase_extent(int fd, uint64_t device_size, const char *label, uin
                 return -EMEDIUMTYPE;
         }
         size_t json_len = hdr_size - LUKS2_BINARY_HEADER;
-        _cleanup_free_ char *json = malloc(json_len + 1);
+        char *json = malloc(json_len + 1);
         if (!json)
                 return -ENOMEM;
         if (pread(fd, json, json_len, LUKS2_BINARY_HEADER) != (ssize_t)json_len) {
+                free(json);
                 snprintf(error, error_size, "cannot read its LUKS2 JSON area");
                 return -EIO;
         }
         json[json_len] = '\0'; /* the area is NUL-padded after the JSON */
-        uint64_t length;
-        int r = extent_from_json(json, hdr_size, &length, error, error_size);
+        *ret_json = json;
+        *ret_hdr_size = hdr_size;
+        return 0;
+}
+
+int kos_datafs_erase_extent(int fd, uint64_t device_size, const char *label, uint64_t *ret_length, char *error,
+                            size_t error_size) {
+        _cleanup_free_ char *json = NULL;
+        uint64_t hdr_size, length;
+        int r = kos_luks2_read_json(fd, label, &json, &hdr_size, error, error_size);
+
         if (r < 0)
+                return r;
+        if ((r = extent_from_json(json, hdr_size, &length, error, error_size)) < 0)
                 return r;
         if (length > device_size) {
                 snprintf(error, error_size, "its header and key slots (%llu bytes) are larger than the device",

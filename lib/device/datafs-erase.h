@@ -25,6 +25,10 @@
  * another negative errno; error says why. */
 _kos_must_check_ int kos_datafs_erase(int fd, uint64_t device_size, const char *label, uint64_t *ret_erased,
                                       char *error, size_t error_size);
+/* The primary LUKS2 header's JSON area (untrusted: NUL-terminated, its
+ * checksum not checked), after the checks above: 0, or as above. */
+_kos_must_check_ int kos_luks2_read_json(int fd, const char *label, char **ret_json, uint64_t *ret_hdr_size,
+                                         char *error, size_t error_size);
 /* The same checks, nothing written: the bytes an erase would zero. */
 _kos_must_check_ int kos_datafs_erase_extent(int fd, uint64_t device_size, const char *label, uint64_t *ret_length,
                                              char *error, size_t error_size);

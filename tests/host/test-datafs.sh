@@ -44,3 +44,29 @@ test_datafs_erase_refuses_what_is_not_the_kos_luks2_datafs_and_writes_nothing() 
         "$KOS" datafs erase --any-label other.img >/dev/null || fail "--any-label refused a LUKS2"
         ! cryptsetup isLuks other.img || fail "other.img still LUKS"
 }
+
+# kos datafs recover, the vendor's side: a kos-recovery token made with the
+# openssl CLI (CMS EnvelopedData to the recovery certificate, as the device
+# makes it) in a LUKS2 header; the passphrase it prints opens the key slot,
+# and another private key is refused.
+test_datafs_recover_decrypts_the_recovery_token_with_the_vendor_key_only() {
+        luks_image d.img KOS-DATA
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout rec.key -out rec.pem -subj /CN=kos-recovery -days 1 2>/dev/null
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -subj /CN=other -days 1 2>/dev/null
+        local pass; pass=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+        printf %s "$pass" >pass.bin
+        cryptsetup luksAddKey -q --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file key.bin --new-keyfile pass.bin \
+                --new-key-slot 1 d.img || fail "luksAddKey"
+        local cms; cms=$(printf %s "$pass" | openssl cms -encrypt -binary -aes-256-cbc -outform DER rec.pem | base64 -w0)
+        printf '{"type":"kos-recovery","keyslots":["1"],"kos-cms-cipher":"aes-256-cbc","kos-cms":"%s"}' "$cms" >token.json
+        cryptsetup token import --json-file token.json --token-id 1 d.img || fail "token import"
+        "$KOS" datafs recover --key rec.key d.img >out.txt 2>err.txt || fail "recover: $(cat err.txt)"
+        [ "$(cat out.txt)" = "$pass" ] || fail "printed $(cat out.txt), not the passphrase"
+        grep -q 'opens its key slot 1' err.txt || fail "$(cat err.txt)"
+        tr -d '\n' <out.txt >out.bin
+        cryptsetup open --test-passphrase --key-slot 1 --key-file out.bin d.img || fail "the passphrase does not open slot 1"
+        "$KOS" datafs recover --key rec.key --cert rec.pem token.json >out2.txt || fail "recover from an exported token"
+        cmp -s out.txt out2.txt || fail "the token file gave another passphrase"
+        ! "$KOS" datafs recover --key other.key d.img >/dev/null 2>err.txt || fail "another key recovered it"
+        grep -q 'the private key does not decrypt its CMS' err.txt || fail "$(cat err.txt)"
+}

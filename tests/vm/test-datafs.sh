@@ -6,16 +6,21 @@
 #   2. Secure Boot off (the same signed UKI): locked, the partition unchanged;
 #   3. Secure Boot on again: the file of boot 1 is there;
 #   4. the System Kernel started directly (no Boot Kernel): locked;
-#   5. the disk in a device with another TPM: locked.
+#   5. the disk in a device with another TPM: locked;
+#   6. Secure Boot on: the root factory-resets the DataFS (TPM and header);
+#   7. the next boot formats it anew;
+#   8. the header and sealed key of before the reset, put back: locked.
 
-# The small root's /sbin/init: reports /data and boot.json's "data", writes
-# /data/proof once (the boot's number from the kernel command line is not
-# known to it: the text names the first boot that could write), powers off.
+# The small root's /sbin/init: reports /data and boot.json's "data"; with
+# /data mounted, writes /data/proof on the first boot that can, asks for a
+# reset on the next (/data/reset-next), and on the one after runs
+# `kos datafs factory-reset` (the static kos, Node Manager's code); powers off.
 datafs_root_init() { # OUT
         cat >datafs-init.c <<'C'
 #include <stdio.h>
 #include <string.h>
 #include <sys/reboot.h>
+#include <sys/wait.h>
 #include <unistd.h>
 static void print_file(const char *tag, const char *path) {
         char line[512];
@@ -49,6 +54,22 @@ int main(void) {
                         fclose(f);
                         printf("KOS-TEST-ROOT wrote the proof\n");
                 }
+        } else if (mounted && access("/data/reset-next", F_OK) != 0) {
+                FILE *f = fopen("/data/reset-next", "we");
+                if (f)
+                        fclose(f);
+                printf("KOS-TEST-ROOT the next boot with /data resets\n");
+        } else if (mounted) {
+                fflush(stdout);
+                pid_t pid = fork();
+                if (pid == 0) {
+                        dup2(1, 2);
+                        execl("/bin/kos", "kos", "datafs", "factory-reset", "/dev/vda3", (char *)NULL);
+                        _exit(127);
+                }
+                int status = 0;
+                waitpid(pid, &status, 0);
+                printf("KOS-TEST-ROOT factory-reset-exit=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         }
         printf("KOS-TEST-SYSTEM done\n");
         fflush(stdout);
@@ -74,7 +95,13 @@ datafs_grep_console() {
 
 datafs_boots() {
         mini_fixture
-        mkdir -p root/sbin root/data root/run && datafs_root_init root/sbin/init
+        # The vendor's recovery certificate, in the signed initrd.
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout recovery.key -out recovery.pem -subj /CN=kos-recovery \
+                -days 30 2>/dev/null
+        "$KOS" mkinitrd --kernel-dir "$(vm_kernel_dir)" --keyring keyring --keystore keystore --recovery-cert recovery.pem \
+                --output initrd >/dev/null
+        mkdir -p root/sbin root/bin root/data root/run root/dev && datafs_root_init root/sbin/init
+        cp "$ROOT/$BUILD/kos-static" root/bin/kos
         mksquashfs root root.img -quiet -noappend >/dev/null
         SYS_CMDLINE="$SYS_CMDLINE kos.datafs=luks2" mini_manifest datafs root=root.img
         local keys; keys=$(sb_keys)
@@ -122,6 +149,27 @@ datafs_boots() {
         swtpm_stop other-tpm
         datafs_grep_console && mv console.log other-tpm.log
         datafs_sum >last.sum
+
+        echo "  boot 6: Secure Boot on, the root asks for a factory reset" >&2
+        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
+        dd if=disk.img of=old.part bs=512 skip="$start" count="$size" status=none
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        datafs_grep_console && mv console.log reset.log
+
+        echo "  boot 7: after the factory reset" >&2
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        datafs_grep_console && mv console.log after-reset.log
+
+        echo "  boot 8: the old header and sealed key put back" >&2
+        dd if=old.part of=disk.img bs=512 seek="$start" conv=notrunc status=none
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        datafs_grep_console && mv console.log old-header.log
 }
 
 # expect_in LOG REGEX: like expect_log, on another log of the shared boot.
@@ -183,4 +231,38 @@ test_datafs_is_locked_on_a_device_with_another_tpm_and_never_reformatted() {
         expect_in other-tpm.log 'KOS-TEST-ROOT data-mounted=0'
         ! grep -aq 'formatted as LUKS2' other-tpm.log || fail "formatted again"
         [ "$(cat last.sum)" = "$(cat third.sum)" ] || fail "a locked boot (direct, or another TPM) changed the partition"
+}
+
+# Factory reset (lib/device/datafs-erase.h): the generation in the TPM is
+# raised and the header erased; the next boot formats anew, and the old
+# header with its sealed key, put back on the disk, opens nothing in the
+# verified chain.
+test_datafs_factory_reset_formats_anew_and_the_kept_old_header_and_sealed_key_open_nothing() {
+        vm_shared_boot datafs datafs_boots
+        expect_in second.log 'KOS-TEST-ROOT the next boot with /data resets'
+        expect_in reset.log 'DataFS generation raised to 2'
+        expect_in reset.log '/dev/vda3: LUKS2 headers and key slots erased \(16777216 bytes\)'
+        expect_in reset.log 'KOS-TEST-ROOT factory-reset-exit=0'
+        expect_in after-reset.log 'kos-system .* DataFS /dev/vda3: formatted as LUKS2'
+        expect_in after-reset.log 'KOS-TEST-ROOT proof absent'
+        expect_in after-reset.log 'KOS-TEST-ROOT wrote the proof'
+        expect_in old-header.log 'kos-system .* DataFS /dev/vda3: locked: the key slot was made at DataFS generation 1 and the TPM.s is 2: a factory reset since'
+        expect_in old-header.log 'KOS-TEST-ROOT data-mounted=0'
+}
+
+# Recovery (lib/system/datafs-recovery.h): the first boot gave the DataFS a
+# second key slot whose passphrase only the vendor's recovery key decrypts;
+# `kos datafs recover` on the partition's copy gives it, and cryptsetup
+# opens the header with it (on the host: no device-mapper, --test-passphrase).
+test_datafs_recovery_slot_opens_with_the_passphrase_only_the_vendor_key_decrypts() {
+        vm_shared_boot datafs datafs_boots
+        expect_in first.log 'kos-system .* DataFS: recovery key slot 1, its passphrase encrypted to the vendor.s recovery certificate \(token kos-recovery\)'
+        "$KOS" datafs recover --key recovery.key data.part >pass.txt 2>err.txt || fail "recover: $(cat err.txt)"
+        grep -q 'opens its key slot 1' err.txt || fail "$(cat err.txt)"
+        grep -qE '^[0-9a-f]{64}$' pass.txt || fail "not a recovery passphrase: $(cat pass.txt)"
+        tr -d '\n' <pass.txt >pass.bin
+        cryptsetup open --test-passphrase --key-slot 1 --key-file pass.bin data.part || fail "the recovery passphrase does not open key slot 1"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -subj /CN=other -days 1 2>/dev/null
+        ! "$KOS" datafs recover --key other.key data.part >/dev/null 2>err.txt || fail "another key recovered it"
+        grep -q 'does not decrypt' err.txt || fail "$(cat err.txt)"
 }
