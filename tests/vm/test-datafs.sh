@@ -9,7 +9,8 @@
 #   5. the disk in a device with another TPM: locked;
 #   6. Secure Boot on: the root factory-resets the DataFS (TPM and header);
 #   7. the next boot formats it anew;
-#   8. the header and sealed key of before the reset, put back: locked.
+#   8. the header and sealed key of before the reset, put back: locked;
+#   9. a plain ext4 planted there: never mounted, not written.
 
 # The small root's /sbin/init: reports /data and boot.json's "data"; with
 # /data mounted, writes /data/proof on the first boot that can, asks for a
@@ -170,6 +171,17 @@ datafs_boots() {
         ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
         swtpm_stop tpm
         datafs_grep_console && mv console.log old-header.log
+
+        echo "  boot 9: a plain ext4 planted on the partition" >&2
+        mkdir -p planted && echo planted >planted/proof
+        rm -f planted.img && mkfs.ext4 -q -F -L KOS-DATA -d planted planted.img "$((size / 2048))M"
+        dd if=planted.img of=disk.img bs=512 seek="$start" conv=notrunc status=none
+        datafs_sum >planted.sum
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        datafs_grep_console && mv console.log planted.log
+        datafs_sum >after-planted.sum
 }
 
 # expect_in LOG REGEX: like expect_log, on another log of the shared boot.
@@ -265,4 +277,15 @@ test_datafs_recovery_slot_opens_with_the_passphrase_only_the_vendor_key_decrypts
         openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -subj /CN=other -days 1 2>/dev/null
         ! "$KOS" datafs recover --key other.key data.part >/dev/null 2>err.txt || fail "another key recovered it"
         grep -q 'does not decrypt' err.txt || fail "$(cat err.txt)"
+}
+
+# The signed cmdline, not the disk, says the DataFS is encrypted: a plain
+# ext4 written there (with a file the attacker wants the system to read)
+# is never mounted, and not written.
+test_datafs_planted_plain_file_system_is_never_mounted_where_the_release_says_luks2() {
+        vm_shared_boot datafs datafs_boots
+        expect_in planted.log 'kos-system .* DataFS /dev/vda3: locked: it holds ext4, not LUKS2, and the signed cmdline says kos.datafs=luks2: a plain file system is never mounted there'
+        expect_in planted.log 'KOS-TEST-ROOT data-mounted=0'
+        expect_in planted.log 'KOS-TEST-ROOT proof absent'
+        [ "$(cat after-planted.sum)" = "$(cat planted.sum)" ] || fail "the planted partition was written"
 }
