@@ -36,7 +36,8 @@ static void lock(struct datafs *d, const char *format, ...) {
         d->state = "locked";
         d->mount_device[0] = '\0';
         d->needs_mkfs = false;
-        early_log("DataFS %s: locked: %s; continuing without /data (nothing on it was written)", d->device, d->reason);
+        early_log("DataFS %s: locked: %s; continuing without /data (%s)", d->device, d->reason,
+                  d->header_zeroed ? "the header this boot began to write was zeroed again" : "nothing on it was written");
 }
 
 /* libblkid's full probe (file systems, LUKS, RAID members, partition
@@ -224,9 +225,11 @@ static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t va
         if (r >= 0 &&
             (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, slot, pass, strlen(pass), 0)) < 0)
                 snprintf(why, size, "activate: %s", strerror(-r));
-        if (r < 0 && cd && crypt_get_type(cd))
+        if (r < 0 && cd && crypt_get_type(cd)) {
+                d->header_zeroed = true;
                 (void)crypt_wipe(cd, d->device, CRYPT_WIPE_ZERO, 0, crypt_get_data_offset(cd) * 512, 1 << 20, 0,
                                  NULL, NULL);
+        }
         explicit_bzero(pass, sizeof pass);
         explicit_bzero(volume_key, sizeof volume_key);
         crypt_free(cd);

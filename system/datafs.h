@@ -42,6 +42,7 @@ struct datafs {
         char reason[DATAFS_REASON_MAX]; /* why it is locked (or empty) */
         bool tpm_used;                  /* a secret was sealed or unsealed: the leave event must be extended */
         bool needs_mkfs;                /* formatted now: make ext4 on mount_device */
+        bool header_zeroed;             /* a format failed half-way: its header was zeroed again */
         double format_seconds;          /* the LUKS2 format, key slot and seal */
 };
 
