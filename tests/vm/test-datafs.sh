@@ -12,6 +12,9 @@
 #   8. the header and sealed key of before the reset, put back: locked;
 #   9. a plain ext4 planted there: never mounted, not written.
 
+# shellcheck source=system-lib.sh
+. "$ROOT/tests/vm/system-lib.sh"
+
 # The small root's /sbin/init: reports /data and boot.json's "data"; with
 # /data mounted, writes /data/proof on the first boot that can, asks for a
 # reset on the next (/data/reset-next), and on the one after runs
