@@ -70,11 +70,15 @@ static json_t *status_json(struct node *n) {
                                    n->next_poll_usec > now ? json_integer((json_int_t)((n->next_poll_usec - now) / 1000000))
                                                            : json_null());
         }
-        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "state",
+        json_t *datafs = json_pack("{s:s, s:s, s:s?}", "state", n->boot.data_state, "encryption",
+                                   n->boot.data_encryption[0] ? n->boot.data_encryption : "none", "reason",
+                                   n->boot.data_reason[0] ? n->boot.data_reason : NULL);
+        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "state",
                          node_state_name(n->state), "booted", "name", n->name, "id", n->id_hex, "version",
                          (json_int_t)n->version, "marked_good", n->marked_good, "app",
                          n->bus ? app_active_state(n) : "unknown", "fallback", fallback, "manifests", manifests,
-                         "install", install, "scrub", scrub, "rollback_floor", floor, "update", update);
+                         "install", install, "scrub", scrub, "rollback_floor", floor, "update", update, "datafs",
+                         datafs);
 }
 
 static json_t *api_status(struct node *n, struct varlink_connection *c, json_t *parameters) {
@@ -195,6 +199,7 @@ static const struct {
         json_t *(*call)(struct node *n, struct varlink_connection *c, json_t *parameters);
 } methods[] = {
         {"io.kos.Node.Status", true, api_status},
+        {"io.kos.Node.FactoryReset", false, api_factory_reset},
         {"io.kos.Node.Hold", false, api_hold},
         {"io.kos.Node.StartApp", false, api_start_app},
         {"io.kos.Node.MarkGood", false, api_mark_good},

@@ -110,6 +110,11 @@ int main(int argc, char **argv) {
                 return 1;
         }
         event("Node Manager started on manifest %s version %lld", n.name, n.version);
+        if (n.boot.data_state[0])
+                event("datafs: %s%s%s%s", n.boot.data_state, n.boot.data_encryption[0] ? " (" : "",
+                      n.boot.data_encryption, n.boot.data_encryption[0] ? ")" : "");
+        if (n.boot.data_reason[0])
+                event("datafs: %s: %s", n.boot.data_state, n.boot.data_reason);
         load_update_source(&n);
         sd_notify(false, "READY=1");
         /* Installs run in a child process while this loop keeps going. */

@@ -106,6 +106,8 @@ void event(const char *format, ...) __attribute__((format(printf, 1, 2)));
 const char *node_state_name(enum state s);
 void set_state(struct node *n, enum state s);
 void request_reboot(struct node *n, const char *why);
+/* factory-reset.c: io.kos.Node.FactoryReset. */
+json_t *api_factory_reset(struct node *n, struct varlink_connection *c, json_t *parameters);
 const char *app_active_state(struct node *n);
 int start_app(struct node *n);
 int connect_systemd(struct node *n);

@@ -8,7 +8,8 @@
 #   -> the app encrypted (LUKS2), its key sealed in the demo's TPM to PCR 7
 #   (Secure Boot) + PCR 15 (the KOS marker) -> a development key -> two signed manifests (demo-previous, demo-current
 #   on trial) -> Boot Kernel, System Kernel initrd -> GPT disk with ImageFS and
-#   DataFS -> QEMU: Boot Kernel, kexec, System Kernel, systemd, Node Manager,
+#   an empty DataFS -> QEMU: Boot Kernel, kexec, System Kernel (formats the
+#   DataFS as LUKS2, its key sealed in the TPM), systemd, Node Manager,
 #   kos-app, boot marked good.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,7 +65,11 @@ echo "Boot Kernel kernel: $bk ($(du -h "$bk" | cut -f1))"
 "$KOS" mkboot --kernel "$bk" --keyring keyring --output bootk --uki bootk/kos-boot.efi \
         --cmdline "console=ttyS0 panic=-1 loglevel=4 kos.tpm=required" --sign-key "$sbkeys/db.key" --sign-cert "$sbkeys/db.crt"
 sbverify --cert "$sbkeys/db.crt" bootk/kos-boot.efi
-"$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd
+# The vendor's DataFS recovery certificate (DEVELOPMENT, like every demo
+# key): in the signed initrd; its private key stays in build/demo.
+[ -s recovery.pem ] || openssl req -x509 -newkey rsa:2048 -nodes -keyout recovery.key -out recovery.pem \
+        -subj "/CN=KOS demo DataFS recovery (DEVELOPMENT)" -days 3650 2>/dev/null
+"$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --recovery-cert recovery.pem --output initrd
 
 step "ImageFS: two signed manifests; demo-current first and on trial, demo-previous as fallback"
 "$KOS" imagefs init img
@@ -72,7 +77,7 @@ step "ImageFS: two signed manifests; demo-current first and on trial, demo-previ
 for m in "demo-previous 1 app1.img" "demo-current 2 app2.img"; do
         set -- $m
         "$KOS" manifest create --name "$1" --version "$2" --security-version 1 --kernel vmlinuz --initrd initrd \
-                --cmdline "console=ttyS0 loglevel=4 panic=-1 kos.settle=5" --component base=base.img \
+                --cmdline "console=ttyS0 loglevel=4 panic=-1 kos.settle=5 kos.datafs=luks2" --component base=base.img \
                 --component runtime=runtime.img --component "app=$3" -o "$1.json"
         "$KOS" manifest sign --key kos-dev-DO-NOT-SHIP.key "$1.json" >/dev/null
         "$KOS" install --keyring keyring img "$1.json"
@@ -97,7 +102,8 @@ echo "sealed-keys/demo-app on the ImageFS: key demo-app sealed to PCR 7 = ${pcr7
 step "Disk: GPT with an EFI system partition (the UKI as \\EFI\\BOOT\\BOOTX64.EFI), the ImageFS and an empty DataFS"
 # kos image writes the factory image a vendor flashes (bmaptool copy --bmap
 # disk.bmap disk.img /dev/DEVICE): the DataFS is left empty, the System
-# Kernel formats it at first boot.
+# Kernel formats it at first boot: LUKS2 (kos.datafs=luks2 in the signed
+# cmdline), its key made and sealed on the device.
 "$KOS" image --force --imagefs img --imagefs-extra 256M --uki bootk/kos-boot.efi --data-size 128M --bmap disk.bmap \
         disk.img
 
@@ -125,7 +131,8 @@ grep -a -e 'kos-boot .*manifest ' -e 'kos-boot .*rollback floor: security' -e 'k
 printf '%-44s %s\n' "Boot Kernel: kexec into the System Kernel" "$(t 'kos-boot .*jumping') s"
 printf '%-44s %s\n' "System Kernel: init started" "$(t 'kos-system .*init started') s (new clock)"
 grep -aq 'Kernel is locked down from EFI Secure Boot' "$log" && echo "System Kernel: locked down (Secure Boot state handed on by kexec)"
-grep -a -e 'kos-system .*key .* from the TPM' -e 'kos-system .*sealed keys: ' -e 'kos-system .*BOOT FAILED' "$log" |
+grep -a -e 'kos-system .*key .* from the TPM' -e 'kos-system .*DataFS' -e 'kos-system .*sealed keys: ' \
+        -e 'kos-system .*BOOT FAILED' "$log" |
         tr -d '\r' | sed 's/^kos-system \[ *\([0-9.]*\)\] /  \1 s  /'
 printf '%-44s %s\n' "System Kernel: root assembled" "$(t 'kos-system .*root assembled') s"
 printf '%-44s %s\n' "Node Manager started (systemd running)" "$(t 'Node Manager started') s"
@@ -144,8 +151,13 @@ if ! grep -aq 'kos-system .*component app: key demo-app from the TPM' "$log"; th
         echo "DEMO FAILED: the app's key did not come from the TPM; see build/demo/console.log" >&2
         exit 1
 fi
+if ! grep -aq 'kos-system .*DataFS /dev/mapper/kos-data \(formatted\|mounted\) at /data (LUKS2' "$log"; then
+        echo "DEMO FAILED: the DataFS is not LUKS2 with its key sealed in the TPM; see build/demo/console.log" >&2
+        exit 1
+fi
+echo "DataFS: LUKS2 (aes-xts-plain64, 512-bit key) made at first boot, its key sealed in the TPM to PCR 7+15; recovery: kos datafs recover --key build/demo/recovery.key"
 if [ -n "$status" ] && jq -e '.app == "active"' >/dev/null <<<"$status"; then
-        echo "kos node status: $(jq -c '{state, booted: .booted.name, app, marked_good, rollback_floor}' <<<"$status")"
+        echo "kos node status: $(jq -c '{state, booted: .booted.name, app, marked_good, rollback_floor, datafs}' <<<"$status")"
         echo "DEMO OK: manifest $(jq -r .booted.name <<<"$status") booted, kos-app.target active"
 else
         echo "DEMO FAILED: see build/demo/console.log" >&2

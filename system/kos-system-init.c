@@ -23,6 +23,8 @@
  *   kos.rw_size=SIZE          tmpfs size (tmpfs syntax, e.g. 512M or 25%); default 50%
  *   kos.data=SPEC             the DataFS; default LABEL=KOS-DATA, else
  *                             PARTLABEL=KOS-DATA (formatted when empty)
+ *   kos.datafs=luks2|plain    the DataFS encrypted and sealed to the verified
+ *                             chain (system/datafs.h), or plain ext4 (default)
  *   kos.fail_delay=SECONDS    before the reboot on failure; default 10
  *   kos.init=PATH             the init of the new root; default /sbin/init
  */
@@ -41,6 +43,7 @@
 #include <unistd.h>
 
 #include "boot-info.h"
+#include "datafs.h"
 #include "early.h"
 #include "keystore.h"
 #include "tpm.h"
@@ -76,8 +79,7 @@ struct boot {
         char imagefs_device[64];
         struct layer_report layers[KOS_MANIFEST_MAX_COMPONENTS];
         const char *rw_mode;
-        const char *data_state;
-        char data_device[64];
+        struct datafs datafs;
         double t_init, t_modules, t_imagefs, t_manifest, t_layers, t_root;
 };
 
@@ -317,15 +319,16 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
 static void leave_sealed_keys(const struct boot *b) {
         struct kos_tpm t;
         int r = kos_tpm_open(&t);
+        unsigned unsealed = kos_key_provider_tpm_unsealed() + (b->datafs.tpm_used ? 1 : 0);
 
         if (r >= 0)
                 r = kos_tpm_seal_leave(&t);
         kos_tpm_close(&t);
-        switch (kos_leave_verdict(b->handoff.tpm_marker, r, kos_key_provider_tpm_unsealed())) {
+        switch (kos_leave_verdict(b->handoff.tpm_marker, r, unsealed)) {
         case KOS_LEAVE_EXTENDED:
                 early_log("sealed keys: %u unsealed; PCR %d extended with the leave event \"%s\": no key sealed to the "
                           "verified chain opens again until the next reset",
-                          kos_key_provider_tpm_unsealed(), KOS_TPM_SEAL_PCR, KOS_TPM_LEAVE_EVENT);
+                          unsealed, KOS_TPM_SEAL_PCR, KOS_TPM_LEAVE_EVENT);
                 return;
         case KOS_LEAVE_NO_TPM:
                 early_log("sealed keys: no TPM, no leave event");
@@ -342,7 +345,7 @@ static void leave_sealed_keys(const struct boot *b) {
                                   "the TPM driver?)", KOS_TPM_SEAL_PCR);
                 fail_boot("leave TPM", NULL, "cannot extend PCR %d of TPM %s with the leave event: %s (TPM rc "
                           "0x%x); %s would stay open to the running system", KOS_TPM_SEAL_PCR, t.path, strerror(-r),
-                          t.last_rc, kos_key_provider_tpm_unsealed() > 0 ? "the unsealed keys" : "keys sealed to the chain");
+                          t.last_rc, unsealed > 0 ? "the unsealed keys" : "keys sealed to the chain");
         }
 }
 
@@ -456,40 +459,30 @@ static void populate_run(struct boot *b) {
                 fail_boot("populate /run", NULL, "move the R/W cache: %m");
 }
 
-static void mount_data(struct boot *b) {
-        const char *spec = early_cmdline_get("kos.data");
-        struct early_device dev;
-        int r;
+/* Before the leave event: the DataFS's key may be sealed in the TPM. */
+static void prepare_data(struct boot *b) {
+        if (datafs_mode_parse(early_cmdline_get("kos.datafs"), &b->datafs.mode) < 0)
+                fail_boot("DataFS", NULL, "kos.datafs=%s is not luks2 or plain", early_cmdline_get("kos.datafs"));
+        datafs_prepare(&b->datafs, early_cmdline_get("kos.data"), b->handoff.tpm_marker);
+}
 
-        b->data_state = "missing";
-        if (!spec || !*spec)
-                spec = "LABEL=" KOS_LABEL_DATA "|PARTLABEL=" KOS_LABEL_DATA;
-        /* Its disk is normally the ImageFS's, already there: a short wait. */
-        r = early_find_device(spec, 2000, &dev);
-        if (r < 0) {
-                early_log("DataFS: %s %s; continuing without /data",
-                          r == -ENOTUNIQ ? "more than one device (listed above) matches" : "no device matches", spec);
+static void mount_data(struct boot *b) {
+        struct datafs *d = &b->datafs;
+
+        if (!d->mount_device[0])
+                return; /* missing or locked: said so already */
+        if (d->needs_mkfs && run_mkfs(d->mount_device, KOS_LABEL_DATA) < 0) {
+                early_log("DataFS: cannot format %s; continuing without /data", d->mount_device);
+                d->state = "unmountable";
                 return;
         }
-        if (!dev.type[0]) {
-                early_log("DataFS: %s is empty: formatting it as ext4 (first boot)", dev.path);
-                if (run_mkfs(dev.path, KOS_LABEL_DATA) < 0) {
-                        early_log("DataFS: cannot format %s; continuing without /data", dev.path);
-                        return;
-                }
-                b->data_state = "formatted";
-        } else if (strcmp(dev.type, "ext4") != 0) {
-                early_log("DataFS: %s holds %s, not ext4; continuing without /data", dev.path, dev.type);
-                return;
-        } else
-                b->data_state = "mounted";
-        if (mkdir_p(NEW_ROOT KOS_DATA_MOUNT) < 0 || mount(dev.path, NEW_ROOT KOS_DATA_MOUNT, "ext4", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-                early_log("DataFS: cannot mount %s: %m; continuing without /data", dev.path);
-                b->data_state = "unmountable";
+        if (mkdir_p(NEW_ROOT KOS_DATA_MOUNT) < 0 || mount(d->mount_device, NEW_ROOT KOS_DATA_MOUNT, "ext4", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+                early_log("DataFS: cannot mount %s: %m; continuing without /data", d->mount_device);
+                d->state = "unmountable";
                 return;
         }
-        snprintf(b->data_device, sizeof b->data_device, "%s", dev.path);
-        early_log("DataFS %s %s at /data", dev.path, b->data_state);
+        early_log("DataFS %s %s at /data%s", d->mount_device, d->state,
+                  d->mode == DATAFS_MODE_LUKS2 ? " (LUKS2, key sealed to the verified chain)" : "");
 }
 
 static void write_boot_json(const struct boot *b) {
@@ -512,8 +505,11 @@ static void write_boot_json(const struct boot *b) {
         snprintf(info.imagefs_partuuid, sizeof info.imagefs_partuuid, "%s", b->handoff.imagefs_partuuid);
         snprintf(info.imagefs_device, sizeof info.imagefs_device, "%s", b->imagefs_device);
         snprintf(info.rw, sizeof info.rw, "%s", b->rw_mode);
-        snprintf(info.data_state, sizeof info.data_state, "%s", b->data_state);
-        snprintf(info.data_device, sizeof info.data_device, "%s", b->data_device);
+        snprintf(info.data_state, sizeof info.data_state, "%s", b->datafs.state);
+        snprintf(info.data_device, sizeof info.data_device, "%s", b->datafs.device);
+        snprintf(info.data_encryption, sizeof info.data_encryption, "%s",
+                 b->datafs.mode == DATAFS_MODE_LUKS2 ? "luks2" : "none");
+        snprintf(info.data_reason, sizeof info.data_reason, "%s", b->datafs.reason);
         int r = kos_hex_decode(b->id, strlen(b->id), info.id, KOS_SHA256_LEN);
         if (r >= 0)
                 r = kos_boot_info_write(NEW_ROOT KOS_BOOT_INFO_FILE, &info);
@@ -641,6 +637,7 @@ int main(void) {
         kos_key_provider_tpm_set_imagefs(img.root_fd);
         for (size_t i = 0; i < b.manifest->n_components; i++)
                 mount_component(&b, &img, i);
+        prepare_data(&b);
         leave_sealed_keys(&b);
         write_migrated_keys();
         b.t_layers = early_uptime();

@@ -34,13 +34,14 @@ static bool device_path_is_valid(const char *s) {
         return true;
 }
 
+/* A word: [a-z0-9-], as "luks2". */
 static bool word_is_valid(const char *s) {
         size_t n = strlen(s);
 
         if (n == 0 || n >= KOS_BOOT_INFO_WORD_MAX)
                 return false;
         for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
                         return false;
         return true;
 }
@@ -55,7 +56,8 @@ static bool component_is_valid(const struct kos_boot_info_component *c) {
 static bool info_is_valid(const struct kos_boot_info *info) {
         if (!kos_name_is_valid(info->name) || !uuid_is_valid(info->imagefs_uuid) ||
             !uuid_is_valid(info->imagefs_partuuid) || info->n_components > KOS_MANIFEST_MAX_COMPONENTS ||
-            !word_is_valid(info->rw) || !word_is_valid(info->data_state) || info->version > INT64_MAX)
+            !word_is_valid(info->rw) || !word_is_valid(info->data_state) ||
+            (info->data_encryption[0] && !word_is_valid(info->data_encryption)) || info->version > INT64_MAX)
                 return false;
         for (size_t i = 0; i < info->n_components; i++)
                 if (!component_is_valid(&info->components[i]))
@@ -86,12 +88,13 @@ static json_t *info_to_json(const struct kos_boot_info *info) {
         if (!components)
                 return NULL;
         kos_hex_encode(info->id, KOS_SHA256_LEN, id);
-        return json_pack("{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:s}, s:o, s:s, s:{s:s, s:s}, "
+        return json_pack("{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:s}, s:o, s:s, s:{s:s, s:s, s:s, s:s}, "
                          "s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
                          "manifest", "name", info->name, "id", id, "version", (json_int_t)info->version, "imagefs",
                          "uuid", info->imagefs_uuid, "partuuid", info->imagefs_partuuid, "device",
                          info->imagefs_device, "components", components, "rw", info->rw, "data", "state",
-                         info->data_state, "device", info->data_device, "timings", "init_start", t->init_start,
+                         info->data_state, "device", info->data_device, "encryption", info->data_encryption,
+                         "reason", info->data_reason, "timings", "init_start", t->init_start,
                          "modules_loaded", t->modules_loaded, "imagefs_mounted", t->imagefs_mounted,
                          "manifest_verified", t->manifest_verified, "layers_mounted", t->layers_mounted,
                          "root_assembled", t->root_assembled);
@@ -176,15 +179,17 @@ static int parse_components(json_t *components, struct kos_boot_info *ret) {
 }
 
 static int parse_root(json_t *o, struct kos_boot_info *ret) {
-        const char *name, *id, *uuid, *partuuid, *device, *rw, *data_state, *data_device;
+        const char *name, *id, *uuid, *partuuid, *device, *rw, *data_state, *data_device, *encryption = "",
+                   *reason = "";
         struct kos_boot_info_timings *t = &ret->timings;
         json_t *components;
         json_int_t version;
 
-        if (json_unpack(o, "{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:s}, s:o, s:s, s:{s:s, s:s}, s:{s:F, s:F, s:F, s:F, s:F, s:F}}",
+        if (json_unpack(o, "{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:s}, s:o, s:s, s:{s:s, s:s, s?s, s?s}, s:{s:F, s:F, s:F, s:F, s:F, s:F}}",
                         "manifest", "name", &name, "id", &id, "version", &version, "imagefs", "uuid", &uuid,
                         "partuuid", &partuuid, "device", &device, "components", &components, "rw", &rw, "data",
-                        "state", &data_state, "device", &data_device, "timings", "init_start", &t->init_start,
+                        "state", &data_state, "device", &data_device, "encryption", &encryption, "reason", &reason,
+                        "timings", "init_start", &t->init_start,
                         "modules_loaded", &t->modules_loaded, "imagefs_mounted", &t->imagefs_mounted,
                         "manifest_verified", &t->manifest_verified, "layers_mounted", &t->layers_mounted,
                         "root_assembled", &t->root_assembled) < 0 ||
@@ -195,6 +200,8 @@ static int parse_root(json_t *o, struct kos_boot_info *ret) {
             copy_string(ret->imagefs_device, sizeof ret->imagefs_device, device) < 0 ||
             copy_string(ret->rw, sizeof ret->rw, rw) < 0 || copy_string(ret->data_state, sizeof ret->data_state, data_state) < 0 ||
             copy_string(ret->data_device, sizeof ret->data_device, data_device) < 0 ||
+            copy_string(ret->data_encryption, sizeof ret->data_encryption, encryption) < 0 ||
+            copy_string(ret->data_reason, sizeof ret->data_reason, reason) < 0 ||
             parse_components(components, ret) < 0)
                 return -EBADMSG;
         ret->version = (uint64_t)version;

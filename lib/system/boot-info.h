@@ -19,6 +19,7 @@
 #define KOS_UUID_MAX 64
 #define KOS_BOOT_INFO_DEVICE_MAX 160
 #define KOS_BOOT_INFO_WORD_MAX 32
+#define KOS_BOOT_INFO_REASON_MAX 512
 
 /* One component as the System Kernel mounted it (components[]). */
 struct kos_boot_info_component {
@@ -53,8 +54,10 @@ struct kos_boot_info {
         size_t n_components;                    /* components, in manifest order */
         struct kos_boot_info_component components[KOS_MANIFEST_MAX_COMPONENTS];
         char rw[KOS_BOOT_INFO_WORD_MAX];        /* rw: the R/W cache's mode (tmpfs, keep, wipe) */
-        char data_state[KOS_BOOT_INFO_WORD_MAX]; /* data.state: mounted, formatted, missing, unmountable */
-        char data_device[KOS_UUID_MAX];         /* data.device */
+        char data_state[KOS_BOOT_INFO_WORD_MAX]; /* data.state: mounted, formatted, missing, unmountable, locked */
+        char data_device[KOS_UUID_MAX];         /* data.device: the partition */
+        char data_encryption[KOS_BOOT_INFO_WORD_MAX]; /* data.encryption: luks2, none ("" when not written: older init) */
+        char data_reason[KOS_BOOT_INFO_REASON_MAX]; /* data.reason: why it is locked, else "" */
         struct kos_boot_info_timings timings;
         /* Filled by the parser from components[]: those with "verify":
          * "hash-tree" (and verity true), in manifest order, which Node

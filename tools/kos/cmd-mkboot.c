@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "initramfs.h"
+#include "datafs-recovery.h"
 #include "kos.h"
 #include "layout.h"
 #include "tpm-policy.h"
@@ -422,7 +423,7 @@ static const char *const system_modules[] = {
 };
 
 struct mkinitrd {
-        const char *kernel_dir, *init, *keyring, *keystore, *output, *compress, *tpm_policy_key;
+        const char *kernel_dir, *init, *keyring, *keystore, *output, *compress, *tpm_policy_key, *recovery_cert;
         const char *modules[64];
         size_t n_modules;
 };
@@ -463,6 +464,10 @@ static int add_system_files(struct initramfs *ir, const struct mkinitrd *o) {
                 return fail(EXIT_USAGE, "cannot add the key store %s: %s", o->keystore, strerror(-r)), r;
         if (o->tpm_policy_key && (r = add_tpm_policy_key(ir, o->tpm_policy_key)) < 0)
                 return r;
+        /* The vendor's DataFS recovery certificate (lib/system/datafs-recovery.h). */
+        if (o->recovery_cert &&
+            (r = initramfs_add_file(ir, KOS_IN_ARCHIVE(KOS_DATAFS_RECOVERY_CERT), o->recovery_cert, 0644)) < 0)
+                return fail(EXIT_USAGE, "cannot add the recovery certificate %s: %s", o->recovery_cert, strerror(-r)), r;
         return 0;
 }
 
@@ -472,7 +477,8 @@ int cmd_mkinitrd(int argc, char **argv) {
                 {"keyring", required_argument, NULL, 'r'},    {"keystore", required_argument, NULL, 's'},
                 {"output", required_argument, NULL, 'o'},     {"module", required_argument, NULL, 'm'},
                 {"compress", required_argument, NULL, 'z'},   {"tpm-policy-key", required_argument, NULL, 'T'},
-                {"help", no_argument, NULL, 'h'},             {}};
+                {"recovery-cert", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
+                {}};
         struct mkinitrd o = {.compress = "zstd"};
         char init[PATH_MAX], version[128];
         size_t n_modules = 0, size = 0;
@@ -480,18 +486,20 @@ int cmd_mkinitrd(int argc, char **argv) {
 
         program_beside_self("kos-system-init", init, sizeof init);
         o.init = init;
-        while ((c = getopt_long(argc, argv, "k:i:r:s:o:m:z:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "k:i:r:s:o:m:z:hR:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         printf("Usage: kos mkinitrd --kernel-dir DIR --keyring DIR [--keystore DIR]\n"
                                "                    --output FILE [--init FILE] [--module NAME]...\n"
-                               "                    [--compress zstd|gzip] [--tpm-policy-key PUBLIC.pem]\n\n"
+                               "                    [--compress zstd|gzip] [--tpm-policy-key PUBLIC.pem]\n"
+                               "                    [--recovery-cert CERT.pem]\n\n"
                                "Builds the System Kernel's initrd: kos-system-init (default: beside kos)\n"
                                "with the shared libraries it needs (resolved with ldd), mkfs.ext4 for\n"
                                "a first-boot DataFS, the keyring's *.pem, the key store's files (the\n"
                                "development key provider, /etc/kos/keys/<id>), and the modules for\n"
                                "loop, squashfs, erofs, ext4, overlay, dm-crypt and dm-verity with their\n"
-                               "dependencies. Compressed with zstd -19 (default; package zstd) or gzip -9.\n"
+                               "dependencies, and the vendor's DataFS recovery certificate (--recovery-cert).\n"
+                               "Compressed with zstd -19 (default; package zstd) or gzip -9.\n"
                                "Reproducible like 'kos mkboot'. --tpm-policy-key: the vendor's policy key\n"
                                "(kos tpm policy-key) for keys sealed to signed PCR policies.\n");
                         return EXIT_OK;
@@ -499,6 +507,7 @@ int cmd_mkinitrd(int argc, char **argv) {
                 case 'i': o.init = optarg; break;
                 case 'r': o.keyring = optarg; break;
                 case 's': o.keystore = optarg; break;
+                case 'R': o.recovery_cert = optarg; break;
                 case 'o': o.output = optarg; break;
                 case 'z': o.compress = optarg; break;
                 case 'T': o.tpm_policy_key = optarg; break;

@@ -17,6 +17,7 @@ static const struct {
         {"hold", "io.kos.Node.Hold", NULL},         {"start-app", "io.kos.Node.StartApp", NULL},
         {"activate", "io.kos.Node.Activate", "name"}, {"mark-good", "io.kos.Node.MarkGood", NULL},
         {"reboot", "io.kos.Node.Reboot", NULL},     {"check-update", "io.kos.Node.CheckUpdate", NULL},
+        {"factory-reset", "io.kos.Node.FactoryReset", NULL},
 };
 
 int cmd_node(int argc, char **argv) {
@@ -41,7 +42,9 @@ int cmd_node(int argc, char **argv) {
                        "  mark-good          mark this boot good now (root)\n"
                        "  reboot             reboot (root)\n"
                        "  check-update       poll the update source (/etc/kos/update.conf) now; answers when\n"
-                       "                     the pull is done, then reboots into a new manifest (root)\n",
+                       "                     the pull is done, then reboots into a new manifest (root)\n"
+                       "  factory-reset      erase the DataFS (LUKS2 headers, key slots; the TPM forgets its\n"
+                       "                     key), then reboot: the next boot formats it anew (root)\n",
                        KOS_NODE_SOCKET);
                 return argc < 2 ? EXIT_USAGE : EXIT_OK;
         }

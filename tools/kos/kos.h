@@ -75,6 +75,7 @@ int cmd_key(int argc, char **argv);
 int cmd_mkboot(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_node(int argc, char **argv);
+int cmd_datafs(int argc, char **argv);
 int cmd_mkinitrd(int argc, char **argv);
 
 /* kos push, kos pull (cmd-oci.c): built into the host kos only (KOS_WITH_HOST). */

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* The DataFS generation counter: see datafs-generation.h. */
+#include "datafs-generation.h"
+
+#include <errno.h>
+
+static const struct kos_tpm_nv_public generation_public = {
+        .index = KOS_DATAFS_GENERATION_INDEX,
+        .name_alg = 0x000b, /* SHA-256 */
+        .attributes = KOS_DATAFS_GENERATION_ATTRIBUTES,
+        .data_size = 8,
+};
+
+int kos_datafs_generation_read(struct kos_tpm *t, uint64_t *ret) {
+        struct kos_tpm_nv_public have;
+        int r = kos_tpm_nv_read_public(t, KOS_DATAFS_GENERATION_INDEX, &have);
+
+        if (r < 0)
+                return r;
+        if (!(have.attributes & KOS_TPM_NV_WRITTEN))
+                return -ENOENT; /* defined, never incremented: a first boot cut short */
+        if ((have.attributes & ~KOS_TPM_NV_WRITTEN) != KOS_DATAFS_GENERATION_ATTRIBUTES || have.data_size != 8 ||
+            have.name_alg != generation_public.name_alg || have.auth_policy_size != 0)
+                return -EPERM;
+        return kos_tpm_nv_read_u64(t, KOS_DATAFS_GENERATION_INDEX, KOS_TPM_RS_PW, ret);
+}
+
+int kos_datafs_generation_provision(struct kos_tpm *t, uint64_t *ret) {
+        struct kos_tpm_nv_public have;
+        int r = kos_datafs_generation_read(t, ret);
+
+        if (r != -ENOENT)
+                return r;
+        if (kos_tpm_nv_read_public(t, KOS_DATAFS_GENERATION_INDEX, &have) == -ENOENT &&
+            (r = kos_tpm_nv_define_space(t, &generation_public)) < 0)
+                return r;
+        return kos_datafs_generation_raise(t, ret);
+}
+
+int kos_datafs_generation_raise(struct kos_tpm *t, uint64_t *ret) {
+        int r = kos_tpm_nv_increment(t, KOS_DATAFS_GENERATION_INDEX, KOS_TPM_RS_PW);
+
+        return r < 0 ? r : kos_datafs_generation_read(t, ret);
+}

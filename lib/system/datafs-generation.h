@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* The DataFS generation (docs/tpm.md, "The DataFS key"): a TPM NV counter
+ * whose value is mixed into the DataFS key slot's passphrase, so that a
+ * factory reset, which increments it, makes the TPM forget the old DataFS
+ * for good: the old sealed secret still unseals in the verified chain, but
+ * with the new generation it no longer gives the old passphrase, and a
+ * TPM_NT_COUNTER never goes back (one defined anew starts at least at the
+ * highest count this TPM ever had, TPM 2.0 Part 1, 37.2.2).
+ *
+ * Read and incremented with the empty password (AUTHREAD | AUTHWRITE): the
+ * running system may raise it (a denial of service on its own data, which
+ * root has anyway by erasing the disk) but never lower it. */
+#pragma once
+
+#include <stdint.h>
+
+#include "tpm.h"
+
+/* In the owner range beside the floor counter (0x01004B4F): "KD". */
+#define KOS_DATAFS_GENERATION_INDEX 0x01004B44u
+/* TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA | TPM_NT_COUNTER. */
+#define KOS_DATAFS_GENERATION_ATTRIBUTES 0x02040014u
+
+/* The generation: 0, -ENOENT when the counter is not there (or never
+ * incremented), -EPERM when the index is not what KOS defines (another
+ * type, attributes or size: refused, not used), another negative errno. */
+_kos_must_check_ int kos_datafs_generation_read(struct kos_tpm *t, uint64_t *ret);
+/* The generation, defining and incrementing the counter first when it is
+ * not there (first boot). */
+_kos_must_check_ int kos_datafs_generation_provision(struct kos_tpm *t, uint64_t *ret);
+/* Increments it (factory reset): the new generation. */
+_kos_must_check_ int kos_datafs_generation_raise(struct kos_tpm *t, uint64_t *ret);

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/* The DataFS encrypted with LUKS2, its secret sealed to the verified chain:
+ * see datafs.h and docs/system-kernel.md, "The DataFS". */
+#include "datafs.h"
+
+#include <blkid/blkid.h>
+#include <errno.h>
+#include <libcryptsetup.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "datafs-generation.h"
+#include "datafs-recovery.h"
+#include "early.h"
+#include "layout.h"
+
+#define DATAFS_MAPPER_PATH "/dev/mapper/" DATAFS_MAPPER_NAME
+/* PBKDF2's least iteration count libcryptsetup accepts. The passphrase is
+ * 512 random bits, not something a person chose: no number of iterations
+ * makes guessing it harder than it is, so the key slot costs ~1 ms instead
+ * of argon2id's 2 s and 1 GiB (which the initrd could not spare either). */
+#define DATAFS_PBKDF2_ITERATIONS 1000
+
+/* --- At boot -------------------------------------------------------------- */
+
+static void lock(struct datafs *d, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void lock(struct datafs *d, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(d->reason, sizeof d->reason, format, ap);
+        va_end(ap);
+        d->state = "locked";
+        d->mount_device[0] = '\0';
+        d->needs_mkfs = false;
+        early_log("DataFS %s: locked: %s; continuing without /data (%s)", d->device, d->reason,
+                  d->header_zeroed ? "the header this boot began to write was zeroed again" : "nothing on it was written");
+}
+
+/* libblkid's full probe (file systems, LUKS, RAID members, partition
+ * tables): 1 when it finds nothing, 0 when it finds something, or <0. */
+static int probe_is_empty(const char *path) {
+        blkid_probe pr = blkid_new_probe_from_filename(path);
+
+        if (!pr)
+                return -errno ? -errno : -EIO;
+        blkid_probe_enable_superblocks(pr, 1);
+        blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+        blkid_probe_enable_partitions(pr, 1);
+        int r = blkid_do_safeprobe(pr); /* 0 found, 1 nothing, -2 ambiguous, -1 error */
+        blkid_free_probe(pr);
+        return r == 1 ? 1 : r == 0 || r == -2 ? 0 : -EIO;
+}
+
+static void open_luks2(struct datafs *d) {
+        struct crypt_device *cd = NULL;
+        struct kos_sealed_key k;
+        struct kos_tpm t;
+        uint8_t secret[DATAFS_SECRET_LEN];
+        char pass[DATAFS_PASSPHRASE_MAX], error[400];
+        const char *json;
+        uint64_t made_at = 0, generation = 0;
+        int keyslot = -1, token = -1, r;
+
+        if ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0) {
+                lock(d, "no LUKS2 header libcryptsetup can load (%s)", strerror(-r));
+                goto out;
+        }
+        for (int i = 0; i < 32 && token < 0; i++)
+                if (crypt_token_json_get(cd, i, &json) >= 0 && datafs_token_parse(json, &k, &keyslot, &made_at) >= 0)
+                        token = i;
+        if (token < 0) {
+                lock(d, "its LUKS2 header has no " DATAFS_TOKEN_TYPE " token of KOS");
+                goto out;
+        }
+        if ((r = kos_tpm_open(&t)) < 0) {
+                lock(d, "its key is sealed in a TPM, and %s", r == -ENODEV ? "this machine has none" : strerror(-r));
+                goto out;
+        }
+        r = datafs_unseal_key(&t, &k, secret, error, sizeof error);
+        int g = r < 0 ? 0 : kos_datafs_generation_read(&t, &generation);
+        kos_tpm_close(&t);
+        if (r < 0) {
+                lock(d, "the TPM does not unseal its key: %s", error);
+                goto out;
+        }
+        d->tpm_used = true;
+        if (g < 0) {
+                explicit_bzero(secret, sizeof secret);
+                lock(d, "cannot read the DataFS generation (TPM NV 0x%08x): %s", KOS_DATAFS_GENERATION_INDEX,
+                     g == -EPERM ? "the index is not the counter KOS defines" : strerror(-g));
+                goto out;
+        }
+        r = datafs_passphrase(secret, generation, pass);
+        explicit_bzero(secret, sizeof secret);
+        if (r >= 0)
+                r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);
+        explicit_bzero(pass, sizeof pass);
+        if (r < 0 && generation != made_at) {
+                lock(d, "the key slot was made at DataFS generation %llu and the TPM's is %llu: a factory reset since "
+                        "(its data can never be opened again)", (unsigned long long)made_at,
+                     (unsigned long long)generation);
+                goto out;
+        }
+        if (r < 0) {
+                lock(d, "the unsealed key does not open key slot %d (%s)", keyslot, strerror(-r));
+                goto out;
+        }
+        snprintf(d->mount_device, sizeof d->mount_device, DATAFS_MAPPER_PATH);
+        d->state = "mounted";
+        /* A first boot cut off between the LUKS2 format and mkfs. */
+        d->needs_mkfs = probe_is_empty(d->mount_device) == 1;
+        early_log("DataFS %s: LUKS2 opened with the key the TPM unsealed (token %d, key slot %d)%s", d->device, token,
+                  keyslot, d->needs_mkfs ? "; no file system inside yet" : "");
+out:
+        crypt_free(cd);
+}
+
+/* The verified chain, and nothing else, may format: PCR 15 at the marker,
+ * and PCR 7 as the firmware left it (the values the secret is sealed to). */
+static int read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], char *why, size_t size) {
+        uint8_t marker[KOS_SHA256_LEN];
+        int r;
+
+        if ((r = kos_tpm_pcr_read(t, 7, values[7])) < 0 || (r = kos_tpm_pcr_read(t, KOS_TPM_SEAL_PCR, values[KOS_TPM_SEAL_PCR])) < 0 ||
+            (r = kos_tpm_seal_pcr_expected(marker)) < 0) {
+                snprintf(why, size, "cannot read PCR 7 and %d: %s", KOS_TPM_SEAL_PCR, strerror(-r));
+                return r;
+        }
+        if (!kos_digest_equal(marker, values[KOS_TPM_SEAL_PCR])) {
+                snprintf(why, size, "PCR %d does not hold the verified-boot marker", KOS_TPM_SEAL_PCR);
+                return -EPERM;
+        }
+        return 0;
+}
+
+/* LUKS2, one key slot (PBKDF2, DATAFS_PBKDF2_ITERATIONS) for the sealed
+ * secret, the token; returns the key slot. */
+static int write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass,
+                       const struct kos_sealed_key *k, uint64_t generation, char *why, size_t size) {
+        struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256",
+                                         .iterations = DATAFS_PBKDF2_ITERATIONS, .flags = CRYPT_PBKDF_NO_BENCHMARK};
+        struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = 4096, .label = KOS_LABEL_DATA};
+        char json[DATAFS_TOKEN_MAX];
+        int r, slot;
+
+        if ((r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)volume_key,
+                              DATAFS_VOLUME_KEY_LEN, &params)) < 0) {
+                snprintf(why, size, "LUKS2 format: %s", strerror(-r));
+                return r;
+        }
+        if ((slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)volume_key,
+                                                    DATAFS_VOLUME_KEY_LEN, pass, strlen(pass))) < 0) {
+                snprintf(why, size, "LUKS2 key slot: %s", strerror(-slot));
+                return slot;
+        }
+        if ((r = datafs_token_format(k, slot, generation, json, sizeof json)) < 0 ||
+            (r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0) {
+                snprintf(why, size, "LUKS2 token: %s", strerror(-r));
+                return r;
+        }
+        return slot;
+}
+
+/* The recovery key slot, when the initrd has the vendor's recovery
+ * certificate (lib/system/datafs-recovery.h). Without it the DataFS opens
+ * only with this TPM, which the console says. */
+static void add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key, int keyslot) {
+        char pass[KOS_DATAFS_RECOVERY_PASS_MAX], why[300];
+        _cleanup_free_ char *json = NULL;
+        int r = kos_datafs_recovery_make(KOS_DATAFS_RECOVERY_CERT, keyslot, pass, &json, why, sizeof why);
+
+        if (r == -ENOENT) {
+                early_log("DataFS: no recovery certificate in the initrd (" KOS_DATAFS_RECOVERY_CERT "): no recovery "
+                          "key slot; only this TPM opens it");
+                return;
+        }
+        if (r >= 0 && (r = crypt_keyslot_add_by_volume_key(cd, keyslot, (const char *)volume_key,
+                                                           DATAFS_VOLUME_KEY_LEN, pass, strlen(pass))) >= 0)
+                r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
+        explicit_bzero(pass, sizeof pass);
+        if (r < 0) {
+                (void)crypt_keyslot_destroy(cd, keyslot);
+                early_log("DataFS: WARNING: no recovery key slot: %s", r == -EIO ? why : strerror(-r));
+                return;
+        }
+        early_log("DataFS: recovery key slot %d, its passphrase encrypted to the vendor's recovery certificate "
+                  "(token " KOS_DATAFS_RECOVERY_TOKEN ")", keyslot);
+}
+
+/* Makes the secrets, seals, formats and opens; on any failure after the
+ * format the header is wiped again, so the partition is as it was. */
+static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN], char *why,
+                           size_t size) {
+        uint8_t secret[DATAFS_SECRET_LEN], volume_key[DATAFS_VOLUME_KEY_LEN];
+        char pass[DATAFS_PASSPHRASE_MAX];
+        struct kos_sealed_key k;
+        struct crypt_device *cd = NULL;
+        uint64_t generation;
+        int r, slot = -1;
+
+        if (getrandom(secret, sizeof secret, 0) != sizeof secret ||
+            getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key) {
+                snprintf(why, size, "getrandom: %m");
+                return -EIO;
+        }
+        if ((r = kos_datafs_generation_provision(t, &generation)) < 0) {
+                snprintf(why, size, "cannot read or define the DataFS generation (TPM NV 0x%08x): %s",
+                         KOS_DATAFS_GENERATION_INDEX, r == -EPERM ? "the index is not the counter KOS defines" : strerror(-r));
+                explicit_bzero(secret, sizeof secret);
+                explicit_bzero(volume_key, sizeof volume_key);
+                return r;
+        }
+        r = datafs_passphrase(secret, generation, pass);
+        if (r >= 0)
+                r = datafs_seal_key(t, secret, values, &k, why, size);
+        explicit_bzero(secret, sizeof secret);
+        if (r >= 0 && (r = crypt_init(&cd, d->device)) < 0)
+                snprintf(why, size, "libcryptsetup: %s", strerror(-r));
+        if (r >= 0 && (r = slot = write_luks2(cd, volume_key, pass, &k, generation, why, size)) >= 0)
+                add_recovery_slot(cd, volume_key, slot + 1);
+        if (r >= 0 &&
+            (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, slot, pass, strlen(pass), 0)) < 0)
+                snprintf(why, size, "activate: %s", strerror(-r));
+        if (r < 0 && cd && crypt_get_type(cd)) {
+                d->header_zeroed = true;
+                (void)crypt_wipe(cd, d->device, CRYPT_WIPE_ZERO, 0, crypt_get_data_offset(cd) * 512, 1 << 20, 0,
+                                 NULL, NULL);
+        }
+        explicit_bzero(pass, sizeof pass);
+        explicit_bzero(volume_key, sizeof volume_key);
+        crypt_free(cd);
+        return r < 0 ? r : slot;
+}
+
+static void format_luks2(struct datafs *d, bool marker) {
+        uint8_t values[24][KOS_SHA256_LEN] = {{0}};
+        char why[400];
+        struct kos_tpm t;
+        double start = early_uptime();
+        int r;
+
+        if (!marker) {
+                lock(d, "it is empty, and the Boot Kernel handed on no verified-boot marker: only the verified chain "
+                        "formats it");
+                return;
+        }
+        if ((r = probe_is_empty(d->device)) != 1) {
+                lock(d, "libblkid finds %s on it: never formatted over", r == 0 ? "a signature" : "no answer");
+                return;
+        }
+        if ((r = kos_tpm_open(&t)) < 0) {
+                lock(d, "it is empty, and %s to seal its key", r == -ENODEV ? "there is no TPM" : strerror(-r));
+                return;
+        }
+        r = read_seal_values(&t, values, why, sizeof why);
+        if (r >= 0)
+                r = format_and_open(d, &t, values, why, sizeof why);
+        kos_tpm_close(&t);
+        if (r < 0) {
+                lock(d, "it is empty, and cannot be formatted: %s", why);
+                return;
+        }
+        d->tpm_used = true;
+        d->needs_mkfs = true;
+        d->state = "formatted";
+        d->format_seconds = early_uptime() - start;
+        snprintf(d->mount_device, sizeof d->mount_device, DATAFS_MAPPER_PATH);
+        early_log("DataFS %s: formatted as LUKS2 (aes-xts-plain64, 512-bit key, key slot %d: PBKDF2 %d iterations), "
+                  "its key sealed to PCR 7+%d in a " DATAFS_TOKEN_TYPE " token (%.3f s)",
+                  d->device, r, DATAFS_PBKDF2_ITERATIONS, KOS_TPM_SEAL_PCR, d->format_seconds);
+}
+
+static void prepare_plain(struct datafs *d, const char *type) {
+        if (!type[0]) {
+                early_log("DataFS: %s is empty: formatting it as ext4 (first boot)", d->device);
+                d->needs_mkfs = true;
+                d->state = "formatted";
+        } else if (strcmp(type, "ext4") != 0) {
+                early_log("DataFS: %s holds %s, not ext4; continuing without /data", d->device, type);
+                return;
+        } else
+                d->state = "mounted";
+        snprintf(d->mount_device, sizeof d->mount_device, "%s", d->device);
+}
+
+void datafs_prepare(struct datafs *d, const char *spec, bool marker) {
+        struct early_device dev;
+
+        d->state = "missing";
+        if (!spec || !*spec)
+                spec = "LABEL=" KOS_LABEL_DATA "|PARTLABEL=" KOS_LABEL_DATA;
+        /* Its disk is normally the ImageFS's, already there: a short wait. */
+        int r = early_find_device(spec, 2000, &dev);
+        if (r < 0) {
+                early_log("DataFS: %s %s; continuing without /data",
+                          r == -ENOTUNIQ ? "more than one device (listed above) matches" : "no device matches", spec);
+                return;
+        }
+        snprintf(d->device, sizeof d->device, "%s", dev.path);
+        if (d->mode == DATAFS_MODE_PLAIN)
+                prepare_plain(d, dev.type);
+        else if (strcmp(dev.type, "crypto_LUKS") == 0)
+                open_luks2(d);
+        else if (!dev.type[0])
+                format_luks2(d, marker);
+        else
+                lock(d, "it holds %s, not LUKS2, and the signed cmdline says kos.datafs=luks2: a plain file system "
+                        "is never mounted there", dev.type);
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* The DataFS (/data) encrypted with LUKS2 and sealed to the verified chain
+ * (docs/system-kernel.md, "The DataFS"; docs/tpm.md, "The DataFS key").
+ *
+ * The signed cmdline chooses (kos.datafs=luks2|plain; plain is the default
+ * for now). With luks2, the System Kernel's init, before the leave event:
+ *   - an empty partition (libblkid finds no LUKS2 header and no file
+ *     system), in the verified chain (PCR 15 holds the marker): formats it
+ *     as LUKS2 (aes-xts-plain64, a 512-bit volume key from getrandom), adds a
+ *     key slot whose passphrase is a second random secret, seals that secret
+ *     in the TPM (datafs_seal_key()), stores the sealed object in the header
+ *     as a "systemd-tpm2" token, opens it and makes ext4 inside;
+ *   - a LUKS2 partition: unseals the token's secret and opens it;
+ *   - anything else, or an unseal that fails: "locked", with the reason;
+ *     nothing is written to the partition, and the boot goes on without
+ *     /data. A plain file system is never mounted: the signed cmdline, not
+ *     the disk, says the DataFS is encrypted. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tpm-seal.h"
+
+#define DATAFS_MAPPER_NAME "kos-data"
+#define DATAFS_TOKEN_TYPE "systemd-tpm2"
+#define DATAFS_SECRET_LEN 64
+#define DATAFS_VOLUME_KEY_LEN 64 /* aes-xts-plain64 with AES-256: 512 bits */
+/* The sealed PCRs: Secure Boot's PCR 7 and the marker's PCR 15 (docs/tpm.md). */
+#define DATAFS_SEAL_PCRS ((1u << 7) | (1u << KOS_TPM_SEAL_PCR))
+#define DATAFS_TOKEN_MAX 8192
+#define DATAFS_REASON_MAX 256
+
+enum datafs_mode { DATAFS_MODE_PLAIN, DATAFS_MODE_LUKS2 };
+
+struct datafs {
+        enum datafs_mode mode;
+        const char *state;              /* missing, formatted, opened, locked, ... (boot.json data.state) */
+        char device[64];                /* the partition */
+        char mount_device[64];          /* what to mount: the partition, or /dev/mapper/kos-data */
+        char reason[DATAFS_REASON_MAX]; /* why it is locked (or empty) */
+        bool tpm_used;                  /* a secret was sealed or unsealed: the leave event must be extended */
+        bool needs_mkfs;                /* formatted now: make ext4 on mount_device */
+        bool header_zeroed;             /* a format failed half-way: its header was zeroed again */
+        double format_seconds;          /* the LUKS2 format, key slot and seal */
+};
+
+/* kos.datafs= of the signed cmdline: NULL or "plain" (the default), "luks2";
+ * -EINVAL for anything else. */
+int datafs_mode_parse(const char *value, enum datafs_mode *ret);
+
+/* The one place the DataFS secret meets the TPM: today PolicyPCR over
+ * DATAFS_SEAL_PCRS with values (PCR 7 as it is now, PCR 15 at the marker);
+ * a signed policy (PolicyAuthorize) later changes only these two. */
+int datafs_seal_key(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
+                    const uint8_t values[24][KOS_SHA256_LEN], struct kos_sealed_key *ret, char *error, size_t error_size);
+int datafs_unseal_key(struct kos_tpm *t, const struct kos_sealed_key *k, uint8_t ret[static DATAFS_SECRET_LEN],
+                      char *error, size_t error_size);
+
+/* The token's JSON (systemd-tpm2 layout plus kos-pcr-values and
+ * kos-generation) for a sealed key, its key slot and the generation it was
+ * made at, and back: 0, or -EBADMSG for a token that is not one of ours
+ * (untrusted: it is read from the disk). */
+int datafs_token_format(const struct kos_sealed_key *k, int keyslot, uint64_t generation, char *buf, size_t size);
+int datafs_token_parse(const char *untrusted_json, struct kos_sealed_key *ret, int *ret_keyslot,
+                       uint64_t *ret_generation);
+
+/* The key slot's passphrase: base64(HMAC-SHA256(secret, "kos-datafs-v1" ||
+ * generation as 8 bytes big-endian)), 44 characters; the generation is the
+ * TPM counter a factory reset raises (lib/system/datafs-generation.h). The
+ * length, or -EIO. (systemd-cryptsetup uses base64(secret) itself: the one
+ * step where KOS differs, docs/tpm.md.) */
+#define DATAFS_PASSPHRASE_LABEL "kos-datafs-v1"
+#define DATAFS_PASSPHRASE_MAX 64
+int datafs_passphrase(const uint8_t secret[static DATAFS_SECRET_LEN], uint64_t generation,
+                      char ret[static DATAFS_PASSPHRASE_MAX]);
+
+/* Before the leave event: finds spec's device and opens, formats or locks it
+ * as above (luks2), or leaves a plain one to mount (plain). marker: the
+ * handoff says the Boot Kernel extended PCR 15. Never fails the boot. */
+void datafs_prepare(struct datafs *d, const char *spec, bool marker);
