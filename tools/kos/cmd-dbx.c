@@ -34,10 +34,12 @@ static int read_binary(const char *path, size_t cap, uint8_t **ret, size_t *ret_
 }
 
 static int dbx_hash(int argc, char **argv) {
-        if (argc != 2 || wants_help(argc - 1, argv + 1)) {
+        if (wants_help(argc, argv)) {
                 printf("Usage: kos dbx hash UKI\n\nPrints the Authenticode SHA-256 of a PE image: what a dbx entry revoking it holds.\n");
-                return argc == 2 ? EXIT_OK : EXIT_USAGE;
+                return EXIT_OK;
         }
+        if (argc != 2)
+                return usage_error("dbx hash", "expected UKI");
         _cleanup_free_ uint8_t *pe = NULL;
         uint8_t digest[KOS_SHA256_LEN];
         char hex[KOS_SHA256_HEX_LEN + 1];
@@ -270,7 +272,7 @@ int cmd_dbx(int argc, char **argv) {
                 return dbx_check(argc - 1, argv + 1);
         if (argc >= 2 && strcmp(argv[1], "hash") == 0)
                 return dbx_hash(argc - 1, argv + 1);
-        if (argc < 2 || wants_help(argc - 1, argv + 1)) {
+        if (argc < 2 || wants_help(argc, argv)) {
                 printf("Usage: kos dbx create|check|hash ...\n\n"
                        "UEFI dbx updates: write a KEK-signed append revoking UKIs or db certificates,\n"
                        "check one against the UKIs a device needs, print a UKI's Authenticode hash.\n");

@@ -163,7 +163,7 @@ int cmd_revocation(int argc, char **argv) {
                 return revocation_create(argc - 1, argv + 1);
         if (argc >= 2 && strcmp(argv[1], "install") == 0)
                 return revocation_install(argc - 1, argv + 1);
-        if (wants_help(argc - 1, argv + 1) || argc < 2) {
+        if (argc < 2 || wants_help(argc, argv)) {
                 printf("Usage: kos revocation create|install ...\n\n"
                        "The manifest-key revocation list: create one, install a signed one into an\n"
                        "ImageFS. Each takes --help.\n");
