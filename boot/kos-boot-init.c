@@ -373,6 +373,8 @@ int main(void) {
                 fail_boot();
         }
         early_log("keyring: %zu trusted key(s)", ring.n_keys);
+        if (ring.n_revocation_keys > 0)
+                early_log("keyring: %zu revocation key(s): manifests need a fresh revocation.json", ring.n_revocation_keys);
         probe_tpm_marker();
 
         if (mount_imagefs(&imagefs_device) < 0 || kos_imagefs_open(IMAGEFS_MOUNT, &img) < 0) {

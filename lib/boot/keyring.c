@@ -48,11 +48,12 @@ int kos_key_public_from_pem(const char *pem, size_t len, uint8_t ret_raw[static 
         return r;
 }
 
-int kos_keyring_add_pem(struct kos_keyring *ring, const char *pem, size_t len, const char *file) {
+static int add_pem(struct kos_public_key *keys, size_t max, size_t *n_keys, const char *pem, size_t len,
+                   const char *file) {
         struct kos_public_key key = {0};
         int r;
 
-        if (ring->n_keys >= KOS_KEYRING_MAX_KEYS)
+        if (*n_keys >= max)
                 return -E2BIG;
         r = kos_key_public_from_pem(pem, len, key.raw);
         if (r < 0)
@@ -60,15 +61,78 @@ int kos_keyring_add_pem(struct kos_keyring *ring, const char *pem, size_t len, c
         if ((r = kos_key_id_of(key.raw, key.id)) < 0)
                 return r;
         snprintf(key.file, sizeof key.file, "%s", file);
-        if (kos_keyring_find(ring, key.id))
-                return 0; /* the same key twice is harmless */
-        ring->keys[ring->n_keys++] = key;
+        for (size_t i = 0; i < *n_keys; i++)
+                if (memcmp(keys[i].id, key.id, KOS_KEY_ID_LEN) == 0)
+                        return 0; /* the same key twice is harmless */
+        keys[(*n_keys)++] = key;
         return 0;
+}
+
+int kos_keyring_add_pem(struct kos_keyring *ring, const char *pem, size_t len, const char *file) {
+        return add_pem(ring->keys, KOS_KEYRING_MAX_KEYS, &ring->n_keys, pem, len, file);
 }
 
 static bool has_pem_suffix(const char *name) {
         size_t n = strlen(name);
         return n > 4 && strcmp(name + n - 4, ".pem") == 0 && name[0] != '.';
+}
+
+/* The *.pem files of dirfd into keys (at most max of them). */
+static int load_pem_files(int dirfd, const char *dir, struct kos_public_key *keys, size_t max, size_t *n_keys,
+                          char *ret_error, size_t error_size) {
+        DIR *d = fdopendir(fcntl(dirfd, F_DUPFD_CLOEXEC, 3));
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (!has_pem_suffix(de->d_name))
+                        continue;
+                _cleanup_free_ char *pem = NULL;
+                size_t len;
+                r = kos_read_file_at(dirfd, de->d_name, KOS_KEY_FILE_MAX, &pem, &len);
+                if (r >= 0)
+                        r = add_pem(keys, max, n_keys, pem, len, de->d_name);
+                if (r < 0) {
+                        snprintf(ret_error, error_size, "keyring %s: %s is not a usable Ed25519 public key (%s)", dir,
+                                 de->d_name, r == -EBADMSG || r == -EPROTONOSUPPORT ? "not an Ed25519 PEM public key" : strerror(-r));
+                        break;
+                }
+        }
+        closedir(d);
+        return r;
+}
+
+/* <dir>/revocation/: absent is fine; present, it must hold keys, none of
+ * them also a manifest key (a key that signs both could vouch for itself). */
+static int load_revocation_keys(int dirfd, const char *dir, struct kos_keyring *ring, char *ret_error,
+                                size_t error_size) {
+        _cleanup_close_ int subfd = openat(dirfd, KOS_KEYRING_REVOCATION_SUBDIR,
+                                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        char label[512];
+        int r;
+
+        if (subfd < 0 && errno == ENOENT)
+                return 0;
+        if (subfd < 0) {
+                r = -errno;
+                snprintf(ret_error, error_size, "cannot open %s/%s: %s", dir, KOS_KEYRING_REVOCATION_SUBDIR, strerror(-r));
+                return r;
+        }
+        snprintf(label, sizeof label, "%s/%s", dir, KOS_KEYRING_REVOCATION_SUBDIR);
+        r = load_pem_files(subfd, label, ring->revocation_keys, KOS_KEYRING_MAX_REVOCATION_KEYS,
+                           &ring->n_revocation_keys, ret_error, error_size);
+        if (r >= 0 && ring->n_revocation_keys == 0) {
+                snprintf(ret_error, error_size, "keyring %s holds no *.pem public key", label);
+                r = -ENOKEY;
+        }
+        for (size_t i = 0; r >= 0 && i < ring->n_revocation_keys; i++)
+                if (kos_keyring_find(ring, ring->revocation_keys[i].id)) {
+                        snprintf(ret_error, error_size, "keyring %s: %s is also a manifest key", label,
+                                 ring->revocation_keys[i].file);
+                        r = -EBADMSG;
+                }
+        return r;
 }
 
 int kos_keyring_load(const char *dir, struct kos_keyring *ret, char *ret_error, size_t error_size) {
@@ -81,29 +145,13 @@ int kos_keyring_load(const char *dir, struct kos_keyring *ret, char *ret_error, 
                 snprintf(ret_error, error_size, "cannot open keyring directory %s: %s", dir, strerror(-r));
                 return r;
         }
-        DIR *d = fdopendir(fcntl(dirfd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return -errno;
-        r = 0;
-        for (struct dirent *de; (de = readdir(d));) {
-                if (!has_pem_suffix(de->d_name))
-                        continue;
-                _cleanup_free_ char *pem = NULL;
-                size_t len;
-                r = kos_read_file_at(dirfd, de->d_name, KOS_KEY_FILE_MAX, &pem, &len);
-                if (r >= 0)
-                        r = kos_keyring_add_pem(ret, pem, len, de->d_name);
-                if (r < 0) {
-                        snprintf(ret_error, error_size, "keyring %s: %s is not a usable Ed25519 public key (%s)", dir,
-                                 de->d_name, r == -EBADMSG || r == -EPROTONOSUPPORT ? "not an Ed25519 PEM public key" : strerror(-r));
-                        break;
-                }
-        }
-        closedir(d);
+        r = load_pem_files(dirfd, dir, ret->keys, KOS_KEYRING_MAX_KEYS, &ret->n_keys, ret_error, error_size);
         if (r >= 0 && ret->n_keys == 0) {
                 snprintf(ret_error, error_size, "keyring %s holds no *.pem public key", dir);
                 r = -ENOKEY;
         }
+        if (r >= 0)
+                r = load_revocation_keys(dirfd, dir, ret, ret_error, error_size);
         return r;
 }
 

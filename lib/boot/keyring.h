@@ -14,6 +14,8 @@
 #define KOS_ED25519_SIGNATURE_LEN 64
 #define KOS_KEYRING_MAX_KEYS 64
 #define KOS_KEY_FILE_MAX 16384
+#define KOS_KEYRING_MAX_REVOCATION_KEYS 8
+#define KOS_KEYRING_REVOCATION_SUBDIR "revocation"
 
 struct kos_public_key {
         uint8_t id[KOS_KEY_ID_LEN];
@@ -24,13 +26,19 @@ struct kos_public_key {
 struct kos_keyring {
         size_t n_keys;
         struct kos_public_key keys[KOS_KEYRING_MAX_KEYS];
+        /* <dir>/revocation/ (its *.pem): keys that sign revocation lists
+         * (revocation.h) and nothing else; never trusted for a manifest. */
+        size_t n_revocation_keys;
+        struct kos_public_key revocation_keys[KOS_KEYRING_MAX_REVOCATION_KEYS];
 };
 
 _kos_must_check_ int kos_key_id_of(const uint8_t raw[static KOS_ED25519_PUBLIC_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN]);
 
 /* Loads every *.pem file of the directory; each must be an Ed25519 public key.
  * Any unreadable or foreign file is an error (-EBADMSG with a message in
- * ret_error), since a keyring is built deliberately and should be exact. */
+ * ret_error), since a keyring is built deliberately and should be exact.
+ * A subdirectory revocation/ (optional) holds the revocation keys, by the
+ * same rules; a key may not be both. */
 _kos_must_check_ int kos_keyring_load(const char *dir, struct kos_keyring *ret, char *ret_error, size_t error_size);
 
 /* Adds one PEM public key from memory. */

@@ -20,6 +20,8 @@ static const char *const reason_names[_KOS_REASON_MAX] = {
         [KOS_REASON_ROLLBACK] = "rollback",
         [KOS_REASON_HASH_TREE_MISMATCH] = "hash-tree-mismatch",
         [KOS_REASON_VERITY_SUPERBLOCK_MISMATCH] = "verity-superblock-mismatch",
+        [KOS_REASON_KEY_REVOKED] = "key-revoked",
+        [KOS_REASON_REVOCATION_LIST_STALE] = "revocation-list-stale",
 };
 
 const char *kos_reason_to_string(enum kos_reason r) {

@@ -24,6 +24,8 @@ enum kos_reason {
         KOS_REASON_ROLLBACK, /* security_version below the device's rollback floor */
         KOS_REASON_HASH_TREE_MISMATCH, /* "verify": "hash-tree": superblock or tree does not lead to root_hash */
         KOS_REASON_VERITY_SUPERBLOCK_MISMATCH, /* "verity": the superblock is not one the System Kernel maps */
+        KOS_REASON_KEY_REVOKED, /* signed only by keys the revocation list names */
+        KOS_REASON_REVOCATION_LIST_STALE, /* revocation keys in the keyring, no valid list at least as new as the manifest */
         _KOS_REASON_MAX,
 };
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "bootstate.h"
+#include "revocation.h"
 #include "verify.h"
 #include "verity.h"
 
@@ -256,21 +257,65 @@ struct device_state {
         struct kos_active_list active;
         int active_error;
         struct kos_boot_state_dir boot_state;
+        /* The revocation list, and the keyring it narrows (ring without the
+         * keys it revokes: the one every manifest is checked against). */
+        struct kos_revocation_state revocation;
+        const struct kos_keyring *narrowed;
+        struct kos_keyring *narrowed_copy; /* owned; NULL when narrowed is the caller's ring */
 };
 
+/* A manifest no key of the narrowed keyring signed: key-revoked instead of
+ * key-untrusted when a key the list revokes did sign it, so the log names
+ * the leak rather than a missing key. */
+static void explain_revoked(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
+                            const struct device_state *state, struct kos_candidate *c) {
+        struct kos_candidate full = {0};
+        struct kos_manifest *m = NULL;
+        char signer[KOS_KEY_ID_HEX_LEN + 1];
+
+        if (c->reason != KOS_REASON_KEY_UNTRUSTED || state->narrowed == ring || !kos_load_manifest(img, ring, name, &full, &m))
+                return;
+        kos_manifest_free(m);
+        if (!kos_revocation_list_names(&state->revocation.list, full.signer))
+                return;
+        kos_hex_encode(full.signer, KOS_KEY_ID_LEN, signer);
+        reject(c, KOS_REASON_KEY_REVOKED, "signed by key %s, which %s (security_version %lu) revokes", signer,
+               KOS_REVOCATION_FILE, (unsigned long)state->revocation.list.security_version);
+}
+
+/* With revocation keys in the keyring, a manifest boots only beside a valid
+ * list at least as new as itself: a leaked key's manifest needs a list from
+ * after the leak, which names it (docs/trust-chain.md). */
+static bool check_revocation_fresh(const struct kos_manifest *m, const struct kos_revocation_state *rs,
+                                   struct kos_candidate *c) {
+        if (!rs->required)
+                return true;
+        if (rs->error < 0)
+                return reject(c, KOS_REASON_REVOCATION_LIST_STALE,
+                              "the keyring holds revocation keys and %s, so no manifest can be trusted", rs->why);
+        if (rs->list.security_version < m->security_version)
+                return reject(c, KOS_REASON_REVOCATION_LIST_STALE,
+                              "security_version %lu, but %s vouches only up to %lu", (unsigned long)m->security_version,
+                              KOS_REVOCATION_FILE, (unsigned long)rs->list.security_version);
+        return true;
+}
+
 static void examine(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
-                    const struct kos_select_options *options, const struct kos_boot_state_dir *dir, uint32_t floor,
+                    const struct kos_select_options *options, const struct device_state *device, uint32_t floor,
                     struct kos_candidate *c, struct kos_manifest **ret_manifest, int *ret_kernel_fd, int *ret_initrd_fd) {
+        const struct kos_boot_state_dir *dir = &device->boot_state;
         struct kos_manifest *m = NULL;
 
         struct kos_boot_state state;
         int r;
 
-        if (!kos_load_manifest(img, ring, name, c, &m))
+        if (!kos_load_manifest(img, device->narrowed, name, c, &m)) {
+                explain_revoked(img, ring, name, device, c);
                 return;
+        }
         /* Anti-rollback right after authenticating and parsing: a manifest
          * this device has outgrown costs neither boot-state nor hashing. */
-        if (!kos_check_rollback(m, floor, c))
+        if (!kos_check_rollback(m, floor, c) || !check_revocation_fresh(m, &device->revocation, c))
                 goto rejected;
         /* Boot counting before hashing: an exhausted manifest costs nothing. */
         if ((r = kos_boot_state_read_in(dir, c->id, &state)) < 0) {
@@ -322,13 +367,31 @@ static int resolve_floor(const struct kos_imagefs *img, const struct kos_keyring
                                           &state->boot_state, ret);
 }
 
-static void device_state_read(const struct kos_imagefs *img, struct device_state *ret) {
+/* ret->narrowed is ring itself unless a valid list revokes keys (then a
+ * narrowed copy; -ENOMEM when memory ran out). Release with device_state_done(). */
+static int device_state_read(const struct kos_imagefs *img, const struct kos_keyring *ring, struct device_state *ret) {
         ret->active_error = kos_active_read(img, &ret->active);
         kos_boot_state_dir_open(img, &ret->boot_state);
+        kos_revocation_state_read(img, ring, &ret->revocation);
+        ret->narrowed = ring;
+        ret->narrowed_copy = NULL;
+        if (ret->revocation.required && ret->revocation.error == 0 && ret->revocation.list.n_revoked > 0) {
+                ret->narrowed_copy = malloc(sizeof *ret->narrowed_copy);
+                if (!ret->narrowed_copy)
+                        return -ENOMEM;
+                kos_keyring_narrow(ring, &ret->revocation.list, ret->narrowed_copy);
+                ret->narrowed = ret->narrowed_copy;
+        }
+        return 0;
+}
+
+static void device_state_done(struct device_state *state) {
+        kos_boot_state_dir_close(&state->boot_state);
+        free(TAKE_PTR(state->narrowed_copy));
 }
 
 static void examine_timed(const struct kos_imagefs *img, const struct kos_keyring *ring, const char *name,
-                          const struct kos_select_options *options, const struct kos_boot_state_dir *dir, uint32_t floor,
+                          const struct kos_select_options *options, const struct device_state *dir, uint32_t floor,
                           struct kos_candidate *ret, struct kos_manifest **ret_manifest, int *ret_kernel_fd,
                           int *ret_initrd_fd) {
         uint64_t start = kos_now_ns();
@@ -348,15 +411,14 @@ void kos_examine_manifest(const struct kos_imagefs *img, const struct kos_keyrin
         int r;
 
         options = options ? options : &defaults;
-        device_state_read(img, &state);
-        if ((r = resolve_floor(img, ring, options, &state, &floor)) < 0) {
+        if ((r = device_state_read(img, ring, &state)) < 0 || (r = resolve_floor(img, ring, options, &state, &floor)) < 0) {
                 memset(ret, 0, sizeof *ret);
                 snprintf(ret->name, sizeof ret->name, "%s", name);
                 reject(ret, KOS_REASON_IO_ERROR, "cannot read the rollback floor: %s", strerror(-r));
         } else
-                examine_timed(img, ring, name, options, &state.boot_state, floor.value, ret, ret_manifest, ret_kernel_fd,
+                examine_timed(img, ring, name, options, &state, floor.value, ret, ret_manifest, ret_kernel_fd,
                               ret_initrd_fd);
-        kos_boot_state_dir_close(&state.boot_state);
+        device_state_done(&state);
 }
 
 int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, const struct kos_select_options *options,
@@ -369,10 +431,10 @@ int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, co
         ret->selected = -1;
         ret->kernel_fd = ret->initrd_fd = -1;
         options = options ? options : &defaults;
-        /* `active` and boot-state/ once, for the floor and every candidate. */
-        device_state_read(img, &state);
-        if ((r = resolve_floor(img, ring, options, &state, &ret->floor)) < 0) {
-                kos_boot_state_dir_close(&state.boot_state);
+        /* `active`, boot-state/ and the revocation list once, for the floor
+         * and every candidate. */
+        if ((r = device_state_read(img, ring, &state)) < 0 || (r = resolve_floor(img, ring, options, &state, &ret->floor)) < 0) {
+                device_state_done(&state);
                 return r;
         }
         ret->active_error = state.active_error;
@@ -385,12 +447,12 @@ int kos_select(const struct kos_imagefs *img, const struct kos_keyring *ring, co
                         c->verdict = KOS_VERDICT_SKIPPED;
                         continue;
                 }
-                examine_timed(img, ring, state.active.entries[i].name, options, &state.boot_state, ret->floor.value, c,
+                examine_timed(img, ring, state.active.entries[i].name, options, &state, ret->floor.value, c,
                               &ret->manifest, &ret->kernel_fd, &ret->initrd_fd);
                 if (c->verdict == KOS_VERDICT_VALID)
                         ret->selected = (int)i;
         }
-        kos_boot_state_dir_close(&state.boot_state);
+        device_state_done(&state);
         return 0;
 }
 

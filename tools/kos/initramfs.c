@@ -112,7 +112,7 @@ int initramfs_add_data(struct initramfs *ir, const char *path, const void *data,
         return r < 0 ? r : add(ir, path, S_IFREG | mode, NULL, data, len);
 }
 
-int initramfs_add_pem_dir(struct initramfs *ir, const char *path, const char *dir) {
+static int add_pem_files(struct initramfs *ir, const char *path, const char *dir) {
         struct dirent **names = NULL;
         int n = scandir(dir, &names, NULL, alphasort), r = 0, added = 0;
 
@@ -134,6 +134,20 @@ int initramfs_add_pem_dir(struct initramfs *ir, const char *path, const char *di
         if (r >= 0 && added == 0)
                 r = -ENOKEY;
         return r;
+}
+
+/* The keyring's *.pem files and, when there, its revocation keys (the
+ * revocation/ subdirectory, lib/boot/keyring.h) beneath path/revocation/. */
+int initramfs_add_pem_dir(struct initramfs *ir, const char *path, const char *dir) {
+        char sub_dir[1024], sub_path[512];
+        struct stat st;
+        int r = add_pem_files(ir, path, dir);
+
+        if (r < 0 || (size_t)snprintf(sub_dir, sizeof sub_dir, "%s/revocation", dir) >= sizeof sub_dir ||
+            lstat(sub_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return r;
+        snprintf(sub_path, sizeof sub_path, "%s/revocation", path);
+        return add_pem_files(ir, sub_path, sub_dir);
 }
 
 int initramfs_add_dir_files(struct initramfs *ir, const char *path, const char *dir, mode_t mode) {

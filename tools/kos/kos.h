@@ -77,6 +77,8 @@ int cmd_bundle(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_datafs(int argc, char **argv);
 int cmd_mkinitrd(int argc, char **argv);
+int cmd_revocation(int argc, char **argv);
+int cmd_dbx(int argc, char **argv);
 
 /* kos push, kos pull (cmd-oci.c): built into the host kos only (KOS_WITH_HOST). */
 int cmd_push(int argc, char **argv);
