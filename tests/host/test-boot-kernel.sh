@@ -1,0 +1,89 @@
+# The Boot Kernel UKI a release carries (issue 21, item 1): kos mkboot
+# --security-version, kos manifest create --boot-kernel, and its journey in
+# a bundle. A UKI of a stand-in kernel (random bytes): objcopy and the
+# command line do not care, and no VM boots here.
+
+# bk_uki OUT [--security-version N]: an unsigned UKI of the fixture's vmlinuz.
+bk_uki() {
+        local out=$1; shift
+        "$KOS" mkboot --init "$ROOT/$BUILD/kos-boot-init" --kernel vmlinuz --keyring keyring --output "$out.d" \
+                --uki "$out" --cmdline "console=ttyS0 panic=-1" "$@" >/dev/null
+}
+
+test_mkboot_writes_the_bk_security_version_last_on_the_uki_command_line() {
+        fixture
+        bk_uki v5.efi --security-version 5 || fail "mkboot failed"
+        objcopy -O binary --only-section=.cmdline v5.efi cmdline
+        [ "$(cat cmdline)" = "console=ttyS0 panic=-1 kos.bk_security_version=5" ] || fail ".cmdline: $(cat cmdline)"
+        bk_uki plain.efi
+        objcopy -O binary --only-section=.cmdline plain.efi cmdline
+        [ "$(cat cmdline)" = "console=ttyS0 panic=-1" ] || fail "without --security-version: $(cat cmdline)"
+        local bad rc
+        for bad in 01 -1 4294967296 x ""; do
+                rc=0; bk_uki bad.efi --security-version "$bad" 2>/dev/null || rc=$?
+                [ "$rc" = 2 ] || fail "--security-version '$bad': exit $rc, wanted 2"
+        done
+        rc=0; "$KOS" mkboot --init "$ROOT/$BUILD/kos-boot-init" --kernel vmlinuz --keyring keyring --output x.d \
+                --uki x.efi --cmdline "kos.bk_security_version=9" 2>err >/dev/null || rc=$?
+        [ "$rc" = 2 ] && grep -q -- '--security-version' err || fail "a version in --cmdline: exit $rc: $(cat err)"
+        rc=0; "$KOS" mkboot --init "$ROOT/$BUILD/kos-boot-init" --kernel vmlinuz --keyring keyring --output y.d \
+                --security-version 3 2>/dev/null >/dev/null || rc=$?
+        [ "$rc" = 2 ] || fail "--security-version without --uki: exit $rc, wanted 2"
+}
+
+test_manifest_boot_kernel_takes_its_security_version_from_the_uki() {
+        fixture
+        bk_uki v7.efi --security-version 7
+        "$KOS" manifest create --name b --version 2 --kernel vmlinuz --initrd initrd --component base=base.img \
+                --boot-kernel v7.efi -o b.json || fail "manifest create failed"
+        [ "$(jq -r .boot_kernel.sha256 b.json)" = "$(sha v7.efi)" ] || fail "sha256: $(jq -c .boot_kernel b.json)"
+        [ "$(jq -r .boot_kernel.size b.json)" = "$(stat -c %s v7.efi)" ] || fail "size: $(jq -c .boot_kernel b.json)"
+        [ "$(jq -r .boot_kernel.bk_security_version b.json)" = 7 ] || fail "version: $(jq -c .boot_kernel b.json)"
+        "$KOS" manifest show b.json | grep -q 'Boot Kernel security version 7' || fail "$("$KOS" manifest show b.json)"
+}
+
+# A UKI without a version would measure nothing into PCR 14 and check no
+# floor: a release cannot carry one.
+test_manifest_refuses_a_boot_kernel_without_a_security_version_or_not_a_uki() {
+        fixture
+        bk_uki plain.efi
+        local rc=0
+        "$KOS" manifest create --name b --version 2 --kernel vmlinuz --initrd initrd --component base=base.img \
+                --boot-kernel plain.efi -o b.json 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q 'no kos.bk_security_version' err || fail "exit $rc: $(cat err)"
+        [ ! -e b.json ] || fail "a manifest was written"
+        rc=0
+        "$KOS" manifest create --name b --version 2 --kernel vmlinuz --initrd initrd --component base=base.img \
+                --boot-kernel initrd -o b.json 2>err || rc=$?
+        [ "$rc" = 2 ] && grep -q 'not a UKI' err || fail "exit $rc: $(cat err)"
+}
+
+# The UKI is a blob of the release like any other: a bundle carries it, the
+# install checks its hash, and selection boots the release without reading it.
+test_boot_kernel_uki_travels_in_a_bundle_and_selection_does_not_read_it() {
+        fixture; manifest a; "$KOS" activate img a
+        bk_uki v7.efi --security-version 7
+        "$KOS" manifest create --name b --version 2 --kernel vmlinuz --initrd initrd --component base=base.img \
+                --component app=app.img --boot-kernel v7.efi -o b.json
+        "$KOS" manifest sign --key secret.pem b.json >/dev/null
+        "$KOS" bundle create -o b.kosb b.json v7.efi >/dev/null || fail "bundle create refused the UKI"
+        "$KOS" bundle install --keyring keyring img b.kosb >out || fail "install failed: $(cat out)"
+        cmp "img/components/$(sha v7.efi)" v7.efi || fail "the UKI is not in the ImageFS"
+        expect_selected b
+        # Selection hashes the kernel, initrd and components only.
+        rm "img/components/$(sha v7.efi)"
+        expect_selected b
+}
+
+test_bundle_with_a_flipped_byte_in_the_boot_kernel_uki_changes_nothing() {
+        fixture; manifest a; "$KOS" activate img a
+        bk_uki v7.efi --security-version 7
+        "$KOS" manifest create --name b --version 2 --kernel vmlinuz --initrd initrd --component base=base.img \
+                --component app=app.img --boot-kernel v7.efi -o b.json
+        "$KOS" manifest sign --key secret.pem b.json >/dev/null
+        "$KOS" bundle create -o b.kosb b.json v7.efi >/dev/null
+        flip_byte b.kosb $(( $(stat -c %s b.kosb) - 100000 ))
+        local rc=0; "$KOS" bundle install --keyring keyring img b.kosb 2>err || rc=$?
+        [ "$rc" = 1 ] && grep -q 'component-hash-mismatch' err || fail "exit $rc: $(cat err)"
+        [ ! -e "img/components/$(sha v7.efi)" ] || fail "the corrupt UKI is in the ImageFS"
+}
