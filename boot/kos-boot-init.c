@@ -24,6 +24,7 @@
  *                                             boots nothing either way
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/kexec.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -46,6 +47,7 @@
 #include "select.h"
 #include "layout.h"
 #include "tpm.h"
+#include "uki.h"
 
 #define IMAGEFS_MOUNT KOS_INITRAMFS_IMAGEFS_MOUNT
 #define MODULES_DIR "/lib/modules"
@@ -338,6 +340,42 @@ static void preload_start(const struct kos_candidate *c, const struct kos_manife
         p->running = true;
 }
 
+/* The Boot Kernel security version of this UKI (kos.bk_security_version=N,
+ * signed with its command line: lib/boot/uki.h) goes into PCR 14 before
+ * anything else reads the disk, so that keys sealed to it open only under a
+ * UKI of that version (docs/tpm.md). Without the parameter (a UKI built
+ * before it existed, or without --security-version) nothing is extended
+ * and PCR 14 stays zero; a malformed one is treated the same way. */
+static void measure_bk_security_version(void) {
+        char event[KOS_BK_SECURITY_VERSION_EVENT_MAX];
+        struct kos_tpm t;
+        uint32_t v;
+        int r = kos_bk_security_version_from_cmdline(early_cmdline_raw(), &v);
+
+        if (r == -ENOENT) {
+                early_log("Boot Kernel security version: none on the command line (PCR %d not extended)",
+                          KOS_BK_SECURITY_VERSION_PCR);
+                return;
+        }
+        if (r < 0) {
+                early_log("Boot Kernel security version: malformed " KOS_BK_SECURITY_VERSION_PARAM " (PCR %d not extended)",
+                          KOS_BK_SECURITY_VERSION_PCR);
+                return;
+        }
+        if ((r = kos_tpm_open(&t)) < 0) {
+                early_log("Boot Kernel security version %" PRIu32 " (no TPM: not measured)", v);
+                return;
+        }
+        kos_bk_security_version_event(v, event);
+        if ((r = kos_bk_measure_security_version(&t, v)) < 0)
+                early_log("Boot Kernel security version %" PRIu32 ": cannot extend PCR %d: %s (TPM rc 0x%x)", v,
+                          KOS_BK_SECURITY_VERSION_PCR, strerror(-r), t.last_rc);
+        else
+                early_log("Boot Kernel security version %" PRIu32 ": PCR %d extended with \"%s\"", v,
+                          KOS_BK_SECURITY_VERSION_PCR, event);
+        kos_tpm_close(&t);
+}
+
 int main(void) {
         struct kos_keyring ring;
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
@@ -355,6 +393,7 @@ int main(void) {
                 early_log("cannot read /proc/cmdline; using defaults");
 
         load_modules();
+        measure_bk_security_version();
         r = kos_rollback_tpm_prepare(error, sizeof error);
         early_log("rollback floor: %s", error);
         /* A TPM whose counter cannot be used is tampering (or a failing

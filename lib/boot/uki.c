@@ -2,6 +2,8 @@
 #include "uki.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -132,4 +134,25 @@ int kos_uki_security_version(int fd, uint32_t *ret) {
         if (strlen(cmdline) != len)
                 return -EINVAL;
         return kos_bk_security_version_from_cmdline(cmdline, ret);
+}
+
+size_t kos_bk_security_version_event(uint32_t v, char ret[static KOS_BK_SECURITY_VERSION_EVENT_MAX]) {
+        int n = snprintf(ret, KOS_BK_SECURITY_VERSION_EVENT_MAX, KOS_BK_SECURITY_VERSION_EVENT_PREFIX "%" PRIu32, v);
+        return n > 0 ? (size_t)n : 0;
+}
+
+int kos_bk_security_version_expected_pcr(uint32_t v, uint8_t ret_pcr[static KOS_SHA256_LEN]) {
+        char event[KOS_BK_SECURITY_VERSION_EVENT_MAX];
+        uint8_t buf[2 * KOS_SHA256_LEN] = {0};
+        size_t len = kos_bk_security_version_event(v, event);
+        int r = kos_sha256(event, len, buf + KOS_SHA256_LEN);
+
+        return r < 0 ? r : kos_sha256(buf, sizeof buf, ret_pcr);
+}
+
+int kos_bk_measure_security_version(struct kos_tpm *t, uint32_t v) {
+        char event[KOS_BK_SECURITY_VERSION_EVENT_MAX];
+        size_t len = kos_bk_security_version_event(v, event);
+
+        return kos_tpm_extend_event(t, KOS_BK_SECURITY_VERSION_PCR, event, len);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tpm.h"
 #include "util.h"
 
 #define KOS_BK_SECURITY_VERSION_PARAM "kos.bk_security_version"
@@ -35,3 +36,18 @@ _kos_must_check_ int kos_uki_read_section(int fd, const char *name, size_t cap, 
 /* The security version written in the UKI at fd (its .cmdline section):
  * the errors of both functions above. */
 _kos_must_check_ int kos_uki_security_version(int fd, uint32_t *ret);
+
+/* --- PCR 14 (docs/tpm.md, "The Boot Kernel security version"): the Boot
+ * Kernel, first thing once it has a TPM, extends KOS_BK_SECURITY_VERSION_PCR
+ * with the ASCII event "kos-bk-security-version=N" (decimal, no NUL): the
+ * SHA-256 bank with SHA-256(event), the SHA-1 bank with SHA-1(event). A UKI
+ * without the parameter extends nothing, so PCR 14 stays zero. */
+#define KOS_BK_SECURITY_VERSION_EVENT_MAX (sizeof(KOS_BK_SECURITY_VERSION_EVENT_PREFIX) + 10)
+
+/* The event's bytes (NUL-terminated for printing; the NUL is not measured):
+ * returns its length. */
+size_t kos_bk_security_version_event(uint32_t v, char ret[static KOS_BK_SECURITY_VERSION_EVENT_MAX]);
+/* The SHA-256 PCR 14 value after the one extend from reset:
+ * SHA-256(32 zero bytes || SHA-256(event)). */
+_kos_must_check_ int kos_bk_security_version_expected_pcr(uint32_t v, uint8_t ret_pcr[static KOS_SHA256_LEN]);
+_kos_must_check_ int kos_bk_measure_security_version(struct kos_tpm *t, uint32_t v);

@@ -169,3 +169,19 @@ TEST(uki_section_reader_rejects_offsets_outside_the_file_and_non_pe) {
         CHECK(n == 66);
         CHECK(version_of_file(path, &v) == -ENOEXEC);
 }
+
+/* The agreed PCR 14 event (docs/tpm.md): golden values computed with
+ * Python's hashlib: sha256(b"kos-bk-security-version=3") and
+ * sha256(b"\0" * 32 + that). */
+TEST(bk_security_version_pcr14_event_and_expected_value_match_golden_values) {
+        char event[KOS_BK_SECURITY_VERSION_EVENT_MAX], hex[KOS_SHA256_HEX_LEN + 1];
+        uint8_t digest[KOS_SHA256_LEN];
+        CHECK(kos_bk_security_version_event(3, event) == 25 && strcmp(event, "kos-bk-security-version=3") == 0);
+        CHECK(kos_sha256(event, 25, digest) == 0);
+        kos_hex_encode(digest, KOS_SHA256_LEN, hex);
+        CHECK(strcmp(hex, "3effa844d2f16044085a5f6f14029a62ddfb1f730157f44f0befb99aee2ba3f9") == 0);
+        CHECK(kos_bk_security_version_expected_pcr(3, digest) == 0);
+        kos_hex_encode(digest, KOS_SHA256_LEN, hex);
+        CHECK(strcmp(hex, "e6e7213a4d6afc1b5edb7967962f0c9141046c5495c501c7a197453975bb607b") == 0);
+        CHECK(kos_bk_security_version_event(UINT32_MAX, event) == 34 && strcmp(event, "kos-bk-security-version=4294967295") == 0);
+}
