@@ -110,6 +110,9 @@ const char *app_active_state(struct node *n);
 int start_app(struct node *n);
 int connect_systemd(struct node *n);
 
+/* boot-slots.c: the Boot Kernel's ESP slots, after a boot is marked good. */
+void boot_slots_after_good(struct node *n);
+
 /* confirm.c */
 const char *scrub_state_name(enum scrub_state s);
 void refresh_floor(struct node *n);

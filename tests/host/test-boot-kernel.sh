@@ -87,3 +87,17 @@ test_bundle_with_a_flipped_byte_in_the_boot_kernel_uki_changes_nothing() {
         [ "$rc" = 1 ] && grep -q 'component-hash-mismatch' err || fail "exit $rc: $(cat err)"
         [ ! -e "img/components/$(sha v7.efi)" ] || fail "the corrupt UKI is in the ImageFS"
 }
+
+# Node Manager reaches EFI variables and the ESP: Debian's kernel has
+# efivarfs, vfat and the nls tables as modules, so the System Kernel's
+# initrd brings them (loaded there, they stay for the running system).
+test_system_initrd_carries_efivarfs_vfat_and_nls_for_the_esp_slots() {
+        local kd; kd=$("$ROOT/scripts/fetch-kernel.sh")
+        "$KOS" keygen s.pem p.pem >/dev/null && mkdir keyring && cp p.pem keyring/vendor.pem
+        "$KOS" mkinitrd --init "$ROOT/$BUILD/kos-system-init" --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
+        zstd -dc initrd | cpio -i --quiet --to-stdout etc/kos/modules >order
+        local m
+        for m in fs/efivarfs/efivarfs.ko fs/fat/vfat.ko fs/fat/fat.ko fs/nls/nls_cp437.ko fs/nls/nls_ascii.ko fs/nls/nls_utf8.ko; do
+                grep -q "^kernel/$m:" order || fail "$m is not in the initrd: $(cat order)"
+        done
+}

@@ -454,6 +454,9 @@ static const char *const system_modules[] = {
         "crc32c_generic", "virtio_pci", "virtio_blk", "loop",     "squashfs",    "erofs",
         "ext4",        "overlay", "dm_crypt", "dm_verity",     "xts",         "ecb",
         "algif_skcipher", "algif_hash", "aesni_intel", "sha256_ssse3",
+        /* Node Manager's Boot Kernel slots: EFI variables and the ESP (vfat
+         * with Debian's defaults: codepage 437, iocharset ascii, utf8). */
+        "efivarfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8",
 };
 
 struct mkinitrd {
@@ -506,7 +509,8 @@ int cmd_mkinitrd(int argc, char **argv) {
                                "with the shared libraries it needs (resolved with ldd), mkfs.ext4 for\n"
                                "a first-boot DataFS, the keyring's *.pem, the key store's files (the\n"
                                "development key provider, /etc/kos/keys/<id>), and the modules for\n"
-                               "loop, squashfs, erofs, ext4, overlay, dm-crypt and dm-verity with their\n"
+                               "loop, squashfs, erofs, ext4, overlay, dm-crypt, dm-verity, efivarfs and vfat\n"
+                               "(the Boot Kernel's ESP slots) with their\n"
                                "dependencies. Compressed with zstd -19 (default; package zstd) or gzip -9.\n"
                                "Reproducible like 'kos mkboot'.\n");
                         return EXIT_OK;
