@@ -101,3 +101,18 @@ test_system_initrd_carries_efivarfs_vfat_and_nls_for_the_esp_slots() {
                 grep -q "^kernel/$m:" order || fail "$m is not in the initrd: $(cat order)"
         done
 }
+
+# kos image lays out the first Boot Kernel slot beside the removable path;
+# slot B stays empty until a release brings a UKI.
+test_image_puts_the_uki_in_boot_kernel_slot_a_and_the_removable_path() {
+        fixture; manifest a; "$KOS" activate img a
+        bk_uki v1.efi --security-version 1
+        "$KOS" image --imagefs img --uki v1.efi --data-size 40M disk.img >/dev/null 2>err || fail "kos image: $(cat err)"
+        local start size
+        start=$(sfdisk -d disk.img | sed -n 's/^disk.img1 : start= *\([0-9]*\),.*/\1/p')
+        size=$(sfdisk -d disk.img | sed -n 's/^disk.img1 : .*size= *\([0-9]*\),.*/\1/p')
+        dd if=disk.img of=esp.part bs=512 skip="$start" count="$size" status=none
+        mcopy -i esp.part ::/EFI/KOS/SLOT-A.EFI a.efi && cmp a.efi v1.efi || fail "slot A is not the UKI"
+        mcopy -i esp.part ::/EFI/BOOT/BOOTX64.EFI boot.efi && cmp boot.efi v1.efi || fail "BOOTX64.EFI is not the UKI"
+        ! mcopy -i esp.part ::/EFI/KOS/SLOT-B.EFI b.efi 2>/dev/null || fail "slot B is not empty"
+}
