@@ -23,6 +23,7 @@
 #include "early.h"
 #include "load.h"
 #include "node.h"
+#include "tpm.h"
 
 #define EFIVARS_DIR "/sys/firmware/efi/efivars"
 #define ESP_MOUNT KOS_RUN_DIR "/esp"
@@ -111,6 +112,42 @@ static void log_slots(const struct kos_bk_slots *s) {
         }
 }
 
+/* The Boot Kernel floor (lib/boot/tpm.h): -ENODEV without a TPM. */
+static int read_bk_floor(uint32_t *ret, char *why, size_t why_size) {
+        struct kos_tpm t;
+        int r = kos_tpm_open(&t);
+
+        if (r < 0)
+                return r == -ENODEV ? r : kos_say_why(r, why, why_size, "cannot open the TPM: %s", strerror(-r));
+        r = kos_tpm_bk_floor_read(&t, ret, why, why_size);
+        kos_tpm_close(&t);
+        return r;
+}
+
+/* Raised to the default slot's security version once that slot booted and
+ * was marked good, never before: the old slot then refuses to run. Called
+ * on every good boot of the default slot, so a cut between BootOrder and
+ * the raise is completed by the next one. */
+static void raise_bk_floor(const struct kos_bk_slots *s) {
+        char why[320] = "";
+        struct kos_tpm t;
+        uint32_t floor = 0;
+
+        if (s->booted < 0 || s->booted != s->good || !s->slot[s->booted].has_security_version)
+                return;
+        uint32_t v = s->slot[s->booted].security_version;
+        int r = kos_tpm_open(&t);
+        if (r == -ENODEV)
+                return;
+        if (r >= 0 && (r = kos_tpm_bk_floor_read(&t, &floor, why, sizeof why)) >= 0 && floor < v &&
+            (r = kos_tpm_bk_floor_raise(&t, v, why, sizeof why)) >= 0)
+                event("Boot Kernel floor raised from %" PRIu32 " to %" PRIu32, floor, v);
+        if (r < 0)
+                event("cannot raise the Boot Kernel floor to %" PRIu32 ": %s", v, why[0] ? why : strerror(-r));
+        if (r != -ENODEV)
+                kos_tpm_close(&t);
+}
+
 /* Step 3: the release's UKI into the slot not in use, then its trial. */
 static void install_release_uki(struct node *n, struct esp *e, const struct kos_bk_slots *s,
                                 const struct kos_boot_kernel *bk) {
@@ -129,6 +166,17 @@ static void install_release_uki(struct node *n, struct esp *e, const struct kos_
                         event("cannot start the trial of slot %c: %s", kos_bk_slot_letter(i), strerror(-r));
                 else
                         event("Boot Kernel slot %c holds %.16s: the next boot tries it once (BootNext)", kos_bk_slot_letter(i), hex);
+                return;
+        }
+        uint32_t floor = 0;
+        char why[320] = "";
+        if ((r = read_bk_floor(&floor, why, sizeof why)) < 0 && r != -ENODEV) {
+                event("the Boot Kernel floor cannot be read (%s): Boot Kernel %.16s not installed", why, hex);
+                return;
+        }
+        if (bk->security_version < floor) {
+                event("Boot Kernel %.16s has security version %" PRIu32 ", below the Boot Kernel floor %" PRIu32
+                      ": not installed", hex, bk->security_version, floor);
                 return;
         }
         /* The idle slot: never the one this boot came from, nor the default. */
@@ -152,7 +200,7 @@ static void install_release_uki(struct node *n, struct esp *e, const struct kos_
                       "(BootNext)", hex, bk->security_version, kos_bk_slot_letter(idle));
 }
 
-void boot_slots_after_good(struct node *n) {
+static void update_slots(struct node *n) {
         _cleanup_manifest_ struct kos_manifest *m = NULL;
         struct kos_candidate c = {0};
         struct kos_bk_slots s;
@@ -182,10 +230,16 @@ void boot_slots_after_good(struct node *n) {
                 else
                         event("Boot Kernel slot A is the default now (Boot%04X first in BootOrder)", KOS_BK_SLOT_BOOT_NUMBER(0));
         }
-        if (r >= 0 && (r = kos_bk_slots_load(e.fd, e.efivars_fd, &s)) >= 0 &&
-            kos_load_manifest_by_id(&n->img, &n->ring, n->id, &c, &m) && m->boot_kernel.present)
+        if (r >= 0 && (r = kos_bk_slots_load(e.fd, e.efivars_fd, &s)) >= 0)
+                raise_bk_floor(&s);
+        if (r >= 0 && kos_load_manifest_by_id(&n->img, &n->ring, n->id, &c, &m) && m->boot_kernel.present)
                 install_release_uki(n, &e, &s, &m->boot_kernel);
         if (r >= 0 && kos_bk_slots_load(e.fd, e.efivars_fd, &s) >= 0)
                 log_slots(&s);
         esp_close(&e);
+}
+
+void boot_slots_after_good(struct node *n) {
+        update_slots(n);
+        early_log("Boot Kernel slots: done");
 }
