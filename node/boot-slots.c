@@ -98,6 +98,34 @@ static int esp_open(struct esp *e, char *why, size_t why_size) {
         return e->fd < 0 ? kos_say_why(-errno, why, why_size, "cannot open %s: %s", ESP_MOUNT, strerror(errno)) : 0;
 }
 
+static int read_bk_floor(uint32_t *ret, char *why, size_t why_size);
+
+/* What status shows: both slots, which booted, the floor. */
+static void remember_slots(struct node *n, const struct kos_bk_slots *s) {
+        json_t *slots = json_array();
+        char why[320];
+        uint32_t floor = 0;
+        bool have_floor = read_bk_floor(&floor, why, sizeof why) >= 0;
+
+        for (unsigned i = 0; slots && i < KOS_BK_SLOTS; i++) {
+                char hex[KOS_SHA256_HEX_LEN + 1], letter[2] = {kos_bk_slot_letter(i), 0};
+                kos_hex_encode(s->slot[i].sha256, KOS_SHA256_LEN, hex);
+                json_array_append_new(slots, json_pack("{s:s, s:s, s:o, s:o, s:b}", "slot", letter, "state",
+                                                       kos_bk_slot_state_to_string(s->slot[i].state), "sha256",
+                                                       s->slot[i].present ? json_string(hex) : json_null(),
+                                                       "security_version",
+                                                       s->slot[i].has_security_version
+                                                               ? json_integer((json_int_t)s->slot[i].security_version)
+                                                               : json_null(),
+                                                       "booted", (int)i == s->booted));
+        }
+        char booted[2] = {s->booted >= 0 ? kos_bk_slot_letter((unsigned)s->booted) : 0, 0};
+        json_decref(n->boot_kernel);
+        n->boot_kernel = json_pack("{s:o, s:o, s:o}", "slots", slots ? slots : json_null(), "booted_slot",
+                                   s->booted >= 0 ? json_string(booted) : json_null(), "floor",
+                                   have_floor ? json_integer((json_int_t)floor) : json_null());
+}
+
 static void log_slots(const struct kos_bk_slots *s) {
         for (unsigned i = 0; i < KOS_BK_SLOTS; i++) {
                 char hex[KOS_SHA256_HEX_LEN + 1] = "-";
@@ -161,7 +189,7 @@ static void install_release_uki(struct node *n, struct esp *e, const struct kos_
                 if (s->slot[i].state == KOS_BK_SLOT_BAD)
                         event("Boot Kernel %.16s failed its trial in slot %c: not tried again", hex, kos_bk_slot_letter(i));
                 else if ((int)i == s->good || (int)i == s->booted || s->slot[i].state == KOS_BK_SLOT_TRIAL)
-                        continue; /* already the default, running, or waiting for its trial */
+                        return; /* already the default, running, or waiting for its trial */
                 else if ((r = kos_bk_slot_start_trial(e->fd, e->efivars_fd, i, &e->part, bk->blob.sha256)) < 0)
                         event("cannot start the trial of slot %c: %s", kos_bk_slot_letter(i), strerror(-r));
                 else
@@ -234,8 +262,26 @@ static void update_slots(struct node *n) {
                 raise_bk_floor(&s);
         if (r >= 0 && kos_load_manifest_by_id(&n->img, &n->ring, n->id, &c, &m) && m->boot_kernel.present)
                 install_release_uki(n, &e, &s, &m->boot_kernel);
-        if (r >= 0 && kos_bk_slots_load(e.fd, e.efivars_fd, &s) >= 0)
+        if (r >= 0 && kos_bk_slots_load(e.fd, e.efivars_fd, &s) >= 0) {
                 log_slots(&s);
+                remember_slots(n, &s);
+        }
+        esp_close(&e);
+}
+
+void boot_slots_refresh(struct node *n) {
+        struct kos_bk_slots s;
+        struct esp e;
+        char why[256];
+
+        if (esp_open(&e, why, sizeof why) >= 0 && kos_bk_slots_load(e.fd, e.efivars_fd, &s) >= 0) {
+                if (s.booted >= 0)
+                        event("booted from Boot Kernel slot %c (security version %" PRIu32 ")",
+                              kos_bk_slot_letter((unsigned)s.booted), s.slot[s.booted].security_version);
+                else
+                        event("booted from no Boot Kernel slot (the removable path or another boot entry)");
+                remember_slots(n, &s);
+        }
         esp_close(&e);
 }
 

@@ -9,7 +9,7 @@
 . "$ROOT/tests/vm/system-lib.sh"
 
 SLOTS_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1 kos.settle=3"
-SLOTS_DONE='Boot Kernel slots: done|BOOT FAILED|System halted|Access Denied|Kernel panic'
+SLOTS_DONE='Boot Kernel slots: done|BOOT FAILED|System halted|Access Denied|Kernel panic|may not run here'
 
 # slots_uki OUT SECURITY_VERSION [mkboot args]: a Boot Kernel UKI signed by
 # the development db key.
@@ -57,7 +57,7 @@ slots_boot() {
         shift
         ovmf_run "$log" "${VM_TIMEOUT:-300}" "$SLOTS_DONE" vars.fd disk.img "$@" || true
         sleep 1
-        tr -d '\r' <"$log" | grep -aE 'BdsDxe|kos-boot: (Boot Kernel|booting)|Kernel panic|kos-node .*(Boot Kernel|marked good)' |
+        tr -d '\r' <"$log" | grep -aE 'BdsDxe|kos-boot .*(Boot Kernel|booting)|Kernel panic|kos-node .*(Boot Kernel|marked good)' |
                 sed 's/^/  | /' >&2
 }
 
@@ -66,21 +66,33 @@ test_new_boot_kernel_is_written_to_the_idle_slot_tried_once_and_blessed() {
         vm_swtpm_start tpm
         # Boot 1: the removable path (no entry of ours yet); marked good.
         slots_boot boot-1.log "${VM_TPM_ARGS[@]}"
-        grep -qa 'kos-boot: Boot Kernel security version 1: PCR 14 extended with "kos-bk-security-version=1"' boot-1.log ||
+        grep -qa 'kos-boot .*Boot Kernel security version 1: PCR 14 extended with "kos-bk-security-version=1"' boot-1.log ||
                 fail "UKI v1 did not measure its security version"
         grep -qa 'kos-node .*Boot Kernel slot A is the default now' boot-1.log || fail "slot A was not made the default"
         grep -qa 'kos-node .*Boot Kernel [0-9a-f]* (security version 2) written to slot B: the next boot tries it once' boot-1.log ||
                 fail "the new UKI was not written to slot B"
         grep -qa 'Boot Kernel slot B: trial' boot-1.log || fail "slot B is not on trial"
+        cp vars.fd vars-after-boot-1.fd
         # Boot 2: BootNext starts slot B once; marked good, it is blessed.
         slots_boot boot-2.log "${VM_TPM_ARGS[@]}"
-        grep -qa 'kos-boot: Boot Kernel security version 2: PCR 14 extended' boot-2.log || fail "slot B (v2) did not boot"
+        grep -qa 'kos-boot .*Boot Kernel security version 2: PCR 14 extended' boot-2.log || fail "slot B (v2) did not boot"
         grep -qa 'kos-node .*Boot Kernel slot B blessed (security version 2): BootOrder names it first' boot-2.log ||
                 fail "slot B was not blessed"
         grep -qa 'Boot Kernel slot B: good, .*, booted' boot-2.log || fail "slot B is not the good slot"
+        grep -qa 'kos-node .*booted from Boot Kernel slot B (security version 2)' boot-2.log || fail "Node Manager did not name slot B"
+        grep -qa 'kos-node .*Boot Kernel floor raised from 0 to 2' boot-2.log || fail "the Boot Kernel floor was not raised"
+        grep -qa 'written to slot' boot-2.log && fail "the UKI it booted was written again"
         # Boot 3: no BootNext any more: the firmware starts slot B by itself.
         slots_boot boot-3.log "${VM_TPM_ARGS[@]}"
-        grep -qa 'kos-boot: Boot Kernel security version 2' boot-3.log || fail "the blessed slot B did not boot by itself"
+        grep -qa 'kos-boot .*Boot Kernel security version 2' boot-3.log || fail "the blessed slot B did not boot by itself"
+        grep -qa 'kos-boot .*Boot Kernel floor NV 0x01004b42 holds 2' boot-3.log || fail "the Boot Kernel floor is not 2"
+        # Boot 4: the firmware's variables put back as they were after boot 1
+        # (BootOrder: slot A, v1): UKI v1 is below the floor and refuses.
+        cp vars-after-boot-1.fd vars.fd
+        slots_boot boot-4.log "${VM_TPM_ARGS[@]}"
+        grep -qa 'kos-boot .*Boot Kernel security version 1 is below the Boot Kernel floor 2: this UKI may not run here' boot-4.log ||
+                fail "UKI v1 ran above the floor"
+        grep -qa 'kos-boot .*booting manifest' boot-4.log && fail "UKI v1 booted a manifest"
         swtpm_stop tpm
 }
 
@@ -97,7 +109,7 @@ test_new_boot_kernel_that_panics_falls_back_to_the_good_slot_and_is_not_tried_ag
         grep -qa 'Kernel panic' boot-2.log || fail "slot B did not panic"
         grep -qa 'kos-boot' boot-2.log && fail "a Boot Kernel init ran in the bad UKI"
         slots_boot boot-3.log
-        grep -qa 'kos-boot: Boot Kernel security version 1' boot-3.log || fail "the device did not fall back to slot A (v1)"
+        grep -qa 'kos-boot .*Boot Kernel security version 1' boot-3.log || fail "the device did not fall back to slot A (v1)"
         grep -qa 'kos-node .*failed its trial in slot B: not tried again' boot-3.log || fail "slot B was not marked bad"
         grep -qa 'Boot Kernel slot B: bad' boot-3.log || fail "slot B's state is not bad"
 }
