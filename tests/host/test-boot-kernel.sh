@@ -145,3 +145,32 @@ test_bk_floor_is_a_second_counter_that_never_goes_down_and_fails_closed_when_tam
         rc=0; bk_with_tpm "$KOS" tpm bk-floor 2>err || rc=$?
         [ "$rc" != 0 ] || fail "a foreign index was read as the floor: exit $rc"
 }
+
+# Kill points (the test build's fault points, lib/boot/util.h) in the slot
+# write: killed after the temporary file is written, after its fsync, after
+# the rename. Each leaves the slot holding the whole old UKI or the whole
+# new one (never a torn file), slot A untouched, and the write run again
+# completes and leaves no temporary file. (On this host's file system: vfat
+# is not in its kernel; docs/trust-chain.md argues vfat step by step.)
+test_bk_slot_write_killed_at_each_point_leaves_the_old_or_the_new_uki_and_completes_when_run_again() {
+        mkdir -p esp/EFI/KOS
+        head -c 300000 /dev/urandom >old.efi
+        head -c 400000 /dev/urandom >new.efi
+        head -c 100000 /dev/urandom >a.efi && cp a.efi esp/EFI/KOS/SLOT-A.EFI
+        local n rc want
+        for n in 1 2 3; do
+                cp old.efi esp/EFI/KOS/SLOT-B.EFI
+                rc=0; KOS_FAULT_AT=$n "$KOS_FAULTS" bk-slots write --esp esp B new.efi 2>/dev/null || rc=$?
+                [ "$rc" = 137 ] || fail "point $n: exit $rc, not killed"
+                want=old.efi; [ "$n" = 3 ] && want=new.efi # after the rename: the new one
+                cmp -s esp/EFI/KOS/SLOT-B.EFI "$want" || fail "point $n: slot B is not $want"
+                cmp -s esp/EFI/KOS/SLOT-A.EFI a.efi || fail "point $n: slot A changed"
+                "$KOS" bk-slots write --esp esp B new.efi || fail "point $n: the write does not complete"
+                cmp -s esp/EFI/KOS/SLOT-B.EFI new.efi || fail "point $n: slot B is not the new UKI"
+                [ ! -e esp/EFI/KOS/SLOT-B.TMP ] || fail "point $n: the temporary file is left"
+        done
+        rc=0; KOS_FAULT_AT=4 "$KOS_FAULTS" bk-slots write --esp esp B old.efi || rc=$?
+        [ "$rc" = 0 ] && cmp -s esp/EFI/KOS/SLOT-B.EFI old.efi || fail "more than 3 fault points in the write: exit $rc"
+        "$KOS" bk-slots show --esp esp >show
+        grep -qE "^A idle +- $(sha a.efi)$" show && grep -qE "^B idle +- $(sha old.efi)$" show || fail "$(cat show)"
+}

@@ -69,6 +69,7 @@ int cmd_list(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_select(int argc, char **argv);
 int cmd_tpm(int argc, char **argv);
+int cmd_bk_slots(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_mkboot(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);

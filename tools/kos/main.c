@@ -33,6 +33,7 @@ static const struct {
         {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
         {"key", cmd_key, "seal|unseal|export-public  TPM-sealed component keys; an HSM key's public PEM"},
+        {"bk-slots", cmd_bk_slots, "show|write --esp DIR  the Boot Kernel's two ESP slots"},
         {"tpm", cmd_tpm, "floor|provision|raise|floor-policy|pcr|expected-pcr  the TPM's rollback floor and PCR"},
 #ifdef KOS_WITH_HOST /* the host kos; not the device's static one (lib/registry, lib/host) */
         {"push", cmd_push, "IMAGEFS NAME REF        publish a signed manifest to an OCI registry"},
