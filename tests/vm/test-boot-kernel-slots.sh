@@ -72,7 +72,6 @@ test_new_boot_kernel_is_written_to_the_idle_slot_tried_once_and_blessed() {
         grep -qa 'kos-node .*Boot Kernel [0-9a-f]* (security version 2) written to slot B: the next boot tries it once' boot-1.log ||
                 fail "the new UKI was not written to slot B"
         grep -qa 'Boot Kernel slot B: trial' boot-1.log || fail "slot B is not on trial"
-        cp vars.fd vars-after-boot-1.fd
         # Boot 2: BootNext starts slot B once; marked good, it is blessed.
         slots_boot boot-2.log "${VM_TPM_ARGS[@]}"
         grep -qa 'kos-boot .*Boot Kernel security version 2: PCR 14 extended' boot-2.log || fail "slot B (v2) did not boot"
@@ -86,9 +85,10 @@ test_new_boot_kernel_is_written_to_the_idle_slot_tried_once_and_blessed() {
         slots_boot boot-3.log "${VM_TPM_ARGS[@]}"
         grep -qa 'kos-boot .*Boot Kernel security version 2' boot-3.log || fail "the blessed slot B did not boot by itself"
         grep -qa 'kos-boot .*Boot Kernel floor NV 0x01004b42 holds 2' boot-3.log || fail "the Boot Kernel floor is not 2"
-        # Boot 4: the firmware's variables put back as they were after boot 1
-        # (BootOrder: slot A, v1): UKI v1 is below the floor and refuses.
-        cp vars-after-boot-1.fd vars.fd
+        # Boot 4: the firmware's variables reset (no entry of ours): the
+        # removable path still holds the factory UKI v1, below the floor: it
+        # refuses.
+        cp "$(sb_enrolled_vars)" vars.fd
         slots_boot boot-4.log "${VM_TPM_ARGS[@]}"
         grep -qa 'kos-boot .*Boot Kernel security version 1 is below the Boot Kernel floor 2: this UKI may not run here' boot-4.log ||
                 fail "UKI v1 ran above the floor"
