@@ -88,35 +88,26 @@ int kos_bk_slot_load_option(unsigned slot, const struct kos_esp_partition *esp, 
         return w.overflow ? -ENOBUFS : (int)w.len;
 }
 
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int kos_guid_parse(const char *text, uint8_t ret[static 16]) {
         /* Byte i of the text's order lands at order[i] on disk. */
         static const uint8_t order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+        char hex[33];
+        uint8_t bytes[16];
         size_t k = 0;
 
         if (strlen(text) != 36)
                 return -EINVAL;
-        for (size_t i = 0; i < 36;) {
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                        if (text[i++] != '-')
-                                return -EINVAL;
-                        continue;
-                }
-                int hi = hex_digit(text[i]), lo = hex_digit(text[i + 1]);
-                if (hi < 0 || lo < 0)
+        for (size_t i = 0; i < 36; i++) {
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+                if (dash != (text[i] == '-'))
                         return -EINVAL;
-                ret[order[k++]] = (uint8_t)(hi << 4 | lo);
-                i += 2;
+                if (!dash)
+                        hex[k++] = (char)(text[i] >= 'A' && text[i] <= 'F' ? text[i] - 'A' + 'a' : text[i]);
         }
+        if (kos_hex_decode(hex, 32, bytes, 16) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < 16; i++)
+                ret[order[i]] = bytes[i];
         return 0;
 }
 
