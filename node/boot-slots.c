@@ -249,9 +249,17 @@ static void update_slots(struct node *n) {
         if (s.booted >= 0 && s.booted != s.good) {
                 if ((r = kos_bk_slot_make_default(e.efivars_fd, (unsigned)s.booted, &e.part, &s)) < 0)
                         event("cannot bless Boot Kernel slot %c: %s", kos_bk_slot_letter((unsigned)s.booted), strerror(-r));
-                else
+                else {
                         event("Boot Kernel slot %c blessed (security version %" PRIu32 "): BootOrder names it first",
                               kos_bk_slot_letter((unsigned)s.booted), s.slot[s.booted].security_version);
+                        int w = kos_bk_removable_path_write(e.fd, (unsigned)s.booted);
+                        if (w < 0)
+                                event("cannot copy slot %c to the removable path: %s", kos_bk_slot_letter((unsigned)s.booted),
+                                      strerror(-w));
+                        else
+                                event("slot %c copied to the removable path \\EFI\\BOOT\\BOOTX64.EFI",
+                                      kos_bk_slot_letter((unsigned)s.booted));
+                }
         } else if (s.booted < 0 && s.good < 0 && s.slot[0].present) {
                 if ((r = kos_bk_slot_make_default(e.efivars_fd, 0, &e.part, &s)) < 0)
                         event("cannot make Boot Kernel slot A the default: %s", strerror(-r));

@@ -269,16 +269,14 @@ static int copy_hashed(int src, int dst, uint64_t size, uint8_t ret[static KOS_S
         return r;
 }
 
-int kos_bk_slot_write(int esp_fd, unsigned slot, int src_fd, uint64_t size, const uint8_t sha256[static KOS_SHA256_LEN]) {
+/* dir/tmp written from src while hashed, checked, fsynced, renamed over
+ * dir/name, dir fsynced: name holds the old or the new bytes, never others. */
+static int write_verified(int dir, const char *tmp, const char *name, int src_fd, uint64_t size,
+                          const uint8_t sha256[static KOS_SHA256_LEN]) {
         uint8_t digest[KOS_SHA256_LEN];
         int r;
 
-        if (slot >= KOS_BK_SLOTS || size == 0 || size > KOS_BK_UKI_MAX)
-                return -EINVAL;
-        _cleanup_close_ int dir = open_slot_dir(esp_fd, true);
-        if (dir < 0)
-                return dir;
-        _cleanup_close_ int fd = kos_create_file_at(dir, slot_tmp_files[slot], 0644);
+        _cleanup_close_ int fd = kos_create_file_at(dir, tmp, 0644);
         if (fd < 0)
                 return fd;
         r = copy_hashed(src_fd, fd, size, digest);
@@ -288,14 +286,48 @@ int kos_bk_slot_write(int esp_fd, unsigned slot, int src_fd, uint64_t size, cons
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
         kos_fault_point(); /* written, not yet renamed */
-        if (r == 0 && renameat(dir, slot_tmp_files[slot], dir, slot_files[slot]) < 0)
+        if (r == 0 && renameat(dir, tmp, dir, name) < 0)
                 r = -errno;
         if (r < 0) {
-                (void)unlinkat(dir, slot_tmp_files[slot], 0); /* the slot's file is as it was */
+                (void)unlinkat(dir, tmp, 0); /* name is as it was */
                 return r;
         }
         kos_fault_point(); /* renamed, the directory not yet synced */
         return fsync(dir) < 0 ? -errno : 0;
+}
+
+int kos_bk_slot_write(int esp_fd, unsigned slot, int src_fd, uint64_t size, const uint8_t sha256[static KOS_SHA256_LEN]) {
+        if (slot >= KOS_BK_SLOTS || size == 0 || size > KOS_BK_UKI_MAX)
+                return -EINVAL;
+        _cleanup_close_ int dir = open_slot_dir(esp_fd, true);
+        if (dir < 0)
+                return dir;
+        return write_verified(dir, slot_tmp_files[slot], slot_files[slot], src_fd, size, sha256);
+}
+
+int kos_bk_removable_path_write(int esp_fd, unsigned slot) {
+        struct stat st;
+        uint8_t sha256[KOS_SHA256_LEN];
+        int r;
+
+        if (slot >= KOS_BK_SLOTS)
+                return -EINVAL;
+        _cleanup_close_ int slots = open_slot_dir(esp_fd, false);
+        if (slots < 0)
+                return slots;
+        _cleanup_close_ int src = kos_open_regular_at(slots, slot_files[slot], O_NOFOLLOW, &st);
+        if (src < 0)
+                return src;
+        if ((uint64_t)st.st_size > KOS_BK_UKI_MAX)
+                return -EFBIG;
+        if ((r = copy_hashed(src, -1, (uint64_t)st.st_size, sha256)) < 0)
+                return r;
+        if (mkdirat(esp_fd, "EFI/BOOT", 0755) < 0 && errno != EEXIST)
+                return -errno;
+        _cleanup_close_ int dir = openat(esp_fd, "EFI/BOOT", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (dir < 0)
+                return -errno;
+        return write_verified(dir, "BOOTX64.TMP", "BOOTX64.EFI", src, (uint64_t)st.st_size, sha256);
 }
 
 static int read_tried(int dir, unsigned slot, uint8_t ret[static KOS_SHA256_LEN]) {

@@ -106,6 +106,11 @@ _kos_must_check_ int kos_bk_slots_load(int esp_fd, int efivars_fd, struct kos_bk
 _kos_must_check_ int kos_bk_slot_write(int esp_fd, unsigned slot, int src_fd, uint64_t size,
                                        const uint8_t sha256[static KOS_SHA256_LEN]);
 
+/* Copies slot's UKI (the one just blessed) to the removable path
+ * \EFI\BOOT\BOOTX64.EFI the same way, so that a firmware that lost its
+ * variables starts a UKI at or above the floor. */
+_kos_must_check_ int kos_bk_removable_path_write(int esp_fd, unsigned slot);
+
 /* The trial of the UKI now in slot: SLOT-X.TRIED records its sha256 (so a
  * trial that never comes back is known as bad, not tried again), its boot
  * entry is (re)written, then BootNext names it. */

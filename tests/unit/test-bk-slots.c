@@ -153,3 +153,22 @@ TEST(slot_states_come_from_boot_order_boot_next_and_the_tried_marker) {
         CHECK(kos_bk_slots_load(esp, efivars, &s) == 0 && s.slot[1].state == KOS_BK_SLOT_GOOD);
         close(a), close(b), close(esp), close(efivars);
 }
+
+/* At blessing the removable path gets the blessed UKI, so a firmware that
+ * lost its variables starts one at or above the floor. */
+TEST(removable_path_gets_the_blessed_slots_uki) {
+        int esp = open_dir("esp");
+        uint8_t sha[KOS_SHA256_LEN];
+        int src = uki_file("b.efi", "UKI B", sha);
+        char buf[16] = "";
+        CHECK(esp >= 0 && src >= 0);
+        CHECK(kos_bk_removable_path_write(esp, 1) == -ENOENT);
+        CHECK(kos_bk_slot_write(esp, 1, src, 5, sha) == 0);
+        CHECK(kos_bk_removable_path_write(esp, 1) == 0);
+        int fd = openat(esp, "EFI/BOOT/BOOTX64.EFI", O_RDONLY | O_CLOEXEC);
+        CHECK(fd >= 0 && read(fd, buf, sizeof buf) == 5 && memcmp(buf, "UKI B", 5) == 0);
+        close(fd);
+        CHECK(faccessat(esp, "EFI/BOOT/BOOTX64.TMP", F_OK, 0) < 0);
+        close(src);
+        close(esp);
+}

@@ -80,14 +80,18 @@ test_new_boot_kernel_is_written_to_the_idle_slot_tried_once_and_blessed() {
         grep -qa 'Boot Kernel slot B: good, .*, booted' boot-2.log || fail "slot B is not the good slot"
         grep -qa 'kos-node .*booted from Boot Kernel slot B (security version 2)' boot-2.log || fail "Node Manager did not name slot B"
         grep -qa 'kos-node .*Boot Kernel floor raised from 0 to 2' boot-2.log || fail "the Boot Kernel floor was not raised"
+        grep -qa 'kos-node .*slot B copied to the removable path' boot-2.log || fail "the removable path was not refreshed"
         grep -qa 'written to slot' boot-2.log && fail "the UKI it booted was written again"
         # Boot 3: no BootNext any more: the firmware starts slot B by itself.
         slots_boot boot-3.log "${VM_TPM_ARGS[@]}"
         grep -qa 'kos-boot .*Boot Kernel security version 2' boot-3.log || fail "the blessed slot B did not boot by itself"
         grep -qa 'kos-boot .*Boot Kernel floor NV 0x01004b42 holds 2' boot-3.log || fail "the Boot Kernel floor is not 2"
-        # Boot 4: the firmware's variables reset (no entry of ours): the
-        # removable path still holds the factory UKI v1, below the floor: it
-        # refuses.
+        # Boot 4: someone with the disk puts the factory UKI v1 (validly
+        # signed) back as the removable path and resets the firmware's
+        # variables: v1 is below the floor and refuses to run.
+        local start
+        start=$(sfdisk -d disk.img | sed -n 's/^disk.img1 : start= *\([0-9]*\),.*/\1/p')
+        mcopy -o -i "disk.img@@$((start * 512))" uki-v1.efi ::/EFI/BOOT/BOOTX64.EFI
         cp "$(sb_enrolled_vars)" vars.fd
         slots_boot boot-4.log "${VM_TPM_ARGS[@]}"
         grep -qa 'kos-boot .*Boot Kernel security version 1 is below the Boot Kernel floor 2: this UKI may not run here' boot-4.log ||
