@@ -398,8 +398,10 @@ static void check_boot_kernel(void) {
         if (r < 0 && r != -ENOENT)
                 early_log("Boot Kernel security version: malformed " KOS_BK_SECURITY_VERSION_PARAM " (taken as none)");
         if ((r = kos_tpm_open(&t)) == -ENODEV) {
-                early_log("Boot Kernel security version %s: no TPM, so no PCR 14 and no Boot Kernel floor",
-                          has_version ? "given" : "none");
+                if (has_version)
+                        early_log("Boot Kernel security version %" PRIu32 " (no TPM: no PCR 14, no Boot Kernel floor)", v);
+                else
+                        early_log("Boot Kernel security version: none (no TPM: no PCR 14, no Boot Kernel floor)");
                 return;
         }
         if (r < 0) {
