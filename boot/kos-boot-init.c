@@ -24,6 +24,7 @@
  *                                             boots nothing either way
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/kexec.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -46,6 +47,7 @@
 #include "select.h"
 #include "layout.h"
 #include "tpm.h"
+#include "uki.h"
 
 #define IMAGEFS_MOUNT KOS_INITRAMFS_IMAGEFS_MOUNT
 #define MODULES_DIR "/lib/modules"
@@ -338,6 +340,88 @@ static void preload_start(const struct kos_candidate *c, const struct kos_manife
         p->running = true;
 }
 
+/* The Boot Kernel security version of this UKI (kos.bk_security_version=N,
+ * signed with its command line: lib/boot/uki.h) goes into PCR 14 before
+ * anything else reads the disk, so that keys sealed to it open only under a
+ * UKI of that version (docs/tpm.md). Without the parameter (a UKI built
+ * before it existed, or without --security-version) nothing is extended
+ * and PCR 14 stays zero; a malformed one is treated the same way. */
+static bool measure_bk_security_version(struct kos_tpm *t, bool has_version, uint32_t v) {
+        char event[KOS_BK_SECURITY_VERSION_EVENT_MAX];
+        int r;
+
+        if (!has_version) {
+                early_log("Boot Kernel security version: none on the command line (PCR %d not extended)",
+                          KOS_BK_SECURITY_VERSION_PCR);
+                return false;
+        }
+        kos_bk_security_version_event(v, event);
+        if ((r = kos_bk_measure_security_version(t, v)) < 0) {
+                early_log("Boot Kernel security version %" PRIu32 ": cannot extend PCR %d: %s (TPM rc 0x%x)", v,
+                          KOS_BK_SECURITY_VERSION_PCR, strerror(-r), t->last_rc);
+                return false;
+        }
+        early_log("Boot Kernel security version %" PRIu32 ": PCR %d extended with \"%s\"", v,
+                  KOS_BK_SECURITY_VERSION_PCR, event);
+        return true;
+}
+
+/* Below the Boot Kernel floor this UKI does not go on: it says why and
+ * reboots, so that the firmware starts the next entry of BootOrder (a trial
+ * started by BootNext is not retried: the firmware deleted BootNext). When
+ * no slot is left at or above the floor, every boot ends here: the device
+ * fails closed. */
+static void __attribute__((noreturn)) refuse_below_bk_floor(bool has_version, uint32_t v, uint32_t floor) {
+        if (has_version)
+                early_log("Boot Kernel security version %" PRIu32 " is below the Boot Kernel floor %" PRIu32
+                          ": this UKI may not run here; rebooting so the firmware starts the next boot entry", v, floor);
+        else
+                early_log("this UKI has no Boot Kernel security version and the Boot Kernel floor is %" PRIu32
+                          ": it may not run here; rebooting so the firmware starts the next boot entry", floor);
+        sync();
+        sleep(3);
+        reboot(RB_AUTOBOOT);
+        for (;;)
+                pause();
+}
+
+/* PCR 14 first, then the Boot Kernel floor (docs/tpm.md, "The Boot Kernel
+ * floor"), provisioned here like the manifest floor; a TPM whose counter
+ * cannot be used boots nothing. Without a TPM there is no floor. */
+static void check_boot_kernel(void) {
+        char message[320] = "", done[320] = "";
+        struct kos_tpm t;
+        uint32_t v = 0, floor = 0;
+        int r = kos_bk_security_version_from_cmdline(early_cmdline_raw(), &v);
+        bool has_version = r >= 0;
+
+        if (r < 0 && r != -ENOENT)
+                early_log("Boot Kernel security version: malformed " KOS_BK_SECURITY_VERSION_PARAM " (taken as none)");
+        if ((r = kos_tpm_open(&t)) == -ENODEV) {
+                if (has_version)
+                        early_log("Boot Kernel security version %" PRIu32 " (no TPM: no PCR 14, no Boot Kernel floor)", v);
+                else
+                        early_log("Boot Kernel security version: none (no TPM: no PCR 14, no Boot Kernel floor)");
+                return;
+        }
+        if (r < 0) {
+                early_log("the TPM cannot be opened: %s; booting nothing", strerror(-r));
+                fail_boot();
+        }
+        measure_bk_security_version(&t, has_version, v);
+        if ((r = kos_tpm_bk_floor_provision(&t, done, sizeof done)) < 0 ||
+            (r = kos_tpm_bk_floor_read(&t, &floor, message, sizeof message)) < 0) {
+                early_log("the Boot Kernel floor NV 0x%08x cannot be used: %s; booting nothing (docs/tpm.md)",
+                          KOS_TPM_BK_FLOOR_INDEX, done[0] && !message[0] ? done : message);
+                fail_boot();
+        }
+        kos_tpm_close(&t);
+        if (has_version ? v < floor : floor > 0)
+                refuse_below_bk_floor(has_version, v, floor);
+        early_log("Boot Kernel floor NV 0x%08x holds %" PRIu32 "%s%s", KOS_TPM_BK_FLOOR_INDEX, floor, done[0] ? "; " : "",
+                  done);
+}
+
 int main(void) {
         struct kos_keyring ring;
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
@@ -355,6 +439,7 @@ int main(void) {
                 early_log("cannot read /proc/cmdline; using defaults");
 
         load_modules();
+        check_boot_kernel();
         r = kos_rollback_tpm_prepare(error, sizeof error);
         early_log("rollback floor: %s", error);
         /* A TPM whose counter cannot be used is tampering (or a failing

@@ -73,12 +73,12 @@ static json_t *status_json(struct node *n) {
         json_t *datafs = json_pack("{s:s, s:s, s:s?}", "state", n->boot.data_state, "encryption",
                                    n->boot.data_encryption[0] ? n->boot.data_encryption : "none", "reason",
                                    n->boot.data_reason[0] ? n->boot.data_reason : NULL);
-        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "state",
+        return json_pack("{s:s, s:{s:s, s:s, s:I}, s:b, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:O}", "state",
                          node_state_name(n->state), "booted", "name", n->name, "id", n->id_hex, "version",
                          (json_int_t)n->version, "marked_good", n->marked_good, "app",
                          n->bus ? app_active_state(n) : "unknown", "fallback", fallback, "manifests", manifests,
                          "install", install, "scrub", scrub, "rollback_floor", floor, "update", update, "datafs",
-                         datafs);
+                         datafs, "boot_kernel", n->boot_kernel ? n->boot_kernel : json_null());
 }
 
 static json_t *api_status(struct node *n, struct varlink_connection *c, json_t *parameters) {

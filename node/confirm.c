@@ -167,6 +167,7 @@ static int mark_good_now(struct node *n) {
                         event("manifest %s taken out of active: below the rollback floor %lu", result.deactivated[i],
                               (unsigned long)result.security_version);
                 confirm_boot(n);
+                boot_slots_after_good(n);
         }
         return r;
 }

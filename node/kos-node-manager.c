@@ -104,6 +104,7 @@ int main(int argc, char **argv) {
         else
                 n.have_keyring = true;
         refresh_floor(&n);
+        boot_slots_refresh(&n);
         if ((r = sd_event_default(&n.event)) < 0 || (r = sd_event_set_watchdog(n.event, true)) < 0 ||
             (r = connect_systemd(&n)) < 0 || (r = varlink_server_new(n.event, SOCKET_PATH, node_api_call, &n, &server)) < 0) {
                 early_log("cannot set up: %s", strerror(-r));

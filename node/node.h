@@ -93,6 +93,7 @@ struct node {
         sd_event_source *poll_timer;
         uint64_t next_poll_usec;  /* CLOCK_MONOTONIC, 0 when none is set */
         char last_poll[400];      /* what the last poll did, for status */
+        json_t *boot_kernel;      /* the Boot Kernel's slots and floor (boot-slots.c), for status; NULL when unknown */
 };
 
 /* events.c: /data/kos, opened once beneath /data without following
@@ -111,6 +112,11 @@ json_t *api_factory_reset(struct node *n, struct varlink_connection *c, json_t *
 const char *app_active_state(struct node *n);
 int start_app(struct node *n);
 int connect_systemd(struct node *n);
+
+/* boot-slots.c: the Boot Kernel's ESP slots, after a boot is marked good. */
+void boot_slots_after_good(struct node *n);
+/* At start: reads the slots for status and logs which slot booted. */
+void boot_slots_refresh(struct node *n);
 
 /* confirm.c */
 const char *scrub_state_name(enum scrub_state s);

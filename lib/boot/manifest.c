@@ -271,9 +271,30 @@ static int parse_cmdline(json_t *root, struct kos_manifest *m, struct parse_erro
         return m->cmdline ? 0 : -ENOMEM;
 }
 
+/* Optional: a Boot Kernel UKI that travels with the release. */
+static int parse_boot_kernel(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+        static const char *const keys[] = {"sha256", "size", "bk_security_version", NULL};
+        json_t *obj = json_object_get(root, "boot_kernel");
+        uint64_t v;
+        int r;
+
+        if (!obj)
+                return 0;
+        if (!json_is_object(obj))
+                return schema_error(e, "\"boot_kernel\" must be an object");
+        if ((r = check_keys(obj, keys, "boot_kernel", e)) < 0 || (r = parse_blob(obj, "boot_kernel", &m->boot_kernel.blob, e)) < 0 ||
+            (r = get_uint(obj, "bk_security_version", "boot_kernel", UINT32_MAX, &v, e)) < 0)
+                return r;
+        if (m->boot_kernel.blob.size == 0)
+                return schema_error(e, "boot_kernel: \"size\" must not be 0");
+        m->boot_kernel.security_version = (uint32_t)v;
+        m->boot_kernel.present = true;
+        return 0;
+}
+
 static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *e) {
         static const char *const keys[] = {"format", "name", "version", "security_version", "kernel", "initrd",
-                                           "cmdline", "components", NULL};
+                                           "cmdline", "components", "boot_kernel", NULL};
         uint64_t format, security_version;
         int r;
 
@@ -294,7 +315,9 @@ static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *
             (r = parse_boot_file(root, "initrd", &m->initrd, e)) < 0 || (r = parse_cmdline(root, m, e)) < 0)
                 return r;
         m->security_version = (uint32_t)security_version;
-        return parse_components(root, m, e);
+        if ((r = parse_components(root, m, e)) < 0)
+                return r;
+        return parse_boot_kernel(root, m, e);
 }
 
 int kos_manifest_parse(const char *data, size_t len, struct kos_manifest **ret, char *ret_error, size_t error_size) {
@@ -378,6 +401,19 @@ int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *r
                      json_object_set_new(root, "cmdline", json_string(m->cmdline ? m->cmdline : "")) < 0 ||
                      json_object_set_new(root, "components", TAKE_PTR(components)) < 0))
                 json_decref(TAKE_PTR(root));
+        /* Last, and only when there is one: other manifests keep their bytes. */
+        if (root && m->boot_kernel.present) {
+                json_t *bk = blob_to_json(&m->boot_kernel.blob);
+                /* json_object_set_new() takes the value's reference, also when it fails. */
+                if (!bk)
+                        json_decref(TAKE_PTR(root));
+                else if (json_object_set_new(bk, "bk_security_version",
+                                             json_integer((json_int_t)m->boot_kernel.security_version)) < 0) {
+                        json_decref(bk);
+                        json_decref(TAKE_PTR(root));
+                } else if (json_object_set_new(root, "boot_kernel", bk) < 0)
+                        json_decref(TAKE_PTR(root));
+        }
         json_decref(components); /* NULL unless the object above could not take it */
         if (root) {
                 char *s = json_dumps(root, JSON_INDENT(2));
@@ -419,6 +455,10 @@ size_t kos_manifest_blobs(const struct kos_manifest *m, const struct kos_blob **
         for (size_t i = 0; i < m->n_components && n < max; i++) {
                 ret_blobs[n] = &m->components[i].blob;
                 ret_labels[n++] = m->components[i].name;
+        }
+        if (m->boot_kernel.present && n < max) {
+                ret_blobs[n] = &m->boot_kernel.blob;
+                ret_labels[n++] = "boot-kernel";
         }
         return n;
 }

@@ -15,7 +15,7 @@
 #define KOS_MANIFEST_MAX (1024 * 1024)
 #define KOS_MANIFEST_FORMAT 1
 #define KOS_MANIFEST_MAX_COMPONENTS 64
-#define KOS_MANIFEST_MAX_BLOBS (2 + KOS_MANIFEST_MAX_COMPONENTS) /* kernel, initrd, components */
+#define KOS_MANIFEST_MAX_BLOBS (3 + KOS_MANIFEST_MAX_COMPONENTS) /* kernel, initrd, components, boot kernel */
 #define KOS_CMDLINE_MAX 4096
 #define KOS_BLOB_SIZE_MAX (UINT64_C(1) << 44) /* 16 TiB: a cap, not a hint */
 
@@ -73,6 +73,17 @@ struct kos_component {
         enum kos_verify verify;
 };
 
+/* "boot_kernel": {"sha256": ..., "size": N, "bk_security_version": V}: a
+ * signed Boot Kernel UKI that travels with the release (bundles, the inbox,
+ * OCI) and that Node Manager installs into the idle ESP slot. It is not
+ * stacked, and selection does not read it: the release boots without it.
+ * V is the kos.bk_security_version=V in the UKI's signed command line. */
+struct kos_boot_kernel {
+        bool present;
+        struct kos_blob blob;
+        uint32_t security_version;
+};
+
 struct kos_manifest {
         unsigned format;
         char name[KOS_NAME_MAX + 1];
@@ -85,6 +96,7 @@ struct kos_manifest {
         char *cmdline;
         size_t n_components;
         struct kos_component *components; /* bottom layer first */
+        struct kos_boot_kernel boot_kernel;
 };
 
 /* Strict parse; on -EBADMSG ret_error says what is wrong (JSON position or
@@ -100,11 +112,12 @@ static inline void kos_manifest_freep(struct kos_manifest **m) { kos_manifest_fr
  * default sha256, so manifests without them keep their exact bytes. */
 _kos_must_check_ int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *ret_len);
 
-/* The blobs a manifest needs, kernel and initrd first, then the components
- * in order: ret[i] with *ret_n entries, labels for messages. */
 /* True when a component of m is checked by its hash tree ("verify":
  * "hash-tree"): the Boot Kernel then records each boot as unconfirmed. */
 bool kos_manifest_has_hash_tree(const struct kos_manifest *m);
 
+/* The blobs a manifest needs, kernel and initrd first, then the components
+ * in order, then the Boot Kernel UKI ("boot-kernel") when there is one:
+ * ret[i] with the count returned, labels for messages. */
 size_t kos_manifest_blobs(const struct kos_manifest *m, const struct kos_blob **ret_blobs, const char **ret_labels,
                           size_t max);

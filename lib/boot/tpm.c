@@ -990,10 +990,17 @@ int kos_tpm_floor_policy_digest(uint8_t ret_digest[static KOS_SHA256_LEN]) {
         return kos_sha256(buf, sizeof buf, ret_digest) < 0 ? -EIO : 0;
 }
 
+/* The counter a floor call works on: the manifest floor, or the Boot
+ * Kernel floor while kos_tpm_bk_floor_*() run (same definition, same
+ * policy, same arithmetic; docs/tpm.md, "The Boot Kernel floor"). */
+static uint32_t floor_index(const struct kos_tpm *t) {
+        return t->floor_index ? t->floor_index : KOS_TPM_FLOOR_INDEX;
+}
+
 /* The public area of the counter, or of its first definition. */
-static int floor_public(bool first, struct kos_tpm_nv_public *ret) {
+static int floor_public(const struct kos_tpm *t, bool first, struct kos_tpm_nv_public *ret) {
         *ret = (struct kos_tpm_nv_public){
-                .index = KOS_TPM_FLOOR_INDEX,
+                .index = floor_index(t),
                 .name_alg = KOS_TPM_ALG_SHA256,
                 .attributes = first ? KOS_TPM_FLOOR_FIRST_ATTRIBUTES : KOS_TPM_FLOOR_ATTRIBUTES,
                 .data_size = 8,
@@ -1041,22 +1048,22 @@ enum floor_kind { FLOOR_ABSENT, FLOOR_OURS, FLOOR_FIRST, FLOOR_FOREIGN };
 static int identify_floor(struct kos_tpm *t, enum floor_kind *ret_kind, char *message, size_t size) {
         struct kos_tpm_nv_public have, ours, first;
         char why[40], policy[KOS_SHA256_HEX_LEN + 1] = "", want[KOS_SHA256_HEX_LEN + 1];
-        int r = kos_tpm_nv_read_public(t, KOS_TPM_FLOOR_INDEX, &have);
+        int r = kos_tpm_nv_read_public(t, floor_index(t), &have);
 
         if (r == -ENOENT) {
                 *ret_kind = FLOOR_ABSENT;
                 return 0;
         }
         if (r < 0) {
-                snprintf(message, size, "cannot read the public area of NV 0x%08x (%s)", KOS_TPM_FLOOR_INDEX,
+                snprintf(message, size, "cannot read the public area of NV 0x%08x (%s)", floor_index(t),
                          refusal(t, r, why, sizeof why));
                 return r;
         }
-        if ((r = floor_public(false, &ours)) < 0 || (r = floor_public(true, &first)) < 0)
+        if ((r = floor_public(t, false, &ours)) < 0 || (r = floor_public(t, true, &first)) < 0)
                 return r;
         if (nv_public_is(&have, &ours))
                 *ret_kind = FLOOR_OURS;
-        else if (nv_public_is(&have, &first))
+        else if (nv_public_is(&have, &first) && floor_index(t) == KOS_TPM_FLOOR_INDEX)
                 *ret_kind = FLOOR_FIRST;
         else {
                 *ret_kind = FLOOR_FOREIGN;
@@ -1065,7 +1072,7 @@ static int identify_floor(struct kos_tpm *t, enum floor_kind *ret_kind, char *me
                 snprintf(message, size,
                          "NV 0x%08x is not the KOS floor counter (attributes 0x%08x, nameAlg 0x%04x, authPolicy "
                          "%s%s, %u bytes; the counter has 0x%08x, SHA-256, %s..., 8 bytes): tampering",
-                         KOS_TPM_FLOOR_INDEX, have.attributes & ~KOS_TPM_NV_WRITTEN, have.name_alg,
+                         floor_index(t), have.attributes & ~KOS_TPM_NV_WRITTEN, have.name_alg,
                          have.auth_policy_size ? policy : "none", have.auth_policy_size > 8 ? "..." : "",
                          have.data_size, KOS_TPM_FLOOR_ATTRIBUTES, want);
         }
@@ -1107,8 +1114,8 @@ static int floor_counter(struct kos_tpm *t, bool first, uint64_t *ret_value) {
         if (!first && (r = floor_policy_session(t, ret_value ? KOS_TPM_CC_NV_READ : KOS_TPM_CC_NV_INCREMENT,
                                                 &session)) < 0)
                 return r;
-        r = ret_value ? kos_tpm_nv_read_u64(t, KOS_TPM_FLOOR_INDEX, session, ret_value)
-                      : kos_tpm_nv_increment(t, KOS_TPM_FLOOR_INDEX, session);
+        r = ret_value ? kos_tpm_nv_read_u64(t, floor_index(t), session, ret_value)
+                      : kos_tpm_nv_increment(t, floor_index(t), session);
         if (r < 0 && session != KOS_TPM_RS_PW)
                 flush_after_failure(t, session);
         return r;
@@ -1135,14 +1142,14 @@ static int say_read_failure(struct kos_tpm *t, bool first, int r, char *message,
                 snprintf(message, size,
                          "NV 0x%08x was never incremented: defined again since it was provisioned (tampering), or "
                          "provisioning was cut short",
-                         KOS_TPM_FLOOR_INDEX);
+                         floor_index(t));
         else if (first && r == -EACCES)
                 snprintf(message, size,
                          "NV 0x%08x has the first KOS definition, but the TPM refuses to read it with the empty "
                          "password (%s): it was defined again with a secret authValue (tampering)",
-                         KOS_TPM_FLOOR_INDEX, refusal(t, r, why, sizeof why));
+                         floor_index(t), refusal(t, r, why, sizeof why));
         else
-                snprintf(message, size, "the TPM does not let NV 0x%08x be read through %s (%s)", KOS_TPM_FLOOR_INDEX,
+                snprintf(message, size, "the TPM does not let NV 0x%08x be read through %s (%s)", floor_index(t),
                          first ? "the empty password" : "the counter's policy", refusal(t, r, why, sizeof why));
         return r;
 }
@@ -1150,7 +1157,7 @@ static int say_read_failure(struct kos_tpm *t, bool first, int r, char *message,
 static int say_increment_failure(struct kos_tpm *t, bool first, int r, char *message, size_t size) {
         char why[40];
 
-        snprintf(message, size, "the TPM does not let NV 0x%08x be incremented through %s (%s)", KOS_TPM_FLOOR_INDEX,
+        snprintf(message, size, "the TPM does not let NV 0x%08x be incremented through %s (%s)", floor_index(t),
                  first ? "the empty password" : "the counter's policy", refusal(t, r, why, sizeof why));
         return r;
 }
@@ -1159,7 +1166,7 @@ static int say_increment_failure(struct kos_tpm *t, bool first, int r, char *mes
 static int define_floor(struct kos_tpm *t, char *message, size_t size) {
         struct kos_tpm_nv_public ours;
         char why[40];
-        int r = floor_public(false, &ours);
+        int r = floor_public(t, false, &ours);
 
         if (r < 0 || (r = kos_tpm_nv_define_space(t, &ours)) >= 0)
                 return r;
@@ -1167,12 +1174,12 @@ static int define_floor(struct kos_tpm *t, char *message, size_t size) {
                 snprintf(message, size,
                          "cannot define NV 0x%08x: bad authorization for the owner hierarchy (%s): its owner has set "
                          "a password; define the counter with it (docs/tpm.md, \"An owner password\")",
-                         KOS_TPM_FLOOR_INDEX, refusal(t, r, why, sizeof why));
+                         floor_index(t), refusal(t, r, why, sizeof why));
         else if (r == -ENOSPC)
                 snprintf(message, size, "cannot define NV 0x%08x: the TPM's NV memory is full (%s)",
-                         KOS_TPM_FLOOR_INDEX, refusal(t, r, why, sizeof why));
+                         floor_index(t), refusal(t, r, why, sizeof why));
         else
-                snprintf(message, size, "cannot define NV 0x%08x (%s)", KOS_TPM_FLOOR_INDEX,
+                snprintf(message, size, "cannot define NV 0x%08x (%s)", floor_index(t),
                          refusal(t, r, why, sizeof why));
         return r;
 }
@@ -1186,7 +1193,7 @@ static int increment_to(struct kos_tpm *t, bool first, uint64_t *counter, uint64
                 return 0;
         if (target - *counter > KOS_TPM_FLOOR_MAX_STEP) {
                 snprintf(message, size, "raising NV 0x%08x from %llu to %llu takes more than %u increments",
-                         KOS_TPM_FLOOR_INDEX, (unsigned long long)*counter, (unsigned long long)target,
+                         floor_index(t), (unsigned long long)*counter, (unsigned long long)target,
                          KOS_TPM_FLOOR_MAX_STEP);
                 return -E2BIG;
         }
@@ -1211,10 +1218,10 @@ static int migrate_first_definition(struct kos_tpm *t, char *message, size_t siz
 
         if (r < 0 && r != -ENODATA)
                 return say_read_failure(t, true, r, message, size);
-        if ((r = kos_tpm_nv_undefine_space(t, KOS_TPM_FLOOR_INDEX)) < 0) {
+        if ((r = kos_tpm_nv_undefine_space(t, floor_index(t))) < 0) {
                 if (!kos_tpm_rc_is_bad_auth(t->last_rc)) {
                         snprintf(message, size, "cannot undefine the first definition of NV 0x%08x (%s)",
-                                 KOS_TPM_FLOOR_INDEX, refusal(t, r, why, sizeof why));
+                                 floor_index(t), refusal(t, r, why, sizeof why));
                         return r;
                 }
                 /* The owner has set a password: nobody else can define the
@@ -1271,7 +1278,7 @@ int kos_tpm_floor_read(struct kos_tpm *t, uint32_t *ret_floor, char *ret_message
                 snprintf(ret_message, message_size,
                          "NV 0x%08x is not defined: never provisioned, or deleted since (the Boot Kernel provisions "
                          "it at every boot)",
-                         KOS_TPM_FLOOR_INDEX);
+                         floor_index(t));
                 return -ENOENT;
         }
         if ((r = floor_counter_read(t, kind == FLOOR_FIRST, &counter)) < 0)
@@ -1339,6 +1346,27 @@ int kos_tpm_floor_raise(struct kos_tpm *t, uint32_t value, char *ret_message, si
                 return 0;
         return increment_to(t, first, &counter, (uint64_t)value + (first ? 1 : KOS_TPM_FLOOR_OFFSET), ret_message,
                             message_size);
+}
+
+int kos_tpm_bk_floor_read(struct kos_tpm *t, uint32_t *ret_floor, char *ret_message, size_t message_size) {
+        t->floor_index = KOS_TPM_BK_FLOOR_INDEX;
+        int r = kos_tpm_floor_read(t, ret_floor, ret_message, message_size);
+        t->floor_index = 0;
+        return r;
+}
+
+int kos_tpm_bk_floor_provision(struct kos_tpm *t, char *ret_message, size_t message_size) {
+        t->floor_index = KOS_TPM_BK_FLOOR_INDEX;
+        int r = kos_tpm_floor_provision(t, ret_message, message_size);
+        t->floor_index = 0;
+        return r;
+}
+
+int kos_tpm_bk_floor_raise(struct kos_tpm *t, uint32_t value, char *ret_message, size_t message_size) {
+        t->floor_index = KOS_TPM_BK_FLOOR_INDEX;
+        int r = kos_tpm_floor_raise(t, value, ret_message, message_size);
+        t->floor_index = 0;
+        return r;
 }
 
 /* --- Measured boot ------------------------------------------------------ */

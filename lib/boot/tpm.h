@@ -215,6 +215,7 @@ struct kos_tpm {
         int fd;
         char path[108];
         uint32_t last_rc; /* of the last command, for messages; 0 when it got no TPM response */
+        uint32_t floor_index; /* 0: the manifest floor; set only inside kos_tpm_bk_floor_*() */
 };
 
 /* The TPM to use: NULL or "auto" selects /dev/tpmrm0, else /dev/tpm0, else
@@ -304,6 +305,17 @@ _kos_must_check_ int kos_tpm_floor_provision(struct kos_tpm *t, char *ret_messag
  * takes more than KOS_TPM_FLOOR_MAX_STEP increments (nothing is
  * incremented then), else as kos_tpm_floor_read(). */
 _kos_must_check_ int kos_tpm_floor_raise(struct kos_tpm *t, uint32_t value, char *ret_message, size_t message_size);
+
+/* --- The Boot Kernel floor (docs/tpm.md, "The Boot Kernel floor"): a second
+ * counter, at KOS_TPM_BK_FLOOR_INDEX, defined, read and raised exactly as the
+ * manifest floor above (same attributes, same fixed policy, floor + 2); it
+ * never had a first definition, so one found there is tampering. It holds
+ * the lowest Boot Kernel security version that may run: the Boot Kernel
+ * reads it, Node Manager raises it when it blesses a new UKI. */
+#define KOS_TPM_BK_FLOOR_INDEX 0x01004B42u /* "KB" */
+_kos_must_check_ int kos_tpm_bk_floor_read(struct kos_tpm *t, uint32_t *ret_floor, char *ret_message, size_t message_size);
+_kos_must_check_ int kos_tpm_bk_floor_provision(struct kos_tpm *t, char *ret_message, size_t message_size);
+_kos_must_check_ int kos_tpm_bk_floor_raise(struct kos_tpm *t, uint32_t value, char *ret_message, size_t message_size);
 
 /* --- The measurement of the booted manifest (docs/tpm.md, "Measured boot").
  * The event is "kos-manifest:" followed by the 32 bytes of the manifest id;

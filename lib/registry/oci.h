@@ -76,7 +76,7 @@ struct kos_oci_artifact {
 };
 
 /* Checks the shape only (schemaVersion 2, the OCI manifest media type when
- * given, the KOS artifactType, at most 68 layers each with a sha256 digest
+ * given, the KOS artifactType, at most 69 layers each with a sha256 digest
  * and a size, exactly one manifest and one signature layer): what the layers
  * hold is checked against the signed KOS manifest. 0, or -EBADMSG with
  * error saying why. A pure function (tests/fuzz/fuzz_oci_artifact.c). */

@@ -3,7 +3,8 @@
  * device. The layout (docs/format.md, "The disk"):
  *
  *   GPT  1. "EFI system"   vfat KOS-ESP, the signed Boot Kernel UKI as
- *                          \EFI\BOOT\BOOTX64.EFI (with --uki / --esp-dir)
+ *                          \EFI\BOOT\BOOTX64.EFI and \EFI\KOS\SLOT-A.EFI
+ *                          (with --uki / --esp-dir)
  *        2. "kos-imagefs"  ext4 KOS-IMAGEFS, from an ImageFS directory
  *        3. "KOS-DATA"     the DataFS: empty (the System Kernel formats it
  *                          at first boot) or ext4 KOS-DATA (--data-format)
@@ -214,10 +215,16 @@ static int make_esp(const char *target, const struct image_options *o, const str
                 return fail(EXIT_USAGE, "mcopy failed for %s", o->esp_dir), r;
         if (o->uki) {
                 /* mmd fails on a folder --esp-dir already made: then only the copy must work. */
-                char *mkdir_efi[] = {"mmd", "-D", "s", "-i", image, "::/EFI", "::/EFI/BOOT", NULL};
+                char *mkdir_efi[] = {"mmd", "-D", "s", "-i", image, "::/EFI", "::/EFI/BOOT", "::/EFI/KOS", NULL};
                 (void)run_program(mkdir_efi, NULL, 0);
+                /* The removable path, which the firmware boots while it has no
+                 * entry of ours, and Boot Kernel slot A, which Node Manager
+                 * makes the default on the first boot marked good; slot B
+                 * stays empty until a release brings a new UKI
+                 * (docs/trust-chain.md, "Boot Kernel updates"). */
                 char *copy[] = {"mcopy", "-D", "o", "-i", image, (char *)o->uki, "::/EFI/BOOT/BOOTX64.EFI", NULL};
-                if ((r = run_program(copy, NULL, 0)) < 0)
+                char *copy_slot[] = {"mcopy", "-D", "o", "-i", image, (char *)o->uki, "::/EFI/KOS/SLOT-A.EFI", NULL};
+                if ((r = run_program(copy, NULL, 0)) < 0 || (r = run_program(copy_slot, NULL, 0)) < 0)
                         return fail(EXIT_USAGE, "mcopy failed for the UKI %s", o->uki), r;
         }
         return 0;
@@ -327,7 +334,8 @@ static int write_image(const struct image_options *o, const struct partition par
 static int image_help(void) {
         printf("Usage: kos image --imagefs DIR [OPTIONS] OUTPUT\n\n"
                "Write a device's factory disk image to OUTPUT, a file or a block device: a GPT with\n"
-               "the EFI system partition (the signed Boot Kernel UKI as \\EFI\\BOOT\\BOOTX64.EFI),\n"
+               "the EFI system partition (the signed Boot Kernel UKI as \\EFI\\BOOT\\BOOTX64.EFI\n"
+               "and as Boot Kernel slot A, \\EFI\\KOS\\SLOT-A.EFI),\n"
                "the ImageFS made from DIR, and the DataFS partition (docs/format.md, \"The disk\").\n\n"
                "  --imagefs DIR          the ImageFS tree (kos imagefs init, install, activate)\n"
                "  --imagefs-size SIZE    its partition's size (default: 1.5 x the tree + 16M)\n"

@@ -13,6 +13,7 @@
 #include "kos.h"
 #include "signature.h"
 #include "signing-key.h"
+#include "uki.h"
 #include "verify.h"
 #include "verity.h"
 
@@ -189,10 +190,32 @@ static int mark_hash_tree(struct kos_manifest *m, const char *const *names, size
         return EXIT_OK;
 }
 
+/* --boot-kernel UKI: its security version comes from its own signed
+ * command line (kos mkboot --security-version), so the manifest and the
+ * UKI cannot disagree; a UKI without one would measure nothing into PCR 14
+ * and check no floor, so it is refused. */
+static int add_boot_kernel(const char *path, struct kos_manifest *m, struct input *ret_input) {
+        _cleanup_close_ int fd = kos_open_regular_at(AT_FDCWD, path, O_NOFOLLOW, NULL);
+        int r;
+
+        if (fd < 0)
+                return fail(EXIT_USAGE, "boot-kernel: cannot read %s: %s", path, file_error_string(fd));
+        r = kos_uki_security_version(fd, &m->boot_kernel.security_version);
+        if (r == -ENOENT)
+                return fail(EXIT_USAGE, "boot-kernel: %s has no " KOS_BK_SECURITY_VERSION_PARAM "=N in its .cmdline "
+                            "(build it with kos mkboot --uki --security-version N)", path);
+        if (r < 0)
+                return fail(EXIT_USAGE, "boot-kernel: %s: %s", path,
+                            r == -ENOEXEC ? "not a UKI (PE image)" : r == -EINVAL ? "malformed " KOS_BK_SECURITY_VERSION_PARAM : strerror(-r));
+        m->boot_kernel.present = true;
+        *ret_input = (struct input){path, "boot-kernel", &m->boot_kernel.blob};
+        return EXIT_OK;
+}
+
 static int print_create_help(void) {
         printf("Usage: kos manifest create --name NAME --version N --kernel FILE --initrd FILE\n"
                "           [--security-version N] [--cmdline TEXT] --component NAME=FILE[:TYPE]...\n"
-               "           [--hash-tree NAME]... [--output FILE]\n\n"
+               "           [--hash-tree NAME]... [--boot-kernel UKI] [--output FILE]\n\n"
                "Writes a manifest (JSON, format 1) for the given System Kernel, initrd and\n"
                "components, bottom layer first. Sizes and sha256 are read from the files;\n"
                "TYPE (squashfs, erofs, ext4) is detected with libblkid when not given;\n"
@@ -206,6 +229,10 @@ static int print_create_help(void) {
                "of hashing every byte; dm-verity checks the data as it is read and\n"
                "restarts the device on a corrupt block. NAME needs verity data and no\n"
                "encryption (kos component build --verity). Default: sha256 of every byte.\n"
+               "--boot-kernel UKI: the release also carries this signed Boot Kernel UKI\n"
+               "(\"boot_kernel\" in the manifest), which devices install into their idle\n"
+               "ESP slot; its security version is read from its command line (kos mkboot\n"
+               "--security-version N), and a UKI without one is refused.\n"
                "Writes to standard output unless --output.\n");
         return EXIT_OK;
 }
@@ -216,7 +243,8 @@ static int manifest_create(int argc, char **argv) {
                 {"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
                 {"cmdline", required_argument, NULL, 'c'}, {"component", required_argument, NULL, 'C'},
                 {"output", required_argument, NULL, 'o'}, {"security-version", required_argument, NULL, 's'},
-                {"hash-tree", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {}};
+                {"hash-tree", required_argument, NULL, 't'}, {"boot-kernel", required_argument, NULL, 'b'},
+                {"help", no_argument, NULL, 'h'}, {}};
         struct kos_component components[KOS_MANIFEST_MAX_COMPONENTS];
         const char *hash_tree[KOS_MANIFEST_MAX_COMPONENTS];
         size_t n_hash_tree = 0;
@@ -225,12 +253,12 @@ static int manifest_create(int argc, char **argv) {
                 {NULL, "kernel", &m.kernel},
                 {NULL, "initrd", &m.initrd},
         };
-        const char *output = NULL, *version = NULL, *security_version = NULL;
+        const char *output = NULL, *version = NULL, *security_version = NULL, *boot_kernel = NULL;
         _cleanup_free_ char *json = NULL;
         size_t len;
         int c, code;
 
-        while ((c = getopt_long(argc, argv, "n:v:k:i:c:C:o:s:t:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "n:v:k:i:c:C:o:s:t:b:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         return print_create_help();
@@ -244,6 +272,9 @@ static int manifest_create(int argc, char **argv) {
                         break;
                 case 's':
                         security_version = optarg;
+                        break;
+                case 'b':
+                        boot_kernel = optarg;
                         break;
                 case 'k':
                         inputs[0].path = optarg;
@@ -304,7 +335,8 @@ static int manifest_create(int argc, char **argv) {
                 return usage_error("manifest create", "--cmdline is longer than %d bytes", KOS_CMDLINE_MAX);
         if ((code = mark_hash_tree(&m, hash_tree, n_hash_tree)) != EXIT_OK ||
             (code = check_verity_superblocks(&m, inputs)) != EXIT_OK ||
-            (code = hash_inputs(inputs, 2 + m.n_components)) != EXIT_OK)
+            (boot_kernel && (code = add_boot_kernel(boot_kernel, &m, &inputs[2 + m.n_components])) != EXIT_OK) ||
+            (code = hash_inputs(inputs, 2 + m.n_components + m.boot_kernel.present)) != EXIT_OK)
                 return code;
         if (kos_manifest_format(&m, &json, &len) < 0)
                 return fail(EXIT_USAGE, "cannot format the manifest");
@@ -502,6 +534,10 @@ static int manifest_show(int argc, char **argv) {
                        comp->verify == KOS_VERIFY_HASH_TREE ? "its dm-verity hash tree (verify: hash-tree)"
                                                            : "sha256 of every byte",
                        comp->verity.enabled ? "; dm-verity" : "", comp->encryption.enabled ? "; LUKS2" : "");
+        }
+        if (m->boot_kernel.present) {
+                print_blob("boot-kernel", "uki", &m->boot_kernel.blob);
+                printf("  %-16s Boot Kernel security version %lu\n", "", (unsigned long)m->boot_kernel.security_version);
         }
         return EXIT_OK;
 }

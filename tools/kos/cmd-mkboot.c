@@ -19,6 +19,7 @@
 #include "kos.h"
 #include "layout.h"
 #include "tpm-policy.h"
+#include "uki.h"
 
 /* What the Boot Kernel needs to reach an ext4 ImageFS on a virtio disk. ext4
  * (and libcrc32c, which erofs needs) look crc32c up through the crypto API, a
@@ -160,6 +161,8 @@ static int clear_pe_timestamp(const char *path) {
 
 struct uki {
         const char *output, *stub, *cmdline, *osrel, *sign_key, *sign_cert;
+        bool has_security_version;
+        uint32_t security_version;
 };
 
 /* OUTPUT: the stub with .osrel, .cmdline, .linux and .initrd added by
@@ -178,14 +181,22 @@ static int write_uki(const struct uki *u, const char *dir, const char *kernel, c
                             strerror(-r));
         if (stub_size > UKI_OSREL_VMA)
                 return fail(EXIT_USAGE, "the EFI stub %s is larger than expected (0x%x bytes)", u->stub, stub_size);
-        if (strlen(u->cmdline) > UKI_CMDLINE_MAX)
+        /* The security version goes last in the signed command line, where the
+         * Boot Kernel reads it back (lib/boot/uki.h). */
+        char full_cmdline[UKI_CMDLINE_MAX + 64];
+        if ((size_t)snprintf(full_cmdline, sizeof full_cmdline, "%s", u->cmdline) >= sizeof full_cmdline)
+                return fail(EXIT_USAGE, "the UKI command line is longer than %d bytes", UKI_CMDLINE_MAX);
+        if (u->has_security_version)
+                snprintf(full_cmdline + strlen(full_cmdline), sizeof full_cmdline - strlen(full_cmdline),
+                         "%s" KOS_BK_SECURITY_VERSION_PARAM "=%" PRIu32, full_cmdline[0] ? " " : "", u->security_version);
+        if (strlen(full_cmdline) > UKI_CMDLINE_MAX)
                 return fail(EXIT_USAGE, "the UKI command line is longer than %d bytes", UKI_CMDLINE_MAX);
         if ((r = file_size(kernel, &kernel_size)) < 0)
                 return fail(EXIT_USAGE, "cannot read %s: %s", kernel, strerror(-r));
         initrd_vma = UKI_LINUX_VMA + ((kernel_size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1));
 
         snprintf(cmdline, sizeof cmdline, "%s/cmdline", dir);
-        if ((r = kos_write_file_atomic_at(AT_FDCWD, cmdline, u->cmdline, strlen(u->cmdline), 0644)) < 0)
+        if ((r = kos_write_file_atomic_at(AT_FDCWD, cmdline, full_cmdline, strlen(full_cmdline), 0644)) < 0)
                 return fail(EXIT_USAGE, "cannot write %s: %s", cmdline, strerror(-r));
         snprintf(osrel, sizeof osrel, "%s/os-release", dir);
         if (u->osrel)
@@ -325,7 +336,11 @@ static int build(const struct mkboot *o) {
                 return EXIT_OK;
         if ((r = write_uki(&o->uki, o->output, path, initramfs)) != EXIT_OK)
                 return r;
-        printf("UKI: %s (%s)\n", o->uki.output, o->uki.sign_key ? "signed" : "unsigned");
+        if (o->uki.has_security_version)
+                printf("UKI: %s (%s, Boot Kernel security version %" PRIu32 ")\n", o->uki.output,
+                       o->uki.sign_key ? "signed" : "unsigned", o->uki.security_version);
+        else
+                printf("UKI: %s (%s)\n", o->uki.output, o->uki.sign_key ? "signed" : "unsigned");
         return EXIT_OK;
 }
 
@@ -333,6 +348,7 @@ static void mkboot_help(void) {
         printf("Usage: kos mkboot (--kernel-dir DIR | --kernel FILE) --keyring DIR --output DIR\n"
                "                  [--init FILE] [--module NAME]... [--compress gzip|lz4]\n"
                "                  [--uki FILE [--cmdline TEXT] [--stub FILE] [--osrel FILE]\n"
+               "                   [--security-version N]\n"
                "                   [--sign-key KEY --sign-cert CERT]]\n\n"
                "Builds the Boot Kernel: OUTPUT/vmlinuz and OUTPUT/initramfs.img, a reproducible\n"
                "cpio holding the init (default: kos-boot-init beside kos) and the trusted\n"
@@ -349,7 +365,11 @@ static void mkboot_help(void) {
                "                    with the kernel, the initramfs, the command line (--cmdline,\n"
                "                    default \"" DEFAULT_UKI_CMDLINE "\") and an os-release;\n"
                "                    signed by sbsign with --sign-key/--sign-cert (the Secure Boot\n"
-               "                    db key), unsigned without. Reproducible before signing.\n");
+               "                    db key), unsigned without. Reproducible before signing.\n"
+               "  --security-version N  the Boot Kernel security version (0 to 4294967295):\n"
+               "                    " KOS_BK_SECURITY_VERSION_PARAM "=N goes last on the UKI's signed command\n"
+               "                    line; the Boot Kernel measures it into PCR 14 and holds it\n"
+               "                    against its floor (docs/trust-chain.md). Needs --uki.\n");
 }
 
 int cmd_mkboot(int argc, char **argv) {
@@ -361,6 +381,7 @@ int cmd_mkboot(int argc, char **argv) {
                 {"stub", required_argument, NULL, 's'},       {"osrel", required_argument, NULL, 'O'},
                 {"sign-key", required_argument, NULL, 'S'},   {"sign-cert", required_argument, NULL, 'C'},
                 {"compress", required_argument, NULL, 'z'},   {"help", no_argument, NULL, 'h'},
+                {"security-version", required_argument, NULL, 'V'},
                 {}};
         struct mkboot o = {.uki = {.stub = DEFAULT_STUB, .cmdline = DEFAULT_UKI_CMDLINE}};
         char init[PATH_MAX];
@@ -368,9 +389,19 @@ int cmd_mkboot(int argc, char **argv) {
 
         program_beside_self("kos-boot-init", init, sizeof init);
         o.init = init;
-        while ((c = getopt_long(argc, argv, "k:K:i:r:o:m:u:c:s:O:S:C:z:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "k:K:i:r:o:m:u:c:s:O:S:C:z:V:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h': mkboot_help(); return EXIT_OK;
+                case 'V': {
+                        char word[64];
+                        /* The same strict decimal the Boot Kernel accepts. */
+                        snprintf(word, sizeof word, KOS_BK_SECURITY_VERSION_PARAM "=%s", optarg);
+                        if (strlen(optarg) > 10 || kos_bk_security_version_from_cmdline(word, &o.uki.security_version) < 0)
+                                return usage_error("mkboot", "--security-version must be an integer from 0 to %u, not '%s'",
+                                                   UINT32_MAX, optarg);
+                        o.uki.has_security_version = true;
+                        break;
+                }
                 case 'k': o.kernel_dir = optarg; break;
                 case 'K': o.kernel = optarg; break;
                 case 'i': o.init = optarg; break;
@@ -401,6 +432,11 @@ int cmd_mkboot(int argc, char **argv) {
         if (!o.uki.output && (o.uki.sign_key || o.uki.osrel || strcmp(o.uki.stub, DEFAULT_STUB) != 0 ||
                               strcmp(o.uki.cmdline, DEFAULT_UKI_CMDLINE) != 0))
                 return usage_error("mkboot", "--sign-key, --cmdline, --stub and --osrel are for the UKI: give --uki");
+        if (!o.uki.output && o.uki.has_security_version)
+                return usage_error("mkboot", "--security-version is written into the UKI: give --uki");
+        uint32_t ignored;
+        if (kos_bk_security_version_from_cmdline(o.uki.cmdline, &ignored) != -ENOENT)
+                return usage_error("mkboot", "give the Boot Kernel security version with --security-version, not in --cmdline");
         if (!o.compress)
                 o.compress = o.kernel ? "lz4" : "gzip";
         if (strcmp(o.compress, "gzip") != 0 && strcmp(o.compress, "lz4") != 0)
@@ -420,6 +456,9 @@ static const char *const system_modules[] = {
         "crc32c_generic", "virtio_pci", "virtio_blk", "loop",     "squashfs",    "erofs",
         "ext4",        "overlay", "dm_crypt", "dm_verity",     "xts",         "ecb",
         "algif_skcipher", "algif_hash", "aesni_intel", "sha256_ssse3",
+        /* Node Manager's Boot Kernel slots: EFI variables and the ESP (vfat
+         * with Debian's defaults: codepage 437, iocharset ascii, utf8). */
+        "efivarfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8",
 };
 
 struct mkinitrd {
@@ -497,8 +536,9 @@ int cmd_mkinitrd(int argc, char **argv) {
                                "with the shared libraries it needs (resolved with ldd), mkfs.ext4 for\n"
                                "a first-boot DataFS, the keyring's *.pem, the key store's files (the\n"
                                "development key provider, /etc/kos/keys/<id>), and the modules for\n"
-                               "loop, squashfs, erofs, ext4, overlay, dm-crypt and dm-verity with their\n"
-                               "dependencies, and the vendor's DataFS recovery certificate (--recovery-cert).\n"
+                               "loop, squashfs, erofs, ext4, overlay, dm-crypt, dm-verity, efivarfs and vfat\n"
+                               "(the Boot Kernel's ESP slots) with their dependencies, and the vendor's\n"
+                               "DataFS recovery certificate (--recovery-cert).\n"
                                "Compressed with zstd -19 (default; package zstd) or gzip -9.\n"
                                "Reproducible like 'kos mkboot'. --tpm-policy-key: the vendor's policy key\n"
                                "(kos tpm policy-key) for keys sealed to signed PCR policies.\n");

@@ -12,19 +12,23 @@
 #include "tpm.h"
 
 static int usage(void) {
-        printf("Usage: kos tpm floor | provision | raise N | floor-policy | pcr | expected-pcr ID\n"
+        printf("Usage: kos tpm floor | provision | raise N | bk-floor | bk-provision | bk-raise N |\n"
+               "               floor-policy | pcr | expected-pcr ID\n"
                "       kos tpm policy-key | sign-policy  (signed PCR policies: kos tpm sign-policy --help)\n\n"
                "  floor          print the rollback floor the TPM's NV counter 0x%08x holds\n"
                "  provision      define that counter if absent, migrate its first definition, give it a\n"
                "                 floor (as the Boot Kernel does); an index that is not exactly the counter\n"
                "                 is refused, never replaced\n"
                "  raise N        raise the TPM floor to N (never lowers it); kos mark-good raises it itself\n"
+               "  bk-floor, bk-provision, bk-raise N  the same for the Boot Kernel floor, NV 0x%08x (the\n"
+               "                 lowest Boot Kernel security version that may run; Node Manager raises it\n"
+               "                 when it blesses a new UKI)\n"
                "  floor-policy   print the counter's authPolicy (hex), to define it with tpm2_nvdefine -L\n"
                "  pcr            print the SHA-256 value of PCR %d\n"
                "  expected-pcr ID  print the PCR %d value after measuring manifest ID (hex) from reset\n\n"
                "The TPM is $KOS_TPM: a device node or a swtpm server socket; unset: /dev/tpmrm0,\n"
                "else /dev/tpm0; none: no TPM. See docs/tpm.md.\n",
-               KOS_TPM_FLOOR_INDEX, KOS_TPM_PCR, KOS_TPM_PCR);
+               KOS_TPM_FLOOR_INDEX, KOS_TPM_BK_FLOOR_INDEX, KOS_TPM_PCR, KOS_TPM_PCR);
         return EXIT_OK;
 }
 
@@ -78,7 +82,8 @@ int cmd_tpm(int argc, char **argv) {
                 printf("%s\n", hex);
                 return EXIT_OK;
         }
-        if (strcmp(verb, "raise") == 0 ? argc != 3 : argc != 2)
+        bool raise = strcmp(verb, "raise") == 0 || strcmp(verb, "bk-raise") == 0;
+        if (raise ? argc != 3 : argc != 2)
                 return usage_error("tpm", "wrong number of arguments");
         if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
                 return r;
@@ -95,6 +100,19 @@ int cmd_tpm(int argc, char **argv) {
                         return usage_error("tpm raise", "N must be a number from 0 to 4294967295");
                 if ((r = kos_tpm_floor_raise(&t, floor, message, sizeof message)) < 0)
                         return tpm_fail(&t, "cannot raise the floor counter", r, message);
+        } else if (strcmp(verb, "bk-floor") == 0) {
+                if ((r = kos_tpm_bk_floor_read(&t, &floor, message, sizeof message)) < 0)
+                        return tpm_fail(&t, "cannot read the Boot Kernel floor counter", r, message);
+                printf("%lu\n", (unsigned long)floor);
+        } else if (strcmp(verb, "bk-provision") == 0) {
+                if ((r = kos_tpm_bk_floor_provision(&t, message, sizeof message)) < 0)
+                        return tpm_fail(&t, "cannot provision the Boot Kernel floor counter", r, message);
+                printf("%s\n", message[0] ? message : "already provisioned");
+        } else if (strcmp(verb, "bk-raise") == 0) {
+                if (parse_u32(argv[2], &floor) < 0)
+                        return usage_error("tpm bk-raise", "N must be a number from 0 to 4294967295");
+                if ((r = kos_tpm_bk_floor_raise(&t, floor, message, sizeof message)) < 0)
+                        return tpm_fail(&t, "cannot raise the Boot Kernel floor counter", r, message);
         } else if (strcmp(verb, "pcr") == 0) {
                 if ((r = kos_tpm_pcr_read(&t, KOS_TPM_PCR, value)) < 0)
                         return tpm_fail(&t, "cannot read the PCR", r, NULL);

@@ -71,6 +71,7 @@ int cmd_select(int argc, char **argv);
 int cmd_tpm(int argc, char **argv);
 int cmd_tpm_policy(int argc, char **argv);
 int parse_pcr_value(const char *s, uint32_t *given, uint8_t values[24][KOS_SHA256_LEN]);
+int cmd_bk_slots(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_mkboot(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);

@@ -36,6 +36,7 @@ static const struct {
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
         {"key", cmd_key, "seal|unseal|export-public  TPM-sealed component keys; an HSM key's public PEM"},
         {"datafs", cmd_datafs, "erase|factory-reset|recover   the LUKS2 DataFS: erase, reset, vendor recovery"},
+        {"bk-slots", cmd_bk_slots, "show|write --esp DIR  the Boot Kernel's two ESP slots"},
         {"tpm", cmd_tpm, "floor|provision|raise|floor-policy|pcr|expected-pcr  the TPM's rollback floor and PCR"},
 #ifdef KOS_WITH_HOST /* the host kos; not the device's static one (lib/registry, lib/host) */
         {"push", cmd_push, "IMAGEFS NAME REF        publish a signed manifest to an OCI registry"},

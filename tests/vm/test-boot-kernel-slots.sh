@@ -1,0 +1,122 @@
+# The Boot Kernel updates itself (issue 21; docs/trust-chain.md, "Boot
+# Kernel updates"): OVMF with Secure Boot enforcing boots the signed UKI of
+# `kos image`'s ESP; the release carries a new UKI, which Node Manager writes
+# to the idle ESP slot once the boot is marked good, with a one-shot
+# BootNext. The firmware's variable store (vars.fd) and the disk persist
+# from one QEMU run to the next, as a device's flash and disk do.
+
+# shellcheck source=system-lib.sh
+. "$ROOT/tests/vm/system-lib.sh"
+
+SLOTS_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1 kos.settle=3"
+SLOTS_DONE='Boot Kernel slots: done|BOOT FAILED|System halted|Access Denied|Kernel panic|may not run here'
+
+# slots_uki OUT SECURITY_VERSION [mkboot args]: a Boot Kernel UKI signed by
+# the development db key.
+slots_uki() {
+        local out=$1 version=$2 keys
+        keys=$(sb_keys)
+        shift 2
+        VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output "$out.d" --uki "$out" \
+                --cmdline "console=ttyS0 panic=-1 loglevel=4" --security-version "$version" \
+                --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" "$@" >/dev/null
+}
+
+# slots_fixture NEW_SECURITY_VERSION [mkboot args]: the node chain
+# (Debian's System Kernel, the base, a runtime layer with Node Manager, the
+# demo app) whose release v1 carries a new UKI, uki-new.efi, as its Boot
+# Kernel; disk.img from kos image with UKI v1 (security version 1) as the
+# removable path and slot A.
+slots_fixture() {
+        local kd; kd=$(vm_kernel_dir)
+        vm_dev_key
+        mkdir keyring && cp public.pem keyring/dev.pem
+        slots_uki uki-new.efi "$@"
+        set -- uki-new.efi
+        cp "$kd"/boot/vmlinuz-* vmlinuz
+        vm_cached initrd "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
+        cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
+        make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
+        make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img >/dev/null
+        slots_uki uki-v1.efi 1
+        "$KOS" imagefs init img
+        "$KOS" component add img vmlinuz initrd base.img runtime.img app1.img "$1" >/dev/null
+        "$KOS" manifest create --name v1 --version 1 --kernel vmlinuz --initrd initrd --cmdline "$SLOTS_CMDLINE" \
+                --component base=base.img --component runtime=runtime.img --component app=app1.img \
+                --boot-kernel "$1" -o v1.json
+        "$KOS" manifest sign --key secret.pem v1.json >/dev/null
+        "$KOS" install img v1.json >/dev/null
+        activate v1
+        "$KOS" image --force --imagefs img --imagefs-extra 64M --uki uki-v1.efi --data-size 64M disk.img >/dev/null 2>&1
+        cp "$(sb_enrolled_vars)" vars.fd
+}
+
+# slots_boot LOG: one power-on of the device; with SLOTS_TPM=1 its TPM is
+# swtpm on the state in tpm/, started for the boot (swtpm ends when QEMU
+# goes) and kept from boot to boot, as a device's TPM is.
+slots_boot() {
+        local log=$1
+        VM_TPM_ARGS=()
+        if [ "${SLOTS_TPM:-}" = 1 ]; then vm_swtpm_start tpm; fi
+        ovmf_run "$log" "${VM_TIMEOUT:-300}" "$SLOTS_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        if [ "${SLOTS_TPM:-}" = 1 ]; then swtpm_stop tpm; fi
+        sleep 1
+        tr -d '\r' <"$log" | grep -aE 'BdsDxe|kos-boot .*(Boot Kernel|booting)|Kernel panic|kos-node .*(Boot Kernel|marked good)' |
+                sed 's/^/  | /' >&2
+}
+
+test_new_boot_kernel_is_written_to_the_idle_slot_tried_once_and_blessed() {
+        slots_fixture 2
+        local SLOTS_TPM=1
+        # Boot 1: the removable path (no entry of ours yet); marked good.
+        slots_boot boot-1.log
+        grep -qa 'kos-boot .*Boot Kernel security version 1: PCR 14 extended with "kos-bk-security-version=1"' boot-1.log ||
+                fail "UKI v1 did not measure its security version"
+        grep -qa 'kos-node .*Boot Kernel slot A is the default now' boot-1.log || fail "slot A was not made the default"
+        grep -qa 'kos-node .*Boot Kernel [0-9a-f]* (security version 2) written to slot B: the next boot tries it once' boot-1.log ||
+                fail "the new UKI was not written to slot B"
+        grep -qa 'Boot Kernel slot B: trial' boot-1.log || fail "slot B is not on trial"
+        # Boot 2: BootNext starts slot B once; marked good, it is blessed.
+        slots_boot boot-2.log
+        grep -qa 'kos-boot .*Boot Kernel security version 2: PCR 14 extended' boot-2.log || fail "slot B (v2) did not boot"
+        grep -qa 'kos-node .*Boot Kernel slot B blessed (security version 2): BootOrder names it first' boot-2.log ||
+                fail "slot B was not blessed"
+        grep -qa 'Boot Kernel slot B: good, .*, booted' boot-2.log || fail "slot B is not the good slot"
+        grep -qa 'kos-node .*booted from Boot Kernel slot B (security version 2)' boot-2.log || fail "Node Manager did not name slot B"
+        grep -qa 'kos-node .*Boot Kernel floor raised from 0 to 2' boot-2.log || fail "the Boot Kernel floor was not raised"
+        grep -qa 'kos-node .*slot B copied to the removable path' boot-2.log || fail "the removable path was not refreshed"
+        ! grep -qa 'written to slot' boot-2.log || fail "the UKI it booted was written again"
+        # Boot 3: no BootNext any more: the firmware starts slot B by itself.
+        slots_boot boot-3.log
+        grep -qa 'kos-boot .*Boot Kernel security version 2' boot-3.log || fail "the blessed slot B did not boot by itself"
+        grep -qa 'kos-boot .*Boot Kernel floor NV 0x01004b42 holds 2' boot-3.log || fail "the Boot Kernel floor is not 2"
+        # Boot 4: someone with the disk puts the factory UKI v1 (validly
+        # signed) back as the removable path and resets the firmware's
+        # variables: v1 is below the floor and refuses to run.
+        local start
+        start=$(sfdisk -d disk.img | sed -n 's/^disk.img1 : start= *\([0-9]*\),.*/\1/p')
+        mcopy -o -i "disk.img@@$((start * 512))" uki-v1.efi ::/EFI/BOOT/BOOTX64.EFI
+        cp "$(sb_enrolled_vars)" vars.fd
+        slots_boot boot-4.log
+        grep -qa 'kos-boot .*Boot Kernel security version 1 is below the Boot Kernel floor 2: this UKI may not run here' boot-4.log ||
+                fail "UKI v1 ran above the floor"
+        ! grep -qa 'kos-boot .*booting manifest' boot-4.log || fail "UKI v1 booted a manifest"
+}
+
+# A UKI that panics (its init is not a program: "No working init found")
+# gets one try: the firmware deleted BootNext before starting it, so the
+# next power-on boots BootOrder's slot A, and Node Manager marks slot B bad
+# and does not try it again.
+test_new_boot_kernel_that_panics_falls_back_to_the_good_slot_and_is_not_tried_again() {
+        echo 'not a program' >not-init
+        slots_fixture 2 --init not-init
+        slots_boot boot-1.log
+        grep -qa 'kos-node .*written to slot B: the next boot tries it once' boot-1.log || fail "the UKI was not written to slot B"
+        slots_boot boot-2.log
+        grep -qa 'Kernel panic' boot-2.log || fail "slot B did not panic"
+        ! grep -qa 'kos-boot' boot-2.log || fail "a Boot Kernel init ran in the bad UKI"
+        slots_boot boot-3.log
+        grep -qa 'kos-boot .*Boot Kernel security version 1' boot-3.log || fail "the device did not fall back to slot A (v1)"
+        grep -qa 'kos-node .*failed its trial in slot B: not tried again' boot-3.log || fail "slot B was not marked bad"
+        grep -qa 'Boot Kernel slot B: bad' boot-3.log || fail "slot B's state is not bad"
+}
