@@ -72,7 +72,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/in
 	system/keystore.c system/datafs-key.c
 UNIT_LIBS := $(LIBS) -lcurl -lzstd -lsystemd
 
-.PHONY: all check-links deps check demo run bench bench-boot bench-update clean asan fuzz unit host-tests boot-kernel
+.PHONY: all check-links deps check demo run bench bench-boot bench-update soak clean asan fuzz unit host-tests boot-kernel
 
 all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static check-links
 
@@ -154,6 +154,13 @@ run:
 	@scripts/deps.sh demo
 	@$(MAKE) --no-print-directory all
 	@RUN=1 scripts/demo.sh
+
+# make soak CYCLES=N SEED=S: one device through N update cycles under random
+# faults (docs/soak.md); resumable, state and report.json in $(BUILD)/soak.
+soak:
+	@scripts/deps.sh demo
+	@$(MAKE) --no-print-directory all deb
+	@CYCLES='$(CYCLES)' SEED='$(SEED)' scripts/soak.sh
 
 bench:
 	@scripts/deps.sh build

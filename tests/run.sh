@@ -8,6 +8,8 @@
 #               VM_JOBS tests (default: the number of CPUs) at a time
 #   fuzz        every libFuzzer harness of tests/fuzz/, FUZZ_SECONDS each,
 #               FUZZ_JOBS (default: the number of CPUs) at a time
+#   soak        a short soak (scripts/soak.sh): SOAK_CYCLES (3) cycles of
+#               seed SOAK_SEED on one device in QEMU (docs/soak.md)
 # No SUITE runs them all. Every test prints "PASS name" or "FAIL name"; the
 # last line is "N passed, N failed", and the exit status is 0 only when
 # nothing failed. Before it: each suite's time, and the VM suite's total,
@@ -25,14 +27,14 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
 VM_JOBS=${VM_JOBS:-$(nproc)}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-3600}
-ALL_SUITES=(unit unit-asan host host-asan vm fuzz)
+ALL_SUITES=(unit unit-asan host host-asan vm fuzz soak)
 export BUILD FUZZ_SECONDS FUZZ_JOBS VM_JOBS
 # A sanitizer's abort gets a status of its own (its default, 1, would look
 # like "a test failed").
 export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86} UBSAN_OPTIONS=${UBSAN_OPTIONS:-exitcode=86:print_stacktrace=1}
 
 usage() {
-        sed -n '2,13s/^# \{0,1\}//p' "$0"
+        sed -n '2,15s/^# \{0,1\}//p' "$0"
 }
 
 suite_unit() { "$BUILD/unit-tests"; }
@@ -43,6 +45,22 @@ suite_host-asan() { KOS="$BUILD/asan/kos" KOS_FAULTS="$BUILD/asan/kos" PREFIX=as
 # test keeps one CPU busy on average (TCG, and the host's work between
 # boots), so VM_JOBS of them run at once.
 suite_vm() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS tests/runner.sh "${VM_TESTS:-tests/vm}"; }
+
+# The soak of make check: a fixed seed whose three cycles take three channels,
+# a corrupt release and a power cut (SOAK_PLAN=1 scripts/soak.sh prints a
+# schedule). Its state is kept when it fails, for the reproducer it prints.
+suite_soak() {
+        local dir name="soak:cycles_${SOAK_CYCLES:-3}_of_seed_${SOAK_SEED:-13}_keep_every_invariant"
+        dir=$(mktemp -d /tmp/kos-soak-XXXXXX)
+        if SOAK_DIR=$dir CYCLES=${SOAK_CYCLES:-3} SEED=${SOAK_SEED:-13} scripts/soak.sh >"$dir.log" 2>&1; then
+                echo "PASS $name ($(tail -1 "$dir/report.json" | jq -c '{adopted, faults, boots, wall_s}'))"
+                rm -rf "$dir" "$dir.log"
+        else
+                echo "FAIL $name (kept: $dir, $dir.log)"
+                grep -a '^soak:' "$dir.log" | tail -30
+                return 1
+        fi
+}
 
 # Each harness tests/fuzz/fuzz_NAME.c starts from tests/fuzz/corpus/NAME/
 # (copied: libFuzzer adds to its corpus directory).
