@@ -22,8 +22,10 @@ pkg=(scdoc debhelper dpkg-dev fakeroot build-essential)
 # a PKCS#11 token for the HSM signing tests. docker-registry (Distribution
 # 2.8) and htpasswd (apache2-utils): the OCI tests' local registry.
 # lintian and man-db: the packages' tests (tests/host/test-packages.sh).
+# python3 (standard library only): the TPM bus sniffer, a relay that records
+# every byte between kos and swtpm (tests/host/test-tpm-policy.sh).
 check=("${build[@]}" "${boot[@]}" "${pkg[@]}" lintian man-db clang libclang-rt-14-dev socat tpm2-tools softhsm2 opensc p11-kit
-       docker-registry apache2-utils curl bmap-tools)
+       docker-registry apache2-utils curl bmap-tools python3)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

@@ -84,10 +84,13 @@ test_signed_policy_by_another_key_does_not_open_the_key() {
         # Even with the file's recorded key name changed to the stranger's, the
         # TPM applies the object's own policy: PolicyAuthorize passes for the
         # stranger's key, Unseal does not.
-        local name; name=$(python3 -c 'import sys,hashlib;from cryptography.hazmat.primitives import serialization as s
-k=s.load_pem_public_key(open("stranger.pub","rb").read()).public_numbers()
-pub=bytes.fromhex("0023000b00040000000000100018000b00030010")+b"\0\x20"+k.x.to_bytes(32,"big")+b"\0\x20"+k.y.to_bytes(32,"big")
-sys.stdout.write("000b"+hashlib.sha256(pub).hexdigest())')
+        # Its TPM name: SHA-256 of the TPMT_PUBLIC KOS loads a policy key as
+        # (kos_tpm_policy_key_public()), the point from the key's DER (its
+        # last 64 bytes are X and Y).
+        local xy name
+        xy=$(openssl pkey -pubin -in stranger.pub -outform DER | tail -c 64 | od -An -tx1 -v | tr -d ' \n')
+        name=000b$(unhex <<<"0023000b00040000000000100018000b000300100020${xy:0:64}0020${xy:64:64}" | sha256sum |
+                cut -c1-64)
         { head -c 8 sealed/appkey; printf "$(sed 's/../\\x&/g' <<<"$name")"; tail -c +43 sealed/appkey; } >changed
         pol_unseal_refused 'object.s policy is another \(TPM_RC_POLICY_FAIL\)' \
                 --policy forged --policy-key stranger.pub changed
