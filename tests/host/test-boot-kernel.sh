@@ -60,13 +60,18 @@ test_manifest_refuses_a_boot_kernel_without_a_security_version_or_not_a_uki() {
 
 # The UKI is a blob of the release like any other: a bundle carries it, the
 # install checks its hash, and selection boots the release without reading it.
-test_boot_kernel_uki_travels_in_a_bundle_and_selection_does_not_read_it() {
+# bk_bundle: release a active; b.kosb, release b carrying UKI v7.efi (security version 7).
+bk_bundle() {
         fixture; manifest a; "$KOS" activate img a
         bk_uki v7.efi --security-version 7
         "$KOS" manifest create --name b --version 2 --kernel vmlinuz --initrd initrd --component base=base.img \
                 --component app=app.img --boot-kernel v7.efi -o b.json
         "$KOS" manifest sign --key secret.pem b.json >/dev/null
         "$KOS" bundle create -o b.kosb b.json v7.efi >/dev/null || fail "bundle create refused the UKI"
+}
+
+test_boot_kernel_uki_travels_in_a_bundle_and_selection_does_not_read_it() {
+        bk_bundle
         "$KOS" bundle install --keyring keyring img b.kosb >out || fail "install failed: $(cat out)"
         cmp "img/components/$(sha v7.efi)" v7.efi || fail "the UKI is not in the ImageFS"
         expect_selected b
@@ -76,12 +81,7 @@ test_boot_kernel_uki_travels_in_a_bundle_and_selection_does_not_read_it() {
 }
 
 test_bundle_with_a_flipped_byte_in_the_boot_kernel_uki_changes_nothing() {
-        fixture; manifest a; "$KOS" activate img a
-        bk_uki v7.efi --security-version 7
-        "$KOS" manifest create --name b --version 2 --kernel vmlinuz --initrd initrd --component base=base.img \
-                --component app=app.img --boot-kernel v7.efi -o b.json
-        "$KOS" manifest sign --key secret.pem b.json >/dev/null
-        "$KOS" bundle create -o b.kosb b.json v7.efi >/dev/null
+        bk_bundle
         flip_byte b.kosb $(( $(stat -c %s b.kosb) - 100000 ))
         local rc=0; "$KOS" bundle install --keyring keyring img b.kosb 2>err || rc=$?
         [ "$rc" = 1 ] && grep -q 'component-hash-mismatch' err || fail "exit $rc: $(cat err)"

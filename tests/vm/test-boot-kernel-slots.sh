@@ -4,6 +4,12 @@
 # to the idle ESP slot once the boot is marked good, with a one-shot
 # BootNext. The firmware's variable store (vars.fd) and the disk persist
 # from one QEMU run to the next, as a device's flash and disk do.
+#
+# Status (h-slots, issue 21): boot 1 of the first test ran here and did
+# what it checks (slot A made the default, the new UKI written to slot B,
+# BootNext set); the rest has not run yet (no free VM slot before the
+# deadline). Run with SB_KEYS_DIR set to the keys the cached enrolled OVMF
+# variables hold when VM_CACHE is shared.
 
 # shellcheck source=system-lib.sh
 . "$ROOT/tests/vm/system-lib.sh"
