@@ -26,17 +26,32 @@ int datafs_mode_parse(const char *value, enum datafs_mode *ret) {
 }
 
 int datafs_seal_key(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
-                    const uint8_t values[24][KOS_SHA256_LEN], struct kos_sealed_key *ret, char *error,
+                    const uint8_t values[24][KOS_SHA256_LEN], const struct kos_tpm_ecc_point *policy_key,
+                    const struct kos_signed_policy *policy, struct datafs_sealed *ret, char *error,
                     size_t error_size) {
-        return kos_tpm_seal(t, secret, DATAFS_SECRET_LEN, DATAFS_SEAL_PCRS, values, ret, error, error_size);
+        memset(ret, 0, sizeof *ret);
+        ret->authorized = policy_key && policy;
+        if (ret->authorized)
+                return kos_tpm_reseal_authorized(t, secret, DATAFS_SECRET_LEN, policy_key, policy, &ret->signed_policy,
+                                                 error, error_size);
+        return kos_tpm_seal(t, secret, DATAFS_SECRET_LEN, DATAFS_SEAL_PCRS, values, &ret->pcr, error, error_size);
 }
 
-int datafs_unseal_key(struct kos_tpm *t, const struct kos_sealed_key *k, uint8_t ret[static DATAFS_SECRET_LEN],
-                      char *error, size_t error_size) {
+int datafs_unseal_key(struct kos_tpm *t, const struct datafs_sealed *k, const struct kos_tpm_ecc_point *policy_key,
+                      const struct kos_signed_policy *policy, uint8_t ret[static DATAFS_SECRET_LEN], char *error,
+                      size_t error_size) {
         uint8_t data[KOS_TPM_SEAL_DATA_MAX];
         size_t len = 0;
-        int r = kos_tpm_unseal(t, k, data, &len, error, error_size);
+        int r;
 
+        if (k->authorized && (!policy_key || !policy)) {
+                snprintf(error, error_size, "it is sealed to signed policies, and there is no policy key or signed "
+                                            "policy to open it with");
+                return -ENOKEY;
+        }
+        r = k->authorized ? kos_tpm_unseal_authorized(t, &k->signed_policy, policy_key, policy, data, &len, error,
+                                                      error_size)
+                          : kos_tpm_unseal(t, &k->pcr, data, &len, error, error_size);
         if (r >= 0 && len != DATAFS_SECRET_LEN) {
                 snprintf(error, error_size, "the sealed secret is %zu bytes, not %d", len, DATAFS_SECRET_LEN);
                 r = -EBADMSG;
@@ -73,27 +88,55 @@ static size_t put_tpm2b(uint8_t *p, const uint8_t *body, uint16_t len) {
         return 2u + len;
 }
 
-int datafs_token_format(const struct kos_sealed_key *k, int keyslot, uint64_t generation, char *buf, size_t size) {
+/* The signed-policy token: the KOSSEAL2 bytes as its blob, no PCRs of its
+ * own (they are the signed policy's). */
+static json_t *authorized_token(const struct kos_authorized_key *k, const char *slot, uint64_t generation) {
+        uint8_t blob[KOS_AUTHORIZED_KEY_MAX], policy[KOS_SHA256_LEN];
+        char blob64[4 * (KOS_AUTHORIZED_KEY_MAX / 3 + 1) + 1], policy_hex[KOS_SHA256_HEX_LEN + 1];
+        int n = kos_authorized_key_format(k, blob, sizeof blob);
+
+        if (n < 0 || kos_tpm_authorize_policy_digest(k->policy_key_name, policy) < 0)
+                return NULL;
+        EVP_EncodeBlock((unsigned char *)blob64, blob, n);
+        kos_hex_encode(policy, sizeof policy, policy_hex);
+        return json_pack("{s:s, s:[s], s:s, s:[], s:s, s:s, s:s, s:b, s:s, s:I}", "type", DATAFS_TOKEN_TYPE,
+                         "keyslots", slot, "tpm2-blob", blob64, "tpm2-pcrs", "tpm2-pcr-bank", "sha256",
+                         "tpm2-primary-alg", "ecc", "tpm2-policy-hash", policy_hex, "tpm2-pin", 0, "kos-scheme",
+                         DATAFS_SCHEME_SIGNED_POLICY, "kos-generation", (json_int_t)generation);
+}
+
+static json_t *pcr_token(const struct kos_sealed_key *k, const char *slot, uint64_t generation) {
         uint8_t blob[DATAFS_BLOB_MAX], policy[KOS_SHA256_LEN];
-        char blob64[4 * (DATAFS_BLOB_MAX / 3 + 1) + 1], policy_hex[KOS_SHA256_HEX_LEN + 1], slot[16];
+        char blob64[4 * (DATAFS_BLOB_MAX / 3 + 1) + 1], policy_hex[KOS_SHA256_HEX_LEN + 1];
         char pcr7[KOS_SHA256_HEX_LEN + 1], pcr15[KOS_SHA256_HEX_LEN + 1];
 
         if (k->pcr_mask != DATAFS_SEAL_PCRS || k->private_len > KOS_TPM_BLOB_MAX || k->public_len > KOS_TPM_BLOB_MAX ||
-            keyslot < 0 || generation > INT64_MAX || kos_tpm_policy_pcr_digest(k->pcr_mask, k->pcr_values, policy) < 0)
-                return -EINVAL;
+            kos_tpm_policy_pcr_digest(k->pcr_mask, k->pcr_values, policy) < 0)
+                return NULL;
         size_t n = put_tpm2b(blob, k->private_area, k->private_len);
         n += put_tpm2b(blob + n, k->public_area, k->public_len);
         EVP_EncodeBlock((unsigned char *)blob64, blob, (int)n);
         kos_hex_encode(policy, sizeof policy, policy_hex);
         kos_hex_encode(k->pcr_values[7], KOS_SHA256_LEN, pcr7);
         kos_hex_encode(k->pcr_values[KOS_TPM_SEAL_PCR], KOS_SHA256_LEN, pcr15);
+        return json_pack("{s:s, s:[s], s:s, s:[i, i], s:s, s:s, s:s, s:b, s:{s:s, s:s}, s:I}", "type",
+                         DATAFS_TOKEN_TYPE, "keyslots", slot, "tpm2-blob", blob64, "tpm2-pcrs", 7, KOS_TPM_SEAL_PCR,
+                         "tpm2-pcr-bank", "sha256", "tpm2-primary-alg", "ecc", "tpm2-policy-hash", policy_hex,
+                         "tpm2-pin", 0, "kos-pcr-values", "7", pcr7, "15", pcr15, "kos-generation",
+                         (json_int_t)generation);
+}
+
+int datafs_token_format(const struct datafs_sealed *k, int keyslot, uint64_t generation, char *buf, size_t size) {
+        char slot[16];
+
+        if (keyslot < 0 || generation > INT64_MAX)
+                return -EINVAL;
         snprintf(slot, sizeof slot, "%d", keyslot);
-        json_t *o = json_pack("{s:s, s:[s], s:s, s:[i, i], s:s, s:s, s:s, s:b, s:{s:s, s:s}, s:I}", "type",
-                              DATAFS_TOKEN_TYPE, "keyslots", slot, "tpm2-blob", blob64, "tpm2-pcrs", 7,
-                              KOS_TPM_SEAL_PCR, "tpm2-pcr-bank", "sha256", "tpm2-primary-alg", "ecc",
-                              "tpm2-policy-hash", policy_hex, "tpm2-pin", 0, "kos-pcr-values", "7", pcr7, "15", pcr15,
-                              "kos-generation", (json_int_t)generation);
-        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_t *o = k->authorized ? authorized_token(&k->signed_policy, slot, generation)
+                                  : pcr_token(&k->pcr, slot, generation);
+        if (!o)
+                return -EINVAL;
+        char *text = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         if (!text)
                 return -ENOMEM;
@@ -117,21 +160,40 @@ static int take_tpm2b(const uint8_t *blob, size_t len, size_t *pos, uint8_t ret[
         return 0;
 }
 
-/* Exactly the base64 of the two TPM2Bs, nothing after them. */
-static int parse_blob(const char *untrusted_b64, struct kos_sealed_key *k) {
-        uint8_t blob[4 * (DATAFS_BLOB_MAX / 3 + 1)];
-        size_t in = strlen(untrusted_b64), pad = 0, pos = 0;
+/* Base64 into buf (size bytes at most): 0 with the length, or -EBADMSG. */
+static int decode_base64(const char *untrusted_b64, uint8_t *buf, size_t size, size_t *ret_len) {
+        size_t in = strlen(untrusted_b64), pad = 0;
 
-        if (in == 0 || in % 4 != 0 || in / 4 * 3 > sizeof blob)
+        if (in == 0 || in % 4 != 0 || in / 4 * 3 > size)
                 return -EBADMSG;
         while (pad < 2 && untrusted_b64[in - 1 - pad] == '=')
                 pad++;
-        int n = EVP_DecodeBlock(blob, (const unsigned char *)untrusted_b64, (int)in);
+        int n = EVP_DecodeBlock(buf, (const unsigned char *)untrusted_b64, (int)in);
         if (n < 0 || (size_t)n < pad)
                 return -EBADMSG;
-        size_t len = (size_t)n - pad;
-        if (take_tpm2b(blob, len, &pos, k->private_area, &k->private_len) < 0 ||
+        *ret_len = (size_t)n - pad;
+        return 0;
+}
+
+/* Exactly the base64 of the two TPM2Bs, nothing after them. */
+static int parse_blob(const char *untrusted_b64, struct kos_sealed_key *k) {
+        uint8_t blob[4 * (DATAFS_BLOB_MAX / 3 + 1)];
+        size_t len, pos = 0;
+
+        if (decode_base64(untrusted_b64, blob, sizeof blob, &len) < 0 ||
+            take_tpm2b(blob, len, &pos, k->private_area, &k->private_len) < 0 ||
             take_tpm2b(blob, len, &pos, k->public_area, &k->public_len) < 0 || pos != len)
+                return -EBADMSG;
+        return 0;
+}
+
+/* The base64 of a KOSSEAL2 file, every rule of kos_authorized_key_parse(). */
+static int parse_authorized_blob(const char *untrusted_b64, struct kos_authorized_key *k) {
+        uint8_t blob[4 * (KOS_AUTHORIZED_KEY_MAX / 3 + 1)];
+        size_t len;
+
+        if (decode_base64(untrusted_b64, blob, sizeof blob, &len) < 0 ||
+            kos_authorized_key_parse(blob, len, k) < 0)
                 return -EBADMSG;
         return 0;
 }
@@ -145,9 +207,23 @@ static int parse_pcr_value(json_t *values, const char *pcr, uint8_t ret[static K
         return hex && kos_hex_decode(hex, strlen(hex), ret, KOS_SHA256_LEN) >= 0 ? 0 : -EBADMSG;
 }
 
-int datafs_token_parse(const char *untrusted_json, struct kos_sealed_key *ret, int *ret_keyslot,
+/* The PCR scheme's rules: PCRs 7 and 15 of the SHA-256 bank, the two
+ * TPM2Bs, and the values (for messages only) when present. */
+static int parse_pcr_token(json_t *pcrs, const char *bank, const char *blob, json_t *values,
+                           struct kos_sealed_key *ret) {
+        if (strcmp(bank, "sha256") != 0 || json_array_size(pcrs) != 2 ||
+            json_integer_value(json_array_get(pcrs, 0)) != 7 ||
+            json_integer_value(json_array_get(pcrs, 1)) != KOS_TPM_SEAL_PCR || parse_blob(blob, ret) < 0 ||
+            (values && (parse_pcr_value(values, "7", ret->pcr_values[7]) < 0 ||
+                        parse_pcr_value(values, "15", ret->pcr_values[KOS_TPM_SEAL_PCR]) < 0)))
+                return -EBADMSG;
+        ret->pcr_mask = DATAFS_SEAL_PCRS;
+        return 0;
+}
+
+int datafs_token_parse(const char *untrusted_json, struct datafs_sealed *ret, int *ret_keyslot,
                        uint64_t *ret_generation) {
-        const char *type, *blob, *bank, *slot;
+        const char *type, *blob, *bank, *slot, *scheme = NULL;
         json_t *keyslots, *pcrs, *values = NULL;
         json_int_t generation = 0;
         json_error_t error;
@@ -158,22 +234,24 @@ int datafs_token_parse(const char *untrusted_json, struct kos_sealed_key *ret, i
                 return -EBADMSG;
         json_t *o = json_loads(untrusted_json, JSON_REJECT_DUPLICATES, &error);
         int r = -EBADMSG;
-        if (!o || json_unpack(o, "{s:s, s:o, s:s, s:o, s:s, s?o, s:I}", "type", &type, "keyslots", &keyslots,
+        if (!o || json_unpack(o, "{s:s, s:o, s:s, s:o, s:s, s?o, s?s, s:I}", "type", &type, "keyslots", &keyslots,
                               "tpm2-blob", &blob, "tpm2-pcrs", &pcrs, "tpm2-pcr-bank", &bank, "kos-pcr-values",
-                              &values, "kos-generation", &generation) < 0 || generation < 0)
+                              &values, "kos-scheme", &scheme, "kos-generation", &generation) < 0 ||
+            generation < 0)
                 goto out;
-        if (strcmp(type, DATAFS_TOKEN_TYPE) != 0 || strcmp(bank, "sha256") != 0 || json_array_size(keyslots) != 1 ||
-            !(slot = json_string_value(json_array_get(keyslots, 0))) || json_array_size(pcrs) != 2 ||
-            json_integer_value(json_array_get(pcrs, 0)) != 7 ||
-            json_integer_value(json_array_get(pcrs, 1)) != KOS_TPM_SEAL_PCR)
+        if (strcmp(type, DATAFS_TOKEN_TYPE) != 0 || json_array_size(keyslots) != 1 ||
+            !(slot = json_string_value(json_array_get(keyslots, 0))))
                 goto out;
         errno = 0;
         long n = strtol(slot, &end, 10);
-        if (errno || *end || end == slot || n < 0 || n > 31 || parse_blob(blob, ret) < 0 ||
-            (values && (parse_pcr_value(values, "7", ret->pcr_values[7]) < 0 ||
-                        parse_pcr_value(values, "15", ret->pcr_values[KOS_TPM_SEAL_PCR]) < 0)))
+        if (errno || *end || end == slot || n < 0 || n > 31)
                 goto out;
-        ret->pcr_mask = DATAFS_SEAL_PCRS;
+        ret->authorized = scheme != NULL;
+        if (ret->authorized ? strcmp(scheme, DATAFS_SCHEME_SIGNED_POLICY) != 0 || strcmp(bank, "sha256") != 0 ||
+                                      !json_is_array(pcrs) || json_array_size(pcrs) != 0 || values ||
+                                      parse_authorized_blob(blob, &ret->signed_policy) < 0
+                            : parse_pcr_token(pcrs, bank, blob, values, &ret->pcr) < 0)
+                goto out;
         *ret_keyslot = (int)n;
         *ret_generation = (uint64_t)generation;
         r = 0;

@@ -15,6 +15,7 @@
 #include "datafs-generation.h"
 #include "datafs-recovery.h"
 #include "early.h"
+#include "keystore.h"
 #include "layout.h"
 
 #define DATAFS_MAPPER_PATH "/dev/mapper/" DATAFS_MAPPER_NAME
@@ -55,15 +56,45 @@ static int probe_is_empty(const char *path) {
         return r == 1 ? 1 : r == 0 || r == -2 ? 0 : -EIO;
 }
 
+/* The vendor's policy key (initrd) and the release's signed policy
+ * (ImageFS): true when both are there; otherwise why says what is missing. */
+static bool read_policy(struct kos_tpm_ecc_point *key, struct kos_signed_policy *policy, char *why, size_t size) {
+        return kos_key_provider_tpm_read_policy(key, policy, why, size) >= 0;
+}
+
+/* A secret sealed to PCR values, just proven by opening the volume: sealed
+ * again to the signed policies (the new object opened with them before it
+ * is written) and put in place of the old token. LUKS2 keeps two copies of
+ * its header and writes them one after the other with a rising sequence
+ * number, so a power cut leaves the old token or the new one; either opens.
+ * A failure costs only the migration: logged, tried again next boot. */
+static void migrate_token(struct crypt_device *cd, struct kos_tpm *t, int token, int keyslot, uint64_t generation,
+                          const uint8_t secret[static DATAFS_SECRET_LEN], const struct kos_tpm_ecc_point *policy_key,
+                          const struct kos_signed_policy *policy) {
+        struct datafs_sealed k;
+        char json[DATAFS_TOKEN_MAX], why[400] = "";
+        int r = datafs_seal_key(t, secret, NULL, policy_key, policy, &k, why, sizeof why);
+
+        if (r >= 0 && (r = datafs_token_format(&k, keyslot, generation, json, sizeof json)) >= 0 &&
+            (r = crypt_token_json_set(cd, token, json)) >= 0) {
+                early_log("DataFS: key migrated from PCR values to the vendor's signed policies (token %d)", token);
+                return;
+        }
+        early_log("DataFS: key not migrated to the signed policies: %s", why[0] ? why : strerror(-r));
+}
+
 static void open_luks2(struct datafs *d) {
         struct crypt_device *cd = NULL;
-        struct kos_sealed_key k;
+        struct datafs_sealed k;
         struct kos_tpm t;
+        struct kos_tpm_ecc_point policy_key;
+        struct kos_signed_policy policy;
         uint8_t secret[DATAFS_SECRET_LEN];
-        char pass[DATAFS_PASSPHRASE_MAX], error[400];
+        char pass[DATAFS_PASSPHRASE_MAX], error[400], policy_why[300];
         const char *json;
         uint64_t made_at = 0, generation = 0;
         int keyslot = -1, token = -1, r;
+        bool tpm_open = false, have_policy = read_policy(&policy_key, &policy, policy_why, sizeof policy_why);
 
         if ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0) {
                 lock(d, "no LUKS2 header libcryptsetup can load (%s)", strerror(-r));
@@ -80,11 +111,14 @@ static void open_luks2(struct datafs *d) {
                 lock(d, "its key is sealed in a TPM, and %s", r == -ENODEV ? "this machine has none" : strerror(-r));
                 goto out;
         }
-        r = datafs_unseal_key(&t, &k, secret, error, sizeof error);
+        tpm_open = true;
+        r = datafs_unseal_key(&t, &k, have_policy ? &policy_key : NULL, have_policy ? &policy : NULL, secret, error,
+                              sizeof error);
         int g = r < 0 ? 0 : kos_datafs_generation_read(&t, &generation);
-        kos_tpm_close(&t);
         if (r < 0) {
-                lock(d, "the TPM does not unseal its key: %s", error);
+                lock(d, "the TPM does not unseal its key (sealed to %s): %s%s%s",
+                     k.authorized ? "the vendor's signed policies" : "PCR values", error,
+                     k.authorized && !have_policy ? ": " : "", k.authorized && !have_policy ? policy_why : "");
                 goto out;
         }
         d->tpm_used = true;
@@ -95,10 +129,12 @@ static void open_luks2(struct datafs *d) {
                 goto out;
         }
         r = datafs_passphrase(secret, generation, pass);
-        explicit_bzero(secret, sizeof secret);
         if (r >= 0)
                 r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);
         explicit_bzero(pass, sizeof pass);
+        if (r >= 0 && !k.authorized && have_policy)
+                migrate_token(cd, &t, token, keyslot, made_at, secret, &policy_key, &policy);
+        explicit_bzero(secret, sizeof secret);
         if (r < 0 && generation != made_at) {
                 lock(d, "the key slot was made at DataFS generation %llu and the TPM's is %llu: a factory reset since "
                         "(its data can never be opened again)", (unsigned long long)made_at,
@@ -113,9 +149,12 @@ static void open_luks2(struct datafs *d) {
         d->state = "mounted";
         /* A first boot cut off between the LUKS2 format and mkfs. */
         d->needs_mkfs = probe_is_empty(d->mount_device) == 1;
-        early_log("DataFS %s: LUKS2 opened with the key the TPM unsealed (token %d, key slot %d)%s", d->device, token,
-                  keyslot, d->needs_mkfs ? "; no file system inside yet" : "");
+        early_log("DataFS %s: LUKS2 opened with the key the TPM unsealed (%s; token %d, key slot %d)%s", d->device,
+                  k.authorized ? "signed policy, salted session" : "PCR 7+15", token, keyslot,
+                  d->needs_mkfs ? "; no file system inside yet" : "");
 out:
+        if (tpm_open)
+                kos_tpm_close(&t);
         crypt_free(cd);
 }
 
@@ -140,7 +179,7 @@ static int read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN
 /* LUKS2, one key slot (PBKDF2, DATAFS_PBKDF2_ITERATIONS) for the sealed
  * secret, the token; returns the key slot. */
 static int write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass,
-                       const struct kos_sealed_key *k, uint64_t generation, char *why, size_t size) {
+                       const struct datafs_sealed *k, uint64_t generation, char *why, size_t size) {
         struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256",
                                          .iterations = DATAFS_PBKDF2_ITERATIONS, .flags = CRYPT_PBKDF_NO_BENCHMARK};
         struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = 4096, .label = KOS_LABEL_DATA};
@@ -191,13 +230,31 @@ static void add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key
                   "(token " KOS_DATAFS_RECOVERY_TOKEN ")", keyslot);
 }
 
+/* A new secret is sealed to the vendor's signed policies when the initrd
+ * and the release have them and they open it now; else to PCR values
+ * (migrated at the first boot whose release's signed policy opens it). */
+static int seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
+                    const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k, char *why, size_t size) {
+        struct kos_tpm_ecc_point policy_key;
+        struct kos_signed_policy policy;
+        char policy_why[300];
+
+        if (!read_policy(&policy_key, &policy, policy_why, sizeof policy_why))
+                early_log("DataFS: no signed policy (%s): its key is sealed to PCR values", policy_why);
+        else if (datafs_seal_key(t, secret, values, &policy_key, &policy, k, policy_why, sizeof policy_why) >= 0)
+                return 0;
+        else
+                early_log("DataFS: the release's signed policy does not open a key sealed to it (%s): its key is sealed "
+                          "to PCR values", policy_why);
+        return datafs_seal_key(t, secret, values, NULL, NULL, k, why, size);
+}
+
 /* Makes the secrets, seals, formats and opens; on any failure after the
  * format the header is wiped again, so the partition is as it was. */
-static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN], char *why,
-                           size_t size) {
+static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN],
+                           struct datafs_sealed *k, char *why, size_t size) {
         uint8_t secret[DATAFS_SECRET_LEN], volume_key[DATAFS_VOLUME_KEY_LEN];
         char pass[DATAFS_PASSPHRASE_MAX];
-        struct kos_sealed_key k;
         struct crypt_device *cd = NULL;
         uint64_t generation;
         int r, slot = -1;
@@ -216,11 +273,11 @@ static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t va
         }
         r = datafs_passphrase(secret, generation, pass);
         if (r >= 0)
-                r = datafs_seal_key(t, secret, values, &k, why, size);
+                r = seal_new(t, secret, values, k, why, size);
         explicit_bzero(secret, sizeof secret);
         if (r >= 0 && (r = crypt_init(&cd, d->device)) < 0)
                 snprintf(why, size, "libcryptsetup: %s", strerror(-r));
-        if (r >= 0 && (r = slot = write_luks2(cd, volume_key, pass, &k, generation, why, size)) >= 0)
+        if (r >= 0 && (r = slot = write_luks2(cd, volume_key, pass, k, generation, why, size)) >= 0)
                 add_recovery_slot(cd, volume_key, slot + 1);
         if (r >= 0 &&
             (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, slot, pass, strlen(pass), 0)) < 0)
@@ -238,7 +295,8 @@ static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t va
 
 static void format_luks2(struct datafs *d, bool marker) {
         uint8_t values[24][KOS_SHA256_LEN] = {{0}};
-        char why[400];
+        char why[400], sealed_to[64];
+        struct datafs_sealed k;
         struct kos_tpm t;
         double start = early_uptime();
         int r;
@@ -258,7 +316,7 @@ static void format_luks2(struct datafs *d, bool marker) {
         }
         r = read_seal_values(&t, values, why, sizeof why);
         if (r >= 0)
-                r = format_and_open(d, &t, values, why, sizeof why);
+                r = format_and_open(d, &t, values, &k, why, sizeof why);
         kos_tpm_close(&t);
         if (r < 0) {
                 lock(d, "it is empty, and cannot be formatted: %s", why);
@@ -269,9 +327,13 @@ static void format_luks2(struct datafs *d, bool marker) {
         d->state = "formatted";
         d->format_seconds = early_uptime() - start;
         snprintf(d->mount_device, sizeof d->mount_device, DATAFS_MAPPER_PATH);
+        if (k.authorized)
+                snprintf(sealed_to, sizeof sealed_to, "the vendor's signed policies");
+        else
+                snprintf(sealed_to, sizeof sealed_to, "PCR 7+%d", KOS_TPM_SEAL_PCR);
         early_log("DataFS %s: formatted as LUKS2 (aes-xts-plain64, 512-bit key, key slot %d: PBKDF2 %d iterations), "
-                  "its key sealed to PCR 7+%d in a " DATAFS_TOKEN_TYPE " token (%.3f s)",
-                  d->device, r, DATAFS_PBKDF2_ITERATIONS, KOS_TPM_SEAL_PCR, d->format_seconds);
+                  "its key sealed to %s in a " DATAFS_TOKEN_TYPE " token (%.3f s)",
+                  d->device, r, DATAFS_PBKDF2_ITERATIONS, sealed_to, d->format_seconds);
 }
 
 static void prepare_plain(struct datafs *d, const char *type) {

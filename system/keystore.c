@@ -63,8 +63,8 @@ static int read_sealed(const char *key_id, char **ret, size_t *ret_len, char *er
  * signed UKI carries it), and the release's signed policy from the ImageFS
  * (not trusted: the TPM checks its signature). -ENOENT when either is
  * absent, with the reason in error. */
-static int read_policy(struct kos_tpm_ecc_point *ret_key, struct kos_signed_policy *ret_policy, char *error,
-                       size_t error_size) {
+int kos_key_provider_tpm_read_policy(struct kos_tpm_ecc_point *ret_key, struct kos_signed_policy *ret_policy,
+                                     char *error, size_t error_size) {
         _cleanup_free_ char *pem = NULL, *signed_policy = NULL;
         size_t pem_len, len;
         int r = kos_read_file_at(AT_FDCWD, policy_key_path, 4096, &pem, &pem_len);
@@ -95,7 +95,7 @@ static void migrate(struct kos_tpm *t, const char *key_id, const uint8_t *data, 
         struct kos_authorized_key sealed;
         char why[400];
 
-        if (n_migrated >= MAX_MIGRATED || read_policy(&policy_key, &policy, why, sizeof why) < 0)
+        if (n_migrated >= MAX_MIGRATED || kos_key_provider_tpm_read_policy(&policy_key, &policy, why, sizeof why) < 0)
                 return;
         if (kos_tpm_reseal_authorized(t, data, len, &policy_key, &policy, &sealed, why, sizeof why) < 0) {
                 snprintf(migrate_failure, sizeof migrate_failure, "key %s not migrated to the signed policies: %s",
@@ -136,7 +136,7 @@ static int unseal_file(struct kos_tpm *t, const char *key_id, const struct seale
         int r;
 
         if (f->authorized) {
-                if ((r = read_policy(&policy_key, &policy, error, error_size)) < 0)
+                if ((r = kos_key_provider_tpm_read_policy(&policy_key, &policy, error, error_size)) < 0)
                         return r;
                 return kos_tpm_unseal_authorized(t, &f->authorized_key, &policy_key, &policy, ret_data, ret_len,
                                                  error, error_size);

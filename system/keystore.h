@@ -9,6 +9,8 @@
  *      console. */
 #pragma once
 
+#include "tpm-policy.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +35,12 @@ void kos_key_provider_tpm_set_imagefs(int imagefs_root_fd);
 /* The vendor's policy key for signed PCR policies (default
  * KOS_TPM_POLICY_KEY_PATH in the initrd; tests point elsewhere). */
 void kos_key_provider_tpm_set_policy_key(const char *path);
+/* What signed policies need: the vendor's policy key from the initrd and the
+ * release's signed policy (KOS_TPM_POLICY_FILE) from the ImageFS set above.
+ * 0, or -ENOENT (either is absent) or another negative errno, with the
+ * reason in error. The DataFS's key uses them too (system/datafs.c). */
+int kos_key_provider_tpm_read_policy(struct kos_tpm_ecc_point *ret_key, struct kos_signed_policy *ret_policy,
+                                     char *error, size_t error_size);
 /* Keys sealed the old way (PolicyPCR) that the TPM provider opened and
  * sealed again to the signed policies (docs/tpm.md, "Migrating PolicyPCR
  * keys"): writes them over their files beneath the ImageFS mounted at

@@ -26,11 +26,11 @@ static void sample_key(struct kos_sealed_key *k) {
 }
 
 /* The token as written, with one member replaced (value NULL: removed). */
-static int parse_with(const char *member, json_t *value, struct kos_sealed_key *ret, int *ret_slot) {
-        struct kos_sealed_key k;
+static int parse_with(const char *member, json_t *value, struct datafs_sealed *ret, int *ret_slot) {
+        struct datafs_sealed k = {.authorized = false};
         char buf[DATAFS_TOKEN_MAX];
 
-        sample_key(&k);
+        sample_key(&k.pcr);
         if (datafs_token_format(&k, 1, 5, buf, sizeof buf) < 0)
                 return -999;
         json_t *o = json_loads(buf, 0, NULL);
@@ -47,13 +47,15 @@ static int parse_with(const char *member, json_t *value, struct kos_sealed_key *
 }
 
 TEST(datafs_token_carries_the_sealed_object_in_the_systemd_tpm2_layout) {
+        struct datafs_sealed sealed = {.authorized = false}, parsed;
         struct kos_sealed_key k, back;
         char buf[DATAFS_TOKEN_MAX];
         int slot = -1;
         uint64_t generation = 0;
 
         sample_key(&k);
-        CHECK(datafs_token_format(&k, 1, 5, buf, sizeof buf) == 0);
+        sealed.pcr = k;
+        CHECK(datafs_token_format(&sealed, 1, 5, buf, sizeof buf) == 0);
         json_t *o = json_loads(buf, 0, NULL);
         CHECK(o);
         CHECK(strcmp(json_string_value(json_object_get(o, "type")), "systemd-tpm2") == 0);
@@ -65,7 +67,9 @@ TEST(datafs_token_carries_the_sealed_object_in_the_systemd_tpm2_layout) {
         CHECK(json_is_false(json_object_get(o, "tpm2-pin")));
         CHECK(strlen(json_string_value(json_object_get(o, "tpm2-policy-hash"))) == 64);
         json_decref(o);
-        CHECK(datafs_token_parse(buf, &back, &slot, &generation) == 0);
+        CHECK(datafs_token_parse(buf, &parsed, &slot, &generation) == 0);
+        CHECK(!parsed.authorized);
+        back = parsed.pcr;
         CHECK(slot == 1 && generation == 5);
         CHECK(back.pcr_mask == k.pcr_mask && back.private_len == k.private_len && back.public_len == k.public_len);
         CHECK(memcmp(back.private_area, k.private_area, k.private_len) == 0);
@@ -77,7 +81,7 @@ TEST(datafs_token_carries_the_sealed_object_in_the_systemd_tpm2_layout) {
 /* tpm2-blob is exactly TPM2B_PRIVATE then TPM2B_PUBLIC: a byte more, a byte
  * less, an empty part or text that is not base64 is not ours. */
 TEST(datafs_token_refuses_a_blob_that_is_not_exactly_two_tpm2bs) {
-        struct kos_sealed_key k;
+        struct datafs_sealed k;
         int slot;
         uint8_t blob[600];
         char b64[900];
@@ -102,7 +106,7 @@ TEST(datafs_token_refuses_a_blob_that_is_not_exactly_two_tpm2bs) {
 /* The policy is PCR 7 and 15, SHA-256: a token naming other PCRs was not
  * made by KOS (and would unseal under another policy than docs/tpm.md's). */
 TEST(datafs_token_refuses_other_pcrs_banks_types_and_key_slots) {
-        struct kos_sealed_key k;
+        struct datafs_sealed k;
         int slot;
 
         CHECK(parse_with("tpm2-pcrs", json_pack("[i]", 15), &k, &slot) == -EBADMSG);
@@ -124,6 +128,58 @@ TEST(datafs_token_refuses_other_pcrs_banks_types_and_key_slots) {
         uint64_t generation;
         CHECK(datafs_token_parse("{", &k, &slot, &generation) == -EBADMSG);
         CHECK(datafs_token_parse("[]", &k, &slot, &generation) == -EBADMSG);
+}
+
+static void sample_authorized(struct kos_authorized_key *k) {
+        memset(k, 0, sizeof *k);
+        k->policy_key_name[0] = 0;
+        k->policy_key_name[1] = 0x0b; /* TPM_ALG_SHA256 */
+        memset(k->policy_key_name + 2, 0xab, KOS_SHA256_LEN);
+        memset(k->storage_key.x, 0x11, 32);
+        memset(k->storage_key.y, 0x22, 32);
+        k->public_len = 90;
+        k->private_len = 160;
+        for (unsigned i = 0; i < k->public_len; i++)
+                k->public_area[i] = (uint8_t)(i * 3 + 1);
+        for (unsigned i = 0; i < k->private_len; i++)
+                k->private_area[i] = (uint8_t)(i * 5 + 2);
+}
+
+/* A key sealed to the vendor's signed policies (docs/tpm.md) rides in the
+ * same systemd-tpm2 token, its blob the KOSSEAL2 bytes, no PCRs of its own
+ * (they are the signed policy's), and "kos-scheme" saying so; it parses
+ * back to the same object, and every rule of the scheme is checked: a token
+ * that mixes the two schemes or names an unknown one is not ours. */
+TEST(datafs_token_carries_a_key_sealed_to_signed_policies_and_refuses_mixed_schemes) {
+        struct datafs_sealed k = {.authorized = true}, back;
+        char buf[DATAFS_TOKEN_MAX];
+        int slot = -1;
+        uint64_t generation = 0;
+
+        sample_authorized(&k.signed_policy);
+        CHECK(datafs_token_format(&k, 2, 9, buf, sizeof buf) == 0);
+        json_t *o = json_loads(buf, 0, NULL);
+        CHECK(o);
+        CHECK(strcmp(json_string_value(json_object_get(o, "type")), "systemd-tpm2") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(o, "kos-scheme")), "signed-policy") == 0);
+        CHECK(json_array_size(json_object_get(o, "tpm2-pcrs")) == 0);
+        CHECK(!json_object_get(o, "kos-pcr-values"));
+        CHECK(datafs_token_parse(buf, &back, &slot, &generation) == 0);
+        CHECK(back.authorized && slot == 2 && generation == 9);
+        CHECK(memcmp(&back.signed_policy, &k.signed_policy, sizeof k.signed_policy) == 0);
+
+        const char *members[] = {"kos-scheme", "tpm2-pcrs", "kos-pcr-values", "tpm2-blob", "tpm2-pcr-bank"};
+        json_t *values[] = {json_string("signed-policy-v9"), json_pack("[i, i]", 7, 15),
+                            json_pack("{s:s}", "7", "00"), json_string("S09TU0VBTDI="), json_string("sha1")};
+        for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
+                json_t *m = json_copy(o);
+                json_object_set_new(m, members[i], values[i]);
+                char *text = json_dumps(m, JSON_COMPACT);
+                json_decref(m);
+                CHECK(datafs_token_parse(text, &back, &slot, &generation) == -EBADMSG);
+                free(text);
+        }
+        json_decref(o);
 }
 
 /* The passphrase is bound to the DataFS generation: the same secret gives

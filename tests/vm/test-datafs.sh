@@ -199,7 +199,7 @@ test_datafs_first_verified_boot_formats_luks2_seals_the_key_and_the_next_opens_i
         expect_in first.log 'KOS-TEST-ROOT mount /dev/mapper/kos-data /data ext4'
         expect_in first.log 'KOS-TEST-ROOT wrote the proof'
         expect_in first.log 'KOS-TEST-JSON +"encryption": "luks2"'
-        expect_in second.log 'kos-system .* DataFS /dev/vda3: LUKS2 opened with the key the TPM unsealed \(token 0, key slot 0\)'
+        expect_in second.log 'kos-system .* DataFS /dev/vda3: LUKS2 opened with the key the TPM unsealed \(PCR 7\+15; token 0, key slot 0\)'
         expect_in second.log 'kos-system .* DataFS /dev/mapper/kos-data mounted at /data'
         expect_in second.log 'KOS-TEST-ROOT proof written on the first boot'
 }
@@ -372,4 +372,64 @@ test_datafs_first_boot_format_costs_at_most_3_s_and_reports_throughput_with_and_
         echo "  LUKS2 format, key slot, seal and token: $seconds s of guest time" >&2
         awk -v s="$seconds" 'BEGIN { exit !(s <= 3) }' || fail "the LUKS2 format took $seconds s (more than 3 s)"
         grep -aq 'DataFS /dev/vda2 formatted at /data$' <(tr -d '\r' <plain.log) || fail "the plain DataFS was not ext4 as before"
+}
+
+# imagefs_put DISK FILE NAME: FILE as NAME in the root of the ImageFS (the
+# disk's first partition), as a disk rewriter or a release would put an
+# unsigned file there; nothing is mounted (debugfs).
+imagefs_put() {
+        local start size
+        read -r start size < <(partx -g -o START,SECTORS -n 1 "$1")
+        dd if="$1" of=imagefs.part bs=512 skip="$start" count="$size" status=none
+        debugfs -w -R "rm $3" imagefs.part >/dev/null 2>&1 || true
+        debugfs -w -R "write $2 $3" imagefs.part >/dev/null 2>&1 || fail "debugfs cannot write $3"
+        dd if=imagefs.part of="$1" bs=512 seek="$start" conv=notrunc status=none
+        rm -f imagefs.part
+}
+
+# The DataFS key follows the scheme of docs/tpm.md: a device whose release
+# has no signed policy yet seals it to PCR values; the first boot whose
+# release brings a signed policy that opens it seals it again to the
+# vendor's policy key and replaces the token (the old object never written
+# over unless the new one opened); from then on it opens in a salted
+# session with the signed policy, a db/dbx change needing only a new
+# signature. (The Boot Kernel here is not under OVMF: the policy signs PCR
+# 15, the marker, as test-signed-policy.sh explains.)
+test_datafs_key_sealed_to_pcr_values_migrates_to_signed_policies_and_then_opens_with_them() {
+        mini_fixture
+        "$KOS" tpm policy-key vendor.pem vendor.pub >/dev/null
+        "$KOS" mkinitrd --kernel-dir "$(vm_kernel_dir)" --keyring keyring --keystore keystore \
+                --tpm-policy-key vendor.pub --output initrd-policy >/dev/null
+        mkdir -p root/sbin root/bin root/data root/run root/dev && datafs_root_init root/sbin/init
+        cp "$ROOT/$BUILD/kos-static" root/bin/kos
+        mksquashfs root root.img -quiet -noappend >/dev/null
+        SYS_CMDLINE="$SYS_CMDLINE kos.datafs=luks2" MINI_INITRD=initrd-policy mini_manifest datafs root=root.img
+        "$KOS" tpm sign-policy --key vendor.pem --pcrs 15 --output vendor-policy >/dev/null
+
+        echo "  boot 1: no signed policy on the ImageFS yet" >&2
+        vm_swtpm_start tpm
+        DATA_MIB=48 mini_boot "${VM_TPM_ARGS[@]}"
+        swtpm_stop tpm
+        expect_log 'DataFS: no signed policy \(ImageFS tpm-policy: .*\): its key is sealed to PCR values'
+        expect_log 'DataFS /dev/vda2: formatted as LUKS2 .* its key sealed to PCR 7\+15 in a systemd-tpm2 token'
+        expect_log 'KOS-TEST-ROOT wrote the proof'
+        mv console.log first.log
+
+        echo "  boot 2: the release's signed policy is there: the key migrates" >&2
+        imagefs_put disk.img vendor-policy tpm-policy
+        vm_swtpm_start tpm
+        KEEP_DISK=1 mini_boot "${VM_TPM_ARGS[@]}"
+        swtpm_stop tpm
+        expect_log 'DataFS /dev/vda2: LUKS2 opened with the key the TPM unsealed \(PCR 7\+15; token 0'
+        expect_log 'DataFS: key migrated from PCR values to the vendor.s signed policies \(token 0\)'
+        expect_log 'KOS-TEST-ROOT proof written on the first boot'
+        mv console.log second.log
+
+        echo "  boot 3: the migrated key opens with the signed policy" >&2
+        vm_swtpm_start tpm
+        KEEP_DISK=1 mini_boot "${VM_TPM_ARGS[@]}"
+        swtpm_stop tpm
+        expect_log 'DataFS /dev/vda2: LUKS2 opened with the key the TPM unsealed \(signed policy, salted session; token 0'
+        ! grep -aq 'key migrated' console.log || fail "migrated again: the token was not replaced"
+        expect_log 'KOS-TEST-ROOT proof written on the first boot'
 }
