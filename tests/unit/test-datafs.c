@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "boot-info.h"
-#include "datafs.h"
+#include "datafs-key.h"
 #include "test.h"
 
 static void sample_key(struct kos_sealed_key *k) {
