@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The DataFS's secret off the TPM (system/datafs-key.c): the signed
+/* The DataFS's secret off the TPM (lib/system/datafs-key.c): the signed
  * cmdline's mode, the key slot's passphrase, and the LUKS2 token (the
  * systemd-tpm2 layout) that carries the sealed object, which is read from
  * the disk and so checked rule by rule. */
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "boot-info.h"
-#include "datafs.h"
+#include "datafs-key.h"
 #include "test.h"
 
 static void sample_key(struct kos_sealed_key *k) {

@@ -2,7 +2,7 @@
 /* The DataFS's secret: the mode, its seal and unseal, the key slot's
  * passphrase and the LUKS2 token that carries the sealed object (no
  * libcryptsetup here, so the unit tests run it). See datafs.h. */
-#include "datafs.h"
+#include "datafs-key.h"
 
 #include <errno.h>
 #include <jansson.h>
