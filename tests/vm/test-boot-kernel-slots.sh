@@ -12,13 +12,13 @@ SLOTS_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1 kos.settle=3"
 SLOTS_DONE='Boot Kernel slots: done|BOOT FAILED|System halted|Access Denied|Kernel panic|may not run here'
 
 # slots_uki OUT SECURITY_VERSION [mkboot args]: a Boot Kernel UKI signed by
-# the development db key.
+# the development db key; SLOTS_UKI_CMDLINE adds to its command line.
 slots_uki() {
         local out=$1 version=$2 keys
         keys=$(sb_keys)
         shift 2
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output "$out.d" --uki "$out" \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4" --security-version "$version" \
+                --cmdline "console=ttyS0 panic=-1 loglevel=4${SLOTS_UKI_CMDLINE:+ $SLOTS_UKI_CMDLINE}" --security-version "$version" \
                 --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" "$@" >/dev/null
 }
 
@@ -38,7 +38,7 @@ slots_fixture() {
         cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
         make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
         make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img >/dev/null
-        slots_uki uki-v1.efi 1
+        SLOTS_UKI_CMDLINE= slots_uki uki-v1.efi 1
         "$KOS" imagefs init img
         "$KOS" component add img vmlinuz initrd base.img runtime.img app1.img "$1" >/dev/null
         "$KOS" manifest create --name v1 --version 1 --kernel vmlinuz --initrd initrd --cmdline "$SLOTS_CMDLINE" \
@@ -135,4 +135,29 @@ test_new_boot_kernel_that_panics_falls_back_to_the_good_slot_and_is_not_tried_ag
         grep -qa 'kos-boot .*Boot Kernel security version 1' boot-3.log || fail "slot A did not boot by itself"
         ! grep -qa 'Kernel panic' boot-3.log || fail "slot B was tried again"
         ! grep -qa 'written to slot' boot-3.log || fail "the bad UKI was written again"
+}
+
+# A trial UKI that hangs (here: it arms the watchdog, finds no ImageFS and
+# halts, as a UKI stuck anywhere would stay) is reset by the i6300esb
+# watchdog it armed, and the firmware, BootNext being gone, boots slot A in
+# the same power-on; Node Manager marks slot B bad. Without the watchdog
+# the device would stay halted until someone cut the power.
+test_new_boot_kernel_that_hangs_is_reset_by_the_watchdog_and_falls_back_to_the_good_slot() {
+        SLOTS_UKI_CMDLINE="kos.watchdog=20 kos.imagefs=LABEL=KOS-NOWHERE kos.imagefs_timeout=1" slots_fixture 2
+        slots_boot boot-1.log
+        grep -qa 'kos-node .*written to slot B: the next boot tries it once' boot-1.log || fail "the UKI was not written to slot B"
+        ! grep -qa 'kos-boot .*watchdog' boot-1.log || fail "UKI v1 armed a watchdog it was not told to arm"
+        local SLOTS_DONE='Boot Kernel slots: done'
+        VM_TIMEOUT=$((${VM_TIMEOUT:-300} * 2)) slots_boot boot-2.log -device i6300esb -action watchdog=reset -action reboot=reset
+        tr -d '\r' <boot-2.log >boot-2.txt
+        local armed_at halted_at fallback_at
+        armed_at=$(grep -na 'kos-boot .*watchdog i6300esb .* armed and locked: reset in 20 s' boot-2.txt | head -1 | cut -d: -f1)
+        halted_at=$(grep -na 'kos-boot .*no verified system to boot: halting' boot-2.txt | head -1 | cut -d: -f1)
+        fallback_at=$(grep -na 'kos-boot .*Boot Kernel security version 1' boot-2.txt | head -1 | cut -d: -f1)
+        [ -n "$armed_at" ] || fail "the trial UKI did not arm the watchdog"
+        [ -n "$halted_at" ] || fail "the trial UKI did not stop (halt)"
+        [ -n "$fallback_at" ] || fail "the watchdog did not reset the halted trial into slot A (v1)"
+        [ "$armed_at" -lt "$halted_at" ] && [ "$halted_at" -lt "$fallback_at" ] || fail "the console lines are out of order"
+        grep -qa 'kos-node .*failed its trial in slot B: not tried again' boot-2.txt || fail "slot B was not marked bad"
+        grep -qa 'Boot Kernel slot B: bad' boot-2.txt || fail "slot B's state is not bad"
 }
