@@ -42,6 +42,8 @@ void early_cmdline_set(const char *text);
  * later unless something reloads it. ret_device gets its PCI address.
  * -ENODEV without one, -ERANGE for seconds out of range (watchdog.c). */
 int early_watchdog_arm(unsigned seconds, char *ret_device, size_t size);
+/* The same on another tree than /sys/bus/pci/devices (tests). */
+int early_watchdog_arm_at(const char *pci_devices, unsigned seconds, char *ret_device, size_t size);
 
 /* Loads the modules listed in list_file (one per line, "path: dep dep",
  * paths relative to dir; a line without ':' waits for all lines before it)

@@ -46,8 +46,8 @@ static unsigned read_hex_file(int dirfd, const char *name) {
 }
 
 /* The PCI device directory's fd of the first 6300ESB, or -ENODEV. */
-static int find_esb(char *ret_name, size_t size) {
-        DIR *d = opendir(PCI_DEVICES);
+static int find_esb(const char *pci_devices, char *ret_name, size_t size) {
+        DIR *d = opendir(pci_devices);
         struct dirent *e;
         int found = -ENODEV;
 
@@ -135,13 +135,17 @@ out:
         return r;
 }
 
-int early_watchdog_arm(unsigned seconds, char *ret_device, size_t size) {
-        if (seconds < 2 || (seconds << 9) > ESB_MAX_PRELOAD)
+int early_watchdog_arm_at(const char *pci_devices, unsigned seconds, char *ret_device, size_t size) {
+        if (seconds < 2 || seconds > (ESB_MAX_PRELOAD >> 9))
                 return -ERANGE;
-        int devfd = find_esb(ret_device, size);
+        int devfd = find_esb(pci_devices, ret_device, size);
         if (devfd < 0)
                 return devfd;
         int r = esb_start(devfd, seconds);
         close(devfd);
         return r;
+}
+
+int early_watchdog_arm(unsigned seconds, char *ret_device, size_t size) {
+        return early_watchdog_arm_at(PCI_DEVICES, seconds, ret_device, size);
 }
