@@ -65,7 +65,7 @@ KOS_OCI := -DKOS_WITH_HOST
 KOS_HDR := $(wildcard tools/kos/*.h)
 # The PID 1 helpers (early/), one file per job; every program that runs
 # early in boot links all of them.
-EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c
+EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c early/watchdog.c
 EARLY_HDR := $(wildcard early/*.h)
 # Node Manager's installer (its pull deadline) runs in the unit tests on a real sd-event loop.
 UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/installer.c node/child-process.c \

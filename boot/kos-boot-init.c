@@ -16,6 +16,10 @@
  *   kos.imagefs_timeout=SECONDS               default 10
  *   kos.on_fail=halt|reboot                   default halt
  *   kos.on_fail_delay=SECONDS                 default 10
+ *   kos.watchdog=SECONDS                      arm the i6300esb watchdog, locked
+ *                                             (default: not armed; the System
+ *                                             Kernel's systemd must feed it:
+ *                                             docs/trust-chain.md)
  *   kos.tpm=required                          boot nothing without a TPM
  *                                             (docs/tpm.md); default: without
  *                                             one, the ImageFS floor alone.
@@ -69,6 +73,24 @@ static void __attribute__((noreturn)) fail_boot(void) {
         }
         for (;;)
                 pause();
+}
+
+/* First thing, so that a UKI that hangs anywhere later (a trial, above
+ * all: docs/trust-chain.md, "The watchdog") is reset and the firmware
+ * falls back to BootOrder's good slot. */
+static void arm_watchdog(void) {
+        unsigned seconds = early_cmdline_seconds("kos.watchdog", 0);
+        char device[64] = "";
+
+        if (seconds == 0)
+                return;
+        int r = early_watchdog_arm(seconds, device, sizeof device);
+        if (r < 0)
+                early_log("watchdog (kos.watchdog=%u) not armed: %s", seconds,
+                          r == -ENODEV ? "no i6300esb watchdog found" : strerror(-r));
+        else
+                early_log("watchdog i6300esb %s armed and locked: reset in %u s unless the System Kernel feeds it", device,
+                          seconds);
 }
 
 /* The modules this initramfs carries, in the order computed when it was built. */
@@ -438,6 +460,7 @@ int main(void) {
         if (early_cmdline_load() < 0)
                 early_log("cannot read /proc/cmdline; using defaults");
 
+        arm_watchdog();
         load_modules();
         check_boot_kernel();
         r = kos_rollback_tpm_prepare(error, sizeof error);

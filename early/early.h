@@ -37,6 +37,14 @@ const char *early_cmdline_raw(void);
 /* Uses text instead of /proc/cmdline (tests). */
 void early_cmdline_set(const char *text);
 
+/* Arms the first Intel 6300ESB watchdog (PCI 8086:25ab) found, locked
+ * (only a reset stops it): the machine resets about `seconds` (2 to 2047)
+ * later unless something reloads it. ret_device gets its PCI address.
+ * -ENODEV without one, -ERANGE for seconds out of range (watchdog.c). */
+int early_watchdog_arm(unsigned seconds, char *ret_device, size_t size);
+/* The same on another tree than /sys/bus/pci/devices (tests). */
+int early_watchdog_arm_at(const char *pci_devices, unsigned seconds, char *ret_device, size_t size);
+
 /* Loads the modules listed in list_file (one per line, "path: dep dep",
  * paths relative to dir; a line without ':' waits for all lines before it)
  * with finit_module, on up to 4 threads: a module starts once the modules it

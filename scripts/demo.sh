@@ -138,6 +138,14 @@ printf '%-44s %s\n' "System Kernel: root assembled" "$(t 'kos-system .*root asse
 printf '%-44s %s\n' "Node Manager started (systemd running)" "$(t 'Node Manager started') s"
 printf '%-44s %s\n' "kos-app started" "$(t 'kos-app.target started') s"
 printf '%-44s %s\n' "boot marked good" "$(t 'marked good') s"
+# The Boot Kernel slot that booted (docs/trust-chain.md, "Boot Kernel
+# updates"), as Node Manager read it from BootCurrent: on the factory
+# image's first boot the firmware has no entry of ours yet and starts the
+# removable path (a copy of slot A); Node Manager then makes slot A the default.
+bk_slot=$(grep -a 'kos-node .*booted from ' "$log" | head -1 | tr -d '\r' | sed 's/.*booted from //; s/^Boot Kernel //' || true)
+echo "Boot Kernel: booted from ${bk_slot:-an unknown slot (Node Manager did not say)}"
+grep -a -e 'kos-node .*Boot Kernel slot [AB] is the default' -e 'kos-node .*Boot Kernel slot [AB] blessed' \
+        -e 'kos-node .*Boot Kernel slot[s]* .*cannot' "$log" | tr -d '\r' | sed 's/^kos-node \[ *\([0-9.]*\)\] /  \1 s  /' || true
 echo
 grep -a 'KOS-APP started' "$log" | head -1 | sed 's/^/proof: /' || true
 device_kos=$(grep -a 'KOS-VERSION ' "$log" | head -1 | sed 's/^KOS-VERSION //' | tr -d '\r')
@@ -157,8 +165,9 @@ if ! grep -aq 'kos-system .*DataFS /dev/mapper/kos-data \(formatted\|mounted\) a
 fi
 echo "DataFS: LUKS2 (aes-xts-plain64, 512-bit key) made at first boot, its key sealed in the TPM to PCR 7+15; recovery: kos datafs recover --key build/demo/recovery.key"
 if [ -n "$status" ] && jq -e '.app == "active"' >/dev/null <<<"$status"; then
-        echo "kos node status: $(jq -c '{state, booted: .booted.name, app, marked_good, rollback_floor, datafs}' <<<"$status")"
-        echo "DEMO OK: manifest $(jq -r .booted.name <<<"$status") booted, kos-app.target active"
+        echo "kos node status: $(jq -c '{state, booted: .booted.name, app, marked_good, rollback_floor, datafs,
+                boot_kernel_slot: .boot_kernel.booted_slot}' <<<"$status")"
+        echo "DEMO OK: manifest $(jq -r .booted.name <<<"$status") booted (Boot Kernel ${bk_slot:-slot unknown}), kos-app.target active"
 else
         echo "DEMO FAILED: see build/demo/console.log" >&2
         exit 1

@@ -18,13 +18,13 @@ SLOTS_CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.fail_delay=1 kos.settle=3"
 SLOTS_DONE='Boot Kernel slots: done|BOOT FAILED|System halted|Access Denied|Kernel panic|may not run here'
 
 # slots_uki OUT SECURITY_VERSION [mkboot args]: a Boot Kernel UKI signed by
-# the development db key.
+# the development db key; SLOTS_UKI_CMDLINE adds to its command line.
 slots_uki() {
         local out=$1 version=$2 keys
         keys=$(sb_keys)
         shift 2
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output "$out.d" --uki "$out" \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4" --security-version "$version" \
+                --cmdline "console=ttyS0 panic=-1 loglevel=4${SLOTS_UKI_CMDLINE:+ $SLOTS_UKI_CMDLINE}" --security-version "$version" \
                 --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" "$@" >/dev/null
 }
 
@@ -44,7 +44,7 @@ slots_fixture() {
         cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
         make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
         make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img >/dev/null
-        slots_uki uki-v1.efi 1
+        SLOTS_UKI_CMDLINE= slots_uki uki-v1.efi 1
         "$KOS" imagefs init img
         "$KOS" component add img vmlinuz initrd base.img runtime.img app1.img "$1" >/dev/null
         "$KOS" manifest create --name v1 --version 1 --kernel vmlinuz --initrd initrd --cmdline "$SLOTS_CMDLINE" \
@@ -57,14 +57,16 @@ slots_fixture() {
         cp "$(sb_enrolled_vars)" vars.fd
 }
 
-# slots_boot LOG: one power-on of the device; with SLOTS_TPM=1 its TPM is
-# swtpm on the state in tpm/, started for the boot (swtpm ends when QEMU
-# goes) and kept from boot to boot, as a device's TPM is.
+# slots_boot LOG [QEMU ARGS...]: one power-on of the device; with
+# SLOTS_TPM=1 its TPM is swtpm on the state in tpm/, started for the boot
+# (swtpm ends when QEMU goes) and kept from boot to boot, as a device's TPM
+# is. The run ends at SLOTS_DONE's first match.
 slots_boot() {
         local log=$1
+        shift
         VM_TPM_ARGS=()
         if [ "${SLOTS_TPM:-}" = 1 ]; then vm_swtpm_start tpm; fi
-        ovmf_run "$log" "${VM_TIMEOUT:-300}" "$SLOTS_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        ovmf_run "$log" "${VM_TIMEOUT:-300}" "$SLOTS_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" "$@" || true
         if [ "${SLOTS_TPM:-}" = 1 ]; then swtpm_stop tpm; fi
         sleep 1
         tr -d '\r' <"$log" | grep -aE 'BdsDxe|kos-boot .*(Boot Kernel|booting)|Kernel panic|kos-node .*(Boot Kernel|marked good)' |
@@ -110,19 +112,58 @@ test_new_boot_kernel_is_written_to_the_idle_slot_tried_once_and_blessed() {
 }
 
 # A UKI that panics (its init is not a program: "No working init found")
-# gets one try: the firmware deleted BootNext before starting it, so the
-# next power-on boots BootOrder's slot A, and Node Manager marks slot B bad
-# and does not try it again.
+# gets one try and the device comes back by itself: the firmware deleted
+# BootNext before starting it, so the reset that follows the panic
+# (panic=-1; QEMU resets the machine here, `-action reboot=reset` after
+# vm_run's -no-reboot, as a device does) boots BootOrder's slot A within
+# the same power-on, and Node Manager marks slot B bad and does not try it
+# again.
 test_new_boot_kernel_that_panics_falls_back_to_the_good_slot_and_is_not_tried_again() {
         echo 'not a program' >not-init
         slots_fixture 2 --init not-init
         slots_boot boot-1.log
         grep -qa 'kos-node .*written to slot B: the next boot tries it once' boot-1.log || fail "the UKI was not written to slot B"
-        slots_boot boot-2.log
-        grep -qa 'Kernel panic' boot-2.log || fail "slot B did not panic"
-        ! grep -qa 'kos-boot' boot-2.log || fail "a Boot Kernel init ran in the bad UKI"
+        # One power-on: slot B panics, the machine resets, slot A boots.
+        local SLOTS_DONE=${SLOTS_DONE//|Kernel panic/}
+        VM_TIMEOUT=$((${VM_TIMEOUT:-300} * 2)) slots_boot boot-2.log -action reboot=reset
+        tr -d '\r' <boot-2.log >boot-2.txt
+        local panic_at fallback_at
+        panic_at=$(grep -na 'Kernel panic' boot-2.txt | head -1 | cut -d: -f1)
+        fallback_at=$(grep -na 'kos-boot .*Boot Kernel security version 1' boot-2.txt | head -1 | cut -d: -f1)
+        [ -n "$panic_at" ] || fail "slot B did not panic"
+        [ -n "$fallback_at" ] || fail "the device did not fall back to slot A (v1) by itself"
+        [ "$panic_at" -lt "$fallback_at" ] || fail "slot A booted before slot B's trial"
+        ! grep -qa 'kos-boot .*Boot Kernel security version 2' boot-2.txt || fail "a Boot Kernel init ran in the bad UKI"
+        grep -qa 'kos-node .*failed its trial in slot B: not tried again' boot-2.txt || fail "slot B was not marked bad"
+        grep -qa 'Boot Kernel slot B: bad' boot-2.txt || fail "slot B's state is not bad"
+        # The next power-on starts slot A directly (no BootNext left).
         slots_boot boot-3.log
-        grep -qa 'kos-boot .*Boot Kernel security version 1' boot-3.log || fail "the device did not fall back to slot A (v1)"
-        grep -qa 'kos-node .*failed its trial in slot B: not tried again' boot-3.log || fail "slot B was not marked bad"
-        grep -qa 'Boot Kernel slot B: bad' boot-3.log || fail "slot B's state is not bad"
+        grep -qa 'kos-boot .*Boot Kernel security version 1' boot-3.log || fail "slot A did not boot by itself"
+        ! grep -qa 'Kernel panic' boot-3.log || fail "slot B was tried again"
+        ! grep -qa 'written to slot' boot-3.log || fail "the bad UKI was written again"
+}
+
+# A trial UKI that hangs (here: it arms the watchdog, finds no ImageFS and
+# halts, as a UKI stuck anywhere would stay) is reset by the i6300esb
+# watchdog it armed, and the firmware, BootNext being gone, boots slot A in
+# the same power-on; Node Manager marks slot B bad. Without the watchdog
+# the device would stay halted until someone cut the power.
+test_new_boot_kernel_that_hangs_is_reset_by_the_watchdog_and_falls_back_to_the_good_slot() {
+        SLOTS_UKI_CMDLINE="kos.watchdog=20 kos.imagefs=LABEL=KOS-NOWHERE kos.imagefs_timeout=1" slots_fixture 2
+        slots_boot boot-1.log
+        grep -qa 'kos-node .*written to slot B: the next boot tries it once' boot-1.log || fail "the UKI was not written to slot B"
+        ! grep -qa 'kos-boot .*watchdog' boot-1.log || fail "UKI v1 armed a watchdog it was not told to arm"
+        local SLOTS_DONE='Boot Kernel slots: done'
+        VM_TIMEOUT=$((${VM_TIMEOUT:-300} * 2)) slots_boot boot-2.log -device i6300esb -action watchdog=reset -action reboot=reset
+        tr -d '\r' <boot-2.log >boot-2.txt
+        local armed_at halted_at fallback_at
+        armed_at=$(grep -na 'kos-boot .*watchdog i6300esb .* armed and locked: reset in 20 s' boot-2.txt | head -1 | cut -d: -f1)
+        halted_at=$(grep -na 'kos-boot .*no verified system to boot: halting' boot-2.txt | head -1 | cut -d: -f1)
+        fallback_at=$(grep -na 'kos-boot .*Boot Kernel security version 1' boot-2.txt | head -1 | cut -d: -f1)
+        [ -n "$armed_at" ] || fail "the trial UKI did not arm the watchdog"
+        [ -n "$halted_at" ] || fail "the trial UKI did not stop (halt)"
+        [ -n "$fallback_at" ] || fail "the watchdog did not reset the halted trial into slot A (v1)"
+        [ "$armed_at" -lt "$halted_at" ] && [ "$halted_at" -lt "$fallback_at" ] || fail "the console lines are out of order"
+        grep -qa 'kos-node .*failed its trial in slot B: not tried again' boot-2.txt || fail "slot B was not marked bad"
+        grep -qa 'Boot Kernel slot B: bad' boot-2.txt || fail "slot B's state is not bad"
 }
