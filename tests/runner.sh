@@ -9,6 +9,7 @@
 # in seconds, the QEMU boots it made, their seconds, its name, and the CPU
 # seconds of the programs it ran and waited for, QEMU's among them
 # (tab-separated; tests/run.sh prints the slowest).
+# KEEP_TEST_DIRS=1 keeps each test's directory (its consoles) and prints its path.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -62,7 +63,8 @@ run_test() {
                 fi
         } 9>"$KOS_RUN_CACHE/print.lock"
         echo "$rc" >"$KOS_RUN_CACHE/status/$t"
-        rm -rf "$dir" "$dir.log" "$dir.boots" "$dir.times"
+        # KEEP_TEST_DIRS=1 keeps each test's directory (its consoles) for a reader.
+        if [ "${KEEP_TEST_DIRS:-}" = 1 ]; then echo "  kept $dir"; else rm -rf "$dir" "$dir.log" "$dir.boots" "$dir.times"; fi
 }
 
 # JOBS tests at a time (default 1), in name order; each prints its lines
