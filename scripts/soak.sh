@@ -255,6 +255,7 @@ boot() {
         garbage) netargs=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:5000-cmd:head -c 65536 /dev/urandom") ;;
         stall) netargs=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:5000-cmd:sleep 600") ;;
         esac
+        # shellcheck disable=SC2054 # QEMU's own commas
         [ "$net" = none ] || netargs+=(-device virtio-net-pci,netdev=n0,romfile=)
         [ -z "${EXTRA_DRIVE:-}" ] || netargs+=(-drive "file=$EXTRA_DRIVE,if=virtio,format=raw")
         vm_swtpm_start tpm
@@ -270,8 +271,7 @@ status_json() { { grep -a '^SOAK-STATUS ' "$1" || true; } | tail -1 | sed 's/^SO
 
 REGISTRY_PID=
 registry_start() {
-        local i
-        for i in $(seq 100); do
+        for _ in $(seq 100); do
                 REGISTRY_PORT=$((20000 + RANDOM % 40000))
                 (exec 3<>"/dev/tcp/127.0.0.1/$REGISTRY_PORT") 2>/dev/null || break
         done
@@ -280,7 +280,7 @@ registry_start() {
                 "$PWD/registry/data" "$REGISTRY_PORT" >registry/config.yml
         docker-registry serve registry/config.yml >>registry/log 2>&1 &
         REGISTRY_PID=$!
-        for i in $(seq 100); do
+        for _ in $(seq 100); do
                 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$REGISTRY_PORT/v2/")" = 200 ] && return 0
                 sleep 0.1
         done
@@ -564,8 +564,6 @@ resync() {
 }
 
 summary() {
-        local total=0
-        [ -s cycles.jsonl ] && total=$(wc -l <cycles.jsonl)
         { cat cycles.jsonl 2>/dev/null
           jq -sc --argjson seed "$SEED" --argjson violations "$VIOLATIONS" --argjson recoveries "$RECOVERIES" '{summary: true, seed: $seed,
                 cycles: length, adopted: map(select(.adopted)) | length,
