@@ -116,9 +116,9 @@ static void open_luks2(struct datafs *d) {
                               sizeof error);
         int g = r < 0 ? 0 : kos_datafs_generation_read(&t, &generation);
         if (r < 0) {
-                lock(d, "the TPM does not unseal its key (sealed to %s): %s%s%s",
-                     k.authorized ? "the vendor's signed policies" : "PCR values", error,
-                     k.authorized && !have_policy ? ": " : "", k.authorized && !have_policy ? policy_why : "");
+                lock(d, "the TPM does not unseal its key: %s%s%s (it is sealed to %s)", error,
+                     k.authorized && !have_policy ? ": " : "", k.authorized && !have_policy ? policy_why : "",
+                     k.authorized ? "the vendor's signed policies" : "PCR values");
                 goto out;
         }
         d->tpm_used = true;
