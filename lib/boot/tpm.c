@@ -33,65 +33,32 @@
 #include <time.h>
 #include <unistd.h>
 
-/* --- Writing ------------------------------------------------------------ */
+#include "tpm-marshal.h"
 
-struct writer {
-        uint8_t *buf;
-        size_t size, len;
-        bool overflow;
-};
-
-static void put(struct writer *w, const void *data, size_t n) {
-        if (w->overflow || n > w->size - w->len) {
-                w->overflow = true;
-                return;
-        }
-        memcpy(w->buf + w->len, data, n);
-        w->len += n;
-}
-
-static void put_u8(struct writer *w, uint8_t v) { put(w, &v, 1); }
-static void put_u16(struct writer *w, uint16_t v) { put(w, (uint8_t[]){v >> 8, v & 0xff}, 2); }
-static void put_u32(struct writer *w, uint32_t v) {
-        put(w, (uint8_t[]){v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff}, 4);
-}
-
-static void begin_command(struct writer *w, uint16_t tag, uint32_t code) {
-        put_u16(w, tag);
-        put_u32(w, 0); /* commandSize, set by end_command() */
-        put_u32(w, code);
-}
+/* --- Writing (the writer and reader are tpm-marshal.h's) ------------------ */
 
 /* The authorization area of one session: TPM_RS_PW with an empty password,
  * or a policy session whose policy needs no authValue; empty nonce, no
  * attributes (a policy session is not continued: the TPM flushes it after a
  * success), empty hmac (Part 1, 19.8.4). */
-static void put_session(struct writer *w, uint32_t session) {
-        put_u32(w, 9); /* authorizationSize */
-        put_u32(w, session);
-        put_u16(w, 0);
-        put_u8(w, 0);
-        put_u16(w, 0);
+static void put_session(struct kos_tpm_out *w, uint32_t session) {
+        out_u32(w, 9); /* authorizationSize */
+        out_u32(w, session);
+        out_u16(w, 0);
+        out_u8(w, 0);
+        out_u16(w, 0);
 }
 
-static void put_password_session(struct writer *w) { put_session(w, KOS_TPM_RS_PW); }
-
-static int end_command(struct writer *w) {
-        if (w->overflow || w->len < 10)
-                return -ENOBUFS;
-        uint32_t n = (uint32_t)w->len;
-        w->buf[2] = n >> 24, w->buf[3] = (n >> 16) & 0xff, w->buf[4] = (n >> 8) & 0xff, w->buf[5] = n & 0xff;
-        return (int)w->len;
-}
+static void put_password_session(struct kos_tpm_out *w) { put_session(w, KOS_TPM_RS_PW); }
 
 /* A TPM2B around what is put between the two: the size is patched in afterwards. */
-static size_t begin_tpm2b(struct writer *w) {
+static size_t begin_tpm2b(struct kos_tpm_out *w) {
         size_t at = w->len;
-        put_u16(w, 0);
+        out_u16(w, 0);
         return at;
 }
 
-static void end_tpm2b(struct writer *w, size_t at) {
+static void end_tpm2b(struct kos_tpm_out *w, size_t at) {
         if (w->overflow)
                 return;
         size_t n = w->len - at - 2;
@@ -99,309 +66,267 @@ static void end_tpm2b(struct writer *w, size_t at) {
 }
 
 int kos_tpm_build_nv_read_public(uint8_t *buf, size_t size, uint32_t index) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_NV_READ_PUBLIC);
-        put_u32(&w, index);
-        return end_command(&w);
+        out_begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_NV_READ_PUBLIC);
+        out_u32(&w, index);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_nv_read(uint8_t *buf, size_t size, uint32_t index, uint32_t session, uint16_t len,
                           uint16_t offset) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_READ);
-        put_u32(&w, index); /* authHandle: the index itself (POLICYREAD, or AUTHREAD) */
-        put_u32(&w, index);
+        out_begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_READ);
+        out_u32(&w, index); /* authHandle: the index itself (POLICYREAD, or AUTHREAD) */
+        out_u32(&w, index);
         put_session(&w, session);
-        put_u16(&w, len);
-        put_u16(&w, offset);
-        return end_command(&w);
+        out_u16(&w, len);
+        out_u16(&w, offset);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_nv_define_space(uint8_t *buf, size_t size, const struct kos_tpm_nv_public *pub) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
         if (pub->auth_policy_size > sizeof pub->auth_policy)
                 return -EINVAL;
-        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_DEFINE_SPACE);
-        put_u32(&w, KOS_TPM_RH_OWNER);
+        out_begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_DEFINE_SPACE);
+        out_u32(&w, KOS_TPM_RH_OWNER);
         put_password_session(&w);
-        put_u16(&w, 0); /* auth: the index's authValue, empty (and unused with a policy) */
+        out_u16(&w, 0); /* auth: the index's authValue, empty (and unused with a policy) */
         size_t at = begin_tpm2b(&w); /* TPM2B_NV_PUBLIC */
-        put_u32(&w, pub->index);
-        put_u16(&w, pub->name_alg);
-        put_u32(&w, pub->attributes);
-        put_u16(&w, pub->auth_policy_size);
-        put(&w, pub->auth_policy, pub->auth_policy_size);
-        put_u16(&w, pub->data_size);
+        out_u32(&w, pub->index);
+        out_u16(&w, pub->name_alg);
+        out_u32(&w, pub->attributes);
+        out_u16(&w, pub->auth_policy_size);
+        out_put(&w, pub->auth_policy, pub->auth_policy_size);
+        out_u16(&w, pub->data_size);
         end_tpm2b(&w, at);
-        return end_command(&w);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_nv_undefine_space(uint8_t *buf, size_t size, uint32_t index) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_UNDEFINE_SPACE);
-        put_u32(&w, KOS_TPM_RH_OWNER);
-        put_u32(&w, index);
+        out_begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_UNDEFINE_SPACE);
+        out_u32(&w, KOS_TPM_RH_OWNER);
+        out_u32(&w, index);
         put_password_session(&w);
-        return end_command(&w);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_nv_increment(uint8_t *buf, size_t size, uint32_t index, uint32_t session) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_INCREMENT);
-        put_u32(&w, index); /* authHandle: the index itself (POLICYWRITE, or AUTHWRITE) */
-        put_u32(&w, index);
+        out_begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_NV_INCREMENT);
+        out_u32(&w, index); /* authHandle: the index itself (POLICYWRITE, or AUTHWRITE) */
+        out_u32(&w, index);
         put_session(&w, session);
-        return end_command(&w);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_policy_command_code(uint8_t *buf, size_t size, uint32_t session, uint32_t cc) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_POLICY_COMMAND_CODE);
-        put_u32(&w, session);
-        put_u32(&w, cc);
-        return end_command(&w);
+        out_begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_POLICY_COMMAND_CODE);
+        out_u32(&w, session);
+        out_u32(&w, cc);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_policy_or(uint8_t *buf, size_t size, uint32_t session, const uint8_t (*digests)[KOS_SHA256_LEN],
                             size_t n) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
         if (n < 2 || n > 8) /* TPML_DIGEST of a PolicyOR: 2 to 8 branches (Part 3, 23.6) */
                 return -EINVAL;
-        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_POLICY_OR);
-        put_u32(&w, session);
-        put_u32(&w, (uint32_t)n);
+        out_begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_POLICY_OR);
+        out_u32(&w, session);
+        out_u32(&w, (uint32_t)n);
         for (size_t i = 0; i < n; i++) {
-                put_u16(&w, KOS_SHA256_LEN);
-                put(&w, digests[i], KOS_SHA256_LEN);
+                out_u16(&w, KOS_SHA256_LEN);
+                out_put(&w, digests[i], KOS_SHA256_LEN);
         }
-        return end_command(&w);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_pcr_extend(uint8_t *buf, size_t size, unsigned pcr, const uint8_t sha256[static KOS_SHA256_LEN],
                              const uint8_t *sha1) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
         if (pcr > 23)
                 return -EINVAL;
-        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_PCR_EXTEND);
-        put_u32(&w, pcr);
+        out_begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_PCR_EXTEND);
+        out_u32(&w, pcr);
         put_password_session(&w);
-        put_u32(&w, sha1 ? 2 : 1); /* TPML_DIGEST_VALUES.count */
-        put_u16(&w, KOS_TPM_ALG_SHA256);
-        put(&w, sha256, KOS_SHA256_LEN);
+        out_u32(&w, sha1 ? 2 : 1); /* TPML_DIGEST_VALUES.count */
+        out_u16(&w, KOS_TPM_ALG_SHA256);
+        out_put(&w, sha256, KOS_SHA256_LEN);
         if (sha1) {
-                put_u16(&w, KOS_TPM_ALG_SHA1);
-                put(&w, sha1, 20);
+                out_u16(&w, KOS_TPM_ALG_SHA1);
+                out_put(&w, sha1, 20);
         }
-        return end_command(&w);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_pcr_read(uint8_t *buf, size_t size, unsigned pcr) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
         if (pcr > 23)
                 return -EINVAL;
-        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_PCR_READ);
-        put_u32(&w, 1); /* TPML_PCR_SELECTION.count */
-        put_u16(&w, KOS_TPM_ALG_SHA256);
-        put_u8(&w, 3); /* sizeofSelect: PCRs 0-23 */
+        out_begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_PCR_READ);
+        out_u32(&w, 1); /* TPML_PCR_SELECTION.count */
+        out_u16(&w, KOS_TPM_ALG_SHA256);
+        out_u8(&w, 3); /* sizeofSelect: PCRs 0-23 */
         for (unsigned i = 0; i < 3; i++)
-                put_u8(&w, i == pcr / 8 ? (uint8_t)(1u << (pcr % 8)) : 0);
-        return end_command(&w);
+                out_u8(&w, i == pcr / 8 ? (uint8_t)(1u << (pcr % 8)) : 0);
+        return out_end_command(&w);
 }
 
 /* TPML_PCR_SELECTION of one SHA-256 bank with the PCRs of mask (0-23). */
-static void put_pcr_selection(struct writer *w, uint32_t mask) {
-        put_u32(w, 1);
-        put_u16(w, KOS_TPM_ALG_SHA256);
-        put_u8(w, 3);
+static void put_pcr_selection(struct kos_tpm_out *w, uint32_t mask) {
+        out_u32(w, 1);
+        out_u16(w, KOS_TPM_ALG_SHA256);
+        out_u8(w, 3);
         for (unsigned i = 0; i < 3; i++)
-                put_u8(w, (uint8_t)(mask >> (8 * i)));
+                out_u8(w, (uint8_t)(mask >> (8 * i)));
 }
 
 int kos_tpm_build_create_primary(uint8_t *buf, size_t size) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_CREATE_PRIMARY);
-        put_u32(&w, KOS_TPM_RH_OWNER);
+        out_begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_CREATE_PRIMARY);
+        out_u32(&w, KOS_TPM_RH_OWNER);
         put_password_session(&w);
-        put_u16(&w, 4); /* TPM2B_SENSITIVE_CREATE: empty userAuth, empty data */
-        put_u16(&w, 0);
-        put_u16(&w, 0);
+        out_u16(&w, 4); /* TPM2B_SENSITIVE_CREATE: empty userAuth, empty data */
+        out_u16(&w, 0);
+        out_u16(&w, 0);
         size_t at = begin_tpm2b(&w); /* TPM2B_PUBLIC */
-        put_u16(&w, KOS_TPM_ALG_ECC);
-        put_u16(&w, KOS_TPM_ALG_SHA256);
+        out_u16(&w, KOS_TPM_ALG_ECC);
+        out_u16(&w, KOS_TPM_ALG_SHA256);
         /* fixedTPM fixedParent sensitiveDataOrigin userWithAuth noDA
          * restricted decrypt: a storage parent (Part 2, 8.3.3.1) */
-        put_u32(&w, 0x00030472);
-        put_u16(&w, 0);      /* authPolicy */
-        put_u16(&w, 0x0006); /* symmetric: AES */
-        put_u16(&w, 128);
-        put_u16(&w, 0x0043); /* CFB */
-        put_u16(&w, KOS_TPM_ALG_NULL); /* scheme */
-        put_u16(&w, 0x0003);           /* TPM_ECC_NIST_P256 */
-        put_u16(&w, KOS_TPM_ALG_NULL); /* kdf */
-        put_u16(&w, 0);                /* unique.x */
-        put_u16(&w, 0);                /* unique.y */
+        out_u32(&w, 0x00030472);
+        out_u16(&w, 0);      /* authPolicy */
+        out_u16(&w, 0x0006); /* symmetric: AES */
+        out_u16(&w, 128);
+        out_u16(&w, 0x0043); /* CFB */
+        out_u16(&w, KOS_TPM_ALG_NULL); /* scheme */
+        out_u16(&w, 0x0003);           /* TPM_ECC_NIST_P256 */
+        out_u16(&w, KOS_TPM_ALG_NULL); /* kdf */
+        out_u16(&w, 0);                /* unique.x */
+        out_u16(&w, 0);                /* unique.y */
         end_tpm2b(&w, at);
-        put_u16(&w, 0); /* outsideInfo */
-        put_u32(&w, 0); /* creationPCR: none */
-        return end_command(&w);
+        out_u16(&w, 0); /* outsideInfo */
+        out_u32(&w, 0); /* creationPCR: none */
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_create(uint8_t *buf, size_t size, uint32_t parent, const uint8_t *data, size_t data_len,
                          const uint8_t policy[static KOS_SHA256_LEN]) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
         if (data_len == 0 || data_len > KOS_TPM_SEAL_DATA_MAX)
                 return -EINVAL;
-        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_CREATE);
-        put_u32(&w, parent);
+        out_begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_CREATE);
+        out_u32(&w, parent);
         put_password_session(&w);
-        put_u16(&w, (uint16_t)(4 + data_len)); /* TPM2B_SENSITIVE_CREATE */
-        put_u16(&w, 0);                        /* userAuth: empty, and unusable (no userWithAuth) */
-        put_u16(&w, (uint16_t)data_len);
-        put(&w, data, data_len);
+        out_u16(&w, (uint16_t)(4 + data_len)); /* TPM2B_SENSITIVE_CREATE */
+        out_u16(&w, 0);                        /* userAuth: empty, and unusable (no userWithAuth) */
+        out_u16(&w, (uint16_t)data_len);
+        out_put(&w, data, data_len);
         size_t at = begin_tpm2b(&w); /* TPM2B_PUBLIC */
-        put_u16(&w, KOS_TPM_ALG_KEYEDHASH);
-        put_u16(&w, KOS_TPM_ALG_SHA256);
+        out_u16(&w, KOS_TPM_ALG_KEYEDHASH);
+        out_u16(&w, KOS_TPM_ALG_SHA256);
         /* fixedTPM fixedParent noDA; no userWithAuth, no adminWithPolicy
          * needed: the policy is the only way to use it */
-        put_u32(&w, 0x00000412);
-        put_u16(&w, KOS_SHA256_LEN);
-        put(&w, policy, KOS_SHA256_LEN);
-        put_u16(&w, KOS_TPM_ALG_NULL); /* keyedHash scheme: sealed data */
-        put_u16(&w, 0);                /* unique */
+        out_u32(&w, 0x00000412);
+        out_u16(&w, KOS_SHA256_LEN);
+        out_put(&w, policy, KOS_SHA256_LEN);
+        out_u16(&w, KOS_TPM_ALG_NULL); /* keyedHash scheme: sealed data */
+        out_u16(&w, 0);                /* unique */
         end_tpm2b(&w, at);
-        put_u16(&w, 0); /* outsideInfo */
-        put_u32(&w, 0); /* creationPCR */
-        return end_command(&w);
+        out_u16(&w, 0); /* outsideInfo */
+        out_u32(&w, 0); /* creationPCR */
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_load(uint8_t *buf, size_t size, uint32_t parent, const uint8_t *private_area, uint16_t private_len,
                        const uint8_t *public_area, uint16_t public_len) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_LOAD);
-        put_u32(&w, parent);
+        out_begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_LOAD);
+        out_u32(&w, parent);
         put_password_session(&w);
-        put_u16(&w, private_len);
-        put(&w, private_area, private_len);
-        put_u16(&w, public_len);
-        put(&w, public_area, public_len);
-        return end_command(&w);
+        out_u16(&w, private_len);
+        out_put(&w, private_area, private_len);
+        out_u16(&w, public_len);
+        out_put(&w, public_area, public_len);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_start_auth_session(uint8_t *buf, size_t size, const uint8_t nonce[static 16]) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_START_AUTH_SESSION);
-        put_u32(&w, KOS_TPM_RH_NULL); /* tpmKey: unsalted */
-        put_u32(&w, KOS_TPM_RH_NULL); /* bind: unbound */
-        put_u16(&w, 16);
-        put(&w, nonce, 16);
-        put_u16(&w, 0);                /* encryptedSalt */
-        put_u8(&w, 0x01);              /* TPM_SE_POLICY */
-        put_u16(&w, KOS_TPM_ALG_NULL); /* symmetric: no parameter encryption */
-        put_u16(&w, KOS_TPM_ALG_SHA256);
-        return end_command(&w);
+        out_begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_START_AUTH_SESSION);
+        out_u32(&w, KOS_TPM_RH_NULL); /* tpmKey: unsalted */
+        out_u32(&w, KOS_TPM_RH_NULL); /* bind: unbound */
+        out_u16(&w, 16);
+        out_put(&w, nonce, 16);
+        out_u16(&w, 0);                /* encryptedSalt */
+        out_u8(&w, 0x01);              /* TPM_SE_POLICY */
+        out_u16(&w, KOS_TPM_ALG_NULL); /* symmetric: no parameter encryption */
+        out_u16(&w, KOS_TPM_ALG_SHA256);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_policy_pcr(uint8_t *buf, size_t size, uint32_t session, uint32_t pcr_mask) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
         if (pcr_mask == 0 || pcr_mask >> 24)
                 return -EINVAL;
-        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_POLICY_PCR);
-        put_u32(&w, session);
-        put_u16(&w, 0); /* pcrDigest: the TPM takes the current values */
+        out_begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_POLICY_PCR);
+        out_u32(&w, session);
+        out_u16(&w, 0); /* pcrDigest: the TPM takes the current values */
         put_pcr_selection(&w, pcr_mask);
-        return end_command(&w);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_unseal(uint8_t *buf, size_t size, uint32_t item, uint32_t session) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_UNSEAL);
-        put_u32(&w, item);
+        out_begin_command(&w, KOS_TPM_ST_SESSIONS, KOS_TPM_CC_UNSEAL);
+        out_u32(&w, item);
         put_session(&w, session); /* not continued, so flushed; no hmac: no PolicyAuthValue/Password */
-        return end_command(&w);
+        return out_end_command(&w);
 }
 
 int kos_tpm_build_flush_context(uint8_t *buf, size_t size, uint32_t handle) {
-        struct writer w = {buf, size, 0, false};
+        struct kos_tpm_out w = {buf, size, 0, false};
 
-        begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_FLUSH_CONTEXT);
-        put_u32(&w, handle);
-        return end_command(&w);
+        out_begin_command(&w, KOS_TPM_ST_NO_SESSIONS, KOS_TPM_CC_FLUSH_CONTEXT);
+        out_u32(&w, handle);
+        return out_end_command(&w);
 }
 
 /* --- Reading untrusted bytes ------------------------------------------- */
 
-struct reader {
-        const uint8_t *p;
-        size_t len, pos;
-};
-
-static int get(struct reader *r, void *out, size_t n) {
-        if (n > r->len - r->pos)
-                return -EBADMSG;
-        if (out)
-                memcpy(out, r->p + r->pos, n);
-        r->pos += n;
-        return 0;
-}
-
-static int get_u8(struct reader *r, uint8_t *v) { return get(r, v, 1); }
-static int get_u16(struct reader *r, uint16_t *v) {
-        uint8_t b[2];
-        if (get(r, b, 2) < 0)
-                return -EBADMSG;
-        *v = (uint16_t)(b[0] << 8 | b[1]);
-        return 0;
-}
-static int get_u32(struct reader *r, uint32_t *v) {
-        uint8_t b[4];
-        if (get(r, b, 4) < 0)
-                return -EBADMSG;
-        *v = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-        return 0;
-}
-
-/* A TPM2B of at most max bytes: its size, then skipped or copied. */
-static int get_tpm2b(struct reader *r, size_t max, uint8_t *out, uint16_t *ret_size) {
-        uint16_t n;
-        if (get_u16(r, &n) < 0 || n > max || get(r, out, n) < 0)
-                return -EBADMSG;
-        if (ret_size)
-                *ret_size = n;
-        return 0;
-}
-
-static bool at_end(const struct reader *r) { return r->pos == r->len; }
-
 static int parse_response(const uint8_t *resp, size_t len, bool sessions, uint32_t *ret_rc, uint32_t *ret_handle,
                           const uint8_t **ret_params, size_t *ret_params_len) {
-        struct reader r = {resp, len, 0};
+        struct kos_tpm_in r = {resp, len, 0};
         uint16_t tag;
         uint32_t size, rc, params_size;
 
         *ret_params = NULL;
         *ret_params_len = 0;
-        if (get_u16(&r, &tag) < 0 || get_u32(&r, &size) < 0 || get_u32(&r, &rc) < 0 || size != len)
+        if (in_u16(&r, &tag) < 0 || in_u32(&r, &size) < 0 || in_u32(&r, &rc) < 0 || size != len)
                 return -EBADMSG;
         *ret_rc = rc;
         if (rc != 0) /* an error response is a bare header (Part 1, 18.4) */
-                return tag == KOS_TPM_ST_NO_SESSIONS && at_end(&r) ? 0 : -EBADMSG;
+                return tag == KOS_TPM_ST_NO_SESSIONS && in_at_end(&r) ? 0 : -EBADMSG;
         /* Response handles come before the parameter area (Part 1, 18.9). */
-        if (ret_handle && get_u32(&r, ret_handle) < 0)
+        if (ret_handle && in_u32(&r, ret_handle) < 0)
                 return -EBADMSG;
         if (!sessions) {
                 if (tag != KOS_TPM_ST_NO_SESSIONS)
@@ -410,7 +335,7 @@ static int parse_response(const uint8_t *resp, size_t len, bool sessions, uint32
                 *ret_params_len = len - r.pos;
                 return 0;
         }
-        if (tag != KOS_TPM_ST_SESSIONS || get_u32(&r, &params_size) < 0 || params_size > len - r.pos)
+        if (tag != KOS_TPM_ST_SESSIONS || in_u32(&r, &params_size) < 0 || params_size > len - r.pos)
                 return -EBADMSG;
         *ret_params = resp + r.pos;
         *ret_params_len = params_size;
@@ -418,8 +343,8 @@ static int parse_response(const uint8_t *resp, size_t len, bool sessions, uint32
         /* The password session's response: nonce, attributes, hmac (all empty
          * for TPM_RS_PW, but only the shape is ours to check). */
         uint8_t attributes;
-        if (get_tpm2b(&r, 64, NULL, NULL) < 0 || get_u8(&r, &attributes) < 0 || get_tpm2b(&r, 64, NULL, NULL) < 0 ||
-            !at_end(&r)) {
+        if (in_tpm2b(&r, 0, 64, NULL, NULL) < 0 || in_u8(&r, &attributes) < 0 || in_tpm2b(&r, 0, 64, NULL, NULL) < 0 ||
+            !in_at_end(&r)) {
                 *ret_params = NULL;
                 *ret_params_len = 0;
                 return -EBADMSG;
@@ -440,23 +365,23 @@ int kos_tpm_parse_response_handle(const uint8_t *resp, size_t len, bool sessions
 
 /* TPMS_CREATION_DATA (sized), TPM2B_DIGEST creationHash and
  * TPMT_TK_CREATION: checked for shape and skipped. */
-static int skip_creation(struct reader *r) {
+static int skip_creation(struct kos_tpm_in *r) {
         uint16_t tag;
         uint32_t hierarchy;
 
-        if (get_tpm2b(r, KOS_TPM_BLOB_MAX, NULL, NULL) < 0 || get_tpm2b(r, 64, NULL, NULL) < 0 ||
-            get_u16(r, &tag) < 0 || tag != 0x8021 /* TPM_ST_CREATION */ || get_u32(r, &hierarchy) < 0 ||
-            get_tpm2b(r, 64, NULL, NULL) < 0)
+        if (in_tpm2b(r, 0, KOS_TPM_BLOB_MAX, NULL, NULL) < 0 || in_tpm2b(r, 0, 64, NULL, NULL) < 0 ||
+            in_u16(r, &tag) < 0 || tag != 0x8021 /* TPM_ST_CREATION */ || in_u32(r, &hierarchy) < 0 ||
+            in_tpm2b(r, 0, 64, NULL, NULL) < 0)
                 return -EBADMSG;
         return 0;
 }
 
 int kos_tpm_parse_create_primary(const uint8_t *p, size_t len) {
-        struct reader r = {p, len, 0};
+        struct kos_tpm_in r = {p, len, 0};
         uint16_t public_size;
 
-        if (get_tpm2b(&r, KOS_TPM_BLOB_MAX, NULL, &public_size) < 0 || public_size == 0 || skip_creation(&r) < 0 ||
-            get_tpm2b(&r, 2 + 64, NULL, NULL) < 0 /* name */ || !at_end(&r))
+        if (in_tpm2b(&r, 0, KOS_TPM_BLOB_MAX, NULL, &public_size) < 0 || public_size == 0 || skip_creation(&r) < 0 ||
+            in_tpm2b(&r, 0, 2 + 64, NULL, NULL) < 0 /* name */ || !in_at_end(&r))
                 return -EBADMSG;
         return 0;
 }
@@ -464,11 +389,11 @@ int kos_tpm_parse_create_primary(const uint8_t *p, size_t len) {
 int kos_tpm_parse_create(const uint8_t *p, size_t len, uint8_t ret_private[static KOS_TPM_BLOB_MAX],
                          uint16_t *ret_private_len, uint8_t ret_public[static KOS_TPM_BLOB_MAX],
                          uint16_t *ret_public_len) {
-        struct reader r = {p, len, 0};
+        struct kos_tpm_in r = {p, len, 0};
 
-        if (get_tpm2b(&r, KOS_TPM_BLOB_MAX, ret_private, ret_private_len) < 0 || *ret_private_len == 0 ||
-            get_tpm2b(&r, KOS_TPM_BLOB_MAX, ret_public, ret_public_len) < 0 || *ret_public_len == 0 ||
-            skip_creation(&r) < 0 || !at_end(&r))
+        if (in_tpm2b(&r, 0, KOS_TPM_BLOB_MAX, ret_private, ret_private_len) < 0 || *ret_private_len == 0 ||
+            in_tpm2b(&r, 0, KOS_TPM_BLOB_MAX, ret_public, ret_public_len) < 0 || *ret_public_len == 0 ||
+            skip_creation(&r) < 0 || !in_at_end(&r))
                 return -EBADMSG;
         return 0;
 }
@@ -477,10 +402,10 @@ int kos_tpm_parse_create(const uint8_t *p, size_t len, uint8_t ret_private[stati
  * its size checked before anything is copied, its bytes then copied to out
  * unless that is NULL, its size in *ret_size. */
 static int parse_one_tpm2b(const uint8_t *p, size_t len, size_t min, size_t max, uint8_t *out, uint16_t *ret_size) {
-        struct reader r = {p, len, 0};
+        struct kos_tpm_in r = {p, len, 0};
         uint16_t n;
 
-        if (get_u16(&r, &n) < 0 || n < min || n > max || get(&r, out, n) < 0 || !at_end(&r))
+        if (in_u16(&r, &n) < 0 || n < min || n > max || in_get(&r, out, n) < 0 || !in_at_end(&r))
                 return -EBADMSG;
         *ret_size = n;
         return 0;
@@ -563,20 +488,20 @@ bool kos_tpm_rc_is_bad_auth(uint32_t rc) {
 }
 
 int kos_tpm_parse_nv_read_public(const uint8_t *p, size_t len, struct kos_tpm_nv_public *ret) {
-        struct reader r = {p, len, 0};
+        struct kos_tpm_in r = {p, len, 0};
         uint16_t public_size, name_size;
 
-        if (get_u16(&r, &public_size) < 0 || public_size > len - r.pos)
+        if (in_u16(&r, &public_size) < 0 || public_size > len - r.pos)
                 return -EBADMSG;
-        struct reader pub = {p + r.pos, public_size, 0};
+        struct kos_tpm_in pub = {p + r.pos, public_size, 0};
         r.pos += public_size;
-        if (get_u32(&pub, &ret->index) < 0 || get_u16(&pub, &ret->name_alg) < 0 ||
-            get_u32(&pub, &ret->attributes) < 0 ||
-            get_tpm2b(&pub, sizeof ret->auth_policy, ret->auth_policy, &ret->auth_policy_size) < 0 ||
-            get_u16(&pub, &ret->data_size) < 0 || !at_end(&pub))
+        if (in_u32(&pub, &ret->index) < 0 || in_u16(&pub, &ret->name_alg) < 0 ||
+            in_u32(&pub, &ret->attributes) < 0 ||
+            in_tpm2b(&pub, 0, sizeof ret->auth_policy, ret->auth_policy, &ret->auth_policy_size) < 0 ||
+            in_u16(&pub, &ret->data_size) < 0 || !in_at_end(&pub))
                 return -EBADMSG;
         /* nvName: nameAlg then a digest (at most SHA-512) */
-        if (get_tpm2b(&r, 2 + 64, NULL, &name_size) < 0 || !at_end(&r))
+        if (in_tpm2b(&r, 0, 2 + 64, NULL, &name_size) < 0 || !in_at_end(&r))
                 return -EBADMSG;
         return 0;
 }
@@ -587,21 +512,21 @@ int kos_tpm_parse_nv_read(const uint8_t *p, size_t len, uint16_t want, uint8_t *
 }
 
 int kos_tpm_parse_pcr_read(const uint8_t *p, size_t len, unsigned pcr, uint8_t ret_value[static KOS_SHA256_LEN]) {
-        struct reader r = {p, len, 0};
+        struct kos_tpm_in r = {p, len, 0};
         uint32_t update_counter, n_selections, n_digests;
         uint16_t alg, digest_size;
         uint8_t select_size, select[4] = {0};
 
-        if (pcr > 23 || get_u32(&r, &update_counter) < 0 || get_u32(&r, &n_selections) < 0 || n_selections != 1 ||
-            get_u16(&r, &alg) < 0 || alg != KOS_TPM_ALG_SHA256 || get_u8(&r, &select_size) < 0 ||
-            select_size < 3 || select_size > 4 || get(&r, select, select_size) < 0)
+        if (pcr > 23 || in_u32(&r, &update_counter) < 0 || in_u32(&r, &n_selections) < 0 || n_selections != 1 ||
+            in_u16(&r, &alg) < 0 || alg != KOS_TPM_ALG_SHA256 || in_u8(&r, &select_size) < 0 ||
+            select_size < 3 || select_size > 4 || in_get(&r, select, select_size) < 0)
                 return -EBADMSG;
         /* Exactly the one PCR asked for: the TPM drops PCRs it cannot read. */
         for (unsigned i = 0; i < select_size; i++)
                 if (select[i] != (i == pcr / 8 ? (uint8_t)(1u << (pcr % 8)) : 0))
                         return -EBADMSG;
-        if (get_u32(&r, &n_digests) < 0 || n_digests != 1 || get_u16(&r, &digest_size) < 0 ||
-            digest_size != KOS_SHA256_LEN || get(&r, ret_value, KOS_SHA256_LEN) < 0 || !at_end(&r))
+        if (in_u32(&r, &n_digests) < 0 || n_digests != 1 || in_u16(&r, &digest_size) < 0 ||
+            digest_size != KOS_SHA256_LEN || in_get(&r, ret_value, KOS_SHA256_LEN) < 0 || !in_at_end(&r))
                 return -EBADMSG;
         return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Big-endian writing and strict reading of TPM structures for the files of
- * lib/system (tpm.c keeps its own, static, for the Boot Kernel). */
+/* Big-endian writing and strict reading of TPM structures: the one writer
+ * and reader of tpm.c (the Boot Kernel's commands) and of lib/system's
+ * signed policies and sessions. Header-only, so PID 1 links no more. */
 #pragma once
 
 #include <stdbool.h>
