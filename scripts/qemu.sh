@@ -59,7 +59,9 @@ case "${VM_ACCEL:-}" in
 tcg | kvm) ;;
 "")
         VM_ACCEL=tcg
-        [ -w /dev/kvm ] && vm_accel_boots kvm && VM_ACCEL=kvm
+        # Its stderr closed: bash reports a QEMU that aborts under a broken
+        # KVM ("Aborted"), which is the probe's answer, not an error.
+        [ -w /dev/kvm ] && vm_accel_boots kvm 2>/dev/null && VM_ACCEL=kvm
         ;;
 *)
         echo "VM_ACCEL must be tcg or kvm, not '$VM_ACCEL'" >&2
