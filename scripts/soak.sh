@@ -68,6 +68,8 @@ soak_runtime_layer() {
         echo virtio_net >"$dir/etc/modules-load.d/soak-net.conf"
         printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n' >"$dir/etc/systemd/network/20-soak.network"
         ln -sf /lib/systemd/system/systemd-networkd.service "$dir/etc/systemd/system/multi-user.target.wants/"
+        # The console is the soak's report channel: no login prompt on it.
+        ln -sf /dev/null "$dir/etc/systemd/system/serial-getty@ttyS0.service"
         for lib in $(ldd "$ROOT/$BUILD/kos-node-pull" | awk '$3 ~ /^\// {print $3}'); do
                 [ -e "$base_root/usr/lib/x86_64-linux-gnu/$(basename "$lib")" ] ||
                         cp -L "$lib" "$dir/usr/lib/x86_64-linux-gnu/"
@@ -79,6 +81,12 @@ soak_runtime_layer() {
 # Once the boot is marked good: the status, a pull when there is a network,
 # then SOAK-END (the host powers the device off there).
 until kos node status 2>/dev/null | grep -q '"marked_good": true'; do sleep 1; done
+# Node Manager's Boot Kernel slot step follows the marking; the status is
+# printed (and the device powered off) once it is done.
+i=0
+until journalctl -b -q -u kos-node-manager.service | grep -q 'Boot Kernel slots: done' || [ $i -ge 60 ]; do
+        sleep 1; i=$((i + 1))
+done
 echo "SOAK-STATUS $(kos node status | tr -d '\n')" >/dev/console
 if ls /sys/class/net | grep -q '^en'; then
         i=0
@@ -90,6 +98,37 @@ fi
 echo "SOAK-END" >/dev/console
 SH
         chmod 755 "$dir/usr/lib/soak/soak-report"
+        # The feeder: what lands in the DataFS's inbox, written on the device
+        # (the DataFS is LUKS2: the host cannot write it), from a drive
+        # labelled SOAK-FEED, before Node Manager looks at the inbox.
+        cat >"$dir/usr/lib/soak/soak-feed" <<'SH'
+#!/bin/sh
+for d in /dev/vd[b-z]; do
+        [ -b "$d" ] && [ "$(blkid -s LABEL -o value "$d")" = SOAK-FEED ] || continue
+        mkdir -p /run/soak-feed /data/kos/inbox
+        mount -o ro "$d" /run/soak-feed || exit 1
+        cp -a /run/soak-feed/inbox/. /data/kos/inbox/
+        sync
+        echo "SOAK-FEED $(ls /run/soak-feed/inbox | tr '\n' ' ')into /data/kos/inbox" >/dev/console
+        umount /run/soak-feed
+done
+SH
+        chmod 755 "$dir/usr/lib/soak/soak-feed"
+        cat >"$dir/etc/systemd/system/soak-feed.service" <<'UNIT'
+[Unit]
+Description=KOS soak: the inbox's deliveries, from the SOAK-FEED drive
+DefaultDependencies=no
+After=local-fs.target
+Before=kos-node-manager.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/soak/soak-feed
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+        ln -sf ../soak-feed.service "$dir/etc/systemd/system/multi-user.target.wants/"
         cat >"$dir/etc/systemd/system/soak-report.service" <<'UNIT'
 [Unit]
 Description=KOS soak: report once the boot is marked good
@@ -152,22 +191,40 @@ UNIT
         ln -sf ../soak-app.service "$dir/etc/systemd/system/kos-app.target.wants/"
 }
 
-CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.settle=5"
+CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.settle=5 kos.datafs=luks2"
 
-# make_release N KIND SECURITY_VERSION: release rN (app layer rN) signed and
+# make_uki OUT BK_SECURITY_VERSION: the Boot Kernel UKI, signed with the
+# development db key (the factory's, and each Boot Kernel update's).
+make_uki() {
+        local keys; keys=$(sb_keys)
+        rm -rf "$1.d"
+        "$KOS" mkboot --kernel "$(BUILD="$ROOT/$BUILD" nice -n 10 "$ROOT/scripts/build-boot-kernel.sh")" \
+                --keyring dev/keyring --output "$1.d" --uki "$1" --security-version "$2" \
+                --cmdline "console=ttyS0 panic=-1 loglevel=4 kos.tpm=required" --sign-key "$keys/db.key" \
+                --sign-cert "$keys/db.crt" >/dev/null
+        rm -rf "$1.d"
+}
+
+# make_release N KIND SECURITY_VERSION [BK_SECURITY_VERSION]: release rN (app
+# layer rN; with BK_SECURITY_VERSION, a new Boot Kernel UKI too) signed and
 # installed in pub/ (what the vendor publishes), bundle rN.kosb.
 make_release() {
-        local n=$1 kind=$2 sv=$3
-        rm -rf "rel/app$n" && mkdir -p rel
+        local n=$1 kind=$2 sv=$3 bk_sv=${4:-} bk=()
+        rm -rf "rel/app$n" "rel/uki$n.efi" && mkdir -p rel
+        if [ -n "$bk_sv" ]; then
+                make_uki "rel/uki$n.efi" "$bk_sv"
+                bk=(--boot-kernel "uki$n.efi")
+                "$KOS" component add pub "rel/uki$n.efi" >/dev/null
+        fi
         soak_app_layer "rel/app$n" "r$n" "$kind"
         "$KOS" component build --type squashfs "rel/app$n" "rel/app$n.img" >/dev/null
         (cd rel && "$KOS" manifest create --name "r$n" --version "$n" --security-version "$sv" --kernel ../dev/vmlinuz \
                 --initrd ../dev/initrd --cmdline "$CMDLINE" --component base=../dev/base.img \
-                --component runtime=../dev/runtime.img --component "app=app$n.img" --hash-tree base -o "r$n.json" &&
+                --component runtime=../dev/runtime.img --component "app=app$n.img" --hash-tree base "${bk[@]}" -o "r$n.json" &&
                 "$KOS" manifest sign --key ../dev/soak-dev.key "r$n.json" >/dev/null)
         "$KOS" component add pub "rel/app$n.img" >/dev/null
         "$KOS" install --keyring dev/keyring pub "rel/r$n.json"
-        "$KOS" bundle create -o "rel/r$n.kosb" "rel/r$n.json" "rel/app$n.img" >/dev/null
+        "$KOS" bundle create -o "rel/r$n.kosb" "rel/r$n.json" "rel/app$n.img" ${bk_sv:+"rel/uki$n.efi"} >/dev/null
         [ "$kind" != corrupt ] || flip_file_byte "rel/r$n.kosb" $(( $(stat -c %s "rel/r$n.kosb") / 2 ))
 }
 
@@ -182,20 +239,19 @@ setup_device() {
         rm -rf dev pub rel && mkdir -p dev && cd dev
         "$KOS" keygen soak-dev.key soak-dev.pem >/dev/null
         mkdir keyring && cp soak-dev.pem keyring/
-        local kd bk sbkeys
+        local kd
         kd=$(vm_kernel_dir)
         cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
         cp "$kd"/boot/vmlinuz-* vmlinuz
         soak_runtime_layer runtime
         "$KOS" component build --type erofs runtime runtime.img 2>/dev/null | grep -v '^mkfs.erofs' || true
-        sbkeys=$(sb_keys)
         cp "$(sb_enrolled_vars)" OVMF_VARS.fd
-        bk=$(BUILD="$ROOT/$BUILD" nice -n 10 "$ROOT/scripts/build-boot-kernel.sh")
-        "$KOS" mkboot --kernel "$bk" --keyring keyring --output bootk --uki bootk/kos-boot.efi \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4 kos.tpm=required" --sign-key "$sbkeys/db.key" \
-                --sign-cert "$sbkeys/db.crt" >/dev/null
-        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
+        # The DataFS's recovery certificate (DEVELOPMENT, as the demo's).
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout recovery.key -out recovery.pem \
+                -subj "/CN=KOS soak DataFS recovery (DEVELOPMENT)" -days 3650 2>/dev/null
+        "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --recovery-cert recovery.pem --output initrd >/dev/null
         cd ..
+        make_uki dev/kos-boot.efi 1
         "$KOS" imagefs init pub
         "$KOS" component add pub dev/vmlinuz dev/initrd dev/base.img dev/runtime.img >/dev/null
         make_release 1 good 1
@@ -258,14 +314,21 @@ boot() {
         # shellcheck disable=SC2054 # QEMU's own commas
         [ "$net" = none ] || netargs+=(-device virtio-net-pci,netdev=n0,romfile=)
         [ -z "${EXTRA_DRIVE:-}" ] || netargs+=(-drive "file=$EXTRA_DRIVE,if=virtio,format=raw")
+        # What the inbox gets this boot (deliver_inbox, the odd-file fault):
+        # written by the device's feeder, then gone.
+        if [ -d feed ]; then
+                mkfs.ext4 -q -F -L SOAK-FEED -d feed feed.img 64M
+                netargs+=(-drive "file=feed.img,if=virtio,format=raw")
+        fi
         vm_swtpm_start tpm
         ovmf_run "$log" "$BOOT_TIMEOUT" "$re" dev/vars.fd disk.img "${VM_TPM_ARGS[@]}" "${netargs[@]}" || true
         swtpm_stop tpm
+        rm -rf feed feed.img
 }
 
 # What a console says.
 booted_name() { { grep -a 'kos-boot .*booting manifest ' "$1" || true; } | tail -1 | sed 's/.*booting manifest \([^ ]*\) .*/\1/'; }
-status_json() { { grep -a '^SOAK-STATUS ' "$1" || true; } | tail -1 | sed 's/^SOAK-STATUS //' | tr -d '\r'; }
+status_json() { { grep -a 'SOAK-STATUS {' "$1" || true; } | tail -1 | sed 's/.*SOAK-STATUS //' | tr -d '\r'; }
 
 # --- The registry (Debian's docker-registry on 127.0.0.1) -----------------
 
@@ -291,9 +354,7 @@ registry_stop() { [ -z "$REGISTRY_PID" ] || { kill "$REGISTRY_PID" 2>/dev/null; 
 # --- Delivery channels ------------------------------------------------------
 
 deliver_inbox() { # N
-        cp "rel/r$1.kosb" /tmp/kos-soak-bundle.$$
-        with_mounted KOS-DATA rw sh -c "mkdir -p kos/inbox && cp /tmp/kos-soak-bundle.$$ kos/inbox/r$1.kosb && sync"
-        rm -f /tmp/kos-soak-bundle.$$
+        mkdir -p feed/inbox && cp "rel/r$1.kosb" feed/inbox/
         NET=none EXTRA_DRIVE=
 }
 deliver_drive() { # N
@@ -324,11 +385,13 @@ load_state() {
                 [ "$STATE_SEED" = "$SEED" ] || { say "build/soak holds a run of seed $STATE_SEED: rm -rf $SOAK, or SEED=$STATE_SEED"; exit 2; }
         else
                 STATE_SEED=$SEED DONE=0 GOOD=r1 GOOD_SV=1 FLOOR_MAX=0 LAST_SV=1 NEXT_N=2 IN_CYCLE=0 ADOPTED=0 VIOLATIONS=0 RECOVERIES=0
+                BK_LAST_SV=1 BK_FLOOR_MAX=0 BK_ADOPTED=0
                 : >records.seen
         fi
 }
 save_state() {
-        declare -p STATE_SEED DONE GOOD GOOD_SV FLOOR_MAX LAST_SV NEXT_N IN_CYCLE ADOPTED VIOLATIONS RECOVERIES | sed 's/^declare -- //' >state.sh.new
+        declare -p STATE_SEED DONE GOOD GOOD_SV FLOOR_MAX LAST_SV NEXT_N IN_CYCLE ADOPTED VIOLATIONS RECOVERIES \
+                BK_LAST_SV BK_FLOOR_MAX BK_ADOPTED | sed 's/^declare -- //' >state.sh.new
         mv state.sh.new state.sh
 }
 
@@ -341,6 +404,12 @@ schedule() { # C
         # One release in three raises security_version (and so the floor,
         # once marked good, which retires the releases below it).
         SV_BUMP=$((RANDOM % 3 == 0))
+        # One good release in four carries a new Boot Kernel UKI (its own
+        # security version one up); a third of those lose power in the new
+        # UKI's trial boot, when no other fault is scheduled.
+        BK_BUMP=$((RANDOM % 4 == 0)); local bk_cut=$((RANDOM % 3 == 0))
+        [ "$KIND" = good ] || BK_BUMP=0
+        [ "$BK_BUMP" = 1 ] && [ "$FAULT" = none ] && [ "$bk_cut" = 1 ] && FAULT=power-off-bk-trial
         # A fault that needs a channel or a good release, on another, is none.
         case $FAULT in registry-*) [ "$CHANNEL" = registry ] || FAULT=none ;; esac
         case $FAULT in power-off-*|flip-component) [ "$KIND" = good ] || FAULT=none ;; esac
@@ -355,6 +424,7 @@ fault_kill_re() {
         power-off-boot) echo 'kos-system .*System Kernel init started' ;;
         power-off-scrub) echo 'kos-node .*scrubbing [0-9]* hash-tree component' ;;
         power-off-mark-good) echo 'kos-node .*scrub of the hash-tree components done' ;;
+        power-off-bk-trial) echo "kos-boot .*Boot Kernel security version $BK_SV_NEW: PCR 14 extended" ;;
         esac
 }
 # The boot of the cycle the power-off hits: install/pull in the first, the
@@ -362,6 +432,7 @@ fault_kill_re() {
 fault_boot() {
         case $FAULT in
         power-off-install) echo 1 ;;
+        power-off-bk-trial) echo any ;; # the first boot of the new UKI
         power-off-*) echo 2 ;;
         *) echo 0 ;;
         esac
@@ -375,8 +446,8 @@ violation() { # WHAT
 # Faults done by the host before the first boot (or between boots).
 fault_before_boot() {
         case $FAULT in
-        odd-file) with_mounted KOS-DATA rw sh -c 'mkdir -p kos/inbox && mkfifo kos/inbox/0-odd-fifo.kosb &&
-                ln -sf /etc/shadow kos/inbox/0-odd-link.kosb && mkdir -p kos/inbox/0-odd-dir.kosb && sync' ;;
+        odd-file) mkdir -p feed/inbox/0-odd-dir.kosb && mkfifo feed/inbox/0-odd-fifo.kosb &&
+                ln -sf /etc/shadow feed/inbox/0-odd-link.kosb ;;
         flip-active) with_mounted kos-imagefs rw sh -c 'printf "\377garbage\n" >>active && sync' ;;
         full-imagefs) with_mounted kos-imagefs rw sh -c '{ dd if=/dev/zero of=soak-filler bs=1M status=none 2>/dev/null || true; }; sync' ;;
         esac
@@ -394,10 +465,12 @@ fault_between_boots() {
 # The records: every record printed before is printed again, none is bad.
 check_records() { # LOG
         local log=$1
-        grep -aq '^SOAK-RECORDS ' "$log" || return 0
-        grep -a '^SOAK-RECORD-BAD ' "$log" | tr -d '\r' | sed 's/^/  /' >bad.tmp || true
+        # Matched anywhere on a line: the console interleaves other writers
+        # (a getty's prompt once stood before a record: a false loss).
+        grep -aq 'SOAK-RECORDS ' "$log" || return 0
+        grep -a 'SOAK-RECORD-BAD ' "$log" | tr -d '\r' | sed 's/.*SOAK-RECORD-BAD /  /' >bad.tmp || true
         [ -s bad.tmp ] && say "records with a bad sum (torn by a power cut): $(cat bad.tmp)"
-        grep -a '^SOAK-RECORD ' "$log" | tr -d '\r' | cut -d' ' -f2- | sort -u >now.tmp
+        grep -ao 'SOAK-RECORD [0-9]* [^ ]* [^ ]* [0-9a-f]\{16\}' "$log" | cut -d' ' -f2- | sort -u >now.tmp
         local lost; lost=$(comm -23 <(sort -u records.seen) now.tmp | head -3)
         [ -z "$lost" ] || violation "records lost: $lost"
         sort -u records.seen now.tmp >records.seen.new && mv records.seen.new records.seen
@@ -420,6 +493,16 @@ check_boot() { # LOG
                         [ "$sv" -ge "$floor" ] || violation "booted $name (security_version $sv) below the floor $floor"
                         [ "$floor" -ge "$FLOOR_MAX" ] || violation "the floor went down from $FLOOR_MAX to $floor"
                         [ "$floor" -le "$FLOOR_MAX" ] || FLOOR_MAX=$floor
+                fi
+                local bk_floor bk_sv
+                bk_floor=$(jq -r '.boot_kernel.floor // empty' <<<"$status")
+                bk_sv=$(jq -r '.boot_kernel.slots[]? | select(.booted) | .security_version // empty' <<<"$status")
+                [ -n "$bk_floor" ] || violation "no Boot Kernel floor in the status"
+                if [ -n "$bk_floor" ]; then
+                        [ "$bk_floor" -ge "$BK_FLOOR_MAX" ] || violation "the Boot Kernel floor went down from $BK_FLOOR_MAX to $bk_floor"
+                        [ "$bk_floor" -le "$BK_FLOOR_MAX" ] || BK_FLOOR_MAX=$bk_floor
+                        [ -z "$bk_sv" ] || [ "$bk_sv" -ge "$bk_floor" ] ||
+                                violation "booted a Boot Kernel slot of security version $bk_sv, below the Boot Kernel floor $bk_floor"
                 fi
         fi
         check_records "$log"
@@ -483,24 +566,34 @@ run_cycle() {
         # (resume) makes a new one.
         N=$NEXT_N NEXT_N=$((NEXT_N + 1)) IN_CYCLE=$C
         save_state
-        local sv=$((LAST_SV + SV_BUMP))
+        local sv=$((LAST_SV + SV_BUMP)) bk_sha=
         [ "$FAULT" != below-floor ] || sv=$((FLOOR_MAX > 0 ? FLOOR_MAX - 1 : 0))
+        BK_SV_NEW=
+        [ "$BK_BUMP" = 0 ] || BK_SV_NEW=$((BK_LAST_SV + 1))
         CYCLE_VIOLATIONS=()
         local start=$EPOCHREALTIME dir=cycle-$C
         rm -rf "$dir" && mkdir -p "$dir"
-        say "cycle $C: release r$N ($KIND, security_version $sv) by $CHANNEL, fault $FAULT"
-        make_release "$N" "$KIND" "$sv"
+        say "cycle $C: release r$N ($KIND, security_version $sv${BK_SV_NEW:+, Boot Kernel security version $BK_SV_NEW}) by $CHANNEL, fault $FAULT"
+        make_release "$N" "$KIND" "$sv" "$BK_SV_NEW"
+        [ -z "$BK_SV_NEW" ] || bk_sha=$(sha256sum "rel/uki$N.efi" | cut -d' ' -f1)
         "deliver_$CHANNEL" "$N"
         case $FAULT in registry-garbage) NET=garbage ;; registry-stall) NET=stall ;; esac
         fault_before_boot
         # Expected: a good release, not refused, becomes the newest good.
         local expect=$GOOD
         case $KIND/$FAULT in good/none | good/power-off-* | good/odd-file | good/full-imagefs | good/flip-active | good/registry-*) expect=r$N ;; esac
-        local b adopted=0 fb; fb=$(fault_boot)
+        # A release with a new UKI settles once that UKI is blessed (and
+        # booted), or marked bad after a failed trial; expected: blessed,
+        # unless the trial loses power.
+        local expect_bk=
+        [ -z "$bk_sha" ] || [ "$expect" != "r$N" ] || expect_bk=good-booted
+        [ "$FAULT" != power-off-bk-trial ] || expect_bk=bad
+        local b adopted=0 fb fired=0 bk_state=; fb=$(fault_boot)
         for b in $(seq 1 $MAX_BOOTS); do
                 local kill_re=
-                [ "$b" = "$fb" ] && kill_re=$(fault_kill_re)
+                { [ "$b" = "$fb" ] || { [ "$fb" = any ] && [ "$fired" = 0 ]; }; } && kill_re=$(fault_kill_re)
                 boot "$dir/boot-$b.log" "$kill_re" "$NET"
+                [ -z "$kill_re" ] || ! grep -aqE "$kill_re" "$dir/boot-$b.log" || fired=1
                 check_boot "$dir/boot-$b.log"
                 if [ "$b" = 1 ]; then fault_between_boots || violation "$FAULT after the first boot: the host step failed (nothing installed?)"; fi
                 # Garbage and stalls last one boot: then the registry is back.
@@ -509,8 +602,13 @@ run_cycle() {
                 if [ -n "$status" ] && jq -e '.marked_good' >/dev/null <<<"$status" &&
                         ! grep -aq 'SOAK-PULL .*"changed": true' "$dir/boot-$b.log" &&
                         grep -aq 'SOAK-END' "$dir/boot-$b.log"; then
-                        # Settled: a boot marked good and nothing more to install.
-                        if [ "$name" = "$expect" ] || [ "$expect" = "$GOOD" ]; then
+                        # Settled: a boot marked good, nothing more to install,
+                        # and the release's UKI (if any) blessed or refused.
+                        bk_state=
+                        [ -z "$bk_sha" ] || bk_state=$(jq -r --arg h "$bk_sha" '.boot_kernel.slots[]? | select(.sha256 == $h) |
+                                .state + (if .booted then "-booted" else "" end)' <<<"$status" | head -1)
+                        if { [ "$name" = "$expect" ] || [ "$expect" = "$GOOD" ]; } &&
+                                { [ -z "$expect_bk" ] || [ "$bk_state" = good-booted ] || [ "$bk_state" = bad ]; }; then
                                 adopted=$([ "$name" = "r$N" ] && echo 1 || echo 0)
                                 break
                         fi
@@ -518,9 +616,15 @@ run_cycle() {
         done
         local name; name=$(booted_name "$dir/boot-$b.log")
         [ "$name" = "$expect" ] || violation "settled on ${name:-nothing} after $b boots, expected $expect"
-        [ "$KIND/$FAULT" != good/none ] || [ "$b" -le "$PROGRESS_BOOTS" ] ||
-                violation "progress: a good release with no fault took $b boots (bound $PROGRESS_BOOTS)"
+        [ -z "$expect_bk" ] || [ "$bk_state" = "$expect_bk" ] ||
+                violation "the release's Boot Kernel UKI ended ${bk_state:-nowhere in the slots}, expected $expect_bk"
+        # With a new UKI, one boot more: its trial.
+        local bound=$((PROGRESS_BOOTS + (${#bk_sha} > 0)))
+        [ "$KIND/$FAULT" != good/none ] || [ "$b" -le "$bound" ] ||
+                violation "progress: a good release with no fault took $b boots (bound $bound)"
         if [ "$adopted" = 1 ]; then GOOD=r$N GOOD_SV=$sv ADOPTED=$((ADOPTED + 1)); fi
+        [ -z "$BK_SV_NEW" ] || BK_LAST_SV=$BK_SV_NEW
+        [ "$bk_state" != good-booted ] || BK_ADOPTED=$((BK_ADOPTED + 1))
         [ "$FAULT" = none ] || [ ${#CYCLE_VIOLATIONS[@]} -gt 0 ] || RECOVERIES=$((RECOVERIES + 1))
         [ "$FAULT" = below-floor ] || LAST_SV=$sv
         ADOPTED_NOW=$adopted
@@ -529,9 +633,12 @@ run_cycle() {
         local counts; counts=$(cat imagefs.count 2>/dev/null || echo "0 0 0")
         jq -cn --argjson cycle "$C" --arg release "r$N" --arg kind "$KIND" --arg channel "$CHANNEL" --arg fault "$FAULT" \
                 --arg booted "$name" --argjson boots "$b" --argjson adopted "$adopted" --argjson wall "$wall" \
-                --arg counts "$counts" --argjson floor "$FLOOR_MAX" '$ARGS.positional as $v |
+                --arg counts "$counts" --argjson floor "$FLOOR_MAX" --arg bk_sv "$BK_SV_NEW" --arg bk_state "$bk_state" \
+                --argjson bk_floor "$BK_FLOOR_MAX" '$ARGS.positional as $v |
                 {cycle: $cycle, release: $release, kind: $kind, channel: $channel, fault: $fault, booted: $booted,
                  boots: $boots, adopted: ($adopted == 1), floor: $floor, wall_s: $wall,
+                 boot_kernel: (if $bk_sv == "" then null else {security_version: ($bk_sv | tonumber), ended: $bk_state} end),
+                 boot_kernel_floor: $bk_floor,
                  imagefs: ($counts | split(" ") | {active: (.[0]|tonumber), manifests: (.[1]|tonumber), components_mib: (.[2]|tonumber)}),
                  violations: $v}' --args "${CYCLE_VIOLATIONS[@]}" >>cycles.jsonl
         say "cycle $C: booted $name after $b boot(s) in $wall s; ${#CYCLE_VIOLATIONS[@]} violation(s)"
@@ -567,6 +674,8 @@ summary() {
         { cat cycles.jsonl 2>/dev/null
           jq -sc --argjson seed "$SEED" --argjson violations "$VIOLATIONS" --argjson recoveries "$RECOVERIES" '{summary: true, seed: $seed,
                 cycles: length, adopted: map(select(.adopted)) | length,
+                boot_kernel_updates: map(select(.boot_kernel)) | length,
+                boot_kernels_blessed: map(select(.boot_kernel.ended == "good-booted")) | length,
                 faults: (map(.fault) | group_by(.) | map({(.[0]): length}) | add // {}),
                 channels: (map(.channel) | group_by(.) | map({(.[0]): length}) | add // {}),
                 kinds: (map(.kind) | group_by(.) | map({(.[0]): length}) | add // {}),
@@ -581,7 +690,7 @@ summary() {
 main() {
         if [ "${SOAK_PLAN:-}" = 1 ]; then # the schedule only, nothing booted
                 local c
-                for c in $(seq 1 "$CYCLES"); do schedule "$c"; echo "cycle $c: $KIND release by $CHANNEL, fault $FAULT"; done
+                for c in $(seq 1 "$CYCLES"); do schedule "$c"; echo "cycle $c: $KIND release$([ "$BK_BUMP" = 0 ] || echo " with a new Boot Kernel") by $CHANNEL, fault $FAULT"; done
                 return
         fi
         setup_device
@@ -597,8 +706,8 @@ main() {
                 say "factory image: r1 active, an empty DataFS"
                 cp dev/OVMF_VARS.fd dev/vars.fd
                 rm -rf tpm
-                "$KOS" image --force --imagefs dev/img --imagefs-extra 256M --uki dev/bootk/kos-boot.efi \
-                        --data-size 128M --data-format disk.img >/dev/null
+                "$KOS" image --force --imagefs dev/img --imagefs-extra 256M --uki dev/kos-boot.efi \
+                        --data-size 128M disk.img >/dev/null
                 save_state
         fi
         [ "$IN_CYCLE" = 0 ] || resync
