@@ -4,6 +4,7 @@
 #   unit-asan   the same under ASan+UBSan        $BUILD/asan/unit-tests
 #   host        host tests of the kos tool       $BUILD/kos
 #   host-asan   the same under ASan+UBSan        $BUILD/asan/kos
+#               (both HOST_JOBS tests, default: the number of CPUs, at a time)
 #   vm          Boot Kernel, System Kernel, Node Manager in QEMU,
 #               VM_JOBS tests (default: the number of CPUs) at a time
 #   fuzz        every libFuzzer harness of tests/fuzz/, FUZZ_SECONDS each,
@@ -26,9 +27,10 @@ BUILD=${BUILD:-build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
 VM_JOBS=${VM_JOBS:-$(nproc)}
+HOST_JOBS=${HOST_JOBS:-$(nproc)}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-3600}
 ALL_SUITES=(unit unit-asan host host-asan vm fuzz soak)
-export BUILD FUZZ_SECONDS FUZZ_JOBS VM_JOBS
+export BUILD FUZZ_SECONDS FUZZ_JOBS VM_JOBS HOST_JOBS
 # A sanitizer's abort gets a status of its own (its default, 1, would look
 # like "a test failed").
 export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86} UBSAN_OPTIONS=${UBSAN_OPTIONS:-exitcode=86:print_stacktrace=1}
@@ -39,8 +41,10 @@ usage() {
 
 suite_unit() { "$BUILD/unit-tests"; }
 suite_unit-asan() { "$BUILD/asan/unit-tests"; }
-suite_host() { KOS="$BUILD/kos" KOS_FAULTS="$BUILD/test/kos" tests/runner.sh tests/host; }
-suite_host-asan() { KOS="$BUILD/asan/kos" KOS_FAULTS="$BUILD/asan/kos" PREFIX=asan: tests/runner.sh tests/host; }
+# A host test spends about a fifth of its time waiting (swtpm, a registry,
+# fsync), and each works in a directory of its own: HOST_JOBS at a time.
+suite_host() { KOS="$BUILD/kos" KOS_FAULTS="$BUILD/test/kos" JOBS=$HOST_JOBS tests/runner.sh tests/host; }
+suite_host-asan() { KOS="$BUILD/asan/kos" KOS_FAULTS="$BUILD/asan/kos" PREFIX=asan: JOBS=$HOST_JOBS tests/runner.sh tests/host; }
 # VM_TESTS: another folder of VM tests (the runner's own tests use it). A VM
 # test keeps one CPU busy on average (TCG, and the host's work between
 # boots), so VM_JOBS of them run at once.
