@@ -187,13 +187,18 @@ BK_PART=1:2048:69632:c12a7328-f81f-11d2-ba4b-00a0c93ec93b
 bk_var() { od -An -tx1 "efivars/$1-$BK_GUID" 2>/dev/null | tr -d ' \n'; }
 bk_set() { printf "\\x07\\x00\\x00\\x00$2" >"efivars/$1-$BK_GUID"; }
 
-test_bk_slot_trial_and_blessing_killed_at_each_point_keep_a_slot_that_booted_first() {
+# bk_slots_b_ready: slot A blessed and running, slot B holding a new UKI.
+bk_slots_b_ready() {
         mkdir -p esp/EFI/KOS efivars
         head -c 100000 /dev/urandom >esp/EFI/KOS/SLOT-A.EFI
         head -c 100000 /dev/urandom >esp/EFI/KOS/SLOT-B.EFI
         bk_set BootOrder '\x01\x00'
         "$KOS" bk-slots bless --esp esp --efivars efivars --esp-partition "$BK_PART" A || fail "bless A"
         bk_set BootCurrent '\x0a\x4b'
+}
+
+test_bk_slot_trial_and_blessing_killed_at_each_point_keep_a_slot_that_booted_first() {
+        bk_slots_b_ready
         [ "$(bk_var BootOrder)" = 070000000a4b0100 ] || fail "BootOrder after blessing A: $(bk_var BootOrder)"
         local n rc
         for n in 1 2 3 4 5; do
@@ -222,16 +227,7 @@ test_bk_slot_trial_and_blessing_killed_at_each_point_keep_a_slot_that_booted_fir
 # A slot update cut short in the trial or the blessing is done again, never
 # left "bad" untried (issue 21, item 5; the VM test
 # vm:power_cut_in_each_phase_of_a_boot_kernel_slot_update_... cuts the same
-# points on a real ESP and firmware). bk_slots_b_ready: slot A blessed and
-# running, slot B holding a new UKI.
-bk_slots_b_ready() {
-        mkdir -p esp/EFI/KOS efivars
-        head -c 100000 /dev/urandom >esp/EFI/KOS/SLOT-A.EFI
-        head -c 100000 /dev/urandom >esp/EFI/KOS/SLOT-B.EFI
-        bk_set BootOrder '\x01\x00'
-        "$KOS" bk-slots bless --esp esp --efivars efivars --esp-partition "$BK_PART" A || fail "bless A"
-        bk_set BootCurrent '\x0a\x4b'
-}
+# points on a real ESP and firmware).
 
 # Killed at each point of the trial, slot B is on trial (BootNext survived:
 # the next power-on tries it) or idle (Node Manager, on slot A, starts its
