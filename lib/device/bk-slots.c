@@ -293,6 +293,14 @@ static int write_verified(int dir, const char *tmp, const char *name, int src_fd
                 return r;
         }
         kos_fault_point(); /* renamed, the directory not yet synced */
+        /* vfat's rename gives the new name a fresh entry with no first cluster
+         * and size 0, which only the file's own write-back fills in
+         * (fs/fat/namei_vfat.c, vfat_rename(): vfat_add_entry(), then
+         * mark_inode_dirty()): syncing the directory alone left an empty
+         * SLOT-B.EFI after a power cut (the VM test). So the file is synced
+         * again at its new place, then the directory. */
+        if (fsync(fd) < 0)
+                return -errno;
         return fsync(dir) < 0 ? -errno : 0;
 }
 
