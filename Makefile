@@ -142,7 +142,7 @@ fuzz: $(FUZZERS)
 
 check:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/test/kos $(BUILD)/vm/test-system-init boot-kernel deb
+	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/test/kos $(BUILD)/test/kos-node-manager $(BUILD)/vm/test-system-init boot-kernel deb
 	@tests/run.sh
 
 demo:
@@ -202,6 +202,14 @@ $(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(LIBKO
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(LIBKOS_DEVICE) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \
 		-Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl $(STRIP_FLAG) -o $@
+
+# The test build of Node Manager: fault points compiled in (KOS_FAULT_SLOTS_AT,
+# node/boot-slots.c), for the VM test that cuts the power in a Boot Kernel
+# slot update (tests/vm/test-boot-kernel-slots.sh); never shipped.
+$(BUILD)/test/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 $(FAULT_POINTS) -Iearly -Inode $(NODE_SRC) $(foreach d,boot system device,$(wildcard lib/$(d)/*.c)) \
+		$(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Bstatic -ljansson -lcrypto -Wl,-Bdynamic -lsystemd -lblkid -pthread -ldl -o $@
 
 # Node Manager's pulls from a registry (docs/node-manager.md): a program its
 # installer child executes, so that only it needs libcurl in the root.

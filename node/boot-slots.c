@@ -247,7 +247,7 @@ static void update_slots(struct node *n) {
                 return;
         }
         if (s.booted >= 0 && s.booted != s.good) {
-                if ((r = kos_bk_slot_make_default(e.efivars_fd, (unsigned)s.booted, &e.part, &s)) < 0)
+                if ((r = kos_bk_slot_make_default(e.fd, e.efivars_fd, (unsigned)s.booted, &e.part, &s)) < 0)
                         event("cannot bless Boot Kernel slot %c: %s", kos_bk_slot_letter((unsigned)s.booted), strerror(-r));
                 else {
                         event("Boot Kernel slot %c blessed (security version %" PRIu32 "): BootOrder names it first",
@@ -261,7 +261,7 @@ static void update_slots(struct node *n) {
                                       kos_bk_slot_letter((unsigned)s.booted));
                 }
         } else if (s.booted < 0 && s.good < 0 && s.slot[0].present) {
-                if ((r = kos_bk_slot_make_default(e.efivars_fd, 0, &e.part, &s)) < 0)
+                if ((r = kos_bk_slot_make_default(e.fd, e.efivars_fd, 0, &e.part, &s)) < 0)
                         event("cannot make Boot Kernel slot A the default: %s", strerror(-r));
                 else
                         event("Boot Kernel slot A is the default now (Boot%04X first in BootOrder)", KOS_BK_SLOT_BOOT_NUMBER(0));
@@ -294,6 +294,10 @@ void boot_slots_refresh(struct node *n) {
 }
 
 void boot_slots_after_good(struct node *n) {
+        /* The test build of Node Manager (KOS_FAULT_SLOTS_AT=N, lib/boot/util.h)
+         * dies at the N-th point of this update, counted alone. */
+        kos_fault_points_count("KOS_FAULT_SLOTS_AT");
         update_slots(n);
+        kos_fault_points_count("KOS_FAULT_AT");
         early_log("Boot Kernel slots: done");
 }

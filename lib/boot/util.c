@@ -229,17 +229,27 @@ uint64_t kos_now_ns(void) {
 }
 
 #ifdef KOS_FAULT_POINTS
-void kos_fault_point(void) {
-        static long remaining = -1;
+static const char *fault_variable = "KOS_FAULT_AT";
+static long fault_remaining = -1, fault_at;
 
-        if (remaining == -1) {
-                const char *v = getenv("KOS_FAULT_AT");
+void kos_fault_points_count(const char *variable) {
+        fault_variable = variable;
+        fault_remaining = -1;
+}
+
+void kos_fault_point(void) {
+        if (fault_remaining == -1) {
+                const char *v = getenv(fault_variable);
                 char *end;
                 long n = v ? strtol(v, &end, 10) : 0;
-                remaining = v && *end == '\0' && n > 0 ? n : 0;
+                fault_at = fault_remaining = v && *end == '\0' && n > 0 ? n : 0;
         }
-        if (remaining > 0 && --remaining == 0)
+        if (fault_remaining > 0 && --fault_remaining == 0) {
+                /* Said first (stderr is unbuffered): a VM test cuts the
+                 * machine's power when its console shows this line. */
+                fprintf(stderr, "KOS-FAULT %s=%ld: killed at this fault point\n", fault_variable, fault_at);
                 raise(SIGKILL);
+        }
 }
 #endif
 

@@ -99,6 +99,12 @@ uint64_t kos_now_ns(void);
  * let a command line kill PID 1. */
 #ifdef KOS_FAULT_POINTS
 void kos_fault_point(void);
+/* From here on the count starts afresh and N comes from the environment
+ * variable named (KOS_FAULT_AT again when given it): Node Manager counts
+ * the Boot Kernel slot update's points alone with KOS_FAULT_SLOTS_AT, so
+ * the points of whatever ran before in the process do not shift N. */
+void kos_fault_points_count(const char *variable);
 #else
 static inline void kos_fault_point(void) {}
+static inline void kos_fault_points_count(const char *variable) {}
 #endif

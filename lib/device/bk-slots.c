@@ -293,6 +293,14 @@ static int write_verified(int dir, const char *tmp, const char *name, int src_fd
                 return r;
         }
         kos_fault_point(); /* renamed, the directory not yet synced */
+        /* vfat's rename gives the new name a fresh entry with no first cluster
+         * and size 0, which only the file's own write-back fills in
+         * (fs/fat/namei_vfat.c, vfat_rename(): vfat_add_entry(), then
+         * mark_inode_dirty()): syncing the directory alone left an empty
+         * SLOT-B.EFI after a power cut (the VM test). So the file is synced
+         * again at its new place, then the directory. */
+        if (fsync(fd) < 0)
+                return -errno;
         return fsync(dir) < 0 ? -errno : 0;
 }
 
@@ -435,14 +443,38 @@ int kos_bk_slot_start_trial(int esp_fd, int efivars_fd, unsigned slot, const str
                 return dir;
         kos_hex_encode(sha256, KOS_SHA256_LEN, hex);
         strcat(hex, "\n");
-        if ((r = kos_write_file_atomic_at(dir, slot_tried_files[slot], hex, strlen(hex), 0644)) < 0 ||
-            (r = write_entry(efivars_fd, slot, esp)) < 0)
+        /* BootNext before SLOT-X.TRIED: a cut before BootNext leaves the slot
+         * idle (no record), so the next boot starts the trial again, and a
+         * cut between the two lets the trial run once unrecorded, as if it
+         * were its first; never a slot reported bad that was never tried. */
+        if ((r = write_entry(efivars_fd, slot, esp)) < 0)
                 return r;
         kos_fault_point(); /* the entry is there, BootNext not yet */
-        return kos_efivar_write(efivars_fd, "BootNext", next, sizeof next);
+        if ((r = kos_efivar_write(efivars_fd, "BootNext", next, sizeof next)) < 0)
+                return r;
+        kos_fault_point(); /* BootNext set, the trial not yet recorded */
+        if ((r = kos_write_file_atomic_at(dir, slot_tried_files[slot], hex, strlen(hex), 0644)) < 0 &&
+            kos_efivar_delete(efivars_fd, "BootNext") < 0) /* no trial that would go unrecorded */
+                return r;
+        return r;
 }
 
-int kos_bk_slot_make_default(int efivars_fd, unsigned slot, const struct kos_esp_partition *esp,
+/* The slot's boot was marked good: its trial passed, and its record goes
+ * before BootOrder names it, so a cut in between leaves the slot idle
+ * (tried again), not bad. */
+static int clear_tried(int esp_fd, unsigned slot) {
+        _cleanup_close_ int dir = open_slot_dir(esp_fd, false);
+
+        if (dir == -ENOENT)
+                return 0;
+        if (dir < 0)
+                return dir;
+        if (unlinkat(dir, slot_tried_files[slot], 0) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        return fsync(dir) < 0 ? -errno : 0;
+}
+
+int kos_bk_slot_make_default(int esp_fd, int efivars_fd, unsigned slot, const struct kos_esp_partition *esp,
                              const struct kos_bk_slots *s) {
         uint16_t order[KOS_EFI_BOOT_ORDER_MAX], next[KOS_EFI_BOOT_ORDER_MAX];
         size_t n = 0, k = 0;
@@ -450,7 +482,7 @@ int kos_bk_slot_make_default(int efivars_fd, unsigned slot, const struct kos_esp
 
         if (slot >= KOS_BK_SLOTS)
                 return -EINVAL;
-        if ((r = write_entry(efivars_fd, slot, esp)) < 0 ||
+        if ((r = clear_tried(esp_fd, slot)) < 0 || (r = write_entry(efivars_fd, slot, esp)) < 0 ||
             (r = kos_efi_boot_order_read(efivars_fd, order, ELEMENTSOF(order), &n)) < 0)
                 return r;
         next[k++] = KOS_BK_SLOT_BOOT_NUMBER(slot);

@@ -111,14 +111,16 @@ _kos_must_check_ int kos_bk_slot_write(int esp_fd, unsigned slot, int src_fd, ui
  * variables starts a UKI at or above the floor. */
 _kos_must_check_ int kos_bk_removable_path_write(int esp_fd, unsigned slot);
 
-/* The trial of the UKI now in slot: SLOT-X.TRIED records its sha256 (so a
- * trial that never comes back is known as bad, not tried again), its boot
- * entry is (re)written, then BootNext names it. */
+/* The trial of the UKI now in slot: its boot entry is (re)written, BootNext
+ * names it, then SLOT-X.TRIED records its sha256 (so a trial that never
+ * comes back is known as bad, not tried again). Killed anywhere, the slot
+ * is idle (tried again by the next start) or on trial, never bad untried. */
 _kos_must_check_ int kos_bk_slot_start_trial(int esp_fd, int efivars_fd, unsigned slot, const struct kos_esp_partition *esp,
                                              const uint8_t sha256[static KOS_SHA256_LEN]);
 
-/* Makes slot the default: its entry (re)written, then BootOrder with it
- * first, the other slot's entry second when it exists, then every other
- * entry as it was. One SetVariable: the old or the new order, never none. */
-_kos_must_check_ int kos_bk_slot_make_default(int efivars_fd, unsigned slot, const struct kos_esp_partition *esp,
+/* Makes slot the default: its SLOT-X.TRIED removed (its trial passed), its
+ * entry (re)written, then BootOrder with it first, the other slot's entry
+ * second when it exists, then every other entry as it was. One
+ * SetVariable: the old or the new order, never none. */
+_kos_must_check_ int kos_bk_slot_make_default(int esp_fd, int efivars_fd, unsigned slot, const struct kos_esp_partition *esp,
                                               const struct kos_bk_slots *s);

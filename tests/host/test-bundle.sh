@@ -101,7 +101,7 @@ test_shipped_programs_have_no_fault_points_and_the_test_build_has() {
         local p rc
         for p in kos kos-static kos-boot-init kos-system-init kos-node-manager kos-node-pull; do
                 [ -x "$ROOT/$BUILD/$p" ] || fail "$BUILD/$p is not built (make all)"
-                ! grep -q KOS_FAULT_AT "$ROOT/$BUILD/$p" || fail "$BUILD/$p holds the KOS_FAULT_AT hook"
+                ! grep -q KOS_FAULT "$ROOT/$BUILD/$p" || fail "$BUILD/$p holds a KOS_FAULT_AT or KOS_FAULT_SLOTS_AT hook"
         done
         fixture; manifest a; "$KOS" activate img a
         release_b

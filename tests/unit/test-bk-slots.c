@@ -132,7 +132,7 @@ TEST(slot_states_come_from_boot_order_boot_next_and_the_tried_marker) {
         CHECK(kos_bk_slots_load(esp, efivars, &s) == 0);
         CHECK(s.slot[0].state == KOS_BK_SLOT_IDLE && s.slot[1].state == KOS_BK_SLOT_IDLE);
         /* First boot from the removable path: slot A becomes the default. */
-        CHECK(kos_bk_slot_make_default(efivars, 0, &test_esp, &s) == 0);
+        CHECK(kos_bk_slot_make_default(esp, efivars, 0, &test_esp, &s) == 0);
         uint16_t back[8];
         size_t n;
         CHECK(kos_efi_boot_order_read(efivars, back, 8, &n) == 0 && n == 3 && back[0] == 0x4b0a && back[1] == 1 && back[2] == 2);
@@ -147,7 +147,7 @@ TEST(slot_states_come_from_boot_order_boot_next_and_the_tried_marker) {
         /* Or it came back and is blessed: first in BootOrder, A second. */
         CHECK(set_u16(efivars, "BootCurrent", 0x4b0b) == 0);
         CHECK(kos_bk_slots_load(esp, efivars, &s) == 0 && s.booted == 1 && s.slot[1].state != KOS_BK_SLOT_BAD);
-        CHECK(kos_bk_slot_make_default(efivars, 1, &test_esp, &s) == 0);
+        CHECK(kos_bk_slot_make_default(esp, efivars, 1, &test_esp, &s) == 0);
         CHECK(kos_efi_boot_order_read(efivars, back, 8, &n) == 0 && n == 4 && back[0] == 0x4b0b && back[1] == 0x4b0a &&
               back[2] == 1 && back[3] == 2);
         CHECK(kos_bk_slots_load(esp, efivars, &s) == 0 && s.slot[1].state == KOS_BK_SLOT_GOOD);

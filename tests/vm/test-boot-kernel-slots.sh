@@ -8,8 +8,9 @@
 # Status (h-slots, issue 21): boot 1 of the first test ran here and did
 # what it checks (slot A made the default, the new UKI written to slot B,
 # BootNext set); the rest has not run yet (no free VM slot before the
-# deadline). Run with SB_KEYS_DIR set to the keys the cached enrolled OVMF
-# variables hold when VM_CACHE is shared.
+# deadline). The power-cut test (h-bkcut) passed here: 6 power-ons, 587 s
+# under TCG on a loaded machine. Run with SB_KEYS_DIR set to the keys the
+# cached enrolled OVMF variables hold when VM_CACHE is shared.
 
 # shellcheck source=system-lib.sh
 . "$ROOT/tests/vm/system-lib.sh"
@@ -42,7 +43,9 @@ slots_fixture() {
         cp "$kd"/boot/vmlinuz-* vmlinuz
         vm_cached initrd "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
         cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
-        make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
+        make_node_runtime_layer runtime
+        if [ "${SLOTS_FAULTS:-}" = 1 ]; then slots_faults_layer runtime; fi
+        "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
         make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img >/dev/null
         SLOTS_UKI_CMDLINE= slots_uki uki-v1.efi 1
         "$KOS" imagefs init img
@@ -57,6 +60,45 @@ slots_fixture() {
         cp "$(sb_enrolled_vars)" vars.fd
 }
 
+# slots_faults_layer DIR: the runtime layer's Node Manager replaced by its
+# test build (make build/test/kos-node-manager: fault points compiled in),
+# started with KOS_FAULT_SLOTS_AT=N from the SMBIOS OEM string
+# kos-fault-slots-at=N (QEMU's -smbios type=11,value=..., read through the
+# System Kernel's /sys/firmware/dmi), so each power-on of the same disk can
+# be cut at another point of the slot update; without the string it has no
+# fault. Not restarted when killed: a restart would go on with the update
+# that the cut is meant to stop.
+slots_faults_layer() {
+        local dir=$1 nm=$ROOT/$BUILD/test/kos-node-manager
+        [ -x "$nm" ] || fail "no $nm (make $BUILD/test/kos-node-manager)"
+        install -m 755 "$nm" "$dir/usr/lib/kos/kos-node-manager"
+        cat >"$dir/usr/lib/kos/kos-node-manager-faults" <<'SH'
+#!/bin/sh
+n=$(cat /sys/firmware/dmi/entries/11-*/raw 2>/dev/null | tr '\0' '\n' | sed -n 's/.*kos-fault-slots-at=\([0-9][0-9]*\).*/\1/p' | head -n 1)
+if [ -n "$n" ]; then echo "kos-node-manager-faults: KOS_FAULT_SLOTS_AT=$n" >&2; export KOS_FAULT_SLOTS_AT="$n"; fi
+exec /usr/lib/kos/kos-node-manager "$@"
+SH
+        chmod 755 "$dir/usr/lib/kos/kos-node-manager-faults"
+        mkdir -p "$dir/etc/systemd/system/kos-node-manager.service.d"
+        printf '[Service]\nExecStart=\nExecStart=/usr/lib/kos/kos-node-manager-faults\nRestart=no\n' \
+                >"$dir/etc/systemd/system/kos-node-manager.service.d/faults.conf"
+}
+
+# slots_esp_ls: the names in the ESP's \EFI\KOS as they are on disk.img
+# (read with mtools between two power-ons: what the cut left on the vfat).
+slots_esp_ls() {
+        local start
+        start=$(sfdisk -d disk.img | sed -n 's/^disk.img1 : start= *\([0-9]*\),.*/\1/p')
+        mdir -b -i "disk.img@@$((start * 512))" ::/EFI/KOS | sed 's|.*/||' | sort | tr '\n' ' '
+}
+
+# slots_esp_get NAME OUT: copies \EFI\KOS\NAME out of disk.img's ESP.
+slots_esp_get() {
+        local start
+        start=$(sfdisk -d disk.img | sed -n 's/^disk.img1 : start= *\([0-9]*\),.*/\1/p')
+        mcopy -n -i "disk.img@@$((start * 512))" "::/EFI/KOS/$1" "$2"
+}
+
 # slots_boot LOG [QEMU ARGS...]: one power-on of the device; with
 # SLOTS_TPM=1 its TPM is swtpm on the state in tpm/, started for the boot
 # (swtpm ends when QEMU goes) and kept from boot to boot, as a device's TPM
@@ -69,7 +111,7 @@ slots_boot() {
         ovmf_run "$log" "${VM_TIMEOUT:-300}" "$SLOTS_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" "$@" || true
         if [ "${SLOTS_TPM:-}" = 1 ]; then swtpm_stop tpm; fi
         sleep 1
-        tr -d '\r' <"$log" | grep -aE 'BdsDxe|kos-boot .*(Boot Kernel|booting)|Kernel panic|kos-node .*(Boot Kernel|marked good)' |
+        tr -d '\r' <"$log" | grep -aE 'BdsDxe|kos-boot .*(Boot Kernel|booting)|Kernel panic|kos-node .*(Boot Kernel|marked good)|KOS-FAULT' |
                 sed 's/^/  | /' >&2
 }
 
@@ -166,4 +208,77 @@ test_new_boot_kernel_that_hangs_is_reset_by_the_watchdog_and_falls_back_to_the_g
         [ "$armed_at" -lt "$halted_at" ] && [ "$halted_at" -lt "$fallback_at" ] || fail "the console lines are out of order"
         grep -qa 'kos-node .*failed its trial in slot B: not tried again' boot-2.txt || fail "slot B was not marked bad"
         grep -qa 'Boot Kernel slot B: bad' boot-2.txt || fail "slot B's state is not bad"
+}
+
+# Power cuts in the slot update (issue 21, item 5), on the real vfat ESP and
+# the firmware's variables: Node Manager's test build dies at the N-th
+# fault point of the update (KOS_FAULT_SLOTS_AT, lib/device/bk-slots.c) and
+# QEMU is killed as soon as the console says so, so whatever the guest had
+# not written back is lost, as in a power cut. Each next power-on must boot
+# a signed UKI and the release (marked good), and Node Manager must finish
+# the update or start it again, never leave the new UKI reported bad
+# untried. One cut per phase: the write (renamed, \EFI\KOS not synced),
+# the slot switch (the entry written, BootNext not yet), the blessing (the
+# trial's boot marked good, BootOrder not yet). Six power-ons.
+slots_cut_boot() { # LOG POINT: one power-on whose update is cut at POINT
+        local SLOTS_DONE="KOS-FAULT|$SLOTS_DONE"
+        slots_boot "$1" -smbios "type=11,value=kos-fault-slots-at=$2"
+        grep -qa "KOS-FAULT KOS_FAULT_SLOTS_AT=$2: killed" "$1" || fail "$1: Node Manager was not cut at point $2"
+        ! grep -qa 'Boot Kernel slots: done' "$1" || fail "$1: the update finished after the cut"
+}
+
+slots_release_booted() { # LOG VERSION: the UKI of that security version booted the release
+        grep -qa "kos-boot .*Boot Kernel security version $2: PCR 14 extended" "$1" || fail "$1: UKI v$2 did not boot"
+        grep -qa 'kos-node .*boot of manifest v1 marked good' "$1" || fail "$1: the release was not marked good"
+}
+
+test_power_cut_in_each_phase_of_a_boot_kernel_slot_update_boots_a_valid_uki_and_the_update_completes() {
+        SLOTS_FAULTS=1 slots_fixture 2
+        local SLOTS_TPM=1 point
+        # 1. The removable path's first boot: A made the default (point 1),
+        # then slot B written and renamed, cut before \EFI\KOS is synced (4).
+        slots_cut_boot boot-1.log 4
+        slots_release_booted boot-1.log 1
+        grep -qa 'kos-node .*Boot Kernel slot A is the default now' boot-1.log || fail "slot A was not made the default"
+        echo "  after cut 1, \\EFI\\KOS holds: $(slots_esp_ls)" >&2
+        slots_esp_get SLOT-A.EFI a.efi && cmp -s a.efi uki-v1.efi || fail "slot A is not the factory UKI after cut 1"
+        point=4 # the write again (points 1-3), cut at the trial's point 4
+        if slots_esp_get SLOT-B.EFI b.efi 2>/dev/null; then
+                cmp -s b.efi uki-new.efi || fail "slot B is torn after cut 1"
+                point=1 # the rename reached the disk: the trial comes first
+        fi
+        # 2. BootOrder starts slot A; the write is done again (it succeeds
+        # over any SLOT-B.TMP left), cut in the slot switch before BootNext.
+        slots_cut_boot boot-2.log "$point"
+        slots_release_booted boot-2.log 1
+        grep -qa 'kos-node .*booted from Boot Kernel slot A' boot-2.log || fail "boot 2 did not come from slot A"
+        echo "  after cut 2, \\EFI\\KOS holds: $(slots_esp_ls)" >&2
+        slots_esp_get SLOT-B.EFI b.efi && cmp -s b.efi uki-new.efi || fail "slot B is not the new UKI after cut 2"
+        # 3. Slot A again (no BootNext): slot B was never tried, so its trial
+        # starts now; not reported bad.
+        slots_boot boot-3.log
+        slots_release_booted boot-3.log 1
+        ! grep -qa 'failed its trial in slot B' boot-3.log || fail "slot B, never tried, was reported bad after the cut"
+        grep -qa 'kos-node .*Boot Kernel slot B holds [0-9a-f]*: the next boot tries it once' boot-3.log ||
+                fail "the trial of slot B did not start again"
+        # 4. BootNext starts slot B; its boot is marked good; the blessing is
+        # cut before BootOrder (point 1).
+        slots_cut_boot boot-4.log 1
+        slots_release_booted boot-4.log 2
+        ! grep -qa 'slot B blessed' boot-4.log || fail "slot B was blessed before the cut"
+        # 5. BootOrder still names slot A: the device boots it; slot B, whose
+        # boot was good, is tried again, not reported bad.
+        slots_boot boot-5.log
+        slots_release_booted boot-5.log 1
+        ! grep -qa 'failed its trial in slot B' boot-5.log || fail "slot B, good before the cut, was reported bad"
+        grep -qa 'kos-node .*Boot Kernel slot B holds [0-9a-f]*: the next boot tries it once' boot-5.log ||
+                fail "the trial of slot B did not start again after the blessing's cut"
+        # 6. Slot B again, now blessed: the update is complete.
+        slots_boot boot-6.log
+        slots_release_booted boot-6.log 2
+        grep -qa 'kos-node .*Boot Kernel slot B blessed (security version 2)' boot-6.log || fail "slot B was not blessed"
+        grep -qaE 'kos-node .*Boot Kernel floor raised from [01] to 2' boot-6.log || fail "the Boot Kernel floor was not raised to 2"
+        grep -qa 'kos-node .*slot B copied to the removable path' boot-6.log || fail "the removable path was not refreshed"
+        grep -qa 'Boot Kernel slot B: good, .*, booted' boot-6.log || fail "slot B is not the good slot"
+        echo "  at the end, \\EFI\\KOS holds: $(slots_esp_ls)" >&2
 }

@@ -90,7 +90,7 @@ static int slots_set(int esp_fd, int efivars_fd, const char *verb, const char *p
         if (strcmp(verb, "trial") == 0)
                 r = kos_bk_slot_start_trial(esp_fd, efivars_fd, slot, &part, s.slot[slot].sha256);
         else
-                r = kos_bk_slot_make_default(efivars_fd, slot, &part, &s);
+                r = kos_bk_slot_make_default(esp_fd, efivars_fd, slot, &part, &s);
         return r < 0 ? fail(EXIT_USAGE, "cannot %s slot %s: %s", verb, letter, strerror(-r)) : EXIT_OK;
 }
 
