@@ -270,6 +270,15 @@ static int parse_dbx_args(int argc, char **argv, const char *command, const char
         return EXIT_OK;
 }
 
+/* The .auth and the UKIs' identities; *ret_loaded of them to release. */
+static int load_update_and_ukis(const struct dbx_args *a, uint8_t **ret_auth, size_t *ret_len,
+                                struct kos_uki_identity *ids, size_t *ret_loaded) {
+        int c = read_binary(a->auth, KOS_DBX_UPDATE_MAX, ret_auth, ret_len);
+
+        *ret_loaded = 0;
+        return c != EXIT_OK ? c : load_ukis(a->ukis, a->n, ids, ret_loaded);
+}
+
 static int dbx_check(int argc, char **argv) {
         struct kos_uki_identity ids[DBX_MAX_ITEMS];
         _cleanup_free_ uint8_t *auth = NULL;
@@ -285,9 +294,7 @@ static int dbx_check(int argc, char **argv) {
 
         if (c != EXIT_OK)
                 return c < 0 ? EXIT_OK : c;
-        if ((c = read_binary(a.auth, KOS_DBX_UPDATE_MAX, &auth, &auth_len)) != EXIT_OK)
-                return c;
-        if ((c = load_ukis(a.ukis, a.n, ids, &loaded)) == EXIT_OK) {
+        if ((c = load_update_and_ukis(&a, &auth, &auth_len, ids, &loaded)) == EXIT_OK) {
                 enum kos_dbx_verdict v = kos_dbx_check_update(auth, auth_len, ids, a.n, detail, sizeof detail);
                 if (v == KOS_DBX_SAFE)
                         printf("safe: %s\n", detail);
@@ -321,12 +328,10 @@ static int dbx_apply(int argc, char **argv) {
 
         if (c != EXIT_OK)
                 return c < 0 ? EXIT_OK : c;
-        if ((c = read_binary(a.auth, KOS_DBX_UPDATE_MAX, &auth, &auth_len)) != EXIT_OK)
-                return c;
         efivars_fd = open(a.efivars, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (efivars_fd < 0)
                 return fail(EXIT_USAGE, "cannot open %s: %s", a.efivars, strerror(errno));
-        if ((c = load_ukis(a.ukis, a.n, ids, &loaded)) == EXIT_OK) {
+        if ((c = load_update_and_ukis(&a, &auth, &auth_len, ids, &loaded)) == EXIT_OK) {
                 int r = kos_dbx_apply_update(efivars_fd, auth, auth_len, ids, a.n, &result, &v, detail, sizeof detail);
                 if (r < 0)
                         c = fail(EXIT_INVALID, "dbx update not applied: %s: %s", a.efivars, strerror(-r));
