@@ -197,7 +197,7 @@ $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(LI
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
-NODE_SRC := node/kos-node-manager.c node/events.c node/app.c node/confirm.c node/boot-slots.c node/updates.c node/api.c node/varlink-server.c node/beneath.c node/installer.c node/scrub-child.c node/child-process.c node/update-config.c node/factory-reset.c $(EARLY_SRC)
+NODE_SRC := node/kos-node-manager.c node/events.c node/app.c node/confirm.c node/boot-slots.c node/dbx-update.c node/updates.c node/api.c node/varlink-server.c node/beneath.c node/installer.c node/scrub-child.c node/child-process.c node/update-config.c node/factory-reset.c $(EARLY_SRC)
 $(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(LIBKOS_DEVICE)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(LIBKOS_DEVICE) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \

@@ -273,6 +273,8 @@ static void update_slots(struct node *n) {
         if (r >= 0 && kos_bk_slots_load(e.fd, e.efivars_fd, &s) >= 0) {
                 log_slots(&s);
                 remember_slots(n, &s);
+                if (m && m->dbx_update.present)
+                        dbx_update_apply(n, e.fd, e.efivars_fd, &s, &m->dbx_update);
         }
         esp_close(&e);
 }

@@ -117,6 +117,10 @@ int connect_systemd(struct node *n);
 void boot_slots_after_good(struct node *n);
 /* At start: reads the slots for status and logs which slot booted. */
 void boot_slots_refresh(struct node *n);
+/* dbx-update.c: the release's dbx update, from boot-slots.c with the ESP and efivarfs open. */
+struct kos_bk_slots;
+void dbx_update_apply(struct node *n, int esp_fd, int efivars_fd, const struct kos_bk_slots *s,
+                      const struct kos_dbx_update *u);
 
 /* confirm.c */
 const char *scrub_state_name(enum scrub_state s);

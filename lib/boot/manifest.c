@@ -292,9 +292,27 @@ static int parse_boot_kernel(json_t *root, struct kos_manifest *m, struct parse_
         return 0;
 }
 
+/* Optional: a dbx update that travels with the release. */
+static int parse_dbx_update(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+        static const char *const keys[] = {"sha256", "size", NULL};
+        json_t *obj = json_object_get(root, "dbx_update");
+        int r;
+
+        if (!obj)
+                return 0;
+        if (!json_is_object(obj))
+                return schema_error(e, "\"dbx_update\" must be an object");
+        if ((r = check_keys(obj, keys, "dbx_update", e)) < 0 || (r = parse_blob(obj, "dbx_update", &m->dbx_update.blob, e)) < 0)
+                return r;
+        if (m->dbx_update.blob.size == 0 || m->dbx_update.blob.size > KOS_DBX_UPDATE_SIZE_MAX)
+                return schema_error(e, "dbx_update: \"size\" must be 1 to %d", KOS_DBX_UPDATE_SIZE_MAX);
+        m->dbx_update.present = true;
+        return 0;
+}
+
 static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *e) {
         static const char *const keys[] = {"format", "name", "version", "security_version", "kernel", "initrd",
-                                           "cmdline", "components", "boot_kernel", NULL};
+                                           "cmdline", "components", "boot_kernel", "dbx_update", NULL};
         uint64_t format, security_version;
         int r;
 
@@ -317,7 +335,9 @@ static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *
         m->security_version = (uint32_t)security_version;
         if ((r = parse_components(root, m, e)) < 0)
                 return r;
-        return parse_boot_kernel(root, m, e);
+        if ((r = parse_boot_kernel(root, m, e)) < 0)
+                return r;
+        return parse_dbx_update(root, m, e);
 }
 
 int kos_manifest_parse(const char *data, size_t len, struct kos_manifest **ret, char *ret_error, size_t error_size) {
@@ -414,6 +434,11 @@ int kos_manifest_format(const struct kos_manifest *m, char **ret_json, size_t *r
                 } else if (json_object_set_new(root, "boot_kernel", bk) < 0)
                         json_decref(TAKE_PTR(root));
         }
+        if (root && m->dbx_update.present) {
+                json_t *dbx = blob_to_json(&m->dbx_update.blob);
+                if (!dbx || json_object_set_new(root, "dbx_update", dbx) < 0)
+                        json_decref(TAKE_PTR(root));
+        }
         json_decref(components); /* NULL unless the object above could not take it */
         if (root) {
                 char *s = json_dumps(root, JSON_INDENT(2));
@@ -459,6 +484,10 @@ size_t kos_manifest_blobs(const struct kos_manifest *m, const struct kos_blob **
         if (m->boot_kernel.present && n < max) {
                 ret_blobs[n] = &m->boot_kernel.blob;
                 ret_labels[n++] = "boot-kernel";
+        }
+        if (m->dbx_update.present && n < max) {
+                ret_blobs[n] = &m->dbx_update.blob;
+                ret_labels[n++] = "dbx-update";
         }
         return n;
 }

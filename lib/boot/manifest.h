@@ -15,7 +15,8 @@
 #define KOS_MANIFEST_MAX (1024 * 1024)
 #define KOS_MANIFEST_FORMAT 1
 #define KOS_MANIFEST_MAX_COMPONENTS 64
-#define KOS_MANIFEST_MAX_BLOBS (3 + KOS_MANIFEST_MAX_COMPONENTS) /* kernel, initrd, components, boot kernel */
+#define KOS_MANIFEST_MAX_BLOBS (4 + KOS_MANIFEST_MAX_COMPONENTS) /* kernel, initrd, components, boot kernel, dbx update */
+#define KOS_DBX_UPDATE_SIZE_MAX (1024 * 1024) /* a dbx update (.auth) larger than this is malformed */
 #define KOS_CMDLINE_MAX 4096
 #define KOS_BLOB_SIZE_MAX (UINT64_C(1) << 44) /* 16 TiB: a cap, not a hint */
 
@@ -84,6 +85,16 @@ struct kos_boot_kernel {
         uint32_t security_version;
 };
 
+/* "dbx_update": {"sha256": ..., "size": N}: a KEK-signed append to the
+ * UEFI dbx (an .auth, `kos dbx create`) that travels with the release and
+ * that Node Manager applies once the release's boot is marked good, unless
+ * it would revoke a UKI the device needs (lib/device/dbx.h). Not stacked,
+ * not read by selection. */
+struct kos_dbx_update {
+        bool present;
+        struct kos_blob blob;
+};
+
 struct kos_manifest {
         unsigned format;
         char name[KOS_NAME_MAX + 1];
@@ -97,6 +108,7 @@ struct kos_manifest {
         size_t n_components;
         struct kos_component *components; /* bottom layer first */
         struct kos_boot_kernel boot_kernel;
+        struct kos_dbx_update dbx_update;
 };
 
 /* Strict parse; on -EBADMSG ret_error says what is wrong (JSON position or

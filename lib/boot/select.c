@@ -174,12 +174,11 @@ bool kos_check_components(const struct kos_imagefs *img, const struct kos_manife
         bool ok = false;
         int r;
 
-        /* The kernel, the initrd and the components: a Boot Kernel UKI the
-         * release carries (listed last) is not needed to boot it, and Node
-         * Manager checks its hash when it writes it to the ESP. */
+        /* The kernel, the initrd and the components: a Boot Kernel UKI and a
+         * dbx update the release carries (listed last) are not needed to
+         * boot it, and Node Manager checks their hashes when it uses them. */
         bc.n = kos_manifest_blobs(m, bc.blobs, bc.labels, KOS_MANIFEST_MAX_BLOBS);
-        if (m->boot_kernel.present)
-                bc.n--;
+        bc.n -= (size_t)m->boot_kernel.present + (size_t)m->dbx_update.present;
         for (size_t i = 0; i < bc.n; i++)
                 bc.jobs[i] = (struct kos_hash_job){.fd = -1, .copy_fd = -1};
         for (size_t i = 0; i < bc.n; i++) {

@@ -2,6 +2,8 @@
 #include "dbx.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <openssl/evp.h>
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
@@ -9,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #define EFI_TIME_SIZE 16
 #define WIN_CERT_HEADER_SIZE 8      /* dwLength, wRevision, wCertificateType */
@@ -353,4 +357,199 @@ enum kos_dbx_verdict kos_dbx_check_update(const uint8_t *untrusted_auth, size_t 
                 return verdict(KOS_DBX_MALFORMED, detail, detail_size,
                                "not an EFI_VARIABLE_AUTHENTICATION_2 header with a PKCS#7 certificate");
         return kos_dbx_check_signature_lists(lists, lists_len, needed, n_needed, detail, detail_size);
+}
+
+/* --- Applying an update ------------------------------------------------- */
+
+/* One list of a well-formed sequence: its type, entries and their size.
+ * false at the end or on a malformed list (*malformed then). */
+struct esl_walk {
+        const uint8_t *lists;
+        size_t len, pos;
+        bool malformed;
+        const uint8_t *type, *entries;
+        size_t entry_size, n_entries;
+};
+
+static bool esl_walk_next(struct esl_walk *w) {
+        if (w->pos == w->len)
+                return false;
+        if (w->len - w->pos < ESL_HEADER_SIZE)
+                return !(w->malformed = true);
+        const uint8_t *esl = w->lists + w->pos;
+        uint32_t list_size = le32(esl + 16), header_size = le32(esl + 20), entry_size = le32(esl + 24);
+        if (list_size > w->len - w->pos || header_size > list_size - ESL_HEADER_SIZE || entry_size <= GUID_SIZE ||
+            list_size < ESL_HEADER_SIZE || (list_size - ESL_HEADER_SIZE - header_size) % entry_size != 0)
+                return !(w->malformed = true);
+        w->type = esl;
+        w->entries = esl + ESL_HEADER_SIZE + header_size;
+        w->entry_size = entry_size;
+        w->n_entries = (list_size - ESL_HEADER_SIZE - header_size) / entry_size;
+        w->pos += list_size;
+        return true;
+}
+
+/* Whether dbx holds an entry of this type with this data (any owner). */
+static bool dbx_has(const uint8_t *dbx, size_t dbx_len, const uint8_t *type, const uint8_t *data, size_t data_len) {
+        struct esl_walk w = {.lists = dbx, .len = dbx_len};
+
+        while (esl_walk_next(&w)) {
+                if (memcmp(w.type, type, GUID_SIZE) != 0 || w.entry_size - GUID_SIZE != data_len)
+                        continue;
+                for (size_t i = 0; i < w.n_entries; i++)
+                        if (memcmp(w.entries + i * w.entry_size + GUID_SIZE, data, data_len) == 0)
+                                return true;
+        }
+        return false;
+}
+
+bool kos_dbx_lists_contain(const uint8_t *untrusted_dbx, size_t dbx_len, const uint8_t *untrusted_lists,
+                           size_t lists_len) {
+        struct esl_walk check = {.lists = untrusted_dbx, .len = dbx_len};
+        struct esl_walk w = {.lists = untrusted_lists, .len = lists_len};
+        size_t n = 0;
+
+        while (esl_walk_next(&check))
+                ;
+        if (check.malformed || lists_len == 0)
+                return false;
+        while (esl_walk_next(&w))
+                for (size_t i = 0; i < w.n_entries; i++, n++)
+                        if (!dbx_has(untrusted_dbx, dbx_len, w.type, w.entries + i * w.entry_size + GUID_SIZE,
+                                     w.entry_size - GUID_SIZE))
+                                return false;
+        return !w.malformed && n > 0;
+}
+
+static const char *const apply_result_names[_KOS_DBX_APPLY_RESULT_MAX] = {
+        [KOS_DBX_APPLY_APPENDED] = "appended",
+        [KOS_DBX_APPLY_PRESENT] = "present",
+        [KOS_DBX_APPLY_REFUSED] = "refused",
+};
+
+const char *kos_dbx_apply_result_to_string(enum kos_dbx_apply_result r) {
+        return r < _KOS_DBX_APPLY_RESULT_MAX ? apply_result_names[r] : "unknown";
+}
+
+/* dbx's data (after the 4 bytes of attributes); *ret_len 0 when there is
+ * no dbx yet. efivarfs hands the whole variable to one read(). */
+static int dbx_read(int efivars_fd, uint8_t **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = openat(efivars_fd, KOS_DBX_EFIVAR, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct stat st;
+
+        *ret = NULL;
+        *ret_len = 0;
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        if (!(buf = malloc(4 + KOS_DBX_VARIABLE_MAX + 1)))
+                return -ENOMEM;
+        ssize_t n = read(fd, buf, 4 + KOS_DBX_VARIABLE_MAX + 1);
+        if (n < 0)
+                return -errno;
+        if (n > 4 + KOS_DBX_VARIABLE_MAX)
+                return -EFBIG;
+        if (n > 0 && n < 4)
+                return -EBADMSG;
+        *ret_len = n > 0 ? (size_t)n - 4 : 0;
+        if (*ret_len > 0)
+                memmove(buf, buf + 4, *ret_len);
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* efivarfs makes every variable it does not know as safe to delete
+ * immutable (fs/efivarfs/inode.c), dbx among them: FS_IMMUTABLE_FL is
+ * cleared for the write, as chattr -i would, and *ret_was says whether to
+ * set it again. A file system without the flags (a test directory on
+ * tmpfs) has nothing to clear. */
+static int clear_immutable(int fd, bool *ret_was) {
+        int flags = 0;
+
+        *ret_was = false;
+        if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
+                return errno == ENOTTY || errno == EOPNOTSUPP || errno == EINVAL ? 0 : -errno;
+        if (!(flags & FS_IMMUTABLE_FL))
+                return 0;
+        flags &= ~FS_IMMUTABLE_FL;
+        if (ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0)
+                return -errno;
+        *ret_was = true;
+        return 0;
+}
+
+static void set_immutable(int fd) {
+        int flags = 0;
+
+        if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+                flags |= FS_IMMUTABLE_FL;
+                (void)ioctl(fd, FS_IOC_SETFLAGS, &flags);
+        }
+}
+
+/* One write() of the attributes and the .auth: efivarfs passes it to
+ * SetVariable() as it is. */
+static int dbx_append(int efivars_fd, const uint8_t *auth, size_t len) {
+        _cleanup_close_ int ro = openat(efivars_fd, KOS_DBX_EFIVAR, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        _cleanup_free_ uint8_t *buf = malloc(4 + len);
+        bool was_immutable = false;
+        int r = 0;
+
+        if (!buf)
+                return -ENOMEM;
+        if (ro < 0 && errno != ENOENT)
+                return -errno;
+        if (ro >= 0 && (r = clear_immutable(ro, &was_immutable)) < 0)
+                return r;
+        const uint32_t attributes = KOS_DBX_APPEND_ATTRIBUTES;
+        memcpy(buf, &attributes, 4);
+        memcpy(buf + 4, auth, len);
+        /* No O_TRUNC: with APPEND_WRITE the firmware appends; a truncate alone would delete. */
+        _cleanup_close_ int fd = openat(efivars_fd, KOS_DBX_EFIVAR, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                r = -errno;
+        else {
+                ssize_t n = write(fd, buf, 4 + len);
+                r = n < 0 ? -errno : (size_t)n == 4 + len ? 0 : -EIO;
+        }
+        if (was_immutable)
+                set_immutable(ro);
+        return r;
+}
+
+int kos_dbx_apply_update(int efivars_fd, const uint8_t *untrusted_auth, size_t len, const struct kos_uki_identity *needed,
+                         size_t n_needed, enum kos_dbx_apply_result *ret_result, enum kos_dbx_verdict *ret_verdict,
+                         char *detail, size_t detail_size) {
+        _cleanup_free_ uint8_t *dbx = NULL;
+        const uint8_t *lists;
+        size_t lists_len, dbx_len;
+        int r;
+
+        if (n_needed == 0)
+                return -EINVAL;
+        /* Already in dbx: nothing to write, whatever it revokes (the
+         * firmware refuses those UKIs already). */
+        if (kos_dbx_auth_payload(untrusted_auth, len, &lists, &lists_len) == 0) {
+                if ((r = dbx_read(efivars_fd, &dbx, &dbx_len)) < 0)
+                        return r;
+                if (dbx_len > 0 && kos_dbx_lists_contain(dbx, dbx_len, lists, lists_len)) {
+                        *ret_verdict = KOS_DBX_SAFE;
+                        snprintf(detail, detail_size, "dbx holds every entry already");
+                        *ret_result = KOS_DBX_APPLY_PRESENT;
+                        return 0;
+                }
+        }
+        *ret_verdict = kos_dbx_check_update(untrusted_auth, len, needed, n_needed, detail, detail_size);
+        if (*ret_verdict != KOS_DBX_SAFE) {
+                *ret_result = KOS_DBX_APPLY_REFUSED;
+                return 0;
+        }
+        if ((r = dbx_append(efivars_fd, untrusted_auth, len)) < 0)
+                return r;
+        *ret_result = KOS_DBX_APPLY_APPENDED;
+        return 0;
 }

@@ -72,3 +72,41 @@ _kos_must_check_ enum kos_dbx_verdict kos_dbx_check_signature_lists(const uint8_
 _kos_must_check_ enum kos_dbx_verdict kos_dbx_check_update(const uint8_t *untrusted_auth, size_t len,
                                                            const struct kos_uki_identity *needed, size_t n_needed,
                                                            char *detail, size_t detail_size);
+
+/* --- Applying an update on the device (Node Manager, `kos dbx apply`). */
+
+/* dbx in efivarfs: EFI_IMAGE_SECURITY_DATABASE_GUID. */
+#define KOS_DBX_EFIVAR "dbx-d719b2cb-3d3a-4596-a3bc-dad00e67656f"
+/* NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS |
+ * TIME_BASED_AUTHENTICATED_WRITE_ACCESS | APPEND_WRITE (UEFI 2.10, 8.2). */
+#define KOS_DBX_APPEND_ATTRIBUTES 0x67u
+#define KOS_DBX_VARIABLE_MAX (1024 * 1024) /* a dbx larger than this is not read */
+
+/* Whether every entry of the signature lists `lists` (its signature type and
+ * data; the owner GUID is not compared) is already in `dbx`, the variable's
+ * data as efivarfs shows it (signature lists, no attributes). false for
+ * malformed input on either side. */
+bool kos_dbx_lists_contain(const uint8_t *untrusted_dbx, size_t dbx_len, const uint8_t *untrusted_lists,
+                           size_t lists_len);
+
+enum kos_dbx_apply_result {
+        KOS_DBX_APPLY_APPENDED, /* written: the firmware accepted the KEK signature and appended */
+        KOS_DBX_APPLY_PRESENT,  /* dbx holds every entry already: nothing written */
+        KOS_DBX_APPLY_REFUSED,  /* the check refused it (*ret_verdict, detail): nothing written */
+        _KOS_DBX_APPLY_RESULT_MAX,
+};
+const char *kos_dbx_apply_result_to_string(enum kos_dbx_apply_result r);
+
+/* The device's dbx update (docs/trust-chain.md, "dbx updates"): nothing
+ * to do when dbx (read through efivars_fd) already holds every entry;
+ * else kos_dbx_check_update() against the UKIs the device needs (at least
+ * one: none is -EINVAL, nothing is guessed), then one write() of
+ * KOS_DBX_APPEND_ATTRIBUTES and the .auth to KOS_DBX_EFIVAR: the firmware
+ * checks the KEK signature and appends. efivarfs marks an existing dbx
+ * immutable; the flag is cleared for the write and set again after it.
+ * Returns 0 and *ret_result, or a negative errno (the firmware's refusal
+ * of the signature comes back from write(): EINVAL or EACCES). */
+_kos_must_check_ int kos_dbx_apply_update(int efivars_fd, const uint8_t *untrusted_auth, size_t len,
+                                          const struct kos_uki_identity *needed, size_t n_needed,
+                                          enum kos_dbx_apply_result *ret_result, enum kos_dbx_verdict *ret_verdict,
+                                          char *detail, size_t detail_size);

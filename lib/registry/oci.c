@@ -54,7 +54,7 @@ static json_t *descriptor(const char *media_type, const char *digest, uint64_t s
 }
 
 /* The roles of the blob at index i (it may serve several): "kernel",
- * "initrd", "boot-kernel", "component:NAME", comma-separated. */
+ * "initrd", "boot-kernel", "dbx-update", "component:NAME", comma-separated. */
 static void blob_roles(const struct kos_blob *const *blobs, const char *const *labels, size_t n, size_t i, char *ret, size_t size) {
         size_t len = 0;
 
@@ -63,7 +63,7 @@ static void blob_roles(const struct kos_blob *const *blobs, const char *const *l
                 if (memcmp(blobs[j]->sha256, blobs[i]->sha256, KOS_SHA256_LEN) != 0)
                         continue;
                 bool plain = strcmp(labels[j], "kernel") == 0 || strcmp(labels[j], "initrd") == 0 ||
-                             strcmp(labels[j], "boot-kernel") == 0;
+                             strcmp(labels[j], "boot-kernel") == 0 || strcmp(labels[j], "dbx-update") == 0;
                 int w = snprintf(ret + len, size - len, "%s%s%s", len ? "," : "", plain ? "" : "component:", labels[j]);
                 if (w < 0 || (size_t)w >= size - len)
                         break;

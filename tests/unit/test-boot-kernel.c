@@ -4,6 +4,7 @@
  * (docs/format.md, "Boot Kernel UKI"; docs/trust-chain.md). */
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,6 +89,48 @@ TEST(manifest_format_writes_boot_kernel_last_and_only_when_present) {
                   !strstr(without, "boot_kernel");
         free(with);
         free(without);
+        kos_manifest_free(m);
+        kos_manifest_free(again);
+        CHECK(ok);
+}
+
+/* The dbx update a release carries (docs/format.md, "dbx update"). */
+#define H64C "\"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\""
+#define DBX(body) BASE ", \"dbx_update\": " body "}"
+
+TEST(manifest_dbx_update_is_optional_and_capped_at_one_mib) {
+        struct kos_manifest *m = NULL;
+        CHECK(parse(DBX("{\"sha256\": " H64C ", \"size\": 3000}"), &m) == 0);
+        bool ok = m->dbx_update.present && m->dbx_update.blob.size == 3000 && m->dbx_update.blob.sha256[0] == 0xcc;
+        kos_manifest_free(m);
+        CHECK(ok);
+        CHECK(parse_only(DBX("{\"sha256\": " H64C ", \"size\": 1048576}")) == 0);
+        CHECK(parse_only(DBX("{\"sha256\": " H64C ", \"size\": 1048577}")) == -EBADMSG);
+        CHECK(parse_only(DBX("{\"sha256\": " H64C ", \"size\": 0}")) == -EBADMSG);
+        CHECK(parse_only(DBX("{\"sha256\": " H64C "}")) == -EBADMSG);
+        CHECK(parse_only(DBX("{\"sha256\": " H64C ", \"size\": 30, \"role\": \"dbx\"}")) == -EBADMSG);
+        CHECK(parse_only(DBX("[]")) == -EBADMSG);
+}
+
+/* It travels with the release (bundles, OCI, gc), after the Boot Kernel
+ * UKI; selection does not hash it (select.c leaves both out of its jobs). */
+TEST(manifest_blobs_list_the_dbx_update_after_the_boot_kernel) {
+        static const char text[] = BASE ", \"boot_kernel\": {\"sha256\": " H64 ", \"size\": 50, \"bk_security_version\": 7}"
+                                   ", \"dbx_update\": {\"sha256\": " H64C ", \"size\": 3000}}";
+        const struct kos_blob *blobs[KOS_MANIFEST_MAX_BLOBS];
+        const char *labels[KOS_MANIFEST_MAX_BLOBS];
+        struct kos_manifest *m = NULL, *again = NULL;
+        char *json = NULL;
+        size_t len;
+        CHECK(parse(text, &m) == 0);
+        size_t n = kos_manifest_blobs(m, blobs, labels, KOS_MANIFEST_MAX_BLOBS);
+        int r = kos_manifest_format(m, &json, &len);
+        if (r == 0)
+                r = parse(json, &again);
+        bool ok = n == 5 && strcmp(labels[3], "boot-kernel") == 0 && strcmp(labels[4], "dbx-update") == 0 &&
+                  blobs[4] == &m->dbx_update.blob && r == 0 && strstr(json, "  },\n  \"dbx_update\": {\n") &&
+                  again->dbx_update.present && again->dbx_update.blob.size == 3000;
+        free(json);
         kos_manifest_free(m);
         kos_manifest_free(again);
         CHECK(ok);

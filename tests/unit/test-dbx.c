@@ -178,3 +178,27 @@ TEST(authenticode_hash_refuses_a_malformed_pe_image) {
         put32(pe + 0x3c, 0xfffffff0);                                      /* e_lfanew past the end */
         CHECK(kos_authenticode_sha256(pe, sizeof pe, digest) == -EBADMSG);
 }
+
+/* Before it writes, the device asks whether dbx holds the update already
+ * (kos_dbx_apply_update(): then nothing is written). */
+TEST(dbx_holds_an_update_only_when_it_holds_every_entry_whatever_the_owner) {
+        static const uint8_t h1[32] = {1}, h2[32] = {2}, h3[32] = {3}, h4[32] = {4}, h5[32] = {5};
+        uint8_t dbx[512], update[256];
+        size_t dbx_len = add_list(dbx, 0, sha256_type, 3, (const uint8_t *const[]){h1, h2, h3}, 32);
+        dbx_len = add_list(dbx, dbx_len, sha256_type, 1, (const uint8_t *const[]){h4}, 32);
+        size_t len = add_list(update, 0, sha256_type, 2, (const uint8_t *const[]){h4, h2}, 32);
+        update[28] = 0x22; /* another owner: the same entry for the firmware */
+        CHECK(kos_dbx_lists_contain(dbx, dbx_len, update, len));
+        len = add_list(update, 0, sha256_type, 2, (const uint8_t *const[]){h2, h5}, 32);
+        CHECK(!kos_dbx_lists_contain(dbx, dbx_len, update, len));
+        CHECK(!kos_dbx_lists_contain(dbx, 0, update, len));
+        CHECK(!kos_dbx_lists_contain(dbx, dbx_len, update, 0));
+        /* The same bytes as another type are another entry. */
+        len = add_list(update, 0, x509_type, 1, (const uint8_t *const[]){h1}, 32);
+        CHECK(!kos_dbx_lists_contain(dbx, dbx_len, update, len));
+        /* A truncated dbx or update is never "already applied". */
+        len = add_list(update, 0, sha256_type, 1, (const uint8_t *const[]){h1}, 32);
+        CHECK(kos_dbx_lists_contain(dbx, dbx_len, update, len));
+        CHECK(!kos_dbx_lists_contain(dbx, dbx_len - 1, update, len));
+        CHECK(!kos_dbx_lists_contain(dbx, dbx_len, update, len - 1));
+}

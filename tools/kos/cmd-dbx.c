@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* kos dbx create | check | hash: KEK-signed dbx appends that revoke a UKI's
+/* kos dbx create | check | apply | hash: KEK-signed dbx appends that revoke a UKI's
  * Authenticode hash or a db certificate, and the device-side check that an
  * update does not revoke a UKI the device needs (lib/device/dbx.h).
  *
@@ -216,49 +216,129 @@ static int dbx_create(int argc, char **argv) {
         return c;
 }
 
-static int dbx_check(int argc, char **argv) {
-        static const struct option options[] = {{"uki", required_argument, NULL, 'u'}, {"help", no_argument, NULL, 'h'}, {}};
-        struct kos_uki_identity ids[DBX_MAX_ITEMS];
-        _cleanup_free_ uint8_t *auth = NULL;
-        const char *ukis[DBX_MAX_ITEMS];
-        size_t n = 0, auth_len, loaded = 0;
-        char detail[256];
-        int c, r;
+/* The signed UKIs the device needs: their hashes and certificates. */
+static int load_ukis(const char *const *ukis, size_t n, struct kos_uki_identity *ids, size_t *ret_loaded) {
+        int c = EXIT_OK, r;
 
-        while ((c = getopt_long(argc, argv, "u:h", options, NULL)) >= 0) {
-                if (c == 'h') {
-                        printf("Usage: kos dbx check UPDATE.auth --uki UKI...\n\n"
-                               "The device's check before it applies a dbx update: refused (exit 1) when it\n"
-                               "would revoke one of the UKIs by its Authenticode hash or by a certificate of\n"
-                               "its signature, or holds an entry type the check cannot compare.\n");
-                        return EXIT_OK;
-                }
-                if (c != 'u')
-                        return usage_error("dbx check", "unknown option");
-                if (n >= DBX_MAX_ITEMS)
-                        return usage_error("dbx check", "at most %d UKIs", DBX_MAX_ITEMS);
-                ukis[n++] = optarg;
-        }
-        if (n == 0 || argc - optind != 1)
-                return usage_error("dbx check", "expected UPDATE.auth and at least one --uki");
-        if ((c = read_binary(argv[optind], KOS_DBX_UPDATE_MAX, &auth, &auth_len)) != EXIT_OK)
-                return c;
-        for (; loaded < n; loaded++) {
+        for (*ret_loaded = 0; *ret_loaded < n; (*ret_loaded)++) {
                 _cleanup_free_ uint8_t *pe = NULL;
                 size_t len;
-                if ((c = read_binary(ukis[loaded], KOS_UKI_MAX, &pe, &len)) != EXIT_OK)
+                if ((c = read_binary(ukis[*ret_loaded], KOS_UKI_MAX, &pe, &len)) != EXIT_OK)
                         break;
-                if ((r = kos_uki_identity_of(pe, len, &ids[loaded])) < 0) {
-                        c = fail(EXIT_USAGE, "%s: %s", ukis[loaded], r == -ENOKEY ? "not signed" : "not a signed PE image");
+                if ((r = kos_uki_identity_of(pe, len, &ids[*ret_loaded])) < 0) {
+                        c = fail(EXIT_USAGE, "%s: %s", ukis[*ret_loaded], r == -ENOKEY ? "not signed" : "not a signed PE image");
                         break;
                 }
         }
-        if (c == EXIT_OK) {
-                enum kos_dbx_verdict v = kos_dbx_check_update(auth, auth_len, ids, n, detail, sizeof detail);
+        return c;
+}
+
+/* kos dbx check / kos dbx apply: UPDATE.auth and --uki UKI... (apply: also
+ * --efivars DIR). */
+struct dbx_args {
+        const char *auth, *efivars;
+        const char *ukis[DBX_MAX_ITEMS];
+        size_t n;
+};
+
+static int parse_dbx_args(int argc, char **argv, const char *command, const char *help, struct dbx_args *ret) {
+        static const struct option options[] = {{"uki", required_argument, NULL, 'u'},
+                                                {"efivars", required_argument, NULL, 'e'},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {}};
+        bool apply = strcmp(command, "dbx apply") == 0;
+        int c;
+
+        *ret = (struct dbx_args){.efivars = "/sys/firmware/efi/efivars"};
+        while ((c = getopt_long(argc, argv, "u:e:h", options, NULL)) >= 0) {
+                if (c == 'h') {
+                        fputs(help, stdout);
+                        return -1;
+                }
+                if (c == 'e' && apply)
+                        ret->efivars = optarg;
+                else if (c != 'u')
+                        return usage_error(command, "unknown option");
+                else if (ret->n >= DBX_MAX_ITEMS)
+                        return usage_error(command, "at most %d UKIs", DBX_MAX_ITEMS);
+                else
+                        ret->ukis[ret->n++] = optarg;
+        }
+        if (ret->n == 0 || argc - optind != 1)
+                return usage_error(command, "expected UPDATE.auth and at least one --uki");
+        ret->auth = argv[optind];
+        return EXIT_OK;
+}
+
+/* The .auth and the UKIs' identities; *ret_loaded of them to release. */
+static int load_update_and_ukis(const struct dbx_args *a, uint8_t **ret_auth, size_t *ret_len,
+                                struct kos_uki_identity *ids, size_t *ret_loaded) {
+        int c = read_binary(a->auth, KOS_DBX_UPDATE_MAX, ret_auth, ret_len);
+
+        *ret_loaded = 0;
+        return c != EXIT_OK ? c : load_ukis(a->ukis, a->n, ids, ret_loaded);
+}
+
+static int dbx_check(int argc, char **argv) {
+        struct kos_uki_identity ids[DBX_MAX_ITEMS];
+        _cleanup_free_ uint8_t *auth = NULL;
+        struct dbx_args a;
+        size_t auth_len, loaded = 0;
+        char detail[256];
+        int c = parse_dbx_args(argc, argv, "dbx check",
+                               "Usage: kos dbx check UPDATE.auth --uki UKI...\n\n"
+                               "The device's check before it applies a dbx update: refused (exit 1) when it\n"
+                               "would revoke one of the UKIs by its Authenticode hash or by a certificate of\n"
+                               "its signature, or holds an entry type the check cannot compare.\n",
+                               &a);
+
+        if (c != EXIT_OK)
+                return c < 0 ? EXIT_OK : c;
+        if ((c = load_update_and_ukis(&a, &auth, &auth_len, ids, &loaded)) == EXIT_OK) {
+                enum kos_dbx_verdict v = kos_dbx_check_update(auth, auth_len, ids, a.n, detail, sizeof detail);
                 if (v == KOS_DBX_SAFE)
                         printf("safe: %s\n", detail);
                 else
                         c = fail(EXIT_INVALID, "dbx update refused: %s: %s", kos_dbx_verdict_to_string(v), detail);
+        }
+        for (size_t i = 0; i < loaded; i++)
+                kos_uki_identity_done(&ids[i]);
+        return c;
+}
+
+static int dbx_apply(int argc, char **argv) {
+        struct kos_uki_identity ids[DBX_MAX_ITEMS];
+        _cleanup_free_ uint8_t *auth = NULL;
+        _cleanup_close_ int efivars_fd = -1;
+        enum kos_dbx_apply_result result;
+        enum kos_dbx_verdict v;
+        struct dbx_args a;
+        size_t auth_len, loaded = 0;
+        char detail[256];
+        int c = parse_dbx_args(argc, argv, "dbx apply",
+                               "Usage: kos dbx apply UPDATE.auth --uki UKI... [--efivars DIR]\n\n"
+                               "Applies a dbx update on the device, as Node Manager does for a release that\n"
+                               "carries one: refused (exit 1, nothing written) when `kos dbx check` would\n"
+                               "refuse it for the UKIs given (the ones the device needs to boot); nothing\n"
+                               "written when dbx holds every entry already; else appended: one write of the\n"
+                               "attributes 0x67 (APPEND_WRITE) and the .auth to DIR/" KOS_DBX_EFIVAR "\n"
+                               "(default DIR: /sys/firmware/efi/efivars), whose KEK signature the firmware\n"
+                               "checks.\n",
+                               &a);
+
+        if (c != EXIT_OK)
+                return c < 0 ? EXIT_OK : c;
+        efivars_fd = open(a.efivars, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (efivars_fd < 0)
+                return fail(EXIT_USAGE, "cannot open %s: %s", a.efivars, strerror(errno));
+        if ((c = load_update_and_ukis(&a, &auth, &auth_len, ids, &loaded)) == EXIT_OK) {
+                int r = kos_dbx_apply_update(efivars_fd, auth, auth_len, ids, a.n, &result, &v, detail, sizeof detail);
+                if (r < 0)
+                        c = fail(EXIT_INVALID, "dbx update not applied: %s: %s", a.efivars, strerror(-r));
+                else if (result == KOS_DBX_APPLY_REFUSED)
+                        c = fail(EXIT_INVALID, "dbx update refused: %s: %s", kos_dbx_verdict_to_string(v), detail);
+                else
+                        printf("%s: %s\n", kos_dbx_apply_result_to_string(result), detail);
         }
         for (size_t i = 0; i < loaded; i++)
                 kos_uki_identity_done(&ids[i]);
@@ -270,12 +350,15 @@ int cmd_dbx(int argc, char **argv) {
                 return dbx_create(argc - 1, argv + 1);
         if (argc >= 2 && strcmp(argv[1], "check") == 0)
                 return dbx_check(argc - 1, argv + 1);
+        if (argc >= 2 && strcmp(argv[1], "apply") == 0)
+                return dbx_apply(argc - 1, argv + 1);
         if (argc >= 2 && strcmp(argv[1], "hash") == 0)
                 return dbx_hash(argc - 1, argv + 1);
         if (argc < 2 || wants_help(argc, argv)) {
-                printf("Usage: kos dbx create|check|hash ...\n\n"
+                printf("Usage: kos dbx create|check|apply|hash ...\n\n"
                        "UEFI dbx updates: write a KEK-signed append revoking UKIs or db certificates,\n"
-                       "check one against the UKIs a device needs, print a UKI's Authenticode hash.\n");
+                       "check one against the UKIs a device needs, apply it through efivarfs after\n"
+                       "that check, print a UKI's Authenticode hash.\n");
                 return argc < 2 ? EXIT_USAGE : EXIT_OK;
         }
         return usage_error("dbx", "unknown subcommand %s", argv[1]);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dbx.h"
 #include "kos.h"
 #include "signature.h"
 #include "signing-key.h"
@@ -212,10 +213,33 @@ static int add_boot_kernel(const char *path, struct kos_manifest *m, struct inpu
         return EXIT_OK;
 }
 
+/* --dbx-update AUTH: a KEK-signed dbx append (kos dbx create); one the
+ * device's check could never accept (not an authenticated append of
+ * signature lists, or an entry type it cannot compare) is refused here
+ * rather than on every device. */
+static int add_dbx_update(const char *path, struct kos_manifest *m, struct input *ret_input) {
+        _cleanup_close_ int fd = kos_open_regular_at(AT_FDCWD, path, O_NOFOLLOW, NULL);
+        static uint8_t auth[KOS_DBX_UPDATE_SIZE_MAX + 1];
+        char detail[256];
+
+        if (fd < 0)
+                return fail(EXIT_USAGE, "dbx-update: cannot read %s: %s", path, file_error_string(fd));
+        ssize_t n = read(fd, auth, sizeof auth);
+        if (n <= 0 || n > KOS_DBX_UPDATE_SIZE_MAX)
+                return fail(EXIT_USAGE, "dbx-update: %s: %s", path,
+                            n < 0 ? strerror(errno) : n == 0 ? "empty" : "larger than 1 MiB");
+        enum kos_dbx_verdict v = kos_dbx_check_update(auth, (size_t)n, NULL, 0, detail, sizeof detail);
+        if (v != KOS_DBX_SAFE)
+                return fail(EXIT_USAGE, "dbx-update: %s: %s: %s", path, kos_dbx_verdict_to_string(v), detail);
+        m->dbx_update.present = true;
+        *ret_input = (struct input){path, "dbx-update", &m->dbx_update.blob};
+        return EXIT_OK;
+}
+
 static int print_create_help(void) {
         printf("Usage: kos manifest create --name NAME --version N --kernel FILE --initrd FILE\n"
                "           [--security-version N] [--cmdline TEXT] --component NAME=FILE[:TYPE]...\n"
-               "           [--hash-tree NAME]... [--boot-kernel UKI] [--output FILE]\n\n"
+               "           [--hash-tree NAME]... [--boot-kernel UKI] [--dbx-update AUTH] [--output FILE]\n\n"
                "Writes a manifest (JSON, format 1) for the given System Kernel, initrd and\n"
                "components, bottom layer first. Sizes and sha256 are read from the files;\n"
                "TYPE (squashfs, erofs, ext4) is detected with libblkid when not given;\n"
@@ -233,6 +257,9 @@ static int print_create_help(void) {
                "(\"boot_kernel\" in the manifest), which devices install into their idle\n"
                "ESP slot; its security version is read from its command line (kos mkboot\n"
                "--security-version N), and a UKI without one is refused.\n"
+               "--dbx-update AUTH: the release also carries this KEK-signed dbx append (kos\n"
+               "dbx create; \"dbx_update\" in the manifest), which devices apply once the\n"
+               "release's boot is marked good, unless it would revoke a UKI they need.\n"
                "Writes to standard output unless --output.\n");
         return EXIT_OK;
 }
@@ -244,7 +271,7 @@ static int manifest_create(int argc, char **argv) {
                 {"cmdline", required_argument, NULL, 'c'}, {"component", required_argument, NULL, 'C'},
                 {"output", required_argument, NULL, 'o'}, {"security-version", required_argument, NULL, 's'},
                 {"hash-tree", required_argument, NULL, 't'}, {"boot-kernel", required_argument, NULL, 'b'},
-                {"help", no_argument, NULL, 'h'}, {}};
+                {"dbx-update", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'}, {}};
         struct kos_component components[KOS_MANIFEST_MAX_COMPONENTS];
         const char *hash_tree[KOS_MANIFEST_MAX_COMPONENTS];
         size_t n_hash_tree = 0;
@@ -253,12 +280,13 @@ static int manifest_create(int argc, char **argv) {
                 {NULL, "kernel", &m.kernel},
                 {NULL, "initrd", &m.initrd},
         };
-        const char *output = NULL, *version = NULL, *security_version = NULL, *boot_kernel = NULL;
+        const char *output = NULL, *version = NULL, *security_version = NULL, *boot_kernel = NULL,
+                   *dbx_update = NULL;
         _cleanup_free_ char *json = NULL;
         size_t len;
         int c, code;
 
-        while ((c = getopt_long(argc, argv, "n:v:k:i:c:C:o:s:t:b:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "n:v:k:i:c:C:o:s:t:b:x:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         return print_create_help();
@@ -275,6 +303,9 @@ static int manifest_create(int argc, char **argv) {
                         break;
                 case 'b':
                         boot_kernel = optarg;
+                        break;
+                case 'x':
+                        dbx_update = optarg;
                         break;
                 case 'k':
                         inputs[0].path = optarg;
@@ -336,7 +367,9 @@ static int manifest_create(int argc, char **argv) {
         if ((code = mark_hash_tree(&m, hash_tree, n_hash_tree)) != EXIT_OK ||
             (code = check_verity_superblocks(&m, inputs)) != EXIT_OK ||
             (boot_kernel && (code = add_boot_kernel(boot_kernel, &m, &inputs[2 + m.n_components])) != EXIT_OK) ||
-            (code = hash_inputs(inputs, 2 + m.n_components + m.boot_kernel.present)) != EXIT_OK)
+            (dbx_update && (code = add_dbx_update(dbx_update, &m, &inputs[2 + m.n_components + m.boot_kernel.present])) !=
+                                   EXIT_OK) ||
+            (code = hash_inputs(inputs, 2 + m.n_components + m.boot_kernel.present + m.dbx_update.present)) != EXIT_OK)
                 return code;
         if (kos_manifest_format(&m, &json, &len) < 0)
                 return fail(EXIT_USAGE, "cannot format the manifest");
@@ -539,6 +572,8 @@ static int manifest_show(int argc, char **argv) {
                 print_blob("boot-kernel", "uki", &m->boot_kernel.blob);
                 printf("  %-16s Boot Kernel security version %lu\n", "", (unsigned long)m->boot_kernel.security_version);
         }
+        if (m->dbx_update.present)
+                print_blob("dbx-update", "auth", &m->dbx_update.blob);
         return EXIT_OK;
 }
 

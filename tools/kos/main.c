@@ -31,7 +31,7 @@ static const struct {
         {"node", cmd_node, "status|install|check-update|hold|start-app|activate|mark-good|reboot  talk to Node Manager"},
         {"mkboot", cmd_mkboot, "--kernel-dir DIR --keyring DIR --output DIR  build the Boot Kernel"},
         {"mkinitrd", cmd_mkinitrd, "--kernel-dir DIR --keyring DIR --output FILE  build the System Kernel's initrd"},
-        {"dbx", cmd_dbx, "create|check|hash            UEFI dbx updates revoking UKIs or db certificates"},
+        {"dbx", cmd_dbx, "create|check|apply|hash      UEFI dbx updates revoking UKIs or db certificates"},
         {"revocation", cmd_revocation, "create|install       the manifest-key revocation list"},
         {"select", cmd_select, "DIR --keyring DIR [--explain] [--json]  choose the manifest that boots"},
         {"key", cmd_key, "seal|unseal|export-public  TPM-sealed component keys; an HSM key's public PEM"},
