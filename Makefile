@@ -72,7 +72,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/in
 	system/keystore.c
 UNIT_LIBS := $(LIBS) -lcurl -lzstd -lsystemd
 
-.PHONY: all check-links deps check demo run bench bench-boot bench-update soak clean asan fuzz unit host-tests boot-kernel
+.PHONY: all check-links deps check check-long demo run bench bench-boot bench-update soak clean asan fuzz unit host-tests boot-kernel
 
 all: $(BUILD)/kos $(BUILD)/kos-boot-init $(BUILD)/kos-system-init $(BUILD)/kos-node-manager $(BUILD)/kos-node-pull $(BUILD)/kos-static check-links
 
@@ -144,6 +144,12 @@ check:
 	@scripts/deps.sh check
 	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/test/kos $(BUILD)/test/kos-node-manager $(BUILD)/vm/test-system-init boot-kernel deb
 	@tests/run.sh
+
+# make check-long: the VM tests that make check leaves out (tests/vm/long.list).
+check-long:
+	@scripts/deps.sh check
+	@$(MAKE) --no-print-directory all $(BUILD)/test/kos $(BUILD)/test/kos-node-manager $(BUILD)/vm/test-system-init boot-kernel deb
+	@tests/run.sh vm-long
 
 demo:
 	@scripts/deps.sh demo

@@ -9,6 +9,8 @@
 #               VM_JOBS tests (default: the number of CPUs) at a time
 #   fuzz        every libFuzzer harness of tests/fuzz/, FUZZ_SECONDS each,
 #               FUZZ_JOBS (default: the number of CPUs) at a time
+#   vm-long     the VM tests of tests/vm/long.list (make check-long; not
+#               in the default run)
 #   soak        a short soak (scripts/soak.sh): SOAK_CYCLES (3) cycles of
 #               seed SOAK_SEED on one device in QEMU (docs/soak.md)
 # No SUITE runs them all. Every test prints "PASS name" or "FAIL name"; the
@@ -48,7 +50,10 @@ suite_host-asan() { KOS="$BUILD/asan/kos" KOS_FAULTS="$BUILD/asan/kos" PREFIX=as
 # VM_TESTS: another folder of VM tests (the runner's own tests use it). A VM
 # test keeps one CPU busy on average (TCG, and the host's work between
 # boots), so VM_JOBS of them run at once.
-suite_vm() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS tests/runner.sh "${VM_TESTS:-tests/vm}"; }
+suite_vm() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS LONG_TESTS=skip tests/runner.sh "${VM_TESTS:-tests/vm}"; }
+# make check-long: the VM tests tests/vm/long.list names (each with the
+# reason it is there, and what covers its subject in make check).
+suite_vm-long() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS LONG_TESTS=only tests/runner.sh "${VM_TESTS:-tests/vm}"; }
 
 # The soak of make check: a fixed seed whose three cycles take the three
 # channels, a release with a new Boot Kernel UKI (tried and blessed), a
@@ -165,7 +170,7 @@ print_times() {
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=("${ALL_SUITES[@]}")
 for s in "${suites[@]}"; do
-        case " ${ALL_SUITES[*]} " in
+        case " ${ALL_SUITES[*]} vm-long " in
         *" $s "*) ;;
         *)
                 [ "$s" = -h ] || [ "$s" = --help ] || echo "tests/run.sh: unknown suite '$s'" >&2

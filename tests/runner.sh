@@ -10,6 +10,8 @@
 # seconds of the programs it ran and waited for, QEMU's among them
 # (tab-separated; tests/run.sh prints the slowest).
 # KEEP_TEST_DIRS=1 keeps each test's directory (its consoles) and prints its path.
+# LONG_TESTS=skip leaves out, LONG_TESTS=only runs only, the tests that
+# SUITE_DIR/long.list names (make check-long: README.md, "Tests").
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -70,7 +72,14 @@ run_test() {
 # JOBS tests at a time (default 1), in name order; each prints its lines
 # when it ends.
 mkdir -p "$KOS_RUN_CACHE/status"
+long=()
+[ -z "${LONG_TESTS:-}" ] || [ ! -e "$here/long.list" ] || mapfile -t long < <(sed 's/#.*//; s/[[:space:]]//g; /^$/d' "$here/long.list")
+is_long() { local l; for l in "${long[@]}"; do [ "test_$l" = "$1" ] && return 0; done; return 1; }
 for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
+        case ${LONG_TESTS:-} in
+        skip) ! is_long "$t" || continue ;;
+        only) is_long "$t" || continue ;;
+        esac
         if [ -n "$filter" ]; then
                 IFS='|' read -ra wanted <<<"$filter"
                 for w in "${wanted[@]}"; do [[ $t == *"$w"* ]] && break; done

@@ -159,3 +159,38 @@ test_runner_runs_jobs_tests_at_once_and_keeps_each_tests_lines_together() {
                         fail "t$n's lines are not under its FAIL line"
         done
 }
+
+# make check-long (README.md, "Tests"): the VM suite leaves out the tests
+# long.list names, the suite vm-long runs them alone, and none is lost
+# between the two.
+test_runner_vm_suite_leaves_the_long_list_to_check_long_and_loses_no_test() {
+        mkdir -p fake vmtests
+        : >fake/kos && chmod +x fake/kos
+        echo 'fail() { echo "$*" >&2; exit 1; }' >vmtests/lib.sh
+        local t
+        for t in short_one long_one short_two; do
+                printf 'test_%s() { echo %s >>%s/ran; }\n' "$t" "$t" "$PWD"
+        done >vmtests/test-fake.sh
+        printf '# why it is long\nlong_one   # what covers it\n' >vmtests/long.list
+        rc=0
+        VM_JOBS=1 VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 || rc=$?
+        sed 's/^/    | /' out
+        [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "2 passed, 0 failed" ] || fail "vm: rc=$rc, summary: $(tail -n 1 out)"
+        [ "$(sort ran | tr '\n' ' ')" = "short_one short_two " ] || fail "the suite vm ran: $(tr '\n' ' ' <ran)"
+        rm ran
+        VM_JOBS=1 VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm-long >out 2>&1 || rc=$?
+        sed 's/^/    | /' out
+        [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "1 passed, 0 failed" ] || fail "vm-long: rc=$rc, summary: $(tail -n 1 out)"
+        [ "$(cat ran)" = long_one ] || fail "the suite vm-long ran: $(tr '\n' ' ' <ran)"
+}
+
+# Every name in tests/vm/long.list is a VM test that exists: a renamed test
+# would otherwise leave make check and make check-long both.
+test_runner_long_list_names_only_vm_tests_that_exist() {
+        local name
+        sed 's/#.*//; s/[[:space:]]//g; /^$/d' "$ROOT/tests/vm/long.list" >names
+        [ -s names ] || return 0
+        while read -r name; do
+                grep -q "^test_$name()" "$ROOT"/tests/vm/test-*.sh || fail "tests/vm/long.list names $name, which no tests/vm/test-*.sh defines"
+        done <names
+}
