@@ -203,13 +203,13 @@ static void rediscover_manifest(struct boot *b, const struct kos_imagefs *img) {
         uint8_t want[KOS_SHA256_LEN];
         struct kos_keyring ring;
         struct kos_candidate c = {0};
-        char error[512];
+        struct kos_error error = KOS_ERROR_NULL;
 
         if (kos_hex_decode(id, strlen(id), want, sizeof want) < 0)
                 fail_boot("find manifest", NULL, "kos.manifest= is missing or not a sha256");
         snprintf(b->id, sizeof b->id, "%s", id);
-        if (kos_keyring_load(KOS_KEYRING_DIR, &ring, error, sizeof error) < 0)
-                fail_boot("find manifest", NULL, "%s", error);
+        if (kos_keyring_load(KOS_KEYRING_DIR, &ring, &error) < 0)
+                fail_boot("find manifest", NULL, "%s", error.msg);
         if (!kos_load_manifest_by_id(img, &ring, want, &c, &b->manifest))
                 fail_boot(c.reason == KOS_REASON_MANIFEST_MISSING ? "find manifest" : "verify manifest", NULL,
                           "manifest %s: %s: %s", c.name[0] ? c.name : id, kos_reason_to_string(c.reason), c.detail);

@@ -84,9 +84,12 @@ int stack_open_verity(const char *device, const char *name, uint64_t hash_offset
                 describe(-errno, "cannot open the device", error, error_size);
                 return -errno;
         }
-        r = kos_verity_read_superblock(fd, hash_offset, salt, &salt_size, error, error_size);
-        if (r < 0)
+        struct kos_error why = KOS_ERROR_NULL;
+        r = kos_verity_read_superblock(fd, hash_offset, salt, &salt_size, &why);
+        if (r < 0) {
+                snprintf(error, error_size, "%s", why.msg);
                 return r;
+        }
         struct crypt_params_verity params = {
                 .hash_name = "sha256",
                 .data_device = device,
