@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "kos-error.h"
 #include "layout.h"
 
 #define UPDATE_CONFIG_FILE KOS_UPDATE_CONFIG_FILE

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "kos-error.h"
 
 /* Attaches file_fd to a free loop device, read-only (LOOP_CONFIGURE); the
  * device detaches by itself once unmounted and closed (LO_FLAGS_AUTOCLEAR).

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "kos-error.h"
 #include "util.h"
 
 #define KOS_KEY_ID_LEN 8     /* first 8 bytes of sha256(raw public key) */

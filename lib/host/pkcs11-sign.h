@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "kos-error.h"
 #include "keyring.h"
 
 #define KOS_PKCS11_URI_MAX 4096

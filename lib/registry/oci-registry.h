@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "kos-error.h"
 #include "sha256.h"
 #include "util.h"
 

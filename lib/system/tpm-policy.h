@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "kos-error.h"
 #include "tpm.h"
 
 /* The policyRef every KOS signature covers: a signature by the same vendor

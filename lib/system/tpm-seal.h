@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "kos-error.h"
 #include "tpm.h"
 
 #define KOS_SEALED_KEY_MAGIC "KOSSEAL1"

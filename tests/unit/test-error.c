@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* struct kos_error (lib/boot/error.h): the rules its header writes down. */
+/* struct kos_error (lib/boot/kos-error.h): the rules its header writes down. */
 #include <string.h>
 
-#include "error.h"
+#include "kos-error.h"
 #include "test.h"
 
 TEST(error_set_returns_the_negative_code_whatever_its_sign) {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "error.h"
+#include "kos-error.h"
 
 #include <errno.h>
 #include <stdio.h>

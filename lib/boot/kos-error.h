@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* What failed and why: the one error type of KOS (README.md, "Errors").
+ * Named kos-error.h: glibc has an <error.h>, which -Ilib/boot would hide.
  *
  * A function that can tell a person why it failed takes a
  * `struct kos_error *ret_error` as its last argument and fails with
