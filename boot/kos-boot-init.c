@@ -476,8 +476,9 @@ int main(void) {
                 fail_boot();
         }
 
-        if (kos_keyring_load(KOS_KEYRING_DIR, &ring, error, sizeof error) < 0) {
-                early_log("%s", error);
+        struct kos_error keyring_error = KOS_ERROR_NULL;
+        if (kos_keyring_load(KOS_KEYRING_DIR, &ring, &keyring_error) < 0) {
+                early_log("%s", keyring_error.msg);
                 fail_boot();
         }
         early_log("keyring: %zu trusted key(s)", ring.n_keys);

@@ -60,7 +60,7 @@ static json_t *status_json(struct node *n) {
                                 : json_pack("{s:s, s:I, s:I, s:s?}", "state", scrub_state_name(n->scrub.state), "bytes",
                                             (json_int_t)n->scrub.report.bytes, "total",
                                             (json_int_t)n->scrub.report.total, "error",
-                                            n->scrub.report.error[0] ? n->scrub.report.error : NULL);
+                                            n->scrub.report.error.msg[0] ? n->scrub.report.error.msg : NULL);
         json_t *update = json_null();
         if (n->have_update_source) {
                 uint64_t now = 0;

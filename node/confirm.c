@@ -66,7 +66,7 @@ static void on_scrub_done(int r, const struct kos_scrub_report *report, void *us
                 event("scrub of the hash-tree components failed (%s): %s; the boot is not marked good and "
                       "boot-state/<id>.unconfirmed stays, so the next boot hashes them in full",
                       kos_scrub_result_to_string(report->result),
-                      report->error[0] ? report->error : strerror(r < 0 ? -r : EIO));
+                      report->error.msg[0] ? report->error.msg : strerror(r < 0 ? -r : EIO));
                 return;
         }
         n->scrub.state = SCRUB_DONE;
@@ -79,19 +79,15 @@ static void on_scrub_done(int r, const struct kos_scrub_report *report, void *us
  * the booted manifest (signed, found by the id the Boot Kernel handed on)
  * marks "hash-tree", in its order: boot.json is the System Kernel's, but a
  * component missing from it would go unscrubbed. 0, or -EBADMSG with why. */
-static int check_scrub_list(struct node *n, char *why, size_t why_size) {
+static int check_scrub_list(struct node *n, struct kos_error *ret_error) {
         _cleanup_manifest_ struct kos_manifest *m = NULL;
         struct kos_candidate c = {0};
         size_t k = 0;
 
-        if (!n->have_imagefs || !n->have_keyring) {
-                snprintf(why, why_size, "the ImageFS or the keyring is unavailable");
-                return -ENXIO;
-        }
-        if (!kos_load_manifest_by_id(&n->img, &n->ring, n->id, &c, &m)) {
-                snprintf(why, why_size, "the booted manifest cannot be read: %s", c.detail);
-                return -ENOENT;
-        }
+        if (!n->have_imagefs || !n->have_keyring)
+                return kos_error_set(ret_error, -ENXIO, "the ImageFS or the keyring is unavailable");
+        if (!kos_load_manifest_by_id(&n->img, &n->ring, n->id, &c, &m))
+                return kos_error_set(ret_error, -ENOENT, "the booted manifest cannot be read: %s", c.detail);
         bool same = true;
         for (size_t i = 0; i < m->n_components; i++) {
                 if (m->components[i].verify != KOS_VERIFY_HASH_TREE)
@@ -100,11 +96,9 @@ static int check_scrub_list(struct node *n, char *why, size_t why_size) {
                        strcmp(n->boot.hash_tree[k].component, m->components[i].name) == 0;
                 k++;
         }
-        if (!same || k != n->boot.n_hash_tree) {
-                snprintf(why, why_size, "%s names %zu hash-tree device(s), the signed manifest marks %zu",
-                         KOS_BOOT_INFO_FILE, n->boot.n_hash_tree, k);
-                return -EBADMSG;
-        }
+        if (!same || k != n->boot.n_hash_tree)
+                return kos_error_set(ret_error, -EBADMSG, "%s names %zu hash-tree device(s), the signed manifest marks %zu",
+                                     KOS_BOOT_INFO_FILE, n->boot.n_hash_tree, k);
         return 0;
 }
 
@@ -122,15 +116,16 @@ static int scrub_then_mark_good(struct node *n) {
         if (n->scrub.state == SCRUB_RUNNING)
                 return 0; /* marked good when it is done */
         n->scrub = (struct scrub_job){.state = SCRUB_RUNNING, .last_log_ns = kos_now_ns()};
-        char why[sizeof n->scrub.report.error - 16];
-        int r = check_scrub_list(n, why, sizeof why);
+        struct kos_error why = KOS_ERROR_NULL;
+        int r = check_scrub_list(n, &why);
         if (r >= 0 && (r = scrub_start(n->event, n->boot.hash_tree, n->boot.n_hash_tree, &callbacks)) < 0)
-                snprintf(why, sizeof why, "%s", strerror(-r));
+                kos_error_set(&why, r, "%s", strerror(-r));
         if (r < 0) {
                 n->scrub.state = SCRUB_FAILED;
-                snprintf(n->scrub.report.error, sizeof n->scrub.report.error, "cannot start: %s", why);
+                n->scrub.report.error = why;
+                kos_error_prefix(&n->scrub.report.error, "cannot start: ");
                 event("scrub of the hash-tree components cannot start: %s; the boot is not marked good and "
-                      "boot-state/<id>.unconfirmed stays, so the next boot hashes them in full", why);
+                      "boot-state/<id>.unconfirmed stays, so the next boot hashes them in full", why.msg);
                 return r;
         }
         event("scrubbing %zu hash-tree component(s) through dm-verity (idle priority) before marking the boot good",
@@ -153,7 +148,7 @@ static int mark_good_now(struct node *n) {
         int r = n->have_imagefs && n->have_keyring ? kos_mark_good(&n->img, &n->ring, n->id, &result) : -ENXIO;
 
         if (r == -EBADMSG)
-                event("cannot mark manifest %s good: %s", n->name, result.error);
+                event("cannot mark manifest %s good: %s", n->name, result.error.msg);
         else if (r < 0)
                 event("cannot mark manifest %s good: %s", n->name, strerror(-r));
         else {

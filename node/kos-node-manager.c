@@ -83,7 +83,7 @@ static const char usage[] =
 int main(int argc, char **argv) {
         struct node n = {.img = KOS_IMAGEFS_NULL, .settle = 30, .updates.dir_fd = -1};
         struct varlink_server *server;
-        char error[512];
+        struct kos_error error = KOS_ERROR_NULL;
         int r;
 
         if (argc > 1) { /* systemd starts it without arguments */
@@ -99,8 +99,8 @@ int main(int argc, char **argv) {
                 early_log("cannot read %s: %s; was this system booted by KOS?", KOS_BOOT_INFO_FILE, strerror(-r));
         else if ((r = mount_imagefs(&n)) < 0)
                 event("cannot mount the ImageFS: %s; updates and mark-good are unavailable", strerror(-r));
-        if (kos_keyring_load(KOS_KEYRING_DIR, &n.ring, error, sizeof error) < 0)
-                event("%s; bundles cannot be installed", error);
+        if (kos_keyring_load(KOS_KEYRING_DIR, &n.ring, &error) < 0)
+                event("%s; bundles cannot be installed", error.msg);
         else
                 n.have_keyring = true;
         refresh_floor(&n);

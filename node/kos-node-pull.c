@@ -53,9 +53,9 @@ static int finish(int r, struct installer_record *rec, const char *format, ...) 
 
         if (format) {
                 va_start(ap, format);
-                vsnprintf(rec->result.error, sizeof rec->result.error, format, ap);
+                kos_error_setv(&rec->result.error, r, format, ap);
                 va_end(ap);
-                printf("kos-node-pull: %s\n", rec->result.error);
+                printf("kos-node-pull: %s\n", rec->result.error.msg);
         }
         rec->final = 1;
         rec->r = r;
@@ -74,19 +74,19 @@ static int pull(const struct update_config *config, const char *keyring, const c
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_keyring ring;
         struct kos_oci_ref ref;
-        char why[512];
+        struct kos_error why = KOS_ERROR_NULL;
         size_t len;
         int r;
 
-        if (kos_oci_ref_parse(config->registry, &ref, why, sizeof why) < 0)
-                return finish(-EINVAL, rec, "registry %s: %s", config->registry, why);
+        if (kos_oci_ref_parse(config->registry, &ref, &why) < 0)
+                return finish(-EINVAL, rec, "registry %s: %s", config->registry, why.msg);
         if (config->credentials_file[0]) {
                 if ((r = read_text(config->credentials_file, 4096, &credentials, &len)) < 0)
                         return finish(r, rec, "cannot read %s: %s", config->credentials_file, strerror(-r));
                 credentials[strcspn(credentials, "\r\n")] = '\0';
         }
-        if (kos_keyring_load(keyring, &ring, why, sizeof why) < 0)
-                return finish(-ENOKEY, rec, "%s", why);
+        if (kos_keyring_load(keyring, &ring, &why) < 0)
+                return finish(-ENOKEY, rec, "%s", why.msg);
         if ((r = kos_imagefs_open(imagefs, &img)) < 0)
                 return finish(r, rec, "cannot open the ImageFS %s: %s", imagefs, strerror(-r));
         struct kos_oci_client_options o = {.credentials = credentials, .ca_file = config->ca_file[0] ? config->ca_file : NULL};
@@ -96,8 +96,8 @@ static int pull(const struct update_config *config, const char *keyring, const c
         }
         struct kos_oci_pull_options po = {.install = {.progress = on_progress, .running_id = running_id}, .note = on_note};
         r = kos_oci_pull(client, &img, &ring, &po, &rec->result);
-        if (r < 0 && r != -EBADMSG && !rec->result.error[0])
-                snprintf(rec->result.error, sizeof rec->result.error, "%s", kos_oci_client_error(client));
+        if (r < 0 && r != -EBADMSG && !rec->result.error.msg[0])
+                kos_error_set(&rec->result.error, r, "%s", kos_oci_client_error(client));
         kos_oci_client_free(client);
         kos_imagefs_close(&img);
         if (credentials)
@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
         struct update_config config;
         uint8_t running_id[KOS_SHA256_LEN];
         _cleanup_free_ char *text = NULL;
-        char why[256];
+        struct kos_error why = KOS_ERROR_NULL;
         size_t len;
         int c, r;
 
@@ -133,8 +133,8 @@ int main(int argc, char **argv) {
                 return finish(-EINVAL, &rec, "--running takes a manifest id (64 hex digits)");
         if ((r = kos_read_file_at(AT_FDCWD, config_path, UPDATE_CONFIG_MAX, &text, &len)) < 0)
                 return finish(r, &rec, "cannot read %s: %s", config_path, strerror(-r));
-        if (update_config_parse(text, len, &config, why, sizeof why) < 0)
-                return finish(-EINVAL, &rec, "%s: %s", config_path, why);
+        if (update_config_parse(text, len, &config, &why) < 0)
+                return finish(-EINVAL, &rec, "%s: %s", config_path, why.msg);
         printf("kos-node-pull: checking %s\n", config.registry);
         fflush(stdout);
         return pull(&config, keyring, imagefs, running ? running_id : NULL, &rec);

@@ -89,7 +89,7 @@ static int on_record(sd_event_source *source, int fd, uint32_t revents, void *us
                 return 0;
         }
         s->last.result = KOS_SCRUB_READ_ERROR;
-        snprintf(s->last.error, sizeof s->last.error, "the scrub process died");
+        kos_error_set(&s->last.error, -ECHILD, "the scrub process died");
         scrub_finish(s, -ECHILD, &s->last);
         return 0;
 }

@@ -40,46 +40,46 @@ static bool value_valid(const char *v) {
         return true;
 }
 
-static int set_line(struct update_config *c, unsigned *seen, unsigned line, const char *key, const char *value, char *why,
-                    size_t size) {
+static int set_line(struct update_config *c, unsigned *seen, unsigned line, const char *key, const char *value,
+                    struct kos_error *ret_error) {
         static const char *const keys[] = {"registry", "interval", "jitter", "credentials-file", "ca-file"};
         unsigned k = 0;
 
         while (k < 5 && strcmp(key, keys[k]) != 0)
                 k++;
         if (k == 5)
-                return kos_say_why(-EINVAL, why, size, "line %u: unknown key \"%.40s\"", line, key);
+                return kos_error_set(ret_error, -EINVAL, "line %u: unknown key \"%.40s\"", line, key);
         if (*seen & (1u << k))
-                return kos_say_why(-EINVAL, why, size, "line %u: %s given twice", line, key);
+                return kos_error_set(ret_error, -EINVAL, "line %u: %s given twice", line, key);
         *seen |= 1u << k;
         if (!value_valid(value))
-                return kos_say_why(-EINVAL, why, size, "line %u: %s needs a value without spaces or control characters", line, key);
+                return kos_error_set(ret_error, -EINVAL, "line %u: %s needs a value without spaces or control characters", line, key);
         switch (k) {
         case 0:
                 snprintf(c->registry, sizeof c->registry, "%s", value);
                 return 0;
         case 1:
                 return parse_seconds(value, 60, 604800, &c->interval) < 0
-                               ? kos_say_why(-EINVAL, why, size, "line %u: interval takes 60 to 604800 seconds", line)
+                               ? kos_error_set(ret_error, -EINVAL, "line %u: interval takes 60 to 604800 seconds", line)
                                : 0;
         case 2:
-                return parse_seconds(value, 0, 604800, &c->jitter) < 0 ? kos_say_why(-EINVAL, why, size, "line %u: jitter takes 0 to 604800 seconds", line)
+                return parse_seconds(value, 0, 604800, &c->jitter) < 0 ? kos_error_set(ret_error, -EINVAL, "line %u: jitter takes 0 to 604800 seconds", line)
                                                                        : 0;
         default:
                 if (value[0] != '/')
-                        return kos_say_why(-EINVAL, why, size, "line %u: %s must be an absolute path", line, key);
+                        return kos_error_set(ret_error, -EINVAL, "line %u: %s must be an absolute path", line, key);
                 snprintf(k == 3 ? c->credentials_file : c->ca_file, UPDATE_VALUE_MAX, "%s", value);
                 return 0;
         }
 }
 
-int update_config_parse(const char *text, size_t len, struct update_config *ret, char *ret_why, size_t why_size) {
+int update_config_parse(const char *text, size_t len, struct update_config *ret, struct kos_error *ret_error) {
         unsigned seen = 0, line = 0;
         int r = 0;
 
         *ret = (struct update_config){.interval = 3600};
         if (len > UPDATE_CONFIG_MAX || strlen(text) != len)
-                return kos_say_why(-EINVAL, ret_why, why_size, "larger than %d bytes, or holds a NUL byte", UPDATE_CONFIG_MAX);
+                return kos_error_set(ret_error, -EINVAL, "larger than %d bytes, or holds a NUL byte", UPDATE_CONFIG_MAX);
         char *copy = strdup(text), *save = NULL;
         if (!copy)
                 return -ENOMEM;
@@ -95,17 +95,17 @@ int update_config_parse(const char *text, size_t len, struct update_config *ret,
                         continue;
                 char *eq = strchr(s, '=');
                 if (!eq) {
-                        r = kos_say_why(-EINVAL, ret_why, why_size, "line %u: expected key = value", line);
+                        r = kos_error_set(ret_error, -EINVAL, "line %u: expected key = value", line);
                         break;
                 }
                 *eq = '\0';
-                r = set_line(ret, &seen, line, trim(s), trim(eq + 1), ret_why, why_size);
+                r = set_line(ret, &seen, line, trim(s), trim(eq + 1), ret_error);
         }
         free(copy);
         if (r < 0)
                 return r;
         if (!(seen & 1))
-                return kos_say_why(-EINVAL, ret_why, why_size, "no registry = REFERENCE");
+                return kos_error_set(ret_error, -EINVAL, "no registry = REFERENCE");
         if (!(seen & 4))
                 ret->jitter = ret->interval / 10;
         return 0;

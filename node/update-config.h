@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "layout.h"
 
 #define UPDATE_CONFIG_FILE KOS_UPDATE_CONFIG_FILE
@@ -28,5 +29,5 @@ struct update_config {
 };
 
 /* Parses the file's text (len bytes, NUL-terminated). 0, or -EINVAL with
- * ret_why saying which line and why. */
-int update_config_parse(const char *text, size_t len, struct update_config *ret, char *ret_why, size_t why_size);
+ * ret_error saying which line and why. */
+int update_config_parse(const char *text, size_t len, struct update_config *ret, struct kos_error *ret_error);

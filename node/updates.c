@@ -176,12 +176,12 @@ static void on_pull_done(struct node *n, int r, const struct kos_bundle_result *
                          "installed %s: fetched %u of %u components, %llu of %llu bytes", result->name, result->added,
                          result->components, (unsigned long long)(result->bytes_added - result->resumed_bytes),
                          (unsigned long long)result->components_bytes);
-        else
-                snprintf(n->last_poll, sizeof n->last_poll, "%s: %s", r == -EBADMSG ? "refused" : "failed",
-                         r == -ECHILD       ? "the pull process died or could not run " KOS_NODE_PULL_PROGRAM
-                         : result->error[0] ? result->error
-                         : r == -ETIMEDOUT  ? "the pull did not end by its deadline and was killed"
-                                            : strerror(-r));
+        else /* %.319s: cut where the result's buffer of 320 bytes cut it before */
+                snprintf(n->last_poll, sizeof n->last_poll, "%s: %.319s", r == -EBADMSG ? "refused" : "failed",
+                         r == -ECHILD           ? "the pull process died or could not run " KOS_NODE_PULL_PROGRAM
+                         : result->error.msg[0] ? result->error.msg
+                         : r == -ETIMEDOUT      ? "the pull did not end by its deadline and was killed"
+                                                : strerror(-r));
         event("update from %s: %s", job->name, n->last_poll);
         if (job->caller)
                 varlink_connection_reply(job->caller,
@@ -236,7 +236,7 @@ void schedule_poll(struct node *n) {
  * trusted like the keyring beside it). */
 void load_update_source(struct node *n) {
         _cleanup_free_ char *text = NULL;
-        char why[256];
+        struct kos_error why = KOS_ERROR_NULL;
         size_t len;
         int r = kos_read_file_at(AT_FDCWD, UPDATE_CONFIG_FILE, UPDATE_CONFIG_MAX, &text, &len);
 
@@ -246,8 +246,8 @@ void load_update_source(struct node *n) {
                 event("cannot read %s: %s; no updates from a registry", UPDATE_CONFIG_FILE, strerror(-r));
                 return;
         }
-        if (update_config_parse(text, len, &n->update, why, sizeof why) < 0) {
-                event("%s ignored: %s", UPDATE_CONFIG_FILE, why);
+        if (update_config_parse(text, len, &n->update, &why) < 0) {
+                event("%s ignored: %s", UPDATE_CONFIG_FILE, why.msg);
                 return;
         }
         n->have_update_source = true;
@@ -270,7 +270,7 @@ void on_install_progress(uint64_t done, uint64_t total, void *userdata) {
 
 static const char *install_error(int r, const struct kos_bundle_result *result) {
         if (r == -EBADMSG)
-                return result->error;
+                return result->error.msg;
         if (r == -ECHILD)
                 return "the installer process died";
         return strerror(-r);

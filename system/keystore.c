@@ -97,9 +97,11 @@ static void migrate(struct kos_tpm *t, const char *key_id, const uint8_t *data, 
 
         if (n_migrated >= MAX_MIGRATED || kos_key_provider_tpm_read_policy(&policy_key, &policy, why, sizeof why) < 0)
                 return;
-        if (kos_tpm_reseal_authorized(t, data, len, &policy_key, &policy, &sealed, why, sizeof why) < 0) {
-                snprintf(migrate_failure, sizeof migrate_failure, "key %s not migrated to the signed policies: %s",
-                         key_id, why);
+        struct kos_error reseal_error = KOS_ERROR_NULL;
+        if (kos_tpm_reseal_authorized(t, data, len, &policy_key, &policy, &sealed, &reseal_error) < 0) {
+                /* %.399s: cut where its buffer cut it before */
+                snprintf(migrate_failure, sizeof migrate_failure, "key %s not migrated to the signed policies: %.399s",
+                         key_id, reseal_error.msg);
                 return;
         }
         struct migrated *m = &migrated[n_migrated];
@@ -133,17 +135,17 @@ static int unseal_file(struct kos_tpm *t, const char *key_id, const struct seale
                        size_t error_size) {
         struct kos_tpm_ecc_point policy_key;
         struct kos_signed_policy policy;
+        struct kos_error why = KOS_ERROR_NULL;
         int r;
 
         if (f->authorized) {
                 if ((r = kos_key_provider_tpm_read_policy(&policy_key, &policy, error, error_size)) < 0)
                         return r;
-                return kos_tpm_unseal_authorized(t, &f->authorized_key, &policy_key, &policy, ret_data, ret_len,
-                                                 error, error_size);
-        }
-        r = kos_tpm_unseal(t, &f->pcr_key, ret_data, ret_len, error, error_size);
-        if (r == 0)
+                r = kos_tpm_unseal_authorized(t, &f->authorized_key, &policy_key, &policy, ret_data, ret_len, &why);
+        } else if ((r = kos_tpm_unseal(t, &f->pcr_key, ret_data, ret_len, &why)) == 0)
                 migrate(t, key_id, ret_data, *ret_len);
+        if (r < 0) /* the key providers' interface (keystore.h) still takes a plain buffer */
+                snprintf(error, error_size, "%s", why.msg);
         return r;
 }
 

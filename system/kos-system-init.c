@@ -203,13 +203,13 @@ static void rediscover_manifest(struct boot *b, const struct kos_imagefs *img) {
         uint8_t want[KOS_SHA256_LEN];
         struct kos_keyring ring;
         struct kos_candidate c = {0};
-        char error[512];
+        struct kos_error error = KOS_ERROR_NULL;
 
         if (kos_hex_decode(id, strlen(id), want, sizeof want) < 0)
                 fail_boot("find manifest", NULL, "kos.manifest= is missing or not a sha256");
         snprintf(b->id, sizeof b->id, "%s", id);
-        if (kos_keyring_load(KOS_KEYRING_DIR, &ring, error, sizeof error) < 0)
-                fail_boot("find manifest", NULL, "%s", error);
+        if (kos_keyring_load(KOS_KEYRING_DIR, &ring, &error) < 0)
+                fail_boot("find manifest", NULL, "%s", error.msg);
         if (!kos_load_manifest_by_id(img, &ring, want, &c, &b->manifest))
                 fail_boot(c.reason == KOS_REASON_MANIFEST_MISSING ? "find manifest" : "verify manifest", NULL,
                           "manifest %s: %s: %s", c.name[0] ? c.name : id, kos_reason_to_string(c.reason), c.detail);
@@ -246,7 +246,8 @@ static int open_component_file(const struct kos_imagefs *img, const struct kos_c
 static void mount_component(struct boot *b, const struct kos_imagefs *img, size_t index) {
         const struct kos_component *c = &b->manifest->components[index];
         struct layer_report *rep = &b->layers[index];
-        char loop[32], crypt_dev[160], verity_dev[160], name[96], target[128], error[256];
+        char loop[32], crypt_dev[160], verity_dev[160], name[96], target[128];
+        struct kos_error error = KOS_ERROR_NULL;
         const char *device = loop;
         double start = early_uptime();
         int r;
@@ -274,11 +275,11 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
                           provider->development ? ": as secret as the disk it is on; never on a production device"
                                                 : "");
                 snprintf(name, sizeof name, "kos-%s-crypt", c->name);
-                r = stack_open_luks2(device, name, key, key_len, error, sizeof error);
+                r = stack_open_luks2(device, name, key, key_len, &error);
                 explicit_bzero(key, key_len);
                 free(key);
                 if (r < 0)
-                        fail_boot("open dm-crypt", c->name, "key id %s: %s", c->encryption.key, error);
+                        fail_boot("open dm-crypt", c->name, "key id %s: %s", c->encryption.key, error.msg);
                 snprintf(crypt_dev, sizeof crypt_dev, "/dev/mapper/%s", name);
                 device = crypt_dev;
                 rep->encrypted = true;
@@ -286,9 +287,9 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
         if (c->verity.enabled) {
                 snprintf(name, sizeof name, "kos-%s-verity", c->name);
                 r = stack_open_verity(device, name, c->verity.hash_offset, c->verity.root_hash,
-                                      c->verify == KOS_VERIFY_HASH_TREE, error, sizeof error);
+                                      c->verify == KOS_VERIFY_HASH_TREE, &error);
                 if (r < 0)
-                        fail_boot("open dm-verity", c->name, "%s", error);
+                        fail_boot("open dm-verity", c->name, "%s", error.msg);
                 snprintf(verity_dev, sizeof verity_dev, "/dev/mapper/%s", name);
                 device = verity_dev;
                 rep->verity = true;

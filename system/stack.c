@@ -42,36 +42,34 @@ int stack_attach_loop(int file_fd, char ret_path[static 32]) {
         return -EBUSY;
 }
 
-static void describe(int r, const char *what, char *error, size_t size) {
-        snprintf(error, size, "%s: %s", what, strerror(r < 0 ? -r : r));
+static int describe(int r, const char *what, struct kos_error *ret_error) {
+        return kos_error_set(ret_error, r, "%s: %s", what, strerror(r < 0 ? -r : r));
 }
 
-int stack_open_luks2(const char *device, const char *name, const uint8_t *key, size_t key_len, char *error,
-                     size_t error_size) {
+int stack_open_luks2(const char *device, const char *name, const uint8_t *key, size_t key_len,
+                     struct kos_error *ret_error) {
         struct crypt_device *cd = NULL;
         int r = crypt_init(&cd, device);
 
-        if (r < 0) {
-                describe(r, "cannot open the device", error, error_size);
-                return r;
-        }
+        if (r < 0)
+                return describe(r, "cannot open the device", ret_error);
         r = crypt_load(cd, CRYPT_LUKS2, NULL);
         if (r < 0)
-                describe(r, "not a LUKS2 container", error, error_size);
+                describe(r, "not a LUKS2 container", ret_error);
         else {
                 r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *)key, key_len,
                                                  CRYPT_ACTIVATE_READONLY);
                 if (r == -EPERM)
-                        snprintf(error, error_size, "the key does not open any key slot (wrong key)");
+                        kos_error_set(ret_error, r, "the key does not open any key slot (wrong key)");
                 else if (r < 0)
-                        describe(r, "cannot activate dm-crypt", error, error_size);
+                        describe(r, "cannot activate dm-crypt", ret_error);
         }
         crypt_free(cd);
         return r < 0 ? r : 0;
 }
 
 int stack_open_verity(const char *device, const char *name, uint64_t hash_offset, const uint8_t root_hash[static 32],
-                      bool restart_on_corruption, char *error, size_t error_size) {
+                      bool restart_on_corruption, struct kos_error *ret_error) {
         uint8_t salt[KOS_VERITY_MAX_SALT];
         size_t salt_size;
         struct crypt_device *cd = NULL;
@@ -80,11 +78,9 @@ int stack_open_verity(const char *device, const char *name, uint64_t hash_offset
         /* Read once, checked, and only our checked copy reaches the kernel:
          * libcryptsetup never parses the image's superblock (NO_HEADER). */
         _cleanup_close_ int fd = open(device, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                describe(-errno, "cannot open the device", error, error_size);
-                return -errno;
-        }
-        r = kos_verity_read_superblock(fd, hash_offset, salt, &salt_size, error, error_size);
+        if (fd < 0)
+                return describe(-errno, "cannot open the device", ret_error);
+        r = kos_verity_read_superblock(fd, hash_offset, salt, &salt_size, ret_error);
         if (r < 0)
                 return r;
         struct crypt_params_verity params = {
@@ -102,13 +98,11 @@ int stack_open_verity(const char *device, const char *name, uint64_t hash_offset
                 .flags = CRYPT_VERITY_NO_HEADER,
         };
         r = crypt_init_data_device(&cd, device, device);
-        if (r < 0) {
-                describe(r, "cannot open the device", error, error_size);
-                return r;
-        }
+        if (r < 0)
+                return describe(r, "cannot open the device", ret_error);
         r = crypt_format(cd, CRYPT_VERITY, NULL, NULL, NULL, NULL, 0, &params);
         if (r < 0)
-                describe(r, "cannot set up dm-verity with the signed parameters", error, error_size);
+                describe(r, "cannot set up dm-verity with the signed parameters", ret_error);
         else {
                 /* The root hash comes only from the signed manifest: a tree
                  * that does not lead to it returns no block (EIO). */
@@ -117,7 +111,7 @@ int stack_open_verity(const char *device, const char *name, uint64_t hash_offset
                         flags |= CRYPT_ACTIVATE_RESTART_ON_CORRUPTION;
                 r = crypt_activate_by_volume_key(cd, name, (const char *)root_hash, 32, flags);
                 if (r < 0)
-                        describe(r, "dm-verity refused the root hash", error, error_size);
+                        describe(r, "dm-verity refused the root hash", ret_error);
         }
         crypt_free(cd);
         return r < 0 ? r : 0;

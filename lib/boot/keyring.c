@@ -79,7 +79,7 @@ static bool has_pem_suffix(const char *name) {
 
 /* The *.pem files of dirfd into keys (at most max of them). */
 static int load_pem_files(int dirfd, const char *dir, struct kos_public_key *keys, size_t max, size_t *n_keys,
-                          char *ret_error, size_t error_size) {
+                          struct kos_error *ret_error) {
         DIR *d = fdopendir(fcntl(dirfd, F_DUPFD_CLOEXEC, 3));
         int r = 0;
 
@@ -94,8 +94,9 @@ static int load_pem_files(int dirfd, const char *dir, struct kos_public_key *key
                 if (r >= 0)
                         r = add_pem(keys, max, n_keys, pem, len, de->d_name);
                 if (r < 0) {
-                        snprintf(ret_error, error_size, "keyring %s: %s is not a usable Ed25519 public key (%s)", dir,
-                                 de->d_name, r == -EBADMSG || r == -EPROTONOSUPPORT ? "not an Ed25519 PEM public key" : strerror(-r));
+                        kos_error_set(ret_error, r, "keyring %s: %s is not a usable Ed25519 public key (%s)", dir,
+                                      de->d_name,
+                                      r == -EBADMSG || r == -EPROTONOSUPPORT ? "not an Ed25519 PEM public key" : strerror(-r));
                         break;
                 }
         }
@@ -105,8 +106,8 @@ static int load_pem_files(int dirfd, const char *dir, struct kos_public_key *key
 
 /* <dir>/revocation/: absent is fine; present, it must hold keys, none of
  * them also a manifest key (a key that signs both could vouch for itself). */
-static int load_revocation_keys(int dirfd, const char *dir, struct kos_keyring *ring, char *ret_error,
-                                size_t error_size) {
+static int load_revocation_keys(int dirfd, const char *dir, struct kos_keyring *ring,
+                                struct kos_error *ret_error) {
         _cleanup_close_ int subfd = openat(dirfd, KOS_KEYRING_REVOCATION_SUBDIR,
                                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         char label[512];
@@ -114,44 +115,33 @@ static int load_revocation_keys(int dirfd, const char *dir, struct kos_keyring *
 
         if (subfd < 0 && errno == ENOENT)
                 return 0;
-        if (subfd < 0) {
-                r = -errno;
-                snprintf(ret_error, error_size, "cannot open %s/%s: %s", dir, KOS_KEYRING_REVOCATION_SUBDIR, strerror(-r));
-                return r;
-        }
+        if (subfd < 0)
+                return kos_error_set(ret_error, -errno, "cannot open %s/%s: %s", dir, KOS_KEYRING_REVOCATION_SUBDIR,
+                                     strerror(errno));
         snprintf(label, sizeof label, "%s/%s", dir, KOS_KEYRING_REVOCATION_SUBDIR);
         r = load_pem_files(subfd, label, ring->revocation_keys, KOS_KEYRING_MAX_REVOCATION_KEYS,
-                           &ring->n_revocation_keys, ret_error, error_size);
-        if (r >= 0 && ring->n_revocation_keys == 0) {
-                snprintf(ret_error, error_size, "keyring %s holds no *.pem public key", label);
-                r = -ENOKEY;
-        }
+                           &ring->n_revocation_keys, ret_error);
+        if (r >= 0 && ring->n_revocation_keys == 0)
+                r = kos_error_set(ret_error, -ENOKEY, "keyring %s holds no *.pem public key", label);
         for (size_t i = 0; r >= 0 && i < ring->n_revocation_keys; i++)
-                if (kos_keyring_find(ring, ring->revocation_keys[i].id)) {
-                        snprintf(ret_error, error_size, "keyring %s: %s is also a manifest key", label,
-                                 ring->revocation_keys[i].file);
-                        r = -EBADMSG;
-                }
+                if (kos_keyring_find(ring, ring->revocation_keys[i].id))
+                        r = kos_error_set(ret_error, -EBADMSG, "keyring %s: %s is also a manifest key", label,
+                                          ring->revocation_keys[i].file);
         return r;
 }
 
-int kos_keyring_load(const char *dir, struct kos_keyring *ret, char *ret_error, size_t error_size) {
+int kos_keyring_load(const char *dir, struct kos_keyring *ret, struct kos_error *ret_error) {
         _cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         int r;
 
         memset(ret, 0, sizeof *ret);
-        if (dirfd < 0) {
-                r = -errno;
-                snprintf(ret_error, error_size, "cannot open keyring directory %s: %s", dir, strerror(-r));
-                return r;
-        }
-        r = load_pem_files(dirfd, dir, ret->keys, KOS_KEYRING_MAX_KEYS, &ret->n_keys, ret_error, error_size);
-        if (r >= 0 && ret->n_keys == 0) {
-                snprintf(ret_error, error_size, "keyring %s holds no *.pem public key", dir);
-                r = -ENOKEY;
-        }
+        if (dirfd < 0)
+                return kos_error_set(ret_error, -errno, "cannot open keyring directory %s: %s", dir, strerror(errno));
+        r = load_pem_files(dirfd, dir, ret->keys, KOS_KEYRING_MAX_KEYS, &ret->n_keys, ret_error);
+        if (r >= 0 && ret->n_keys == 0)
+                r = kos_error_set(ret_error, -ENOKEY, "keyring %s holds no *.pem public key", dir);
         if (r >= 0)
-                r = load_revocation_keys(dirfd, dir, ret, ret_error, error_size);
+                r = load_revocation_keys(dirfd, dir, ret, ret_error);
         return r;
 }
 

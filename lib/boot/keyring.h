@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "util.h"
 
 #define KOS_KEY_ID_LEN 8     /* first 8 bytes of sha256(raw public key) */
@@ -39,7 +40,7 @@ _kos_must_check_ int kos_key_id_of(const uint8_t raw[static KOS_ED25519_PUBLIC_L
  * ret_error), since a keyring is built deliberately and should be exact.
  * A subdirectory revocation/ (optional) holds the revocation keys, by the
  * same rules; a key may not be both. */
-_kos_must_check_ int kos_keyring_load(const char *dir, struct kos_keyring *ret, char *ret_error, size_t error_size);
+_kos_must_check_ int kos_keyring_load(const char *dir, struct kos_keyring *ret, struct kos_error *ret_error);
 
 /* Adds one PEM public key from memory. */
 _kos_must_check_ int kos_keyring_add_pem(struct kos_keyring *ring, const char *pem, size_t len, const char *file);

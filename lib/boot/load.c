@@ -74,7 +74,7 @@ bool kos_load_manifest(const struct kos_imagefs *img, const struct kos_keyring *
         c->has_id = loaded.has_id;
         memcpy(c->id, loaded.id, KOS_SHA256_LEN);
         if (r < 0) {
-                reject(c, loaded.reason, "%s", loaded.detail);
+                reject(c, loaded.reason, "%s", loaded.error.msg);
                 kos_loaded_manifest_done(&loaded);
                 return false;
         }

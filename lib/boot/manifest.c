@@ -35,24 +35,9 @@ const char *kos_verify_to_string(enum kos_verify v) {
         return v < _KOS_VERIFY_MAX ? verify_names[v] : NULL;
 }
 
-struct parse_error {
-        char *buf;
-        size_t size;
-};
-
-static int schema_error(struct parse_error *e, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static int schema_error(struct parse_error *e, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        vsnprintf(e->buf, e->size, format, ap);
-        va_end(ap);
-        return -EBADMSG;
-}
-
 /* Every object has a fixed set of keys; anything else is rejected, so a
  * manifest never carries a field that this code silently ignores. */
-static int check_keys(json_t *obj, const char *const *allowed, const char *where, struct parse_error *e) {
+static int check_keys(json_t *obj, const char *const *allowed, const char *where, struct kos_error *e) {
         const char *key;
         json_t *value;
 
@@ -61,30 +46,30 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *where
                 for (const char *const *a = allowed; *a; a++)
                         known = known || strcmp(key, *a) == 0;
                 if (!known)
-                        return schema_error(e, "%s: unknown key \"%s\"", where, key);
+                        return kos_error_set(e, -EBADMSG, "%s: unknown key \"%s\"", where, key);
         }
         return 0;
 }
 
-static int get_string(json_t *obj, const char *key, const char *where, const char **ret, struct parse_error *e) {
+static int get_string(json_t *obj, const char *key, const char *where, const char **ret, struct kos_error *e) {
         json_t *v = json_object_get(obj, key);
 
         if (!v)
-                return schema_error(e, "%s: missing \"%s\"", where, key);
+                return kos_error_set(e, -EBADMSG, "%s: missing \"%s\"", where, key);
         if (!json_is_string(v))
-                return schema_error(e, "%s: \"%s\" must be a string", where, key);
+                return kos_error_set(e, -EBADMSG, "%s: \"%s\" must be a string", where, key);
         *ret = json_string_value(v);
         return 0;
 }
 
 static int get_uint(json_t *obj, const char *key, const char *where, uint64_t max, uint64_t *ret,
-                    struct parse_error *e) {
+                    struct kos_error *e) {
         json_t *v = json_object_get(obj, key);
 
         if (!v)
-                return schema_error(e, "%s: missing \"%s\"", where, key);
+                return kos_error_set(e, -EBADMSG, "%s: missing \"%s\"", where, key);
         if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
-                return schema_error(e, "%s: \"%s\" must be an integer from 0 to %llu", where, key,
+                return kos_error_set(e, -EBADMSG, "%s: \"%s\" must be an integer from 0 to %llu", where, key,
                                     (unsigned long long)max);
         *ret = (uint64_t)json_integer_value(v);
         return 0;
@@ -92,24 +77,24 @@ static int get_uint(json_t *obj, const char *key, const char *where, uint64_t ma
 
 /* An optional integer key: absent is 0. */
 static int get_optional_uint(json_t *obj, const char *key, const char *where, uint64_t max, uint64_t *ret,
-                             struct parse_error *e) {
+                             struct kos_error *e) {
         *ret = 0;
         return json_object_get(obj, key) ? get_uint(obj, key, where, max, ret, e) : 0;
 }
 
-static int get_name(json_t *obj, const char *where, char ret[static KOS_NAME_MAX + 1], struct parse_error *e) {
+static int get_name(json_t *obj, const char *where, char ret[static KOS_NAME_MAX + 1], struct kos_error *e) {
         const char *s;
         int r = get_string(obj, "name", where, &s, e);
 
         if (r < 0)
                 return r;
         if (!kos_name_is_valid(s))
-                return schema_error(e, "%s: \"name\" must match [A-Za-z0-9._-]{1,64} and not be . or ..", where);
+                return kos_error_set(e, -EBADMSG, "%s: \"name\" must match [A-Za-z0-9._-]{1,64} and not be . or ..", where);
         strcpy(ret, s);
         return 0;
 }
 
-static int parse_blob(json_t *obj, const char *where, struct kos_blob *ret, struct parse_error *e) {
+static int parse_blob(json_t *obj, const char *where, struct kos_blob *ret, struct kos_error *e) {
         const char *hex;
         int r;
 
@@ -117,56 +102,56 @@ static int parse_blob(json_t *obj, const char *where, struct kos_blob *ret, stru
         if (r < 0)
                 return r;
         if (kos_hex_decode(hex, strlen(hex), ret->sha256, KOS_SHA256_LEN) < 0)
-                return schema_error(e, "%s: \"sha256\" must be 64 lowercase hex digits", where);
+                return kos_error_set(e, -EBADMSG, "%s: \"sha256\" must be 64 lowercase hex digits", where);
         return get_uint(obj, "size", where, KOS_BLOB_SIZE_MAX, &ret->size, e);
 }
 
-static int parse_boot_file(json_t *root, const char *key, struct kos_blob *ret, struct parse_error *e) {
+static int parse_boot_file(json_t *root, const char *key, struct kos_blob *ret, struct kos_error *e) {
         static const char *const keys[] = {"sha256", "size", NULL};
         json_t *obj = json_object_get(root, key);
 
         if (!obj)
-                return schema_error(e, "missing \"%s\"", key);
+                return kos_error_set(e, -EBADMSG, "missing \"%s\"", key);
         if (!json_is_object(obj))
-                return schema_error(e, "\"%s\" must be an object", key);
+                return kos_error_set(e, -EBADMSG, "\"%s\" must be an object", key);
         int r = check_keys(obj, keys, key, e);
         return r < 0 ? r : parse_blob(obj, key, ret, e);
 }
 
-static int parse_encryption(json_t *obj, const char *where, struct kos_encryption *ret, struct parse_error *e) {
+static int parse_encryption(json_t *obj, const char *where, struct kos_encryption *ret, struct kos_error *e) {
         static const char *const keys[] = {"type", "key", NULL};
         const char *type, *key;
         int r;
 
         if (!json_is_object(obj))
-                return schema_error(e, "%s: \"encryption\" must be an object", where);
+                return kos_error_set(e, -EBADMSG, "%s: \"encryption\" must be an object", where);
         if ((r = check_keys(obj, keys, where, e)) < 0 || (r = get_string(obj, "type", where, &type, e)) < 0 ||
             (r = get_string(obj, "key", where, &key, e)) < 0)
                 return r;
         if (strcmp(type, "luks2") != 0)
-                return schema_error(e, "%s: encryption \"type\" must be \"luks2\"", where);
+                return kos_error_set(e, -EBADMSG, "%s: encryption \"type\" must be \"luks2\"", where);
         if (!kos_name_is_valid(key))
-                return schema_error(e, "%s: encryption \"key\" must match [A-Za-z0-9._-]{1,64}", where);
+                return kos_error_set(e, -EBADMSG, "%s: encryption \"key\" must match [A-Za-z0-9._-]{1,64}", where);
         strcpy(ret->key, key);
         ret->enabled = true;
         return 0;
 }
 
-static int parse_verity(json_t *obj, const char *where, uint64_t size, struct kos_verity *ret, struct parse_error *e) {
+static int parse_verity(json_t *obj, const char *where, uint64_t size, struct kos_verity *ret, struct kos_error *e) {
         static const char *const keys[] = {"root_hash", "hash_offset", NULL};
         const char *hex;
         int r;
 
         if (!json_is_object(obj))
-                return schema_error(e, "%s: \"verity\" must be an object", where);
+                return kos_error_set(e, -EBADMSG, "%s: \"verity\" must be an object", where);
         if ((r = check_keys(obj, keys, where, e)) < 0 || (r = get_string(obj, "root_hash", where, &hex, e)) < 0)
                 return r;
         if (kos_hex_decode(hex, strlen(hex), ret->root_hash, KOS_SHA256_LEN) < 0)
-                return schema_error(e, "%s: verity \"root_hash\" must be 64 lowercase hex digits", where);
+                return kos_error_set(e, -EBADMSG, "%s: verity \"root_hash\" must be 64 lowercase hex digits", where);
         if ((r = get_uint(obj, "hash_offset", where, size, &ret->hash_offset, e)) < 0)
                 return r;
         if (ret->hash_offset == 0 || ret->hash_offset % 4096 != 0)
-                return schema_error(e, "%s: verity \"hash_offset\" must be a positive multiple of 4096 within the file", where);
+                return kos_error_set(e, -EBADMSG, "%s: verity \"hash_offset\" must be a positive multiple of 4096 within the file", where);
         ret->enabled = true;
         return 0;
 }
@@ -175,7 +160,7 @@ static int parse_verity(json_t *obj, const char *where, uint64_t size, struct ko
  * the Boot Kernel cannot read a tree inside a LUKS2 container, so no
  * encryption; and the file must be exactly data, superblock and tree, so no
  * signed byte is left that nothing checks. */
-static int parse_verify(json_t *obj, const char *where, struct kos_component *c, struct parse_error *e) {
+static int parse_verify(json_t *obj, const char *where, struct kos_component *c, struct kos_error *e) {
         const char *value;
         uint64_t expected = 0;
         int r;
@@ -188,22 +173,22 @@ static int parse_verify(json_t *obj, const char *where, struct kos_component *c,
         if (strcmp(value, "sha256") == 0)
                 return 0;
         if (strcmp(value, "hash-tree") != 0)
-                return schema_error(e, "%s: \"verify\" must be \"sha256\" or \"hash-tree\"", where);
+                return kos_error_set(e, -EBADMSG, "%s: \"verify\" must be \"sha256\" or \"hash-tree\"", where);
         if (!c->verity.enabled)
-                return schema_error(e, "%s: \"verify\": \"hash-tree\" needs \"verity\" (the tree is what is checked)",
+                return kos_error_set(e, -EBADMSG, "%s: \"verify\": \"hash-tree\" needs \"verity\" (the tree is what is checked)",
                                     where);
         if (c->encryption.enabled)
-                return schema_error(e, "%s: \"verify\": \"hash-tree\" cannot be used with \"encryption\" (the Boot "
+                return kos_error_set(e, -EBADMSG, "%s: \"verify\": \"hash-tree\" cannot be used with \"encryption\" (the Boot "
                                        "Kernel cannot read a tree inside LUKS2); use the default sha256", where);
         if (kos_verity_image_size(c->verity.hash_offset, &expected) < 0 || expected != c->blob.size)
-                return schema_error(e, "%s: \"verify\": \"hash-tree\" needs \"size\" to be exactly the data, the "
+                return kos_error_set(e, -EBADMSG, "%s: \"verify\": \"hash-tree\" needs \"size\" to be exactly the data, the "
                                        "superblock block and the dm-verity tree (%llu bytes for this hash_offset)",
                                     where, (unsigned long long)expected);
         c->verify = KOS_VERIFY_HASH_TREE;
         return 0;
 }
 
-static int parse_component(json_t *obj, size_t index, struct kos_component *ret, struct parse_error *e) {
+static int parse_component(json_t *obj, size_t index, struct kos_component *ret, struct kos_error *e) {
         static const char *const keys[] = {"name", "type", "sha256", "size", "encryption", "verity", "verify", NULL};
         char where[64];
         const char *type;
@@ -211,13 +196,13 @@ static int parse_component(json_t *obj, size_t index, struct kos_component *ret,
 
         snprintf(where, sizeof where, "components[%zu]", index);
         if (!json_is_object(obj))
-                return schema_error(e, "%s must be an object", where);
+                return kos_error_set(e, -EBADMSG, "%s must be an object", where);
         if ((r = check_keys(obj, keys, where, e)) < 0 || (r = get_name(obj, where, ret->name, e)) < 0 ||
             (r = get_string(obj, "type", where, &type, e)) < 0)
                 return r;
         r = kos_component_type_from_string(type);
         if (r < 0)
-                return schema_error(e, "%s: \"type\" must be \"squashfs\", \"erofs\" or \"ext4\"", where);
+                return kos_error_set(e, -EBADMSG, "%s: \"type\" must be \"squashfs\", \"erofs\" or \"ext4\"", where);
         ret->type = (enum kos_component_type)r;
         if ((r = parse_blob(obj, where, &ret->blob, e)) < 0)
                 return r;
@@ -230,15 +215,15 @@ static int parse_component(json_t *obj, size_t index, struct kos_component *ret,
         return parse_verify(obj, where, ret, e);
 }
 
-static int parse_components(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+static int parse_components(json_t *root, struct kos_manifest *m, struct kos_error *e) {
         json_t *array = json_object_get(root, "components");
         int r;
 
         if (!array)
-                return schema_error(e, "missing \"components\"");
+                return kos_error_set(e, -EBADMSG, "missing \"components\"");
         if (!json_is_array(array) || json_array_size(array) == 0 ||
             json_array_size(array) > KOS_MANIFEST_MAX_COMPONENTS)
-                return schema_error(e, "\"components\" must be an array of 1 to %d components",
+                return kos_error_set(e, -EBADMSG, "\"components\" must be an array of 1 to %d components",
                                     KOS_MANIFEST_MAX_COMPONENTS);
         m->components = calloc(json_array_size(array), sizeof *m->components);
         if (!m->components)
@@ -249,30 +234,30 @@ static int parse_components(json_t *root, struct kos_manifest *m, struct parse_e
                         return r;
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(m->components[j].name, m->components[i].name) == 0)
-                                return schema_error(e, "components[%zu]: name \"%s\" is used twice", i,
+                                return kos_error_set(e, -EBADMSG, "components[%zu]: name \"%s\" is used twice", i,
                                                     m->components[i].name);
                 m->n_components = i + 1;
         }
         return 0;
 }
 
-static int parse_cmdline(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+static int parse_cmdline(json_t *root, struct kos_manifest *m, struct kos_error *e) {
         const char *s;
         int r = get_string(root, "cmdline", "manifest", &s, e);
 
         if (r < 0)
                 return r;
         if (strlen(s) > KOS_CMDLINE_MAX)
-                return schema_error(e, "\"cmdline\" is longer than %d bytes", KOS_CMDLINE_MAX);
+                return kos_error_set(e, -EBADMSG, "\"cmdline\" is longer than %d bytes", KOS_CMDLINE_MAX);
         for (const char *p = s; *p; p++)
                 if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                        return schema_error(e, "\"cmdline\" holds a control character");
+                        return kos_error_set(e, -EBADMSG, "\"cmdline\" holds a control character");
         m->cmdline = strdup(s);
         return m->cmdline ? 0 : -ENOMEM;
 }
 
 /* Optional: a Boot Kernel UKI that travels with the release. */
-static int parse_boot_kernel(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+static int parse_boot_kernel(json_t *root, struct kos_manifest *m, struct kos_error *e) {
         static const char *const keys[] = {"sha256", "size", "bk_security_version", NULL};
         json_t *obj = json_object_get(root, "boot_kernel");
         uint64_t v;
@@ -281,19 +266,19 @@ static int parse_boot_kernel(json_t *root, struct kos_manifest *m, struct parse_
         if (!obj)
                 return 0;
         if (!json_is_object(obj))
-                return schema_error(e, "\"boot_kernel\" must be an object");
+                return kos_error_set(e, -EBADMSG, "\"boot_kernel\" must be an object");
         if ((r = check_keys(obj, keys, "boot_kernel", e)) < 0 || (r = parse_blob(obj, "boot_kernel", &m->boot_kernel.blob, e)) < 0 ||
             (r = get_uint(obj, "bk_security_version", "boot_kernel", UINT32_MAX, &v, e)) < 0)
                 return r;
         if (m->boot_kernel.blob.size == 0)
-                return schema_error(e, "boot_kernel: \"size\" must not be 0");
+                return kos_error_set(e, -EBADMSG, "boot_kernel: \"size\" must not be 0");
         m->boot_kernel.security_version = (uint32_t)v;
         m->boot_kernel.present = true;
         return 0;
 }
 
 /* Optional: a dbx update that travels with the release. */
-static int parse_dbx_update(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+static int parse_dbx_update(json_t *root, struct kos_manifest *m, struct kos_error *e) {
         static const char *const keys[] = {"sha256", "size", NULL};
         json_t *obj = json_object_get(root, "dbx_update");
         int r;
@@ -301,29 +286,29 @@ static int parse_dbx_update(json_t *root, struct kos_manifest *m, struct parse_e
         if (!obj)
                 return 0;
         if (!json_is_object(obj))
-                return schema_error(e, "\"dbx_update\" must be an object");
+                return kos_error_set(e, -EBADMSG, "\"dbx_update\" must be an object");
         if ((r = check_keys(obj, keys, "dbx_update", e)) < 0 || (r = parse_blob(obj, "dbx_update", &m->dbx_update.blob, e)) < 0)
                 return r;
         if (m->dbx_update.blob.size == 0 || m->dbx_update.blob.size > KOS_DBX_UPDATE_SIZE_MAX)
-                return schema_error(e, "dbx_update: \"size\" must be 1 to %d", KOS_DBX_UPDATE_SIZE_MAX);
+                return kos_error_set(e, -EBADMSG, "dbx_update: \"size\" must be 1 to %d", KOS_DBX_UPDATE_SIZE_MAX);
         m->dbx_update.present = true;
         return 0;
 }
 
-static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *e) {
+static int parse_root(json_t *root, struct kos_manifest *m, struct kos_error *e) {
         static const char *const keys[] = {"format", "name", "version", "security_version", "kernel", "initrd",
                                            "cmdline", "components", "boot_kernel", "dbx_update", NULL};
         uint64_t format, security_version;
         int r;
 
         if (!json_is_object(root))
-                return schema_error(e, "the manifest must be a JSON object");
+                return kos_error_set(e, -EBADMSG, "the manifest must be a JSON object");
         /* format first: an unknown format is reported as such, not as whatever
          * field it happens to have changed. */
         if ((r = get_uint(root, "format", "manifest", UINT32_MAX, &format, e)) < 0)
                 return r;
         if (format != KOS_MANIFEST_FORMAT)
-                return schema_error(e, "unknown \"format\" %llu (this build reads format %d)",
+                return kos_error_set(e, -EBADMSG, "unknown \"format\" %llu (this build reads format %d)",
                                     (unsigned long long)format, KOS_MANIFEST_FORMAT);
         m->format = (unsigned)format;
         if ((r = check_keys(root, keys, "manifest", e)) < 0 || (r = get_name(root, "manifest", m->name, e)) < 0 ||
@@ -340,25 +325,24 @@ static int parse_root(json_t *root, struct kos_manifest *m, struct parse_error *
         return parse_dbx_update(root, m, e);
 }
 
-int kos_manifest_parse(const char *data, size_t len, struct kos_manifest **ret, char *ret_error, size_t error_size) {
-        struct parse_error e = {ret_error, error_size};
+int kos_manifest_parse(const char *data, size_t len, struct kos_manifest **ret, struct kos_error *ret_error) {
         json_error_t jerr;
         int r;
 
         if (len > KOS_MANIFEST_MAX)
-                return schema_error(&e, "manifest larger than %d bytes", KOS_MANIFEST_MAX);
+                return kos_error_set(ret_error, -EBADMSG, "manifest larger than %d bytes", KOS_MANIFEST_MAX);
         /* Jansson checks UTF-8, rejects NUL in strings, trailing data after the
          * value (no JSON_DISABLE_EOF_CHECK) and, with the flag, duplicate keys. */
         json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!root)
-                return schema_error(&e, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+                return kos_error_set(ret_error, -EBADMSG, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 
         struct kos_manifest *m = calloc(1, sizeof *m);
         if (!m) {
                 json_decref(root);
                 return -ENOMEM;
         }
-        r = parse_root(root, m, &e);
+        r = parse_root(root, m, ret_error);
         json_decref(root);
         if (r < 0) {
                 kos_manifest_free(m);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "hash.h"
 #include "util.h"
 
@@ -113,7 +114,7 @@ struct kos_manifest {
 
 /* Strict parse; on -EBADMSG ret_error says what is wrong (JSON position or
  * the schema rule broken). The caller must already have authenticated data. */
-_kos_must_check_ int kos_manifest_parse(const char *data, size_t len, struct kos_manifest **ret, char *ret_error, size_t error_size);
+_kos_must_check_ int kos_manifest_parse(const char *data, size_t len, struct kos_manifest **ret, struct kos_error *ret_error);
 void kos_manifest_free(struct kos_manifest *m);
 static inline void kos_manifest_freep(struct kos_manifest **m) { kos_manifest_free(*m); }
 #define _cleanup_manifest_ __attribute__((cleanup(kos_manifest_freep)))

@@ -41,15 +41,15 @@ struct kos_revocation_state {
 /* Strict parse of an authenticated list: {"format": 1, "security_version": N,
  * "revoked_keys": ["<16 hex>", ...]} and nothing else. -EBADMSG with ret_error. */
 _kos_must_check_ int kos_revocation_list_parse(const char *json, size_t len, struct kos_revocation_list *ret,
-                                               char *ret_error, size_t error_size);
+                                               struct kos_error *ret_error);
 
 /* Authenticate, then parse: a line of untrusted_sig by a revocation key of
  * ring must verify over the exact bytes of untrusted_json. -ENOKEY when ring
  * holds no revocation key, -EBADMSG (with ret_error) otherwise. */
 _kos_must_check_ int kos_revocation_list_load_verified(const struct kos_keyring *ring, const char *untrusted_json,
                                                        size_t json_len, const char *untrusted_sig, size_t sig_len,
-                                                       struct kos_revocation_list *ret, char *ret_error,
-                                                       size_t error_size);
+                                                       struct kos_revocation_list *ret,
+                                                       struct kos_error *ret_error);
 
 /* Reads ImageFS/revocation.json(.sig) with their caps and loads it as above
  * into ret (ret->required from ring; ret->error -ENOENT when absent). */

@@ -57,40 +57,39 @@ static int parse_floor(const char *s, size_t len, uint32_t *ret) {
         return 0;
 }
 
-static int unusable(char *why, size_t size, const char *problem) {
-        snprintf(why, size, "%s/%s %s", KOS_BOOT_STATE_DIR, KOS_ROLLBACK_FLOOR_FILE, problem);
-        return -EBADMSG;
+static int unusable(struct kos_error *ret_error, const char *problem) {
+        return kos_error_set(ret_error, -EBADMSG, "%s/%s %s", KOS_BOOT_STATE_DIR, KOS_ROLLBACK_FLOOR_FILE, problem);
 }
 
-static int store_read_in(const struct kos_boot_state_dir *dir, uint32_t *ret_value, char *ret_why, size_t why_size) {
+static int store_read_in(const struct kos_boot_state_dir *dir, uint32_t *ret_value, struct kos_error *ret_error) {
         _cleanup_free_ char *untrusted = NULL;
         size_t len;
 
         if (dir->error == -ENOENT)
                 return -ENOENT;
         if (dir->error == -ENOTDIR || dir->error == -ELOOP)
-                return unusable(ret_why, why_size, "cannot be read: boot-state/ is not a directory");
+                return unusable(ret_error, "cannot be read: boot-state/ is not a directory");
         if (dir->fd < 0)
                 return dir->error;
         int r = kos_read_file_at(dir->fd, KOS_ROLLBACK_FLOOR_FILE, KOS_ROLLBACK_FLOOR_FILE_MAX, &untrusted, &len);
         if (r == -ENOENT)
                 return -ENOENT;
         if (r == -EBADFD || r == -ELOOP)
-                return unusable(ret_why, why_size, "is not a regular file");
+                return unusable(ret_error, "is not a regular file");
         if (r == -EFBIG)
-                return unusable(ret_why, why_size, "is too large to hold a floor");
+                return unusable(ret_error, "is too large to hold a floor");
         if (r < 0)
                 return r;
         if (parse_floor(untrusted, len, ret_value) < 0)
-                return unusable(ret_why, why_size, "does not hold a decimal number from 0 to 4294967295");
+                return unusable(ret_error, "does not hold a decimal number from 0 to 4294967295");
         return 0;
 }
 
-int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value, char *ret_why, size_t why_size) {
+int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value, struct kos_error *ret_error) {
         struct kos_boot_state_dir dir;
 
         kos_boot_state_dir_open(img, &dir);
-        int r = store_read_in(&dir, ret_value, ret_why, why_size);
+        int r = store_read_in(&dir, ret_value, ret_error);
         kos_boot_state_dir_close(&dir);
         return r;
 }
@@ -145,11 +144,11 @@ static bool derive_from_active(const struct kos_imagefs *img, const struct kos_k
 static int read_file_floor(const struct kos_imagefs *img, const struct kos_keyring *ring,
                            const struct kos_active_list *active, const struct kos_boot_state_dir *dir,
                            struct kos_rollback_floor *ret) {
-        char why[160] = "";
+        struct kos_error why = KOS_ERROR_NULL;
         uint32_t value = 0;
 
         *ret = (struct kos_rollback_floor){0};
-        int r = store_read_in(dir, &value, why, sizeof why);
+        int r = store_read_in(dir, &value, &why);
         if (r == -ENOMEM)
                 return r;
         if (r == -ENOENT) {
@@ -162,17 +161,18 @@ static int read_file_floor(const struct kos_imagefs *img, const struct kos_keyri
                 return 0;
         }
         if (r != -EBADMSG)
-                snprintf(why, sizeof why, "%s/%s cannot be read: %s", KOS_BOOT_STATE_DIR, KOS_ROLLBACK_FLOOR_FILE,
-                         strerror(-r));
+                kos_error_set(&why, r, "%s/%s cannot be read: %s", KOS_BOOT_STATE_DIR, KOS_ROLLBACK_FLOOR_FILE,
+                              strerror(-r));
         ret->source = KOS_FLOOR_SOURCE_DERIVED;
+        /* %.159s: the reason is cut where its buffer cut it before (the warning's text is a contract). */
         if (derive_from_active(img, ring, active, dir, &value)) {
                 ret->value = value;
                 snprintf(ret->warning, sizeof ret->warning,
-                         "%s; using %lu, derived from the manifests in active, as the floor", why,
+                         "%.159s; using %lu, derived from the manifests in active, as the floor", why.msg,
                          (unsigned long)value);
         } else
                 snprintf(ret->warning, sizeof ret->warning,
-                         "%s and no manifest in active authenticates; the floor is taken as 0", why);
+                         "%.159s and no manifest in active authenticates; the floor is taken as 0", why.msg);
         return 0;
 }
 
@@ -260,7 +260,7 @@ int kos_rollback_tpm_prepare(char *ret_message, size_t message_size) {
  * first: if the TPM then fails, marking good fails and is done again (Node
  * Manager does at every boot); the floor (the higher of the two) has not
  * gone down meanwhile. */
-static int raise_tpm(uint32_t value, char *why, size_t why_size) {
+static int raise_tpm(uint32_t value, struct kos_error *ret_error) {
         struct kos_tpm t;
         char message[320] = "";
         int r = kos_tpm_open(&t);
@@ -272,18 +272,16 @@ static int raise_tpm(uint32_t value, char *why, size_t why_size) {
         else
                 r = kos_tpm_floor_raise(&t, value, message, sizeof message);
         kos_tpm_close(&t);
-        if (r < 0 && r != -ERANGE) {
-                snprintf(why, why_size, "TPM %s: the floor counter NV 0x%08x cannot be raised to %lu: %s", t.path,
-                         KOS_TPM_FLOOR_INDEX, (unsigned long)value, message);
-                return -ENOTRECOVERABLE;
-        }
+        if (r < 0 && r != -ERANGE)
+                return kos_error_set(ret_error, -ENOTRECOVERABLE,
+                                     "TPM %s: the floor counter NV 0x%08x cannot be raised to %lu: %s", t.path,
+                                     KOS_TPM_FLOOR_INDEX, (unsigned long)value, message);
         return r;
 }
 
 static int raise_file(const struct kos_imagefs *img, uint32_t value) {
-        char why[160];
         uint32_t stored = 0;
-        int r = kos_rollback_store_read(img, &stored, why, sizeof why);
+        int r = kos_rollback_store_read(img, &stored, NULL); /* an unusable file is replaced: no need to say why */
 
         if (r == 0 && stored > value)
                 return -ERANGE; /* the floor never goes down */
@@ -294,9 +292,9 @@ static int raise_file(const struct kos_imagefs *img, uint32_t value) {
         return store_write(img, value);
 }
 
-int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value, char *ret_why, size_t why_size) {
+int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value, struct kos_error *ret_error) {
         int r = raise_file(img, value);
 
-        ret_why[0] = '\0';
-        return r < 0 ? r : raise_tpm(value, ret_why, why_size);
+        kos_error_clear(ret_error);
+        return r < 0 ? r : raise_tpm(value, ret_error);
 }

@@ -45,10 +45,10 @@ struct kos_rollback_floor {
 
 /* What the store holds: 0 with *ret_value; -ENOENT when nothing is stored
  * yet (floor 0); -EBADMSG when what is stored is unusable (not a regular
- * file, not a decimal number from 0 to 2^32-1), ret_why says what; another
+ * file, not a decimal number from 0 to 2^32-1), ret_error says what; another
  * negative errno when it cannot be read. Never blocks on a FIFO. */
-_kos_must_check_ int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value, char *ret_why,
-                                             size_t why_size);
+_kos_must_check_ int kos_rollback_store_read(const struct kos_imagefs *img, uint32_t *ret_value,
+                                             struct kos_error *ret_error);
 
 /* The floor to enforce. With a usable store, what it holds (0 when nothing
  * is stored). When the store is unusable (junk, a FIFO, an I/O error: the
@@ -81,9 +81,9 @@ _kos_must_check_ int kos_rollback_floor_read_in(const struct kos_imagefs *img, c
  * nothing is written. The floor never goes down: -ERANGE when a store holds
  * a higher value. An unusable file is replaced: the caller has checked value
  * against kos_rollback_floor_read(). -ENOTRECOVERABLE when the TPM's counter
- * cannot be raised, with ret_why saying why. */
-_kos_must_check_ int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value, char *ret_why,
-                                              size_t why_size);
+ * cannot be raised, with ret_error saying why. */
+_kos_must_check_ int kos_rollback_floor_raise(const struct kos_imagefs *img, uint32_t value,
+                                              struct kos_error *ret_error);
 
 /* The Boot Kernel's first step: makes the TPM's floor counter exist and
  * migrates its first definition (kos_tpm_floor_provision()). 0 with

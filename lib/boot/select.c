@@ -141,7 +141,8 @@ static bool hash_range(struct blob_check *bc, size_t from, size_t to, const stru
 static bool verity_superblocks_accepted(const struct kos_manifest *m, const struct blob_check *bc,
                                         struct kos_candidate *c) {
         uint8_t salt[KOS_VERITY_MAX_SALT];
-        char hex[KOS_SHA256_HEX_LEN + 1], error[256];
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        struct kos_error error = KOS_ERROR_NULL;
         size_t salt_size;
 
         for (size_t i = 0; i < m->n_components; i++) {
@@ -149,12 +150,11 @@ static bool verity_superblocks_accepted(const struct kos_manifest *m, const stru
                 if (!comp->verity.enabled || comp->encryption.enabled || c->checks[i] != KOS_VERIFY_SHA256)
                         continue;
                 /* Jobs 2 onwards are the components, in order (kos_manifest_blobs). */
-                int r = kos_verity_read_superblock(bc->jobs[2 + i].fd, comp->verity.hash_offset, salt, &salt_size, error,
-                                                   sizeof error);
+                int r = kos_verity_read_superblock(bc->jobs[2 + i].fd, comp->verity.hash_offset, salt, &salt_size, &error);
                 kos_hex_encode(comp->blob.sha256, KOS_SHA256_LEN, hex);
                 if (r < 0)
                         return reject(c, r == -EBADMSG ? KOS_REASON_VERITY_SUPERBLOCK_MISMATCH : KOS_REASON_IO_ERROR,
-                                      "%s: components/%s: %s", bc->labels[2 + i], hex, error);
+                                      "%s: components/%s: %s", bc->labels[2 + i], hex, error.msg);
         }
         return true;
 }

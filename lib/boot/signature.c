@@ -44,15 +44,14 @@ static int parse_line(const char *line, size_t len, struct kos_signature *ret) {
         return decode_signature(b64, ret->signature);
 }
 
-int kos_signature_file_parse(const char *untrusted, size_t len, struct kos_signature_file *ret, char *ret_error,
-                             size_t error_size) {
+int kos_signature_file_parse(const char *untrusted, size_t len, struct kos_signature_file *ret, struct kos_error *ret_error) {
         size_t pos = 0, line_no = 0;
 
         memset(ret, 0, sizeof *ret);
         if (len > KOS_SIGNATURE_FILE_MAX)
-                return kos_say_why(-EBADMSG, ret_error, error_size, "signature file larger than %d bytes", KOS_SIGNATURE_FILE_MAX);
+                return kos_error_set(ret_error, -EBADMSG, "signature file larger than %d bytes", KOS_SIGNATURE_FILE_MAX);
         if (len == 0)
-                return kos_say_why(-EBADMSG, ret_error, error_size, "signature file is empty");
+                return kos_error_set(ret_error, -EBADMSG, "signature file is empty");
 
         while (pos < len) {
                 const char *start = untrusted + pos;
@@ -61,11 +60,12 @@ int kos_signature_file_parse(const char *untrusted, size_t len, struct kos_signa
 
                 line_no++;
                 if (ret->n >= KOS_SIGNATURE_MAX_LINES)
-                        return kos_say_why(-EBADMSG, ret_error, error_size, "more than %d signature lines", KOS_SIGNATURE_MAX_LINES);
+                        return kos_error_set(ret_error, -EBADMSG, "more than %d signature lines", KOS_SIGNATURE_MAX_LINES);
                 if (parse_line(start, line_len, &ret->lines[ret->n]) < 0)
-                        return kos_say_why(-EBADMSG, ret_error, error_size,
-                                    "line %zu is not 'ed25519 <16 hex digit key id> <88 character base64 signature>'",
-                                    line_no);
+                        return kos_error_set(ret_error, -EBADMSG,
+                                             "line %zu is not 'ed25519 <16 hex digit key id> <88 character base64 "
+                                             "signature>'",
+                                             line_no);
                 ret->n++;
                 pos += line_len + (newline ? 1 : 0);
         }

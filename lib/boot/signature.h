@@ -26,8 +26,7 @@ struct kos_signature_file {
 
 /* Strict parse of an untrusted signature file. On -EBADMSG, ret_error says
  * which line and what is wrong. */
-_kos_must_check_ int kos_signature_file_parse(const char *untrusted, size_t len, struct kos_signature_file *ret, char *ret_error,
-                             size_t error_size);
+_kos_must_check_ int kos_signature_file_parse(const char *untrusted, size_t len, struct kos_signature_file *ret, struct kos_error *ret_error);
 
 /* Formats one line (with its newline) into out, which must hold 128 bytes. */
 void kos_signature_format_line(const struct kos_signature *sig, char out[static 128]);

@@ -17,7 +17,7 @@ static int reject(struct kos_loaded_manifest *m, enum kos_reason reason, int r, 
 
         m->reason = reason;
         va_start(ap, format);
-        vsnprintf(m->detail, sizeof m->detail, format, ap);
+        r = kos_error_setv(&m->error, r, format, ap);
         va_end(ap);
         return r;
 }
@@ -26,10 +26,11 @@ static int check_signature(const struct kos_keyring *ring, const char *untrusted
                            const char *untrusted_sig, size_t sig_len, const char *label, struct kos_loaded_manifest *m) {
         struct kos_signature_file sigs;
         uint8_t key_id[KOS_KEY_ID_LEN];
-        char key_hex[KOS_KEY_ID_HEX_LEN + 1], error[160];
+        char key_hex[KOS_KEY_ID_HEX_LEN + 1];
+        struct kos_error error = KOS_ERROR_NULL;
 
-        if (kos_signature_file_parse(untrusted_sig, sig_len, &sigs, error, sizeof error) < 0)
-                return reject(m, KOS_REASON_SIGNATURE_MALFORMED, -EBADMSG, "%s.sig: %s", label, error);
+        if (kos_signature_file_parse(untrusted_sig, sig_len, &sigs, &error) < 0)
+                return reject(m, KOS_REASON_SIGNATURE_MALFORMED, -EBADMSG, "%s.sig: %s", label, error.msg);
         if (!ring)
                 return 0; /* kos_manifest_load_unverified_at(): well formed is all */
         enum kos_signature_verdict v = kos_signature_file_verify(&sigs, ring, untrusted_json, json_len, key_id);
@@ -52,7 +53,7 @@ static int check_signature(const struct kos_keyring *ring, const char *untrusted
 /* ring NULL only for kos_manifest_load_unverified_at(). */
 static int load(const struct kos_keyring *ring, const char *untrusted_json, size_t json_len, const char *untrusted_sig,
                 size_t sig_len, const char *label, struct kos_loaded_manifest *m) {
-        char error[256];
+        struct kos_error error = KOS_ERROR_NULL;
         int r;
 
         if (json_len > KOS_MANIFEST_MAX)
@@ -65,9 +66,9 @@ static int load(const struct kos_keyring *ring, const char *untrusted_json, size
          * over these exact bytes has verified. */
         if ((r = check_signature(ring, untrusted_json, json_len, untrusted_sig, sig_len, label, m)) < 0)
                 return r;
-        if ((r = kos_manifest_parse(untrusted_json, json_len, &m->manifest, error, sizeof error)) < 0)
+        if ((r = kos_manifest_parse(untrusted_json, json_len, &m->manifest, &error)) < 0)
                 return reject(m, r == -ENOMEM ? KOS_REASON_IO_ERROR : KOS_REASON_MANIFEST_MALFORMED, r, "%s: %s", label,
-                              r == -ENOMEM ? "out of memory" : error);
+                              r == -ENOMEM ? "out of memory" : error.msg);
         return 0;
 }
 

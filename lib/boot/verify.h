@@ -24,7 +24,7 @@ struct kos_loaded_manifest {
         uint8_t id[KOS_SHA256_LEN];    /* sha256 of those exact bytes */
         uint8_t signer[KOS_KEY_ID_LEN]; /* the key that verified, when authenticated */
         enum kos_reason reason;        /* KOS_REASON_NONE on success */
-        char detail[320];              /* for people: what failed and where */
+        struct kos_error error;        /* for people: what failed and where; its code is what was returned */
         /* With the _at() functions: the bytes read (owned; freed by
          * kos_loaded_manifest_done()), so a caller installs exactly them.
          * They are authenticated only when authenticated is true. */
@@ -35,7 +35,7 @@ struct kos_loaded_manifest {
 /* Verifies untrusted_sig (a signature file) against ring over the exact
  * bytes of untrusted_json, then parses untrusted_json strictly. label names
  * the manifest in messages. 0 with ret->manifest set; -EBADMSG with
- * ret->reason and ret->detail; -ENOMEM. Release with kos_loaded_manifest_done(). */
+ * ret->reason and ret->error; -ENOMEM. Release with kos_loaded_manifest_done(). */
 _kos_must_check_ int kos_manifest_load_verified(const struct kos_keyring *ring, const char *untrusted_json, size_t json_len,
                                const char *untrusted_sig, size_t sig_len, const char *label,
                                struct kos_loaded_manifest *ret);

@@ -35,15 +35,14 @@ struct verity_superblock {
 _Static_assert(sizeof(struct verity_superblock) == KOS_VERITY_SUPERBLOCK_SIZE, "the on-disk verity superblock is 512 bytes");
 
 int kos_verity_check_superblock(const void *untrusted_superblock, size_t size, uint64_t hash_offset,
-                                  uint8_t ret_salt[static KOS_VERITY_MAX_SALT], size_t *ret_salt_size, char *error,
-                                  size_t error_size) {
+                                  uint8_t ret_salt[static KOS_VERITY_MAX_SALT], size_t *ret_salt_size,
+                                  struct kos_error *ret_error) {
         const struct verity_superblock *sb = untrusted_superblock;
         static const char algorithm[32] = "sha256";
 
         if (size != sizeof *sb || memcmp(sb->signature, "verity\0\0", 8) != 0) {
-                snprintf(error, error_size, "no dm-verity superblock at the signed hash offset %llu",
-                         (unsigned long long)hash_offset);
-                return -EBADMSG;
+                return kos_error_set(ret_error, -EBADMSG, "no dm-verity superblock at the signed hash offset %llu",
+                                     (unsigned long long)hash_offset);
         }
         /* Each field is either fixed by the format (sha256, 4096-byte blocks,
          * version 1) or follows from signed data (the data ends where the
@@ -58,12 +57,11 @@ int kos_verity_check_superblock(const void *untrusted_superblock, size_t size, u
                             : le16toh(sb->salt_size) > KOS_VERITY_MAX_SALT       ? "salt size"
                                                                                    : NULL;
         if (field || hash_offset == 0 || hash_offset % KOS_VERITY_BLOCK) {
-                snprintf(error, error_size,
-                         "the dm-verity superblock does not match the signed manifest (%s; the manifest's hash_offset "
-                         "%llu means sha256, %u-byte blocks, %llu data blocks); refusing it",
-                         field ? field : "hash offset", (unsigned long long)hash_offset, KOS_VERITY_BLOCK,
-                         (unsigned long long)(hash_offset / KOS_VERITY_BLOCK));
-                return -EBADMSG;
+                return kos_error_set(ret_error, -EBADMSG,
+                                     "the dm-verity superblock does not match the signed manifest (%s; the manifest's "
+                                     "hash_offset %llu means sha256, %u-byte blocks, %llu data blocks); refusing it",
+                                     field ? field : "hash offset", (unsigned long long)hash_offset, KOS_VERITY_BLOCK,
+                                     (unsigned long long)(hash_offset / KOS_VERITY_BLOCK));
         }
         *ret_salt_size = le16toh(sb->salt_size);
         memcpy(ret_salt, sb->salt, *ret_salt_size);
@@ -71,30 +69,27 @@ int kos_verity_check_superblock(const void *untrusted_superblock, size_t size, u
 }
 
 int kos_verity_read_superblock(int fd, uint64_t hash_offset, uint8_t ret_salt[static KOS_VERITY_MAX_SALT],
-                               size_t *ret_salt_size, char *error, size_t error_size) {
+                               size_t *ret_salt_size, struct kos_error *ret_error) {
         uint8_t untrusted_superblock[KOS_VERITY_SUPERBLOCK_SIZE];
         size_t have = 0;
 
         if (hash_offset > (uint64_t)INT64_MAX - sizeof untrusted_superblock) {
-                snprintf(error, error_size, "verity hash_offset %llu is out of range", (unsigned long long)hash_offset);
-                return -EBADMSG;
+                return kos_error_set(ret_error, -EBADMSG, "verity hash_offset %llu is out of range",
+                                     (unsigned long long)hash_offset);
         }
         while (have < sizeof untrusted_superblock) {
                 ssize_t n = pread(fd, untrusted_superblock + have, sizeof untrusted_superblock - have,
                                   (off_t)(hash_offset + have));
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0) {
-                        int r = -errno;
-                        snprintf(error, error_size, "cannot read the dm-verity superblock: %s", strerror(-r));
-                        return r;
-                }
+                if (n < 0)
+                        return kos_error_set(ret_error, -errno, "cannot read the dm-verity superblock: %s",
+                                             strerror(errno));
                 if (n == 0)
                         break; /* the image ends first: no superblock there */
                 have += (size_t)n;
         }
-        return kos_verity_check_superblock(untrusted_superblock, have, hash_offset, ret_salt, ret_salt_size, error,
-                                           error_size);
+        return kos_verity_check_superblock(untrusted_superblock, have, hash_offset, ret_salt, ret_salt_size, ret_error);
 }
 
 /* Levels as the kernel's dm-verity (verity_ctr) and cryptsetup's
@@ -273,12 +268,15 @@ static enum kos_verity_tree_result accept_digest(struct tree_walk *w, unsigned l
 static enum kos_verity_tree_result read_superblock(struct tree_walk *w, uint64_t hash_offset) {
         uint8_t untrusted_superblock[KOS_VERITY_SUPERBLOCK_SIZE];
         enum kos_verity_tree_result r = read_exactly(w, untrusted_superblock, sizeof untrusted_superblock, hash_offset);
+        struct kos_error error = KOS_ERROR_NULL;
 
         if (r != KOS_VERITY_TREE_MATCH)
                 return r;
         if (kos_verity_check_superblock(untrusted_superblock, sizeof untrusted_superblock, hash_offset, w->salt,
-                                        &w->salt_size, w->detail, w->detail_size) < 0)
+                                        &w->salt_size, &error) < 0) {
+                snprintf(w->detail, w->detail_size, "%s", error.msg);
                 return KOS_VERITY_TREE_MISMATCH;
+        }
         return KOS_VERITY_TREE_MATCH;
 }
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -23,19 +24,19 @@
 /* Checks the 512-byte superblock read at hash_offset against what the signed
  * manifest implies (version 1, hash type 1, sha256, 4096-byte blocks,
  * hash_offset / 4096 data blocks, a salt of at most 256 bytes) and returns
- * its salt; -EBADMSG with the field named in error otherwise. */
+ * its salt; -EBADMSG with the field named in ret_error otherwise. */
 _kos_must_check_ int kos_verity_check_superblock(const void *untrusted_superblock, size_t size, uint64_t hash_offset,
                                                  uint8_t ret_salt[static KOS_VERITY_MAX_SALT], size_t *ret_salt_size,
-                                                 char *error, size_t error_size);
+                                                 struct kos_error *ret_error);
 
 /* Reads the superblock at hash_offset of fd (an image or a device) and
  * checks it as above: what the System Kernel accepts before dm-verity maps
  * the image. Reads exactly the 512 bytes of the superblock, nothing else.
- * 0 with the salt; -EBADMSG with the reason in error when it is refused
+ * 0 with the salt; -EBADMSG with the reason in ret_error when it is refused
  * (missing, or other parameters); another negative errno when it cannot be
  * read. */
 _kos_must_check_ int kos_verity_read_superblock(int fd, uint64_t hash_offset, uint8_t ret_salt[static KOS_VERITY_MAX_SALT],
-                                                size_t *ret_salt_size, char *error, size_t error_size);
+                                                size_t *ret_salt_size, struct kos_error *ret_error);
 
 /* The hash tree veritysetup writes for hash_offset / 4096 data blocks (the
  * kernel's dm-verity computes the same): ret_levels levels, and the number of

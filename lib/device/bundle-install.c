@@ -134,9 +134,9 @@ static int refuse(struct install *in, const char *format, ...) {
         va_list ap;
 
         va_start(ap, format);
-        vsnprintf(in->result->error, sizeof in->result->error, format, ap);
+        int r = kos_error_setv(&in->result->error, -EBADMSG, format, ap);
         va_end(ap);
-        return -EBADMSG;
+        return r;
 }
 
 static int read_small_entry(struct install *in, const char *want, size_t cap, char **ret, size_t *ret_len) {
@@ -170,7 +170,7 @@ static int verify_manifest(struct install *in, const char *untrusted_json, size_
         int r = kos_manifest_load_verified(in->ring, untrusted_json, json_len, untrusted_sig, sig_len, "manifest.json", &loaded);
 
         if (r == -EBADMSG)
-                r = refuse(in, "%s: %s", kos_reason_to_string(loaded.reason), loaded.detail);
+                r = refuse(in, "%s: %s", kos_reason_to_string(loaded.reason), loaded.error.msg);
         if (r < 0) {
                 kos_loaded_manifest_done(&loaded);
                 return r;
@@ -321,9 +321,9 @@ int kos_component_sink_refuse(struct kos_component_sink *s, const char *format, 
         va_list ap;
 
         va_start(ap, format);
-        vsnprintf(s->in->result->error, sizeof s->in->result->error, format, ap);
+        int r = kos_error_setv(&s->in->result->error, -EBADMSG, format, ap);
         va_end(ap);
-        return -EBADMSG;
+        return r;
 }
 
 /* All bytes there and the hash the manifest's: fsync, rename into place. */
@@ -679,8 +679,8 @@ static int remove_leftovers(struct install *in) {
         int r = kos_imagefs_gc(in->img, &(struct kos_gc_options){.ring = in->ring, .keep = in->blobs, .n_keep = in->n_blobs});
 
         if (r < 0)
-                snprintf(in->result->error, sizeof in->result->error, "cannot remove what earlier pulls left in components/: %s",
-                         strerror(-r));
+                kos_error_set(&in->result->error, r, "cannot remove what earlier pulls left in components/: %s",
+                              strerror(-r));
         return r;
 }
 
@@ -715,13 +715,11 @@ static int check_space(struct install *in, size_t json_len, size_t sig_len) {
                 need = need > UINT64_MAX - more ? UINT64_MAX : need + more;
         }
         uint64_t free_bytes = (uint64_t)sv.f_bavail > UINT64_MAX / block ? UINT64_MAX : (uint64_t)sv.f_bavail * block;
-        if (need > free_bytes) {
-                snprintf(in->result->error, sizeof in->result->error,
-                         "not enough space in the ImageFS: %s needs %llu bytes for what it lacks, %llu are free; nothing was "
-                         "fetched",
-                         in->manifest->name, (unsigned long long)need, (unsigned long long)free_bytes);
-                return -ENOSPC;
-        }
+        if (need > free_bytes)
+                return kos_error_set(&in->result->error, -ENOSPC,
+                                     "not enough space in the ImageFS: %s needs %llu bytes for what it lacks, %llu are "
+                                     "free; nothing was fetched",
+                                     in->manifest->name, (unsigned long long)need, (unsigned long long)free_bytes);
         return 0;
 }
 

@@ -46,7 +46,7 @@ struct kos_bundle_result {
         uint64_t resumed_bytes;    /* kos_manifest_install(): bytes an earlier, interrupted run had fetched */
         uint64_t chunk_seeded_bytes;  /* kos pull: bytes of components rebuilt from the device's own (chunks) */
         uint64_t chunk_fetched_bytes; /* and the bytes of chunk indexes and chunks fetched for them */
-        char error[320]; /* why, when the bundle was refused */
+        struct kos_error error; /* why, when the bundle was refused */
         /* Set once `active` names the new manifest (the commit point): the
          * install stands whatever happens after. */
         bool committed;

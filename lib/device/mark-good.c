@@ -43,36 +43,30 @@ int kos_mark_good(const struct kos_imagefs *img, const struct kos_keyring *ring,
         int r;
 
         memset(result, 0, sizeof *result);
-        if (!kos_load_manifest_by_id(img, ring, id, &c, &m)) {
-                snprintf(result->error, sizeof result->error, "%s: %s", kos_reason_to_string(c.reason), c.detail);
-                return c.reason == KOS_REASON_IO_ERROR ? -EIO : -EBADMSG;
-        }
+        if (!kos_load_manifest_by_id(img, ring, id, &c, &m))
+                return kos_error_set(&result->error, c.reason == KOS_REASON_IO_ERROR ? -EIO : -EBADMSG, "%s: %s",
+                                     kos_reason_to_string(c.reason), c.detail);
         snprintf(result->name, sizeof result->name, "%s", m->name);
         result->security_version = m->security_version;
-        if ((r = kos_rollback_floor_read(img, ring, &floor)) == -ENOTRECOVERABLE) {
-                snprintf(result->error, sizeof result->error, "%s", floor.tpm);
-                return -EBADMSG;
-        }
+        if ((r = kos_rollback_floor_read(img, ring, &floor)) == -ENOTRECOVERABLE)
+                return kos_error_set(&result->error, -EBADMSG, "%s", floor.tpm);
         if (r < 0)
                 return r;
         result->floor_before = floor.value;
-        if (!kos_check_rollback(m, floor.value, &c)) {
-                snprintf(result->error, sizeof result->error, "%s: %s", kos_reason_to_string(c.reason), c.detail);
-                return -EBADMSG;
-        }
+        if (!kos_check_rollback(m, floor.value, &c))
+                return kos_error_set(&result->error, -EBADMSG, "%s: %s", kos_reason_to_string(c.reason), c.detail);
         if ((r = kos_boot_state_mark_good(img, id)) < 0)
                 return r;
-        r = kos_rollback_floor_raise(img, m->security_version, result->error, sizeof result->error);
-        if (r == -ENOTRECOVERABLE)
-                return -EBADMSG; /* result->error says why */
-        if (r == -ERANGE) {
+        struct kos_error why = KOS_ERROR_NULL;
+        r = kos_rollback_floor_raise(img, m->security_version, &why);
+        if (r == -ENOTRECOVERABLE) /* the TPM refused: why says what it did */
+                return kos_error_set(&result->error, -EBADMSG, "%s", why.msg);
+        if (r == -ERANGE)
                 /* The store holds more than the floor read a moment ago: a
                  * concurrent raise. The floor stands; so does the good state. */
-                snprintf(result->error, sizeof result->error,
-                         "rollback: security_version %lu is below this device's floor, raised meanwhile",
-                         (unsigned long)m->security_version);
-                return -EBADMSG;
-        }
+                return kos_error_set(&result->error, -EBADMSG,
+                                     "rollback: security_version %lu is below this device's floor, raised meanwhile",
+                                     (unsigned long)m->security_version);
         if (r < 0)
                 return r;
         result->floor_raised = m->security_version > floor.value;

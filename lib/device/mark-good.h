@@ -21,7 +21,7 @@ struct kos_mark_good_result {
         bool floor_raised;         /* the floor is now security_version, and was lower */
         size_t n_deactivated;      /* manifests taken out of active: below the new floor */
         char deactivated[KOS_ACTIVE_MAX][KOS_NAME_MAX + 4];
-        char error[512]; /* why, on -EBADMSG */
+        struct kos_error error; /* why, on -EBADMSG (and -EIO when the manifest cannot be read) */
 };
 
 /* Marks the installed manifest whose bytes hash to id good, in this order,

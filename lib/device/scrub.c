@@ -101,15 +101,13 @@ int kos_scrub_read(int fd, uint64_t size, const struct kos_scrub_ops *ops, struc
                 ssize_t n = read_chunk(fd, buf, want, offset);
                 if (n < 0) {
                         report->result = KOS_SCRUB_READ_ERROR;
-                        snprintf(report->error, sizeof report->error, "read error at byte %llu: %s",
-                                 (unsigned long long)offset, strerror((int)-n));
-                        return (int)n;
+                        return kos_error_set(&report->error, (int)n, "read error at byte %llu: %s",
+                                             (unsigned long long)offset, strerror((int)-n));
                 }
                 if (n == 0) {
                         report->result = KOS_SCRUB_ENDED_EARLY;
-                        snprintf(report->error, sizeof report->error, "ended at byte %llu of %llu",
-                                 (unsigned long long)offset, (unsigned long long)size);
-                        return -ENODATA;
+                        return kos_error_set(&report->error, -ENODATA, "ended at byte %llu of %llu",
+                                             (unsigned long long)offset, (unsigned long long)size);
                 }
                 /* Without O_DIRECT, what was read leaves the cache again. */
                 (void)posix_fadvise(fd, (off_t)offset, n, POSIX_FADV_DONTNEED);
@@ -132,17 +130,15 @@ static int open_all(const struct kos_boot_info_hash_tree *devices, size_t n, con
         for (size_t i = 0; i < n; i++) {
                 int r = ops->open(devices[i].device, &fds[i], &sizes[i], &report->result);
                 if (r < 0) {
-                        snprintf(report->error, sizeof report->error, "%s (%s): %s", devices[i].component,
-                                 devices[i].device,
-                                 r == -ENOTBLK ? "not a dm-verity block device" : strerror(-r));
+                        kos_error_set(&report->error, r, "%s (%s): %s", devices[i].component, devices[i].device,
+                                      r == -ENOTBLK ? "not a dm-verity block device" : strerror(-r));
                         close_all(fds, i);
                         return r;
                 }
                 if (__builtin_add_overflow(report->total, sizes[i], &report->total)) {
                         close_all(fds, i + 1);
                         report->result = KOS_SCRUB_NOT_VERITY;
-                        snprintf(report->error, sizeof report->error, "sizes overflow");
-                        return -EOVERFLOW;
+                        return kos_error_set(&report->error, -EOVERFLOW, "sizes overflow");
                 }
         }
         return 0;
@@ -161,13 +157,9 @@ int kos_scrub_run(const struct kos_boot_info_hash_tree *devices, size_t n, const
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++) {
                 r = kos_scrub_read(fds[i], sizes[i], ops, report);
-                if (r < 0) {
-                        /* Name the device in front of what kos_scrub_read() said. */
-                        char what[160];
-                        snprintf(what, sizeof what, "%.159s", report->error);
-                        snprintf(report->error, sizeof report->error, "%s (%s): %s", devices[i].component,
-                                 devices[i].device, what);
-                } else
+                if (r < 0) /* name the device in front of what kos_scrub_read() said */
+                        kos_error_prefix(&report->error, "%s (%s): ", devices[i].component, devices[i].device);
+                else
                         report->n_done++;
         }
         close_all(fds, n);

@@ -38,7 +38,7 @@ struct kos_scrub_report {
         size_t n_done;        /* devices read to their end */
         uint64_t bytes;       /* read so far, all devices */
         uint64_t total;       /* the sum of the devices' sizes, once all are open */
-        char error[400]; /* component (device): what */
+        struct kos_error error; /* component (device): what */
 };
 
 /* The porting layer: the real one opens block devices (kos_scrub_open_device);

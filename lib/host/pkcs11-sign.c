@@ -22,16 +22,6 @@ bool kos_pkcs11_uri_is(const char *key) {
         return key && strncasecmp(key, URI_SCHEME, strlen(URI_SCHEME)) == 0;
 }
 
-static int error_set(char *buf, size_t size, int r, const char *format, ...) __attribute__((format(printf, 4, 5)));
-static int error_set(char *buf, size_t size, int r, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        vsnprintf(buf, size, format, ap);
-        va_end(ap);
-        return r;
-}
-
 static int hex_value(char c) {
         if (c >= '0' && c <= '9')
                 return c - '0';
@@ -186,49 +176,48 @@ static int set_attribute(struct kos_pkcs11_uri *u, enum attribute a, const char 
 }
 
 /* One "name=value" of the path (query false) or the query. */
-static int parse_attribute(struct kos_pkcs11_uri *u, const char *s, size_t len, bool query, unsigned *seen, char *err,
-                           size_t es) {
+static int parse_attribute(struct kos_pkcs11_uri *u, const char *s, size_t len, bool query, unsigned *seen, struct kos_error *err) {
         const char *eq = memchr(s, '=', len);
         char name[32];
         bool wrong_part;
         int r;
 
         if (!eq)
-                return error_set(err, es, -EINVAL, "PKCS#11 URI: an attribute without '=' in the %s", query ? "query" : "path");
+                return kos_error_set(err, -EINVAL, "PKCS#11 URI: an attribute without '=' in the %s", query ? "query" : "path");
         size_t name_len = (size_t)(eq - s);
         name_for_message(s, name_len, name);
         enum attribute a = attribute_lookup(s, name_len, query, &wrong_part);
         if (a == ATTR_UNKNOWN)
-                return error_set(err, es, -EINVAL, "PKCS#11 URI: unknown attribute %s (refused: it would be ignored)", name);
+                return kos_error_set(err, -EINVAL, "PKCS#11 URI: unknown attribute %s (refused: it would be ignored)", name);
         if (a == ATTR_UNSUPPORTED)
-                return error_set(err, es, -EINVAL, "PKCS#11 URI: attribute %s is not supported by kos%s", name,
+                return kos_error_set(err, -EINVAL, "PKCS#11 URI: attribute %s is not supported by kos%s", name,
                                  strcmp(name, "'module-name'") == 0 ? " (use module-path)" : "");
         if (wrong_part)
-                return error_set(err, es, -EINVAL, "PKCS#11 URI: attribute %s belongs in the %s", name,
+                return kos_error_set(err, -EINVAL, "PKCS#11 URI: attribute %s belongs in the %s", name,
                                  query ? "path (before '?')" : "query (after '?')");
         if (*seen & (1u << a))
-                return error_set(err, es, -EINVAL, "PKCS#11 URI: attribute %s given twice", name);
+                return kos_error_set(err, -EINVAL, "PKCS#11 URI: attribute %s given twice", name);
         *seen |= 1u << a;
         r = set_attribute(u, a, eq + 1, len - name_len - 1);
         if (r == -E2BIG)
-                return error_set(err, es, -EINVAL, "PKCS#11 URI: the value of %s is too long", name);
+                return kos_error_set(err, -EINVAL, "PKCS#11 URI: the value of %s is too long", name);
         if (r < 0)
-                return error_set(err, es, -EINVAL, "PKCS#11 URI: the value of %s is malformed%s", name,
+                return kos_error_set(err, -EINVAL, "PKCS#11 URI: the value of %s is malformed%s", name,
                                  a == ATTR_TYPE ? " (kos knows type=private and type=public)"
                                                 : " (a bad %XX escape, a space or control character, or an empty id)");
         return 0;
 }
 
-int kos_pkcs11_uri_parse(const char *uri, struct kos_pkcs11_uri *ret, char *ret_error, size_t error_size) {
+int kos_pkcs11_uri_parse(const char *uri, struct kos_pkcs11_uri *ret, struct kos_error *ret_error) {
         unsigned seen = 0;
         int r = 0;
 
         memset(ret, 0, sizeof *ret);
         if (!kos_pkcs11_uri_is(uri))
-                return error_set(ret_error, error_size, -EINVAL, "not a PKCS#11 URI (it starts with 'pkcs11:')");
+                return kos_error_set(ret_error, -EINVAL, "not a PKCS#11 URI (it starts with 'pkcs11:')");
         size_t total = strnlen(uri, KOS_PKCS11_URI_MAX + 1);
         if (total > KOS_PKCS11_URI_MAX)
-                return error_set(ret_error, error_size, -EINVAL, "PKCS#11 URI longer than %d bytes", KOS_PKCS11_URI_MAX);
+                return kos_error_set(ret_error, -EINVAL, "PKCS#11 URI longer than %d bytes", KOS_PKCS11_URI_MAX);
         const char *p = uri + strlen(URI_SCHEME), *end = uri + total;
         const char *question = memchr(p, '?', (size_t)(end - p));
         const char *path_end = question ? question : end;
@@ -236,27 +225,27 @@ int kos_pkcs11_uri_parse(const char *uri, struct kos_pkcs11_uri *ret, char *ret_
         while (r >= 0 && p < path_end) {
                 const char *semi = memchr(p, ';', (size_t)(path_end - p));
                 const char *item_end = semi ? semi : path_end;
-                r = parse_attribute(ret, p, (size_t)(item_end - p), false, &seen, ret_error, error_size);
+                r = parse_attribute(ret, p, (size_t)(item_end - p), false, &seen, ret_error);
                 p = semi ? semi + 1 : path_end;
                 if (r >= 0 && semi && p == path_end)
-                        r = error_set(ret_error, error_size, -EINVAL, "PKCS#11 URI: empty attribute in the path");
+                        r = kos_error_set(ret_error, -EINVAL, "PKCS#11 URI: empty attribute in the path");
         }
         /* query: attributes separated by '&' */
         if (r >= 0 && question) {
                 p = question + 1;
                 if (p == end)
-                        r = error_set(ret_error, error_size, -EINVAL, "PKCS#11 URI: empty query after '?'");
+                        r = kos_error_set(ret_error, -EINVAL, "PKCS#11 URI: empty query after '?'");
                 while (r >= 0 && p < end) {
                         const char *amp = memchr(p, '&', (size_t)(end - p));
                         const char *item_end = amp ? amp : end;
-                        r = parse_attribute(ret, p, (size_t)(item_end - p), true, &seen, ret_error, error_size);
+                        r = parse_attribute(ret, p, (size_t)(item_end - p), true, &seen, ret_error);
                         p = amp ? amp + 1 : end;
                         if (r >= 0 && amp && p == end)
-                                r = error_set(ret_error, error_size, -EINVAL, "PKCS#11 URI: empty attribute in the query");
+                                r = kos_error_set(ret_error, -EINVAL, "PKCS#11 URI: empty attribute in the query");
                 }
         }
         if (r >= 0 && ret->has_pin_value && ret->has_pin_source)
-                r = error_set(ret_error, error_size, -EINVAL, "PKCS#11 URI: give pin-value or pin-source, not both");
+                r = kos_error_set(ret_error, -EINVAL, "PKCS#11 URI: give pin-value or pin-source, not both");
         if (r < 0)
                 kos_pkcs11_uri_done(ret);
         return r;
@@ -352,12 +341,12 @@ static const char *rv_string(CK_RV rv) {
         }
 }
 
-static int token_error(char *err, size_t es, int r, CK_RV rv, const char *what) {
+static int token_error(struct kos_error *err, int r, CK_RV rv, const char *what) {
         const char *name = rv_string(rv);
 
         if (name)
-                return error_set(err, es, r, "%s: %s", what, name);
-        return error_set(err, es, r, "%s: PKCS#11 error 0x%lx", what, (unsigned long)rv);
+                return kos_error_set(err, r, "%s: %s", what, name);
+        return kos_error_set(err, r, "%s: PKCS#11 error 0x%lx", what, (unsigned long)rv);
 }
 
 /* A 32-byte blank-padded CK_TOKEN_INFO field as a C string. */
@@ -370,30 +359,30 @@ static void unpad(const CK_UTF8CHAR *field, size_t size, char *out) {
         out[n] = '\0';
 }
 
-static int module_load(struct token *t, const char *module, char *err, size_t es) {
+static int module_load(struct token *t, const char *module, struct kos_error *err) {
         CK_RV (*get_function_list)(CK_FUNCTION_LIST_PTR_PTR);
         CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
         CK_RV rv;
 
         if (!module)
-                return error_set(err, es, -ELIBBAD,
+                return kos_error_set(err, -ELIBBAD,
                                  "no PKCS#11 module: give module-path= in the URI, --pkcs11-module or KOS_PKCS11_MODULE "
                                  "(p11-kit's proxy module is not installed)");
         t->library = dlopen(module, RTLD_NOW | RTLD_LOCAL);
         if (!t->library)
-                return error_set(err, es, -ELIBBAD, "cannot load PKCS#11 module %s: %s", module, dlerror());
+                return kos_error_set(err, -ELIBBAD, "cannot load PKCS#11 module %s: %s", module, dlerror());
         *(void **)&get_function_list = dlsym(t->library, "C_GetFunctionList");
         if (!get_function_list || get_function_list(&t->f) != CKR_OK || !t->f)
-                return error_set(err, es, -ELIBBAD, "%s is not a PKCS#11 module (no C_GetFunctionList)", module);
+                return kos_error_set(err, -ELIBBAD, "%s is not a PKCS#11 module (no C_GetFunctionList)", module);
         rv = t->f->C_Initialize(&args);
         if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-                return token_error(err, es, -ELIBBAD, rv, "the PKCS#11 module failed to initialize");
+                return token_error(err, -ELIBBAD, rv, "the PKCS#11 module failed to initialize");
         t->finalize = rv == CKR_OK;
         return 0;
 }
 
 /* The one slot whose token matches the URI's token label (and serial). */
-static int slot_find(struct token *t, const struct kos_pkcs11_uri *u, const char *module, char *err, size_t es) {
+static int slot_find(struct token *t, const struct kos_pkcs11_uri *u, const char *module, struct kos_error *err) {
         CK_SLOT_ID slots[MAX_SLOTS];
         CK_ULONG n = MAX_SLOTS;
         char present[256] = "", label[KOS_PKCS11_LABEL_MAX + 1], serial[17], shown[KOS_PKCS11_LABEL_MAX + 1];
@@ -401,9 +390,9 @@ static int slot_find(struct token *t, const struct kos_pkcs11_uri *u, const char
         CK_RV rv = t->f->C_GetSlotList(CK_TRUE, slots, &n);
 
         if (rv == CKR_BUFFER_TOO_SMALL)
-                return error_set(err, es, -EIO, "the PKCS#11 module has more than %d tokens", MAX_SLOTS);
+                return kos_error_set(err, -EIO, "the PKCS#11 module has more than %d tokens", MAX_SLOTS);
         if (rv != CKR_OK)
-                return token_error(err, es, -EIO, rv, "cannot list the PKCS#11 slots");
+                return token_error(err, -EIO, rv, "cannot list the PKCS#11 slots");
         for (CK_ULONG i = 0; i < n; i++) {
                 CK_TOKEN_INFO info;
                 if (t->f->C_GetTokenInfo(slots[i], &info) != CKR_OK || !(info.flags & CKF_TOKEN_INITIALIZED))
@@ -423,16 +412,16 @@ static int slot_find(struct token *t, const struct kos_pkcs11_uri *u, const char
         }
         printable(u->token, shown, sizeof shown);
         if (matches == 0)
-                return error_set(err, es, -ENODEV, "token %s%s%s not found in %s (tokens present: %s)", u->has_token ? "'" : "",
+                return kos_error_set(err, -ENODEV, "token %s%s%s not found in %s (tokens present: %s)", u->has_token ? "'" : "",
                                  u->has_token ? shown : "(any)", u->has_token ? "'" : "", module, present[0] ? present : "none");
         if (matches > 1)
-                return error_set(err, es, -ENODEV, "%zu tokens match (%s); name one with token= (and serial=)", matches, present);
+                return kos_error_set(err, -ENODEV, "%zu tokens match (%s); name one with token= (and serial=)", matches, present);
         return 0;
 }
 
 /* The PIN from pin-value or the file of pin-source (file:PATH or PATH); one
  * trailing newline of the file is not part of it. */
-static int pin_read(const struct kos_pkcs11_uri *u, char pin[static KOS_PKCS11_PIN_MAX + 1], size_t *ret_len, char *err, size_t es) {
+static int pin_read(const struct kos_pkcs11_uri *u, char pin[static KOS_PKCS11_PIN_MAX + 1], size_t *ret_len, struct kos_error *err) {
         if (u->has_pin_value) {
                 *ret_len = strlen(u->pin_value);
                 memcpy(pin, u->pin_value, *ret_len + 1);
@@ -444,16 +433,16 @@ static int pin_read(const struct kos_pkcs11_uri *u, char pin[static KOS_PKCS11_P
         else if (strncmp(path, "file:", 5) == 0)
                 path += 5;
         else if (strchr(path, ':'))
-                return error_set(err, es, -EINVAL, "pin-source: only file: is supported");
+                return kos_error_set(err, -EINVAL, "pin-source: only file: is supported");
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return error_set(err, es, -errno, "cannot open the pin-source file %s: %s", path, strerror(errno));
+                return kos_error_set(err, -errno, "cannot open the pin-source file %s: %s", path, strerror(errno));
         ssize_t n = read(fd, pin, KOS_PKCS11_PIN_MAX + 1);
         if (n < 0)
-                return error_set(err, es, -errno, "cannot read the pin-source file %s: %s", path, strerror(errno));
+                return kos_error_set(err, -errno, "cannot read the pin-source file %s: %s", path, strerror(errno));
         if (n > KOS_PKCS11_PIN_MAX) {
                 explicit_bzero(pin, KOS_PKCS11_PIN_MAX + 1);
-                return error_set(err, es, -EINVAL, "the pin-source file %s is longer than %d bytes", path, KOS_PKCS11_PIN_MAX);
+                return kos_error_set(err, -EINVAL, "the pin-source file %s is longer than %d bytes", path, KOS_PKCS11_PIN_MAX);
         }
         if (n > 0 && pin[n - 1] == '\n')
                 n--;
@@ -462,20 +451,20 @@ static int pin_read(const struct kos_pkcs11_uri *u, char pin[static KOS_PKCS11_P
         return 0;
 }
 
-static int session_login(struct token *t, const struct kos_pkcs11_uri *u, bool required, char *err, size_t es) {
+static int session_login(struct token *t, const struct kos_pkcs11_uri *u, bool required, struct kos_error *err) {
         char pin[KOS_PKCS11_PIN_MAX + 1];
         size_t len = 0;
         int r;
 
         if (!u->has_pin_value && !u->has_pin_source) {
                 if (required && (t->token_flags & CKF_LOGIN_REQUIRED))
-                        return error_set(err, es, -EACCES,
+                        return kos_error_set(err, -EACCES,
                                          "token '%s' needs the user PIN: add pin-source=file:PATH (or pin-value=) to the "
                                          "URI's query",
                                          t->label);
                 return 0;
         }
-        if ((r = pin_read(u, pin, &len, err, es)) < 0)
+        if ((r = pin_read(u, pin, &len, err)) < 0)
                 return r;
         CK_RV rv = t->f->C_Login(t->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)len);
         explicit_bzero(pin, sizeof pin);
@@ -484,10 +473,10 @@ static int session_login(struct token *t, const struct kos_pkcs11_uri *u, bool r
                 return 0;
         }
         if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE)
-                return error_set(err, es, -EACCES, "wrong PIN for token '%s'", t->label);
+                return kos_error_set(err, -EACCES, "wrong PIN for token '%s'", t->label);
         if (rv == CKR_PIN_LOCKED)
-                return error_set(err, es, -EACCES, "the user PIN of token '%s' is locked", t->label);
-        return token_error(err, es, -EACCES, rv, "cannot log in to the token");
+                return kos_error_set(err, -EACCES, "the user PIN of token '%s' is locked", t->label);
+        return token_error(err, -EACCES, rv, "cannot log in to the token");
 }
 
 static void token_close(struct token *t) {
@@ -501,18 +490,17 @@ static void token_close(struct token *t) {
         *t = (struct token){0};
 }
 
-static int token_open(struct token *t, const struct kos_pkcs11_uri *u, const char *module, bool login_required, char *err,
-                      size_t es) {
+static int token_open(struct token *t, const struct kos_pkcs11_uri *u, const char *module, bool login_required, struct kos_error *err) {
         int r;
 
         *t = (struct token){0};
-        if ((r = module_load(t, module, err, es)) < 0 || (r = slot_find(t, u, module, err, es)) < 0)
+        if ((r = module_load(t, module, err)) < 0 || (r = slot_find(t, u, module, err)) < 0)
                 return r;
         CK_RV rv = t->f->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, &t->session);
         if (rv != CKR_OK)
-                return token_error(err, es, -EIO, rv, "cannot open a session on the token");
+                return token_error(err, -EIO, rv, "cannot open a session on the token");
         t->has_session = true;
-        return session_login(t, u, login_required, err, es);
+        return session_login(t, u, login_required, err);
 }
 
 /* Finds the objects of class cls matching the URI's object label and id: up to 2. */
@@ -532,8 +520,7 @@ static int objects_find(struct token *t, const struct kos_pkcs11_uri *u, CK_OBJE
         return rv == CKR_OK ? 0 : -EIO;
 }
 
-static int key_find(struct token *t, const struct kos_pkcs11_uri *u, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *ret, char *err,
-                    size_t es) {
+static int key_find(struct token *t, const struct kos_pkcs11_uri *u, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *ret, struct kos_error *err) {
         const char *kind = cls == CKO_PRIVATE_KEY ? "private" : "public";
         CK_OBJECT_HANDLE found[2];
         CK_ULONG n = 0;
@@ -542,97 +529,97 @@ static int key_find(struct token *t, const struct kos_pkcs11_uri *u, CK_OBJECT_C
 
         kos_pkcs11_uri_describe(u, what, sizeof what);
         if (objects_find(t, u, cls, found, &n) < 0)
-                return error_set(err, es, -EIO, "cannot search token '%s' for keys", t->label);
+                return kos_error_set(err, -EIO, "cannot search token '%s' for keys", t->label);
         if (n == 0)
-                return error_set(err, es, -ENOKEY, "no %s key matching %s%s", kind, what,
+                return kos_error_set(err, -ENOKEY, "no %s key matching %s%s", kind, what,
                                  !t->logged_in && (t->token_flags & CKF_LOGIN_REQUIRED) ? " (or it is visible only after login: add the PIN)" : "");
         if (n > 1)
-                return error_set(err, es, -ENOKEY, "more than one %s key matches %s; name it with object= or id=", kind, what);
+                return kos_error_set(err, -ENOKEY, "more than one %s key matches %s; name it with object= or id=", kind, what);
         CK_ATTRIBUTE attr = {CKA_KEY_TYPE, &type, sizeof type};
         if (t->f->C_GetAttributeValue(t->session, found[0], &attr, 1) != CKR_OK)
-                return error_set(err, es, -EIO, "cannot read the key type of the %s key %s", kind, what);
+                return kos_error_set(err, -EIO, "cannot read the key type of the %s key %s", kind, what);
         if (type != CKK_EC_EDWARDS)
-                return error_set(err, es, -EPROTONOSUPPORT, "the %s key %s is not an Ed25519 key (key type 0x%lx, not CKK_EC_EDWARDS)",
+                return kos_error_set(err, -EPROTONOSUPPORT, "the %s key %s is not an Ed25519 key (key type 0x%lx, not CKK_EC_EDWARDS)",
                                  kind, what, (unsigned long)type);
         *ret = found[0];
         return 0;
 }
 
 static int public_key_read(struct token *t, const struct kos_pkcs11_uri *u, uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN],
-                           char *err, size_t es) {
+                           struct kos_error *err) {
         CK_OBJECT_HANDLE key;
         uint8_t untrusted_point[EC_POINT_MAX];
         CK_ATTRIBUTE attr = {CKA_EC_POINT, untrusted_point, sizeof untrusted_point};
         int r;
 
-        if ((r = key_find(t, u, CKO_PUBLIC_KEY, &key, err, es)) < 0)
+        if ((r = key_find(t, u, CKO_PUBLIC_KEY, &key, err)) < 0)
                 return r;
         CK_RV rv = t->f->C_GetAttributeValue(t->session, key, &attr, 1);
         if (rv != CKR_OK)
-                return token_error(err, es, -EIO, rv, "cannot read CKA_EC_POINT of the public key");
+                return token_error(err, -EIO, rv, "cannot read CKA_EC_POINT of the public key");
         if (kos_pkcs11_ec_point_parse(untrusted_point, attr.ulValueLen, ret_raw) < 0)
-                return error_set(err, es, -EPROTONOSUPPORT,
+                return kos_error_set(err, -EPROTONOSUPPORT,
                                  "the public key's CKA_EC_POINT (%lu bytes) is not a DER OCTET STRING of a 32-byte Ed25519 key",
                                  (unsigned long)attr.ulValueLen);
         return 0;
 }
 
-static int mechanism_check(struct token *t, char *err, size_t es) {
+static int mechanism_check(struct token *t, struct kos_error *err) {
         CK_MECHANISM_INFO info;
         CK_RV rv = t->f->C_GetMechanismInfo(t->slot, CKM_EDDSA, &info);
 
         if (rv == CKR_MECHANISM_INVALID || (rv == CKR_OK && !(info.flags & CKF_SIGN)))
-                return error_set(err, es, -EOPNOTSUPP, "token '%s' cannot sign with CKM_EDDSA (Ed25519)", t->label);
+                return kos_error_set(err, -EOPNOTSUPP, "token '%s' cannot sign with CKM_EDDSA (Ed25519)", t->label);
         if (rv != CKR_OK)
-                return token_error(err, es, -EIO, rv, "cannot ask the token about CKM_EDDSA");
+                return token_error(err, -EIO, rv, "cannot ask the token about CKM_EDDSA");
         return 0;
 }
 
 static int sign_with(struct token *t, CK_OBJECT_HANDLE key, const void *message, size_t len,
-                     uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], char *err, size_t es) {
+                     uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], struct kos_error *err) {
         CK_MECHANISM mechanism = {CKM_EDDSA, NULL, 0}; /* no parameters: pure Ed25519 (RFC 8032) */
         CK_ULONG sig_len = KOS_ED25519_SIGNATURE_LEN;
         CK_RV rv = t->f->C_SignInit(t->session, &mechanism, key);
 
         if (rv == CKR_MECHANISM_INVALID || rv == CKR_KEY_TYPE_INCONSISTENT)
-                return token_error(err, es, -EOPNOTSUPP, rv, "the token refused CKM_EDDSA with this key");
+                return token_error(err, -EOPNOTSUPP, rv, "the token refused CKM_EDDSA with this key");
         if (rv != CKR_OK)
-                return token_error(err, es, -EIO, rv, "C_SignInit failed");
+                return token_error(err, -EIO, rv, "C_SignInit failed");
         rv = t->f->C_Sign(t->session, (CK_BYTE_PTR)message, (CK_ULONG)len, ret_signature, &sig_len);
         if (rv != CKR_OK)
-                return token_error(err, es, -EIO, rv, "C_Sign failed");
+                return token_error(err, -EIO, rv, "C_Sign failed");
         if (sig_len != KOS_ED25519_SIGNATURE_LEN)
-                return error_set(err, es, -EIO, "the token returned a %lu-byte signature, not 64", (unsigned long)sig_len);
+                return kos_error_set(err, -EIO, "the token returned a %lu-byte signature, not 64", (unsigned long)sig_len);
         return 0;
 }
 
 int kos_pkcs11_public_key(const struct kos_pkcs11_uri *uri, const char *module,
-                          uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN], char *ret_error, size_t error_size) {
+                          uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN], struct kos_error *ret_error) {
         struct token t;
-        int r = token_open(&t, uri, module, false, ret_error, error_size);
+        int r = token_open(&t, uri, module, false, ret_error);
 
         if (r >= 0)
-                r = public_key_read(&t, uri, ret_raw, ret_error, error_size);
+                r = public_key_read(&t, uri, ret_raw, ret_error);
         token_close(&t);
         return r;
 }
 
 int kos_pkcs11_sign(const struct kos_pkcs11_uri *uri, const char *module, const void *message, size_t len,
                     uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN],
-                    char *ret_error, size_t error_size) {
+                    struct kos_error *ret_error) {
         uint8_t raw[KOS_ED25519_PUBLIC_LEN];
         CK_OBJECT_HANDLE key;
         struct token t;
-        int r = token_open(&t, uri, module, true, ret_error, error_size);
+        int r = token_open(&t, uri, module, true, ret_error);
 
         if (r >= 0)
-                r = public_key_read(&t, uri, raw, ret_error, error_size);
+                r = public_key_read(&t, uri, raw, ret_error);
         if (r >= 0)
-                r = key_find(&t, uri, CKO_PRIVATE_KEY, &key, ret_error, error_size);
+                r = key_find(&t, uri, CKO_PRIVATE_KEY, &key, ret_error);
         if (r >= 0)
-                r = mechanism_check(&t, ret_error, error_size);
+                r = mechanism_check(&t, ret_error);
         if (r >= 0)
-                r = sign_with(&t, key, message, len, ret_signature, ret_error, error_size);
+                r = sign_with(&t, key, message, len, ret_signature, ret_error);
         token_close(&t);
         if (r < 0)
                 return r;
@@ -640,7 +627,7 @@ int kos_pkcs11_sign(const struct kos_pkcs11_uri *uri, const char *module, const 
          * of the private key that signed, or the .sig line would lie. */
         r = kos_ed25519_verify(raw, message, len, ret_signature);
         if (r <= 0)
-                return error_set(ret_error, error_size, -EIO,
+                return kos_error_set(ret_error, -EIO,
                                  "the token's signature does not verify with its public key of the same name: "
                                  "the public and private objects are not one key pair");
         return kos_key_id_of(raw, ret_id);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "keyring.h"
 
 #define KOS_PKCS11_URI_MAX 4096
@@ -45,7 +46,7 @@ bool kos_pkcs11_uri_is(const char *key);
  * the path it would widen what the URI matches, RFC 7512 section 3.3; in the
  * query it would be silently dropped). Error messages never contain the PIN.
  * Returns 0 or -EINVAL with a message. */
-int kos_pkcs11_uri_parse(const char *uri, struct kos_pkcs11_uri *ret, char *ret_error, size_t error_size);
+int kos_pkcs11_uri_parse(const char *uri, struct kos_pkcs11_uri *ret, struct kos_error *ret_error);
 /* Wipes the PIN. */
 void kos_pkcs11_uri_done(struct kos_pkcs11_uri *uri);
 /* "token 'kos', object 'signer', id 01": the URI without its PIN, for messages. */
@@ -70,9 +71,9 @@ const char *kos_pkcs11_module_choose(const struct kos_pkcs11_uri *uri, const cha
  * never contains the PIN. */
 int kos_pkcs11_sign(const struct kos_pkcs11_uri *uri, const char *module, const void *message, size_t len,
                     uint8_t ret_signature[static KOS_ED25519_SIGNATURE_LEN], uint8_t ret_id[static KOS_KEY_ID_LEN],
-                    char *ret_error, size_t error_size);
+                    struct kos_error *ret_error);
 
 /* The raw public key of the token's Ed25519 key (CKO_PUBLIC_KEY, CKA_EC_POINT).
  * Logs in only when the URI gives a PIN. Errors as kos_pkcs11_sign(). */
 int kos_pkcs11_public_key(const struct kos_pkcs11_uri *uri, const char *module,
-                          uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN], char *ret_error, size_t error_size);
+                          uint8_t ret_raw[static KOS_ED25519_PUBLIC_LEN], struct kos_error *ret_error);

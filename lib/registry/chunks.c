@@ -121,8 +121,8 @@ uint64_t kos_chunk_index_max_bytes(uint64_t size) {
         return KOS_CHUNK_INDEX_HEADER_LEN + kos_chunk_index_max_count(size) * KOS_CHUNK_ENTRY_LEN;
 }
 
-static int parse_entries(const uint8_t *p, size_t count, uint64_t size, struct kos_chunk_entry *entries, char *error,
-                         size_t error_size) {
+static int parse_entries(const uint8_t *p, size_t count, uint64_t size, struct kos_chunk_entry *entries,
+                         struct kos_error *ret_error) {
         uint64_t total = 0;
 
         for (size_t i = 0; i < count; i++, p += KOS_CHUNK_ENTRY_LEN) {
@@ -132,37 +132,37 @@ static int parse_entries(const uint8_t *p, size_t count, uint64_t size, struct k
                 e->length = get_le32(p + 64);
                 e->blob_length = get_le32(p + 68);
                 if (e->length == 0 || e->length > KOS_CHUNK_MAX || (i + 1 < count && e->length < KOS_CHUNK_MIN))
-                        return kos_say_why(-EBADMSG, error, error_size, "chunk %zu has %u bytes, not %u to %u", i, e->length,
+                        return kos_error_set(ret_error, -EBADMSG, "chunk %zu has %u bytes, not %u to %u", i, e->length,
                                            i + 1 < count ? KOS_CHUNK_MIN : 1, KOS_CHUNK_MAX);
                 if (e->blob_length == 0 || e->blob_length > KOS_CHUNK_BLOB_MAX)
-                        return kos_say_why(-EBADMSG, error, error_size, "the blob of chunk %zu has %u bytes, not 1 to %u", i,
+                        return kos_error_set(ret_error, -EBADMSG, "the blob of chunk %zu has %u bytes, not 1 to %u", i,
                                            e->blob_length, KOS_CHUNK_BLOB_MAX);
                 total += e->length; /* count * KOS_CHUNK_MAX cannot overflow: count is capped by size */
         }
         if (total != size)
-                return kos_say_why(-EBADMSG, error, error_size, "the chunks add up to %llu bytes, not the component's %llu",
+                return kos_error_set(ret_error, -EBADMSG, "the chunks add up to %llu bytes, not the component's %llu",
                                    (unsigned long long)total, (unsigned long long)size);
         return 0;
 }
 
 int kos_chunk_index_parse(const uint8_t *untrusted, size_t len, const uint8_t sha256[static KOS_SHA256_LEN], uint64_t size,
-                          struct kos_chunk_index *ret, char *error, size_t error_size) {
+                          struct kos_chunk_index *ret, struct kos_error *ret_error) {
         *ret = (struct kos_chunk_index){0};
         if (len < KOS_CHUNK_INDEX_HEADER_LEN || memcmp(untrusted, KOS_CHUNK_INDEX_MAGIC, 8) != 0)
-                return kos_say_why(-EBADMSG, error, error_size, "not a chunk index (no %s header)", KOS_CHUNK_INDEX_MAGIC);
+                return kos_error_set(ret_error, -EBADMSG, "not a chunk index (no %s header)", KOS_CHUNK_INDEX_MAGIC);
         uint32_t chunker = get_le32(untrusted + 8), count = get_le32(untrusted + 12);
         if (chunker != KOS_CHUNKER_FASTCDC_1)
-                return kos_say_why(-EBADMSG, error, error_size, "chunker %u is not known (%u is)", chunker, KOS_CHUNKER_FASTCDC_1);
+                return kos_error_set(ret_error, -EBADMSG, "chunker %u is not known (%u is)", chunker, KOS_CHUNKER_FASTCDC_1);
         if (get_le64(untrusted + 16) != size || memcmp(untrusted + 24, sha256, KOS_SHA256_LEN) != 0)
-                return kos_say_why(-EBADMSG, error, error_size, "the index is of another component (size or sha256)");
+                return kos_error_set(ret_error, -EBADMSG, "the index is of another component (size or sha256)");
         if (count == 0 || count > kos_chunk_index_max_count(size) ||
             len != KOS_CHUNK_INDEX_HEADER_LEN + (size_t)count * KOS_CHUNK_ENTRY_LEN)
-                return kos_say_why(-EBADMSG, error, error_size, "%u chunks in %zu bytes: not an index of %llu bytes", count, len,
+                return kos_error_set(ret_error, -EBADMSG, "%u chunks in %zu bytes: not an index of %llu bytes", count, len,
                                    (unsigned long long)size);
         struct kos_chunk_entry *entries = calloc(count, sizeof *entries);
         if (!entries)
                 return -ENOMEM;
-        int r = parse_entries(untrusted + KOS_CHUNK_INDEX_HEADER_LEN, count, size, entries, error, error_size);
+        int r = parse_entries(untrusted + KOS_CHUNK_INDEX_HEADER_LEN, count, size, entries, ret_error);
         if (r < 0) {
                 free(entries);
                 return r;

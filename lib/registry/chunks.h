@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -87,10 +88,10 @@ uint64_t kos_chunk_index_max_bytes(uint64_t size);
  * size bytes (from the signed manifest): exact length, magic, chunker, the
  * component's sha256 and size, every chunk 1 to KOS_CHUNK_MAX bytes and all
  * but the last at least KOS_CHUNK_MIN, every blob 1 to KOS_CHUNK_BLOB_MAX
- * bytes, the lengths summing to size. 0, -ENOMEM, or -EBADMSG with error
+ * bytes, the lengths summing to size. 0, -ENOMEM, or -EBADMSG with ret_error
  * saying why. A pure function (tests/fuzz/fuzz_chunk_index.c). */
 _kos_must_check_ int kos_chunk_index_parse(const uint8_t *untrusted, size_t len, const uint8_t sha256[static KOS_SHA256_LEN],
-                                           uint64_t size, struct kos_chunk_index *ret, char *error, size_t error_size);
+                                           uint64_t size, struct kos_chunk_index *ret, struct kos_error *ret_error);
 void kos_chunk_index_done(struct kos_chunk_index *index);
 
 /* Serializes index into a new buffer of KOS_CHUNK_INDEX_HEADER_LEN +

@@ -245,26 +245,26 @@ int kos_oci_list_seeds(int components_fd, struct kos_oci_seeds *ret) {
         return 0;
 }
 
-static int fetch_index(struct rebuild *rb, char *why, size_t why_size) {
+static int fetch_index(struct rebuild *rb, struct kos_error *ret_error) {
         struct kos_oci_chunked_fetch *f = rb->f;
         _cleanup_free_ char *untrusted = NULL;
         size_t len;
         int r;
 
         if (f->index_size > kos_chunk_index_max_bytes(f->blob->size))
-                return kos_say_why(-EBADMSG, why, why_size, "the index's %llu bytes are over its cap of %llu",
+                return kos_error_set(ret_error, -EBADMSG, "the index's %llu bytes are over its cap of %llu",
                                    (unsigned long long)f->index_size, (unsigned long long)kos_chunk_index_max_bytes(f->blob->size));
         r = kos_oci_blob_get_small(f->client, f->index_digest, (size_t)f->index_size, &untrusted, &len);
         if (r == -ENOENT || r == -EFBIG)
-                return kos_say_why(-EBADMSG, why, why_size, "%s", kos_oci_client_error(f->client));
+                return kos_error_set(ret_error, -EBADMSG, "%s", kos_oci_client_error(f->client));
         if (r < 0)
                 return r;
         f->fetched_bytes += len;
         uint8_t want[KOS_SHA256_LEN], got[KOS_SHA256_LEN];
         if (kos_hex_decode(f->index_digest + 7, KOS_SHA256_HEX_LEN, want, sizeof want) < 0 || kos_sha256(untrusted, len, got) < 0 ||
             !kos_digest_equal(want, got))
-                return kos_say_why(-EBADMSG, why, why_size, "it does not hash to %s", f->index_digest);
-        return kos_chunk_index_parse((const uint8_t *)untrusted, len, f->blob->sha256, f->blob->size, &rb->index, why, why_size);
+                return kos_error_set(ret_error, -EBADMSG, "it does not hash to %s", f->index_digest);
+        return kos_chunk_index_parse((const uint8_t *)untrusted, len, f->blob->sha256, f->blob->size, &rb->index, ret_error);
 }
 
 /* Where every chunk can be had: the seeds first. */
@@ -382,7 +382,7 @@ static void rebuild_done(struct rebuild *rb) {
 
 int kos_oci_fetch_chunked(struct kos_oci_chunked_fetch *f) {
         struct rebuild rb = {.f = f};
-        char why[256];
+        struct kos_error why = KOS_ERROR_NULL;
         int r;
 
         f->written = f->fetched_bytes = f->seeded_bytes = 0;
@@ -392,8 +392,8 @@ int kos_oci_fetch_chunked(struct kos_oci_chunked_fetch *f) {
         /* All the requests of this component end within the bound of one
          * request for the whole layer. */
         kos_oci_client_set_deadline(f->client, f->blob->size - f->offset);
-        if ((r = fetch_index(&rb, why, sizeof why)) == -EBADMSG) {
-                f->note(f->userdata, "the chunk index of %s is of no use (%s): fetching the layer", f->label, why);
+        if ((r = fetch_index(&rb, &why)) == -EBADMSG) {
+                f->note(f->userdata, "the chunk index of %s is of no use (%s): fetching the layer", f->label, why.msg);
                 r = 0;
                 goto out;
         }

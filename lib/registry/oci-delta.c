@@ -125,9 +125,9 @@ static int why_not(struct kos_oci_delta_fetch *f, const char *format, ...) {
         va_list ap;
 
         va_start(ap, format);
-        vsnprintf(f->why, sizeof f->why, format, ap);
+        kos_error_setv(&f->why, -EBADMSG, format, ap);
         va_end(ap);
-        return 0;
+        return 0; /* no failure: the caller fetches the component another way */
 }
 
 /* Decompresses the delta against the old component into the sink. */
@@ -182,7 +182,7 @@ int kos_oci_fetch_delta(struct kos_oci_delta_fetch *f) {
         int r;
 
         f->written = f->fetched_bytes = 0;
-        f->why[0] = '\0';
+        kos_error_clear(&f->why);
         if (f->size >= f->blob->size || f->size > SIZE_MAX)
                 return why_not(f, "the delta's %llu bytes are not fewer than the component's", (unsigned long long)f->size);
         kos_oci_client_set_deadline(f->client, f->size);

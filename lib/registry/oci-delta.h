@@ -48,7 +48,7 @@ struct kos_oci_delta_fetch {
         /* out */
         uint64_t written;
         uint64_t fetched_bytes;
-        char why[256]; /* when it returns 0 */
+        struct kos_error why; /* when it returns 0: why the delta is of no use (code -EBADMSG) */
 };
 
 /* Writes the new component into f->sink (from its start) from the old one

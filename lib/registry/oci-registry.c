@@ -37,7 +37,7 @@ struct kos_oci_client {
         unsigned stall_seconds;
         uint64_t bound_ns, deadline_ns; /* of the request under way (perform()) */
         uint64_t outer_bound_ns, outer_deadline_ns; /* of a run of requests (kos_oci_client_set_deadline()), or 0 */
-        char error[512];
+        struct kos_error error; /* the last failure of a request */
 };
 
 /* One request and what came back. */
@@ -69,18 +69,8 @@ struct request {
         bool error_body_over_cap;
 };
 
-static int set_error(struct kos_oci_client *c, int r, const char *format, ...) __attribute__((format(printf, 3, 4)));
-static int set_error(struct kos_oci_client *c, int r, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        vsnprintf(c->error, sizeof c->error, format, ap);
-        va_end(ap);
-        return r;
-}
-
 const char *kos_oci_client_error(const struct kos_oci_client *c) {
-        return c->error[0] ? c->error : "no error";
+        return c->error.msg[0] ? c->error.msg : "no error";
 }
 
 /* --- References ----------------------------------------------------------- */
@@ -143,7 +133,7 @@ static bool host_valid(const char *s, size_t len) {
                strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:[]") >= len;
 }
 
-int kos_oci_ref_parse(const char *s, struct kos_oci_ref *ret, char *ret_why, size_t why_size) {
+int kos_oci_ref_parse(const char *s, struct kos_oci_ref *ret, struct kos_error *ret_error) {
         *ret = (struct kos_oci_ref){0};
         if (strncmp(s, "http://", 7) == 0) {
                 ret->plain_http = true;
@@ -151,40 +141,28 @@ int kos_oci_ref_parse(const char *s, struct kos_oci_ref *ret, char *ret_why, siz
         } else if (strncmp(s, "https://", 8) == 0)
                 s += 8;
         const char *slash = strchr(s, '/');
-        if (!slash || !host_valid(s, (size_t)(slash - s))) {
-                snprintf(ret_why, why_size, "expected [http[s]://]HOST[:PORT]/REPOSITORY:TAG");
-                return -EINVAL;
-        }
+        if (!slash || !host_valid(s, (size_t)(slash - s)))
+                return kos_error_set(ret_error, -EINVAL, "expected [http[s]://]HOST[:PORT]/REPOSITORY:TAG");
         memcpy(ret->host, s, (size_t)(slash - s));
         const char *path = slash + 1, *at = strchr(path, '@'), *colon = at ? at : strrchr(path, ':');
-        if (!colon || strchr(colon, '/')) {
-                snprintf(ret_why, why_size, "no :TAG or @sha256:DIGEST after the repository");
-                return -EINVAL;
-        }
+        if (!colon || strchr(colon, '/'))
+                return kos_error_set(ret_error, -EINVAL, "no :TAG or @sha256:DIGEST after the repository");
         size_t repo_len = (size_t)(colon - path);
-        if (repo_len == 0 || repo_len > KOS_OCI_REPOSITORY_MAX) {
-                snprintf(ret_why, why_size, "the repository is empty or longer than %d characters", KOS_OCI_REPOSITORY_MAX);
-                return -EINVAL;
-        }
+        if (repo_len == 0 || repo_len > KOS_OCI_REPOSITORY_MAX)
+                return kos_error_set(ret_error, -EINVAL, "the repository is empty or longer than %d characters", KOS_OCI_REPOSITORY_MAX);
         memcpy(ret->repository, path, repo_len);
-        if (!repository_valid(ret->repository)) {
-                snprintf(ret_why, why_size, "repository \"%s\" is not lowercase [a-z0-9] components separated by / . _ -",
-                         ret->repository);
-                return -EINVAL;
-        }
+        if (!repository_valid(ret->repository))
+                return kos_error_set(ret_error, -EINVAL, "repository \"%s\" is not lowercase [a-z0-9] components separated by / . _ -",
+                                     ret->repository);
         if (at) {
-                if (!digest_valid(at + 1)) {
-                        snprintf(ret_why, why_size, "digest \"%.80s\" is not sha256: and 64 lowercase hex digits", at + 1);
-                        return -EINVAL;
-                }
+                if (!digest_valid(at + 1))
+                        return kos_error_set(ret_error, -EINVAL, "digest \"%.80s\" is not sha256: and 64 lowercase hex digits", at + 1);
                 ret->by_digest = true;
                 snprintf(ret->tag, sizeof ret->tag, "%s", at + 1);
                 return 0;
         }
-        if (!tag_valid(colon + 1)) {
-                snprintf(ret_why, why_size, "tag \"%.130s\" is not [A-Za-z0-9_][A-Za-z0-9._-]{0,127}", colon + 1);
-                return -EINVAL;
-        }
+        if (!tag_valid(colon + 1))
+                return kos_error_set(ret_error, -EINVAL, "tag \"%.130s\" is not [A-Za-z0-9_][A-Za-z0-9._-]{0,127}", colon + 1);
         snprintf(ret->tag, sizeof ret->tag, "%s", colon + 1);
         return 0;
 }
@@ -471,7 +449,7 @@ static int curl_failure(struct kos_oci_client *c, const struct request *rq, CURL
         case CURLE_OPERATION_TIMEDOUT:
                 /* curl stops at the bound to the millisecond, a little before deadline_ns */
                 if (kos_now_ns() + 200000000ULL >= c->deadline_ns)
-                        return set_error(c, -ETIMEDOUT, "%s %s: not done within its bound of %llu s (%s)", rq->method, rq->url,
+                        return kos_error_set(&c->error, -ETIMEDOUT, "%s %s: not done within its bound of %llu s (%s)", rq->method, rq->url,
                                          (unsigned long long)(c->bound_ns / 1000000000ULL), why);
                 r = -ETIMEDOUT; /* connect timeout, or under the minimum rate: curl's message says which */
                 break;
@@ -481,7 +459,7 @@ static int curl_failure(struct kos_oci_client *c, const struct request *rq, CURL
         case CURLE_GOT_NOTHING: r = -ECONNRESET; break;
         default: r = -EIO; break;
         }
-        return set_error(c, r, "%s %s: %s", rq->method, rq->url, why);
+        return kos_error_set(&c->error, r, "%s %s: %s", rq->method, rq->url, why);
 }
 
 /* One attempt at rq->url. 0 with rq->status set, or a negative errno (c->error says why). */
@@ -493,11 +471,11 @@ static int perform_once(struct kos_oci_client *c, struct request *rq) {
         int r;
 
         if (url_origin(rq->url, &o) < 0)
-                return set_error(c, -EPROTO, "%s: not an http(s) URL", rq->url);
+                return kos_error_set(&c->error, -EPROTO, "%s: not an http(s) URL", rq->url);
         rq->left_registry |= !origin_equal(&o, &c->origin);
         rq->to_registry = !rq->left_registry;
         if (now >= c->deadline_ns)
-                return set_error(c, -ETIMEDOUT, "%s %s (%s): not done within its bound of %llu s", rq->method, rq->url,
+                return kos_error_set(&c->error, -ETIMEDOUT, "%s %s (%s): not done within its bound of %llu s", rq->method, rq->url,
                                  url_host(rq->url, host, sizeof host), (unsigned long long)(c->bound_ns / 1000000000ULL));
         if ((r = build_headers(c, rq, &headers)) < 0) {
                 curl_slist_free_all(headers);
@@ -517,7 +495,7 @@ static int perform_once(struct kos_oci_client *c, struct request *rq) {
         curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
         curl_slist_free_all(headers);
         if (cr == CURLE_WRITE_ERROR && rq->headers_over_cap)
-                return set_error(c, -EPROTO, "%s %s: %s answered more than %u bytes of headers", rq->method, rq->url,
+                return kos_error_set(&c->error, -EPROTO, "%s %s: %s answered more than %u bytes of headers", rq->method, rq->url,
                                  url_host(rq->url, host, sizeof host), KOS_OCI_HEADERS_CAP);
         if (cr == CURLE_WRITE_ERROR && rq->error_body_over_cap)
                 return 0; /* the status is known; the rest of the body does not matter */
@@ -613,9 +591,9 @@ static int check_realm(struct kos_oci_client *c, const char *realm) {
         struct origin o;
 
         if (url_origin(realm, &o) < 0)
-                return set_error(c, -EACCES, "the registry %s asks for a bearer token without a usable realm", c->base);
+                return kos_error_set(&c->error, -EACCES, "the registry %s asks for a bearer token without a usable realm", c->base);
         if (!o.https && !c->ref.plain_http)
-                return set_error(c, -EACCES,
+                return kos_error_set(&c->error, -EACCES,
                                  "the registry %s names a token service over plain http (%s): refused, credentials and "
                                  "tokens of an https registry go over https only",
                                  c->base, url_host(realm, host, sizeof host));
@@ -633,7 +611,7 @@ static int fetch_token(struct kos_oci_client *c, const char *challenge) {
         int r;
 
         if (!challenge_param(challenge, "realm", realm, sizeof realm))
-                return set_error(c, -EACCES, "the registry %s asks for a bearer token without a usable realm", c->base);
+                return kos_error_set(&c->error, -EACCES, "the registry %s asks for a bearer token without a usable realm", c->base);
         if ((r = check_realm(c, realm)) < 0)
                 return r;
         (void)challenge_param(challenge, "service", service, sizeof service); /* both optional */
@@ -652,7 +630,7 @@ static int fetch_token(struct kos_oci_client *c, const char *challenge) {
         r = perform_once(c, &rq);
         url_host(realm, host, sizeof host);
         if (r >= 0 && rq.status != 200)
-                r = set_error(c, -EACCES, "the token service %s (%s) answered HTTP %ld%s%.200s", realm, host, rq.status,
+                r = kos_error_set(&c->error, -EACCES, "the token service %s (%s) answered HTTP %ld%s%.200s", realm, host, rq.status,
                               rq.error_body_len ? ": " : "", rq.error_body);
         json_t *root = r >= 0 ? json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, NULL) : NULL;
         free(b.data);
@@ -663,7 +641,7 @@ static int fetch_token(struct kos_oci_client *c, const char *challenge) {
                 token = json_string_value(json_object_get(root, "access_token"));
         if (!token || !token_valid(token)) {
                 json_decref(root);
-                return set_error(c, -EACCES, "the token service %s gave no usable token", realm);
+                return kos_error_set(&c->error, -EACCES, "the token service %s gave no usable token", realm);
         }
         free(c->token);
         c->token = strdup(token);
@@ -678,7 +656,7 @@ static int fetch_token(struct kos_oci_client *c, const char *challenge) {
  * again with are in place, 0 when there is nothing more to try. */
 static int answer_challenge(struct kos_oci_client *c, const struct request *rq) {
         if (rq->header_too_long)
-                return set_error(c, -EACCES, "%s %s: the registry's challenge is over %d bytes", rq->method, rq->url,
+                return kos_error_set(&c->error, -EACCES, "%s %s: the registry's challenge is over %d bytes", rq->method, rq->url,
                                  HEADER_VALUE_MAX);
         if (strncasecmp(rq->challenge, "Bearer ", 7) == 0) {
                 int r = fetch_token(c, rq->challenge + 7);
@@ -709,10 +687,10 @@ static int redirect_target(struct kos_oci_client *c, const struct request *rq, c
         if (!rq->location[0] || rq->header_too_long || curl_url_set(u, CURLUPART_URL, rq->url, 0) != CURLUE_OK ||
             curl_url_set(u, CURLUPART_URL, rq->location, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_URL, &next, 0) != CURLUE_OK ||
             url_origin(next, &to) < 0 || url_origin(rq->url, &from) < 0)
-                r = set_error(c, -EPROTO, "%s %s: HTTP %ld with no usable Location (%.200s)", rq->method, rq->url, rq->status,
+                r = kos_error_set(&c->error, -EPROTO, "%s %s: HTTP %ld with no usable Location (%.200s)", rq->method, rq->url, rq->status,
                               rq->location);
         else if (from.https && !to.https)
-                r = set_error(c, -EPROTO, "%s %s: refused a redirect from https to plain http (to %s)", rq->method, rq->url,
+                r = kos_error_set(&c->error, -EPROTO, "%s %s: refused a redirect from https to plain http (to %s)", rq->method, rq->url,
                               url_host(next, host, sizeof host));
         else if (!(*ret = strdup(next)))
                 r = -ENOMEM;
@@ -743,7 +721,7 @@ static int perform(struct kos_oci_client *c, struct request *rq, char **hop) {
                 if (follows && is_redirect(rq->status)) {
                         char *next = NULL;
                         if (++redirects > KOS_OCI_REDIRECTS_MAX)
-                                return set_error(c, -EPROTO, "%s %s: more than %d redirects", rq->method, rq->url,
+                                return kos_error_set(&c->error, -EPROTO, "%s %s: more than %d redirects", rq->method, rq->url,
                                                  KOS_OCI_REDIRECTS_MAX);
                         if ((r = redirect_target(c, rq, &next)) < 0)
                                 return r;
@@ -754,7 +732,7 @@ static int perform(struct kos_oci_client *c, struct request *rq, char **hop) {
                 if (rq->status != 401)
                         return 0;
                 if (!rq->to_registry)
-                        return set_error(c, -EACCES,
+                        return kos_error_set(&c->error, -EACCES,
                                          "%s %s: %s, where the registry %s redirected, asks for credentials: refused, they "
                                          "go only to the registry itself",
                                          rq->method, rq->url, url_host(rq->url, host, sizeof host), c->base);
@@ -763,7 +741,7 @@ static int perform(struct kos_oci_client *c, struct request *rq, char **hop) {
                 if (r < 0)
                         return r;
         }
-        return set_error(c, -EACCES, "%s %s: HTTP 401 unauthorized%s", rq->method, rq->url,
+        return kos_error_set(&c->error, -EACCES, "%s %s: HTTP 401 unauthorized%s", rq->method, rq->url,
                          c->credentials ? " (the credentials were refused)" : " (give credentials with --user or --user-file)");
 }
 
@@ -772,7 +750,7 @@ static int http_error(struct kos_oci_client *c, struct request *rq) {
         for (size_t i = 0; i < rq->error_body_len; i++)
                 if ((unsigned char)rq->error_body[i] < 0x20 || (unsigned char)rq->error_body[i] >= 0x7f)
                         rq->error_body[i] = ' ';
-        return set_error(c, rq->status == 404 ? -ENOENT : -EIO, "%s %s: HTTP %ld%s%.200s", rq->method, rq->url, rq->status,
+        return kos_error_set(&c->error, rq->status == 404 ? -ENOENT : -EIO, "%s %s: HTTP %ld%s%.200s", rq->method, rq->url, rq->status,
                          rq->error_body_len ? ": " : "", rq->error_body);
 }
 
@@ -808,9 +786,9 @@ static int upload_url(struct kos_oci_client *c, const char *location, const char
         if (location[0] == '/' && location[1] != '/')
                 return asprintf(ret, "%s%s%sdigest=%s", c->base, location, sep, digest) < 0 ? -ENOMEM : 0;
         if (url_origin(location, &o) < 0)
-                return set_error(c, -EPROTO, "the registry answered an upload with Location \"%.200s\"", location);
+                return kos_error_set(&c->error, -EPROTO, "the registry answered an upload with Location \"%.200s\"", location);
         if (!origin_equal(&o, &c->origin))
-                return set_error(c, -EPROTO,
+                return kos_error_set(&c->error, -EPROTO,
                                  "the registry %s answered an upload with a Location on another origin (%s%s): refused, "
                                  "credentials go only to the registry itself",
                                  c->base, o.https ? "https://" : "http://", url_host(location, host, sizeof host));
@@ -829,7 +807,7 @@ int kos_oci_blob_upload(struct kos_oci_client *c, const char *digest, const void
         if ((r = perform(c, &post, &hop)) < 0)
                 return r;
         if (post.status != 202 || !post.location[0] || post.header_too_long)
-                return post.status == 202 ? set_error(c, -EPROTO, "POST %s: no usable Location", url) : http_error(c, &post);
+                return post.status == 202 ? kos_error_set(&c->error, -EPROTO, "POST %s: no usable Location", url) : http_error(c, &post);
         if ((r = upload_url(c, post.location, digest, &put_url)) < 0)
                 return r;
         struct request put = {.method = "PUT", .url = put_url, .content_type = "application/octet-stream",
@@ -862,7 +840,7 @@ int kos_oci_blob_get_small(struct kos_oci_client *c, const char *digest, size_t 
         int r = kos_oci_blob_get(c, digest, cap, 0, buffer_append, &b);
 
         if (r == -EFBIG)
-                r = set_error(c, r, "blob %s is larger than %zu bytes", digest, cap);
+                r = kos_error_set(&c->error, r, "blob %s is larger than %zu bytes", digest, cap);
         return buffer_take(&b, r, ret, ret_len);
 }
 
@@ -877,7 +855,7 @@ int kos_oci_manifest_get(struct kos_oci_client *c, const char *media_type, size_
                              .sink = buffer_append, .userdata = &b};
         r = perform(c, &rq, &hop);
         if (r == -EFBIG)
-                r = set_error(c, r, "the manifest %s is larger than %zu bytes", url, cap);
+                r = kos_error_set(&c->error, r, "the manifest %s is larger than %zu bytes", url, cap);
         if (r >= 0 && rq.status != 200)
                 r = http_error(c, &rq);
         return buffer_take(&b, r, ret, ret_len);

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -42,10 +43,10 @@ struct kos_oci_ref {
         bool by_digest;
 };
 
-/* 0, or -EINVAL with ret_why saying what is wrong. The repository follows
+/* 0, or -EINVAL with ret_error saying what is wrong. The repository follows
  * the Distribution grammar (lowercase path components separated by / with
  * single ., _, __ or - runs inside), the tag [A-Za-z0-9_][A-Za-z0-9._-]{0,127}. */
-_kos_must_check_ int kos_oci_ref_parse(const char *s, struct kos_oci_ref *ret, char *ret_why, size_t why_size);
+_kos_must_check_ int kos_oci_ref_parse(const char *s, struct kos_oci_ref *ret, struct kos_error *ret_error);
 
 /* A transfer slower than KOS_OCI_MIN_RATE bytes/s for KOS_OCI_STALL_SECONDS
  * is abandoned (curl's low-speed limit; its rate is measured over the last

@@ -153,7 +153,7 @@ static int open_components(const struct kos_imagefs *img, const struct kos_blob 
                 blob_roles(blobs, labels, n, i, roles[k], sizeof roles[k]);
                 if (ret[k].fd < 0 || (uint64_t)st.st_size != blobs[i]->size) {
                         *ret_n = k + (ret[k].fd >= 0);
-                        return kos_say_why(-EBADMSG, res->error, sizeof res->error, "component %s (components/%s) is %s", labels[i], hex,
+                        return kos_error_set(&res->error, -EBADMSG, "component %s (components/%s) is %s", labels[i], hex,
                                       ret[k].fd < 0 ? "missing" : "not of the manifest's size");
                 }
                 k++;
@@ -199,7 +199,7 @@ static int push_component_delta(struct kos_oci_client *c, const struct kos_image
                 kos_hex_encode(blobs[i]->sha256, KOS_SHA256_LEN, hex);
                 _cleanup_close_ int fd = kos_open_regular_at(img->components_fd, hex, O_NOFOLLOW, NULL);
                 if (fd < 0)
-                        return kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "--delta-from: component %s (components/%s) is missing",
+                        return kos_error_set(&ret->error, -EBADMSG, "--delta-from: component %s (components/%s) is missing",
                                            label, hex);
                 r = kos_oci_push_delta(c, fd, blobs[i]->size, blobs[i]->sha256, b->fd, b->size, sha, &b->delta);
                 if (r == -E2BIG)
@@ -224,7 +224,7 @@ static int check_artifact_digest(struct kos_oci_client *c, const char *text, str
                 return r;
         digest_string(sha, ret->digest);
         if (ref->by_digest && strcmp(ref->tag, ret->digest) != 0)
-                return kos_say_why(-EBADMSG, ret->error, sizeof ret->error,
+                return kos_error_set(&ret->error, -EBADMSG,
                                    "the artifact is %s, not %s: a digest reference names exactly one artifact", ret->digest,
                                    ref->tag);
         return 0;
@@ -246,13 +246,13 @@ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const 
 
         *ret = (struct kos_oci_push_result){0};
         if (!kos_name_is_valid(name))
-                return kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "\"%.80s\" is not a manifest name", name);
+                return kos_error_set(&ret->error, -EBADMSG, "\"%.80s\" is not a manifest name", name);
         kos_manifest_file_names(name, json_path, sig_path);
         r = ring ? kos_manifest_load_verified_at(ring, img->manifests_fd, json_path, sig_path, "manifests/", &m)
                  : kos_manifest_load_unverified_at(img->manifests_fd, json_path, sig_path, "manifests/", &m);
         if (r < 0) {
                 if (r == -EBADMSG || m.reason == KOS_REASON_MANIFEST_MISSING)
-                        r = kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "%s: %s", kos_reason_to_string(m.reason), m.detail);
+                        r = kos_error_set(&ret->error, -EBADMSG, "%s: %s", kos_reason_to_string(m.reason), m.error.msg);
                 kos_loaded_manifest_done(&m);
                 return r;
         }
@@ -270,7 +270,7 @@ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const 
         if (options && options->delta_from) {
                 char old_json[KOS_NAME_MAX + 8], old_sig[KOS_NAME_MAX + 12];
                 if (!kos_name_is_valid(options->delta_from)) {
-                        r = kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "\"%.80s\" is not a manifest name", options->delta_from);
+                        r = kos_error_set(&ret->error, -EBADMSG, "\"%.80s\" is not a manifest name", options->delta_from);
                         goto out;
                 }
                 kos_manifest_file_names(options->delta_from, old_json, old_sig);
@@ -278,8 +278,8 @@ int kos_oci_push(struct kos_oci_client *c, const struct kos_imagefs *img, const 
                 old_loaded = true;
                 if (r < 0) {
                         if (r == -EBADMSG || old.reason == KOS_REASON_MANIFEST_MISSING)
-                                r = kos_say_why(-EBADMSG, ret->error, sizeof ret->error, "--delta-from %s: %s: %s", options->delta_from,
-                                                kos_reason_to_string(old.reason), old.detail);
+                                r = kos_error_set(&ret->error, -EBADMSG, "--delta-from %s: %s: %s", options->delta_from,
+                                                kos_reason_to_string(old.reason), old.error.msg);
                         goto out;
                 }
         }
@@ -397,7 +397,7 @@ static void parse_delta_annotations(struct kos_oci_layer *l, json_t *annotations
         l->delta_size = size;
 }
 
-static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char *error, size_t size) {
+static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, struct kos_error *ret_error) {
         struct kos_oci_layer *l = &a->layers[a->n_layers];
         const char *media_type = json_string_value(json_object_get(j, "mediaType"));
         const char *digest = json_string_value(json_object_get(j, "digest"));
@@ -407,7 +407,7 @@ static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char
         if (!media_type || !digest || strlen(digest) != KOS_OCI_DIGEST_LEN || strncmp(digest, "sha256:", 7) != 0 ||
             kos_hex_decode(digest + 7, KOS_SHA256_HEX_LEN, raw, sizeof raw) < 0 || !json_is_integer(bytes) ||
             json_integer_value(bytes) < 0 || (uint64_t)json_integer_value(bytes) > KOS_BLOB_SIZE_MAX)
-                return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: layer %zu has no mediaType, sha256 digest or size", index);
+                return kos_error_set(ret_error, -EBADMSG, "not a KOS artifact: layer %zu has no mediaType, sha256 digest or size", index);
         /* Only the media types this reader knows are kept by name; others are "other". */
         l->kind = strcmp(media_type, KOS_OCI_MANIFEST_LAYER_TYPE) == 0    ? KOS_OCI_LAYER_MANIFEST
                   : strcmp(media_type, KOS_OCI_SIGNATURE_LAYER_TYPE) == 0 ? KOS_OCI_LAYER_SIGNATURE
@@ -426,14 +426,14 @@ static int parse_layer(struct kos_oci_artifact *a, json_t *j, size_t index, char
         if (l->kind == KOS_OCI_LAYER_MANIFEST || l->kind == KOS_OCI_LAYER_SIGNATURE) {
                 int *slot = l->kind == KOS_OCI_LAYER_MANIFEST ? &a->manifest : &a->signature;
                 if (*slot >= 0)
-                        return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: two layers of type %s", media_type);
+                        return kos_error_set(ret_error, -EBADMSG, "not a KOS artifact: two layers of type %s", media_type);
                 *slot = (int)a->n_layers;
         }
         a->n_layers++;
         return 0;
 }
 
-static int parse_artifact(json_t *root, struct kos_oci_artifact *a, char *error, size_t size) {
+static int parse_artifact(json_t *root, struct kos_oci_artifact *a, struct kos_error *ret_error) {
         json_t *layers = json_object_get(root, "layers"), *j;
         const char *media_type = json_string_value(json_object_get(root, "mediaType"));
         const char *artifact_type = json_string_value(json_object_get(root, "artifactType"));
@@ -441,30 +441,30 @@ static int parse_artifact(json_t *root, struct kos_oci_artifact *a, char *error,
         int r;
 
         if (!json_is_object(root))
-                return kos_say_why(-EBADMSG, error, size, "the registry's manifest is not a JSON object");
+                return kos_error_set(ret_error, -EBADMSG, "the registry's manifest is not a JSON object");
         if (json_integer_value(json_object_get(root, "schemaVersion")) != 2 ||
             (media_type && strcmp(media_type, KOS_OCI_IMAGE_MANIFEST_TYPE) != 0))
-                return kos_say_why(-EBADMSG, error, size, "not an OCI image manifest (schemaVersion 2, %s)", KOS_OCI_IMAGE_MANIFEST_TYPE);
+                return kos_error_set(ret_error, -EBADMSG, "not an OCI image manifest (schemaVersion 2, %s)", KOS_OCI_IMAGE_MANIFEST_TYPE);
         if (!artifact_type || strcmp(artifact_type, KOS_OCI_ARTIFACT_TYPE) != 0)
-                return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: artifactType is %.80s, not %s",
+                return kos_error_set(ret_error, -EBADMSG, "not a KOS artifact: artifactType is %.80s, not %s",
                               artifact_type ? artifact_type : "missing", KOS_OCI_ARTIFACT_TYPE);
         if (!json_is_array(layers) || json_array_size(layers) > ELEMENTSOF(a->layers))
-                return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: no layers, or more than %zu", ELEMENTSOF(a->layers));
+                return kos_error_set(ret_error, -EBADMSG, "not a KOS artifact: no layers, or more than %zu", ELEMENTSOF(a->layers));
         json_array_foreach(layers, i, j)
-                if ((r = parse_layer(a, j, i, error, size)) < 0)
+                if ((r = parse_layer(a, j, i, ret_error)) < 0)
                         return r;
         if (a->manifest < 0 || a->signature < 0)
-                return kos_say_why(-EBADMSG, error, size, "not a KOS artifact: no %s layer",
+                return kos_error_set(ret_error, -EBADMSG, "not a KOS artifact: no %s layer",
                               a->manifest >= 0 ? KOS_OCI_SIGNATURE_LAYER_TYPE : KOS_OCI_MANIFEST_LAYER_TYPE);
         return 0;
 }
 
-int kos_oci_artifact_parse(const char *untrusted, size_t len, struct kos_oci_artifact *ret, char *error, size_t error_size) {
+int kos_oci_artifact_parse(const char *untrusted, size_t len, struct kos_oci_artifact *ret, struct kos_error *ret_error) {
         *ret = (struct kos_oci_artifact){.manifest = -1, .signature = -1};
         if (len > KOS_OCI_IMAGE_MANIFEST_MAX)
-                return kos_say_why(-EBADMSG, error, error_size, "the registry's manifest is over %u bytes", KOS_OCI_IMAGE_MANIFEST_MAX);
+                return kos_error_set(ret_error, -EBADMSG, "the registry's manifest is over %u bytes", KOS_OCI_IMAGE_MANIFEST_MAX);
         json_t *root = json_loadb(untrusted, len, JSON_REJECT_DUPLICATES, NULL);
-        int r = parse_artifact(root, ret, error, error_size);
+        int r = parse_artifact(root, ret, ret_error);
         json_decref(root);
         return r;
 }
@@ -476,14 +476,14 @@ static int fetch_small_layer(struct pull *p, const struct kos_oci_layer *l, size
         int r;
 
         if (l->size > cap)
-                return kos_say_why(-EBADMSG, p->result->error, sizeof p->result->error, "layer %s of %llu bytes is over its cap of %zu bytes",
+                return kos_error_set(&p->result->error, -EBADMSG, "layer %s of %llu bytes is over its cap of %zu bytes",
                               l->digest, (unsigned long long)l->size, cap);
         if ((r = kos_oci_blob_get_small(p->client, l->digest, cap, ret, ret_len)) < 0)
                 return r;
         if (kos_hex_decode(l->digest + 7, KOS_SHA256_HEX_LEN, want, sizeof want) < 0 || kos_sha256(*ret, *ret_len, got) < 0 ||
             !kos_digest_equal(want, got) || *ret_len != l->size) {
                 free(TAKE_PTR(*ret));
-                return kos_say_why(-EBADMSG, p->result->error, sizeof p->result->error, "blob-digest-mismatch: a layer does not hash to %s",
+                return kos_error_set(&p->result->error, -EBADMSG, "blob-digest-mismatch: a layer does not hash to %s",
                               l->digest);
         }
         return 0;
@@ -559,7 +559,7 @@ static int fetch_delta(struct pull *p, const struct kos_oci_layer *l, const stru
         int r = kos_oci_fetch_delta(&f);
         p->result->chunk_fetched_bytes += f.fetched_bytes;
         if (r == 0)
-                note(p, "the delta of %s is of no use (%s): %s", label, f.why, f.written ? "fetching the rest" : "fetching chunks or the layer");
+                note(p, "the delta of %s is of no use (%s): %s", label, f.why.msg, f.written ? "fetching the rest" : "fetching chunks or the layer");
         *offset += f.written;
         return r;
 }
@@ -622,7 +622,7 @@ static int fetch_component(void *userdata, const struct kos_blob *blob, const ch
         }
         p->sink = NULL;
         if (r == -ECONNRESET && p->options->test_cut_after)
-                snprintf(p->result->error, sizeof p->result->error, "the transfer was cut (KOS_OCI_TEST_CUT_AFTER)");
+                kos_error_set(&p->result->error, r, "the transfer was cut (KOS_OCI_TEST_CUT_AFTER)");
         return r;
 }
 
@@ -639,7 +639,7 @@ static int check_pulled_digest(struct kos_oci_client *c, const char *text, size_
                 return r;
         digest_string(sha, digest);
         if (strcmp(digest, ref->tag) != 0)
-                return kos_say_why(-EBADMSG, result->error, sizeof result->error,
+                return kos_error_set(&result->error, -EBADMSG,
                                    "manifest-digest-mismatch: the registry answered %s with a manifest that hashes to %s", ref->tag,
                                    digest);
         return 0;
@@ -661,7 +661,7 @@ int kos_oci_pull(struct kos_oci_client *c, const struct kos_imagefs *img, const 
         struct kos_oci_artifact *a = &p->artifact;
         if ((r = check_pulled_digest(c, text, text_len, result)) < 0)
                 goto out;
-        if ((r = kos_oci_artifact_parse(text, text_len, a, result->error, sizeof result->error)) < 0 ||
+        if ((r = kos_oci_artifact_parse(text, text_len, a, &result->error)) < 0 ||
             (r = fetch_small_layer(p, &a->layers[a->manifest], KOS_MANIFEST_MAX, &untrusted_json, &json_len)) < 0 ||
             (r = fetch_small_layer(p, &a->layers[a->signature], KOS_SIGNATURE_FILE_MAX, &untrusted_sig, &sig_len)) < 0)
                 goto out;

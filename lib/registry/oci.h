@@ -32,7 +32,7 @@ struct kos_oci_push_result {
         unsigned deltas; /* components published with a delta from options->delta_from */
         uint64_t delta_bytes;
         char digest[KOS_OCI_DIGEST_LEN + 1]; /* of the OCI manifest pushed: what REPO@DIGEST names */
-        char error[320]; /* why, when the manifest cannot be pushed (-EBADMSG) */
+        struct kos_error error; /* why, when the manifest cannot be pushed (-EBADMSG) */
 };
 
 /* Components smaller than this are not chunked: their index and requests
@@ -79,9 +79,9 @@ struct kos_oci_artifact {
  * given, the KOS artifactType, at most 69 layers each with a sha256 digest
  * and a size, exactly one manifest and one signature layer): what the layers
  * hold is checked against the signed KOS manifest. 0, or -EBADMSG with
- * error saying why. A pure function (tests/fuzz/fuzz_oci_artifact.c). */
-_kos_must_check_ int kos_oci_artifact_parse(const char *untrusted, size_t len, struct kos_oci_artifact *ret, char *error,
-                                            size_t error_size);
+ * ret_error saying why. A pure function (tests/fuzz/fuzz_oci_artifact.c). */
+_kos_must_check_ int kos_oci_artifact_parse(const char *untrusted, size_t len, struct kos_oci_artifact *ret,
+                                            struct kos_error *ret_error);
 
 typedef void (*kos_oci_note_fn)(const char *line, void *userdata);
 

@@ -265,15 +265,6 @@ int kos_tpm_parse_storage_key_public(const uint8_t *p, size_t len, struct kos_tp
 
 /* --- With a TPM --------------------------------------------------------- */
 
-static void say(struct kos_tpm *t, const char *what, int r, char *error, size_t size) {
-        char rc[32];
-
-        if (r == -EPROTO && t->last_rc != 0)
-                snprintf(error, size, "%s: the TPM refused (%s)", what, kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
-        else
-                snprintf(error, size, "%s: %s", what, strerror(-r));
-}
-
 /* Sends a built command: 0, -EPROTO for a TPM refusal, or another errno;
  * the parameters (after any response handle) in *params. */
 static int run(struct kos_tpm *t, int built, const uint8_t *cmd, uint8_t resp[static KOS_TPM_RESPONSE_MAX],
@@ -294,54 +285,48 @@ static int read_storage_key(struct kos_tpm *t, uint32_t primary, struct kos_tpm_
         return r < 0 ? r : kos_tpm_parse_storage_key_public(p, n, ret);
 }
 
-int kos_tpm_storage_key_point(struct kos_tpm *t, struct kos_tpm_ecc_point *ret, char *error, size_t error_size) {
+int kos_tpm_storage_key_point(struct kos_tpm *t, struct kos_tpm_ecc_point *ret, struct kos_error *ret_error) {
         uint32_t primary;
         int r = kos_tpm_create_primary(t, &primary);
 
         if (r < 0) {
-                say(t, "CreatePrimary (the KOS storage key)", r, error, error_size);
+                kos_tpm_say_error(t, "CreatePrimary (the KOS storage key)", r, ret_error);
                 return r;
         }
         if ((r = read_storage_key(t, primary, ret)) < 0)
-                say(t, "ReadPublic (the KOS storage key)", r, error, error_size);
+                kos_tpm_say_error(t, "ReadPublic (the KOS storage key)", r, ret_error);
         (void)kos_tpm_flush_context(t, primary);
         return r;
 }
 
 int kos_tpm_seal_authorized(struct kos_tpm *t, const uint8_t *data, size_t data_len,
-                            const struct kos_tpm_ecc_point *policy_key, struct kos_authorized_key *ret, char *error,
-                            size_t error_size) {
+                            const struct kos_tpm_ecc_point *policy_key, struct kos_authorized_key *ret, struct kos_error *ret_error) {
         uint8_t policy[KOS_SHA256_LEN];
         uint32_t primary;
         int r;
 
         memset(ret, 0, sizeof *ret);
-        if (data_len == 0 || data_len > KOS_TPM_SEAL_DATA_MAX) {
-                snprintf(error, error_size, "a sealed key is 1 to %d bytes", KOS_TPM_SEAL_DATA_MAX);
-                return -EINVAL;
-        }
+        if (data_len == 0 || data_len > KOS_TPM_SEAL_DATA_MAX)
+                return kos_error_set(ret_error, -EINVAL, "a sealed key is 1 to %d bytes", KOS_TPM_SEAL_DATA_MAX);
         if (kos_tpm_policy_key_name(policy_key, ret->policy_key_name) < 0 ||
-            kos_tpm_authorize_policy_digest(ret->policy_key_name, policy) < 0) {
-                snprintf(error, error_size, "cannot compute the policy");
-                return -EIO;
-        }
+            kos_tpm_authorize_policy_digest(ret->policy_key_name, policy) < 0)
+                return kos_error_set(ret_error, -EIO, "cannot compute the policy");
         if ((r = kos_tpm_create_primary(t, &primary)) < 0) {
-                say(t, "CreatePrimary (the KOS storage key)", r, error, error_size);
+                kos_tpm_say_error(t, "CreatePrimary (the KOS storage key)", r, ret_error);
                 return r;
         }
         if ((r = read_storage_key(t, primary, &ret->storage_key)) < 0)
-                say(t, "ReadPublic (the KOS storage key)", r, error, error_size);
+                kos_tpm_say_error(t, "ReadPublic (the KOS storage key)", r, ret_error);
         else if ((r = kos_tpm_create(t, primary, data, data_len, policy, ret->private_area, &ret->private_len,
                                      ret->public_area, &ret->public_len)) < 0)
-                say(t, "Create (the sealed object)", r, error, error_size);
+                kos_tpm_say_error(t, "Create (the sealed object)", r, ret_error);
         (void)kos_tpm_flush_context(t, primary);
         return r;
 }
 
 /* The entry whose PCR values the TPM holds now; -EPERM with the first PCR
  * that differs from the last entry (the newest) otherwise. */
-static int pick_entry(struct kos_tpm *t, const struct kos_signed_policy *policy, unsigned *ret, char *error,
-                      size_t error_size) {
+static int pick_entry(struct kos_tpm *t, const struct kos_signed_policy *policy, unsigned *ret, struct kos_error *ret_error) {
         uint8_t now[24][KOS_SHA256_LEN];
         uint32_t read = 0;
         int differs = -1;
@@ -354,10 +339,8 @@ static int pick_entry(struct kos_tpm *t, const struct kos_signed_policy *policy,
                                 continue;
                         if (!(read & (1u << i))) {
                                 int r = kos_tpm_pcr_read(t, i, now[i]);
-                                if (r < 0) {
-                                        say(t, "PCR_Read", r, error, error_size);
-                                        return r;
-                                }
+                                if (r < 0)
+                                        return kos_tpm_say_error(t, "PCR_Read", r, ret_error);
                                 read |= 1u << i;
                         }
                         if (!kos_digest_equal(now[i], entry->pcr_values[i]))
@@ -371,21 +354,21 @@ static int pick_entry(struct kos_tpm *t, const struct kos_signed_policy *policy,
         char have[KOS_SHA256_HEX_LEN + 1], want[KOS_SHA256_HEX_LEN + 1];
         kos_hex_encode(now[differs], KOS_SHA256_LEN, have);
         kos_hex_encode(policy->entries[policy->n - 1].pcr_values[differs], KOS_SHA256_LEN, want);
-        snprintf(error, error_size,
-                 "no signed policy matches the PCRs: PCR %d holds %.16s..., the newest signed policy needs %.16s...%s",
-                 differs, have, want,
-                 differs == KOS_TPM_SEAL_PCR          ? " (no KOS Boot Kernel started this, or after the leave event)"
-                 : differs == KOS_TPM_BK_VERSION_PCR ? " (a Boot Kernel whose security version no policy approves)"
-                 : differs == 7                       ? " (Secure Boot is off, or its keys or dbx are not the signed ones)"
-                                                      : "");
-        return -EPERM;
+        return kos_error_set(
+                ret_error, -EPERM,
+                "no signed policy matches the PCRs: PCR %d holds %.16s..., the newest signed policy needs %.16s...%s",
+                differs, have, want,
+                differs == KOS_TPM_SEAL_PCR          ? " (no KOS Boot Kernel started this, or after the leave event)"
+                : differs == KOS_TPM_BK_VERSION_PCR ? " (a Boot Kernel whose security version no policy approves)"
+                : differs == 7                       ? " (Secure Boot is off, or its keys or dbx are not the signed ones)"
+                                                     : "");
 }
 
 /* VerifySignature of the entry by the policy key, loaded from its public
  * half: the ticket PolicyAuthorize needs, in ret_ticket. */
 static int verify_entry(struct kos_tpm *t, const struct kos_tpm_ecc_point *policy_key,
                         const struct kos_signed_policy_entry *entry, uint8_t ret_ticket[static TICKET_MAX],
-                        size_t *ret_ticket_len, char *error, size_t error_size) {
+                        size_t *ret_ticket_len, struct kos_error *ret_error) {
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX], ahash[KOS_SHA256_LEN];
         const uint8_t *p = NULL;
         size_t n = 0;
@@ -396,20 +379,20 @@ static int verify_entry(struct kos_tpm *t, const struct kos_tpm_ecc_point *polic
         if (r == 0 && (in_u32(&in, &key) < 0 || in_tpm2b(&in, KOS_TPM_NAME_LEN, 0, NULL, NULL) < 0 || !in_at_end(&in)))
                 r = -EBADMSG;
         if (r < 0) {
-                say(t, "LoadExternal (the vendor's policy key)", r, error, error_size);
+                kos_tpm_say_error(t, "LoadExternal (the vendor's policy key)", r, ret_error);
                 return r;
         }
         if ((r = kos_signed_policy_ahash(entry->pcr_mask, entry->pcr_values, ahash)) < 0)
                 goto out;
         r = run(t, kos_tpm_build_verify_signature(cmd, sizeof cmd, key, ahash, entry->r, entry->s), cmd, resp, &p, &n);
         if (r == -EPROTO && ((t->last_rc & 0xbf) == 0x09B /* TPM_RC_SIGNATURE */)) {
-                snprintf(error, error_size,
-                         "the signed policy is not signed by the vendor's policy key in this initrd "
-                         "(TPM_RC_SIGNATURE)");
+                kos_error_set(ret_error, r,
+                              "the signed policy is not signed by the vendor's policy key in this initrd "
+                              "(TPM_RC_SIGNATURE)");
                 goto out;
         }
         if (r < 0) {
-                say(t, "VerifySignature", r, error, error_size);
+                kos_tpm_say_error(t, "VerifySignature", r, ret_error);
                 goto out;
         }
         /* TPMT_TK_VERIFIED: tag, hierarchy, digest; nothing after. */
@@ -417,7 +400,7 @@ static int verify_entry(struct kos_tpm *t, const struct kos_tpm_ecc_point *polic
         if (n > TICKET_MAX || in_expect_u16(&ticket, ST_VERIFIED) < 0 || in_u32(&ticket, &(uint32_t){0}) < 0 ||
             in_tpm2b(&ticket, 0, 64, NULL, NULL) < 0 || !in_at_end(&ticket)) {
                 r = -EBADMSG;
-                say(t, "VerifySignature", r, error, error_size);
+                kos_tpm_say_error(t, "VerifySignature", r, ret_error);
                 goto out;
         }
         memcpy(ret_ticket, p, n);
@@ -428,17 +411,17 @@ out:
 }
 
 static int authorize(struct kos_tpm *t, uint32_t session, const struct kos_tpm_ecc_point *policy_key,
-                     const struct kos_signed_policy_entry *entry, char *error, size_t error_size) {
+                     const struct kos_signed_policy_entry *entry, struct kos_error *ret_error) {
         uint8_t cmd[KOS_TPM_COMMAND_MAX], resp[KOS_TPM_RESPONSE_MAX], ticket[TICKET_MAX], name[KOS_TPM_NAME_LEN];
         uint8_t approved[KOS_SHA256_LEN];
         const uint8_t *p = NULL;
         size_t n, ticket_len;
         int r;
 
-        if ((r = verify_entry(t, policy_key, entry, ticket, &ticket_len, error, error_size)) < 0)
+        if ((r = verify_entry(t, policy_key, entry, ticket, &ticket_len, ret_error)) < 0)
                 return r;
         if ((r = kos_tpm_policy_pcr(t, session, entry->pcr_mask)) < 0) {
-                say(t, "PolicyPCR", r, error, error_size);
+                kos_tpm_say_error(t, "PolicyPCR", r, ret_error);
                 return r;
         }
         if (kos_tpm_policy_key_name(policy_key, name) < 0 ||
@@ -449,66 +432,62 @@ static int authorize(struct kos_tpm *t, uint32_t session, const struct kos_tpm_e
         if (r == 0 && n != 0)
                 r = -EBADMSG;
         if (r == -EPROTO && (t->last_rc & 0xbf) == KOS_TPM_RC_VALUE && (t->last_rc & 0x80))
-                snprintf(error, error_size,
-                         "PolicyAuthorize: the PCRs no longer hold the signed values (TPM_RC_VALUE)");
+                kos_error_set(ret_error, r, "PolicyAuthorize: the PCRs no longer hold the signed values (TPM_RC_VALUE)");
         else if (r < 0)
-                say(t, "PolicyAuthorize", r, error, error_size);
+                kos_tpm_say_error(t, "PolicyAuthorize", r, ret_error);
         return r;
 }
 
 int kos_tpm_unseal_authorized(struct kos_tpm *t, const struct kos_authorized_key *k,
                               const struct kos_tpm_ecc_point *policy_key, const struct kos_signed_policy *policy,
-                              uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len, char *error,
-                              size_t error_size) {
+                              uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len, struct kos_error *ret_error) {
         uint8_t name[KOS_TPM_NAME_LEN], item_name[KOS_TPM_NAME_LEN];
         struct kos_tpm_session session = {0};
         uint32_t primary, item = 0;
-        unsigned e;
+        unsigned e = 0; /* set by pick_entry() when it returns 0 */
         int r;
 
         if (kos_tpm_policy_key_name(policy_key, name) < 0)
                 return -EIO;
-        if (!kos_digest_equal(name + 2, k->policy_key_name + 2)) {
-                snprintf(error, error_size,
-                         "the key is sealed to another vendor policy key than the one in this initrd");
-                return -EPERM;
-        }
-        if ((r = pick_entry(t, policy, &e, error, error_size)) < 0)
+        if (!kos_digest_equal(name + 2, k->policy_key_name + 2))
+                return kos_error_set(ret_error, -EPERM,
+                                     "the key is sealed to another vendor policy key than the one in this initrd");
+        if ((r = pick_entry(t, policy, &e, ret_error)) < 0)
                 return r;
         /* The object's name, for the session's HMAC: nameAlg || H(public). */
         item_name[0] = KOS_TPM_ALG_SHA256 >> 8, item_name[1] = KOS_TPM_ALG_SHA256 & 0xff;
         if (kos_sha256(k->public_area, k->public_len, item_name + 2) < 0)
                 return -EIO;
         if ((r = kos_tpm_create_primary(t, &primary)) < 0) {
-                say(t, "CreatePrimary (the KOS storage key)", r, error, error_size);
+                kos_tpm_say_error(t, "CreatePrimary (the KOS storage key)", r, ret_error);
                 return r;
         }
         r = kos_tpm_load_sealed_object(t, primary, k->public_area, k->public_len, k->private_area, k->private_len,
-                                       &item, error, error_size);
+                                       &item, ret_error);
         if (r < 0)
                 goto out;
         /* Salted to the point recorded when sealing, not to what the TPM
          * says now: an interposer that answers with its own key cannot
          * derive the salt. */
         if ((r = kos_tpm_start_salted_policy_session(t, primary, &k->storage_key, &session)) < 0) {
-                say(t, "StartAuthSession (salted to the KOS storage key)", r, error, error_size);
+                kos_tpm_say_error(t, "StartAuthSession (salted to the KOS storage key)", r, ret_error);
                 goto out;
         }
-        if ((r = authorize(t, session.handle, policy_key, &policy->entries[e], error, error_size)) < 0)
+        if ((r = authorize(t, session.handle, policy_key, &policy->entries[e], ret_error)) < 0)
                 goto out;
         r = kos_tpm_unseal_encrypted(t, item, item_name, &session, ret_data, ret_len);
         if (r == 0 || r == -EBADMSG)
                 session.handle = 0; /* not continued: the TPM flushed it */
         if (r == -EPROTO && (t->last_rc & 0xbf) == KOS_TPM_RC_POLICY_FAIL)
-                snprintf(error, error_size,
-                         "Unseal: the object's policy is another (TPM_RC_POLICY_FAIL): the sealed-key file was "
-                         "changed");
+                kos_error_set(ret_error, r,
+                              "Unseal: the object's policy is another (TPM_RC_POLICY_FAIL): the sealed-key file was "
+                              "changed");
         else if (r == -EBADMSG)
-                snprintf(error, error_size,
-                         "Unseal: the response's HMAC is not the TPM's (a changed response, or the TPM's storage key "
-                         "is not the one recorded when sealing)");
+                kos_error_set(ret_error, r,
+                              "Unseal: the response's HMAC is not the TPM's (a changed response, or the TPM's storage "
+                              "key is not the one recorded when sealing)");
         else if (r < 0)
-                say(t, "Unseal (salted, encrypted response)", r, error, error_size);
+                kos_tpm_say_error(t, "Unseal (salted, encrypted response)", r, ret_error);
 out:
         if (session.handle)
                 (void)kos_tpm_flush_context(t, session.handle);
@@ -520,22 +499,22 @@ out:
 
 int kos_tpm_reseal_authorized(struct kos_tpm *t, const uint8_t *data, size_t data_len,
                               const struct kos_tpm_ecc_point *policy_key, const struct kos_signed_policy *policy,
-                              struct kos_authorized_key *ret, char *error, size_t error_size) {
+                              struct kos_authorized_key *ret, struct kos_error *ret_error) {
         uint8_t back[KOS_TPM_SEAL_DATA_MAX];
         size_t back_len = 0;
-        char why[400];
-        int r = kos_tpm_seal_authorized(t, data, data_len, policy_key, ret, error, error_size);
+        struct kos_error why = KOS_ERROR_NULL;
+        int r = kos_tpm_seal_authorized(t, data, data_len, policy_key, ret, ret_error);
 
         if (r < 0)
                 return r;
-        r = kos_tpm_unseal_authorized(t, ret, policy_key, policy, back, &back_len, why, sizeof why);
+        r = kos_tpm_unseal_authorized(t, ret, policy_key, policy, back, &back_len, &why);
         if (r == 0 && (back_len != data_len || CRYPTO_memcmp(back, data, data_len) != 0))
-                r = -EIO, snprintf(why, sizeof why, "it gives back another key");
+                r = kos_error_set(&why, -EIO, "it gives back another key");
         explicit_bzero(back, sizeof back);
-        if (r < 0) {
-                snprintf(error, error_size, "sealed again, but the signed policy does not open the new object (%s): "
-                         "the old file stays", why);
-                return -EPERM;
-        }
+        if (r < 0)
+                return kos_error_set(ret_error, -EPERM,
+                                     "sealed again, but the signed policy does not open the new object (%.399s): the "
+                                     "old file stays",
+                                     why.msg);
         return 0;
 }

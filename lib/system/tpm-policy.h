@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "tpm.h"
 
 /* The policyRef every KOS signature covers: a signature by the same vendor
@@ -120,34 +121,33 @@ _kos_must_check_ int kos_tpm_parse_storage_key_public(const uint8_t *p, size_t l
 /* --- With a TPM --------------------------------------------------------- */
 
 /* The public point of the KOS storage key (CreatePrimary, ReadPublic). */
-_kos_must_check_ int kos_tpm_storage_key_point(struct kos_tpm *t, struct kos_tpm_ecc_point *ret, char *error,
-                                               size_t error_size);
+_kos_must_check_ int kos_tpm_storage_key_point(struct kos_tpm *t, struct kos_tpm_ecc_point *ret, struct kos_error *ret_error);
 /* Seals data (1 to 128 bytes) under the KOS storage key with
  * PolicyAuthorize(policy_key, KOS_TPM_POLICY_REF) as its only authorization,
- * and records the storage key's point. error says what failed. */
+ * and records the storage key's point. ret_error says what failed. */
 _kos_must_check_ int kos_tpm_seal_authorized(struct kos_tpm *t, const uint8_t *data, size_t data_len,
                                              const struct kos_tpm_ecc_point *policy_key,
-                                             struct kos_authorized_key *ret, char *error, size_t error_size);
+                                             struct kos_authorized_key *ret, struct kos_error *ret_error);
 /* Unseals k: picks the entry of policy whose PCR values the TPM holds (none:
  * -EPERM, naming the first PCR that differs), then in one policy session
  * salted to k->storage_key: PolicyPCR, VerifySignature of the entry with
  * policy_key loaded from its public half (LoadExternal, owner hierarchy, so
  * the ticket is usable), PolicyAuthorize, and Unseal with the response
  * encrypted (AES-128-CFB) and its HMAC checked. 0 with the data
- * (explicit_bzero it), or a negative errno with the reason in error. */
+ * (explicit_bzero it), or a negative errno with the reason in ret_error. */
 _kos_must_check_ int kos_tpm_unseal_authorized(struct kos_tpm *t, const struct kos_authorized_key *k,
                                                const struct kos_tpm_ecc_point *policy_key,
                                                const struct kos_signed_policy *policy,
                                                uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len,
-                                               char *error, size_t error_size);
+                                               struct kos_error *ret_error);
 
 /* The migration of a key sealed the old way (PolicyPCR, KOSSEAL1) while its
  * old policy still opens it (docs/tpm.md, "Migrating PolicyPCR keys"): data
  * is the key just unsealed; it is sealed again to policy_key and the new
  * object is unsealed with policy before it is handed back, so a device whose
  * signed policy does not open the new object keeps its old file (-EPERM
- * with the reason in error). */
+ * with the reason in ret_error). */
 _kos_must_check_ int kos_tpm_reseal_authorized(struct kos_tpm *t, const uint8_t *data, size_t data_len,
                                                const struct kos_tpm_ecc_point *policy_key,
                                                const struct kos_signed_policy *policy, struct kos_authorized_key *ret,
-                                               char *error, size_t error_size);
+                                               struct kos_error *ret_error);

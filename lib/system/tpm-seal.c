@@ -108,62 +108,55 @@ int kos_sealed_key_format(const struct kos_sealed_key *k, uint8_t *buf, size_t s
 
 /* --- Sealing and unsealing ---------------------------------------------- */
 
-static void say_tpm_error(struct kos_tpm *t, const char *what, int r, char *error, size_t size) {
+int kos_tpm_say_error(struct kos_tpm *t, const char *what, int r, struct kos_error *ret_error) {
         char rc[32];
 
         if (r == -EPROTO && t->last_rc != 0)
-                snprintf(error, size, "%s: the TPM refused (%s)", what, kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
-        else
-                snprintf(error, size, "%s: %s", what, strerror(-r));
+                return kos_error_set(ret_error, r, "%s: the TPM refused (%s)", what,
+                                     kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
+        return kos_error_set(ret_error, r, "%s: %s", what, strerror(-r));
 }
 
 /* CreatePrimary is the one command authorized by a hierarchy: the owner's,
  * with the empty password (docs/tpm.md, "An owner password"). */
-static void say_create_primary_error(struct kos_tpm *t, int r, char *error, size_t size) {
+static int say_create_primary_error(struct kos_tpm *t, int r, struct kos_error *ret_error) {
         char rc[32];
 
         if (r == -EPROTO && kos_tpm_rc_is_bad_auth(t->last_rc))
-                snprintf(error, size,
-                         "CreatePrimary (the KOS storage key): bad authorization for the owner hierarchy (%s): its "
-                         "owner has set a password; sealing and unsealing need the empty one (docs/tpm.md, \"An owner "
-                         "password\")",
-                         kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
-        else
-                say_tpm_error(t, "CreatePrimary (the KOS storage key)", r, error, size);
+                return kos_error_set(ret_error, r,
+                                     "CreatePrimary (the KOS storage key): bad authorization for the owner hierarchy "
+                                     "(%s): its owner has set a password; sealing and unsealing need the empty one "
+                                     "(docs/tpm.md, \"An owner password\")",
+                                     kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
+        return kos_tpm_say_error(t, "CreatePrimary (the KOS storage key)", r, ret_error);
 }
 
 int kos_tpm_seal(struct kos_tpm *t, const uint8_t *data, size_t data_len, uint32_t mask,
-                 const uint8_t values[24][KOS_SHA256_LEN], struct kos_sealed_key *ret, char *error, size_t error_size) {
+                 const uint8_t values[24][KOS_SHA256_LEN], struct kos_sealed_key *ret, struct kos_error *ret_error) {
         uint8_t policy[KOS_SHA256_LEN];
         uint32_t primary;
         int r;
 
-        if (!(mask & (1u << KOS_TPM_SEAL_PCR)) || data_len == 0 || data_len > KOS_TPM_SEAL_DATA_MAX) {
-                snprintf(error, error_size, "the policy must include PCR %d and the key be 1 to %d bytes",
-                         KOS_TPM_SEAL_PCR, KOS_TPM_SEAL_DATA_MAX);
-                return -EINVAL;
-        }
+        if (!(mask & (1u << KOS_TPM_SEAL_PCR)) || data_len == 0 || data_len > KOS_TPM_SEAL_DATA_MAX)
+                return kos_error_set(ret_error, -EINVAL, "the policy must include PCR %d and the key be 1 to %d bytes",
+                                     KOS_TPM_SEAL_PCR, KOS_TPM_SEAL_DATA_MAX);
         memset(ret, 0, sizeof *ret);
         ret->pcr_mask = mask;
         memcpy(ret->pcr_values, values, sizeof ret->pcr_values);
-        if ((r = kos_tpm_policy_pcr_digest(mask, values, policy)) < 0) {
-                snprintf(error, error_size, "cannot compute the policy");
-                return r;
-        }
-        if ((r = kos_tpm_create_primary(t, &primary)) < 0) {
-                say_create_primary_error(t, r, error, error_size);
-                return r;
-        }
+        if ((r = kos_tpm_policy_pcr_digest(mask, values, policy)) < 0)
+                return kos_error_set(ret_error, r, "cannot compute the policy");
+        if ((r = kos_tpm_create_primary(t, &primary)) < 0)
+                return say_create_primary_error(t, r, ret_error);
         r = kos_tpm_create(t, primary, data, data_len, policy, ret->private_area, &ret->private_len,
                            ret->public_area, &ret->public_len);
         if (r < 0)
-                say_tpm_error(t, "Create (the sealed object)", r, error, error_size);
+                kos_tpm_say_error(t, "Create (the sealed object)", r, ret_error);
         (void)kos_tpm_flush_context(t, primary);
         return r;
 }
 
 /* After TPM_RC_POLICY_FAIL: which PCR of the policy holds another value. */
-static void explain_policy_failure(struct kos_tpm *t, const struct kos_sealed_key *k, char *error, size_t size) {
+static void explain_policy_failure(struct kos_tpm *t, const struct kos_sealed_key *k, int r, struct kos_error *ret_error) {
         for (unsigned i = 0; i < 24; i++) {
                 uint8_t value[KOS_SHA256_LEN];
                 char have[KOS_SHA256_HEX_LEN + 1], want[KOS_SHA256_HEX_LEN + 1];
@@ -171,71 +164,69 @@ static void explain_policy_failure(struct kos_tpm *t, const struct kos_sealed_ke
                 if (!(k->pcr_mask & (1u << i)))
                         continue;
                 if (kos_tpm_pcr_read(t, i, value) < 0) {
-                        snprintf(error, size, "the policy failed (TPM_RC_POLICY_FAIL) and PCR %u cannot be read", i);
+                        kos_error_set(ret_error, r, "the policy failed (TPM_RC_POLICY_FAIL) and PCR %u cannot be read", i);
                         return;
                 }
                 if (kos_digest_equal(value, k->pcr_values[i]))
                         continue;
                 kos_hex_encode(value, KOS_SHA256_LEN, have);
                 kos_hex_encode(k->pcr_values[i], KOS_SHA256_LEN, want);
-                snprintf(error, size,
-                         "PCR %u does not match the sealed policy (TPM_RC_POLICY_FAIL): it holds %.16s..., the policy "
-                         "needs %.16s...%s",
-                         i, have, want,
-                         i == KOS_TPM_SEAL_PCR ? " (no KOS Boot Kernel started this, or after the leave event)"
-                         : i == 7         ? " (Secure Boot is off, or its keys or dbx differ from the sealed state)"
-                                          : "");
+                kos_error_set(ret_error, r,
+                              "PCR %u does not match the sealed policy (TPM_RC_POLICY_FAIL): it holds %.16s..., the "
+                              "policy needs %.16s...%s",
+                              i, have, want,
+                              i == KOS_TPM_SEAL_PCR ? " (no KOS Boot Kernel started this, or after the leave event)"
+                              : i == 7 ? " (Secure Boot is off, or its keys or dbx differ from the sealed state)"
+                                       : "");
                 return;
         }
-        snprintf(error, size,
-                 "the PCRs hold the values recorded in the sealed-key file, but the object's policy is another "
-                 "(TPM_RC_POLICY_FAIL): the file was changed");
+        kos_error_set(ret_error, r,
+                      "the PCRs hold the values recorded in the sealed-key file, but the object's policy is another "
+                      "(TPM_RC_POLICY_FAIL): the file was changed");
 }
 
 int kos_tpm_load_sealed_object(struct kos_tpm *t, uint32_t primary, const uint8_t *public_area, uint16_t public_len,
-                               const uint8_t *private_area, uint16_t private_len, uint32_t *ret_item, char *error,
-                               size_t error_size) {
+                               const uint8_t *private_area, uint16_t private_len, uint32_t *ret_item,
+                               struct kos_error *ret_error) {
         char rc[32];
         int r = kos_tpm_load(t, primary, private_area, private_len, public_area, public_len, ret_item);
 
         if (r == -EPROTO)
-                snprintf(error, error_size,
-                         "the TPM cannot load the sealed object (%s): it was sealed by another TPM, or changed, or the "
-                         "TPM was cleared",
-                         kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
+                kos_error_set(ret_error, r,
+                              "the TPM cannot load the sealed object (%s): it was sealed by another TPM, or changed, or "
+                              "the TPM was cleared",
+                              kos_tpm_rc_name(t->last_rc, rc, sizeof rc));
         else if (r < 0)
-                say_tpm_error(t, "Load", r, error, error_size);
+                kos_tpm_say_error(t, "Load", r, ret_error);
         return r;
 }
 
 int kos_tpm_unseal(struct kos_tpm *t, const struct kos_sealed_key *k, uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX],
-                   size_t *ret_len, char *error, size_t error_size) {
+                   size_t *ret_len, struct kos_error *ret_error) {
         uint32_t primary, item = 0, session = 0;
         int r;
 
-        if ((r = kos_tpm_create_primary(t, &primary)) < 0) {
-                say_create_primary_error(t, r, error, error_size);
-                return r;
-        }
+        if ((r = kos_tpm_create_primary(t, &primary)) < 0)
+                return say_create_primary_error(t, r, ret_error);
         r = kos_tpm_load_sealed_object(t, primary, k->public_area, k->public_len, k->private_area, k->private_len,
-                                       &item, error, error_size);
+                                       &item, ret_error);
         if (r < 0)
                 goto out;
         if ((r = kos_tpm_start_policy_session(t, &session)) < 0) {
-                say_tpm_error(t, "StartAuthSession", r, error, error_size);
+                kos_tpm_say_error(t, "StartAuthSession", r, ret_error);
                 goto out;
         }
         if ((r = kos_tpm_policy_pcr(t, session, k->pcr_mask)) < 0) {
-                say_tpm_error(t, "PolicyPCR", r, error, error_size);
+                kos_tpm_say_error(t, "PolicyPCR", r, ret_error);
                 goto out;
         }
         r = kos_tpm_unseal_object(t, item, session, ret_data, ret_len);
         if (r == 0)
                 session = 0; /* not continued: the TPM flushed it */
         else if (r == -EPROTO && (t->last_rc & 0xbf) == KOS_TPM_RC_POLICY_FAIL && (t->last_rc & 0x80))
-                explain_policy_failure(t, k, error, error_size);
+                explain_policy_failure(t, k, r, ret_error);
         else
-                say_tpm_error(t, "Unseal", r, error, error_size);
+                kos_tpm_say_error(t, "Unseal", r, ret_error);
 out:
         if (session)
                 (void)kos_tpm_flush_context(t, session);

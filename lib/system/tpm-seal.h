@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "tpm.h"
 
 #define KOS_SEALED_KEY_MAGIC "KOSSEAL1"
@@ -45,24 +46,25 @@ _kos_must_check_ int kos_sealed_key_format(const struct kos_sealed_key *k, uint8
 /* Seals data (1 to 128 bytes) under this TPM's KOS storage primary key with
  * PolicyPCR(mask, values). mask must include KOS_TPM_SEAL_PCR: otherwise
  * the key would open after the leave event, for anyone (-EINVAL). The TPM
- * need not be in that PCR state. error says what failed. */
+ * need not be in that PCR state. ret_error says what failed. */
 _kos_must_check_ int kos_tpm_seal(struct kos_tpm *t, const uint8_t *data, size_t data_len, uint32_t mask,
-                                  const uint8_t values[24][KOS_SHA256_LEN], struct kos_sealed_key *ret, char *error,
-                                  size_t error_size);
+                                  const uint8_t values[24][KOS_SHA256_LEN], struct kos_sealed_key *ret, struct kos_error *ret_error);
 /* Unseals: 0 with the data (explicit_bzero it), or a negative errno with a
- * reason in error naming the part of the policy that failed, e.g. "PCR 15
+ * reason in ret_error naming the part of the policy that failed, e.g. "PCR 15
  * does not match the sealed policy (TPM_RC_POLICY_FAIL): it holds 1a2b...,
  * the policy needs 3c4d...". */
 _kos_must_check_ int kos_tpm_unseal(struct kos_tpm *t, const struct kos_sealed_key *k,
-                                    uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len, char *error,
-                                    size_t error_size);
+                                    uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len, struct kos_error *ret_error);
 /* Load of a sealed object under the KOS storage key primary: 0, or a
- * negative errno with the reason in error (a refusal: sealed by another
+ * negative errno with the reason in ret_error (a refusal: sealed by another
  * TPM, changed, or the TPM was cleared). */
 _kos_must_check_ int kos_tpm_load_sealed_object(struct kos_tpm *t, uint32_t primary, const uint8_t *public_area,
                                                 uint16_t public_len, const uint8_t *private_area,
-                                                uint16_t private_len, uint32_t *ret_item, char *error,
-                                                size_t error_size);
+                                                uint16_t private_len, uint32_t *ret_item, struct kos_error *ret_error);
+/* What failed in a TPM command of the System Kernel's: "<what>: the TPM
+ * refused (<response code>)" for a refusal (-EPROTO), else "<what>: <errno
+ * text>"; returns r. */
+int kos_tpm_say_error(struct kos_tpm *t, const char *what, int r, struct kos_error *ret_error);
 /* The leave event: extends KOS_TPM_SEAL_PCR with KOS_TPM_LEAVE_EVENT, after
  * which nothing can unseal a KOS key until the next platform reset. */
 _kos_must_check_ int kos_tpm_seal_leave(struct kos_tpm *t);

@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         close(fd);
 
         if (r == -EBADMSG) {
-                if (result.error[0] == '\0')
+                if (result.error.msg[0] == '\0')
                         abort(); /* refused without a reason */
                 for (size_t i = 0; i < 2; i++) {
                         path(p, sizeof p, dirs[i]);

@@ -18,14 +18,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct kos_chunk_index index;
         uint8_t sha[KOS_SHA256_LEN] = {0};
         uint64_t component_size = 0;
-        char error[256];
+        struct kos_error error = KOS_ERROR_NULL;
 
         if (size >= KOS_CHUNK_INDEX_HEADER_LEN) {
                 for (int i = 7; i >= 0; i--)
                         component_size = component_size << 8 | data[16 + i];
                 memcpy(sha, data + 24, KOS_SHA256_LEN);
         }
-        int r = kos_chunk_index_parse(data, size, sha, component_size, &index, error, sizeof error);
+        int r = kos_chunk_index_parse(data, size, sha, component_size, &index, &error);
         if (r == 0) {
                 uint64_t total = 0;
                 for (size_t i = 0; i < index.count; i++) {
@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (total != component_size || index.count > kos_chunk_index_max_count(component_size))
                         abort();
                 kos_chunk_index_done(&index);
-        } else if ((r != -EBADMSG && r != -ENOMEM) || !memchr(error, '\0', sizeof error))
+        } else if ((r != -EBADMSG && r != -ENOMEM) || !memchr(error.msg, '\0', sizeof error.msg))
                 abort();
         return 0;
 }

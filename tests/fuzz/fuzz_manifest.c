@@ -9,12 +9,13 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct kos_manifest *m = NULL, *again = NULL;
-        char error[256], *json = NULL;
+        char *json = NULL;
+        struct kos_error error = KOS_ERROR_NULL;
         size_t len;
 
-        if (kos_manifest_parse((const char *)data, size, &m, error, sizeof error) < 0)
+        if (kos_manifest_parse((const char *)data, size, &m, &error) < 0)
                 return 0;
-        if (kos_manifest_format(m, &json, &len) < 0 || kos_manifest_parse(json, len, &again, error, sizeof error) < 0)
+        if (kos_manifest_format(m, &json, &len) < 0 || kos_manifest_parse(json, len, &again, &error) < 0)
                 abort();
         if (strcmp(m->name, again->name) != 0 || m->n_components != again->n_components || m->version != again->version ||
             m->security_version != again->security_version ||

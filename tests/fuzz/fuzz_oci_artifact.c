@@ -14,11 +14,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct kos_oci_artifact *a = malloc(sizeof *a);
-        char error[320];
+        struct kos_error error = KOS_ERROR_NULL;
 
         if (!a)
                 return 0;
-        int r = kos_oci_artifact_parse((const char *)data, size, a, error, sizeof error);
+        int r = kos_oci_artifact_parse((const char *)data, size, a, &error);
         if (r == 0) {
                 if (a->n_layers > ELEMENTSOF(a->layers) || a->manifest < 0 || a->signature < 0 ||
                     (size_t)a->manifest >= a->n_layers || (size_t)a->signature >= a->n_layers ||
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 for (size_t i = 0; i < a->n_layers; i++)
                         if (strlen(a->layers[i].digest) != KOS_OCI_DIGEST_LEN || strncmp(a->layers[i].digest, "sha256:", 7) != 0)
                                 abort();
-        } else if (r != -EBADMSG || !memchr(error, '\0', sizeof error))
+        } else if (r != -EBADMSG || !memchr(error.msg, '\0', sizeof error.msg))
                 abort();
         free(a);
         return 0;

@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const uint8_t zero[KOS_PKCS11_PIN_MAX + 1];
         struct kos_pkcs11_uri u;
         uint8_t raw[KOS_ED25519_PUBLIC_LEN];
-        char error[256] = "", text[512];
+        char text[512];
+        struct kos_error error = KOS_ERROR_NULL;
 
         bool point_ok = size == 34 && data[0] == 0x04 && data[1] == 0x20;
         if ((kos_pkcs11_ec_point_parse(data, size, raw) == 0) != point_ok)
@@ -29,9 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         memcpy(uri, data, size);
         uri[size] = '\0';
-        int r = kos_pkcs11_uri_parse(uri, &u, error, sizeof error);
+        int r = kos_pkcs11_uri_parse(uri, &u, &error);
         if (r < 0) {
-                if (r != -EINVAL || !error[0] || memcmp(u.pin_value, zero, sizeof zero) != 0)
+                if (r != -EINVAL || !error.msg[0] || memcmp(u.pin_value, zero, sizeof zero) != 0)
                         abort();
         } else {
                 if (strnlen(u.token, sizeof u.token) >= sizeof u.token || strnlen(u.object, sizeof u.object) >= sizeof u.object ||

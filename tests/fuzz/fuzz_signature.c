@@ -11,9 +11,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct kos_signature_file sigs;
         struct kos_keyring ring = {0};
         uint8_t id[KOS_KEY_ID_LEN];
-        char error[160], line[128], *again;
+        char line[128], *again;
+        struct kos_error error = KOS_ERROR_NULL;
 
-        if (kos_signature_file_parse((const char *)data, size, &sigs, error, sizeof error) < 0)
+        if (kos_signature_file_parse((const char *)data, size, &sigs, &error) < 0)
                 return 0;
         again = malloc(sigs.n * 128 + 1);
         if (!again)

@@ -21,8 +21,8 @@
 #define BK_VALID BK("{\"sha256\": \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\", \"size\": 50, \"bk_security_version\": 7}")
 
 static int parse(const char *text, struct kos_manifest **ret) {
-        char err[256];
-        return kos_manifest_parse(text, strlen(text), ret, err, sizeof err);
+        struct kos_error err = KOS_ERROR_NULL;
+        return kos_manifest_parse(text, strlen(text), ret, &err);
 }
 
 static int parse_only(const char *text) {

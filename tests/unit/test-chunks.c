@@ -136,11 +136,11 @@ TEST(chunk_index_round_trips) {
         uint8_t sha[KOS_SHA256_LEN];
         struct kos_chunk_index index;
         size_t len;
-        char why[256];
+        struct kos_error why = KOS_ERROR_NULL;
         uint8_t *bytes = sample_index(&len, sha);
 
         CHECK(bytes && len == KOS_CHUNK_INDEX_HEADER_LEN + 3 * KOS_CHUNK_ENTRY_LEN);
-        int r = kos_chunk_index_parse(bytes, len, sha, 2 * KOS_CHUNK_MIN + 100, &index, why, sizeof why);
+        int r = kos_chunk_index_parse(bytes, len, sha, 2 * KOS_CHUNK_MIN + 100, &index, &why);
         free(bytes);
         CHECK(r == 0 && index.count == 3 && index.entries[2].length == 100 && index.entries[1].blob_length == 20 &&
               index.entries[2].sha256[0] == 3);
@@ -152,18 +152,18 @@ static int parse_bad(void (*edit)(uint8_t *bytes, size_t *len, uint64_t *size), 
         uint8_t sha[KOS_SHA256_LEN];
         struct kos_chunk_index index;
         uint64_t size = 2 * KOS_CHUNK_MIN + 100;
-        char why[256] = "";
+        struct kos_error why = KOS_ERROR_NULL;
         size_t len;
         uint8_t *bytes = sample_index(&len, sha);
 
         if (!bytes)
                 return -1;
         edit(bytes, &len, &size);
-        int r = kos_chunk_index_parse(bytes, len, sha, size, &index, why, sizeof why);
+        int r = kos_chunk_index_parse(bytes, len, sha, size, &index, &why);
         free(bytes);
         if (r == 0)
                 kos_chunk_index_done(&index);
-        return r == -EBADMSG && strstr(why, expect) ? 0 : -1;
+        return r == -EBADMSG && strstr(why.msg, expect) ? 0 : -1;
 }
 
 static void edit_magic(uint8_t *b, size_t *len, uint64_t *size) { b[0] = 'X'; }

@@ -193,30 +193,30 @@ static void make_superblock(uint8_t sb[static KOS_VERITY_SUPERBLOCK_SIZE], uint6
 TEST(verity_superblock_must_match_the_signed_hash_offset) {
         uint8_t sb[KOS_VERITY_SUPERBLOCK_SIZE], salt[KOS_VERITY_MAX_SALT];
         size_t salt_size = 0;
-        char error[256];
+        struct kos_error error = KOS_ERROR_NULL;
 
         make_superblock(sb, 3);
-        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == 0);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, &error) == 0);
         CHECK(salt_size == 32 && salt[0] == 0x5a && salt[31] == 0x5a);
         /* A shorter data area (the truncation a changed superblock could ask for). */
         make_superblock(sb, 2);
-        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
-        CHECK(strstr(error, "data blocks"));
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, &error) == -EBADMSG);
+        CHECK(strstr(error.msg, "data blocks"));
         make_superblock(sb, 3);
         memcpy(sb + 32, "sha1\0\0", 6);
-        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
-        CHECK(strstr(error, "hash algorithm"));
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, &error) == -EBADMSG);
+        CHECK(strstr(error.msg, "hash algorithm"));
         make_superblock(sb, 3);
         sb[64 + 1] = 0x02; /* data block size 512 + 4096 */
-        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, &error) == -EBADMSG);
         make_superblock(sb, 3);
         sb[81] = 0x10; /* salt size 4096 + 32 */
-        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, &error) == -EBADMSG);
         make_superblock(sb, 3);
         sb[0] = 'V';
-        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, sizeof sb, 3 * 4096, salt, &salt_size, &error) == -EBADMSG);
         make_superblock(sb, 3);
-        CHECK(kos_verity_check_superblock(sb, 100, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_check_superblock(sb, 100, 3 * 4096, salt, &salt_size, &error) == -EBADMSG);
 }
 
 /* The same check read from a file: exactly the 512 bytes at hash_offset; a
@@ -224,19 +224,20 @@ TEST(verity_superblock_must_match_the_signed_hash_offset) {
 TEST(verity_superblock_is_read_at_the_signed_hash_offset_only) {
         uint8_t sb[KOS_VERITY_SUPERBLOCK_SIZE], salt[KOS_VERITY_MAX_SALT];
         size_t salt_size = 0;
-        char path[512], error[256];
+        char path[512];
+        struct kos_error error = KOS_ERROR_NULL;
 
         snprintf(path, sizeof path, "%s/image", test_tmpdir());
         _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         CHECK(fd >= 0);
         make_superblock(sb, 3);
         CHECK(pwrite(fd, sb, sizeof sb, 3 * 4096) == (ssize_t)sizeof sb);
-        CHECK(kos_verity_read_superblock(fd, 3 * 4096, salt, &salt_size, error, sizeof error) == 0);
+        CHECK(kos_verity_read_superblock(fd, 3 * 4096, salt, &salt_size, &error) == 0);
         CHECK(salt_size == 32 && salt[0] == 0x5a);
-        CHECK(kos_verity_read_superblock(fd, 2 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
-        CHECK(strstr(error, "no dm-verity superblock"));
+        CHECK(kos_verity_read_superblock(fd, 2 * 4096, salt, &salt_size, &error) == -EBADMSG);
+        CHECK(strstr(error.msg, "no dm-verity superblock"));
         CHECK(ftruncate(fd, 3 * 4096 + 511) == 0);
-        CHECK(kos_verity_read_superblock(fd, 3 * 4096, salt, &salt_size, error, sizeof error) == -EBADMSG);
-        CHECK(strstr(error, "no dm-verity superblock"));
-        CHECK(kos_verity_read_superblock(fd, UINT64_MAX - 100, salt, &salt_size, error, sizeof error) == -EBADMSG);
+        CHECK(kos_verity_read_superblock(fd, 3 * 4096, salt, &salt_size, &error) == -EBADMSG);
+        CHECK(strstr(error.msg, "no dm-verity superblock"));
+        CHECK(kos_verity_read_superblock(fd, UINT64_MAX - 100, salt, &salt_size, &error) == -EBADMSG);
 }

@@ -95,8 +95,9 @@ static const char good_line[] =
 
 TEST(signature_line_parses) {
         struct kos_signature_file f;
-        char err[160], line[128];
-        CHECK(kos_signature_file_parse(good_line, strlen(good_line), &f, err, sizeof err) == 0);
+        char line[128];
+        struct kos_error err = KOS_ERROR_NULL;
+        CHECK(kos_signature_file_parse(good_line, strlen(good_line), &f, &err) == 0);
         CHECK(f.n == 1);
         kos_signature_format_line(&f.lines[0], line);
         CHECK(strcmp(line, good_line) == 0);
@@ -104,14 +105,14 @@ TEST(signature_line_parses) {
 
 TEST(signature_without_final_newline_parses) {
         struct kos_signature_file f;
-        char err[160];
-        CHECK(kos_signature_file_parse(good_line, strlen(good_line) - 1, &f, err, sizeof err) == 0 && f.n == 1);
+        struct kos_error err = KOS_ERROR_NULL;
+        CHECK(kos_signature_file_parse(good_line, strlen(good_line) - 1, &f, &err) == 0 && f.n == 1);
 }
 
 static int parse_sig(const char *text) {
         struct kos_signature_file f;
-        char err[160];
-        return kos_signature_file_parse(text, strlen(text), &f, err, sizeof err);
+        struct kos_error err = KOS_ERROR_NULL;
+        return kos_signature_file_parse(text, strlen(text), &f, &err);
 }
 
 TEST(signature_rejects_truncated_base64) {
@@ -166,8 +167,8 @@ TEST(signature_verdicts_untrusted_invalid_valid) {
         struct kos_keyring ring = {0};
         struct kos_signature_file f;
         uint8_t id[8];
-        char err[160];
-        CHECK(kos_signature_file_parse(good_line, strlen(good_line), &f, err, sizeof err) == 0);
+        struct kos_error err = KOS_ERROR_NULL;
+        CHECK(kos_signature_file_parse(good_line, strlen(good_line), &f, &err) == 0);
         CHECK(kos_signature_file_verify(&f, &ring, "", 0, id) == KOS_SIGNATURE_KEY_UNTRUSTED);
         ring.n_keys = 1;
         CHECK(kos_hex_decode(rfc8032_public, 64, ring.keys[0].raw, 32) == 0);
@@ -185,8 +186,8 @@ TEST(signature_verdicts_untrusted_invalid_valid) {
 
 static int parse_manifest(const char *text) {
         struct kos_manifest *m = NULL;
-        char err[256];
-        int r = kos_manifest_parse(text, strlen(text), &m, err, sizeof err);
+        struct kos_error err = KOS_ERROR_NULL;
+        int r = kos_manifest_parse(text, strlen(text), &m, &err);
         kos_manifest_free(m);
         return r;
 }
@@ -204,8 +205,8 @@ static int parse_variant(const char *from, const char *to) {
 
 TEST(manifest_valid_parses_in_order) {
         struct kos_manifest *m = NULL;
-        char err[256];
-        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, err, sizeof err) == 0);
+        struct kos_error err = KOS_ERROR_NULL;
+        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, &err) == 0);
         int ok = strcmp(m->name, "demo") == 0 && m->version == 3 && m->n_components == 2 &&
                  strcmp(m->components[0].name, "base") == 0 && m->components[1].type == KOS_COMPONENT_EROFS &&
                  m->kernel.size == 10 && m->initrd.size == 20 && strcmp(m->cmdline, "quiet") == 0;
@@ -215,11 +216,12 @@ TEST(manifest_valid_parses_in_order) {
 
 TEST(manifest_format_round_trips) {
         struct kos_manifest *m = NULL, *again = NULL;
-        char err[256], *json = NULL;
+        char *json = NULL;
+        struct kos_error err = KOS_ERROR_NULL;
         size_t len;
-        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, err, sizeof err) == 0);
+        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, &err) == 0);
         CHECK(kos_manifest_format(m, &json, &len) == 0);
-        int r = kos_manifest_parse(json, len, &again, err, sizeof err);
+        int r = kos_manifest_parse(json, len, &again, &err);
         int same = r == 0 && again->n_components == 2 && strcmp(again->components[1].name, "app") == 0 &&
                    again->version == 3;
         free(json);
@@ -233,11 +235,11 @@ static int parse_security_version(const char *value, uint32_t *ret) {
         char s[4096], field[64];
         const char *base = VALID_MANIFEST, *p = strstr(base, "\"version\": 3");
         struct kos_manifest *m = NULL;
-        char err[256];
+        struct kos_error err = KOS_ERROR_NULL;
 
         snprintf(field, sizeof field, "\"version\": 3, \"security_version\": %s", value);
         snprintf(s, sizeof s, "%.*s%s%s", (int)(p - base), base, field, p + strlen("\"version\": 3"));
-        int r = kos_manifest_parse(s, strlen(s), &m, err, sizeof err);
+        int r = kos_manifest_parse(s, strlen(s), &m, &err);
         if (r == 0)
                 *ret = m->security_version;
         kos_manifest_free(m);
@@ -246,8 +248,8 @@ static int parse_security_version(const char *value, uint32_t *ret) {
 
 TEST(manifest_security_version_absent_is_0) {
         struct kos_manifest *m = NULL;
-        char err[256];
-        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, err, sizeof err) == 0);
+        struct kos_error err = KOS_ERROR_NULL;
+        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, &err) == 0);
         uint32_t v = m->security_version;
         kos_manifest_free(m);
         CHECK(v == 0);
@@ -273,15 +275,16 @@ TEST(manifest_security_version_rejects_2_pow_32_negative_string_and_float) {
 
 TEST(manifest_format_writes_security_version_only_when_not_0) {
         struct kos_manifest *m = NULL, *again = NULL;
-        char err[256], *plain = NULL, *with = NULL;
+        char *plain = NULL, *with = NULL;
+        struct kos_error err = KOS_ERROR_NULL;
         size_t len;
-        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, err, sizeof err) == 0);
+        CHECK(kos_manifest_parse(VALID_MANIFEST, strlen(VALID_MANIFEST), &m, &err) == 0);
         int r = kos_manifest_format(m, &plain, &len);
         m->security_version = 4000000000u;
         if (r == 0)
                 r = kos_manifest_format(m, &with, &len);
         if (r == 0)
-                r = kos_manifest_parse(with, len, &again, err, sizeof err);
+                r = kos_manifest_parse(with, len, &again, &err);
         bool ok = r == 0 && !strstr(plain, "security_version") &&
                   strstr(with, "  \"version\": 3,\n  \"security_version\": 4000000000,\n  \"kernel\"") &&
                   again->security_version == 4000000000u;
@@ -380,7 +383,7 @@ TEST(cmdline_values_stay_valid_and_last_wins) {
 
 TEST(manifest_accepts_encryption_and_verity) {
         struct kos_manifest *m = NULL;
-        char err[256];
+        struct kos_error err = KOS_ERROR_NULL;
         int r = parse_variant("\"size\": 30}", "\"size\": 8192, \"encryption\": {\"type\": \"luks2\", \"key\": \"disk-key\"}, "
                               "\"verity\": {\"root_hash\": " H64 ", \"hash_offset\": 4096}}");
         CHECK(r == 0);
@@ -389,7 +392,7 @@ TEST(manifest_accepts_encryption_and_verity) {
         snprintf(s, sizeof s, "%.*s%s%s", (int)(p - base), base,
                  "\"size\": 8192, \"encryption\": {\"type\": \"luks2\", \"key\": \"k1\"}, \"verity\": {\"root_hash\": " H64
                  ", \"hash_offset\": 4096}}", p + strlen("\"size\": 30}"));
-        CHECK(kos_manifest_parse(s, strlen(s), &m, err, sizeof err) == 0);
+        CHECK(kos_manifest_parse(s, strlen(s), &m, &err) == 0);
         int ok = m->components[0].encryption.enabled && strcmp(m->components[0].encryption.key, "k1") == 0 &&
                  m->components[0].verity.enabled && m->components[0].verity.hash_offset == 4096 &&
                  !m->components[1].verity.enabled;

@@ -26,7 +26,8 @@
 
 /* One component "base" with the given extra keys and size. */
 static int parse_component(const char *fields, struct kos_manifest **ret) {
-        char json[2048], err[256];
+        char json[2048];
+        struct kos_error err = KOS_ERROR_NULL;
         struct kos_manifest *m = NULL;
 
         snprintf(json, sizeof json,
@@ -34,7 +35,7 @@ static int parse_component(const char *fields, struct kos_manifest **ret) {
                  "\"initrd\": {\"sha256\": " H64 ", \"size\": 1}, \"cmdline\": \"\", \"components\": "
                  "[{\"name\": \"base\", \"type\": \"erofs\", \"sha256\": " H64 ", %s}]}",
                  fields);
-        int r = kos_manifest_parse(json, strlen(json), &m, err, sizeof err);
+        int r = kos_manifest_parse(json, strlen(json), &m, &err);
         if (ret)
                 *ret = m;
         else
@@ -73,7 +74,7 @@ TEST(manifest_refuses_hash_tree_with_encryption_without_verity_or_unknown_value)
 }
 
 TEST(manifest_refuses_hash_tree_whose_size_is_not_data_superblock_and_tree) {
-        char error[256];
+        struct kos_error error = KOS_ERROR_NULL;
         struct kos_manifest *m = NULL;
         /* A byte short (the tree cut), a block more (bytes nothing checks). */
         CHECK(parse_component("\"size\": 16383, " VERITY_8192 ", \"verify\": \"hash-tree\"", NULL) == -EBADMSG);
@@ -82,8 +83,8 @@ TEST(manifest_refuses_hash_tree_whose_size_is_not_data_superblock_and_tree) {
                            ", \"size\": 1}, \"initrd\": {\"sha256\": " H64 ", \"size\": 1}, \"cmdline\": \"\", "
                            "\"components\": [{\"name\": \"b\", \"type\": \"erofs\", \"sha256\": " H64
                            ", \"size\": 12288, " VERITY_8192 ", \"verify\": \"hash-tree\"}]}";
-        CHECK(kos_manifest_parse(json, strlen(json), &m, error, sizeof error) == -EBADMSG);
-        CHECK(strstr(error, "16384 bytes"));
+        CHECK(kos_manifest_parse(json, strlen(json), &m, &error) == -EBADMSG);
+        CHECK(strstr(error.msg, "16384 bytes"));
 }
 
 TEST(verity_image_size_follows_the_kernels_tree_geometry) {
@@ -104,12 +105,13 @@ TEST(verity_image_size_follows_the_kernels_tree_geometry) {
 
 TEST(manifest_format_writes_verify_only_for_hash_tree_and_round_trips_its_bytes) {
         struct kos_manifest *m = NULL, *again = NULL;
-        char *json = NULL, *json_again = NULL, *plain = NULL, err[256];
+        char *json = NULL, *json_again = NULL, *plain = NULL;
+        struct kos_error err = KOS_ERROR_NULL;
         size_t len, len_again, plain_len;
         CHECK(parse_component("\"size\": 16384, " VERITY_8192 ", \"verify\": \"hash-tree\"", &m) == 0);
         int r = kos_manifest_format(m, &json, &len);
         if (r == 0)
-                r = kos_manifest_parse(json, len, &again, err, sizeof err);
+                r = kos_manifest_parse(json, len, &again, &err);
         if (r == 0)
                 r = kos_manifest_format(again, &json_again, &len_again);
         m->components[0].verify = KOS_VERIFY_SHA256;

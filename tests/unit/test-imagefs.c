@@ -251,7 +251,8 @@ static void record_handover(const struct kos_candidate *c, const struct kos_mani
 static struct kos_manifest *handover_fixture(struct kos_imagefs *img, const char *kernel, const char *initrd,
                                              const char *base) {
         const char *declared[3] = {"KERNEL", "INITRD", "BASE"}, *stored[3] = {kernel, initrd, base};
-        char hex[3][KOS_SHA256_HEX_LEN + 1], path[512], json[1024], error[128];
+        char hex[3][KOS_SHA256_HEX_LEN + 1], path[512], json[1024];
+        struct kos_error error = KOS_ERROR_NULL;
         struct kos_manifest *m = NULL;
 
         snprintf(path, sizeof path, "%s/img", test_tmpdir());
@@ -271,7 +272,7 @@ static struct kos_manifest *handover_fixture(struct kos_imagefs *img, const char
                  "\"initrd\":{\"sha256\":\"%s\",\"size\":6},\"cmdline\":\"\",\"components\":[{\"name\":\"base\","
                  "\"type\":\"squashfs\",\"sha256\":\"%s\",\"size\":4}]}",
                  hex[0], hex[1], hex[2]);
-        if (kos_manifest_parse(json, strlen(json), &m, error, sizeof error) < 0)
+        if (kos_manifest_parse(json, strlen(json), &m, &error) < 0)
                 return NULL;
         return m;
 }

@@ -7,8 +7,15 @@
 #include "test.h"
 #include "util.h"
 
+/* The message into a plain buffer, so each test reads it as a user would. */
 static int parse(const char *uri, struct kos_pkcs11_uri *u, char *error, size_t size) {
-        return kos_pkcs11_uri_parse(uri, u, error, size);
+        struct kos_error e = KOS_ERROR_NULL;
+        int r = kos_pkcs11_uri_parse(uri, u, &e);
+        size_t n = strnlen(e.msg, size - 1);
+
+        memcpy(error, e.msg, n);
+        error[n] = '\0';
+        return r;
 }
 
 static bool rejected(const char *uri) {

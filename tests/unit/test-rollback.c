@@ -26,8 +26,8 @@ static int write_floor_file(const struct kos_imagefs *img, const char *text) {
 }
 
 static int store_read(const struct kos_imagefs *img, uint32_t *ret) {
-        char why[160];
-        return kos_rollback_store_read(img, ret, why, sizeof why);
+        struct kos_error why = KOS_ERROR_NULL;
+        return kos_rollback_store_read(img, ret, &why);
 }
 
 TEST(rollback_floor_missing_is_0) {
@@ -44,22 +44,23 @@ TEST(rollback_floor_missing_is_0) {
 TEST(rollback_floor_raise_stores_a_decimal_number_and_never_goes_down) {
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_rollback_floor f;
-        char *text = NULL, why[400];
+        char *text = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
         size_t len;
         uint32_t v = 0;
         CHECK(fresh_imagefs(&img) == 0);
-        CHECK(kos_rollback_floor_raise(&img, 0, why, sizeof why) == 0);
+        CHECK(kos_rollback_floor_raise(&img, 0, &why) == 0);
         CHECK(store_read(&img, &v) == -ENOENT); /* 0 needs no file */
-        CHECK(kos_rollback_floor_raise(&img, 2, why, sizeof why) == 0);
+        CHECK(kos_rollback_floor_raise(&img, 2, &why) == 0);
         CHECK(kos_read_file_at(img.root_fd, "boot-state/rollback-floor", 64, &text, &len) == 0);
         bool decimal = strcmp(text, "2\n") == 0;
         free(text);
         CHECK(decimal);
-        CHECK(kos_rollback_floor_raise(&img, 1, why, sizeof why) == -ERANGE);
-        CHECK(kos_rollback_floor_raise(&img, 0, why, sizeof why) == -ERANGE);
-        CHECK(kos_rollback_floor_raise(&img, 2, why, sizeof why) == 0);
+        CHECK(kos_rollback_floor_raise(&img, 1, &why) == -ERANGE);
+        CHECK(kos_rollback_floor_raise(&img, 0, &why) == -ERANGE);
+        CHECK(kos_rollback_floor_raise(&img, 2, &why) == 0);
         CHECK(store_read(&img, &v) == 0 && v == 2);
-        CHECK(kos_rollback_floor_raise(&img, UINT32_MAX, why, sizeof why) == 0);
+        CHECK(kos_rollback_floor_raise(&img, UINT32_MAX, &why) == 0);
         CHECK(kos_rollback_floor_read(&img, NULL, &f) == 0);
         kos_imagefs_close(&img);
         CHECK(f.value == UINT32_MAX && f.source == KOS_FLOOR_SOURCE_STORED);
@@ -84,7 +85,7 @@ TEST(rollback_floor_file_is_parsed_strictly) {
 TEST(rollback_floor_junk_or_fifo_fails_safe_and_says_so) {
         struct kos_imagefs img = KOS_IMAGEFS_NULL;
         struct kos_rollback_floor f;
-        char why[400];
+        struct kos_error why = KOS_ERROR_NULL;
         uint32_t v;
         CHECK(fresh_imagefs(&img) == 0);
         CHECK(write_floor_file(&img, "junk") == 0);
@@ -97,7 +98,7 @@ TEST(rollback_floor_junk_or_fifo_fails_safe_and_says_so) {
         CHECK(kos_rollback_floor_read(&img, NULL, &f) == 0 && f.source == KOS_FLOOR_SOURCE_DERIVED);
         CHECK(strstr(f.warning, "not a regular file"));
         /* Raising replaces what cannot be read. */
-        CHECK(kos_rollback_floor_raise(&img, 3, why, sizeof why) == 0);
+        CHECK(kos_rollback_floor_raise(&img, 3, &why) == 0);
         CHECK(store_read(&img, &v) == 0 && v == 3);
         kos_imagefs_close(&img);
 }

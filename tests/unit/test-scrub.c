@@ -240,7 +240,7 @@ TEST(scrub_does_not_confirm_when_a_device_ends_before_its_size) {
         CHECK(make_file("runtime.img", 8192) == 0);
         CHECK(kos_scrub_run(two_devices, 2, &fake_ops, &report) == -ENODATA);
         CHECK(report.result == KOS_SCRUB_ENDED_EARLY && report.n_done == 0);
-        CHECK(strstr(report.error, "base (base.img): ended at byte 1048576 of 1052672") != NULL);
+        CHECK(strstr(report.error.msg, "base (base.img): ended at byte 1048576 of 1052672") != NULL);
         CHECK(!kos_scrub_may_confirm(&report, 2));
 }
 
@@ -250,7 +250,7 @@ TEST(scrub_does_not_confirm_when_a_read_fails) {
         fake = (struct fake){.open_directory = true};
         CHECK(kos_scrub_run(two_devices, 2, &fake_ops, &report) < 0);
         CHECK(report.result == KOS_SCRUB_READ_ERROR && report.n_done == 0);
-        CHECK(strstr(report.error, "base (base.img): read error at byte 0") != NULL);
+        CHECK(strstr(report.error.msg, "base (base.img): read error at byte 0") != NULL);
         CHECK(!kos_scrub_may_confirm(&report, 2));
 }
 
@@ -261,7 +261,7 @@ TEST(scrub_does_not_confirm_and_reads_nothing_when_a_device_is_missing) {
         CHECK(make_file("base.img", KOS_SCRUB_CHUNK) == 0);
         CHECK(kos_scrub_run(two_devices, 2, &fake_ops, &report) == -ENOENT);
         CHECK(report.result == KOS_SCRUB_CANNOT_OPEN && report.bytes == 0 && fake.progress_calls == 0);
-        CHECK(strstr(report.error, "runtime (runtime.img)") != NULL);
+        CHECK(strstr(report.error.msg, "runtime (runtime.img)") != NULL);
         CHECK(!kos_scrub_may_confirm(&report, 2));
 }
 

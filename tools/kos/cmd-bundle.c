@@ -201,7 +201,7 @@ static int bundle_install(int argc, char **argv) {
         progress_finish(&p);
         kos_imagefs_close(&img);
         if (r == -EBADMSG)
-                return fail(EXIT_INVALID, "bundle %s refused, nothing changed: %s", bundle, result.error);
+                return fail(EXIT_INVALID, "bundle %s refused, nothing changed: %s", bundle, result.error.msg);
         if (r < 0)
                 return fail(EXIT_USAGE, "installing %s failed: %s", bundle, strerror(-r));
         if (result.already_active) {

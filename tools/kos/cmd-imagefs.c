@@ -263,7 +263,7 @@ int cmd_mark_good(int argc, char **argv) {
         if ((r = kos_imagefs_manifest_id(&img, name, id)) < 0)
                 code = fail(EXIT_USAGE, "manifest %s is not installed: %s", name, file_error_string(r));
         else if ((r = kos_mark_good(&img, &ring, id, &result)) == -EBADMSG)
-                code = fail(EXIT_INVALID, "cannot mark %s good: %s", name, result.error);
+                code = fail(EXIT_INVALID, "cannot mark %s good: %s", name, result.error.msg);
         else if (r < 0)
                 code = fail(EXIT_USAGE, "cannot mark %s good: %s", name, strerror(-r));
         else {

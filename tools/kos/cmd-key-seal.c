@@ -126,7 +126,7 @@ static int seal_authorized(const char *key_file, const char *key_id, const char 
         struct kos_authorized_key sealed;
         struct kos_tpm t;
         uint8_t buf[KOS_AUTHORIZED_KEY_MAX];
-        char error[512];
+        struct kos_error error = KOS_ERROR_NULL;
         int r;
 
         if ((r = read_policy_key(policy_key_path, &policy_key)) != EXIT_OK)
@@ -139,11 +139,11 @@ static int seal_authorized(const char *key_file, const char *key_id, const char 
                 return fail(EXIT_USAGE, "%s: a sealed key is 1 to %d bytes", key_file, KOS_TPM_SEAL_DATA_MAX);
         if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
                 return r;
-        r = kos_tpm_seal_authorized(&t, (const uint8_t *)key, key_len, &policy_key, &sealed, error, sizeof error);
+        r = kos_tpm_seal_authorized(&t, (const uint8_t *)key, key_len, &policy_key, &sealed, &error);
         explicit_bzero(key, key_len);
         kos_tpm_close(&t);
         if (r < 0)
-                return fail(EXIT_USAGE, "cannot seal %s: %s", key_file, error);
+                return fail(EXIT_USAGE, "cannot seal %s: %s", key_file, error.msg);
         int n = kos_authorized_key_format(&sealed, buf, sizeof buf);
         if (n < 0)
                 return fail(EXIT_USAGE, "the sealed object is too large");
@@ -169,7 +169,7 @@ static int key_seal(int argc, char **argv) {
         uint32_t mask = 1u << KOS_TPM_SEAL_PCR, given = 0;
         struct kos_sealed_key sealed;
         struct kos_tpm t;
-        char error[512];
+        struct kos_error error = KOS_ERROR_NULL;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
@@ -227,11 +227,11 @@ static int key_seal(int argc, char **argv) {
                 kos_tpm_close(&t);
                 return r;
         }
-        r = kos_tpm_seal(&t, (const uint8_t *)key, key_len, mask, values, &sealed, error, sizeof error);
+        r = kos_tpm_seal(&t, (const uint8_t *)key, key_len, mask, values, &sealed, &error);
         explicit_bzero(key, key_len);
         kos_tpm_close(&t);
         if (r < 0)
-                return fail(EXIT_USAGE, "cannot seal %s: %s", key_file, error);
+                return fail(EXIT_USAGE, "cannot seal %s: %s", key_file, error.msg);
         if ((r = write_sealed(output, key_id, &sealed)) != EXIT_OK)
                 return r;
         printf("sealed %s to PCR", key_id);
@@ -266,7 +266,7 @@ static int unseal_authorized(const char *file, const char *data, size_t len, con
         struct kos_signed_policy policy;
         struct kos_tpm_ecc_point policy_key;
         struct kos_tpm t;
-        char error[512];
+        struct kos_error error = KOS_ERROR_NULL;
         int r;
 
         if (kos_authorized_key_parse((const uint8_t *)data, len, &k) < 0)
@@ -278,10 +278,10 @@ static int unseal_authorized(const char *file, const char *data, size_t len, con
                 return r;
         if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
                 return r;
-        r = kos_tpm_unseal_authorized(&t, &k, &policy_key, &policy, ret_data, ret_len, error, sizeof error);
+        r = kos_tpm_unseal_authorized(&t, &k, &policy_key, &policy, ret_data, ret_len, &error);
         kos_tpm_close(&t);
         if (r < 0)
-                return fail(EXIT_INVALID, "cannot unseal %s: %s", file, error);
+                return fail(EXIT_INVALID, "cannot unseal %s: %s", file, error.msg);
         return EXIT_OK;
 }
 
@@ -291,7 +291,8 @@ static int key_unseal(int argc, char **argv) {
                 {"policy-key", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'}, {}};
         const char *output = NULL, *policy = NULL, *policy_key = NULL;
         uint8_t data[KOS_TPM_SEAL_DATA_MAX], digest[KOS_SHA256_LEN];
-        char hex[KOS_SHA256_HEX_LEN + 1], error[512];
+        char hex[KOS_SHA256_HEX_LEN + 1];
+        struct kos_error error = KOS_ERROR_NULL;
         struct kos_sealed_key k;
         struct kos_tpm t;
         size_t len;
@@ -323,10 +324,10 @@ static int key_unseal(int argc, char **argv) {
                         return fail(EXIT_INVALID, "%s is not a sealed-key file (docs/tpm.md)", argv[optind]);
                 if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
                         return r;
-                r = kos_tpm_unseal(&t, &k, data, &len, error, sizeof error);
+                r = kos_tpm_unseal(&t, &k, data, &len, &error);
                 kos_tpm_close(&t);
                 if (r < 0)
-                        return fail(EXIT_INVALID, "cannot unseal %s: %s", argv[optind], error);
+                        return fail(EXIT_INVALID, "cannot unseal %s: %s", argv[optind], error.msg);
         }
         if (output) {
                 _cleanup_close_ int fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -358,7 +359,7 @@ static int key_migrate(int argc, char **argv) {
         struct kos_tpm t;
         uint8_t data[KOS_TPM_SEAL_DATA_MAX], buf[KOS_AUTHORIZED_KEY_MAX];
         size_t len;
-        char error[512];
+        struct kos_error error = KOS_ERROR_NULL;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
@@ -384,14 +385,14 @@ static int key_migrate(int argc, char **argv) {
                 return r;
         if ((r = open_tpm_or_fail(&t)) != EXIT_OK)
                 return r;
-        r = kos_tpm_unseal(&t, &old, data, &len, error, sizeof error);
+        r = kos_tpm_unseal(&t, &old, data, &len, &error);
         if (r == 0) {
-                r = kos_tpm_reseal_authorized(&t, data, len, &policy_key, &policy, &sealed, error, sizeof error);
+                r = kos_tpm_reseal_authorized(&t, data, len, &policy_key, &policy, &sealed, &error);
                 explicit_bzero(data, sizeof data);
         }
         kos_tpm_close(&t);
         if (r < 0)
-                return fail(EXIT_INVALID, "cannot migrate %s: %s", path, error);
+                return fail(EXIT_INVALID, "cannot migrate %s: %s", path, error.msg);
         int n = kos_authorized_key_format(&sealed, buf, sizeof buf);
         r = n < 0 ? n : kos_write_file_atomic_at(AT_FDCWD, path, buf, (size_t)n, 0644);
         if (r < 0)

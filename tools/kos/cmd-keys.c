@@ -82,13 +82,13 @@ int signing_key_public_pkcs11(const char *uri, const char *pkcs11_module, uint8_
         return fail(EXIT_USAGE, NO_PKCS11);
 #else
         struct kos_pkcs11_uri u;
-        char error[512];
-        int r = kos_pkcs11_uri_parse(uri, &u, error, sizeof error);
+        struct kos_error error = KOS_ERROR_NULL;
+        int r = kos_pkcs11_uri_parse(uri, &u, &error);
 
         if (r >= 0)
-                r = kos_pkcs11_public_key(&u, kos_pkcs11_module_choose(&u, pkcs11_module), ret_raw, error, sizeof error);
+                r = kos_pkcs11_public_key(&u, kos_pkcs11_module_choose(&u, pkcs11_module), ret_raw, &error);
         kos_pkcs11_uri_done(&u);
-        return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
+        return r < 0 ? fail(EXIT_USAGE, "%s", error.msg) : EXIT_OK;
 #endif
 }
 
@@ -98,14 +98,14 @@ static int sign_pkcs11(const char *key, const char *pkcs11_module, const void *m
         return fail(EXIT_USAGE, NO_PKCS11);
 #else
         struct kos_pkcs11_uri u;
-        char error[512];
-        int r = kos_pkcs11_uri_parse(key, &u, error, sizeof error);
+        struct kos_error error = KOS_ERROR_NULL;
+        int r = kos_pkcs11_uri_parse(key, &u, &error);
 
         if (r >= 0)
                 r = kos_pkcs11_sign(&u, kos_pkcs11_module_choose(&u, pkcs11_module), message, len, ret_signature, ret_id,
-                                    error, sizeof error);
+                                    &error);
         kos_pkcs11_uri_done(&u);
-        return r < 0 ? fail(EXIT_USAGE, "%s", error) : EXIT_OK;
+        return r < 0 ? fail(EXIT_USAGE, "%s", error.msg) : EXIT_OK;
 #endif
 }
 

@@ -151,7 +151,7 @@ static int parse_component_arg(char *arg, struct kos_component *c, const char **
  * reads it. inputs[2 + i] is component i. */
 static int check_verity_superblocks(const struct kos_manifest *m, const struct input *inputs) {
         uint8_t salt[KOS_VERITY_MAX_SALT];
-        char error[256];
+        struct kos_error error = KOS_ERROR_NULL;
         size_t salt_size;
 
         for (size_t i = 0; i < m->n_components; i++) {
@@ -162,13 +162,13 @@ static int check_verity_superblocks(const struct kos_manifest *m, const struct i
                 _cleanup_close_ int fd = kos_open_regular_at(AT_FDCWD, path, 0, NULL);
                 if (fd < 0)
                         return fail(EXIT_USAGE, "%s: cannot read %s: %s", c->name, path, file_error_string(fd));
-                int r = kos_verity_read_superblock(fd, c->verity.hash_offset, salt, &salt_size, error, sizeof error);
+                int r = kos_verity_read_superblock(fd, c->verity.hash_offset, salt, &salt_size, &error);
                 if (r == -EBADMSG)
                         return fail(EXIT_USAGE, "component %s: %s: %s: %s (the System Kernel would refuse it at "
                                     "'open dm-verity'; kos component build --verity writes what it accepts)",
-                                    c->name, path, kos_reason_to_string(KOS_REASON_VERITY_SUPERBLOCK_MISMATCH), error);
+                                    c->name, path, kos_reason_to_string(KOS_REASON_VERITY_SUPERBLOCK_MISMATCH), error.msg);
                 if (r < 0)
-                        return fail(EXIT_USAGE, "component %s: %s: %s", c->name, path, error);
+                        return fail(EXIT_USAGE, "component %s: %s: %s", c->name, path, error.msg);
         }
         return EXIT_OK;
 }
@@ -376,9 +376,9 @@ static int manifest_create(int argc, char **argv) {
         /* What every stage will parse: a rule broken (a hash-tree component
          * without verity, say) is caught here, not on a device. */
         _cleanup_manifest_ struct kos_manifest *check = NULL;
-        char error[256];
-        if (kos_manifest_parse(json, len, &check, error, sizeof error) < 0)
-                return fail(EXIT_USAGE, "the manifest would be refused: %s", error);
+        struct kos_error error = KOS_ERROR_NULL;
+        if (kos_manifest_parse(json, len, &check, &error) < 0)
+                return fail(EXIT_USAGE, "the manifest would be refused: %s", error.msg);
         if (!output)
                 return fwrite(json, 1, len, stdout) == len ? EXIT_OK : EXIT_USAGE;
         int r = kos_write_file_atomic_at(AT_FDCWD, output, json, len, 0644);
@@ -397,7 +397,8 @@ static int manifest_sign(int argc, char **argv) {
         const char *key = NULL, *module = NULL;
         struct kos_signature_file sigs = {0};
         struct kos_signature mine;
-        char out[KOS_SIGNATURE_MAX_LINES * 128], error[160];
+        char out[KOS_SIGNATURE_MAX_LINES * 128];
+        struct kos_error error = KOS_ERROR_NULL;
         size_t json_len, old_len, out_len = 0, kept = 0;
         int c, r;
 
@@ -430,8 +431,8 @@ static int manifest_sign(int argc, char **argv) {
         if (asprintf(&sig_path, "%s.sig", path) < 0)
                 return fail(EXIT_USAGE, "out of memory");
         r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, &old, &old_len);
-        if (r >= 0 && kos_signature_file_parse(old, old_len, &sigs, error, sizeof error) < 0)
-                return fail(EXIT_USAGE, "%s: %s; remove it to start afresh", sig_path, error);
+        if (r >= 0 && kos_signature_file_parse(old, old_len, &sigs, &error) < 0)
+                return fail(EXIT_USAGE, "%s: %s; remove it to start afresh", sig_path, error.msg);
         if (r < 0 && r != -ENOENT)
                 return fail(EXIT_USAGE, "cannot read %s: %s", sig_path, strerror(-r));
         for (size_t i = 0; i < sigs.n; i++)
@@ -521,7 +522,8 @@ static int manifest_show(int argc, char **argv) {
         static const struct option options[] = {{"keyring", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'}, {}};
         _cleanup_manifest_ struct kos_manifest *m = NULL;
         const char *keyring = NULL;
-        char signer[KOS_KEY_ID_HEX_LEN + 1] = "", error[256], id[KOS_SHA256_HEX_LEN + 1];
+        char signer[KOS_KEY_ID_HEX_LEN + 1] = "", id[KOS_SHA256_HEX_LEN + 1];
+        struct kos_error error = KOS_ERROR_NULL;
         uint8_t digest[KOS_SHA256_LEN];
         size_t len;
         int c, r, code;
@@ -548,8 +550,8 @@ static int manifest_show(int argc, char **argv) {
                 _cleanup_free_ char *untrusted_json = NULL;
                 if ((r = read_path(path, KOS_MANIFEST_MAX, &untrusted_json, &len)) < 0)
                         return fail(EXIT_USAGE, "cannot read %s: %s", path, file_error_string(r));
-                if (kos_manifest_parse(untrusted_json, len, &m, error, sizeof error) < 0)
-                        return fail(EXIT_INVALID, "%s: manifest-malformed: %s", path, error);
+                if (kos_manifest_parse(untrusted_json, len, &m, &error) < 0)
+                        return fail(EXIT_INVALID, "%s: manifest-malformed: %s", path, error.msg);
                 if ((r = kos_sha256(untrusted_json, len, digest)) < 0)
                         return fail(EXIT_USAGE, "cannot hash %s: %s", path, strerror(-r));
         }

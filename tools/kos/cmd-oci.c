@@ -73,11 +73,11 @@ static unsigned test_stall_seconds(void) {
 
 static int open_client(const char *command, const char *reference, struct registry_args *a, struct kos_oci_client **ret) {
         struct kos_oci_ref ref;
-        char why[256];
+        struct kos_error why = KOS_ERROR_NULL;
         int code;
 
-        if (kos_oci_ref_parse(reference, &ref, why, sizeof why) < 0)
-                return usage_error(command, "%s: %s", reference, why);
+        if (kos_oci_ref_parse(reference, &ref, &why) < 0)
+                return usage_error(command, "%s: %s", reference, why.msg);
         if ((code = load_credentials(command, a)) != EXIT_OK)
                 return code;
         struct kos_oci_client_options o = {.credentials = a->credentials, .ca_file = a->ca_file,
@@ -153,7 +153,7 @@ int cmd_push(int argc, char **argv) {
                 goto out;
         int r = kos_oci_push(client, &img, argv[optind + 1], keyring ? &ring : NULL, &push_options, &result);
         if (r == -EBADMSG)
-                code = fail(EXIT_INVALID, "cannot push %s: %s", argv[optind + 1], result.error);
+                code = fail(EXIT_INVALID, "cannot push %s: %s", argv[optind + 1], result.error.msg);
         else if (r < 0)
                 code = fail(EXIT_USAGE, "pushing %s failed: %s", argv[optind + 1],
                             r == -ENOMEM ? strerror(-r) : kos_oci_client_error(client));
@@ -183,10 +183,10 @@ static void print_note(const char *line, void *userdata) {
 
 static int report_pull(const char *reference, int r, struct kos_oci_client *client, const struct kos_bundle_result *result) {
         if (r == -EBADMSG)
-                return fail(EXIT_INVALID, "%s refused, nothing changed: %s", reference, result->error);
+                return fail(EXIT_INVALID, "%s refused, nothing changed: %s", reference, result->error.msg);
         if (r < 0)
                 return fail(EXIT_USAGE, "pulling %s failed, nothing installed and nothing of it kept: %s", reference,
-                            result->error[0] ? result->error : r == -ENOMEM ? strerror(-r) : kos_oci_client_error(client));
+                            result->error.msg[0] ? result->error.msg : r == -ENOMEM ? strerror(-r) : kos_oci_client_error(client));
         if (result->already_active) {
                 printf("%s is installed and first in active already: nothing changed\n", result->name);
                 return EXIT_OK;

@@ -89,7 +89,7 @@ static int revocation_create(int argc, char **argv) {
 static int load_list_or_fail(const struct kos_keyring *ring, const char *path, char **ret_json, size_t *ret_json_len,
                              char **ret_sig, size_t *ret_sig_len, struct kos_revocation_list *ret) {
         _cleanup_free_ char *sig_path = NULL;
-        char error[256];
+        struct kos_error error = KOS_ERROR_NULL;
         int r;
 
         if (asprintf(&sig_path, "%s.sig", path) < 0)
@@ -98,12 +98,11 @@ static int load_list_or_fail(const struct kos_keyring *ring, const char *path, c
                 return fail(EXIT_USAGE, "cannot read %s: %s", path, file_error_string(r));
         if ((r = read_path(sig_path, KOS_SIGNATURE_FILE_MAX, ret_sig, ret_sig_len)) < 0)
                 return fail(EXIT_USAGE, "cannot read %s: %s", sig_path, file_error_string(r));
-        r = kos_revocation_list_load_verified(ring, *ret_json, *ret_json_len, *ret_sig, *ret_sig_len, ret, error,
-                                              sizeof error);
+        r = kos_revocation_list_load_verified(ring, *ret_json, *ret_json_len, *ret_sig, *ret_sig_len, ret, &error);
         if (r == -ENOKEY)
                 return fail(EXIT_INVALID, "the keyring holds no revocation key (revocation/*.pem)");
         if (r < 0)
-                return fail(EXIT_INVALID, "%s: %s", path, r == -ENOMEM ? "out of memory" : error);
+                return fail(EXIT_INVALID, "%s: %s", path, r == -ENOMEM ? "out of memory" : error.msg);
         return EXIT_OK;
 }
 

@@ -72,7 +72,7 @@ const char *file_error_string(int r) {
 int fail_manifest_load(const char *path, struct kos_loaded_manifest *loaded, const char *hint) {
         bool unreadable = loaded->reason == KOS_REASON_IO_ERROR || loaded->reason == KOS_REASON_MANIFEST_MISSING;
         int code = fail(unreadable ? EXIT_USAGE : EXIT_INVALID, "%s: %s: %s%s", path, kos_reason_to_string(loaded->reason),
-                        loaded->detail, hint);
+                        loaded->error.msg, hint);
         kos_loaded_manifest_done(loaded);
         return code;
 }
@@ -93,10 +93,10 @@ int open_imagefs_or_fail(const char *path, struct kos_imagefs *ret) {
 }
 
 int load_keyring_or_fail(const char *dir, struct kos_keyring *ret) {
-        char error[512];
+        struct kos_error error = KOS_ERROR_NULL;
 
-        if (kos_keyring_load(dir, ret, error, sizeof error) < 0)
-                return fail(EXIT_USAGE, "%s", error);
+        if (kos_keyring_load(dir, ret, &error) < 0)
+                return fail(EXIT_USAGE, "%s", error.msg);
         return EXIT_OK;
 }
 
