@@ -161,6 +161,9 @@ static int mark_good_now(struct node *n) {
                 for (size_t i = 0; i < result.n_deactivated; i++)
                         event("manifest %s taken out of active: below the rollback floor %lu", result.deactivated[i],
                               (unsigned long)result.security_version);
+                for (size_t i = 0; i < result.n_uninstalled; i++)
+                        event("manifest %s uninstalled: below the rollback floor %lu and not in active", result.uninstalled[i],
+                              (unsigned long)result.security_version);
                 confirm_boot(n);
                 boot_slots_after_good(n);
         }

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "mark-good.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bootstate.h"
 #include "rollback.h"
@@ -33,6 +36,61 @@ static int deactivate_below(const struct kos_imagefs *img, const struct kos_keyr
                         kept.entries[kept.n++] = list.entries[i];
         }
         return kept.n == list.n ? 0 : kos_active_write(img, &kept);
+}
+
+static bool active_names(const struct kos_active_list *list, const char *name) {
+        for (size_t i = 0; i < list->n; i++)
+                if (list->entries[i].name_valid && strcmp(list->entries[i].name, name) == 0)
+                        return true;
+        return false;
+}
+
+/* Uninstalls every manifest that authenticates, is below floor and that
+ * active does not name (step 4 took it out, or an earlier boot did): it can
+ * never boot here again, and kept it would grow the ImageFS by one manifest
+ * per release for the device's life. A file that does not authenticate is
+ * left alone (selection and gc report it); the next bundle install's gc
+ * removes the components only these manifests referenced. Best effort: what
+ * a crash leaves is removed by the next call, and nothing here can stop the
+ * boot from being marked good. */
+static void uninstall_below(const struct kos_imagefs *img, const struct kos_keyring *ring, uint32_t floor,
+                            struct kos_mark_good_result *result) {
+        struct kos_active_list list;
+        int r = kos_active_read(img, &list);
+        if (r < 0 && r != -ENOENT)
+                return;
+        if (r == -ENOENT)
+                list.n = 0;
+        int fd = openat(img->manifests_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return;
+        }
+        for (struct dirent *e; (e = readdir(d));) {
+                char name[KOS_NAME_MAX + 1], json[KOS_NAME_MAX + 8], sig[KOS_NAME_MAX + 12];
+                size_t len = strlen(e->d_name);
+                if (len <= 5 || len - 5 > KOS_NAME_MAX || strcmp(e->d_name + len - 5, ".json") != 0)
+                        continue;
+                snprintf(name, sizeof name, "%.*s", (int)(len - 5), e->d_name);
+                if (!kos_name_is_valid(name) || active_names(&list, name))
+                        continue;
+                _cleanup_manifest_ struct kos_manifest *m = NULL;
+                struct kos_candidate c = {0};
+                if (!kos_load_manifest(img, ring, name, &c, &m) || m->security_version >= floor)
+                        continue;
+                kos_manifest_file_names(name, json, sig);
+                if (unlinkat(img->manifests_fd, json, 0) < 0)
+                        continue;
+                (void)unlinkat(img->manifests_fd, sig, 0);
+                if (result->n_uninstalled < KOS_ACTIVE_MAX)
+                        snprintf(result->uninstalled[result->n_uninstalled++], sizeof result->uninstalled[0], "%s", name);
+        }
+        closedir(d);
+        if (result->n_uninstalled > 0)
+                (void)fsync(img->manifests_fd);
 }
 
 int kos_mark_good(const struct kos_imagefs *img, const struct kos_keyring *ring,
@@ -70,5 +128,8 @@ int kos_mark_good(const struct kos_imagefs *img, const struct kos_keyring *ring,
         if (r < 0)
                 return r;
         result->floor_raised = m->security_version > floor.value;
-        return deactivate_below(img, ring, m->security_version, result);
+        if ((r = deactivate_below(img, ring, m->security_version, result)) < 0)
+                return r;
+        uninstall_below(img, ring, m->security_version, result);
+        return 0;
 }

@@ -21,6 +21,8 @@ struct kos_mark_good_result {
         bool floor_raised;         /* the floor is now security_version, and was lower */
         size_t n_deactivated;      /* manifests taken out of active: below the new floor */
         char deactivated[KOS_ACTIVE_MAX][KOS_NAME_MAX + 4];
+        size_t n_uninstalled; /* manifests uninstalled: below the floor, not in active (the first KOS_ACTIVE_MAX named) */
+        char uninstalled[KOS_ACTIVE_MAX][KOS_NAME_MAX + 4];
         struct kos_error error; /* why, on -EBADMSG (and -EIO when the manifest cannot be read) */
 };
 
@@ -35,8 +37,11 @@ struct kos_mark_good_result {
  *      a TPM whose counter cannot be read or raised: -EBADMSG with
  *      result->error saying why (docs/tpm.md, "Refusals");
  *   4. every manifest of active that authenticates and is below the new
- *      floor is taken out of active (not uninstalled: gc collects its
- *      components, since it can never boot here again).
+ *      floor is taken out of active;
+ *   5. every installed manifest that authenticates, is below the new floor
+ *      and is not in active is uninstalled (its .json and .sig removed;
+ *      the next install's gc removes its components): it can never boot
+ *      here again. Best effort: the next call completes what a crash left.
  * Other negative errnos are I/O errors. */
 _kos_must_check_ int kos_mark_good(const struct kos_imagefs *img, const struct kos_keyring *ring,
                                    const uint8_t id[static KOS_SHA256_LEN], struct kos_mark_good_result *result);

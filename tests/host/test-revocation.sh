@@ -144,8 +144,10 @@ test_leaked_key_is_shut_out_once_the_floor_passes_the_last_list_before_the_leak(
         signed_release fixed 2 k2.pem
         revocation_list 2 revoker.pem public.pem
         activate fixed
+        cp img/manifests/leaked1.json img/manifests/leaked1.json.sig .
         "$KOS" mark-good --keyring keyring img fixed >/dev/null
         [ "$(cat img/boot-state/rollback-floor)" = 2 ] || fail "floor $(cat img/boot-state/rollback-floor)"
+        cp leaked1.json leaked1.json.sig img/manifests/ # put back: marking fixed good uninstalled it
         cp pre-leak.json img/revocation.json && cp pre-leak.json.sig img/revocation.json.sig
         signed_release leaked2 2 secret.pem
         activate leaked1 leaked2 fixed

@@ -41,8 +41,12 @@ floor_2_then_root_rewrites_the_file() {
         activate v2 v1
         swtpm_host_start tpm
         with_tpm "$KOS" tpm provision >/dev/null
+        cp img/manifests/v1.json img/manifests/v1.json.sig .
         with_tpm "$KOS" mark-good --keyring keyring img v2 >/dev/null
         [ "$(with_tpm "$KOS" tpm floor)" = 2 ] || fail "the TPM floor is not 2"
+        # Root puts the old signed manifest back (marking v2 good
+        # uninstalled it) and first in active.
+        cp v1.json v1.json.sig img/manifests/
         activate v1 v2
         echo 0 >img/boot-state/rollback-floor
 }
@@ -76,6 +80,7 @@ test_tpm_mark_good_raises_the_counter_and_the_floor_survives_losing_the_file() {
         activate v2 v1
         swtpm_host_start tpm
         with_tpm "$KOS" tpm provision >/dev/null # the Boot Kernel's first step
+        cp img/manifests/v1.json v1.json && cp img/manifests/v1.json.sig v1.json.sig
         with_tpm "$KOS" mark-good --keyring keyring img v2 >/dev/null
         [ "$(cat img/boot-state/rollback-floor)" = 2 ] || fail "file floor not raised"
         [ "$(with_tpm "$KOS" tpm floor)" = 2 ] || fail "TPM floor not raised"
@@ -85,7 +90,10 @@ test_tpm_mark_good_raises_the_counter_and_the_floor_survives_losing_the_file() {
         grep -q 'value: 0x22080018' pub || fail "attributes: $(cat pub)"
         grep -qi "authorization policy: $("$KOS" tpm floor-policy)" pub || fail "policy: $(cat pub)"
         [ "$(policy_nvread)" = 0000000000000004 ] || fail "the counter does not hold floor + 2"
+        # Whoever has the disk removes the floor file and puts the old
+        # signed manifest back (marking v2 good uninstalled it) first in active.
         rm -rf img/boot-state
+        cp v1.json v1.json.sig img/manifests/
         activate v1 v2
         with_tpm "$KOS" select img --keyring keyring --explain >explain || true
         grep -q '^rollback floor: security_version 2 (tpm)' explain || fail "$(cat explain)"

@@ -273,6 +273,9 @@ int cmd_mark_good(int argc, char **argv) {
                 for (size_t i = 0; i < result.n_deactivated; i++)
                         printf("deactivated %s: below the rollback floor %lu\n", result.deactivated[i],
                                (unsigned long)result.security_version);
+                for (size_t i = 0; i < result.n_uninstalled; i++)
+                        printf("uninstalled %s: below the rollback floor %lu and not in active\n", result.uninstalled[i],
+                               (unsigned long)result.security_version);
         }
         kos_imagefs_close(&img);
         return code;
