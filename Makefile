@@ -189,7 +189,7 @@ $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 
 # The System Kernel's PID 1: dynamically linked (libcryptsetup is shared
 # only); kos mkinitrd copies the libraries it needs next to it.
-SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c system/datafs.c $(EARLY_SRC)
+SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c system/datafs.c system/datafs-encrypt.c system/datafs-reencrypt.c $(EARLY_SRC)
 $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(LIBKOS_SYSTEM)
 	@mkdir -p $(@D) && rm -f $@
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS_SYSTEM_INIT) -Iearly -Isystem $(SYSTEM_SRC) $(LIBKOS_SYSTEM) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \
