@@ -55,6 +55,10 @@ static int init_on_header_file(const char *device, const char *header_path, uint
                 crypt_free(cd);
                 return keyslot;
         }
+        /* The new segment's sector size: libcryptsetup takes it from here,
+         * not from the header just formatted. */
+        struct crypt_params_luks2 luks2 = {.sector_size = (uint32_t)crypt_get_sector_size(cd)};
+        params.luks2 = &luks2;
         r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot,
                                                crypt_get_cipher(cd), crypt_get_cipher_mode(cd), &params);
         crypt_free(cd);
