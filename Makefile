@@ -69,8 +69,8 @@ EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/ha
 EARLY_HDR := $(wildcard early/*.h)
 # Node Manager's installer (its pull deadline) runs in the unit tests on a real sd-event loop.
 UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/installer.c node/child-process.c \
-	system/keystore.c
-UNIT_LIBS := $(LIBS) -lcurl -lzstd -lsystemd
+	system/keystore.c system/datafs-reencrypt.c
+UNIT_LIBS := $(LIBS) -lcurl -lzstd -lsystemd -lcryptsetup
 
 .PHONY: all check-links deps check demo run bench bench-boot bench-update soak clean asan fuzz unit host-tests boot-kernel
 

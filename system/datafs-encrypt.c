@@ -132,8 +132,15 @@ static int begin(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][K
         if (r >= 0) {
                 d->tpm_used = true;
                 struct format f = {volume_key, pass, sector_size, &k, generation};
+                bool head_written;
                 r = kos_datafs_reencrypt_begin(d->device, DATAFS_ENCRYPT_HEADER_TMP, DATAFS_ENCRYPT_SHIFT,
-                                               format_header, &f, pass, why, size);
+                                               format_header, &f, pass, &head_written, why, size);
+                /* Still the plain ext4: the counter this boot defined goes
+                 * again, so that the next boot tries anew rather than
+                 * taking it for a planted one. */
+                if (r < 0 && !head_written && kos_tpm_nv_undefine_space(t, KOS_DATAFS_GENERATION_INDEX) < 0)
+                        early_log("DataFS: cannot remove the DataFS generation counter again: the next boots "
+                                  "take this plain ext4 for a planted one");
         }
         explicit_bzero(volume_key, sizeof volume_key);
         *ret_keyslot = 0; /* datafs_write_luks2's first slot on a new header */

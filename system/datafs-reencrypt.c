@@ -32,8 +32,8 @@ static int make_header_file(const char *path) {
  * it (libcryptsetup moves the first segment now), then put at the head of
  * the device. */
 static int init_on_header_file(const char *device, const char *header_path, uint64_t shift,
-                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass, char *why,
-                               size_t size) {
+                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
+                               bool *ret_head_written, char *why, size_t size) {
         struct crypt_device *cd = NULL;
         struct crypt_params_reencrypt params = {
                 .mode = CRYPT_REENCRYPT_ENCRYPT,
@@ -67,8 +67,10 @@ static int init_on_header_file(const char *device, const char *header_path, uint
                 return r;
         }
         cd = NULL;
-        if ((r = crypt_init(&cd, device)) >= 0)
+        if ((r = crypt_init(&cd, device)) >= 0) {
+                *ret_head_written = true; /* from here the device may hold (part of) the header */
                 r = crypt_header_restore(cd, CRYPT_LUKS2, header_path);
+        }
         crypt_free(cd);
         if (r < 0)
                 snprintf(why, size, "cannot put the LUKS2 header at the head of %s: %s", device, strerror(-r));
@@ -76,10 +78,11 @@ static int init_on_header_file(const char *device, const char *header_path, uint
 }
 
 int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint64_t shift,
-                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass, char *why,
-                               size_t size) {
+                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
+                               bool *ret_head_written, char *why, size_t size) {
         int r;
 
+        *ret_head_written = false;
         if (shift == 0 || shift % (2 * 4096) != 0) {
                 snprintf(why, size, "the data shift %llu is not a multiple of 8 KiB", (unsigned long long)shift);
                 return -EINVAL;
@@ -89,7 +92,7 @@ int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint
                 snprintf(why, size, "cannot make %s: %s", header_path, strerror(-r));
                 return r;
         }
-        r = init_on_header_file(device, header_path, shift, format, userdata, pass, why, size);
+        r = init_on_header_file(device, header_path, shift, format, userdata, pass, ret_head_written, why, size);
         (void)unlink(header_path);
         return r;
 }
