@@ -164,17 +164,22 @@ static void on_progress(uint64_t done, uint64_t total, void *userdata) {
                   (unsigned)(done * 100 / total));
 }
 
-int datafs_encrypt_resume(struct crypt_device *cd, const char *device, int keyslot, const char *pass, char *why,
+static int run_encryption(struct crypt_device *cd, const char *device, int keyslot, const char *pass, char *why,
                           size_t size) {
         struct progress p = {device, 0};
         double start = early_uptime();
         int r;
 
-        early_log("DataFS %s: LUKS2 encryption in place in progress: resuming it", device);
         if ((r = kos_datafs_reencrypt_run(cd, keyslot, pass, on_progress, &p, why, size)) < 0)
                 return r;
         early_log("DataFS %s: encrypted in place (%.1f s)", device, early_uptime() - start);
         return 0;
+}
+
+int datafs_encrypt_resume(struct crypt_device *cd, const char *device, int keyslot, const char *pass, char *why,
+                          size_t size) {
+        early_log("DataFS %s: LUKS2 encryption in place in progress: resuming it", device);
+        return run_encryption(cd, device, keyslot, pass, why, size);
 }
 
 /* Only a device whose DataFS was never encrypted: no generation counter in
@@ -226,8 +231,11 @@ void datafs_encrypt_plain(struct datafs *d, bool marker) {
         kos_tpm_close(&t);
         if (r >= 0 && ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0))
                 snprintf(why, sizeof why, "the LUKS2 header just written does not load: %s", strerror(-r));
-        if (r >= 0)
-                r = datafs_encrypt_resume(cd, d->device, keyslot, pass, why, sizeof why);
+        if (r >= 0) {
+                early_log("DataFS %s: LUKS2 header written (data offset %llu MiB): encrypting in place", d->device,
+                          DATAFS_ENCRYPT_SHIFT >> 21);
+                r = run_encryption(cd, d->device, keyslot, pass, why, sizeof why);
+        }
         if (r >= 0 && (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0)) < 0)
                 snprintf(why, sizeof why, "activate: %s", strerror(-r));
         explicit_bzero(pass, sizeof pass);
