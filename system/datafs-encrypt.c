@@ -114,6 +114,7 @@ static int begin(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][K
         uint8_t secret[DATAFS_SECRET_LEN], volume_key[DATAFS_VOLUME_KEY_LEN];
         struct datafs_sealed k;
         uint64_t generation;
+        bool head_written = false;
         int r;
 
         if (getrandom(secret, sizeof secret, 0) != sizeof secret ||
@@ -121,28 +122,29 @@ static int begin(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][K
                 snprintf(why, size, "getrandom: %m");
                 return -EIO;
         }
-        if ((r = kos_datafs_generation_provision(t, &generation)) < 0)
+        if ((r = kos_datafs_generation_provision(t, &generation)) < 0) {
                 snprintf(why, size, "cannot define the DataFS generation (TPM NV 0x%08x): %s",
                          KOS_DATAFS_GENERATION_INDEX, strerror(-r));
-        if (r >= 0)
-                r = datafs_passphrase(secret, generation, pass);
+                explicit_bzero(secret, sizeof secret);
+                explicit_bzero(volume_key, sizeof volume_key);
+                return r;
+        }
+        r = datafs_passphrase(secret, generation, pass);
         if (r >= 0)
                 r = datafs_seal_new(t, secret, values, &k, why, size);
         explicit_bzero(secret, sizeof secret);
         if (r >= 0) {
                 d->tpm_used = true;
                 struct format f = {volume_key, pass, sector_size, &k, generation};
-                bool head_written;
                 r = kos_datafs_reencrypt_begin(d->device, DATAFS_ENCRYPT_HEADER_TMP, DATAFS_ENCRYPT_SHIFT,
                                                format_header, &f, pass, &head_written, why, size);
-                /* Still the plain ext4: the counter this boot defined goes
-                 * again, so that the next boot tries anew rather than
-                 * taking it for a planted one. */
-                if (r < 0 && !head_written && kos_tpm_nv_undefine_space(t, KOS_DATAFS_GENERATION_INDEX) < 0)
-                        early_log("DataFS: cannot remove the DataFS generation counter again: the next boots "
-                                  "take this plain ext4 for a planted one");
         }
         explicit_bzero(volume_key, sizeof volume_key);
+        /* Still the plain ext4: the counter this boot defined goes again, so
+         * that the next boot tries anew rather than taking it for planted. */
+        if (r < 0 && !head_written && kos_tpm_nv_undefine_space(t, KOS_DATAFS_GENERATION_INDEX) < 0)
+                early_log("DataFS: cannot remove the DataFS generation counter again: the next boots take this "
+                          "plain ext4 for a planted one");
         *ret_keyslot = 0; /* datafs_write_luks2's first slot on a new header */
         return r;
 }

@@ -118,10 +118,19 @@ int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *p
                 .direction = CRYPT_REENCRYPT_BACKWARD,
                 .flags = CRYPT_REENCRYPT_RESUME_ONLY,
         };
+        const struct crypt_params_reencrypt recovery = {.flags = CRYPT_REENCRYPT_RECOVERY};
         struct progress p = {progress, userdata};
         int r;
 
         make_lock_dir();
+        /* A cut inside a hotzone: libcryptsetup recovers it first (from the
+         * datashift resilience), then the encryption goes on. */
+        if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_CRASH &&
+            (r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot, NULL, NULL,
+                                                    &recovery)) < 0) {
+                snprintf(why, size, "libcryptsetup does not recover the hotzone a cut interrupted: %s", strerror(-r));
+                return r;
+        }
         if ((r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot, NULL, NULL,
                                                     &params)) < 0) {
                 snprintf(why, size, "libcryptsetup does not load the encryption in progress: %s", strerror(-r));

@@ -78,7 +78,7 @@ C
 plain_datafs() {
         local start size
         read -r start size < <(partx -g -o START,SECTORS -n 2 "$1")
-        mkdir -p plain && head -c $(((size / 2048 - 40) << 20)) /dev/zero >plain/filler
+        mkdir -p plain && tr "\\0" x </dev/zero | head -c $(((size / 2048 - 40) << 20)) >plain/filler
         echo "written under kos.datafs=plain" >plain/proof
         rm -f data.part && mkfs.ext4 -q -F -L KOS-DATA -d plain data.part "$((size / 2048))M"
         debugfs -w -R "write root/blob.ref blob" data.part >/dev/null 2>&1 || fail "debugfs cannot write the blob"
