@@ -236,6 +236,7 @@ void datafs_encrypt_plain(struct datafs *d, bool marker) {
         if (r >= 0) {
                 early_log("DataFS %s: LUKS2 header written (data offset %llu MiB): encrypting in place", d->device,
                           DATAFS_ENCRYPT_SHIFT >> 21);
+                d->encrypting = true;
                 r = run_encryption(cd, d->device, keyslot, pass, why, sizeof why);
         }
         if (r >= 0 && (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0)) < 0)

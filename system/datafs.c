@@ -36,6 +36,7 @@ static void vlock(struct datafs *d, const char *format, va_list ap) {
         d->needs_mkfs = false;
         early_log("DataFS %s: locked: %s; continuing without /data (%s)", d->device, d->reason,
                   d->header_zeroed ? "the header this boot began to write was zeroed again"
+                  : d->encrypting  ? "its encryption in place stopped where the LUKS2 header says; the next boot goes on"
                   : d->fs_shrunk   ? "its ext4 was checked and shrunk for the LUKS2 header, its files intact"
                                    : "nothing on it was written");
 }
@@ -146,12 +147,14 @@ static void open_luks2(struct datafs *d) {
         }
         r = datafs_passphrase(secret, generation, pass);
         /* An encryption in place that a power cut interrupted: finished first. */
-        if (r >= 0 && crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE &&
-            (r = datafs_encrypt_resume(cd, d->device, keyslot, pass, error, sizeof error)) < 0) {
-                explicit_bzero(pass, sizeof pass);
-                explicit_bzero(secret, sizeof secret);
-                lock(d, "its encryption in place cannot be resumed: %s", error);
-                goto out;
+        if (r >= 0 && crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
+                d->encrypting = true;
+                if ((r = datafs_encrypt_resume(cd, d->device, keyslot, pass, error, sizeof error)) < 0) {
+                        explicit_bzero(pass, sizeof pass);
+                        explicit_bzero(secret, sizeof secret);
+                        lock(d, "its encryption in place cannot be resumed: %s", error);
+                        goto out;
+                }
         }
         if (r >= 0)
                 r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);
