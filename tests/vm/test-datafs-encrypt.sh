@@ -78,11 +78,13 @@ C
 plain_datafs() {
         local start size
         read -r start size < <(partx -g -o START,SECTORS -n 2 "$1")
-        mkdir -p plain && tr "\\0" x </dev/zero | head -c $(((size / 2048 - 40) << 20)) >plain/filler
+        mkdir -p plain && tr "\\0" x </dev/zero | head -c $(((size / 2048 - 64) << 20)) >plain/filler
         echo "written under kos.datafs=plain" >plain/proof
         rm -f data.part && mkfs.ext4 -q -F -L KOS-DATA -d plain data.part "$((size / 2048))M"
         debugfs -w -R "write root/blob.ref blob" data.part >/dev/null 2>&1 || fail "debugfs cannot write the blob"
         debugfs -w -R "rm filler" data.part >/dev/null 2>&1 || fail "debugfs cannot remove the filler"
+        debugfs -R "dump blob blob.check" data.part >/dev/null 2>&1 && cmp -s blob.check root/blob.ref ||
+                fail "the blob on the plain DataFS is not root/blob.ref (no room?)"
         local last
         last=$(debugfs -R "blocks blob" data.part 2>/dev/null | tr ' ' '\n' | sort -n | tail -1)
         echo "  the blob's last block: $last of $(dumpe2fs -h data.part 2>/dev/null | sed -n 's/^Block count: *//p')" >&2
