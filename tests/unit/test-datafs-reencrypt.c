@@ -4,8 +4,9 @@
  * so it runs here. A child process dies in the middle of the encryption (a
  * power cut as far as the image is concerned: nothing after its last write
  * lands); the parent resumes it, and then decrypts the data segment itself
- * (aes-xts-plain64 with the test's volume key, 512-byte sectors, the IV the
- * sector's number in the segment) and compares it with what was there. */
+ * (aes-xts-plain64 with the test's volume key, in sectors of 512 or 4096
+ * bytes, the IV the number of the sector's first 512 bytes in the segment,
+ * as dm-crypt counts for LUKS2) and compares it with what was there. */
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -24,10 +25,12 @@
 
 static const uint8_t volume_key[64] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
 
+static uint32_t sector_size;
+
 static int format(struct crypt_device *cd, void *userdata, char *why, size_t size) {
         struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256", .iterations = 1000,
                                          .flags = CRYPT_PBKDF_NO_BENCHMARK};
-        struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = 512};
+        struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = sector_size};
         int r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)volume_key, sizeof volume_key,
                              &params);
 
@@ -63,18 +66,18 @@ static int load(const char *path, struct crypt_device **ret) {
 
 /* The segment at offset, decrypted sector by sector, equals plain. */
 static int decrypts_to(const char *path, uint64_t offset, const uint8_t *plain, size_t len) {
-        static uint8_t in[512], out[512];
+        static uint8_t in[4096], out[4096];
         EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
         int fd = open(path, O_RDONLY | O_CLOEXEC), ok = c && fd >= 0, n;
 
-        for (uint64_t s = 0; ok && s < len / 512; s++) {
+        for (uint64_t s = 0; ok && s < len / sector_size; s++) {
                 uint8_t iv[16] = {0};
                 for (int i = 0; i < 8; i++)
-                        iv[i] = (uint8_t)(s >> (8 * i));
-                ok = pread(fd, in, sizeof in, (off_t)(offset + s * 512)) == (ssize_t)sizeof in &&
+                        iv[i] = (uint8_t)((s * (sector_size / 512)) >> (8 * i));
+                ok = pread(fd, in, sector_size, (off_t)(offset + s * sector_size)) == (ssize_t)sector_size &&
                      EVP_DecryptInit_ex(c, EVP_aes_256_xts(), NULL, volume_key, iv) == 1 &&
-                     EVP_DecryptUpdate(c, out, &n, in, sizeof in) == 1 && n == 512 &&
-                     memcmp(out, plain + s * 512, 512) == 0;
+                     EVP_DecryptUpdate(c, out, &n, in, (int)sector_size) == 1 && n == (int)sector_size &&
+                     memcmp(out, plain + s * sector_size, sector_size) == 0;
         }
         EVP_CIPHER_CTX_free(c);
         if (fd >= 0)
@@ -82,7 +85,7 @@ static int decrypts_to(const char *path, uint64_t offset, const uint8_t *plain, 
         return ok;
 }
 
-TEST(datafs_encryption_in_place_cut_in_the_middle_resumes_and_keeps_every_byte) {
+static void cut_in_the_middle_and_resume(int *failed_) {
         char path[512], header[512], why[300] = "";
         uint8_t *plain = malloc(DATA);
         struct crypt_device *cd = NULL;
@@ -125,8 +128,22 @@ TEST(datafs_encryption_in_place_cut_in_the_middle_resumes_and_keeps_every_byte) 
         free(plain);
 }
 
+TEST(datafs_encryption_in_place_cut_in_the_middle_resumes_and_keeps_every_byte) {
+        sector_size = 512;
+        calls = 0;
+        cut_in_the_middle_and_resume(failed_);
+}
+
+TEST(datafs_encryption_in_place_in_4k_sectors_cut_in_the_middle_resumes_and_keeps_every_byte) {
+        sector_size = 4096;
+        calls = 0;
+        cut_in_the_middle_and_resume(failed_);
+}
+
 TEST(datafs_encryption_in_place_refuses_a_shift_that_is_not_whole_4k_pairs) {
         char path[512], header[512], why[300] = "";
+
+        sector_size = 512;
         bool head_written = true;
 
         snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
