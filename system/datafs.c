@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "datafs-encrypt.h"
 #include "datafs-generation.h"
 #include "datafs-recovery.h"
 #include "early.h"
@@ -27,18 +28,34 @@
 
 /* --- At boot -------------------------------------------------------------- */
 
+static void vlock(struct datafs *d, const char *format, va_list ap) __attribute__((format(printf, 2, 0)));
+static void vlock(struct datafs *d, const char *format, va_list ap) {
+        vsnprintf(d->reason, sizeof d->reason, format, ap);
+        d->state = "locked";
+        d->mount_device[0] = '\0';
+        d->needs_mkfs = false;
+        early_log("DataFS %s: locked: %s; continuing without /data (%s)", d->device, d->reason,
+                  d->header_zeroed ? "the header this boot began to write was zeroed again"
+                  : d->encrypting  ? "its encryption in place stopped where the LUKS2 header says; the next boot goes on"
+                  : d->fs_shrunk   ? "its ext4 was checked and shrunk for the LUKS2 header, its files intact"
+                                   : "nothing on it was written");
+}
+
 static void lock(struct datafs *d, const char *format, ...) __attribute__((format(printf, 2, 3)));
 static void lock(struct datafs *d, const char *format, ...) {
         va_list ap;
 
         va_start(ap, format);
-        vsnprintf(d->reason, sizeof d->reason, format, ap);
+        vlock(d, format, ap);
         va_end(ap);
-        d->state = "locked";
-        d->mount_device[0] = '\0';
-        d->needs_mkfs = false;
-        early_log("DataFS %s: locked: %s; continuing without /data (%s)", d->device, d->reason,
-                  d->header_zeroed ? "the header this boot began to write was zeroed again" : "nothing on it was written");
+}
+
+void datafs_lock(struct datafs *d, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vlock(d, format, ap);
+        va_end(ap);
 }
 
 /* libblkid's full probe (file systems, LUKS, RAID members, partition
@@ -129,6 +146,16 @@ static void open_luks2(struct datafs *d) {
                 goto out;
         }
         r = datafs_passphrase(secret, generation, pass);
+        /* An encryption in place that a power cut interrupted: finished first. */
+        if (r >= 0 && crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
+                d->encrypting = true;
+                if ((r = datafs_encrypt_resume(cd, d->device, keyslot, pass, error, sizeof error)) < 0) {
+                        explicit_bzero(pass, sizeof pass);
+                        explicit_bzero(secret, sizeof secret);
+                        lock(d, "its encryption in place cannot be resumed: %s", error);
+                        goto out;
+                }
+        }
         if (r >= 0)
                 r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);
         explicit_bzero(pass, sizeof pass);
@@ -160,7 +187,7 @@ out:
 
 /* The verified chain, and nothing else, may format: PCR 15 at the marker,
  * and PCR 7 as the firmware left it (the values the secret is sealed to). */
-static int read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], char *why, size_t size) {
+int datafs_read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], char *why, size_t size) {
         uint8_t marker[KOS_SHA256_LEN];
         int r;
 
@@ -178,11 +205,11 @@ static int read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN
 
 /* LUKS2, one key slot (PBKDF2, DATAFS_PBKDF2_ITERATIONS) for the sealed
  * secret, the token; returns the key slot. */
-static int write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass,
+int datafs_write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass, uint32_t sector_size,
                        const struct datafs_sealed *k, uint64_t generation, char *why, size_t size) {
         struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256",
                                          .iterations = DATAFS_PBKDF2_ITERATIONS, .flags = CRYPT_PBKDF_NO_BENCHMARK};
-        struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = 4096, .label = KOS_LABEL_DATA};
+        struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = sector_size, .label = KOS_LABEL_DATA};
         char json[DATAFS_TOKEN_MAX];
         int r, slot;
 
@@ -207,7 +234,7 @@ static int write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const
 /* The recovery key slot, when the initrd has the vendor's recovery
  * certificate (lib/system/datafs-recovery.h). Without it the DataFS opens
  * only with this TPM, which the console says. */
-static void add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key, int keyslot) {
+void datafs_add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key, int keyslot) {
         char pass[KOS_DATAFS_RECOVERY_PASS_MAX], why[300];
         _cleanup_free_ char *json = NULL;
         int r = kos_datafs_recovery_make(KOS_DATAFS_RECOVERY_CERT, keyslot, pass, &json, why, sizeof why);
@@ -233,7 +260,7 @@ static void add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key
 /* A new secret is sealed to the vendor's signed policies when the initrd
  * and the release have them and they open it now; else to PCR values
  * (migrated at the first boot whose release's signed policy opens it). */
-static int seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
+int datafs_seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
                     const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k, char *why, size_t size) {
         struct kos_tpm_ecc_point policy_key;
         struct kos_signed_policy policy;
@@ -273,12 +300,12 @@ static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t va
         }
         r = datafs_passphrase(secret, generation, pass);
         if (r >= 0)
-                r = seal_new(t, secret, values, k, why, size);
+                r = datafs_seal_new(t, secret, values, k, why, size);
         explicit_bzero(secret, sizeof secret);
         if (r >= 0 && (r = crypt_init(&cd, d->device)) < 0)
                 snprintf(why, size, "libcryptsetup: %s", strerror(-r));
-        if (r >= 0 && (r = slot = write_luks2(cd, volume_key, pass, k, generation, why, size)) >= 0)
-                add_recovery_slot(cd, volume_key, slot + 1);
+        if (r >= 0 && (r = slot = datafs_write_luks2(cd, volume_key, pass, 4096, k, generation, why, size)) >= 0)
+                datafs_add_recovery_slot(cd, volume_key, slot + 1);
         if (r >= 0 &&
             (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, slot, pass, strlen(pass), 0)) < 0)
                 snprintf(why, size, "activate: %s", strerror(-r));
@@ -314,7 +341,7 @@ static void format_luks2(struct datafs *d, bool marker) {
                 lock(d, "it is empty, and %s to seal its key", r == -ENODEV ? "there is no TPM" : strerror(-r));
                 return;
         }
-        r = read_seal_values(&t, values, why, sizeof why);
+        r = datafs_read_seal_values(&t, values, why, sizeof why);
         if (r >= 0)
                 r = format_and_open(d, &t, values, &k, why, sizeof why);
         kos_tpm_close(&t);
@@ -369,6 +396,8 @@ void datafs_prepare(struct datafs *d, const char *spec, bool marker) {
                 open_luks2(d);
         else if (!dev.type[0])
                 format_luks2(d, marker);
+        else if (strcmp(dev.type, "ext4") == 0)
+                datafs_encrypt_plain(d, marker);
         else
                 lock(d, "it holds %s, not LUKS2, and the signed cmdline says kos.datafs=luks2: a plain file system "
                         "is never mounted there", dev.type);

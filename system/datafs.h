@@ -36,6 +36,8 @@ struct datafs {
         bool tpm_used;                  /* a secret was sealed or unsealed: the leave event must be extended */
         bool needs_mkfs;                /* formatted now: make ext4 on mount_device */
         bool header_zeroed;             /* a format failed half-way: its header was zeroed again */
+        bool fs_shrunk;                 /* a plain ext4 was checked and shrunk for encryption in place */
+        bool encrypting;                /* an encryption in place ran on it this boot */
         double format_seconds;          /* the LUKS2 format, key slot and seal */
 };
 

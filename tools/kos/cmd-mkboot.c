@@ -495,6 +495,11 @@ static int add_system_files(struct initramfs *ir, const struct mkinitrd *o) {
         /* mkfs.ext4 formats an empty DataFS on first boot. */
         if ((r = initramfs_add_program(ir, "sbin/mkfs.ext4", "/sbin/mke2fs")) < 0)
                 return fail(EXIT_USAGE, "cannot add /sbin/mke2fs (e2fsprogs): %s", strerror(-r)), r;
+        /* e2fsck and resize2fs make room for the LUKS2 header when a plain
+         * DataFS is encrypted in place (system/datafs-encrypt.h). */
+        if ((r = initramfs_add_program(ir, "sbin/e2fsck", "/sbin/e2fsck")) < 0 ||
+            (r = initramfs_add_program(ir, "sbin/resize2fs", "/sbin/resize2fs")) < 0)
+                return fail(EXIT_USAGE, "cannot add /sbin/e2fsck and /sbin/resize2fs (e2fsprogs): %s", strerror(-r)), r;
         if (access("/etc/mke2fs.conf", R_OK) == 0 && (r = initramfs_add_file(ir, "etc/mke2fs.conf", "/etc/mke2fs.conf", 0644)) < 0)
                 return r;
         if ((r = initramfs_add_pem_dir(ir, KOS_IN_ARCHIVE(KOS_KEYRING_DIR), o->keyring)) < 0)
@@ -534,7 +539,8 @@ int cmd_mkinitrd(int argc, char **argv) {
                                "                    [--recovery-cert CERT.pem]\n\n"
                                "Builds the System Kernel's initrd: kos-system-init (default: beside kos)\n"
                                "with the shared libraries it needs (resolved with ldd), mkfs.ext4 for\n"
-                               "a first-boot DataFS, the keyring's *.pem, the key store's files (the\n"
+                               "a first-boot DataFS, e2fsck and resize2fs for encrypting a plain one in\n"
+                               "place, the keyring's *.pem, the key store's files (the\n"
                                "development key provider, /etc/kos/keys/<id>), and the modules for\n"
                                "loop, squashfs, erofs, ext4, overlay, dm-crypt, dm-verity, efivarfs and vfat\n"
                                "(the Boot Kernel's ESP slots) with their dependencies, and the vendor's\n"

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* LUKS2 encryption in place of a plain DataFS with a data shift, the
+ * libcryptsetup side (docs/system-kernel.md, "In-place encryption of a plain
+ * DataFS"; system/datafs-encrypt.h does the rest). What `cryptsetup
+ * reencrypt --encrypt --reduce-device-size` does, as calls:
+ *
+ *   begin:  the LUKS2 header is made in a file (header_path), its data
+ *           offset shift / 2; the caller's format callback formats it and
+ *           adds the key slot; libcryptsetup then initialises the
+ *           encryption (CRYPT_REENCRYPT_ENCRYPT, backward, resilience
+ *           "datashift", data shift shift / 2, CRYPT_REENCRYPT_MOVE_FIRST_
+ *           SEGMENT: the first shift / 2 bytes of the device are copied into
+ *           its free tail), and the header is put at the head of the device
+ *           (crypt_header_restore). Before that last write the device is the
+ *           plain file system it was; after it, LUKS2 with an encryption in
+ *           progress. The device's last `shift` bytes must be free (the file
+ *           system shrunk).
+ *   run:    loads the encryption in progress (CRYPT_REENCRYPT_RESUME_ONLY;
+ *           libcryptsetup first repairs a hotzone a power cut interrupted,
+ *           from the "datashift" resilience) and runs it to the end, offline
+ *           (no device-mapper: the data is read, encrypted and written by
+ *           libcryptsetup itself), calling progress after every hotzone.
+ * The same run resumes it on any later boot. */
+#pragma once
+
+#include <libcryptsetup.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Formats cd (LUKS2, on the header file with the data device) and adds the
+ * key slot for pass: the key slot, or a negative errno with why filled. */
+typedef int (*kos_datafs_reencrypt_format_fn)(struct crypt_device *cd, void *userdata, char *why, size_t size);
+/* After each hotzone: bytes done of total. */
+typedef void (*kos_datafs_reencrypt_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+
+/* 0, or a negative errno with why filled. header_path must not exist
+ * (created O_EXCL, removed before returning). ret_head_written: false when
+ * the head of the device was not touched (it is the plain file system it
+ * was, whatever the result). */
+int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint64_t shift,
+                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
+                               bool *ret_head_written, char *why, size_t size);
+/* cd: the device's LUKS2 header, loaded; keyslot opened by pass. */
+int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
+                             kos_datafs_reencrypt_progress_fn progress, void *userdata, char *why, size_t size);

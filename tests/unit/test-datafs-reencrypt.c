@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/* LUKS2 encryption in place with a data shift (system/datafs-reencrypt.c),
+ * on an image file: libcryptsetup encrypts offline, without device-mapper,
+ * so it runs here. A child process dies in the middle of the encryption (a
+ * power cut as far as the image is concerned: nothing after its last write
+ * lands); the parent resumes it, and then decrypts the data segment itself
+ * (aes-xts-plain64 with the test's volume key, in sectors of 512 or 4096
+ * bytes, the IV the number of the sector's first 512 bytes in the segment,
+ * as dm-crypt counts for LUKS2) and compares it with what was there. */
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "datafs-reencrypt.h"
+#include "test.h"
+
+#define MIB (1ull << 20)
+#define IMAGE (96 * MIB)
+#define SHIFT (32 * MIB)
+#define DATA (IMAGE - SHIFT) /* what the "file system" holds; the tail is free */
+#define PASS "test passphrase"
+
+static const uint8_t volume_key[64] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
+
+static uint32_t sector_size;
+
+static int format(struct crypt_device *cd, void *userdata, char *why, size_t size) {
+        struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256", .iterations = 1000,
+                                         .flags = CRYPT_PBKDF_NO_BENCHMARK};
+        struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = sector_size};
+        int r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)volume_key, sizeof volume_key,
+                             &params);
+
+        if (r < 0) {
+                snprintf(why, size, "format: %d", r);
+                return r;
+        }
+        return crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)volume_key, sizeof volume_key, PASS,
+                                               strlen(PASS));
+}
+
+static unsigned calls;
+static uint64_t last_done;
+
+static void die_in_the_middle(uint64_t done, uint64_t total, void *userdata) {
+        (void)total;
+        (void)userdata;
+        if (++calls == 3) /* after a hotzone of the five, as the console shows it */
+                _exit(42);
+}
+
+static void count(uint64_t done, uint64_t total, void *userdata) {
+        (void)total;
+        (void)userdata;
+        calls++;
+        last_done = done;
+}
+
+static int load(const char *path, struct crypt_device **ret) {
+        int r = crypt_init(ret, path);
+        return r < 0 ? r : crypt_load(*ret, CRYPT_LUKS2, NULL);
+}
+
+/* The segment at offset, decrypted sector by sector, equals plain. */
+static int decrypts_to(const char *path, uint64_t offset, const uint8_t *plain, size_t len) {
+        static uint8_t in[4096], out[4096];
+        EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+        int fd = open(path, O_RDONLY | O_CLOEXEC), ok = c && fd >= 0, n;
+
+        for (uint64_t s = 0; ok && s < len / sector_size; s++) {
+                uint8_t iv[16] = {0};
+                for (int i = 0; i < 8; i++)
+                        iv[i] = (uint8_t)((s * (sector_size / 512)) >> (8 * i));
+                ok = pread(fd, in, sector_size, (off_t)(offset + s * sector_size)) == (ssize_t)sector_size &&
+                     EVP_DecryptInit_ex(c, EVP_aes_256_xts(), NULL, volume_key, iv) == 1 &&
+                     EVP_DecryptUpdate(c, out, &n, in, (int)sector_size) == 1 && n == (int)sector_size &&
+                     memcmp(out, plain + s * sector_size, sector_size) == 0;
+        }
+        EVP_CIPHER_CTX_free(c);
+        if (fd >= 0)
+                close(fd);
+        return ok;
+}
+
+static void cut_in_the_middle_and_resume(int *failed_) {
+        char path[512], header[512], why[300] = "";
+        uint8_t *plain = malloc(DATA);
+        struct crypt_device *cd = NULL;
+        bool head_written = false;
+        int fd, status;
+
+        CHECK(plain);
+        for (size_t i = 0; i < DATA; i++)
+                plain[i] = (uint8_t)(i * 2654435761u >> 13);
+        snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
+        snprintf(header, sizeof header, "%s/header", test_tmpdir());
+        CHECK((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0);
+        CHECK(write(fd, plain, DATA) == (ssize_t)DATA && ftruncate(fd, IMAGE) == 0 && close(fd) == 0);
+
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                int r = kos_datafs_reencrypt_begin(path, header, SHIFT, format, NULL, PASS, &head_written, why,
+                                                   sizeof why);
+                if (r >= 0 && load(path, &cd) >= 0)
+                        r = kos_datafs_reencrypt_run(cd, 0, PASS, die_in_the_middle, NULL, why, sizeof why);
+                fprintf(stderr, "  the child was not cut: %d %s\n", r, why);
+                _exit(1);
+        }
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 42);
+        CHECK(access(header, F_OK) < 0); /* the header file is gone after the begin */
+
+        CHECK(load(path, &cd) >= 0);
+        CHECK(crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE);
+        int r = kos_datafs_reencrypt_run(cd, 0, PASS, count, NULL, why, sizeof why);
+        if (r < 0)
+                fprintf(stderr, "  %s\n", why);
+        CHECK(r == 0);
+        CHECK(calls >= 2 && last_done == IMAGE - SHIFT / 2);
+        CHECK(crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE);
+        uint64_t offset = crypt_get_data_offset(cd) * 512;
+        crypt_free(cd);
+        CHECK(offset == SHIFT / 2);
+        CHECK(decrypts_to(path, offset, plain, DATA));
+        free(plain);
+}
+
+TEST(datafs_encryption_in_place_cut_in_the_middle_resumes_and_keeps_every_byte) {
+        sector_size = 512;
+        calls = 0;
+        cut_in_the_middle_and_resume(failed_);
+}
+
+TEST(datafs_encryption_in_place_in_4k_sectors_cut_in_the_middle_resumes_and_keeps_every_byte) {
+        sector_size = 4096;
+        calls = 0;
+        cut_in_the_middle_and_resume(failed_);
+}
+
+TEST(datafs_encryption_in_place_refuses_a_shift_that_is_not_whole_4k_pairs) {
+        char path[512], header[512], why[300] = "";
+
+        sector_size = 512;
+        bool head_written = true;
+
+        snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
+        snprintf(header, sizeof header, "%s/header", test_tmpdir());
+        CHECK(kos_datafs_reencrypt_begin(path, header, 4096, format, NULL, PASS, &head_written, why, sizeof why) ==
+              -EINVAL);
+        CHECK(!head_written);
+        CHECK(strstr(why, "not a multiple of 8 KiB"));
+}

@@ -1,0 +1,154 @@
+# In-place encryption of a plain DataFS (system/datafs-encrypt.h;
+# docs/system-kernel.md, "In-place encryption of a plain DataFS"): a device
+# whose release kept the DataFS plain (ext4 over the whole partition, with
+# the user's files) boots a release whose signed cmdline says
+# kos.datafs=luks2. One disk and one TPM go through three boots:
+#   1. the System Kernel's init shrinks the ext4, writes the LUKS2 header and
+#      starts encrypting; the power is cut (QEMU killed) at its first
+#      progress line on the console (after one 16 MiB hotzone of 15: the
+#      encryption of 240 MiB takes some 5 s under TCG, so the cut lands in
+#      the middle);
+#   2. the next boot resumes the encryption, finishes it, opens the DataFS:
+#      every file is there, byte for byte;
+#   3. a later boot opens it as any LUKS2 DataFS.
+
+# shellcheck source=system-lib.sh
+. "$ROOT/tests/vm/system-lib.sh"
+
+# The small root's /sbin/init: reports /data, compares /data/blob with the
+# copy /blob.ref the root image carries, prints /data/proof; powers off.
+encrypt_root_init() { # OUT
+        cat >encrypt-init.c <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <unistd.h>
+static int same(const char *a, const char *b, long *bytes) {
+        static char x[1 << 16], y[1 << 16];
+        FILE *f = fopen(a, "re"), *g = fopen(b, "re");
+        size_t n, m;
+        int r = f && g;
+        *bytes = 0;
+        while (r && (n = fread(x, 1, sizeof x, f)) > 0) {
+                m = fread(y, 1, sizeof y, g);
+                r = n == m && memcmp(x, y, n) == 0;
+                *bytes += (long)n;
+        }
+        if (r && fread(y, 1, 1, g) != 0)
+                r = 0;
+        if (f)
+                fclose(f);
+        if (g)
+                fclose(g);
+        return r;
+}
+int main(void) {
+        char line[512];
+        long bytes;
+        FILE *m = fopen("/proc/mounts", "re");
+        while (m && fgets(line, sizeof line, m))
+                if (strstr(line, " /data "))
+                        printf("KOS-TEST-ROOT mount %s", line);
+        if (m)
+                fclose(m);
+        FILE *p = fopen("/data/proof", "re");
+        if (p && fgets(line, sizeof line, p))
+                printf("KOS-TEST-ROOT proof %s", line);
+        if (p)
+                fclose(p);
+        if (same("/data/blob", "/blob.ref", &bytes))
+                printf("KOS-TEST-ROOT blob intact (%ld bytes)\n", bytes);
+        else
+                printf("KOS-TEST-ROOT blob differs or is missing\n");
+        printf("KOS-TEST-SYSTEM done\n");
+        fflush(stdout);
+        sync();
+        reboot(RB_POWER_OFF);
+        return 0;
+}
+C
+        gcc -static -Os -o "$1" encrypt-init.c
+}
+
+# plain_datafs DISK: the DataFS (the disk's second partition) as a release
+# with kos.datafs=plain left it: ext4 over the whole partition, holding
+# /proof and /blob (a copy of root/blob.ref). The blob is written after a
+# filler that is then removed, so it lies beyond the size the ext4 is shrunk
+# to and resize2fs has to move it.
+plain_datafs() {
+        local start size
+        read -r start size < <(partx -g -o START,SECTORS -n 2 "$1")
+        mkdir -p plain && tr "\\0" x </dev/zero | head -c $(((size / 2048 - 64) << 20)) >plain/filler
+        echo "written under kos.datafs=plain" >plain/proof
+        rm -f data.part && mkfs.ext4 -q -F -L KOS-DATA -d plain data.part "$((size / 2048))M"
+        debugfs -w -R "write root/blob.ref blob" data.part >/dev/null 2>&1 || fail "debugfs cannot write the blob"
+        debugfs -w -R "rm filler" data.part >/dev/null 2>&1 || fail "debugfs cannot remove the filler"
+        debugfs -R "dump blob blob.check" data.part >/dev/null 2>&1 && cmp -s blob.check root/blob.ref ||
+                fail "the blob on the plain DataFS is not root/blob.ref (no room?)"
+        local last
+        last=$(debugfs -R "blocks blob" data.part 2>/dev/null | tr ' ' '\n' | sort -n | tail -1)
+        echo "  the blob's last block: $last of $(dumpe2fs -h data.part 2>/dev/null | sed -n 's/^Block count: *//p')" >&2
+        dd if=data.part of="$1" bs=512 seek="$start" conv=notrunc status=none
+}
+
+datafs_part() { # DISK OUT
+        local start size
+        read -r start size < <(partx -g -o START,SECTORS -n 2 "$1")
+        dd if="$1" of="$2" bs=512 skip="$start" count="$size" status=none
+}
+
+test_datafs_plain_ext4_is_encrypted_in_place_resumes_after_a_power_cut_and_keeps_every_byte() {
+        mini_fixture
+        mkdir -p root/sbin root/data root/run root/dev && encrypt_root_init root/sbin/init
+        head -c 24M /dev/urandom >root/blob.ref
+        mksquashfs root root.img -quiet -noappend >/dev/null
+        SYS_CMDLINE="$SYS_CMDLINE kos.datafs=luks2" mini_manifest datafs root=root.img
+        DATA_MIB=256 imagefs_disk img disk.img "$IMAGEFS_UUID"
+        plain_datafs disk.img
+
+        echo "  boot 1: encrypting in place; the power is cut at the first progress line" >&2
+        vm_swtpm_start tpm
+        vm_run_kernel console.log "${VM_TIMEOUT:-300}" 'DataFS /dev/vda2: encrypting in place: [0-9]+ of' \
+                "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        grep -aE 'kos-system|KOS-TEST' console.log | sed 's/^/  | /' >&2
+        mv console.log cut.log
+        expect_in cut.log 'DataFS /dev/vda2: a plain ext4 of a release before kos.datafs=luks2, on a device whose DataFS was never encrypted: encrypting it in place'
+        expect_in cut.log 'DataFS /dev/vda2: shrinking its ext4 to [0-9]+K for the LUKS2 header'
+        expect_in cut.log 'DataFS /dev/vda2: LUKS2 header written \(data offset 16 MiB\): encrypting in place'
+        expect_in cut.log 'DataFS /dev/vda2: encrypting in place: [0-9]+ of [0-9]+ MiB'
+        ! grep -aq 'encrypted in place' cut.log || fail "the power cut came after the encryption had finished"
+        datafs_part disk.img cut.part
+        [ "$(blkid -p -o value -s TYPE cut.part)" = crypto_LUKS ] || fail "no LUKS2 header after the cut: $(blkid -p cut.part)"
+        cryptsetup luksDump cut.part >cut-dump.txt
+        grep -qE 'Requirements:.*reencrypt' cut-dump.txt || fail "the cut left no encryption in progress: $(cat cut-dump.txt)"
+
+        echo "  boot 2: resumes and finishes the encryption, opens it" >&2
+        vm_swtpm_start tpm
+        KEEP_DISK=1 mini_boot "${VM_TPM_ARGS[@]}"
+        swtpm_stop tpm
+        mv console.log resume.log
+        expect_in resume.log 'DataFS /dev/vda2: LUKS2 encryption in place in progress: resuming it'
+        expect_in resume.log 'DataFS /dev/vda2: encrypted in place \([0-9.]+ s\)'
+        expect_in resume.log 'DataFS /dev/mapper/kos-data mounted at /data \(LUKS2, key sealed to the verified chain\)'
+        expect_in resume.log 'KOS-TEST-ROOT proof written under kos.datafs=plain'
+        expect_in resume.log 'KOS-TEST-ROOT blob intact \(25165824 bytes\)'
+
+        echo "  boot 3: a LUKS2 DataFS like any other" >&2
+        vm_swtpm_start tpm
+        KEEP_DISK=1 mini_boot "${VM_TPM_ARGS[@]}"
+        swtpm_stop tpm
+        mv console.log after.log
+        expect_in after.log 'DataFS /dev/vda2: LUKS2 opened with the key the TPM unsealed'
+        ! grep -aq 'resuming' after.log || fail "resumed again"
+        expect_in after.log 'KOS-TEST-ROOT blob intact \(25165824 bytes\)'
+        datafs_part disk.img after.part
+        cryptsetup luksDump after.part >after-dump.txt
+        ! grep -qE 'Requirements:.*reencrypt' after-dump.txt || fail "an encryption is still in progress"
+        grep -qE 'cipher:[[:space:]]*aes-xts-plain64' after-dump.txt || fail "not aes-xts-plain64: $(cat after-dump.txt)"
+        grep -qE '^  0: systemd-tpm2' after-dump.txt || fail "no systemd-tpm2 token"
+        ! grep -aq 'written under kos.datafs=plain' after.part || fail "the plain text is still on the partition"
+}
+
+# expect_in LOG REGEX: like expect_log, on one boot's log.
+expect_in() { grep -aqE "$2" "$1" || fail "$1 lacks: $2"; }
