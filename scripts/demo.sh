@@ -32,7 +32,9 @@ mkdir -p "$demo"
 cd "$demo"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 VM_PID=
-trap '[ -z "$VM_PID" ] || kill "$VM_PID" 2>/dev/null; registry_stop; swtpm_stop tpm 2>/dev/null || true' EXIT
+# VM_PID: the boot that runs in the background (ovmf_run's shell); it and
+# its QEMU go with the demo.
+trap '[ -z "$VM_PID" ] || kill $(pgrep -P "$VM_PID") "$VM_PID" 2>/dev/null; registry_stop; swtpm_stop tpm 2>/dev/null || true' EXIT
 # The update source the runtime layer names: the guest's view of the registry
 # (registry_netdev forwards 10.0.2.100:5000 to it), polled every 15 s.
 UPDATE_REF=kos/demo:stable

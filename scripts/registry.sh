@@ -4,7 +4,7 @@
 # soak (scripts/soak.sh). Guests reach it only through QEMU's user network
 # with restrict=on and a guestfwd to 127.0.0.1:REGISTRY_PORT (registry_netdev).
 
-REGISTRY_PID= REGISTRY_PORT= REGISTRY_DIR=
+REGISTRY_PID='' REGISTRY_PORT='' REGISTRY_DIR=''
 
 # registry_start [DIR]: docker-registry serving DIR/data (default: registry,
 # relative to the current directory), its log (access log included) appended
@@ -46,10 +46,11 @@ registry_stop() {
 # only the registry, as http://10.0.2.100:5000 (REGISTRY_GUEST_URL): user
 # networking with restrict=on (no other way out of the guest) and a guestfwd
 # to the registry on the host's loopback; a virtio NIC. Sets REGISTRY_NETDEV_ARGS.
+# shellcheck disable=SC2034 # for the scripts that source this one
 REGISTRY_GUEST_URL=http://10.0.2.100:5000
 registry_netdev() {
         local id=${1:-n0}
-        # shellcheck disable=SC2054 # QEMU's own commas
+        # shellcheck disable=SC2054,SC2034 # QEMU's own commas; the caller uses it
         REGISTRY_NETDEV_ARGS=(-netdev "user,id=$id,restrict=on,guestfwd=tcp:10.0.2.100:5000-tcp:127.0.0.1:$REGISTRY_PORT"
                 -device "virtio-net-pci,netdev=$id,romfile=")
 }
