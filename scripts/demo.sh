@@ -164,7 +164,7 @@ demo_update_build() {
 demo_update_publish() {
         local t=$SECONDS
         step "Publishing demo-update to $UPDATE_REF (chunks, and a delta from demo-current); the device polls it"
-        "$KOS" push --delta-from demo-current img demo-update "http://127.0.0.1:$REGISTRY_PORT/$UPDATE_REF" | tail -n 2
+        "$KOS" push --delta-from demo-current img demo-update "http://127.0.0.1:$REGISTRY_PORT/$UPDATE_REF" | grep -v "^digest: "
         REGISTRY_LOG_FROM=$(($(wc -l <registry/log) + 1))
         echo "pushed in $((SECONDS - t)) s"
 }
@@ -174,7 +174,7 @@ step "Registry: docker-registry on 127.0.0.1 (build/demo/registry); demo-current
 rm -rf registry
 registry_start registry
 registry_netdev
-"$KOS" push img demo-current "http://127.0.0.1:$REGISTRY_PORT/$UPDATE_REF" | tail -n 1
+"$KOS" push img demo-current "http://127.0.0.1:$REGISTRY_PORT/$UPDATE_REF" | grep "^pushed"
 echo "the guest reaches it as $REGISTRY_GUEST_URL and nothing else (QEMU user network, restrict=on, guestfwd to 127.0.0.1:$REGISTRY_PORT)"
 
 vm_swtpm_start tpm
