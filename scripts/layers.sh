@@ -22,6 +22,35 @@ kos_runtime_layer() {
         cp "$keyring"/*.pem "$dir/etc/kos/keyring/"
 }
 
+# kos_network_layer DIR REGISTRY_URL INTERVAL [JITTER]: what a runtime layer
+# (DIR, kos_runtime_layer's) needs to pull updates from a registry over
+# QEMU's network: the virtio_net module and its dependencies from the Debian
+# kernel the device boots, systemd-networkd with DHCP on en*/eth*, the libraries kos-node-pull needs that the base root
+# lacks, and /etc/kos/update.conf naming REGISTRY_URL (a tag reference,
+# e.g. http://10.0.2.100:5000/kos/device:stable), polled every INTERVAL
+# seconds plus up to JITTER (default 0) by Node Manager (node/updates.c).
+# Needs the base root (vm_rootfs) and the Debian kernel (vm_kernel_dir).
+kos_network_layer() {
+        local dir=$1 url=$2 interval=$3 jitter=${4:-0} kd ver lib base_root net
+        kd=$(vm_kernel_dir) && base_root=$(vm_rootfs) || return 1
+        ver=$(basename "$(ls -d "$kd"/lib/modules/*)")
+        net=$kd/lib/modules/$ver/kernel
+        mkdir -p "$dir/usr/lib/modules/$ver/kernel/drivers/net" "$dir/usr/lib/modules/$ver/kernel/net/core" \
+                "$dir/etc/systemd/network" "$dir/etc/systemd/system/multi-user.target.wants" \
+                "$dir/usr/lib/x86_64-linux-gnu" "$dir/etc/modules-load.d" "$dir/etc/kos"
+        cp "$net/drivers/net/virtio_net.ko" "$net/drivers/net/net_failover.ko" "$dir/usr/lib/modules/$ver/kernel/drivers/net/"
+        cp "$net/net/core/failover.ko" "$dir/usr/lib/modules/$ver/kernel/net/core/"
+        depmod -b "$dir/usr" "$ver"
+        echo virtio_net >"$dir/etc/modules-load.d/kos-net.conf"
+        printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n' >"$dir/etc/systemd/network/20-kos.network"
+        ln -sf /lib/systemd/system/systemd-networkd.service "$dir/etc/systemd/system/multi-user.target.wants/"
+        for lib in $(ldd "$ROOT/$BUILD/kos-node-pull" | awk '$3 ~ /^\// {print $3}'); do
+                [ -e "$base_root/usr/lib/x86_64-linux-gnu/$(basename "$lib")" ] ||
+                        cp -L "$lib" "$dir/usr/lib/x86_64-linux-gnu/"
+        done
+        printf 'registry = %s\ninterval = %s\njitter = %s\n' "$url" "$interval" "$jitter" >"$dir/etc/kos/update.conf"
+}
+
 # kos_device_deb: the kos-device package of this checkout's version, made or
 # brought up to date by `make deb`; prints its path.
 kos_device_deb() {

@@ -55,27 +55,12 @@ say() { printf 'soak: %s\n' "$*" >&2; }
 # marked good it prints the status, pulls when a network is there, and says
 # SOAK-END.
 soak_runtime_layer() {
-        local dir=$1 kd ver lib base_root
+        local dir=$1
         kos_runtime_layer "$dir" keyring "$(kos_device_deb)"
-        kd=$(vm_kernel_dir); base_root=$(vm_rootfs); ver=$(basename "$(ls -d "$kd"/lib/modules/*)")
-        mkdir -p "$dir/usr/lib/modules/$ver/kernel/drivers/net" "$dir/usr/lib/modules/$ver/kernel/net/core" \
-                "$dir/etc/systemd/network" "$dir/etc/systemd/system/multi-user.target.wants" \
-                "$dir/usr/lib/x86_64-linux-gnu" "$dir/etc/modules-load.d" "$dir/usr/lib/soak"
-        cp "$kd/lib/modules/$ver/kernel/drivers/net/virtio_net.ko" "$kd/lib/modules/$ver/kernel/drivers/net/net_failover.ko" \
-                "$dir/usr/lib/modules/$ver/kernel/drivers/net/"
-        cp "$kd/lib/modules/$ver/kernel/net/core/failover.ko" "$dir/usr/lib/modules/$ver/kernel/net/core/"
-        depmod -b "$dir/usr" "$ver"
-        echo virtio_net >"$dir/etc/modules-load.d/soak-net.conf"
-        printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n' >"$dir/etc/systemd/network/20-soak.network"
-        ln -sf /lib/systemd/system/systemd-networkd.service "$dir/etc/systemd/system/multi-user.target.wants/"
+        kos_network_layer "$dir" "$REGISTRY_GUEST_URL/kos/device:stable" 604800 0
+        mkdir -p "$dir/usr/lib/soak"
         # The console is the soak's report channel: no login prompt on it.
         ln -sf /dev/null "$dir/etc/systemd/system/serial-getty@ttyS0.service"
-        for lib in $(ldd "$ROOT/$BUILD/kos-node-pull" | awk '$3 ~ /^\// {print $3}'); do
-                [ -e "$base_root/usr/lib/x86_64-linux-gnu/$(basename "$lib")" ] ||
-                        cp -L "$lib" "$dir/usr/lib/x86_64-linux-gnu/"
-        done
-        printf 'registry = http://10.0.2.100:5000/kos/device:stable\ninterval = 604800\njitter = 0\n' \
-                >"$dir/etc/kos/update.conf"
         cat >"$dir/usr/lib/soak/soak-report" <<'SH'
 #!/bin/sh
 # Once the boot is marked good: the status, a pull when there is a network,
@@ -332,24 +317,8 @@ status_json() { { grep -a 'SOAK-STATUS {' "$1" || true; } | tail -1 | sed 's/.*S
 
 # --- The registry (Debian's docker-registry on 127.0.0.1) -----------------
 
-REGISTRY_PID=
-registry_start() {
-        for _ in $(seq 100); do
-                REGISTRY_PORT=$((20000 + RANDOM % 40000))
-                (exec 3<>"/dev/tcp/127.0.0.1/$REGISTRY_PORT") 2>/dev/null || break
-        done
-        mkdir -p registry/data
-        printf 'version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
-                "$PWD/registry/data" "$REGISTRY_PORT" >registry/config.yml
-        docker-registry serve registry/config.yml >>registry/log 2>&1 &
-        REGISTRY_PID=$!
-        for _ in $(seq 100); do
-                [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$REGISTRY_PORT/v2/")" = 200 ] && return 0
-                sleep 0.1
-        done
-        say "docker-registry did not start"; return 1
-}
-registry_stop() { [ -z "$REGISTRY_PID" ] || { kill "$REGISTRY_PID" 2>/dev/null; wait "$REGISTRY_PID" 2>/dev/null || true; REGISTRY_PID=; }; }
+# shellcheck source=registry.sh
+. "$ROOT/scripts/registry.sh"
 
 # --- Delivery channels ------------------------------------------------------
 
