@@ -21,6 +21,7 @@
 
 #include "bk-slots.h"
 #include "early.h"
+#include "kos-error.h"
 #include "load.h"
 #include "node.h"
 #include "tpm.h"
@@ -74,7 +75,7 @@ static void esp_close(struct esp *e) {
                 event("cannot unmount the ESP: %s", strerror(errno));
 }
 
-static int esp_open(struct esp *e, char *why, size_t why_size) {
+static int esp_open(struct esp *e, struct kos_error *ret_error) {
         struct early_device dev;
         int r;
 
@@ -84,28 +85,28 @@ static int esp_open(struct esp *e, char *why, size_t why_size) {
             mount("efivarfs", EFIVARS_DIR, "efivarfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
                 e->efivars_fd = open(EFIVARS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (e->efivars_fd < 0)
-                return kos_say_why(-ENOENT, why, why_size, "no EFI variables (%s: %s)", EFIVARS_DIR, strerror(errno));
+                return kos_error_set(ret_error, -ENOENT, "no EFI variables (%s: %s)", EFIVARS_DIR, strerror(errno));
         if ((r = early_find_device(ESP_SPEC, 0, &dev)) < 0)
-                return kos_say_why(r, why, why_size, "no ESP (%s): %s", ESP_SPEC, strerror(-r));
+                return kos_error_set(ret_error, r, "no ESP (%s): %s", ESP_SPEC, strerror(-r));
         if ((r = esp_partition(&dev, &e->part)) < 0)
-                return kos_say_why(r, why, why_size, "the ESP %s is not a GPT partition", dev.path);
+                return kos_error_set(ret_error, r, "the ESP %s is not a GPT partition", dev.path);
         if (mkdir(ESP_MOUNT, 0700) < 0 && errno != EEXIST)
-                return kos_say_why(-errno, why, why_size, "cannot make %s: %s", ESP_MOUNT, strerror(errno));
+                return kos_error_set(ret_error, -errno, "cannot make %s: %s", ESP_MOUNT, strerror(errno));
         if (mount(dev.path, ESP_MOUNT, "vfat", MS_NOSUID | MS_NODEV | MS_NOEXEC, "umask=0077,shortname=mixed") < 0)
-                return kos_say_why(-errno, why, why_size, "cannot mount the ESP %s: %s", dev.path, strerror(errno));
+                return kos_error_set(ret_error, -errno, "cannot mount the ESP %s: %s", dev.path, strerror(errno));
         e->mounted = true;
         e->fd = open(ESP_MOUNT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        return e->fd < 0 ? kos_say_why(-errno, why, why_size, "cannot open %s: %s", ESP_MOUNT, strerror(errno)) : 0;
+        return e->fd < 0 ? kos_error_set(ret_error, -errno, "cannot open %s: %s", ESP_MOUNT, strerror(errno)) : 0;
 }
 
-static int read_bk_floor(uint32_t *ret, char *why, size_t why_size);
+static int read_bk_floor(uint32_t *ret, struct kos_error *ret_error);
 
 /* What status shows: both slots, which booted, the floor. */
 static void remember_slots(struct node *n, const struct kos_bk_slots *s) {
         json_t *slots = json_array();
-        char why[320];
+        struct kos_error error;
         uint32_t floor = 0;
-        bool have_floor = read_bk_floor(&floor, why, sizeof why) >= 0;
+        bool have_floor = read_bk_floor(&floor, &error) >= 0;
 
         for (unsigned i = 0; slots && i < KOS_BK_SLOTS; i++) {
                 char hex[KOS_SHA256_HEX_LEN + 1], letter[2] = {kos_bk_slot_letter(i), 0};
@@ -141,14 +142,16 @@ static void log_slots(const struct kos_bk_slots *s) {
 }
 
 /* The Boot Kernel floor (lib/boot/tpm.h): -ENODEV without a TPM. */
-static int read_bk_floor(uint32_t *ret, char *why, size_t why_size) {
+static int read_bk_floor(uint32_t *ret, struct kos_error *ret_error) {
         struct kos_tpm t;
         int r = kos_tpm_open(&t);
 
         if (r < 0)
-                return r == -ENODEV ? r : kos_say_why(r, why, why_size, "cannot open the TPM: %s", strerror(-r));
-        r = kos_tpm_bk_floor_read(&t, ret, why, why_size);
+                return r == -ENODEV ? r : kos_error_set(ret_error, r, "cannot open the TPM: %s", strerror(-r));
+        r = kos_tpm_bk_floor_read(&t, ret, ret_error->msg, sizeof ret_error->msg);
         kos_tpm_close(&t);
+        if (r < 0)
+                ret_error->code = r;
         return r;
 }
 
@@ -197,9 +200,9 @@ static void install_release_uki(struct node *n, struct esp *e, const struct kos_
                 return;
         }
         uint32_t floor = 0;
-        char why[320] = "";
-        if ((r = read_bk_floor(&floor, why, sizeof why)) < 0 && r != -ENODEV) {
-                event("the Boot Kernel floor cannot be read (%s): Boot Kernel %.16s not installed", why, hex);
+        struct kos_error error = KOS_ERROR_NULL;
+        if ((r = read_bk_floor(&floor, &error)) < 0 && r != -ENODEV) {
+                event("the Boot Kernel floor cannot be read (%s): Boot Kernel %.16s not installed", error.msg, hex);
                 return;
         }
         if (bk->security_version < floor) {
@@ -233,11 +236,11 @@ static void update_slots(struct node *n) {
         struct kos_candidate c = {0};
         struct kos_bk_slots s;
         struct esp e;
-        char why[256];
+        struct kos_error error;
         int r;
 
-        if ((r = esp_open(&e, why, sizeof why)) < 0) {
-                event("Boot Kernel slots: %s; not updated", why);
+        if ((r = esp_open(&e, &error)) < 0) {
+                event("Boot Kernel slots: %s; not updated", error.msg);
                 esp_close(&e);
                 return;
         }
@@ -282,9 +285,9 @@ static void update_slots(struct node *n) {
 void boot_slots_refresh(struct node *n) {
         struct kos_bk_slots s;
         struct esp e;
-        char why[256];
+        struct kos_error error;
 
-        if (esp_open(&e, why, sizeof why) >= 0 && kos_bk_slots_load(e.fd, e.efivars_fd, &s) >= 0) {
+        if (esp_open(&e, &error) >= 0 && kos_bk_slots_load(e.fd, e.efivars_fd, &s) >= 0) {
                 if (s.booted >= 0)
                         event("booted from Boot Kernel slot %c (security version %" PRIu32 ")",
                               kos_bk_slot_letter((unsigned)s.booted), s.slot[s.booted].security_version);

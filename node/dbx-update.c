@@ -106,7 +106,8 @@ void dbx_update_apply(struct node *n, int esp_fd, int efivars_fd, const struct k
         enum kos_dbx_apply_result result = KOS_DBX_APPLY_REFUSED;
         enum kos_dbx_verdict verdict = KOS_DBX_MALFORMED;
         _cleanup_free_ uint8_t *auth = NULL;
-        char hex[KOS_SHA256_HEX_LEN + 1], names[256], detail[256], reason[512];
+        char hex[KOS_SHA256_HEX_LEN + 1], names[256], reason[1024];
+        struct kos_error detail;
         size_t n_needed = 0;
         int r;
 
@@ -124,7 +125,7 @@ void dbx_update_apply(struct node *n, int esp_fd, int efivars_fd, const struct k
                 remember(n, hex, "error", "no needed UKI could be read");
                 return;
         }
-        r = kos_dbx_apply_update(efivars_fd, auth, u->blob.size, ids, n_needed, &result, &verdict, detail, sizeof detail);
+        r = kos_dbx_apply_update(efivars_fd, auth, u->blob.size, ids, n_needed, &result, &verdict, &detail);
         for (size_t i = 0; i < n_needed; i++)
                 kos_uki_identity_done(&ids[i]);
         if (r < 0) {
@@ -132,14 +133,14 @@ void dbx_update_apply(struct node *n, int esp_fd, int efivars_fd, const struct k
                 event("dbx update %.16s not applied: %s", hex, reason);
                 remember(n, hex, "error", reason);
         } else if (result == KOS_DBX_APPLY_REFUSED) {
-                /* detail numbers the UKIs in the order of names. */
-                snprintf(reason, sizeof reason, "%s: %s (needed: %s)", kos_dbx_verdict_to_string(verdict), detail, names);
+                /* detail.msg numbers the UKIs in the order of names. */
+                snprintf(reason, sizeof reason, "%s: %s (needed: %s)", kos_dbx_verdict_to_string(verdict), detail.msg, names);
                 event("dbx update %.16s refused: %s", hex, reason);
                 remember(n, hex, "refused", reason);
         } else if (result == KOS_DBX_APPLY_PRESENT) {
-                remember(n, hex, "present", detail);
+                remember(n, hex, "present", detail.msg);
         } else {
                 event("dbx update %.16s appended to dbx (checked against %s)", hex, names);
-                remember(n, hex, "appended", detail);
+                remember(n, hex, "appended", detail.msg);
         }
 }

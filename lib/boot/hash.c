@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,10 +83,12 @@ static enum kos_hash_status read_and_hash(struct hash_run *run, size_t index, EV
 }
 
 static enum kos_hash_status verify_tree(struct hash_run *run, struct kos_hash_job *job) {
+        struct kos_error error;
         enum kos_verity_tree_result r = kos_verity_tree_verify(job->fd, job->hash_offset, job->expected,
-                                                               &job->read_bytes, &job->error, job->detail,
-                                                               sizeof job->detail);
+                                                               &job->read_bytes, &error);
 
+        job->error = r == KOS_VERITY_TREE_IO_ERROR ? error.code : 0;
+        snprintf(job->detail, sizeof job->detail, "%.*s", (int)sizeof job->detail - 1, error.msg); /* cut as before */
         atomic_fetch_add(&run->done_bytes, job->read_bytes);
         switch (r) {
         case KOS_VERITY_TREE_MATCH:

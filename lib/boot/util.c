@@ -2,7 +2,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -252,14 +251,3 @@ void kos_fault_point(void) {
         }
 }
 #endif
-
-int kos_say_why(int code, char *ret_why, size_t why_size, const char *format, ...) {
-        va_list ap;
-
-        if (ret_why && why_size > 0) {
-                va_start(ap, format);
-                vsnprintf(ret_why, why_size, format, ap);
-                va_end(ap);
-        }
-        return code;
-}

@@ -71,12 +71,6 @@ _kos_must_check_ int kos_read_file_at(int dirfd, const char *name, size_t cap, c
 /* Writes len bytes to fd, retrying short writes and EINTR. */
 _kos_must_check_ int kos_write_all(int fd, const void *data, size_t len);
 
-/* Writes why into ret_why (printf-style, cut to why_size) and returns code.
- * The older form of kos_error_set() (kos-error.h), left only for
- * node/boot-slots.c while the Boot Kernel slot work changes it; new code
- * takes a struct kos_error. */
-int kos_say_why(int code, char *ret_why, size_t why_size, const char *format, ...) __attribute__((format(printf, 4, 5)));
-
 /* Replaces dirfd/path atomically: temporary file beside it, fsync, rename,
  * fsync of the directory. After a crash the file holds the old or the new
  * bytes, never a mix. path may have directories; dirfd may be AT_FDCWD. */

@@ -152,9 +152,7 @@ struct tree_walk {
         uint8_t *blocks; /* levels blocks; blocks + level * 4096 */
         EVP_MD_CTX *ctx;
         uint64_t read_bytes;
-        int error;
-        char *detail;
-        size_t detail_size;
+        struct kos_error *error; /* the caller's; may be NULL */
 };
 
 static enum kos_verity_tree_result mismatch(struct tree_walk *w, const char *format, ...)
@@ -163,7 +161,7 @@ static enum kos_verity_tree_result mismatch(struct tree_walk *w, const char *for
         va_list ap;
 
         va_start(ap, format);
-        vsnprintf(w->detail, w->detail_size, format, ap);
+        kos_error_setv(w->error, -EBADMSG, format, ap);
         va_end(ap);
         return KOS_VERITY_TREE_MISMATCH;
 }
@@ -174,14 +172,13 @@ static enum kos_verity_tree_result read_exactly(struct tree_walk *w, void *buffe
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
-                        w->error = -errno;
-                        snprintf(w->detail, w->detail_size, "cannot read byte %llu: %s",
-                                 (unsigned long long)(offset + done), strerror(errno));
+                        kos_error_set(w->error, -errno, "cannot read byte %llu: %s",
+                                      (unsigned long long)(offset + done), strerror(errno));
                         return KOS_VERITY_TREE_IO_ERROR;
                 }
                 if (n == 0) {
-                        snprintf(w->detail, w->detail_size, "the file ends at byte %llu, inside the dm-verity tree",
-                                 (unsigned long long)(offset + done));
+                        kos_error_set(w->error, -ENODATA, "the file ends at byte %llu, inside the dm-verity tree",
+                                      (unsigned long long)(offset + done));
                         return KOS_VERITY_TREE_SHORT_READ;
                 }
                 done += (size_t)n;
@@ -199,8 +196,7 @@ static enum kos_verity_tree_result hash_block(struct tree_walk *w, const uint8_t
             EVP_DigestUpdate(w->ctx, w->salt, w->salt_size) != 1 ||
             EVP_DigestUpdate(w->ctx, block, KOS_VERITY_BLOCK) != 1 ||
             EVP_DigestFinal_ex(w->ctx, ret_digest, &len) != 1 || len != KOS_SHA256_LEN) {
-                w->error = -EIO;
-                snprintf(w->detail, w->detail_size, "sha256 failed");
+                kos_error_set(w->error, -EIO, "sha256 failed");
                 return KOS_VERITY_TREE_IO_ERROR;
         }
         return KOS_VERITY_TREE_MATCH;
@@ -268,15 +264,12 @@ static enum kos_verity_tree_result accept_digest(struct tree_walk *w, unsigned l
 static enum kos_verity_tree_result read_superblock(struct tree_walk *w, uint64_t hash_offset) {
         uint8_t untrusted_superblock[KOS_VERITY_SUPERBLOCK_SIZE];
         enum kos_verity_tree_result r = read_exactly(w, untrusted_superblock, sizeof untrusted_superblock, hash_offset);
-        struct kos_error error = KOS_ERROR_NULL;
 
         if (r != KOS_VERITY_TREE_MATCH)
                 return r;
         if (kos_verity_check_superblock(untrusted_superblock, sizeof untrusted_superblock, hash_offset, w->salt,
-                                        &w->salt_size, &error) < 0) {
-                snprintf(w->detail, w->detail_size, "%s", error.msg);
+                                        &w->salt_size, w->error) < 0)
                 return KOS_VERITY_TREE_MISMATCH;
-        }
         return KOS_VERITY_TREE_MATCH;
 }
 
@@ -307,18 +300,16 @@ static enum kos_verity_tree_result walk(struct tree_walk *w) {
 
 enum kos_verity_tree_result kos_verity_tree_verify(int fd, uint64_t hash_offset,
                                                    const uint8_t root_hash[static KOS_SHA256_LEN],
-                                                   uint64_t *ret_read_bytes, int *ret_error, char *detail,
-                                                   size_t detail_size) {
-        struct tree_walk w = {.fd = fd, .root_hash = root_hash, .detail = detail, .detail_size = detail_size};
+                                                   uint64_t *ret_read_bytes, struct kos_error *ret_error) {
+        struct tree_walk w = {.fd = fd, .root_hash = root_hash, .error = ret_error};
         enum kos_verity_tree_result r;
         uint64_t tree_blocks;
 
-        detail[0] = '\0';
-        *ret_error = 0;
+        kos_error_clear(ret_error);
         if (kos_verity_tree_geometry(hash_offset, &w.levels, &tree_blocks) < 0) {
                 *ret_read_bytes = 0;
-                snprintf(detail, detail_size, "verity hash_offset %llu is not a positive multiple of %u",
-                         (unsigned long long)hash_offset, KOS_VERITY_BLOCK);
+                kos_error_set(ret_error, -EBADMSG, "verity hash_offset %llu is not a positive multiple of %u",
+                              (unsigned long long)hash_offset, KOS_VERITY_BLOCK);
                 return KOS_VERITY_TREE_MISMATCH;
         }
         w.data_blocks = hash_offset / KOS_VERITY_BLOCK;
@@ -332,14 +323,12 @@ enum kos_verity_tree_result kos_verity_tree_verify(int fd, uint64_t hash_offset,
         w.blocks = malloc((size_t)(w.levels ? w.levels : 1) * KOS_VERITY_BLOCK);
         w.ctx = EVP_MD_CTX_new();
         if (!w.blocks || !w.ctx) {
-                w.error = -ENOMEM;
-                snprintf(detail, detail_size, "out of memory");
+                kos_error_set(ret_error, -ENOMEM, "out of memory");
                 r = KOS_VERITY_TREE_IO_ERROR;
         } else if ((r = read_superblock(&w, hash_offset)) == KOS_VERITY_TREE_MATCH)
                 r = walk(&w);
         EVP_MD_CTX_free(w.ctx);
         free(w.blocks);
         *ret_read_bytes = w.read_bytes;
-        *ret_error = w.error;
         return r;
 }

@@ -63,9 +63,9 @@ enum kos_verity_tree_result {
  * the top block hashes to root_hash, and that every digest slot not used by
  * a block below is zero (as `veritysetup verify` requires). Each block is
  * read exactly once, in one pass; memory is one block per level.
- * *ret_read_bytes gets the bytes read; with IO_ERROR, *ret_error the errno;
- * detail says what failed, for people. */
+ * *ret_read_bytes gets the bytes read; ret_error what failed, for people,
+ * and its code: -EBADMSG (MISMATCH, or the superblock's own code), -ENODATA
+ * (SHORT_READ), the negative errno (IO_ERROR); cleared with MATCH. */
 enum kos_verity_tree_result kos_verity_tree_verify(int fd, uint64_t hash_offset,
                                                    const uint8_t root_hash[static KOS_SHA256_LEN],
-                                                   uint64_t *ret_read_bytes, int *ret_error, char *detail,
-                                                   size_t detail_size);
+                                                   uint64_t *ret_read_bytes, struct kos_error *ret_error);

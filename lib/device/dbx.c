@@ -265,32 +265,49 @@ int kos_dbx_auth_payload(const uint8_t *untrusted_auth, size_t len, const uint8_
         return 0;
 }
 
-static enum kos_dbx_verdict verdict(enum kos_dbx_verdict v, char *detail, size_t detail_size, const char *format, ...)
-        __attribute__((format(printf, 4, 5)));
-static enum kos_dbx_verdict verdict(enum kos_dbx_verdict v, char *detail, size_t detail_size, const char *format, ...) {
+/* A refusal: v, with why in e (-EPERM when it revokes a needed UKI,
+ * -EBADMSG when the lists cannot be read). */
+static enum kos_dbx_verdict verdict(enum kos_dbx_verdict v, struct kos_error *e, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+static enum kos_dbx_verdict verdict(enum kos_dbx_verdict v, struct kos_error *e, const char *format, ...) {
         va_list ap;
 
         va_start(ap, format);
-        vsnprintf(detail, detail_size, format, ap);
+        kos_error_setv(e, v == KOS_DBX_REVOKES_UKI_HASH || v == KOS_DBX_REVOKES_UKI_SIGNER ? -EPERM : -EBADMSG, format,
+                       ap);
         va_end(ap);
         return v;
 }
 
+/* SAFE: no failure (code 0), the message says what was checked. */
+static enum kos_dbx_verdict safe(struct kos_error *e, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static enum kos_dbx_verdict safe(struct kos_error *e, const char *format, ...) {
+        va_list ap;
+
+        kos_error_clear(e);
+        if (e) {
+                va_start(ap, format);
+                vsnprintf(e->msg, sizeof e->msg, format, ap);
+                va_end(ap);
+        }
+        return KOS_DBX_SAFE;
+}
+
 /* One EFI_SIGNATURE_DATA (owner GUID, then data) of a list of type. */
 static enum kos_dbx_verdict check_entry(bool is_sha256, const uint8_t *data, size_t data_len, size_t list, size_t entry,
-                                        const struct kos_uki_identity *needed, size_t n_needed, char *detail,
-                                        size_t detail_size) {
+                                        const struct kos_uki_identity *needed, size_t n_needed,
+                                        struct kos_error *ret_error) {
         char hex[KOS_SHA256_HEX_LEN + 1];
 
         for (size_t u = 0; u < n_needed; u++) {
                 if (is_sha256 && memcmp(data, needed[u].authenticode_sha256, KOS_SHA256_LEN) == 0) {
                         kos_hex_encode(data, KOS_SHA256_LEN, hex);
-                        return verdict(KOS_DBX_REVOKES_UKI_HASH, detail, detail_size,
+                        return verdict(KOS_DBX_REVOKES_UKI_HASH, ret_error,
                                        "list %zu entry %zu is the Authenticode hash %s of UKI %zu", list, entry, hex, u);
                 }
                 for (size_t c = 0; !is_sha256 && c < needed[u].n_certs; c++)
                         if (needed[u].cert_lens[c] == data_len && memcmp(needed[u].certs[c], data, data_len) == 0)
-                                return verdict(KOS_DBX_REVOKES_UKI_SIGNER, detail, detail_size,
+                                return verdict(KOS_DBX_REVOKES_UKI_SIGNER, ret_error,
                                                "list %zu entry %zu is certificate %zu of UKI %zu's signature", list,
                                                entry, c, u);
         }
@@ -298,24 +315,23 @@ static enum kos_dbx_verdict check_entry(bool is_sha256, const uint8_t *data, siz
 }
 
 static enum kos_dbx_verdict check_list(const uint8_t *esl, size_t list_size, size_t list,
-                                       const struct kos_uki_identity *needed, size_t n_needed, char *detail,
-                                       size_t detail_size) {
+                                       const struct kos_uki_identity *needed, size_t n_needed,
+                                       struct kos_error *ret_error) {
         bool is_sha256 = memcmp(esl, cert_sha256_guid, GUID_SIZE) == 0;
         bool is_x509 = memcmp(esl, cert_x509_guid, GUID_SIZE) == 0;
         uint32_t header_size = le32(esl + 20), entry_size = le32(esl + 24);
         enum kos_dbx_verdict v;
 
         if (!is_sha256 && !is_x509)
-                return verdict(KOS_DBX_UNKNOWN_TYPE, detail, detail_size,
+                return verdict(KOS_DBX_UNKNOWN_TYPE, ret_error,
                                "list %zu has a signature type other than EFI_CERT_SHA256 and EFI_CERT_X509", list);
         if (header_size != 0 || entry_size <= GUID_SIZE || (is_sha256 && entry_size != GUID_SIZE + KOS_SHA256_LEN) ||
             (list_size - ESL_HEADER_SIZE) % entry_size != 0 || list_size == ESL_HEADER_SIZE)
-                return verdict(KOS_DBX_MALFORMED, detail, detail_size, "list %zu: sizes do not add up", list);
+                return verdict(KOS_DBX_MALFORMED, ret_error, "list %zu: sizes do not add up", list);
         size_t n = (list_size - ESL_HEADER_SIZE) / entry_size;
         for (size_t i = 0; i < n; i++) {
                 const uint8_t *entry = esl + ESL_HEADER_SIZE + i * entry_size;
-                v = check_entry(is_sha256, entry + GUID_SIZE, entry_size - GUID_SIZE, list, i, needed, n_needed, detail,
-                                detail_size);
+                v = check_entry(is_sha256, entry + GUID_SIZE, entry_size - GUID_SIZE, list, i, needed, n_needed, ret_error);
                 if (v != KOS_DBX_SAFE)
                         return v;
         }
@@ -323,40 +339,39 @@ static enum kos_dbx_verdict check_list(const uint8_t *esl, size_t list_size, siz
 }
 
 enum kos_dbx_verdict kos_dbx_check_signature_lists(const uint8_t *untrusted_lists, size_t len,
-                                                   const struct kos_uki_identity *needed, size_t n_needed, char *detail,
-                                                   size_t detail_size) {
+                                                   const struct kos_uki_identity *needed, size_t n_needed,
+                                                   struct kos_error *ret_error) {
         size_t pos = 0, list = 0;
         enum kos_dbx_verdict v;
 
         if (len == 0 || len > KOS_DBX_UPDATE_MAX)
-                return verdict(KOS_DBX_MALFORMED, detail, detail_size, "no signature list, or more than %d bytes",
+                return verdict(KOS_DBX_MALFORMED, ret_error, "no signature list, or more than %d bytes",
                                KOS_DBX_UPDATE_MAX);
         for (; pos < len; list++) {
                 if (len - pos < ESL_HEADER_SIZE)
-                        return verdict(KOS_DBX_MALFORMED, detail, detail_size, "list %zu: truncated header", list);
+                        return verdict(KOS_DBX_MALFORMED, ret_error, "list %zu: truncated header", list);
                 uint32_t list_size = le32(untrusted_lists + pos + 16);
                 if (list_size < ESL_HEADER_SIZE || list_size > len - pos)
-                        return verdict(KOS_DBX_MALFORMED, detail, detail_size, "list %zu: size %u out of bounds", list,
+                        return verdict(KOS_DBX_MALFORMED, ret_error, "list %zu: size %u out of bounds", list,
                                        list_size);
-                v = check_list(untrusted_lists + pos, list_size, list, needed, n_needed, detail, detail_size);
+                v = check_list(untrusted_lists + pos, list_size, list, needed, n_needed, ret_error);
                 if (v != KOS_DBX_SAFE)
                         return v;
                 pos += list_size;
         }
-        snprintf(detail, detail_size, "%zu list%s, nothing a needed UKI is matched by", list, list == 1 ? "" : "s");
-        return KOS_DBX_SAFE;
+        return safe(ret_error, "%zu list%s, nothing a needed UKI is matched by", list, list == 1 ? "" : "s");
 }
 
 enum kos_dbx_verdict kos_dbx_check_update(const uint8_t *untrusted_auth, size_t len,
-                                          const struct kos_uki_identity *needed, size_t n_needed, char *detail,
-                                          size_t detail_size) {
+                                          const struct kos_uki_identity *needed, size_t n_needed,
+                                          struct kos_error *ret_error) {
         const uint8_t *lists;
         size_t lists_len;
 
         if (kos_dbx_auth_payload(untrusted_auth, len, &lists, &lists_len) < 0)
-                return verdict(KOS_DBX_MALFORMED, detail, detail_size,
+                return verdict(KOS_DBX_MALFORMED, ret_error,
                                "not an EFI_VARIABLE_AUTHENTICATION_2 header with a PKCS#7 certificate");
-        return kos_dbx_check_signature_lists(lists, lists_len, needed, n_needed, detail, detail_size);
+        return kos_dbx_check_signature_lists(lists, lists_len, needed, n_needed, ret_error);
 }
 
 /* --- Applying an update ------------------------------------------------- */
@@ -523,7 +538,7 @@ static int dbx_append(int efivars_fd, const uint8_t *auth, size_t len) {
 
 int kos_dbx_apply_update(int efivars_fd, const uint8_t *untrusted_auth, size_t len, const struct kos_uki_identity *needed,
                          size_t n_needed, enum kos_dbx_apply_result *ret_result, enum kos_dbx_verdict *ret_verdict,
-                         char *detail, size_t detail_size) {
+                         struct kos_error *ret_error) {
         _cleanup_free_ uint8_t *dbx = NULL;
         const uint8_t *lists;
         size_t lists_len, dbx_len;
@@ -537,13 +552,12 @@ int kos_dbx_apply_update(int efivars_fd, const uint8_t *untrusted_auth, size_t l
                 if ((r = dbx_read(efivars_fd, &dbx, &dbx_len)) < 0)
                         return r;
                 if (dbx_len > 0 && kos_dbx_lists_contain(dbx, dbx_len, lists, lists_len)) {
-                        *ret_verdict = KOS_DBX_SAFE;
-                        snprintf(detail, detail_size, "dbx holds every entry already");
+                        *ret_verdict = safe(ret_error, "dbx holds every entry already");
                         *ret_result = KOS_DBX_APPLY_PRESENT;
                         return 0;
                 }
         }
-        *ret_verdict = kos_dbx_check_update(untrusted_auth, len, needed, n_needed, detail, detail_size);
+        *ret_verdict = kos_dbx_check_update(untrusted_auth, len, needed, n_needed, ret_error);
         if (*ret_verdict != KOS_DBX_SAFE) {
                 *ret_result = KOS_DBX_APPLY_REFUSED;
                 return 0;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "hash.h"
+#include "kos-error.h"
 #include "util.h"
 
 #define KOS_DBX_UPDATE_MAX (1024 * 1024)   /* an .auth larger than this is refused */
@@ -61,17 +62,19 @@ const char *kos_dbx_verdict_to_string(enum kos_dbx_verdict v);
 _kos_must_check_ int kos_dbx_auth_payload(const uint8_t *untrusted_auth, size_t len, const uint8_t **ret_lists,
                                           size_t *ret_len);
 
-/* Checks every entry of the signature lists against every needed UKI;
- * detail says which entry and which UKI (index into needed). */
+/* Checks every entry of the signature lists against every needed UKI.
+ * Refused: ret_error says which entry and which UKI (index into needed),
+ * code -EPERM (REVOKES_*) or -EBADMSG (MALFORMED, UNKNOWN_TYPE). SAFE: code 0
+ * and the message says what was checked (a note, not a failure). */
 _kos_must_check_ enum kos_dbx_verdict kos_dbx_check_signature_lists(const uint8_t *untrusted_lists, size_t len,
                                                                     const struct kos_uki_identity *needed,
-                                                                    size_t n_needed, char *detail, size_t detail_size);
+                                                                    size_t n_needed, struct kos_error *ret_error);
 
 /* The same for a whole .auth file: the device-side gate before it is
  * written to efivarfs. */
 _kos_must_check_ enum kos_dbx_verdict kos_dbx_check_update(const uint8_t *untrusted_auth, size_t len,
                                                            const struct kos_uki_identity *needed, size_t n_needed,
-                                                           char *detail, size_t detail_size);
+                                                           struct kos_error *ret_error);
 
 /* --- Applying an update on the device (Node Manager, `kos dbx apply`). */
 
@@ -92,7 +95,7 @@ bool kos_dbx_lists_contain(const uint8_t *untrusted_dbx, size_t dbx_len, const u
 enum kos_dbx_apply_result {
         KOS_DBX_APPLY_APPENDED, /* written: the firmware accepted the KEK signature and appended */
         KOS_DBX_APPLY_PRESENT,  /* dbx holds every entry already: nothing written */
-        KOS_DBX_APPLY_REFUSED,  /* the check refused it (*ret_verdict, detail): nothing written */
+        KOS_DBX_APPLY_REFUSED,  /* the check refused it (*ret_verdict, ret_error): nothing written */
         _KOS_DBX_APPLY_RESULT_MAX,
 };
 const char *kos_dbx_apply_result_to_string(enum kos_dbx_apply_result r);
@@ -109,4 +112,4 @@ const char *kos_dbx_apply_result_to_string(enum kos_dbx_apply_result r);
 _kos_must_check_ int kos_dbx_apply_update(int efivars_fd, const uint8_t *untrusted_auth, size_t len,
                                           const struct kos_uki_identity *needed, size_t n_needed,
                                           enum kos_dbx_apply_result *ret_result, enum kos_dbx_verdict *ret_verdict,
-                                          char *detail, size_t detail_size);
+                                          struct kos_error *ret_error);

@@ -13,13 +13,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static uint8_t cert[] = "CERT";
         struct kos_uki_identity needed = {.n_certs = 1, .certs = {cert}, .cert_lens = {sizeof cert}}, parsed;
         uint8_t digest[KOS_SHA256_LEN];
-        char detail[256];
+        struct kos_error detail;
 
         memset(needed.authenticode_sha256, 0x11, KOS_SHA256_LEN);
-        enum kos_dbx_verdict v = kos_dbx_check_update(data, size, &needed, 1, detail, sizeof detail);
+        enum kos_dbx_verdict v = kos_dbx_check_update(data, size, &needed, 1, &detail);
         if (v >= _KOS_DBX_VERDICT_MAX)
                 abort();
-        v = kos_dbx_check_signature_lists(data, size, &needed, 1, detail, sizeof detail);
+        v = kos_dbx_check_signature_lists(data, size, &needed, 1, &detail);
         if (v >= _KOS_DBX_VERDICT_MAX)
                 abort();
         /* The same bytes as a PE image: the hash and the identity agree. */

@@ -15,8 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t root_hash[KOS_SHA256_LEN];
         uint64_t read_bytes = UINT64_MAX;
-        char detail[256];
-        int error;
+        struct kos_error error;
 
         if (size < 1 + sizeof root_hash)
                 return 0;
@@ -34,12 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 close(fd);
                 return 0;
         }
-        enum kos_verity_tree_result r = kos_verity_tree_verify(fd, hash_offset, root_hash, &read_bytes, &error, detail,
-                                                               sizeof detail);
+        enum kos_verity_tree_result r = kos_verity_tree_verify(fd, hash_offset, root_hash, &read_bytes, &error);
         close(fd);
         if (read_bytes > hash_offset + size)
                 abort();
-        if (r != KOS_VERITY_TREE_MATCH && !detail[0])
+        if (r != KOS_VERITY_TREE_MATCH && !error.msg[0])
                 abort();
         return 0;
 }

@@ -46,78 +46,81 @@ static void identity(struct kos_uki_identity *id) {
         id->cert_lens[0] = sizeof cert_a;
 }
 
-static enum kos_dbx_verdict check(const uint8_t *lists, size_t len, char *detail) {
+static enum kos_dbx_verdict check(const uint8_t *lists, size_t len, struct kos_error *detail) {
         struct kos_uki_identity id;
         identity(&id);
-        return kos_dbx_check_signature_lists(lists, len, &id, 1, detail, 256);
+        return kos_dbx_check_signature_lists(lists, len, &id, 1, detail);
 }
 
 TEST(dbx_update_revoking_the_needed_uki_hash_is_refused) {
         uint8_t buf[512], other[32], mine[32];
-        char detail[256];
+        struct kos_error detail;
         memset(other, 0x22, 32);
         memset(mine, 0x11, 32);
         const uint8_t *entries[] = {other, mine};
         size_t len = add_list(buf, 0, sha256_type, 2, entries, 32);
-        CHECK(check(buf, len, detail) == KOS_DBX_REVOKES_UKI_HASH);
-        CHECK(strstr(detail, "list 0 entry 1 is the Authenticode hash 1111") != NULL);
+        CHECK(check(buf, len, &detail) == KOS_DBX_REVOKES_UKI_HASH);
+        CHECK(strstr(detail.msg, "list 0 entry 1 is the Authenticode hash 1111") != NULL);
+        CHECK(detail.code == -EPERM);
 }
 
 TEST(dbx_update_revoking_the_needed_uki_signer_certificate_is_refused) {
         uint8_t buf[512], other[32];
-        char detail[256];
+        struct kos_error detail;
         memset(other, 0x22, 32);
         const uint8_t *hashes[] = {other}, *certs[] = {cert_a};
         size_t len = add_list(buf, 0, sha256_type, 1, hashes, 32);
         len = add_list(buf, len, x509_type, 1, certs, sizeof cert_a);
-        CHECK(check(buf, len, detail) == KOS_DBX_REVOKES_UKI_SIGNER);
-        CHECK(strstr(detail, "list 1 entry 0 is certificate 0") != NULL);
+        CHECK(check(buf, len, &detail) == KOS_DBX_REVOKES_UKI_SIGNER);
+        CHECK(strstr(detail.msg, "list 1 entry 0 is certificate 0") != NULL);
 }
 
 TEST(dbx_update_revoking_only_other_ukis_and_certificates_is_safe) {
         uint8_t buf[512], other[32], cert_b[sizeof cert_a];
-        char detail[256];
+        struct kos_error detail;
         memset(other, 0x22, 32);
         memcpy(cert_b, cert_a, sizeof cert_a);
         cert_b[0] ^= 1;
         const uint8_t *hashes[] = {other}, *certs[] = {cert_b};
         size_t len = add_list(buf, 0, sha256_type, 1, hashes, 32);
         len = add_list(buf, len, x509_type, 1, certs, sizeof cert_b);
-        CHECK(check(buf, len, detail) == KOS_DBX_SAFE);
+        CHECK(check(buf, len, &detail) == KOS_DBX_SAFE);
+        CHECK(detail.code == 0 && strstr(detail.msg, "nothing a needed UKI is matched by") != NULL);
         /* A prefix of the certificate is not the certificate. */
         const uint8_t *prefix[] = {cert_a};
         len = add_list(buf, 0, x509_type, 1, prefix, sizeof cert_a - 1);
-        CHECK(check(buf, len, detail) == KOS_DBX_SAFE);
+        CHECK(check(buf, len, &detail) == KOS_DBX_SAFE);
 }
 
 TEST(dbx_update_with_an_entry_type_it_cannot_compare_is_refused) {
         uint8_t buf[512], type[16], data[32] = {0};
-        char detail[256];
+        struct kos_error detail;
         memcpy(type, sha256_type, 16);
         type[0] ^= 1; /* e.g. EFI_CERT_X509_SHA256 */
         const uint8_t *entries[] = {data};
         size_t len = add_list(buf, 0, type, 1, entries, 32);
-        CHECK(check(buf, len, detail) == KOS_DBX_UNKNOWN_TYPE);
+        CHECK(check(buf, len, &detail) == KOS_DBX_UNKNOWN_TYPE);
 }
 
 TEST(dbx_update_whose_list_sizes_do_not_add_up_is_malformed) {
         uint8_t buf[512], data[32] = {0};
-        char detail[256];
+        struct kos_error detail;
         const uint8_t *entries[] = {data};
         size_t len = add_list(buf, 0, sha256_type, 1, entries, 32);
-        CHECK(check(buf, len - 1, detail) == KOS_DBX_MALFORMED);     /* truncated */
+        CHECK(check(buf, len - 1, &detail) == KOS_DBX_MALFORMED);     /* truncated */
         put32(buf + 16, 0xffffffff);
-        CHECK(check(buf, len, detail) == KOS_DBX_MALFORMED);         /* SignatureListSize past the end */
+        CHECK(check(buf, len, &detail) == KOS_DBX_MALFORMED);         /* SignatureListSize past the end */
         len = add_list(buf, 0, sha256_type, 1, entries, 32);
         put32(buf + 24, 16 + 31);
-        CHECK(check(buf, len, detail) == KOS_DBX_MALFORMED);         /* a SHA-256 entry of 31 bytes */
+        CHECK(check(buf, len, &detail) == KOS_DBX_MALFORMED);         /* a SHA-256 entry of 31 bytes */
         len = add_list(buf, 0, sha256_type, 1, entries, 32);
         put32(buf + 20, 4);
-        CHECK(check(buf, len, detail) == KOS_DBX_MALFORMED);         /* a SignatureHeader */
+        CHECK(check(buf, len, &detail) == KOS_DBX_MALFORMED);         /* a SignatureHeader */
         len = add_list(buf, 0, sha256_type, 0, entries, 32);
-        CHECK(check(buf, len, detail) == KOS_DBX_MALFORMED);         /* a list of no entry */
-        CHECK(check(buf, 0, detail) == KOS_DBX_MALFORMED);           /* nothing */
-        CHECK(check(buf, 27, detail) == KOS_DBX_MALFORMED);          /* half a header */
+        CHECK(check(buf, len, &detail) == KOS_DBX_MALFORMED);         /* a list of no entry */
+        CHECK(check(buf, 0, &detail) == KOS_DBX_MALFORMED);           /* nothing */
+        CHECK(check(buf, 27, &detail) == KOS_DBX_MALFORMED);          /* half a header */
+        CHECK(detail.code == -EBADMSG);
 }
 
 /* EFI_VARIABLE_AUTHENTICATION_2: EFI_TIME, WIN_CERTIFICATE_UEFI_GUID of its
@@ -132,21 +135,21 @@ static size_t auth_header(uint8_t *buf, uint32_t cert_len) {
 
 TEST(dbx_update_auth_header_is_skipped_by_its_length_and_checked) {
         uint8_t buf[1024], mine[32];
-        char detail[256];
+        struct kos_error detail;
         struct kos_uki_identity id;
         identity(&id);
         memset(mine, 0x11, 32);
         const uint8_t *entries[] = {mine};
         size_t len = add_list(buf, auth_header(buf, 24 + 100), sha256_type, 1, entries, 32);
-        CHECK(kos_dbx_check_update(buf, len, &id, 1, detail, sizeof detail) == KOS_DBX_REVOKES_UKI_HASH);
+        CHECK(kos_dbx_check_update(buf, len, &id, 1, &detail) == KOS_DBX_REVOKES_UKI_HASH);
         buf[22] = 0x02; /* WIN_CERT_TYPE_PKCS_SIGNED_DATA: not an authenticated variable */
-        CHECK(kos_dbx_check_update(buf, len, &id, 1, detail, sizeof detail) == KOS_DBX_MALFORMED);
+        CHECK(kos_dbx_check_update(buf, len, &id, 1, &detail) == KOS_DBX_MALFORMED);
         auth_header(buf, 24 + 100);
         put32(buf + 16, (uint32_t)len); /* dwLength past the end */
-        CHECK(kos_dbx_check_update(buf, len, &id, 1, detail, sizeof detail) == KOS_DBX_MALFORMED);
+        CHECK(kos_dbx_check_update(buf, len, &id, 1, &detail) == KOS_DBX_MALFORMED);
         put32(buf + 16, 24 + 100);
         buf[24] ^= 1; /* another CertType */
-        CHECK(kos_dbx_check_update(buf, len, &id, 1, detail, sizeof detail) == KOS_DBX_MALFORMED);
+        CHECK(kos_dbx_check_update(buf, len, &id, 1, &detail) == KOS_DBX_MALFORMED);
 }
 
 TEST(dbx_verdict_strings_are_stable) {

@@ -192,15 +192,14 @@ static int flip_byte(const char *path, uint64_t offset) {
         return r;
 }
 
-static enum kos_verity_tree_result verify_image(const struct image *img, uint64_t *ret_read, char *detail,
-                                                size_t size) {
-        int error, fd = open(img->path, O_RDONLY | O_CLOEXEC);
+static enum kos_verity_tree_result verify_image(const struct image *img, uint64_t *ret_read, struct kos_error *ret_error) {
+        int fd = open(img->path, O_RDONLY | O_CLOEXEC);
         uint64_t read_bytes = 0;
 
         if (fd < 0)
                 return KOS_VERITY_TREE_IO_ERROR;
         enum kos_verity_tree_result r = kos_verity_tree_verify(fd, img->hash_offset, img->root_hash, &read_bytes,
-                                                               &error, detail, size);
+                                                               ret_error);
         close(fd);
         if (ret_read)
                 *ret_read = read_bytes;
@@ -212,7 +211,7 @@ TEST(verity_tree_of_veritysetup_images_verifies_reading_only_superblock_and_tree
                 uint64_t data_blocks;
                 bool sparse;
         } cases[] = {{1, false}, {2, false}, {128, false}, {300, false}, {16640, true}};
-        char detail[256];
+        struct kos_error error;
 
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 struct image img;
@@ -222,7 +221,7 @@ TEST(verity_tree_of_veritysetup_images_verifies_reading_only_superblock_and_tree
                 /* The layout veritysetup wrote is the one the parser demands. */
                 CHECK(kos_verity_image_size(img.hash_offset, &expected_size) == 0 && expected_size == img.size);
                 CHECK(kos_verity_tree_geometry(img.hash_offset, &levels, &levels_blocks) == 0);
-                CHECK(verify_image(&img, &read_bytes, detail, sizeof detail) == KOS_VERITY_TREE_MATCH);
+                CHECK(verify_image(&img, &read_bytes, &error) == KOS_VERITY_TREE_MATCH);
                 /* The superblock and each tree block once, never a data block
                  * (one data block is its own root: it is read). */
                 uint64_t want = KOS_VERITY_SUPERBLOCK_SIZE + (levels ? levels_blocks * 4096 : 4096);
@@ -233,14 +232,14 @@ TEST(verity_tree_of_veritysetup_images_verifies_reading_only_superblock_and_tree
                 CHECK(read_bytes == want);
                 /* A different root hash is refused. */
                 img.root_hash[5] ^= 1;
-                CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_MISMATCH);
+                CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_MISMATCH);
                 CHECK(unlink(img.path) == 0);
         }
 }
 
 TEST(verity_tree_rejects_a_flipped_byte_in_any_tree_block) {
         struct image img;
-        char detail[256];
+        struct kos_error error;
         /* 16640 blocks: top at +4096, level 1 (2 blocks) at +8192, level 0
          * (130 blocks) from +16384. */
         CHECK(make_verity_image("img", 16640, true, &img) == 0);
@@ -249,49 +248,51 @@ TEST(verity_tree_rejects_a_flipped_byte_in_any_tree_block) {
                                    tree + 3 * 4096 + 129 * 4096 + 4095, img.size - 1};
         for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
                 CHECK(flip_byte(img.path, places[i]) == 0);
-                CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_MISMATCH);
-                CHECK(detail[0]);
+                CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_MISMATCH);
+                CHECK(error.msg[0]);
                 CHECK(flip_byte(img.path, places[i]) == 0);
-                CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_MATCH);
+                CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_MATCH);
         }
         /* The top block: its used slots no longer match the blocks below
          * (its unused ones are zero, and the root hash covers all of it). */
         CHECK(flip_byte(img.path, tree) == 0);
-        CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_MISMATCH);
-        CHECK(strstr(detail, "its entry in level 2"));
+        CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_MISMATCH);
+        CHECK(strstr(error.msg, "its entry in level 2"));
+        CHECK(error.code == -EBADMSG);
 }
 
 TEST(verity_tree_does_not_read_data_so_a_flipped_data_byte_passes) {
         struct image img;
-        char detail[256];
+        struct kos_error error;
         uint64_t read_bytes;
         CHECK(make_verity_image("img", 300, false, &img) == 0);
         CHECK(flip_byte(img.path, 5000) == 0);
         /* By design: the data is dm-verity's to check, as it is read. */
-        CHECK(verify_image(&img, &read_bytes, detail, sizeof detail) == KOS_VERITY_TREE_MATCH);
+        CHECK(verify_image(&img, &read_bytes, &error) == KOS_VERITY_TREE_MATCH);
         CHECK(read_bytes < 5 * 4096);
 }
 
 TEST(verity_tree_rejects_a_truncated_file_and_a_wrong_superblock) {
         struct image img;
-        char detail[256];
+        struct kos_error error;
         CHECK(make_verity_image("img", 300, false, &img) == 0);
         CHECK(truncate(img.path, (off_t)(img.size - 4096)) == 0);
-        CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_SHORT_READ);
+        CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_SHORT_READ);
         CHECK(truncate(img.path, (off_t)img.hash_offset + 100) == 0);
-        CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_SHORT_READ);
+        CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_SHORT_READ);
+        CHECK(error.code == -ENODATA && strstr(error.msg, "inside the dm-verity tree"));
         CHECK(make_verity_image("img2", 300, false, &img) == 0);
         /* data_blocks (offset 72) one less: a shorter device the tree still covers. */
         CHECK(flip_byte(img.path, img.hash_offset + 72) == 0);
-        CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_MISMATCH);
-        CHECK(strstr(detail, "data blocks"));
+        CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_MISMATCH);
+        CHECK(strstr(error.msg, "data blocks"));
         CHECK(flip_byte(img.path, img.hash_offset + 72) == 0);
         CHECK(flip_byte(img.path, img.hash_offset + 88) == 0); /* the salt: every digest changes */
-        CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_MISMATCH);
+        CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_MISMATCH);
         CHECK(flip_byte(img.path, img.hash_offset + 88) == 0);
         CHECK(flip_byte(img.path, img.hash_offset) == 0); /* the magic */
-        CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_MISMATCH);
-        CHECK(strstr(detail, "no dm-verity superblock"));
+        CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_MISMATCH);
+        CHECK(strstr(error.msg, "no dm-verity superblock"));
 }
 
 /* A tree made here with OpenSSL, the way veritysetup lays it out, but with
@@ -316,7 +317,7 @@ TEST(verity_tree_refuses_non_zero_unused_slots_even_when_the_root_hash_matches) 
         static uint8_t file[4 * 4096]; /* 2 data blocks, superblock block, 1 tree block */
         const uint8_t salt[4] = {1, 2, 3, 4};
         struct image img = {.hash_offset = 8192, .size = sizeof file};
-        char detail[256];
+        struct kos_error error;
         uint8_t *sb = file + 8192, *tree = file + 12288;
 
         memset(file, 0x11, 8192);
@@ -335,13 +336,13 @@ TEST(verity_tree_refuses_non_zero_unused_slots_even_when_the_root_hash_matches) 
         snprintf(img.path, sizeof img.path, "%s/hand", test_tmpdir());
         int fd = open(img.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         CHECK(fd >= 0 && kos_write_all(fd, file, sizeof file) == 0 && close(fd) == 0);
-        CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_MATCH);
+        CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_MATCH);
         tree[64] = 0x80; /* the third slot: no third data block */
         CHECK(sha256_salted(salt, sizeof salt, tree, img.root_hash) == 0);
         fd = open(img.path, O_WRONLY | O_TRUNC | O_CLOEXEC);
         CHECK(fd >= 0 && kos_write_all(fd, file, sizeof file) == 0 && close(fd) == 0);
-        CHECK(verify_image(&img, NULL, detail, sizeof detail) == KOS_VERITY_TREE_MISMATCH);
-        CHECK(strstr(detail, "unused byte 64 is not zero"));
+        CHECK(verify_image(&img, NULL, &error) == KOS_VERITY_TREE_MISMATCH);
+        CHECK(strstr(error.msg, "unused byte 64 is not zero"));
 }
 
 /* --- selection --- */

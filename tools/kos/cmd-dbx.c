@@ -284,7 +284,7 @@ static int dbx_check(int argc, char **argv) {
         _cleanup_free_ uint8_t *auth = NULL;
         struct dbx_args a;
         size_t auth_len, loaded = 0;
-        char detail[256];
+        struct kos_error detail;
         int c = parse_dbx_args(argc, argv, "dbx check",
                                "Usage: kos dbx check UPDATE.auth --uki UKI...\n\n"
                                "The device's check before it applies a dbx update: refused (exit 1) when it\n"
@@ -295,11 +295,11 @@ static int dbx_check(int argc, char **argv) {
         if (c != EXIT_OK)
                 return c < 0 ? EXIT_OK : c;
         if ((c = load_update_and_ukis(&a, &auth, &auth_len, ids, &loaded)) == EXIT_OK) {
-                enum kos_dbx_verdict v = kos_dbx_check_update(auth, auth_len, ids, a.n, detail, sizeof detail);
+                enum kos_dbx_verdict v = kos_dbx_check_update(auth, auth_len, ids, a.n, &detail);
                 if (v == KOS_DBX_SAFE)
-                        printf("safe: %s\n", detail);
+                        printf("safe: %s\n", detail.msg);
                 else
-                        c = fail(EXIT_INVALID, "dbx update refused: %s: %s", kos_dbx_verdict_to_string(v), detail);
+                        c = fail(EXIT_INVALID, "dbx update refused: %s: %s", kos_dbx_verdict_to_string(v), detail.msg);
         }
         for (size_t i = 0; i < loaded; i++)
                 kos_uki_identity_done(&ids[i]);
@@ -314,7 +314,7 @@ static int dbx_apply(int argc, char **argv) {
         enum kos_dbx_verdict v;
         struct dbx_args a;
         size_t auth_len, loaded = 0;
-        char detail[256];
+        struct kos_error detail;
         int c = parse_dbx_args(argc, argv, "dbx apply",
                                "Usage: kos dbx apply UPDATE.auth --uki UKI... [--efivars DIR]\n\n"
                                "Applies a dbx update on the device, as Node Manager does for a release that\n"
@@ -332,13 +332,13 @@ static int dbx_apply(int argc, char **argv) {
         if (efivars_fd < 0)
                 return fail(EXIT_USAGE, "cannot open %s: %s", a.efivars, strerror(errno));
         if ((c = load_update_and_ukis(&a, &auth, &auth_len, ids, &loaded)) == EXIT_OK) {
-                int r = kos_dbx_apply_update(efivars_fd, auth, auth_len, ids, a.n, &result, &v, detail, sizeof detail);
+                int r = kos_dbx_apply_update(efivars_fd, auth, auth_len, ids, a.n, &result, &v, &detail);
                 if (r < 0)
                         c = fail(EXIT_INVALID, "dbx update not applied: %s: %s", a.efivars, strerror(-r));
                 else if (result == KOS_DBX_APPLY_REFUSED)
-                        c = fail(EXIT_INVALID, "dbx update refused: %s: %s", kos_dbx_verdict_to_string(v), detail);
+                        c = fail(EXIT_INVALID, "dbx update refused: %s: %s", kos_dbx_verdict_to_string(v), detail.msg);
                 else
-                        printf("%s: %s\n", kos_dbx_apply_result_to_string(result), detail);
+                        printf("%s: %s\n", kos_dbx_apply_result_to_string(result), detail.msg);
         }
         for (size_t i = 0; i < loaded; i++)
                 kos_uki_identity_done(&ids[i]);

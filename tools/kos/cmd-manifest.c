@@ -220,7 +220,7 @@ static int add_boot_kernel(const char *path, struct kos_manifest *m, struct inpu
 static int add_dbx_update(const char *path, struct kos_manifest *m, struct input *ret_input) {
         _cleanup_close_ int fd = kos_open_regular_at(AT_FDCWD, path, O_NOFOLLOW, NULL);
         static uint8_t auth[KOS_DBX_UPDATE_SIZE_MAX + 1];
-        char detail[256];
+        struct kos_error detail;
 
         if (fd < 0)
                 return fail(EXIT_USAGE, "dbx-update: cannot read %s: %s", path, file_error_string(fd));
@@ -228,9 +228,9 @@ static int add_dbx_update(const char *path, struct kos_manifest *m, struct input
         if (n <= 0 || n > KOS_DBX_UPDATE_SIZE_MAX)
                 return fail(EXIT_USAGE, "dbx-update: %s: %s", path,
                             n < 0 ? strerror(errno) : n == 0 ? "empty" : "larger than 1 MiB");
-        enum kos_dbx_verdict v = kos_dbx_check_update(auth, (size_t)n, NULL, 0, detail, sizeof detail);
+        enum kos_dbx_verdict v = kos_dbx_check_update(auth, (size_t)n, NULL, 0, &detail);
         if (v != KOS_DBX_SAFE)
-                return fail(EXIT_USAGE, "dbx-update: %s: %s: %s", path, kos_dbx_verdict_to_string(v), detail);
+                return fail(EXIT_USAGE, "dbx-update: %s: %s: %s", path, kos_dbx_verdict_to_string(v), detail.msg);
         m->dbx_update.present = true;
         *ret_input = (struct input){path, "dbx-update", &m->dbx_update.blob};
         return EXIT_OK;
