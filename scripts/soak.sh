@@ -176,7 +176,7 @@ UNIT
         ln -sf ../soak-app.service "$dir/etc/systemd/system/kos-app.target.wants/"
 }
 
-CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.settle=5 kos.datafs=luks2"
+CMDLINE="console=ttyS0 loglevel=4 panic=-1 kos.settle=5 kos.datafs=luks2 no_timer_check"
 
 # make_uki OUT BK_SECURITY_VERSION: the Boot Kernel UKI, signed with the
 # development db key (the factory's, and each Boot Kernel update's).
@@ -185,7 +185,7 @@ make_uki() {
         rm -rf "$1.d"
         "$KOS" mkboot --kernel "$(BUILD="$ROOT/$BUILD" nice -n 10 "$ROOT/scripts/build-boot-kernel.sh")" \
                 --keyring dev/keyring --output "$1.d" --uki "$1" --security-version "$2" \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4 kos.tpm=required" --sign-key "$keys/db.key" \
+                --cmdline "console=ttyS0 panic=-1 loglevel=4 kos.tpm=required no_timer_check" --sign-key "$keys/db.key" \
                 --sign-cert "$keys/db.crt" >/dev/null
         rm -rf "$1.d"
 }

@@ -25,7 +25,7 @@ slots_uki() {
         keys=$(sb_keys)
         shift 2
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output "$out.d" --uki "$out" \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4${SLOTS_UKI_CMDLINE:+ $SLOTS_UKI_CMDLINE}" --security-version "$version" \
+                --cmdline "$VM_BOOT_APPEND${SLOTS_UKI_CMDLINE:+ $SLOTS_UKI_CMDLINE}" --security-version "$version" \
                 --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" "$@" >/dev/null
 }
 

@@ -110,7 +110,7 @@ datafs_boots() {
         SYS_CMDLINE="$SYS_CMDLINE kos.datafs=luks2" mini_manifest datafs root=root.img
         local keys; keys=$(sb_keys)
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output bootk --uki uki.efi \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
+                --cmdline "$VM_BOOT_APPEND" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
         rm -rf esp && mkdir -p esp/EFI/BOOT && cp uki.efi esp/EFI/BOOT/BOOTX64.EFI
         DATA_MIB=48 uefi_disk esp disk.img img "$IMAGEFS_UUID"
         cp "$(sb_enrolled_vars)" vars.fd

@@ -14,7 +14,7 @@ dbx_writer_uki() {
                 -DEFIVARFS_KO="\"$(echo "$kd"/lib/modules/*/kernel/fs/efivarfs/efivarfs.ko)\"" \
                 -o dbx-init "$ROOT/tests/vm/dbx-append-init.c"
         "$KOS" mkboot --kernel "$(echo "$kd"/boot/vmlinuz-*)" --init dbx-init --keyring keyring --output writer \
-                --uki writer.efi --cmdline "console=ttyS0 panic=-1 loglevel=4" \
+                --uki writer.efi --cmdline "$VM_BOOT_APPEND" \
                 --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
 }
 
@@ -35,7 +35,7 @@ test_dbx_update_revokes_the_old_uki_by_its_hash_while_the_new_one_keeps_booting(
         local keys; keys=$(sb_keys)
         sb_uki && mv uki.efi old.efi # today's UKI: no kos.bk_security_version
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output bootk2 --uki new.efi \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4 kos.release=2" \
+                --cmdline "$VM_BOOT_APPEND kos.release=2" \
                 --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
         "$KOS" dbx create --kek-key "$keys/KEK.key" --kek-cert "$keys/KEK.crt" --uki old.efi -o dbx.auth >/dev/null
         # The device's check: safe for the UKI it runs now, refused for the old one.

@@ -18,7 +18,7 @@
 rot_uki() {
         local keys; keys=$(sb_keys)
         VM_BOOT_KERNEL=kos vm_mkboot --keyring "$3" --output "$1.d" --uki "$1" \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4" --security-version "$2" \
+                --cmdline "$VM_BOOT_APPEND" --security-version "$2" \
                 --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
 }
 

@@ -132,7 +132,7 @@ test_key_sealed_to_pcr7_and_15_opens_under_secure_boot_and_not_with_it_off() {
         sealed_root_image
         mini_manifest sealed mini=mini.img app=app.img
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output bootk --uki uki.efi \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
+                --cmdline "$VM_BOOT_APPEND" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null
         rm -rf esp && mkdir -p esp/EFI/BOOT && cp uki.efi esp/EFI/BOOT/BOOTX64.EFI
         local vars; vars=$(sb_enrolled_vars)
 

@@ -10,7 +10,7 @@
 sb_uki() {
         local keys; keys=$(sb_keys)
         VM_BOOT_KERNEL=kos vm_mkboot --keyring keyring --output bootk --uki uki.efi \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4" \
+                --cmdline "$VM_BOOT_APPEND" \
                 --sign-key "${SB_KEY:-$keys/db.key}" --sign-cert "${SB_CERT:-$keys/db.crt}" >/dev/null
 }
 
@@ -84,7 +84,7 @@ test_debian_boot_kernel_under_secure_boot_refuses_to_kexec_a_debian_signed_kerne
         activate a
         local keys; keys=$(sb_keys)
         VM_BOOT_KERNEL=debian vm_mkboot --keyring keyring --output bootk --uki uki.efi \
-                --cmdline "console=ttyS0 panic=-1 loglevel=4" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null 2>&1
+                --cmdline "$VM_BOOT_APPEND" --sign-key "$keys/db.key" --sign-cert "$keys/db.crt" >/dev/null 2>&1
         sb_boot uki.efi
         expect_log 'EFI stub: UEFI Secure Boot is enabled'
         expect_log 'manifest a: valid'
