@@ -83,8 +83,9 @@ bk=$(BUILD="$ROOT/build" nice -n 10 "$ROOT/scripts/build-boot-kernel.sh")
 echo "Boot Kernel kernel: $bk ($(du -h "$bk" | cut -f1))"
 # no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check
 # can time out and panic (as VM_BOOT_APPEND in scripts/qemu.sh says); the
-# demo boots twice.
-"$KOS" mkboot --kernel "$bk" --keyring keyring --output bootk --uki bootk/kos-boot.efi \
+# demo boots twice. Boot Kernel security version 1: the UKI measures it
+# into PCR 14 and refuses to run below the Boot Kernel floor (trust-chain.md).
+"$KOS" mkboot --kernel "$bk" --keyring keyring --output bootk --uki bootk/kos-boot.efi --security-version 1 \
         --cmdline "console=ttyS0 panic=-1 loglevel=4 kos.tpm=required no_timer_check" --sign-key "$sbkeys/db.key" --sign-cert "$sbkeys/db.crt"
 sbverify --cert "$sbkeys/db.crt" bootk/kos-boot.efi
 # The vendor's DataFS recovery certificate (DEVELOPMENT, like every demo
