@@ -23,6 +23,10 @@ if [ -z "$pkg" ]; then
 fi
 version=${pkg#linux-image-}
 dest=$top/$version
+# One fetch at a time (tests run side by side): a second caller waits, then
+# finds the kernel, instead of removing the tree the first one hands out.
+exec 9>"$top/.lock"
+flock 9
 if [ ! -e "$dest/.done" ]; then
         echo "fetching Debian kernel $pkg..." >&2
         tmp=$(mktemp -d "$top/.fetch-XXXXXX")

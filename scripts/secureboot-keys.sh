@@ -18,6 +18,10 @@ set -euo pipefail
 dir=${1:?usage: $0 DIR}
 mkdir -p "$dir"
 cd "$dir"
+# One maker at a time (tests run side by side): a second caller waits, then
+# finds the keys.
+exec 9>.lock
+flock 9
 [ -s PK.auth ] && [ -s KEK.auth ] && [ -s db.auth ] && exit 0
 
 for tool in openssl cert-to-efi-sig-list sign-efi-sig-list; do

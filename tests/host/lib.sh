@@ -204,7 +204,7 @@ SH
 # REGISTRY_DIR (storage in $REGISTRY_DIR/data, log in $REGISTRY_DIR/log) and,
 # with --tls, REGISTRY_CA (the CA to pass with --ca-file).
 registry_start() {
-        local tls= user= token= port i scheme=http
+        local tls= user= token= attempt
         while [ $# -gt 0 ]; do
                 case $1 in
                 --tls) tls=1 ;;
@@ -215,7 +215,21 @@ registry_start() {
         done
         REGISTRY_DIR=$(realpath -m registry)
         mkdir -p "$REGISTRY_DIR/data"
-        port=$(free_port)
+        trap network_test_cleanup EXIT
+        # A free port can be taken by a test running beside this one before
+        # docker-registry binds it: then another port, up to five times.
+        for attempt in 1 2 3 4 5; do
+                registry_try_port "$(free_port)" && return 0
+                grep -q 'address already in use' "$REGISTRY_DIR/log" ||
+                        fail "docker-registry exited: $(tail -5 "$REGISTRY_DIR/log")"
+        done
+        fail "docker-registry found no free port in $attempt tries: $(tail -5 "$REGISTRY_DIR/log")"
+}
+
+# registry_try_port PORT: registry_start's configuration on PORT, then the
+# registry started and asked until it answers (0), or until it exits (1).
+registry_try_port() {
+        local port=$1 i scheme=http
         {
                 printf 'version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n'
                 printf 'storage:\n  filesystem:\n    rootdirectory: %s/data\n  delete:\n    enabled: true\n' "$REGISTRY_DIR"
@@ -235,7 +249,6 @@ registry_start() {
                         printf '    issuer: kos-test-issuer\n    rootcertbundle: %s/token.pem\n' "$REGISTRY_DIR"
                 fi
         } >"$REGISTRY_DIR/config.yml"
-        trap network_test_cleanup EXIT
         docker-registry serve "$REGISTRY_DIR/config.yml" >"$REGISTRY_DIR/log" 2>&1 &
         REGISTRY_PID=$!
         REGISTRY=$scheme://127.0.0.1:$port
@@ -243,7 +256,7 @@ registry_start() {
                 case $(curl -s -o /dev/null -w '%{http_code}' ${tls:+--cacert "$REGISTRY_CA"} "$REGISTRY/v2/") in
                 200 | 401) return 0 ;;
                 esac
-                kill -0 "$REGISTRY_PID" 2>/dev/null || fail "docker-registry exited: $(tail -5 "$REGISTRY_DIR/log")"
+                kill -0 "$REGISTRY_PID" 2>/dev/null || { wait "$REGISTRY_PID" 2>/dev/null; return 1; }
                 sleep 0.1
         done
         fail "docker-registry did not answer: $(tail -5 "$REGISTRY_DIR/log")"
