@@ -94,7 +94,7 @@ test_release_dbx_update_is_applied_by_node_manager_and_the_firmware_then_refuses
         grep -qa 'kos-node .*dbx update [0-9a-f]* appended to dbx (checked against EFI/KOS/SLOT-A.EFI, EFI/BOOT/BOOTX64.EFI)' \
                 boot-1.log || fail "Node Manager did not append the release's dbx update"
         grep -qa 'KOS-STATUS .*"dbx_update": {[^}]*"result": "appended"' boot-1.log || fail "the status does not say appended"
-        xxd -p vars.fd | tr -d '\n' | grep -q "$("$KOS" dbx hash old.efi)" || fail "the firmware's dbx lacks old.efi's hash"
+        od -An -v -tx1 vars.fd | tr -d ' \n' | grep -q "$("$KOS" dbx hash old.efi)" || fail "the firmware's dbx lacks old.efi's hash"
         local start
         start=$(sfdisk -d disk.img | sed -n 's/^disk.img1 : start= *\([0-9]*\),.*/\1/p')
         mcopy -o -i "disk.img@@$((start * 512))" old.efi ::/EFI/KOS/SLOT-A.EFI
@@ -117,5 +117,5 @@ test_release_dbx_update_that_would_revoke_the_running_uki_is_refused_by_node_man
                 boot-1.log || fail "Node Manager did not refuse the update with its reason"
         grep -qa 'KOS-STATUS .*"dbx_update": {[^}]*"result": "refused",[^}]*"reason": "revokes-uki-hash' boot-1.log ||
                 fail "the status does not say refused and why"
-        ! xxd -p vars.fd | tr -d '\n' | grep -q "$("$KOS" dbx hash uki-v1.efi)" || fail "the running UKI's hash reached dbx"
+        ! od -An -v -tx1 vars.fd | tr -d ' \n' | grep -q "$("$KOS" dbx hash uki-v1.efi)" || fail "the running UKI's hash reached dbx"
 }
