@@ -42,7 +42,10 @@ test_tpm_floor_rejects_old_manifest_after_imagefs_rewrite_and_pcr8_measures_the_
         [ "$(KOS_TPM=$PWD/tpm/host.sock "$KOS" tpm floor)" = 2 ] || fail "the TPM floor is not 2"
         swtpm_stop tpm
 
+        # The rewrite: no boot-state, and the old signed manifest back
+        # (marking new good uninstalled it) first in active.
         rm -rf img/boot-state
+        cp old.json old.json.sig img/manifests/
         activate old new
         tpm_boot
         expect_log 'rollback floor: TPM /dev/tpmrm0: floor counter NV 0x01004b4f holds 2[[:space:]]*$'
@@ -60,7 +63,10 @@ test_without_tpm_rewritten_imagefs_boots_the_old_manifest() {
         activate new old
         KOS_TPM=none "$KOS" mark-good img new --keyring keyring
         [ "$(cat img/boot-state/rollback-floor)" = 2 ] || fail "mark-good wrote no floor"
+        # The rewrite: no boot-state, and the old signed manifest back
+        # (marking new good uninstalled it) first in active.
         rm -rf img/boot-state
+        cp old.json old.json.sig img/manifests/
         activate old new
         vm_boot
         expect_log 'rollback floor: no TPM: the rollback floor is the ImageFS.s alone'
