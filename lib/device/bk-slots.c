@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -138,8 +139,25 @@ int kos_efivar_read(int efivars_fd, const char *name, uint8_t *data, size_t cap,
         return 0;
 }
 
+int kos_efivar_write_file(int efivars_fd, const char *file, uint32_t attributes, const void *data, size_t len) {
+        _cleanup_free_ uint8_t *buf = malloc(4 + len);
+
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, &attributes, 4);
+        memcpy(buf + 4, data, len);
+        /* No O_TRUNC: efivarfs hands what one write() gives (attributes,
+         * then data) to SetVariable(); a truncate alone would delete it. */
+        _cleanup_close_ int fd = openat(efivars_fd, file, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = write(fd, buf, 4 + len);
+        if (n < 0)
+                return -errno;
+        return (size_t)n == 4 + len ? 0 : -EIO;
+}
+
 int kos_efivar_write(int efivars_fd, const char *name, const void *data, size_t len) {
-        uint8_t buf[4 + KOS_EFI_VARIABLE_MAX];
         char path[128];
         int r;
 
@@ -147,18 +165,7 @@ int kos_efivar_write(int efivars_fd, const char *name, const void *data, size_t 
                 return -E2BIG;
         if ((r = efivar_path(name, path)) < 0)
                 return r;
-        const uint32_t attributes = KOS_EFI_VARIABLE_ATTRIBUTES;
-        memcpy(buf, &attributes, 4);
-        memcpy(buf + 4, data, len);
-        /* No O_TRUNC: efivarfs replaces the variable with what one write()
-         * gives (attributes, then data); a truncate alone would delete it. */
-        _cleanup_close_ int fd = openat(efivars_fd, path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0)
-                return -errno;
-        ssize_t n = write(fd, buf, 4 + len);
-        if (n < 0)
-                return -errno;
-        return (size_t)n == 4 + len ? 0 : -EIO;
+        return kos_efivar_write_file(efivars_fd, path, KOS_EFI_VARIABLE_ATTRIBUTES, data, len);
 }
 
 int kos_efivar_delete(int efivars_fd, const char *name) {

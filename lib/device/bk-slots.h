@@ -59,6 +59,11 @@ _kos_must_check_ int kos_guid_parse(const char *text, uint8_t ret[static 16]);
  * is one write() of both; the kernel hands it to SetVariable(). */
 _kos_must_check_ int kos_efivar_read(int efivars_fd, const char *name, uint8_t *data, size_t cap, size_t *ret_len);
 _kos_must_check_ int kos_efivar_write(int efivars_fd, const char *name, const void *data, size_t len);
+/* The write itself, to the efivarfs file FILE (NAME-GUID) with ATTRIBUTES:
+ * what kos_efivar_write() does with KOS_EFI_VARIABLE_ATTRIBUTES, and the
+ * dbx append (lib/device/dbx.h) with APPEND_WRITE and a longer .auth. */
+_kos_must_check_ int kos_efivar_write_file(int efivars_fd, const char *file, uint32_t attributes, const void *data,
+                                           size_t len);
 _kos_must_check_ int kos_efivar_delete(int efivars_fd, const char *name);
 /* BootCurrent / BootNext (one UINT16): -ENOENT when unset. */
 _kos_must_check_ int kos_efivar_read_u16(int efivars_fd, const char *name, uint16_t *ret);

@@ -14,6 +14,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "bk-slots.h"
+
 #define EFI_TIME_SIZE 16
 #define WIN_CERT_HEADER_SIZE 8      /* dwLength, wRevision, wCertificateType */
 #define WIN_CERT_UEFI_GUID_SIZE 24  /* the header, then CertType */
@@ -510,27 +512,15 @@ static void set_immutable(int fd) {
  * SetVariable() as it is. */
 static int dbx_append(int efivars_fd, const uint8_t *auth, size_t len) {
         _cleanup_close_ int ro = openat(efivars_fd, KOS_DBX_EFIVAR, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        _cleanup_free_ uint8_t *buf = malloc(4 + len);
         bool was_immutable = false;
         int r = 0;
 
-        if (!buf)
-                return -ENOMEM;
         if (ro < 0 && errno != ENOENT)
                 return -errno;
         if (ro >= 0 && (r = clear_immutable(ro, &was_immutable)) < 0)
                 return r;
-        const uint32_t attributes = KOS_DBX_APPEND_ATTRIBUTES;
-        memcpy(buf, &attributes, 4);
-        memcpy(buf + 4, auth, len);
-        /* No O_TRUNC: with APPEND_WRITE the firmware appends; a truncate alone would delete. */
-        _cleanup_close_ int fd = openat(efivars_fd, KOS_DBX_EFIVAR, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0)
-                r = -errno;
-        else {
-                ssize_t n = write(fd, buf, 4 + len);
-                r = n < 0 ? -errno : (size_t)n == 4 + len ? 0 : -EIO;
-        }
+        /* With APPEND_WRITE the firmware appends to dbx. */
+        r = kos_efivar_write_file(efivars_fd, KOS_DBX_EFIVAR, KOS_DBX_APPEND_ATTRIBUTES, auth, len);
         if (was_immutable)
                 set_immutable(ro);
         return r;
