@@ -12,18 +12,20 @@
 #include "rollback.h"
 #include "select.h"
 
-/* Takes every manifest below floor out of active, atomically. What does not
- * authenticate stays: selection reports it as it is, and it boots nothing. */
+/* Takes every manifest below floor out of active, atomically; kept is
+ * active as it is now. What does not authenticate stays: selection reports
+ * it as it is, and it boots nothing. */
 static int deactivate_below(const struct kos_imagefs *img, const struct kos_keyring *ring, uint32_t floor,
-                            struct kos_mark_good_result *result) {
-        struct kos_active_list list, kept = {0};
+                            struct kos_mark_good_result *result, struct kos_active_list *kept) {
+        struct kos_active_list list;
         int r = kos_active_read(img, &list);
 
+        *kept = (struct kos_active_list){0};
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return r;
-        kept.n_ignored = list.n_ignored;
+        kept->n_ignored = list.n_ignored;
         for (size_t i = 0; i < list.n; i++) {
                 _cleanup_manifest_ struct kos_manifest *m = NULL;
                 struct kos_candidate c = {0};
@@ -33,9 +35,9 @@ static int deactivate_below(const struct kos_imagefs *img, const struct kos_keyr
                         snprintf(result->deactivated[result->n_deactivated++], sizeof result->deactivated[0], "%s",
                                  list.entries[i].name);
                 else
-                        kept.entries[kept.n++] = list.entries[i];
+                        kept->entries[kept->n++] = list.entries[i];
         }
-        return kept.n == list.n ? 0 : kos_active_write(img, &kept);
+        return kept->n == list.n ? 0 : kos_active_write(img, kept);
 }
 
 static bool active_names(const struct kos_active_list *list, const char *name) {
@@ -54,13 +56,7 @@ static bool active_names(const struct kos_active_list *list, const char *name) {
  * a crash leaves is removed by the next call, and nothing here can stop the
  * boot from being marked good. */
 static void uninstall_below(const struct kos_imagefs *img, const struct kos_keyring *ring, uint32_t floor,
-                            struct kos_mark_good_result *result) {
-        struct kos_active_list list;
-        int r = kos_active_read(img, &list);
-        if (r < 0 && r != -ENOENT)
-                return;
-        if (r == -ENOENT)
-                list.n = 0;
+                            const struct kos_active_list *active, struct kos_mark_good_result *result) {
         int fd = openat(img->manifests_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return;
@@ -75,7 +71,7 @@ static void uninstall_below(const struct kos_imagefs *img, const struct kos_keyr
                 if (len <= 5 || len - 5 > KOS_NAME_MAX || strcmp(e->d_name + len - 5, ".json") != 0)
                         continue;
                 snprintf(name, sizeof name, "%.*s", (int)(len - 5), e->d_name);
-                if (!kos_name_is_valid(name) || active_names(&list, name))
+                if (!kos_name_is_valid(name) || active_names(active, name))
                         continue;
                 _cleanup_manifest_ struct kos_manifest *m = NULL;
                 struct kos_candidate c = {0};
@@ -128,8 +124,9 @@ int kos_mark_good(const struct kos_imagefs *img, const struct kos_keyring *ring,
         if (r < 0)
                 return r;
         result->floor_raised = m->security_version > floor.value;
-        if ((r = deactivate_below(img, ring, m->security_version, result)) < 0)
+        struct kos_active_list active;
+        if ((r = deactivate_below(img, ring, m->security_version, result, &active)) < 0)
                 return r;
-        uninstall_below(img, ring, m->security_version, result);
+        uninstall_below(img, ring, m->security_version, &active, result);
         return 0;
 }
