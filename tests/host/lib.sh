@@ -74,6 +74,8 @@ expect_nothing_valid() {
 
 activate() { printf '%s\n' "$@" >img/active; }
 
+hex_of() { od -An -tx1 -v "$@" | tr -d ' \n'; } # FILE: its bytes as one hex string
+
 flip_byte() { # FILE OFFSET
         local byte; byte=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
         printf "$(printf '\\%03o' $(((byte ^ 1) & 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null

@@ -177,7 +177,7 @@ pol_sniffer_stop() { kill "$(cat sniff.pid)" 2>/dev/null; wait "$(cat sniff.pid)
 test_unseal_with_a_signed_policy_never_carries_the_key_in_clear_on_the_tpm_bus() {
         pol_fixture
         local db1 key; db1=$(pol_extended $pol_zero db-1)
-        key=$(od -An -tx1 -v appkey | tr -d ' \n')
+        key=$(hex_of appkey)
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy >/dev/null
         # The same key sealed the old way (PolicyPCR 7+15, unsalted session).
         pol_tpm "$KOS" key seal --key-file appkey --key-id old --pcrs 7,15 --pcr-value "7=$db1" --output sealed >/dev/null
