@@ -79,18 +79,100 @@ static void app_failed(struct node *n, const char *why) {
                                                     : "manifest on trial failed and has no tries left; the Boot Kernel falls back");
 }
 
+static int unit_string(struct node *n, const char *path, const char *iface, const char *name, char *buf, size_t size) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *value = NULL;
+        int r = sd_bus_get_property_string(n->bus, "org.freedesktop.systemd1", path, iface, name, &error, &value);
+        if (r >= 0)
+                snprintf(buf, size, "%s", value);
+        free(value);
+        sd_bus_error_free(&error);
+        return r;
+}
+
+/* Whether UNIT is up when the settle time ends: loaded, not failed, not
+ * still starting or stopping, and, a service, not restarted after a crash
+ * meanwhile nor exited with an error. A service that has done its work and
+ * exited cleanly (Type=oneshot) is up. If not, WHY says what it is. */
+static bool app_unit_up(struct node *n, const char *unit, char *why, size_t size) {
+        char *path = NULL, load[32] = "", active[32] = "", sub[32] = "", result[32] = "success";
+        const char *unit_iface = "org.freedesktop.systemd1.Unit", *service_iface = "org.freedesktop.systemd1.Service";
+        bool service = strlen(unit) > 8 && strcmp(unit + strlen(unit) - 8, ".service") == 0;
+        uint32_t restarts = 0;
+        int r;
+
+        if ((r = sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit, &path)) < 0 ||
+            (r = unit_string(n, path, unit_iface, "LoadState", load, sizeof load)) < 0 ||
+            (r = unit_string(n, path, unit_iface, "ActiveState", active, sizeof active)) < 0 ||
+            (r = unit_string(n, path, unit_iface, "SubState", sub, sizeof sub)) < 0 ||
+            (service && (r = unit_string(n, path, service_iface, "Result", result, sizeof result)) < 0) ||
+            (service && (r = sd_bus_get_property_trivial(n->bus, "org.freedesktop.systemd1", path, service_iface,
+                                                         "NRestarts", NULL, 'u', &restarts)) < 0)) {
+                free(path);
+                snprintf(why, size, "cannot read the state of %s: %s", unit, strerror(-r));
+                return false;
+        }
+        free(path);
+        if (strcmp(load, "loaded") != 0)
+                snprintf(why, size, "%s is %s", unit, load);
+        else if (strcmp(result, "success") != 0)
+                snprintf(why, size, "%s is %s (%s, result %s)", unit, active, sub, result);
+        else if (restarts > 0)
+                snprintf(why, size, "%s was restarted %u time(s)", unit, restarts);
+        else if (strcmp(active, "active") == 0 || (service && strcmp(active, "inactive") == 0))
+                return true;
+        else
+                snprintf(why, size, "%s is %s (%s)", unit, active, sub);
+        return false;
+}
+
+/* The app is kos-app.target and every unit it wants or requires or that is
+ * part of it: a unit only wanted can fail while the target stays active. */
+static bool app_up(struct node *n, char *why, size_t size) {
+        static const char *const lists[] = {"Wants", "Requires", "ConsistsOf"};
+        const char *state = app_active_state(n);
+        char *path = NULL;
+        bool up = true;
+
+        if (strcmp(state, "active") != 0) {
+                snprintf(why, size, "%s is %s", APP_TARGET, state);
+                return false;
+        }
+        if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", APP_TARGET, &path) < 0) {
+                snprintf(why, size, "out of memory");
+                return false;
+        }
+        for (size_t i = 0; up && i < ELEMENTSOF(lists); i++) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                char **units = NULL;
+                int r = sd_bus_get_property_strv(n->bus, "org.freedesktop.systemd1", path, "org.freedesktop.systemd1.Unit",
+                                                 lists[i], &error, &units);
+                if (r < 0) {
+                        snprintf(why, size, "cannot read %s's %s: %s", APP_TARGET, lists[i],
+                                 error.message ? error.message : strerror(-r));
+                        up = false;
+                }
+                for (char **u = units; up && u && *u; u++)
+                        up = app_unit_up(n, *u, why, size);
+                for (char **u = units; u && *u; u++)
+                        free(*u);
+                free(units);
+                sd_bus_error_free(&error);
+        }
+        free(path);
+        return up;
+}
+
 static int on_settled(sd_event_source *s, uint64_t usec, void *userdata) {
         struct node *n = userdata;
-        const char *state = app_active_state(n);
+        char why[256], failed[320];
 
-        char why[128];
-
-        if (strcmp(state, "active") == 0) {
+        if (app_up(n, why, sizeof why)) {
                 set_state(n, RUNNING);
                 mark_good(n);
         } else {
-                snprintf(why, sizeof why, "%s is %s after %u s", APP_TARGET, state, n->settle);
-                app_failed(n, why);
+                snprintf(failed, sizeof failed, "%s after %u s", why, n->settle);
+                app_failed(n, failed);
         }
         return 0;
 }

@@ -7,7 +7,8 @@
  *     instead of starting the app;
  *   - otherwise asks systemd (over its private D-Bus socket, sd-bus) to start
  *     kos-app.target, follows the job, and marks the boot good once the
- *     target has stayed active for kos.settle seconds (default 30);
+ *     target and every unit of it are still up kos.settle seconds later
+ *     (default 30; node/app.c says what "up" is);
  *   - then reads every "verify": "hash-tree" component to its end through
  *     its dm-verity mapping (the scrub, in a child at idle priority), and
  *     only then removes the Boot Kernel's unconfirmed marker;
