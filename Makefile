@@ -68,7 +68,7 @@ KOS_HDR := $(wildcard tools/kos/*.h)
 EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/handoff.c early/watchdog.c
 EARLY_HDR := $(wildcard early/*.h)
 # Node Manager's installer (its pull deadline) runs in the unit tests on a real sd-event loop.
-UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/update-config.c node/installer.c node/child-process.c \
+UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/app-health.c node/update-config.c node/installer.c node/child-process.c \
 	system/keystore.c system/datafs-reencrypt.c
 UNIT_LIBS := $(LIBS) -lcurl -lzstd -lsystemd -lcryptsetup
 
@@ -203,7 +203,7 @@ $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(LI
 
 # Node Manager: libsystemd is shared only and present in every systemd root;
 # jansson and libcrypto are linked in so the root needs nothing more.
-NODE_SRC := node/kos-node-manager.c node/events.c node/app.c node/confirm.c node/boot-slots.c node/dbx-update.c node/updates.c node/api.c node/varlink-server.c node/beneath.c node/installer.c node/scrub-child.c node/child-process.c node/update-config.c node/factory-reset.c $(EARLY_SRC)
+NODE_SRC := node/kos-node-manager.c node/events.c node/app.c node/app-health.c node/confirm.c node/boot-slots.c node/dbx-update.c node/updates.c node/api.c node/varlink-server.c node/beneath.c node/installer.c node/scrub-child.c node/child-process.c node/update-config.c node/factory-reset.c $(EARLY_SRC)
 $(BUILD)/kos-node-manager: $(NODE_SRC) $(wildcard node/*.h) $(EARLY_HDR) $(LIBKOS_DEVICE)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) -O2 -Iearly -Inode $(NODE_SRC) $(LIBKOS_DEVICE) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \

@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "app-health.h"
 #include "bootstate.h"
 #include "node.h"
 
@@ -79,85 +80,124 @@ static void app_failed(struct node *n, const char *why) {
                                                     : "manifest on trial failed and has no tries left; the Boot Kernel falls back");
 }
 
-static int unit_string(struct node *n, const char *path, const char *iface, const char *name, char *buf, size_t size) {
+/* One property of the unit at PATH: TYPE 's' into a char[32], else a
+ * trivial type into RET. On failure, WHY says which and why. */
+static int unit_property(struct node *n, const char *path, const char *iface, const char *name, char type, void *ret,
+                         char *why, size_t size) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         char *value = NULL;
-        int r = sd_bus_get_property_string(n->bus, "org.freedesktop.systemd1", path, iface, name, &error, &value);
-        if (r >= 0)
-                snprintf(buf, size, "%s", value);
+        int r = type == 's' ? sd_bus_get_property_string(n->bus, "org.freedesktop.systemd1", path, iface, name, &error, &value)
+                            : sd_bus_get_property_trivial(n->bus, "org.freedesktop.systemd1", path, iface, name, &error, type, ret);
+        if (r >= 0 && type == 's')
+                snprintf(ret, 32, "%s", value);
+        if (r < 0)
+                snprintf(why, size, "cannot read %s: %s", name, error.message ? error.message : strerror(-r));
         free(value);
         sd_bus_error_free(&error);
         return r;
 }
 
-/* Whether UNIT is up when the settle time ends: loaded, not failed, not
- * still starting or stopping, and, a service, not restarted after a crash
- * meanwhile nor exited with an error. A service that has done its work and
- * exited cleanly (Type=oneshot) is up. If not, WHY says what it is. */
-static bool app_unit_up(struct node *n, const char *unit, char *why, size_t size) {
-        char *path = NULL, load[32] = "", active[32] = "", sub[32] = "", result[32] = "success";
-        const char *unit_iface = "org.freedesktop.systemd1.Unit", *service_iface = "org.freedesktop.systemd1.Service";
-        bool service = strlen(unit) > 8 && strcmp(unit + strlen(unit) - 8, ".service") == 0;
-        uint32_t restarts = 0;
-        int r;
+static int read_unit(struct node *n, const char *unit, bool service, struct unit_info *u, char *why, size_t size) {
+        static const char unit_iface[] = "org.freedesktop.systemd1.Unit", service_iface[] = "org.freedesktop.systemd1.Service";
+        const struct {
+                bool service;
+                const char *name;
+                char type;
+                void *ret;
+        } props[] = {
+                {false, "LoadState", 's', u->load},
+                {false, "ActiveState", 's', u->active},
+                {false, "SubState", 's', u->sub},
+                {false, "ConditionResult", 'b', &u->condition},
+                {false, "ConditionTimestampMonotonic", 't', &u->condition_at},
+                {false, "AssertResult", 'b', &u->assert},
+                {false, "AssertTimestampMonotonic", 't', &u->assert_at},
+                {false, "InactiveExitTimestampMonotonic", 't', &u->ran_at},
+                {true, "Result", 's', u->result},
+                {true, "Type", 's', u->type},
+                {true, "NRestarts", 'u', &u->restarts},
+        };
+        char *path = NULL;
+        int r = sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit, &path);
 
-        if ((r = sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit, &path)) < 0 ||
-            (r = unit_string(n, path, unit_iface, "LoadState", load, sizeof load)) < 0 ||
-            (r = unit_string(n, path, unit_iface, "ActiveState", active, sizeof active)) < 0 ||
-            (r = unit_string(n, path, unit_iface, "SubState", sub, sizeof sub)) < 0 ||
-            (service && (r = unit_string(n, path, service_iface, "Result", result, sizeof result)) < 0) ||
-            (service && (r = sd_bus_get_property_trivial(n->bus, "org.freedesktop.systemd1", path, service_iface,
-                                                         "NRestarts", NULL, 'u', &restarts)) < 0)) {
-                free(path);
-                snprintf(why, size, "cannot read the state of %s: %s", unit, strerror(-r));
+        *u = (struct unit_info){.result = "success"};
+        if (r < 0)
+                snprintf(why, size, "cannot name %s on the bus: %s", unit, strerror(-r));
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(props); i++)
+                if (service || !props[i].service)
+                        r = unit_property(n, path, props[i].service ? service_iface : unit_iface, props[i].name, props[i].type,
+                                          props[i].ret, why, size);
+        free(path);
+        return r;
+}
+
+/* Whether UNIT is up when the settle time ends (app-health.h); STRICT: the
+ * target pulls it in. If not, WHY says what it is. */
+static bool app_unit_up(struct node *n, const char *unit, bool strict, char *why, size_t size) {
+        size_t len = strlen(unit);
+        bool service = len > 8 && strcmp(unit + len - 8, ".service") == 0;
+        struct unit_info u;
+        char reason[160];
+
+        if (read_unit(n, unit, service, &u, reason, sizeof reason) < 0) {
+                snprintf(why, size, "%s: %s", unit, reason);
                 return false;
         }
-        free(path);
-        if (strcmp(load, "loaded") != 0)
-                snprintf(why, size, "%s is %s", unit, load);
-        else if (strcmp(result, "success") != 0)
-                snprintf(why, size, "%s is %s (%s, result %s)", unit, active, sub, result);
-        else if (restarts > 0)
-                snprintf(why, size, "%s was restarted %u time(s)", unit, restarts);
-        else if (strcmp(active, "active") == 0 || (service && strcmp(active, "inactive") == 0))
-                return true;
-        else
-                snprintf(why, size, "%s is %s (%s)", unit, active, sub);
+        return app_unit_judge(unit, &u, service, strict, why, size);
+}
+
+static bool in_strv(char **list, const char *s) {
+        for (; list && *list; list++)
+                if (strcmp(*list, s) == 0)
+                        return true;
         return false;
 }
 
-/* The app is kos-app.target and every unit it wants or requires or that is
- * part of it: a unit only wanted can fail while the target stays active. */
+/* The app is kos-app.target and its units: those it wants or requires
+ * (Wants=, Requires=, Requisite=, BindsTo=, Upholds=: strict), and those
+ * part of it (PartOf= and BindsTo= of theirs: ConsistsOf, BoundBy). A unit
+ * it only wants can fail while the target stays active. */
 static bool app_up(struct node *n, char *why, size_t size) {
-        static const char *const lists[] = {"Wants", "Requires", "ConsistsOf"};
+        static const char *const lists[] = {"Wants", "Requires", "Requisite", "BindsTo", "Upholds", "ConsistsOf", "BoundBy"};
+        enum { N_STRICT = 5 };
+        char **units[ELEMENTSOF(lists)] = {0};
         const char *state = app_active_state(n);
         char *path = NULL;
-        bool up = true;
+        bool up = strcmp(state, "active") == 0;
 
-        if (strcmp(state, "active") != 0) {
+        if (!up)
                 snprintf(why, size, "%s is %s", APP_TARGET, state);
-                return false;
-        }
-        if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", APP_TARGET, &path) < 0) {
+        else if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", APP_TARGET, &path) < 0) {
                 snprintf(why, size, "out of memory");
-                return false;
+                up = false;
         }
         for (size_t i = 0; up && i < ELEMENTSOF(lists); i++) {
                 sd_bus_error error = SD_BUS_ERROR_NULL;
-                char **units = NULL;
                 int r = sd_bus_get_property_strv(n->bus, "org.freedesktop.systemd1", path, "org.freedesktop.systemd1.Unit",
-                                                 lists[i], &error, &units);
+                                                 lists[i], &error, &units[i]);
                 if (r < 0) {
                         snprintf(why, size, "cannot read %s's %s: %s", APP_TARGET, lists[i],
                                  error.message ? error.message : strerror(-r));
                         up = false;
                 }
-                for (char **u = units; up && u && *u; u++)
-                        up = app_unit_up(n, *u, why, size);
-                for (char **u = units; u && *u; u++)
-                        free(*u);
-                free(units);
                 sd_bus_error_free(&error);
+        }
+        for (size_t i = 0; up && i < ELEMENTSOF(lists); i++)
+                for (char **u = units[i]; up && u && *u; u++) {
+                        bool strict = false, seen = false;
+                        for (size_t j = 0; j < ELEMENTSOF(lists); j++) {
+                                if (j < i && in_strv(units[j], *u))
+                                        seen = true; /* judged already */
+                                if (j < N_STRICT && in_strv(units[j], *u))
+                                        strict = true;
+                        }
+                        if (!seen)
+                                up = app_unit_up(n, *u, strict, why, size);
+                }
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
+                for (char **u = units[i]; u && *u; u++)
+                        free(*u);
+                free(units[i]);
         }
         free(path);
         return up;

@@ -26,7 +26,7 @@
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
 VM_JOBS=${VM_JOBS:-$(nproc)}
 HOST_JOBS=${HOST_JOBS:-$(nproc)}

@@ -133,7 +133,7 @@ UNIT
         "$KOS" install img v2.json >/dev/null
         "$KOS" activate img v2 --tries 1
         node_disk
-        DONE_RE='reboot: Restarting|System halted' node_boot boot-1.log
+        DONE_RE='boot of manifest v2 marked good|reboot: Restarting|System halted' node_boot boot-1.log
         grep -qa 'manifest v2: on trial, this boot recorded, 0 tries left' boot-1.log || fail "v2 was not booted on trial"
         grep -qa 'KOS-TEST app daemon up' boot-1.log || fail "v2's app daemon did not start"
         grep -qa 'kos-node .*kos-test-crash.service is failed (failed, result exit-code) after 3 s: the boot is not marked good' boot-1.log ||
