@@ -13,6 +13,11 @@ static struct unit_info running(void) {
                                   .assert_at = 1000, .ran_at = 1000};
 }
 
+static void set_state(struct unit_info *u, const char *active, const char *sub) {
+        snprintf(u->active, sizeof u->active, "%s", active);
+        snprintf(u->sub, sizeof u->sub, "%s", sub);
+}
+
 static bool judge(const struct unit_info *u, bool strict, char *why) {
         return app_unit_judge("d.service", u, true, strict, why, 160);
 }
@@ -22,7 +27,7 @@ TEST(app_unit_running_or_reloading_is_up_and_masked_is_up) {
         struct unit_info u = running();
 
         CHECK(judge(&u, true, why));
-        snprintf(u.active, sizeof u.active, "reloading");
+        set_state(&u, "reloading", "running");
         CHECK(judge(&u, true, why));
         u = (struct unit_info){.load = "masked", .active = "inactive", .sub = "dead", .result = "success"};
         CHECK(judge(&u, true, why));
@@ -40,13 +45,11 @@ TEST(app_service_that_exited_with_an_error_or_waits_to_restart_is_down) {
         char why[160] = "";
         struct unit_info u = running();
 
-        snprintf(u.active, sizeof u.active, "failed");
-        snprintf(u.sub, sizeof u.sub, "failed");
+        set_state(&u, "failed", "failed");
         snprintf(u.result, sizeof u.result, "exit-code");
         CHECK(!judge(&u, true, why) && strcmp(why, "d.service is failed (failed, result exit-code)") == 0);
         /* Restart=on-failure, between the crash and the restart. */
-        snprintf(u.active, sizeof u.active, "activating");
-        snprintf(u.sub, sizeof u.sub, "auto-restart");
+        set_state(&u, "activating", "auto-restart");
         snprintf(u.result, sizeof u.result, "signal");
         CHECK(!judge(&u, true, why) && strcmp(why, "d.service is activating (auto-restart, result signal)") == 0);
         /* Only part of the target, started on demand: a failure still counts. */
@@ -88,8 +91,7 @@ TEST(app_unit_still_starting_is_down_when_pulled_in_and_up_when_only_part_of_the
         char why[160] = "";
         struct unit_info u = running();
 
-        snprintf(u.active, sizeof u.active, "activating");
-        snprintf(u.sub, sizeof u.sub, "start");
+        set_state(&u, "activating", "start");
         CHECK(!judge(&u, true, why) && strcmp(why, "d.service is still activating (start)") == 0);
         CHECK(judge(&u, false, why));
 }
@@ -98,8 +100,7 @@ TEST(app_oneshot_that_ran_is_up_a_daemon_that_exited_or_never_started_is_down) {
         char why[160] = "";
         struct unit_info u = running();
 
-        snprintf(u.active, sizeof u.active, "inactive");
-        snprintf(u.sub, sizeof u.sub, "dead");
+        set_state(&u, "inactive", "dead");
         snprintf(u.type, sizeof u.type, "oneshot");
         CHECK(judge(&u, true, why));
         snprintf(u.type, sizeof u.type, "simple"); /* exited 0: the daemon is gone */
