@@ -153,13 +153,17 @@ run_suite() { # NAME
 }
 
 # The time each suite took, then for the VM suite (whose time is the
-# budget) its total, its boots and its five slowest tests.
+# budget) its total, its boots and its five slowest tests (all of them in
+# build/vm-times.tsv, slowest first).
 print_times() {
         [ -s "$log.suites" ] || return 0
         echo "== time"
         awk '{ t += $2; printf "%s%s %d s", (NR > 1 ? ", " : "   "), $1, $2 } END { printf "; %d s in all\n", t }' "$log.suites"
         local times=$log.vm.times
         [ -s "$times" ] || return 0
+        # Kept for the next budget decision: every VM test's seconds, boots,
+        # their seconds, name and CPU seconds (tests/runner.sh, TEST_TIMES).
+        mkdir -p "$BUILD" && sort -t "$(printf '\t')" -k1,1gr "$times" >"$BUILD/vm-times.tsv"
         awk -F '\t' -v jobs="$VM_JOBS" '{ n++; t += $1; b += $2; q += $3; c += $5 }
                 END { printf "   vm: %d tests, %d at a time, taking %d s (%d s of CPU), %d QEMU boots taking %d s; the five slowest:\n",
                         n, jobs, t, c, b, q }' "$times"
