@@ -41,22 +41,18 @@ static int run(char *const argv[]) {
 
 /* The partition's size and its ext4's block size (superblock at 1024:
  * s_log_block_size at 24, s_magic 0xEF53 at 56). */
-static int read_sizes(const char *device, uint64_t *ret_bytes, uint32_t *ret_block, char *why, size_t size) {
+static int read_sizes(const char *device, uint64_t *ret_bytes, uint32_t *ret_block, struct kos_error *ret_error) {
         _cleanup_close_ int fd = open(device, O_RDONLY | O_CLOEXEC);
         uint8_t sb[1024];
         uint32_t log;
         uint16_t magic;
 
-        if (fd < 0 || ioctl(fd, BLKGETSIZE64, ret_bytes) < 0 || pread(fd, sb, sizeof sb, 1024) != (ssize_t)sizeof sb) {
-                snprintf(why, size, "cannot read %s: %m", device);
-                return -EIO;
-        }
+        if (fd < 0 || ioctl(fd, BLKGETSIZE64, ret_bytes) < 0 || pread(fd, sb, sizeof sb, 1024) != (ssize_t)sizeof sb)
+                return kos_error_set(ret_error, -EIO, "cannot read %s: %m", device);
         memcpy(&log, sb + 24, sizeof log);
         memcpy(&magic, sb + 56, sizeof magic);
-        if (le16toh(magic) != 0xEF53 || le32toh(log) > 6) {
-                snprintf(why, size, "%s has no ext4 superblock", device);
-                return -EINVAL;
-        }
+        if (le16toh(magic) != 0xEF53 || le32toh(log) > 6)
+                return kos_error_set(ret_error, -EINVAL, "%s has no ext4 superblock", device);
         *ret_block = 1024u << le32toh(log);
         return 0;
 }
@@ -65,28 +61,25 @@ static int read_sizes(const char *device, uint64_t *ret_bytes, uint32_t *ret_blo
  * (a no-op when a cut boot already did it). ext4's own journal and
  * resize2fs's order of writes (blocks moved first, the superblock's size
  * last) cover a cut here; the next boot checks again. */
-static int shrink(struct datafs *d, uint64_t bytes, char *why, size_t size) {
+static int shrink(struct datafs *d, uint64_t bytes, struct kos_error *ret_error) {
         char target[32];
         char *fsck[] = {E2FSCK, "-f", "-y", d->device, NULL}, *resize[] = {RESIZE2FS, d->device, target, NULL};
         int r;
 
-        if (bytes < 2 * DATAFS_ENCRYPT_SHIFT) {
-                snprintf(why, size, "the partition (%llu MiB) is too small to give up %llu MiB for LUKS2",
-                         (unsigned long long)(bytes >> 20), DATAFS_ENCRYPT_SHIFT >> 20);
-                return -ENOSPC;
-        }
+        if (bytes < 2 * DATAFS_ENCRYPT_SHIFT)
+                return kos_error_set(ret_error, -ENOSPC,
+                                     "the partition (%llu MiB) is too small to give up %llu MiB for LUKS2",
+                                     (unsigned long long)(bytes >> 20), DATAFS_ENCRYPT_SHIFT >> 20);
         snprintf(target, sizeof target, "%lluK", (unsigned long long)((bytes - DATAFS_ENCRYPT_SHIFT) / 4096 * 4));
         early_log("DataFS %s: checking its ext4 (e2fsck -f)", d->device);
-        if ((r = run(fsck)) < 0 || r >= 4) {
-                snprintf(why, size, "e2fsck -f %s: %s", d->device, r < 0 ? strerror(-r) : "errors left uncorrected");
-                return -EIO;
-        }
+        if ((r = run(fsck)) < 0 || r >= 4)
+                return kos_error_set(ret_error, -EIO, "e2fsck -f %s: %s", d->device,
+                                     r < 0 ? strerror(-r) : "errors left uncorrected");
         d->fs_shrunk = true; /* e2fsck -y may have written */
         early_log("DataFS %s: shrinking its ext4 to %s for the LUKS2 header (resize2fs)", d->device, target);
-        if ((r = run(resize)) != 0) {
-                snprintf(why, size, "resize2fs %s %s: %s", d->device, target, r < 0 ? strerror(-r) : "failed");
-                return -EIO;
-        }
+        if ((r = run(resize)) != 0)
+                return kos_error_set(ret_error, -EIO, "resize2fs %s %s: %s", d->device, target,
+                                     r < 0 ? strerror(-r) : "failed");
         return 0;
 }
 
@@ -98,9 +91,9 @@ struct format {
         uint64_t generation;
 };
 
-static int format_header(struct crypt_device *cd, void *userdata, char *why, size_t size) {
+static int format_header(struct crypt_device *cd, void *userdata, struct kos_error *ret_error) {
         const struct format *f = userdata;
-        int slot = datafs_write_luks2(cd, f->volume_key, f->pass, f->sector_size, f->k, f->generation, why, size);
+        int slot = datafs_write_luks2(cd, f->volume_key, f->pass, f->sector_size, f->k, f->generation, ret_error);
 
         if (slot >= 0)
                 datafs_add_recovery_slot(cd, f->volume_key, slot + 1);
@@ -110,7 +103,7 @@ static int format_header(struct crypt_device *cd, void *userdata, char *why, siz
 /* The secrets, the generation (defined now: from here a plain ext4 on this
  * device is planted), the seal, and the header put on the partition. */
 static int begin(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN], uint32_t sector_size,
-                 int *ret_keyslot, char pass[static DATAFS_PASSPHRASE_MAX], char *why, size_t size) {
+                 int *ret_keyslot, char pass[static DATAFS_PASSPHRASE_MAX], struct kos_error *ret_error) {
         uint8_t secret[DATAFS_SECRET_LEN], volume_key[DATAFS_VOLUME_KEY_LEN];
         struct datafs_sealed k;
         uint64_t generation;
@@ -118,26 +111,23 @@ static int begin(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][K
         int r;
 
         if (getrandom(secret, sizeof secret, 0) != sizeof secret ||
-            getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key) {
-                snprintf(why, size, "getrandom: %m");
-                return -EIO;
-        }
+            getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key)
+                return kos_error_set(ret_error, -EIO, "getrandom: %m");
         if ((r = kos_datafs_generation_provision(t, &generation)) < 0) {
-                snprintf(why, size, "cannot define the DataFS generation (TPM NV 0x%08x): %s",
-                         KOS_DATAFS_GENERATION_INDEX, strerror(-r));
                 explicit_bzero(secret, sizeof secret);
                 explicit_bzero(volume_key, sizeof volume_key);
-                return r;
+                return kos_error_set(ret_error, r, "cannot define the DataFS generation (TPM NV 0x%08x): %s",
+                                     KOS_DATAFS_GENERATION_INDEX, strerror(-r));
         }
         r = datafs_passphrase(secret, generation, pass);
         if (r >= 0)
-                r = datafs_seal_new(t, secret, values, &k, why, size);
+                r = datafs_seal_new(t, secret, values, &k, ret_error);
         explicit_bzero(secret, sizeof secret);
         if (r >= 0) {
                 d->tpm_used = true;
                 struct format f = {volume_key, pass, sector_size, &k, generation};
                 r = kos_datafs_reencrypt_begin(d->device, DATAFS_ENCRYPT_HEADER_TMP, DATAFS_ENCRYPT_SHIFT,
-                                               format_header, &f, pass, &head_written, why, size);
+                                               format_header, &f, pass, &head_written, ret_error);
         }
         explicit_bzero(volume_key, sizeof volume_key);
         /* Still the plain ext4: the counter this boot defined goes again, so
@@ -166,28 +156,28 @@ static void on_progress(uint64_t done, uint64_t total, void *userdata) {
                   (unsigned)(done * 100 / total));
 }
 
-static int run_encryption(struct crypt_device *cd, const char *device, int keyslot, const char *pass, char *why,
-                          size_t size) {
+static int run_encryption(struct crypt_device *cd, const char *device, int keyslot, const char *pass,
+                          struct kos_error *ret_error) {
         struct progress p = {device, 0};
         double start = early_uptime();
         int r;
 
-        if ((r = kos_datafs_reencrypt_run(cd, keyslot, pass, on_progress, &p, why, size)) < 0)
+        if ((r = kos_datafs_reencrypt_run(cd, keyslot, pass, on_progress, &p, ret_error)) < 0)
                 return r;
         early_log("DataFS %s: encrypted in place (%.1f s)", device, early_uptime() - start);
         return 0;
 }
 
-int datafs_encrypt_resume(struct crypt_device *cd, const char *device, int keyslot, const char *pass, char *why,
-                          size_t size) {
+int datafs_encrypt_resume(struct crypt_device *cd, const char *device, int keyslot, const char *pass,
+                          struct kos_error *ret_error) {
         early_log("DataFS %s: LUKS2 encryption in place in progress: resuming it", device);
-        return run_encryption(cd, device, keyslot, pass, why, size);
+        return run_encryption(cd, device, keyslot, pass, ret_error);
 }
 
 /* Only a device whose DataFS was never encrypted: no generation counter in
  * its TPM, and the verified chain. Returns true with t open when it may. */
 static bool may_encrypt(struct datafs *d, bool marker, struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN]) {
-        char why[300];
+        struct kos_error why = KOS_ERROR_NULL;
         uint64_t generation;
         int r;
 
@@ -206,9 +196,9 @@ static bool may_encrypt(struct datafs *d, bool marker, struct kos_tpm *t, uint8_
                                                        : strerror(-r));
                 return false;
         }
-        if (datafs_read_seal_values(t, values, why, sizeof why) < 0) {
+        if (datafs_read_seal_values(t, values, &why) < 0) {
                 kos_tpm_close(t);
-                datafs_lock(d, PLANTED " (%s)", why);
+                datafs_lock(d, PLANTED " (%s)", why.msg);
                 return false;
         }
         return true;
@@ -216,35 +206,35 @@ static bool may_encrypt(struct datafs *d, bool marker, struct kos_tpm *t, uint8_
 
 void datafs_encrypt_plain(struct datafs *d, bool marker) {
         uint8_t values[24][KOS_SHA256_LEN] = {{0}};
-        char why[400], pass[DATAFS_PASSPHRASE_MAX];
+        char pass[DATAFS_PASSPHRASE_MAX];
+        struct kos_error why = KOS_ERROR_NULL;
         struct crypt_device *cd = NULL;
         struct kos_tpm t;
         uint64_t bytes;
-        uint32_t block;
+        uint32_t block = 0; /* set when read_sizes() succeeds: gcc cannot see kos_error_set() fails */
         int keyslot = 0, r;
 
         if (!may_encrypt(d, marker, &t, values))
                 return;
         early_log("DataFS %s: a plain ext4 of a release before kos.datafs=luks2, on a device whose DataFS was never "
                   "encrypted: encrypting it in place", d->device);
-        if ((r = read_sizes(d->device, &bytes, &block, why, sizeof why)) >= 0 &&
-            (r = shrink(d, bytes, why, sizeof why)) >= 0)
-                r = begin(d, &t, values, block < 4096 ? block : 4096, &keyslot, pass, why, sizeof why);
+        if ((r = read_sizes(d->device, &bytes, &block, &why)) >= 0 && (r = shrink(d, bytes, &why)) >= 0)
+                r = begin(d, &t, values, block < 4096 ? block : 4096, &keyslot, pass, &why);
         kos_tpm_close(&t);
         if (r >= 0 && ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0))
-                snprintf(why, sizeof why, "the LUKS2 header just written does not load: %s", strerror(-r));
+                kos_error_set(&why, r, "the LUKS2 header just written does not load: %s", strerror(-r));
         if (r >= 0) {
                 early_log("DataFS %s: LUKS2 header written (data offset %llu MiB): encrypting in place", d->device,
                           DATAFS_ENCRYPT_SHIFT >> 21);
                 d->encrypting = true;
-                r = run_encryption(cd, d->device, keyslot, pass, why, sizeof why);
+                r = run_encryption(cd, d->device, keyslot, pass, &why);
         }
         if (r >= 0 && (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0)) < 0)
-                snprintf(why, sizeof why, "activate: %s", strerror(-r));
+                kos_error_set(&why, r, "activate: %s", strerror(-r));
         explicit_bzero(pass, sizeof pass);
         crypt_free(cd);
         if (r < 0) {
-                datafs_lock(d, "its encryption in place failed: %s", why);
+                datafs_lock(d, "its encryption in place failed: %s", why.msg);
                 return;
         }
         snprintf(d->mount_device, sizeof d->mount_device, "/dev/mapper/" DATAFS_MAPPER_NAME);

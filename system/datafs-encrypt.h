@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "datafs.h"
+#include "kos-error.h"
 #include "tpm.h"
 
 /* What the ext4 gives up: half for the LUKS2 header (the fresh format's
@@ -44,15 +45,15 @@ void datafs_encrypt_plain(struct datafs *d, bool marker);
 
 /* A LUKS2 DataFS loaded in cd whose encryption in place was cut off:
  * finishes it with the passphrase of keyslot (which the caller then
- * activates). 0, or a negative errno with why filled. */
-int datafs_encrypt_resume(struct crypt_device *cd, const char *device, int keyslot, const char *pass, char *why,
-                          size_t size);
+ * activates). 0, or a negative errno with ret_error filled. */
+int datafs_encrypt_resume(struct crypt_device *cd, const char *device, int keyslot, const char *pass,
+                          struct kos_error *ret_error);
 
 /* From datafs.c, shared with the in-place encryption. */
 void datafs_lock(struct datafs *d, const char *format, ...) __attribute__((format(printf, 2, 3)));
-int datafs_read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], char *why, size_t size);
+int datafs_read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], struct kos_error *ret_error);
 int datafs_seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
-                    const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k, char *why, size_t size);
+                    const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k, struct kos_error *ret_error);
 int datafs_write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass, uint32_t sector_size,
-                       const struct datafs_sealed *k, uint64_t generation, char *why, size_t size);
+                       const struct datafs_sealed *k, uint64_t generation, struct kos_error *ret_error);
 void datafs_add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key, int keyslot);

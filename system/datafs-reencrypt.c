@@ -33,7 +33,7 @@ static int make_header_file(const char *path) {
  * the device. */
 static int init_on_header_file(const char *device, const char *header_path, uint64_t shift,
                                kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
-                               bool *ret_head_written, char *why, size_t size) {
+                               bool *ret_head_written, struct kos_error *ret_error) {
         struct crypt_device *cd = NULL;
         struct crypt_params_reencrypt params = {
                 .mode = CRYPT_REENCRYPT_ENCRYPT,
@@ -47,11 +47,10 @@ static int init_on_header_file(const char *device, const char *header_path, uint
 
         if ((r = crypt_init_data_device(&cd, header_path, device)) < 0 ||
             (r = crypt_set_data_offset(cd, shift / 2 / SECTOR)) < 0) {
-                snprintf(why, size, "libcryptsetup on %s: %s", device, strerror(-r));
                 crypt_free(cd);
-                return r;
+                return kos_error_set(ret_error, r, "libcryptsetup on %s: %s", device, strerror(-r));
         }
-        if ((keyslot = format(cd, userdata, why, size)) < 0) {
+        if ((keyslot = format(cd, userdata, ret_error)) < 0) {
                 crypt_free(cd);
                 return keyslot;
         }
@@ -62,10 +61,8 @@ static int init_on_header_file(const char *device, const char *header_path, uint
         r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot,
                                                crypt_get_cipher(cd), crypt_get_cipher_mode(cd), &params);
         crypt_free(cd);
-        if (r < 0) {
-                snprintf(why, size, "LUKS2 encryption cannot begin: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return kos_error_set(ret_error, r, "LUKS2 encryption cannot begin: %s", strerror(-r));
         cd = NULL;
         if ((r = crypt_init(&cd, device)) >= 0) {
                 *ret_head_written = true; /* from here the device may hold (part of) the header */
@@ -73,26 +70,24 @@ static int init_on_header_file(const char *device, const char *header_path, uint
         }
         crypt_free(cd);
         if (r < 0)
-                snprintf(why, size, "cannot put the LUKS2 header at the head of %s: %s", device, strerror(-r));
+                return kos_error_set(ret_error, r, "cannot put the LUKS2 header at the head of %s: %s", device,
+                                     strerror(-r));
         return r;
 }
 
 int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint64_t shift,
                                kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
-                               bool *ret_head_written, char *why, size_t size) {
+                               bool *ret_head_written, struct kos_error *ret_error) {
         int r;
 
         *ret_head_written = false;
-        if (shift == 0 || shift % (2 * 4096) != 0) {
-                snprintf(why, size, "the data shift %llu is not a multiple of 8 KiB", (unsigned long long)shift);
-                return -EINVAL;
-        }
+        if (shift == 0 || shift % (2 * 4096) != 0)
+                return kos_error_set(ret_error, -EINVAL, "the data shift %llu is not a multiple of 8 KiB",
+                                     (unsigned long long)shift);
         make_lock_dir();
-        if ((r = make_header_file(header_path)) < 0) {
-                snprintf(why, size, "cannot make %s: %s", header_path, strerror(-r));
-                return r;
-        }
-        r = init_on_header_file(device, header_path, shift, format, userdata, pass, ret_head_written, why, size);
+        if ((r = make_header_file(header_path)) < 0)
+                return kos_error_set(ret_error, r, "cannot make %s: %s", header_path, strerror(-r));
+        r = init_on_header_file(device, header_path, shift, format, userdata, pass, ret_head_written, ret_error);
         (void)unlink(header_path);
         return r;
 }
@@ -112,7 +107,7 @@ static int on_progress(uint64_t total, uint64_t done, void *usrptr) {
 }
 
 int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
-                             kos_datafs_reencrypt_progress_fn progress, void *userdata, char *why, size_t size) {
+                             kos_datafs_reencrypt_progress_fn progress, void *userdata, struct kos_error *ret_error) {
         struct crypt_params_reencrypt params = {
                 .mode = CRYPT_REENCRYPT_ENCRYPT,
                 .direction = CRYPT_REENCRYPT_BACKWARD,
@@ -127,18 +122,14 @@ int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *p
          * datashift resilience), then the encryption goes on. */
         if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_CRASH &&
             (r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot, NULL, NULL,
-                                                    &recovery)) < 0) {
-                snprintf(why, size, "libcryptsetup does not recover the hotzone a cut interrupted: %s", strerror(-r));
-                return r;
-        }
+                                                    &recovery)) < 0)
+                return kos_error_set(ret_error, r, "libcryptsetup does not recover the hotzone a cut interrupted: %s",
+                                     strerror(-r));
         if ((r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot, NULL, NULL,
-                                                    &params)) < 0) {
-                snprintf(why, size, "libcryptsetup does not load the encryption in progress: %s", strerror(-r));
-                return r;
-        }
-        if ((r = crypt_reencrypt_run(cd, on_progress, &p)) < 0) {
-                snprintf(why, size, "the encryption stopped: %s", strerror(-r));
-                return r;
-        }
+                                                    &params)) < 0)
+                return kos_error_set(ret_error, r, "libcryptsetup does not load the encryption in progress: %s",
+                                     strerror(-r));
+        if ((r = crypt_reencrypt_run(cd, on_progress, &p)) < 0)
+                return kos_error_set(ret_error, r, "the encryption stopped: %s", strerror(-r));
         return 0;
 }

@@ -28,19 +28,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
+
 /* Formats cd (LUKS2, on the header file with the data device) and adds the
- * key slot for pass: the key slot, or a negative errno with why filled. */
-typedef int (*kos_datafs_reencrypt_format_fn)(struct crypt_device *cd, void *userdata, char *why, size_t size);
+ * key slot for pass: the key slot, or a negative errno with ret_error filled. */
+typedef int (*kos_datafs_reencrypt_format_fn)(struct crypt_device *cd, void *userdata, struct kos_error *ret_error);
 /* After each hotzone: bytes done of total. */
 typedef void (*kos_datafs_reencrypt_progress_fn)(uint64_t done, uint64_t total, void *userdata);
 
-/* 0, or a negative errno with why filled. header_path must not exist
+/* 0, or a negative errno with ret_error filled. header_path must not exist
  * (created O_EXCL, removed before returning). ret_head_written: false when
  * the head of the device was not touched (it is the plain file system it
  * was, whatever the result). */
 int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint64_t shift,
                                kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
-                               bool *ret_head_written, char *why, size_t size);
+                               bool *ret_head_written, struct kos_error *ret_error);
 /* cd: the device's LUKS2 header, loaded; keyslot opened by pass. */
 int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
-                             kos_datafs_reencrypt_progress_fn progress, void *userdata, char *why, size_t size);
+                             kos_datafs_reencrypt_progress_fn progress, void *userdata, struct kos_error *ret_error);

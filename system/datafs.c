@@ -75,8 +75,8 @@ static int probe_is_empty(const char *path) {
 
 /* The vendor's policy key (initrd) and the release's signed policy
  * (ImageFS): true when both are there; otherwise why says what is missing. */
-static bool read_policy(struct kos_tpm_ecc_point *key, struct kos_signed_policy *policy, char *why, size_t size) {
-        return kos_key_provider_tpm_read_policy(key, policy, why, size) >= 0;
+static bool read_policy(struct kos_tpm_ecc_point *key, struct kos_signed_policy *policy, struct kos_error *why) {
+        return kos_key_provider_tpm_read_policy(key, policy, why) >= 0;
 }
 
 /* A secret sealed to PCR values, just proven by opening the volume: sealed
@@ -89,15 +89,16 @@ static void migrate_token(struct crypt_device *cd, struct kos_tpm *t, int token,
                           const uint8_t secret[static DATAFS_SECRET_LEN], const struct kos_tpm_ecc_point *policy_key,
                           const struct kos_signed_policy *policy) {
         struct datafs_sealed k;
-        char json[DATAFS_TOKEN_MAX], why[400] = "";
-        int r = datafs_seal_key(t, secret, NULL, policy_key, policy, &k, why, sizeof why);
+        char json[DATAFS_TOKEN_MAX];
+        struct kos_error why = KOS_ERROR_NULL;
+        int r = datafs_seal_key(t, secret, NULL, policy_key, policy, &k, &why);
 
         if (r >= 0 && (r = datafs_token_format(&k, keyslot, generation, json, sizeof json)) >= 0 &&
             (r = crypt_token_json_set(cd, token, json)) >= 0) {
                 early_log("DataFS: key migrated from PCR values to the vendor's signed policies (token %d)", token);
                 return;
         }
-        early_log("DataFS: key not migrated to the signed policies: %s", why[0] ? why : strerror(-r));
+        early_log("DataFS: key not migrated to the signed policies: %s", why.msg[0] ? why.msg : strerror(-r));
 }
 
 static void open_luks2(struct datafs *d) {
@@ -107,11 +108,12 @@ static void open_luks2(struct datafs *d) {
         struct kos_tpm_ecc_point policy_key;
         struct kos_signed_policy policy;
         uint8_t secret[DATAFS_SECRET_LEN];
-        char pass[DATAFS_PASSPHRASE_MAX], error[400], policy_why[300];
+        char pass[DATAFS_PASSPHRASE_MAX];
+        struct kos_error error = KOS_ERROR_NULL, policy_why = KOS_ERROR_NULL;
         const char *json;
         uint64_t made_at = 0, generation = 0;
         int keyslot = -1, token = -1, r;
-        bool tpm_open = false, have_policy = read_policy(&policy_key, &policy, policy_why, sizeof policy_why);
+        bool tpm_open = false, have_policy = read_policy(&policy_key, &policy, &policy_why);
 
         if ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0) {
                 lock(d, "no LUKS2 header libcryptsetup can load (%s)", strerror(-r));
@@ -129,12 +131,12 @@ static void open_luks2(struct datafs *d) {
                 goto out;
         }
         tpm_open = true;
-        r = datafs_unseal_key(&t, &k, have_policy ? &policy_key : NULL, have_policy ? &policy : NULL, secret, error,
-                              sizeof error);
+        r = datafs_unseal_key(&t, &k, have_policy ? &policy_key : NULL, have_policy ? &policy : NULL, secret,
+                              &error);
         int g = r < 0 ? 0 : kos_datafs_generation_read(&t, &generation);
         if (r < 0) {
-                lock(d, "the TPM does not unseal its key: %s%s%s (it is sealed to %s)", error,
-                     k.authorized && !have_policy ? ": " : "", k.authorized && !have_policy ? policy_why : "",
+                lock(d, "the TPM does not unseal its key: %s%s%s (it is sealed to %s)", error.msg,
+                     k.authorized && !have_policy ? ": " : "", k.authorized && !have_policy ? policy_why.msg : "",
                      k.authorized ? "the vendor's signed policies" : "PCR values");
                 goto out;
         }
@@ -149,10 +151,10 @@ static void open_luks2(struct datafs *d) {
         /* An encryption in place that a power cut interrupted: finished first. */
         if (r >= 0 && crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
                 d->encrypting = true;
-                if ((r = datafs_encrypt_resume(cd, d->device, keyslot, pass, error, sizeof error)) < 0) {
+                if ((r = datafs_encrypt_resume(cd, d->device, keyslot, pass, &error)) < 0) {
                         explicit_bzero(pass, sizeof pass);
                         explicit_bzero(secret, sizeof secret);
-                        lock(d, "its encryption in place cannot be resumed: %s", error);
+                        lock(d, "its encryption in place cannot be resumed: %s", error.msg);
                         goto out;
                 }
         }
@@ -187,26 +189,23 @@ out:
 
 /* The verified chain, and nothing else, may format: PCR 15 at the marker,
  * and PCR 7 as the firmware left it (the values the secret is sealed to). */
-int datafs_read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], char *why, size_t size) {
+int datafs_read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], struct kos_error *ret_error) {
         uint8_t marker[KOS_SHA256_LEN];
         int r;
 
         if ((r = kos_tpm_pcr_read(t, 7, values[7])) < 0 || (r = kos_tpm_pcr_read(t, KOS_TPM_SEAL_PCR, values[KOS_TPM_SEAL_PCR])) < 0 ||
-            (r = kos_tpm_seal_pcr_expected(marker)) < 0) {
-                snprintf(why, size, "cannot read PCR 7 and %d: %s", KOS_TPM_SEAL_PCR, strerror(-r));
-                return r;
-        }
-        if (!kos_digest_equal(marker, values[KOS_TPM_SEAL_PCR])) {
-                snprintf(why, size, "PCR %d does not hold the verified-boot marker", KOS_TPM_SEAL_PCR);
-                return -EPERM;
-        }
+            (r = kos_tpm_seal_pcr_expected(marker)) < 0)
+                return kos_error_set(ret_error, r, "cannot read PCR 7 and %d: %s", KOS_TPM_SEAL_PCR, strerror(-r));
+        if (!kos_digest_equal(marker, values[KOS_TPM_SEAL_PCR]))
+                return kos_error_set(ret_error, -EPERM, "PCR %d does not hold the verified-boot marker",
+                                     KOS_TPM_SEAL_PCR);
         return 0;
 }
 
 /* LUKS2, one key slot (PBKDF2, DATAFS_PBKDF2_ITERATIONS) for the sealed
  * secret, the token; returns the key slot. */
 int datafs_write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass, uint32_t sector_size,
-                       const struct datafs_sealed *k, uint64_t generation, char *why, size_t size) {
+                       const struct datafs_sealed *k, uint64_t generation, struct kos_error *ret_error) {
         struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256",
                                          .iterations = DATAFS_PBKDF2_ITERATIONS, .flags = CRYPT_PBKDF_NO_BENCHMARK};
         struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = sector_size, .label = KOS_LABEL_DATA};
@@ -214,20 +213,14 @@ int datafs_write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const
         int r, slot;
 
         if ((r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)volume_key,
-                              DATAFS_VOLUME_KEY_LEN, &params)) < 0) {
-                snprintf(why, size, "LUKS2 format: %s", strerror(-r));
-                return r;
-        }
+                              DATAFS_VOLUME_KEY_LEN, &params)) < 0)
+                return kos_error_set(ret_error, r, "LUKS2 format: %s", strerror(-r));
         if ((slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)volume_key,
-                                                    DATAFS_VOLUME_KEY_LEN, pass, strlen(pass))) < 0) {
-                snprintf(why, size, "LUKS2 key slot: %s", strerror(-slot));
-                return slot;
-        }
+                                                    DATAFS_VOLUME_KEY_LEN, pass, strlen(pass))) < 0)
+                return kos_error_set(ret_error, slot, "LUKS2 key slot: %s", strerror(-slot));
         if ((r = datafs_token_format(k, slot, generation, json, sizeof json)) < 0 ||
-            (r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0) {
-                snprintf(why, size, "LUKS2 token: %s", strerror(-r));
-                return r;
-        }
+            (r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0)
+                return kos_error_set(ret_error, r, "LUKS2 token: %s", strerror(-r));
         return slot;
 }
 
@@ -235,9 +228,10 @@ int datafs_write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const
  * certificate (lib/system/datafs-recovery.h). Without it the DataFS opens
  * only with this TPM, which the console says. */
 void datafs_add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key, int keyslot) {
-        char pass[KOS_DATAFS_RECOVERY_PASS_MAX], why[300];
+        char pass[KOS_DATAFS_RECOVERY_PASS_MAX];
+        struct kos_error why = KOS_ERROR_NULL;
         _cleanup_free_ char *json = NULL;
-        int r = kos_datafs_recovery_make(KOS_DATAFS_RECOVERY_CERT, keyslot, pass, &json, why, sizeof why);
+        int r = kos_datafs_recovery_make(KOS_DATAFS_RECOVERY_CERT, keyslot, pass, &json, &why);
 
         if (r == -ENOENT) {
                 early_log("DataFS: no recovery certificate in the initrd (" KOS_DATAFS_RECOVERY_CERT "): no recovery "
@@ -250,7 +244,7 @@ void datafs_add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key
         explicit_bzero(pass, sizeof pass);
         if (r < 0) {
                 (void)crypt_keyslot_destroy(cd, keyslot);
-                early_log("DataFS: WARNING: no recovery key slot: %s", r == -EIO ? why : strerror(-r));
+                early_log("DataFS: WARNING: no recovery key slot: %s", r == -EIO ? why.msg : strerror(-r));
                 return;
         }
         early_log("DataFS: recovery key slot %d, its passphrase encrypted to the vendor's recovery certificate "
@@ -261,25 +255,25 @@ void datafs_add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key
  * and the release have them and they open it now; else to PCR values
  * (migrated at the first boot whose release's signed policy opens it). */
 int datafs_seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
-                    const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k, char *why, size_t size) {
+                    const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k, struct kos_error *ret_error) {
         struct kos_tpm_ecc_point policy_key;
         struct kos_signed_policy policy;
-        char policy_why[300];
+        struct kos_error policy_why = KOS_ERROR_NULL;
 
-        if (!read_policy(&policy_key, &policy, policy_why, sizeof policy_why))
-                early_log("DataFS: no signed policy (%s): its key is sealed to PCR values", policy_why);
-        else if (datafs_seal_key(t, secret, values, &policy_key, &policy, k, policy_why, sizeof policy_why) >= 0)
+        if (!read_policy(&policy_key, &policy, &policy_why))
+                early_log("DataFS: no signed policy (%s): its key is sealed to PCR values", policy_why.msg);
+        else if (datafs_seal_key(t, secret, values, &policy_key, &policy, k, &policy_why) >= 0)
                 return 0;
         else
                 early_log("DataFS: the release's signed policy does not open a key sealed to it (%s): its key is sealed "
-                          "to PCR values", policy_why);
-        return datafs_seal_key(t, secret, values, NULL, NULL, k, why, size);
+                          "to PCR values", policy_why.msg);
+        return datafs_seal_key(t, secret, values, NULL, NULL, k, ret_error);
 }
 
 /* Makes the secrets, seals, formats and opens; on any failure after the
  * format the header is wiped again, so the partition is as it was. */
 static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN],
-                           struct datafs_sealed *k, char *why, size_t size) {
+                           struct datafs_sealed *k, struct kos_error *ret_error) {
         uint8_t secret[DATAFS_SECRET_LEN], volume_key[DATAFS_VOLUME_KEY_LEN];
         char pass[DATAFS_PASSPHRASE_MAX];
         struct crypt_device *cd = NULL;
@@ -287,28 +281,26 @@ static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t va
         int r, slot = -1;
 
         if (getrandom(secret, sizeof secret, 0) != sizeof secret ||
-            getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key) {
-                snprintf(why, size, "getrandom: %m");
-                return -EIO;
-        }
+            getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key)
+                return kos_error_set(ret_error, -EIO, "getrandom: %m");
         if ((r = kos_datafs_generation_provision(t, &generation)) < 0) {
-                snprintf(why, size, "cannot read or define the DataFS generation (TPM NV 0x%08x): %s",
-                         KOS_DATAFS_GENERATION_INDEX, r == -EPERM ? "the index is not the counter KOS defines" : strerror(-r));
                 explicit_bzero(secret, sizeof secret);
                 explicit_bzero(volume_key, sizeof volume_key);
-                return r;
+                return kos_error_set(ret_error, r, "cannot read or define the DataFS generation (TPM NV 0x%08x): %s",
+                                     KOS_DATAFS_GENERATION_INDEX,
+                                     r == -EPERM ? "the index is not the counter KOS defines" : strerror(-r));
         }
         r = datafs_passphrase(secret, generation, pass);
         if (r >= 0)
-                r = datafs_seal_new(t, secret, values, k, why, size);
+                r = datafs_seal_new(t, secret, values, k, ret_error);
         explicit_bzero(secret, sizeof secret);
         if (r >= 0 && (r = crypt_init(&cd, d->device)) < 0)
-                snprintf(why, size, "libcryptsetup: %s", strerror(-r));
-        if (r >= 0 && (r = slot = datafs_write_luks2(cd, volume_key, pass, 4096, k, generation, why, size)) >= 0)
+                kos_error_set(ret_error, r, "libcryptsetup: %s", strerror(-r));
+        if (r >= 0 && (r = slot = datafs_write_luks2(cd, volume_key, pass, 4096, k, generation, ret_error)) >= 0)
                 datafs_add_recovery_slot(cd, volume_key, slot + 1);
         if (r >= 0 &&
             (r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, slot, pass, strlen(pass), 0)) < 0)
-                snprintf(why, size, "activate: %s", strerror(-r));
+                kos_error_set(ret_error, r, "activate: %s", strerror(-r));
         if (r < 0 && cd && crypt_get_type(cd)) {
                 d->header_zeroed = true;
                 (void)crypt_wipe(cd, d->device, CRYPT_WIPE_ZERO, 0, crypt_get_data_offset(cd) * 512, 1 << 20, 0,
@@ -322,7 +314,8 @@ static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t va
 
 static void format_luks2(struct datafs *d, bool marker) {
         uint8_t values[24][KOS_SHA256_LEN] = {{0}};
-        char why[400], sealed_to[64];
+        char sealed_to[64];
+        struct kos_error why = KOS_ERROR_NULL;
         struct datafs_sealed k;
         struct kos_tpm t;
         double start = early_uptime();
@@ -341,12 +334,12 @@ static void format_luks2(struct datafs *d, bool marker) {
                 lock(d, "it is empty, and %s to seal its key", r == -ENODEV ? "there is no TPM" : strerror(-r));
                 return;
         }
-        r = datafs_read_seal_values(&t, values, why, sizeof why);
+        r = datafs_read_seal_values(&t, values, &why);
         if (r >= 0)
-                r = format_and_open(d, &t, values, &k, why, sizeof why);
+                r = format_and_open(d, &t, values, &k, &why);
         kos_tpm_close(&t);
         if (r < 0) {
-                lock(d, "it is empty, and cannot be formatted: %s", why);
+                lock(d, "it is empty, and cannot be formatted: %s", why.msg);
                 return;
         }
         d->tpm_used = true;

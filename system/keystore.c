@@ -37,7 +37,7 @@ unsigned kos_key_provider_tpm_unsealed(void) { return tpm_unsealed; }
  * sealed-keys/ and the file each opened without following a symlink
  * (-ELOOP: refused, never "no such key"). -ENOKEY when there is none.
  * Its bytes, not yet parsed, in *ret. */
-static int read_sealed(const char *key_id, char **ret, size_t *ret_len, char *error, size_t error_size) {
+static int read_sealed(const char *key_id, char **ret, size_t *ret_len, struct kos_error *ret_error) {
         if (imagefs_fd < 0)
                 return -ENOKEY;
         _cleanup_close_ int dirfd = openat(imagefs_fd, KOS_SEALED_KEY_DIR,
@@ -46,16 +46,15 @@ static int read_sealed(const char *key_id, char **ret, size_t *ret_len, char *er
                 return -ENOKEY;
         if (dirfd < 0) {
                 int r = errno == ENOTDIR ? -ELOOP : -errno; /* O_NOFOLLOW|O_DIRECTORY on a symlink: ENOTDIR */
-                snprintf(error, error_size, "ImageFS " KOS_SEALED_KEY_DIR "/ is %s: refused",
-                         r == -ELOOP ? "a symlink or not a directory" : strerror(-r));
-                return r;
+                return kos_error_set(ret_error, r, "ImageFS " KOS_SEALED_KEY_DIR "/ is %s: refused",
+                                     r == -ELOOP ? "a symlink or not a directory" : strerror(-r));
         }
         int r = kos_read_file_at(dirfd, key_id, KOS_SEALED_KEY_MAX, ret, ret_len);
         if (r == -ENOENT)
                 return -ENOKEY;
         if (r < 0)
-                snprintf(error, error_size, "ImageFS " KOS_SEALED_KEY_DIR "/%s: %s", key_id,
-                         r == -ELOOP ? "a symlink: refused" : strerror(-r));
+                return kos_error_set(ret_error, r, "ImageFS " KOS_SEALED_KEY_DIR "/%s: %s", key_id,
+                                     r == -ELOOP ? "a symlink: refused" : strerror(-r));
         return r;
 }
 
@@ -64,24 +63,20 @@ static int read_sealed(const char *key_id, char **ret, size_t *ret_len, char *er
  * (not trusted: the TPM checks its signature). -ENOENT when either is
  * absent, with the reason in error. */
 int kos_key_provider_tpm_read_policy(struct kos_tpm_ecc_point *ret_key, struct kos_signed_policy *ret_policy,
-                                     char *error, size_t error_size) {
+                                     struct kos_error *ret_error) {
         _cleanup_free_ char *pem = NULL, *signed_policy = NULL;
         size_t pem_len, len;
         int r = kos_read_file_at(AT_FDCWD, policy_key_path, 4096, &pem, &pem_len);
 
-        if (r < 0 || kos_tpm_ecc_point_from_pem(pem, pem_len, ret_key) < 0) {
-                snprintf(error, error_size, "%s: %s", policy_key_path,
-                         r < 0 ? strerror(-r) : "not a NIST P-256 public key");
-                return r < 0 ? r : -EINVAL;
-        }
+        if (r < 0 || kos_tpm_ecc_point_from_pem(pem, pem_len, ret_key) < 0)
+                return kos_error_set(ret_error, r < 0 ? r : -EINVAL, "%s: %s", policy_key_path,
+                                     r < 0 ? strerror(-r) : "not a NIST P-256 public key");
         r = imagefs_fd < 0 ? -ENOENT
                            : kos_read_file_at(imagefs_fd, KOS_TPM_POLICY_FILE, KOS_SIGNED_POLICY_MAX, &signed_policy,
                                               &len);
-        if (r < 0 || kos_signed_policy_parse((const uint8_t *)signed_policy, len, ret_policy) < 0) {
-                snprintf(error, error_size, "ImageFS " KOS_TPM_POLICY_FILE ": %s",
-                         r < 0 ? strerror(-r) : "not a signed-policy file");
-                return r < 0 ? r : -EBADMSG;
-        }
+        if (r < 0 || kos_signed_policy_parse((const uint8_t *)signed_policy, len, ret_policy) < 0)
+                return kos_error_set(ret_error, r < 0 ? r : -EBADMSG, "ImageFS " KOS_TPM_POLICY_FILE ": %s",
+                                     r < 0 ? strerror(-r) : "not a signed-policy file");
         return 0;
 }
 
@@ -93,9 +88,8 @@ static void migrate(struct kos_tpm *t, const char *key_id, const uint8_t *data, 
         struct kos_tpm_ecc_point policy_key;
         struct kos_signed_policy policy;
         struct kos_authorized_key sealed;
-        char why[400];
 
-        if (n_migrated >= MAX_MIGRATED || kos_key_provider_tpm_read_policy(&policy_key, &policy, why, sizeof why) < 0)
+        if (n_migrated >= MAX_MIGRATED || kos_key_provider_tpm_read_policy(&policy_key, &policy, NULL) < 0)
                 return;
         struct kos_error reseal_error = KOS_ERROR_NULL;
         if (kos_tpm_reseal_authorized(t, data, len, &policy_key, &policy, &sealed, &reseal_error) < 0) {
@@ -120,36 +114,32 @@ struct sealed_file {
         struct kos_sealed_key pcr_key;
 };
 
-static int parse_sealed(const char *key_id, const char *file, size_t len, struct sealed_file *ret, char *error,
-                        size_t error_size) {
+static int parse_sealed(const char *key_id, const char *file, size_t len, struct sealed_file *ret,
+                        struct kos_error *ret_error) {
         ret->authorized = kos_authorized_key_parse((const uint8_t *)file, len, &ret->authorized_key) == 0;
-        if (!ret->authorized && kos_sealed_key_parse((const uint8_t *)file, len, &ret->pcr_key) < 0) {
-                snprintf(error, error_size, "ImageFS " KOS_SEALED_KEY_DIR "/%s is not a sealed-key file", key_id);
-                return -EBADMSG;
-        }
+        if (!ret->authorized && kos_sealed_key_parse((const uint8_t *)file, len, &ret->pcr_key) < 0)
+                return kos_error_set(ret_error, -EBADMSG, "ImageFS " KOS_SEALED_KEY_DIR "/%s is not a sealed-key file",
+                                     key_id);
         return 0;
 }
 
 static int unseal_file(struct kos_tpm *t, const char *key_id, const struct sealed_file *f,
-                       uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len, char *error,
-                       size_t error_size) {
+                       uint8_t ret_data[static KOS_TPM_SEAL_DATA_MAX], size_t *ret_len, struct kos_error *ret_error) {
         struct kos_tpm_ecc_point policy_key;
         struct kos_signed_policy policy;
-        struct kos_error why = KOS_ERROR_NULL;
         int r;
 
         if (f->authorized) {
-                if ((r = kos_key_provider_tpm_read_policy(&policy_key, &policy, error, error_size)) < 0)
+                if ((r = kos_key_provider_tpm_read_policy(&policy_key, &policy, ret_error)) < 0)
                         return r;
-                r = kos_tpm_unseal_authorized(t, &f->authorized_key, &policy_key, &policy, ret_data, ret_len, &why);
-        } else if ((r = kos_tpm_unseal(t, &f->pcr_key, ret_data, ret_len, &why)) == 0)
+                r = kos_tpm_unseal_authorized(t, &f->authorized_key, &policy_key, &policy, ret_data, ret_len,
+                                              ret_error);
+        } else if ((r = kos_tpm_unseal(t, &f->pcr_key, ret_data, ret_len, ret_error)) == 0)
                 migrate(t, key_id, ret_data, *ret_len);
-        if (r < 0) /* the key providers' interface (keystore.h) still takes a plain buffer */
-                snprintf(error, error_size, "%s", why.msg);
         return r;
 }
 
-static int tpm_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, char *error, size_t error_size) {
+static int tpm_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, struct kos_error *ret_error) {
         _cleanup_free_ char *file = NULL;
         _cleanup_free_ struct sealed_file *parsed = NULL;
         size_t file_len, len;
@@ -158,19 +148,17 @@ static int tpm_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, char *
 
         if (!kos_name_is_valid(key_id))
                 return -EINVAL;
-        int r = read_sealed(key_id, &file, &file_len, error, error_size);
+        int r = read_sealed(key_id, &file, &file_len, ret_error);
         if (r < 0)
                 return r;
         if (!(parsed = malloc(sizeof *parsed)))
                 return -ENOMEM;
-        if ((r = parse_sealed(key_id, file, file_len, parsed, error, error_size)) < 0)
+        if ((r = parse_sealed(key_id, file, file_len, parsed, ret_error)) < 0)
                 return r;
-        if ((r = kos_tpm_open(&t)) < 0) {
-                snprintf(error, error_size, "the key is sealed in a TPM, and %s",
-                         r == -ENODEV ? "this machine has none" : strerror(-r));
-                return r;
-        }
-        r = unseal_file(&t, key_id, parsed, data, &len, error, error_size);
+        if ((r = kos_tpm_open(&t)) < 0)
+                return kos_error_set(ret_error, r, "the key is sealed in a TPM, and %s",
+                                     r == -ENODEV ? "this machine has none" : strerror(-r));
+        r = unseal_file(&t, key_id, parsed, data, &len, ret_error);
         kos_tpm_close(&t);
         if (r < 0)
                 return r;
@@ -229,7 +217,7 @@ const struct kos_key_provider kos_key_provider_tpm = {
         .lookup = tpm_lookup,
 };
 
-static int initrd_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, char *error, size_t error_size) {
+static int initrd_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, struct kos_error *ret_error) {
         char *data = NULL;
         size_t len;
 
@@ -241,10 +229,8 @@ static int initrd_lookup(const char *key_id, uint8_t **ret, size_t *ret_len, cha
         int r = kos_read_file_at(dirfd, key_id, KOS_KEY_MAX, &data, &len);
         if (r == -ENOENT)
                 return -ENOKEY;
-        if (r < 0) {
-                snprintf(error, error_size, KOS_INITRD_KEY_DIR "/%s: %s", key_id, strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return kos_error_set(ret_error, r, KOS_INITRD_KEY_DIR "/%s: %s", key_id, strerror(-r));
         *ret = (uint8_t *)data;
         *ret_len = len;
         return 0;
@@ -258,23 +244,21 @@ const struct kos_key_provider kos_key_provider_initrd = {
 };
 
 int kos_key_lookup(const struct kos_key_provider *const *providers, const char *key_id, uint8_t **ret, size_t *ret_len,
-                   const struct kos_key_provider **ret_provider, char *error, size_t error_size) {
+                   const struct kos_key_provider **ret_provider, struct kos_error *ret_error) {
         int r = -ENOKEY;
 
-        snprintf(error, error_size, "no such key");
         for (; *providers; providers++) {
+                struct kos_error error = KOS_ERROR_NULL;
+
                 *ret_provider = *providers;
-                error[0] = '\0';
-                r = (*providers)->lookup(key_id, ret, ret_len, error, error_size);
+                r = (*providers)->lookup(key_id, ret, ret_len, &error);
                 if (r == -ENOKEY)
-                        snprintf(error, error_size, "no such key");
-                else {
-                        if (r < 0 && !error[0])
-                                snprintf(error, error_size, "%s", strerror(-r));
-                        return r;
-                }
+                        continue;
+                if (r < 0)
+                        return kos_error_set(ret_error, r, "%s", error.msg[0] ? error.msg : strerror(-r));
+                return r;
         }
-        return r;
+        return kos_error_set(ret_error, r, "no such key");
 }
 
 enum kos_leave_verdict kos_leave_verdict(bool marker_handed_on, int extend_result, unsigned unsealed) {

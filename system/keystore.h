@@ -9,6 +9,7 @@
  *      console. */
 #pragma once
 
+#include "kos-error.h"
 #include "tpm-policy.h"
 
 #include <stdbool.h>
@@ -22,7 +23,7 @@ struct kos_key_provider {
         const char *short_name; /* for failure messages */
         /* 0 with the key in ret (malloc'd), -ENOKEY when the id is unknown,
          * another negative errno with the reason in error. */
-        int (*lookup)(const char *key_id, uint8_t **ret, size_t *ret_len, char *error, size_t error_size);
+        int (*lookup)(const char *key_id, uint8_t **ret, size_t *ret_len, struct kos_error *ret_error);
         bool development; /* warn on the console whenever it gives a key */
 };
 
@@ -40,7 +41,7 @@ void kos_key_provider_tpm_set_policy_key(const char *path);
  * 0, or -ENOENT (either is absent) or another negative errno, with the
  * reason in error. The DataFS's key uses them too (system/datafs.c). */
 int kos_key_provider_tpm_read_policy(struct kos_tpm_ecc_point *ret_key, struct kos_signed_policy *ret_policy,
-                                     char *error, size_t error_size);
+                                     struct kos_error *ret_error);
 /* Keys sealed the old way (PolicyPCR) that the TPM provider opened and
  * sealed again to the signed policies (docs/tpm.md, "Migrating PolicyPCR
  * keys"): writes them over their files beneath the ImageFS mounted at
@@ -53,7 +54,7 @@ unsigned kos_key_provider_tpm_unsealed(void);
 /* Tries each provider of the list in order; *ret_provider names the one that
  * answered (or the last asked), error says why it could not give the key. */
 int kos_key_lookup(const struct kos_key_provider *const *providers, const char *key_id, uint8_t **ret, size_t *ret_len,
-                   const struct kos_key_provider **ret_provider, char *error, size_t error_size);
+                   const struct kos_key_provider **ret_provider, struct kos_error *ret_error);
 
 /* The leave event (docs/tpm.md, "Sealed keys"): what the System Kernel does
  * once its components are open, given whether the Boot Kernel's handoff

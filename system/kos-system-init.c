@@ -262,14 +262,14 @@ static void mount_component(struct boot *b, const struct kos_imagefs *img, size_
                 uint8_t *key = NULL;
                 size_t key_len;
                 const struct kos_key_provider *provider = NULL;
-                char why[400];
-                r = kos_key_lookup(key_providers, c->encryption.key, &key, &key_len, &provider, why, sizeof why);
+                struct kos_error why = KOS_ERROR_NULL;
+                r = kos_key_lookup(key_providers, c->encryption.key, &key, &key_len, &provider, &why);
                 if (r == -ENOKEY)
                         fail_boot("find key", c->name, "key id %s: no such key (looked in: %s; %s)",
                                   c->encryption.key, kos_key_provider_tpm.name, kos_key_provider_initrd.name);
                 if (r < 0)
                         fail_boot("find key", c->name, "key id %s (%s): %s", c->encryption.key,
-                                  provider->short_name, why);
+                                  provider->short_name, why.msg);
                 early_log("%scomponent %s: key %s from the %s%s", provider->development ? "WARNING: " : "", c->name,
                           c->encryption.key, provider->name,
                           provider->development ? ": as secret as the disk it is on; never on a production device"

@@ -47,8 +47,8 @@ static int json_u64(json_t *v, uint64_t *ret) {
 
 /* From the JSON area: the end of the key slot area and the first data
  * segment's offset; the larger is what an erase covers. */
-static int extent_from_json(const char *untrusted_json, uint64_t hdr_size, uint64_t *ret, char *error,
-                            size_t error_size) {
+static int extent_from_json(const char *untrusted_json, uint64_t hdr_size, uint64_t *ret,
+                            struct kos_error *ret_error) {
         json_error_t jerr;
         json_t *o = json_loads(untrusted_json, 0, &jerr), *segment;
         uint64_t keyslots_size = 0, offset, first = UINT64_MAX;
@@ -56,12 +56,12 @@ static int extent_from_json(const char *untrusted_json, uint64_t hdr_size, uint6
         int r = -EBADMSG;
 
         if (!o || json_u64(json_object_get(json_object_get(o, "config"), "keyslots_size"), &keyslots_size) < 0) {
-                snprintf(error, error_size, "its LUKS2 JSON area has no config.keyslots_size");
+                kos_error_set(ret_error, r, "its LUKS2 JSON area has no config.keyslots_size");
                 goto out;
         }
         json_object_foreach(json_object_get(o, "segments"), key, segment) {
                 if (json_u64(json_object_get(segment, "offset"), &offset) < 0) {
-                        snprintf(error, error_size, "segment %s has no offset", key);
+                        kos_error_set(ret_error, r, "segment %s has no offset", key);
                         goto out;
                 }
                 if (offset < first)
@@ -69,7 +69,8 @@ static int extent_from_json(const char *untrusted_json, uint64_t hdr_size, uint6
         }
         uint64_t end = 2 * hdr_size + keyslots_size;
         if (keyslots_size > KOS_LUKS2_ERASE_MAX || (first != UINT64_MAX && first > KOS_LUKS2_ERASE_MAX)) {
-                snprintf(error, error_size, "its header and key slots would reach past %u MiB", KOS_LUKS2_ERASE_MAX >> 20);
+                kos_error_set(ret_error, r, "its header and key slots would reach past %u MiB",
+                              KOS_LUKS2_ERASE_MAX >> 20);
                 goto out;
         }
         *ret = first != UINT64_MAX && first > end ? first : end;
@@ -79,39 +80,31 @@ out:
         return r;
 }
 
-int kos_luks2_read_json(int fd, const char *label, char **ret_json, uint64_t *ret_hdr_size, char *error,
-                        size_t error_size) {
+int kos_luks2_read_json(int fd, const char *label, char **ret_json, uint64_t *ret_hdr_size,
+                        struct kos_error *ret_error) {
         uint8_t bin[LUKS2_BINARY_HEADER];
         char have_label[LUKS2_LABEL_LEN + 1];
 
-        if (pread(fd, bin, sizeof bin, 0) != (ssize_t)sizeof bin) {
-                snprintf(error, error_size, "cannot read its first %u bytes", LUKS2_BINARY_HEADER);
-                return -EMEDIUMTYPE;
-        }
-        if (memcmp(bin, "LUKS\xba\xbe", 6) != 0 || get_be(bin + 6, 2) != 2) {
-                snprintf(error, error_size, "it holds no LUKS2 header");
-                return -EMEDIUMTYPE;
-        }
+        if (pread(fd, bin, sizeof bin, 0) != (ssize_t)sizeof bin)
+                return kos_error_set(ret_error, -EMEDIUMTYPE, "cannot read its first %u bytes", LUKS2_BINARY_HEADER);
+        if (memcmp(bin, "LUKS\xba\xbe", 6) != 0 || get_be(bin + 6, 2) != 2)
+                return kos_error_set(ret_error, -EMEDIUMTYPE, "it holds no LUKS2 header");
         uint64_t hdr_size = get_be(bin + 8, 8);
-        if (hdr_size < KOS_LUKS2_HDR_MIN || hdr_size > KOS_LUKS2_HDR_MAX || (hdr_size & (hdr_size - 1)) != 0) {
-                snprintf(error, error_size, "its LUKS2 header size %llu is not one the format allows",
-                         (unsigned long long)hdr_size);
-                return -EMEDIUMTYPE;
-        }
+        if (hdr_size < KOS_LUKS2_HDR_MIN || hdr_size > KOS_LUKS2_HDR_MAX || (hdr_size & (hdr_size - 1)) != 0)
+                return kos_error_set(ret_error, -EMEDIUMTYPE, "its LUKS2 header size %llu is not one the format allows",
+                                     (unsigned long long)hdr_size);
         memcpy(have_label, bin + LUKS2_LABEL_OFFSET, LUKS2_LABEL_LEN);
         have_label[LUKS2_LABEL_LEN] = '\0';
-        if (label && strcmp(have_label, label) != 0) {
-                snprintf(error, error_size, "its LUKS2 label is \"%s\", not \"%s\"", have_label, label);
-                return -EMEDIUMTYPE;
-        }
+        if (label && strcmp(have_label, label) != 0)
+                return kos_error_set(ret_error, -EMEDIUMTYPE, "its LUKS2 label is \"%s\", not \"%s\"", have_label,
+                                     label);
         size_t json_len = hdr_size - LUKS2_BINARY_HEADER;
         char *json = malloc(json_len + 1);
         if (!json)
                 return -ENOMEM;
         if (pread(fd, json, json_len, LUKS2_BINARY_HEADER) != (ssize_t)json_len) {
                 free(json);
-                snprintf(error, error_size, "cannot read its LUKS2 JSON area");
-                return -EIO;
+                return kos_error_set(ret_error, -EIO, "cannot read its LUKS2 JSON area");
         }
         json[json_len] = '\0'; /* the area is NUL-padded after the JSON */
         *ret_json = json;
@@ -119,30 +112,29 @@ int kos_luks2_read_json(int fd, const char *label, char **ret_json, uint64_t *re
         return 0;
 }
 
-int kos_datafs_erase_extent(int fd, uint64_t device_size, const char *label, uint64_t *ret_length, char *error,
-                            size_t error_size) {
+int kos_datafs_erase_extent(int fd, uint64_t device_size, const char *label, uint64_t *ret_length,
+                            struct kos_error *ret_error) {
         _cleanup_free_ char *json = NULL;
         uint64_t hdr_size, length;
-        int r = kos_luks2_read_json(fd, label, &json, &hdr_size, error, error_size);
+        int r = kos_luks2_read_json(fd, label, &json, &hdr_size, ret_error);
 
         if (r < 0)
                 return r;
-        if ((r = extent_from_json(json, hdr_size, &length, error, error_size)) < 0)
+        if ((r = extent_from_json(json, hdr_size, &length, ret_error)) < 0)
                 return r;
-        if (length > device_size) {
-                snprintf(error, error_size, "its header and key slots (%llu bytes) are larger than the device",
-                         (unsigned long long)length);
-                return -EBADMSG;
-        }
+        if (length > device_size)
+                return kos_error_set(ret_error, -EBADMSG,
+                                     "its header and key slots (%llu bytes) are larger than the device",
+                                     (unsigned long long)length);
         *ret_length = length;
         return 0;
 }
 
-int kos_datafs_erase(int fd, uint64_t device_size, const char *label, uint64_t *ret_erased, char *error,
-                     size_t error_size) {
+int kos_datafs_erase(int fd, uint64_t device_size, const char *label, uint64_t *ret_erased,
+                     struct kos_error *ret_error) {
         static const uint8_t zeros[1 << 16];
         uint64_t length, done = 0;
-        int r = kos_datafs_erase_extent(fd, device_size, label, &length, error, error_size);
+        int r = kos_datafs_erase_extent(fd, device_size, label, &length, ret_error);
 
         if (r < 0)
                 return r;
@@ -151,17 +143,13 @@ int kos_datafs_erase(int fd, uint64_t device_size, const char *label, uint64_t *
                 ssize_t w = pwrite(fd, zeros, n, (off_t)done);
                 if (w <= 0) {
                         r = w < 0 ? -errno : -EIO;
-                        snprintf(error, error_size, "writing zeros at byte %llu: %s", (unsigned long long)done,
-                                 strerror(-r));
-                        return r;
+                        return kos_error_set(ret_error, r, "writing zeros at byte %llu: %s", (unsigned long long)done,
+                                             strerror(-r));
                 }
                 done += (uint64_t)w;
         }
-        if (fsync(fd) < 0) {
-                r = -errno;
-                snprintf(error, error_size, "fsync: %s", strerror(-r));
-                return r;
-        }
+        if (fsync(fd) < 0)
+                return kos_error_set(ret_error, -errno, "fsync: %s", strerror(errno));
         *ret_erased = done;
         return 0;
 }
@@ -196,8 +184,11 @@ static int erase_partition(const char *device, struct kos_datafs_reset *ret) {
                          device);
                 return -ENODEV;
         }
-        return kos_datafs_erase(fd, bytes, KOS_LABEL_DATA, &ret->erased_bytes, ret->erase_error,
-                                sizeof ret->erase_error);
+        struct kos_error error = KOS_ERROR_NULL;
+        int r = kos_datafs_erase(fd, bytes, KOS_LABEL_DATA, &ret->erased_bytes, &error);
+        if (r < 0) /* struct kos_datafs_reset keeps its messages in buffers of its own; %.299s: its size less 1 */
+                snprintf(ret->erase_error, sizeof ret->erase_error, "%.299s", error.msg);
+        return r;
 }
 
 int kos_datafs_factory_reset(const char *device, struct kos_datafs_reset *ret) {

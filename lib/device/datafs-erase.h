@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "util.h"
 
 /* LUKS2 header sizes (binary header plus JSON area) the format allows. */
@@ -22,16 +23,16 @@
  * label is label (NULL: any), and writes zeros from byte 0 up to its first
  * data segment (at least both headers and the key slot area), then fsyncs.
  * 0 and *ret_erased bytes, -EMEDIUMTYPE when it is not such a LUKS2, or
- * another negative errno; error says why. */
+ * another negative errno; ret_error says why. */
 _kos_must_check_ int kos_datafs_erase(int fd, uint64_t device_size, const char *label, uint64_t *ret_erased,
-                                      char *error, size_t error_size);
+                                      struct kos_error *ret_error);
 /* The primary LUKS2 header's JSON area (untrusted: NUL-terminated, its
  * checksum not checked), after the checks above: 0, or as above. */
 _kos_must_check_ int kos_luks2_read_json(int fd, const char *label, char **ret_json, uint64_t *ret_hdr_size,
-                                         char *error, size_t error_size);
+                                         struct kos_error *ret_error);
 /* The same checks, nothing written: the bytes an erase would zero. */
 _kos_must_check_ int kos_datafs_erase_extent(int fd, uint64_t device_size, const char *label, uint64_t *ret_length,
-                                             char *error, size_t error_size);
+                                             struct kos_error *ret_error);
 
 /* A factory reset of the DataFS on the partition device (a /dev/ path of
  * a block device), with the TPM of kos_tpm_select():

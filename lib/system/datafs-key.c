@@ -27,44 +27,34 @@ int datafs_mode_parse(const char *value, enum datafs_mode *ret) {
 
 int datafs_seal_key(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
                     const uint8_t values[24][KOS_SHA256_LEN], const struct kos_tpm_ecc_point *policy_key,
-                    const struct kos_signed_policy *policy, struct datafs_sealed *ret, char *error,
-                    size_t error_size) {
-        struct kos_error why = KOS_ERROR_NULL;
+                    const struct kos_signed_policy *policy, struct datafs_sealed *ret, struct kos_error *ret_error) {
         int r;
 
         memset(ret, 0, sizeof *ret);
         ret->authorized = policy_key && policy;
         if (ret->authorized)
                 r = kos_tpm_reseal_authorized(t, secret, DATAFS_SECRET_LEN, policy_key, policy, &ret->signed_policy,
-                                              &why);
+                                              ret_error);
         else
-                r = kos_tpm_seal(t, secret, DATAFS_SECRET_LEN, DATAFS_SEAL_PCRS, values, &ret->pcr, &why);
-        if (r < 0) /* system/datafs.c still reads a plain buffer: converted with the DataFS work */
-                snprintf(error, error_size, "%s", why.msg);
+                r = kos_tpm_seal(t, secret, DATAFS_SECRET_LEN, DATAFS_SEAL_PCRS, values, &ret->pcr, ret_error);
         return r;
 }
 
 int datafs_unseal_key(struct kos_tpm *t, const struct datafs_sealed *k, const struct kos_tpm_ecc_point *policy_key,
-                      const struct kos_signed_policy *policy, uint8_t ret[static DATAFS_SECRET_LEN], char *error,
-                      size_t error_size) {
+                      const struct kos_signed_policy *policy, uint8_t ret[static DATAFS_SECRET_LEN],
+                      struct kos_error *ret_error) {
         uint8_t data[KOS_TPM_SEAL_DATA_MAX];
-        struct kos_error why = KOS_ERROR_NULL;
         size_t len = 0;
         int r;
 
-        if (k->authorized && (!policy_key || !policy)) {
-                snprintf(error, error_size, "it is sealed to signed policies, and there is no policy key or signed "
-                                            "policy to open it with");
-                return -ENOKEY;
-        }
-        r = k->authorized ? kos_tpm_unseal_authorized(t, &k->signed_policy, policy_key, policy, data, &len, &why)
-                          : kos_tpm_unseal(t, &k->pcr, data, &len, &why);
-        if (r < 0)
-                snprintf(error, error_size, "%s", why.msg);
-        if (r >= 0 && len != DATAFS_SECRET_LEN) {
-                snprintf(error, error_size, "the sealed secret is %zu bytes, not %d", len, DATAFS_SECRET_LEN);
-                r = -EBADMSG;
-        }
+        if (k->authorized && (!policy_key || !policy))
+                return kos_error_set(ret_error, -ENOKEY, "it is sealed to signed policies, and there is no policy "
+                                                         "key or signed policy to open it with");
+        r = k->authorized ? kos_tpm_unseal_authorized(t, &k->signed_policy, policy_key, policy, data, &len, ret_error)
+                          : kos_tpm_unseal(t, &k->pcr, data, &len, ret_error);
+        if (r >= 0 && len != DATAFS_SECRET_LEN)
+                r = kos_error_set(ret_error, -EBADMSG, "the sealed secret is %zu bytes, not %d", len,
+                                  DATAFS_SECRET_LEN);
         if (r >= 0)
                 memcpy(ret, data, DATAFS_SECRET_LEN);
         explicit_bzero(data, sizeof data);

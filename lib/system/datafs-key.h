@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
 #include "tpm-policy.h"
 #include "tpm-seal.h"
 
@@ -45,13 +46,12 @@ struct datafs_sealed {
  * them: PolicyPCR with values. */
 int datafs_seal_key(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
                     const uint8_t values[24][KOS_SHA256_LEN], const struct kos_tpm_ecc_point *policy_key,
-                    const struct kos_signed_policy *policy, struct datafs_sealed *ret, char *error,
-                    size_t error_size);
+                    const struct kos_signed_policy *policy, struct datafs_sealed *ret, struct kos_error *ret_error);
 /* policy_key and policy are needed for an authorized k only (NULL: such a
  * key stays shut, -ENOKEY with the reason in error). */
 int datafs_unseal_key(struct kos_tpm *t, const struct datafs_sealed *k, const struct kos_tpm_ecc_point *policy_key,
-                      const struct kos_signed_policy *policy, uint8_t ret[static DATAFS_SECRET_LEN], char *error,
-                      size_t error_size);
+                      const struct kos_signed_policy *policy, uint8_t ret[static DATAFS_SECRET_LEN],
+                      struct kos_error *ret_error);
 
 /* The token's JSON (systemd-tpm2 layout plus kos-pcr-values and
  * kos-generation; a signed-policy key says "kos-scheme": "signed-policy",

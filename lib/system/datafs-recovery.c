@@ -48,19 +48,17 @@ static char *envelope(X509 *cert, const char *pass) {
 }
 
 int kos_datafs_recovery_make(const char *cert_pem_path, int keyslot, char ret_pass[static KOS_DATAFS_RECOVERY_PASS_MAX],
-                             char **ret_token_json, char *error, size_t error_size) {
+                             char **ret_token_json, struct kos_error *ret_error) {
         uint8_t key[KOS_DATAFS_RECOVERY_KEY_LEN];
         char slot[16];
 
         X509 *cert = read_cert(cert_pem_path);
-        if (!cert) {
-                snprintf(error, error_size, "no recovery certificate %s", cert_pem_path);
-                return -ENOENT;
-        }
+        if (!cert)
+                return kos_error_set(ret_error, -ENOENT, "no recovery certificate %s", cert_pem_path);
         if (getrandom(key, sizeof key, 0) != sizeof key) {
+                int r = kos_error_set(ret_error, -EIO, "getrandom: %m");
                 X509_free(cert);
-                snprintf(error, error_size, "getrandom: %m");
-                return -EIO;
+                return r;
         }
         kos_hex_encode(key, sizeof key, ret_pass);
         explicit_bzero(key, sizeof key);
@@ -68,8 +66,7 @@ int kos_datafs_recovery_make(const char *cert_pem_path, int keyslot, char ret_pa
         X509_free(cert);
         if (!b64) {
                 explicit_bzero(ret_pass, KOS_DATAFS_RECOVERY_PASS_MAX);
-                snprintf(error, error_size, "CMS encryption to the recovery certificate failed");
-                return -EIO;
+                return kos_error_set(ret_error, -EIO, "CMS encryption to the recovery certificate failed");
         }
         snprintf(slot, sizeof slot, "%d", keyslot);
         json_t *o = json_pack("{s:s, s:[s], s:s, s:s}", "type", KOS_DATAFS_RECOVERY_TOKEN, "keyslots", slot,
@@ -119,8 +116,8 @@ static int decrypt(const unsigned char *der, long len, EVP_PKEY *key, X509 *cert
 }
 
 int kos_datafs_recovery_open(const char *untrusted_token_json, const char *key_pem_path, const char *cert_pem_path,
-                             char ret_pass[static KOS_DATAFS_RECOVERY_PASS_MAX], int *ret_keyslot, char *error,
-                             size_t error_size) {
+                             char ret_pass[static KOS_DATAFS_RECOVERY_PASS_MAX], int *ret_keyslot,
+                             struct kos_error *ret_error) {
         const char *type, *slot, *b64;
         json_t *keyslots;
         unsigned char der[KOS_DATAFS_RECOVERY_CMS_MAX + 3];
@@ -131,14 +128,14 @@ int kos_datafs_recovery_open(const char *untrusted_token_json, const char *key_p
         if (!o || json_unpack(o, "{s:s, s:o, s:s}", "type", &type, "keyslots", &keyslots, "kos-cms", &b64) < 0 ||
             strcmp(type, KOS_DATAFS_RECOVERY_TOKEN) != 0 || json_array_size(keyslots) != 1 ||
             !(slot = json_string_value(json_array_get(keyslots, 0)))) {
-                snprintf(error, error_size, "not a " KOS_DATAFS_RECOVERY_TOKEN " token");
+                kos_error_set(ret_error, r, "not a " KOS_DATAFS_RECOVERY_TOKEN " token");
                 goto out;
         }
         long n = strtol(slot, &end, 10);
         size_t b64_len = strlen(b64), pad = 0;
         if (*end || end == slot || n < 0 || n > 31 || b64_len == 0 || b64_len % 4 != 0 ||
             b64_len / 4 * 3 > sizeof der) {
-                snprintf(error, error_size, "its key slot or CMS is malformed");
+                kos_error_set(ret_error, r, "its key slot or CMS is malformed");
                 goto out;
         }
         while (pad < 2 && b64[b64_len - 1 - pad] == '=')
@@ -147,14 +144,14 @@ int kos_datafs_recovery_open(const char *untrusted_token_json, const char *key_p
         EVP_PKEY *key = read_key(key_pem_path);
         X509 *cert = cert_pem_path ? read_cert(cert_pem_path) : NULL;
         if (len < (int)pad || !key || (cert_pem_path && !cert)) {
-                snprintf(error, error_size, "%s", len < (int)pad ? "its CMS is not base64"
-                                                 : !key          ? "cannot read the private key"
-                                                                 : "cannot read the certificate");
-                r = len < (int)pad ? -EBADMSG : -ENOENT;
+                r = kos_error_set(ret_error, len < (int)pad ? -EBADMSG : -ENOENT, "%s",
+                                  len < (int)pad ? "its CMS is not base64"
+                                  : !key         ? "cannot read the private key"
+                                                 : "cannot read the certificate");
         } else if ((r = decrypt(der, len - (long)pad, key, cert, ret_pass)) < 0)
-                snprintf(error, error_size, "%s", r == -EACCES ? "the private key does not decrypt its CMS (another "
-                                                                 "recovery certificate?)"
-                                                               : "its CMS is malformed");
+                kos_error_set(ret_error, r, "%s",
+                              r == -EACCES ? "the private key does not decrypt its CMS (another recovery certificate?)"
+                                           : "its CMS is malformed");
         else
                 *ret_keyslot = (int)n;
         EVP_PKEY_free(key);

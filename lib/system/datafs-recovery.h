@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
+
 #define KOS_DATAFS_RECOVERY_CERT "/etc/kos/recovery.pem"
 #define KOS_DATAFS_RECOVERY_TOKEN "kos-recovery"
 #define KOS_DATAFS_RECOVERY_KEY_LEN 32 /* random bytes; the passphrase is their 64 hex digits */
@@ -22,10 +24,10 @@
  * the certificate in cert_pem_path, as the token's JSON for keyslot: 0, or
  * a negative errno with error (-ENOENT: no certificate). */
 int kos_datafs_recovery_make(const char *cert_pem_path, int keyslot, char ret_pass[static KOS_DATAFS_RECOVERY_PASS_MAX],
-                             char **ret_token_json, char *error, size_t error_size);
+                             char **ret_token_json, struct kos_error *ret_error);
 /* The vendor's side: the CMS of a kos-recovery token's JSON (untrusted)
  * decrypted with its private key (and certificate, which picks the
  * recipient): the passphrase, and the key slot it opens. */
 int kos_datafs_recovery_open(const char *untrusted_token_json, const char *key_pem_path, const char *cert_pem_path,
-                             char ret_pass[static KOS_DATAFS_RECOVERY_PASS_MAX], int *ret_keyslot, char *error,
-                             size_t error_size);
+                             char ret_pass[static KOS_DATAFS_RECOVERY_PASS_MAX], int *ret_keyslot,
+                             struct kos_error *ret_error);

@@ -27,17 +27,15 @@ static const uint8_t volume_key[64] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 
 static uint32_t sector_size;
 
-static int format(struct crypt_device *cd, void *userdata, char *why, size_t size) {
+static int format(struct crypt_device *cd, void *userdata, struct kos_error *ret_error) {
         struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256", .iterations = 1000,
                                          .flags = CRYPT_PBKDF_NO_BENCHMARK};
         struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = sector_size};
         int r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)volume_key, sizeof volume_key,
                              &params);
 
-        if (r < 0) {
-                snprintf(why, size, "format: %d", r);
-                return r;
-        }
+        if (r < 0)
+                return kos_error_set(ret_error, r, "format: %d", r);
         return crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)volume_key, sizeof volume_key, PASS,
                                                strlen(PASS));
 }
@@ -86,7 +84,8 @@ static int decrypts_to(const char *path, uint64_t offset, const uint8_t *plain, 
 }
 
 static void cut_in_the_middle_and_resume(int *failed_) {
-        char path[512], header[512], why[300] = "";
+        char path[512], header[512];
+        struct kos_error why = KOS_ERROR_NULL;
         uint8_t *plain = malloc(DATA);
         struct crypt_device *cd = NULL;
         bool head_written = false;
@@ -103,11 +102,10 @@ static void cut_in_the_middle_and_resume(int *failed_) {
         pid_t pid = fork();
         CHECK(pid >= 0);
         if (pid == 0) {
-                int r = kos_datafs_reencrypt_begin(path, header, SHIFT, format, NULL, PASS, &head_written, why,
-                                                   sizeof why);
+                int r = kos_datafs_reencrypt_begin(path, header, SHIFT, format, NULL, PASS, &head_written, &why);
                 if (r >= 0 && load(path, &cd) >= 0)
-                        r = kos_datafs_reencrypt_run(cd, 0, PASS, die_in_the_middle, NULL, why, sizeof why);
-                fprintf(stderr, "  the child was not cut: %d %s\n", r, why);
+                        r = kos_datafs_reencrypt_run(cd, 0, PASS, die_in_the_middle, NULL, &why);
+                fprintf(stderr, "  the child was not cut: %d %s\n", r, why.msg);
                 _exit(1);
         }
         CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 42);
@@ -115,9 +113,9 @@ static void cut_in_the_middle_and_resume(int *failed_) {
 
         CHECK(load(path, &cd) >= 0);
         CHECK(crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE);
-        int r = kos_datafs_reencrypt_run(cd, 0, PASS, count, NULL, why, sizeof why);
+        int r = kos_datafs_reencrypt_run(cd, 0, PASS, count, NULL, &why);
         if (r < 0)
-                fprintf(stderr, "  %s\n", why);
+                fprintf(stderr, "  %s\n", why.msg);
         CHECK(r == 0);
         CHECK(calls >= 2 && last_done == IMAGE - SHIFT / 2);
         CHECK(crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE);
@@ -141,15 +139,16 @@ TEST(datafs_encryption_in_place_in_4k_sectors_cut_in_the_middle_resumes_and_keep
 }
 
 TEST(datafs_encryption_in_place_refuses_a_shift_that_is_not_whole_4k_pairs) {
-        char path[512], header[512], why[300] = "";
+        char path[512], header[512];
+        struct kos_error why = KOS_ERROR_NULL;
 
         sector_size = 512;
         bool head_written = true;
 
         snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
         snprintf(header, sizeof header, "%s/header", test_tmpdir());
-        CHECK(kos_datafs_reencrypt_begin(path, header, 4096, format, NULL, PASS, &head_written, why, sizeof why) ==
+        CHECK(kos_datafs_reencrypt_begin(path, header, 4096, format, NULL, PASS, &head_written, &why) ==
               -EINVAL);
         CHECK(!head_written);
-        CHECK(strstr(why, "not a multiple of 8 KiB"));
+        CHECK(strstr(why.msg, "not a multiple of 8 KiB"));
 }

@@ -34,7 +34,8 @@ static void put_elsewhere(const char *root, const char *key_id) {
  * provider). */
 TEST(keystore_refuses_a_symlinked_sealed_keys_directory) {
         const char *root = test_tmpdir();
-        char link[512], error[256] = "";
+        char link[512];
+        struct kos_error error = KOS_ERROR_NULL;
         uint8_t *key = NULL;
         size_t len;
 
@@ -44,10 +45,10 @@ TEST(keystore_refuses_a_symlinked_sealed_keys_directory) {
         _cleanup_close_ int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         CHECK(root_fd >= 0);
         kos_key_provider_tpm_set_imagefs(root_fd);
-        int r = kos_key_provider_tpm.lookup("appkey", &key, &len, error, sizeof error);
+        int r = kos_key_provider_tpm.lookup("appkey", &key, &len, &error);
         kos_key_provider_tpm_set_imagefs(-1);
         CHECK(r == -ELOOP);
-        CHECK(strstr(error, "sealed-keys") && strstr(error, "symlink"));
+        CHECK(strstr(error.msg, "sealed-keys") && strstr(error.msg, "symlink"));
         CHECK(!key);
 }
 
@@ -55,26 +56,27 @@ TEST(keystore_refuses_a_symlinked_sealed_keys_directory) {
  * it is); a symlinked file in it is refused; no sealed-keys/ is no key. */
 TEST(keystore_reads_sealed_keys_beneath_the_imagefs_only) {
         const char *root = test_tmpdir();
-        char path[512], error[256] = "";
+        char path[512];
+        struct kos_error error = KOS_ERROR_NULL;
         uint8_t *key = NULL;
         size_t len;
 
         _cleanup_close_ int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         CHECK(root_fd >= 0);
         kos_key_provider_tpm_set_imagefs(root_fd);
-        CHECK(kos_key_provider_tpm.lookup("appkey", &key, &len, error, sizeof error) == -ENOKEY);
+        CHECK(kos_key_provider_tpm.lookup("appkey", &key, &len, &error) == -ENOKEY);
         put_elsewhere(root, "appkey");
         snprintf(path, sizeof path, "%s/elsewhere", root);
         char real[512];
         snprintf(real, sizeof real, "%s/sealed-keys", root);
         CHECK(rename(path, real) == 0);
-        int r = kos_key_provider_tpm.lookup("appkey", &key, &len, error, sizeof error);
-        CHECK(r == -EBADMSG && strstr(error, "sealed-keys/appkey is not a sealed-key file"));
+        int r = kos_key_provider_tpm.lookup("appkey", &key, &len, &error);
+        CHECK(r == -EBADMSG && strstr(error.msg, "sealed-keys/appkey is not a sealed-key file"));
         snprintf(path, sizeof path, "%s/sealed-keys/linked", root);
         CHECK(symlink("appkey", path) == 0);
-        r = kos_key_provider_tpm.lookup("linked", &key, &len, error, sizeof error);
+        r = kos_key_provider_tpm.lookup("linked", &key, &len, &error);
         kos_key_provider_tpm_set_imagefs(-1);
-        CHECK(r == -ELOOP && strstr(error, "symlink"));
+        CHECK(r == -ELOOP && strstr(error.msg, "symlink"));
         CHECK(!key);
 }
 
@@ -107,7 +109,8 @@ TEST(keystore_takes_a_signed_policy_sealed_key_file_and_refuses_a_broken_one) {
         const char *root = test_tmpdir();
         struct kos_authorized_key k = {.public_len = 3, .private_len = 2};
         uint8_t bytes[KOS_AUTHORIZED_KEY_MAX], *key = NULL;
-        char path[512], error[256] = "";
+        char path[512];
+        struct kos_error error = KOS_ERROR_NULL;
         size_t len;
 
         k.policy_key_name[1] = 0x0b;
@@ -122,10 +125,10 @@ TEST(keystore_takes_a_signed_policy_sealed_key_file_and_refuses_a_broken_one) {
         CHECK(kos_write_file_atomic_at(dir_fd, "signed", bytes, (size_t)n, 0644) == 0);
         CHECK(kos_write_file_atomic_at(dir_fd, "cut", bytes, (size_t)n - 1, 0644) == 0);
         kos_key_provider_tpm_set_imagefs(root_fd);
-        int r = kos_key_provider_tpm.lookup("signed", &key, &len, error, sizeof error);
-        int r_cut = kos_key_provider_tpm.lookup("cut", &key, &len, error, sizeof error);
+        int r = kos_key_provider_tpm.lookup("signed", &key, &len, &error);
+        int r_cut = kos_key_provider_tpm.lookup("cut", &key, &len, &error);
         kos_key_provider_tpm_set_imagefs(-1);
         CHECK(r == -ENODEV);
-        CHECK(r_cut == -EBADMSG && strstr(error, "sealed-keys/cut is not a sealed-key file"));
+        CHECK(r_cut == -EBADMSG && strstr(error.msg, "sealed-keys/cut is not a sealed-key file"));
         CHECK(!key);
 }

@@ -38,7 +38,7 @@ static int usage(void) {
 
 static int cmd_erase(int argc, char **argv) {
         const char *label = KOS_LABEL_DATA, *path;
-        char error[300] = "";
+        struct kos_error error = KOS_ERROR_NULL;
         uint64_t size, erased;
         struct stat st;
 
@@ -58,9 +58,9 @@ static int cmd_erase(int argc, char **argv) {
                 return fail(EXIT_USAGE, "%s is neither a block device nor a file", path);
         else
                 size = (uint64_t)lseek(fd, 0, SEEK_END);
-        int r = kos_datafs_erase(fd, size, label, &erased, error, sizeof error);
+        int r = kos_datafs_erase(fd, size, label, &erased, &error);
         if (r < 0)
-                return fail(r == -EMEDIUMTYPE ? EXIT_INVALID : EXIT_USAGE, "%s: nothing erased: %s", path, error);
+                return fail(r == -EMEDIUMTYPE ? EXIT_INVALID : EXIT_USAGE, "%s: nothing erased: %s", path, error.msg);
         printf("%s: LUKS2 headers and key slots erased (%llu bytes)\n", path, (unsigned long long)erased);
         return EXIT_OK;
 }
@@ -85,7 +85,7 @@ static int cmd_factory_reset(int argc, char **argv) {
 
 /* The kos-recovery token of a LUKS2 header (or the file itself, when it
  * is a token's JSON): malloc'd. */
-static char *find_recovery_token(const char *path, char *error, size_t error_size) {
+static char *find_recovery_token(const char *path, struct kos_error *ret_error) {
         _cleanup_free_ char *json = NULL;
         size_t len;
         uint64_t hdr_size;
@@ -95,16 +95,17 @@ static char *find_recovery_token(const char *path, char *error, size_t error_siz
 
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
-                snprintf(error, error_size, "cannot open %s: %m", path);
+                kos_error_set(ret_error, -errno, "cannot open %s: %m", path);
                 return NULL;
         }
         char first = 0;
         if (pread(fd, &first, 1, 0) == 1 && first == '{') {
-                if (kos_read_file_at(AT_FDCWD, path, 65536, &found, &len) < 0)
-                        snprintf(error, error_size, "cannot read %s", path);
+                int r = kos_read_file_at(AT_FDCWD, path, 65536, &found, &len);
+                if (r < 0)
+                        kos_error_set(ret_error, r, "cannot read %s", path);
                 return found;
         }
-        if (kos_luks2_read_json(fd, NULL, &json, &hdr_size, error, error_size) < 0)
+        if (kos_luks2_read_json(fd, NULL, &json, &hdr_size, ret_error) < 0)
                 return NULL;
         json_t *o = json_loads(json, 0, NULL);
         json_object_foreach(json_object_get(o, "tokens"), key, token)
@@ -112,7 +113,7 @@ static char *find_recovery_token(const char *path, char *error, size_t error_siz
                         found = json_dumps(token, JSON_COMPACT);
         json_decref(o);
         if (!found)
-                snprintf(error, error_size, "its LUKS2 header has no " KOS_DATAFS_RECOVERY_TOKEN " token");
+                kos_error_set(ret_error, -ENOENT, "its LUKS2 header has no " KOS_DATAFS_RECOVERY_TOKEN " token");
         return found;
 }
 
@@ -120,7 +121,8 @@ static int cmd_recover(int argc, char **argv) {
         static const struct option options[] = {
                 {"key", required_argument, NULL, 'k'}, {"cert", required_argument, NULL, 'c'}, {}};
         const char *key = NULL, *cert = NULL;
-        char pass[KOS_DATAFS_RECOVERY_PASS_MAX], error[300] = "";
+        char pass[KOS_DATAFS_RECOVERY_PASS_MAX];
+        struct kos_error error = KOS_ERROR_NULL;
         int c, keyslot;
 
         optind = 1;
@@ -134,11 +136,11 @@ static int cmd_recover(int argc, char **argv) {
         }
         if (!key || optind != argc - 1)
                 return usage_error("datafs", "recover takes --key KEY.pem and one DEVICE, IMAGE or TOKEN.json");
-        _cleanup_free_ char *token = find_recovery_token(argv[optind], error, sizeof error);
+        _cleanup_free_ char *token = find_recovery_token(argv[optind], &error);
         if (!token)
-                return fail(EXIT_INVALID, "%s: %s", argv[optind], error);
-        if (kos_datafs_recovery_open(token, key, cert, pass, &keyslot, error, sizeof error) < 0)
-                return fail(EXIT_INVALID, "%s: %s", argv[optind], error);
+                return fail(EXIT_INVALID, "%s: %s", argv[optind], error.msg);
+        if (kos_datafs_recovery_open(token, key, cert, pass, &keyslot, &error) < 0)
+                return fail(EXIT_INVALID, "%s: %s", argv[optind], error.msg);
         printf("%s\n", pass);
         fprintf(stderr, "kos: the recovery passphrase of %s opens its key slot %d\n", argv[optind], keyslot);
         explicit_bzero(pass, sizeof pass);
