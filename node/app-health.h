@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kos-error.h"
+
 struct unit_info {
         char load[32], active[32], sub[32]; /* LoadState, ActiveState, SubState */
         char result[32], type[32];          /* a service's Result and Type ("success", "" otherwise) */
@@ -22,5 +24,5 @@ struct unit_info {
  * Requires=, Requisite=, BindsTo=, Upholds=), so it must have started; a unit
  * only part of the target (PartOf=, BindsTo= on its side) may be started on
  * demand, and is down only once it has failed. True if up; if not, WHY
- * (SIZE bytes) says what it is. */
-bool app_unit_judge(const char *unit, const struct unit_info *u, bool service, bool strict, char *why, size_t size);
+ * says what it is (code -ESRCH). */
+bool app_unit_judge(const char *unit, const struct unit_info *u, bool service, bool strict, struct kos_error *why);

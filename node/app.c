@@ -83,7 +83,7 @@ static void app_failed(struct node *n, const char *why) {
 /* One property of the unit at PATH: TYPE 's' into a char[32], else a
  * trivial type into RET. On failure, WHY says which and why. */
 static int unit_property(struct node *n, const char *path, const char *iface, const char *name, char type, void *ret,
-                         char *why, size_t size) {
+                         struct kos_error *why) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         char *value = NULL;
         int r = type == 's' ? sd_bus_get_property_string(n->bus, "org.freedesktop.systemd1", path, iface, name, &error, &value)
@@ -91,13 +91,13 @@ static int unit_property(struct node *n, const char *path, const char *iface, co
         if (r >= 0 && type == 's')
                 snprintf(ret, 32, "%s", value);
         if (r < 0)
-                snprintf(why, size, "cannot read %s: %s", name, error.message ? error.message : strerror(-r));
+                kos_error_set(why, r, "cannot read %s: %s", name, error.message ? error.message : strerror(-r));
         free(value);
         sd_bus_error_free(&error);
         return r;
 }
 
-static int read_unit(struct node *n, const char *unit, bool service, struct unit_info *u, char *why, size_t size) {
+static int read_unit(struct node *n, const char *unit, bool service, struct unit_info *u, struct kos_error *why) {
         static const char unit_iface[] = "org.freedesktop.systemd1.Unit", service_iface[] = "org.freedesktop.systemd1.Service";
         const struct {
                 bool service;
@@ -122,28 +122,27 @@ static int read_unit(struct node *n, const char *unit, bool service, struct unit
 
         *u = (struct unit_info){.result = "success"};
         if (r < 0)
-                snprintf(why, size, "cannot name %s on the bus: %s", unit, strerror(-r));
+                kos_error_set(why, r, "cannot name %s on the bus: %s", unit, strerror(-r));
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(props); i++)
                 if (service || !props[i].service)
                         r = unit_property(n, path, props[i].service ? service_iface : unit_iface, props[i].name, props[i].type,
-                                          props[i].ret, why, size);
+                                          props[i].ret, why);
         free(path);
         return r;
 }
 
 /* Whether UNIT is up when the settle time ends (app-health.h); STRICT: the
  * target pulls it in. If not, WHY says what it is. */
-static bool app_unit_up(struct node *n, const char *unit, bool strict, char *why, size_t size) {
+static bool app_unit_up(struct node *n, const char *unit, bool strict, struct kos_error *why) {
         size_t len = strlen(unit);
         bool service = len > 8 && strcmp(unit + len - 8, ".service") == 0;
         struct unit_info u;
-        char reason[160];
 
-        if (read_unit(n, unit, service, &u, reason, sizeof reason) < 0) {
-                snprintf(why, size, "%s: %s", unit, reason);
+        if (read_unit(n, unit, service, &u, why) < 0) {
+                kos_error_prefix(why, "%s: ", unit);
                 return false;
         }
-        return app_unit_judge(unit, &u, service, strict, why, size);
+        return app_unit_judge(unit, &u, service, strict, why);
 }
 
 static bool in_strv(char **list, const char *s) {
@@ -157,7 +156,7 @@ static bool in_strv(char **list, const char *s) {
  * (Wants=, Requires=, Requisite=, BindsTo=, Upholds=: strict), and those
  * part of it (PartOf= and BindsTo= of theirs: ConsistsOf, BoundBy). A unit
  * it only wants can fail while the target stays active. */
-static bool app_up(struct node *n, char *why, size_t size) {
+static bool app_up(struct node *n, struct kos_error *why) {
         static const char *const lists[] = {"Wants", "Requires", "Requisite", "BindsTo", "Upholds", "ConsistsOf", "BoundBy"};
         enum { N_STRICT = 5 };
         char **units[ELEMENTSOF(lists)] = {0};
@@ -166,9 +165,9 @@ static bool app_up(struct node *n, char *why, size_t size) {
         bool up = strcmp(state, "active") == 0;
 
         if (!up)
-                snprintf(why, size, "%s is %s", APP_TARGET, state);
+                kos_error_set(why, -ESRCH, "%s is %s", APP_TARGET, state);
         else if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", APP_TARGET, &path) < 0) {
-                snprintf(why, size, "out of memory");
+                kos_error_set(why, -ENOMEM, "out of memory");
                 up = false;
         }
         for (size_t i = 0; up && i < ELEMENTSOF(lists); i++) {
@@ -176,7 +175,7 @@ static bool app_up(struct node *n, char *why, size_t size) {
                 int r = sd_bus_get_property_strv(n->bus, "org.freedesktop.systemd1", path, "org.freedesktop.systemd1.Unit",
                                                  lists[i], &error, &units[i]);
                 if (r < 0) {
-                        snprintf(why, size, "cannot read %s's %s: %s", APP_TARGET, lists[i],
+                        kos_error_set(why, r, "cannot read %s's %s: %s", APP_TARGET, lists[i],
                                  error.message ? error.message : strerror(-r));
                         up = false;
                 }
@@ -192,7 +191,7 @@ static bool app_up(struct node *n, char *why, size_t size) {
                                         strict = true;
                         }
                         if (!seen)
-                                up = app_unit_up(n, *u, strict, why, size);
+                                up = app_unit_up(n, *u, strict, why);
                 }
         for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
                 for (char **u = units[i]; u && *u; u++)
@@ -205,13 +204,14 @@ static bool app_up(struct node *n, char *why, size_t size) {
 
 static int on_settled(sd_event_source *s, uint64_t usec, void *userdata) {
         struct node *n = userdata;
-        char why[256], failed[320];
+        struct kos_error why = KOS_ERROR_NULL;
 
-        if (app_up(n, why, sizeof why)) {
+        if (app_up(n, &why)) {
                 set_state(n, RUNNING);
                 mark_good(n);
         } else {
-                snprintf(failed, sizeof failed, "%s after %u s", why, n->settle);
+                char failed[KOS_ERROR_MSG_MAX + 32];
+                snprintf(failed, sizeof failed, "%s after %u s", why.msg, n->settle);
                 app_failed(n, failed);
         }
         return 0;
