@@ -69,13 +69,26 @@ run_test() {
         if [ "${KEEP_TEST_DIRS:-}" = 1 ]; then echo "  kept $dir"; else rm -rf "$dir" "$dir.log" "$dir.boots" "$dir.times"; fi
 }
 
-# JOBS tests at a time (default 1), in name order; each prints its lines
+# The order the tests start in: the first of every file, then the second of
+# every file, and so on (each file's own in name order). The tests of one
+# file often share boots (tests/vm/lib.sh, vm_shared_boot): started side by
+# side, the second would hold a job only to wait for the first one's boots.
+start_order() {
+        local t
+        shopt -s extdebug # declare -F NAME: "NAME LINE FILE"
+        for t in $(declare -F | awk '{print $3}' | grep '^test_'); do
+                declare -F "$t" | awk '{ print $3, $1 }'
+        done | awk '{ print n[$1]++, $1, $2 }' | sort -s -k1,1n -k2,2 | awk '{ print $3 }'
+        shopt -u extdebug
+}
+
+# JOBS tests at a time (default 1), in start_order; each prints its lines
 # when it ends.
 mkdir -p "$KOS_RUN_CACHE/status"
 long=()
 [ -z "${LONG_TESTS:-}" ] || [ ! -e "$here/long.list" ] || mapfile -t long < <(sed 's/#.*//; s/[[:space:]]//g; /^$/d' "$here/long.list")
 is_long() { local l; for l in "${long[@]}"; do [ "test_$l" = "$1" ] && return 0; done; return 1; }
-for t in $(declare -F | awk '{print $3}' | grep '^test_' ); do
+for t in $(start_order); do
         case ${LONG_TESTS:-} in
         skip) ! is_long "$t" || continue ;;
         only) is_long "$t" || continue ;;

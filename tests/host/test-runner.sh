@@ -184,6 +184,22 @@ test_runner_vm_suite_leaves_the_long_list_to_check_long_and_loses_no_test() {
         [ "$(cat ran)" = long_one ] || fail "the suite vm-long ran: $(tr '\n' ' ' <ran)"
 }
 
+# The first test of every file starts before the second of any (tests of
+# one file share boots, and the second would only wait for the first's).
+test_runner_starts_the_first_test_of_every_file_before_the_second_of_any() {
+        mkdir -p fake vmtests
+        : >fake/kos && chmod +x fake/kos
+        echo 'fail() { echo "$*" >&2; exit 1; }' >vmtests/lib.sh
+        local t
+        for t in a_one a_two a_three; do printf 'test_%s() { echo %s >>%s/ran; }\n' "$t" "$t" "$PWD"; done >vmtests/test-a.sh
+        for t in b_one b_two; do printf 'test_%s() { echo %s >>%s/ran; }\n' "$t" "$t" "$PWD"; done >vmtests/test-b.sh
+        printf 'test_c_one() { echo c_one >>%s/ran; }\n' "$PWD" >vmtests/test-c.sh
+        rc=0
+        VM_JOBS=1 VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 || rc=$?
+        [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "6 passed, 0 failed" ] || fail "rc=$rc, summary: $(tail -n 1 out)"
+        [ "$(tr '\n' ' ' <ran)" = "a_one b_one c_one a_three b_two a_two " ] || fail "the order: $(tr '\n' ' ' <ran)"
+}
+
 # Every name in tests/vm/long.list is a VM test that exists: a renamed test
 # would otherwise leave make check and make check-long both.
 test_runner_long_list_names_only_vm_tests_that_exist() {
