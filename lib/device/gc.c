@@ -80,6 +80,30 @@ static bool is_kept(const struct kos_gc_options *options, const uint8_t digest[s
         return false;
 }
 
+/* The .tmp- files a cut left in manifests/ (kos_write_file_atomic_at()
+ * of a manifest or its signature; only an install writes there, and one
+ * runs at a time). Best effort: what cannot be removed (a planted
+ * directory) stays, and is never read as a manifest. */
+static void remove_manifest_leftovers(const struct kos_imagefs *img, const struct kos_gc_options *options) {
+        DIR *d = fdopendir(fcntl(img->manifests_fd, F_DUPFD_CLOEXEC, 3));
+        unsigned removed = 0;
+
+        if (!d)
+                return;
+        rewinddir(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                if (strncmp(de->d_name, ".tmp-", 5) != 0)
+                        continue;
+                if (options->on_remove)
+                        options->on_remove(de->d_name, options->userdata);
+                if (!options->dry_run && unlinkat(img->manifests_fd, de->d_name, 0) == 0)
+                        removed++;
+        }
+        closedir(d);
+        if (removed > 0)
+                (void)fsync(img->manifests_fd);
+}
+
 int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *options) {
         struct gc_walk walk = {.options = options};
         uint8_t digest[KOS_SHA256_LEN];
@@ -121,6 +145,8 @@ int kos_imagefs_gc(const struct kos_imagefs *img, const struct kos_gc_options *o
                 closedir(d);
         if (r >= 0 && !options->dry_run && removed > 0 && fsync(img->components_fd) < 0)
                 r = -errno;
+        if (r >= 0)
+                remove_manifest_leftovers(img, options);
         free(walk.refs.digests);
         return r;
 }

@@ -29,8 +29,8 @@ struct kos_gc_options {
 };
 
 /* Removes components no authenticated installed manifest references (nor
- * options->keep names), and .tmp-* leftovers (but the .tmp-pull- downloads
- * of options->keep). A manifest that cannot be authenticated or parsed, or
+ * options->keep names), and .tmp-* leftovers in components/ (but the
+ * .tmp-pull- downloads of options->keep) and in manifests/ (best effort). A manifest that cannot be authenticated or parsed, or
  * whose security_version is below the rollback floor (it can never boot
  * here again), is ignored (on_ignored hears it); an I/O error reading one stops gc with
  * nothing removed, since then nothing is known to be unreferenced. */

@@ -87,6 +87,9 @@ test_bundle_install_killed_at_every_point_never_leaves_nothing_to_boot() {
                 [ "$selected" = a ] || [ "$selected" = b ] || fail "point $point: nothing bootable ($selected)"
                 "$KOS" bundle install --keyring keyring img b.kosb >/dev/null || fail "point $point: retry failed"
                 [ "$(select_json | jq -r .selected.name)" = b ] || fail "point $point: retry did not activate b"
+                # The install that completes removes what the cut one left (make soak found a manifest's).
+                [ -z "$(find img/components img/manifests -name '.tmp-*')" ] ||
+                        fail "point $point: left after the retry: $(find img -name '.tmp-*')"
                 [ "$point" -lt 500 ] || fail "no end in sight"
         done
         echo "killed at $killed points" >&2
