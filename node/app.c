@@ -13,6 +13,8 @@
 #include "bootstate.h"
 #include "node.h"
 
+#define SYSTEMD_UNIT_PATH "/org/freedesktop/systemd1/unit"
+
 static const char *const state_names[] = {"starting", "installing", "holding", "starting-app", "settling", "running",
                                           "app-failed", "rebooting"};
 
@@ -50,36 +52,6 @@ void request_reboot(struct node *n, const char *why) {
         systemd_start_unit(n, "reboot.target", "replace-irreversibly", NULL, 0);
 }
 
-const char *app_active_state(struct node *n) {
-        static char state[32];
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        char *value = NULL;
-        char *path = NULL;
-
-        snprintf(state, sizeof state, "unknown");
-        if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", APP_TARGET, &path) >= 0 &&
-            sd_bus_get_property_string(n->bus, "org.freedesktop.systemd1", path, "org.freedesktop.systemd1.Unit",
-                                       "ActiveState", &error, &value) >= 0) {
-                snprintf(state, sizeof state, "%s", value);
-                free(value);
-        }
-        free(path);
-        sd_bus_error_free(&error);
-        return state;
-}
-
-/* The app did not come up. A manifest on trial reboots, so that the Boot
- * Kernel counts the try and, once they are used up, falls back by itself. */
-static void app_failed(struct node *n, const char *why) {
-        struct kos_boot_state st = {0};
-
-        set_state(n, APP_FAILED);
-        event("%s: the boot is not marked good", why);
-        if (n->have_imagefs && kos_boot_state_read(&n->img, n->id, &st) >= 0 && st.kind == KOS_BOOT_STATE_TRIES)
-                request_reboot(n, st.tries_left > 0 ? "manifest on trial failed; trying it again"
-                                                    : "manifest on trial failed and has no tries left; the Boot Kernel falls back");
-}
-
 /* One property of the unit at PATH: TYPE 's' into a char[32], else a
  * trivial type into RET. On failure, WHY says which and why. */
 static int unit_property(struct node *n, const char *path, const char *iface, const char *name, char type, void *ret,
@@ -95,6 +67,29 @@ static int unit_property(struct node *n, const char *path, const char *iface, co
         free(value);
         sd_bus_error_free(&error);
         return r;
+}
+
+const char *app_active_state(struct node *n) {
+        static char state[32];
+        char *path = NULL;
+
+        if (sd_bus_path_encode(SYSTEMD_UNIT_PATH, APP_TARGET, &path) < 0 ||
+            unit_property(n, path, "org.freedesktop.systemd1.Unit", "ActiveState", 's', state, NULL) < 0)
+                snprintf(state, sizeof state, "unknown");
+        free(path);
+        return state;
+}
+
+/* The app did not come up. A manifest on trial reboots, so that the Boot
+ * Kernel counts the try and, once they are used up, falls back by itself. */
+static void app_failed(struct node *n, const char *why) {
+        struct kos_boot_state st = {0};
+
+        set_state(n, APP_FAILED);
+        event("%s: the boot is not marked good", why);
+        if (n->have_imagefs && kos_boot_state_read(&n->img, n->id, &st) >= 0 && st.kind == KOS_BOOT_STATE_TRIES)
+                request_reboot(n, st.tries_left > 0 ? "manifest on trial failed; trying it again"
+                                                    : "manifest on trial failed and has no tries left; the Boot Kernel falls back");
 }
 
 static int read_unit(struct node *n, const char *unit, bool service, struct unit_info *u, struct kos_error *why) {
@@ -118,7 +113,7 @@ static int read_unit(struct node *n, const char *unit, bool service, struct unit
                 {true, "NRestarts", 'u', &u->restarts},
         };
         char *path = NULL;
-        int r = sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit, &path);
+        int r = sd_bus_path_encode(SYSTEMD_UNIT_PATH, unit, &path);
 
         *u = (struct unit_info){.result = "success"};
         if (r < 0)
@@ -166,7 +161,7 @@ static bool app_up(struct node *n, struct kos_error *why) {
 
         if (!up)
                 kos_error_set(why, -ESRCH, "%s is %s", APP_TARGET, state);
-        else if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", APP_TARGET, &path) < 0) {
+        else if (sd_bus_path_encode(SYSTEMD_UNIT_PATH, APP_TARGET, &path) < 0) {
                 kos_error_set(why, -ENOMEM, "out of memory");
                 up = false;
         }
