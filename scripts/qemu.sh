@@ -241,10 +241,12 @@ sb_enrolled_vars_make() {
         echo "$out"
 }
 
-# sb_expected_pcr7 KEYS_DIR: PCR 7 (SHA-256 bank, hex) of OVMF booting, with
-# Secure Boot enforcing, an image signed by KEYS_DIR's db key from a variable
-# store holding only its PK, KEK and db (sb_enrolled_vars; no dbx, no dbt),
-# computed on the host, no boot needed. EDK2's Tcg2Dxe (MeasureAllSecureVariables)
+# sb_expected_pcr7 KEYS_DIR [DBX]: PCR 7 (SHA-256 bank, hex) of OVMF booting,
+# with Secure Boot enforcing, an image signed by KEYS_DIR's db key from a
+# variable store holding only its PK, KEK and db (sb_enrolled_vars; no dbt),
+# and no dbx, or dbx holding the file DBX (the signature lists a dbx update
+# appended to an empty dbx: dbx_update_lists), computed on the host, no boot
+# needed. EDK2's Tcg2Dxe (MeasureAllSecureVariables)
 # extends PCR 7 with one EV_EFI_VARIABLE_DRIVER_CONFIG event each for
 # SecureBoot, PK, KEK, db and dbx (an absent variable is measured with no
 # data), at ReadyToBoot the EV_SEPARATOR (four zero bytes), then
@@ -257,6 +259,7 @@ sb_enrolled_vars_make() {
 # second image load).
 sb_expected_pcr7() {
         local keys=$1 d pcr
+        [ -z "${2:-}" ] || [ -f "$2" ] || { echo "sb_expected_pcr7: no such file: $2" >&2; return 1; }
         d=$(mktemp -d /tmp/kos-pcr7-XXXXXX)
         local global=61dfe48bca93d211aa0d00e098032b8c imagesec=cbb219d73a3d9645a3bcdad00e67656f
         bin() { printf "$(sed 's/../\\x&/g' <<<"$1")"; }
@@ -275,10 +278,23 @@ sb_expected_pcr7() {
         var_event "$global" PK "$keys/PK.esl" | extend
         var_event "$global" KEK "$keys/KEK.esl" | extend
         var_event "$imagesec" db "$keys/db.esl" | extend
-        var_event "$imagesec" dbx "$d/none" | extend
+        var_event "$imagesec" dbx "${2:-$d/none}" | extend
         head -c 4 /dev/zero | openssl dgst -sha256 -binary | extend
         var_event "$imagesec" db "$d/authority" | extend
         pcr=$(od -An -tx1 -v "$d/pcr" | tr -d ' \n')
         rm -rf "$d"
         echo "$pcr"
+}
+
+# dbx_update_lists AUTH OUT: the EFI_SIGNATURE_LISTs of a KEK-signed dbx
+# update (kos dbx create): past its EFI_VARIABLE_AUTHENTICATION_2 header, a
+# 16-byte EFI_TIME then a WIN_CERTIFICATE whose dwLength (little-endian, at
+# offset 16) covers the certificate. What dbx holds once the update is
+# appended to an empty dbx.
+dbx_update_lists() {
+        local len
+        len=$(od -An -tu4 -j16 -N4 "$1" | tr -d ' ')
+        [ -n "$len" ] && [ "$len" -gt 0 ] || { echo "dbx_update_lists: $1 is not an authenticated variable" >&2; return 1; }
+        tail -c +$((16 + len + 1)) "$1" >"$2"
+        [ -s "$2" ] || { echo "dbx_update_lists: $1 carries no signature list" >&2; return 1; }
 }

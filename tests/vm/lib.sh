@@ -235,3 +235,7 @@ expect_booted() { # NAME
 expect_log() { # REGEX
         grep -qE "$1" console.log || fail "console lacks /$1/"
 }
+
+# expect_in LOG REGEX [MESSAGE]: like expect_log, on another log (one boot of
+# several); MESSAGE says what is wrong, else the regex is named.
+expect_in() { grep -qaE "$2" "$1" || fail "${3:-$1 lacks: $2}"; }

@@ -150,5 +150,3 @@ test_datafs_plain_ext4_is_encrypted_in_place_resumes_after_a_power_cut_and_keeps
         ! grep -aq 'written under kos.datafs=plain' after.part || fail "the plain text is still on the partition"
 }
 
-# expect_in LOG REGEX: like expect_log, on one boot's log.
-expect_in() { grep -aqE "$2" "$1" || fail "$1 lacks: $2"; }

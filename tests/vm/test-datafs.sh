@@ -187,8 +187,6 @@ datafs_boots() {
         datafs_sum >after-planted.sum
 }
 
-# expect_in LOG REGEX: like expect_log, on another log of the shared boot.
-expect_in() { grep -aqE "$2" "$1" || fail "$1 lacks: $2"; }
 
 test_datafs_first_verified_boot_formats_luks2_seals_the_key_and_the_next_opens_it() {
         vm_shared_boot datafs datafs_boots

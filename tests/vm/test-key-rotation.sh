@@ -88,8 +88,6 @@ rot_removable() {
         cp "$(sb_enrolled_vars)" vars.fd
 }
 
-# expect_in LOG REGEX MESSAGE
-expect_in() { grep -qaE "$2" "$1" || fail "$3"; }
 
 test_manifest_key_rotates_from_k1_to_k2_through_three_boot_kernels_and_k1_releases_and_old_ukis_are_refused() {
         rot_fixture
