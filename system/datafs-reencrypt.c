@@ -32,7 +32,8 @@ static int make_header_file(const char *path) {
  * it (libcryptsetup moves the first segment now), then put at the head of
  * the device. */
 static int init_on_header_file(const char *device, const char *header_path, uint64_t shift,
-                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
+                               kos_datafs_reencrypt_format_fn format, kos_datafs_reencrypt_head_fn before_head,
+                               void *userdata, const char *pass,
                                bool *ret_head_written, struct kos_error *ret_error) {
         struct crypt_device *cd = NULL;
         struct crypt_params_reencrypt params = {
@@ -64,6 +65,8 @@ static int init_on_header_file(const char *device, const char *header_path, uint
         if (r < 0)
                 return kos_error_set(ret_error, r, "LUKS2 encryption cannot begin: %s", strerror(-r));
         cd = NULL;
+        if (before_head && (r = before_head(userdata, ret_error)) < 0)
+                return r;
         if ((r = crypt_init(&cd, device)) >= 0) {
                 *ret_head_written = true; /* from here the device may hold (part of) the header */
                 r = crypt_header_restore(cd, CRYPT_LUKS2, header_path);
@@ -76,7 +79,8 @@ static int init_on_header_file(const char *device, const char *header_path, uint
 }
 
 int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint64_t shift,
-                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
+                               kos_datafs_reencrypt_format_fn format, kos_datafs_reencrypt_head_fn before_head,
+                               void *userdata, const char *pass,
                                bool *ret_head_written, struct kos_error *ret_error) {
         int r;
 
@@ -87,7 +91,8 @@ int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint
         make_lock_dir();
         if ((r = make_header_file(header_path)) < 0)
                 return kos_error_set(ret_error, r, "cannot make %s: %s", header_path, strerror(-r));
-        r = init_on_header_file(device, header_path, shift, format, userdata, pass, ret_head_written, ret_error);
+        r = init_on_header_file(device, header_path, shift, format, before_head, userdata, pass, ret_head_written,
+                                ret_error);
         (void)unlink(header_path);
         return r;
 }

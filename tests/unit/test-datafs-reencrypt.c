@@ -102,7 +102,7 @@ static void cut_in_the_middle_and_resume(int *failed_) {
         pid_t pid = fork();
         CHECK(pid >= 0);
         if (pid == 0) {
-                int r = kos_datafs_reencrypt_begin(path, header, SHIFT, format, NULL, PASS, &head_written, &why);
+                int r = kos_datafs_reencrypt_begin(path, header, SHIFT, format, NULL, NULL, PASS, &head_written, &why);
                 if (r >= 0 && load(path, &cd) >= 0)
                         r = kos_datafs_reencrypt_run(cd, 0, PASS, die_in_the_middle, NULL, &why);
                 fprintf(stderr, "  the child was not cut: %d %s\n", r, why.msg);
@@ -147,7 +147,7 @@ TEST(datafs_encryption_in_place_refuses_a_shift_that_is_not_whole_4k_pairs) {
 
         snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
         snprintf(header, sizeof header, "%s/header", test_tmpdir());
-        CHECK(kos_datafs_reencrypt_begin(path, header, 4096, format, NULL, PASS, &head_written, &why) ==
+        CHECK(kos_datafs_reencrypt_begin(path, header, 4096, format, NULL, NULL, PASS, &head_written, &why) ==
               -EINVAL);
         CHECK(!head_written);
         CHECK(strstr(why.msg, "not a multiple of 8 KiB"));
