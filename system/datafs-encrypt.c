@@ -122,7 +122,8 @@ static void remove_pending_without_counter(struct kos_tpm *t) {
         uint64_t generation;
 
         if (kos_datafs_generation_read(t, &generation) != -ENOENT) {
-                early_log("DataFS: the DataFS generation counter is there: the conversion-pending marker stays with it");
+                early_log("DataFS: the DataFS generation counter is there: the conversion-pending marker stays with "
+                          "it");
                 return;
         }
         if (kos_datafs_pending_remove(t) < 0)
@@ -202,8 +203,12 @@ static int run_encryption(struct crypt_device *cd, const char *device, int keysl
         double start = early_uptime();
         int r;
 
-        if ((r = kos_datafs_reencrypt_run(cd, keyslot, pass, on_progress, &p, ret_error)) < 0)
+        r = kos_datafs_reencrypt_run(cd, keyslot, pass, DATAFS_ENCRYPT_HEADER_TMP, on_progress, &p, ret_error);
+        if (r < 0)
                 return r;
+        if (r == 1)
+                early_log("DataFS %s: every hotzone was encrypted before the cut, not the LUKS2 header's last update "
+                          "(which libcryptsetup does not resume): written here", device);
         early_log("DataFS %s: encrypted in place (%.1f s)", device, early_uptime() - start);
         return 0;
 }
