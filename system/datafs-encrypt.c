@@ -89,6 +89,7 @@ struct format {
         uint32_t sector_size;
         const struct datafs_sealed *k;
         uint64_t generation;
+        struct kos_tpm *t;
 };
 
 static int format_header(struct crypt_device *cd, void *userdata, struct kos_error *ret_error) {
@@ -100,8 +101,40 @@ static int format_header(struct crypt_device *cd, void *userdata, struct kos_err
         return slot;
 }
 
-/* The secrets, the generation (defined now: from here a plain ext4 on this
- * device is planted), the seal, and the header put on the partition. */
+/* The conversion-pending marker goes before the header's first byte: a
+ * cut while the header is written may leave an ext4 superblock over a head
+ * already partly overwritten, which a new beginning would copy again over
+ * the good copy; from here a cut leaves the lock of a planted file system,
+ * the data intact (as before the marker, but for milliseconds, not the
+ * seconds of the seal and the format). */
+static int remove_pending(void *userdata, struct kos_error *ret_error) {
+        const struct format *f = userdata;
+        int r = kos_datafs_pending_remove(f->t);
+
+        return r < 0 ? kos_error_set(ret_error, r, "cannot remove the conversion-pending marker (TPM NV 0x%08x): %s",
+                                     KOS_DATAFS_PENDING_INDEX, strerror(-r))
+                     : 0;
+}
+
+/* The marker goes when no counter is there (without it, it says nothing);
+ * with the counter it stays, and says to begin again. */
+static void remove_pending_without_counter(struct kos_tpm *t) {
+        uint64_t generation;
+
+        if (kos_datafs_generation_read(t, &generation) != -ENOENT) {
+                early_log("DataFS: the DataFS generation counter is there: the conversion-pending marker stays with "
+                          "it");
+                return;
+        }
+        if (kos_datafs_pending_remove(t) < 0)
+                early_log("DataFS: cannot remove the conversion-pending marker (TPM NV 0x%08x): harmless without "
+                          "the counter", KOS_DATAFS_PENDING_INDEX);
+}
+
+/* The conversion-pending marker, the secrets, the generation (defined now:
+ * from here a plain ext4 on this device is planted unless the marker is
+ * there), the seal, and the header put on the partition, the marker
+ * removed just before. */
 static int begin(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN], uint32_t sector_size,
                  int *ret_keyslot, char pass[static DATAFS_PASSPHRASE_MAX], struct kos_error *ret_error) {
         uint8_t secret[DATAFS_SECRET_LEN], volume_key[DATAFS_VOLUME_KEY_LEN];
@@ -113,28 +146,36 @@ static int begin(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][K
         if (getrandom(secret, sizeof secret, 0) != sizeof secret ||
             getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key)
                 return kos_error_set(ret_error, -EIO, "getrandom: %m");
-        if ((r = kos_datafs_generation_provision(t, &generation)) < 0) {
+        if ((r = kos_datafs_pending_define(t)) < 0 || (r = kos_datafs_generation_provision(t, &generation)) < 0) {
                 explicit_bzero(secret, sizeof secret);
                 explicit_bzero(volume_key, sizeof volume_key);
-                return kos_error_set(ret_error, r, "cannot define the DataFS generation (TPM NV 0x%08x): %s",
-                                     KOS_DATAFS_GENERATION_INDEX, strerror(-r));
+                remove_pending_without_counter(t);
+                return kos_error_set(ret_error, r, "cannot define the DataFS generation (TPM NV 0x%08x) and the "
+                                     "conversion-pending marker (TPM NV 0x%08x): %s", KOS_DATAFS_GENERATION_INDEX,
+                                     KOS_DATAFS_PENDING_INDEX,
+                                     r == -EPERM ? "an index there is not the one KOS defines" : strerror(-r));
         }
+        early_log("DataFS %s: DataFS generation %llu (TPM NV 0x%08x), the encryption in place marked pending (NV "
+                  "0x%08x): sealing its key", d->device, (unsigned long long)generation, KOS_DATAFS_GENERATION_INDEX,
+                  KOS_DATAFS_PENDING_INDEX);
         r = datafs_passphrase(secret, generation, pass);
         if (r >= 0)
                 r = datafs_seal_new(t, secret, values, &k, ret_error);
         explicit_bzero(secret, sizeof secret);
         if (r >= 0) {
                 d->tpm_used = true;
-                struct format f = {volume_key, pass, sector_size, &k, generation};
+                struct format f = {volume_key, pass, sector_size, &k, generation, t};
                 r = kos_datafs_reencrypt_begin(d->device, DATAFS_ENCRYPT_HEADER_TMP, DATAFS_ENCRYPT_SHIFT,
-                                               format_header, &f, pass, &head_written, ret_error);
+                                               format_header, remove_pending, &f, pass, &head_written, ret_error);
         }
         explicit_bzero(volume_key, sizeof volume_key);
-        /* Still the plain ext4: the counter this boot defined goes again, so
-         * that the next boot tries anew rather than taking it for planted. */
-        if (r < 0 && !head_written && kos_tpm_nv_undefine_space(t, KOS_DATAFS_GENERATION_INDEX) < 0)
-                early_log("DataFS: cannot remove the DataFS generation counter again: the next boots take this "
-                          "plain ext4 for a planted one");
+        /* Still the plain ext4, the marker not yet removed: the counter goes
+         * again, so that the next boot begins anew, then the marker. */
+        if (r < 0 && !head_written) {
+                if (kos_tpm_nv_undefine_space(t, KOS_DATAFS_GENERATION_INDEX) < 0) /* provisioned above: ours */
+                        early_log("DataFS: cannot remove the DataFS generation counter again");
+                remove_pending_without_counter(t);
+        }
         *ret_keyslot = 0; /* datafs_write_luks2's first slot on a new header */
         return r;
 }
@@ -162,8 +203,12 @@ static int run_encryption(struct crypt_device *cd, const char *device, int keysl
         double start = early_uptime();
         int r;
 
-        if ((r = kos_datafs_reencrypt_run(cd, keyslot, pass, on_progress, &p, ret_error)) < 0)
+        r = kos_datafs_reencrypt_run(cd, keyslot, pass, DATAFS_ENCRYPT_HEADER_TMP, on_progress, &p, ret_error);
+        if (r < 0)
                 return r;
+        if (r == 1)
+                early_log("DataFS %s: every hotzone was encrypted before the cut, not the LUKS2 header's last update "
+                          "(which libcryptsetup does not resume): written here", device);
         early_log("DataFS %s: encrypted in place (%.1f s)", device, early_uptime() - start);
         return 0;
 }
@@ -174,8 +219,10 @@ int datafs_encrypt_resume(struct crypt_device *cd, const char *device, int keysl
         return run_encryption(cd, device, keyslot, pass, ret_error);
 }
 
-/* Only a device whose DataFS was never encrypted: no generation counter in
- * its TPM, and the verified chain. Returns true with t open when it may. */
+/* Only a device whose DataFS was never encrypted (no generation counter in
+ * its TPM) or whose encryption in place was cut before its header was
+ * written (the counter and the conversion-pending marker), and the verified
+ * chain. Returns true with t open when it may. */
 static bool may_encrypt(struct datafs *d, bool marker, struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN]) {
         struct kos_error why = KOS_ERROR_NULL;
         uint64_t generation;
@@ -190,7 +237,12 @@ static bool may_encrypt(struct datafs *d, bool marker, struct kos_tpm *t, uint8_
                             r == -ENODEV ? "there is no TPM" : strerror(-r));
                 return false;
         }
-        if ((r = kos_datafs_generation_read(t, &generation)) != -ENOENT) {
+        /* The counter and the marker: a begin() a power cut stopped before
+         * its header was written; it begins again. */
+        if ((r = kos_datafs_generation_read(t, &generation)) >= 0 && kos_datafs_pending_read(t) == 1)
+                early_log("DataFS %s: an encryption in place was cut before its header was written: starting it "
+                          "again", d->device);
+        else if (r != -ENOENT) {
                 kos_tpm_close(t);
                 datafs_lock(d, PLANTED " (%s)", r >= 0 ? "this TPM's DataFS generation counter says it was encrypted before"
                                                        : strerror(-r));

@@ -2,13 +2,17 @@
 /* LUKS2 encryption in place with a data shift: see datafs-reencrypt.h. */
 #include "datafs-reencrypt.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sha256.h"
 #include "util.h"
 
 #define SECTOR 512u
@@ -32,7 +36,8 @@ static int make_header_file(const char *path) {
  * it (libcryptsetup moves the first segment now), then put at the head of
  * the device. */
 static int init_on_header_file(const char *device, const char *header_path, uint64_t shift,
-                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
+                               kos_datafs_reencrypt_format_fn format, kos_datafs_reencrypt_head_fn before_head,
+                               void *userdata, const char *pass,
                                bool *ret_head_written, struct kos_error *ret_error) {
         struct crypt_device *cd = NULL;
         struct crypt_params_reencrypt params = {
@@ -64,6 +69,8 @@ static int init_on_header_file(const char *device, const char *header_path, uint
         if (r < 0)
                 return kos_error_set(ret_error, r, "LUKS2 encryption cannot begin: %s", strerror(-r));
         cd = NULL;
+        if (before_head && (r = before_head(userdata, ret_error)) < 0)
+                return r;
         if ((r = crypt_init(&cd, device)) >= 0) {
                 *ret_head_written = true; /* from here the device may hold (part of) the header */
                 r = crypt_header_restore(cd, CRYPT_LUKS2, header_path);
@@ -76,7 +83,8 @@ static int init_on_header_file(const char *device, const char *header_path, uint
 }
 
 int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint64_t shift,
-                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
+                               kos_datafs_reencrypt_format_fn format, kos_datafs_reencrypt_head_fn before_head,
+                               void *userdata, const char *pass,
                                bool *ret_head_written, struct kos_error *ret_error) {
         int r;
 
@@ -87,7 +95,8 @@ int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint
         make_lock_dir();
         if ((r = make_header_file(header_path)) < 0)
                 return kos_error_set(ret_error, r, "cannot make %s: %s", header_path, strerror(-r));
-        r = init_on_header_file(device, header_path, shift, format, userdata, pass, ret_head_written, ret_error);
+        r = init_on_header_file(device, header_path, shift, format, before_head, userdata, pass, ret_head_written,
+                                ret_error);
         (void)unlink(header_path);
         return r;
 }
@@ -106,7 +115,251 @@ static int on_progress(uint64_t total, uint64_t done, void *usrptr) {
         return 0; /* never stop: a power cut is the only interruption */
 }
 
-int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
+/* --- A cut after the last hotzone -----------------------------------------
+ * libcryptsetup 2.6.1 ends an encryption with one more header update
+ * (reencrypt_teardown_ok(): the moved first segment wiped, the reencrypt
+ * key slot destroyed, the backup segments erased, the requirement
+ * "online-reencrypt-v2" dropped). A cut before it leaves a header whose
+ * data segment already covers all the data, encrypted, which its resume
+ * refuses ("Failed to set device segments for next reencryption hotzone",
+ * -EIO; neither CRYPT_REENCRYPT_RECOVERY nor crypt_repair() clears it).
+ * That update is done here instead, on a backup of the header, which is
+ * then restored: the key slot areas go back byte for byte as they were, and
+ * each of the two JSON copies carries its own checksum and a higher
+ * sequence number, so a cut while it is restored leaves the old header or
+ * the new one, and either is handled at the next boot. */
+
+#define LUKS2_BINARY_HEADER 4096u
+#define LUKS2_HEADER_MIN 16384u
+#define LUKS2_HEADER_MAX (4u << 20)
+#define LUKS2_SEQID_AT 16
+#define LUKS2_CSUM_ALG_AT 0x48
+#define LUKS2_CSUM_AT 0x1c0
+
+static bool has_flag_prefix(json_t *segment, const char *prefix) {
+        json_t *flag;
+        size_t i;
+
+        json_array_foreach(json_object_get(segment, "flags"), i, flag)
+                if (json_is_string(flag) && strncmp(json_string_value(flag), prefix, strlen(prefix)) == 0)
+                        return true;
+        return false;
+}
+
+static json_t *requirements(json_t *root) {
+        return json_object_get(json_object_get(json_object_get(root, "config"), "requirements"), "mandatory");
+}
+
+/* The requirement of an encryption in progress is still set, and the one
+ * segment that is not a backup is "0": crypt, from the data offset to the
+ * end of the device. */
+static bool all_encrypted(json_t *root, uint64_t data_offset) {
+        json_t *segments = json_object_get(root, "segments"), *segment, *req;
+        const char *id;
+        char offset[32];
+        bool required = false;
+        size_t i;
+
+        json_array_foreach(requirements(root), i, req)
+                required |= json_is_string(req) && strncmp(json_string_value(req), "online-reencrypt", 16) == 0;
+        if (!required || !json_is_object(segments))
+                return false;
+        snprintf(offset, sizeof offset, "%llu", (unsigned long long)data_offset);
+        json_object_foreach(segments, id, segment)
+                if (!has_flag_prefix(segment, "backup-") &&
+                    (strcmp(id, "0") != 0 || !json_is_string(json_object_get(segment, "type")) ||
+                     strcmp(json_string_value(json_object_get(segment, "type")), "crypt") != 0 ||
+                     !json_is_string(json_object_get(segment, "offset")) ||
+                     strcmp(json_string_value(json_object_get(segment, "offset")), offset) != 0 ||
+                     !json_is_string(json_object_get(segment, "size")) ||
+                     strcmp(json_string_value(json_object_get(segment, "size")), "dynamic") != 0 ||
+                     json_object_get(segment, "flags")))
+                        return false;
+        return json_object_get(segments, "0") != NULL;
+}
+
+/* The moved first segment (a plain-text copy of the file system's first
+ * shift / 2 bytes) of root: 0 with its offset and size, -ENOENT. */
+static int moved_segment(json_t *root, uint64_t *ret_offset, uint64_t *ret_size) {
+        json_t *segment;
+        const char *id;
+
+        json_object_foreach(json_object_get(root, "segments"), id, segment)
+                if (has_flag_prefix(segment, "backup-moved-segment")) {
+                        const char *o = json_string_value(json_object_get(segment, "offset"));
+                        const char *z = json_string_value(json_object_get(segment, "size"));
+                        char *end1, *end2;
+                        if (!o || !z)
+                                return -EBADMSG;
+                        errno = 0;
+                        *ret_offset = strtoull(o, &end1, 10);
+                        *ret_size = strtoull(z, &end2, 10);
+                        return errno || *end1 || *end2 || end1 == o || end2 == z ? -EBADMSG : 0;
+                }
+        return -ENOENT;
+}
+
+/* root as libcryptsetup's last update leaves it: the backup segments, the
+ * reencrypt key slot and the digests of no other key slot gone, every
+ * digest bound to segment "0" alone, the requirement dropped. */
+static void finish_json(json_t *root) {
+        json_t *segments = json_object_get(root, "segments"), *keyslots = json_object_get(root, "keyslots");
+        json_t *digests = json_object_get(root, "digests"), *req = requirements(root), *v, *k;
+        const char *id;
+        void *tmp;
+        size_t i;
+
+        json_object_foreach_safe(segments, tmp, id, v)
+                if (strcmp(id, "0") != 0)
+                        json_object_del(segments, id);
+        json_object_foreach_safe(keyslots, tmp, id, v)
+                if (json_is_string(json_object_get(v, "type")) &&
+                    strcmp(json_string_value(json_object_get(v, "type")), "reencrypt") == 0)
+                        json_object_del(keyslots, id);
+        json_object_foreach_safe(digests, tmp, id, v) {
+                json_t *kept = json_array();
+                json_array_foreach(json_object_get(v, "keyslots"), i, k)
+                        if (json_is_string(k) && json_object_get(keyslots, json_string_value(k)))
+                                json_array_append(kept, k);
+                if (json_array_size(kept) == 0)
+                        json_object_del(digests, id);
+                else {
+                        json_object_set_new(v, "keyslots", kept);
+                        json_object_set_new(v, "segments", json_pack("[s]", "0"));
+                        kept = NULL;
+                }
+                json_decref(kept);
+        }
+        for (i = json_array_size(req); i-- > 0;)
+                if (json_is_string(json_array_get(req, i)) &&
+                    strncmp(json_string_value(json_array_get(req, i)), "online-reencrypt", 16) == 0)
+                        json_array_remove(req, i);
+        if (req && json_array_size(req) == 0) {
+                json_t *config = json_object_get(root, "config");
+                json_object_del(json_object_get(config, "requirements"), "mandatory");
+                if (json_object_size(json_object_get(config, "requirements")) == 0)
+                        json_object_del(config, "requirements");
+        }
+}
+
+/* One header copy of size bytes at area (binary header, then JSON): json
+ * put in, the sequence number seqid, the SHA-256 checksum again. */
+static int rewrite_copy(uint8_t *area, size_t size, const char *json, uint64_t seqid) {
+        uint8_t digest[KOS_SHA256_LEN];
+        size_t len = strlen(json);
+        uint64_t be = htobe64(seqid);
+        int r;
+
+        if (len >= size - LUKS2_BINARY_HEADER)
+                return -E2BIG;
+        memset(area + LUKS2_BINARY_HEADER, 0, size - LUKS2_BINARY_HEADER);
+        memcpy(area + LUKS2_BINARY_HEADER, json, len);
+        memcpy(area + LUKS2_SEQID_AT, &be, sizeof be);
+        memset(area + LUKS2_CSUM_AT, 0, 64);
+        if ((r = kos_sha256(area, size, digest)) < 0)
+                return r;
+        memcpy(area + LUKS2_CSUM_AT, digest, sizeof digest);
+        return 0;
+}
+
+/* The header backup at path (both copies, then the key slot areas, as on
+ * the disk) with json in both copies. */
+static int rewrite_backup(const char *path, const char *json) {
+        static const uint8_t magic[2][6] = {{'L', 'U', 'K', 'S', 0xba, 0xbe}, {'S', 'K', 'U', 'L', 0xba, 0xbe}};
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        _cleanup_free_ uint8_t *area = NULL;
+        uint8_t bin[LUKS2_BINARY_HEADER];
+        uint64_t size, seqid[2];
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        if (pread(fd, bin, sizeof bin, 0) != (ssize_t)sizeof bin)
+                return -EIO;
+        memcpy(&size, bin + 8, sizeof size);
+        size = be64toh(size);
+        if (size < LUKS2_HEADER_MIN || size > LUKS2_HEADER_MAX || (size & (size - 1)) != 0 || !(area = malloc(size)))
+                return -EBADMSG;
+        for (int copy = 0; copy < 2; copy++) {
+                if (pread(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
+                        return -EIO;
+                if (memcmp(area, magic[copy], sizeof magic[copy]) != 0 || area[6] != 0 || area[7] != 2 ||
+                    strncmp((const char *)area + LUKS2_CSUM_ALG_AT, "sha256", 32) != 0)
+                        return -EBADMSG;
+                memcpy(&seqid[copy], area + LUKS2_SEQID_AT, sizeof seqid[copy]);
+                seqid[copy] = be64toh(seqid[copy]);
+        }
+        for (int copy = 0; copy < 2; copy++) {
+                if (pread(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
+                        return -EIO;
+                if ((r = rewrite_copy(area, size, json, (seqid[0] > seqid[1] ? seqid[0] : seqid[1]) + 1)) < 0)
+                        return r;
+                if (pwrite(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
+                        return -EIO;
+        }
+        return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* cd (its header loaded, the passphrase proven) finished by hand, then
+ * loaded again: 0, or a negative errno with ret_error filled. */
+static int finish_by_hand(struct crypt_device *cd, json_t *root, const char *header_path, struct kos_error *ret_error) {
+        uint64_t offset, size;
+        char *json;
+        int r;
+
+        /* libcryptsetup's own order: the plain-text copy goes first. */
+        if ((r = moved_segment(root, &offset, &size)) >= 0 &&
+            (r = crypt_wipe(cd, NULL, CRYPT_WIPE_RANDOM, offset, size, 1 << 20, 0, NULL, NULL)) < 0)
+                return kos_error_set(ret_error, r, "cannot wipe the moved first segment: %s", strerror(-r));
+        if (r < 0 && r != -ENOENT)
+                return kos_error_set(ret_error, r, "the LUKS2 header's moved segment is not readable");
+        finish_json(root);
+        if (!(json = json_dumps(root, JSON_COMPACT)))
+                return kos_error_set(ret_error, -ENOMEM, "cannot write the LUKS2 header's JSON");
+        (void)unlink(header_path);
+        r = crypt_header_backup(cd, CRYPT_LUKS2, header_path);
+        if (r >= 0)
+                r = rewrite_backup(header_path, json);
+        free(json);
+        if (r >= 0)
+                r = crypt_header_restore(cd, CRYPT_LUKS2, header_path);
+        (void)unlink(header_path);
+        if (r >= 0)
+                r = crypt_load(cd, CRYPT_LUKS2, NULL);
+        return r < 0 ? kos_error_set(ret_error, r, "cannot write the finished LUKS2 header: %s", strerror(-r)) : 0;
+}
+
+/* 1 when cd's header is that of an encryption whose every hotzone is done
+ * but whose last header update did not land, and it was finished here; 0
+ * when it is not; or a negative errno with ret_error filled. */
+static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const char *pass, const char *header_path,
+                                   struct kos_error *ret_error) {
+        uint8_t volume_key[256];
+        size_t key_size = sizeof volume_key;
+        const char *dump;
+        json_t *root;
+        int r;
+
+        if (crypt_dump_json(cd, &dump, 0) < 0 || !(root = json_loads(dump, 0, NULL)))
+                return 0; /* libcryptsetup's resume says what is wrong */
+        if (!all_encrypted(root, crypt_get_data_offset(cd) * SECTOR)) {
+                json_decref(root);
+                return 0;
+        }
+        /* The header is changed only by the holder of a key slot. */
+        r = crypt_volume_key_get(cd, keyslot, (char *)volume_key, &key_size, pass, strlen(pass));
+        explicit_bzero(volume_key, sizeof volume_key);
+        if (r < 0) {
+                json_decref(root);
+                return kos_error_set(ret_error, r, "the passphrase does not open key slot %d: %s", keyslot,
+                                     strerror(-r));
+        }
+        r = finish_by_hand(cd, root, header_path, ret_error);
+        json_decref(root);
+        return r < 0 ? r : 1;
+}
+
+int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass, const char *header_path,
                              kos_datafs_reencrypt_progress_fn progress, void *userdata, struct kos_error *ret_error) {
         struct crypt_params_reencrypt params = {
                 .mode = CRYPT_REENCRYPT_ENCRYPT,
@@ -125,6 +378,8 @@ int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *p
                                                     &recovery)) < 0)
                 return kos_error_set(ret_error, r, "libcryptsetup does not recover the hotzone a cut interrupted: %s",
                                      strerror(-r));
+        if ((r = finish_if_all_encrypted(cd, keyslot, pass, header_path, ret_error)) != 0)
+                return r;
         if ((r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot, NULL, NULL,
                                                     &params)) < 0)
                 return kos_error_set(ret_error, r, "libcryptsetup does not load the encryption in progress: %s",

@@ -17,7 +17,9 @@
  *           system shrunk).
  *   run:    loads the encryption in progress (CRYPT_REENCRYPT_RESUME_ONLY;
  *           libcryptsetup first repairs a hotzone a power cut interrupted,
- *           from the "datashift" resilience) and runs it to the end, offline
+ *           from the "datashift" resilience; a cut after the last hotzone,
+ *           before libcryptsetup's last header update, is finished here)
+ *           and runs it to the end, offline
  *           (no device-mapper: the data is read, encrypted and written by
  *           libcryptsetup itself), calling progress after every hotzone.
  * The same run resumes it on any later boot. */
@@ -33,16 +35,26 @@
 /* Formats cd (LUKS2, on the header file with the data device) and adds the
  * key slot for pass: the key slot, or a negative errno with ret_error filled. */
 typedef int (*kos_datafs_reencrypt_format_fn)(struct crypt_device *cd, void *userdata, struct kos_error *ret_error);
+/* Called once, just before the first byte of the header is written at the
+ * head of the device (after the long part of begin: format, initialisation,
+ * the first segment's copy): a negative errno, with ret_error filled, stops
+ * begin there, the head of the device untouched. */
+typedef int (*kos_datafs_reencrypt_head_fn)(void *userdata, struct kos_error *ret_error);
 /* After each hotzone: bytes done of total. */
 typedef void (*kos_datafs_reencrypt_progress_fn)(uint64_t done, uint64_t total, void *userdata);
 
 /* 0, or a negative errno with ret_error filled. header_path must not exist
  * (created O_EXCL, removed before returning). ret_head_written: false when
  * the head of the device was not touched (it is the plain file system it
- * was, whatever the result). */
+ * was, whatever the result). before_head may be NULL. */
 int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint64_t shift,
-                               kos_datafs_reencrypt_format_fn format, void *userdata, const char *pass,
+                               kos_datafs_reencrypt_format_fn format, kos_datafs_reencrypt_head_fn before_head,
+                               void *userdata, const char *pass,
                                bool *ret_head_written, struct kos_error *ret_error);
-/* cd: the device's LUKS2 header, loaded; keyslot opened by pass. */
-int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
+/* cd: the device's LUKS2 header, loaded; keyslot opened by pass.
+ * header_path: where a backup of the header may be written (replaced,
+ * removed before returning) when a cut fell after the last hotzone, before
+ * libcryptsetup's last header update, which this then writes itself.
+ * 0, 1 when that is what it did, or a negative errno with ret_error filled. */
+int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass, const char *header_path,
                              kos_datafs_reencrypt_progress_fn progress, void *userdata, struct kos_error *ret_error);

@@ -101,6 +101,20 @@ static void migrate_token(struct crypt_device *cd, struct kos_tpm *t, int token,
         early_log("DataFS: key not migrated to the signed policies: %s", why.msg[0] ? why.msg : strerror(-r));
 }
 
+/* A conversion-pending marker beside a LUKS2 volume that opened says
+ * nothing true any more (its header was written; or root defined it):
+ * removed, so that a plain ext4 put here later is taken for planted. */
+static void remove_stale_pending(struct datafs *d, struct kos_tpm *t) {
+        int r = kos_datafs_pending_read(t);
+
+        if (r == 1 && (r = kos_datafs_pending_remove(t)) >= 0)
+                early_log("DataFS %s: its LUKS2 volume opened, and the conversion-pending marker (TPM NV 0x%08x) was "
+                          "still there: removed", d->device, KOS_DATAFS_PENDING_INDEX);
+        else if (r < 0 && r != -EPERM)
+                early_log("DataFS %s: cannot read or remove the conversion-pending marker (TPM NV 0x%08x): %s",
+                          d->device, KOS_DATAFS_PENDING_INDEX, strerror(-r));
+}
+
 static void open_luks2(struct datafs *d) {
         struct crypt_device *cd = NULL;
         struct datafs_sealed k;
@@ -181,6 +195,7 @@ static void open_luks2(struct datafs *d) {
         early_log("DataFS %s: LUKS2 opened with the key the TPM unsealed (%s; token %d, key slot %d)%s", d->device,
                   k.authorized ? "signed policy, salted session" : "PCR 7+15", token, keyslot,
                   d->needs_mkfs ? "; no file system inside yet" : "");
+        remove_stale_pending(d, &t);
 out:
         if (tpm_open)
                 kos_tpm_close(&t);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The DataFS generation counter: see datafs-generation.h. */
+/* The DataFS generation counter and the conversion-pending marker: see
+ * datafs-generation.h. */
 #include "datafs-generation.h"
 
 #include <errno.h>
@@ -9,6 +10,13 @@ static const struct kos_tpm_nv_public generation_public = {
         .name_alg = 0x000b, /* SHA-256 */
         .attributes = KOS_DATAFS_GENERATION_ATTRIBUTES,
         .data_size = 8,
+};
+
+static const struct kos_tpm_nv_public pending_public = {
+        .index = KOS_DATAFS_PENDING_INDEX,
+        .name_alg = 0x000b, /* SHA-256 */
+        .attributes = KOS_DATAFS_PENDING_ATTRIBUTES,
+        .data_size = KOS_DATAFS_PENDING_SIZE,
 };
 
 int kos_datafs_generation_read(struct kos_tpm *t, uint64_t *ret) {
@@ -41,4 +49,33 @@ int kos_datafs_generation_raise(struct kos_tpm *t, uint64_t *ret) {
         int r = kos_tpm_nv_increment(t, KOS_DATAFS_GENERATION_INDEX, KOS_TPM_RS_PW);
 
         return r < 0 ? r : kos_datafs_generation_read(t, ret);
+}
+
+int kos_datafs_pending_read(struct kos_tpm *t) {
+        struct kos_tpm_nv_public have;
+        int r = kos_tpm_nv_read_public(t, KOS_DATAFS_PENDING_INDEX, &have);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        /* TPMA_NV_WRITTEN aside (never written by KOS, but a write by root
+         * changes nothing the marker says). */
+        if ((have.attributes & ~KOS_TPM_NV_WRITTEN) != KOS_DATAFS_PENDING_ATTRIBUTES ||
+            have.data_size != KOS_DATAFS_PENDING_SIZE || have.name_alg != pending_public.name_alg ||
+            have.auth_policy_size != 0)
+                return -EPERM;
+        return 1;
+}
+
+int kos_datafs_pending_define(struct kos_tpm *t) {
+        int r = kos_datafs_pending_read(t);
+
+        return r != 0 ? (r < 0 ? r : 0) : kos_tpm_nv_define_space(t, &pending_public);
+}
+
+int kos_datafs_pending_remove(struct kos_tpm *t) {
+        int r = kos_datafs_pending_read(t);
+
+        return r <= 0 ? r : kos_tpm_nv_undefine_space(t, KOS_DATAFS_PENDING_INDEX);
 }

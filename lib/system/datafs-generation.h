@@ -30,3 +30,28 @@ _kos_must_check_ int kos_datafs_generation_read(struct kos_tpm *t, uint64_t *ret
 _kos_must_check_ int kos_datafs_generation_provision(struct kos_tpm *t, uint64_t *ret);
 /* Increments it (factory reset): the new generation. */
 _kos_must_check_ int kos_datafs_generation_raise(struct kos_tpm *t, uint64_t *ret);
+
+/* The conversion-pending marker (docs/system-kernel.md, "In-place
+ * encryption of a plain DataFS"): an ordinary index, defined and never
+ * written, whose presence says "an encryption in place of a plain DataFS
+ * was begun, and its LUKS2 header has not been written yet". It is defined
+ * before the generation counter and removed just before the header's first
+ * byte is written, so a power cut in between leaves a plain ext4, the
+ * counter and the marker: the next boot begins that encryption again rather
+ * than taking its own plain ext4 for a planted one. Only the TPM holds it:
+ * a disk alone cannot say "pending". */
+#define KOS_DATAFS_PENDING_INDEX 0x01004B45u /* "KE" */
+/* TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA | TPM_NT_ORDINARY. */
+#define KOS_DATAFS_PENDING_ATTRIBUTES 0x02040004u
+#define KOS_DATAFS_PENDING_SIZE 1
+
+/* 1 when the marker is there, 0 when not, -EPERM when an index at its
+ * handle is not what KOS defines (another type, attributes, size or a
+ * policy: not ours, never taken for the marker), another negative errno. */
+_kos_must_check_ int kos_datafs_pending_read(struct kos_tpm *t);
+/* Defines it (0 too when it is already there), -EPERM when an index at its
+ * handle is not ours (left alone). */
+_kos_must_check_ int kos_datafs_pending_define(struct kos_tpm *t);
+/* Removes it (0 too when it is not there), -EPERM when an index at its
+ * handle is not ours (left alone). */
+_kos_must_check_ int kos_datafs_pending_remove(struct kos_tpm *t);

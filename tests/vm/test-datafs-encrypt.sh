@@ -2,15 +2,20 @@
 # docs/system-kernel.md, "In-place encryption of a plain DataFS"): a device
 # whose release kept the DataFS plain (ext4 over the whole partition, with
 # the user's files) boots a release whose signed cmdline says
-# kos.datafs=luks2. One disk and one TPM go through three boots:
-#   1. the System Kernel's init shrinks the ext4, writes the LUKS2 header and
-#      starts encrypting; the power is cut (QEMU killed) at its first
-#      progress line on the console (after one 16 MiB hotzone of 15: the
-#      encryption of 240 MiB takes some 5 s under TCG, so the cut lands in
-#      the middle);
-#   2. the next boot resumes the encryption, finishes it, opens the DataFS:
+# kos.datafs=luks2. One disk and one TPM go through four boots:
+#   1. the System Kernel's init shrinks the ext4, marks the encryption
+#      pending and defines the DataFS generation counter in the TPM; the
+#      power is cut (QEMU killed) at the console line that says so, while
+#      the key is sealed (some 1.2 s under TCG), before the LUKS2 header is
+#      written: a plain ext4, the counter defined;
+#   2. the next boot takes that for a cut encryption, not a planted ext4
+#      (the TPM's conversion-pending marker), begins it again, writes the
+#      LUKS2 header and starts encrypting; the power is cut at its first
+#      progress line (after one 16 MiB hotzone of 15: the encryption of 240
+#      MiB takes some 5 s under TCG, so the cut lands in the middle);
+#   3. the next boot resumes the encryption, finishes it, opens the DataFS:
 #      every file is there, byte for byte;
-#   3. a later boot opens it as any LUKS2 DataFS.
+#   4. a later boot opens it as any LUKS2 DataFS.
 
 # shellcheck source=system-lib.sh
 . "$ROOT/tests/vm/system-lib.sh"
@@ -91,13 +96,21 @@ plain_datafs() {
         dd if=data.part of="$1" bs=512 seek="$start" conv=notrunc status=none
 }
 
+# tpm_nv_indexes DIR: the NV indexes defined in the swtpm state DIR (the
+# VM's TPM, stopped), one a line, as tpm2_getcap lists them.
+tpm_nv_indexes() {
+        swtpm_host_start "$1"
+        TPM2TOOLS_TCTI=swtpm:path=$PWD/$1/host.sock tpm2_getcap handles-nv-index | sed -n 's/^- //p'
+        swtpm_stop "$1"
+}
+
 datafs_part() { # DISK OUT
         local start size
         read -r start size < <(partx -g -o START,SECTORS -n 2 "$1")
         dd if="$1" of="$2" bs=512 skip="$start" count="$size" status=none
 }
 
-test_datafs_plain_ext4_is_encrypted_in_place_resumes_after_a_power_cut_and_keeps_every_byte() {
+test_datafs_plain_ext4_encrypted_in_place_begins_again_after_a_cut_before_its_header_resumes_after_a_cut_during_it_and_keeps_every_byte() {
         mini_fixture
         mkdir -p root/sbin root/data root/run root/dev && encrypt_root_init root/sbin/init
         head -c 24M /dev/urandom >root/blob.ref
@@ -106,15 +119,33 @@ test_datafs_plain_ext4_is_encrypted_in_place_resumes_after_a_power_cut_and_keeps
         DATA_MIB=256 imagefs_disk img disk.img "$IMAGEFS_UUID"
         plain_datafs disk.img
 
-        echo "  boot 1: encrypting in place; the power is cut at the first progress line" >&2
+        echo "  boot 1: the power is cut once the generation counter is defined, before the LUKS2 header" >&2
+        vm_swtpm_start tpm
+        vm_run_kernel console.log "${VM_TIMEOUT:-300}" 'DataFS /dev/vda2: DataFS generation [0-9]+ \(TPM NV 0x01004b44\), .*: sealing its key' \
+                "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        grep -aE 'kos-system|KOS-TEST' console.log | sed 's/^/  | /' >&2
+        mv console.log early-cut.log
+        expect_in early-cut.log 'DataFS /dev/vda2: DataFS generation 1 \(TPM NV 0x01004b44\), the encryption in place marked pending \(NV 0x01004b45\): sealing its key'
+        ! grep -aq 'LUKS2 header written' early-cut.log || fail "the power cut came after the LUKS2 header was written"
+        datafs_part disk.img early-cut.part
+        [ "$(blkid -p -o value -s TYPE early-cut.part)" = ext4 ] || fail "not the plain ext4 after the cut: $(blkid -p early-cut.part)"
+        tpm_nv_indexes tpm >early-cut.nv
+        grep -qi '^0x1004b44' early-cut.nv || fail "no generation counter after the cut: $(cat early-cut.nv)"
+        grep -qi '^0x1004b45' early-cut.nv || fail "no conversion-pending marker after the cut: $(cat early-cut.nv)"
+
+        echo "  boot 2: begins again; the power is cut at the first progress line" >&2
         vm_swtpm_start tpm
         vm_run_kernel console.log "${VM_TIMEOUT:-300}" 'DataFS /dev/vda2: encrypting in place: [0-9]+ of' \
                 "${VM_TPM_ARGS[@]}" || true
         swtpm_stop tpm
         grep -aE 'kos-system|KOS-TEST' console.log | sed 's/^/  | /' >&2
         mv console.log cut.log
+        ! grep -aq 'locked' cut.log || fail "the plain ext4 was locked: $(grep -a 'locked' cut.log)"
+        expect_in cut.log 'DataFS /dev/vda2: an encryption in place was cut before its header was written: starting it again'
         expect_in cut.log 'DataFS /dev/vda2: a plain ext4 of a release before kos.datafs=luks2, on a device whose DataFS was never encrypted: encrypting it in place'
         expect_in cut.log 'DataFS /dev/vda2: shrinking its ext4 to [0-9]+K for the LUKS2 header'
+        expect_in cut.log 'DataFS /dev/vda2: DataFS generation 1 \(TPM NV 0x01004b44\)'
         expect_in cut.log 'DataFS /dev/vda2: LUKS2 header written \(data offset 16 MiB\): encrypting in place'
         expect_in cut.log 'DataFS /dev/vda2: encrypting in place: [0-9]+ of [0-9]+ MiB'
         ! grep -aq 'encrypted in place' cut.log || fail "the power cut came after the encryption had finished"
@@ -122,8 +153,10 @@ test_datafs_plain_ext4_is_encrypted_in_place_resumes_after_a_power_cut_and_keeps
         [ "$(blkid -p -o value -s TYPE cut.part)" = crypto_LUKS ] || fail "no LUKS2 header after the cut: $(blkid -p cut.part)"
         cryptsetup luksDump cut.part >cut-dump.txt
         grep -qE 'Requirements:.*reencrypt' cut-dump.txt || fail "the cut left no encryption in progress: $(cat cut-dump.txt)"
+        tpm_nv_indexes tpm >cut.nv
+        ! grep -qi '^0x1004b45' cut.nv || fail "the conversion-pending marker outlived the LUKS2 header: $(cat cut.nv)"
 
-        echo "  boot 2: resumes and finishes the encryption, opens it" >&2
+        echo "  boot 3: resumes and finishes the encryption, opens it" >&2
         vm_swtpm_start tpm
         KEEP_DISK=1 mini_boot "${VM_TPM_ARGS[@]}"
         swtpm_stop tpm
@@ -134,7 +167,7 @@ test_datafs_plain_ext4_is_encrypted_in_place_resumes_after_a_power_cut_and_keeps
         expect_in resume.log 'KOS-TEST-ROOT proof written under kos.datafs=plain'
         expect_in resume.log 'KOS-TEST-ROOT blob intact \(25165824 bytes\)'
 
-        echo "  boot 3: a LUKS2 DataFS like any other" >&2
+        echo "  boot 4: a LUKS2 DataFS like any other" >&2
         vm_swtpm_start tpm
         KEEP_DISK=1 mini_boot "${VM_TPM_ARGS[@]}"
         swtpm_stop tpm
