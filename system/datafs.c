@@ -365,27 +365,40 @@ int datafs_seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET
 
 /* --- Recovery: a drive with the recovery passphrase, and re-enrollment ---- */
 
-/* A new secret sealed to this TPM, its key slot by the volume key and its
- * token, beside the old ones (the old TPM may come back): the key slot. */
-static int reenroll(struct kos_tpm *t, struct crypt_device *cd, const uint8_t values[24][KOS_SHA256_LEN],
-                    const uint8_t *volume_key, int *ret_token, struct datafs_sealed *k, struct kos_error *ret_error) {
+/* A new secret from getrandom(), sealed for this TPM (datafs_seal_new()),
+ * and its key slot's passphrase at this TPM's DataFS generation (defined
+ * first when absent): the format's and the re-enrollment's. */
+static int new_sealed_passphrase(struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k,
+                                 char pass[static DATAFS_PASSPHRASE_MAX], uint64_t *ret_generation,
+                                 struct kos_error *ret_error) {
         uint8_t secret[DATAFS_SECRET_LEN];
-        char pass[DATAFS_PASSPHRASE_MAX];
-        uint64_t generation;
         int r;
 
         if (getrandom(secret, sizeof secret, 0) != sizeof secret)
                 return kos_error_set(ret_error, -EIO, "getrandom: %m");
-        if ((r = kos_datafs_generation_provision(t, &generation)) < 0) {
+        if ((r = kos_datafs_generation_provision(t, ret_generation)) < 0) {
                 explicit_bzero(secret, sizeof secret);
                 return kos_error_set(ret_error, r, "cannot read or define the DataFS generation (TPM NV 0x%08x): %s",
                                      KOS_DATAFS_GENERATION_INDEX,
                                      r == -EPERM ? "the index is not the counter KOS defines" : strerror(-r));
         }
-        r = datafs_passphrase(secret, generation, pass);
+        r = datafs_passphrase(secret, *ret_generation, pass);
         if (r >= 0)
                 r = datafs_seal_new(t, secret, values, k, ret_error);
         explicit_bzero(secret, sizeof secret);
+        if (r < 0)
+                explicit_bzero(pass, DATAFS_PASSPHRASE_MAX);
+        return r;
+}
+
+/* A new secret sealed to this TPM, its key slot by the volume key and its
+ * token, beside the old ones (the old TPM may come back): the key slot. */
+static int reenroll(struct kos_tpm *t, struct crypt_device *cd, const uint8_t values[24][KOS_SHA256_LEN],
+                    const uint8_t *volume_key, int *ret_token, struct datafs_sealed *k, struct kos_error *ret_error) {
+        char pass[DATAFS_PASSPHRASE_MAX];
+        uint64_t generation;
+        int r = new_sealed_passphrase(t, values, k, pass, &generation, ret_error);
+
         if (r >= 0)
                 r = add_sealed_slot(cd, volume_key, pass, k, generation, ret_token, ret_error);
         explicit_bzero(pass, sizeof pass);
@@ -477,26 +490,15 @@ static int open_by_recovery_drive(struct datafs *d, struct crypt_device *cd, str
  * format the header is wiped again, so the partition is as it was. */
 static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN],
                            struct datafs_sealed *k, struct kos_error *ret_error) {
-        uint8_t secret[DATAFS_SECRET_LEN], volume_key[DATAFS_VOLUME_KEY_LEN];
+        uint8_t volume_key[DATAFS_VOLUME_KEY_LEN];
         char pass[DATAFS_PASSPHRASE_MAX];
         struct crypt_device *cd = NULL;
         uint64_t generation;
         int r, slot = -1;
 
-        if (getrandom(secret, sizeof secret, 0) != sizeof secret ||
-            getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key)
+        if (getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key)
                 return kos_error_set(ret_error, -EIO, "getrandom: %m");
-        if ((r = kos_datafs_generation_provision(t, &generation)) < 0) {
-                explicit_bzero(secret, sizeof secret);
-                explicit_bzero(volume_key, sizeof volume_key);
-                return kos_error_set(ret_error, r, "cannot read or define the DataFS generation (TPM NV 0x%08x): %s",
-                                     KOS_DATAFS_GENERATION_INDEX,
-                                     r == -EPERM ? "the index is not the counter KOS defines" : strerror(-r));
-        }
-        r = datafs_passphrase(secret, generation, pass);
-        if (r >= 0)
-                r = datafs_seal_new(t, secret, values, k, ret_error);
-        explicit_bzero(secret, sizeof secret);
+        r = new_sealed_passphrase(t, values, k, pass, &generation, ret_error);
         if (r >= 0 && (r = crypt_init(&cd, d->device)) < 0)
                 kos_error_set(ret_error, r, "libcryptsetup: %s", strerror(-r));
         if (r >= 0 && (r = slot = datafs_write_luks2(cd, volume_key, pass, 4096, k, generation, ret_error)) >= 0)
