@@ -14,7 +14,6 @@
 
 #include "datafs-encrypt.h"
 #include "datafs-generation.h"
-#include "datafs-recover-drive.h"
 #include "datafs-recovery.h"
 #include "early.h"
 #include "keystore.h"
@@ -116,151 +115,91 @@ static void remove_stale_pending(struct datafs *d, struct kos_tpm *t) {
                           d->device, KOS_DATAFS_PENDING_INDEX, strerror(-r));
 }
 
-static int open_by_recovery_drive(struct datafs *d, struct crypt_device *cd, struct kos_tpm *t, bool marker,
-                                  uint64_t newest_made_at);
-
-/* One open_luks2(): the header, this TPM, the release's signed policy. */
-struct luks2_open {
-        struct crypt_device *cd;
+static void open_luks2(struct datafs *d) {
+        struct crypt_device *cd = NULL;
+        struct datafs_sealed k;
         struct kos_tpm t;
-        bool have_policy;
         struct kos_tpm_ecc_point policy_key;
         struct kos_signed_policy policy;
-        struct kos_error policy_why;
-        char first_failure[DATAFS_REASON_MAX]; /* the first token's reason: the lock's, when none opens */
-        uint64_t newest_made_at;               /* the highest generation a KOS token was made at */
-};
-
-enum token_result {
-        TOKEN_OPENED,
-        TOKEN_NOT_OPENED, /* not unsealed, or its key does not open its slot: the next token, or recovery */
-        TOKEN_LOCKED,     /* locked for good this boot (a factory reset since, ...): d says why */
-};
-
-static void note_failure(struct luks2_open *o, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void note_failure(struct luks2_open *o, const char *format, ...) {
-        va_list ap;
-
-        if (o->first_failure[0])
-                return;
-        va_start(ap, format);
-        vsnprintf(o->first_failure, sizeof o->first_failure, format, ap);
-        va_end(ap);
-}
-
-/* Unseals one systemd-tpm2 token's secret and opens its key slot. */
-static enum token_result open_by_token(struct datafs *d, struct luks2_open *o, int token, struct datafs_sealed *k,
-                                       int keyslot, uint64_t made_at) {
         uint8_t secret[DATAFS_SECRET_LEN];
         char pass[DATAFS_PASSPHRASE_MAX];
-        struct kos_error error = KOS_ERROR_NULL;
-        uint64_t generation = 0;
-        int r = datafs_unseal_key(&o->t, k, o->have_policy ? &o->policy_key : NULL,
-                                  o->have_policy ? &o->policy : NULL, secret, &error);
+        struct kos_error error = KOS_ERROR_NULL, policy_why = KOS_ERROR_NULL;
+        const char *json;
+        uint64_t made_at = 0, generation = 0;
+        int keyslot = -1, token = -1, r;
+        bool tpm_open = false, have_policy = read_policy(&policy_key, &policy, &policy_why);
 
+        if ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0) {
+                lock(d, "no LUKS2 header libcryptsetup can load (%s)", strerror(-r));
+                goto out;
+        }
+        for (int i = 0; i < 32 && token < 0; i++)
+                if (crypt_token_json_get(cd, i, &json) >= 0 && datafs_token_parse(json, &k, &keyslot, &made_at) >= 0)
+                        token = i;
+        if (token < 0) {
+                lock(d, "its LUKS2 header has no " DATAFS_TOKEN_TYPE " token of KOS");
+                goto out;
+        }
+        if ((r = kos_tpm_open(&t)) < 0) {
+                lock(d, "its key is sealed in a TPM, and %s", r == -ENODEV ? "this machine has none" : strerror(-r));
+                goto out;
+        }
+        tpm_open = true;
+        r = datafs_unseal_key(&t, &k, have_policy ? &policy_key : NULL, have_policy ? &policy : NULL, secret,
+                              &error);
+        int g = r < 0 ? 0 : kos_datafs_generation_read(&t, &generation);
         if (r < 0) {
-                note_failure(o, "the TPM does not unseal its key: %s%s%s (it is sealed to %s)", error.msg,
-                             k->authorized && !o->have_policy ? ": " : "",
-                             k->authorized && !o->have_policy ? o->policy_why.msg : "",
-                             k->authorized ? "the vendor's signed policies" : "PCR values");
-                return TOKEN_NOT_OPENED;
+                lock(d, "the TPM does not unseal its key: %s%s%s (it is sealed to %s)", error.msg,
+                     k.authorized && !have_policy ? ": " : "", k.authorized && !have_policy ? policy_why.msg : "",
+                     k.authorized ? "the vendor's signed policies" : "PCR values");
+                goto out;
         }
         d->tpm_used = true;
-        if ((r = kos_datafs_generation_read(&o->t, &generation)) < 0) {
+        if (g < 0) {
                 explicit_bzero(secret, sizeof secret);
                 lock(d, "cannot read the DataFS generation (TPM NV 0x%08x): %s", KOS_DATAFS_GENERATION_INDEX,
-                     r == -EPERM ? "the index is not the counter KOS defines" : strerror(-r));
-                return TOKEN_LOCKED;
+                     g == -EPERM ? "the index is not the counter KOS defines" : strerror(-g));
+                goto out;
         }
         r = datafs_passphrase(secret, generation, pass);
         /* An encryption in place that a power cut interrupted: finished first. */
-        if (r >= 0 && crypt_reencrypt_status(o->cd, NULL) != CRYPT_REENCRYPT_NONE) {
+        if (r >= 0 && crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
                 d->encrypting = true;
-                if ((r = datafs_encrypt_resume(o->cd, d->device, keyslot, pass, &error)) < 0) {
+                if ((r = datafs_encrypt_resume(cd, d->device, keyslot, pass, &error)) < 0) {
                         explicit_bzero(pass, sizeof pass);
                         explicit_bzero(secret, sizeof secret);
                         lock(d, "its encryption in place cannot be resumed: %s", error.msg);
-                        return TOKEN_LOCKED;
+                        goto out;
                 }
         }
         if (r >= 0)
-                r = crypt_activate_by_passphrase(o->cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);
+                r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);
         explicit_bzero(pass, sizeof pass);
-        if (r >= 0 && !k->authorized && o->have_policy)
-                migrate_token(o->cd, &o->t, token, keyslot, made_at, secret, &o->policy_key, &o->policy);
+        if (r >= 0 && !k.authorized && have_policy)
+                migrate_token(cd, &t, token, keyslot, made_at, secret, &policy_key, &policy);
         explicit_bzero(secret, sizeof secret);
         if (r < 0 && generation != made_at) {
                 lock(d, "the key slot was made at DataFS generation %llu and the TPM's is %llu: a factory reset since "
                         "(its data can never be opened again)", (unsigned long long)made_at,
                      (unsigned long long)generation);
-                return TOKEN_LOCKED;
+                goto out;
         }
         if (r < 0) {
-                note_failure(o, "the unsealed key does not open key slot %d (%s)", keyslot, strerror(-r));
-                return TOKEN_NOT_OPENED;
-        }
-        early_log("DataFS %s: LUKS2 opened with the key the TPM unsealed (%s; token %d, key slot %d)", d->device,
-                  k->authorized ? "signed policy, salted session" : "PCR 7+15", token, keyslot);
-        return TOKEN_OPENED;
-}
-
-/* Every KOS systemd-tpm2 token in turn, until one opens (a header
- * re-enrolled from a recovery drive has one per TPM it was opened on). */
-static enum token_result open_by_tokens(struct datafs *d, struct luks2_open *o) {
-        struct datafs_sealed k;
-        const char *json;
-        uint64_t made_at;
-        int keyslot, n = 0;
-
-        for (int token = 0; token < 32; token++) {
-                if (crypt_token_json_get(o->cd, token, &json) < 0 ||
-                    datafs_token_parse(json, &k, &keyslot, &made_at) < 0)
-                        continue;
-                n++;
-                if (made_at > o->newest_made_at)
-                        o->newest_made_at = made_at;
-                enum token_result result = open_by_token(d, o, token, &k, keyslot, made_at);
-                if (result != TOKEN_NOT_OPENED)
-                        return result;
-        }
-        if (n == 0)
-                note_failure(o, "its LUKS2 header has no " DATAFS_TOKEN_TYPE " token of KOS");
-        return TOKEN_NOT_OPENED;
-}
-
-static void open_luks2(struct datafs *d, bool marker) {
-        struct luks2_open o = {.policy_why = KOS_ERROR_NULL};
-        bool tpm_open = false;
-        int r;
-
-        o.have_policy = read_policy(&o.policy_key, &o.policy, &o.policy_why);
-        if ((r = crypt_init(&o.cd, d->device)) < 0 || (r = crypt_load(o.cd, CRYPT_LUKS2, NULL)) < 0) {
-                lock(d, "no LUKS2 header libcryptsetup can load (%s)", strerror(-r));
-                goto out;
-        }
-        if ((r = kos_tpm_open(&o.t)) < 0) {
-                lock(d, "its key is sealed in a TPM, and %s", r == -ENODEV ? "this machine has none" : strerror(-r));
-                goto out;
-        }
-        tpm_open = true;
-        enum token_result result = open_by_tokens(d, &o);
-        if (result == TOKEN_LOCKED)
-                goto out;
-        if (result == TOKEN_NOT_OPENED && open_by_recovery_drive(d, o.cd, &o.t, marker, o.newest_made_at) < 0) {
-                lock(d, "%s", o.first_failure);
+                lock(d, "the unsealed key does not open key slot %d (%s)", keyslot, strerror(-r));
                 goto out;
         }
         snprintf(d->mount_device, sizeof d->mount_device, DATAFS_MAPPER_PATH);
         d->state = "mounted";
         /* A first boot cut off between the LUKS2 format and mkfs. */
         d->needs_mkfs = probe_is_empty(d->mount_device) == 1;
-        if (d->needs_mkfs)
-                early_log("DataFS %s: no file system inside yet", d->device);
-        remove_stale_pending(d, &o.t);
+        early_log("DataFS %s: LUKS2 opened with the key the TPM unsealed (%s; token %d, key slot %d)%s", d->device,
+                  k.authorized ? "signed policy, salted session" : "PCR 7+15", token, keyslot,
+                  d->needs_mkfs ? "; no file system inside yet" : "");
+        remove_stale_pending(d, &t);
 out:
         if (tpm_open)
-                kos_tpm_close(&o.t);
-        crypt_free(o.cd);
+                kos_tpm_close(&t);
+        crypt_free(cd);
 }
 
 /* The verified chain, and nothing else, may format: PCR 15 at the marker,
@@ -278,43 +217,26 @@ int datafs_read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN
         return 0;
 }
 
-/* A key slot (PBKDF2, DATAFS_PBKDF2_ITERATIONS) for a sealed secret's
- * passphrase, by the volume key, and its systemd-tpm2 token: the slot. */
-static int add_sealed_slot(struct crypt_device *cd, const uint8_t *volume_key, const char *pass,
-                           const struct datafs_sealed *k, uint64_t generation, int *ret_token,
-                           struct kos_error *ret_error) {
-        struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256",
-                                         .iterations = DATAFS_PBKDF2_ITERATIONS, .flags = CRYPT_PBKDF_NO_BENCHMARK};
-        char json[DATAFS_TOKEN_MAX];
-        int r, slot, token;
-
-        if ((r = crypt_set_pbkdf_type(cd, &pbkdf)) < 0)
-                return kos_error_set(ret_error, r, "LUKS2 PBKDF: %s", strerror(-r));
-        if ((slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)volume_key,
-                                                    DATAFS_VOLUME_KEY_LEN, pass, strlen(pass))) < 0)
-                return kos_error_set(ret_error, slot, "LUKS2 key slot: %s", strerror(-slot));
-        if ((r = datafs_token_format(k, slot, generation, json, sizeof json)) < 0 ||
-            (r = token = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0) {
-                (void)crypt_keyslot_destroy(cd, slot);
-                return kos_error_set(ret_error, r, "LUKS2 token: %s", strerror(-r));
-        }
-        if (ret_token)
-                *ret_token = token;
-        return slot;
-}
-
-/* LUKS2, one key slot for the sealed secret, the token; returns the key slot. */
+/* LUKS2, one key slot (PBKDF2, DATAFS_PBKDF2_ITERATIONS) for the sealed
+ * secret, the token; returns the key slot. */
 int datafs_write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass, uint32_t sector_size,
                        const struct datafs_sealed *k, uint64_t generation, struct kos_error *ret_error) {
         struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256",
                                          .iterations = DATAFS_PBKDF2_ITERATIONS, .flags = CRYPT_PBKDF_NO_BENCHMARK};
         struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = sector_size, .label = KOS_LABEL_DATA};
-        int r;
+        char json[DATAFS_TOKEN_MAX];
+        int r, slot;
 
         if ((r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)volume_key,
                               DATAFS_VOLUME_KEY_LEN, &params)) < 0)
                 return kos_error_set(ret_error, r, "LUKS2 format: %s", strerror(-r));
-        return add_sealed_slot(cd, volume_key, pass, k, generation, NULL, ret_error);
+        if ((slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)volume_key,
+                                                    DATAFS_VOLUME_KEY_LEN, pass, strlen(pass))) < 0)
+                return kos_error_set(ret_error, slot, "LUKS2 key slot: %s", strerror(-slot));
+        if ((r = datafs_token_format(k, slot, generation, json, sizeof json)) < 0 ||
+            (r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0)
+                return kos_error_set(ret_error, r, "LUKS2 token: %s", strerror(-r));
+        return slot;
 }
 
 /* The recovery key slot, when the initrd has the vendor's recovery
@@ -363,142 +285,30 @@ int datafs_seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET
         return datafs_seal_key(t, secret, values, NULL, NULL, k, ret_error);
 }
 
-/* --- Recovery: a drive with the recovery passphrase, and re-enrollment ---- */
-
-/* A new secret from getrandom(), sealed for this TPM (datafs_seal_new()),
- * and its key slot's passphrase at this TPM's DataFS generation (defined
- * first when absent): the format's and the re-enrollment's. */
-static int new_sealed_passphrase(struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k,
-                                 char pass[static DATAFS_PASSPHRASE_MAX], uint64_t *ret_generation,
-                                 struct kos_error *ret_error) {
-        uint8_t secret[DATAFS_SECRET_LEN];
-        int r;
-
-        if (getrandom(secret, sizeof secret, 0) != sizeof secret)
-                return kos_error_set(ret_error, -EIO, "getrandom: %m");
-        if ((r = kos_datafs_generation_provision(t, ret_generation)) < 0) {
-                explicit_bzero(secret, sizeof secret);
-                return kos_error_set(ret_error, r, "cannot read or define the DataFS generation (TPM NV 0x%08x): %s",
-                                     KOS_DATAFS_GENERATION_INDEX,
-                                     r == -EPERM ? "the index is not the counter KOS defines" : strerror(-r));
-        }
-        r = datafs_passphrase(secret, *ret_generation, pass);
-        if (r >= 0)
-                r = datafs_seal_new(t, secret, values, k, ret_error);
-        explicit_bzero(secret, sizeof secret);
-        if (r < 0)
-                explicit_bzero(pass, DATAFS_PASSPHRASE_MAX);
-        return r;
-}
-
-/* A new secret sealed to this TPM, its key slot by the volume key and its
- * token, beside the old ones (the old TPM may come back): the key slot. */
-static int reenroll(struct kos_tpm *t, struct crypt_device *cd, const uint8_t values[24][KOS_SHA256_LEN],
-                    const uint8_t *volume_key, int *ret_token, struct datafs_sealed *k, struct kos_error *ret_error) {
-        char pass[DATAFS_PASSPHRASE_MAX];
-        uint64_t generation;
-        int r = new_sealed_passphrase(t, values, k, pass, &generation, ret_error);
-
-        if (r >= 0)
-                r = add_sealed_slot(cd, volume_key, pass, k, generation, ret_token, ret_error);
-        explicit_bzero(pass, sizeof pass);
-        return r;
-}
-
-/* Whether this boot may take a recovery drive: the verified chain (the
- * format's condition: PCR 15 at the marker), and no factory reset on this
- * TPM since the header's tokens were made (its generation past theirs; a
- * TPM without the counter, a cleared or another one, cannot say). */
-static int recovery_allowed(struct crypt_device *cd, struct kos_tpm *t, bool marker, uint64_t newest_made_at,
-                            uint8_t values[24][KOS_SHA256_LEN], struct kos_error *why) {
-        uint64_t generation;
-        int r;
-
-        if (!marker)
-                return kos_error_set(why, -EPERM, "the Boot Kernel handed on no verified-boot marker");
-        if ((r = datafs_read_seal_values(t, values, why)) < 0)
-                return r;
-        r = kos_datafs_generation_read(t, &generation);
-        if (r == -EPERM)
-                return kos_error_set(why, r, "the DataFS generation (TPM NV 0x%08x) is not the counter KOS defines",
-                                     KOS_DATAFS_GENERATION_INDEX);
-        if (r < 0 && r != -ENOENT)
-                return kos_error_set(why, r, "cannot read the DataFS generation: %s", strerror(-r));
-        if (r >= 0 && generation > newest_made_at)
-                return kos_error_set(why, -EPERM, "this TPM's DataFS generation is %llu, past the header's %llu: a "
-                                     "factory reset since", (unsigned long long)generation,
-                                     (unsigned long long)newest_made_at);
-        if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE)
-                return kos_error_set(why, -EBUSY, "its encryption in place is not finished");
-        return 0;
-}
-
-/* When no token opens the volume: the recovery drive's passphrase on the
- * recovery key slot, then a key slot and token for this TPM; activated by
- * the volume key. 0, or <0 (logged; the caller locks with the token's
- * reason). */
-static int open_by_recovery_drive(struct datafs *d, struct crypt_device *cd, struct kos_tpm *t, bool marker,
-                                  uint64_t newest_made_at) {
-        uint8_t values[24][KOS_SHA256_LEN] = {{0}}, volume_key[DATAFS_VOLUME_KEY_LEN];
-        char pass[KOS_DATAFS_RECOVERY_PASS_MAX], drive[64], enrolled[KOS_ERROR_MSG_MAX + 128];
-        struct kos_error why = KOS_ERROR_NULL;
-        struct datafs_sealed k;
-        int r, recovery_slot = -1, slot, token = -1;
-
-        if ((r = recovery_allowed(cd, t, marker, newest_made_at, values, &why)) < 0) {
-                early_log("DataFS %s: no recovery drive is looked for: %s", d->device, why.msg);
-                return r;
-        }
-        if ((r = datafs_recovery_drive_read(1000, drive, pass, &why)) < 0) {
-                early_log("DataFS %s: %s%s", d->device, r == -ENOENT ? "" : "the recovery drive is ignored: ",
-                          why.msg);
-                return r;
-        }
-        r = datafs_recovery_volume_key(cd, pass, volume_key, sizeof volume_key, &recovery_slot);
-        explicit_bzero(pass, sizeof pass);
-        if (r != DATAFS_VOLUME_KEY_LEN) {
-                explicit_bzero(volume_key, sizeof volume_key);
-                if (r == -ENOENT)
-                        early_log("DataFS %s: its LUKS2 header has no recovery key slot", d->device);
-                else if (r == -EPERM)
-                        early_log("DataFS %s: the recovery drive's passphrase does not open key slot %d", d->device,
-                                  recovery_slot);
-                else
-                        early_log("DataFS %s: the recovery key slot %d: %s", d->device, recovery_slot,
-                                  strerror(r < 0 ? -r : EINVAL));
-                return r < 0 ? r : -EINVAL;
-        }
-        d->tpm_used = true;
-        if ((slot = reenroll(t, cd, values, volume_key, &token, &k, &why)) >= 0)
-                snprintf(enrolled, sizeof enrolled, "re-enrolled to this TPM: key slot %d, token %d (sealed to %s)",
-                         slot, token, k.authorized ? "the vendor's signed policies" : "PCR 7+15");
-        else
-                snprintf(enrolled, sizeof enrolled, "NOT re-enrolled to this TPM (%s): the next boot needs the drive "
-                         "again", why.msg);
-        r = crypt_activate_by_volume_key(cd, DATAFS_MAPPER_NAME, (const char *)volume_key, sizeof volume_key, 0);
-        explicit_bzero(volume_key, sizeof volume_key);
-        if (r < 0) {
-                early_log("DataFS %s: activate by the recovered volume key: %s", d->device, strerror(-r));
-                return r;
-        }
-        early_log("DataFS %s: opened with the recovery drive's passphrase (%s, key slot %d); %s", d->device, drive,
-                  recovery_slot, enrolled);
-        return 0;
-}
-
 /* Makes the secrets, seals, formats and opens; on any failure after the
  * format the header is wiped again, so the partition is as it was. */
 static int format_and_open(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][KOS_SHA256_LEN],
                            struct datafs_sealed *k, struct kos_error *ret_error) {
-        uint8_t volume_key[DATAFS_VOLUME_KEY_LEN];
+        uint8_t secret[DATAFS_SECRET_LEN], volume_key[DATAFS_VOLUME_KEY_LEN];
         char pass[DATAFS_PASSPHRASE_MAX];
         struct crypt_device *cd = NULL;
         uint64_t generation;
         int r, slot = -1;
 
-        if (getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key)
+        if (getrandom(secret, sizeof secret, 0) != sizeof secret ||
+            getrandom(volume_key, sizeof volume_key, 0) != sizeof volume_key)
                 return kos_error_set(ret_error, -EIO, "getrandom: %m");
-        r = new_sealed_passphrase(t, values, k, pass, &generation, ret_error);
+        if ((r = kos_datafs_generation_provision(t, &generation)) < 0) {
+                explicit_bzero(secret, sizeof secret);
+                explicit_bzero(volume_key, sizeof volume_key);
+                return kos_error_set(ret_error, r, "cannot read or define the DataFS generation (TPM NV 0x%08x): %s",
+                                     KOS_DATAFS_GENERATION_INDEX,
+                                     r == -EPERM ? "the index is not the counter KOS defines" : strerror(-r));
+        }
+        r = datafs_passphrase(secret, generation, pass);
+        if (r >= 0)
+                r = datafs_seal_new(t, secret, values, k, ret_error);
+        explicit_bzero(secret, sizeof secret);
         if (r >= 0 && (r = crypt_init(&cd, d->device)) < 0)
                 kos_error_set(ret_error, r, "libcryptsetup: %s", strerror(-r));
         if (r >= 0 && (r = slot = datafs_write_luks2(cd, volume_key, pass, 4096, k, generation, ret_error)) >= 0)
@@ -591,7 +401,7 @@ void datafs_prepare(struct datafs *d, const char *spec, bool marker) {
         if (d->mode == DATAFS_MODE_PLAIN)
                 prepare_plain(d, dev.type);
         else if (strcmp(dev.type, "crypto_LUKS") == 0)
-                open_luks2(d, marker);
+                open_luks2(d);
         else if (!dev.type[0])
                 format_luks2(d, marker);
         else if (strcmp(dev.type, "ext4") == 0)

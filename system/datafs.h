@@ -10,10 +10,7 @@
  *     key slot whose passphrase is a second random secret, seals that secret
  *     in the TPM (datafs_seal_key()), stores the sealed object in the header
  *     as a "systemd-tpm2" token, opens it and makes ext4 inside;
- *   - a LUKS2 partition: unseals a token's secret and opens it (every KOS
- *     token in turn); when the TPM unseals none, in the verified chain, a
- *     recovery drive's passphrase opens it and re-enrolls it to this TPM
- *     (datafs-recover-drive.h);
+ *   - a LUKS2 partition: unseals the token's secret and opens it;
  *   - anything else, or an unseal that fails: "locked", with the reason;
  *     nothing is written to the partition, and the boot goes on without
  *     /data. A plain file system is never mounted: the signed cmdline, not

@@ -7,10 +7,6 @@
 #   3. Secure Boot on again: the file of boot 1 is there;
 #   4. the System Kernel started directly (no Boot Kernel): locked;
 #   5. the disk in a device with another TPM: locked;
-#   5b. the same other TPM with a recovery drive (KOS-RECOVERY, holding the
-#      passphrase `kos datafs recover` gave on the host): opened, and
-#      re-enrolled to that TPM;
-#   5c. the other TPM again, without the drive: its new token opens it;
 #   6. Secure Boot on: the root factory-resets the DataFS (TPM and header);
 #   7. the next boot formats it anew;
 #   8. the header and sealed key of before the reset, put back: locked;
@@ -23,7 +19,6 @@
 # /data mounted, writes /data/proof on the first boot that can, asks for a
 # reset on the next (/data/reset-next), and on the one after runs
 # `kos datafs factory-reset` (the static kos, Node Manager's code); powers off.
-# A boot with a second drive (/dev/vdb: the recovery boots) only reports.
 datafs_root_init() { # OUT
         cat >datafs-init.c <<'C'
 #include <stdio.h>
@@ -56,9 +51,7 @@ int main(void) {
         printf("KOS-TEST-ROOT data-mounted=%d\n", mounted);
         print_file("KOS-TEST-ROOT proof", "/data/proof");
         print_file("KOS-TEST-JSON", "/run/kos/boot.json");
-        if (access("/dev/vdb", F_OK) == 0) {
-                printf("KOS-TEST-ROOT a second drive: only reporting\n");
-        } else if (mounted && access("/data/proof", F_OK) != 0) {
+        if (mounted && access("/data/proof", F_OK) != 0) {
                 FILE *f = fopen("/data/proof", "we");
                 if (f) {
                         fputs("written on the first boot\n", f);
@@ -161,28 +154,8 @@ datafs_boots() {
         datafs_grep_console && mv console.log other-tpm.log
         datafs_sum >last.sum
 
-        # The vendor recovers the passphrase from the partition's copy; the
-        # drive carries it to the device (ext4, labelled KOS-RECOVERY).
-        echo "  boot 5b: the other TPM, with a recovery drive" >&2
-        mkdir -p drive && "$KOS" datafs recover --key recovery.key data.part >drive/kos-datafs-recovery
-        rm -f drive.img && mkfs.ext4 -q -F -L KOS-RECOVERY -d drive drive.img 2M
-        rm -f blank.img && truncate -s 2M blank.img
-        vm_swtpm_start other-tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" \
-                -drive file=drive.img,if=virtio,format=raw || true
-        swtpm_stop other-tpm
-        datafs_grep_console && mv console.log recovery-drive.log
-        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
-        dd if=disk.img of=re-enrolled.part bs=512 skip="$start" count="$size" status=none
-
-        echo "  boot 5c: the other TPM, without the drive" >&2
-        vm_swtpm_start other-tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" \
-                -drive file=blank.img,if=virtio,format=raw || true
-        swtpm_stop other-tpm
-        datafs_grep_console && mv console.log re-enrolled.log
-
         echo "  boot 6: Secure Boot on, the root asks for a factory reset" >&2
+        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
         dd if=disk.img of=old.part bs=512 skip="$start" count="$size" status=none
         vm_swtpm_start tpm
         ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
@@ -305,34 +278,6 @@ test_datafs_recovery_slot_opens_with_the_passphrase_only_the_vendor_key_decrypts
         openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -subj /CN=other -days 1 2>/dev/null
         ! "$KOS" datafs recover --key other.key data.part >/dev/null 2>err.txt || fail "another key recovered it"
         grep -q 'does not decrypt' err.txt || fail "$(cat err.txt)"
-}
-
-# The recovery drive (system/datafs-recover-drive.h): on a device whose TPM
-# does not unseal the DataFS's key (another TPM), a drive labelled
-# KOS-RECOVERY with the passphrase `kos datafs recover` gave opens the
-# volume in the verified chain, and the init re-enrolls it to this TPM (a
-# new key slot and systemd-tpm2 token beside the old ones): the next boot
-# with that TPM opens it without the drive, and the original TPM still
-# opens it with its own token (boots 6 to 8 run on it).
-test_datafs_recovery_drive_opens_the_volume_on_another_tpm_and_re_enrolls_it_to_that_tpm() {
-        vm_shared_boot datafs datafs_boots
-        # Without a drive (boot 5) the same machine stays locked.
-        expect_in other-tpm.log 'kos-system .* DataFS /dev/vda3: no device labelled KOS-RECOVERY'
-        expect_in other-tpm.log 'KOS-TEST-ROOT data-mounted=0'
-        expect_in recovery-drive.log 'kos-system .* DataFS /dev/vda3: opened with the recovery drive.s passphrase \(/dev/vdb, key slot 1\); re-enrolled to this TPM: key slot 2, token 2 \(sealed to PCR 7\+15\)'
-        expect_in recovery-drive.log 'KOS-TEST-ROOT mount /dev/mapper/kos-data /data ext4'
-        expect_in recovery-drive.log 'KOS-TEST-ROOT proof written on the first boot'
-        ! grep -aq "$(cat drive/kos-datafs-recovery)" recovery-drive.log || fail "the passphrase is on the console"
-        cryptsetup luksDump re-enrolled.part >re-enrolled.txt
-        grep -qE '^  0: systemd-tpm2' re-enrolled.txt && grep -qE '^  2: systemd-tpm2' re-enrolled.txt ||
-                fail "not two systemd-tpm2 tokens: $(cat re-enrolled.txt)"
-        cryptsetup token export --token-id 2 re-enrolled.part | jq -e '.keyslots == ["2"]' >/dev/null ||
-                fail "token 2 is not key slot 2's"
-        expect_in re-enrolled.log 'kos-system .* DataFS /dev/vda3: LUKS2 opened with the key the TPM unsealed \(PCR 7\+15; token 2, key slot 2\)'
-        expect_in re-enrolled.log 'KOS-TEST-ROOT proof written on the first boot'
-        ! grep -aq 'KOS-RECOVERY' re-enrolled.log || fail "the re-enrolled boot looked for a recovery drive"
-        # The original TPM's token still opens it (boot 6).
-        expect_in reset.log 'kos-system .* DataFS /dev/vda3: LUKS2 opened with the key the TPM unsealed \(PCR 7\+15; token 0, key slot 0\)'
 }
 
 # The signed cmdline, not the disk, says the DataFS is encrypted: a plain
