@@ -936,8 +936,7 @@ static int floor_public(const struct kos_tpm *t, bool first, struct kos_tpm_nv_p
         return kos_tpm_floor_policy_digest(ret->auth_policy);
 }
 
-/* Exactly want, but for TPMA_NV_WRITTEN, which the TPM sets. */
-static bool nv_public_is(const struct kos_tpm_nv_public *have, const struct kos_tpm_nv_public *want) {
+bool kos_tpm_nv_public_is(const struct kos_tpm_nv_public *have, const struct kos_tpm_nv_public *want) {
         return have->index == want->index && have->name_alg == want->name_alg &&
                (have->attributes & ~KOS_TPM_NV_WRITTEN) == want->attributes &&
                have->auth_policy_size == want->auth_policy_size &&
@@ -986,9 +985,9 @@ static int identify_floor(struct kos_tpm *t, enum floor_kind *ret_kind, char *me
         }
         if ((r = floor_public(t, false, &ours)) < 0 || (r = floor_public(t, true, &first)) < 0)
                 return r;
-        if (nv_public_is(&have, &ours))
+        if (kos_tpm_nv_public_is(&have, &ours))
                 *ret_kind = FLOOR_OURS;
-        else if (nv_public_is(&have, &first) && floor_index(t) == KOS_TPM_FLOOR_INDEX)
+        else if (kos_tpm_nv_public_is(&have, &first) && floor_index(t) == KOS_TPM_FLOOR_INDEX)
                 *ret_kind = FLOOR_FIRST;
         else {
                 *ret_kind = FLOOR_FOREIGN;

@@ -235,6 +235,11 @@ _kos_must_check_ int kos_tpm_transact(struct kos_tpm *t, const uint8_t *cmd, siz
                                       uint8_t resp[static KOS_TPM_RESPONSE_MAX], uint32_t *ret_rc,
                                       const uint8_t **ret_params, size_t *ret_params_len);
 
+/* Whether an index's public area (NV_ReadPublic) is exactly want, but for
+ * TPMA_NV_WRITTEN, which the TPM sets: how KOS tells its own indexes from
+ * one defined at the same handle by someone else. */
+bool kos_tpm_nv_public_is(const struct kos_tpm_nv_public *have, const struct kos_tpm_nv_public *want);
+
 /* --- Commands: 0 or a negative errno (kos_tpm_rc_to_errno for TPM errors). */
 _kos_must_check_ int kos_tpm_nv_read_public(struct kos_tpm *t, uint32_t index, struct kos_tpm_nv_public *ret);
 _kos_must_check_ int kos_tpm_nv_read_u64(struct kos_tpm *t, uint32_t index, uint32_t session, uint64_t *ret);

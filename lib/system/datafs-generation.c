@@ -27,8 +27,7 @@ int kos_datafs_generation_read(struct kos_tpm *t, uint64_t *ret) {
                 return r;
         if (!(have.attributes & KOS_TPM_NV_WRITTEN))
                 return -ENOENT; /* defined, never incremented: a first boot cut short */
-        if ((have.attributes & ~KOS_TPM_NV_WRITTEN) != KOS_DATAFS_GENERATION_ATTRIBUTES || have.data_size != 8 ||
-            have.name_alg != generation_public.name_alg || have.auth_policy_size != 0)
+        if (!kos_tpm_nv_public_is(&have, &generation_public))
                 return -EPERM;
         return kos_tpm_nv_read_u64(t, KOS_DATAFS_GENERATION_INDEX, KOS_TPM_RS_PW, ret);
 }
@@ -61,9 +60,7 @@ int kos_datafs_pending_read(struct kos_tpm *t) {
                 return r;
         /* TPMA_NV_WRITTEN aside (never written by KOS, but a write by root
          * changes nothing the marker says). */
-        if ((have.attributes & ~KOS_TPM_NV_WRITTEN) != KOS_DATAFS_PENDING_ATTRIBUTES ||
-            have.data_size != KOS_DATAFS_PENDING_SIZE || have.name_alg != pending_public.name_alg ||
-            have.auth_policy_size != 0)
+        if (!kos_tpm_nv_public_is(&have, &pending_public))
                 return -EPERM;
         return 1;
 }

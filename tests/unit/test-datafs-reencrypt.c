@@ -172,33 +172,32 @@ static void cut_and_resume(int *failed_, kos_datafs_reencrypt_progress_fn die, i
         free(plain);
 }
 
-TEST(datafs_encryption_in_place_cut_in_the_middle_resumes_and_keeps_every_byte) {
-        sector_size = 512;
+/* One run of cut_and_resume() in sectors of size. */
+static void cut_in_sectors_of(int *failed_, uint32_t size, kos_datafs_reencrypt_progress_fn die, int old_copy) {
+        sector_size = size;
         calls = 0;
-        cut_and_resume(failed_, die_in_the_middle, -1);
+        cut_and_resume(failed_, die, old_copy);
+}
+
+TEST(datafs_encryption_in_place_cut_in_the_middle_resumes_and_keeps_every_byte) {
+        cut_in_sectors_of(failed_, 512, die_in_the_middle, -1);
 }
 
 TEST(datafs_encryption_in_place_in_4k_sectors_cut_in_the_middle_resumes_and_keeps_every_byte) {
-        sector_size = 4096;
-        calls = 0;
-        cut_and_resume(failed_, die_in_the_middle, -1);
+        cut_in_sectors_of(failed_, 4096, die_in_the_middle, -1);
 }
 
 /* libcryptsetup 2.6.1 does not resume this one itself (-EIO, "Failed to
  * set device segments for next reencryption hotzone"). */
 TEST(datafs_encryption_in_place_cut_after_its_last_hotzone_is_finished_and_keeps_every_byte) {
-        sector_size = 4096;
-        calls = 0;
-        cut_and_resume(failed_, die_after_the_last_hotzone, -1);
+        cut_in_sectors_of(failed_, 4096, die_after_the_last_hotzone, -1);
 }
 
 /* Each copy carries its checksum and a higher sequence number: with one
  * of them still the old one, libcryptsetup loads the other. */
 TEST(datafs_encryption_in_place_cut_while_its_last_header_update_is_written_loads_either_copy) {
-        sector_size = 4096;
         for (int copy = 0; copy < 2; copy++) {
-                calls = 0;
-                cut_and_resume(failed_, die_after_the_last_hotzone, copy);
+                cut_in_sectors_of(failed_, 4096, die_after_the_last_hotzone, copy);
                 if (*failed_)
                         return;
         }
