@@ -140,15 +140,18 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(E
 
 fuzz: $(FUZZERS)
 
+# The builds run on every CPU (each rule names all it reads and writes;
+# scripts/build-boot-kernel.sh takes a lock of its own).
+BUILD_JOBS ?= $(shell nproc)
 check:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory all asan fuzz $(BUILD)/unit-tests $(BUILD)/test/kos $(BUILD)/test/kos-node-manager $(BUILD)/vm/test-system-init boot-kernel deb
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) all asan fuzz $(BUILD)/unit-tests $(BUILD)/test/kos $(BUILD)/test/kos-node-manager $(BUILD)/vm/test-system-init boot-kernel deb
 	@tests/run.sh
 
 # make check-long: the VM tests that make check leaves out (tests/vm/long.list).
 check-long:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory all $(BUILD)/test/kos $(BUILD)/test/kos-node-manager $(BUILD)/vm/test-system-init boot-kernel deb
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) all $(BUILD)/test/kos $(BUILD)/test/kos-node-manager $(BUILD)/vm/test-system-init boot-kernel deb
 	@tests/run.sh vm-long
 
 demo:

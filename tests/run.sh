@@ -13,7 +13,9 @@
 #               in the default run)
 #   soak        a short soak (scripts/soak.sh): SOAK_CYCLES (3) cycles of
 #               seed SOAK_SEED on one device in QEMU (docs/soak.md)
-# No SUITE runs them all. Every test prints "PASS name" or "FAIL name"; the
+# No SUITE runs them all: the soak beside unit to fuzz (its one device
+# leaves a CPU to them; SOAK_BESIDE=0 runs it alone), then the VM suite.
+# Every test prints "PASS name" or "FAIL name"; the
 # last line is "N passed, N failed", and the exit status is 0 only when
 # nothing failed. Before it: each suite's time, and the VM suite's total,
 # boots and five slowest tests (the budget: README.md, "Tests").
@@ -31,7 +33,7 @@ FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
 VM_JOBS=${VM_JOBS:-$(nproc)}
 HOST_JOBS=${HOST_JOBS:-$(nproc)}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-3600}
-ALL_SUITES=(unit unit-asan host host-asan vm fuzz soak)
+ALL_SUITES=(unit unit-asan host host-asan fuzz soak vm)
 export BUILD FUZZ_SECONDS FUZZ_JOBS VM_JOBS HOST_JOBS
 # A sanitizer's abort gets a status of its own (its default, 1, would look
 # like "a test failed").
@@ -61,11 +63,12 @@ suite_vm-long() { KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS LONG_T
 # releases from the registry, one with odd files planted in the inbox (both
 # refused), on the LUKS2 DataFS
 # (SOAK_PLAN=1 scripts/soak.sh prints a schedule). Its state is kept when it
-# fails, for the reproducer it prints.
+# fails, for the reproducer it prints. SOAK_SCRIPT: another soak (the
+# runner's own tests use it).
 suite_soak() {
         local dir name="soak:cycles_${SOAK_CYCLES:-3}_of_seed_${SOAK_SEED:-181}_keep_every_invariant"
         dir=$(mktemp -d /tmp/kos-soak-XXXXXX)
-        if SOAK_DIR=$dir CYCLES=${SOAK_CYCLES:-3} SEED=${SOAK_SEED:-181} scripts/soak.sh >"$dir.log" 2>&1; then
+        if SOAK_DIR=$dir CYCLES=${SOAK_CYCLES:-3} SEED=${SOAK_SEED:-181} "${SOAK_SCRIPT:-scripts/soak.sh}" >"$dir.log" 2>&1; then
                 echo "PASS $name ($(tail -1 "$dir/report.json" | jq -c '{adopted, faults, boots, wall_s}'))"
                 rm -rf "$dir" "$dir.log"
         else
@@ -133,7 +136,14 @@ describe_status() { # STATUS
 log=$(mktemp /tmp/kos-check-XXXXXX)
 trap 'rm -f "$log" "$log".*' EXIT
 
+# run_suite NAME: runs the suite; what it says goes to $log.NAME.report
+# (printed by the caller, so that a suite run beside others keeps its lines
+# together).
 run_suite() { # NAME
+        local name=$1
+        run_suite_report "$name" >"$log.$name.report" 2>&1
+}
+run_suite_report() { # NAME
         local name=$1 out=$log.$1 start=$SECONDS rc passed failed
         echo "== $name"
         # A subshell, so that a test harness's exit or crash ends it alone;
@@ -149,9 +159,13 @@ run_suite() { # NAME
         elif [ "$rc" = 0 ] && [ "$passed" = 0 ]; then
                 echo "FAIL $name: the suite ran no test" | tee -a "$out"
         fi
-        grep -E '^(PASS|FAIL)' "$out" >>"$log"
         echo "   $name: $passed passed, $(grep -c '^FAIL' "$out") failed in $((SECONDS - start)) s"
-        echo "$name $((SECONDS - start))" >>"$log.suites"
+        # Under a lock: a suite run beside another appends at the same time.
+        {
+                flock 8
+                grep -E '^(PASS|FAIL)' "$out" >>"$log"
+                echo "$name $((SECONDS - start))" >>"$log.suites"
+        } 8>"$log.lock"
 }
 
 # The time each suite took, then for the VM suite (whose time is the
@@ -160,7 +174,7 @@ run_suite() { # NAME
 print_times() {
         [ -s "$log.suites" ] || return 0
         echo "== time"
-        awk '{ t += $2; printf "%s%s %d s", (NR > 1 ? ", " : "   "), $1, $2 } END { printf "; %d s in all\n", t }' "$log.suites"
+        awk -v wall=$((SECONDS - start)) '{ printf "%s%s %d s", (NR > 1 ? ", " : "   "), $1, $2 } END { printf "; %d s in all\n", wall }' "$log.suites"
         local times=$log.vm.times
         [ -s "$times" ] || return 0
         # Kept for the next budget decision: every VM test's seconds, boots,
@@ -185,9 +199,30 @@ for s in "${suites[@]}"; do
                 ;;
         esac
 done
+# The soak's one device keeps one CPU of two busy, the suites before the VM
+# suite (waits on swtpm, registries and fsync in the host tests, one thread
+# in the unit tests) about one: side by side, the two take the time of the
+# longer. The VM suite, which keeps every CPU busy, starts after both.
+beside=
+if [ "${SOAK_BESIDE:-1}" = 1 ] && [ ${#suites[@]} -gt 1 ] && [[ " ${suites[*]} " == *" soak "* ]]; then
+        run_suite soak &
+        beside=$!
+fi
+start=$SECONDS
 for s in "${suites[@]}"; do
+        if [ "$s" = soak ] && [ -n "$beside" ]; then continue; fi
+        if [ "$s" = vm ] && [ -n "$beside" ]; then
+                wait "$beside"
+                cat "$log.soak.report"
+                beside=
+        fi
         run_suite "$s"
+        cat "$log.$s.report"
 done
+if [ -n "$beside" ]; then
+        wait "$beside"
+        cat "$log.soak.report"
+fi
 
 passed=$(grep -c '^PASS' "$log")
 failed=$(grep -c '^FAIL' "$log")

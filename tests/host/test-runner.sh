@@ -210,3 +210,27 @@ test_runner_long_list_names_only_vm_tests_that_exist() {
                 grep -q "^test_$name()" "$ROOT"/tests/vm/test-*.sh || fail "tests/vm/long.list names $name, which no tests/vm/test-*.sh defines"
         done <names
 }
+
+# The soak runs beside the suites before the VM suite, and the VM suite
+# starts only when the soak is done: a stand-in soak and unit suite that
+# each take 3 s, and a VM suite that records whether the soak was still
+# running when it began.
+test_runner_runs_the_soak_beside_the_light_suites_and_the_vm_suite_after_it() {
+        fake_unit_tests 'sleep 3; echo "PASS unit-first"'
+        printf '#!/bin/sh\ntouch "$SOAK_MARK"; sleep 3\nmkdir -p "$SOAK_DIR"\necho "{\\"adopted\\": 1}" >"$SOAK_DIR/report.json"\nrm "$SOAK_MARK"\n' >fake-soak
+        chmod +x fake-soak
+        mkdir -p vmtests
+        echo 'test_soak_was_done() { [ ! -e "$SOAK_MARK" ]; }' >vmtests/test-a.sh
+        : >vmtests/lib.sh
+        rc=0
+        local start=$SECONDS
+        SOAK_MARK=$PWD/soak-running SOAK_SCRIPT=$PWD/fake-soak VM_JOBS=1 VM_TESTS=$PWD/vmtests BUILD=$PWD/fake \
+                "$ROOT/tests/run.sh" unit soak vm >out 2>&1 || rc=$?
+        local took=$((SECONDS - start))
+        sed 's/^/    | /' out
+        # 3 passed: the VM suite's test found the soak done.
+        [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "3 passed, 0 failed" ] || fail "rc=$rc, summary: $(tail -n 1 out)"
+        [ "$took" -lt 6 ] || fail "unit and soak took $took s: not side by side"
+        # Each suite's lines together, the soak's after unit's, the VM suite's last.
+        [ "$(grep '^== ' out | tr '\n' ' ')" = "== unit == soak == vm == time " ] || fail "order: $(grep '^== ' out | tr '\n' ' ')"
+}

@@ -127,6 +127,46 @@ vm_shared_boot_make() { # DIR FUNCTION
         echo "$rc" >"$dir.status"
 }
 
+# --- The systemd root of the VM tests ---------------------------------------
+
+# The units of Debian's systemd root that no VM test looks at: login prompts,
+# utmp records, kernel file systems and module loads nothing uses, the
+# journal's flush to /var, the random seed, users already made at install,
+# timers. Under TCG each costs a second or more of a boot to
+# multi-user.target (the journal flush and utmp alone, about 6 s of its
+# critical path). Kept: journald, udev, tmpfiles, sysctl (the kernel's
+# protections, fs.protected_*), modules-load (virtio_net for the pulls),
+# networkd, and all of KOS.
+VM_TEST_MASKED="getty@.service serial-getty@.service getty-static.service systemd-update-utmp.service
+        systemd-update-utmp-runlevel.service dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount
+        sys-kernel-tracing.mount sys-kernel-config.mount sys-fs-fuse-connections.mount modprobe@.service
+        systemd-journal-flush.service systemd-random-seed.service systemd-sysusers.service
+        dpkg-db-backup.timer fstrim.timer systemd-tmpfiles-clean.timer"
+
+# vm_test_base DEST: the base OS component of the VM tests as DEST (and its
+# .meta): Debian's systemd root (vm_rootfs) with VM_TEST_MASKED masked, as
+# squashfs with dm-verity, built once per machine. make demo and the soak
+# boot Debian's root as it is (sys_base_image, scripts/layers.sh).
+vm_test_base() {
+        local img
+        img=$(vm_locked "$VM_CACHE/.base-test.lock" vm_test_base_make) || return 1
+        cp "$img" "$1" && cp "$img.meta" "$1.meta"
+}
+vm_test_base_make() {
+        local rootfs out=$VM_CACHE/base-test.img tag d u
+        rootfs=$(vm_rootfs) || return 1
+        tag=$(echo $VM_TEST_MASKED | sha256sum | cut -c1-16)
+        if [ ! -s "$out.meta" ] || [ "$rootfs/.done" -nt "$out" ] || [ "$(cat "$out.masked" 2>/dev/null)" != "$tag" ]; then
+                d=$(mktemp -d "$VM_CACHE/base-test-XXXXXX")
+                cp -a "$rootfs/." "$d/root"
+                for u in $VM_TEST_MASKED; do ln -sfn /dev/null "$d/root/etc/systemd/system/$u"; done
+                "$KOS" component build --type squashfs --verity "$d/root" "$out" >&2 || { rm -rf "$d"; return 1; }
+                echo "$tag" >"$out.masked"
+                rm -rf "$d"
+        fi
+        echo "$out"
+}
+
 # --- The Boot Kernel's fixture -------------------------------------------
 
 # The stand-in System Kernel initrd, built once.

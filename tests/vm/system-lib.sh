@@ -69,7 +69,7 @@ sys_fixture() {
         "$KOS" component build --type erofs --verity runtime runtime.img >/dev/null 2>&1
         "$KOS" component build --type squashfs app app.img >/dev/null
         vm_cached initrd "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --keystore keystore --output initrd >/dev/null
-        cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
+        vm_test_base base.img
         "$KOS" imagefs init img
         IMAGEFS_UUID=$(cat /proc/sys/kernel/random/uuid)
         sys_manifest sys runtime.img

@@ -42,7 +42,7 @@ slots_fixture() {
         set -- uki-new.efi
         cp "$kd"/boot/vmlinuz-* vmlinuz
         vm_cached initrd "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
-        cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
+        vm_test_base base.img
         make_node_runtime_layer runtime
         if [ "${SLOTS_FAULTS:-}" = 1 ]; then slots_faults_layer runtime; fi
         "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1

@@ -76,7 +76,7 @@ dbx_node_fixture() {
         "$KOS" tpm policy-key vendor.pem vendor.pub >/dev/null
         cp "$kd"/boot/vmlinuz-* vmlinuz
         "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --tpm-policy-key vendor.pub --output initrd >/dev/null
-        cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
+        vm_test_base base.img
         make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
         make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img >/dev/null
         "$KOS" imagefs init img

@@ -44,7 +44,7 @@ rot_fixture() {
         rot_uki uki-v3.efi 3 ring-k2
         cp "$kd"/boot/vmlinuz-* vmlinuz
         vm_cached initrd "$KOS" mkinitrd --kernel-dir "$kd" --keyring ring-k1k2 --output initrd >/dev/null
-        cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
+        vm_test_base base.img
         KEYRING_DIR=ring-k1k2 make_node_runtime_layer runtime
         "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
         make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img >/dev/null

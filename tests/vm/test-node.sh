@@ -20,7 +20,7 @@ node_fixture() {
         local kd; kd=$(vm_kernel_dir)
         chain_keys_and_boot_kernel "$kd"
         vm_cached initrd "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --output initrd >/dev/null
-        cp "$(sys_base_image)" base.img && cp "$VM_CACHE/base.img.meta" base.img.meta
+        vm_test_base base.img
         make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
         make_node_app_layer app1 1
         [ -z "${NODE_EXTRA:-}" ] || "$NODE_EXTRA" app1 # a test's own units in v1's app layer
