@@ -123,16 +123,25 @@ static int on_progress(uint64_t total, uint64_t done, void *usrptr) {
  * data segment already covers all the data, encrypted, which its resume
  * refuses ("Failed to set device segments for next reencryption hotzone",
  * -EIO; neither CRYPT_REENCRYPT_RECOVERY nor crypt_repair() clears it).
- * That update is done here instead, on a backup of the header, which is
- * then restored: the key slot areas go back byte for byte as they were, and
- * each of the two JSON copies carries its own checksum and a higher
- * sequence number, so a cut while it is restored leaves the old header or
- * the new one, and either is handled at the next boot. */
+ * That update is done here instead, one header copy at a time, as
+ * libcryptsetup writes its own (LUKS2_disk_hdr_write(): primary, sync,
+ * secondary, sync), so that a disk with a volatile write cache never holds
+ * two torn copies: first the secondary copy alone, with the new JSON, a
+ * higher sequence number and its checksum, then a sync; the primary, still
+ * the old header, is untouched until then. libcryptsetup's read of the
+ * header (LUKS2_disk_hdr_read(): of two valid copies the one with the
+ * higher sequence number wins, a torn one is rewritten from the other)
+ * then brings the primary up to date itself (crypt_repair()), with a sync
+ * of its own. A cut while the secondary is written leaves the old primary,
+ * and the next boot finishes again; a cut after its sync leaves the new
+ * secondary, which loads. The key slot areas are not written. */
 
 #define LUKS2_BINARY_HEADER 4096u
 #define LUKS2_HEADER_MIN 16384u
 #define LUKS2_HEADER_MAX (4u << 20)
+#define LUKS2_HDR_SIZE_AT 8
 #define LUKS2_SEQID_AT 16
+#define LUKS2_HDR_OFFSET_AT 0x100
 #define LUKS2_CSUM_ALG_AT 0x48
 #define LUKS2_CSUM_AT 0x1c0
 
@@ -262,11 +271,33 @@ static int rewrite_copy(uint8_t *area, size_t size, const char *json, uint64_t s
         return 0;
 }
 
-/* The header backup at path (both copies, then the key slot areas, as on
- * the disk) with json in both copies. */
-static int rewrite_backup(const char *path, const char *json) {
+/* The binary header of copy (0 primary, 1 secondary) in area is one this
+ * code rewrites: the magic of that copy, version 2, size and offset those
+ * of a copy of size bytes, a SHA-256 checksum. Its sequence number in
+ * *ret_seqid. The bytes are the disk's: anyone who can write the disk
+ * wrote them. */
+static int check_copy(const uint8_t *area, uint64_t size, int copy, uint64_t *ret_seqid) {
         static const uint8_t magic[2][6] = {{'L', 'U', 'K', 'S', 0xba, 0xbe}, {'S', 'K', 'U', 'L', 0xba, 0xbe}};
-        _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        uint64_t hdr_size, hdr_offset, seqid;
+
+        memcpy(&hdr_size, area + LUKS2_HDR_SIZE_AT, sizeof hdr_size);
+        memcpy(&hdr_offset, area + LUKS2_HDR_OFFSET_AT, sizeof hdr_offset);
+        memcpy(&seqid, area + LUKS2_SEQID_AT, sizeof seqid);
+        if (memcmp(area, magic[copy], sizeof magic[copy]) != 0 || area[6] != 0 || area[7] != 2 ||
+            be64toh(hdr_size) != size || be64toh(hdr_offset) != (uint64_t)copy * size ||
+            strncmp((const char *)area + LUKS2_CSUM_ALG_AT, "sha256", 32) != 0)
+                return -EBADMSG;
+        *ret_seqid = be64toh(seqid);
+        return 0;
+}
+
+/* The secondary header copy of device rewritten with json and a sequence
+ * number above both copies', then synced; the primary and the key slot
+ * areas are not written. */
+static int write_secondary_copy(const char *device, const char *json) {
+        /* The path is KOS's own (the DataFS partition it found), not one
+         * from outside, and may be a udev symlink: no O_NOFOLLOW. */
+        _cleanup_close_ int fd = open(device, O_RDWR | O_CLOEXEC);
         _cleanup_free_ uint8_t *area = NULL;
         uint8_t bin[LUKS2_BINARY_HEADER];
         uint64_t size, seqid[2];
@@ -276,33 +307,28 @@ static int rewrite_backup(const char *path, const char *json) {
                 return -errno;
         if (pread(fd, bin, sizeof bin, 0) != (ssize_t)sizeof bin)
                 return -EIO;
-        memcpy(&size, bin + 8, sizeof size);
+        memcpy(&size, bin + LUKS2_HDR_SIZE_AT, sizeof size);
         size = be64toh(size);
         if (size < LUKS2_HEADER_MIN || size > LUKS2_HEADER_MAX || (size & (size - 1)) != 0 || !(area = malloc(size)))
                 return -EBADMSG;
-        for (int copy = 0; copy < 2; copy++) {
+        for (int copy = 0; copy < 2; copy++) /* the secondary is left in area */
                 if (pread(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
                         return -EIO;
-                if (memcmp(area, magic[copy], sizeof magic[copy]) != 0 || area[6] != 0 || area[7] != 2 ||
-                    strncmp((const char *)area + LUKS2_CSUM_ALG_AT, "sha256", 32) != 0)
-                        return -EBADMSG;
-                memcpy(&seqid[copy], area + LUKS2_SEQID_AT, sizeof seqid[copy]);
-                seqid[copy] = be64toh(seqid[copy]);
-        }
-        for (int copy = 0; copy < 2; copy++) {
-                if (pread(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
-                        return -EIO;
-                if ((r = rewrite_copy(area, size, json, (seqid[0] > seqid[1] ? seqid[0] : seqid[1]) + 1)) < 0)
+                else if ((r = check_copy(area, size, copy, &seqid[copy])) < 0)
                         return r;
-                if (pwrite(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
-                        return -EIO;
-        }
+        uint64_t next = seqid[0] > seqid[1] ? seqid[0] : seqid[1];
+        if (next == UINT64_MAX)
+                return -EOVERFLOW;
+        if ((r = rewrite_copy(area, size, json, next + 1)) < 0)
+                return r;
+        if (pwrite(fd, area, size, (off_t)size) != (ssize_t)size)
+                return -EIO;
         return fsync(fd) < 0 ? -errno : 0;
 }
 
 /* cd (its header loaded, the passphrase proven) finished by hand, then
  * loaded again: 0, or a negative errno with ret_error filled. */
-static int finish_by_hand(struct crypt_device *cd, json_t *root, const char *header_path, struct kos_error *ret_error) {
+static int finish_by_hand(struct crypt_device *cd, json_t *root, struct kos_error *ret_error) {
         uint64_t offset, size;
         char *json;
         int r;
@@ -316,23 +342,26 @@ static int finish_by_hand(struct crypt_device *cd, json_t *root, const char *hea
         finish_json(root);
         if (!(json = json_dumps(root, JSON_COMPACT)))
                 return kos_error_set(ret_error, -ENOMEM, "cannot write the LUKS2 header's JSON");
-        (void)unlink(header_path);
-        r = crypt_header_backup(cd, CRYPT_LUKS2, header_path);
-        if (r >= 0)
-                r = rewrite_backup(header_path, json);
+        /* The header is on the data device (no metadata device of its own). */
+        const char *device = crypt_get_metadata_device_name(cd) ?: crypt_get_device_name(cd);
+        r = device ? write_secondary_copy(device, json) : -ENODEV;
         free(json);
-        if (r >= 0)
-                r = crypt_header_restore(cd, CRYPT_LUKS2, header_path);
-        (void)unlink(header_path);
-        if (r >= 0)
-                r = crypt_load(cd, CRYPT_LUKS2, NULL);
-        return r < 0 ? kos_error_set(ret_error, r, "cannot write the finished LUKS2 header: %s", strerror(-r)) : 0;
+        if (r < 0)
+                return kos_error_set(ret_error, r, "cannot write the finished LUKS2 header's secondary copy: %s",
+                                     strerror(-r));
+        /* The primary, now the older copy, rewritten by libcryptsetup from
+         * the secondary (a repair reads without the blkid probe that a
+         * plain load's recovery needs first). */
+        if ((r = crypt_repair(cd, CRYPT_LUKS2, NULL)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0)
+                return kos_error_set(ret_error, r, "cannot bring the LUKS2 header's primary copy up to date: %s",
+                                     strerror(-r));
+        return 0;
 }
 
 /* 1 when cd's header is that of an encryption whose every hotzone is done
  * but whose last header update did not land, and it was finished here; 0
  * when it is not; or a negative errno with ret_error filled. */
-static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const char *pass, const char *header_path,
+static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const char *pass,
                                    struct kos_error *ret_error) {
         uint8_t volume_key[256];
         size_t key_size = sizeof volume_key;
@@ -354,12 +383,12 @@ static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const c
                 return kos_error_set(ret_error, r, "the passphrase does not open key slot %d: %s", keyslot,
                                      strerror(-r));
         }
-        r = finish_by_hand(cd, root, header_path, ret_error);
+        r = finish_by_hand(cd, root, ret_error);
         json_decref(root);
         return r < 0 ? r : 1;
 }
 
-int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass, const char *header_path,
+int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
                              kos_datafs_reencrypt_progress_fn progress, void *userdata, struct kos_error *ret_error) {
         struct crypt_params_reencrypt params = {
                 .mode = CRYPT_REENCRYPT_ENCRYPT,
@@ -378,7 +407,7 @@ int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *p
                                                     &recovery)) < 0)
                 return kos_error_set(ret_error, r, "libcryptsetup does not recover the hotzone a cut interrupted: %s",
                                      strerror(-r));
-        if ((r = finish_if_all_encrypted(cd, keyslot, pass, header_path, ret_error)) != 0)
+        if ((r = finish_if_all_encrypted(cd, keyslot, pass, ret_error)) != 0)
                 return r;
         if ((r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot, NULL, NULL,
                                                     &params)) < 0)
