@@ -485,8 +485,9 @@ static uint64_t seqid_of_copy(int fd, int copy) {
 }
 
 /* The image cut after its last hotzone, then its finishing update cut at
- * cut by a child; the seqids of its two header copies after that. */
-static void cut_finishing_update(int *failed_, enum cut cut, uint8_t **ret_plain, uint64_t ret_seqid[static 2]) {
+ * cut by a child: the cut fell between the copies, the secondary holds the
+ * new sequence number (whole or torn), the primary the old one. */
+static void cut_finishing_update(int *failed_, enum cut cut, uint8_t **ret_plain) {
         struct kos_error why = KOS_ERROR_NULL;
         struct crypt_device *cd = NULL;
         char path[512];
@@ -510,9 +511,9 @@ static void cut_finishing_update(int *failed_, enum cut cut, uint8_t **ret_plain
         }
         CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 42);
         CHECK((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
-        ret_seqid[0] = seqid_of_copy(fd, 0);
-        ret_seqid[1] = seqid_of_copy(fd, 1);
+        uint64_t primary = seqid_of_copy(fd, 0), secondary = seqid_of_copy(fd, 1);
         CHECK(close(fd) == 0);
+        CHECK(primary > 0 && secondary == primary + 1);
 }
 
 /* A cut after the secondary copy of the finishing update is synced, before
@@ -521,14 +522,11 @@ static void cut_finishing_update(int *failed_, enum cut cut, uint8_t **ret_plain
 TEST(datafs_encryption_in_place_cut_after_the_finished_secondary_header_copy_loads_it_and_keeps_every_byte) {
         struct crypt_device *cd = NULL;
         uint8_t *plain = NULL;
-        uint64_t seqid[2] = {0, 0};
         char path[512];
 
-        cut_finishing_update(failed_, CUT_AFTER_SECONDARY_SYNC, &plain, seqid);
+        cut_finishing_update(failed_, CUT_AFTER_SECONDARY_SYNC, &plain);
         if (*failed_)
                 goto out;
-        /* the cut fell between the two copies: the secondary is the newer */
-        CHECK(seqid[0] > 0 && seqid[1] == seqid[0] + 1);
         /* the next boot: the header loads, with nothing left to encrypt */
         CHECK(load(image_path(path), &cd) >= 0);
         check_finished(failed_, cd, plain);
@@ -543,13 +541,11 @@ TEST(datafs_encryption_in_place_cut_while_the_finished_secondary_header_copy_is_
         struct kos_error why = KOS_ERROR_NULL;
         struct crypt_device *cd = NULL;
         uint8_t *plain = NULL;
-        uint64_t seqid[2] = {0, 0};
         char path[512];
 
-        cut_finishing_update(failed_, CUT_IN_SECONDARY_WRITE, &plain, seqid);
+        cut_finishing_update(failed_, CUT_IN_SECONDARY_WRITE, &plain);
         if (*failed_)
                 goto out;
-        CHECK(seqid[0] > 0 && seqid[1] == seqid[0] + 1); /* torn: the new number, the old JSON */
         CHECK(load(image_path(path), &cd) >= 0);
         CHECK(crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE);
         int r = kos_datafs_reencrypt_run(cd, 0, PASS, count, NULL, &why);
