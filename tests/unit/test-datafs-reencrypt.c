@@ -10,6 +10,7 @@
 #include <endian.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -235,9 +236,17 @@ struct noted_write {
  * binary header, land, the rest not); at the first sync after it. */
 enum cut { NO_CUT, CUT_IN_SECONDARY_WRITE, CUT_AFTER_SECONDARY_SYNC };
 
+/* What the disk does to a write besides: nothing; a write() (libcryptsetup's
+ * header writes) to the primary copy reported done but lost, as a disk
+ * that drops writes would; KOS's whole-copy pwrite() of the secondary
+ * replaced by a copy whose JSON is "{}" with a valid checksum, a header
+ * libcryptsetup rejects (a stand-in for any finished JSON it refuses). */
+enum spoil { SPOIL_NOTHING, SPOIL_LOSE_PRIMARY_WRITES, SPOIL_SECONDARY_JSON };
+
 static struct {
         bool on;
         enum cut cut;
+        enum spoil spoil;
         bool secondary_written, lost; /* lost: a write that could not be noted */
         dev_t dev;
         ino_t ino;
@@ -288,11 +297,31 @@ static int note_sync(int fd, int r) {
         return r;
 }
 
+/* buf (len bytes at `at`, a whole secondary copy) with its JSON made "{}"
+ * and its checksum made again, in out. */
+static const void *secondary_with_empty_json(const void *buf, size_t len, off_t at, uint8_t out[static HEADER_COPY]) {
+        if (journal.spoil != SPOIL_SECONDARY_JSON || at != HEADER_COPY || len != HEADER_COPY)
+                return buf;
+        memcpy(out, buf, HEADER_COPY);
+        memset(out + 4096, 0, HEADER_COPY - 4096);
+        memcpy(out + 4096, "{}", 2);
+        memset(out + 0x1c0, 0, 64);
+        SHA256(out, HEADER_COPY, out + 0x1c0);
+        return out;
+}
+
+/* These overrides are process-wide (every write of the test binary and of
+ * libcryptsetup comes here) and go straight to syscall() unless the
+ * journal is on and the fd is the image's; they shadow ASan's interceptors
+ * of the same names, so ASan does not check their buffers. SYS_pwrite64
+ * takes the offset in one register: a 64-bit ABI is assumed. */
 ssize_t write(int fd, const void *buf, size_t len) {
         off_t at = on_image(fd) ? lseek(fd, 0, SEEK_CUR) : -1;
 
         if (at >= 0)
                 maybe_tear(fd, buf, len, at);
+        if (at >= 0 && journal.spoil == SPOIL_LOSE_PRIMARY_WRITES && at < HEADER_COPY)
+                return lseek(fd, (off_t)len, SEEK_CUR) < 0 ? -1 : (ssize_t)len;
         ssize_t n = syscall(SYS_write, fd, buf, len);
 
         if (at >= 0)
@@ -301,8 +330,11 @@ ssize_t write(int fd, const void *buf, size_t len) {
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t len, off_t at) {
+        static uint8_t spoilt[HEADER_COPY];
         bool noted = on_image(fd);
 
+        if (noted)
+                buf = secondary_with_empty_json(buf, len, at, spoilt);
         if (noted)
                 maybe_tear(fd, buf, len, at);
         ssize_t n = syscall(SYS_pwrite64, fd, buf, len, at);
@@ -323,21 +355,23 @@ int fdatasync(int fd) {
         return note_sync(fd, (int)syscall(SYS_fdatasync, fd));
 }
 
+static void journal_free(void) {
+        for (size_t i = 0; i < journal.n; i++)
+                free(journal.w[i].data);
+        memset(&journal, 0, sizeof journal);
+}
+
+/* The journal on from here, empty (what an earlier test left, freed). */
 static void journal_start(int *failed_, enum cut cut) {
         char path[512];
         struct stat st;
 
+        journal_free();
         CHECK(stat(image_path(path), &st) == 0);
         journal.dev = st.st_dev;
         journal.ino = st.st_ino;
         journal.cut = cut;
         journal.on = true;
-}
-
-static void journal_free(void) {
-        for (size_t i = 0; i < journal.n; i++)
-                free(journal.w[i].data);
-        memset(&journal, 0, sizeof journal);
 }
 
 /* The part of w that falls in meta's METADATA bytes applied to meta. */
@@ -371,10 +405,14 @@ static int cut_after(uint8_t *meta, const uint8_t *base, size_t last) {
         return torn[0] || torn[1];
 }
 
-/* libcryptsetup loads a header from meta, on an image of the full size. */
-static int loads(const uint8_t *meta) {
+/* libcryptsetup loads a header from meta, on an image of the full size:
+ * 0 with its JSON (crypt_dump_json(), malloc'd) and whether it is still
+ * that of an encryption in progress (crypt_reencrypt_status()), or a
+ * negative errno. */
+static int loads(const uint8_t *meta, char **ret_json, bool *ret_in_progress) {
         char path[512];
         struct crypt_device *cd = NULL;
+        const char *json;
         int fd, r;
 
         snprintf(path, sizeof path, "%s/cut.img", test_tmpdir());
@@ -384,16 +422,25 @@ static int loads(const uint8_t *meta) {
         close(fd);
         if (r >= 0)
                 r = load(path, &cd);
+        if (r >= 0)
+                r = crypt_dump_json(cd, &json, 0);
+        if (r >= 0) {
+                *ret_in_progress = crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE;
+                r = (*ret_json = strdup(json)) ? 0 : -ENOMEM;
+        }
         crypt_free(cd);
         return r;
 }
 
 /* A cut after each of the noted writes, made on base (the metadata before
- * the first), leaves a header that loads. */
+ * the first), leaves a header that loads, and it is one of two: the old
+ * one (the encryption still in progress, as base loads) or the finished
+ * one (none in progress, as the image loads at the end). */
 static void check_every_cut(int *failed_, const uint8_t *base) {
         uint8_t *meta = malloc(METADATA);
-        char path[512];
+        char path[512], *old = NULL, *finished = NULL, *json = NULL;
         size_t header_cuts = 0;
+        bool in_progress;
 
         CHECK(meta);
         /* Nothing went by unnoted: all the writes on the base make the image. */
@@ -401,17 +448,28 @@ static void check_every_cut(int *failed_, const uint8_t *base) {
         for (size_t i = 0; i < journal.n; i++)
                 apply(meta, &journal.w[i]);
         CHECK(holds(image_path(path), 0, meta, METADATA));
+        CHECK(loads(meta, &finished, &in_progress) == 0 && !in_progress);
+        CHECK(loads(base, &old, &in_progress) == 0 && in_progress);
         for (size_t i = 0; i < journal.n; i++) {
                 header_cuts += (size_t)cut_after(meta, base, i);
-                int r = loads(meta);
+                int r = loads(meta, &json, &in_progress);
                 if (r < 0)
                         fprintf(stderr, "  a cut after write %zu of %zu (%zu bytes at %lld; %zu synced) leaves no "
                                         "header copy that loads: %d\n",
                                 i + 1, journal.n, journal.w[i].len, (long long)journal.w[i].at, journal.w[i].synced,
                                 r);
                 CHECK(r >= 0);
+                bool known = in_progress ? strcmp(json, old) == 0 : strcmp(json, finished) == 0;
+                free(json);
+                if (!known)
+                        fprintf(stderr, "  a cut after write %zu of %zu loads a header neither the old nor the "
+                                        "finished one (in progress: %d)\n",
+                                i + 1, journal.n, in_progress);
+                CHECK(known);
         }
         CHECK(header_cuts >= 2); /* the secondary's write, the primary's */
+        free(old);
+        free(finished);
         free(meta);
 }
 
@@ -439,38 +497,126 @@ TEST(datafs_encryption_in_place_cut_while_its_last_header_update_is_written_load
         }
 }
 
-/* libcryptsetup writes a header one copy at a time with a sync between
- * them; KOS's finishing update does too (the secondary, sync, then
- * libcryptsetup's repair of the primary), so a cut at any write, unsynced
- * writes lost or torn, leaves a copy that loads. */
-TEST(datafs_encryption_in_place_finishing_update_keeps_one_whole_header_copy_at_every_write) {
-        struct kos_error why = KOS_ERROR_NULL;
-        struct crypt_device *cd = NULL;
-        uint8_t *plain = NULL, *base = malloc(METADATA);
+/* The image cut after its last hotzone and loaded into *ret_cd (its
+ * plain text in *ret_plain); then len bytes at `at` overwritten with byte
+ * (damage the load did not repair; len 0: none), its metadata kept in
+ * base; then the finishing update run with the journal on and the disk
+ * doing spoil: its result in *ret_r, its message in why. */
+static void finish_noted(int *failed_, off_t at, size_t len, uint8_t byte, enum spoil spoil, uint8_t *base,
+                         uint8_t **ret_plain, struct crypt_device **ret_cd, int *ret_r, struct kos_error *why) {
+        uint8_t junk[4096];
         char path[512];
         int fd;
 
         sector_size = 4096;
         calls = 0;
+        memset(junk, byte, sizeof junk);
+        make_cut_image(failed_, die_after_the_last_hotzone, ret_plain);
+        if (*failed_)
+                return;
+        CHECK(load(image_path(path), ret_cd) >= 0);
+        CHECK(len <= sizeof junk && (fd = open(path, O_RDWR | O_CLOEXEC)) >= 0);
+        CHECK(pwrite(fd, junk, len, at) == (ssize_t)len);
+        CHECK(pread(fd, base, METADATA, 0) == (ssize_t)METADATA && close(fd) == 0);
+        journal_start(failed_, NO_CUT);
+        journal.spoil = spoil;
+        *ret_r = kos_datafs_reencrypt_run(*ret_cd, 0, PASS, count, NULL, why);
+        journal.on = false;
+        if (*ret_r < 0)
+                fprintf(stderr, "  %s\n", why->msg);
+        CHECK(!journal.lost);
+}
+
+/* finish_noted() with damage at `at` the finishing update must survive:
+ * it finishes, and a cut after any of its writes leaves the old header or
+ * the finished one. */
+static void finish_at_every_cut(int *failed_, off_t at, size_t len, uint8_t byte) {
+        struct kos_error why = KOS_ERROR_NULL;
+        struct crypt_device *cd = NULL;
+        uint8_t *plain = NULL, *base = malloc(METADATA);
+        int r = 0;
+
         CHECK(base);
-        make_cut_image(failed_, die_after_the_last_hotzone, &plain);
+        finish_noted(failed_, at, len, byte, SPOIL_NOTHING, base, &plain, &cd, &r, &why);
         if (*failed_)
                 goto out;
-        CHECK((fd = open(image_path(path), O_RDONLY | O_CLOEXEC)) >= 0);
-        CHECK(pread(fd, base, METADATA, 0) == (ssize_t)METADATA && close(fd) == 0);
-        CHECK(load(path, &cd) >= 0);
-        journal_start(failed_, NO_CUT);
-        int r = kos_datafs_reencrypt_run(cd, 0, PASS, count, NULL, &why);
-        journal.on = false;
-        if (r < 0)
-                fprintf(stderr, "  %s\n", why.msg);
-        CHECK(!journal.lost);
         CHECK(r == 1);
         check_every_cut(failed_, base);
         if (*failed_)
                 goto out;
         check_finished(failed_, cd, plain);
+        cd = NULL;
 out:
+        crypt_free(cd);
+        journal_free();
+        free(base);
+        free(plain);
+}
+
+/* libcryptsetup writes a header one copy at a time with a sync between
+ * them; KOS's finishing update does too (the secondary, sync, then
+ * libcryptsetup's repair of the primary), so a cut at any write, unsynced
+ * writes lost or torn, leaves a copy that loads: the old header or the
+ * finished one. */
+TEST(datafs_encryption_in_place_finishing_update_keeps_one_whole_header_copy_at_every_write) {
+        finish_at_every_cut(failed_, 0, 0, 0);
+}
+
+/* A primary copy that fails its checksum (torn, and the load's own
+ * recovery did not repair it): the secondary is the only valid copy, so
+ * it is not written before libcryptsetup's repair made the primary whole
+ * again from it. */
+TEST(datafs_encryption_in_place_finishing_update_over_a_primary_copy_failing_its_checksum_keeps_a_copy_that_loads_at_every_write) {
+        finish_at_every_cut(failed_, HEADER_COPY - 1, 1, 0x20);
+}
+
+/* A secondary copy whose binary header is garbage is about to be written
+ * anyway: it is built from the primary's, as libcryptsetup's recovery
+ * does, not refused at every boot. */
+TEST(datafs_encryption_in_place_finishing_update_over_a_garbage_secondary_binary_header_finishes) {
+        finish_at_every_cut(failed_, HEADER_COPY, 4096, 0xa5);
+}
+
+/* The primary fails its checksum and the disk loses libcryptsetup's
+ * repair of it: KOS refuses to write the secondary, the only valid copy,
+ * and writes nothing (the next boot, the repair landing, finishes). */
+TEST(datafs_encryption_in_place_primary_copy_still_failing_its_checksum_after_repair_is_refused_and_nothing_written) {
+        struct kos_error why = KOS_ERROR_NULL;
+        struct crypt_device *cd = NULL;
+        uint8_t *plain = NULL, *base = malloc(METADATA);
+        char path[512];
+        int r = 0;
+
+        CHECK(base);
+        finish_noted(failed_, HEADER_COPY - 1, 1, 0x20, SPOIL_LOSE_PRIMARY_WRITES, base, &plain, &cd, &r, &why);
+        if (*failed_)
+                goto out;
+        CHECK(r < 0 && strstr(why.msg, "primary"));
+        CHECK(holds(image_path(path), 0, base, METADATA));
+        CHECK(holds(path, IMAGE - SHIFT / 2, plain, SHIFT / 2)); /* the moved segment not wiped either */
+out:
+        crypt_free(cd);
+        journal_free();
+        free(base);
+        free(plain);
+}
+
+/* libcryptsetup rejects the finished secondary copy (its repair then
+ * rewrites it from the old primary and succeeds): the finishing update
+ * fails, it does not report a header it did not write. */
+TEST(datafs_encryption_in_place_finished_header_libcryptsetup_rejects_is_an_error_not_success) {
+        struct kos_error why = KOS_ERROR_NULL;
+        struct crypt_device *cd = NULL;
+        uint8_t *plain = NULL, *base = malloc(METADATA);
+        int r = 0;
+
+        CHECK(base);
+        finish_noted(failed_, 0, 0, 0, SPOIL_SECONDARY_JSON, base, &plain, &cd, &r, &why);
+        if (*failed_)
+                goto out;
+        CHECK(r < 0 && strstr(why.msg, "not the finished one"));
+out:
+        crypt_free(cd);
         journal_free();
         free(base);
         free(plain);
