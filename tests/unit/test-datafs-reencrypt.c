@@ -497,26 +497,60 @@ TEST(datafs_encryption_in_place_cut_while_its_last_header_update_is_written_load
         }
 }
 
-/* The image cut after its last hotzone and loaded into *ret_cd (its
- * plain text in *ret_plain); then len bytes at `at` overwritten with byte
- * (damage the load did not repair; len 0: none), its metadata kept in
- * base; then the finishing update run with the journal on and the disk
- * doing spoil: its result in *ret_r, its message in why. */
-static void finish_noted(int *failed_, off_t at, size_t len, uint8_t byte, enum spoil spoil, uint8_t *base,
-                         uint8_t **ret_plain, struct crypt_device **ret_cd, int *ret_r, struct kos_error *why) {
+/* Damage done to the image (fd) after its header loaded, which the load's
+ * own recovery therefore did not repair: 0, or -1. */
+typedef int (*damage_fn)(int fd);
+
+static int no_damage(int fd) {
+        (void)fd;
+        return 0;
+}
+
+/* One byte of the primary's JSON area's zero padding changed. */
+static int break_primary_checksum(int fd) {
+        return pwrite(fd, " ", 1, HEADER_COPY - 1) == 1 ? 0 : -1;
+}
+
+static int garble_secondary_binary_header(int fd) {
         uint8_t junk[4096];
+
+        memset(junk, 0xa5, sizeof junk);
+        return pwrite(fd, junk, sizeof junk, HEADER_COPY) == (ssize_t)sizeof junk ? 0 : -1;
+}
+
+/* The secondary made newer than the primary (its sequence number raised,
+ * its checksum made again): the primary is then a valid older copy. */
+static int make_secondary_newer(int fd) {
+        static uint8_t copy[HEADER_COPY];
+        uint64_t seqid;
+
+        if (pread(fd, copy, HEADER_COPY, HEADER_COPY) != HEADER_COPY)
+                return -1;
+        memcpy(&seqid, copy + 16, sizeof seqid);
+        seqid = htobe64(be64toh(seqid) + 5);
+        memcpy(copy + 16, &seqid, sizeof seqid);
+        memset(copy + 0x1c0, 0, 64);
+        SHA256(copy, HEADER_COPY, copy + 0x1c0);
+        return pwrite(fd, copy, HEADER_COPY, HEADER_COPY) == HEADER_COPY ? 0 : -1;
+}
+
+/* The image cut after its last hotzone and loaded into *ret_cd (its
+ * plain text in *ret_plain); then damage done, its metadata kept in base;
+ * then the finishing update run with the journal on and the disk doing
+ * spoil: its result in *ret_r, its message in why. */
+static void finish_noted(int *failed_, damage_fn damage, enum spoil spoil, uint8_t *base, uint8_t **ret_plain,
+                         struct crypt_device **ret_cd, int *ret_r, struct kos_error *why) {
         char path[512];
         int fd;
 
         sector_size = 4096;
         calls = 0;
-        memset(junk, byte, sizeof junk);
         make_cut_image(failed_, die_after_the_last_hotzone, ret_plain);
         if (*failed_)
                 return;
         CHECK(load(image_path(path), ret_cd) >= 0);
-        CHECK(len <= sizeof junk && (fd = open(path, O_RDWR | O_CLOEXEC)) >= 0);
-        CHECK(pwrite(fd, junk, len, at) == (ssize_t)len);
+        CHECK((fd = open(path, O_RDWR | O_CLOEXEC)) >= 0);
+        CHECK(damage(fd) == 0);
         CHECK(pread(fd, base, METADATA, 0) == (ssize_t)METADATA && close(fd) == 0);
         journal_start(failed_, NO_CUT);
         journal.spoil = spoil;
@@ -527,25 +561,50 @@ static void finish_noted(int *failed_, off_t at, size_t len, uint8_t byte, enum 
         CHECK(!journal.lost);
 }
 
-/* finish_noted() with damage at `at` the finishing update must survive:
- * it finishes, and a cut after any of its writes leaves the old header or
+/* finish_noted() with damage the finishing update must survive: it
+ * finishes, and a cut after any of its writes leaves the old header or
  * the finished one. */
-static void finish_at_every_cut(int *failed_, off_t at, size_t len, uint8_t byte) {
+static void finish_at_every_cut(int *failed_, damage_fn damage) {
         struct kos_error why = KOS_ERROR_NULL;
-        struct crypt_device *cd = NULL;
+        struct crypt_device *cd = NULL, *finished;
         uint8_t *plain = NULL, *base = malloc(METADATA);
         int r = 0;
 
         CHECK(base);
-        finish_noted(failed_, at, len, byte, SPOIL_NOTHING, base, &plain, &cd, &r, &why);
+        finish_noted(failed_, damage, SPOIL_NOTHING, base, &plain, &cd, &r, &why);
         if (*failed_)
                 goto out;
         CHECK(r == 1);
         check_every_cut(failed_, base);
         if (*failed_)
                 goto out;
-        check_finished(failed_, cd, plain);
+        finished = cd; /* check_finished() frees it */
         cd = NULL;
+        check_finished(failed_, finished, plain);
+out:
+        crypt_free(cd);
+        journal_free();
+        free(base);
+        free(plain);
+}
+
+/* The finishing update with the disk doing spoil after damage fails with
+ * a message holding reason, and writes nothing: the metadata and the
+ * moved segment's plain-text copy are as they were. */
+static void refused_and_nothing_written(int *failed_, damage_fn damage, enum spoil spoil, const char *reason) {
+        struct kos_error why = KOS_ERROR_NULL;
+        struct crypt_device *cd = NULL;
+        uint8_t *plain = NULL, *base = malloc(METADATA);
+        char path[512];
+        int r = 0;
+
+        CHECK(base);
+        finish_noted(failed_, damage, spoil, base, &plain, &cd, &r, &why);
+        if (*failed_)
+                goto out;
+        CHECK(r < 0 && strstr(why.msg, reason));
+        CHECK(holds(image_path(path), 0, base, METADATA));
+        CHECK(holds(path, IMAGE - SHIFT / 2, plain, SHIFT / 2));
 out:
         crypt_free(cd);
         journal_free();
@@ -559,7 +618,7 @@ out:
  * writes lost or torn, leaves a copy that loads: the old header or the
  * finished one. */
 TEST(datafs_encryption_in_place_finishing_update_keeps_one_whole_header_copy_at_every_write) {
-        finish_at_every_cut(failed_, 0, 0, 0);
+        finish_at_every_cut(failed_, no_damage);
 }
 
 /* A primary copy that fails its checksum (torn, and the load's own
@@ -567,38 +626,28 @@ TEST(datafs_encryption_in_place_finishing_update_keeps_one_whole_header_copy_at_
  * it is not written before libcryptsetup's repair made the primary whole
  * again from it. */
 TEST(datafs_encryption_in_place_finishing_update_over_a_primary_copy_failing_its_checksum_keeps_a_copy_that_loads_at_every_write) {
-        finish_at_every_cut(failed_, HEADER_COPY - 1, 1, 0x20);
+        finish_at_every_cut(failed_, break_primary_checksum);
 }
 
 /* A secondary copy whose binary header is garbage is about to be written
  * anyway: it is built from the primary's, as libcryptsetup's recovery
  * does, not refused at every boot. */
 TEST(datafs_encryption_in_place_finishing_update_over_a_garbage_secondary_binary_header_finishes) {
-        finish_at_every_cut(failed_, HEADER_COPY, 4096, 0xa5);
+        finish_at_every_cut(failed_, garble_secondary_binary_header);
 }
 
 /* The primary fails its checksum and the disk loses libcryptsetup's
  * repair of it: KOS refuses to write the secondary, the only valid copy,
  * and writes nothing (the next boot, the repair landing, finishes). */
 TEST(datafs_encryption_in_place_primary_copy_still_failing_its_checksum_after_repair_is_refused_and_nothing_written) {
-        struct kos_error why = KOS_ERROR_NULL;
-        struct crypt_device *cd = NULL;
-        uint8_t *plain = NULL, *base = malloc(METADATA);
-        char path[512];
-        int r = 0;
+        refused_and_nothing_written(failed_, break_primary_checksum, SPOIL_LOSE_PRIMARY_WRITES, "does not verify");
+}
 
-        CHECK(base);
-        finish_noted(failed_, HEADER_COPY - 1, 1, 0x20, SPOIL_LOSE_PRIMARY_WRITES, base, &plain, &cd, &r, &why);
-        if (*failed_)
-                goto out;
-        CHECK(r < 0 && strstr(why.msg, "primary"));
-        CHECK(holds(image_path(path), 0, base, METADATA));
-        CHECK(holds(path, IMAGE - SHIFT / 2, plain, SHIFT / 2)); /* the moved segment not wiped either */
-out:
-        crypt_free(cd);
-        journal_free();
-        free(base);
-        free(plain);
+/* A secondary newer than a valid primary, and the disk loses
+ * libcryptsetup's repair of the primary: the primary is not the copy
+ * libcryptsetup loads, so the secondary is not written over. */
+TEST(datafs_encryption_in_place_primary_copy_older_than_the_secondary_after_repair_is_refused_and_nothing_written) {
+        refused_and_nothing_written(failed_, make_secondary_newer, SPOIL_LOSE_PRIMARY_WRITES, "is older than");
 }
 
 /* libcryptsetup rejects the finished secondary copy (its repair then
@@ -611,7 +660,7 @@ TEST(datafs_encryption_in_place_finished_header_libcryptsetup_rejects_is_an_erro
         int r = 0;
 
         CHECK(base);
-        finish_noted(failed_, 0, 0, 0, SPOIL_SECONDARY_JSON, base, &plain, &cd, &r, &why);
+        finish_noted(failed_, no_damage, SPOIL_SECONDARY_JSON, base, &plain, &cd, &r, &why);
         if (*failed_)
                 goto out;
         CHECK(r < 0 && strstr(why.msg, "not the finished one"));
