@@ -130,11 +130,11 @@ static int on_progress(uint64_t total, uint64_t done, void *usrptr) {
  * both copies whole, and the primary must then verify, checksum and all,
  * and be the newer or equal copy; then the secondary copy alone is written
  * from it, with the new JSON, a higher sequence number and its checksum,
- * then a sync; the primary, still the old header, is untouched until then. libcryptsetup's read of the
- * header (LUKS2_disk_hdr_read(): of two valid copies the one with the
- * higher sequence number wins, a torn one is rewritten from the other)
- * then brings the primary up to date itself (crypt_repair()), with a sync
- * of its own. A cut while the secondary is written leaves the old primary,
+ * then a sync; the primary, still the old header, is untouched until
+ * then. libcryptsetup's read of the header (LUKS2_disk_hdr_read(): of two
+ * valid copies the one with the higher sequence number wins, a torn one
+ * is rewritten from the other) then brings the primary up to date itself
+ * (crypt_repair() again), with a sync of its own. A cut while the secondary is written leaves the old primary,
  * and the next boot finishes again; a cut after its sync leaves the new
  * secondary, which loads. The key slot areas are not written. At the end
  * the header that loads must be the finished one: a secondary
