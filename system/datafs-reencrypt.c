@@ -123,16 +123,30 @@ static int on_progress(uint64_t total, uint64_t done, void *usrptr) {
  * data segment already covers all the data, encrypted, which its resume
  * refuses ("Failed to set device segments for next reencryption hotzone",
  * -EIO; neither CRYPT_REENCRYPT_RECOVERY nor crypt_repair() clears it).
- * That update is done here instead, on a backup of the header, which is
- * then restored: the key slot areas go back byte for byte as they were, and
- * each of the two JSON copies carries its own checksum and a higher
- * sequence number, so a cut while it is restored leaves the old header or
- * the new one, and either is handled at the next boot. */
+ * That update is done here instead, one header copy at a time, as
+ * libcryptsetup writes its own (LUKS2_disk_hdr_write(): primary, sync,
+ * secondary, sync), so that a disk with a volatile write cache never holds
+ * two torn copies: first libcryptsetup's repair (crypt_repair()) makes
+ * both copies whole, and the primary must then verify, checksum and all,
+ * and be the newer or equal copy; then the secondary copy alone is written
+ * from it, with the new JSON, a higher sequence number and its checksum,
+ * then a sync; the primary, still the old header, is untouched until
+ * then. libcryptsetup's read of the header (LUKS2_disk_hdr_read(): of two
+ * valid copies the one with the higher sequence number wins, a torn one
+ * is rewritten from the other) then brings the primary up to date itself
+ * (crypt_repair() again), with a sync of its own. A cut while the secondary is written leaves the old primary,
+ * and the next boot finishes again; a cut after its sync leaves the new
+ * secondary, which loads. The key slot areas are not written. At the end
+ * the header that loads must be the finished one: a secondary
+ * libcryptsetup rejects is rewritten by its repair from the old primary
+ * without an error. */
 
 #define LUKS2_BINARY_HEADER 4096u
 #define LUKS2_HEADER_MIN 16384u
 #define LUKS2_HEADER_MAX (4u << 20)
+#define LUKS2_HDR_SIZE_AT 8
 #define LUKS2_SEQID_AT 16
+#define LUKS2_HDR_OFFSET_AT 0x100
 #define LUKS2_CSUM_ALG_AT 0x48
 #define LUKS2_CSUM_AT 0x1c0
 
@@ -262,51 +276,165 @@ static int rewrite_copy(uint8_t *area, size_t size, const char *json, uint64_t s
         return 0;
 }
 
-/* The header backup at path (both copies, then the key slot areas, as on
- * the disk) with json in both copies. */
-static int rewrite_backup(const char *path, const char *json) {
+/* The header copy (0 primary, 1 secondary) of size bytes at area is whole
+ * and one this code rewrites: the magic of that copy, version 2, size and
+ * offset those of a copy of size bytes, and its SHA-256 checksum over all
+ * of it (the checksum field zeroed, as libcryptsetup computes it). Its
+ * sequence number in *ret_seqid. The bytes are the disk's: anyone who can
+ * write the disk wrote them. 0, -EBADMSG, or a negative errno. */
+static int verify_copy(uint8_t *area, uint64_t size, int copy, uint64_t *ret_seqid) {
         static const uint8_t magic[2][6] = {{'L', 'U', 'K', 'S', 0xba, 0xbe}, {'S', 'K', 'U', 'L', 0xba, 0xbe}};
-        _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        uint8_t csum[64], digest[KOS_SHA256_LEN];
+        uint64_t hdr_size, hdr_offset, seqid;
+        int r;
+
+        memcpy(&hdr_size, area + LUKS2_HDR_SIZE_AT, sizeof hdr_size);
+        memcpy(&hdr_offset, area + LUKS2_HDR_OFFSET_AT, sizeof hdr_offset);
+        memcpy(&seqid, area + LUKS2_SEQID_AT, sizeof seqid);
+        if (memcmp(area, magic[copy], sizeof magic[copy]) != 0 || area[6] != 0 || area[7] != 2 ||
+            be64toh(hdr_size) != size || be64toh(hdr_offset) != (uint64_t)copy * size ||
+            strncmp((const char *)area + LUKS2_CSUM_ALG_AT, "sha256", 32) != 0)
+                return -EBADMSG;
+        memcpy(csum, area + LUKS2_CSUM_AT, sizeof csum);
+        memset(area + LUKS2_CSUM_AT, 0, sizeof csum);
+        r = kos_sha256(area, size, digest);
+        memcpy(area + LUKS2_CSUM_AT, csum, sizeof csum);
+        if (r < 0)
+                return r;
+        if (!kos_digest_equal(digest, csum))
+                return -EBADMSG;
+        *ret_seqid = be64toh(seqid);
+        return 0;
+}
+
+/* root's config.json_size is that of copies of size bytes: the JSON area
+ * the new copy fills is the one libcryptsetup will check it against. */
+static bool json_size_is(json_t *root, uint64_t size) {
+        const char *json_size = json_string_value(json_object_get(json_object_get(root, "config"), "json_size"));
+        char want[32];
+
+        snprintf(want, sizeof want, "%llu", (unsigned long long)(size - LUKS2_BINARY_HEADER));
+        return json_size && strcmp(json_size, want) == 0;
+}
+
+static int read_exactly(int fd, void *buf, size_t len, off_t at) {
+        ssize_t n = pread(fd, buf, len, at);
+        return n < 0 ? -errno : n != (ssize_t)len ? -EIO : 0;
+}
+
+static int write_exactly(int fd, const void *buf, size_t len, off_t at) {
+        ssize_t n = pwrite(fd, buf, len, at);
+        return n < 0 ? -errno : n != (ssize_t)len ? -EIO : 0;
+}
+
+/* Both header copies on fd, read into *ret_area (malloc'd, 2 * *ret_size
+ * bytes), the primary checked to be whole and the copy libcryptsetup
+ * loaded (a secondary that verifies is not newer): the one valid copy,
+ * then, while the secondary is written. The old secondary's bytes are not
+ * used: it may be torn, and it is overwritten anyway. The primary's
+ * sequence number in *ret_seqid. 0, or a negative errno with ret_error
+ * filled. */
+static int read_primary(int fd, uint8_t **ret_area, uint64_t *ret_size, uint64_t *ret_seqid,
+                        struct kos_error *ret_error) {
         _cleanup_free_ uint8_t *area = NULL;
         uint8_t bin[LUKS2_BINARY_HEADER];
         uint64_t size, seqid[2];
         int r;
 
-        if (fd < 0)
-                return -errno;
-        if (pread(fd, bin, sizeof bin, 0) != (ssize_t)sizeof bin)
-                return -EIO;
-        memcpy(&size, bin + 8, sizeof size);
+        if ((r = read_exactly(fd, bin, sizeof bin, 0)) < 0)
+                return kos_error_set(ret_error, r, "cannot read the LUKS2 header: %s", strerror(-r));
+        memcpy(&size, bin + LUKS2_HDR_SIZE_AT, sizeof size);
         size = be64toh(size);
-        if (size < LUKS2_HEADER_MIN || size > LUKS2_HEADER_MAX || (size & (size - 1)) != 0 || !(area = malloc(size)))
-                return -EBADMSG;
-        for (int copy = 0; copy < 2; copy++) {
-                if (pread(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
-                        return -EIO;
-                if (memcmp(area, magic[copy], sizeof magic[copy]) != 0 || area[6] != 0 || area[7] != 2 ||
-                    strncmp((const char *)area + LUKS2_CSUM_ALG_AT, "sha256", 32) != 0)
-                        return -EBADMSG;
-                memcpy(&seqid[copy], area + LUKS2_SEQID_AT, sizeof seqid[copy]);
-                seqid[copy] = be64toh(seqid[copy]);
-        }
-        for (int copy = 0; copy < 2; copy++) {
-                if (pread(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
-                        return -EIO;
-                if ((r = rewrite_copy(area, size, json, (seqid[0] > seqid[1] ? seqid[0] : seqid[1]) + 1)) < 0)
-                        return r;
-                if (pwrite(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
-                        return -EIO;
-        }
-        return fsync(fd) < 0 ? -errno : 0;
+        if (size < LUKS2_HEADER_MIN || size > LUKS2_HEADER_MAX || (size & (size - 1)) != 0)
+                return kos_error_set(ret_error, -EBADMSG, "the LUKS2 header's size %llu is not one of a copy",
+                                     (unsigned long long)size);
+        if (!(area = malloc(2 * size)))
+                return kos_error_set(ret_error, -ENOMEM, "cannot hold the LUKS2 header");
+        if ((r = read_exactly(fd, area, 2 * size, 0)) < 0)
+                return kos_error_set(ret_error, r, "cannot read the LUKS2 header: %s", strerror(-r));
+        if ((r = verify_copy(area, size, 0, &seqid[0])) < 0)
+                return kos_error_set(ret_error, r,
+                                     "the LUKS2 header's primary copy does not verify after libcryptsetup's repair "
+                                     "(magic, size, offset or SHA-256 checksum): the secondary, maybe the only "
+                                     "valid copy, is not written");
+        if (verify_copy(area + size, size, 1, &seqid[1]) == 0 && seqid[1] > seqid[0])
+                return kos_error_set(ret_error, -ESTALE,
+                                     "the LUKS2 header's primary copy (sequence number %llu) is older than the "
+                                     "secondary (%llu) after libcryptsetup's repair: the secondary is not written",
+                                     (unsigned long long)seqid[0], (unsigned long long)seqid[1]);
+        if (seqid[0] == UINT64_MAX)
+                return kos_error_set(ret_error, -EOVERFLOW, "the LUKS2 header's sequence number is at its end");
+        *ret_area = TAKE_PTR(area);
+        *ret_size = size;
+        *ret_seqid = seqid[0];
+        return 0;
 }
 
-/* cd (its header loaded, the passphrase proven) finished by hand, then
- * loaded again: 0, or a negative errno with ret_error filled. */
-static int finish_by_hand(struct crypt_device *cd, json_t *root, const char *header_path, struct kos_error *ret_error) {
-        uint64_t offset, size;
-        char *json;
+/* The secondary copy in area (both copies, read_primary()'s) made anew
+ * from the primary, with root as its JSON and the sequence number seqid,
+ * then written to fd and synced; the primary and the key slot areas are
+ * not written. This write is made outside libcryptsetup's metadata lock:
+ * in the initrd one process, this one, touches the device. 0, or a
+ * negative errno with ret_error filled. */
+static int write_secondary_copy(int fd, uint8_t *area, uint64_t size, uint64_t seqid, json_t *root,
+                                struct kos_error *ret_error) {
+        _cleanup_free_ char *json = NULL;
+        uint64_t hdr_offset = htobe64(size);
         int r;
 
+        if (!json_size_is(root, size))
+                return kos_error_set(ret_error, -EBADMSG, "the LUKS2 header's config.json_size is not %llu",
+                                     (unsigned long long)(size - LUKS2_BINARY_HEADER));
+        if (!(json = json_dumps(root, JSON_COMPACT)))
+                return kos_error_set(ret_error, -ENOMEM, "cannot write the LUKS2 header's JSON");
+        /* As libcryptsetup's recovery makes one copy from the other. */
+        memcpy(area + size, area, size);
+        memcpy(area + size, "SKUL\xba\xbe", 6);
+        memcpy(area + size + LUKS2_HDR_OFFSET_AT, &hdr_offset, sizeof hdr_offset);
+        if ((r = rewrite_copy(area + size, size, json, seqid)) < 0 ||
+            (r = write_exactly(fd, area + size, size, (off_t)size)) < 0 || (r = fsync(fd) < 0 ? -errno : 0) < 0)
+                return kos_error_set(ret_error, r, "cannot write the finished LUKS2 header's secondary copy: %s",
+                                     strerror(-r));
+        return 0;
+}
+
+/* root: cd's header JSON, dumped afresh. NULL when it is not readable. */
+static json_t *header_json(struct crypt_device *cd) {
+        const char *dump;
+
+        return crypt_dump_json(cd, &dump, 0) < 0 ? NULL : json_loads(dump, 0, NULL);
+}
+
+/* cd (its header loaded, all encrypted, the passphrase proven) finished by
+ * hand, then loaded again: 0, or a negative errno with ret_error filled. */
+static int finish_by_hand(struct crypt_device *cd, struct kos_error *ret_error) {
+        json_auto_t *root = NULL; /* jansson's cleanup attribute */
+        _cleanup_free_ uint8_t *area = NULL;
+        uint64_t offset, size, header_size, seqid;
+        int r;
+
+        /* Both copies made whole first (libcryptsetup rewrites a torn or
+         * older copy from the other), since the secondary is written from
+         * the primary; a load may have skipped that (its recovery needs the
+         * metadata lock, and its failure is only a debug line). The header
+         * is read again from the disk: its JSON is what the repair loaded. */
+        if ((r = crypt_repair(cd, CRYPT_LUKS2, NULL)) < 0)
+                return kos_error_set(ret_error, r, "libcryptsetup cannot repair the LUKS2 header: %s", strerror(-r));
+        if (!(root = header_json(cd)) || !all_encrypted(root, crypt_get_data_offset(cd) * SECTOR))
+                return kos_error_set(ret_error, -EBADMSG, "after libcryptsetup's repair the LUKS2 header is not "
+                                                          "that of an encryption with every hotzone done");
+        /* The header is on the data device (no metadata device of its own):
+         * early_find_device()'s /dev/<name>, on the initrd's devtmpfs (no
+         * udev, so no symlink there). */
+        const char *device = crypt_get_metadata_device_name(cd) ?: crypt_get_device_name(cd);
+        if (!device)
+                return kos_error_set(ret_error, -ENODEV, "libcryptsetup names no device for the LUKS2 header");
+        _cleanup_close_ int fd = open(device, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return kos_error_set(ret_error, -errno, "cannot open %s: %s", device, strerror(errno));
+        /* Checked before anything is written, the wipe too. */
+        if ((r = read_primary(fd, &area, &header_size, &seqid, ret_error)) < 0)
+                return r;
         /* libcryptsetup's own order: the plain-text copy goes first. */
         if ((r = moved_segment(root, &offset, &size)) >= 0 &&
             (r = crypt_wipe(cd, NULL, CRYPT_WIPE_RANDOM, offset, size, 1 << 20, 0, NULL, NULL)) < 0)
@@ -314,25 +442,31 @@ static int finish_by_hand(struct crypt_device *cd, json_t *root, const char *hea
         if (r < 0 && r != -ENOENT)
                 return kos_error_set(ret_error, r, "the LUKS2 header's moved segment is not readable");
         finish_json(root);
-        if (!(json = json_dumps(root, JSON_COMPACT)))
-                return kos_error_set(ret_error, -ENOMEM, "cannot write the LUKS2 header's JSON");
-        (void)unlink(header_path);
-        r = crypt_header_backup(cd, CRYPT_LUKS2, header_path);
-        if (r >= 0)
-                r = rewrite_backup(header_path, json);
-        free(json);
-        if (r >= 0)
-                r = crypt_header_restore(cd, CRYPT_LUKS2, header_path);
-        (void)unlink(header_path);
-        if (r >= 0)
-                r = crypt_load(cd, CRYPT_LUKS2, NULL);
-        return r < 0 ? kos_error_set(ret_error, r, "cannot write the finished LUKS2 header: %s", strerror(-r)) : 0;
+        if ((r = write_secondary_copy(fd, area, header_size, seqid + 1, root, ret_error)) < 0)
+                return r;
+        /* The primary, now the older copy, rewritten by libcryptsetup from
+         * the secondary (a repair reads without the blkid probe that a
+         * plain load's recovery needs first). */
+        if ((r = crypt_repair(cd, CRYPT_LUKS2, NULL)) < 0)
+                return kos_error_set(ret_error, r, "libcryptsetup cannot bring the LUKS2 header's primary copy up "
+                                                   "to date: %s", strerror(-r));
+        if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0)
+                return kos_error_set(ret_error, r, "libcryptsetup cannot load the finished LUKS2 header: %s",
+                                     strerror(-r));
+        /* A secondary libcryptsetup rejects is rewritten by its repair
+         * from the old primary, without an error: the header that loaded
+         * must be the finished one. */
+        if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE)
+                return kos_error_set(ret_error, -EBADMSG, "the LUKS2 header that loads after the finishing update is "
+                                                          "not the finished one (libcryptsetup rejected the copy "
+                                                          "written here and kept the old header)");
+        return 0;
 }
 
 /* 1 when cd's header is that of an encryption whose every hotzone is done
  * but whose last header update did not land, and it was finished here; 0
  * when it is not; or a negative errno with ret_error filled. */
-static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const char *pass, const char *header_path,
+static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const char *pass,
                                    struct kos_error *ret_error) {
         uint8_t volume_key[256];
         size_t key_size = sizeof volume_key;
@@ -354,12 +488,12 @@ static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const c
                 return kos_error_set(ret_error, r, "the passphrase does not open key slot %d: %s", keyslot,
                                      strerror(-r));
         }
-        r = finish_by_hand(cd, root, header_path, ret_error);
         json_decref(root);
+        r = finish_by_hand(cd, ret_error);
         return r < 0 ? r : 1;
 }
 
-int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass, const char *header_path,
+int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
                              kos_datafs_reencrypt_progress_fn progress, void *userdata, struct kos_error *ret_error) {
         struct crypt_params_reencrypt params = {
                 .mode = CRYPT_REENCRYPT_ENCRYPT,
@@ -378,7 +512,7 @@ int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *p
                                                     &recovery)) < 0)
                 return kos_error_set(ret_error, r, "libcryptsetup does not recover the hotzone a cut interrupted: %s",
                                      strerror(-r));
-        if ((r = finish_if_all_encrypted(cd, keyslot, pass, header_path, ret_error)) != 0)
+        if ((r = finish_if_all_encrypted(cd, keyslot, pass, ret_error)) != 0)
                 return r;
         if ((r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot, NULL, NULL,
                                                     &params)) < 0)

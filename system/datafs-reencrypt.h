@@ -52,9 +52,8 @@ int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint
                                void *userdata, const char *pass,
                                bool *ret_head_written, struct kos_error *ret_error);
 /* cd: the device's LUKS2 header, loaded; keyslot opened by pass.
- * header_path: where a backup of the header may be written (replaced,
- * removed before returning) when a cut fell after the last hotzone, before
- * libcryptsetup's last header update, which this then writes itself.
+ * When a cut fell after the last hotzone, before libcryptsetup's last
+ * header update, this writes that update itself, one header copy at a time.
  * 0, 1 when that is what it did, or a negative errno with ret_error filled. */
-int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass, const char *header_path,
+int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
                              kos_datafs_reencrypt_progress_fn progress, void *userdata, struct kos_error *ret_error);
