@@ -69,7 +69,7 @@ EARLY_SRC := early/log.c early/cmdline.c early/modules.c early/device.c early/ha
 EARLY_HDR := $(wildcard early/*.h)
 # Node Manager's installer (its pull deadline) runs in the unit tests on a real sd-event loop.
 UNIT_SRC := $(wildcard tests/unit/*.c) $(EARLY_SRC) node/app-health.c node/update-config.c node/installer.c node/child-process.c \
-	system/keystore.c system/datafs-reencrypt.c
+	system/keystore.c system/datafs-reencrypt.c system/datafs-header.c
 UNIT_LIBS := $(LIBS) -lcurl -lzstd -lsystemd -lcryptsetup
 
 .PHONY: all check-links deps check check-long demo run bench bench-boot bench-update soak clean asan fuzz unit host-tests boot-kernel
@@ -198,7 +198,7 @@ $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 
 # The System Kernel's PID 1: dynamically linked (libcryptsetup is shared
 # only); kos mkinitrd copies the libraries it needs next to it.
-SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c system/datafs.c system/datafs-encrypt.c system/datafs-reencrypt.c $(EARLY_SRC)
+SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c system/datafs.c system/datafs-header.c system/datafs-encrypt.c system/datafs-reencrypt.c $(EARLY_SRC)
 $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(LIBKOS_SYSTEM)
 	@mkdir -p $(@D) && rm -f $@
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS_SYSTEM_INIT) -Iearly -Isystem $(SYSTEM_SRC) $(LIBKOS_SYSTEM) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "datafs-encrypt.h"
+#include "datafs-header.h"
 #include "datafs-generation.h"
 #include "datafs-recovery.h"
 #include "early.h"
@@ -20,11 +21,6 @@
 #include "layout.h"
 
 #define DATAFS_MAPPER_PATH "/dev/mapper/" DATAFS_MAPPER_NAME
-/* PBKDF2's least iteration count libcryptsetup accepts. The passphrase is
- * 512 random bits, not something a person chose: no number of iterations
- * makes guessing it harder than it is, so the key slot costs ~1 ms instead
- * of argon2id's 2 s and 1 GiB (which the initrd could not spare either). */
-#define DATAFS_PBKDF2_ITERATIONS 1000
 
 /* --- At boot -------------------------------------------------------------- */
 
@@ -140,6 +136,10 @@ static void open_luks2(struct datafs *d) {
                 lock(d, "its LUKS2 header has no " DATAFS_TOKEN_TYPE " token of KOS");
                 goto out;
         }
+        if (datafs_keyslot_is_kos(cd, keyslot, &error) < 0) {
+                lock(d, "its LUKS2 header is not one KOS makes: %s", error.msg);
+                goto out;
+        }
         if ((r = kos_tpm_open(&t)) < 0) {
                 lock(d, "its key is sealed in a TPM, and %s", r == -ENODEV ? "this machine has none" : strerror(-r));
                 goto out;
@@ -171,6 +171,12 @@ static void open_luks2(struct datafs *d) {
                         lock(d, "its encryption in place cannot be resumed: %s", error.msg);
                         goto out;
                 }
+        }
+        if (r >= 0 && datafs_segment_is_kos(cd, &error) < 0) {
+                explicit_bzero(pass, sizeof pass);
+                explicit_bzero(secret, sizeof secret);
+                lock(d, "its LUKS2 header is not one KOS makes: %s", error.msg);
+                goto out;
         }
         if (r >= 0)
                 r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/* The checks of a LUKS2 DataFS header before the System Kernel's init tries
+ * its key (system/datafs-header.c), on headers libcryptsetup writes to an
+ * image file: the one KOS formats passes; a header rebuilt by whoever can
+ * write the disk, with another data cipher, key slot cipher or KDF, is
+ * refused with what differs. */
+#include <endian.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "datafs-header.h"
+#include "test.h"
+
+#define PASS "test passphrase"
+
+static const char volume_key[64] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+struct header {
+        const char *cipher, *mode;
+        size_t key_size;
+        const char *keyslot_cipher; /* NULL: libcryptsetup's choice for the data cipher */
+        size_t keyslot_key_size;
+        const char *kdf;
+        uint32_t iterations;
+};
+
+static const struct header kos = {"aes", "xts-plain64", 64, NULL, 0, CRYPT_KDF_PBKDF2, DATAFS_PBKDF2_ITERATIONS};
+
+/* A 20 MiB image file with header h and one key slot for PASS; the device
+ * loaded in *ret_cd, the key slot in *ret_slot. 0, or a negative errno. */
+static int make(const struct header *h, struct crypt_device **ret_cd, int *ret_slot) {
+        char path[512];
+        struct crypt_pbkdf_type pbkdf = {.type = h->kdf, .hash = "sha256", .iterations = h->iterations,
+                                         .flags = CRYPT_PBKDF_NO_BENCHMARK};
+        struct crypt_params_luks2 params = {.sector_size = 4096};
+        int fd, r;
+
+        if (strcmp(h->kdf, CRYPT_KDF_PBKDF2) != 0) {
+                pbkdf.hash = NULL;
+                pbkdf.iterations = 4;
+                pbkdf.max_memory_kb = 32;
+                pbkdf.parallel_threads = 1;
+        }
+        params.pbkdf = &pbkdf;
+        snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
+        if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+                return -errno;
+        r = ftruncate(fd, 20 << 20) < 0 ? -errno : 0;
+        close(fd);
+        if (r < 0 || (r = crypt_init(ret_cd, path)) < 0)
+                return r;
+        if ((r = crypt_format(*ret_cd, CRYPT_LUKS2, h->cipher, h->mode, NULL, volume_key, h->key_size, &params)) < 0)
+                return r;
+        if (h->keyslot_cipher && (r = crypt_keyslot_set_encryption(*ret_cd, h->keyslot_cipher, h->keyslot_key_size)) < 0)
+                return r;
+        if ((*ret_slot = crypt_keyslot_add_by_volume_key(*ret_cd, CRYPT_ANY_SLOT, volume_key, h->key_size, PASS,
+                                                         strlen(PASS))) < 0)
+                return *ret_slot;
+        /* As the init sees it: loaded from the disk. */
+        crypt_free(*ret_cd);
+        *ret_cd = NULL;
+        if ((r = crypt_init(ret_cd, path)) < 0)
+                return r;
+        return crypt_load(*ret_cd, CRYPT_LUKS2, NULL);
+}
+
+TEST(datafs_header_as_kos_formats_it_passes_both_checks) {
+        struct crypt_device *cd = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
+        int slot = -1;
+
+        CHECK(make(&kos, &cd, &slot) == 0);
+        CHECK(datafs_keyslot_is_kos(cd, slot, &why) == 0);
+        CHECK(datafs_segment_is_kos(cd, &why) == 0);
+        crypt_free(cd);
+}
+
+/* Both header copies of the image at path with segment 0's encryption set
+ * to cipher, each with its SHA-256 checksum again: what a writer of the
+ * disk does by hand (libcryptsetup itself formats a null cipher only with
+ * device-mapper, which this host lacks). 0, or a negative errno. */
+static int set_segment_cipher(const char *path, const char *cipher) {
+        uint8_t bin[4096], *area = NULL;
+        uint64_t size;
+        int fd = open(path, O_RDWR | O_CLOEXEC), r = -EBADMSG;
+
+        if (fd < 0 || pread(fd, bin, sizeof bin, 0) != (ssize_t)sizeof bin)
+                goto out;
+        memcpy(&size, bin + 8, sizeof size);
+        size = be64toh(size);
+        if (size < 16384 || size > (4u << 20) || !(area = malloc(size)))
+                goto out;
+        for (int copy = 0; copy < 2; copy++) {
+                json_t *root, *segment;
+                char *json;
+                unsigned len = 0;
+
+                if (pread(fd, area, size, (off_t)(copy * size)) != (ssize_t)size ||
+                    !(root = json_loads((const char *)area + 4096, 0, NULL)))
+                        goto out;
+                segment = json_object_get(json_object_get(root, "segments"), "0");
+                json_object_set_new(segment, "encryption", json_string(cipher));
+                json = json_dumps(root, JSON_COMPACT);
+                json_decref(root);
+                if (!json || strlen(json) >= size - 4096) {
+                        free(json);
+                        goto out;
+                }
+                memset(area + 4096, 0, size - 4096);
+                memcpy(area + 4096, json, strlen(json));
+                free(json);
+                memset(area + 0x1c0, 0, 64);
+                if (!EVP_Digest(area, size, area + 0x1c0, &len, EVP_sha256(), NULL) ||
+                    pwrite(fd, area, size, (off_t)(copy * size)) != (ssize_t)size)
+                        goto out;
+        }
+        r = 0;
+out:
+        free(area);
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
+/* The device's own key slot in a header whose data is not encrypted: the
+ * writer's plain file system would be mounted as /data. */
+TEST(datafs_header_with_a_null_data_cipher_is_not_opened) {
+        struct header h = kos;
+        struct crypt_device *cd = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
+        char path[512];
+        int slot = -1;
+
+        CHECK(make(&kos, &cd, &slot) == 0);
+        crypt_free(cd);
+        cd = NULL;
+        snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
+        CHECK(set_segment_cipher(path, "cipher_null-ecb") == 0);
+        CHECK(crypt_init(&cd, path) == 0 && crypt_load(cd, CRYPT_LUKS2, NULL) == 0);
+        CHECK(datafs_keyslot_is_kos(cd, slot, &why) == 0); /* the device's own key slot */
+        CHECK(datafs_segment_is_kos(cd, &why) == -EPERM);
+        fprintf(stderr, "  %s\n", why.msg);
+        CHECK(strstr(why.msg, "its data is encrypted with cipher_null-ecb"));
+        crypt_free(cd);
+        /* Another cipher, and a shorter key, are refused alike. */
+        h.cipher = "aes";
+        h.mode = "cbc-essiv:sha256";
+        h.key_size = 32;
+        CHECK(make(&h, &cd, &slot) == 0);
+        CHECK(datafs_segment_is_kos(cd, &why) == -EPERM);
+        CHECK(strstr(why.msg, "aes-cbc-essiv:sha256, 256-bit key"));
+        crypt_free(cd);
+}
+
+TEST(datafs_keyslot_whose_area_is_not_aes_xts_512_is_not_tried) {
+        struct header h = kos;
+        struct crypt_device *cd = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
+        int slot = -1;
+
+        h.keyslot_cipher = "aes-cbc-essiv:sha256";
+        h.keyslot_key_size = 32;
+        CHECK(make(&h, &cd, &slot) == 0);
+        CHECK(datafs_keyslot_is_kos(cd, slot, &why) == -EPERM);
+        fprintf(stderr, "  %s\n", why.msg);
+        CHECK(strstr(why.msg, "area is encrypted with aes-cbc-essiv:sha256, 256-bit key"));
+        crypt_free(cd);
+}
+
+/* argon2id, or PBKDF2 of another cost: a KDF the writer sized would hold
+ * the init for as long as it likes. */
+TEST(datafs_keyslot_with_another_kdf_or_cost_is_not_tried) {
+        struct header h = kos;
+        struct crypt_device *cd = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
+        int slot = -1;
+
+        h.kdf = CRYPT_KDF_ARGON2ID;
+        CHECK(make(&h, &cd, &slot) == 0);
+        CHECK(datafs_keyslot_is_kos(cd, slot, &why) == -EPERM);
+        fprintf(stderr, "  %s\n", why.msg);
+        CHECK(strstr(why.msg, "KDF is argon2id"));
+        crypt_free(cd);
+        h.kdf = CRYPT_KDF_PBKDF2;
+        h.iterations = DATAFS_PBKDF2_ITERATIONS * 1000;
+        CHECK(make(&h, &cd, &slot) == 0);
+        CHECK(datafs_keyslot_is_kos(cd, slot, &why) == -EPERM);
+        CHECK(strstr(why.msg, "pbkdf2-sha256 of 1000000 iterations"));
+        crypt_free(cd);
+}
+
+TEST(datafs_keyslot_the_token_names_that_is_not_active_is_not_tried) {
+        struct crypt_device *cd = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
+        int slot = -1;
+
+        CHECK(make(&kos, &cd, &slot) == 0);
+        CHECK(datafs_keyslot_is_kos(cd, slot + 1, &why) == -EPERM);
+        CHECK(strstr(why.msg, "is not an active key slot"));
+        CHECK(datafs_keyslot_is_kos(cd, 32, &why) == -EPERM);
+        crypt_free(cd);
+}
