@@ -506,15 +506,20 @@ int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *p
 
         make_lock_dir();
         /* A cut inside a hotzone: libcryptsetup recovers it first (from the
-         * datashift resilience), then the encryption goes on. */
+         * datashift resilience), then the encryption goes on. The old key
+         * slot is the token's too, never CRYPT_ANY_SLOT: libcryptsetup
+         * would try every key slot a written header binds to the old
+         * segment, each with the KDF the header sets, before it checks the
+         * encryption's metadata (an encryption of plain data has no old
+         * key slot, so this only shuts that door). */
         if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_CRASH &&
-            (r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot, NULL, NULL,
+            (r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), keyslot, keyslot, NULL, NULL,
                                                     &recovery)) < 0)
                 return kos_error_set(ret_error, r, "libcryptsetup does not recover the hotzone a cut interrupted: %s",
                                      strerror(-r));
         if ((r = finish_if_all_encrypted(cd, keyslot, pass, ret_error)) != 0)
                 return r;
-        if ((r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), CRYPT_ANY_SLOT, keyslot, NULL, NULL,
+        if ((r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), keyslot, keyslot, NULL, NULL,
                                                     &params)) < 0)
                 return kos_error_set(ret_error, r, "libcryptsetup does not load the encryption in progress: %s",
                                      strerror(-r));

@@ -179,7 +179,10 @@ static void open_luks2(struct datafs *d) {
                 goto out;
         }
         if (r >= 0)
-                r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass), 0);
+                /* The header's persistent flags (allow-discards would show
+                 * the free blocks to whoever images the disk) are not KOS's. */
+                r = crypt_activate_by_passphrase(cd, DATAFS_MAPPER_NAME, keyslot, pass, strlen(pass),
+                                                 CRYPT_ACTIVATE_IGNORE_PERSISTENT);
         explicit_bzero(pass, sizeof pass);
         if (r >= 0 && !k.authorized && have_policy)
                 migrate_token(cd, &t, token, keyslot, made_at, secret, &policy_key, &policy);

@@ -80,11 +80,11 @@ TEST(datafs_header_as_kos_formats_it_passes_both_checks) {
         crypt_free(cd);
 }
 
-/* Both header copies of the image at path with segment 0's encryption set
- * to cipher, each with its SHA-256 checksum again: what a writer of the
- * disk does by hand (libcryptsetup itself formats a null cipher only with
- * device-mapper, which this host lacks). 0, or a negative errno. */
-static int set_segment_cipher(const char *path, const char *cipher) {
+/* Both header copies of the image at path with their JSON changed by edit,
+ * each with its SHA-256 checksum again: what a writer of the disk does by
+ * hand (libcryptsetup itself formats a null cipher only with device-mapper,
+ * which this host lacks). 0, or a negative errno. */
+static int edit_header(const char *path, void (*edit)(json_t *root)) {
         uint8_t bin[4096], *area = NULL;
         uint64_t size;
         int fd = open(path, O_RDWR | O_CLOEXEC), r = -EBADMSG;
@@ -96,15 +96,14 @@ static int set_segment_cipher(const char *path, const char *cipher) {
         if (size < 16384 || size > (4u << 20) || !(area = malloc(size)))
                 goto out;
         for (int copy = 0; copy < 2; copy++) {
-                json_t *root, *segment;
+                json_t *root;
                 char *json;
                 unsigned len = 0;
 
                 if (pread(fd, area, size, (off_t)(copy * size)) != (ssize_t)size ||
                     !(root = json_loads((const char *)area + 4096, 0, NULL)))
                         goto out;
-                segment = json_object_get(json_object_get(root, "segments"), "0");
-                json_object_set_new(segment, "encryption", json_string(cipher));
+                edit(root);
                 json = json_dumps(root, JSON_COMPACT);
                 json_decref(root);
                 if (!json || strlen(json) >= size - 4096) {
@@ -127,21 +126,52 @@ out:
         return r;
 }
 
+static json_t *member(json_t *root, const char *object, const char *name) {
+        return json_object_get(json_object_get(root, object), name);
+}
+
+static void null_cipher(json_t *root) {
+        json_object_set_new(member(root, "segments", "0"), "encryption", json_string("cipher_null-ecb"));
+}
+
+static void integrity(json_t *root) {
+        json_object_set_new(member(root, "segments", "0"), "integrity",
+                            json_pack("{s:s, s:s, s:s}", "type", "hmac(sha256)", "journal_encryption", "none",
+                                      "journal_integrity", "none"));
+}
+
+static void costly_digest(json_t *root) {
+        json_object_set_new(member(root, "digests", "0"), "iterations", json_integer(5000000));
+}
+
+static void huge_second_slot_key(json_t *root) {
+        json_object_set_new(member(root, "keyslots", "1"), "key_size", json_integer(25000));
+}
+
+/* The image of make() with edit made by hand, loaded again in *cd. */
+static int make_and_edit(struct crypt_device **cd, int *slot, void (*edit)(json_t *root)) {
+        char path[512];
+        int r;
+
+        if ((r = make(&kos, cd, slot)) < 0)
+                return r;
+        crypt_free(*cd);
+        *cd = NULL;
+        snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
+        if ((r = edit_header(path, edit)) < 0 || (r = crypt_init(cd, path)) < 0)
+                return r;
+        return crypt_load(*cd, CRYPT_LUKS2, NULL);
+}
+
 /* The device's own key slot in a header whose data is not encrypted: the
  * writer's plain file system would be mounted as /data. */
 TEST(datafs_header_with_a_null_data_cipher_is_not_opened) {
         struct header h = kos;
         struct crypt_device *cd = NULL;
         struct kos_error why = KOS_ERROR_NULL;
-        char path[512];
         int slot = -1;
 
-        CHECK(make(&kos, &cd, &slot) == 0);
-        crypt_free(cd);
-        cd = NULL;
-        snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
-        CHECK(set_segment_cipher(path, "cipher_null-ecb") == 0);
-        CHECK(crypt_init(&cd, path) == 0 && crypt_load(cd, CRYPT_LUKS2, NULL) == 0);
+        CHECK(make_and_edit(&cd, &slot, null_cipher) == 0);
         CHECK(datafs_keyslot_is_kos(cd, slot, &why) == 0); /* the device's own key slot */
         CHECK(datafs_segment_is_kos(cd, &why) == -EPERM);
         fprintf(stderr, "  %s\n", why.msg);
@@ -154,6 +184,66 @@ TEST(datafs_header_with_a_null_data_cipher_is_not_opened) {
         CHECK(make(&h, &cd, &slot) == 0);
         CHECK(datafs_segment_is_kos(cd, &why) == -EPERM);
         CHECK(strstr(why.msg, "aes-cbc-essiv:sha256, 256-bit key"));
+        crypt_free(cd);
+        /* KOS's cipher with a 256-bit key. */
+        h.mode = "xts-plain64";
+        CHECK(make(&h, &cd, &slot) == 0);
+        CHECK(datafs_segment_is_kos(cd, &why) == -EPERM);
+        CHECK(strstr(why.msg, "aes-xts-plain64, 256-bit key"));
+        crypt_free(cd);
+}
+
+/* The image of make() with edit made by hand: which (the key slot's check,
+ * or the segment's) refuses it with reason. */
+static void refused_after(int *failed_, void (*edit)(json_t *root),
+                          int (*which)(struct crypt_device *cd, int slot, struct kos_error *why), const char *reason) {
+        struct crypt_device *cd = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
+        int slot = -1;
+
+        CHECK(make_and_edit(&cd, &slot, edit) == 0);
+        CHECK(which(cd, slot, &why) == -EPERM);
+        fprintf(stderr, "  %s\n", why.msg);
+        CHECK(strstr(why.msg, reason));
+        crypt_free(cd);
+}
+
+static int segment_check(struct crypt_device *cd, int slot, struct kos_error *why) {
+        (void)slot;
+        return datafs_segment_is_kos(cd, why);
+}
+
+TEST(datafs_header_whose_data_segment_has_integrity_is_not_opened) {
+        refused_after(failed_, integrity, segment_check, "integrity hmac(sha256)");
+}
+
+/* libcryptsetup computes the digest of the key a slot gives at the cost the
+ * header sets, after the KDF: 2^31 iterations hold the init for minutes. */
+TEST(datafs_header_whose_digest_costs_more_than_kos_makes_is_not_tried) {
+        refused_after(failed_, costly_digest, datafs_keyslot_is_kos, "digest 0 is pbkdf2-sha256 of 5000000 iterations");
+}
+
+/* A key slot's key size sets what libcryptsetup allocates (about 4000 times
+ * it) before its KDF runs; the volume key size the header reports comes
+ * from another slot. */
+TEST(datafs_keyslot_holding_a_key_of_another_size_is_not_tried) {
+        struct crypt_device *cd = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
+        char path[512];
+        int slot = -1;
+
+        CHECK(make(&kos, &cd, &slot) == 0);
+        CHECK(crypt_keyslot_add_by_volume_key(cd, 1, volume_key, sizeof volume_key, PASS, strlen(PASS)) == 1);
+        crypt_free(cd);
+        cd = NULL;
+        snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
+        CHECK(edit_header(path, huge_second_slot_key) == 0);
+        CHECK(crypt_init(&cd, path) == 0 && crypt_load(cd, CRYPT_LUKS2, NULL) == 0);
+        CHECK(crypt_get_volume_key_size(cd) == 64);
+        CHECK(datafs_keyslot_is_kos(cd, 0, &why) == 0);
+        CHECK(datafs_keyslot_is_kos(cd, 1, &why) == -EPERM);
+        fprintf(stderr, "  %s\n", why.msg);
+        CHECK(strstr(why.msg, "key slot 1 holds a 200000-bit key"));
         crypt_free(cd);
 }
 

@@ -168,6 +168,8 @@ datafs_boots() {
         swtpm_stop tpm
         datafs_grep_console && mv console.log after-reset.log
 
+        dd if=disk.img of=new.part bs=512 skip="$start" count="$size" status=none
+
         echo "  boot 8: the old header and sealed key put back" >&2
         dd if=old.part of=disk.img bs=512 seek="$start" conv=notrunc status=none
         vm_swtpm_start tpm
@@ -185,6 +187,54 @@ datafs_boots() {
         swtpm_stop tpm
         datafs_grep_console && mv console.log planted.log
         datafs_sum >after-planted.sum
+
+        echo "  boot 10: the device's own header, key slot and token, its data segment made cipher_null over a plain ext4" >&2
+        datafs_null_cipher_part new.part "$size" planted
+        dd if=new.part of=disk.img bs=512 seek="$start" conv=notrunc status=none
+        datafs_sum >null-cipher.sum
+        vm_swtpm_start tpm
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop tpm
+        datafs_grep_console && mv console.log null-cipher.log
+        datafs_sum >after-null-cipher.sum
+}
+
+# datafs_null_cipher_part PART SECTORS DIR: what a writer of the disk does
+# with the device's own LUKS2 DataFS (PART, SECTORS long): both header copies
+# with segment 0's cipher made cipher_null-ecb, their checksums again, and
+# a plain ext4 of DIR where the data starts (16 MiB), so that the device's
+# key slot and token would open a volume that reads as the writer's file
+# system.
+datafs_null_cipher_part() {
+        local part=$1 sectors=$2 dir=$3
+        python3 - "$part" <<'PY'
+import hashlib, json, struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    size = struct.unpack('>Q', f.read(16)[8:16])[0]
+    for copy in range(2):
+        f.seek(copy * size)
+        area = bytearray(f.read(size))
+        meta = json.loads(area[4096:].split(b'\0', 1)[0])
+        meta['segments']['0']['encryption'] = 'cipher_null-ecb'
+        text = json.dumps(meta, separators=(',', ':')).encode()
+        area[4096:] = text + bytes(size - 4096 - len(text))
+        area[0x1c0:0x200] = bytes(64)
+        area[0x1c0:0x1e0] = hashlib.sha256(area).digest()
+        f.seek(copy * size)
+        f.write(area)
+PY
+        rm -f null.img && mkfs.ext4 -q -F -L KOS-DATA -d "$dir" null.img "$((sectors / 2048 - 16))M"
+        dd if=null.img of="$part" bs=1M seek=16 conv=notrunc status=none
+}
+
+# The header is the device's own (key slot, digest, token: the sealed key
+# unseals and opens the key slot); only its data segment says cipher_null.
+test_datafs_header_rebuilt_with_a_null_data_cipher_around_the_devices_own_key_slot_is_locked_and_not_mounted() {
+        vm_shared_boot datafs datafs_boots
+        expect_in null-cipher.log "kos-system .* DataFS /dev/vda3: locked: its LUKS2 header is not one KOS makes: its data is encrypted with cipher_null-ecb, 512-bit key, not KOS's aes-xts-plain64, 512-bit key"
+        expect_in null-cipher.log 'KOS-TEST-ROOT data-mounted=0'
+        expect_in null-cipher.log 'KOS-TEST-ROOT proof absent'
+        [ "$(cat after-null-cipher.sum)" = "$(cat null-cipher.sum)" ] || fail "the partition was written"
 }
 
 
