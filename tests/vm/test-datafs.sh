@@ -223,7 +223,8 @@ with open(sys.argv[1], 'r+b') as f:
         f.seek(copy * size)
         f.write(area)
 PY
-        rm -f null.img && mkfs.ext4 -q -F -L KOS-DATA -d "$dir" null.img "$((sectors / 2048 - 16))M"
+        # 4 KiB blocks: the volume has 4 KiB sectors.
+        rm -f null.img && mkfs.ext4 -q -F -b 4096 -L KOS-DATA -d "$dir" null.img "$((sectors / 2048 - 16))M"
         dd if=null.img of="$part" bs=1M seek=16 conv=notrunc status=none
 }
 
