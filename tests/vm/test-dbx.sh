@@ -78,7 +78,8 @@ dbx_node_fixture() {
         "$KOS" mkinitrd --kernel-dir "$kd" --keyring keyring --tpm-policy-key vendor.pub --output initrd >/dev/null
         vm_test_base base.img
         make_node_runtime_layer runtime && "$KOS" component build --type erofs runtime runtime.img >/dev/null 2>&1
-        make_node_app_layer app1 1 && "$KOS" component build --type squashfs app1 app1.img >/dev/null
+        make_node_app_layer app1 1 && dbx_status_after_good app1 &&
+                "$KOS" component build --type squashfs app1 app1.img >/dev/null
         "$KOS" imagefs init img
         "$KOS" component add img vmlinuz initrd base.img runtime.img app1.img uki-v2.efi dbx.auth >/dev/null
         "$KOS" manifest create --name v1 --version 1 --kernel vmlinuz --initrd initrd \
@@ -95,6 +96,21 @@ dbx_node_fixture() {
         activate v1
         "$KOS" image --force --imagefs img --imagefs-extra 64M --uki uki-v1.efi --data-size 64M disk.img >/dev/null 2>&1
         cp "$(sb_enrolled_vars)" vars.fd
+}
+
+# dbx_status_after_good LAYER: the test's status line (kos-test-node.service,
+# make_node_app_layer) waits until the boot is marked good. Node Manager marks
+# it good and then does the slot and dbx work in one turn of its loop, so a
+# status answered after "marked_good": true holds the dbx update's result; a
+# boot of this test ends at that line, not at "Boot Kernel slots: done",
+# after which the status could still be on its way (the race of a CI run).
+dbx_status_after_good() {
+        mkdir -p "$1/etc/systemd/system/kos-test-node.service.d"
+        cat >"$1/etc/systemd/system/kos-test-node.service.d/after-good.conf" <<'UNIT'
+[Service]
+TimeoutStartSec=240
+ExecStartPre=-/bin/sh -c 'until kos node status | grep -qE "marked_good.: true"; do sleep 1; done'
+UNIT
 }
 
 # dbx_in_vars UKI: whether the firmware's variable store holds UKI's
@@ -118,7 +134,7 @@ dbx_in_vars() { od -An -v -tx1 vars.fd | tr -d ' \n' | grep -q "$("$KOS" dbx has
 #    it, with no re-seal; the update is not written again.
 test_dbx_update_revoking_the_running_uki_waits_until_the_new_uki_is_blessed_then_the_firmware_refuses_the_old_and_the_datafs_opens_by_a_new_signature() {
         dbx_node_fixture
-        local SLOTS_TPM=1
+        local SLOTS_TPM=1 SLOTS_DONE='KOS-STATUS|BOOT FAILED|System halted|Kernel panic'
         slots_boot boot-1.log
         grep -aE 'kos-node .*dbx update|kos-system .*DataFS' boot-1.log | tr -d '\r' | sed 's/^/  > /' >&2
         expect_in boot-1.log 'kos-boot .*Boot Kernel security version 1: PCR 14 extended' "UKI v1 did not run"
@@ -147,7 +163,6 @@ test_dbx_update_revoking_the_running_uki_waits_until_the_new_uki_is_blessed_then
         local start
         start=$(sfdisk -d disk.img | sed -n 's/^disk.img1 : start= *\([0-9]*\),.*/\1/p')
         mcopy -o -i "disk.img@@$((start * 512))" uki-v1.efi ::/EFI/KOS/SLOT-B.EFI
-        local SLOTS_DONE='Boot Kernel slots: done|BOOT FAILED|System halted|Kernel panic'
         slots_boot boot-3.log
         grep -aE 'BdsDxe|kos-node .*dbx update|kos-system .*DataFS' boot-3.log | tr -d '\r' | sed 's/^/  > /' >&2
         expect_in boot-3.log 'BdsDxe: failed to load Boot[0-9A-F]* .*: Access Denied' "the firmware did not refuse UKI v1"
