@@ -2,9 +2,16 @@
 /* The checks of a LUKS2 DataFS header before it is opened (datafs-header.h). */
 #include "datafs-header.h"
 
+#include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "sha256.h"
+#include "util.h"
 
 #define DATAFS_CIPHER "aes"
 #define DATAFS_CIPHER_MODE "xts-plain64"
@@ -91,4 +98,73 @@ int datafs_segment_is_kos(struct crypt_device *cd, struct kos_error *ret_error) 
                 return kos_error_set(ret_error, -EPERM, "its data segment has integrity %s, which KOS never sets",
                                      integrity.integrity);
         return 0;
+}
+
+static const uint8_t luks2_magic[2][6] = {{'L', 'U', 'K', 'S', 0xba, 0xbe}, {'S', 'K', 'U', 'L', 0xba, 0xbe}};
+
+/* The bytes are the disk's: anyone who can write the disk wrote them. */
+int datafs_header_copy_verify(uint8_t *area, uint64_t size, int copy, uint64_t *ret_seqid) {
+        uint8_t csum[64], digest[KOS_SHA256_LEN];
+        uint64_t hdr_size, hdr_offset, seqid;
+        int r;
+
+        memcpy(&hdr_size, area + LUKS2_HDR_SIZE_AT, sizeof hdr_size);
+        memcpy(&hdr_offset, area + LUKS2_HDR_OFFSET_AT, sizeof hdr_offset);
+        memcpy(&seqid, area + LUKS2_SEQID_AT, sizeof seqid);
+        if (memcmp(area, luks2_magic[copy], sizeof luks2_magic[copy]) != 0 || area[6] != 0 || area[7] != 2 ||
+            be64toh(hdr_size) != size || be64toh(hdr_offset) != (uint64_t)copy * size ||
+            strncmp((const char *)area + LUKS2_CSUM_ALG_AT, "sha256", 32) != 0)
+                return -EBADMSG;
+        memcpy(csum, area + LUKS2_CSUM_AT, sizeof csum);
+        memset(area + LUKS2_CSUM_AT, 0, sizeof csum);
+        r = kos_sha256(area, size, digest);
+        memcpy(area + LUKS2_CSUM_AT, csum, sizeof csum);
+        if (r < 0)
+                return r;
+        if (!kos_digest_equal(digest, csum))
+                return -EBADMSG;
+        *ret_seqid = be64toh(seqid);
+        return 0;
+}
+
+/* The size a secondary copy's binary header claims, or 0 without its magic. */
+static uint64_t secondary_claims(const uint8_t *area) {
+        uint64_t size;
+
+        if (memcmp(area, luks2_magic[1], sizeof luks2_magic[1]) != 0)
+                return 0;
+        memcpy(&size, area + LUKS2_HDR_SIZE_AT, sizeof size);
+        return be64toh(size);
+}
+
+int datafs_header_copies_are_kos(const char *device, struct kos_error *ret_error) {
+        _cleanup_free_ uint8_t *area = malloc(2 * DATAFS_HEADER_COPY);
+        uint64_t seqid, claims;
+        ssize_t n;
+        int fd;
+
+        if (!area)
+                return kos_error_set(ret_error, -ENOMEM, "out of memory");
+        if ((fd = open(device, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+                return kos_error_set(ret_error, -errno, "cannot read it: %s", strerror(errno));
+        n = pread(fd, area, 2 * DATAFS_HEADER_COPY, 0);
+        int e = errno;
+        close(fd);
+        if (n != (ssize_t)(2 * DATAFS_HEADER_COPY))
+                return kos_error_set(ret_error, n < 0 ? -e : -EIO, "cannot read its first %u KiB: %s",
+                                     2 * DATAFS_HEADER_COPY >> 10, n < 0 ? strerror(e) : "too short");
+        if (datafs_header_copy_verify(area, DATAFS_HEADER_COPY, 0, &seqid) == 0) {
+                claims = secondary_claims(area + DATAFS_HEADER_COPY);
+                if (claims != 0 && claims != DATAFS_HEADER_COPY)
+                        return kos_error_set(ret_error, -EPERM,
+                                             "its secondary header copy claims %llu bytes, not the %u KiB of KOS's",
+                                             (unsigned long long)claims, DATAFS_HEADER_COPY >> 10);
+                return 0;
+        }
+        if (datafs_header_copy_verify(area + DATAFS_HEADER_COPY, DATAFS_HEADER_COPY, 1, &seqid) == 0)
+                return 0;
+        return kos_error_set(ret_error, -EPERM,
+                             "neither header copy is a whole %u KiB LUKS2 copy, the size KOS writes (magic, "
+                             "version, size, offset or SHA-256 checksum)",
+                             DATAFS_HEADER_COPY >> 10);
 }

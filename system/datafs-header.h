@@ -12,8 +12,44 @@
 #pragma once
 
 #include <libcryptsetup.h>
+#include <stdint.h>
 
 #include "kos-error.h"
+
+/* The on-disk LUKS2 header (cryptsetup's docs/on-disk-format-luks2.pdf):
+ * two copies, each a 4 KiB binary header and the JSON area; the offsets of
+ * the binary header's fields. */
+#define LUKS2_BINARY_HEADER 4096u
+#define LUKS2_HEADER_MIN 16384u
+#define LUKS2_HEADER_MAX (4u << 20)
+#define LUKS2_HDR_SIZE_AT 8
+#define LUKS2_SEQID_AT 16
+#define LUKS2_CSUM_ALG_AT 0x48
+#define LUKS2_HDR_OFFSET_AT 0x100
+#define LUKS2_CSUM_AT 0x1c0
+
+/* The size of each header copy KOS writes: libcryptsetup's default, a 4 KiB
+ * binary header and 12 KiB of JSON, for the first format, the encryption in
+ * place and every update since. */
+#define DATAFS_HEADER_COPY LUKS2_HEADER_MIN
+
+/* The header copy (0 primary, 1 secondary) of size bytes at area is whole:
+ * the magic of that copy, version 2, the size and offset of a copy of size
+ * bytes, and its SHA-256 checksum over all of it (the checksum field zeroed,
+ * as libcryptsetup computes it). Its sequence number in *ret_seqid. 0,
+ * -EBADMSG, or a negative errno. */
+int datafs_header_copy_verify(uint8_t *area, uint64_t size, int copy, uint64_t *ret_seqid);
+
+/* Before libcryptsetup reads anything of it: the header libcryptsetup would
+ * load from device is made of DATAFS_HEADER_COPY-byte copies. libcryptsetup
+ * takes a copy's size from the disk, up to 4 MiB, and parses its JSON
+ * before any check of KOS's: a writer of the disk could make the init parse
+ * megabytes of JSON (gigabytes of memory in json-c) on every boot. Either
+ * the primary copy verifies at that size, and the secondary copy (read by
+ * libcryptsetup at the primary's size) claims no other size; or the primary
+ * does not, and the first secondary libcryptsetup's scan of its offsets
+ * finds, at 16 KiB, verifies at that size. */
+int datafs_header_copies_are_kos(const char *device, struct kos_error *ret_error);
 
 /* PBKDF2's least iteration count libcryptsetup accepts. The passphrase is
  * 512 random bits, not something a person chose: no number of iterations

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* LUKS2 encryption in place with a data shift: see datafs-reencrypt.h. */
 #include "datafs-reencrypt.h"
+#include "datafs-header.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -141,15 +144,6 @@ static int on_progress(uint64_t total, uint64_t done, void *usrptr) {
  * libcryptsetup rejects is rewritten by its repair from the old primary
  * without an error. */
 
-#define LUKS2_BINARY_HEADER 4096u
-#define LUKS2_HEADER_MIN 16384u
-#define LUKS2_HEADER_MAX (4u << 20)
-#define LUKS2_HDR_SIZE_AT 8
-#define LUKS2_SEQID_AT 16
-#define LUKS2_HDR_OFFSET_AT 0x100
-#define LUKS2_CSUM_ALG_AT 0x48
-#define LUKS2_CSUM_AT 0x1c0
-
 static bool has_flag_prefix(json_t *segment, const char *prefix) {
         json_t *flag;
         size_t i;
@@ -211,6 +205,32 @@ static int moved_segment(json_t *root, uint64_t *ret_offset, uint64_t *ret_size)
                         return errno || *end1 || *end2 || end1 == o || end2 == z ? -EBADMSG : 0;
                 }
         return -ENOENT;
+}
+
+/* The moved first segment [offset, offset + size) is where KOS's encryption
+ * in place puts it (CRYPT_REENCRYPT_MOVE_FIRST_SEGMENT): shift bytes (the
+ * data offset) at the end of the device on fd. 0, or -EBADMSG with
+ * ret_error filled. */
+static int moved_segment_is_kos(int fd, uint64_t offset, uint64_t size, uint64_t shift,
+                                struct kos_error *ret_error) {
+        struct stat st;
+        uint64_t bytes = 0;
+
+        if (fstat(fd, &st) < 0)
+                return kos_error_set(ret_error, -errno, "cannot stat the device: %s", strerror(errno));
+        if (S_ISREG(st.st_mode))
+                bytes = (uint64_t)st.st_size;
+        else if (!S_ISBLK(st.st_mode) || ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+                return kos_error_set(ret_error, -ENOTBLK, "the LUKS2 header's device is neither a block device nor "
+                                                          "a file");
+        if (shift == 0 || size != shift || bytes < shift || offset != bytes - shift)
+                return kos_error_set(ret_error, -EBADMSG,
+                                     "the LUKS2 header's moved segment is %llu bytes at %llu, not the %llu bytes "
+                                     "at the end of the device (%llu bytes) where KOS's encryption in place puts "
+                                     "it: nothing is wiped",
+                                     (unsigned long long)size, (unsigned long long)offset,
+                                     (unsigned long long)shift, (unsigned long long)bytes);
+        return 0;
 }
 
 /* root as libcryptsetup's last update leaves it: the backup segments, the
@@ -276,37 +296,6 @@ static int rewrite_copy(uint8_t *area, size_t size, const char *json, uint64_t s
         return 0;
 }
 
-/* The header copy (0 primary, 1 secondary) of size bytes at area is whole
- * and one this code rewrites: the magic of that copy, version 2, size and
- * offset those of a copy of size bytes, and its SHA-256 checksum over all
- * of it (the checksum field zeroed, as libcryptsetup computes it). Its
- * sequence number in *ret_seqid. The bytes are the disk's: anyone who can
- * write the disk wrote them. 0, -EBADMSG, or a negative errno. */
-static int verify_copy(uint8_t *area, uint64_t size, int copy, uint64_t *ret_seqid) {
-        static const uint8_t magic[2][6] = {{'L', 'U', 'K', 'S', 0xba, 0xbe}, {'S', 'K', 'U', 'L', 0xba, 0xbe}};
-        uint8_t csum[64], digest[KOS_SHA256_LEN];
-        uint64_t hdr_size, hdr_offset, seqid;
-        int r;
-
-        memcpy(&hdr_size, area + LUKS2_HDR_SIZE_AT, sizeof hdr_size);
-        memcpy(&hdr_offset, area + LUKS2_HDR_OFFSET_AT, sizeof hdr_offset);
-        memcpy(&seqid, area + LUKS2_SEQID_AT, sizeof seqid);
-        if (memcmp(area, magic[copy], sizeof magic[copy]) != 0 || area[6] != 0 || area[7] != 2 ||
-            be64toh(hdr_size) != size || be64toh(hdr_offset) != (uint64_t)copy * size ||
-            strncmp((const char *)area + LUKS2_CSUM_ALG_AT, "sha256", 32) != 0)
-                return -EBADMSG;
-        memcpy(csum, area + LUKS2_CSUM_AT, sizeof csum);
-        memset(area + LUKS2_CSUM_AT, 0, sizeof csum);
-        r = kos_sha256(area, size, digest);
-        memcpy(area + LUKS2_CSUM_AT, csum, sizeof csum);
-        if (r < 0)
-                return r;
-        if (!kos_digest_equal(digest, csum))
-                return -EBADMSG;
-        *ret_seqid = be64toh(seqid);
-        return 0;
-}
-
 /* root's config.json_size is that of copies of size bytes: the JSON area
  * the new copy fills is the one libcryptsetup will check it against. */
 static bool json_size_is(json_t *root, uint64_t size) {
@@ -352,12 +341,12 @@ static int read_primary(int fd, uint8_t **ret_area, uint64_t *ret_size, uint64_t
                 return kos_error_set(ret_error, -ENOMEM, "cannot hold the LUKS2 header");
         if ((r = read_exactly(fd, area, 2 * size, 0)) < 0)
                 return kos_error_set(ret_error, r, "cannot read the LUKS2 header: %s", strerror(-r));
-        if ((r = verify_copy(area, size, 0, &seqid[0])) < 0)
+        if ((r = datafs_header_copy_verify(area, size, 0, &seqid[0])) < 0)
                 return kos_error_set(ret_error, r,
                                      "the LUKS2 header's primary copy does not verify after libcryptsetup's repair "
                                      "(magic, size, offset or SHA-256 checksum): the secondary, maybe the only "
                                      "valid copy, is not written");
-        if (verify_copy(area + size, size, 1, &seqid[1]) == 0 && seqid[1] > seqid[0])
+        if (datafs_header_copy_verify(area + size, size, 1, &seqid[1]) == 0 && seqid[1] > seqid[0])
                 return kos_error_set(ret_error, -ESTALE,
                                      "the LUKS2 header's primary copy (sequence number %llu) is older than the "
                                      "secondary (%llu) after libcryptsetup's repair: the secondary is not written",
@@ -435,9 +424,14 @@ static int finish_by_hand(struct crypt_device *cd, struct kos_error *ret_error) 
         /* Checked before anything is written, the wipe too. */
         if ((r = read_primary(fd, &area, &header_size, &seqid, ret_error)) < 0)
                 return r;
-        /* libcryptsetup's own order: the plain-text copy goes first. */
+        /* libcryptsetup's own order: the plain-text copy goes first. The
+         * range is the header's, which anyone who can write the disk wrote:
+         * it is wiped only where KOS's encryption put that copy, the data
+         * shift's length at the end of the device. */
         if ((r = moved_segment(root, &offset, &size)) >= 0 &&
-            (r = crypt_wipe(cd, NULL, CRYPT_WIPE_RANDOM, offset, size, 1 << 20, 0, NULL, NULL)) < 0)
+            (r = moved_segment_is_kos(fd, offset, size, crypt_get_data_offset(cd) * SECTOR, ret_error)) < 0)
+                return r;
+        if (r >= 0 && (r = crypt_wipe(cd, NULL, CRYPT_WIPE_RANDOM, offset, size, 1 << 20, 0, NULL, NULL)) < 0)
                 return kos_error_set(ret_error, r, "cannot wipe the moved first segment: %s", strerror(-r));
         if (r < 0 && r != -ENOENT)
                 return kos_error_set(ret_error, r, "the LUKS2 header's moved segment is not readable");

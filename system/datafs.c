@@ -125,6 +125,10 @@ static void open_luks2(struct datafs *d) {
         int keyslot = -1, token = -1, r;
         bool tpm_open = false, have_policy = read_policy(&policy_key, &policy, &policy_why);
 
+        if (datafs_header_copies_are_kos(d->device, &error) < 0) {
+                lock(d, "its LUKS2 header is not one KOS makes: %s", error.msg);
+                goto out;
+        }
         if ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0) {
                 lock(d, "no LUKS2 header libcryptsetup can load (%s)", strerror(-r));
                 goto out;

@@ -5,6 +5,7 @@
  * write the disk, with another data cipher, key slot cipher or KDF, is
  * refused with what differs. */
 #include <endian.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -292,4 +293,83 @@ TEST(datafs_keyslot_the_token_names_that_is_not_active_is_not_tried) {
         CHECK(strstr(why.msg, "is not an active key slot"));
         CHECK(datafs_keyslot_is_kos(cd, 32, &why) == -EPERM);
         crypt_free(cd);
+}
+
+/* The image of make() with len bytes at offset overwritten by bytes. */
+static int overwrite(const void *bytes, size_t len, off_t offset) {
+        char path[512];
+        int fd, r = 0;
+
+        snprintf(path, sizeof path, "%s/data.img", test_tmpdir());
+        if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+                return -errno;
+        if (pwrite(fd, bytes, len, offset) != (ssize_t)len)
+                r = -EIO;
+        close(fd);
+        return r;
+}
+
+/* KOS's image of make() at path, not loaded: 0, or a negative errno. */
+static int kos_image(char path[static 512]) {
+        struct crypt_device *cd = NULL;
+        int slot = -1, r;
+
+        snprintf(path, 512, "%s/data.img", test_tmpdir());
+        r = make(&kos, &cd, &slot);
+        crypt_free(cd);
+        return r;
+}
+
+/* A power cut that tears one copy leaves the other, which libcryptsetup
+ * loads (and repairs the torn one from): both are KOS's size. */
+TEST(datafs_header_copies_as_kos_formats_them_pass_before_libcryptsetup_reads_them_and_one_torn_copy_is_enough) {
+        static const uint8_t zeros[4096];
+        struct crypt_device *cd = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
+        char path[512];
+
+        CHECK(kos_image(path) == 0);
+        CHECK(datafs_header_copies_are_kos(path, &why) == 0);
+        CHECK(overwrite(zeros, sizeof zeros, 0) == 0); /* the primary torn */
+        CHECK(datafs_header_copies_are_kos(path, &why) == 0);
+        cd = NULL;
+        CHECK(crypt_init(&cd, path) == 0 && crypt_load(cd, CRYPT_LUKS2, NULL) == 0);
+        crypt_free(cd);
+        CHECK(kos_image(path) == 0);
+        CHECK(overwrite(zeros, sizeof zeros, DATAFS_HEADER_COPY + 4096) == 0); /* the secondary's JSON torn */
+        CHECK(datafs_header_copies_are_kos(path, &why) == 0);
+        CHECK(overwrite(zeros, sizeof zeros, 0) == 0); /* and the primary */
+        CHECK(datafs_header_copies_are_kos(path, &why) == -EPERM);
+        fprintf(stderr, "  %s\n", why.msg);
+        CHECK(strstr(why.msg, "neither header copy is a whole 16 KiB LUKS2 copy"));
+}
+
+/* libcryptsetup takes a copy's size from the disk, up to 4 MiB, and parses
+ * its JSON before KOS's checks: copies of any other size are refused before
+ * it reads them. */
+TEST(datafs_header_with_copies_of_another_size_is_refused_before_libcryptsetup_reads_it) {
+        struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256",
+                                         .iterations = DATAFS_PBKDF2_ITERATIONS, .flags = CRYPT_PBKDF_NO_BENCHMARK};
+        struct crypt_params_luks2 params = {.sector_size = 4096, .pbkdf = &pbkdf};
+        struct crypt_device *cd = NULL;
+        struct kos_error why = KOS_ERROR_NULL;
+        char path[512];
+
+        CHECK(kos_image(path) == 0);
+        /* The whole header formatted anew with 64 KiB copies. */
+        CHECK(crypt_init(&cd, path) == 0);
+        CHECK(crypt_set_metadata_size(cd, 64 << 10, 0) == 0);
+        CHECK(crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, volume_key, 64, &params) == 0);
+        crypt_free(cd);
+        CHECK(datafs_header_copies_are_kos(path, &why) == -EPERM);
+        fprintf(stderr, "  %s\n", why.msg);
+        CHECK(strstr(why.msg, "neither header copy is a whole 16 KiB LUKS2 copy"));
+        /* KOS's primary, and a secondary that claims 4 MiB: libcryptsetup
+         * reads the secondary at the primary's size, then by its own. */
+        uint64_t size = htobe64(4u << 20);
+        CHECK(kos_image(path) == 0);
+        CHECK(overwrite(&size, sizeof size, DATAFS_HEADER_COPY + 8) == 0);
+        CHECK(datafs_header_copies_are_kos(path, &why) == -EPERM);
+        fprintf(stderr, "  %s\n", why.msg);
+        CHECK(strstr(why.msg, "its secondary header copy claims 4194304 bytes"));
 }

@@ -9,6 +9,7 @@
  * as dm-crypt counts for LUKS2) and compares it with what was there. */
 #include <endian.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "datafs-header.h"
 #include "datafs-reencrypt.h"
 #include "test.h"
 
@@ -422,6 +424,13 @@ static int loads(const uint8_t *meta, char **ret_json, bool *ret_in_progress) {
         close(fd);
         if (r >= 0)
                 r = load(path, &cd);
+        /* Whatever the cut left that libcryptsetup loads, the System Kernel's
+         * check before it (datafs-header.h) lets through. */
+        struct kos_error why = KOS_ERROR_NULL;
+        if (r >= 0 && datafs_header_copies_are_kos(path, &why) < 0) {
+                fprintf(stderr, "  a header that loads is refused before loading: %s\n", why.msg);
+                r = -EPERM;
+        }
         if (r >= 0)
                 r = crypt_dump_json(cd, &json, 0);
         if (r >= 0) {
@@ -532,6 +541,47 @@ static int make_secondary_newer(int fd) {
         memset(copy + 0x1c0, 0, 64);
         SHA256(copy, HEADER_COPY, copy + 0x1c0);
         return pwrite(fd, copy, HEADER_COPY, HEADER_COPY) == HEADER_COPY ? 0 : -1;
+}
+
+/* What a writer of the disk does to a header whose every hotzone is done:
+ * the moved first segment named at the start of the device (the data the
+ * finishing update would wipe), in both copies, each with a higher
+ * sequence number and its checksum again. */
+static int move_the_moved_segment(int fd) {
+        static uint8_t copy[HEADER_COPY];
+
+        for (int c = 0; c < 2; c++) {
+                json_t *root, *segment;
+                const char *id;
+                char *json = NULL;
+                uint64_t seqid;
+                int r = -1;
+
+                if (pread(fd, copy, HEADER_COPY, c * HEADER_COPY) != HEADER_COPY ||
+                    !(root = json_loads((const char *)copy + 4096, 0, NULL)))
+                        return -1;
+                json_object_foreach(json_object_get(root, "segments"), id, segment) {
+                        json_t *flag = json_array_get(json_object_get(segment, "flags"), 0);
+                        if (json_is_string(flag) && strncmp(json_string_value(flag), "backup-moved-segment", 20) == 0)
+                                json_object_set_new(segment, "offset", json_string("0"));
+                }
+                json = json_dumps(root, JSON_COMPACT);
+                json_decref(root);
+                if (json && strlen(json) < HEADER_COPY - 4096) {
+                        memset(copy + 4096, 0, HEADER_COPY - 4096);
+                        memcpy(copy + 4096, json, strlen(json));
+                        memcpy(&seqid, copy + 16, sizeof seqid);
+                        seqid = htobe64(be64toh(seqid) + 1);
+                        memcpy(copy + 16, &seqid, sizeof seqid);
+                        memset(copy + 0x1c0, 0, 64);
+                        SHA256(copy, HEADER_COPY, copy + 0x1c0);
+                        r = pwrite(fd, copy, HEADER_COPY, c * HEADER_COPY) == HEADER_COPY ? 0 : -1;
+                }
+                free(json);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* The image cut after its last hotzone and loaded into *ret_cd (its
@@ -648,6 +698,13 @@ TEST(datafs_encryption_in_place_primary_copy_still_failing_its_checksum_after_re
  * libcryptsetup loads, so the secondary is not written over. */
 TEST(datafs_encryption_in_place_primary_copy_older_than_the_secondary_after_repair_is_refused_and_nothing_written) {
         refused_and_nothing_written(failed_, make_secondary_newer, SPOIL_LOSE_PRIMARY_WRITES, "is older than");
+}
+
+/* The header names another range as the moved segment's plain-text copy:
+ * the finishing update wipes only the one KOS's encryption put at the end
+ * of the device, and writes nothing else either. */
+TEST(datafs_encryption_in_place_finishing_wipe_of_a_range_kos_did_not_move_is_refused_and_nothing_written) {
+        refused_and_nothing_written(failed_, move_the_moved_segment, SPOIL_NOTHING, "nothing is wiped");
 }
 
 /* libcryptsetup rejects the finished secondary copy (its repair then

@@ -314,10 +314,83 @@ test_datafs_factory_reset_formats_anew_and_the_kept_old_header_and_sealed_key_op
         expect_in old-header.log 'KOS-TEST-ROOT data-mounted=0'
 }
 
+# datafs_bench_recover_init OUT PASSPHRASE: the init of the vendor's bench
+# (docs/system-kernel.md, "Recovery"), what `cryptsetup open --key-slot 1`
+# and a read-only mount do on a service machine: loads the initrd's modules
+# (dm-crypt and its closure, /etc/kos/modules, in order), opens /dev/vda (a
+# copy of a device's DataFS partition) with PASSPHRASE in key slot 1 through
+# libcryptsetup, mounts the ext4 read-only (the kernel replays its journal on
+# the copy), prints /mnt/proof and powers off. Nothing of KOS's System Kernel
+# runs.
+datafs_bench_recover_init() {
+        cat >bench-recover.c <<'C'
+#include <errno.h>
+#include <fcntl.h>
+#include <libcryptsetup.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+static void load_modules(void) {
+        struct utsname u;
+        char dir[256], line[512];
+        FILE *list = fopen("/etc/kos/modules", "re");
+        int loaded = 0;
+        uname(&u);
+        snprintf(dir, sizeof dir, "/lib/modules/%s", u.release);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        while (list && dfd >= 0 && fgets(line, sizeof line, list)) {
+                line[strcspn(line, ":\n")] = '\0';
+                int fd = openat(dfd, line, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0 && (syscall(SYS_finit_module, fd, "", 0) == 0 || errno == EEXIST))
+                        loaded++;
+                if (fd >= 0)
+                        close(fd);
+        }
+        printf("KOS-TEST-BENCH loaded %d modules\n", loaded);
+}
+int main(void) {
+        struct crypt_device *cd = NULL;
+        char line[256];
+        mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+        mount("proc", "/proc", "proc", 0, NULL);
+        mount("sysfs", "/sys", "sysfs", 0, NULL);
+        setenv("DM_DISABLE_UDEV", "1", 1); /* no udev: libdevmapper makes /dev/mapper/rescued */
+        load_modules();
+        int r = crypt_init(&cd, "/dev/vda");
+        if (r >= 0)
+                r = crypt_load(cd, CRYPT_LUKS2, NULL);
+        if (r >= 0)
+                r = crypt_activate_by_passphrase(cd, "rescued", 1, PASSPHRASE, strlen(PASSPHRASE), 0);
+        printf("KOS-TEST-BENCH key slot 1 with the recovered passphrase: %s\n", r == 1 ? "opened" : strerror(r < 0 ? -r : EINVAL));
+        mkdir("/mnt", 0755);
+        if (r == 1 && mount("/dev/mapper/rescued", "/mnt", "ext4", MS_RDONLY, NULL) < 0)
+                printf("KOS-TEST-BENCH mount: %s\n", strerror(errno));
+        FILE *f = fopen("/mnt/proof", "re");
+        while (f && fgets(line, sizeof line, f))
+                printf("KOS-TEST-BENCH proof %s", line);
+        printf("KOS-TEST-BENCH done\n");
+        fflush(stdout);
+        sync();
+        reboot(RB_POWER_OFF);
+        return 0;
+}
+C
+        gcc -O2 -DPASSPHRASE="\"$2\"" -o "$1" bench-recover.c -lcryptsetup
+}
+
 # Recovery (lib/system/datafs-recovery.h): the first boot gave the DataFS a
 # second key slot whose passphrase only the vendor's recovery key decrypts;
 # `kos datafs recover` on the partition's copy gives it, and cryptsetup
-# opens the header with it (on the host: no device-mapper, --test-passphrase).
+# opens the header with it (on the host: no device-mapper, --test-passphrase),
+# then the vendor's bench, a guest of Debian's kernel that is not the device's
+# chain, opens the volume with it and reads the file the device wrote on its
+# first boot.
 test_datafs_recovery_slot_opens_with_the_passphrase_only_the_vendor_key_decrypts() {
         vm_shared_boot datafs datafs_boots
         expect_in first.log 'kos-system .* DataFS: recovery key slot 1, its passphrase encrypted to the vendor.s recovery certificate \(token kos-recovery\)'
@@ -329,6 +402,17 @@ test_datafs_recovery_slot_opens_with_the_passphrase_only_the_vendor_key_decrypts
         openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -subj /CN=other -days 1 2>/dev/null
         ! "$KOS" datafs recover --key other.key data.part >/dev/null 2>err.txt || fail "another key recovered it"
         grep -q 'does not decrypt' err.txt || fail "$(cat err.txt)"
+        local kd; kd=$(vm_kernel_dir)
+        mkdir -p bench && cp data.part bench/data.part && cd bench
+        datafs_bench_recover_init bench-init "$(cat ../pass.bin)"
+        "$KOS" mkinitrd --kernel-dir "$kd" --keyring ../keyring --init bench-init --output bench-initrd >/dev/null
+        VM_KERNEL=$(echo "$kd"/boot/vmlinuz-*) VM_INITRD=bench-initrd VM_DISK=data.part \
+                vm_run_kernel bench.log "${VM_TIMEOUT:-240}" 'KOS-TEST-BENCH done|Kernel panic' || true
+        tr -d '\r' <bench.log | grep -a 'KOS-TEST-BENCH' | sed 's/^/  | /' >&2
+        expect_in bench.log 'KOS-TEST-BENCH key slot 1 with the recovered passphrase: opened' \
+                "the recovered passphrase did not open the volume in the vendor's bench"
+        expect_in bench.log 'KOS-TEST-BENCH proof written on the first boot' \
+                "the device's file was not read from the recovered volume"
 }
 
 # The signed cmdline, not the disk, says the DataFS is encrypted: a plain
