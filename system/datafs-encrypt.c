@@ -203,7 +203,7 @@ static int run_encryption(struct crypt_device *cd, const char *device, int keysl
         double start = early_uptime();
         int r;
 
-        r = kos_datafs_reencrypt_run(cd, keyslot, pass, on_progress, &p, ret_error);
+        r = kos_datafs_reencrypt_run(cd, keyslot, pass, DATAFS_ENCRYPT_SHIFT, on_progress, &p, ret_error);
         if (r < 0)
                 return r;
         if (r == 1)

@@ -127,11 +127,12 @@ int datafs_header_copy_verify(uint8_t *area, uint64_t size, int copy, uint64_t *
         return 0;
 }
 
-/* The size a secondary copy's binary header claims, or 0 without its magic. */
-static uint64_t secondary_claims(const uint8_t *area) {
+/* The size the binary header of a copy (0 primary, 1 secondary) at area
+ * claims, whatever its checksum, or 0 without that copy's magic. */
+static uint64_t copy_claims(const uint8_t *area, int copy) {
         uint64_t size;
 
-        if (memcmp(area, luks2_magic[1], sizeof luks2_magic[1]) != 0)
+        if (memcmp(area, luks2_magic[copy], sizeof luks2_magic[copy]) != 0)
                 return 0;
         memcpy(&size, area + LUKS2_HDR_SIZE_AT, sizeof size);
         return be64toh(size);
@@ -153,15 +154,21 @@ int datafs_header_copies_are_kos(const char *device, struct kos_error *ret_error
         if (n != (ssize_t)(2 * DATAFS_HEADER_COPY))
                 return kos_error_set(ret_error, n < 0 ? -e : -EIO, "cannot read its first %u KiB: %s",
                                      2 * DATAFS_HEADER_COPY >> 10, n < 0 ? strerror(e) : "too short");
-        if (datafs_header_copy_verify(area, DATAFS_HEADER_COPY, 0, &seqid) == 0) {
-                claims = secondary_claims(area + DATAFS_HEADER_COPY);
+        /* A copy that claims another size is refused whatever its checksum:
+         * libcryptsetup reads the secondary at the size of a primary whose
+         * checksum holds, even when its JSON does not parse (then it is only
+         * "obsolete", and the secondary's offsets are not scanned). KOS never
+         * writes one, and a torn write keeps the magic and the size, which
+         * share the first sector. */
+        for (int copy = 0; copy < 2; copy++) {
+                claims = copy_claims(area + copy * DATAFS_HEADER_COPY, copy);
                 if (claims != 0 && claims != DATAFS_HEADER_COPY)
-                        return kos_error_set(ret_error, -EPERM,
-                                             "its secondary header copy claims %llu bytes, not the %u KiB of KOS's",
+                        return kos_error_set(ret_error, -EPERM, "its %s header copy claims %llu bytes, not the %u KiB "
+                                             "of KOS's", copy == 0 ? "primary" : "secondary",
                                              (unsigned long long)claims, DATAFS_HEADER_COPY >> 10);
-                return 0;
         }
-        if (datafs_header_copy_verify(area + DATAFS_HEADER_COPY, DATAFS_HEADER_COPY, 1, &seqid) == 0)
+        if (datafs_header_copy_verify(area, DATAFS_HEADER_COPY, 0, &seqid) == 0 ||
+            datafs_header_copy_verify(area + DATAFS_HEADER_COPY, DATAFS_HEADER_COPY, 1, &seqid) == 0)
                 return 0;
         return kos_error_set(ret_error, -EPERM,
                              "neither header copy is a whole %u KiB LUKS2 copy, the size KOS writes (magic, "

@@ -44,11 +44,11 @@ int datafs_header_copy_verify(uint8_t *area, uint64_t size, int copy, uint64_t *
  * load from device is made of DATAFS_HEADER_COPY-byte copies. libcryptsetup
  * takes a copy's size from the disk, up to 4 MiB, and parses its JSON
  * before any check of KOS's: a writer of the disk could make the init parse
- * megabytes of JSON (gigabytes of memory in json-c) on every boot. Either
- * the primary copy verifies at that size, and the secondary copy (read by
- * libcryptsetup at the primary's size) claims no other size; or the primary
- * does not, and the first secondary libcryptsetup's scan of its offsets
- * finds, at 16 KiB, verifies at that size. */
+ * megabytes of JSON (gigabytes of memory in json-c) on every boot. Neither
+ * copy's binary header (the primary at 0, the secondary at 16 KiB) claims
+ * another size, whatever its checksum, and one of them verifies at that
+ * size: libcryptsetup reads the secondary at the primary's size, or, the
+ * primary failing, scans the secondary's offsets from 16 KiB up. */
 int datafs_header_copies_are_kos(const char *device, struct kos_error *ret_error);
 
 /* PBKDF2's least iteration count libcryptsetup accepts. The passphrase is

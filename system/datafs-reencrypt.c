@@ -208,9 +208,9 @@ static int moved_segment(json_t *root, uint64_t *ret_offset, uint64_t *ret_size)
 }
 
 /* The moved first segment [offset, offset + size) is where KOS's encryption
- * in place puts it (CRYPT_REENCRYPT_MOVE_FIRST_SEGMENT): shift bytes (the
- * data offset) at the end of the device on fd. 0, or -EBADMSG with
- * ret_error filled. */
+ * in place puts it (CRYPT_REENCRYPT_MOVE_FIRST_SEGMENT): shift bytes (half
+ * the shift kos_datafs_reencrypt_begin() was given, the data offset) at the
+ * end of the device on fd. 0, or -EBADMSG with ret_error filled. */
 static int moved_segment_is_kos(int fd, uint64_t offset, uint64_t size, uint64_t shift,
                                 struct kos_error *ret_error) {
         struct stat st;
@@ -220,9 +220,11 @@ static int moved_segment_is_kos(int fd, uint64_t offset, uint64_t size, uint64_t
                 return kos_error_set(ret_error, -errno, "cannot stat the device: %s", strerror(errno));
         if (S_ISREG(st.st_mode))
                 bytes = (uint64_t)st.st_size;
-        else if (!S_ISBLK(st.st_mode) || ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+        else if (!S_ISBLK(st.st_mode))
                 return kos_error_set(ret_error, -ENOTBLK, "the LUKS2 header's device is neither a block device nor "
                                                           "a file");
+        else if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+                return kos_error_set(ret_error, -errno, "cannot read the device's size: %s", strerror(errno));
         if (shift == 0 || size != shift || bytes < shift || offset != bytes - shift)
                 return kos_error_set(ret_error, -EBADMSG,
                                      "the LUKS2 header's moved segment is %llu bytes at %llu, not the %llu bytes "
@@ -396,7 +398,8 @@ static json_t *header_json(struct crypt_device *cd) {
 
 /* cd (its header loaded, all encrypted, the passphrase proven) finished by
  * hand, then loaded again: 0, or a negative errno with ret_error filled. */
-static int finish_by_hand(struct crypt_device *cd, struct kos_error *ret_error) {
+static int finish_by_hand(struct crypt_device *cd, int keyslot, const char *pass, uint64_t shift,
+                          struct kos_error *ret_error) {
         json_auto_t *root = NULL; /* jansson's cleanup attribute */
         _cleanup_free_ uint8_t *area = NULL;
         uint64_t offset, size, header_size, seqid;
@@ -412,6 +415,16 @@ static int finish_by_hand(struct crypt_device *cd, struct kos_error *ret_error) 
         if (!(root = header_json(cd)) || !all_encrypted(root, crypt_get_data_offset(cd) * SECTOR))
                 return kos_error_set(ret_error, -EBADMSG, "after libcryptsetup's repair the LUKS2 header is not "
                                                           "that of an encryption with every hotzone done");
+        /* The segments, the moved one's range included, are the header's,
+         * which anyone who can write the disk wrote (around the device's own
+         * key slot): libcryptsetup's check of the encryption's metadata
+         * against its digest, keyed by the volume key (an activation
+         * without a name, LUKS2_reencrypt_digest_verify()), before anything
+         * is wiped or written. */
+        if ((r = crypt_activate_by_passphrase(cd, NULL, keyslot, pass, strlen(pass), 0)) < 0)
+                return kos_error_set(ret_error, r, "the LUKS2 header's encryption metadata does not verify with its "
+                                                   "volume key (libcryptsetup's reencryption digest): %s; nothing "
+                                                   "is wiped or written", strerror(-r));
         /* The header is on the data device (no metadata device of its own):
          * early_find_device()'s /dev/<name>, on the initrd's devtmpfs (no
          * udev, so no symlink there). */
@@ -429,7 +442,7 @@ static int finish_by_hand(struct crypt_device *cd, struct kos_error *ret_error) 
          * it is wiped only where KOS's encryption put that copy, the data
          * shift's length at the end of the device. */
         if ((r = moved_segment(root, &offset, &size)) >= 0 &&
-            (r = moved_segment_is_kos(fd, offset, size, crypt_get_data_offset(cd) * SECTOR, ret_error)) < 0)
+            (r = moved_segment_is_kos(fd, offset, size, shift / 2, ret_error)) < 0)
                 return r;
         if (r >= 0 && (r = crypt_wipe(cd, NULL, CRYPT_WIPE_RANDOM, offset, size, 1 << 20, 0, NULL, NULL)) < 0)
                 return kos_error_set(ret_error, r, "cannot wipe the moved first segment: %s", strerror(-r));
@@ -460,7 +473,7 @@ static int finish_by_hand(struct crypt_device *cd, struct kos_error *ret_error) 
 /* 1 when cd's header is that of an encryption whose every hotzone is done
  * but whose last header update did not land, and it was finished here; 0
  * when it is not; or a negative errno with ret_error filled. */
-static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const char *pass,
+static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const char *pass, uint64_t shift,
                                    struct kos_error *ret_error) {
         uint8_t volume_key[256];
         size_t key_size = sizeof volume_key;
@@ -483,11 +496,11 @@ static int finish_if_all_encrypted(struct crypt_device *cd, int keyslot, const c
                                      strerror(-r));
         }
         json_decref(root);
-        r = finish_by_hand(cd, ret_error);
+        r = finish_by_hand(cd, keyslot, pass, shift, ret_error);
         return r < 0 ? r : 1;
 }
 
-int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
+int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass, uint64_t shift,
                              kos_datafs_reencrypt_progress_fn progress, void *userdata, struct kos_error *ret_error) {
         struct crypt_params_reencrypt params = {
                 .mode = CRYPT_REENCRYPT_ENCRYPT,
@@ -511,7 +524,7 @@ int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *p
                                                     &recovery)) < 0)
                 return kos_error_set(ret_error, r, "libcryptsetup does not recover the hotzone a cut interrupted: %s",
                                      strerror(-r));
-        if ((r = finish_if_all_encrypted(cd, keyslot, pass, ret_error)) != 0)
+        if ((r = finish_if_all_encrypted(cd, keyslot, pass, shift, ret_error)) != 0)
                 return r;
         if ((r = crypt_reencrypt_init_by_passphrase(cd, NULL, pass, strlen(pass), keyslot, keyslot, NULL, NULL,
                                                     &params)) < 0)

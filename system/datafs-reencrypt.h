@@ -51,9 +51,12 @@ int kos_datafs_reencrypt_begin(const char *device, const char *header_path, uint
                                kos_datafs_reencrypt_format_fn format, kos_datafs_reencrypt_head_fn before_head,
                                void *userdata, const char *pass,
                                bool *ret_head_written, struct kos_error *ret_error);
-/* cd: the device's LUKS2 header, loaded; keyslot opened by pass.
+/* cd: the device's LUKS2 header, loaded; keyslot opened by pass; shift the
+ * one kos_datafs_reencrypt_begin() was given.
  * When a cut fell after the last hotzone, before libcryptsetup's last
- * header update, this writes that update itself, one header copy at a time.
+ * header update, this writes that update itself, one header copy at a time,
+ * once the encryption's metadata verifies with the volume key, and wipes
+ * the plain-text copy of the moved segment only where the shift put it.
  * 0, 1 when that is what it did, or a negative errno with ret_error filled. */
-int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass,
+int kos_datafs_reencrypt_run(struct crypt_device *cd, int keyslot, const char *pass, uint64_t shift,
                              kos_datafs_reencrypt_progress_fn progress, void *userdata, struct kos_error *ret_error);

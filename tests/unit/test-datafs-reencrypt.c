@@ -140,7 +140,7 @@ static void make_cut_image(int *failed_, kos_datafs_reencrypt_progress_fn die, u
         if (pid == 0) {
                 int r = kos_datafs_reencrypt_begin(path, header, SHIFT, format, NULL, NULL, PASS, &head_written, &why);
                 if (r >= 0 && load(path, &cd) >= 0)
-                        r = kos_datafs_reencrypt_run(cd, 0, PASS, die, NULL, &why);
+                        r = kos_datafs_reencrypt_run(cd, 0, PASS, SHIFT, die, NULL, &why);
                 fprintf(stderr, "  the child was not cut: %d %s\n", r, why.msg);
                 _exit(1);
         }
@@ -190,7 +190,7 @@ static void cut_and_resume(int *failed_, kos_datafs_reencrypt_progress_fn die, i
         CHECK(pread(fd, before, sizeof before, 0) == (ssize_t)sizeof before && close(fd) == 0);
         CHECK(load(path, &cd) >= 0);
         CHECK(crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE);
-        int r = kos_datafs_reencrypt_run(cd, 0, PASS, count, NULL, &why);
+        int r = kos_datafs_reencrypt_run(cd, 0, PASS, SHIFT, count, NULL, &why);
         if (old_copy >= 0) {
                 CHECK((fd = open(path, O_RDWR | O_CLOEXEC)) >= 0);
                 CHECK(pwrite(fd, before + old_copy * HEADER_COPY, HEADER_COPY, old_copy * HEADER_COPY) ==
@@ -584,6 +584,9 @@ static int move_the_moved_segment(int fd) {
         return 0;
 }
 
+/* The shift finish_noted() runs the finishing update with. */
+static uint64_t run_shift = SHIFT;
+
 /* The image cut after its last hotzone and loaded into *ret_cd (its
  * plain text in *ret_plain); then damage done, its metadata kept in base;
  * then the finishing update run with the journal on and the disk doing
@@ -604,7 +607,7 @@ static void finish_noted(int *failed_, damage_fn damage, enum spoil spoil, uint8
         CHECK(pread(fd, base, METADATA, 0) == (ssize_t)METADATA && close(fd) == 0);
         journal_start(failed_, NO_CUT);
         journal.spoil = spoil;
-        *ret_r = kos_datafs_reencrypt_run(*ret_cd, 0, PASS, count, NULL, why);
+        *ret_r = kos_datafs_reencrypt_run(*ret_cd, 0, PASS, run_shift, count, NULL, why);
         journal.on = false;
         if (*ret_r < 0)
                 fprintf(stderr, "  %s\n", why->msg);
@@ -700,11 +703,26 @@ TEST(datafs_encryption_in_place_primary_copy_older_than_the_secondary_after_repa
         refused_and_nothing_written(failed_, make_secondary_newer, SPOIL_LOSE_PRIMARY_WRITES, "is older than");
 }
 
-/* The header names another range as the moved segment's plain-text copy:
- * the finishing update wipes only the one KOS's encryption put at the end
- * of the device, and writes nothing else either. */
+/* A writer of the disk names another range as the moved segment's
+ * plain-text copy, around the device's own key slot: the encryption's
+ * metadata no longer verifies with the volume key, and the finishing update
+ * wipes and writes nothing. */
 TEST(datafs_encryption_in_place_finishing_wipe_of_a_range_kos_did_not_move_is_refused_and_nothing_written) {
-        refused_and_nothing_written(failed_, move_the_moved_segment, SPOIL_NOTHING, "nothing is wiped");
+        refused_and_nothing_written(failed_, move_the_moved_segment, SPOIL_NOTHING,
+                                    "does not verify with its volume key (libcryptsetup's reencryption digest): "
+                                    "Operation not permitted; nothing is wiped or written");
+}
+
+/* Even a header whose metadata verifies (written with the volume key) has
+ * its moved segment wiped only where the shift KOS gave put it: run with
+ * another shift than the encryption began with, nothing is wiped. */
+TEST(datafs_encryption_in_place_finishing_wipe_is_held_to_the_shift_kos_began_with) {
+        run_shift = 2 * SHIFT;
+        refused_and_nothing_written(failed_, no_damage, SPOIL_NOTHING,
+                                    "moved segment is 16777216 bytes at 83886080, not the 33554432 bytes at the end "
+                                    "of the device (100663296 bytes) where KOS's encryption in place puts it: "
+                                    "nothing is wiped");
+        run_shift = SHIFT;
 }
 
 /* libcryptsetup rejects the finished secondary copy (its repair then
@@ -757,7 +775,7 @@ static void cut_finishing_update(int *failed_, enum cut cut, uint8_t **ret_plain
                 int r = load(path, &cd);
                 journal_start(failed_, cut);
                 if (r >= 0 && !*failed_)
-                        r = kos_datafs_reencrypt_run(cd, 0, PASS, count, NULL, &why);
+                        r = kos_datafs_reencrypt_run(cd, 0, PASS, SHIFT, count, NULL, &why);
                 fprintf(stderr, "  the finishing update was not cut: %d %s\n", r, why.msg);
                 _exit(1);
         }
@@ -800,7 +818,7 @@ TEST(datafs_encryption_in_place_cut_while_the_finished_secondary_header_copy_is_
                 goto out;
         CHECK(load(image_path(path), &cd) >= 0);
         CHECK(crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE);
-        int r = kos_datafs_reencrypt_run(cd, 0, PASS, count, NULL, &why);
+        int r = kos_datafs_reencrypt_run(cd, 0, PASS, SHIFT, count, NULL, &why);
         if (r < 0)
                 fprintf(stderr, "  %s\n", why.msg);
         CHECK(r == 1);
