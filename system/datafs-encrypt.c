@@ -106,11 +106,18 @@ static int format_header(struct crypt_device *cd, void *userdata, struct kos_err
  * already partly overwritten, which a new beginning would copy again over
  * the good copy; from here a cut leaves the lock of a planted file system,
  * the data intact (as before the marker, but for milliseconds, not the
- * seconds of the seal and the format). */
+ * seconds of the seal and the format). The header-being-written marker
+ * comes first: a cut that tears the head so that libblkid finds nothing
+ * then locks the partition instead of letting it be formatted as empty. */
 static int remove_pending(void *userdata, struct kos_error *ret_error) {
         const struct format *f = userdata;
-        int r = kos_datafs_pending_remove(f->t);
+        int r = kos_datafs_marker_define(f->t, KOS_DATAFS_WRITING_INDEX);
 
+        if (r < 0)
+                return kos_error_set(ret_error, r, "cannot define the header-being-written marker (TPM NV 0x%08x): %s",
+                                     KOS_DATAFS_WRITING_INDEX, r == -EPERM ? "an index there is not the one KOS defines"
+                                                                           : strerror(-r));
+        r = kos_datafs_pending_remove(f->t);
         return r < 0 ? kos_error_set(ret_error, r, "cannot remove the conversion-pending marker (TPM NV 0x%08x): %s",
                                      KOS_DATAFS_PENDING_INDEX, strerror(-r))
                      : 0;
@@ -175,6 +182,9 @@ static int begin(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][K
                 if (kos_tpm_nv_undefine_space(t, KOS_DATAFS_GENERATION_INDEX) < 0) /* provisioned above: ours */
                         early_log("DataFS: cannot remove the DataFS generation counter again");
                 remove_pending_without_counter(t);
+                if (kos_datafs_marker_remove(t, KOS_DATAFS_WRITING_INDEX) < 0)
+                        early_log("DataFS: cannot remove the header-being-written marker (TPM NV 0x%08x)",
+                                  KOS_DATAFS_WRITING_INDEX);
         }
         *ret_keyslot = 0; /* datafs_write_luks2's first slot on a new header */
         return r;
@@ -237,6 +247,16 @@ static bool may_encrypt(struct datafs *d, bool marker, struct kos_tpm *t, uint8_
                             r == -ENODEV ? "there is no TPM" : strerror(-r));
                 return false;
         }
+        /* A cut while its header was first written left the ext4's
+         * superblock: never begun again over a head partly overwritten. */
+        if ((r = kos_datafs_marker_read(t, KOS_DATAFS_WRITING_INDEX)) != 0) {
+                kos_tpm_close(t);
+                datafs_lock(d, "it holds ext4, and %s: never begun again",
+                            r == 1 ? "the TPM says a power cut fell while its LUKS2 header was first written over it "
+                                     "(header-being-written marker, TPM NV 0x01004b46)"
+                                   : "the TPM's header-being-written marker cannot be read");
+                return false;
+        }
         /* The counter and the marker: a begin() a power cut stopped before
          * its header was written; it begins again. */
         if ((r = kos_datafs_generation_read(t, &generation)) >= 0 && kos_datafs_pending_read(t) == 1)
@@ -272,9 +292,14 @@ void datafs_encrypt_plain(struct datafs *d, bool marker) {
                   "encrypted: encrypting it in place", d->device);
         if ((r = read_sizes(d->device, &bytes, &block, &why)) >= 0 && (r = shrink(d, bytes, &why)) >= 0)
                 r = begin(d, &t, values, block < 4096 ? block : 4096, &keyslot, pass, &why);
-        kos_tpm_close(&t);
         if (r >= 0 && ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0))
                 kos_error_set(&why, r, "the LUKS2 header just written does not load: %s", strerror(-r));
+        /* The header is whole on the disk (crypt_header_restore() syncs): the
+         * next boot opens it whatever happens now. */
+        if (r >= 0 && kos_datafs_marker_remove(&t, KOS_DATAFS_WRITING_INDEX) < 0)
+                early_log("DataFS %s: cannot remove the header-being-written marker (TPM NV 0x%08x): the next boot "
+                          "that opens the volume does", d->device, KOS_DATAFS_WRITING_INDEX);
+        kos_tpm_close(&t);
         if (r >= 0) {
                 early_log("DataFS %s: LUKS2 header written (data offset %llu MiB): encrypting in place", d->device,
                           DATAFS_ENCRYPT_SHIFT >> 21);

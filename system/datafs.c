@@ -97,18 +97,19 @@ static void migrate_token(struct crypt_device *cd, struct kos_tpm *t, int token,
         early_log("DataFS: key not migrated to the signed policies: %s", why.msg[0] ? why.msg : strerror(-r));
 }
 
-/* A conversion-pending marker beside a LUKS2 volume that opened says
- * nothing true any more (its header was written; or root defined it):
- * removed, so that a plain ext4 put here later is taken for planted. */
-static void remove_stale_pending(struct datafs *d, struct kos_tpm *t) {
-        int r = kos_datafs_pending_read(t);
+/* A conversion-pending or header-being-written marker beside a LUKS2
+ * volume that opened says nothing true any more (its header was written; or
+ * root defined it): removed, so that a plain ext4 put here later is taken
+ * for planted, and an empty partition is formatted after a factory reset. */
+static void remove_stale_marker(struct datafs *d, struct kos_tpm *t, uint32_t index, const char *name) {
+        int r = kos_datafs_marker_read(t, index);
 
-        if (r == 1 && (r = kos_datafs_pending_remove(t)) >= 0)
-                early_log("DataFS %s: its LUKS2 volume opened, and the conversion-pending marker (TPM NV 0x%08x) was "
-                          "still there: removed", d->device, KOS_DATAFS_PENDING_INDEX);
+        if (r == 1 && (r = kos_datafs_marker_remove(t, index)) >= 0)
+                early_log("DataFS %s: its LUKS2 volume opened, and the %s marker (TPM NV 0x%08x) was still there: "
+                          "removed", d->device, name, index);
         else if (r < 0 && r != -EPERM)
-                early_log("DataFS %s: cannot read or remove the conversion-pending marker (TPM NV 0x%08x): %s",
-                          d->device, KOS_DATAFS_PENDING_INDEX, strerror(-r));
+                early_log("DataFS %s: cannot read or remove the %s marker (TPM NV 0x%08x): %s", d->device, name,
+                          index, strerror(-r));
 }
 
 static void open_luks2(struct datafs *d) {
@@ -208,7 +209,8 @@ static void open_luks2(struct datafs *d) {
         early_log("DataFS %s: LUKS2 opened with the key the TPM unsealed (%s; token %d, key slot %d)%s", d->device,
                   k.authorized ? "signed policy, salted session" : "PCR 7+15", token, keyslot,
                   d->needs_mkfs ? "; no file system inside yet" : "");
-        remove_stale_pending(d, &t);
+        remove_stale_marker(d, &t, KOS_DATAFS_PENDING_INDEX, "conversion-pending");
+        remove_stale_marker(d, &t, KOS_DATAFS_WRITING_INDEX, "header-being-written");
 out:
         if (tpm_open)
                 kos_tpm_close(&t);
@@ -360,6 +362,17 @@ static void format_luks2(struct datafs *d, bool marker) {
         }
         if ((r = kos_tpm_open(&t)) < 0) {
                 lock(d, "it is empty, and %s to seal its key", r == -ENODEV ? "there is no TPM" : strerror(-r));
+                return;
+        }
+        /* A cut while the first LUKS2 header of an encryption in place was
+         * written can leave a head in which libblkid finds nothing: the
+         * data is there, after it. */
+        if ((r = kos_datafs_marker_read(&t, KOS_DATAFS_WRITING_INDEX)) != 0) {
+                kos_tpm_close(&t);
+                lock(d, "libblkid finds nothing on it, and %s: never formatted over",
+                     r == 1 ? "the TPM says a power cut fell while its LUKS2 header was first written over its plain "
+                              "ext4 (header-being-written marker, TPM NV 0x01004b46); its data is still there"
+                            : "the TPM's header-being-written marker cannot be read");
                 return;
         }
         r = datafs_read_seal_values(&t, values, &why);

@@ -163,6 +163,13 @@ static int raise_generation(struct kos_datafs_reset *ret) {
                 return r;
         }
         r = kos_datafs_generation_raise(&t, &ret->generation);
+        /* A reset erases on purpose: a header-being-written marker (a cut
+         * during an encryption in place's first header write, which locks
+         * an empty-looking partition) no longer keeps the next boot from
+         * formatting it. Best effort: a marker left only locks, and the
+         * next boot's console says so. */
+        int m = r >= 0 ? kos_datafs_marker_remove(&t, KOS_DATAFS_WRITING_INDEX) : 0;
+        (void)m;
         kos_tpm_close(&t);
         if (r < 0)
                 snprintf(ret->tpm_error, sizeof ret->tpm_error, "cannot raise the DataFS generation (TPM NV 0x%08x): %s",

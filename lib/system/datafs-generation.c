@@ -12,12 +12,15 @@ static const struct kos_tpm_nv_public generation_public = {
         .data_size = 8,
 };
 
-static const struct kos_tpm_nv_public pending_public = {
-        .index = KOS_DATAFS_PENDING_INDEX,
-        .name_alg = 0x000b, /* SHA-256 */
-        .attributes = KOS_DATAFS_PENDING_ATTRIBUTES,
-        .data_size = KOS_DATAFS_PENDING_SIZE,
-};
+/* Both markers: ordinary indexes of one byte, never written. */
+static struct kos_tpm_nv_public marker_public(uint32_t index) {
+        return (struct kos_tpm_nv_public){
+                .index = index,
+                .name_alg = 0x000b, /* SHA-256 */
+                .attributes = KOS_DATAFS_PENDING_ATTRIBUTES,
+                .data_size = KOS_DATAFS_PENDING_SIZE,
+        };
+}
 
 int kos_datafs_generation_read(struct kos_tpm *t, uint64_t *ret) {
         struct kos_tpm_nv_public have;
@@ -50,9 +53,9 @@ int kos_datafs_generation_raise(struct kos_tpm *t, uint64_t *ret) {
         return r < 0 ? r : kos_datafs_generation_read(t, ret);
 }
 
-int kos_datafs_pending_read(struct kos_tpm *t) {
-        struct kos_tpm_nv_public have;
-        int r = kos_tpm_nv_read_public(t, KOS_DATAFS_PENDING_INDEX, &have);
+int kos_datafs_marker_read(struct kos_tpm *t, uint32_t index) {
+        struct kos_tpm_nv_public have, want = marker_public(index);
+        int r = kos_tpm_nv_read_public(t, index, &have);
 
         if (r == -ENOENT)
                 return 0;
@@ -60,19 +63,32 @@ int kos_datafs_pending_read(struct kos_tpm *t) {
                 return r;
         /* TPMA_NV_WRITTEN aside (never written by KOS, but a write by root
          * changes nothing the marker says). */
-        if (!kos_tpm_nv_public_is(&have, &pending_public))
+        if (!kos_tpm_nv_public_is(&have, &want))
                 return -EPERM;
         return 1;
 }
 
-int kos_datafs_pending_define(struct kos_tpm *t) {
-        int r = kos_datafs_pending_read(t);
+int kos_datafs_marker_define(struct kos_tpm *t, uint32_t index) {
+        struct kos_tpm_nv_public want = marker_public(index);
+        int r = kos_datafs_marker_read(t, index);
 
-        return r != 0 ? (r < 0 ? r : 0) : kos_tpm_nv_define_space(t, &pending_public);
+        return r != 0 ? (r < 0 ? r : 0) : kos_tpm_nv_define_space(t, &want);
+}
+
+int kos_datafs_marker_remove(struct kos_tpm *t, uint32_t index) {
+        int r = kos_datafs_marker_read(t, index);
+
+        return r <= 0 ? r : kos_tpm_nv_undefine_space(t, index);
+}
+
+int kos_datafs_pending_read(struct kos_tpm *t) {
+        return kos_datafs_marker_read(t, KOS_DATAFS_PENDING_INDEX);
+}
+
+int kos_datafs_pending_define(struct kos_tpm *t) {
+        return kos_datafs_marker_define(t, KOS_DATAFS_PENDING_INDEX);
 }
 
 int kos_datafs_pending_remove(struct kos_tpm *t) {
-        int r = kos_datafs_pending_read(t);
-
-        return r <= 0 ? r : kos_tpm_nv_undefine_space(t, KOS_DATAFS_PENDING_INDEX);
+        return kos_datafs_marker_remove(t, KOS_DATAFS_PENDING_INDEX);
 }

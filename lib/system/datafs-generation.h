@@ -45,13 +45,29 @@ _kos_must_check_ int kos_datafs_generation_raise(struct kos_tpm *t, uint64_t *re
 #define KOS_DATAFS_PENDING_ATTRIBUTES 0x02040004u
 #define KOS_DATAFS_PENDING_SIZE 1
 
-/* 1 when the marker is there, 0 when not, -EPERM when an index at its
- * handle is not what KOS defines (another type, attributes, size or a
- * policy: not ours, never taken for the marker), another negative errno. */
-_kos_must_check_ int kos_datafs_pending_read(struct kos_tpm *t);
+/* The header-being-written marker: an index like the conversion-pending
+ * marker, at its own handle, defined just before the pending marker is
+ * removed and the LUKS2 header's first byte written, and removed once the
+ * header written loads. A power cut in between can tear the header so that
+ * libblkid finds neither the ext4 (its superblock at byte 1024 lies in the
+ * LUKS2 binary header's padding) nor LUKS2: with this marker there, such a
+ * partition is locked, never formatted as an empty one, and a plain ext4
+ * is never begun again. A LUKS2 header that opens removes it. */
+#define KOS_DATAFS_WRITING_INDEX 0x01004B46u
+
+/* The markers (KOS_DATAFS_PENDING_INDEX, KOS_DATAFS_WRITING_INDEX) read: 1
+ * when it is there, 0 when not, -EPERM when an index at its handle is not
+ * what KOS defines (another type, attributes, size or a policy: not ours,
+ * never taken for the marker), another negative errno. */
+_kos_must_check_ int kos_datafs_marker_read(struct kos_tpm *t, uint32_t index);
 /* Defines it (0 too when it is already there), -EPERM when an index at its
  * handle is not ours (left alone). */
-_kos_must_check_ int kos_datafs_pending_define(struct kos_tpm *t);
+_kos_must_check_ int kos_datafs_marker_define(struct kos_tpm *t, uint32_t index);
 /* Removes it (0 too when it is not there), -EPERM when an index at its
  * handle is not ours (left alone). */
+_kos_must_check_ int kos_datafs_marker_remove(struct kos_tpm *t, uint32_t index);
+
+/* The conversion-pending marker's. */
+_kos_must_check_ int kos_datafs_pending_read(struct kos_tpm *t);
+_kos_must_check_ int kos_datafs_pending_define(struct kos_tpm *t);
 _kos_must_check_ int kos_datafs_pending_remove(struct kos_tpm *t);

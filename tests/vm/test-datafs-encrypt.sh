@@ -155,6 +155,7 @@ test_datafs_plain_ext4_encrypted_in_place_begins_again_after_a_cut_before_its_he
         grep -qE 'Requirements:.*reencrypt' cut-dump.txt || fail "the cut left no encryption in progress: $(cat cut-dump.txt)"
         tpm_nv_indexes tpm >cut.nv
         ! grep -qi '^0x1004b45' cut.nv || fail "the conversion-pending marker outlived the LUKS2 header: $(cat cut.nv)"
+        ! grep -qi '^0x1004b46' cut.nv || fail "the header-being-written marker outlived the header's load: $(cat cut.nv)"
 
         echo "  boot 3: resumes and finishes the encryption, opens it" >&2
         vm_swtpm_start tpm
@@ -183,3 +184,37 @@ test_datafs_plain_ext4_encrypted_in_place_begins_again_after_a_cut_before_its_he
         ! grep -aq 'written under kos.datafs=plain' after.part || fail "the plain text is still on the partition"
 }
 
+
+# A cut while the first LUKS2 header of an encryption in place is written
+# can tear the head so that libblkid finds neither the ext4 (its superblock
+# at byte 1024 lies in the LUKS2 binary header's padding) nor LUKS2 (its
+# magic not landed). With the TPM's header-being-written marker there, as
+# the encryption's begin leaves it then, such a partition is locked, never
+# formatted as an empty one, and not a byte of it is written.
+test_datafs_head_torn_while_its_first_luks2_header_was_written_is_locked_and_never_formatted() {
+        mini_fixture
+        mkdir -p root/sbin root/data root/run root/dev && encrypt_root_init root/sbin/init
+        mksquashfs root root.img -quiet -noappend >/dev/null
+        SYS_CMDLINE="$SYS_CMDLINE kos.datafs=luks2" mini_manifest datafs root=root.img
+        DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
+        local start size
+        read -r start size < <(partx -g -o START,SECTORS -n 2 disk.img)
+        mkdir -p plain && echo "written under kos.datafs=plain" >plain/proof
+        rm -f data.part && mkfs.ext4 -q -F -L KOS-DATA -d plain data.part "$((size / 2048))M"
+        # The torn write: the binary header's zero padding landed over the
+        # ext4 superblock (sectors 2 and 3), the sector with its magic did not.
+        dd if=/dev/zero of=data.part bs=512 seek=2 count=2 conv=notrunc status=none
+        [ -z "$(blkid -p -o value -s TYPE data.part)" ] || fail "libblkid still finds something: $(blkid -p data.part)"
+        dd if=data.part of=disk.img bs=512 seek="$start" conv=notrunc status=none
+        swtpm_host_start tpm
+        TPM2TOOLS_TCTI=swtpm:path=$PWD/tpm/host.sock tpm2_nvdefine 0x01004b46 -C o -s 1 -a "authread|authwrite|no_da" \
+                >/dev/null || fail "cannot define the header-being-written marker"
+        swtpm_stop tpm
+        vm_swtpm_start tpm
+        KEEP_DISK=1 mini_boot "${VM_TPM_ARGS[@]}"
+        swtpm_stop tpm
+        expect_in console.log 'DataFS /dev/vda2: locked: libblkid finds nothing on it, and the TPM says a power cut fell while its LUKS2 header was first written over its plain ext4 \(header-being-written marker, TPM NV 0x01004b46\); its data is still there: never formatted over'
+        ! grep -aq 'formatted as LUKS2' console.log || fail "the torn partition was formatted"
+        datafs_part disk.img after.part
+        cmp -s data.part after.part || fail "the partition was written"
+}
