@@ -32,6 +32,8 @@ json_t *api_factory_reset(struct node *n, struct varlink_connection *c, json_t *
                       "the old data", (unsigned long long)reset.generation);
         else
                 event("factory reset: WARNING: %s: a kept copy of the old header could still be opened", reset.tpm_error);
+        if (reset.marker_error[0])
+                event("factory reset: WARNING: %s", reset.marker_error);
         if (reset.erase_result >= 0)
                 event("factory reset: DataFS %s: LUKS2 headers and key slots erased (%llu bytes); the next boot "
                       "formats it anew", n->boot.data_device, (unsigned long long)reset.erased_bytes);

@@ -90,7 +90,20 @@ struct format {
         const struct datafs_sealed *k;
         uint64_t generation;
         struct kos_tpm *t;
+        const char *device;
 };
+
+/* fsync of the block device: its volatile write cache flushed. */
+static int sync_device(const char *device) {
+        int fd = open(device, O_RDONLY | O_CLOEXEC | O_NOCTTY), r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (fsync(fd) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
 
 static int format_header(struct crypt_device *cd, void *userdata, struct kos_error *ret_error) {
         const struct format *f = userdata;
@@ -101,19 +114,26 @@ static int format_header(struct crypt_device *cd, void *userdata, struct kos_err
         return slot;
 }
 
-/* The conversion-pending marker goes before the header's first byte: a
- * cut while the header is written may leave an ext4 superblock over a head
- * already partly overwritten, which a new beginning would copy again over
- * the good copy; from here a cut leaves the lock of a planted file system,
- * the data intact (as before the marker, but for milliseconds, not the
- * seconds of the seal and the format). The header-being-written marker
- * comes first: a cut that tears the head so that libblkid finds nothing
- * then locks the partition instead of letting it be formatted as empty. */
-static int remove_pending(void *userdata, struct kos_error *ret_error) {
+/* Just before the header's first byte, in this order:
+ * 1. the device synced: libcryptsetup copied the first segment into the
+ *    free tail without a sync of its own, and the head is about to be
+ *    overwritten;
+ * 2. the header-being-written marker defined: a cut that tears the head so
+ *    that libblkid finds nothing then locks the partition instead of
+ *    letting it be formatted as empty (while the pending marker is there
+ *    too, the head is untouched and a plain ext4 is begun again);
+ * 3. the conversion-pending marker removed: a cut while the header is
+ *    written may leave an ext4 superblock over a head already partly
+ *    overwritten, which a new beginning would copy again over the good
+ *    copy in the tail. */
+static int before_header(void *userdata, struct kos_error *ret_error) {
         const struct format *f = userdata;
-        int r = kos_datafs_marker_define(f->t, KOS_DATAFS_WRITING_INDEX);
+        int r = sync_device(f->device);
 
         if (r < 0)
+                return kos_error_set(ret_error, r, "cannot sync %s before its head is written: %s", f->device,
+                                     strerror(-r));
+        if ((r = kos_datafs_marker_define(f->t, KOS_DATAFS_WRITING_INDEX)) < 0)
                 return kos_error_set(ret_error, r, "cannot define the header-being-written marker (TPM NV 0x%08x): %s",
                                      KOS_DATAFS_WRITING_INDEX, r == -EPERM ? "an index there is not the one KOS defines"
                                                                            : strerror(-r));
@@ -171,20 +191,21 @@ static int begin(struct datafs *d, struct kos_tpm *t, const uint8_t values[24][K
         explicit_bzero(secret, sizeof secret);
         if (r >= 0) {
                 d->tpm_used = true;
-                struct format f = {volume_key, pass, sector_size, &k, generation, t};
+                struct format f = {volume_key, pass, sector_size, &k, generation, t, d->device};
                 r = kos_datafs_reencrypt_begin(d->device, DATAFS_ENCRYPT_HEADER_TMP, DATAFS_ENCRYPT_SHIFT,
-                                               format_header, remove_pending, &f, pass, &head_written, ret_error);
+                                               format_header, before_header, &f, pass, &head_written, ret_error);
         }
         explicit_bzero(volume_key, sizeof volume_key);
         /* Still the plain ext4, the marker not yet removed: the counter goes
          * again, so that the next boot begins anew, then the marker. */
         if (r < 0 && !head_written) {
-                if (kos_tpm_nv_undefine_space(t, KOS_DATAFS_GENERATION_INDEX) < 0) /* provisioned above: ours */
-                        early_log("DataFS: cannot remove the DataFS generation counter again");
-                remove_pending_without_counter(t);
+                /* First: left alone, it would lock the untouched ext4 for good. */
                 if (kos_datafs_marker_remove(t, KOS_DATAFS_WRITING_INDEX) < 0)
                         early_log("DataFS: cannot remove the header-being-written marker (TPM NV 0x%08x)",
                                   KOS_DATAFS_WRITING_INDEX);
+                if (kos_tpm_nv_undefine_space(t, KOS_DATAFS_GENERATION_INDEX) < 0) /* provisioned above: ours */
+                        early_log("DataFS: cannot remove the DataFS generation counter again");
+                remove_pending_without_counter(t);
         }
         *ret_keyslot = 0; /* datafs_write_luks2's first slot on a new header */
         return r;
@@ -248,13 +269,18 @@ static bool may_encrypt(struct datafs *d, bool marker, struct kos_tpm *t, uint8_
                 return false;
         }
         /* A cut while its header was first written left the ext4's
-         * superblock: never begun again over a head partly overwritten. */
-        if ((r = kos_datafs_marker_read(t, KOS_DATAFS_WRITING_INDEX)) != 0) {
+         * superblock: never begun again over a head partly overwritten. With
+         * the pending marker still there, the cut fell before the head was
+         * touched: begun again below. */
+        int writing = kos_datafs_marker_read(t, KOS_DATAFS_WRITING_INDEX);
+        if (writing != 0 && !(writing == 1 && kos_datafs_pending_read(t) == 1)) {
                 kos_tpm_close(t);
                 datafs_lock(d, "it holds ext4, and %s: never begun again",
-                            r == 1 ? "the TPM says a power cut fell while its LUKS2 header was first written over it "
-                                     "(header-being-written marker, TPM NV 0x01004b46)"
-                                   : "the TPM's header-being-written marker cannot be read");
+                            writing == 1 ? "the TPM says a power cut fell while its LUKS2 header was first written over "
+                                           "it (header-being-written marker, TPM NV 0x01004b46)"
+                            : writing == -EPERM ? "an index at the header-being-written marker's handle (TPM NV "
+                                                  "0x01004b46) is not the one KOS defines"
+                                                : "the TPM's header-being-written marker cannot be read");
                 return false;
         }
         /* The counter and the marker: a begin() a power cut stopped before
@@ -294,8 +320,11 @@ void datafs_encrypt_plain(struct datafs *d, bool marker) {
                 r = begin(d, &t, values, block < 4096 ? block : 4096, &keyslot, pass, &why);
         if (r >= 0 && ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0))
                 kos_error_set(&why, r, "the LUKS2 header just written does not load: %s", strerror(-r));
-        /* The header is whole on the disk (crypt_header_restore() syncs): the
-         * next boot opens it whatever happens now. */
+        /* The header is whole on the disk once synced (crypt_header_restore()
+         * syncs too, but drops fsync's result): the next boot opens it
+         * whatever happens now. */
+        if (r >= 0 && (r = sync_device(d->device)) < 0)
+                kos_error_set(&why, r, "cannot sync the LUKS2 header just written: %s", strerror(-r));
         if (r >= 0 && kos_datafs_marker_remove(&t, KOS_DATAFS_WRITING_INDEX) < 0)
                 early_log("DataFS %s: cannot remove the header-being-written marker (TPM NV 0x%08x): the next boot "
                           "that opens the volume does", d->device, KOS_DATAFS_WRITING_INDEX);

@@ -372,7 +372,9 @@ static void format_luks2(struct datafs *d, bool marker) {
                 lock(d, "libblkid finds nothing on it, and %s: never formatted over",
                      r == 1 ? "the TPM says a power cut fell while its LUKS2 header was first written over its plain "
                               "ext4 (header-being-written marker, TPM NV 0x01004b46); its data is still there"
-                            : "the TPM's header-being-written marker cannot be read");
+                     : r == -EPERM ? "an index at the header-being-written marker's handle (TPM NV 0x01004b46) is not "
+                                     "the one KOS defines"
+                                   : "the TPM's header-being-written marker cannot be read");
                 return;
         }
         r = datafs_read_seal_values(&t, values, &why);

@@ -166,10 +166,13 @@ static int raise_generation(struct kos_datafs_reset *ret) {
         /* A reset erases on purpose: a header-being-written marker (a cut
          * during an encryption in place's first header write, which locks
          * an empty-looking partition) no longer keeps the next boot from
-         * formatting it. Best effort: a marker left only locks, and the
-         * next boot's console says so. */
-        int m = r >= 0 ? kos_datafs_marker_remove(&t, KOS_DATAFS_WRITING_INDEX) : 0;
-        (void)m;
+         * formatting it, whatever the counter did. */
+        int m = kos_datafs_marker_remove(&t, KOS_DATAFS_WRITING_INDEX);
+        if (m < 0)
+                snprintf(ret->marker_error, sizeof ret->marker_error,
+                         "the header-being-written marker (TPM NV 0x%08x) is still there (%s): the next boot locks the "
+                         "DataFS instead of formatting it", KOS_DATAFS_WRITING_INDEX,
+                         m == -EPERM ? "an index there is not KOS's" : strerror(-m));
         kos_tpm_close(&t);
         if (r < 0)
                 snprintf(ret->tpm_error, sizeof ret->tpm_error, "cannot raise the DataFS generation (TPM NV 0x%08x): %s",

@@ -46,5 +46,9 @@ struct kos_datafs_reset {
         int tpm_result, erase_result;
         uint64_t generation, erased_bytes;
         char tpm_error[300], erase_error[300];
+        /* Set when the header-being-written marker (lib/system/datafs-generation.h),
+         * which the reset removes, could not be removed: the next boot
+         * locks an empty-looking DataFS instead of formatting it. */
+        char marker_error[200];
 };
 _kos_must_check_ int kos_datafs_factory_reset(const char *device, struct kos_datafs_reset *ret);

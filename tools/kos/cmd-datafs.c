@@ -75,6 +75,8 @@ static int cmd_factory_reset(int argc, char **argv) {
                 printf("DataFS generation raised to %llu\n", (unsigned long long)reset.generation);
         else
                 fprintf(stderr, "kos: WARNING: %s\n", reset.tpm_error);
+        if (reset.marker_error[0])
+                fprintf(stderr, "kos: WARNING: %s\n", reset.marker_error);
         if (reset.erase_result >= 0)
                 printf("%s: LUKS2 headers and key slots erased (%llu bytes)\n", argv[1],
                        (unsigned long long)reset.erased_bytes);
