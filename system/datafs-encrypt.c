@@ -93,6 +93,14 @@ struct format {
         const char *device;
 };
 
+const char *datafs_writing_marker_why(int r) {
+        return r == 1 ? "the TPM says a power cut fell while its LUKS2 header was first written over its plain ext4 "
+                        "(header-being-written marker, TPM NV 0x01004b46)"
+               : r == -EPERM ? "an index at the header-being-written marker's handle (TPM NV 0x01004b46) is not the "
+                               "one KOS defines"
+                             : "the TPM's header-being-written marker cannot be read";
+}
+
 /* fsync of the block device: its volatile write cache flushed. */
 static int sync_device(const char *device) {
         int fd = open(device, O_RDONLY | O_CLOEXEC | O_NOCTTY), r = 0;
@@ -272,20 +280,15 @@ static bool may_encrypt(struct datafs *d, bool marker, struct kos_tpm *t, uint8_
          * superblock: never begun again over a head partly overwritten. With
          * the pending marker still there, the cut fell before the head was
          * touched: begun again below. */
-        int writing = kos_datafs_marker_read(t, KOS_DATAFS_WRITING_INDEX);
-        if (writing != 0 && !(writing == 1 && kos_datafs_pending_read(t) == 1)) {
+        int writing = kos_datafs_marker_read(t, KOS_DATAFS_WRITING_INDEX), pending = kos_datafs_pending_read(t);
+        if (writing != 0 && !(writing == 1 && pending == 1)) {
                 kos_tpm_close(t);
-                datafs_lock(d, "it holds ext4, and %s: never begun again",
-                            writing == 1 ? "the TPM says a power cut fell while its LUKS2 header was first written over "
-                                           "it (header-being-written marker, TPM NV 0x01004b46)"
-                            : writing == -EPERM ? "an index at the header-being-written marker's handle (TPM NV "
-                                                  "0x01004b46) is not the one KOS defines"
-                                                : "the TPM's header-being-written marker cannot be read");
+                datafs_lock(d, "it holds ext4, and %s: never begun again", datafs_writing_marker_why(writing));
                 return false;
         }
         /* The counter and the marker: a begin() a power cut stopped before
          * its header was written; it begins again. */
-        if ((r = kos_datafs_generation_read(t, &generation)) >= 0 && kos_datafs_pending_read(t) == 1)
+        if ((r = kos_datafs_generation_read(t, &generation)) >= 0 && pending == 1)
                 early_log("DataFS %s: an encryption in place was cut before its header was written: starting it "
                           "again", d->device);
         else if (r != -ENOENT) {

@@ -51,6 +51,9 @@ int datafs_encrypt_resume(struct crypt_device *cd, const char *device, int keysl
 
 /* From datafs.c, shared with the in-place encryption. */
 void datafs_lock(struct datafs *d, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* Why a header-being-written marker read as r (kos_datafs_marker_read(),
+ * not 0) keeps a DataFS locked: for the console's lock line. */
+const char *datafs_writing_marker_why(int r);
 int datafs_read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], struct kos_error *ret_error);
 int datafs_seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
                     const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k, struct kos_error *ret_error);

@@ -369,12 +369,8 @@ static void format_luks2(struct datafs *d, bool marker) {
          * data is there, after it. */
         if ((r = kos_datafs_marker_read(&t, KOS_DATAFS_WRITING_INDEX)) != 0) {
                 kos_tpm_close(&t);
-                lock(d, "libblkid finds nothing on it, and %s: never formatted over",
-                     r == 1 ? "the TPM says a power cut fell while its LUKS2 header was first written over its plain "
-                              "ext4 (header-being-written marker, TPM NV 0x01004b46); its data is still there"
-                     : r == -EPERM ? "an index at the header-being-written marker's handle (TPM NV 0x01004b46) is not "
-                                     "the one KOS defines"
-                                   : "the TPM's header-being-written marker cannot be read");
+                lock(d, "libblkid finds nothing on it, and %s%s: never formatted over", datafs_writing_marker_why(r),
+                     r == 1 ? "; its data is still there" : "");
                 return;
         }
         r = datafs_read_seal_values(&t, values, &why);
