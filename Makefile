@@ -107,12 +107,26 @@ $(BUILD)/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIBKOS_HOST)
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIBKOS_HOST) \
 		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lzstd -lfdisk -o $@
 
+# The test builds (fault points, ASan+UBSan, libFuzzer) compile each source
+# of lib/ (and early/) once per build kind, one object a rule, so make -j
+# spreads them over the CPUs: $(call objects_of,KIND,SOURCES).
+objects_of = $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(2))
+$(BUILD)/test/obj/%.o: %.c $(LIB_HDR) $(EARLY_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(FAULT_POINTS) -c $< -o $@
+$(BUILD)/asan/obj/%.o: %.c $(LIB_HDR) $(EARLY_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -c $< -o $@
+$(BUILD)/fuzz/obj/%.o: %.c $(LIB_HDR) $(EARLY_HDR)
+	@mkdir -p $(@D)
+	clang $(CFLAGS_COMMON) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -Iearly -c $< -o $@
+
 # The test build of kos: the same program with fault points compiled in
 # (kos_fault_point(), lib/boot/util.h) for the kill-point tests; never shipped.
 FAULT_POINTS := -DKOS_FAULT_POINTS
-$(BUILD)/test/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/test/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(call objects_of,test,$(LIB_SRC))
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) \
+	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(call objects_of,test,$(LIB_SRC)) \
 		$(LDFLAGS_HARDEN) $(LIBS) -lcurl -lzstd -lfdisk -o $@
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIBKOS_HOST)
@@ -121,24 +135,33 @@ $(BUILD)/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIBKOS_HOST)
 
 # The ASan+UBSan build: the unit tests and the kos tool, which the host tests
 # also run under.
-$(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(LIB_SRC) $(LIB_HDR)
+# Both link lib/ compiled once, with the fault points (they do nothing unless
+# KOS_FAULT_AT is set, which no unit test does).
+ASAN_CFLAGS := -O1 -g $(SAN) $(FAULT_POINTS)
+$(BUILD)/asan/unit-tests: $(UNIT_SRC) $(EARLY_HDR) $(call objects_of,asan,$(LIB_SRC))
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(LIB_SRC) $(UNIT_LIBS) -o $@
+	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -Itests/unit -Iearly -Isystem -Inode $(UNIT_SRC) $(call objects_of,asan,$(LIB_SRC)) $(UNIT_LIBS) -o $@
 
-$(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(LIB_SRC) $(LIB_HDR)
+$(BUILD)/asan/kos: $(KOS_SRC) $(KOS_HDR) $(KOS_OCI_SRC) $(call objects_of,asan,$(LIB_SRC))
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -O1 -g $(SAN) $(FAULT_POINTS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(LIB_SRC) $(LIBS) -lcurl -lzstd -lfdisk -o $@
+	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) $(KOS_OCI) -Itools/kos -Inode $(KOS_SRC) $(KOS_OCI_SRC) $(call objects_of,asan,$(LIB_SRC)) $(LIBS) -lcurl -lzstd -lfdisk -o $@
 
 asan: $(BUILD)/asan/unit-tests $(BUILD)/asan/kos
 
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
 # Sources a fuzzer needs beyond lib/ and early/: FUZZ_EXTRA_<name> (none today).
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(LIB_HDR) $(EARLY_SRC) $(EARLY_HDR)
+# lib/ and early/ are compiled once for all of them (instrumented, not yet
+# linked with libFuzzer's main); each harness links them all.
+FUZZ_CFLAGS := -Wno-unused-command-line-argument -O1 -g
+FUZZ_OBJ := $(call objects_of,fuzz,$(LIB_SRC) $(EARLY_SRC))
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	@mkdir -p $(@D)
-	clang $(CFLAGS_COMMON) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		-Iearly -Isystem -Inode $< $(FUZZ_EXTRA_$*) $(LIB_SRC) $(EARLY_SRC) $(LIBS) -lcurl -lzstd -o $@
+	clang $(CFLAGS_COMMON) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined \
+		-Iearly -Isystem -Inode $< $(FUZZ_EXTRA_$*) $(FUZZ_OBJ) $(LIBS) -lcurl -lzstd -o $@
 
 fuzz: $(FUZZERS)
+# Kept between builds (a pattern rule's objects would be deleted as intermediate).
+.SECONDARY: $(FUZZ_OBJ) $(call objects_of,asan,$(LIB_SRC)) $(call objects_of,test,$(LIB_SRC))
 
 # The builds run on every CPU (each rule names all it reads and writes;
 # scripts/build-boot-kernel.sh takes a lock of its own).
@@ -198,7 +221,7 @@ $(BUILD)/vm/test-system-init: tests/vm/test-system-init.c
 
 # The System Kernel's PID 1: dynamically linked (libcryptsetup is shared
 # only); kos mkinitrd copies the libraries it needs next to it.
-SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c system/datafs.c system/datafs-header.c system/datafs-encrypt.c system/datafs-reencrypt.c $(EARLY_SRC)
+SYSTEM_SRC := system/kos-system-init.c system/stack.c system/keystore.c system/datafs.c system/datafs-luks2.c system/datafs-header.c system/datafs-encrypt.c system/datafs-reencrypt.c $(EARLY_SRC)
 $(BUILD)/kos-system-init: $(SYSTEM_SRC) $(wildcard system/*.h) $(EARLY_HDR) $(LIBKOS_SYSTEM)
 	@mkdir -p $(@D) && rm -f $@
 	$(CC) $(CFLAGS_COMMON) $(HARDEN) $(CFLAGS_SYSTEM_INIT) -Iearly -Isystem $(SYSTEM_SRC) $(LIBKOS_SYSTEM) $(LDFLAGS_HARDEN) $(LDFLAGS_GC) -Wl,-Map=$@.map \

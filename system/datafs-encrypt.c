@@ -93,14 +93,6 @@ struct format {
         const char *device;
 };
 
-const char *datafs_writing_marker_why(int r) {
-        return r == 1 ? "the TPM says a power cut fell while its LUKS2 header was first written over its plain ext4 "
-                        "(header-being-written marker, TPM NV 0x01004b46)"
-               : r == -EPERM ? "an index at the header-being-written marker's handle (TPM NV 0x01004b46) is not the "
-                               "one KOS defines"
-                             : "the TPM's header-being-written marker cannot be read";
-}
-
 /* fsync of the block device: its volatile write cache flushed. */
 static int sync_device(const char *device) {
         int fd = open(device, O_RDONLY | O_CLOEXEC | O_NOCTTY), r = 0;

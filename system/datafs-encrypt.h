@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "datafs.h"
+#include "datafs-luks2.h"
 #include "kos-error.h"
 #include "tpm.h"
 
@@ -48,15 +48,3 @@ void datafs_encrypt_plain(struct datafs *d, bool marker);
  * activates). 0, or a negative errno with ret_error filled. */
 int datafs_encrypt_resume(struct crypt_device *cd, const char *device, int keyslot, const char *pass,
                           struct kos_error *ret_error);
-
-/* From datafs.c, shared with the in-place encryption. */
-void datafs_lock(struct datafs *d, const char *format, ...) __attribute__((format(printf, 2, 3)));
-/* Why a header-being-written marker read as r (kos_datafs_marker_read(),
- * not 0) keeps a DataFS locked: for the console's lock line. */
-const char *datafs_writing_marker_why(int r);
-int datafs_read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], struct kos_error *ret_error);
-int datafs_seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
-                    const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k, struct kos_error *ret_error);
-int datafs_write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass, uint32_t sector_size,
-                       const struct datafs_sealed *k, uint64_t generation, struct kos_error *ret_error);
-void datafs_add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key, int keyslot);

@@ -6,7 +6,6 @@
 #include <blkid/blkid.h>
 #include <errno.h>
 #include <libcryptsetup.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 
 #include "datafs-encrypt.h"
 #include "datafs-header.h"
+#include "datafs-luks2.h"
 #include "datafs-generation.h"
 #include "datafs-recovery.h"
 #include "early.h"
@@ -23,36 +23,6 @@
 #define DATAFS_MAPPER_PATH "/dev/mapper/" DATAFS_MAPPER_NAME
 
 /* --- At boot -------------------------------------------------------------- */
-
-static void vlock(struct datafs *d, const char *format, va_list ap) __attribute__((format(printf, 2, 0)));
-static void vlock(struct datafs *d, const char *format, va_list ap) {
-        vsnprintf(d->reason, sizeof d->reason, format, ap);
-        d->state = "locked";
-        d->mount_device[0] = '\0';
-        d->needs_mkfs = false;
-        early_log("DataFS %s: locked: %s; continuing without /data (%s)", d->device, d->reason,
-                  d->header_zeroed ? "the header this boot began to write was zeroed again"
-                  : d->encrypting  ? "its encryption in place stopped where the LUKS2 header says; the next boot goes on"
-                  : d->fs_shrunk   ? "its ext4 was checked and shrunk for the LUKS2 header, its files intact"
-                                   : "nothing on it was written");
-}
-
-static void lock(struct datafs *d, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void lock(struct datafs *d, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        vlock(d, format, ap);
-        va_end(ap);
-}
-
-void datafs_lock(struct datafs *d, const char *format, ...) {
-        va_list ap;
-
-        va_start(ap, format);
-        vlock(d, format, ap);
-        va_end(ap);
-}
 
 /* libblkid's full probe (file systems, LUKS, RAID members, partition
  * tables): 1 when it finds nothing, 0 when it finds something, or <0. */
@@ -67,12 +37,6 @@ static int probe_is_empty(const char *path) {
         int r = blkid_do_safeprobe(pr); /* 0 found, 1 nothing, -2 ambiguous, -1 error */
         blkid_free_probe(pr);
         return r == 1 ? 1 : r == 0 || r == -2 ? 0 : -EIO;
-}
-
-/* The vendor's policy key (initrd) and the release's signed policy
- * (ImageFS): true when both are there; otherwise why says what is missing. */
-static bool read_policy(struct kos_tpm_ecc_point *key, struct kos_signed_policy *policy, struct kos_error *why) {
-        return kos_key_provider_tpm_read_policy(key, policy, why) >= 0;
 }
 
 /* A secret sealed to PCR values, just proven by opening the volume: sealed
@@ -124,29 +88,29 @@ static void open_luks2(struct datafs *d) {
         const char *json;
         uint64_t made_at = 0, generation = 0;
         int keyslot = -1, token = -1, r;
-        bool tpm_open = false, have_policy = read_policy(&policy_key, &policy, &policy_why);
+        bool tpm_open = false, have_policy = datafs_read_policy(&policy_key, &policy, &policy_why);
 
         if (datafs_header_copies_are_kos(d->device, &error) < 0) {
-                lock(d, "its LUKS2 header is not one KOS makes: %s", error.msg);
+                datafs_lock(d, "its LUKS2 header is not one KOS makes: %s", error.msg);
                 goto out;
         }
         if ((r = crypt_init(&cd, d->device)) < 0 || (r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0) {
-                lock(d, "no LUKS2 header libcryptsetup can load (%s)", strerror(-r));
+                datafs_lock(d, "no LUKS2 header libcryptsetup can load (%s)", strerror(-r));
                 goto out;
         }
         for (int i = 0; i < 32 && token < 0; i++)
                 if (crypt_token_json_get(cd, i, &json) >= 0 && datafs_token_parse(json, &k, &keyslot, &made_at) >= 0)
                         token = i;
         if (token < 0) {
-                lock(d, "its LUKS2 header has no " DATAFS_TOKEN_TYPE " token of KOS");
+                datafs_lock(d, "its LUKS2 header has no " DATAFS_TOKEN_TYPE " token of KOS");
                 goto out;
         }
         if (datafs_keyslot_is_kos(cd, keyslot, &error) < 0) {
-                lock(d, "its LUKS2 header is not one KOS makes: %s", error.msg);
+                datafs_lock(d, "its LUKS2 header is not one KOS makes: %s", error.msg);
                 goto out;
         }
         if ((r = kos_tpm_open(&t)) < 0) {
-                lock(d, "its key is sealed in a TPM, and %s", r == -ENODEV ? "this machine has none" : strerror(-r));
+                datafs_lock(d, "its key is sealed in a TPM, and %s", r == -ENODEV ? "this machine has none" : strerror(-r));
                 goto out;
         }
         tpm_open = true;
@@ -154,7 +118,7 @@ static void open_luks2(struct datafs *d) {
                               &error);
         int g = r < 0 ? 0 : kos_datafs_generation_read(&t, &generation);
         if (r < 0) {
-                lock(d, "the TPM does not unseal its key: %s%s%s (it is sealed to %s)", error.msg,
+                datafs_lock(d, "the TPM does not unseal its key: %s%s%s (it is sealed to %s)", error.msg,
                      k.authorized && !have_policy ? ": " : "", k.authorized && !have_policy ? policy_why.msg : "",
                      k.authorized ? "the vendor's signed policies" : "PCR values");
                 goto out;
@@ -162,7 +126,7 @@ static void open_luks2(struct datafs *d) {
         d->tpm_used = true;
         if (g < 0) {
                 explicit_bzero(secret, sizeof secret);
-                lock(d, "cannot read the DataFS generation (TPM NV 0x%08x): %s", KOS_DATAFS_GENERATION_INDEX,
+                datafs_lock(d, "cannot read the DataFS generation (TPM NV 0x%08x): %s", KOS_DATAFS_GENERATION_INDEX,
                      g == -EPERM ? "the index is not the counter KOS defines" : strerror(-g));
                 goto out;
         }
@@ -173,14 +137,14 @@ static void open_luks2(struct datafs *d) {
                 if ((r = datafs_encrypt_resume(cd, d->device, keyslot, pass, &error)) < 0) {
                         explicit_bzero(pass, sizeof pass);
                         explicit_bzero(secret, sizeof secret);
-                        lock(d, "its encryption in place cannot be resumed: %s", error.msg);
+                        datafs_lock(d, "its encryption in place cannot be resumed: %s", error.msg);
                         goto out;
                 }
         }
         if (r >= 0 && datafs_segment_is_kos(cd, &error) < 0) {
                 explicit_bzero(pass, sizeof pass);
                 explicit_bzero(secret, sizeof secret);
-                lock(d, "its LUKS2 header is not one KOS makes: %s", error.msg);
+                datafs_lock(d, "its LUKS2 header is not one KOS makes: %s", error.msg);
                 goto out;
         }
         if (r >= 0)
@@ -193,13 +157,13 @@ static void open_luks2(struct datafs *d) {
                 migrate_token(cd, &t, token, keyslot, made_at, secret, &policy_key, &policy);
         explicit_bzero(secret, sizeof secret);
         if (r < 0 && generation != made_at) {
-                lock(d, "the key slot was made at DataFS generation %llu and the TPM's is %llu: a factory reset since "
+                datafs_lock(d, "the key slot was made at DataFS generation %llu and the TPM's is %llu: a factory reset since "
                         "(its data can never be opened again)", (unsigned long long)made_at,
                      (unsigned long long)generation);
                 goto out;
         }
         if (r < 0) {
-                lock(d, "the unsealed key does not open key slot %d (%s)", keyslot, strerror(-r));
+                datafs_lock(d, "the unsealed key does not open key slot %d (%s)", keyslot, strerror(-r));
                 goto out;
         }
         snprintf(d->mount_device, sizeof d->mount_device, DATAFS_MAPPER_PATH);
@@ -215,89 +179,6 @@ out:
         if (tpm_open)
                 kos_tpm_close(&t);
         crypt_free(cd);
-}
-
-/* The verified chain, and nothing else, may format: PCR 15 at the marker,
- * and PCR 7 as the firmware left it (the values the secret is sealed to). */
-int datafs_read_seal_values(struct kos_tpm *t, uint8_t values[24][KOS_SHA256_LEN], struct kos_error *ret_error) {
-        uint8_t marker[KOS_SHA256_LEN];
-        int r;
-
-        if ((r = kos_tpm_pcr_read(t, 7, values[7])) < 0 || (r = kos_tpm_pcr_read(t, KOS_TPM_SEAL_PCR, values[KOS_TPM_SEAL_PCR])) < 0 ||
-            (r = kos_tpm_seal_pcr_expected(marker)) < 0)
-                return kos_error_set(ret_error, r, "cannot read PCR 7 and %d: %s", KOS_TPM_SEAL_PCR, strerror(-r));
-        if (!kos_digest_equal(marker, values[KOS_TPM_SEAL_PCR]))
-                return kos_error_set(ret_error, -EPERM, "PCR %d does not hold the verified-boot marker",
-                                     KOS_TPM_SEAL_PCR);
-        return 0;
-}
-
-/* LUKS2, one key slot (PBKDF2, DATAFS_PBKDF2_ITERATIONS) for the sealed
- * secret, the token; returns the key slot. */
-int datafs_write_luks2(struct crypt_device *cd, const uint8_t *volume_key, const char *pass, uint32_t sector_size,
-                       const struct datafs_sealed *k, uint64_t generation, struct kos_error *ret_error) {
-        struct crypt_pbkdf_type pbkdf = {.type = CRYPT_KDF_PBKDF2, .hash = "sha256",
-                                         .iterations = DATAFS_PBKDF2_ITERATIONS, .flags = CRYPT_PBKDF_NO_BENCHMARK};
-        struct crypt_params_luks2 params = {.pbkdf = &pbkdf, .sector_size = sector_size, .label = KOS_LABEL_DATA};
-        char json[DATAFS_TOKEN_MAX];
-        int r, slot;
-
-        if ((r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)volume_key,
-                              DATAFS_VOLUME_KEY_LEN, &params)) < 0)
-                return kos_error_set(ret_error, r, "LUKS2 format: %s", strerror(-r));
-        if ((slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)volume_key,
-                                                    DATAFS_VOLUME_KEY_LEN, pass, strlen(pass))) < 0)
-                return kos_error_set(ret_error, slot, "LUKS2 key slot: %s", strerror(-slot));
-        if ((r = datafs_token_format(k, slot, generation, json, sizeof json)) < 0 ||
-            (r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0)
-                return kos_error_set(ret_error, r, "LUKS2 token: %s", strerror(-r));
-        return slot;
-}
-
-/* The recovery key slot, when the initrd has the vendor's recovery
- * certificate (lib/system/datafs-recovery.h). Without it the DataFS opens
- * only with this TPM, which the console says. */
-void datafs_add_recovery_slot(struct crypt_device *cd, const uint8_t *volume_key, int keyslot) {
-        char pass[KOS_DATAFS_RECOVERY_PASS_MAX];
-        struct kos_error why = KOS_ERROR_NULL;
-        _cleanup_free_ char *json = NULL;
-        int r = kos_datafs_recovery_make(KOS_DATAFS_RECOVERY_CERT, keyslot, pass, &json, &why);
-
-        if (r == -ENOENT) {
-                early_log("DataFS: no recovery certificate in the initrd (" KOS_DATAFS_RECOVERY_CERT "): no recovery "
-                          "key slot; only this TPM opens it");
-                return;
-        }
-        if (r >= 0 && (r = crypt_keyslot_add_by_volume_key(cd, keyslot, (const char *)volume_key,
-                                                           DATAFS_VOLUME_KEY_LEN, pass, strlen(pass))) >= 0)
-                r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
-        explicit_bzero(pass, sizeof pass);
-        if (r < 0) {
-                (void)crypt_keyslot_destroy(cd, keyslot);
-                early_log("DataFS: WARNING: no recovery key slot: %s", r == -EIO ? why.msg : strerror(-r));
-                return;
-        }
-        early_log("DataFS: recovery key slot %d, its passphrase encrypted to the vendor's recovery certificate "
-                  "(token " KOS_DATAFS_RECOVERY_TOKEN ")", keyslot);
-}
-
-/* A new secret is sealed to the vendor's signed policies when the initrd
- * and the release have them and they open it now; else to PCR values
- * (migrated at the first boot whose release's signed policy opens it). */
-int datafs_seal_new(struct kos_tpm *t, const uint8_t secret[static DATAFS_SECRET_LEN],
-                    const uint8_t values[24][KOS_SHA256_LEN], struct datafs_sealed *k, struct kos_error *ret_error) {
-        struct kos_tpm_ecc_point policy_key;
-        struct kos_signed_policy policy;
-        struct kos_error policy_why = KOS_ERROR_NULL;
-
-        if (!read_policy(&policy_key, &policy, &policy_why))
-                early_log("DataFS: no signed policy (%s): its key is sealed to PCR values", policy_why.msg);
-        else if (datafs_seal_key(t, secret, values, &policy_key, &policy, k, &policy_why) >= 0)
-                return 0;
-        else
-                early_log("DataFS: the release's signed policy does not open a key sealed to it (%s): its key is sealed "
-                          "to PCR values", policy_why.msg);
-        return datafs_seal_key(t, secret, values, NULL, NULL, k, ret_error);
 }
 
 /* Makes the secrets, seals, formats and opens; on any failure after the
@@ -352,16 +233,16 @@ static void format_luks2(struct datafs *d, bool marker) {
         int r;
 
         if (!marker) {
-                lock(d, "it is empty, and the Boot Kernel handed on no verified-boot marker: only the verified chain "
+                datafs_lock(d, "it is empty, and the Boot Kernel handed on no verified-boot marker: only the verified chain "
                         "formats it");
                 return;
         }
         if ((r = probe_is_empty(d->device)) != 1) {
-                lock(d, "libblkid finds %s on it: never formatted over", r == 0 ? "a signature" : "no answer");
+                datafs_lock(d, "libblkid finds %s on it: never formatted over", r == 0 ? "a signature" : "no answer");
                 return;
         }
         if ((r = kos_tpm_open(&t)) < 0) {
-                lock(d, "it is empty, and %s to seal its key", r == -ENODEV ? "there is no TPM" : strerror(-r));
+                datafs_lock(d, "it is empty, and %s to seal its key", r == -ENODEV ? "there is no TPM" : strerror(-r));
                 return;
         }
         /* A cut while the first LUKS2 header of an encryption in place was
@@ -369,7 +250,7 @@ static void format_luks2(struct datafs *d, bool marker) {
          * data is there, after it. */
         if ((r = kos_datafs_marker_read(&t, KOS_DATAFS_WRITING_INDEX)) != 0) {
                 kos_tpm_close(&t);
-                lock(d, "libblkid finds nothing on it, and %s%s: never formatted over", datafs_writing_marker_why(r),
+                datafs_lock(d, "libblkid finds nothing on it, and %s%s: never formatted over", datafs_writing_marker_why(r),
                      r == 1 ? "; its data is still there" : "");
                 return;
         }
@@ -378,7 +259,7 @@ static void format_luks2(struct datafs *d, bool marker) {
                 r = format_and_open(d, &t, values, &k, &why);
         kos_tpm_close(&t);
         if (r < 0) {
-                lock(d, "it is empty, and cannot be formatted: %s", why.msg);
+                datafs_lock(d, "it is empty, and cannot be formatted: %s", why.msg);
                 return;
         }
         d->tpm_used = true;
@@ -431,6 +312,6 @@ void datafs_prepare(struct datafs *d, const char *spec, bool marker) {
         else if (strcmp(dev.type, "ext4") == 0)
                 datafs_encrypt_plain(d, marker);
         else
-                lock(d, "it holds %s, not LUKS2, and the signed cmdline says kos.datafs=luks2: a plain file system "
+                datafs_lock(d, "it holds %s, not LUKS2, and the signed cmdline says kos.datafs=luks2: a plain file system "
                         "is never mounted there", dev.type);
 }

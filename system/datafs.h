@@ -18,28 +18,8 @@
 #pragma once
 
 #include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 
-#include "datafs-key.h"
-
-#define DATAFS_MAPPER_NAME "kos-data"
-#define DATAFS_VOLUME_KEY_LEN 64 /* aes-xts-plain64 with AES-256: 512 bits */
-#define DATAFS_REASON_MAX 256
-
-struct datafs {
-        enum datafs_mode mode;
-        const char *state;              /* missing, formatted, opened, locked, ... (boot.json data.state) */
-        char device[64];                /* the partition */
-        char mount_device[64];          /* what to mount: the partition, or /dev/mapper/kos-data */
-        char reason[DATAFS_REASON_MAX]; /* why it is locked (or empty) */
-        bool tpm_used;                  /* a secret was sealed or unsealed: the leave event must be extended */
-        bool needs_mkfs;                /* formatted now: make ext4 on mount_device */
-        bool header_zeroed;             /* a format failed half-way: its header was zeroed again */
-        bool fs_shrunk;                 /* a plain ext4 was checked and shrunk for encryption in place */
-        bool encrypting;                /* an encryption in place ran on it this boot */
-        double format_seconds;          /* the LUKS2 format, key slot and seal */
-};
+#include "datafs-luks2.h"
 
 /* Before the leave event: finds spec's device and opens, formats or locks it
  * as above (luks2), or leaves a plain one to mount (plain). marker: the

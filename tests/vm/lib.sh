@@ -137,6 +137,15 @@ vm_shared_boot_make() { # DIR FUNCTION
 # critical path). Kept: journald, udev, tmpfiles, sysctl (the kernel's
 # protections, fs.protected_*), modules-load (virtio_net for the pulls),
 # networkd, and all of KOS.
+# Likewise the generators that find nothing to do in it (no crypttab,
+# veritytab or integritytab, no SysV scripts without a unit, no rc.local, no
+# resume=, no /system-update, the root an overlay, not a GPT partition, login
+# prompts masked): each is a process systemd waits for before it loads a unit.
+# Kept: fstab, debug (systemd.mask= and the like) and run (systemd.run=).
+VM_TEST_MASKED_GENERATORS="systemd-cryptsetup-generator systemd-veritysetup-generator
+        systemd-integritysetup-generator systemd-sysv-generator systemd-rc-local-generator
+        systemd-hibernate-resume-generator systemd-system-update-generator systemd-gpt-auto-generator
+        systemd-getty-generator"
 VM_TEST_MASKED="getty@.service serial-getty@.service getty-static.service systemd-update-utmp.service
         systemd-update-utmp-runlevel.service dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount
         sys-kernel-tracing.mount sys-kernel-config.mount sys-fs-fuse-connections.mount modprobe@.service
@@ -155,11 +164,13 @@ vm_test_base() {
 vm_test_base_make() {
         local rootfs out=$VM_CACHE/base-test.img tag d u
         rootfs=$(vm_rootfs) || return 1
-        tag=$(echo $VM_TEST_MASKED | sha256sum | cut -c1-16)
+        tag=$(echo $VM_TEST_MASKED $VM_TEST_MASKED_GENERATORS | sha256sum | cut -c1-16)
         if [ ! -s "$out.meta" ] || [ "$rootfs/.done" -nt "$out" ] || [ "$(cat "$out.masked" 2>/dev/null)" != "$tag" ]; then
                 d=$(mktemp -d "$VM_CACHE/base-test-XXXXXX")
                 cp -a "$rootfs/." "$d/root"
                 for u in $VM_TEST_MASKED; do ln -sfn /dev/null "$d/root/etc/systemd/system/$u"; done
+                mkdir -p "$d/root/etc/systemd/system-generators"
+                for u in $VM_TEST_MASKED_GENERATORS; do ln -sfn /dev/null "$d/root/etc/systemd/system-generators/$u"; done
                 "$KOS" component build --type squashfs --verity "$d/root" "$out" >&2 || { rm -rf "$d"; return 1; }
                 echo "$tag" >"$out.masked"
                 rm -rf "$d"
