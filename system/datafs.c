@@ -110,7 +110,8 @@ static void open_luks2(struct datafs *d) {
                 goto out;
         }
         if ((r = kos_tpm_open(&t)) < 0) {
-                datafs_lock(d, "its key is sealed in a TPM, and %s", r == -ENODEV ? "this machine has none" : strerror(-r));
+                datafs_lock(d, "its key is sealed in a TPM, and %s",
+                            r == -ENODEV ? "this machine has none" : strerror(-r));
                 goto out;
         }
         tpm_open = true;
@@ -119,15 +120,16 @@ static void open_luks2(struct datafs *d) {
         int g = r < 0 ? 0 : kos_datafs_generation_read(&t, &generation);
         if (r < 0) {
                 datafs_lock(d, "the TPM does not unseal its key: %s%s%s (it is sealed to %s)", error.msg,
-                     k.authorized && !have_policy ? ": " : "", k.authorized && !have_policy ? policy_why.msg : "",
-                     k.authorized ? "the vendor's signed policies" : "PCR values");
+                            k.authorized && !have_policy ? ": " : "",
+                            k.authorized && !have_policy ? policy_why.msg : "",
+                            k.authorized ? "the vendor's signed policies" : "PCR values");
                 goto out;
         }
         d->tpm_used = true;
         if (g < 0) {
                 explicit_bzero(secret, sizeof secret);
                 datafs_lock(d, "cannot read the DataFS generation (TPM NV 0x%08x): %s", KOS_DATAFS_GENERATION_INDEX,
-                     g == -EPERM ? "the index is not the counter KOS defines" : strerror(-g));
+                            g == -EPERM ? "the index is not the counter KOS defines" : strerror(-g));
                 goto out;
         }
         r = datafs_passphrase(secret, generation, pass);
@@ -157,9 +159,9 @@ static void open_luks2(struct datafs *d) {
                 migrate_token(cd, &t, token, keyslot, made_at, secret, &policy_key, &policy);
         explicit_bzero(secret, sizeof secret);
         if (r < 0 && generation != made_at) {
-                datafs_lock(d, "the key slot was made at DataFS generation %llu and the TPM's is %llu: a factory reset since "
-                        "(its data can never be opened again)", (unsigned long long)made_at,
-                     (unsigned long long)generation);
+                datafs_lock(d, "the key slot was made at DataFS generation %llu and the TPM's is %llu: a factory "
+                               "reset since (its data can never be opened again)",
+                            (unsigned long long)made_at, (unsigned long long)generation);
                 goto out;
         }
         if (r < 0) {
@@ -233,8 +235,8 @@ static void format_luks2(struct datafs *d, bool marker) {
         int r;
 
         if (!marker) {
-                datafs_lock(d, "it is empty, and the Boot Kernel handed on no verified-boot marker: only the verified chain "
-                        "formats it");
+                datafs_lock(d, "it is empty, and the Boot Kernel handed on no verified-boot marker: only the "
+                               "verified chain formats it");
                 return;
         }
         if ((r = probe_is_empty(d->device)) != 1) {
@@ -250,8 +252,8 @@ static void format_luks2(struct datafs *d, bool marker) {
          * data is there, after it. */
         if ((r = kos_datafs_marker_read(&t, KOS_DATAFS_WRITING_INDEX)) != 0) {
                 kos_tpm_close(&t);
-                datafs_lock(d, "libblkid finds nothing on it, and %s%s: never formatted over", datafs_writing_marker_why(r),
-                     r == 1 ? "; its data is still there" : "");
+                datafs_lock(d, "libblkid finds nothing on it, and %s%s: never formatted over",
+                            datafs_writing_marker_why(r), r == 1 ? "; its data is still there" : "");
                 return;
         }
         r = datafs_read_seal_values(&t, values, &why);
@@ -312,6 +314,6 @@ void datafs_prepare(struct datafs *d, const char *spec, bool marker) {
         else if (strcmp(dev.type, "ext4") == 0)
                 datafs_encrypt_plain(d, marker);
         else
-                datafs_lock(d, "it holds %s, not LUKS2, and the signed cmdline says kos.datafs=luks2: a plain file system "
-                        "is never mounted there", dev.type);
+                datafs_lock(d, "it holds %s, not LUKS2, and the signed cmdline says kos.datafs=luks2: a plain file "
+                               "system is never mounted there", dev.type);
 }
