@@ -76,17 +76,26 @@ test_runner_prints_the_vm_suite_time_and_its_five_slowest_tests_before_the_last_
         echo 'fail() { echo "$*" >&2; exit 1; }' >vmtests/lib.sh
         # Seven tests; test_tN "boots" N times (as vm_run records a boot,
         # each boot 0.1 s); t3 to t7 sleep 0.4 s more each, t1 and t2 not.
+        # Each writes the VM_SMP it sees (the processors of its guests) to
+        # smp-seen.
         local n
         for n in 1 2 3 4 5 6 7; do
-                printf 'test_t%s() { sleep %s; for _ in $(seq %s); do echo 0.1 >>"$KOS_TEST_BOOTS"; done; }\n' \
-                        "$n" "$(((n > 2 ? n - 2 : 0) * 4 / 10)).$(((n > 2 ? n - 2 : 0) * 4 % 10))" "$n"
+                printf 'test_t%s() { echo "${VM_SMP:-unset}" >%s/smp-seen; sleep %s; for _ in $(seq %s); do echo 0.1 >>"$KOS_TEST_BOOTS"; done; }\n' \
+                        "$n" "$PWD" "$(((n > 2 ? n - 2 : 0) * 4 / 10)).$(((n > 2 ? n - 2 : 0) * 4 % 10))" "$n"
         done >vmtests/test-fake.sh
+        # One processor each when the suite's boots side by side take every
+        # CPU, two otherwise (here one test at a time).
+        local smp=2 each="2 processors each"
+        [ "$(nproc)" -gt 1 ] || { smp=1 each="1 processor each"; }
         rc=0
         VM_JOBS=1 VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 || rc=$?
         sed 's/^/    | /' out
         [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "7 passed, 0 failed" ] || fail "rc=$rc, summary: $(tail -n 1 out)"
+        ! grep -q 'command not found' out || fail "the suite's shell lacks a function: $(grep 'command not found' out)"
+        [ "$(cat smp-seen)" = "$smp" ] || fail "the VM tests saw VM_SMP=$(cat smp-seen), not $smp"
         grep -qE '^   vm [0-9]+ s; [0-9]+ s in all$' out || fail "no time per suite"
-        grep -qE '^   vm: 7 tests, 1 at a time, taking [0-9]+ s \([0-9]+ s of CPU\), 28 QEMU boots taking 2 s; the five slowest:$' out || fail "no VM total"
+        grep -qE "^   vm: 7 tests, 1 at a time \\($each\\), taking [0-9]+ s \\([0-9]+ s of CPU\\), 28 QEMU boots taking 2 s; the five slowest:\$" out ||
+                fail "no VM total"
         grep -A5 'the five slowest' out | tail -n 5 >slowest
         [ "$(awk '{ print $NF "/" $3 }' slowest | sort | tr '\n' ' ')" = "vm:t3/3 vm:t4/4 vm:t5/5 vm:t6/6 vm:t7/7 " ] ||
                 fail "not the five slowest with their boots"

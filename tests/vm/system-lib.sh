@@ -92,7 +92,6 @@ SYS_DONE='KOS-REPORT multi-user|BOOT FAILED|reboot: Power down|reboot: Restartin
 sys_boot() {
         [ "${KEEP_DISK:-}" = 1 ] || DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
         vm_run_kernel console.log "${VM_TIMEOUT:-240}" "$SYS_DONE" || true
-        sleep 2 # let the report's last lines and the poweroff land
         grep -aE 'kos-boot|kos-system|KOS-REPORT|Reached target.*Multi-User' console.log | sed 's/^/  | /' >&2
 }
 
@@ -117,7 +116,6 @@ sys_boot_direct() {
         shift; shift || true
         VM_KERNEL=vmlinuz VM_INITRD=initrd VM_APPEND="$signed${extra:+ $extra} $(handoff "$manifest")" \
                 vm_run_kernel console.log "${VM_TIMEOUT:-240}" "$SYS_DONE|KOS-TEST-SYSTEM" "$@" || true
-        sleep 2
         grep -aE 'kos-system|KOS-REPORT|KOS-TEST|device-mapper|verity' console.log | sed 's/^/  | /' >&2
 }
 
@@ -162,7 +160,6 @@ MINI_DONE='KOS-TEST-SYSTEM|BOOT FAILED|reboot: Power down|reboot: Restarting|Sys
 mini_boot() {
         [ "${KEEP_DISK:-}" = 1 ] || imagefs_disk img disk.img "$IMAGEFS_UUID"
         vm_run_kernel console.log "${VM_TIMEOUT:-240}" "$MINI_DONE" "$@" || true
-        sleep 1
         grep -aE 'kos-boot|kos-system|KOS-TEST' console.log | sed 's/^/  | /' >&2
 }
 

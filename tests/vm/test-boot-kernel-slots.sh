@@ -110,7 +110,6 @@ slots_boot() {
         if [ "${SLOTS_TPM:-}" = 1 ]; then vm_swtpm_start tpm; fi
         ovmf_run "$log" "${VM_TIMEOUT:-300}" "$SLOTS_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" "$@" || true
         if [ "${SLOTS_TPM:-}" = 1 ]; then swtpm_stop tpm; fi
-        sleep 1
         tr -d '\r' <"$log" | grep -aE 'BdsDxe|kos-boot .*(Boot Kernel|booting)|Kernel panic|kos-node .*(Boot Kernel|marked good)|KOS-FAULT' |
                 sed 's/^/  | /' >&2
 }

@@ -113,6 +113,5 @@ test_node_manager_pulls_a_chunked_update_from_a_registry_and_reboots_into_it() {
 node_boot_nic() {
         vm_run_kernel "$1" "${VM_TIMEOUT:-240}" "${DONE_RE:-$NODE_DONE}" \
                 -nic "user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10.0.2.100:5000-cmd:socat - TCP:127.0.0.1:$OCI_VM_PORT" || true
-        sleep 1
         grep -aE 'kos-boot .*(manifest|booting)|kos-node|KOS-APP|KOS-STATUS|KOS-TEST|BOOT FAILED' "$1" | sed 's/^/  | /' >&2
 }

@@ -55,7 +55,6 @@ node_boot() { # LOG (EXTRA_DRIVE=FILE attaches a second disk)
         local extra=()
         [ -n "${EXTRA_DRIVE:-}" ] && extra=(-drive "file=$EXTRA_DRIVE,if=virtio,format=raw")
         vm_run_kernel "$1" "${VM_TIMEOUT:-240}" "${DONE_RE:-$NODE_DONE}" "${extra[@]}" || true
-        sleep 1
         grep -aE 'kos-boot .*(manifest|booting)|kos-node|KOS-APP|KOS-STATUS|KOS-TEST|BOOT FAILED' "$1" | sed 's/^/  | /' >&2
 }
 
