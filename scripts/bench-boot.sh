@@ -268,7 +268,7 @@ med() { for n in $(seq "$(count "$1")"); do sed -n "s/^$2 //p" "$1-$n.times"; do
 hostmed() { for n in $(seq "$(count "$1")"); do awk '{print $1 / 1e6}' "$1-$n${2:-.host}"; done | median; }
 
 echo
-echo "Boot to the marker unit in multi-user.target: QEMU $(vm_accel), -m 1024 -smp 2, System Kernel $version"
+echo "Boot to the marker unit in multi-user.target: QEMU $(vm_accel), -m 1024 -smp ${VM_SMP:-2}, System Kernel $version"
 echo "median of $boots boots (kos-sb: $sb_boots), seconds of guest time since the first kernel started"
 echo "(kos-sb: since the Boot Kernel's kernel started, after the firmware; its firmware time is on its own row)"
 echo

@@ -52,6 +52,17 @@ vm_accel_boots() {
         return $ok
 }
 
+# The processors of every guest, VM_SMP when set (from 1 to 99), else 2: a
+# boot alone on the machine runs faster with two (tests/run.sh gives the VM
+# suite's side-by-side boots one each).
+case "${VM_SMP:-2}" in
+[1-9] | [1-9][0-9]) ;;
+*)
+        echo "VM_SMP must be a number of processors from 1 to 99, not '$VM_SMP'" >&2
+        exit 1
+        ;;
+esac
+
 # The accelerator every VM of this shell uses, decided once when this file
 # is sourced (and exported, so the tests' subshells inherit it): KVM only
 # when a guest really runs under it, TCG otherwise. VM_ACCEL=tcg|kvm overrides.
@@ -73,19 +84,10 @@ vm_accel() { echo "$VM_ACCEL"; }
 
 # vm_machine_args: VM_ARGS, the accelerator, CPU, memory and processors of
 # every boot (make run's interactive one too). Under TCG the CPU is "max":
-# with AVX2 and friends emulated, hashing runs 2.5x faster. VM_SMP
-# processors, default 2: a boot alone on the machine runs faster with two
-# (tests/run.sh gives the VM suite's side-by-side boots one each).
+# with AVX2 and friends emulated, hashing runs 2.5x faster.
 vm_machine_args() {
         local cpu=max
         [ "$(vm_accel)" = kvm ] && cpu=host
-        case "${VM_SMP:-2}" in
-        [1-9] | [1-9][0-9]) ;;
-        *)
-                echo "VM_SMP must be a number of processors, not '$VM_SMP'" >&2
-                return 1
-                ;;
-        esac
         VM_ARGS=(-accel "$(vm_accel)" -cpu "$cpu" -m 1024 -smp "${VM_SMP:-2}")
 }
 
@@ -99,7 +101,7 @@ vm_run() {
         : >"$log"
         local monitor=none
         [ -n "${VM_MONITOR:-}" ] && monitor="unix:$VM_MONITOR,server,nowait"
-        vm_machine_args || return 1
+        vm_machine_args
         qemu-system-x86_64 "${VM_ARGS[@]}" -display none -monitor "$monitor" \
                 -serial "file:$log" -no-reboot "$@" </dev/null >"$log.qemu" 2>&1 &
         local pid=$! waited=0 seen=1 started=$EPOCHREALTIME

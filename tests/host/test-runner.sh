@@ -88,7 +88,7 @@ test_runner_prints_the_vm_suite_time_and_its_five_slowest_tests_before_the_last_
         local smp=2 each="2 processors each"
         [ "$(nproc)" -gt 1 ] || { smp=1 each="1 processor each"; }
         rc=0
-        VM_JOBS=1 VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 || rc=$?
+        env -u VM_SMP VM_JOBS=1 VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 || rc=$?
         sed 's/^/    | /' out
         [ "$rc" = 0 ] && [ "$(tail -n 1 out)" = "7 passed, 0 failed" ] || fail "rc=$rc, summary: $(tail -n 1 out)"
         ! grep -q 'command not found' out || fail "the suite's shell lacks a function: $(grep 'command not found' out)"
@@ -100,6 +100,33 @@ test_runner_prints_the_vm_suite_time_and_its_five_slowest_tests_before_the_last_
         [ "$(awk '{ print $NF "/" $3 }' slowest | sort | tr '\n' ' ')" = "vm:t3/3 vm:t4/4 vm:t5/5 vm:t6/6 vm:t7/7 " ] ||
                 fail "not the five slowest with their boots"
         sort -s -k1,1gr slowest | cmp -s - slowest || fail "not slowest first"
+        # As many tests at a time as CPUs: one processor each.
+        env -u VM_SMP VM_JOBS="$(nproc)" VM_TESTS=$PWD/vmtests BUILD=$PWD/fake "$ROOT/tests/run.sh" vm >out 2>&1 ||
+                fail "the suite failed at $(nproc) at a time: $(tail -n 3 out)"
+        [ "$(cat smp-seen)" = 1 ] || fail "at $(nproc) at a time the VM tests saw VM_SMP=$(cat smp-seen), not 1"
+        grep -qE "^   vm: 7 tests, $(nproc) at a time \\(1 processor each\\)," out || fail "no one processor each in: $(grep '   vm: ' out)"
+}
+
+# scripts/qemu.sh: every guest gets VM_SMP processors (2 when unset), and a
+# VM_SMP that is not a number from 1 to 99 stops whatever sources it before
+# any boot.
+test_qemu_guests_get_vm_smp_processors_and_a_bad_vm_smp_stops_before_any_boot() {
+        local args
+        args=$(env -u VM_SMP ROOT="$ROOT" BUILD=build VM_CACHE="$PWD/cache" VM_ACCEL=tcg \
+                bash -c '. "$ROOT/scripts/qemu.sh" && vm_machine_args && echo "${VM_ARGS[*]}"') || fail "qemu.sh failed"
+        [[ " $args " == *" -smp 2 "* ]] || fail "default: $args"
+        args=$(VM_SMP=1 ROOT="$ROOT" BUILD=build VM_CACHE="$PWD/cache" VM_ACCEL=tcg \
+                bash -c '. "$ROOT/scripts/qemu.sh" && vm_machine_args && echo "${VM_ARGS[*]}"') || fail "qemu.sh failed"
+        [[ " $args " == *" -smp 1 "* ]] || fail "VM_SMP=1: $args"
+        local bad rc
+        for bad in 0 x 100 "1 -device foo"; do
+                rc=0
+                VM_SMP=$bad ROOT="$ROOT" BUILD=build VM_CACHE="$PWD/cache" VM_ACCEL=tcg \
+                        bash -c '. "$ROOT/scripts/qemu.sh"; echo sourced' >out 2>&1 || rc=$?
+                [ "$rc" = 1 ] || fail "VM_SMP='$bad': status $rc"
+                grep -q "VM_SMP must be a number of processors from 1 to 99, not '$bad'" out || fail "VM_SMP='$bad': $(cat out)"
+                ! grep -q sourced out || fail "VM_SMP='$bad' went on"
+        done
 }
 
 # fake_vm_suite BODY: vmtests/, a suite whose lib.sh is the VM tests' own
