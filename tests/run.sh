@@ -34,9 +34,12 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
 VM_JOBS=${VM_JOBS:-$(nproc)}
 HOST_JOBS=${HOST_JOBS:-$(nproc)}
+# The processors of each guest of the VM suites (suite_vm, suite_vm-long):
+# VM_SMP when set, else one when VM_JOBS boots take every CPU, else two.
+VM_SUITE_SMP=${VM_SMP:-$([ "$VM_JOBS" -ge "$(nproc)" ] && echo 1 || echo 2)}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-3600}
 ALL_SUITES=(unit unit-asan host host-asan fuzz soak vm)
-export BUILD FUZZ_SECONDS FUZZ_JOBS VM_JOBS HOST_JOBS
+export BUILD FUZZ_SECONDS FUZZ_JOBS VM_JOBS HOST_JOBS VM_SUITE_SMP
 # A sanitizer's abort gets a status of its own (its default, 1, would look
 # like "a test failed").
 export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86} UBSAN_OPTIONS=${UBSAN_OPTIONS:-exitcode=86:print_stacktrace=1}
@@ -58,15 +61,14 @@ suite_host-asan() { KOS="$BUILD/asan/kos" KOS_FAULTS="$BUILD/asan/kos" PREFIX=as
 # takes CPU from the boot beside it. Under TCG here, two full-chain boots
 # (Boot Kernel, kexec, systemd) side by side took 59.8 s with two
 # processors each and 52.7 s with one (alone, one boot: 41.6 s and 47.7 s).
-vm_smp() { if [ "$VM_JOBS" -ge "$(nproc)" ]; then echo 1; else echo 2; fi; }
 suite_vm() {
-        VM_SMP=${VM_SMP:-$(vm_smp)} KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS LONG_TESTS=skip \
+        VM_SMP=$VM_SUITE_SMP KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS LONG_TESTS=skip \
                 tests/runner.sh "${VM_TESTS:-tests/vm}"
 }
 # make check-long: the VM tests tests/vm/long.list names (each with the
 # reason it is there, and what covers its subject in make check).
 suite_vm-long() {
-        VM_SMP=${VM_SMP:-$(vm_smp)} KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS LONG_TESTS=only \
+        VM_SMP=$VM_SUITE_SMP KOS="$BUILD/kos" PREFIX=vm: TAIL_LINES=40 JOBS=$VM_JOBS LONG_TESTS=only \
                 tests/runner.sh "${VM_TESTS:-tests/vm}"
 }
 
@@ -162,7 +164,7 @@ run_suite_report() { # NAME
         # A subshell, so that a test harness's exit or crash ends it alone;
         # timeout bounds a suite that hangs.
         TEST_TIMES=$out.times timeout --kill-after=10 "$SUITE_TIMEOUT" \
-                bash -c "$(declare -f "suite_$name" fuzz_one vm_smp); suite_$name" >"$out" 2>&1 </dev/null
+                bash -c "$(declare -f "suite_$name" fuzz_one); suite_$name" >"$out" 2>&1 </dev/null
         rc=$?
         grep -v '^PASS' "$out"
         passed=$(grep -c '^PASS' "$out")
@@ -193,7 +195,7 @@ print_times() {
         # Kept for the next budget decision: every VM test's seconds, boots,
         # their seconds, name and CPU seconds (tests/runner.sh, TEST_TIMES).
         mkdir -p "$BUILD" && sort -t "$(printf '\t')" -k1,1gr "$times" >"$BUILD/vm-times.tsv"
-        awk -F '\t' -v jobs="$VM_JOBS" -v smp="${VM_SMP:-$(vm_smp)}" '{ n++; t += $1; b += $2; q += $3; c += $5 }
+        awk -F '\t' -v jobs="$VM_JOBS" -v smp="$VM_SUITE_SMP" '{ n++; t += $1; b += $2; q += $3; c += $5 }
                 END { printf "   vm: %d tests, %d at a time (%d processor%s each), taking %d s (%d s of CPU), %d QEMU boots taking %d s; the five slowest:\n",
                         n, jobs, smp, (smp == 1 ? "" : "s"), t, c, b, q }' "$times"
         sort -t "$(printf '\t')" -k1,1gr "$times" | head -n 5 |

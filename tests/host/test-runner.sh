@@ -110,19 +110,21 @@ test_runner_prints_the_vm_suite_time_and_its_five_slowest_tests_before_the_last_
 # scripts/qemu.sh: every guest gets VM_SMP processors (2 when unset), and a
 # VM_SMP that is not a number from 1 to 99 stops whatever sources it before
 # any boot.
+qemu_sourced() { # VM_SMP ('-' unset) SCRIPT: SCRIPT in a shell that sourced scripts/qemu.sh
+        local smp=(VM_SMP="$1")
+        [ "$1" != - ] || smp=(-u VM_SMP)
+        env "${smp[@]}" ROOT="$ROOT" BUILD=build VM_CACHE="$PWD/cache" VM_ACCEL=tcg bash -c ". \"\$ROOT/scripts/qemu.sh\"; $2"
+}
 test_qemu_guests_get_vm_smp_processors_and_a_bad_vm_smp_stops_before_any_boot() {
         local args
-        args=$(env -u VM_SMP ROOT="$ROOT" BUILD=build VM_CACHE="$PWD/cache" VM_ACCEL=tcg \
-                bash -c '. "$ROOT/scripts/qemu.sh" && vm_machine_args && echo "${VM_ARGS[*]}"') || fail "qemu.sh failed"
+        args=$(qemu_sourced - 'vm_machine_args && echo "${VM_ARGS[*]}"') || fail "qemu.sh failed"
         [[ " $args " == *" -smp 2 "* ]] || fail "default: $args"
-        args=$(VM_SMP=1 ROOT="$ROOT" BUILD=build VM_CACHE="$PWD/cache" VM_ACCEL=tcg \
-                bash -c '. "$ROOT/scripts/qemu.sh" && vm_machine_args && echo "${VM_ARGS[*]}"') || fail "qemu.sh failed"
+        args=$(qemu_sourced 1 'vm_machine_args && echo "${VM_ARGS[*]}"') || fail "qemu.sh failed"
         [[ " $args " == *" -smp 1 "* ]] || fail "VM_SMP=1: $args"
         local bad rc
         for bad in 0 x 100 "1 -device foo"; do
                 rc=0
-                VM_SMP=$bad ROOT="$ROOT" BUILD=build VM_CACHE="$PWD/cache" VM_ACCEL=tcg \
-                        bash -c '. "$ROOT/scripts/qemu.sh"; echo sourced' >out 2>&1 || rc=$?
+                qemu_sourced "$bad" 'echo sourced' >out 2>&1 || rc=$?
                 [ "$rc" = 1 ] || fail "VM_SMP='$bad': status $rc"
                 grep -q "VM_SMP must be a number of processors from 1 to 99, not '$bad'" out || fail "VM_SMP='$bad': $(cat out)"
                 ! grep -q sourced out || fail "VM_SMP='$bad' went on"
