@@ -1,16 +1,21 @@
 # The DataFS encrypted with LUKS2, its key sealed to the verified chain
 # (system/datafs.h; docs/system-kernel.md, "The DataFS"). One disk and one
-# TPM go through five boots, shared by the tests below:
+# TPM go through six boots (vm_shared_boot datafs), shared by the tests
+# below:
 #   1. Secure Boot on, first boot: the System Kernel's init formats the empty
 #      KOS-DATA partition as LUKS2, seals its key, and the root writes a file;
 #   2. Secure Boot off (the same signed UKI): locked, the partition unchanged;
 #   3. Secure Boot on again: the file of boot 1 is there;
 #   4. the System Kernel started directly (no Boot Kernel): locked;
 #   5. the disk in a device with another TPM: locked;
-#   6. Secure Boot on: the root factory-resets the DataFS (TPM and header);
-#   7. the next boot formats it anew;
-#   8. the header and sealed key of before the reset, put back: locked;
-#   9. a plain ext4 planted there: never mounted, not written.
+#   6. a plain ext4 planted there: never mounted, not written.
+# The factory reset and what is put back after it go through six more
+# (vm_shared_boot datafs-reset, make check-long: tests/vm/long.list):
+#   1. and 2. Secure Boot on: formatted, then the root asks for a reset;
+#   3. the root factory-resets the DataFS (TPM and header);
+#   4. the next boot formats it anew;
+#   5. the header and sealed key of before the reset, put back: locked;
+#   6. the device's own header made cipher_null around a plain ext4: locked.
 
 # shellcheck source=system-lib.sh
 . "$ROOT/tests/vm/system-lib.sh"
@@ -97,7 +102,11 @@ datafs_grep_console() {
                 sed 's/^/  | /' >&2
 }
 
-datafs_boots() {
+# datafs_device: the device of the series below: the small root with
+# kos.datafs=luks2, the recovery certificate in the signed initrd, the UKI
+# signed by db, its disk (an empty DataFS, its sum in empty.sum) and the
+# firmware's variables with Secure Boot on (vars.fd) and off (vars-off.fd).
+datafs_device() {
         mini_fixture
         # The vendor's recovery certificate, in the signed initrd.
         openssl req -x509 -newkey rsa:2048 -nodes -keyout recovery.key -out recovery.pem -subj /CN=kos-recovery \
@@ -116,29 +125,45 @@ datafs_boots() {
         cp "$(sb_enrolled_vars)" vars.fd
         cp "$OVMF_VARS_EMPTY" vars-off.fd
         datafs_sum >empty.sum
+}
 
-        echo "  boot 1: Secure Boot on, first boot" >&2
-        vm_swtpm_start tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
-        swtpm_stop tpm
-        datafs_grep_console && mv console.log first.log
-        datafs_sum >first.sum
+# datafs_boot LOG [VARS [TPM]]: one power-on of disk.img under OVMF with the
+# firmware's variables VARS (default vars.fd: Secure Boot on) and the TPM
+# state TPM (default tpm); its console, filtered, on stderr and in LOG.
+datafs_boot() {
+        local log=$1 vars=${2:-vars.fd} tpm=${3:-tpm}
+        vm_swtpm_start "$tpm"
+        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" "$vars" disk.img "${VM_TPM_ARGS[@]}" || true
+        swtpm_stop "$tpm"
+        datafs_grep_console && mv console.log "$log"
+}
+
+# datafs_part OUT / datafs_put IN: the DataFS partition of disk.img copied
+# out, or IN written over it.
+datafs_part() {
         local start size
         read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
-        dd if=disk.img of=data.part bs=512 skip="$start" count="$size" status=none
+        dd if=disk.img of="$1" bs=512 skip="$start" count="$size" status=none
+}
+datafs_put() {
+        local start size
+        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
+        dd if="$1" of=disk.img bs=512 seek="$start" conv=notrunc status=none
+}
+
+datafs_boots() {
+        datafs_device
+        echo "  boot 1: Secure Boot on, first boot" >&2
+        datafs_boot first.log
+        datafs_sum >first.sum
+        datafs_part data.part
 
         echo "  boot 2: Secure Boot off" >&2
-        vm_swtpm_start tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars-off.fd disk.img "${VM_TPM_ARGS[@]}" || true
-        swtpm_stop tpm
-        datafs_grep_console && mv console.log sb-off.log
+        datafs_boot sb-off.log vars-off.fd
         datafs_sum >sb-off.sum
 
         echo "  boot 3: Secure Boot on again" >&2
-        vm_swtpm_start tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
-        swtpm_stop tpm
-        datafs_grep_console && mv console.log second.log
+        datafs_boot second.log
         datafs_sum >third.sum
 
         echo "  boot 4: the System Kernel started directly" >&2
@@ -148,54 +173,48 @@ datafs_boots() {
         datafs_grep_console && mv console.log direct.log
 
         echo "  boot 5: another TPM" >&2
-        vm_swtpm_start other-tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
-        swtpm_stop other-tpm
-        datafs_grep_console && mv console.log other-tpm.log
+        datafs_boot other-tpm.log vars.fd other-tpm
         datafs_sum >last.sum
 
-        echo "  boot 6: Secure Boot on, the root asks for a factory reset" >&2
-        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
-        dd if=disk.img of=old.part bs=512 skip="$start" count="$size" status=none
-        vm_swtpm_start tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
-        swtpm_stop tpm
-        datafs_grep_console && mv console.log reset.log
-
-        echo "  boot 7: after the factory reset" >&2
-        vm_swtpm_start tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
-        swtpm_stop tpm
-        datafs_grep_console && mv console.log after-reset.log
-
-        dd if=disk.img of=new.part bs=512 skip="$start" count="$size" status=none
-
-        echo "  boot 8: the old header and sealed key put back" >&2
-        dd if=old.part of=disk.img bs=512 seek="$start" conv=notrunc status=none
-        vm_swtpm_start tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
-        swtpm_stop tpm
-        datafs_grep_console && mv console.log old-header.log
-
-        echo "  boot 9: a plain ext4 planted on the partition" >&2
+        echo "  boot 6: a plain ext4 planted on the partition" >&2
+        local size
+        size=$(partx -g -o SECTORS -n 3 disk.img)
         mkdir -p planted && echo planted >planted/proof
         rm -f planted.img && mkfs.ext4 -q -F -L KOS-DATA -d planted planted.img "$((size / 2048))M"
-        dd if=planted.img of=disk.img bs=512 seek="$start" conv=notrunc status=none
+        datafs_put planted.img
         datafs_sum >planted.sum
-        vm_swtpm_start tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
-        swtpm_stop tpm
-        datafs_grep_console && mv console.log planted.log
+        datafs_boot planted.log
         datafs_sum >after-planted.sum
+}
 
-        echo "  boot 10: the device's own header, key slot and token, its data segment made cipher_null over a plain ext4" >&2
+# The factory reset's series (make check-long): the root's init writes the
+# proof on the first boot, asks for a reset on the second, runs it on the
+# third.
+datafs_reset_boots() {
+        datafs_device
+        echo "  boots 1 and 2: Secure Boot on, formatted, then the root asks for a reset" >&2
+        datafs_boot first.log
+        datafs_boot second.log
+        datafs_part old.part
+
+        echo "  boot 3: Secure Boot on, the root factory-resets the DataFS" >&2
+        datafs_boot reset.log
+        echo "  boot 4: after the factory reset" >&2
+        datafs_boot after-reset.log
+        datafs_part new.part
+
+        echo "  boot 5: the old header and sealed key put back" >&2
+        datafs_put old.part
+        datafs_boot old-header.log
+
+        echo "  boot 6: the device's own header, key slot and token, its data segment made cipher_null over a plain ext4" >&2
+        local size
+        size=$(partx -g -o SECTORS -n 3 disk.img)
+        mkdir -p planted && echo planted >planted/proof
         datafs_null_cipher_part new.part "$size" planted
-        dd if=new.part of=disk.img bs=512 seek="$start" conv=notrunc status=none
+        datafs_put new.part
         datafs_sum >null-cipher.sum
-        vm_swtpm_start tpm
-        ovmf_run console.log "${VM_TIMEOUT:-300}" "$MINI_DONE" vars.fd disk.img "${VM_TPM_ARGS[@]}" || true
-        swtpm_stop tpm
-        datafs_grep_console && mv console.log null-cipher.log
+        datafs_boot null-cipher.log
         datafs_sum >after-null-cipher.sum
 }
 
@@ -231,7 +250,7 @@ PY
 # The header is the device's own (key slot, digest, token: the sealed key
 # unseals and opens the key slot); only its data segment says cipher_null.
 test_datafs_header_rebuilt_with_a_null_data_cipher_around_the_devices_own_key_slot_is_locked_and_not_mounted() {
-        vm_shared_boot datafs datafs_boots
+        vm_shared_boot datafs-reset datafs_reset_boots
         expect_in null-cipher.log "kos-system .* DataFS /dev/vda3: locked: its LUKS2 header is not one KOS makes: its data is encrypted with cipher_null-ecb, 512-bit key, not KOS's aes-xts-plain64, 512-bit key"
         expect_in null-cipher.log 'KOS-TEST-ROOT data-mounted=0'
         expect_in null-cipher.log 'KOS-TEST-ROOT proof absent'
@@ -302,7 +321,7 @@ test_datafs_is_locked_on_a_device_with_another_tpm_and_never_reformatted() {
 # header with its sealed key, put back on the disk, opens nothing in the
 # verified chain.
 test_datafs_factory_reset_formats_anew_and_the_kept_old_header_and_sealed_key_open_nothing() {
-        vm_shared_boot datafs datafs_boots
+        vm_shared_boot datafs-reset datafs_reset_boots
         expect_in second.log 'KOS-TEST-ROOT the next boot with /data resets'
         expect_in reset.log 'DataFS generation raised to 2'
         expect_in reset.log '/dev/vda3: LUKS2 headers and key slots erased \(16777216 bytes\)'
