@@ -45,6 +45,10 @@ openssl_sign() {
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# snapshot: the sha256 of every file of the ImageFS img/, by name (what a
+# refused install must leave as it was).
+snapshot() { (cd img && find . -type f | LC_ALL=C sort | xargs sha256sum); }
+
 select_json() { "$KOS" select img --keyring keyring --json; }
 
 # expect_selected NAME: selection picks NAME (exit 0).

@@ -10,8 +10,6 @@ release_b() {
         "$KOS" bundle create -o "${1:-b}.kosb" "${1:-b}.json" vmlinuz base-b.img >/dev/null # vmlinuz: already there
 }
 
-snapshot() { (cd img && find . -type f | LC_ALL=C sort | xargs sha256sum); }
-
 test_bundle_installs_new_manifest_first_on_trial_with_previous_as_fallback() {
         fixture; manifest a; "$KOS" activate img a
         release_b

@@ -13,7 +13,6 @@ release() {
 install_bundle() { "$KOS" bundle install --keyring keyring --keep 9 "$@"; }
 mark_good() { "$KOS" mark-good --keyring keyring img "$1"; }
 floor_file() { cat img/boot-state/rollback-floor; }
-snapshot() { (cd img && find . -type f | LC_ALL=C sort | xargs sha256sum); }
 state_of() { ls img/boot-state | grep "^$(sha "img/manifests/$1.json")\." | cut -d. -f2; }
 
 # The reported bug: v2 and v3 installed, v3 marked good, then a bundle of v1

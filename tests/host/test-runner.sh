@@ -249,6 +249,33 @@ test_runner_long_list_names_only_vm_tests_that_exist() {
         done <names
 }
 
+# tests/runner.sh sources a suite's lib.sh and every test-*.sh into one
+# shell, with what they source: a helper defined again in a later file
+# replaces the first without a word, and the tests of the earlier file then
+# run the other's. Each function is defined once in what each suite loads.
+suite_files() { # DIR: the files the runner loads for the suite DIR
+        local queue=("$1/lib.sh" "$1"/test-*.sh) seen=" " f dep
+        while [ ${#queue[@]} -gt 0 ]; do
+                f=${queue[0]} && queue=("${queue[@]:1}")
+                case $seen in *" $f "*) continue ;; esac
+                seen="$seen$f "
+                echo "$f"
+                for dep in $(sed -n 's/^\. "\$ROOT\/\([^"]*\)"$/\1/p' "$f"); do queue+=("$ROOT/$dep"); done
+        done
+}
+test_runner_suite_files_define_each_function_once() {
+        local suite f
+        for suite in host vm; do
+                suite_files "$ROOT/tests/$suite" >files
+                grep -q 'scripts/qemu.sh' files || [ "$suite" = host ] || fail "the vm suite's files miss scripts/qemu.sh: $(cat files)"
+                while read -r f; do
+                        sed -n 's/^\([A-Za-z_][A-Za-z0-9_-]*\)() *{.*/\1/p' "$f" | sed "s|\$| ${f#"$ROOT"/}|"
+                done <files | sort >defined
+                awk '{ n[$1]++; w[$1] = w[$1] " " $2 } END { for (f in n) if (n[f] > 1) print f ":" w[f] }' defined >twice
+                [ ! -s twice ] || fail "tests/$suite: defined more than once: $(cat twice)"
+        done
+}
+
 # The soak runs beside the suites before the VM suite, and the VM suite
 # starts only when the soak is done: a stand-in soak and unit suite that
 # each take 3 s, and a VM suite that records whether the soak was still

@@ -1,6 +1,6 @@
 # The DataFS encrypted with LUKS2, its key sealed to the verified chain
 # (system/datafs.h; docs/system-kernel.md, "The DataFS"). One disk and one
-# TPM go through six boots (vm_shared_boot datafs), shared by the tests
+# TPM go through eight boots (vm_shared_boot datafs), shared by the tests
 # below:
 #   1. Secure Boot on, first boot: the System Kernel's init formats the empty
 #      KOS-DATA partition as LUKS2, seals its key, and the root writes a file;
@@ -8,14 +8,16 @@
 #   3. Secure Boot on again: the file of boot 1 is there;
 #   4. the System Kernel started directly (no Boot Kernel): locked;
 #   5. the disk in a device with another TPM: locked;
-#   6. a plain ext4 planted there: never mounted, not written.
-# The factory reset and what is put back after it go through six more
-# (vm_shared_boot datafs-reset, make check-long: tests/vm/long.list):
+#   6. a plain ext4 planted there: never mounted, not written;
+#   7. the DataFS of boot 5 put back: the root factory-resets it (the TPM's
+#      generation raised, the header erased);
+#   8. the header and sealed key of boot 5 put back again: locked.
+# The format after a reset and a header made cipher_null go through five
+# more (vm_shared_boot datafs-reset, make check-long: tests/vm/long.list):
 #   1. and 2. Secure Boot on: formatted, then the root asks for a reset;
-#   3. the root factory-resets the DataFS (TPM and header);
+#   3. the root factory-resets the DataFS;
 #   4. the next boot formats it anew;
-#   5. the header and sealed key of before the reset, put back: locked;
-#   6. the device's own header made cipher_null around a plain ext4: locked.
+#   5. the device's own header made cipher_null around a plain ext4: locked.
 
 # shellcheck source=system-lib.sh
 . "$ROOT/tests/vm/system-lib.sh"
@@ -138,14 +140,16 @@ datafs_boot() {
         datafs_grep_console && mv console.log "$log"
 }
 
-# datafs_part OUT / datafs_put IN: the DataFS partition of disk.img copied
-# out, or IN written over it.
-datafs_part() {
+# datafs_p3_get OUT / datafs_p3_put IN: the DataFS partition of disk.img
+# (its third, after the ESP and the ImageFS) copied out, or IN written over
+# it. (test-datafs-encrypt.sh's datafs_part DISK OUT reads the second
+# partition of a disk without an ESP.)
+datafs_p3_get() {
         local start size
         read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
         dd if=disk.img of="$1" bs=512 skip="$start" count="$size" status=none
 }
-datafs_put() {
+datafs_p3_put() {
         local start size
         read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
         dd if="$1" of=disk.img bs=512 seek="$start" conv=notrunc status=none
@@ -156,7 +160,7 @@ datafs_boots() {
         echo "  boot 1: Secure Boot on, first boot" >&2
         datafs_boot first.log
         datafs_sum >first.sum
-        datafs_part data.part
+        datafs_p3_get data.part
 
         echo "  boot 2: Secure Boot off" >&2
         datafs_boot sb-off.log vars-off.fd
@@ -175,44 +179,49 @@ datafs_boots() {
         echo "  boot 5: another TPM" >&2
         datafs_boot other-tpm.log vars.fd other-tpm
         datafs_sum >last.sum
+        datafs_p3_get old.part # the header and sealed key of before the reset
 
         echo "  boot 6: a plain ext4 planted on the partition" >&2
         local size
         size=$(partx -g -o SECTORS -n 3 disk.img)
         mkdir -p planted && echo planted >planted/proof
         rm -f planted.img && mkfs.ext4 -q -F -L KOS-DATA -d planted planted.img "$((size / 2048))M"
-        datafs_put planted.img
+        datafs_p3_put planted.img
         datafs_sum >planted.sum
         datafs_boot planted.log
         datafs_sum >after-planted.sum
+
+        echo "  boot 7: the DataFS of boot 5 back, the root factory-resets it" >&2
+        datafs_p3_put old.part
+        datafs_boot reset.log
+
+        echo "  boot 8: the old header and sealed key put back" >&2
+        datafs_p3_put old.part
+        datafs_boot old-header.log
 }
 
 # The factory reset's series (make check-long): the root's init writes the
 # proof on the first boot, asks for a reset on the second, runs it on the
-# third.
+# third; the fourth formats anew, and the fifth finds the device's own header
+# made cipher_null.
 datafs_reset_boots() {
         datafs_device
         echo "  boots 1 and 2: Secure Boot on, formatted, then the root asks for a reset" >&2
         datafs_boot first.log
         datafs_boot second.log
-        datafs_part old.part
 
         echo "  boot 3: Secure Boot on, the root factory-resets the DataFS" >&2
         datafs_boot reset.log
         echo "  boot 4: after the factory reset" >&2
         datafs_boot after-reset.log
-        datafs_part new.part
+        datafs_p3_get new.part
 
-        echo "  boot 5: the old header and sealed key put back" >&2
-        datafs_put old.part
-        datafs_boot old-header.log
-
-        echo "  boot 6: the device's own header, key slot and token, its data segment made cipher_null over a plain ext4" >&2
+        echo "  boot 5: the device's own header, key slot and token, its data segment made cipher_null over a plain ext4" >&2
         local size
         size=$(partx -g -o SECTORS -n 3 disk.img)
         mkdir -p planted && echo planted >planted/proof
         datafs_null_cipher_part new.part "$size" planted
-        datafs_put new.part
+        datafs_p3_put new.part
         datafs_sum >null-cipher.sum
         datafs_boot null-cipher.log
         datafs_sum >after-null-cipher.sum
@@ -317,20 +326,28 @@ test_datafs_is_locked_on_a_device_with_another_tpm_and_never_reformatted() {
 }
 
 # Factory reset (lib/device/datafs-erase.h): the generation in the TPM is
-# raised and the header erased; the next boot formats anew, and the old
-# header with its sealed key, put back on the disk, opens nothing in the
-# verified chain.
-test_datafs_factory_reset_formats_anew_and_the_kept_old_header_and_sealed_key_open_nothing() {
-        vm_shared_boot datafs-reset datafs_reset_boots
+# raised and the header erased; the old header with its sealed key, put back
+# on the disk, opens nothing in the verified chain.
+test_datafs_factory_reset_raises_the_generation_and_the_kept_old_header_and_sealed_key_open_nothing() {
+        vm_shared_boot datafs datafs_boots
         expect_in second.log 'KOS-TEST-ROOT the next boot with /data resets'
+        expect_in reset.log 'KOS-TEST-ROOT proof written on the first boot'
         expect_in reset.log 'DataFS generation raised to 2'
         expect_in reset.log '/dev/vda3: LUKS2 headers and key slots erased \(16777216 bytes\)'
+        expect_in reset.log 'KOS-TEST-ROOT factory-reset-exit=0'
+        expect_in old-header.log 'kos-system .* DataFS /dev/vda3: locked: the key slot was made at DataFS generation 1 and the TPM.s is 2: a factory reset since'
+        expect_in old-header.log 'KOS-TEST-ROOT data-mounted=0'
+}
+
+# After a factory reset the next boot formats the DataFS anew (an empty
+# partition, in the verified chain), and the root finds nothing of before.
+test_datafs_after_a_factory_reset_the_next_boot_formats_anew() {
+        vm_shared_boot datafs-reset datafs_reset_boots
+        expect_in reset.log 'DataFS generation raised to 2'
         expect_in reset.log 'KOS-TEST-ROOT factory-reset-exit=0'
         expect_in after-reset.log 'kos-system .* DataFS /dev/vda3: formatted as LUKS2'
         expect_in after-reset.log 'KOS-TEST-ROOT proof absent'
         expect_in after-reset.log 'KOS-TEST-ROOT wrote the proof'
-        expect_in old-header.log 'kos-system .* DataFS /dev/vda3: locked: the key slot was made at DataFS generation 1 and the TPM.s is 2: a factory reset since'
-        expect_in old-header.log 'KOS-TEST-ROOT data-mounted=0'
 }
 
 # datafs_bench_recover_init OUT PASSPHRASE: the init of the vendor's bench

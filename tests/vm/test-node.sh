@@ -107,8 +107,9 @@ test_bundle_on_a_kos_update_drive_is_installed_once_and_booted() {
 }
 
 # The update is installed and put on trial with one try on the host, as a
-# bundle install does on the device (test_node_manager_installs_a_staged_bundle_...
-# checks that): the subject here is what happens when it fails.
+# bundle install does on the device (test_node_manager_installs_a_staged_bundle_...,
+# make check-long, and the chunked pull of test-node-oci.sh check that): the
+# subject here is what happens when it fails.
 # v2's app has a daemon, wanted by kos-app.target, that crashes a second
 # after it starts: its start job is done and the target stays active (only
 # the failed daemon shows it), so the test fails if Node Manager judges the

@@ -91,6 +91,33 @@ test_tpm_required_without_a_tpm_boots_nothing() {
         [ -z "$(system_cmdline)" ] || fail "a System Kernel ran"
 }
 
+# An old Boot Kernel UKI whose security version is below the Boot Kernel
+# floor in the TPM (docs/tpm.md, "The Boot Kernel floor") goes no further:
+# its init says why and reboots, so that the firmware starts the next boot
+# entry, before it looks for the ImageFS. The floor is raised to 2 on the
+# host, through the same TPM state; the Boot Kernel is started directly
+# with version 1 last on its command line, as kos mkboot writes it on a
+# UKI's (the check is the init's; the slots' walks of make check-long boot
+# an old UKI under OVMF).
+test_boot_kernel_below_its_floor_says_why_and_reboots_before_it_selects() {
+        vm_fixture
+        tpm_manifest new 2
+        activate new
+        swtpm_host_start tpm
+        KOS_TPM=$PWD/tpm/host.sock "$KOS" tpm bk-provision >/dev/null
+        KOS_TPM=$PWD/tpm/host.sock "$KOS" tpm bk-raise 2 >/dev/null
+        [ "$(KOS_TPM=$PWD/tpm/host.sock "$KOS" tpm bk-floor)" = 2 ] || fail "the Boot Kernel floor is not 2"
+        swtpm_stop tpm
+        vm_swtpm_start tpm
+        vm_boot "kos.bk_security_version=1" "${VM_TPM_ARGS[@]}"
+        swtpm_stop tpm
+        expect_log 'Boot Kernel security version 1: PCR 14 extended'
+        expect_log 'Boot Kernel security version 1 is below the Boot Kernel floor 2: this UKI may not run here; rebooting so the firmware starts the next boot entry'
+        expect_log 'reboot: Restarting'
+        ! grep -q 'looking for the ImageFS' console.log || fail "the refused Boot Kernel went on to the ImageFS"
+        [ -z "$(system_cmdline)" ] || fail "a System Kernel started"
+}
+
 # The whole chain on the small root: the System Kernel publishes the Boot
 # Kernel's event in /run/kos/measurements.json, and PCR 8 replays from it.
 test_system_kernel_publishes_pcr8_event_that_replays_to_the_pcr() {
