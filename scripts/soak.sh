@@ -463,7 +463,7 @@ check_boot() { # LOG
                         [ "$floor" -ge "$FLOOR_MAX" ] || violation "the floor went down from $FLOOR_MAX to $floor"
                         [ "$floor" -le "$FLOOR_MAX" ] || FLOOR_MAX=$floor
                 fi
-                local bk_floor bk_sv
+                local bk_floor bk_sv bk_good
                 bk_floor=$(jq -r '.boot_kernel.floor // empty' <<<"$status")
                 bk_sv=$(jq -r '.boot_kernel.slots[]? | select(.booted) | .security_version // empty' <<<"$status")
                 [ -n "$bk_floor" ] || violation "no Boot Kernel floor in the status"
@@ -472,6 +472,11 @@ check_boot() { # LOG
                         [ "$bk_floor" -le "$BK_FLOOR_MAX" ] || BK_FLOOR_MAX=$bk_floor
                         [ -z "$bk_sv" ] || [ "$bk_sv" -ge "$bk_floor" ] ||
                                 violation "booted a Boot Kernel slot of security version $bk_sv, below the Boot Kernel floor $bk_floor"
+                        # The status comes once the slot step is done: a good boot
+                        # of the default slot has raised the floor to its version.
+                        bk_good=$(jq -r '.boot_kernel.slots[]? | select(.booted and .state == "good") | .security_version // empty' <<<"$status")
+                        [ -z "$bk_good" ] || [ "$bk_floor" -ge "$bk_good" ] ||
+                                violation "the default Boot Kernel slot (security version $bk_good) booted good and the Boot Kernel floor is still $bk_floor"
                 fi
         fi
         check_records "$log"

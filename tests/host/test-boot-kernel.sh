@@ -226,8 +226,8 @@ test_bk_slot_trial_and_blessing_killed_at_each_point_keep_a_slot_that_booted_fir
 
 # A slot update cut short in the trial or the blessing is done again, never
 # left "bad" untried (issue 21, item 5; the VM test
-# vm:power_cut_in_each_phase_of_a_boot_kernel_slot_update_... cuts the same
-# points on a real ESP and firmware).
+# vm:power_cut_in_each_phase_of_a_boot_kernel_slot_update_..., make
+# check-long, cuts the same points on a real ESP and firmware).
 
 # Killed at each point of the trial, slot B is on trial (BootNext survived:
 # the next power-on tries it) or idle (Node Manager, on slot A, starts its

@@ -194,6 +194,7 @@ datafs_boots() {
         echo "  boot 7: the DataFS of boot 5 back, the root factory-resets it" >&2
         datafs_p3_put old.part
         datafs_boot reset.log
+        datafs_p3_get erased.part
 
         echo "  boot 8: the old header and sealed key put back" >&2
         datafs_p3_put old.part
@@ -335,6 +336,9 @@ test_datafs_factory_reset_raises_the_generation_and_the_kept_old_header_and_seal
         expect_in reset.log 'DataFS generation raised to 2'
         expect_in reset.log '/dev/vda3: LUKS2 headers and key slots erased \(16777216 bytes\)'
         expect_in reset.log 'KOS-TEST-ROOT factory-reset-exit=0'
+        local rc=0 found
+        found=$(blkid -p erased.part 2>&1) || rc=$?
+        [ "$rc" = 2 ] || fail "libblkid still finds something on the reset partition (exit $rc): $found"
         expect_in old-header.log 'kos-system .* DataFS /dev/vda3: locked: the key slot was made at DataFS generation 1 and the TPM.s is 2: a factory reset since'
         expect_in old-header.log 'KOS-TEST-ROOT data-mounted=0'
 }
