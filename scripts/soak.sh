@@ -463,9 +463,10 @@ check_boot() { # LOG
                         [ "$floor" -ge "$FLOOR_MAX" ] || violation "the floor went down from $FLOOR_MAX to $floor"
                         [ "$floor" -le "$FLOOR_MAX" ] || FLOOR_MAX=$floor
                 fi
-                local bk_floor bk_sv bk_good
+                local bk_floor bk_sv bk_state
                 bk_floor=$(jq -r '.boot_kernel.floor // empty' <<<"$status")
-                bk_sv=$(jq -r '.boot_kernel.slots[]? | select(.booted) | .security_version // empty' <<<"$status")
+                read -r bk_sv bk_state < <(jq -r '.boot_kernel.slots[]? | select(.booted and .security_version != null) |
+                        "\(.security_version) \(.state)"' <<<"$status") || true
                 [ -n "$bk_floor" ] || violation "no Boot Kernel floor in the status"
                 if [ -n "$bk_floor" ]; then
                         [ "$bk_floor" -ge "$BK_FLOOR_MAX" ] || violation "the Boot Kernel floor went down from $BK_FLOOR_MAX to $bk_floor"
@@ -474,9 +475,8 @@ check_boot() { # LOG
                                 violation "booted a Boot Kernel slot of security version $bk_sv, below the Boot Kernel floor $bk_floor"
                         # The status comes once the slot step is done: a good boot
                         # of the default slot has raised the floor to its version.
-                        bk_good=$(jq -r '.boot_kernel.slots[]? | select(.booted and .state == "good") | .security_version // empty' <<<"$status")
-                        [ -z "$bk_good" ] || [ "$bk_floor" -ge "$bk_good" ] ||
-                                violation "the default Boot Kernel slot (security version $bk_good) booted good and the Boot Kernel floor is still $bk_floor"
+                        [ "$bk_state" != good ] || [ "$bk_floor" -ge "$bk_sv" ] ||
+                                violation "the default Boot Kernel slot (security version $bk_sv) booted good and the Boot Kernel floor is still $bk_floor"
                 fi
         fi
         check_records "$log"

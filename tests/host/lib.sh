@@ -45,6 +45,12 @@ openssl_sign() {
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# host_tpm CMD... / host_tpm2 CMD...: CMD (kos, or tpm2-tools) against the
+# swtpm of tpm/ that swtpm_host_start serves on the host (a device's TPM
+# state between its boots, in the VM tests).
+host_tpm() { KOS_TPM=$PWD/tpm/host.sock "$@"; }
+host_tpm2() { TPM2TOOLS_TCTI=swtpm:path=$PWD/tpm/host.sock "$@"; }
+
 # snapshot: the sha256 of every file of the ImageFS img/, by name (what a
 # refused install must leave as it was).
 snapshot() { (cd img && find . -type f | LC_ALL=C sort | xargs sha256sum); }

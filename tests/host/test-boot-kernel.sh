@@ -123,26 +123,24 @@ test_image_puts_the_uki_in_boot_kernel_slot_a_and_the_removable_path() {
 # value when root deletes it, and an index that is not exactly the counter
 # (here: the manifest floor's first definition, which the Boot Kernel floor
 # never had) is tampering and never replaced.
-bk_with_tpm() { KOS_TPM=$PWD/tpm/host.sock "$@"; }
-bk_tpm2() { TPM2TOOLS_TCTI=swtpm:path=$PWD/tpm/host.sock "$@"; }
 
 test_bk_floor_is_a_second_counter_that_never_goes_down_and_fails_closed_when_tampered() {
         swtpm_host_start tpm
-        [ "$(bk_with_tpm "$KOS" tpm bk-provision)" = "defined the counter; first increment: floor 0" ] || fail "provision"
-        bk_with_tpm "$KOS" tpm bk-raise 3
-        [ "$(bk_with_tpm "$KOS" tpm bk-floor)" = 3 ] || fail "bk-floor is not 3"
-        bk_with_tpm "$KOS" tpm provision >/dev/null
-        [ "$(bk_with_tpm "$KOS" tpm floor)" = 0 ] || fail "the manifest floor moved with the Boot Kernel floor"
-        local rc=0; bk_with_tpm "$KOS" tpm bk-raise 2 2>err || rc=$?
+        [ "$(host_tpm "$KOS" tpm bk-provision)" = "defined the counter; first increment: floor 0" ] || fail "provision"
+        host_tpm "$KOS" tpm bk-raise 3
+        [ "$(host_tpm "$KOS" tpm bk-floor)" = 3 ] || fail "bk-floor is not 3"
+        host_tpm "$KOS" tpm provision >/dev/null
+        [ "$(host_tpm "$KOS" tpm floor)" = 0 ] || fail "the manifest floor moved with the Boot Kernel floor"
+        local rc=0; host_tpm "$KOS" tpm bk-raise 2 2>err || rc=$?
         [ "$rc" = 1 ] && grep -q 'already higher' err || fail "bk-raise 2 after 3: exit $rc $(cat err)"
-        bk_tpm2 tpm2_nvundefine 0x01004b42 -C o
-        [ "$(bk_with_tpm "$KOS" tpm bk-provision)" = "defined the counter; first increment: floor 4" ] ||
+        host_tpm2 tpm2_nvundefine 0x01004b42 -C o
+        [ "$(host_tpm "$KOS" tpm bk-provision)" = "defined the counter; first increment: floor 4" ] ||
                 fail "deleted: not back above 3"
-        bk_tpm2 tpm2_nvundefine 0x01004b42 -C o
-        bk_tpm2 tpm2_nvdefine 0x01004b42 -C o -s 8 -a "nt=counter|authread|authwrite|no_da" >/dev/null
-        rc=0; bk_with_tpm "$KOS" tpm bk-provision 2>err || rc=$?
+        host_tpm2 tpm2_nvundefine 0x01004b42 -C o
+        host_tpm2 tpm2_nvdefine 0x01004b42 -C o -s 8 -a "nt=counter|authread|authwrite|no_da" >/dev/null
+        rc=0; host_tpm "$KOS" tpm bk-provision 2>err || rc=$?
         [ "$rc" != 0 ] && grep -q 'NV 0x01004b42 is not the KOS floor counter.*tampering' err || fail "exit $rc: $(cat err)"
-        rc=0; bk_with_tpm "$KOS" tpm bk-floor 2>err || rc=$?
+        rc=0; host_tpm "$KOS" tpm bk-floor 2>err || rc=$?
         [ "$rc" != 0 ] || fail "a foreign index was read as the floor: exit $rc"
 }
 

@@ -5,8 +5,6 @@
 # signed by another key, or a Boot Kernel whose security version no policy
 # approves (an old UKI: PCR 14 empty), opens nothing.
 
-pol_tpm() { KOS_TPM=$PWD/tpm/host.sock "$@"; }
-pol_tpm2() { TPM2TOOLS_TCTI=swtpm:path=$PWD/tpm/host.sock "$@"; }
 pol_sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 # The SHA-256 PCR value after extending OLD (hex) with the event EVENT.
 pol_extended() {
@@ -20,14 +18,14 @@ pol_zero=0000000000000000000000000000000000000000000000000000000000000000
 # Boot state, here one event per db state), PCR 14 (the Boot Kernel's
 # security version, when its UKI names one), PCR 15 (the marker).
 pol_boot() { # DB_EVENT [SECURITY_VERSION]
-        pol_tpm2 tpm2_pcrextend "7:sha256=$(pol_sha "$1")"
-        [ -z "${2:-}" ] || pol_tpm2 tpm2_pcrextend "14:sha256=$(pol_sha "kos-bk-security-version=$2")"
-        pol_tpm2 tpm2_pcrextend "15:sha256=$(pol_sha kos-verified-boot)"
+        host_tpm2 tpm2_pcrextend "7:sha256=$(pol_sha "$1")"
+        [ -z "${2:-}" ] || host_tpm2 tpm2_pcrextend "14:sha256=$(pol_sha "kos-bk-security-version=$2")"
+        host_tpm2 tpm2_pcrextend "15:sha256=$(pol_sha kos-verified-boot)"
 }
 
 pol_refused() { # REGEX KOS_ARGS...
         local why=$1 rc=0; shift
-        pol_tpm "$KOS" "$@" >out 2>err || rc=$?
+        host_tpm "$KOS" "$@" >out 2>err || rc=$?
         [ "$rc" = 1 ] || fail "kos $*: exit $rc, $(cat out err)"
         grep -qE "$why" err || fail "kos $*: $(cat err)"
 }
@@ -38,7 +36,7 @@ pol_fixture() {
         "$KOS" tpm policy-key vendor.pem vendor.pub >/dev/null
         "$KOS" tpm policy-key stranger.pem stranger.pub >/dev/null
         head -c 64 /dev/urandom >appkey
-        pol_tpm "$KOS" key seal --key-file appkey --policy-key vendor.pub --output sealed >out
+        host_tpm "$KOS" key seal --key-file appkey --policy-key vendor.pub --output sealed >out
         grep -q '^sealed appkey to the signed policies of vendor.pub: sealed/appkey$' out || fail "$(cat out)"
         head -c 8 sealed/appkey | grep -q KOSSEAL2 || fail "not an authorized sealed-key file"
 }
@@ -50,24 +48,24 @@ test_signed_policy_opens_the_key_after_a_pcr7_change_without_resealing() {
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy-1 >out
         grep -q '^signed policy 1 of policy-1: PCR 7 14 15$' out || fail "$(cat out)"
         pol_boot db-1 3
-        pol_tpm "$KOS" key unseal --policy policy-1 --policy-key vendor.pub sealed/appkey >out
+        host_tpm "$KOS" key unseal --policy policy-1 --policy-key vendor.pub sealed/appkey >out
         [ "$(cat out)" = "unsealed 64 bytes, sha256 $(sha256sum <appkey | cut -d' ' -f1)" ] || fail "$(cat out)"
         # A dbx update: PCR 7 moves on. The old signature no longer matches...
-        pol_tpm2 tpm2_pcrextend "7:sha256=$(pol_sha dbx-2)"
+        host_tpm2 tpm2_pcrextend "7:sha256=$(pol_sha dbx-2)"
         db2=$(pol_extended "$db1" dbx-2)
         pol_unseal_refused 'no signed policy matches the PCRs: PCR 7 holds .*Secure Boot' \
                 --policy policy-1 --policy-key vendor.pub sealed/appkey
         # ... and the release's new signature opens the same sealed file.
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db2" --security-version 3 --output policy-2 >/dev/null
-        pol_tpm "$KOS" key unseal --policy policy-2 --policy-key vendor.pub --output plain sealed/appkey
+        host_tpm "$KOS" key unseal --policy policy-2 --policy-key vendor.pub --output plain sealed/appkey
         cmp -s plain appkey || fail "unsealed another key"
         # A file with both entries (a rollout) opens it too.
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output both >/dev/null
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db2" --security-version 3 --add --output both >out
         grep -q '^signed policy 2 of both' out || fail "$(cat out)"
-        pol_tpm "$KOS" key unseal --policy both --policy-key vendor.pub sealed/appkey >/dev/null
+        host_tpm "$KOS" key unseal --policy both --policy-key vendor.pub sealed/appkey >/dev/null
         # After the leave event nothing opens it.
-        pol_tpm2 tpm2_pcrextend "15:sha256=$(pol_sha kos-system-initrd-leave)"
+        host_tpm2 tpm2_pcrextend "15:sha256=$(pol_sha kos-system-initrd-leave)"
         pol_unseal_refused 'PCR 15 holds' --policy policy-2 --policy-key vendor.pub sealed/appkey
 }
 
@@ -96,7 +94,7 @@ test_signed_policy_by_another_key_does_not_open_the_key() {
                 --policy forged --policy-key stranger.pub changed
         # The vendor's own policy still opens the original.
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy >/dev/null
-        pol_tpm "$KOS" key unseal --policy policy --policy-key vendor.pub sealed/appkey >/dev/null
+        host_tpm "$KOS" key unseal --policy policy --policy-key vendor.pub sealed/appkey >/dev/null
 }
 
 test_signed_policy_for_a_security_version_opens_nothing_under_an_old_boot_kernel() {
@@ -108,7 +106,7 @@ test_signed_policy_for_a_security_version_opens_nothing_under_an_old_boot_kernel
         pol_unseal_refused "no signed policy matches the PCRs: PCR 14 holds 0000000000000000.*security version" \
                 --policy policy --policy-key vendor.pub sealed/appkey
         # A Boot Kernel with another (older) security version: refused as well.
-        pol_tpm2 tpm2_pcrextend "14:sha256=$(pol_sha kos-bk-security-version=2)"
+        host_tpm2 tpm2_pcrextend "14:sha256=$(pol_sha kos-bk-security-version=2)"
         pol_unseal_refused 'PCR 14 holds' --policy policy --policy-key vendor.pub sealed/appkey
 }
 
@@ -132,10 +130,10 @@ test_signed_policy_refuses_bad_input() {
         [ "$rc" = 1 ] || fail "a PEM as a sealed-key file: exit $rc"
         swtpm_host_start tpm
         head -c 32 /dev/urandom >k
-        rc=0; pol_tpm "$KOS" key seal --key-file k --policy-key vendor.pub --pcrs 7,15 --output s 2>err || rc=$?
+        rc=0; host_tpm "$KOS" key seal --key-file k --policy-key vendor.pub --pcrs 7,15 --output s 2>err || rc=$?
         [ "$rc" = 2 ] && grep -q 'not --pcrs' err || fail "--policy-key with --pcrs: exit $rc $(cat err)"
-        pol_tpm "$KOS" key seal --key-file k --policy-key vendor.pub --output s >/dev/null
-        rc=0; pol_tpm "$KOS" key unseal s/k 2>err || rc=$?
+        host_tpm "$KOS" key seal --key-file k --policy-key vendor.pub --output s >/dev/null
+        rc=0; host_tpm "$KOS" key unseal s/k 2>err || rc=$?
         [ "$rc" = 2 ] && grep -q 'give --policy FILE' err || fail "no policy: exit $rc $(cat err)"
         pol_unseal_refused 'is not a signed-policy file' --policy cut --policy-key vendor.pub s/k
 }
@@ -180,7 +178,7 @@ test_unseal_with_a_signed_policy_never_carries_the_key_in_clear_on_the_tpm_bus()
         key=$(hex_of appkey)
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy >/dev/null
         # The same key sealed the old way (PolicyPCR 7+15, unsalted session).
-        pol_tpm "$KOS" key seal --key-file appkey --key-id old --pcrs 7,15 --pcr-value "7=$db1" --output sealed >/dev/null
+        host_tpm "$KOS" key seal --key-file appkey --key-id old --pcrs 7,15 --pcr-value "7=$db1" --output sealed >/dev/null
         pol_boot db-1 3
         pol_sniffer_start bus.log
         KOS_TPM=$PWD/sniff.sock "$KOS" key unseal --policy policy --policy-key vendor.pub --output plain sealed/appkey
@@ -205,7 +203,7 @@ test_unseal_with_a_signed_policy_never_carries_the_key_in_clear_on_the_tpm_bus()
 test_key_sealed_to_pcr_values_migrates_to_signed_policies_while_the_old_policy_opens_it() {
         pol_fixture
         local db1 db2; db1=$(pol_extended $pol_zero db-1)
-        pol_tpm "$KOS" key seal --key-file appkey --key-id old --pcrs 7,15 --pcr-value "7=$db1" --output sealed >/dev/null
+        host_tpm "$KOS" key seal --key-file appkey --key-id old --pcrs 7,15 --pcr-value "7=$db1" --output sealed >/dev/null
         cp sealed/old kept
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db1" --security-version 3 --output policy-1 >/dev/null
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$pol_zero" --security-version 3 --output wrong >/dev/null
@@ -213,17 +211,17 @@ test_key_sealed_to_pcr_values_migrates_to_signed_policies_while_the_old_policy_o
         pol_refused 'does not open the new object \(no signed policy matches the PCRs: PCR 7' \
                 key migrate --policy wrong --policy-key vendor.pub sealed/old
         cmp -s sealed/old kept || fail "a failed migration changed the file"
-        pol_tpm "$KOS" key migrate --policy policy-1 --policy-key vendor.pub sealed/old >out
+        host_tpm "$KOS" key migrate --policy policy-1 --policy-key vendor.pub sealed/old >out
         grep -q '^migrated sealed/old to the signed policies of vendor.pub$' out || fail "$(cat out)"
         head -c 8 sealed/old | grep -q KOSSEAL2 || fail "not migrated"
-        pol_tpm "$KOS" key unseal --policy policy-1 --policy-key vendor.pub --output plain sealed/old
+        host_tpm "$KOS" key unseal --policy policy-1 --policy-key vendor.pub --output plain sealed/old
         cmp -s plain appkey || fail "the migrated file holds another key"
         # The dbx update that would have shut the old file for good.
-        pol_tpm2 tpm2_pcrextend "7:sha256=$(pol_sha dbx-2)"
+        host_tpm2 tpm2_pcrextend "7:sha256=$(pol_sha dbx-2)"
         db2=$(pol_extended "$db1" dbx-2)
         pol_unseal_refused 'PCR 7 does not match the sealed policy' kept
         "$KOS" tpm sign-policy --key vendor.pem --pcr-value "7=$db2" --security-version 3 --output policy-2 >/dev/null
-        pol_tpm "$KOS" key unseal --policy policy-2 --policy-key vendor.pub sealed/old >/dev/null
+        host_tpm "$KOS" key unseal --policy policy-2 --policy-key vendor.pub sealed/old >/dev/null
         # Once the old policy no longer opens it, there is nothing to migrate.
         pol_refused 'cannot migrate kept: PCR 7 does not match' \
                 key migrate --policy policy-2 --policy-key vendor.pub kept

@@ -3,12 +3,10 @@
 # PCRs hold; unsealing works only between the Boot Kernel's marker and the
 # System Kernel's leave event in PCR 15, and a refusal names the PCR.
 
-seal_tpm() { KOS_TPM=$PWD/tpm/host.sock "$@"; }
-seal_tpm2() { TPM2TOOLS_TCTI=swtpm:path=$PWD/tpm/host.sock "$@"; }
 event_sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 unseal_expect_refused() { # FILE REGEX
         local rc=0
-        seal_tpm "$KOS" key unseal "$1" >out 2>err || rc=$?
+        host_tpm "$KOS" key unseal "$1" >out 2>err || rc=$?
         [ "$rc" = 1 ] || fail "unseal of $1: exit $rc, $(cat out err)"
         grep -qE "$2" err || fail "unseal of $1: $(cat err)"
 }
@@ -17,7 +15,7 @@ test_key_seal_opens_only_between_the_boot_kernel_marker_and_the_leave_event() {
         swtpm_host_start tpm
         head -c 64 /dev/urandom >appkey
         # Sealed while PCR 15 is still zero: the policy is computed, not read.
-        seal_tpm "$KOS" key seal --key-file appkey --output sealed >out
+        host_tpm "$KOS" key seal --key-file appkey --output sealed >out
         grep -q '^sealed appkey to PCR 15: sealed/appkey$' out || fail "$(cat out)"
         head -c 8 sealed/appkey | grep -q KOSSEAL1 || fail "not a sealed-key file"
         # In hex: the raw bytes may hold a newline, which grep would take as two patterns.
@@ -28,14 +26,14 @@ test_key_seal_opens_only_between_the_boot_kernel_marker_and_the_leave_event() {
         unseal_expect_refused sealed/appkey \
                 'PCR 15 does not match the sealed policy \(TPM_RC_POLICY_FAIL\): it holds 0000000000000000'
         # What the Boot Kernel does before the kexec.
-        seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
-        seal_tpm "$KOS" key unseal sealed/appkey >out
+        host_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
+        host_tpm "$KOS" key unseal sealed/appkey >out
         [ "$(cat out)" = "unsealed 64 bytes, sha256 $(sha256sum <appkey | cut -d' ' -f1)" ] || fail "$(cat out)"
-        seal_tpm "$KOS" key unseal --output plain sealed/appkey
+        host_tpm "$KOS" key unseal --output plain sealed/appkey
         cmp -s plain appkey || fail "unsealed another key"
         [ "$(stat -c %a plain)" = 600 ] || fail "the key was written world-readable"
         # What the System Kernel's init does once its keys are open.
-        seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-system-initrd-leave)"
+        host_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-system-initrd-leave)"
         unseal_expect_refused sealed/appkey 'PCR 15 does not match the sealed policy \(TPM_RC_POLICY_FAIL\)'
 }
 
@@ -43,13 +41,13 @@ test_key_seal_includes_pcr_7_and_names_it_when_it_differs() {
         swtpm_host_start tpm
         head -c 32 /dev/urandom >k
         local seven; seven=$(printf '%064d' 7 | tr 0 a)
-        seal_tpm "$KOS" key seal --key-file k --key-id disk --pcrs 7,15 --pcr-value "7=$seven" --output sealed >/dev/null
-        seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
+        host_tpm "$KOS" key seal --key-file k --key-id disk --pcrs 7,15 --pcr-value "7=$seven" --output sealed >/dev/null
+        host_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
         unseal_expect_refused sealed/disk 'PCR 7 does not match the sealed policy \(TPM_RC_POLICY_FAIL\)'
         # Without --pcr-value, PCR 7 is read from the TPM as it is now.
-        seal_tpm "$KOS" key seal --key-file k --key-id now --pcrs 7,15 --output sealed >/dev/null 2>err
+        host_tpm "$KOS" key seal --key-file k --key-id now --pcrs 7,15 --output sealed >/dev/null 2>err
         grep -q 'PCR 7: the TPM.s current value' err || fail "$(cat err)"
-        seal_tpm "$KOS" key unseal sealed/now >/dev/null
+        host_tpm "$KOS" key unseal sealed/now >/dev/null
 }
 
 test_key_seal_refuses_a_policy_without_the_kos_pcr_and_bad_input() {
@@ -58,16 +56,16 @@ test_key_seal_refuses_a_policy_without_the_kos_pcr_and_bad_input() {
         swtpm_host_start tpm
         head -c 32 /dev/urandom >k
         local rc=0
-        seal_tpm "$KOS" key seal --key-file k --pcrs 7 --output sealed 2>err || rc=$?
+        host_tpm "$KOS" key seal --key-file k --pcrs 7 --output sealed 2>err || rc=$?
         [ "$rc" = 2 ] && grep -q 'must include 15' err || fail "--pcrs 7: exit $rc $(cat err)"
         for list in 15,15 24 15, ,15 x; do
-                rc=0; seal_tpm "$KOS" key seal --key-file k --pcrs "$list" --output sealed 2>/dev/null || rc=$?
+                rc=0; host_tpm "$KOS" key seal --key-file k --pcrs "$list" --output sealed 2>/dev/null || rc=$?
                 [ "$rc" = 2 ] || fail "--pcrs '$list' accepted"
         done
         head -c 129 /dev/urandom >big
-        rc=0; seal_tpm "$KOS" key seal --key-file big --output sealed 2>err || rc=$?
+        rc=0; host_tpm "$KOS" key seal --key-file big --output sealed 2>err || rc=$?
         [ "$rc" = 2 ] && grep -q '1 to 128 bytes' err || fail "a 129-byte key: exit $rc $(cat err)"
-        rc=0; seal_tpm "$KOS" key seal --key-file k --pcrs 8,15 --output sealed 2>err || rc=$?
+        rc=0; host_tpm "$KOS" key seal --key-file k --pcrs 8,15 --output sealed 2>err || rc=$?
         [ "$rc" = 2 ] && grep -q 'PCR 8 needs --manifest' err || fail "PCR 8 without a manifest: exit $rc"
 }
 
@@ -76,14 +74,14 @@ test_key_seal_refuses_a_policy_without_the_kos_pcr_and_bad_input() {
 test_key_unseal_refuses_changed_files_and_other_tpms() {
         swtpm_host_start tpm
         head -c 32 /dev/urandom >k
-        seal_tpm "$KOS" key seal --key-file k --output sealed >/dev/null
-        seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
-        seal_tpm "$KOS" key unseal sealed/k >/dev/null
+        host_tpm "$KOS" key seal --key-file k --output sealed >/dev/null
+        host_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
+        host_tpm "$KOS" key unseal sealed/k >/dev/null
         # The recorded PCR values only explain a refusal; the TPM applies the
         # object's own policy. Recorded as the PCR now holds, after the leave
         # event, they do not open it either.
-        seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-system-initrd-leave)"
-        local now; now=$(seal_tpm2 tpm2_pcrread sha256:15 | sed -n 's/.*15 *: *0x\([0-9A-F]*\).*/\1/p' | tr A-F a-f)
+        host_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-system-initrd-leave)"
+        local now; now=$(host_tpm2 tpm2_pcrread sha256:15 | sed -n 's/.*15 *: *0x\([0-9A-F]*\).*/\1/p' | tr A-F a-f)
         [ ${#now} = 64 ] || fail "cannot read PCR 15"
         # (hex to bytes with printf: xxd is not on a minimal Debian)
         { head -c 12 sealed/k; printf "$(sed 's/../\\x&/g' <<<"$now")"; tail -c +45 sealed/k; } >changed
@@ -100,7 +98,7 @@ test_key_unseal_refuses_changed_files_and_other_tpms() {
         swtpm_stop tpm
         mv tpm tpm-first
         swtpm_host_start tpm
-        seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
+        host_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
         unseal_expect_refused sealed/k 'cannot load the sealed object \(TPM_RC_'
 }
 
@@ -112,12 +110,12 @@ test_key_unseal_refuses_changed_files_and_other_tpms() {
 test_key_seal_and_unseal_with_an_owner_password_name_bad_owner_authorization() {
         swtpm_host_start tpm
         head -c 32 /dev/urandom >k
-        seal_tpm "$KOS" key seal --key-file k --output sealed >/dev/null
-        seal_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
-        seal_tpm "$KOS" key unseal sealed/k >/dev/null
-        seal_tpm2 tpm2_changeauth -c o ownerpw
+        host_tpm "$KOS" key seal --key-file k --output sealed >/dev/null
+        host_tpm2 tpm2_pcrextend "15:sha256=$(event_sha kos-verified-boot)"
+        host_tpm "$KOS" key unseal sealed/k >/dev/null
+        host_tpm2 tpm2_changeauth -c o ownerpw
         local rc=0 why='CreatePrimary \(the KOS storage key\): bad authorization for the owner hierarchy \(TPM_RC_BAD_AUTH\): its owner has set a password'
-        seal_tpm "$KOS" key seal --key-file k --key-id again --output sealed 2>err || rc=$?
+        host_tpm "$KOS" key seal --key-file k --key-id again --output sealed 2>err || rc=$?
         cat err >&2
         [ "$rc" = 2 ] && grep -qE "$why" err || fail "seal: exit $rc, $(cat err)"
         unseal_expect_refused sealed/k "$why"

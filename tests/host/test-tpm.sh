@@ -13,23 +13,21 @@ tpm_release() { # NAME SECURITY_VERSION: a signed manifest installed in img/
         "$KOS" install img "$1.json" >/dev/null
 }
 
-with_tpm() { KOS_TPM=$PWD/tpm/host.sock "$@"; }
-tpm2() { TPM2TOOLS_TCTI=swtpm:path=$PWD/tpm/host.sock "$@"; }
 
 # The counter's value as anyone reads it: tpm2-tools' own policy session
 # (PolicyCommandCode NV_Read, PolicyOR with NV_Increment), no secret.
 policy_nvread() {
         local cc
         for cc in NV_Read NV_Increment; do
-                tpm2 tpm2_startauthsession -S trial.ctx
-                tpm2 tpm2_policycommandcode -S trial.ctx -L "$cc.pol" "TPM2_CC_$cc" >/dev/null
-                tpm2 tpm2_flushcontext trial.ctx
+                host_tpm2 tpm2_startauthsession -S trial.ctx
+                host_tpm2 tpm2_policycommandcode -S trial.ctx -L "$cc.pol" "TPM2_CC_$cc" >/dev/null
+                host_tpm2 tpm2_flushcontext trial.ctx
         done
-        tpm2 tpm2_startauthsession --policy-session -S s.ctx
-        tpm2 tpm2_policycommandcode -S s.ctx TPM2_CC_NV_Read >/dev/null
-        tpm2 tpm2_policyor -S s.ctx sha256:NV_Read.pol,NV_Increment.pol >/dev/null
-        tpm2 tpm2_nvread 0x01004b4f -C 0x01004b4f -P session:s.ctx 2>/dev/null | od -An -tx1 | tr -d ' \n'
-        tpm2 tpm2_flushcontext s.ctx 2>/dev/null || true
+        host_tpm2 tpm2_startauthsession --policy-session -S s.ctx
+        host_tpm2 tpm2_policycommandcode -S s.ctx TPM2_CC_NV_Read >/dev/null
+        host_tpm2 tpm2_policyor -S s.ctx sha256:NV_Read.pol,NV_Increment.pol >/dev/null
+        host_tpm2 tpm2_nvread 0x01004b4f -C 0x01004b4f -P session:s.ctx 2>/dev/null | od -An -tx1 | tr -d ' \n'
+        host_tpm2 tpm2_flushcontext s.ctx 2>/dev/null || true
 }
 
 # A device whose release of security_version 2 was marked good, with the TPM
@@ -40,10 +38,10 @@ floor_2_then_root_rewrites_the_file() {
         tpm_release v1 1; tpm_release v2 2
         activate v2 v1
         swtpm_host_start tpm
-        with_tpm "$KOS" tpm provision >/dev/null
+        host_tpm "$KOS" tpm provision >/dev/null
         cp img/manifests/v1.json img/manifests/v1.json.sig .
-        with_tpm "$KOS" mark-good --keyring keyring img v2 >/dev/null
-        [ "$(with_tpm "$KOS" tpm floor)" = 2 ] || fail "the TPM floor is not 2"
+        host_tpm "$KOS" mark-good --keyring keyring img v2 >/dev/null
+        [ "$(host_tpm "$KOS" tpm floor)" = 2 ] || fail "the TPM floor is not 2"
         # Root puts the old signed manifest back (marking v2 good
         # uninstalled it) and first in active.
         cp v1.json v1.json.sig img/manifests/
@@ -56,8 +54,8 @@ floor_2_then_root_rewrites_the_file() {
 # goes to boot.log, which is shown (the test's console).
 boot_kernel() {
         local rc=0
-        { echo "\$ kos tpm provision"; with_tpm "$KOS" tpm provision 2>&1 || echo "(exit $?)"
-          echo "\$ kos select img --explain"; with_tpm "$KOS" select img --keyring keyring --explain 2>&1 || rc=$?
+        { echo "\$ kos tpm provision"; host_tpm "$KOS" tpm provision 2>&1 || echo "(exit $?)"
+          echo "\$ kos select img --explain"; host_tpm "$KOS" select img --keyring keyring --explain 2>&1 || rc=$?
           echo "(exit $rc)"; } >boot.log
         sed 's/^/  | /' boot.log >&2
 }
@@ -79,14 +77,14 @@ test_tpm_mark_good_raises_the_counter_and_the_floor_survives_losing_the_file() {
         tpm_release v1 1; tpm_release v2 2
         activate v2 v1
         swtpm_host_start tpm
-        with_tpm "$KOS" tpm provision >/dev/null # the Boot Kernel's first step
+        host_tpm "$KOS" tpm provision >/dev/null # the Boot Kernel's first step
         cp img/manifests/v1.json v1.json && cp img/manifests/v1.json.sig v1.json.sig
-        with_tpm "$KOS" mark-good --keyring keyring img v2 >/dev/null
+        host_tpm "$KOS" mark-good --keyring keyring img v2 >/dev/null
         [ "$(cat img/boot-state/rollback-floor)" = 2 ] || fail "file floor not raised"
-        [ "$(with_tpm "$KOS" tpm floor)" = 2 ] || fail "TPM floor not raised"
+        [ "$(host_tpm "$KOS" tpm floor)" = 2 ] || fail "TPM floor not raised"
         # The NV index KOS defines: a counter read and incremented through a
         # fixed policy; anyone reads it with that policy and no secret.
-        tpm2 tpm2_nvreadpublic 0x01004b4f >pub
+        host_tpm2 tpm2_nvreadpublic 0x01004b4f >pub
         grep -q 'value: 0x22080018' pub || fail "attributes: $(cat pub)"
         grep -qi "authorization policy: $("$KOS" tpm floor-policy)" pub || fail "policy: $(cat pub)"
         [ "$(policy_nvread)" = 0000000000000004 ] || fail "the counter does not hold floor + 2"
@@ -95,7 +93,7 @@ test_tpm_mark_good_raises_the_counter_and_the_floor_survives_losing_the_file() {
         rm -rf img/boot-state
         cp v1.json v1.json.sig img/manifests/
         activate v1 v2
-        with_tpm "$KOS" select img --keyring keyring --explain >explain || true
+        host_tpm "$KOS" select img --keyring keyring --explain >explain || true
         grep -q '^rollback floor: security_version 2 (tpm)' explain || fail "$(cat explain)"
         grep -q "v1.*rollback: security_version 1 is below this device's floor 2" explain || fail "$(cat explain)"
         KOS_TPM=none "$KOS" select img --keyring keyring --explain >explain || true
@@ -104,13 +102,13 @@ test_tpm_mark_good_raises_the_counter_and_the_floor_survives_losing_the_file() {
 
 test_tpm_floor_never_goes_down() {
         swtpm_host_start tpm
-        [ "$(with_tpm "$KOS" tpm provision)" = "defined the counter; first increment: floor 0" ] || fail provision
-        with_tpm "$KOS" tpm raise 3
-        local rc=0; with_tpm "$KOS" tpm raise 2 2>err || rc=$?
+        [ "$(host_tpm "$KOS" tpm provision)" = "defined the counter; first increment: floor 0" ] || fail provision
+        host_tpm "$KOS" tpm raise 3
+        local rc=0; host_tpm "$KOS" tpm raise 2 2>err || rc=$?
         [ "$rc" = 1 ] && grep -q 'already higher' err || fail "raise 2 after 3: exit $rc $(cat err)"
-        [ "$(with_tpm "$KOS" tpm floor)" = 3 ] || fail "floor moved"
-        with_tpm "$KOS" tpm raise 3
-        rc=0; with_tpm "$KOS" tpm raise 5000 2>err || rc=$?
+        [ "$(host_tpm "$KOS" tpm floor)" = 3 ] || fail "floor moved"
+        host_tpm "$KOS" tpm raise 3
+        rc=0; host_tpm "$KOS" tpm raise 5000 2>err || rc=$?
         [ "$rc" = 2 ] || fail "a raise of 4997 steps: exit $rc"
 }
 
@@ -123,17 +121,17 @@ test_tpm_floor_never_goes_down() {
 # used, the policy reads it, and it comes back above the floor.
 test_nv_floor_redefined_with_a_secret_auth_value_is_tampering_and_fails_closed() {
         floor_2_then_root_rewrites_the_file
-        tpm2 tpm2_nvundefine 0x01004b4f -C o
-        tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "nt=counter|authread|authwrite|no_da" -p secret >/dev/null
-        tpm2 tpm2_nvincrement 0x01004b4f -C 0x01004b4f -P secret
+        host_tpm2 tpm2_nvundefine 0x01004b4f -C o
+        host_tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "nt=counter|authread|authwrite|no_da" -p secret >/dev/null
+        host_tpm2 tpm2_nvincrement 0x01004b4f -C 0x01004b4f -P secret
         boot_kernel
         expect_v1_never_boots
         grep -q 'it was defined again with a secret authValue (tampering)' boot.log || fail "provisioning: no reason"
         expect_fails_closed 'TPM_RC_BAD_AUTH.*secret authValue \(tampering\)'
 
         "$KOS" tpm floor-policy | unhex >policy.bin
-        tpm2 tpm2_nvundefine 0x01004b4f -C o
-        tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "nt=counter|policyread|policywrite|no_da" -L policy.bin \
+        host_tpm2 tpm2_nvundefine 0x01004b4f -C o
+        host_tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "nt=counter|policyread|policywrite|no_da" -L policy.bin \
                 -p secret >/dev/null
         boot_kernel
         expect_v1_never_boots
@@ -147,8 +145,8 @@ test_nv_floor_redefined_with_a_secret_auth_value_is_tampering_and_fails_closed()
 # never a rollback. The enforced floor is also never below the file's.
 test_nv_floor_deleted_comes_back_above_the_highest_floor_or_fails_closed() {
         floor_2_then_root_rewrites_the_file
-        tpm2 tpm2_nvundefine 0x01004b4f -C o
-        local rc=0; with_tpm "$KOS" select img --keyring keyring >out 2>err || rc=$?
+        host_tpm2 tpm2_nvundefine 0x01004b4f -C o
+        local rc=0; host_tpm "$KOS" select img --keyring keyring >out 2>err || rc=$?
         cat out err >&2
         ! grep -q '^selected v1 ' out || fail "booted security_version 1 after 2 was marked good"
         [ "$rc" = 1 ] && grep -q 'NV 0x01004b4f is not defined.*nothing may boot' err || fail "exit $rc: $(cat err)"
@@ -157,7 +155,7 @@ test_nv_floor_deleted_comes_back_above_the_highest_floor_or_fails_closed() {
         grep -q '^defined the counter; first increment: floor 3$' boot.log || fail "not back above 2"
         grep -q "v2 .*rollback: security_version 2 is below this device's floor 3" boot.log || fail "floor not 3"
         echo 7 >img/boot-state/rollback-floor
-        with_tpm "$KOS" select img --keyring keyring --explain >explain || true
+        host_tpm "$KOS" select img --keyring keyring --explain >explain || true
         grep -q '^rollback floor: security_version 7 (stored)$' explain || fail "$(cat explain)"
 }
 
@@ -167,22 +165,22 @@ test_nv_floor_deleted_comes_back_above_the_highest_floor_or_fails_closed() {
 # hide the attack) and nothing boots.
 test_nv_floor_redefined_with_other_attributes_is_tampering_and_fails_closed() {
         floor_2_then_root_rewrites_the_file
-        tpm2 tpm2_startauthsession -S trial.ctx
-        tpm2 tpm2_policycommandcode -S trial.ctx -L read-only.pol TPM2_CC_NV_Read >/dev/null
-        tpm2 tpm2_flushcontext trial.ctx
+        host_tpm2 tpm2_startauthsession -S trial.ctx
+        host_tpm2 tpm2_policycommandcode -S trial.ctx -L read-only.pol TPM2_CC_NV_Read >/dev/null
+        host_tpm2 tpm2_flushcontext trial.ctx
         local how
         for how in "-s 8 -a ownerwrite|ownerread|authread" "-s 8 -a nt=counter|policyread|policywrite|no_da" \
                    "-s 8 -a nt=counter|policyread|policywrite|no_da -L read-only.pol"; do
-                tpm2 tpm2_nvundefine 0x01004b4f -C o
+                host_tpm2 tpm2_nvundefine 0x01004b4f -C o
                 # shellcheck disable=SC2086
-                tpm2 tpm2_nvdefine 0x01004b4f -C o $how >/dev/null
-                tpm2 tpm2_nvreadpublic 0x01004b4f >before
+                host_tpm2 tpm2_nvdefine 0x01004b4f -C o $how >/dev/null
+                host_tpm2 tpm2_nvreadpublic 0x01004b4f >before
                 boot_kernel
                 expect_v1_never_boots
                 grep -q 'cannot provision the floor counter: NV 0x01004b4f is not the KOS floor counter' boot.log ||
                         fail "$how: provisioned"
                 expect_fails_closed 'is not the KOS floor counter \(attributes .*\): tampering'
-                tpm2 tpm2_nvreadpublic 0x01004b4f | cmp -s - before || fail "$how: replaced"
+                host_tpm2 tpm2_nvreadpublic 0x01004b4f | cmp -s - before || fail "$how: replaced"
         done
 }
 
@@ -191,12 +189,12 @@ test_nv_floor_redefined_with_other_attributes_is_tampering_and_fails_closed() {
 # defined again, so nothing boots.
 test_nv_space_exhausted_fails_closed_instead_of_falling_back() {
         floor_2_then_root_rewrites_the_file
-        tpm2 tpm2_nvundefine 0x01004b4f -C o
+        host_tpm2 tpm2_nvundefine 0x01004b4f -C o
         local n=0 spec
         for spec in "-s 2048 -a ownerwrite|ownerread" "-s 8 -a ownerwrite|ownerread" \
                     "-s 8 -a nt=counter|ownerwrite|ownerread"; do
                 # shellcheck disable=SC2086
-                while n=$((n + 1)) && tpm2 tpm2_nvdefine "$(printf '0x0150%04x' $n)" -C o $spec >/dev/null 2>err; do :; done
+                while n=$((n + 1)) && host_tpm2 tpm2_nvdefine "$(printf '0x0150%04x' $n)" -C o $spec >/dev/null 2>err; do :; done
                 grep -q 0x14B err || fail "NV define failed otherwise: $(cat err)"
         done
         boot_kernel
@@ -216,12 +214,12 @@ test_nv_space_exhausted_fails_closed_instead_of_falling_back() {
 test_nv_floor_with_an_owner_password_is_read_and_raised_without_it_and_never_falls_back() {
         floor_2_then_root_rewrites_the_file
         tpm_release v3 3
-        tpm2 tpm2_changeauth -c o ownerpw
-        with_tpm "$KOS" mark-good --keyring keyring img v3 >/dev/null
-        [ "$(with_tpm "$KOS" tpm floor)" = 3 ] || fail "not raised to 3 with an owner password"
+        host_tpm2 tpm2_changeauth -c o ownerpw
+        host_tpm "$KOS" mark-good --keyring keyring img v3 >/dev/null
+        [ "$(host_tpm "$KOS" tpm floor)" = 3 ] || fail "not raised to 3 with an owner password"
         activate v1 v2 v3
         echo 0 >img/boot-state/rollback-floor
-        tpm2 tpm2_nvundefine 0x01004b4f -C o -P ownerpw
+        host_tpm2 tpm2_nvundefine 0x01004b4f -C o -P ownerpw
         boot_kernel
         expect_v1_never_boots
         ! grep -q '^selected v2 ' boot.log || fail "booted security_version 2 after 3 was marked good"
@@ -229,7 +227,7 @@ test_nv_floor_with_an_owner_password_is_read_and_raised_without_it_and_never_fal
                 fail "provisioning: no reason"
         expect_fails_closed 'NV 0x01004b4f is not defined'
         "$KOS" tpm floor-policy | unhex >policy.bin
-        tpm2 tpm2_nvdefine 0x01004b4f -C o -P ownerpw -s 8 -a "nt=counter|policyread|policywrite|no_da" \
+        host_tpm2 tpm2_nvdefine 0x01004b4f -C o -P ownerpw -s 8 -a "nt=counter|policyread|policywrite|no_da" \
                 -L policy.bin >/dev/null
         boot_kernel
         grep -q '^first increment: floor 4$' boot.log || fail "not back above 3"
@@ -247,35 +245,35 @@ test_first_definition_of_the_counter_migrates_at_the_next_boot_keeping_the_floor
         swtpm_host_start tpm
         echo 2 >img/boot-state/rollback-floor 2>/dev/null || { mkdir -p img/boot-state; echo 2 >img/boot-state/rollback-floor; }
         local first="nt=counter|authread|authwrite|no_da" i
-        tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "$first" >/dev/null
-        for i in 1 2 3; do tpm2 tpm2_nvincrement 0x01004b4f -C 0x01004b4f; done # floor 2
-        [ "$(with_tpm "$KOS" tpm floor)" = 2 ] || fail "the first definition's floor is not read"
+        host_tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "$first" >/dev/null
+        for i in 1 2 3; do host_tpm2 tpm2_nvincrement 0x01004b4f -C 0x01004b4f; done # floor 2
+        [ "$(host_tpm "$KOS" tpm floor)" = 2 ] || fail "the first definition's floor is not read"
         boot_kernel
         grep -q '^migrated the first definition of the counter (floor 2) to the policy-authorized one (floor 2)$' \
                 boot.log || fail "not migrated"
         grep -q "v1 .*rollback: security_version 1 is below this device's floor 2" boot.log || fail "v1 not refused"
         grep -q '^selected v2 ' boot.log || fail "the running release was refused"
-        tpm2 tpm2_nvreadpublic 0x01004b4f | grep -q 'value: 0x22080018' || fail "not the policy counter"
+        host_tpm2 tpm2_nvreadpublic 0x01004b4f | grep -q 'value: 0x22080018' || fail "not the policy counter"
         [ "$(policy_nvread)" = 0000000000000004 ] || fail "the counter does not hold floor + 2"
         boot_kernel
         grep -q '^already provisioned$' boot.log && grep -q '^selected v2 ' boot.log || fail "second boot"
 
         # Cut short: the first definition (floor 2 again, at counter 5) undefined, nothing defined yet.
-        tpm2 tpm2_nvundefine 0x01004b4f -C o
-        tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "$first" >/dev/null
-        tpm2 tpm2_nvincrement 0x01004b4f -C 0x01004b4f # the TPM starts it at 5: floor 4
-        tpm2 tpm2_nvundefine 0x01004b4f -C o
+        host_tpm2 tpm2_nvundefine 0x01004b4f -C o
+        host_tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "$first" >/dev/null
+        host_tpm2 tpm2_nvincrement 0x01004b4f -C 0x01004b4f # the TPM starts it at 5: floor 4
+        host_tpm2 tpm2_nvundefine 0x01004b4f -C o
         boot_kernel
         grep -q '^defined the counter; first increment: floor 4$' boot.log || fail "cut migration: another floor"
 
         # An owner password: the first definition cannot be undefined, and is kept.
-        tpm2 tpm2_nvundefine 0x01004b4f -C o
-        tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "$first" >/dev/null
-        tpm2 tpm2_nvincrement 0x01004b4f -C 0x01004b4f # 7: floor 6
-        tpm2 tpm2_changeauth -c o ownerpw
+        host_tpm2 tpm2_nvundefine 0x01004b4f -C o
+        host_tpm2 tpm2_nvdefine 0x01004b4f -C o -s 8 -a "$first" >/dev/null
+        host_tpm2 tpm2_nvincrement 0x01004b4f -C 0x01004b4f # 7: floor 6
+        host_tpm2 tpm2_changeauth -c o ownerpw
         boot_kernel
         grep -q '^kept the first definition of the counter (floor 6): the owner hierarchy has a password' boot.log ||
                 fail "first definition with an owner password"
-        with_tpm "$KOS" tpm raise 7
-        [ "$(with_tpm "$KOS" tpm floor)" = 7 ] || fail "the kept first definition is not raised"
+        host_tpm "$KOS" tpm raise 7
+        [ "$(host_tpm "$KOS" tpm floor)" = 7 ] || fail "the kept first definition is not raised"
 }

@@ -14,6 +14,20 @@ cpio_gz() {
         (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 --reproducible | gzip -n) >"$2"
 }
 
+# disk_part_get DISK N OUT / disk_part_put DISK N IN: partition N of the
+# disk image DISK copied to OUT, or IN written over it (nothing mounted; IN
+# no longer than the partition).
+disk_part_get() {
+        local start size
+        read -r start size < <(partx -g -o START,SECTORS -n "$2" "$1")
+        dd if="$1" of="$3" bs=512 skip="$start" count="$size" status=none
+}
+disk_part_put() {
+        local start
+        start=$(partx -g -o START -n "$2" "$1")
+        dd if="$3" of="$1" bs=512 seek="$start" conv=notrunc status=none
+}
+
 # imagefs_disk DIR OUT [UUID] [LABEL]: a GPT disk with one ext4 partition made
 # from DIR with mkfs.ext4 -d (nothing is mounted). With DATA_MIB set, a second,
 # empty partition named KOS-DATA of that size follows (the DataFS, formatted

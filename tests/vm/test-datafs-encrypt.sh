@@ -81,8 +81,8 @@ C
 # filler that is then removed, so it lies beyond the size the ext4 is shrunk
 # to and resize2fs has to move it.
 plain_datafs() {
-        local start size
-        read -r start size < <(partx -g -o START,SECTORS -n 2 "$1")
+        local size
+        size=$(partx -g -o SECTORS -n 2 "$1")
         mkdir -p plain && tr "\\0" x </dev/zero | head -c $(((size / 2048 - 64) << 20)) >plain/filler
         echo "written under kos.datafs=plain" >plain/proof
         rm -f data.part && mkfs.ext4 -q -F -L KOS-DATA -d plain data.part "$((size / 2048))M"
@@ -93,7 +93,7 @@ plain_datafs() {
         local last
         last=$(debugfs -R "blocks blob" data.part 2>/dev/null | tr ' ' '\n' | sort -n | tail -1)
         echo "  the blob's last block: $last of $(dumpe2fs -h data.part 2>/dev/null | sed -n 's/^Block count: *//p')" >&2
-        dd if=data.part of="$1" bs=512 seek="$start" conv=notrunc status=none
+        disk_part_put "$1" 2 data.part
 }
 
 # tpm_nv_indexes DIR: the NV indexes defined in the swtpm state DIR (the
@@ -102,12 +102,6 @@ tpm_nv_indexes() {
         swtpm_host_start "$1"
         TPM2TOOLS_TCTI=swtpm:path=$PWD/$1/host.sock tpm2_getcap handles-nv-index | sed -n 's/^- //p'
         swtpm_stop "$1"
-}
-
-datafs_part() { # DISK OUT
-        local start size
-        read -r start size < <(partx -g -o START,SECTORS -n 2 "$1")
-        dd if="$1" of="$2" bs=512 skip="$start" count="$size" status=none
 }
 
 test_datafs_plain_ext4_encrypted_in_place_begins_again_after_a_cut_before_its_header_resumes_after_a_cut_during_it_and_keeps_every_byte() {
@@ -128,7 +122,7 @@ test_datafs_plain_ext4_encrypted_in_place_begins_again_after_a_cut_before_its_he
         mv console.log early-cut.log
         expect_in early-cut.log 'DataFS /dev/vda2: DataFS generation 1 \(TPM NV 0x01004b44\), the encryption in place marked pending \(NV 0x01004b45\): sealing its key'
         ! grep -aq 'LUKS2 header written' early-cut.log || fail "the power cut came after the LUKS2 header was written"
-        datafs_part disk.img early-cut.part
+        disk_part_get disk.img 2 early-cut.part
         [ "$(blkid -p -o value -s TYPE early-cut.part)" = ext4 ] || fail "not the plain ext4 after the cut: $(blkid -p early-cut.part)"
         tpm_nv_indexes tpm >early-cut.nv
         grep -qi '^0x1004b44' early-cut.nv || fail "no generation counter after the cut: $(cat early-cut.nv)"
@@ -149,7 +143,7 @@ test_datafs_plain_ext4_encrypted_in_place_begins_again_after_a_cut_before_its_he
         expect_in cut.log 'DataFS /dev/vda2: LUKS2 header written \(data offset 16 MiB\): encrypting in place'
         expect_in cut.log 'DataFS /dev/vda2: encrypting in place: [0-9]+ of [0-9]+ MiB'
         ! grep -aq 'encrypted in place' cut.log || fail "the power cut came after the encryption had finished"
-        datafs_part disk.img cut.part
+        disk_part_get disk.img 2 cut.part
         [ "$(blkid -p -o value -s TYPE cut.part)" = crypto_LUKS ] || fail "no LUKS2 header after the cut: $(blkid -p cut.part)"
         cryptsetup luksDump cut.part >cut-dump.txt
         grep -qE 'Requirements:.*reencrypt' cut-dump.txt || fail "the cut left no encryption in progress: $(cat cut-dump.txt)"
@@ -176,7 +170,7 @@ test_datafs_plain_ext4_encrypted_in_place_begins_again_after_a_cut_before_its_he
         expect_in after.log 'DataFS /dev/vda2: LUKS2 opened with the key the TPM unsealed'
         ! grep -aq 'resuming' after.log || fail "resumed again"
         expect_in after.log 'KOS-TEST-ROOT blob intact \(25165824 bytes\)'
-        datafs_part disk.img after.part
+        disk_part_get disk.img 2 after.part
         cryptsetup luksDump after.part >after-dump.txt
         ! grep -qE 'Requirements:.*reencrypt' after-dump.txt || fail "an encryption is still in progress"
         grep -qE 'cipher:[[:space:]]*aes-xts-plain64' after-dump.txt || fail "not aes-xts-plain64: $(cat after-dump.txt)"
@@ -197,17 +191,17 @@ test_datafs_head_torn_while_its_first_luks2_header_was_written_is_locked_and_nev
         mksquashfs root root.img -quiet -noappend >/dev/null
         SYS_CMDLINE="$SYS_CMDLINE kos.datafs=luks2" mini_manifest datafs root=root.img
         DATA_MIB=64 imagefs_disk img disk.img "$IMAGEFS_UUID"
-        local start size
-        read -r start size < <(partx -g -o START,SECTORS -n 2 disk.img)
+        local size
+        size=$(partx -g -o SECTORS -n 2 disk.img)
         mkdir -p plain && echo "written under kos.datafs=plain" >plain/proof
         rm -f data.part && mkfs.ext4 -q -F -L KOS-DATA -d plain data.part "$((size / 2048))M"
         # The torn write: the binary header's zero padding landed over the
         # ext4 superblock (sectors 2 and 3), the sector with its magic did not.
         dd if=/dev/zero of=data.part bs=512 seek=2 count=2 conv=notrunc status=none
         [ -z "$(blkid -p -o value -s TYPE data.part)" ] || fail "libblkid still finds something: $(blkid -p data.part)"
-        dd if=data.part of=disk.img bs=512 seek="$start" conv=notrunc status=none
+        disk_part_put disk.img 2 data.part
         swtpm_host_start tpm
-        TPM2TOOLS_TCTI=swtpm:path=$PWD/tpm/host.sock tpm2_nvdefine 0x01004b46 -C o -s 1 -a "authread|authwrite|no_da" \
+        host_tpm2 tpm2_nvdefine 0x01004b46 -C o -s 1 -a "authread|authwrite|no_da" \
                 >/dev/null || fail "cannot define the header-being-written marker"
         swtpm_stop tpm
         vm_swtpm_start tpm
@@ -215,6 +209,6 @@ test_datafs_head_torn_while_its_first_luks2_header_was_written_is_locked_and_nev
         swtpm_stop tpm
         expect_in console.log 'DataFS /dev/vda2: locked: libblkid finds nothing on it, and the TPM says a power cut fell while its LUKS2 header was first written over its plain ext4 \(header-being-written marker, TPM NV 0x01004b46\); its data is still there: never formatted over'
         ! grep -aq 'formatted as LUKS2' console.log || fail "the torn partition was formatted"
-        datafs_part disk.img after.part
+        disk_part_get disk.img 2 after.part
         cmp -s data.part after.part || fail "the partition was written"
 }

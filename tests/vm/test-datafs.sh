@@ -93,11 +93,7 @@ C
 }
 
 # datafs_sum: the SHA-256 of the DataFS partition (the disk's third) of disk.img.
-datafs_sum() {
-        local start size
-        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
-        dd if=disk.img bs=512 skip="$start" count="$size" status=none | sha256sum | cut -c1-64
-}
+datafs_sum() { disk_part_get disk.img 3 /dev/stdout | sha256sum | cut -c1-64; }
 
 datafs_grep_console() {
         tr -d '\r' <console.log | grep -aE 'EFI stub: UEFI|kos-system .*(DataFS|sealed keys|BOOT)|KOS-TEST-ROOT|"(state|reason|encryption)"' |
@@ -140,27 +136,12 @@ datafs_boot() {
         datafs_grep_console && mv console.log "$log"
 }
 
-# datafs_p3_get OUT / datafs_p3_put IN: the DataFS partition of disk.img
-# (its third, after the ESP and the ImageFS) copied out, or IN written over
-# it. (test-datafs-encrypt.sh's datafs_part DISK OUT reads the second
-# partition of a disk without an ESP.)
-datafs_p3_get() {
-        local start size
-        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
-        dd if=disk.img of="$1" bs=512 skip="$start" count="$size" status=none
-}
-datafs_p3_put() {
-        local start size
-        read -r start size < <(partx -g -o START,SECTORS -n 3 disk.img)
-        dd if="$1" of=disk.img bs=512 seek="$start" conv=notrunc status=none
-}
-
 datafs_boots() {
         datafs_device
         echo "  boot 1: Secure Boot on, first boot" >&2
         datafs_boot first.log
         datafs_sum >first.sum
-        datafs_p3_get data.part
+        disk_part_get disk.img 3 data.part
 
         echo "  boot 2: Secure Boot off" >&2
         datafs_boot sb-off.log vars-off.fd
@@ -179,25 +160,25 @@ datafs_boots() {
         echo "  boot 5: another TPM" >&2
         datafs_boot other-tpm.log vars.fd other-tpm
         datafs_sum >last.sum
-        datafs_p3_get old.part # the header and sealed key of before the reset
+        disk_part_get disk.img 3 old.part # the header and sealed key of before the reset
 
         echo "  boot 6: a plain ext4 planted on the partition" >&2
         local size
         size=$(partx -g -o SECTORS -n 3 disk.img)
         mkdir -p planted && echo planted >planted/proof
         rm -f planted.img && mkfs.ext4 -q -F -L KOS-DATA -d planted planted.img "$((size / 2048))M"
-        datafs_p3_put planted.img
+        disk_part_put disk.img 3 planted.img
         datafs_sum >planted.sum
         datafs_boot planted.log
         datafs_sum >after-planted.sum
 
         echo "  boot 7: the DataFS of boot 5 back, the root factory-resets it" >&2
-        datafs_p3_put old.part
+        disk_part_put disk.img 3 old.part
         datafs_boot reset.log
-        datafs_p3_get erased.part
+        disk_part_get disk.img 3 erased.part
 
         echo "  boot 8: the old header and sealed key put back" >&2
-        datafs_p3_put old.part
+        disk_part_put disk.img 3 old.part
         datafs_boot old-header.log
 }
 
@@ -215,14 +196,14 @@ datafs_reset_boots() {
         datafs_boot reset.log
         echo "  boot 4: after the factory reset" >&2
         datafs_boot after-reset.log
-        datafs_p3_get new.part
+        disk_part_get disk.img 3 new.part
 
         echo "  boot 5: the device's own header, key slot and token, its data segment made cipher_null over a plain ext4" >&2
         local size
         size=$(partx -g -o SECTORS -n 3 disk.img)
         mkdir -p planted && echo planted >planted/proof
         datafs_null_cipher_part new.part "$size" planted
-        datafs_p3_put new.part
+        disk_part_put disk.img 3 new.part
         datafs_sum >null-cipher.sum
         datafs_boot null-cipher.log
         datafs_sum >after-null-cipher.sum
@@ -551,12 +532,10 @@ test_datafs_first_boot_format_costs_at_most_3_s_and_reports_throughput_with_and_
 # disk's first partition), as a disk rewriter or a release would put an
 # unsigned file there; nothing is mounted (debugfs).
 imagefs_put() {
-        local start size
-        read -r start size < <(partx -g -o START,SECTORS -n 1 "$1")
-        dd if="$1" of=imagefs.part bs=512 skip="$start" count="$size" status=none
+        disk_part_get "$1" 1 imagefs.part
         debugfs -w -R "rm $3" imagefs.part >/dev/null 2>&1 || true
         debugfs -w -R "write $2 $3" imagefs.part >/dev/null 2>&1 || fail "debugfs cannot write $3"
-        dd if=imagefs.part of="$1" bs=512 seek="$start" conv=notrunc status=none
+        disk_part_put "$1" 1 imagefs.part
         rm -f imagefs.part
 }
 

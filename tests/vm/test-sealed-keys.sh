@@ -68,7 +68,7 @@ test_sealed_key_opens_in_the_verified_chain_only_and_never_after_the_leave_event
         # At the factory: sealed against the device's TPM from the host,
         # which is not in the boot's PCR state (PCR 15 is zero).
         swtpm_host_start tpm
-        KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --output img/sealed-keys
+        host_tpm "$KOS" key seal --key-file factory/appkey --output img/sealed-keys
         swtpm_stop tpm
         sealed_root_image
         mini_manifest sealed mini=mini.img app=app.img dev=dev.img
@@ -126,7 +126,7 @@ test_key_sealed_to_pcr7_and_15_opens_under_secure_boot_and_not_with_it_off() {
         local keys pcr7; keys=$(sb_keys); pcr7=$(sb_expected_pcr7 "$keys")
         echo "  PCR 7 expected under Secure Boot with the development keys: $pcr7" >&2
         swtpm_host_start tpm
-        KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --pcrs 7,15 --pcr-value "7=$pcr7" \
+        host_tpm "$KOS" key seal --key-file factory/appkey --pcrs 7,15 --pcr-value "7=$pcr7" \
                 --output img/sealed-keys
         swtpm_stop tpm
         sealed_root_image

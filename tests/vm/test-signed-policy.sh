@@ -19,9 +19,9 @@ test_initrd_opens_signed_policy_keys_and_migrates_pcr_sealed_keys_and_an_old_boo
         "$KOS" mkinitrd --kernel-dir "$(vm_kernel_dir)" --keyring keyring --keystore keystore \
                 --tpm-policy-key vendor.pub --output initrd-policy >/dev/null
         swtpm_host_start tpm
-        KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/appkey --policy-key vendor.pub \
+        host_tpm "$KOS" key seal --key-file factory/appkey --policy-key vendor.pub \
                 --output img/sealed-keys >/dev/null
-        KOS_TPM=$PWD/tpm/host.sock "$KOS" key seal --key-file factory/oldkey --output img/sealed-keys >/dev/null
+        host_tpm "$KOS" key seal --key-file factory/oldkey --output img/sealed-keys >/dev/null
         swtpm_stop tpm
         head -c 8 img/sealed-keys/oldkey | grep -q KOSSEAL1 || fail "oldkey is not sealed the old way"
         "$KOS" tpm sign-policy --key vendor.pem --pcrs 14,15 --security-version 2 --output img/tpm-policy >/dev/null

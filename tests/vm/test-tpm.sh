@@ -38,8 +38,8 @@ test_tpm_floor_rejects_old_manifest_after_imagefs_rewrite_and_pcr8_measures_the_
         [ "$pcr" != "$("$KOS" tpm expected-pcr "$(sha img/manifests/old.json)")" ] || fail "PCR 8 matches old too"
 
         swtpm_host_start tpm
-        KOS_TPM=$PWD/tpm/host.sock "$KOS" mark-good img new --keyring keyring
-        [ "$(KOS_TPM=$PWD/tpm/host.sock "$KOS" tpm floor)" = 2 ] || fail "the TPM floor is not 2"
+        host_tpm "$KOS" mark-good img new --keyring keyring
+        [ "$(host_tpm "$KOS" tpm floor)" = 2 ] || fail "the TPM floor is not 2"
         swtpm_stop tpm
 
         # The rewrite: no boot-state, and the old signed manifest back
@@ -104,9 +104,9 @@ test_boot_kernel_below_its_floor_says_why_and_reboots_before_it_selects() {
         tpm_manifest new 2
         activate new
         swtpm_host_start tpm
-        KOS_TPM=$PWD/tpm/host.sock "$KOS" tpm bk-provision >/dev/null
-        KOS_TPM=$PWD/tpm/host.sock "$KOS" tpm bk-raise 2 >/dev/null
-        [ "$(KOS_TPM=$PWD/tpm/host.sock "$KOS" tpm bk-floor)" = 2 ] || fail "the Boot Kernel floor is not 2"
+        host_tpm "$KOS" tpm bk-provision >/dev/null
+        host_tpm "$KOS" tpm bk-raise 2 >/dev/null
+        [ "$(host_tpm "$KOS" tpm bk-floor)" = 2 ] || fail "the Boot Kernel floor is not 2"
         swtpm_stop tpm
         vm_swtpm_start tpm
         vm_boot "kos.bk_security_version=1" "${VM_TPM_ARGS[@]}"
